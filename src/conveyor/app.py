@@ -1,0 +1,438 @@
+"""Conveyor: the composition root. It owns the task registry, the store, the settings, the
+clock and the codec, and is the one place that wires them together.
+
+    app = Conveyor()                                   # CONVEYOR_URL, else sqlite:///./conveyor.db
+
+    @app.task(queue="emails", retry=Retry(attempts=5))
+    async def send_welcome(ctx, payload): ...
+
+    job = send_welcome.enqueue({"user_id": "u1"}, idempotency_key="welcome:u1")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar, overload
+
+from .clock import Clock, SystemClock
+from .codec import Codec, Keyring, redact
+from .errors import (
+    BatchTooLarge,
+    ConveyorError,
+    InvalidTransition,
+    JobNotFound,
+    PayloadInvalid,
+    PayloadUndecodable,
+    SchemaOutdated,
+    WaitTimeout,
+)
+from .job import EnqueueResult, Job, JobFilter, JobState, NewJob, QueueInfo, WorkerInfo, new_id
+from .retry import Retry
+from .settings import Settings
+from .store.base import Retention, Stats, Store, open_store
+from .task import Isolation, Task, TaskRegistry
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ENQUEUE_OPTIONS = frozenset({
+    "queue", "priority", "delay", "run_at", "ttl", "idempotency_key", "correlation_id", "tenant",
+    "max_attempts", "unique_for", "parent_id", "connection"})
+
+
+class SyncDoor:
+    """Runs the async store from sync code. An inline store (SQLite) never suspends, so its
+    coroutines are driven to the end right here: no thread hop, no event loop. Other stores
+    run on a private event loop in a background thread."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def run(self, store: Store, coro: Coroutine[Any, Any, T]) -> T:
+        if getattr(store, "inline", False):
+            try:
+                coro.send(None)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            coro.close()
+            raise RuntimeError("an inline store suspended; it must never await I/O")
+        return asyncio.run_coroutine_threadsafe(coro, self._portal()).result()
+
+    def _portal(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="conveyor-portal",
+                                 daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+
+
+class Conveyor:
+    """The app: tasks, store and settings in one object (no module-level registry)."""
+
+    def __init__(self, url: str | None = None, *, settings: Settings | None = None,
+                 clock: Clock | None = None, store: Store | None = None,
+                 auto_migrate: bool | None = None) -> None:
+        base = settings or Settings.load()
+        self.settings = base if url is None else base.with_(url=url)
+        self.clock: Clock = clock or SystemClock()
+        self.registry = TaskRegistry()
+        self.codec = Codec(Keyring.parse(self.settings.encryption_keys),
+                           self.settings.max_payload_bytes)
+        self._store = store
+        self._opened = False
+        self._open_lock = threading.Lock()
+        self._door = SyncDoor()
+        sqlite = self.settings.url.startswith("sqlite:")
+        self.auto_migrate = sqlite if auto_migrate is None else auto_migrate
+
+    def __repr__(self) -> str:
+        return f"Conveyor({self.settings.url!r}, tasks={self.registry.names()})"
+
+    # --- tasks ----------------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: F) -> Task: ...
+    @overload
+    def task(self, fn: None = None, *, name: str | None = None, queue: str = "default",
+             retry: Retry | None = None, timeout: float | None = None,
+             ttl: float | None = None, priority: int = 0, schema: Any = None,
+             unique_for: float | None = None,
+             isolation: Isolation = "none") -> Callable[[F], Task]: ...
+
+    def task(self, fn: Any = None, *, name: str | None = None, queue: str = "default",
+             retry: Retry | None = None, timeout: float | None = None, ttl: float | None = None,
+             priority: int = 0, schema: Any = None, unique_for: float | None = None,
+             isolation: Isolation = "none") -> Any:
+        """Register a task function `(ctx, payload) -> result`.
+
+        >>> @app.task(queue="emails", retry=Retry(attempts=5), timeout=60)   # doctest: +SKIP
+        ... async def send_welcome(ctx, payload): ...
+        """
+
+        def register(func: Callable[..., Any]) -> Task:
+            task = Task(name=name or func.__name__, fn=func, app=self, queue=queue,
+                        retry=retry or Retry(), timeout=timeout, ttl=ttl, priority=priority,
+                        schema=schema, unique_for=unique_for, isolation=isolation)
+            self.registry.add(task)
+            return task
+
+        return register(fn) if fn is not None else register
+
+    # --- the store ------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings.url,
+                                     synchronous=self.settings.sqlite_synchronous)
+        if not self._opened:
+            with self._open_lock:
+                if not self._opened:
+                    self._door.run(self._store, self._open_store(self._store))
+                    self._opened = True
+        return self._store
+
+    async def _open_store(self, store: Store) -> None:
+        await store.open()
+        if self.auto_migrate:
+            await store.migrate()
+
+    def call(self, coro_fn: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
+        """Run one store coroutine from sync code: `app.call(lambda s: s.stats())`."""
+        store = self.store
+        return self._door.run(store, coro_fn(store))
+
+    async def check_schema(self) -> None:
+        """Raise SchemaOutdated unless the store's schema is the one this version needs."""
+        store = self.store
+        latest = getattr(store, "latest_version", 0)
+        current = await store.schema_version()
+        if current < latest:
+            raise SchemaOutdated(current, latest)
+
+    def migrate(self) -> int:
+        return self.call(lambda s: s.migrate())
+
+    def close(self) -> None:
+        if self._store is not None and self._opened:
+            self._door.run(self._store, self._store.close())
+            self._opened = False
+        self._door.close()
+
+    # --- producing ------------------------------------------------------------------------
+
+    def enqueue(self, task: str | Task, payload: Any = None, **options: Any) -> Job:
+        """Put one job on its queue; returns the stored envelope (`duplicate` set when an
+        active job with the same idempotency key already existed)."""
+        new, body = self.prepare(task, payload, options)
+        tx = options.get("connection")
+        [result] = self.call(lambda s: s.enqueue_many([new], self.clock.store_now(), tx))
+        return self._enqueued(new, body, result)
+
+    async def enqueue_async(self, task: str | Task, payload: Any = None, **options: Any) -> Job:
+        new, body = self.prepare(task, payload, options)
+        store = self.store
+        [result] = await store.enqueue_many([new], self.clock.store_now(),
+                                            options.get("connection"))
+        return self._enqueued(new, body, result)
+
+    def enqueue_many(self, jobs: Iterable[Any], *, connection: Any = None) -> list[Job]:
+        """Enqueue many jobs atomically: all are stored, or none (BatchTooLarge, a bad payload).
+
+        Each item is `{"task": name, "payload": {...}, **options}` or `(task, payload)`.
+        """
+        prepared = self.prepare_many(jobs)
+        results = self.call(lambda s: s.enqueue_many([n for n, _ in prepared],
+                                                     self.clock.store_now(), connection))
+        return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
+
+    async def enqueue_many_async(self, jobs: Iterable[Any], *,
+                                 connection: Any = None) -> list[Job]:
+        prepared = self.prepare_many(jobs)
+        results = await self.store.enqueue_many([n for n, _ in prepared],
+                                                self.clock.store_now(), connection)
+        return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
+
+    def prepare_many(self, jobs: Iterable[Any]) -> list[tuple[NewJob, Any]]:
+        items = list(jobs)
+        if len(items) > self.settings.max_batch:
+            raise BatchTooLarge(len(items), self.settings.max_batch)
+        batch_id = new_id()
+        prepared = []
+        for index, item in enumerate(items):
+            task, payload, options = _split_item(item, index)
+            options.setdefault("batch_id", batch_id)
+            try:
+                prepared.append(self.prepare(task, payload, options))
+            except PayloadInvalid as exc:
+                error = PayloadInvalid(exc.task, [{**e, "field": f"jobs[{index}].{e['field']}"}
+                                                  for e in exc.errors])
+                error.index = index  # type: ignore[attr-defined]
+                raise error from None
+            except ConveyorError as exc:
+                exc.index = index  # type: ignore[attr-defined]
+                exc.add_note(f"in jobs[{index}] of the batch")
+                raise
+        return prepared
+
+    def prepare(self, task: str | Task, payload: Any, options: Mapping[str, Any]
+                ) -> tuple[NewJob, Any]:
+        """Validate one job and build what the store inserts; nothing is stored here."""
+        unknown = set(options) - _ENQUEUE_OPTIONS - {"batch_id"}
+        if unknown:
+            raise TypeError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+        name = task.name if isinstance(task, Task) else task
+        spec = self.registry.find(name)
+        if spec is None and len(self.registry):
+            self.registry.get(name)  # raises UnknownTask naming the known ones
+        body = spec.validate(payload) if spec is not None else ({} if payload is None
+                                                                 else payload)
+        tenant = options.get("tenant")
+        job_id = new_id()
+        run_at = options.get("run_at")
+        retry = spec.retry if spec is not None else Retry()
+        new = NewJob(
+            id=job_id, task=name,
+            queue=options.get("queue") or (spec.queue if spec else "default"),
+            payload=self.codec.encode(body, job_id, tenant),
+            priority=_int_option(options, "priority", spec.priority if spec else 0),
+            max_attempts=_int_option(options, "max_attempts", retry.attempts),
+            delay=float(options.get("delay") or 0.0),
+            run_at=run_at.timestamp() if isinstance(run_at, datetime) else run_at,
+            ttl=options.get("ttl", spec.ttl if spec else None),
+            tenant=tenant, correlation_id=options.get("correlation_id"),
+            idempotency_key=options.get("idempotency_key"),
+            unique_for=options.get("unique_for", spec.unique_for if spec else None),
+            batch_id=options.get("batch_id"), parent_id=options.get("parent_id"))
+        _check_new_job(new)
+        return new, body
+
+    def _enqueued(self, new: NewJob, body: Any, result: EnqueueResult) -> Job:
+        if result.duplicate:
+            existing = self.get(result.id)
+            return replace(existing, duplicate=True)
+        return Job(id=new.id, task=new.task, queue=new.queue, payload=body, state=result.state,
+                   priority=new.priority, max_attempts=new.max_attempts, tenant=new.tenant,
+                   correlation_id=new.correlation_id, idempotency_key=new.idempotency_key,
+                   created_at=result.created_at, run_at=result.run_at,
+                   expires_at=None if new.ttl is None else result.created_at + new.ttl,
+                   batch_id=new.batch_id, parent_id=new.parent_id)
+
+    # --- reading and steering -------------------------------------------------------------
+
+    def get(self, job_id: str, *, tenant: str | None = None, redacted: bool = False) -> Job:
+        job = self.call(lambda s: s.get(job_id, tenant))
+        if job is None:
+            raise JobNotFound(job_id)
+        return self.decode(job, redacted=redacted)
+
+    async def get_async(self, job_id: str, *, tenant: str | None = None,
+                        redacted: bool = False) -> Job:
+        job = await self.store.get(job_id, tenant)
+        if job is None:
+            raise JobNotFound(job_id)
+        return self.decode(job, redacted=redacted)
+
+    def decode(self, job: Job, *, redacted: bool = False) -> Job:
+        """The job with its payload decoded (and sensitive fields masked if `redacted`)."""
+        try:
+            payload = self.codec.decode(job.payload, job.id, job.tenant)
+        except PayloadUndecodable as exc:
+            payload = {"$undecodable": str(exc)}
+        if redacted:
+            spec = self.registry.find(job.task)
+            if spec is not None:
+                payload = redact(payload, spec.sensitive)
+        return replace(job, payload=payload)
+
+    def list_jobs(self, where: JobFilter | None = None, *, after: str | None = None,
+                  limit: int = 50, redacted: bool = False) -> list[Job]:
+        jobs = self.call(lambda s: s.list_jobs(where or JobFilter(), after, limit))
+        return [self.decode(j, redacted=redacted) for j in jobs]
+
+    def wait(self, job_id: str, timeout: float = 30.0, *, tenant: str | None = None) -> Job:
+        """Block until the job is terminal (completed, dead or cancelled) and return it."""
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            job = self.get(job_id, tenant=tenant)
+            if job.terminal:
+                return job
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(job_id, timeout, str(job.state))
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, 0.1)
+
+    def cancel(self, job_id: str, *, tenant: str | None = None) -> Job:
+        """Cancel a waiting job at once; a running one is asked to stop."""
+        outcome = self.call(lambda s: s.cancel([job_id], tenant, self.clock.store_now()))[job_id]
+        return self._after_control(job_id, outcome, "cancel", tenant)
+
+    def retry(self, job_id: str, *, tenant: str | None = None) -> Job:
+        """Run a dead, cancelled or waiting-to-retry job again now, with fresh attempts."""
+        outcome = self.call(lambda s: s.requeue([job_id], tenant, self.clock.store_now()))[job_id]
+        return self._after_control(job_id, outcome, "retry", tenant)
+
+    def _after_control(self, job_id: str, outcome: str, action: str,
+                       tenant: str | None) -> Job:
+        if outcome == "not_found":
+            raise JobNotFound(job_id)
+        if outcome not in ("cancelled", "cancel_requested", "queued"):
+            raise InvalidTransition(job_id, outcome, action)
+        return self.get(job_id, tenant=tenant)
+
+    def retry_dead(self, queue: str | None = None, *, tenant: str | None = None,
+                   limit: int = 1000) -> int:
+        """Requeue dead jobs (of one queue), up to `limit`; returns how many."""
+        dead = self.list_jobs(JobFilter(states=(JobState.DEAD,), queue=queue, tenant=tenant),
+                              limit=limit)
+        if not dead:
+            return 0
+        ids = [j.id for j in dead]
+        outcomes = self.call(lambda s: s.requeue(ids, tenant, self.clock.store_now()))
+        return sum(1 for o in outcomes.values() if o == "queued")
+
+    def stats(self, *, tenant: str | None = None) -> Stats:
+        return self.call(lambda s: s.stats(tenant, self.clock.store_now()))
+
+    def queues(self, *, tenant: str | None = None) -> list[QueueInfo]:
+        return self.call(lambda s: s.queues(tenant, self.clock.store_now()))
+
+    def workers(self) -> list[WorkerInfo]:
+        return self.call(lambda s: s.workers(self.clock.store_now()))
+
+    def pause(self, queue: str) -> None:
+        self.call(lambda s: s.pause(queue))
+
+    def resume(self, queue: str) -> None:
+        self.call(lambda s: s.resume(queue))
+
+    # --- maintenance ----------------------------------------------------------------------
+
+    @property
+    def retention(self) -> Retention:
+        s = self.settings
+        return Retention(completed=s.retention_completed, dead=s.retention_dead,
+                         cancelled=s.retention_cancelled)
+
+    def clean_expired(self) -> int:
+        """Move every job whose TTL ran out to dead (reason `expired`); returns how many."""
+        total = 0
+        while (n := self.call(lambda s: s.expire(self.clock.store_now(), 1000))):
+            total += n
+        return total
+
+    def prune(self) -> int:
+        """Delete finished jobs past their retention; returns how many."""
+        total = 0
+        while (n := self.call(lambda s: s.prune(self.retention, self.clock.store_now()))):
+            total += n
+        return total
+
+    def worker(self, **options: Any) -> Any:
+        """A Worker for this app (see conveyor.worker.Worker for the options)."""
+        from .worker.worker import Worker
+
+        return Worker(self, **options)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _split_item(item: Any, index: int) -> tuple[str | Task, Any, dict[str, Any]]:
+    if isinstance(item, Mapping):
+        options = dict(item)
+        if "task" not in options:
+            raise ConveyorError(f"jobs[{index}] has no 'task'")
+        return options.pop("task"), options.pop("payload", None), options
+    if isinstance(item, tuple) and len(item) in (2, 3):
+        options = dict(item[2]) if len(item) == 3 else {}
+        return item[0], item[1], options
+    raise ConveyorError(f"jobs[{index}] must be a dict with 'task' or a (task, payload) tuple")
+
+
+def _int_option(options: Mapping[str, Any], name: str, default: int) -> int:
+    value = options.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConveyorError(f"{name} must be a whole number, not {value!r}")
+    return value
+
+
+def _check_new_job(new: NewJob) -> None:
+    if not new.task or len(new.task) > 200:
+        raise ConveyorError("task name must be 1 to 200 characters")
+    if not new.queue or len(new.queue) > 100 or "\n" in new.queue:
+        raise ConveyorError(f"queue name {new.queue!r} must be 1 to 100 characters, one line")
+    if new.max_attempts < 1:
+        raise ConveyorError("max_attempts must be at least 1")
+    if new.delay < 0:
+        raise ConveyorError("delay must be >= 0 seconds")
+    if new.ttl is not None and new.ttl <= 0:
+        raise ConveyorError("ttl must be a positive number of seconds")
+    for name in ("idempotency_key", "correlation_id", "tenant"):
+        value = getattr(new, name)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):
+            raise ConveyorError(f"{name} must be a string of 1 to 255 characters")
+
+
+def sequence_of(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(q for q in value.split(",") if q) or None
+    return tuple(value) or None

@@ -1,0 +1,333 @@
+"""The `conveyor` command. Each command loads Settings, builds the app, calls one method."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .app import Conveyor, sequence_of
+from .errors import ConveyorError
+from .job import Job, JobFilter, JobState
+from .observability.logs import configure_logging
+
+cli = typer.Typer(name="conveyor", help="Durable background jobs: workers, queues and tools.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+keys_cli = typer.Typer(help="Encryption keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+out = Console()
+err = Console(stderr=True)
+
+AppOption = Annotated[str | None, typer.Option("--app", help="package.module:attribute of your "
+                                               "Conveyor app (default: CONVEYOR_APP)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+STATE_STYLE = {"scheduled": "cyan", "queued": "blue", "running": "yellow",
+               "completed": "green", "dead": "bold red", "cancelled": "dim"}
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load_app(spec: str | None) -> Conveyor:
+    """The app named by --app or CONVEYOR_APP, else a bare one on CONVEYOR_URL."""
+    spec = spec or os.environ.get("CONVEYOR_APP")
+    if not spec:
+        return Conveyor()
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        fail(f"--app {spec!r} must look like package.module:attribute", 2)
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        fail(f"cannot import {module_name!r} for --app: {exc}", 2)
+    app = getattr(module, attr or "app", None)
+    if not isinstance(app, Conveyor):
+        fail(f"{spec!r} is not a Conveyor app (found {type(app).__name__})", 2)
+    return app
+
+
+def fmt_time(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def state_text(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@cli.command()
+def worker(app: AppOption = None,
+           queues: Annotated[str | None, typer.Option(help="comma-separated queues "
+                                                      "(default: all)")] = None,
+           concurrency: Annotated[int | None, typer.Option(help="job slots per process")] = None,
+           processes: Annotated[int, typer.Option("--processes", "-p",
+                                                  help="worker processes")] = 1,
+           grace: Annotated[float | None, typer.Option(help="seconds running jobs get to "
+                                                       "finish on SIGTERM")] = None) -> None:
+    """Run jobs until SIGTERM or Ctrl-C."""
+    configure_logging(load_app(app).settings)
+    if processes > 1:
+        from .worker.supervisor import Supervisor, child_command
+
+        conveyor = load_app(app)
+        command = child_command(sys.argv[1:])
+        raise typer.Exit(Supervisor(command, processes,
+                                    grace=grace or conveyor.settings.grace).run())
+    conveyor = load_app(app)
+    if not len(conveyor.registry):
+        logging.getLogger("conveyor").warning(
+            "this app has no tasks registered: pass --app package.module:app")
+    try:
+        w = conveyor.worker(queues=sequence_of(queues), concurrency=concurrency, grace=grace)
+        asyncio.run(w.run())
+    except ConveyorError as exc:
+        fail(str(exc))
+
+
+@cli.command()
+def enqueue(task: str,
+            payload: Annotated[str, typer.Option(help="the payload, as JSON")] = "{}",
+            app: AppOption = None,
+            queue: Annotated[str | None, typer.Option()] = None,
+            idempotency_key: Annotated[str | None, typer.Option()] = None,
+            delay: Annotated[float | None, typer.Option(help="seconds")] = None,
+            tenant: Annotated[str | None, typer.Option()] = None,
+            priority: Annotated[int | None, typer.Option()] = None,
+            json_out: JsonOption = False) -> None:
+    """Enqueue one job."""
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        fail(f"--payload is not valid JSON: {exc}")
+    conveyor = load_app(app)
+    try:
+        job = conveyor.enqueue(task, body, queue=queue, idempotency_key=idempotency_key,
+                               delay=delay, tenant=tenant, priority=priority)
+    except ConveyorError as exc:
+        fail(str(exc))
+    if json_out:
+        print_json({"id": job.id, "state": str(job.state), "duplicate": job.duplicate})
+        return
+    note = " (duplicate: the existing job)" if job.duplicate else ""
+    out.print(f"{job.id} {state_text(job.state)}{note}")
+
+
+@cli.command("jobs")
+def list_jobs(app: AppOption = None,
+              state: Annotated[str | None, typer.Option(help="comma-separated states")] = None,
+              queue: Annotated[str | None, typer.Option()] = None,
+              task: Annotated[str | None, typer.Option()] = None,
+              limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+              json_out: JsonOption = False) -> None:
+    """List jobs, newest first."""
+    states: tuple[JobState, ...] = ()
+    if state:
+        try:
+            states = tuple(JobState(s.strip()) for s in state.split(","))
+        except ValueError:
+            fail(f"--state must be among {', '.join(JobState)}", 2)
+    conveyor = load_app(app)
+    jobs = conveyor.list_jobs(JobFilter(states=states, queue=queue, task=task), limit=limit,
+                              redacted=True)
+    if json_out:
+        print_json([j.to_dict() for j in jobs])
+        return
+    table = Table(title=f"{len(jobs)} jobs", header_style="bold")
+    for column in ("id", "task", "queue", "state", "attempt", "created", "finished"):
+        table.add_column(column)
+    for j in jobs:
+        table.add_row(j.id, j.task, j.queue, state_text(j.state),
+                      f"{j.attempt}/{j.max_attempts}", fmt_time(j.created_at),
+                      fmt_time(j.finished_at))
+    out.print(table)
+
+
+@cli.command("job")
+def show_job(job_id: str, app: AppOption = None, json_out: JsonOption = False) -> None:
+    """Show one job: its envelope, progress, result and errors."""
+    conveyor = load_app(app)
+    try:
+        job = conveyor.get(job_id, redacted=True)
+    except ConveyorError as exc:
+        fail(str(exc))
+    if json_out:
+        print_json(job.to_dict())
+        return
+    print_job(job)
+
+
+def print_job(job: Job) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [("id", job.id), ("task", job.task), ("queue", job.queue),
+            ("state", state_text(job.state) + (f" ({job.dead_reason})" if job.dead_reason
+                                               else "")),
+            ("attempt", f"{job.attempt} of {job.max_attempts}"), ("priority", str(job.priority)),
+            ("tenant", job.tenant or "-"), ("correlation id", job.correlation_id or "-"),
+            ("idempotency key", job.idempotency_key or "-"),
+            ("created", fmt_time(job.created_at)), ("run at", fmt_time(job.run_at)),
+            ("started", fmt_time(job.started_at)), ("finished", fmt_time(job.finished_at)),
+            ("expires", fmt_time(job.expires_at)),
+            ("progress", "-" if job.progress is None else f"{job.progress:.0f}% "
+             f"{job.progress_step or ''}"),
+            ("worker", f"{job.worker_id or '-'} on {job.worker_host or '-'}"),
+            ("payload", orjson.dumps(job.payload).decode()),
+            ("result", "-" if job.result is None else orjson.dumps(job.result).decode())]
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table)
+    for error in job.errors:
+        out.print(f"[red]attempt {error.attempt}[/red] {fmt_time(error.at)} {error.type}: "
+                  f"{error.message}", highlight=False)
+        if error.traceback:
+            out.print(f"[dim]{error.traceback.rstrip()}[/dim]", highlight=False)
+
+
+@cli.command()
+def retry(job_id: Annotated[str | None, typer.Argument()] = None, app: AppOption = None,
+          dead: Annotated[bool, typer.Option("--dead", help="retry every dead job")] = False,
+          queue: Annotated[str | None, typer.Option(help="with --dead: one queue")] = None
+          ) -> None:
+    """Run a dead or failed job again (or every dead job with --dead)."""
+    if bool(job_id) == dead:
+        fail("give a job id or --dead", 2)
+    conveyor = load_app(app)
+    try:
+        if dead:
+            total = 0
+            while (n := conveyor.retry_dead(queue)):
+                total += n
+            out.print(f"requeued {total} dead jobs")
+        else:
+            assert job_id is not None
+            job = conveyor.retry(job_id)
+            out.print(f"{job.id} {state_text(job.state)}")
+    except ConveyorError as exc:
+        fail(str(exc))
+
+
+@cli.command()
+def cancel(job_id: str, app: AppOption = None) -> None:
+    """Cancel a job (a running one is asked to stop)."""
+    conveyor = load_app(app)
+    try:
+        job = conveyor.cancel(job_id)
+    except ConveyorError as exc:
+        fail(str(exc))
+    note = " (cancel requested; it stops at its next check)" if job.state == "running" else ""
+    out.print(f"{job.id} {state_text(job.state)}{note}")
+
+
+@cli.command()
+def stats(app: AppOption = None, json_out: JsonOption = False) -> None:
+    """Counts by state, queue and task; durations; failure and retry-success rates."""
+    conveyor = load_app(app)
+    s = conveyor.stats()
+    if json_out:
+        print_json({"by_state": s.by_state, "by_queue": s.by_queue, "by_task": s.by_task,
+                    "durations": s.durations, "failure_rate": s.failure_rate,
+                    "retry_success_rate": s.retry_success_rate,
+                    "completed_last_minute": s.completed_last_minute})
+        return
+    states = [str(x) for x in JobState]
+    table = Table(title="jobs by queue", header_style="bold")
+    table.add_column("queue")
+    for st in states:
+        table.add_column(state_text(st), justify="right")
+    for queue, counts in sorted(s.by_queue.items()):
+        table.add_row(queue, *(str(counts.get(st, 0)) for st in states))
+    table.add_row("[bold]all[/bold]", *(f"[bold]{s.by_state.get(st, 0)}[/bold]" for st in states))
+    out.print(table)
+    d = s.durations
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v * 1000:.1f} ms"
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1%}"
+
+    out.print(f"durations (last hour): p50 {ms(d.get('p50'))}, p95 {ms(d.get('p95'))}, "
+              f"p99 {ms(d.get('p99'))}")
+    out.print(f"failure rate {pct(s.failure_rate)}, retry success "
+              f"{pct(s.retry_success_rate)}, completed in the last minute "
+              f"{s.completed_last_minute}")
+
+
+@cli.command("clean-expired")
+def clean_expired(app: AppOption = None) -> None:
+    """Move jobs past their TTL to dead now (workers also do it on their own)."""
+    n = load_app(app).clean_expired()
+    out.print(f"expired {n} jobs")
+
+
+@cli.command()
+def prune(app: AppOption = None) -> None:
+    """Delete finished jobs past their retention now."""
+    n = load_app(app).prune()
+    out.print(f"pruned {n} jobs")
+
+
+@cli.command()
+def migrate(app: AppOption = None) -> None:
+    """Create or upgrade the store's schema."""
+    conveyor = Conveyor(settings=load_app(app).settings, auto_migrate=False)
+    try:
+        applied = conveyor.migrate()
+        version = conveyor.call(lambda s: s.schema_version())
+    except ConveyorError as exc:
+        fail(str(exc))
+    out.print(f"schema at version {version} ({applied} migration(s) applied)")
+
+
+@keys_cli.command("rotate")
+def keys_rotate(app: AppOption = None) -> None:
+    """Re-encrypt stored payloads with the newest key of CONVEYOR_ENCRYPTION_KEYS."""
+    from .keys import rotate_keys
+
+    conveyor = load_app(app)
+    try:
+        n = rotate_keys(conveyor)
+    except ConveyorError as exc:
+        fail(str(exc))
+    out.print(f"re-encrypted {n} payloads")
+
+
+@cli.command()
+def demo(db: Annotated[str, typer.Option(help="SQLite file for the demo")] = "conveyor-demo.db",
+         seconds: Annotated[float | None, typer.Option(help="stop after this long "
+                                                       "(default: until Ctrl-C)")] = None
+         ) -> None:
+    """The main job on the embedded default: a worker and example jobs on SQLite, live."""
+    from .demo import run_demo
+
+    raise typer.Exit(run_demo(db, seconds))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""JobContext: what a running task can see and do about its own job."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import Conveyor
+    from .job import ClaimedJob, Job
+
+
+class JobContext:
+    """Passed as the first argument to every task function.
+
+    >>> @app.task()                                  # doctest: +SKIP
+    ... def resize(ctx: JobContext, payload: dict) -> dict:
+    ...     ctx.progress(50, step="thumbnails")
+    ...     return {"ok": True}
+    """
+
+    __slots__ = ("_app", "_cancelled", "_last_progress", "_on_progress", "attempt",
+                 "correlation_id", "job_id", "logger", "max_attempts", "queue", "task", "tenant",
+                 "worker_id")
+
+    def __init__(self, app: Conveyor, job: ClaimedJob, worker_id: str,
+                 logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+                 on_progress: Callable[[str, float, str | None], None] | None = None) -> None:
+        self._app = app
+        self.job_id = job.id
+        self.task = job.task
+        self.queue = job.queue
+        self.attempt = job.attempt
+        self.max_attempts = job.max_attempts
+        self.tenant = job.tenant
+        self.correlation_id = job.correlation_id
+        self.worker_id = worker_id
+        self.logger = logger
+        self._on_progress = on_progress
+        self._cancelled = threading.Event()
+        self._last_progress = 0.0
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled, timed out or lost its lease: a long sync task
+        should check it between steps and return early."""
+        return self._cancelled.is_set()
+
+    def progress(self, percent: float, step: str | None = None) -> None:
+        """Report progress (0-100). Writes are coalesced: the newest value wins."""
+        percent = max(0.0, min(100.0, float(percent)))
+        if self._on_progress is not None:
+            self._on_progress(self.job_id, percent, step)
+
+    def effect_key(self, name: str) -> str:
+        """A stable key for one side effect of this job, the same on every attempt: pass it as
+        the idempotency key of a call to an outside system (a payment, an email)."""
+        digest = hashlib.sha256(f"{self.job_id}:{name}".encode()).hexdigest()[:32]
+        return f"conveyor:{digest}"
+
+    def enqueue(self, task: str, payload: Any = None, **options: Any) -> Job:
+        """Enqueue a child job that inherits this job's tenant and correlation id."""
+        return self._app.enqueue(task, payload, **self._child_options(options))
+
+    async def enqueue_async(self, task: str, payload: Any = None, **options: Any) -> Job:
+        return await self._app.enqueue_async(task, payload, **self._child_options(options))
+
+    def _child_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        options.setdefault("tenant", self.tenant)
+        options.setdefault("correlation_id", self.correlation_id)
+        options.setdefault("parent_id", self.job_id)
+        return options
+
+    def _cancel(self) -> None:
+        self._cancelled.set()
+
+    def _throttled(self, interval: float) -> bool:
+        now = time.monotonic()
+        if now - self._last_progress < interval:
+            return True
+        self._last_progress = now
+        return False

@@ -1,0 +1,89 @@
+"""The exceptions users catch. Every message says what to change."""
+
+from __future__ import annotations
+
+
+class ConveyorError(Exception):
+    """Base class of every error Conveyor raises on purpose."""
+
+
+class ConfigError(ConveyorError):
+    """A setting or URL is missing or malformed."""
+
+
+class UnknownTask(ConveyorError):
+    """A job names a task this app does not know."""
+
+    def __init__(self, task: str, known: list[str]) -> None:
+        hint = ", ".join(sorted(known)[:10]) or "none registered"
+        super().__init__(f"unknown task {task!r} (known tasks: {hint})")
+        self.task = task
+
+
+class PayloadInvalid(ConveyorError):
+    """A payload failed its task's schema; `errors` lists each bad field."""
+
+    def __init__(self, task: str, errors: list[dict[str, object]]) -> None:
+        first = errors[0] if errors else {"field": "?", "message": "invalid"}
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(
+            f"payload for task {task!r} is invalid: field {first['field']!r}: "
+            f"{first['message']}{more}"
+        )
+        self.task = task
+        self.errors = errors
+
+
+class BatchTooLarge(ConveyorError):
+    """More jobs in one enqueue_many call than the batch limit allows."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"batch of {size} jobs is over the limit of {limit} "
+            "(split it, or raise CONVEYOR_MAX_BATCH)"
+        )
+        self.size = size
+        self.limit = limit
+
+
+class JobNotFound(ConveyorError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class InvalidTransition(ConveyorError):
+    """The job is in a state that does not allow the requested action."""
+
+    def __init__(self, job_id: str, state: str, action: str) -> None:
+        super().__init__(f"cannot {action} job {job_id}: it is {state}")
+        self.job_id = job_id
+        self.state = state
+        self.action = action
+
+
+class SchemaOutdated(ConveyorError):
+    """The store's schema is older than this version of Conveyor needs."""
+
+    def __init__(self, current: int, needed: int) -> None:
+        super().__init__(
+            f"the store's schema is at version {current}, this Conveyor needs {needed}: "
+            "run `conveyor migrate`"
+        )
+        self.current = current
+        self.needed = needed
+
+
+class StoreUnavailable(ConveyorError):
+    """The store cannot be reached (database down, disk full, locked for too long)."""
+
+
+class WaitTimeout(ConveyorError):
+    def __init__(self, job_id: str, timeout: float, state: str) -> None:
+        super().__init__(f"job {job_id} still {state} after waiting {timeout:g}s")
+        self.job_id = job_id
+        self.state = state
+
+
+class PayloadUndecodable(ConveyorError):
+    """A stored payload cannot be decrypted or decoded; the job goes dead at once."""

@@ -1,0 +1,251 @@
+"""The job envelope: what is inserted (NewJob), what is stored (Job), and the states.
+
+States (SPEC section 2):
+
+    scheduled -> queued -> running -> completed
+                   ^          |
+                   +-- scheduled (failed attempt, backoff) / dead (no attempts left)
+    cancelled by request; dead also holds expired, discarded and undecodable jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+
+class JobState(StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED})
+ALL_STATES = tuple(JobState)
+
+
+class DeadReason(StrEnum):
+    FAILED = "failed"            # attempts exhausted
+    EXPIRED = "expired"          # TTL ran out before it could start
+    DISCARDED = "discarded"      # the task raised Discard
+    UNDECODABLE = "undecodable"  # payload cannot be decrypted or decoded
+    WORKER_LOST = "worker_lost"  # its workers kept dying; attempts exhausted by rescues
+    UNKNOWN_TASK = "unknown_task"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """One failed attempt."""
+
+    attempt: int
+    type: str
+    message: str
+    traceback: str | None = None
+    worker: str | None = None
+    host: str | None = None
+    at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "type": self.type, "message": self.message,
+                "traceback": self.traceback, "worker": self.worker, "host": self.host,
+                "at": self.at}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ErrorInfo:
+        return cls(attempt=int(data.get("attempt", 0)), type=str(data.get("type", "")),
+                   message=str(data.get("message", "")), traceback=data.get("traceback"),
+                   worker=data.get("worker"), host=data.get("host"), at=data.get("at"))
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job about to be inserted. `payload` is already encoded (codec.py)."""
+
+    id: str
+    task: str
+    queue: str
+    payload: bytes
+    priority: int = 0
+    max_attempts: int = 3
+    delay: float = 0.0
+    run_at: float | None = None       # absolute; wins over delay
+    ttl: float | None = None          # seconds from enqueue until it must have started
+    tenant: str | None = None
+    correlation_id: str | None = None
+    idempotency_key: str | None = None
+    unique_for: float | None = None   # keep the key reserved this long after it finishes
+    batch_id: str | None = None
+    parent_id: str | None = None
+
+
+class EnqueueResult(NamedTuple):
+    id: str
+    duplicate: bool
+    state: JobState
+    created_at: float
+    run_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A stored job, as read back from the store (SPEC section 2)."""
+
+    id: str
+    task: str
+    queue: str
+    payload: Any
+    state: JobState
+    priority: int = 0
+    attempt: int = 0
+    max_attempts: int = 3
+    tenant: str | None = None
+    correlation_id: str | None = None
+    idempotency_key: str | None = None
+    created_at: float | None = None
+    run_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    expires_at: float | None = None
+    progress: float | None = None
+    progress_step: str | None = None
+    result: Any = None
+    errors: tuple[ErrorInfo, ...] = ()
+    worker_id: str | None = None
+    worker_host: str | None = None
+    dead_reason: str | None = None
+    batch_id: str | None = None
+    parent_id: str | None = None
+    cancel_requested: bool = False
+    duplicate: bool = False
+
+    @property
+    def worker(self) -> dict[str, str | None]:
+        return {"id": self.worker_id, "host": self.worker_host}
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        """The envelope as JSON-ready data (payload as stored in this object)."""
+        return {
+            "id": self.id, "task": self.task, "queue": self.queue, "payload": self.payload,
+            "state": str(self.state), "priority": self.priority, "attempt": self.attempt,
+            "max_attempts": self.max_attempts, "tenant": self.tenant,
+            "correlation_id": self.correlation_id, "idempotency_key": self.idempotency_key,
+            "created_at": self.created_at, "run_at": self.run_at,
+            "started_at": self.started_at, "finished_at": self.finished_at,
+            "expires_at": self.expires_at, "progress": self.progress,
+            "progress_step": self.progress_step, "result": self.result,
+            "errors": [e.to_dict() for e in self.errors], "worker": self.worker,
+            "dead_reason": self.dead_reason, "batch_id": self.batch_id,
+            "parent_id": self.parent_id, "duplicate": self.duplicate,
+        }
+
+
+class Lease(NamedTuple):
+    """The fence of one claim: writes apply only while the job still holds this token."""
+
+    job_id: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """What a worker needs to run one claimed job."""
+
+    id: str
+    task: str
+    queue: str
+    payload: bytes
+    attempt: int
+    max_attempts: int
+    token: int
+    tenant: str | None = None
+    correlation_id: str | None = None
+    priority: int = 0
+    created_at: float | None = None
+    expires_at: float | None = None
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.id, self.token)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What list_jobs selects. Every field is optional; `tenant` also scopes tenant tokens."""
+
+    states: tuple[JobState, ...] = ()
+    queue: str | None = None
+    task: str | None = None
+    tenant: str | None = None
+    correlation_id: str | None = None
+    idempotency_key: str | None = None
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    name: str
+    paused: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+    oldest_queued_age: float | None = None
+    completed_last_minute: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    started_at: float | None = None
+    heartbeat_at: float | None = None
+    running: int = 0
+
+
+# --- ids ------------------------------------------------------------------------------------
+
+
+class _IdGenerator:
+    """UUIDv7 strings: 48 bits of milliseconds, then a per-process counter seeded at random,
+    then random bits. Sortable by creation time; unique across processes and hosts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._seq = 0
+
+    def __call__(self) -> str:
+        ms = time.time_ns() // 1_000_000
+        with self._lock:
+            if ms <= self._last_ms:
+                ms = self._last_ms
+                self._seq += 1
+                if self._seq > 0xFFF:  # counter exhausted in this millisecond: borrow the next
+                    ms += 1
+                    self._seq = int.from_bytes(os.urandom(2)) & 0x3FF
+            else:
+                self._seq = int.from_bytes(os.urandom(2)) & 0x3FF
+            self._last_ms = ms
+            seq = self._seq
+        tail = int.from_bytes(os.urandom(8)) & 0x3FFFFFFFFFFFFFFF | 0x8000000000000000
+        value = (ms << 80) | (0x7 << 76) | (seq << 64) | tail
+        h = f"{value:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+new_id = _IdGenerator()

@@ -1,0 +1,116 @@
+"""One frozen Settings: defaults < conveyor.toml < CONVEYOR_* environment < arguments.
+
+    settings = Settings.load(url="sqlite:///jobs.db")
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_URL = "sqlite:///./conveyor.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    url: str = DEFAULT_URL
+    app: str | None = None
+    api_tokens: str = ""
+    encryption_keys: str = ""
+    log_format: str = "text"
+    log_file: str | None = None
+    log_level: str = "INFO"
+    max_batch: int = 1000
+    max_payload_bytes: int = 1_048_576
+    lease: float = 30.0
+    heartbeat: float = 5.0
+    poll_interval: float = 1.0
+    concurrency: int = 10
+    grace: float = 25.0
+    sqlite_synchronous: str = "NORMAL"
+    retention_completed: float = 24 * 3600.0
+    retention_dead: float = 7 * 24 * 3600.0
+    retention_cancelled: float = 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ConfigError("CONVEYOR_MAX_BATCH must be at least 1")
+        if self.lease <= 0:
+            raise ConfigError("CONVEYOR_LEASE must be a positive number of seconds")
+        if self.heartbeat <= 0 or self.heartbeat >= self.lease:
+            raise ConfigError(
+                f"CONVEYOR_HEARTBEAT ({self.heartbeat:g}s) must be positive and shorter than "
+                f"CONVEYOR_LEASE ({self.lease:g}s)"
+            )
+        if self.log_format not in ("json", "text"):
+            raise ConfigError(f"CONVEYOR_LOG_FORMAT must be 'json' or 'text', not "
+                              f"{self.log_format!r}")
+        if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ConfigError("CONVEYOR_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, file: str | Path | None = None,
+             **overrides: Any) -> Settings:
+        """Build settings from layers; `overrides` with value None are ignored."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        path = Path(file or env.get("CONVEYOR_CONFIG", "conveyor.toml"))
+        if path.is_file():
+            values.update(_from_file(path))
+        values.update(_from_env(env))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**_coerce(values))
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in _FIELDS:
+        key = "CONVEYOR_" + name.upper()
+        if key in env and env[key] != "":
+            out[name] = env[key]
+    return out
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+    section = data.get("conveyor", data)
+    unknown = set(section) - set(_FIELDS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
+    return dict(section)
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in values.items():
+        if name not in _FIELDS:
+            raise ConfigError(f"unknown setting {name!r}")
+        default = _FIELDS[name].default
+        try:
+            if isinstance(default, bool):
+                out[name] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true")
+            elif isinstance(default, int):
+                out[name] = int(raw)
+            elif isinstance(default, float):
+                out[name] = float(raw)
+            else:
+                out[name] = raw
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"setting {name}={raw!r} is not a valid "
+                              f"{type(default).__name__}") from exc
+    return out

@@ -1,0 +1,171 @@
+"""The store interface (DESIGN section 3): semantic, batch-first, fenced.
+
+Every time-dependent method takes `now` (epoch seconds; None = the database's own clock).
+Every worker write is fenced by its lease: it applies only while the row is still `running`
+with the same lease token, and reports whether it did. A lost lease is a normal outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..job import (
+    ClaimedJob,
+    EnqueueResult,
+    ErrorInfo,
+    Job,
+    JobFilter,
+    Lease,
+    NewJob,
+    QueueInfo,
+    WorkerInfo,
+)
+
+# --- what a worker writes back: one batch of these per call to `settle` ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    lease: Lease
+    result: bytes | None = None          # JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    lease: Lease
+    error: ErrorInfo
+    retry_in: float | None = None        # seconds until the next attempt; None: dead
+    dead_reason: str = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Snooze:
+    lease: Lease
+    seconds: float                       # run again this long from now (store clock)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    lease: Lease
+    reason: str = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Give a claimed job back untouched (shutdown): queued again, the attempt not counted."""
+
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    lease: Lease
+    percent: float
+    step: str | None = None
+
+
+Settle = Complete | Fail | Snooze | Cancelled | Release | Progress
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    lost: frozenset[str] = frozenset()           # job ids whose lease is gone
+    cancel_requested: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    listen_notify: bool
+    skip_locked: bool
+    max_batch: int
+    transactional_enqueue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    completed: float
+    dead: float
+    cancelled: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    by_state: dict[str, int] = field(default_factory=dict)
+    by_queue: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_task: dict[str, dict[str, int]] = field(default_factory=dict)
+    durations: dict[str, float | None] = field(default_factory=dict)  # p50/p95/p99 seconds
+    failure_rate: float | None = None
+    retry_success_rate: float | None = None
+    completed_last_minute: int = 0
+
+
+class Store(Protocol):
+    url: str
+
+    # lifecycle
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    def capabilities(self) -> Capabilities: ...
+    async def migrate(self) -> int: ...
+    async def schema_version(self) -> int: ...
+
+    # producing
+    async def enqueue_many(self, jobs: Sequence[NewJob], now: float | None = None,
+                           tx: Any = None) -> list[EnqueueResult]: ...
+
+    # consuming
+    async def claim(self, queues: Sequence[str] | None, worker_id: str, limit: int,
+                    lease_for: float, now: float | None = None) -> list[ClaimedJob]: ...
+    async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
+                        now: float | None = None) -> HeartbeatReply: ...
+    async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]: ...
+    async def deregister_worker(self, worker_id: str) -> None: ...
+
+    # control
+    async def cancel(self, ids: Sequence[str], tenant: str | None = None,
+                     now: float | None = None) -> dict[str, str]: ...
+    async def requeue(self, ids: Sequence[str], tenant: str | None = None,
+                      now: float | None = None) -> dict[str, str]: ...
+    async def pause(self, queue: str) -> None: ...
+    async def resume(self, queue: str) -> None: ...
+
+    # maintenance: bounded, idempotent, safe on every node
+    async def rescue_expired(self, now: float | None = None, limit: int = 1000) -> int: ...
+    async def promote_scheduled(self, now: float | None = None,
+                                limit: int = 1000) -> tuple[int, float | None]: ...
+    async def expire(self, now: float | None = None, limit: int = 1000) -> int: ...
+    async def prune(self, retention: Retention, now: float | None = None,
+                    limit: int = 10000) -> int: ...
+
+    # reading
+    async def get(self, job_id: str, tenant: str | None = None) -> Job | None: ...
+    async def list_jobs(self, where: JobFilter, after: str | None = None,
+                        limit: int = 50) -> list[Job]: ...
+    async def stats(self, tenant: str | None = None, now: float | None = None) -> Stats: ...
+    async def queues(self, tenant: str | None = None,
+                     now: float | None = None) -> list[QueueInfo]: ...
+    async def workers(self, now: float | None = None) -> list[WorkerInfo]: ...
+
+    # wake-ups: hints only, polling stays the source of truth
+    def notify(self, queues: Sequence[str]) -> None: ...
+    async def listen(self, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]: ...
+
+
+def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
+    """A store for `url`: sqlite:///path, sqlite:///:memory:, postgresql://..."""
+    from ..errors import ConfigError
+
+    if url.startswith("sqlite:"):
+        from .sqlite.store import SQLiteStore
+
+        return SQLiteStore(url, synchronous=synchronous)
+    if url.startswith(("postgresql:", "postgres:")):
+        try:
+            from .postgres.store import PostgresStore  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise ConfigError("the PostgreSQL store needs psycopg: pip install "
+                              "'conveyor-jobs[postgres]'") from exc
+        return PostgresStore(url)  # type: ignore[no-any-return]
+    raise ConfigError(f"unsupported store URL {url!r}: use sqlite:///path or postgresql://...")

@@ -1,0 +1,243 @@
+"""Every SQLite statement Conveyor runs, as a named constant. Nothing is built from data.
+
+Times are REAL epoch seconds; `:now` is always bound by the store (its clock or the caller's).
+"""
+
+SCHEMA_TABLE = """
+CREATE TABLE IF NOT EXISTS conveyor_schema (
+    version    INTEGER PRIMARY KEY,
+    applied_at REAL NOT NULL
+)"""
+SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM conveyor_schema"
+SCHEMA_EXISTS = ("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                 "AND name = 'conveyor_schema'")
+RECORD_VERSION = "INSERT INTO conveyor_schema (version, applied_at) VALUES (?, ?)"
+
+# A job that reaches a terminal state gives its idempotency key back, unless the task asked
+# to keep it reserved for `unique_for` seconds after finishing.
+_RELEASE_KEY = """
+    dedupe_key = CASE WHEN unique_for IS NULL THEN NULL ELSE dedupe_key END,
+    unique_until = CASE WHEN unique_for IS NULL THEN NULL ELSE :now + unique_for END"""
+
+INSERT_JOB = """
+INSERT INTO conveyor_jobs (id, task, queue, state, priority, payload, tenant, correlation_id,
+    idempotency_key, dedupe_key, unique_for, max_attempts, created_at, run_at, expires_at,
+    batch_id, parent_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING"""
+
+FREE_EXPIRED_KEY = """
+UPDATE conveyor_jobs SET dedupe_key = NULL
+WHERE tenant = ? AND dedupe_key = ? AND unique_until IS NOT NULL AND unique_until <= ?
+  AND state IN ('completed', 'dead', 'cancelled')"""
+
+FIND_BY_KEY = """
+SELECT id, state, created_at, run_at FROM conveyor_jobs WHERE tenant = ? AND dedupe_key = ?"""
+
+_CLAIM_SET = """
+UPDATE conveyor_jobs
+SET state = 'running', attempt = attempt + 1, lease_token = :token,
+    lease_expires_at = :now + :lease_for, started_at = :now, worker_id = :worker_id,
+    worker_host = :host, cancel_requested = 0
+WHERE rowid IN (
+    SELECT rowid FROM conveyor_jobs INDEXED BY {index}
+    WHERE state = 'queued' {queues}
+      AND (expires_at IS NULL OR expires_at > :now)
+      AND queue NOT IN (SELECT name FROM conveyor_queues WHERE paused = 1)
+    ORDER BY {order}
+    LIMIT :limit)
+RETURNING id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
+          correlation_id, priority, created_at, expires_at"""
+
+CLAIM_ANY = _CLAIM_SET.format(index="conveyor_jobs_claim", queues="",
+                              order="priority DESC, run_at, id")
+CLAIM_QUEUES = _CLAIM_SET.format(
+    index="conveyor_jobs_claim_queue",
+    queues="AND queue IN (SELECT value FROM json_each(:queues))",
+    order="priority DESC, run_at, id")
+
+UPSERT_WORKER = """
+INSERT INTO conveyor_workers (id, host, pid, queues, concurrency, started_at, heartbeat_at,
+                              running)
+VALUES (:id, :host, :pid, :queues, :concurrency, :now, :now, :running)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
+                               running = excluded.running"""
+
+EXTEND_LEASES = """
+UPDATE conveyor_jobs SET lease_expires_at = :now + :lease_for
+WHERE worker_id = :worker_id AND state = 'running'
+RETURNING id, lease_token, cancel_requested"""
+
+DELETE_WORKER = "DELETE FROM conveyor_workers WHERE id = ?"
+DELETE_STALE_WORKERS = "DELETE FROM conveyor_workers WHERE heartbeat_at < ?"
+
+_FENCE = "WHERE id = :id AND lease_token = :token AND state = 'running'"
+
+COMPLETE = f"""
+UPDATE conveyor_jobs
+SET state = 'completed', result = :result, finished_at = :now, lease_expires_at = NULL,
+    progress = CASE WHEN progress IS NULL THEN NULL ELSE 100 END, {_RELEASE_KEY}
+{_FENCE}"""
+
+FAIL = f"""
+UPDATE conveyor_jobs
+SET state = CASE WHEN :retry_at IS NULL THEN 'dead'
+                 WHEN :retry_at <= :now THEN 'queued' ELSE 'scheduled' END,
+    run_at = coalesce(:retry_at, run_at),
+    errors = json_insert(errors, '$[#]', json(:error)),
+    finished_at = CASE WHEN :retry_at IS NULL THEN :now END,
+    dead_reason = CASE WHEN :retry_at IS NULL THEN :reason END,
+    lease_expires_at = NULL,
+    dedupe_key = CASE WHEN :retry_at IS NOT NULL OR unique_for IS NOT NULL THEN dedupe_key END,
+    unique_until = CASE WHEN :retry_at IS NULL AND unique_for IS NOT NULL
+                        THEN :now + unique_for END
+{_FENCE}"""
+
+SNOOZE = f"""
+UPDATE conveyor_jobs
+SET state = CASE WHEN :until <= :now THEN 'queued' ELSE 'scheduled' END, run_at = :until,
+    attempt = attempt - 1, lease_expires_at = NULL, started_at = NULL
+{_FENCE}"""
+
+FINISH_CANCELLED = f"""
+UPDATE conveyor_jobs
+SET state = 'cancelled', finished_at = :now, lease_expires_at = NULL, dead_reason = :reason,
+    {_RELEASE_KEY}
+{_FENCE}"""
+
+RELEASE = f"""
+UPDATE conveyor_jobs
+SET state = 'queued', attempt = attempt - 1, lease_expires_at = NULL, started_at = NULL
+{_FENCE}"""
+
+PROGRESS = f"""
+UPDATE conveyor_jobs SET progress = :percent, progress_step = :step
+{_FENCE}"""
+
+CANCEL_WAITING = f"""
+UPDATE conveyor_jobs SET state = 'cancelled', finished_at = :now, {_RELEASE_KEY}
+WHERE id = :id AND state IN ('queued', 'scheduled') AND (:tenant IS NULL OR tenant = :tenant)"""
+
+CANCEL_RUNNING = """
+UPDATE conveyor_jobs SET cancel_requested = 1
+WHERE id = :id AND state = 'running' AND (:tenant IS NULL OR tenant = :tenant)"""
+
+STATE_OF = "SELECT state FROM conveyor_jobs WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)"
+
+REQUEUE = """
+UPDATE conveyor_jobs
+SET state = 'queued', run_at = :now, finished_at = NULL, dead_reason = NULL, result = NULL,
+    expires_at = NULL, cancel_requested = 0, lease_expires_at = NULL, dedupe_key = NULL,
+    unique_until = NULL,
+    max_attempts = CASE WHEN attempt >= max_attempts THEN attempt + max_attempts
+                        ELSE max_attempts END
+WHERE id = :id AND state IN ('dead', 'cancelled', 'scheduled')
+  AND (:tenant IS NULL OR tenant = :tenant)"""
+
+SET_PAUSED = """
+INSERT INTO conveyor_queues (name, paused, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at"""
+
+# --- maintenance -----------------------------------------------------------------------------
+
+RESCUE_EXPIRED = """
+UPDATE conveyor_jobs
+SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'queued' END,
+    dead_reason = CASE WHEN attempt >= max_attempts THEN 'worker_lost' END,
+    finished_at = CASE WHEN attempt >= max_attempts THEN :now END,
+    errors = json_insert(errors, '$[#]', json_object(
+        'attempt', attempt, 'type', 'WorkerLost',
+        'message', 'worker ' || coalesce(worker_id, '?') ||
+                   ' stopped heartbeating; its lease expired',
+        'traceback', NULL, 'worker', worker_id, 'host', worker_host, 'at', :now)),
+    run_at = :now, lease_expires_at = NULL,
+    dedupe_key = CASE WHEN attempt < max_attempts OR unique_for IS NOT NULL
+                      THEN dedupe_key END,
+    unique_until = CASE WHEN attempt >= max_attempts AND unique_for IS NOT NULL
+                        THEN :now + unique_for END
+WHERE rowid IN (SELECT rowid FROM conveyor_jobs
+                WHERE state = 'running' AND lease_expires_at < :now LIMIT :limit)"""
+
+PROMOTE_SCHEDULED = """
+UPDATE conveyor_jobs SET state = 'queued'
+WHERE rowid IN (SELECT rowid FROM conveyor_jobs
+                WHERE state = 'scheduled' AND run_at <= :now ORDER BY run_at LIMIT :limit)"""
+
+NEXT_SCHEDULED = "SELECT min(run_at) FROM conveyor_jobs WHERE state = 'scheduled'"
+
+EXPIRE = f"""
+UPDATE conveyor_jobs
+SET state = 'dead', dead_reason = 'expired', finished_at = :now, {_RELEASE_KEY}
+WHERE rowid IN (SELECT rowid FROM conveyor_jobs
+                WHERE state IN ('queued', 'scheduled') AND expires_at IS NOT NULL
+                  AND expires_at <= :now LIMIT :limit)"""
+
+PRUNE = """
+DELETE FROM conveyor_jobs
+WHERE rowid IN (SELECT rowid FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+                WHERE finished_at IS NOT NULL AND finished_at < :oldest
+                  AND ((state = 'completed' AND finished_at < :completed_before)
+                    OR (state = 'dead' AND finished_at < :dead_before)
+                    OR (state = 'cancelled' AND finished_at < :cancelled_before))
+                  AND (unique_until IS NULL OR unique_until <= :now)
+                LIMIT :limit)"""
+
+# --- reading ---------------------------------------------------------------------------------
+
+JOB_COLUMNS = """id, task, queue, payload, state, priority, attempt, max_attempts, tenant,
+    correlation_id, idempotency_key, created_at, run_at, started_at, finished_at, expires_at,
+    progress, progress_step, result, errors, worker_id, worker_host, dead_reason, batch_id,
+    parent_id, cancel_requested"""
+
+GET_JOB = f"""SELECT {JOB_COLUMNS} FROM conveyor_jobs
+WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)"""
+
+# list_jobs: one fixed clause per filter field, joined in a fixed order (never from data).
+LIST_SELECT = f"SELECT {JOB_COLUMNS} FROM conveyor_jobs"
+LIST_CLAUSES = {
+    "states": "state IN (SELECT value FROM json_each(:states))",
+    "queue": "queue = :queue",
+    "task": "task = :task",
+    "tenant": "tenant = :tenant",
+    "correlation_id": "correlation_id = :correlation_id",
+    "idempotency_key": "idempotency_key = :idempotency_key",
+    "batch_id": "batch_id = :batch_id",
+    "after": "id < :after",
+}
+LIST_ORDER = "ORDER BY id DESC LIMIT :limit"
+
+COUNTS = """
+SELECT queue, task, state, count(*) FROM conveyor_jobs
+WHERE (:tenant IS NULL OR tenant = :tenant)
+GROUP BY queue, task, state"""
+
+DURATIONS = """
+SELECT finished_at - started_at FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+WHERE finished_at IS NOT NULL AND finished_at > :since AND state = 'completed'
+  AND started_at IS NOT NULL AND (:tenant IS NULL OR tenant = :tenant)
+ORDER BY finished_at DESC LIMIT 5000"""
+
+OUTCOMES = """
+SELECT
+  sum(state = 'completed'), sum(state = 'dead'),
+  sum(state = 'completed' AND attempt > 1),
+  sum(state = 'dead' AND attempt > 1)
+FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+WHERE finished_at IS NOT NULL AND finished_at > :since AND (:tenant IS NULL OR tenant = :tenant)"""
+
+QUEUE_COUNTS = """
+SELECT queue, state, count(*), min(CASE WHEN state = 'queued' THEN run_at END)
+FROM conveyor_jobs WHERE (:tenant IS NULL OR tenant = :tenant)
+GROUP BY queue, state"""
+
+QUEUE_THROUGHPUT = """
+SELECT queue, count(*) FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+WHERE finished_at IS NOT NULL AND finished_at > :since AND state = 'completed'
+  AND (:tenant IS NULL OR tenant = :tenant)
+GROUP BY queue"""
+
+QUEUE_FLAGS = "SELECT name, paused FROM conveyor_queues"
+
+WORKERS = """
+SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running
+FROM conveyor_workers ORDER BY started_at"""

@@ -1,0 +1,504 @@
+"""The embedded SQLite store: WAL, one connection per thread, BEGIN IMMEDIATE for writes.
+
+Safe for several worker and producer processes on one machine. The async methods run their
+sqlite3 calls inline (each takes microseconds); they never suspend, which lets the app's
+sync door drive them without an event loop (see app.SyncDoor).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ...errors import ConfigError, StoreUnavailable
+from ...job import (
+    ClaimedJob,
+    EnqueueResult,
+    ErrorInfo,
+    Job,
+    JobFilter,
+    JobState,
+    Lease,
+    NewJob,
+    QueueInfo,
+    WorkerInfo,
+)
+from ..base import (
+    Cancelled,
+    Capabilities,
+    Complete,
+    Fail,
+    HeartbeatReply,
+    Progress,
+    Release,
+    Retention,
+    Settle,
+    Snooze,
+    Stats,
+)
+from ..migrate import Migration, load_migrations
+from . import queries as q
+from .wake import WakeChannel
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_TERMINAL_SQL = ("completed", "dead", "cancelled")
+
+
+def parse_url(url: str) -> str:
+    """sqlite:///relative.db, sqlite:////absolute.db, sqlite:///:memory: -> a path."""
+    if not url.startswith("sqlite://"):
+        raise ConfigError(f"not a SQLite URL: {url!r}")
+    path = url[len("sqlite://"):]
+    if path.startswith("/"):
+        path = path[1:] if not path.startswith("//") else path[1:]
+    if path in ("", ":memory:"):
+        return ":memory:"
+    return path
+
+
+class SQLiteStore:
+    inline = True  # methods never suspend: the sync door drives them without a loop
+
+    def __init__(self, url: str, *, synchronous: str = "NORMAL",
+                 busy_timeout: float = 10.0) -> None:
+        self.url = url
+        self.path = parse_url(url)
+        self.memory = self.path == ":memory:"
+        self.synchronous = synchronous.upper()
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        # An in-memory database lives in one connection, shared under a lock.
+        self._memory_conn: sqlite3.Connection | None = None
+        self._memory_lock = threading.RLock()
+        self.wake = WakeChannel(None if self.memory else os.path.abspath(self.path))
+        self._host = socket.gethostname()
+        self._migrations = load_migrations(MIGRATIONS_DIR)
+
+    # --- connections ----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=self.busy_timeout, cached_statements=256)
+        conn.execute("PRAGMA journal_mode = WAL" if not self.memory else "PRAGMA journal_mode = MEMORY")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -16000")
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        if self.memory:
+            with self._memory_lock:
+                if self._memory_conn is None:
+                    self._memory_conn = self._connect()
+                yield self._memory_conn
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction. BEGIN IMMEDIATE takes the write lock up front, so two
+        writers never deadlock on a read-to-write upgrade; busy_timeout bounds the wait."""
+        with self._conn() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _unavailable(exc) from exc
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _unavailable(exc) from exc
+
+    def _read(self) -> Any:
+        return self._conn()
+
+    @staticmethod
+    def _now(now: float | None) -> float:
+        return time.time() if now is None else now
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if not self.memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._conn():
+            pass
+
+    async def close(self) -> None:
+        self.wake.close()
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+        self._memory_conn = None
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(listen_notify=not self.memory, skip_locked=False, max_batch=10_000)
+
+    @property
+    def latest_version(self) -> int:
+        return self._migrations[-1].version if self._migrations else 0
+
+    async def schema_version(self) -> int:
+        with self._read() as conn:
+            if not conn.execute(q.SCHEMA_EXISTS).fetchone()[0]:
+                return 0
+            return int(conn.execute(q.SCHEMA_VERSION).fetchone()[0])
+
+    async def migrate(self) -> int:
+        """Apply the numbered migrations not yet applied, each in its own transaction."""
+        with self._write() as conn:
+            conn.execute(q.SCHEMA_TABLE)
+        applied = 0
+        for migration in self._migrations:
+            with self._write() as conn:
+                current = int(conn.execute(q.SCHEMA_VERSION).fetchone()[0])
+                if migration.version <= current:
+                    continue
+                _apply(conn, migration)
+                conn.execute(q.RECORD_VERSION, (migration.version, time.time()))
+                applied += 1
+        return applied
+
+    # --- producing ------------------------------------------------------------------------
+
+    async def enqueue_many(self, jobs: Sequence[NewJob], now: float | None = None,
+                           tx: Any = None) -> list[EnqueueResult]:
+        if tx is not None:
+            raise ConfigError("transactional enqueue (connection=...) needs the PostgreSQL store")
+        now = self._now(now)
+        rows, results = [], []
+        for job in jobs:
+            run_at = job.run_at if job.run_at is not None else now + job.delay
+            state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
+            rows.append((job.id, job.task, job.queue, state, job.priority, job.payload,
+                         job.tenant or "", job.correlation_id, job.idempotency_key,
+                         job.idempotency_key, job.unique_for, job.max_attempts, now, run_at,
+                         None if job.ttl is None else now + job.ttl, job.batch_id,
+                         job.parent_id))
+            results.append(EnqueueResult(job.id, False, state, now, run_at))
+        with self._write() as conn:
+            if not any(job.idempotency_key for job in jobs):
+                conn.executemany(q.INSERT_JOB, rows)
+            else:
+                results = [self._insert_keyed(conn, row, res, now)
+                           for row, res in zip(rows, results, strict=True)]
+        self.wake.notify({job.queue for job in jobs})
+        return results
+
+    @staticmethod
+    def _insert_keyed(conn: sqlite3.Connection, row: tuple[Any, ...], result: EnqueueResult,
+                      now: float) -> EnqueueResult:
+        key, tenant = row[9], row[6]
+        if key is None:
+            conn.execute(q.INSERT_JOB, row)
+            return result
+        conn.execute(q.FREE_EXPIRED_KEY, (tenant, key, now))
+        if conn.execute(q.INSERT_JOB, row).rowcount == 1:
+            return result
+        found = conn.execute(q.FIND_BY_KEY, (tenant, key)).fetchone()
+        return EnqueueResult(found[0], True, JobState(found[1]), found[2], found[3])
+
+    # --- consuming ------------------------------------------------------------------------
+
+    async def claim(self, queues: Sequence[str] | None, worker_id: str, limit: int,
+                    lease_for: float, now: float | None = None) -> list[ClaimedJob]:
+        params = {"token": random.getrandbits(62), "now": self._now(now), "lease_for": lease_for,
+                  "worker_id": worker_id, "host": self._host, "limit": limit}
+        sql = q.CLAIM_ANY
+        if queues:
+            sql, params["queues"] = q.CLAIM_QUEUES, orjson.dumps(list(queues)).decode()
+        with self._write() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        jobs = [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
+                           r[10], r[11]) for r in rows]
+        if len(jobs) > 1:
+            jobs.sort(key=_claim_order)
+        return jobs
+
+    async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
+                        now: float | None = None) -> HeartbeatReply:
+        now = self._now(now)
+        with self._write() as conn:
+            conn.execute(q.UPSERT_WORKER, {
+                "id": worker.id, "host": worker.host, "pid": worker.pid,
+                "queues": ",".join(worker.queues), "concurrency": worker.concurrency,
+                "now": now, "running": len(leases)})
+            rows = conn.execute(q.EXTEND_LEASES, {"now": now, "lease_for": lease_for,
+                                                  "worker_id": worker.id}).fetchall()
+        held = {r[0]: r[1] for r in rows}
+        lost = frozenset(lease.job_id for lease in leases if held.get(lease.job_id) != lease.token)
+        cancel = frozenset(r[0] for r in rows if r[2])
+        return HeartbeatReply(lost=lost, cancel_requested=cancel)
+
+    async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]:
+        now = self._now(now)
+        with self._write() as conn:
+            return [conn.execute(*_settle_statement(item, now)).rowcount == 1 for item in items]
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(q.DELETE_WORKER, (worker_id,))
+
+    # --- control --------------------------------------------------------------------------
+
+    async def cancel(self, ids: Sequence[str], tenant: str | None = None,
+                     now: float | None = None) -> dict[str, str]:
+        now = self._now(now)
+        out: dict[str, str] = {}
+        with self._write() as conn:
+            for job_id in ids:
+                params = {"id": job_id, "tenant": tenant, "now": now}
+                if conn.execute(q.CANCEL_WAITING, params).rowcount:
+                    out[job_id] = "cancelled"
+                elif conn.execute(q.CANCEL_RUNNING, params).rowcount:
+                    out[job_id] = "cancel_requested"
+                else:
+                    out[job_id] = _state_or_missing(conn, job_id, tenant)
+        return out
+
+    async def requeue(self, ids: Sequence[str], tenant: str | None = None,
+                      now: float | None = None) -> dict[str, str]:
+        now = self._now(now)
+        out: dict[str, str] = {}
+        with self._write() as conn:
+            for job_id in ids:
+                params = {"id": job_id, "tenant": tenant, "now": now}
+                if conn.execute(q.REQUEUE, params).rowcount:
+                    out[job_id] = "queued"
+                else:
+                    out[job_id] = _state_or_missing(conn, job_id, tenant)
+        self.wake.notify({"*"})
+        return out
+
+    async def pause(self, queue: str) -> None:
+        with self._write() as conn:
+            conn.execute(q.SET_PAUSED, (queue, 1, time.time()))
+
+    async def resume(self, queue: str) -> None:
+        with self._write() as conn:
+            conn.execute(q.SET_PAUSED, (queue, 0, time.time()))
+        self.wake.notify({queue})
+
+    # --- maintenance ----------------------------------------------------------------------
+
+    async def rescue_expired(self, now: float | None = None, limit: int = 1000) -> int:
+        with self._write() as conn:
+            count = conn.execute(q.RESCUE_EXPIRED, {"now": self._now(now), "limit": limit}).rowcount
+        if count:
+            self.wake.notify({"*"})
+        return count
+
+    async def promote_scheduled(self, now: float | None = None,
+                                limit: int = 1000) -> tuple[int, float | None]:
+        with self._write() as conn:
+            count = conn.execute(q.PROMOTE_SCHEDULED,
+                                 {"now": self._now(now), "limit": limit}).rowcount
+            next_due = conn.execute(q.NEXT_SCHEDULED).fetchone()[0]
+        if count:
+            self.wake.notify({"*"})
+        return count, next_due
+
+    async def expire(self, now: float | None = None, limit: int = 1000) -> int:
+        with self._write() as conn:
+            return conn.execute(q.EXPIRE, {"now": self._now(now), "limit": limit}).rowcount
+
+    async def prune(self, retention: Retention, now: float | None = None,
+                    limit: int = 10000) -> int:
+        now = self._now(now)
+        params = {"now": now, "limit": limit,
+                  "completed_before": now - retention.completed,
+                  "dead_before": now - retention.dead,
+                  "cancelled_before": now - retention.cancelled,
+                  "oldest": now - min(retention.completed, retention.dead, retention.cancelled)}
+        with self._write() as conn:
+            count = conn.execute(q.PRUNE, params).rowcount
+            conn.execute(q.DELETE_STALE_WORKERS, (now - 3600,))
+        return count
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        with self._read() as conn:
+            row = conn.execute(q.GET_JOB, {"id": job_id, "tenant": tenant}).fetchone()
+        return None if row is None else _job(row)
+
+    async def list_jobs(self, where: JobFilter, after: str | None = None,
+                        limit: int = 50) -> list[Job]:
+        params: dict[str, Any] = {"limit": limit, "after": after,
+                                  "states": orjson.dumps([str(s) for s in where.states]).decode()}
+        clauses = []
+        for name, clause in q.LIST_CLAUSES.items():
+            value = params["after"] if name == "after" else getattr(where, name)
+            if value:
+                clauses.append(clause)
+                params.setdefault(name, value)
+        sql = q.LIST_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        with self._read() as conn:
+            rows = conn.execute(f"{sql} {q.LIST_ORDER}", params).fetchall()
+        return [_job(r) for r in rows]
+
+    async def stats(self, tenant: str | None = None, now: float | None = None) -> Stats:
+        now = self._now(now)
+        with self._read() as conn:
+            counts = conn.execute(q.COUNTS, {"tenant": tenant}).fetchall()
+            durations = [r[0] for r in conn.execute(
+                q.DURATIONS, {"since": now - 3600, "tenant": tenant})]
+            outcomes = conn.execute(q.OUTCOMES, {"since": now - 3600, "tenant": tenant}).fetchone()
+            last_minute = conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
+                                                            "tenant": tenant}).fetchall()
+        return _stats(counts, durations, outcomes, sum(r[1] for r in last_minute))
+
+    async def queues(self, tenant: str | None = None,
+                     now: float | None = None) -> list[QueueInfo]:
+        now = self._now(now)
+        with self._read() as conn:
+            counts = conn.execute(q.QUEUE_COUNTS, {"tenant": tenant}).fetchall()
+            throughput = dict(conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
+                                                                "tenant": tenant}).fetchall())
+            flags = dict(conn.execute(q.QUEUE_FLAGS).fetchall())
+        return _queue_infos(counts, throughput, flags, now)
+
+    async def workers(self, now: float | None = None) -> list[WorkerInfo]:
+        with self._read() as conn:
+            rows = conn.execute(q.WORKERS).fetchall()
+        return [WorkerInfo(id=r[0], host=r[1], pid=r[2], queues=tuple(filter(None, r[3].split(","))),
+                           concurrency=r[4], started_at=r[5], heartbeat_at=r[6], running=r[7])
+                for r in rows]
+
+    # --- wake-ups -------------------------------------------------------------------------
+
+    def notify(self, queues: Sequence[str]) -> None:
+        self.wake.notify(set(queues))
+
+    async def listen(self, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
+        return await self.wake.listen(callback)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _unavailable(exc: sqlite3.OperationalError) -> StoreUnavailable:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreUnavailable(f"the SQLite store stayed locked past its busy timeout: {text}")
+    if "full" in text:
+        return StoreUnavailable(f"the SQLite store cannot write, the disk is full: {text}")
+    return StoreUnavailable(f"the SQLite store failed: {text}")
+
+
+def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
+    for statement in migration.statements:
+        conn.execute(statement)
+
+
+def _claim_order(job: ClaimedJob) -> tuple[int, str]:
+    return (-job.priority, job.id)
+
+
+def _settle_statement(item: Settle, now: float) -> tuple[str, dict[str, Any]]:
+    fence = {"id": item.lease.job_id, "token": item.lease.token, "now": now}
+    match item:
+        case Complete(result=result):
+            return q.COMPLETE, {**fence, "result": result}
+        case Fail(error=error, retry_in=retry_in, dead_reason=reason):
+            return q.FAIL, {**fence, "error": orjson.dumps(error.to_dict()).decode(),
+                            "retry_at": None if retry_in is None else now + retry_in,
+                            "reason": reason}
+        case Snooze(seconds=seconds):
+            return q.SNOOZE, {**fence, "until": now + seconds}
+        case Cancelled(reason=reason):
+            return q.FINISH_CANCELLED, {**fence, "reason": reason}
+        case Release():
+            return q.RELEASE, fence
+        case Progress(percent=percent, step=step):
+            return q.PROGRESS, {**fence, "percent": percent, "step": step}
+    raise TypeError(f"cannot settle {item!r}")
+
+
+def _state_or_missing(conn: sqlite3.Connection, job_id: str, tenant: str | None) -> str:
+    row = conn.execute(q.STATE_OF, {"id": job_id, "tenant": tenant}).fetchone()
+    return "not_found" if row is None else str(row[0])
+
+
+def _job(r: tuple[Any, ...]) -> Job:
+    return Job(
+        id=r[0], task=r[1], queue=r[2], payload=r[3], state=JobState(r[4]), priority=r[5],
+        attempt=r[6], max_attempts=r[7], tenant=r[8] or None, correlation_id=r[9],
+        idempotency_key=r[10], created_at=r[11], run_at=r[12], started_at=r[13],
+        finished_at=r[14], expires_at=r[15], progress=r[16], progress_step=r[17],
+        result=None if r[18] is None else orjson.loads(r[18]),
+        errors=tuple(ErrorInfo.from_dict(e) for e in orjson.loads(r[19] or "[]")),
+        worker_id=r[20], worker_host=r[21], dead_reason=r[22], batch_id=r[23],
+        parent_id=r[24], cancel_requested=bool(r[25]))
+
+
+def _percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def _stats(counts: list[tuple[Any, ...]], durations: list[float],
+           outcomes: tuple[Any, ...], last_minute: int) -> Stats:
+    by_state: dict[str, int] = {str(s): 0 for s in JobState}
+    by_queue: dict[str, dict[str, int]] = {}
+    by_task: dict[str, dict[str, int]] = {}
+    for queue, task, state, n in counts:
+        by_state[state] = by_state.get(state, 0) + n
+        by_queue.setdefault(queue, {})[state] = by_queue.get(queue, {}).get(state, 0) + n
+        by_task.setdefault(task, {})[state] = by_task.get(task, {}).get(state, 0) + n
+    completed, dead, completed_retried, dead_retried = (v or 0 for v in outcomes)
+    finished = completed + dead
+    retried = completed_retried + dead_retried
+    return Stats(
+        by_state=by_state, by_queue=by_queue, by_task=by_task,
+        durations={"p50": _percentile(durations, 50), "p95": _percentile(durations, 95),
+                   "p99": _percentile(durations, 99)},
+        failure_rate=(dead / finished) if finished else None,
+        retry_success_rate=(completed_retried / retried) if retried else None,
+        completed_last_minute=last_minute)
+
+
+def _queue_infos(counts: list[tuple[Any, ...]], throughput: dict[str, int],
+                 flags: dict[str, int], now: float) -> list[QueueInfo]:
+    names = sorted({r[0] for r in counts} | set(flags))
+    by_queue: dict[str, dict[str, int]] = {n: {} for n in names}
+    oldest: dict[str, float] = {}
+    for queue, state, n, first_run in counts:
+        by_queue[queue][state] = n
+        if first_run is not None:
+            oldest[queue] = first_run
+    return [QueueInfo(name=n, paused=bool(flags.get(n, 0)), counts=by_queue[n],
+                      oldest_queued_age=(now - oldest[n]) if n in oldest else None,
+                      completed_last_minute=throughput.get(n, 0)) for n in names]

@@ -1,0 +1,168 @@
+"""Cross-process wake-ups for the SQLite store: one datagram socket per listening worker.
+
+Workers bind a Unix datagram socket in a folder that belongs to the database file; producers
+send a tiny datagram (the queue names) to every socket there after their commit. It is a hint:
+a lost datagram only means the worker finds the job on its next poll. Listeners in the same
+process are called directly, with no socket in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+import socket
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+
+_MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin for the file name
+
+
+def wake_folder(db_path: str) -> str:
+    """Beside the database when the path is short enough, else under the temp folder, keyed
+    by the database's real path (producers and workers compute the same folder)."""
+    beside = db_path + ".wake"
+    if len(beside) + 32 < _MAX_SOCKET_PATH:
+        return beside
+    digest = hashlib.sha1(os.path.realpath(db_path).encode()).hexdigest()[:20]
+    return os.path.join(tempfile.gettempdir(), f"conveyor-wake-{digest}")
+
+
+class _Listener:
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[str], None]) -> None:
+        self.loop = loop
+        self.callback = callback
+
+    def deliver(self, queues: Iterable[str]) -> None:
+        for queue in queues:
+            self.callback(queue)
+
+
+class WakeChannel:
+    def __init__(self, db_path: str | None) -> None:
+        self.folder = None if db_path is None else wake_folder(db_path)
+        self._sender: socket.socket | None = None
+        self._targets: list[str] = []
+        self._folder_mtime = -1
+        self._own: set[str] = set()
+        self._local: list[_Listener] = []
+        self._lock = threading.Lock()
+
+    # --- sending --------------------------------------------------------------------------
+
+    def notify(self, queues: set[str]) -> None:
+        for listener in list(self._local):
+            self._deliver_local(listener, queues)
+        if self.folder is None:
+            return
+        targets = self._current_targets()
+        if not targets:
+            return
+        message = "\n".join(sorted(queues)).encode()[:512]
+        sender = self._get_sender()
+        for path in targets:
+            if path in self._own:
+                continue
+            try:
+                sender.sendto(message, path)
+            except (BlockingIOError, InterruptedError):
+                pass  # its buffer is full: it has plenty to wake it already
+            except ConnectionRefusedError:
+                _unlink_quietly(path)  # nobody is bound: a worker that died
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT, errno.ENOTSOCK, errno.EPROTOTYPE):
+                    raise
+
+    @staticmethod
+    def _deliver_local(listener: _Listener, queues: set[str]) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is listener.loop:
+            listener.deliver(queues)
+        elif not listener.loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                listener.loop.call_soon_threadsafe(listener.deliver, queues)
+
+    def _current_targets(self) -> list[str]:
+        assert self.folder is not None
+        try:
+            mtime = os.stat(self.folder).st_mtime_ns
+        except FileNotFoundError:
+            return []
+        if mtime != self._folder_mtime:
+            with self._lock:
+                try:
+                    names = os.listdir(self.folder)
+                except FileNotFoundError:
+                    names = []
+                self._targets = [os.path.join(self.folder, n) for n in names
+                                 if n.endswith(".sock")]
+                self._folder_mtime = mtime
+        return self._targets
+
+    def _get_sender(self) -> socket.socket:
+        if self._sender is None:
+            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sender.setblocking(False)
+            self._sender = sender
+        return self._sender
+
+    # --- listening ------------------------------------------------------------------------
+
+    async def listen(self, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
+        """Call `callback(queue)` on the running loop for every wake-up; returns a stopper."""
+        loop = asyncio.get_running_loop()
+        listener = _Listener(loop, callback)
+        self._local.append(listener)
+        sock, path = self._bind() if self.folder is not None else (None, None)
+        if sock is not None:
+            loop.add_reader(sock.fileno(), self._drain, sock, listener)
+
+        async def stop() -> None:
+            if listener in self._local:
+                self._local.remove(listener)
+            if sock is not None and path is not None:
+                loop.remove_reader(sock.fileno())
+                sock.close()
+                self._own.discard(path)
+                _unlink_quietly(path)
+
+        return stop
+
+    def _bind(self) -> tuple[socket.socket, str]:
+        assert self.folder is not None
+        os.makedirs(self.folder, mode=0o770, exist_ok=True)
+        path = os.path.join(self.folder, f"{os.getpid()}-{os.urandom(4).hex()}.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind(path)
+        self._own.add(path)
+        return sock, path
+
+    @staticmethod
+    def _drain(sock: socket.socket, listener: _Listener) -> None:
+        queues: set[str] = set()
+        while True:
+            try:
+                data = sock.recv(1024)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            queues.update(data.decode(errors="replace").split("\n"))
+        listener.deliver(queues)
+
+    def close(self) -> None:
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

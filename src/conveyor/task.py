@@ -1,0 +1,113 @@
+"""Tasks and the registry that an app owns (no module-level registry)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from .codec import sensitive_paths
+from .errors import PayloadInvalid, UnknownTask
+from .retry import Retry
+
+if TYPE_CHECKING:
+    from .app import Conveyor
+    from .job import Job
+
+Isolation = Literal["none", "process"]
+
+
+@dataclass(eq=False)
+class Task:
+    """A registered task. Call `enqueue` to put a job on its queue; call the task itself to
+    run its function directly (handy in tests)."""
+
+    name: str
+    fn: Callable[..., Any]
+    app: Conveyor
+    queue: str = "default"
+    retry: Retry = field(default_factory=Retry)
+    timeout: float | None = None
+    ttl: float | None = None
+    priority: int = 0
+    schema: type[BaseModel] | None = None
+    unique_for: float | None = None
+    isolation: Isolation = "none"
+
+    def __post_init__(self) -> None:
+        self.is_async = inspect.iscoroutinefunction(self.fn)
+        self.sensitive = sensitive_paths(self.schema)
+        if self.isolation == "process" and self.is_async:
+            raise ValueError(f"task {self.name!r}: isolation='process' is for sync functions")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def enqueue(self, payload: Any = None, **options: Any) -> Job:
+        """Put one job for this task on its queue.
+
+        >>> send_welcome.enqueue({"user_id": "u1"}, idempotency_key="welcome:u1")  # doctest: +SKIP
+        """
+        return self.app.enqueue(self.name, payload, **options)
+
+    async def enqueue_async(self, payload: Any = None, **options: Any) -> Job:
+        return await self.app.enqueue_async(self.name, payload, **options)
+
+    def validate(self, payload: Any) -> Any:
+        """The payload as stored: validated by the schema and dumped to JSON-ready data."""
+        if self.schema is None:
+            return {} if payload is None else payload
+        if isinstance(payload, self.schema):
+            return payload.model_dump(mode="json")
+        try:
+            model = self.schema.model_validate({} if payload is None else payload)
+        except ValidationError as exc:
+            raise PayloadInvalid(self.name, [
+                {"field": ".".join(str(p) for p in err["loc"]) or "(payload)",
+                 "message": err["msg"], "type": err["type"]}
+                for err in exc.errors(include_url=False, include_input=False)
+            ]) from None
+        return model.model_dump(mode="json")
+
+    def load(self, payload: Any) -> Any:
+        """The payload as the task function receives it."""
+        if self.schema is None:
+            return payload
+        return self.schema.model_validate(payload)
+
+
+class TaskRegistry:
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+
+    def add(self, task: Task) -> None:
+        if task.name in self._tasks and self._tasks[task.name].fn is not task.fn:
+            raise ValueError(f"a different task named {task.name!r} is already registered")
+        self._tasks[task.name] = task
+
+    def get(self, name: str) -> Task:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise UnknownTask(name, list(self._tasks)) from None
+
+    def find(self, name: str) -> Task | None:
+        return self._tasks.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def queues(self) -> list[str]:
+        return sorted({t.queue for t in self._tasks.values()})
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._tasks.values())
+
+    def __len__(self) -> int:
+        return len(self._tasks)

@@ -1,0 +1,139 @@
+"""Run one claimed job and turn what happened into one settle record (an outcome value)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..context import JobContext
+from ..errors import PayloadUndecodable, UnknownTask
+from ..job import ClaimedJob, DeadReason, ErrorInfo
+from ..outcome import Cancel, Discard, Snooze
+from ..retry import Retry, next_delay
+from ..store.base import Cancelled, Complete, Fail, Settle
+from ..store.base import Snooze as SnoozeRecord
+
+if TYPE_CHECKING:
+    from ..app import Conveyor
+    from ..clock import Clock
+    from ..task import Task
+
+_MAX_TRACEBACK = 16_000
+
+
+class JobTimeout(Exception):  # noqa: N818 - shown to users as the error type
+    pass
+
+
+class JobRunner:
+    """Runs jobs for one worker. Stateless apart from its wiring."""
+
+    def __init__(self, app: Conveyor, worker_id: str, host: str, threads: Executor,
+                 clock: Clock, logger: logging.Logger,
+                 on_progress: Callable[[str, float, str | None], None] | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.app = app
+        self.worker_id = worker_id
+        self.host = host
+        self.threads = threads
+        self.clock = clock
+        self.log = logger
+        self.on_progress = on_progress
+        self.rng = rng or random.Random()
+
+    def context(self, job: ClaimedJob) -> JobContext:
+        return JobContext(self.app, job, self.worker_id, self.log, self.on_progress)
+
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> Settle:
+        """Run `job` to its outcome. Never raises, except CancelledError (shutdown, lost
+        lease or cancel request), which the caller maps."""
+        task = self.app.registry.find(job.task)
+        if task is None:
+            return self._failed(job, UnknownTask(job.task, self.app.registry.names()), Retry(),
+                                DeadReason.UNKNOWN_TASK)
+        try:
+            payload = task.load(self.app.codec.decode(job.payload, job.id, job.tenant))
+        except PayloadUndecodable as exc:
+            return self._failed(job, exc, task.retry, DeadReason.UNDECODABLE, final=True)
+        except Exception as exc:  # the stored payload no longer fits the schema
+            return self._failed(job, exc, task.retry, DeadReason.UNDECODABLE, final=True)
+        try:
+            result = await self._call(task, ctx, payload)
+        except asyncio.CancelledError:
+            raise
+        except Snooze as snooze:
+            return SnoozeRecord(job.lease, snooze.seconds)
+        except Discard as discard:
+            return self._failed(job, discard, task.retry, DeadReason.DISCARDED, final=True)
+        except Cancel as cancel:
+            return Cancelled(job.lease, cancel.reason)
+        except Exception as exc:
+            return self._failed(job, exc, task.retry, DeadReason.FAILED)
+        try:
+            encoded = None if result is None else orjson.dumps(result)
+        except TypeError as exc:
+            error = TypeError(f"the result of task {job.task!r} is not JSON-serialisable: {exc}")
+            return self._failed(job, error, task.retry, DeadReason.FAILED, final=True)
+        return Complete(job.lease, encoded)
+
+    async def _call(self, task: Task, ctx: JobContext, payload: Any) -> Any:
+        if task.is_async:
+            if task.timeout is None:
+                return await task.fn(ctx, payload)
+            try:
+                async with asyncio.timeout(task.timeout):
+                    return await task.fn(ctx, payload)
+            except TimeoutError:
+                ctx._cancel()
+                raise JobTimeout(f"task {task.name!r} ran past its timeout of "
+                                 f"{task.timeout:g}s and was stopped") from None
+        if task.isolation == "process":
+            from .isolated import run_isolated
+
+            return await run_isolated(self.app, task, ctx, payload)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.threads, task.fn, ctx, payload)
+        if task.timeout is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, task.timeout)
+        except TimeoutError:
+            ctx._cancel()  # the thread cannot be killed; ctx.cancelled tells it to stop
+            raise JobTimeout(f"task {task.name!r} ran past its timeout of {task.timeout:g}s; "
+                             "its thread was told to stop (use isolation='process' for a "
+                             "hard kill)") from None
+
+    def failed(self, job: ClaimedJob, exc: BaseException) -> Fail:
+        """A failure outside the task itself, retried under the task's policy."""
+        task = self.app.registry.find(job.task)
+        return self._failed(job, exc, task.retry if task else Retry(), DeadReason.FAILED)
+
+    def _failed(self, job: ClaimedJob, exc: BaseException, policy: Retry, reason: str,
+                final: bool = False) -> Fail:
+        error = self.error_info(job, exc)
+        retry_in = None
+        if not final and job.attempt < job.max_attempts:
+            retry_in = next_delay(policy, job.attempt, self.rng)
+        if retry_in is None:
+            self.log.warning("job %s (%s) is dead after attempt %d: %s: %s", job.id, job.task,
+                             job.attempt, error.type, error.message)
+        else:
+            self.log.info("job %s (%s) failed attempt %d of %d, retrying in %.1fs: %s",
+                          job.id, job.task, job.attempt, job.max_attempts, retry_in,
+                          error.message)
+        return Fail(job.lease, error, retry_in, str(reason))
+
+    def error_info(self, job: ClaimedJob, exc: BaseException) -> ErrorInfo:
+        text = "".join(traceback.format_exception(exc))
+        if len(text) > _MAX_TRACEBACK:
+            text = "...\n" + text[-_MAX_TRACEBACK:]
+        return ErrorInfo(attempt=job.attempt, type=type(exc).__name__, message=str(exc)[:2000],
+                         traceback=text, worker=self.worker_id, host=self.host,
+                         at=self.clock.now())

@@ -1,0 +1,53 @@
+"""One batched lease extension, from a thread, so a blocked event loop (a CPU-bound task, a
+long sync call) cannot make this worker's jobs look dead."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from ..store.base import HeartbeatReply
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+log = logging.getLogger("conveyor.worker")
+
+
+class Heartbeat:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+
+    def run_once(self) -> HeartbeatReply:
+        """Extend every lease the worker holds and hand lost ones and cancel requests to it."""
+        w = self.worker
+        reply = w.app.call(lambda s: s.heartbeat(w.info, w.leases(), w.lease,
+                                                 w.clock.store_now()))
+        if (reply.lost or reply.cancel_requested) and w._loop is not None:
+            w._loop.call_soon_threadsafe(w.on_heartbeat, reply.lost, reply.cancel_requested)
+        return reply
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="conveyor-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.run_once()
+                self.failures = 0
+            except Exception as exc:  # the store is down: keep trying, the lease has slack
+                self.failures += 1
+                log.warning("heartbeat failed (%d in a row): %s", self.failures, exc)
+            if self._stop.wait(self.worker.heartbeat_interval):
+                return

@@ -1,0 +1,80 @@
+"""Background upkeep, each a bounded, idempotent run_once that is safe on every node:
+promote due scheduled jobs, rescue jobs whose lease ran out, expire jobs past their TTL,
+prune finished jobs past retention."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..app import Conveyor
+    from ..clock import Clock
+
+log = logging.getLogger("conveyor.maintenance")
+
+
+class Maintenance:
+    def __init__(self, app: Conveyor, clock: Clock, *, promote_every: float = 1.0,
+                 rescue_every: float = 5.0, prune_every: float = 60.0) -> None:
+        self.app = app
+        self.clock = clock
+        self.promote_every = promote_every
+        self.rescue_every = rescue_every
+        self.prune_every = prune_every
+        self.next_due: float | None = None  # earliest scheduled job, so the claim loop wakes
+
+    async def promote(self) -> int:
+        store = self.app.store
+        total = 0
+        while True:
+            count, next_due = await store.promote_scheduled(self.clock.store_now(), 1000)
+            total += count
+            if count < 1000:
+                break
+        self.next_due = next_due
+        return total
+
+    async def rescue(self) -> int:
+        count = await self.app.store.rescue_expired(self.clock.store_now(), 1000)
+        if count:
+            log.warning("rescued %d jobs whose worker stopped heartbeating", count)
+        return count
+
+    async def expire(self) -> int:
+        count = await self.app.store.expire(self.clock.store_now(), 1000)
+        if count:
+            log.info("expired %d jobs past their TTL", count)
+        return count
+
+    async def prune(self) -> int:
+        return await self.app.store.prune(self.app.retention, self.clock.store_now())
+
+    async def run_once(self) -> dict[str, int]:
+        """Every task once, in order. Tests call this after advancing a FakeClock."""
+        return {"rescued": await self.rescue(), "expired": await self.expire(),
+                "promoted": await self.promote(), "pruned": await self.prune()}
+
+    async def run(self) -> None:
+        """Each concern on its own jittered interval (one shared runner, no logic inside it)."""
+        await asyncio.gather(
+            _every(self.promote_every, self.promote, "promote"),
+            _every(self.rescue_every, self.rescue, "rescue"),
+            _every(self.rescue_every, self.expire, "expire"),
+            _every(self.prune_every, self.prune, "prune"),
+        )
+
+
+async def _every(interval: float, action: object, name: str) -> None:
+    """Run `action` now and then every `interval` seconds, +/- 20 %, until cancelled."""
+    assert callable(action)
+    while True:
+        try:
+            await action()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("maintenance %s failed: %s", name, exc)
+        await asyncio.sleep(interval * random.uniform(0.8, 1.2))

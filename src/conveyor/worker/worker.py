@@ -1,0 +1,347 @@
+"""The worker: `concurrency` slots on one asyncio loop, fed by a batched claim loop.
+
+One loop claims `min(free slots + prefetch, batch)` jobs per store call, starts them, and
+writes finished outcomes back in batches. It wakes on a store notification, a freed slot or a
+jittered poll. A heartbeat thread extends every held lease in one call, so a CPU-bound task
+cannot make its own job look dead. Sync task functions run in a thread pool sized to the slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ..clock import Clock
+from ..job import ClaimedJob, Lease, WorkerInfo
+from ..store.base import Cancelled, Progress, Release, Settle
+from .executor import JobRunner
+from .heartbeat import Heartbeat
+from .maintenance import Maintenance
+
+if TYPE_CHECKING:
+    from ..app import Conveyor
+    from ..context import JobContext
+
+log = logging.getLogger("conveyor.worker")
+
+
+class _Running:
+    __slots__ = ("ctx", "job", "task")
+
+    def __init__(self, job: ClaimedJob, ctx: JobContext, task: asyncio.Task[None]) -> None:
+        self.job = job
+        self.ctx = ctx
+        self.task = task
+
+
+class Worker:
+    """Runs jobs from the store until stopped.
+
+    >>> worker = app.worker(queues=["emails"], concurrency=10)   # doctest: +SKIP
+    >>> asyncio.run(worker.run())                                 # until SIGTERM / SIGINT
+    """
+
+    def __init__(self, app: Conveyor, *, queues: list[str] | tuple[str, ...] | None = None,
+                 concurrency: int | None = None, prefetch: int | None = None,
+                 lease: float | None = None, heartbeat: float | None = None,
+                 poll_interval: float | None = None, grace: float | None = None,
+                 clock: Clock | None = None, maintenance: bool = True,
+                 worker_id: str | None = None) -> None:
+        s = app.settings
+        self.app = app
+        self.store = app.store
+        self.clock = clock or app.clock
+        self.queues = tuple(queues) if queues else None
+        self.concurrency = concurrency or s.concurrency
+        self.prefetch = self.concurrency if prefetch is None else prefetch
+        self.lease = lease or s.lease
+        self.heartbeat_interval = heartbeat or min(s.heartbeat, self.lease / 3)
+        self.poll_interval = poll_interval or s.poll_interval
+        self.grace = s.grace if grace is None else grace
+        self.host = socket.gethostname()
+        self.id = worker_id or f"{self.host}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.threads = ThreadPoolExecutor(max_workers=self.concurrency,
+                                          thread_name_prefix="conveyor-task")
+        self.runner = JobRunner(app, self.id, self.host, self.threads, self.clock,
+                                logging.getLogger("conveyor.task"), self._on_progress)
+        self.maintenance = Maintenance(app, self.clock) if maintenance else None
+        self.heartbeat = Heartbeat(self)
+        self.buffer: deque[ClaimedJob] = deque()
+        self.running: dict[str, _Running] = {}
+        self.pending: list[Settle] = []
+        self._progress: dict[str, Progress] = {}
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()  # guards the lease snapshot the heartbeat thread reads
+        self.processed = 0
+        self.lost = 0
+
+    @property
+    def info(self) -> WorkerInfo:
+        return WorkerInfo(id=self.id, host=self.host, pid=os.getpid(),
+                          queues=self.queues or ("*",), concurrency=self.concurrency)
+
+    def leases(self) -> list[Lease]:
+        """Every lease this worker holds (running and prefetched); safe from any thread."""
+        with self._lock:
+            return ([r.job.lease for r in self.running.values()] +
+                    [j.lease for j in self.buffer])
+
+    # --- test door: no loop of our own, no sleeping ---------------------------------------
+
+    async def run_once(self) -> int:
+        """Claim up to `concurrency` jobs, run them all to the end and write their outcomes.
+        Returns how many jobs ran. For tests with a FakeClock."""
+        self._ensure_loop_state()
+        jobs = await self.store.claim(self.queues, self.id, self.concurrency, self.lease,
+                                      self.clock.store_now())
+        for job in jobs:
+            self._start(job)
+        while self.running:
+            await asyncio.gather(*(r.task for r in list(self.running.values())),
+                                 return_exceptions=True)
+        await self.flush()
+        return len(jobs)
+
+    async def run_until_idle(self, max_rounds: int = 10_000) -> int:
+        """run_once (with maintenance) until nothing is left to run now; returns the count."""
+        total = 0
+        for _ in range(max_rounds):
+            if self.maintenance is not None:
+                await self.maintenance.run_once()
+            ran = await self.run_once()
+            total += ran
+            if not ran:
+                break
+        return total
+
+    # --- the real loop --------------------------------------------------------------------
+
+    async def run(self, install_signals: bool = True) -> None:
+        """Run until stop() (or SIGTERM/SIGINT when `install_signals`)."""
+        self._ensure_loop_state()
+        loop = asyncio.get_running_loop()
+        await self.app.check_schema()
+        stop_listening = await self.store.listen(self._on_notify)
+        if install_signals:
+            self._install_signals(loop)
+        self.heartbeat.start()
+        background = [loop.create_task(self.maintenance.run())] if self.maintenance else []
+        log.info("worker %s started: queues=%s concurrency=%d", self.id,
+                 ",".join(self.queues or ("*",)), self.concurrency)
+        try:
+            await self._claim_loop()
+        finally:
+            for task in background:
+                task.cancel()
+            await self._shutdown()
+            await stop_listening()
+            self.heartbeat.stop()
+            with contextlib.suppress(Exception):
+                await self.store.deregister_worker(self.id)
+            self.threads.shutdown(wait=False, cancel_futures=True)
+            log.info("worker %s stopped after %d jobs", self.id, self.processed)
+
+    def stop(self) -> None:
+        """Stop claiming; running jobs get the grace period to finish. Thread-safe."""
+        if self._loop is not None and self._loop is not _current_loop():
+            self._loop.call_soon_threadsafe(self.stop)
+            return
+        if not self._stopping:
+            log.info("worker %s stopping: %d running, %d prefetched", self.id,
+                     len(self.running), len(self.buffer))
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        def on_signal(sig: signal.Signals) -> None:
+            if self._stopping and sig == signal.SIGINT:
+                log.warning("second interrupt: not waiting for running jobs")
+                self.grace = 0
+            self.stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+
+    async def _claim_loop(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            self._wake.clear()
+            await self.flush()
+            want = self.concurrency + self.prefetch - len(self.running) - len(self.buffer)
+            got = 0
+            if want > 0:
+                got = await self._claim(want)
+            if got and got == want:
+                await asyncio.sleep(0)  # let the slots run, then come back for more
+                continue
+            await self._wait(self._poll_delay())
+
+    async def _claim(self, want: int) -> int:
+        try:
+            jobs = await self.store.claim(self.queues, self.id, want, self.lease,
+                                          self.clock.store_now())
+        except Exception as exc:  # store down or locked: back off, keep running jobs
+            log.warning("claim failed, retrying: %s", exc)
+            await asyncio.sleep(min(self.poll_interval, 1.0))
+            return 0
+        with self._lock:
+            self.buffer.extend(jobs)
+        self._fill_slots()
+        return len(jobs)
+
+    def _poll_delay(self) -> float:
+        delay = self.poll_interval * random.uniform(0.8, 1.2)
+        if self.maintenance is not None and self.maintenance.next_due is not None:
+            delay = min(delay, max(0.001, self.maintenance.next_due - self.clock.now()))
+        return delay
+
+    async def _wait(self, timeout: float) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+
+    def _on_notify(self, queue: str) -> None:
+        if self._wake is None:
+            return
+        if queue == "*" or self.queues is None or queue in self.queues:
+            self._wake.set()
+
+    # --- running jobs ---------------------------------------------------------------------
+
+    def _fill_slots(self) -> None:
+        while self.buffer and len(self.running) < self.concurrency and not self._stopping:
+            with self._lock:
+                job = self.buffer.popleft()
+            self._start(job)
+
+    def _start(self, job: ClaimedJob) -> None:
+        ctx = self.runner.context(job)
+        task = asyncio.get_running_loop().create_task(self._execute(job, ctx))
+        with self._lock:
+            self.running[job.id] = _Running(job, ctx, task)
+
+    async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
+        try:
+            outcome: Settle | None = await self.runner.run(job, ctx)
+        except asyncio.CancelledError:
+            outcome = self._interrupted(job, ctx)
+        except Exception as exc:  # a bug of ours: never lose the job over it
+            log.exception("executor failed on job %s", job.id)
+            outcome = self.runner.failed(job, exc)
+        with self._lock:
+            self.running.pop(job.id, None)
+        if outcome is not None:
+            self.pending.append(outcome)
+        self.processed += 1
+        self._fill_slots()
+        if self._wake is not None and (not self.buffer or len(self.pending) >= self.concurrency):
+            self._wake.set()
+
+    def _interrupted(self, job: ClaimedJob, ctx: JobContext) -> Settle | None:
+        if job.id in self._lost_ids:
+            return None  # its lease is gone: another worker owns it now
+        if job.id in self._cancel_ids:
+            return Cancelled(job.lease, "cancelled while running")
+        return Release(job.lease)  # shutdown: give it back untouched
+
+    def _on_progress(self, job_id: str, percent: float, step: str | None) -> None:
+        running = self.running.get(job_id)
+        if running is None:
+            return
+        self._progress[job_id] = Progress(running.job.lease, percent, step)
+
+    async def flush(self) -> None:
+        """Write every finished outcome and the newest progress of running jobs, in one batch."""
+        if not self.pending and not self._progress:
+            return
+        items, self.pending = self.pending, []
+        progress, self._progress = list(self._progress.values()), {}
+        batch = progress + items  # progress first: it is fenced on the job still running
+        try:
+            applied = await self.store.settle(batch, self.clock.store_now())
+        except Exception as exc:
+            log.warning("could not write %d outcomes, will retry: %s", len(items), exc)
+            self.pending = items + self.pending
+            await asyncio.sleep(0.5)
+            return
+        for item, ok in zip(batch, applied, strict=True):
+            if not ok and not isinstance(item, Progress):
+                self.lost += 1
+                log.warning("lease lost for job %s: its outcome (%s) was dropped; another "
+                            "worker owns it now", item.lease.job_id, type(item).__name__)
+
+    # --- lost leases, cancel requests (from the heartbeat thread) -------------------------
+
+    def on_heartbeat(self, lost: frozenset[str], cancel: frozenset[str]) -> None:
+        """Called on the loop: stop jobs whose lease is gone or that were cancelled."""
+        for job_id in lost:
+            self._lost_ids.add(job_id)
+            self._stop_job(job_id)
+            with self._lock:
+                self.buffer = deque(j for j in self.buffer if j.id != job_id)
+        for job_id in cancel:
+            self._cancel_ids.add(job_id)
+            self._stop_job(job_id)
+
+    def _stop_job(self, job_id: str) -> None:
+        running = self.running.get(job_id)
+        if running is not None:
+            running.ctx._cancel()
+            running.task.cancel()
+
+    # --- shutdown -------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        with self._lock:
+            unstarted, self.buffer = list(self.buffer), deque()
+        self.pending.extend(Release(job.lease) for job in unstarted)
+        await self.flush()
+        if self.running:
+            log.info("waiting up to %.0fs for %d running jobs", self.grace, len(self.running))
+            tasks = [r.task for r in self.running.values()]
+            _, still = await asyncio.wait(tasks, timeout=self.grace) if self.grace > 0 else (
+                set(), set(tasks))
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=2.0)
+        with self._lock:
+            leftover = list(self.running.values())
+            self.running.clear()
+        # sync jobs still in their threads: give them back so another worker starts them now
+        self.pending.extend(Release(r.job.lease) for r in leftover)
+        await self.flush()
+
+    def _ensure_loop_state(self) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+            self._loop = asyncio.get_running_loop()
+            self._lost_ids: set[str] = set()
+            self._cancel_ids: set[str] = set()
+
+
+def _current_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def run_worker(app: Conveyor, **options: Any) -> int:
+    """Run one worker in this process until SIGTERM/SIGINT; the process's exit status."""
+    worker = app.worker(**options)
+    asyncio.run(worker.run())
+    return 0
