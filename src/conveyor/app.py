@@ -34,7 +34,7 @@ from .errors import (
 from .job import EnqueueResult, Job, JobFilter, JobState, NewJob, QueueInfo, WorkerInfo, new_id
 from .retry import Retry
 from .settings import Settings
-from .store.base import Retention, Stats, Store, open_store
+from .store.base import Retention, Stats, Store, drive_inline, open_store
 from .task import Isolation, Task, TaskRegistry
 
 T = TypeVar("T")
@@ -43,6 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _ENQUEUE_OPTIONS = frozenset({
     "queue", "priority", "delay", "run_at", "ttl", "idempotency_key", "correlation_id", "tenant",
     "max_attempts", "unique_for", "parent_id", "connection"})
+_PREPARE_OPTIONS = _ENQUEUE_OPTIONS
 
 
 class SyncDoor:
@@ -56,12 +57,7 @@ class SyncDoor:
 
     def run(self, store: Store, coro: Coroutine[Any, Any, T]) -> T:
         if getattr(store, "inline", False):
-            try:
-                coro.send(None)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            coro.close()
-            raise RuntimeError("an inline store suspended; it must never await I/O")
+            return drive_inline(coro)
         return asyncio.run_coroutine_threadsafe(coro, self._portal()).result()
 
     def _portal(self) -> asyncio.AbstractEventLoop:
@@ -214,9 +210,8 @@ class Conveyor:
         prepared = []
         for index, item in enumerate(items):
             task, payload, options = _split_item(item, index)
-            options.setdefault("batch_id", batch_id)
             try:
-                prepared.append(self.prepare(task, payload, options))
+                prepared.append(self.prepare(task, payload, options, batch_id))
             except PayloadInvalid as exc:
                 error = PayloadInvalid(exc.task, [{**e, "field": f"jobs[{index}].{e['field']}"}
                                                   for e in exc.errors])
@@ -228,35 +223,32 @@ class Conveyor:
                 raise
         return prepared
 
-    def prepare(self, task: str | Task, payload: Any, options: Mapping[str, Any]
-                ) -> tuple[NewJob, Any]:
+    def prepare(self, task: str | Task, payload: Any, options: Mapping[str, Any],
+                batch_id: str | None = None) -> tuple[NewJob, Any]:
         """Validate one job and build what the store inserts; nothing is stored here."""
-        unknown = set(options) - _ENQUEUE_OPTIONS - {"batch_id"}
-        if unknown:
-            raise TypeError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+        if options and not options.keys() <= _PREPARE_OPTIONS:
+            unknown = sorted(set(options) - _PREPARE_OPTIONS)
+            raise TypeError(f"unknown enqueue option(s): {', '.join(unknown)}")
         name = task.name if isinstance(task, Task) else task
         spec = self.registry.find(name)
         if spec is None and len(self.registry):
             self.registry.get(name)  # raises UnknownTask naming the known ones
-        body = spec.validate(payload) if spec is not None else ({} if payload is None
-                                                                 else payload)
-        tenant = options.get("tenant")
+        body = spec.validate(payload) if spec is not None else {} if payload is None else payload
         job_id = new_id()
-        run_at = options.get("run_at")
-        retry = spec.retry if spec is not None else Retry()
+        get = options.get
+        tenant = get("tenant")
+        run_at = get("run_at")
         new = NewJob(
-            id=job_id, task=name,
-            queue=options.get("queue") or (spec.queue if spec else "default"),
-            payload=self.codec.encode(body, job_id, tenant),
-            priority=_int_option(options, "priority", spec.priority if spec else 0),
-            max_attempts=_int_option(options, "max_attempts", retry.attempts),
-            delay=float(options.get("delay") or 0.0),
-            run_at=run_at.timestamp() if isinstance(run_at, datetime) else run_at,
-            ttl=options.get("ttl", spec.ttl if spec else None),
-            tenant=tenant, correlation_id=options.get("correlation_id"),
-            idempotency_key=options.get("idempotency_key"),
-            unique_for=options.get("unique_for", spec.unique_for if spec else None),
-            batch_id=options.get("batch_id"), parent_id=options.get("parent_id"))
+            job_id, name, get("queue") or (spec.queue if spec else "default"),
+            self.codec.encode(body, job_id, tenant),
+            _int_option(get("priority"), "priority", spec.priority if spec else 0),
+            _int_option(get("max_attempts"), "max_attempts",
+                        spec.retry.attempts if spec else Retry().attempts),
+            float(get("delay") or 0.0),
+            run_at.timestamp() if isinstance(run_at, datetime) else run_at,
+            get("ttl", spec.ttl if spec else None), tenant, get("correlation_id"),
+            get("idempotency_key"), get("unique_for", spec.unique_for if spec else None),
+            batch_id, get("parent_id"))
         _check_new_job(new)
         return new, body
 
@@ -392,20 +384,24 @@ class Conveyor:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _split_item(item: Any, index: int) -> tuple[str | Task, Any, dict[str, Any]]:
+_NO_OPTIONS: Mapping[str, Any] = {}
+
+
+def _split_item(item: Any, index: int) -> tuple[str | Task, Any, Mapping[str, Any]]:
     if isinstance(item, Mapping):
-        options = dict(item)
-        if "task" not in options:
+        if "task" not in item:
             raise ConveyorError(f"jobs[{index}] has no 'task'")
-        return options.pop("task"), options.pop("payload", None), options
+        if len(item) <= 2 and (len(item) == 1 or "payload" in item):
+            return item["task"], item.get("payload"), _NO_OPTIONS
+        options = {k: v for k, v in item.items() if k != "task" and k != "payload"}
+        return item["task"], item.get("payload"), options
     if isinstance(item, tuple) and len(item) in (2, 3):
         options = dict(item[2]) if len(item) == 3 else {}
         return item[0], item[1], options
     raise ConveyorError(f"jobs[{index}] must be a dict with 'task' or a (task, payload) tuple")
 
 
-def _int_option(options: Mapping[str, Any], name: str, default: int) -> int:
-    value = options.get(name)
+def _int_option(value: Any, name: str, default: int) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
@@ -414,9 +410,9 @@ def _int_option(options: Mapping[str, Any], name: str, default: int) -> int:
 
 
 def _check_new_job(new: NewJob) -> None:
-    if not new.task or len(new.task) > 200:
+    if not 0 < len(new.task) <= 200:
         raise ConveyorError("task name must be 1 to 200 characters")
-    if not new.queue or len(new.queue) > 100 or "\n" in new.queue:
+    if not 0 < len(new.queue) <= 100 or "\n" in new.queue:
         raise ConveyorError(f"queue name {new.queue!r} must be 1 to 100 characters, one line")
     if new.max_attempts < 1:
         raise ConveyorError("max_attempts must be at least 1")
@@ -424,10 +420,11 @@ def _check_new_job(new: NewJob) -> None:
         raise ConveyorError("delay must be >= 0 seconds")
     if new.ttl is not None and new.ttl <= 0:
         raise ConveyorError("ttl must be a positive number of seconds")
-    for name in ("idempotency_key", "correlation_id", "tenant"):
-        value = getattr(new, name)
-        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):
-            raise ConveyorError(f"{name} must be a string of 1 to 255 characters")
+    if new.tenant is not None or new.correlation_id is not None or new.idempotency_key:
+        for name in ("idempotency_key", "correlation_id", "tenant"):
+            value = getattr(new, name)
+            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):
+                raise ConveyorError(f"{name} must be a string of 1 to 255 characters")
 
 
 def sequence_of(value: Sequence[str] | str | None) -> tuple[str, ...] | None:

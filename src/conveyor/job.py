@@ -10,7 +10,7 @@ States (SPEC section 2):
 
 from __future__ import annotations
 
-import os
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,9 +68,9 @@ class ErrorInfo:
                    worker=data.get("worker"), host=data.get("host"), at=data.get("at"))
 
 
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """A job about to be inserted. `payload` is already encoded (codec.py)."""
+class NewJob(NamedTuple):
+    """A job about to be inserted. `payload` is already encoded (codec.py). A NamedTuple,
+    not a dataclass: bulk enqueue builds one per job, and this is the cheapest frozen value."""
 
     id: str
     task: str
@@ -97,9 +97,12 @@ class EnqueueResult(NamedTuple):
     run_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Job:
-    """A stored job, as read back from the store (SPEC section 2)."""
+    """A stored job: a snapshot of the envelope as read back from the store (SPEC section 2).
+
+    Not frozen on purpose: bulk enqueue returns one per job and a frozen dataclass costs five
+    times as much to build. Changing a snapshot changes nothing in the store."""
 
     id: str
     task: str
@@ -152,6 +155,17 @@ class Job:
             "dead_reason": self.dead_reason, "batch_id": self.batch_id,
             "parent_id": self.parent_id, "duplicate": self.duplicate,
         }
+
+
+class JobEvent(NamedTuple):
+    """A state change or progress of one job, as the event stream carries it."""
+
+    id: str
+    state: str
+    queue: str
+    task: str
+    tenant: str | None
+    progress: float | None = None
 
 
 class Lease(NamedTuple):
@@ -221,8 +235,9 @@ class WorkerInfo:
 
 
 class _IdGenerator:
-    """UUIDv7 strings: 48 bits of milliseconds, then a per-process counter seeded at random,
-    then random bits. Sortable by creation time; unique across processes and hosts."""
+    """UUIDv7 strings: 48 bits of milliseconds, a per-process counter seeded at random, then
+    random bits. Sortable by creation time; unique across processes and hosts. (The one piece
+    of module state in the package: like uuid, an id source needs no wiring.)"""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -237,15 +252,16 @@ class _IdGenerator:
                 self._seq += 1
                 if self._seq > 0xFFF:  # counter exhausted in this millisecond: borrow the next
                     ms += 1
-                    self._seq = int.from_bytes(os.urandom(2)) & 0x3FF
+                    self._seq = _random_bits(8)
             else:
-                self._seq = int.from_bytes(os.urandom(2)) & 0x3FF
+                self._seq = _random_bits(8)
             self._last_ms = ms
             seq = self._seq
-        tail = int.from_bytes(os.urandom(8)) & 0x3FFFFFFFFFFFFFFF | 0x8000000000000000
-        value = (ms << 80) | (0x7 << 76) | (seq << 64) | tail
-        h = f"{value:032x}"
+        # random's generator is seeded from os.urandom and reseeded in a forked child
+        tail = _random_bits(62) | 0x8000000000000000
+        h = f"{ms:012x}7{seq:03x}{tail:016x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_random_bits = random.getrandbits
 new_id = _IdGenerator()

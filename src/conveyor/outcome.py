@@ -6,7 +6,7 @@ Outcomes are values: the executor maps each to one store call in a single `match
 from __future__ import annotations
 
 
-class Snooze(Exception):  # noqa: N818 - an outcome, not an error
+class Snooze(Exception):
     """Run this job again after `seconds`, without counting a failed attempt."""
 
     def __init__(self, seconds: float) -> None:
@@ -14,7 +14,7 @@ class Snooze(Exception):  # noqa: N818 - an outcome, not an error
         self.seconds = float(seconds)
 
 
-class Discard(Exception):  # noqa: N818
+class Discard(Exception):
     """Send this job straight to the dead-letter state, with `reason`."""
 
     def __init__(self, reason: str = "discarded") -> None:
@@ -22,7 +22,7 @@ class Discard(Exception):  # noqa: N818
         self.reason = reason
 
 
-class Cancel(Exception):  # noqa: N818
+class Cancel(Exception):
     """End this job as cancelled (not an error)."""
 
     def __init__(self, reason: str = "cancelled") -> None:

@@ -7,21 +7,24 @@ with the same lease token, and reports whether it did. A lost lease is a normal 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..job import (
     ClaimedJob,
     EnqueueResult,
     ErrorInfo,
     Job,
+    JobEvent,
     JobFilter,
     Lease,
     NewJob,
     QueueInfo,
     WorkerInfo,
 )
+
+T = TypeVar("T")
 
 # --- what a worker writes back: one batch of these per call to `settle` ----------------------
 
@@ -148,9 +151,27 @@ class Store(Protocol):
                      now: float | None = None) -> list[QueueInfo]: ...
     async def workers(self, now: float | None = None) -> list[WorkerInfo]: ...
 
+    # key rotation: page through payloads, swap them compare-and-set
+    async def scan_payloads(self, after: str | None, limit: int
+                            ) -> list[tuple[str, str | None, bytes]]: ...
+    async def replace_payloads(self, updates: Sequence[tuple[str, bytes, bytes]]) -> int: ...
+
     # wake-ups: hints only, polling stays the source of truth
     def notify(self, queues: Sequence[str]) -> None: ...
     async def listen(self, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]: ...
+    # the event feed: batches of job state changes and progress, from every process
+    async def subscribe(self, callback: Callable[[list[JobEvent]], None]
+                        ) -> Callable[[], Awaitable[None]]: ...
+
+
+def drive_inline(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (an inline store's) to its end, right here."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("an inline store suspended; it must never await I/O")
 
 
 def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:

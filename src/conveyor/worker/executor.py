@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _MAX_TRACEBACK = 16_000
 
 
-class JobTimeout(Exception):  # noqa: N818 - shown to users as the error type
+class JobTimeout(Exception):
     pass
 
 
@@ -97,7 +97,12 @@ class JobRunner:
         if task.isolation == "process":
             from .isolated import run_isolated
 
-            return await run_isolated(self.app, task, ctx, payload)
+            try:
+                return await run_isolated(self.app, task, ctx, payload)
+            except TimeoutError:
+                ctx._cancel()
+                raise JobTimeout(f"task {task.name!r} ran past its timeout of "
+                                 f"{task.timeout:g}s; its process was killed") from None
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.threads, task.fn, ctx, payload)
         if task.timeout is None:
@@ -131,9 +136,10 @@ class JobRunner:
         return Fail(job.lease, error, retry_in, str(reason))
 
     def error_info(self, job: ClaimedJob, exc: BaseException) -> ErrorInfo:
-        text = "".join(traceback.format_exception(exc))
+        type_name = getattr(exc, "type_name", None) or type(exc).__name__
+        text = getattr(exc, "child_traceback", None) or "".join(traceback.format_exception(exc))
         if len(text) > _MAX_TRACEBACK:
             text = "...\n" + text[-_MAX_TRACEBACK:]
-        return ErrorInfo(attempt=job.attempt, type=type(exc).__name__, message=str(exc)[:2000],
+        return ErrorInfo(attempt=job.attempt, type=type_name, message=str(exc)[:2000],
                          traceback=text, worker=self.worker_id, host=self.host,
                          at=self.clock.now())

@@ -3,6 +3,7 @@ child that dies, forwards SIGTERM/SIGINT to all of them and waits for their grac
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -88,10 +89,8 @@ class Supervisor:
 
 def _send(proc: subprocess.Popen[bytes], sig: int) -> None:
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
 
 
 def child_command(argv: Sequence[str]) -> list[str]:

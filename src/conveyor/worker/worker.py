@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
-from ..store.base import Cancelled, Progress, Release, Settle
+from ..store.base import Cancelled, Progress, Release, Settle, drive_inline
 from .executor import JobRunner
 from .heartbeat import Heartbeat
 from .maintenance import Maintenance
@@ -71,6 +71,10 @@ class Worker:
         self.id = worker_id or f"{self.host}:{os.getpid()}:{os.urandom(3).hex()}"
         self.threads = ThreadPoolExecutor(max_workers=self.concurrency,
                                           thread_name_prefix="conveyor-task")
+        # An inline store (SQLite) would block the loop for each write, delaying every job's
+        # wake-up; its calls go to one thread instead (sqlite3 releases the GIL while it works).
+        self.store_thread = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-store")
+                             if getattr(self.store, "inline", False) else None)
         self.runner = JobRunner(app, self.id, self.host, self.threads, self.clock,
                                 logging.getLogger("conveyor.task"), self._on_progress)
         self.maintenance = Maintenance(app, self.clock) if maintenance else None
@@ -103,8 +107,7 @@ class Worker:
         """Claim up to `concurrency` jobs, run them all to the end and write their outcomes.
         Returns how many jobs ran. For tests with a FakeClock."""
         self._ensure_loop_state()
-        jobs = await self.store.claim(self.queues, self.id, self.concurrency, self.lease,
-                                      self.clock.store_now())
+        _, jobs = await self._exchange([], self.concurrency)
         for job in jobs:
             self._start(job)
         while self.running:
@@ -150,6 +153,8 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self.store.deregister_worker(self.id)
             self.threads.shutdown(wait=False, cancel_futures=True)
+            if self.store_thread is not None:
+                self.store_thread.shutdown(wait=True)
             log.info("worker %s stopped after %d jobs", self.id, self.processed)
 
     def stop(self) -> None:
@@ -178,28 +183,44 @@ class Worker:
         assert self._wake is not None
         while not self._stopping:
             self._wake.clear()
-            await self.flush()
             want = self.concurrency + self.prefetch - len(self.running) - len(self.buffer)
-            got = 0
-            if want > 0:
-                got = await self._claim(want)
-            if got and got == want:
+            jobs = await self._settle_and_claim(max(want, 0))
+            if jobs:
+                with self._lock:
+                    self.buffer.extend(jobs)
+                self._fill_slots()
+            if jobs and len(jobs) == want:
                 await asyncio.sleep(0)  # let the slots run, then come back for more
                 continue
             await self._wait(self._poll_delay())
 
-    async def _claim(self, want: int) -> int:
+    async def _settle_and_claim(self, want: int) -> list[ClaimedJob]:
+        """Write finished outcomes, then claim up to `want` jobs: one trip to the store."""
+        items = self._take_pending()
         try:
-            jobs = await self.store.claim(self.queues, self.id, want, self.lease,
-                                          self.clock.store_now())
+            applied, jobs = await self._exchange(items, want)
         except Exception as exc:  # store down or locked: back off, keep running jobs
-            log.warning("claim failed, retrying: %s", exc)
+            log.warning("store unavailable, retrying: %s", exc)
+            self.pending = items + self.pending
             await asyncio.sleep(min(self.poll_interval, 1.0))
-            return 0
-        with self._lock:
-            self.buffer.extend(jobs)
-        self._fill_slots()
-        return len(jobs)
+            return []
+        self._report(items, applied)
+        return jobs
+
+    async def _exchange(self, items: list[Settle], want: int
+                        ) -> tuple[list[bool], list[ClaimedJob]]:
+        store, now = self.store, self.clock.store_now()
+
+        async def both() -> tuple[list[bool], list[ClaimedJob]]:
+            applied = await store.settle(items, now) if items else []
+            jobs = (await store.claim(self.queues, self.id, want, self.lease, now)
+                    if want > 0 and not self._stopping else [])
+            return applied, jobs
+
+        if self.store_thread is None:
+            return await both()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.store_thread, drive_inline, both())
 
     def _poll_delay(self) -> float:
         delay = self.poll_interval * random.uniform(0.8, 1.2)
@@ -263,25 +284,35 @@ class Worker:
             return
         self._progress[job_id] = Progress(running.job.lease, percent, step)
 
-    async def flush(self) -> None:
-        """Write every finished outcome and the newest progress of running jobs, in one batch."""
-        if not self.pending and not self._progress:
-            return
+    def _take_pending(self) -> list[Settle]:
+        """Finished outcomes and the newest progress of running jobs, progress first (it is
+        fenced on the job still running)."""
         items, self.pending = self.pending, []
-        progress, self._progress = list(self._progress.values()), {}
-        batch = progress + items  # progress first: it is fenced on the job still running
+        if self._progress:
+            progress, self._progress = list(self._progress.values()), {}
+            items = progress + items  # type: ignore[operator]
+        return items
+
+    def _report(self, items: list[Settle], applied: list[bool]) -> None:
+        for item, ok in zip(items, applied, strict=True):
+            if not ok and not isinstance(item, Progress):
+                self.lost += 1
+                log.warning("lease lost for job %s: its outcome (%s) was dropped; another "
+                            "worker owns it now", item.lease.job_id, type(item).__name__)
+
+    async def flush(self) -> None:
+        """Write every finished outcome and progress now."""
+        items = self._take_pending()
+        if not items:
+            return
         try:
-            applied = await self.store.settle(batch, self.clock.store_now())
+            applied, _ = await self._exchange(items, 0)
         except Exception as exc:
             log.warning("could not write %d outcomes, will retry: %s", len(items), exc)
             self.pending = items + self.pending
             await asyncio.sleep(0.5)
             return
-        for item, ok in zip(batch, applied, strict=True):
-            if not ok and not isinstance(item, Progress):
-                self.lost += 1
-                log.warning("lease lost for job %s: its outcome (%s) was dropped; another "
-                            "worker owns it now", item.lease.job_id, type(item).__name__)
+        self._report(items, applied)
 
     # --- lost leases, cancel requests (from the heartbeat thread) -------------------------
 
@@ -342,6 +373,8 @@ def _current_loop() -> asyncio.AbstractEventLoop | None:
 
 def run_worker(app: Conveyor, **options: Any) -> int:
     """Run one worker in this process until SIGTERM/SIGINT; the process's exit status."""
+    from .loop import run
+
     worker = app.worker(**options)
-    asyncio.run(worker.run())
+    run(worker.run())
     return 0

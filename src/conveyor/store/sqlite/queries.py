@@ -34,27 +34,47 @@ WHERE tenant = ? AND dedupe_key = ? AND unique_until IS NOT NULL AND unique_unti
 FIND_BY_KEY = """
 SELECT id, state, created_at, run_at FROM conveyor_jobs WHERE tenant = ? AND dedupe_key = ?"""
 
-_CLAIM_SET = """
+# Claims read one queue at a time from conveyor_jobs_claim (queue, priority DESC, run_at, id),
+# so a worker on one queue never walks past another queue's backlog.
+CLAIM_ONE_QUEUE = """
 UPDATE conveyor_jobs
 SET state = 'running', attempt = attempt + 1, lease_token = :token,
     lease_expires_at = :now + :lease_for, started_at = :now, worker_id = :worker_id,
     worker_host = :host, cancel_requested = 0
-WHERE rowid IN (
-    SELECT rowid FROM conveyor_jobs INDEXED BY {index}
-    WHERE state = 'queued' {queues}
-      AND (expires_at IS NULL OR expires_at > :now)
-      AND queue NOT IN (SELECT name FROM conveyor_queues WHERE paused = 1)
-    ORDER BY {order}
+WHERE id IN (
+    SELECT id FROM conveyor_jobs INDEXED BY conveyor_jobs_claim
+    WHERE state = 'queued' AND queue = :queue AND (expires_at IS NULL OR expires_at > :now)
+    ORDER BY priority DESC, run_at, id
     LIMIT :limit)
 RETURNING id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
           correlation_id, priority, created_at, expires_at"""
 
-CLAIM_ANY = _CLAIM_SET.format(index="conveyor_jobs_claim", queues="",
-                              order="priority DESC, run_at, id")
-CLAIM_QUEUES = _CLAIM_SET.format(
-    index="conveyor_jobs_claim_queue",
-    queues="AND queue IN (SELECT value FROM json_each(:queues))",
-    order="priority DESC, run_at, id")
+# Several queues: the best `limit` candidates of each, merged by the store, then one UPDATE.
+CLAIM_CANDIDATES = """
+SELECT id, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_claim
+WHERE state = 'queued' AND queue = :queue AND (expires_at IS NULL OR expires_at > :now)
+ORDER BY priority DESC, run_at, id
+LIMIT :limit"""
+
+CLAIM_IDS = """
+UPDATE conveyor_jobs
+SET state = 'running', attempt = attempt + 1, lease_token = :token,
+    lease_expires_at = :now + :lease_for, started_at = :now, worker_id = :worker_id,
+    worker_host = :host, cancel_requested = 0
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'queued'
+RETURNING id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
+          correlation_id, priority, created_at, expires_at"""
+
+# The queues that have queued jobs: a skip-scan over the claim index, one seek per queue.
+QUEUED_QUEUES = """
+WITH RECURSIVE found(name) AS (
+    SELECT min(queue) FROM conveyor_jobs WHERE state = 'queued'
+    UNION ALL
+    SELECT (SELECT min(queue) FROM conveyor_jobs WHERE state = 'queued' AND queue > found.name)
+    FROM found WHERE found.name IS NOT NULL)
+SELECT name FROM found WHERE name IS NOT NULL"""
+
+PAUSED_QUEUES = "SELECT name FROM conveyor_queues WHERE paused = 1"
 
 UPSERT_WORKER = """
 INSERT INTO conveyor_workers (id, host, pid, queues, concurrency, started_at, heartbeat_at,
@@ -77,7 +97,8 @@ COMPLETE = f"""
 UPDATE conveyor_jobs
 SET state = 'completed', result = :result, finished_at = :now, lease_expires_at = NULL,
     progress = CASE WHEN progress IS NULL THEN NULL ELSE 100 END, {_RELEASE_KEY}
-{_FENCE}"""
+{_FENCE}
+RETURNING id, state, queue, task, tenant, progress"""
 
 FAIL = f"""
 UPDATE conveyor_jobs
@@ -91,38 +112,46 @@ SET state = CASE WHEN :retry_at IS NULL THEN 'dead'
     dedupe_key = CASE WHEN :retry_at IS NOT NULL OR unique_for IS NOT NULL THEN dedupe_key END,
     unique_until = CASE WHEN :retry_at IS NULL AND unique_for IS NOT NULL
                         THEN :now + unique_for END
-{_FENCE}"""
+{_FENCE}
+RETURNING id, state, queue, task, tenant, progress"""
 
 SNOOZE = f"""
 UPDATE conveyor_jobs
 SET state = CASE WHEN :until <= :now THEN 'queued' ELSE 'scheduled' END, run_at = :until,
     attempt = attempt - 1, lease_expires_at = NULL, started_at = NULL
-{_FENCE}"""
+{_FENCE}
+RETURNING id, state, queue, task, tenant, progress"""
 
 FINISH_CANCELLED = f"""
 UPDATE conveyor_jobs
 SET state = 'cancelled', finished_at = :now, lease_expires_at = NULL, dead_reason = :reason,
     {_RELEASE_KEY}
-{_FENCE}"""
+{_FENCE}
+RETURNING id, state, queue, task, tenant, progress"""
 
 RELEASE = f"""
 UPDATE conveyor_jobs
 SET state = 'queued', attempt = attempt - 1, lease_expires_at = NULL, started_at = NULL
-{_FENCE}"""
+{_FENCE}
+RETURNING id, state, queue, task, tenant, progress"""
 
 PROGRESS = f"""
 UPDATE conveyor_jobs SET progress = :percent, progress_step = :step
-{_FENCE}"""
+{_FENCE}
+RETURNING id, state, queue, task, tenant, progress"""
 
 CANCEL_WAITING = f"""
 UPDATE conveyor_jobs SET state = 'cancelled', finished_at = :now, {_RELEASE_KEY}
-WHERE id = :id AND state IN ('queued', 'scheduled') AND (:tenant IS NULL OR tenant = :tenant)"""
+WHERE id = :id AND state IN ('queued', 'scheduled') AND (:tenant IS NULL OR tenant = :tenant)
+RETURNING id, state, queue, task, tenant, progress"""
 
 CANCEL_RUNNING = """
 UPDATE conveyor_jobs SET cancel_requested = 1
-WHERE id = :id AND state = 'running' AND (:tenant IS NULL OR tenant = :tenant)"""
+WHERE id = :id AND state = 'running' AND (:tenant IS NULL OR tenant = :tenant)
+RETURNING id, state, queue, task, tenant, progress"""
 
-STATE_OF = "SELECT state FROM conveyor_jobs WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)"
+STATE_OF = """
+SELECT state FROM conveyor_jobs WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)"""
 
 REQUEUE = """
 UPDATE conveyor_jobs
@@ -132,7 +161,8 @@ SET state = 'queued', run_at = :now, finished_at = NULL, dead_reason = NULL, res
     max_attempts = CASE WHEN attempt >= max_attempts THEN attempt + max_attempts
                         ELSE max_attempts END
 WHERE id = :id AND state IN ('dead', 'cancelled', 'scheduled')
-  AND (:tenant IS NULL OR tenant = :tenant)"""
+  AND (:tenant IS NULL OR tenant = :tenant)
+RETURNING id, state, queue, task, tenant, progress"""
 
 SET_PAUSED = """
 INSERT INTO conveyor_queues (name, paused, updated_at) VALUES (?, ?, ?)
@@ -155,26 +185,29 @@ SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'queued' END,
                       THEN dedupe_key END,
     unique_until = CASE WHEN attempt >= max_attempts AND unique_for IS NOT NULL
                         THEN :now + unique_for END
-WHERE rowid IN (SELECT rowid FROM conveyor_jobs
-                WHERE state = 'running' AND lease_expires_at < :now LIMIT :limit)"""
+WHERE id IN (SELECT id FROM conveyor_jobs
+                WHERE state = 'running' AND lease_expires_at < :now LIMIT :limit)
+RETURNING id, state, queue, task, tenant, progress"""
 
 PROMOTE_SCHEDULED = """
 UPDATE conveyor_jobs SET state = 'queued'
-WHERE rowid IN (SELECT rowid FROM conveyor_jobs
-                WHERE state = 'scheduled' AND run_at <= :now ORDER BY run_at LIMIT :limit)"""
+WHERE id IN (SELECT id FROM conveyor_jobs
+                WHERE state = 'scheduled' AND run_at <= :now ORDER BY run_at LIMIT :limit)
+RETURNING id, state, queue, task, tenant, progress"""
 
 NEXT_SCHEDULED = "SELECT min(run_at) FROM conveyor_jobs WHERE state = 'scheduled'"
 
 EXPIRE = f"""
 UPDATE conveyor_jobs
 SET state = 'dead', dead_reason = 'expired', finished_at = :now, {_RELEASE_KEY}
-WHERE rowid IN (SELECT rowid FROM conveyor_jobs
+WHERE id IN (SELECT id FROM conveyor_jobs
                 WHERE state IN ('queued', 'scheduled') AND expires_at IS NOT NULL
-                  AND expires_at <= :now LIMIT :limit)"""
+                  AND expires_at <= :now LIMIT :limit)
+RETURNING id, state, queue, task, tenant, progress"""
 
 PRUNE = """
 DELETE FROM conveyor_jobs
-WHERE rowid IN (SELECT rowid FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+WHERE id IN (SELECT id FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
                 WHERE finished_at IS NOT NULL AND finished_at < :oldest
                   AND ((state = 'completed' AND finished_at < :completed_before)
                     OR (state = 'dead' AND finished_at < :dead_before)
@@ -241,3 +274,10 @@ QUEUE_FLAGS = "SELECT name, paused FROM conveyor_queues"
 WORKERS = """
 SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running
 FROM conveyor_workers ORDER BY started_at"""
+
+# --- key rotation ----------------------------------------------------------------------------
+
+SCAN_PAYLOADS = """
+SELECT id, tenant, payload FROM conveyor_jobs WHERE id > :after ORDER BY id LIMIT :limit"""
+
+REPLACE_PAYLOAD = "UPDATE conveyor_jobs SET payload = :new WHERE id = :id AND payload = :old"

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from ...job import (
     EnqueueResult,
     ErrorInfo,
     Job,
+    JobEvent,
     JobFilter,
     JobState,
     Lease,
@@ -59,8 +60,8 @@ def parse_url(url: str) -> str:
     if not url.startswith("sqlite://"):
         raise ConfigError(f"not a SQLite URL: {url!r}")
     path = url[len("sqlite://"):]
-    if path.startswith("/"):
-        path = path[1:] if not path.startswith("//") else path[1:]
+    if path.startswith("/"):  # sqlite:///rel.db -> rel.db; sqlite:////abs.db -> /abs.db
+        path = path[1:]
     if path in ("", ":memory:"):
         return ":memory:"
     return path
@@ -91,7 +92,7 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                timeout=self.busy_timeout, cached_statements=256)
-        conn.execute("PRAGMA journal_mode = WAL" if not self.memory else "PRAGMA journal_mode = MEMORY")
+        conn.execute("PRAGMA journal_mode = MEMORY" if self.memory else "PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA journal_size_limit = 67108864")
         conn.execute("PRAGMA temp_store = MEMORY")
@@ -154,10 +155,8 @@ class SQLiteStore:
         with self._all_lock:
             conns, self._all = self._all, []
         for conn in conns:
-            try:
+            with suppress(sqlite3.Error):
                 conn.close()
-            except sqlite3.Error:
-                pass
         self._local = threading.local()
         self._memory_conn = None
 
@@ -213,6 +212,9 @@ class SQLiteStore:
                 results = [self._insert_keyed(conn, row, res, now)
                            for row, res in zip(rows, results, strict=True)]
         self.wake.notify({job.queue for job in jobs})
+        if self.wake.has_subscribers():
+            self.wake.publish([JobEvent(r.id, r.state, j.queue, j.task, j.tenant)
+                               for j, r in zip(jobs, results, strict=True) if not r.duplicate])
         return results
 
     @staticmethod
@@ -232,13 +234,26 @@ class SQLiteStore:
 
     async def claim(self, queues: Sequence[str] | None, worker_id: str, limit: int,
                     lease_for: float, now: float | None = None) -> list[ClaimedJob]:
-        params = {"token": random.getrandbits(62), "now": self._now(now), "lease_for": lease_for,
-                  "worker_id": worker_id, "host": self._host, "limit": limit}
-        sql = q.CLAIM_ANY
-        if queues:
-            sql, params["queues"] = q.CLAIM_QUEUES, orjson.dumps(list(queues)).decode()
+        now = self._now(now)
+        params = {"token": random.getrandbits(62), "now": now, "lease_for": lease_for,
+                  "worker_id": worker_id, "host": self._host}
+        with self._read() as conn:  # outside the write lock: an idle poll takes no lock
+            paused = {r[0] for r in conn.execute(q.PAUSED_QUEUES)}
+            names = list(queues) if queues else [r[0] for r in conn.execute(q.QUEUED_QUEUES)]
+        names = [n for n in names if n not in paused]
+        if not names:
+            return []
         with self._write() as conn:
-            rows = conn.execute(sql, params).fetchall()
+            if len(names) == 1:
+                rows = conn.execute(q.CLAIM_ONE_QUEUE,
+                                    {**params, "queue": names[0], "limit": limit}).fetchall()
+            else:
+                ids = _best_candidates(conn, names, now, limit)
+                rows = conn.execute(q.CLAIM_IDS, {**params, "ids": orjson.dumps(ids).decode()}
+                                    ).fetchall() if ids else []
+        if rows and self.wake.has_subscribers():
+            self.wake.publish([JobEvent(r[0], "running", r[2], r[1], r[7] or None)
+                               for r in rows])
         jobs = [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
                            r[10], r[11]) for r in rows]
         if len(jobs) > 1:
@@ -263,7 +278,9 @@ class SQLiteStore:
     async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]:
         now = self._now(now)
         with self._write() as conn:
-            return [conn.execute(*_settle_statement(item, now)).rowcount == 1 for item in items]
+            rows = [conn.execute(*_settle_statement(item, now)).fetchone() for item in items]
+        self._publish(rows)
+        return [row is not None for row in rows]
 
     async def deregister_worker(self, worker_id: str) -> None:
         with self._write() as conn:
@@ -275,29 +292,35 @@ class SQLiteStore:
                      now: float | None = None) -> dict[str, str]:
         now = self._now(now)
         out: dict[str, str] = {}
+        changed: list[Any] = []
         with self._write() as conn:
             for job_id in ids:
                 params = {"id": job_id, "tenant": tenant, "now": now}
-                if conn.execute(q.CANCEL_WAITING, params).rowcount:
+                if row := conn.execute(q.CANCEL_WAITING, params).fetchone():
                     out[job_id] = "cancelled"
-                elif conn.execute(q.CANCEL_RUNNING, params).rowcount:
+                elif row := conn.execute(q.CANCEL_RUNNING, params).fetchone():
                     out[job_id] = "cancel_requested"
                 else:
                     out[job_id] = _state_or_missing(conn, job_id, tenant)
+                changed.append(row)
+        self._publish(changed)
         return out
 
     async def requeue(self, ids: Sequence[str], tenant: str | None = None,
                       now: float | None = None) -> dict[str, str]:
         now = self._now(now)
         out: dict[str, str] = {}
+        changed: list[Any] = []
         with self._write() as conn:
             for job_id in ids:
                 params = {"id": job_id, "tenant": tenant, "now": now}
-                if conn.execute(q.REQUEUE, params).rowcount:
+                if row := conn.execute(q.REQUEUE, params).fetchone():
                     out[job_id] = "queued"
                 else:
                     out[job_id] = _state_or_missing(conn, job_id, tenant)
+                changed.append(row)
         self.wake.notify({"*"})
+        self._publish(changed)
         return out
 
     async def pause(self, queue: str) -> None:
@@ -313,24 +336,29 @@ class SQLiteStore:
 
     async def rescue_expired(self, now: float | None = None, limit: int = 1000) -> int:
         with self._write() as conn:
-            count = conn.execute(q.RESCUE_EXPIRED, {"now": self._now(now), "limit": limit}).rowcount
-        if count:
+            rows = conn.execute(q.RESCUE_EXPIRED,
+                                {"now": self._now(now), "limit": limit}).fetchall()
+        if rows:
             self.wake.notify({"*"})
-        return count
+            self._publish(rows)
+        return len(rows)
 
     async def promote_scheduled(self, now: float | None = None,
                                 limit: int = 1000) -> tuple[int, float | None]:
         with self._write() as conn:
-            count = conn.execute(q.PROMOTE_SCHEDULED,
-                                 {"now": self._now(now), "limit": limit}).rowcount
+            rows = conn.execute(q.PROMOTE_SCHEDULED,
+                                {"now": self._now(now), "limit": limit}).fetchall()
             next_due = conn.execute(q.NEXT_SCHEDULED).fetchone()[0]
-        if count:
-            self.wake.notify({"*"})
-        return count, next_due
+        if rows:
+            self.wake.notify({r[2] for r in rows})
+            self._publish(rows)
+        return len(rows), next_due
 
     async def expire(self, now: float | None = None, limit: int = 1000) -> int:
         with self._write() as conn:
-            return conn.execute(q.EXPIRE, {"now": self._now(now), "limit": limit}).rowcount
+            rows = conn.execute(q.EXPIRE, {"now": self._now(now), "limit": limit}).fetchall()
+        self._publish(rows)
+        return len(rows)
 
     async def prune(self, retention: Retention, now: float | None = None,
                     limit: int = 10000) -> int:
@@ -391,11 +419,37 @@ class SQLiteStore:
     async def workers(self, now: float | None = None) -> list[WorkerInfo]:
         with self._read() as conn:
             rows = conn.execute(q.WORKERS).fetchall()
-        return [WorkerInfo(id=r[0], host=r[1], pid=r[2], queues=tuple(filter(None, r[3].split(","))),
-                           concurrency=r[4], started_at=r[5], heartbeat_at=r[6], running=r[7])
-                for r in rows]
+        return [WorkerInfo(id=r[0], host=r[1], pid=r[2],
+                           queues=tuple(filter(None, r[3].split(","))), concurrency=r[4],
+                           started_at=r[5], heartbeat_at=r[6], running=r[7]) for r in rows]
 
-    # --- wake-ups -------------------------------------------------------------------------
+    # --- key rotation ---------------------------------------------------------------------
+
+    async def scan_payloads(self, after: str | None, limit: int
+                            ) -> list[tuple[str, str | None, bytes]]:
+        """Every job's (id, tenant, payload) in id order, a page at a time."""
+        with self._read() as conn:
+            rows = conn.execute(q.SCAN_PAYLOADS, {"after": after or "", "limit": limit})
+            return [(r[0], r[1] or None, bytes(r[2])) for r in rows]
+
+    async def replace_payloads(self, updates: Sequence[tuple[str, bytes, bytes]]) -> int:
+        """Swap payloads (id, old, new) where the stored one is still `old`; the count."""
+        with self._write() as conn:
+            return sum(conn.execute(q.REPLACE_PAYLOAD, {"id": i, "old": o, "new": n}).rowcount
+                       for i, o, n in updates)
+
+    # --- wake-ups and the event feed -------------------------------------------------------
+
+    def _publish(self, rows: Sequence[Any]) -> None:
+        if self.wake.has_subscribers():
+            self.wake.publish([JobEvent(r[0], r[1], r[2], r[3], r[4] or None, r[5])
+                               for r in rows if r is not None])
+
+    async def subscribe(self, callback: Callable[[list[JobEvent]], None]
+                        ) -> Callable[[], Awaitable[None]]:
+        """Call `callback(events)` on the running loop for every batch of job state changes
+        and progress, from any process on this database. Returns a stopper."""
+        return await self.wake.subscribe(callback)
 
     def notify(self, queues: Sequence[str]) -> None:
         self.wake.notify(set(queues))
@@ -419,6 +473,18 @@ def _unavailable(exc: sqlite3.OperationalError) -> StoreUnavailable:
 def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
     for statement in migration.statements:
         conn.execute(statement)
+
+
+def _best_candidates(conn: sqlite3.Connection, queues: Sequence[str], now: float,
+                     limit: int) -> list[str]:
+    """The `limit` best queued jobs over several queues: each queue's best from its index,
+    merged in priority, run_at, id order."""
+    candidates: list[tuple[str, int, float]] = []
+    for queue in queues:
+        candidates.extend(conn.execute(q.CLAIM_CANDIDATES,
+                                       {"queue": queue, "now": now, "limit": limit}))
+    candidates.sort(key=lambda c: (-c[1], c[2], c[0]))
+    return [c[0] for c in candidates[:limit]]
 
 
 def _claim_order(job: ClaimedJob) -> tuple[int, str]:

@@ -16,7 +16,14 @@ import os
 import socket
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from ...job import JobEvent
+
+_EVENTS_PER_DATAGRAM = 200
 
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin for the file name
 
@@ -46,9 +53,11 @@ class WakeChannel:
         self.folder = None if db_path is None else wake_folder(db_path)
         self._sender: socket.socket | None = None
         self._targets: list[str] = []
+        self._event_targets: list[str] = []
         self._folder_mtime = -1
         self._own: set[str] = set()
         self._local: list[_Listener] = []
+        self._local_subscribers: list[_Listener] = []
         self._lock = threading.Lock()
 
     # --- sending --------------------------------------------------------------------------
@@ -59,9 +68,10 @@ class WakeChannel:
         if self.folder is None:
             return
         targets = self._current_targets()
-        if not targets:
-            return
-        message = "\n".join(sorted(queues)).encode()[:512]
+        if targets:
+            self._send_all(targets, "\n".join(sorted(queues)).encode()[:512])
+
+    def _send_all(self, targets: Sequence[str], message: bytes) -> None:
         sender = self._get_sender()
         for path in targets:
             if path in self._own:
@@ -102,8 +112,62 @@ class WakeChannel:
                     names = []
                 self._targets = [os.path.join(self.folder, n) for n in names
                                  if n.endswith(".sock")]
+                self._event_targets = [os.path.join(self.folder, n) for n in names
+                                       if n.endswith(".events")]
                 self._folder_mtime = mtime
         return self._targets
+
+    # --- the event feed (dashboard, SSE) ---------------------------------------------------
+
+    def has_subscribers(self) -> bool:
+        if self._local_subscribers:
+            return True
+        if self.folder is None:
+            return False
+        self._current_targets()
+        return bool(self._event_targets)
+
+    def publish(self, events: Sequence[JobEvent]) -> None:
+        """Send job events to every subscriber on this database (a hint, best effort)."""
+        if not events:
+            return
+        for listener in list(self._local_subscribers):
+            self._deliver_local(listener, [list(events)])
+        if self.folder is None or not self._event_targets:
+            return
+        for start in range(0, len(events), _EVENTS_PER_DATAGRAM):
+            chunk = [tuple(e) for e in events[start:start + _EVENTS_PER_DATAGRAM]]
+            self._send_all(self._event_targets, orjson.dumps(chunk))
+
+    async def subscribe(self, callback: Callable[[list[JobEvent]], None]
+                        ) -> Callable[[], Awaitable[None]]:
+        loop = asyncio.get_running_loop()
+        listener = _Listener(loop, callback)  # type: ignore[arg-type]
+        self._local_subscribers.append(listener)
+        sock, path = self._bind(".events") if self.folder is not None else (None, None)
+        if sock is not None:
+            loop.add_reader(sock.fileno(), self._drain_events, sock, listener)
+
+        async def stop() -> None:
+            if listener in self._local_subscribers:
+                self._local_subscribers.remove(listener)
+            self._unbind(loop, sock, path)
+
+        return stop
+
+    @staticmethod
+    def _drain_events(sock: socket.socket, listener: _Listener) -> None:
+        batches: list[Any] = []
+        while True:
+            try:
+                data = sock.recv(1 << 20)
+            except OSError:
+                break
+            try:
+                batches.append([JobEvent(*e) for e in orjson.loads(data)])
+            except (orjson.JSONDecodeError, TypeError):
+                continue
+        listener.deliver(batches)
 
     def _get_sender(self) -> socket.socket:
         if self._sender is None:
@@ -119,25 +183,29 @@ class WakeChannel:
         loop = asyncio.get_running_loop()
         listener = _Listener(loop, callback)
         self._local.append(listener)
-        sock, path = self._bind() if self.folder is not None else (None, None)
+        sock, path = self._bind(".sock") if self.folder is not None else (None, None)
         if sock is not None:
             loop.add_reader(sock.fileno(), self._drain, sock, listener)
 
         async def stop() -> None:
             if listener in self._local:
                 self._local.remove(listener)
-            if sock is not None and path is not None:
-                loop.remove_reader(sock.fileno())
-                sock.close()
-                self._own.discard(path)
-                _unlink_quietly(path)
+            self._unbind(loop, sock, path)
 
         return stop
 
-    def _bind(self) -> tuple[socket.socket, str]:
+    def _unbind(self, loop: asyncio.AbstractEventLoop, sock: socket.socket | None,
+                path: str | None) -> None:
+        if sock is not None and path is not None:
+            loop.remove_reader(sock.fileno())
+            sock.close()
+            self._own.discard(path)
+            _unlink_quietly(path)
+
+    def _bind(self, suffix: str) -> tuple[socket.socket, str]:
         assert self.folder is not None
         os.makedirs(self.folder, mode=0o770, exist_ok=True)
-        path = os.path.join(self.folder, f"{os.getpid()}-{os.urandom(4).hex()}.sock")
+        path = os.path.join(self.folder, f"{os.getpid()}-{os.urandom(4).hex()}{suffix}")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.setblocking(False)
         sock.bind(path)

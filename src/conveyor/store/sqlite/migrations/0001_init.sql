@@ -1,6 +1,6 @@
 -- Conveyor schema, version 1. Numbered the same on every dialect.
 CREATE TABLE conveyor_jobs (
-    id               TEXT    NOT NULL UNIQUE,
+    id               TEXT    NOT NULL PRIMARY KEY,
     task             TEXT    NOT NULL,
     queue            TEXT    NOT NULL,
     state            TEXT    NOT NULL,
@@ -31,17 +31,15 @@ CREATE TABLE conveyor_jobs (
     dead_reason      TEXT,
     batch_id         TEXT,
     parent_id        TEXT
-);
+) WITHOUT ROWID;
 
--- The claim path: queued jobs in priority, run_at, id order (all queues, or one queue).
-CREATE INDEX conveyor_jobs_claim ON conveyor_jobs (priority DESC, run_at, id)
+-- The table is clustered on the time-sortable id, and every index is partial over the rows it
+-- serves, so an insert touches two b-trees and each state change only the indexes it must.
+-- The claim path: queued jobs of one queue in priority, run_at, id order.
+CREATE INDEX conveyor_jobs_claim ON conveyor_jobs (queue, priority DESC, run_at, id)
     WHERE state = 'queued';
-CREATE INDEX conveyor_jobs_claim_queue ON conveyor_jobs (queue, priority DESC, run_at, id)
-    WHERE state = 'queued';
--- Maintenance paths, each a partial index over the rows it can touch.
+-- Maintenance paths.
 CREATE INDEX conveyor_jobs_scheduled ON conveyor_jobs (run_at) WHERE state = 'scheduled';
-CREATE INDEX conveyor_jobs_running ON conveyor_jobs (worker_id, lease_expires_at)
-    WHERE state = 'running';
 CREATE INDEX conveyor_jobs_lease ON conveyor_jobs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX conveyor_jobs_expires ON conveyor_jobs (expires_at)
     WHERE state IN ('queued', 'scheduled') AND expires_at IS NOT NULL;
@@ -49,11 +47,13 @@ CREATE INDEX conveyor_jobs_finished ON conveyor_jobs (finished_at) WHERE finishe
 -- Idempotency: a key is unique per tenant among jobs that still hold it.
 CREATE UNIQUE INDEX conveyor_jobs_dedupe ON conveyor_jobs (tenant, dedupe_key)
     WHERE dedupe_key IS NOT NULL;
--- Reading: keyset pages by state, correlation id, batch.
-CREATE INDEX conveyor_jobs_state ON conveyor_jobs (state, id);
+-- Reading: rare states, tenants and correlation ids get their own keyset paths; common states
+-- (queued, completed) are listed by walking the primary key from the newest id.
+CREATE INDEX conveyor_jobs_rare_state ON conveyor_jobs (state, id)
+    WHERE state IN ('dead', 'cancelled');
+CREATE INDEX conveyor_jobs_tenant ON conveyor_jobs (tenant, id) WHERE tenant != '';
 CREATE INDEX conveyor_jobs_correlation ON conveyor_jobs (correlation_id)
     WHERE correlation_id IS NOT NULL;
-CREATE INDEX conveyor_jobs_batch ON conveyor_jobs (batch_id) WHERE batch_id IS NOT NULL;
 
 CREATE TABLE conveyor_queues (
     name       TEXT PRIMARY KEY,
