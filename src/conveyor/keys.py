@@ -17,7 +17,7 @@ def rotate_keys(app: Conveyor, page: int = 500) -> int:
     if app.codec.keyring is None:
         raise ConfigError("set CONVEYOR_ENCRYPTION_KEYS (newest key first) to rotate keys")
     changed, after = 0, None
-    while rows := app.call(lambda s: s.scan_payloads(after, page)):
+    while rows := app.call(lambda s, after=after: s.scan_payloads(after, page)):
         updates = []
         for job_id, tenant, payload in rows:
             try:
@@ -27,6 +27,6 @@ def rotate_keys(app: Conveyor, page: int = 500) -> int:
             if new is not None:
                 updates.append((job_id, payload, new))
         if updates:
-            changed += app.call(lambda s: s.replace_payloads(updates))  # noqa: B023
+            changed += app.call(lambda s, updates=updates: s.replace_payloads(updates))
         after = rows[-1][0]
     return changed

@@ -26,6 +26,9 @@ from ..job import (
 
 T = TypeVar("T")
 
+# A wake-up that names no queue: "a scheduled job was added; look at the schedule again".
+SCHEDULED_HINT = "*scheduled"
+
 # --- what a worker writes back: one batch of these per call to `settle` ----------------------
 
 

@@ -92,8 +92,8 @@ async def run_isolated(app: Conveyor, task: Task, ctx: JobContext, payload: Any)
 async def _receive(conn: Connection, ctx: JobContext) -> Any:
     loop = asyncio.get_running_loop()
     while True:
-        ready = loop.create_future()
-        loop.add_reader(conn.fileno(), lambda: ready.done() or ready.set_result(None))
+        ready: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(conn.fileno(), _resolve, ready)
         try:
             await ready
         finally:
@@ -109,6 +109,11 @@ async def _receive(conn: Connection, ctx: JobContext) -> Any:
             return message[1]
         else:
             raise IsolatedTaskError(message[1], message[2], message[3])
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _locate(task: Task) -> tuple[str, str]:

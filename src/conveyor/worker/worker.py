@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
-from ..store.base import Cancelled, Progress, Release, Settle, drive_inline
+from ..store.base import (
+    SCHEDULED_HINT,
+    Cancelled,
+    Fail,
+    Progress,
+    Release,
+    Settle,
+    Snooze,
+    drive_inline,
+)
 from .executor import JobRunner
 from .heartbeat import Heartbeat
 from .maintenance import Maintenance
@@ -183,6 +192,8 @@ class Worker:
         assert self._wake is not None
         while not self._stopping:
             self._wake.clear()
+            if self._schedule_due():
+                await self._promote()
             want = self.concurrency + self.prefetch - len(self.running) - len(self.buffer)
             jobs = await self._settle_and_claim(max(want, 0))
             if jobs:
@@ -205,6 +216,8 @@ class Worker:
             await asyncio.sleep(min(self.poll_interval, 1.0))
             return []
         self._report(items, applied)
+        if any(isinstance(item, (Fail, Snooze)) for item in items):
+            self._schedule_dirty = True  # a retry was scheduled: learn when it is due
         return jobs
 
     async def _exchange(self, items: list[Settle], want: int
@@ -222,7 +235,26 @@ class Worker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.store_thread, drive_inline, both())
 
+    def _schedule_due(self) -> bool:
+        """Promote now? When a scheduled job may be due: one we know of is, or a producer or
+        a retry just scheduled one (the periodic promote would find it up to a second late)."""
+        if self.maintenance is None:
+            return False
+        due = self.maintenance.next_due
+        return self._schedule_dirty or (due is not None and due <= self.clock.now())
+
+    async def _promote(self) -> None:
+        self._schedule_dirty = False
+        assert self.maintenance is not None
+        try:
+            await self.maintenance.promote()
+        except Exception as exc:
+            log.warning("promote failed: %s", exc)
+            self.maintenance.next_due = None
+
     def _poll_delay(self) -> float:
+        if self._schedule_dirty:
+            return 0.0
         delay = self.poll_interval * random.uniform(0.8, 1.2)
         if self.maintenance is not None and self.maintenance.next_due is not None:
             delay = min(delay, max(0.001, self.maintenance.next_due - self.clock.now()))
@@ -237,7 +269,10 @@ class Worker:
     def _on_notify(self, queue: str) -> None:
         if self._wake is None:
             return
-        if queue == "*" or self.queues is None or queue in self.queues:
+        if queue == SCHEDULED_HINT:
+            self._schedule_dirty = True
+            self._wake.set()
+        elif queue == "*" or self.queues is None or queue in self.queues:
             self._wake.set()
 
     # --- running jobs ---------------------------------------------------------------------
@@ -264,6 +299,8 @@ class Worker:
             outcome = self.runner.failed(job, exc)
         with self._lock:
             self.running.pop(job.id, None)
+        self._lost_ids.discard(job.id)
+        self._cancel_ids.discard(job.id)
         if outcome is not None:
             self.pending.append(outcome)
         self.processed += 1
@@ -361,6 +398,7 @@ class Worker:
             self._wake = asyncio.Event()
             self._loop = asyncio.get_running_loop()
             self._lost_ids: set[str] = set()
+            self._schedule_dirty = True
             self._cancel_ids: set[str] = set()
 
 

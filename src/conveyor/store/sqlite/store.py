@@ -35,6 +35,7 @@ from ...job import (
     WorkerInfo,
 )
 from ..base import (
+    SCHEDULED_HINT,
     Cancelled,
     Capabilities,
     Complete,
@@ -211,7 +212,10 @@ class SQLiteStore:
             else:
                 results = [self._insert_keyed(conn, row, res, now)
                            for row, res in zip(rows, results, strict=True)]
-        self.wake.notify({job.queue for job in jobs})
+        queues = {job.queue for job in jobs}
+        if any(r.state == JobState.SCHEDULED for r in results):
+            queues.add(SCHEDULED_HINT)
+        self.wake.notify(queues)
         if self.wake.has_subscribers():
             self.wake.publish([JobEvent(r.id, r.state, j.queue, j.task, j.tenant)
                                for j, r in zip(jobs, results, strict=True) if not r.duplicate])
@@ -345,9 +349,13 @@ class SQLiteStore:
 
     async def promote_scheduled(self, now: float | None = None,
                                 limit: int = 1000) -> tuple[int, float | None]:
+        now = self._now(now)
+        with self._read() as conn:  # the common case, nothing due, takes no write lock
+            next_due = conn.execute(q.NEXT_SCHEDULED).fetchone()[0]
+        if next_due is None or next_due > now:
+            return 0, next_due
         with self._write() as conn:
-            rows = conn.execute(q.PROMOTE_SCHEDULED,
-                                {"now": self._now(now), "limit": limit}).fetchall()
+            rows = conn.execute(q.PROMOTE_SCHEDULED, {"now": now, "limit": limit}).fetchall()
             next_due = conn.execute(q.NEXT_SCHEDULED).fetchone()[0]
         if rows:
             self.wake.notify({r[2] for r in rows})

@@ -1,0 +1,173 @@
+"""Reaching PostgreSQL: the URL, one connection pool per event loop, and outage errors.
+
+Why a pool per event loop: the app's sync door runs this store on a private "portal" loop in
+a background thread, while a worker uses the same store object from its own main loop (and
+its heartbeat thread goes through the portal). An asyncio pool and its connections belong to
+the loop that opened them, so each loop that touches the store gets its own small pool,
+opened on first use and closed with the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ...errors import ConfigError, StoreUnavailable
+
+log = logging.getLogger("conveyor.store.postgres")
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_OWN_OPTIONS = ("schema", "pool_size")
+_CHECK_AFTER_IDLE = 2.0   # seconds: a connection idle longer is pinged before use
+_GETCONN_TIMEOUT = 10.0   # seconds a call waits for a connection before StoreUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresURL:
+    conninfo: str        # what psycopg connects with (Conveyor's own options removed)
+    schema: str          # unquoted; validated
+    pool_size: int
+    where: str           # host:port/database for messages (never the password)
+
+    @property
+    def quoted_schema(self) -> str:
+        return f'"{self.schema}"'
+
+    @property
+    def channel(self) -> str:
+        """The NOTIFY channel of this schema (identifiers stop at 63 bytes)."""
+        name = f"conveyor_{self.schema}"
+        if len(name) <= 63:
+            return name
+        return "conveyor_" + hashlib.sha1(self.schema.encode()).hexdigest()[:24]
+
+
+def parse_url(url: str) -> PostgresURL:
+    """postgresql://user@host:5432/db?schema=NAME&pool_size=10 (other options go to libpq)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"not a PostgreSQL URL: {url!r}")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    schema = options.get("schema") or "public"
+    if not _SCHEMA_NAME.match(schema):
+        raise ConfigError(f"schema {schema!r} in the store URL must be letters, digits and "
+                          "underscores, starting with a letter or underscore (at most 63)")
+    try:
+        pool_size = int(options.get("pool_size", "10"))
+    except ValueError:
+        raise ConfigError("pool_size in the store URL must be a whole number") from None
+    if pool_size < 1:
+        raise ConfigError("pool_size in the store URL must be at least 1")
+    passed = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
+    passed.setdefault("connect_timeout", "5")
+    passed.setdefault("application_name", "conveyor")
+    conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(passed), ""))
+    host = parts.hostname or "localhost"
+    where = f"{host}:{parts.port or 5432}{parts.path or '/'}"
+    return PostgresURL(conninfo, schema, pool_size, where)
+
+
+def unavailable(exc: BaseException, where: str) -> StoreUnavailable:
+    """One clear message for every way the database can be out of reach."""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, PoolTimeout):
+        detail = "no connection could be made in time (is the server up?)"
+    return StoreUnavailable(f"the PostgreSQL store at {where} is unavailable: {detail}")
+
+
+class LoopPools:
+    """One AsyncConnectionPool per event loop, opened on first use on that loop."""
+
+    def __init__(self, url: PostgresURL) -> None:
+        self.url = url
+        self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
+        self._opening: dict[asyncio.AbstractEventLoop, asyncio.Future[AsyncConnectionPool]] = {}
+        self._lock = threading.Lock()  # the dicts are shared between loops (threads)
+        self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """An autocommit connection of this loop's pool; outages become StoreUnavailable."""
+        pool = self._pools.get(asyncio.get_running_loop()) or await self._pool()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise unavailable(exc, self.url.where) from exc
+
+    async def _pool(self) -> AsyncConnectionPool:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            pending = self._opening.get(loop)
+            if pending is None:
+                pending = self._opening[loop] = loop.create_future()
+                owner = True
+            else:
+                owner = False
+        if not owner:
+            return await asyncio.shield(pending)
+        try:
+            pool = await self._open_pool()
+        except BaseException as exc:
+            with self._lock:
+                self._opening.pop(loop, None)
+            if isinstance(exc, Exception):
+                pending.set_exception(exc)
+                pending.exception()  # mark it retrieved: waiters (if any) re-raise it
+            else:
+                pending.cancel()
+            raise
+        with self._lock:
+            self._pools[loop] = pool
+        pending.set_result(pool)
+        return pool
+
+    async def _open_pool(self) -> AsyncConnectionPool:
+        pool = AsyncConnectionPool(
+            self.url.conninfo, kwargs={"autocommit": True}, min_size=1,
+            max_size=self.url.pool_size, open=False, timeout=_GETCONN_TIMEOUT,
+            check=self._check, reset=self._stamp, name=f"conveyor-{self.url.schema}",
+            max_idle=300.0, reconnect_timeout=3600.0)
+        try:
+            await pool.open(wait=True, timeout=_GETCONN_TIMEOUT)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            await pool.close()
+            raise unavailable(exc, self.url.where) from exc
+        return pool
+
+    async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Ping a connection that sat idle (the server may have restarted meanwhile); a busy
+        one is trusted, and if it did die the call fails once with StoreUnavailable."""
+        returned = self._returned.get(conn)
+        if returned is None or time.monotonic() - returned > _CHECK_AFTER_IDLE:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def _stamp(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._returned[conn] = time.monotonic()
+
+    async def close(self) -> None:
+        """Close every loop's pool: this loop's here, a running loop's on that loop, and a
+        closed loop's is forgotten (its connections end with it)."""
+        with self._lock:
+            pools, self._pools, self._opening = self._pools, {}, {}
+        current = asyncio.get_running_loop()
+        for loop, pool in pools.items():
+            if loop is current:
+                await pool.close()
+            elif loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(pool.close(), loop)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.wrap_future(future), timeout=5.0)

@@ -1,0 +1,102 @@
+"""Inserting jobs, on the store's own connection or inside the caller's transaction.
+
+Transactional enqueue: `enqueue_many(jobs, tx=conn)` runs the same statements on the caller's
+psycopg connection (sync `Connection` or `AsyncConnection`) without committing, so the jobs
+exist exactly when the caller's transaction commits, and the NOTIFY sent with them is
+delivered only then too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import pq
+
+from ...errors import ConfigError
+from ...job import EnqueueResult, JobState, NewJob
+from . import queries as q
+from .rows import insert_params, key_params
+
+Render = Callable[[str], str]
+
+
+class Session(Protocol):
+    async def run(self, query: str, params: dict[str, Any]) -> None: ...
+    async def fetch(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]: ...
+
+
+class AsyncSession:
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.conn = conn
+
+    async def run(self, query: str, params: dict[str, Any]) -> None:
+        await self.conn.execute(query, params)  # type: ignore[arg-type]
+
+    async def fetch(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        cursor = await self.conn.execute(query, params)  # type: ignore[arg-type]
+        return await cursor.fetchall()
+
+
+class SyncSession:
+    """The caller's blocking connection: each call blocks this loop for one round trip."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    async def run(self, query: str, params: dict[str, Any]) -> None:
+        self.conn.execute(query, params)  # type: ignore[arg-type]
+
+    async def fetch(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return self.conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+async def insert_jobs(session: Session, render: Render, jobs: Sequence[NewJob],
+                      now: float | None, channel: str) -> list[EnqueueResult]:
+    """Insert a batch; a job whose idempotency key is held comes back as the holder, marked
+    duplicate. Dedupe is the partial unique index plus ON CONFLICT DO NOTHING: a concurrent
+    insert of the same key waits for the other transaction, then finds its row."""
+    keyed = any(job.idempotency_key for job in jobs)
+    if keyed:
+        await session.run(render(q.FREE_EXPIRED_KEYS), key_params(jobs, now))
+    rows = await session.fetch(render(q.INSERT_JOBS), insert_params(jobs, now, channel))
+    inserted = {r[0]: EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows}
+    if len(inserted) == len(jobs):
+        return [inserted[job.id] for job in jobs]
+    holders: dict[tuple[str, str], EnqueueResult] = {}
+    if keyed:
+        for tenant, key, job_id, state, created_at, run_at in await session.fetch(
+                render(q.FIND_BY_KEYS), key_params(jobs, now)):
+            holders[(tenant, key)] = EnqueueResult(job_id, True, JobState(state), created_at,
+                                                   run_at)
+    return [inserted.get(job.id) or _holder(holders, job) for job in jobs]
+
+
+def _holder(holders: dict[tuple[str, str], EnqueueResult], job: NewJob) -> EnqueueResult:
+    found = holders.get((job.tenant or "", job.idempotency_key or ""))
+    if found is None:
+        raise ConfigError(f"job id {job.id!r} is already taken: ids must be unique")
+    return found
+
+
+async def insert_on_caller(tx: Any, render: Render, jobs: Sequence[NewJob],
+                           now: float | None, channel: str) -> list[EnqueueResult]:
+    """Run the insert inside the caller's transaction. A caller in autocommit with no open
+    transaction gets one of its own, so the batch is still all or nothing."""
+    if isinstance(tx, psycopg.AsyncConnection):
+        if _idle_autocommit(tx):
+            async with tx.transaction():
+                return await insert_jobs(AsyncSession(tx), render, jobs, now, channel)
+        return await insert_jobs(AsyncSession(tx), render, jobs, now, channel)
+    if isinstance(tx, psycopg.Connection):
+        if _idle_autocommit(tx):
+            with tx.transaction():
+                return await insert_jobs(SyncSession(tx), render, jobs, now, channel)
+        return await insert_jobs(SyncSession(tx), render, jobs, now, channel)
+    raise ConfigError("connection= must be a psycopg Connection or AsyncConnection "
+                      f"(got {type(tx).__name__})")
+
+
+def _idle_autocommit(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    return conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE

@@ -1,0 +1,361 @@
+"""Every PostgreSQL statement Conveyor runs, as a named constant. Nothing is built from data.
+
+Two markers are filled in once, when a store is made (`render`): `{schema}` becomes the store's
+quoted schema name (validated, from the URL), and `{now}` becomes the clock expression: the
+caller's `%(now)s` when given, else the database's own clock. Times are epoch seconds.
+Batches travel as arrays and are spread with unnest(), so a batch is one statement.
+"""
+
+from __future__ import annotations
+
+# The database clock decides when the caller passes no `now` (DESIGN section 6).
+NOW = "coalesce(%(now)s::float8, extract(epoch FROM now())::float8)"
+
+
+def render(template: str, quoted_schema: str) -> str:
+    """The statement for one schema: markers replaced, nothing else touched."""
+    return template.replace("{schema}", quoted_schema).replace("{now}", NOW)
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+# Every node may run migrate at boot: one advisory lock per schema serialises them, so
+# CREATE SCHEMA IF NOT EXISTS and the version check never race.
+MIGRATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%(lock)s))"
+CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
+SCHEMA_TABLE = """
+CREATE TABLE IF NOT EXISTS {schema}.conveyor_schema (
+    version    integer PRIMARY KEY,
+    applied_at double precision NOT NULL
+)"""
+SCHEMA_EXISTS = "SELECT to_regclass(%(table)s) IS NOT NULL"
+SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM {schema}.conveyor_schema"
+RECORD_VERSION = """
+INSERT INTO {schema}.conveyor_schema (version, applied_at)
+VALUES (%(version)s, extract(epoch FROM now()))"""
+
+# --- producing -------------------------------------------------------------------------------
+
+# A key held by a finished job whose `unique_for` window has passed is free again.
+FREE_EXPIRED_KEYS = """
+UPDATE {schema}.conveyor_jobs AS job SET dedupe_key = NULL
+FROM unnest(%(tenants)s::text[], %(keys)s::text[]) AS wanted(tenant, key)
+WHERE job.tenant = wanted.tenant AND job.dedupe_key = wanted.key
+  AND job.unique_until IS NOT NULL AND job.unique_until <= {now}
+  AND job.state IN ('completed', 'dead', 'cancelled')"""
+
+# Insert and notify in one statement: pg_notify inside the enqueue transaction is delivered
+# at commit, so a listener never wakes for a job it cannot see yet (nor for a rolled-back one).
+# ON CONFLICT on the partial unique index skips a job whose key is already held; any other
+# conflict (a reused id) fails the whole statement, so a batch never half-lands.
+INSERT_JOBS = """
+WITH clock AS (SELECT {now} AS now),
+inserted AS (
+    INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority, payload, tenant,
+        correlation_id, idempotency_key, dedupe_key, unique_for, max_attempts, created_at,
+        run_at, expires_at, batch_id, parent_id)
+    SELECT new.id, new.task, new.queue,
+           CASE WHEN coalesce(new.run_at, clock.now + new.delay) > clock.now
+                THEN 'scheduled' ELSE 'queued' END,
+           new.priority, new.payload, new.tenant, new.correlation_id, new.idempotency_key,
+           new.idempotency_key, new.unique_for, new.max_attempts, clock.now,
+           coalesce(new.run_at, clock.now + new.delay), clock.now + new.ttl,
+           new.batch_id, new.parent_id
+    FROM clock, unnest(%(ids)s::text[], %(tasks)s::text[], %(queues)s::text[],
+                       %(priorities)s::integer[], %(payloads)s::bytea[], %(tenants)s::text[],
+                       %(correlation_ids)s::text[], %(keys)s::text[],
+                       %(unique_fors)s::float8[], %(max_attempts)s::integer[],
+                       %(delays)s::float8[], %(run_ats)s::float8[], %(ttls)s::float8[],
+                       %(batch_ids)s::text[], %(parent_ids)s::text[])
+         AS new(id, task, queue, priority, payload, tenant, correlation_id, idempotency_key,
+                unique_for, max_attempts, delay, run_at, ttl, batch_id, parent_id)
+    ON CONFLICT (tenant, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
+    RETURNING id, state, created_at, run_at, queue),
+notified AS (
+    SELECT pg_notify(%(channel)s, queue) FROM (SELECT DISTINCT queue FROM inserted) AS woken)
+SELECT id, state, created_at, run_at FROM inserted
+WHERE (SELECT count(*) FROM notified) >= 0"""
+
+FIND_BY_KEYS = """
+SELECT job.tenant, job.dedupe_key, job.id, job.state, job.created_at, job.run_at
+FROM {schema}.conveyor_jobs AS job
+JOIN unnest(%(tenants)s::text[], %(keys)s::text[]) AS wanted(tenant, key)
+  ON job.tenant = wanted.tenant AND job.dedupe_key = wanted.key"""
+
+NOTIFY = "SELECT pg_notify(%(channel)s, queue) FROM unnest(%(queues)s::text[]) AS queue"
+
+# Scopes the rest of this transaction to one tenant for row-level security.
+SET_TENANT = "SELECT set_config('conveyor.tenant', %(tenant)s, true)"
+
+# --- consuming -------------------------------------------------------------------------------
+
+# FOR UPDATE SKIP LOCKED: concurrent claimers each lock different rows and never wait on one
+# another; a row another claimer holds is simply not this claimer's. The ORDER BY matches a
+# partial index over queued rows, so the scan reads only the first `limit` claimable entries.
+_CLAIM = """
+WITH picked AS (
+    SELECT id FROM {schema}.conveyor_jobs
+    WHERE state = 'queued' AND {queue_filter}
+      AND (expires_at IS NULL OR expires_at > {now})
+      AND queue NOT IN (SELECT name FROM {schema}.conveyor_queues WHERE paused)
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+UPDATE {schema}.conveyor_jobs AS job
+SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
+    lease_expires_at = {now} + %(lease_for)s, started_at = {now},
+    worker_id = %(worker_id)s, worker_host = %(host)s, cancel_requested = false
+FROM picked WHERE job.id = picked.id
+RETURNING job.id, job.task, job.queue, job.payload, job.attempt, job.max_attempts,
+          job.lease_token, job.tenant, job.correlation_id, job.priority, job.created_at,
+          job.expires_at, job.run_at"""
+
+CLAIM_ANY = _CLAIM.replace("{queue_filter}", "true")
+CLAIM_QUEUE = _CLAIM.replace("{queue_filter}", "queue = %(queue)s")
+CLAIM_QUEUES = _CLAIM.replace("{queue_filter}", "queue = ANY(%(queues)s::text[])")
+
+# One round trip: record the worker, extend every lease it holds, report what it still holds.
+HEARTBEAT = """
+WITH worker AS (
+    INSERT INTO {schema}.conveyor_workers (id, host, pid, queues, concurrency, started_at,
+                                           heartbeat_at, running)
+    VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, {now}, {now}, %(running)s)
+    ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
+                                   running = excluded.running)
+UPDATE {schema}.conveyor_jobs SET lease_expires_at = {now} + %(lease_for)s
+WHERE worker_id = %(id)s AND state = 'running'
+RETURNING id, lease_token, cancel_requested"""
+
+DELETE_WORKER = "DELETE FROM {schema}.conveyor_workers WHERE id = %(id)s"
+DELETE_STALE_WORKERS = "DELETE FROM {schema}.conveyor_workers WHERE heartbeat_at < {now} - 3600"
+
+# --- settling: each kind is one fenced UPDATE over a batch (ids, tokens, values) --------------
+
+# The fence: a write applies only while the job is still running under the same lease token.
+# A rescued and re-claimed job has a new token, so a stale worker's write touches nothing.
+_FENCE = """
+WHERE job.id = item.id AND job.lease_token = item.token AND job.state = 'running'
+RETURNING job.id, job.lease_token"""
+
+# A job that reaches a terminal state gives its idempotency key back, unless the task asked
+# to keep it reserved for `unique_for` seconds after finishing.
+_RELEASE_KEY = """
+    dedupe_key = CASE WHEN job.unique_for IS NULL THEN NULL ELSE job.dedupe_key END,
+    unique_until = CASE WHEN job.unique_for IS NULL THEN NULL ELSE {now} + job.unique_for END"""
+
+COMPLETE = """
+UPDATE {schema}.conveyor_jobs AS job
+SET state = 'completed', result = item.result, finished_at = {now}, lease_expires_at = NULL,
+    progress = CASE WHEN job.progress IS NULL THEN NULL ELSE 100 END, """ + _RELEASE_KEY + """
+FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(results)s::bytea[])
+     AS item(id, token, result)""" + _FENCE
+
+FAIL = """
+UPDATE {schema}.conveyor_jobs AS job
+SET state = CASE WHEN item.retry_in IS NULL THEN 'dead'
+                 WHEN item.retry_in <= 0 THEN 'queued' ELSE 'scheduled' END,
+    run_at = coalesce({now} + item.retry_in, job.run_at),
+    errors = job.errors || jsonb_build_array(item.error),
+    finished_at = CASE WHEN item.retry_in IS NULL THEN {now} END,
+    dead_reason = CASE WHEN item.retry_in IS NULL THEN item.reason END,
+    lease_expires_at = NULL,
+    dedupe_key = CASE WHEN item.retry_in IS NOT NULL OR job.unique_for IS NOT NULL
+                      THEN job.dedupe_key END,
+    unique_until = CASE WHEN item.retry_in IS NULL AND job.unique_for IS NOT NULL
+                        THEN {now} + job.unique_for END
+FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(errors)s::jsonb[], %(retry_ins)s::float8[],
+            %(reasons)s::text[]) AS item(id, token, error, retry_in, reason)""" + _FENCE
+
+SNOOZE = """
+UPDATE {schema}.conveyor_jobs AS job
+SET state = CASE WHEN item.seconds <= 0 THEN 'queued' ELSE 'scheduled' END,
+    run_at = {now} + item.seconds, attempt = job.attempt - 1, lease_expires_at = NULL,
+    started_at = NULL
+FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(seconds)s::float8[])
+     AS item(id, token, seconds)""" + _FENCE
+
+FINISH_CANCELLED = """
+UPDATE {schema}.conveyor_jobs AS job
+SET state = 'cancelled', finished_at = {now}, lease_expires_at = NULL, dead_reason = item.reason,
+""" + _RELEASE_KEY + """
+FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(reasons)s::text[])
+     AS item(id, token, reason)""" + _FENCE
+
+RELEASE = """
+UPDATE {schema}.conveyor_jobs AS job
+SET state = 'queued', attempt = job.attempt - 1, lease_expires_at = NULL, started_at = NULL
+FROM unnest(%(ids)s::text[], %(tokens)s::bigint[]) AS item(id, token)""" + _FENCE
+
+PROGRESS = """
+UPDATE {schema}.conveyor_jobs AS job
+SET progress = item.percent, progress_step = item.step
+FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(percents)s::float8[], %(steps)s::text[])
+     AS item(id, token, percent, step)""" + _FENCE
+
+# --- control ---------------------------------------------------------------------------------
+
+_TENANT = "(%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
+
+CANCEL_WAITING = """
+UPDATE {schema}.conveyor_jobs AS job SET state = 'cancelled', finished_at = {now},
+""" + _RELEASE_KEY + """
+WHERE id = ANY(%(ids)s::text[]) AND state IN ('queued', 'scheduled') AND """ + _TENANT + """
+RETURNING id"""
+
+CANCEL_RUNNING = """
+UPDATE {schema}.conveyor_jobs SET cancel_requested = true
+WHERE id = ANY(%(ids)s::text[]) AND state = 'running' AND """ + _TENANT + """
+RETURNING id"""
+
+STATES_OF = """
+SELECT id, state FROM {schema}.conveyor_jobs
+WHERE id = ANY(%(ids)s::text[]) AND """ + _TENANT
+
+# A requeued job is active again: it keeps (or takes back, when nobody took it meanwhile) its
+# idempotency key, and a dead or cancelled one gets a fresh set of attempts.
+REQUEUE = """
+UPDATE {schema}.conveyor_jobs AS job
+SET state = 'queued', run_at = {now}, finished_at = NULL, dead_reason = NULL, result = NULL,
+    expires_at = NULL, cancel_requested = false, lease_expires_at = NULL, unique_until = NULL,
+    dedupe_key = coalesce(job.dedupe_key, CASE WHEN NOT EXISTS (
+        SELECT 1 FROM {schema}.conveyor_jobs AS other
+        WHERE other.tenant = job.tenant AND other.dedupe_key = job.idempotency_key
+          AND other.id <> job.id) THEN job.idempotency_key END),
+    max_attempts = CASE WHEN job.state IN ('dead', 'cancelled')
+                        THEN job.attempt + job.max_attempts ELSE job.max_attempts END
+WHERE id = ANY(%(ids)s::text[]) AND state IN ('dead', 'cancelled', 'scheduled')
+  AND """ + _TENANT + """
+RETURNING id"""
+
+SET_PAUSED = """
+INSERT INTO {schema}.conveyor_queues (name, paused, updated_at)
+VALUES (%(name)s, %(paused)s, extract(epoch FROM now()))
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at"""
+
+# --- maintenance: bounded, and SKIP LOCKED so every node can run it at once ----------------
+# Two nodes rescuing at the same moment lock disjoint rows; a row a worker is settling right
+# now is skipped, and the worker's fenced write then wins or loses cleanly.
+
+# Each picks its rows in a MATERIALIZED CTE: `WHERE id IN (SELECT ... LIMIT n)` may be
+# re-run by the planner and overshoot the limit; a materialized pick runs exactly once.
+RESCUE_EXPIRED = """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM {schema}.conveyor_jobs
+    WHERE state = 'running' AND lease_expires_at < {now}
+    ORDER BY lease_expires_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED),
+rescued AS (
+    UPDATE {schema}.conveyor_jobs AS job
+    SET state = CASE WHEN job.attempt >= job.max_attempts THEN 'dead' ELSE 'queued' END,
+        dead_reason = CASE WHEN job.attempt >= job.max_attempts THEN 'worker_lost' END,
+        finished_at = CASE WHEN job.attempt >= job.max_attempts THEN {now} END,
+        errors = job.errors || jsonb_build_array(jsonb_build_object(
+            'attempt', job.attempt, 'type', 'WorkerLost',
+            'message', 'worker ' || coalesce(job.worker_id, '?') ||
+                       ' stopped heartbeating; its lease expired',
+            'traceback', NULL, 'worker', job.worker_id, 'host', job.worker_host, 'at', {now})),
+        run_at = {now}, lease_expires_at = NULL,
+        dedupe_key = CASE WHEN job.attempt < job.max_attempts OR job.unique_for IS NOT NULL
+                          THEN job.dedupe_key END,
+        unique_until = CASE WHEN job.attempt >= job.max_attempts AND job.unique_for IS NOT NULL
+                            THEN {now} + job.unique_for END
+    FROM picked WHERE job.id = picked.id AND job.state = 'running'
+    RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress)
+SELECT id, state, queue, task, tenant, progress FROM rescued"""
+
+PROMOTE_SCHEDULED = """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM {schema}.conveyor_jobs
+    WHERE state = 'scheduled' AND run_at <= {now}
+    ORDER BY run_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+UPDATE {schema}.conveyor_jobs AS job SET state = 'queued'
+FROM picked WHERE job.id = picked.id AND job.state = 'scheduled'
+RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress"""
+
+NEXT_SCHEDULED = "SELECT min(run_at) FROM {schema}.conveyor_jobs WHERE state = 'scheduled'"
+
+EXPIRE = """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM {schema}.conveyor_jobs
+    WHERE state IN ('queued', 'scheduled') AND expires_at IS NOT NULL AND expires_at <= {now}
+    ORDER BY expires_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+UPDATE {schema}.conveyor_jobs AS job
+SET state = 'dead', dead_reason = 'expired', finished_at = {now}, """ + _RELEASE_KEY + """
+FROM picked WHERE job.id = picked.id AND job.state IN ('queued', 'scheduled')
+RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress"""
+
+PRUNE = """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM {schema}.conveyor_jobs
+    WHERE finished_at IS NOT NULL AND finished_at < {now} - %(shortest)s
+      AND ((state = 'completed' AND finished_at < {now} - %(completed)s)
+        OR (state = 'dead' AND finished_at < {now} - %(dead)s)
+        OR (state = 'cancelled' AND finished_at < {now} - %(cancelled)s))
+      AND (unique_until IS NULL OR unique_until <= {now})
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+DELETE FROM {schema}.conveyor_jobs AS job USING picked WHERE job.id = picked.id"""
+
+CLOCK = "SELECT {now}"
+
+# --- reading ---------------------------------------------------------------------------------
+
+JOB_COLUMNS = """id, task, queue, payload, state, priority, attempt, max_attempts, tenant,
+    correlation_id, idempotency_key, created_at, run_at, started_at, finished_at, expires_at,
+    progress, progress_step, result, errors, worker_id, worker_host, dead_reason, batch_id,
+    parent_id, cancel_requested"""
+
+GET_JOB = ("SELECT " + JOB_COLUMNS + " FROM {schema}.conveyor_jobs WHERE id = %(id)s AND "
+           + _TENANT)
+
+# list_jobs: one fixed clause per filter field, joined in a fixed order (never from data).
+LIST_SELECT = "SELECT " + JOB_COLUMNS + " FROM {schema}.conveyor_jobs"
+LIST_CLAUSES = {
+    "states": "state = ANY(%(states)s::text[])",
+    "queue": "queue = %(queue)s",
+    "task": "task = %(task)s",
+    "tenant": "tenant = %(tenant)s",
+    "correlation_id": "correlation_id = %(correlation_id)s",
+    "idempotency_key": "idempotency_key = %(idempotency_key)s",
+    "batch_id": "batch_id = %(batch_id)s",
+    "after": "id < %(after)s",
+}
+LIST_ORDER = "ORDER BY id DESC LIMIT %(limit)s"
+
+COUNTS = """
+SELECT queue, task, state, count(*) FROM {schema}.conveyor_jobs
+WHERE """ + _TENANT + """
+GROUP BY queue, task, state"""
+
+DURATIONS = """
+SELECT finished_at - started_at FROM {schema}.conveyor_jobs
+WHERE finished_at IS NOT NULL AND finished_at > {now} - 3600 AND state = 'completed'
+  AND started_at IS NOT NULL AND """ + _TENANT + """
+ORDER BY finished_at DESC LIMIT 5000"""
+
+OUTCOMES = """
+SELECT count(*) FILTER (WHERE state = 'completed'),
+       count(*) FILTER (WHERE state = 'dead'),
+       count(*) FILTER (WHERE state = 'completed' AND attempt > 1),
+       count(*) FILTER (WHERE state = 'dead' AND attempt > 1)
+FROM {schema}.conveyor_jobs
+WHERE finished_at IS NOT NULL AND finished_at > {now} - 3600 AND """ + _TENANT
+
+QUEUE_COUNTS = """
+SELECT queue, state, count(*), min(run_at) FILTER (WHERE state = 'queued')
+FROM {schema}.conveyor_jobs WHERE """ + _TENANT + """
+GROUP BY queue, state"""
+
+QUEUE_THROUGHPUT = """
+SELECT queue, count(*) FROM {schema}.conveyor_jobs
+WHERE finished_at IS NOT NULL AND finished_at > {now} - 60 AND state = 'completed'
+  AND """ + _TENANT + """
+GROUP BY queue"""
+
+QUEUE_FLAGS = "SELECT name, paused FROM {schema}.conveyor_queues"
+
+WORKERS = """
+SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running
+FROM {schema}.conveyor_workers ORDER BY started_at"""

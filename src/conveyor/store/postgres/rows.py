@@ -1,0 +1,152 @@
+"""From Python values to statement parameters and from rows back to value objects.
+
+Kept apart from the store so store.py reads as the sequence of calls it makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ...job import ErrorInfo, Job, JobState, NewJob, QueueInfo, WorkerInfo
+from ..base import Cancelled, Complete, Fail, Progress, Release, Settle, Snooze, Stats
+
+# --- enqueue --------------------------------------------------------------------------------
+
+
+def insert_params(jobs: Sequence[NewJob], now: float | None, channel: str) -> dict[str, Any]:
+    """Column arrays for INSERT_JOBS (one unnest over the whole batch)."""
+    return {
+        "now": now, "channel": channel,
+        "ids": [j.id for j in jobs], "tasks": [j.task for j in jobs],
+        "queues": [j.queue for j in jobs], "priorities": [j.priority for j in jobs],
+        "payloads": [j.payload for j in jobs], "tenants": [j.tenant or "" for j in jobs],
+        "correlation_ids": [j.correlation_id for j in jobs],
+        "keys": [j.idempotency_key for j in jobs],
+        "unique_fors": [j.unique_for for j in jobs],
+        "max_attempts": [j.max_attempts for j in jobs],
+        "delays": [float(j.delay) for j in jobs],
+        "run_ats": [j.run_at for j in jobs], "ttls": [j.ttl for j in jobs],
+        "batch_ids": [j.batch_id for j in jobs], "parent_ids": [j.parent_id for j in jobs],
+    }
+
+
+def key_params(jobs: Sequence[NewJob], now: float | None) -> dict[str, Any]:
+    keyed = [j for j in jobs if j.idempotency_key]
+    return {"now": now, "tenants": [j.tenant or "" for j in keyed],
+            "keys": [j.idempotency_key for j in keyed]}
+
+
+# --- settle ---------------------------------------------------------------------------------
+
+# Progress first: it is fenced on the job still running, so it must land before the outcome.
+SETTLE_ORDER = (Progress, Complete, Fail, Snooze, Cancelled, Release)
+
+
+@dataclass(slots=True)
+class SettleGroup:
+    """One kind of settle item: which batch positions it covers and its column arrays."""
+
+    kind: type
+    positions: list[int] = field(default_factory=list)
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+
+    def add(self, position: int, item: Settle, values: dict[str, Any]) -> None:
+        self.positions.append(position)
+        for name, value in {"ids": item.lease.job_id, "tokens": item.lease.token,
+                            **values}.items():
+            self.columns.setdefault(name, []).append(value)
+
+
+def settle_values(item: Settle) -> dict[str, Any]:
+    match item:
+        case Complete(result=result):
+            return {"results": result}
+        case Fail(error=error, retry_in=retry_in, dead_reason=reason):
+            return {"errors": orjson.dumps(error.to_dict()).decode(), "retry_ins": retry_in,
+                    "reasons": reason}
+        case Snooze(seconds=seconds):
+            return {"seconds": float(seconds)}
+        case Cancelled(reason=reason):
+            return {"reasons": reason}
+        case Release():
+            return {}
+        case Progress(percent=percent, step=step):
+            return {"percents": float(percent), "steps": step}
+    raise TypeError(f"cannot settle {item!r}")
+
+
+def group_settles(items: Sequence[Settle]) -> list[SettleGroup]:
+    groups = {kind: SettleGroup(kind) for kind in SETTLE_ORDER}
+    for position, item in enumerate(items):
+        group = groups.get(type(item))
+        if group is None:
+            raise TypeError(f"cannot settle {item!r}")
+        group.add(position, item, settle_values(item))
+    return [g for g in groups.values() if g.positions]
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def job_from_row(r: tuple[Any, ...]) -> Job:
+    return Job(
+        id=r[0], task=r[1], queue=r[2], payload=bytes(r[3]), state=JobState(r[4]),
+        priority=r[5], attempt=r[6], max_attempts=r[7], tenant=r[8] or None,
+        correlation_id=r[9], idempotency_key=r[10], created_at=r[11], run_at=r[12],
+        started_at=r[13], finished_at=r[14], expires_at=r[15], progress=r[16],
+        progress_step=r[17], result=None if r[18] is None else orjson.loads(r[18]),
+        errors=tuple(ErrorInfo.from_dict(e) for e in (r[19] or [])),
+        worker_id=r[20], worker_host=r[21], dead_reason=r[22], batch_id=r[23],
+        parent_id=r[24], cancel_requested=bool(r[25]))
+
+
+def worker_from_row(r: tuple[Any, ...]) -> WorkerInfo:
+    return WorkerInfo(id=r[0], host=r[1], pid=r[2], queues=tuple(filter(None, r[3].split(","))),
+                      concurrency=r[4], started_at=r[5], heartbeat_at=r[6], running=r[7])
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest rank, the same rule as the SQLite store."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def build_stats(counts: list[tuple[Any, ...]], durations: list[float],
+                outcomes: tuple[Any, ...], last_minute: int) -> Stats:
+    by_state: dict[str, int] = {str(s): 0 for s in JobState}
+    by_queue: dict[str, dict[str, int]] = {}
+    by_task: dict[str, dict[str, int]] = {}
+    for queue, task, state, n in counts:
+        by_state[state] = by_state.get(state, 0) + n
+        by_queue.setdefault(queue, {})[state] = by_queue.get(queue, {}).get(state, 0) + n
+        by_task.setdefault(task, {})[state] = by_task.get(task, {}).get(state, 0) + n
+    completed, dead, completed_retried, dead_retried = (v or 0 for v in outcomes)
+    finished = completed + dead
+    retried = completed_retried + dead_retried
+    return Stats(
+        by_state=by_state, by_queue=by_queue, by_task=by_task,
+        durations={"p50": percentile(durations, 50), "p95": percentile(durations, 95),
+                   "p99": percentile(durations, 99)},
+        failure_rate=(dead / finished) if finished else None,
+        retry_success_rate=(completed_retried / retried) if retried else None,
+        completed_last_minute=last_minute)
+
+
+def queue_infos(counts: list[tuple[Any, ...]], throughput: dict[str, int],
+                flags: dict[str, bool], now: float) -> list[QueueInfo]:
+    names = sorted({r[0] for r in counts} | set(flags))
+    by_queue: dict[str, dict[str, int]] = {n: {} for n in names}
+    oldest: dict[str, float] = {}
+    for queue, state, n, first_run in counts:
+        by_queue[queue][state] = n
+        if first_run is not None:
+            oldest[queue] = first_run
+    return [QueueInfo(name=n, paused=bool(flags.get(n, False)), counts=by_queue[n],
+                      oldest_queued_age=(now - oldest[n]) if n in oldest else None,
+                      completed_last_minute=throughput.get(n, 0)) for n in names]

@@ -1,0 +1,392 @@
+"""The PostgreSQL store: many workers on many machines sharing one queue.
+
+    store = PostgresStore("postgresql://app@db:5432/jobs?schema=billing")
+    await store.open(); await store.migrate()
+
+Claims lock with FOR UPDATE SKIP LOCKED, every worker write is fenced by its lease token,
+enqueue sends NOTIFY inside its own transaction, and `now=None` means the database's clock.
+The store is used from more than one event loop (the worker's, and the app's sync-door
+portal), so it keeps one connection pool per loop (connection.LoopPools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ...job import ClaimedJob, EnqueueResult, Job, JobFilter, Lease, NewJob, QueueInfo, WorkerInfo
+from ..base import (
+    Cancelled,
+    Capabilities,
+    Complete,
+    Fail,
+    HeartbeatReply,
+    Progress,
+    Release,
+    Retention,
+    Settle,
+    Snooze,
+    Stats,
+)
+from ..migrate import Migration, load_migrations
+from . import queries as q
+from .connection import LoopPools, parse_url
+from .enqueue import AsyncSession, insert_jobs, insert_on_caller
+from .listener import Listener
+from .rows import build_stats, group_settles, job_from_row, queue_infos, worker_from_row
+
+log = logging.getLogger("conveyor.store.postgres")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SETTLE_STATEMENTS: dict[type, str] = {
+    Complete: q.COMPLETE, Fail: q.FAIL, Snooze: q.SNOOZE, Cancelled: q.FINISH_CANCELLED,
+    Release: q.RELEASE, Progress: q.PROGRESS}
+Rows = list[tuple[Any, ...]]
+
+
+class PostgresStore:
+    inline = False  # methods await the network: the sync door runs them on its portal loop
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.target = parse_url(url)
+        self.pools = LoopPools(self.target)
+        self._host = socket.gethostname()
+        self._migrations = load_migrations(MIGRATIONS_DIR)
+        self._rendered: dict[str, str] = {}
+        self._listeners: list[tuple[asyncio.AbstractEventLoop, Listener]] = []
+        self._notifying: set[asyncio.Task[None]] = set()
+
+    def _sql(self, template: str) -> str:
+        rendered = self._rendered.get(template)
+        if rendered is None:
+            rendered = self._rendered[template] = q.render(template,
+                                                           self.target.quoted_schema)
+        return rendered
+
+    # --- sessions -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _session(self, tenant: str | None = None,
+                       atomic: bool = False) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection; in one transaction when `atomic` or tenant-scoped. Pipeline mode
+        sends BEGIN and the tenant setting along with the first statement (no extra trips).
+        set_config(..., true) lasts for this transaction only, so a pooled connection never
+        carries one caller's tenant into the next caller's transaction."""
+        async with self.pools.connection() as conn:
+            if tenant is None and not atomic:
+                yield conn
+                return
+            async with conn.pipeline(), conn.transaction():
+                if tenant is not None:
+                    await self._run(conn, q.SET_TENANT, {"tenant": tenant})
+                yield conn
+
+    async def _fetch(self, conn: psycopg.AsyncConnection[Any], template: str,
+                     params: dict[str, Any] | None = None) -> Rows:
+        """Rows of a statement that returns some (in pipeline mode this waits for them)."""
+        cursor = await conn.execute(self._sql(template), params)  # type: ignore[arg-type]
+        return await cursor.fetchall()
+
+    async def _run(self, conn: psycopg.AsyncConnection[Any], template: str,
+                   params: dict[str, Any] | None = None) -> None:
+        """A statement whose result is not needed (in pipeline mode: queued, not awaited)."""
+        await conn.execute(self._sql(template), params)  # type: ignore[arg-type]
+
+    async def _count(self, template: str, params: dict[str, Any]) -> int:
+        async with self._session() as conn:
+            cursor = await conn.execute(self._sql(template), params)  # type: ignore[arg-type]
+            return max(cursor.rowcount, 0)
+
+    async def _one(self, template: str, params: dict[str, Any] | None = None,
+                   tenant: str | None = None) -> Rows:
+        async with self._session(tenant) as conn:
+            return await self._fetch(conn, template, params)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open this loop's pool now, so a wrong URL or a server that is down fails here."""
+        async with self.pools.connection():
+            pass
+
+    async def close(self) -> None:
+        for loop, listener in self._listeners:
+            if loop is asyncio.get_running_loop():
+                await listener.stop()
+        self._listeners.clear()
+        if self._notifying:
+            await asyncio.gather(*self._notifying, return_exceptions=True)
+        await self.pools.close()
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(listen_notify=True, skip_locked=True, max_batch=10_000,
+                            transactional_enqueue=True)
+
+    @property
+    def latest_version(self) -> int:
+        return self._migrations[-1].version if self._migrations else 0
+
+    async def schema_version(self) -> int:
+        table = f"{self.target.quoted_schema}.conveyor_schema"
+        async with self._session() as conn:
+            [(exists,)] = await self._fetch(conn, q.SCHEMA_EXISTS, {"table": table})
+            if not exists:
+                return 0
+            [(version,)] = await self._fetch(conn, q.SCHEMA_VERSION)
+        return int(version)
+
+    async def migrate(self) -> int:
+        """Apply the numbered migrations not yet applied, each in its own transaction.
+        Safe to run from every node at once (an advisory lock per schema)."""
+        applied = 0
+        for migration in self._migrations:
+            applied += await self._apply(migration)
+        return applied
+
+    async def _apply(self, migration: Migration) -> int:
+        async with self.pools.connection() as conn, conn.transaction():
+            await self._fetch(conn, q.MIGRATE_LOCK,
+                              {"lock": f"conveyor.migrate.{self.target.schema}"})
+            if self.target.schema != "public":
+                await self._run(conn, q.CREATE_SCHEMA)
+            await self._run(conn, q.SCHEMA_TABLE)
+            [(current,)] = await self._fetch(conn, q.SCHEMA_VERSION)
+            if migration.version <= current:
+                return 0
+            for statement in migration.statements:
+                await self._run(conn, statement)
+            await self._run(conn, q.RECORD_VERSION, {"version": migration.version})
+        log.info("applied migration %04d_%s to schema %s", migration.version, migration.name,
+                 self.target.schema)
+        return 1
+
+    # --- producing ------------------------------------------------------------------------
+
+    async def enqueue_many(self, jobs: Sequence[NewJob], now: float | None = None,
+                           tx: Any = None) -> list[EnqueueResult]:
+        if not jobs:
+            return []
+        channel = self.target.channel
+        if tx is not None:
+            return await insert_on_caller(tx, self._sql, jobs, now, channel)
+        tenants = {job.tenant for job in jobs}
+        tenant = tenants.pop() if len(tenants) == 1 else None
+        keyed = any(job.idempotency_key for job in jobs)
+        async with self._session(tenant, atomic=keyed) as conn:
+            return await insert_jobs(AsyncSession(conn), self._sql, jobs, now, channel)
+
+    # --- consuming ------------------------------------------------------------------------
+
+    async def claim(self, queues: Sequence[str] | None, worker_id: str, limit: int,
+                    lease_for: float, now: float | None = None) -> list[ClaimedJob]:
+        params: dict[str, Any] = {"token": random.getrandbits(62), "now": now, "limit": limit,
+                                  "lease_for": lease_for, "worker_id": worker_id,
+                                  "host": self._host}
+        statement = q.CLAIM_ANY
+        if queues and len(queues) == 1:
+            statement, params["queue"] = q.CLAIM_QUEUE, queues[0]
+        elif queues:
+            statement, params["queues"] = q.CLAIM_QUEUES, list(queues)
+        # UPDATE ... RETURNING comes back in no particular order: restore the claim order.
+        rows = sorted(await self._one(statement, params), key=lambda r: (-r[9], r[12], r[0]))
+        return [ClaimedJob(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7] or None, r[8],
+                           r[9], r[10], r[11]) for r in rows]
+
+    async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
+                        now: float | None = None) -> HeartbeatReply:
+        rows = await self._one(q.HEARTBEAT, {
+            "id": worker.id, "host": worker.host, "pid": worker.pid,
+            "queues": ",".join(worker.queues), "concurrency": worker.concurrency,
+            "running": len(leases), "now": now, "lease_for": lease_for})
+        held = {r[0]: r[1] for r in rows}
+        lost = frozenset(lease.job_id for lease in leases if held.get(lease.job_id) != lease.token)
+        cancel = frozenset(r[0] for r in rows if r[2])
+        return HeartbeatReply(lost=lost, cancel_requested=cancel)
+
+    async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]:
+        """Write a batch of outcomes: one fenced UPDATE per kind, all sent in one pipeline."""
+        groups = group_settles(items)
+        if not groups:
+            return []
+        async with self._session(atomic=len(groups) > 1) as conn:
+            cursors = [await conn.execute(self._sql(SETTLE_STATEMENTS[g.kind]),  # type: ignore[arg-type]
+                                          {"now": now, **g.columns}) for g in groups]
+            applied = [{(r[0], r[1]) for r in await cursor.fetchall()} for cursor in cursors]
+        return _settle_results(items, groups, applied)
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        await self._count(q.DELETE_WORKER, {"id": worker_id})
+
+    # --- control --------------------------------------------------------------------------
+
+    async def cancel(self, ids: Sequence[str], tenant: str | None = None,
+                     now: float | None = None) -> dict[str, str]:
+        params: dict[str, Any] = {"ids": list(ids), "tenant": tenant, "now": now}
+        async with self._session(tenant, atomic=True) as conn:
+            out = {r[0]: "cancelled" for r in await self._fetch(conn, q.CANCEL_WAITING, params)}
+            params["ids"] = [i for i in ids if i not in out]
+            out |= {r[0]: "cancel_requested"
+                    for r in await self._fetch(conn, q.CANCEL_RUNNING, params)}
+            return await self._with_states(conn, ids, out, tenant)
+
+    async def requeue(self, ids: Sequence[str], tenant: str | None = None,
+                      now: float | None = None) -> dict[str, str]:
+        params: dict[str, Any] = {"ids": list(ids), "tenant": tenant, "now": now}
+        async with self._session(tenant, atomic=True) as conn:
+            out = {r[0]: "queued" for r in await self._fetch(conn, q.REQUEUE, params)}
+            if out:
+                await self._notify_on(conn, ["*"])
+            return await self._with_states(conn, ids, out, tenant)
+
+    async def _with_states(self, conn: psycopg.AsyncConnection[Any], ids: Sequence[str],
+                           out: dict[str, str], tenant: str | None) -> dict[str, str]:
+        rest = [i for i in ids if i not in out]
+        if rest:
+            states = dict(await self._fetch(conn, q.STATES_OF, {"ids": rest, "tenant": tenant}))
+            out |= {i: states.get(i, "not_found") for i in rest}
+        return {i: out[i] for i in ids}
+
+    async def pause(self, queue: str) -> None:
+        await self._count(q.SET_PAUSED, {"name": queue, "paused": True})
+
+    async def resume(self, queue: str) -> None:
+        async with self._session(atomic=True) as conn:
+            await self._run(conn, q.SET_PAUSED, {"name": queue, "paused": False})
+            await self._notify_on(conn, [queue])
+
+    # --- maintenance: bounded, SKIP LOCKED, safe on every node ---------------------------
+
+    async def rescue_expired(self, now: float | None = None, limit: int = 1000) -> int:
+        async with self._session(atomic=True) as conn:
+            rescued = await self._fetch(conn, q.RESCUE_EXPIRED, {"now": now, "limit": limit})
+            if rescued:
+                await self._notify_on(conn, sorted({r[2] for r in rescued}))
+        return len(rescued)
+
+    async def promote_scheduled(self, now: float | None = None,
+                                limit: int = 1000) -> tuple[int, float | None]:
+        async with self._session(atomic=True) as conn:
+            promoted = await self._fetch(conn, q.PROMOTE_SCHEDULED, {"now": now, "limit": limit})
+            if promoted:
+                await self._notify_on(conn, sorted({r[2] for r in promoted}))
+            [(next_due,)] = await self._fetch(conn, q.NEXT_SCHEDULED)
+        return len(promoted), next_due
+
+    async def expire(self, now: float | None = None, limit: int = 1000) -> int:
+        return await self._count(q.EXPIRE, {"now": now, "limit": limit})
+
+    async def prune(self, retention: Retention, now: float | None = None,
+                    limit: int = 10000) -> int:
+        params = {"now": now, "limit": limit, "completed": retention.completed,
+                  "dead": retention.dead, "cancelled": retention.cancelled,
+                  "shortest": min(retention.completed, retention.dead, retention.cancelled)}
+        count = await self._count(q.PRUNE, params)
+        await self._count(q.DELETE_STALE_WORKERS, {"now": now})
+        return count
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        rows = await self._one(q.GET_JOB, {"id": job_id, "tenant": tenant}, tenant)
+        return job_from_row(rows[0]) if rows else None
+
+    async def list_jobs(self, where: JobFilter, after: str | None = None,
+                        limit: int = 50) -> list[Job]:
+        params: dict[str, Any] = {"limit": limit, "after": after,
+                                  "states": [str(s) for s in where.states]}
+        clauses = []
+        for name, clause in q.LIST_CLAUSES.items():
+            value = after if name == "after" else getattr(where, name)
+            if value:
+                clauses.append(clause)
+                params.setdefault(name, value)
+        statement = q.LIST_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        rows = await self._one(f"{statement} {q.LIST_ORDER}", params, where.tenant)
+        return [job_from_row(r) for r in rows]
+
+    async def stats(self, tenant: str | None = None, now: float | None = None) -> Stats:
+        params = {"tenant": tenant, "now": now}
+        async with self._session(tenant, atomic=True) as conn:
+            counts = await self._fetch(conn, q.COUNTS, params)
+            durations = [r[0] for r in await self._fetch(conn, q.DURATIONS, params)]
+            [outcomes] = await self._fetch(conn, q.OUTCOMES, params)
+            last_minute = await self._fetch(conn, q.QUEUE_THROUGHPUT, params)
+        return build_stats(counts, durations, outcomes, sum(r[1] for r in last_minute))
+
+    async def queues(self, tenant: str | None = None,
+                     now: float | None = None) -> list[QueueInfo]:
+        params = {"tenant": tenant, "now": now}
+        async with self._session(tenant, atomic=True) as conn:
+            counts = await self._fetch(conn, q.QUEUE_COUNTS, params)
+            throughput = dict(await self._fetch(conn, q.QUEUE_THROUGHPUT, params))
+            flags = dict(await self._fetch(conn, q.QUEUE_FLAGS))
+            [(clock,)] = await self._fetch(conn, q.CLOCK, params)
+        return queue_infos(counts, throughput, flags, clock)
+
+    async def workers(self, now: float | None = None) -> list[WorkerInfo]:
+        return [worker_from_row(r) for r in await self._one(q.WORKERS)]
+
+    # --- wake-ups -------------------------------------------------------------------------
+
+    async def _notify_on(self, conn: psycopg.AsyncConnection[Any], queues: list[str]) -> None:
+        """NOTIFY inside the caller's transaction: delivered at its commit, never before."""
+        await self._run(conn, q.NOTIFY, {"channel": self.target.channel, "queues": queues})
+
+    def notify(self, queues: Sequence[str]) -> None:
+        """Wake listeners of these queues (a hint). Sent in the background on this loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            with psycopg.connect(self.target.conninfo, autocommit=True) as conn:
+                conn.execute(self._sql(q.NOTIFY),  # type: ignore[arg-type]
+                             {"channel": self.target.channel, "queues": list(queues)})
+            return
+        task = loop.create_task(self._send_notify(list(queues)))
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _send_notify(self, queues: list[str]) -> None:
+        try:
+            async with self._session() as conn:
+                await self._notify_on(conn, queues)
+        except Exception as exc:  # a lost hint only delays a job until the next poll
+            log.warning("could not send a wake-up for %s: %s", ",".join(queues), exc)
+
+    async def listen(self, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
+        """Call `callback(queue)` on this loop for every wake-up; returns a stopper."""
+        listener = Listener(self.target.conninfo, self.target.channel, callback)
+        await listener.start()
+        entry = (asyncio.get_running_loop(), listener)
+        self._listeners.append(entry)
+
+        async def stop() -> None:
+            if entry in self._listeners:
+                self._listeners.remove(entry)
+            await listener.stop()
+
+        return stop
+
+
+def _settle_results(items: Sequence[Settle], groups: list[Any],
+                    applied: list[set[tuple[str, int]]]) -> list[bool]:
+    """Each item is applied if its (id, token) came back from its kind's UPDATE; a repeated
+    lease in one batch counts once (the second write would have found the job settled)."""
+    results = [False] * len(items)
+    for group, returned in zip(groups, applied, strict=True):
+        used: set[tuple[str, int]] = set()
+        for position in group.positions:
+            lease = items[position].lease
+            key = (lease.job_id, lease.token)
+            if key in returned and (key not in used or group.kind is Progress):
+                results[position] = True
+                used.add(key)
+    return results
