@@ -30,7 +30,7 @@ from ...errors import ConfigError, StoreUnavailable
 log = logging.getLogger("conveyor.store.postgres")
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_OWN_OPTIONS = ("schema", "pool_size")
+_OWN_OPTIONS = ("schema", "pool_size", "events")
 _CHECK_AFTER_IDLE = 2.0   # seconds: a connection idle longer is pinged before use
 _GETCONN_TIMEOUT = 10.0   # seconds a call waits for a connection before StoreUnavailable
 
@@ -40,6 +40,7 @@ class PostgresURL:
     conninfo: str        # what psycopg connects with (Conveyor's own options removed)
     schema: str          # unquoted; validated
     pool_size: int
+    events: bool         # publish the job event feed (NOTIFY per state change batch)
     where: str           # host:port/database for messages (never the password)
 
     @property
@@ -48,15 +49,26 @@ class PostgresURL:
 
     @property
     def channel(self) -> str:
-        """The NOTIFY channel of this schema (identifiers stop at 63 bytes)."""
-        name = f"conveyor_{self.schema}"
-        if len(name) <= 63:
-            return name
-        return "conveyor_" + hashlib.sha1(self.schema.encode()).hexdigest()[:24]
+        """The wake-up NOTIFY channel of this schema."""
+        return _channel("conveyor_", self.schema)
+
+    @property
+    def events_channel(self) -> str:
+        """The event feed's NOTIFY channel of this schema."""
+        return _channel("conveyor_events_", self.schema)
+
+
+def _channel(prefix: str, schema: str) -> str:
+    """Channel names are identifiers: they stop at 63 bytes, so long schemas are hashed."""
+    name = prefix + schema
+    if len(name) <= 63:
+        return name
+    return prefix + hashlib.sha1(schema.encode()).hexdigest()[:24]
 
 
 def parse_url(url: str) -> PostgresURL:
-    """postgresql://user@host:5432/db?schema=NAME&pool_size=10 (other options go to libpq)."""
+    """postgresql://user@host:5432/db?schema=NAME&pool_size=10&events=on (any other option
+    goes to libpq, e.g. sslmode=require)."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
         raise ConfigError(f"not a PostgreSQL URL: {url!r}")
@@ -71,13 +83,14 @@ def parse_url(url: str) -> PostgresURL:
         raise ConfigError("pool_size in the store URL must be a whole number") from None
     if pool_size < 1:
         raise ConfigError("pool_size in the store URL must be at least 1")
+    events = options.get("events", "on").lower() not in ("off", "false", "0", "no")
     passed = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
     passed.setdefault("connect_timeout", "5")
     passed.setdefault("application_name", "conveyor")
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(passed), ""))
     host = parts.hostname or "localhost"
     where = f"{host}:{parts.port or 5432}{parts.path or '/'}"
-    return PostgresURL(conninfo, schema, pool_size, where)
+    return PostgresURL(conninfo, schema, pool_size, events, where)
 
 
 def unavailable(exc: BaseException, where: str) -> StoreUnavailable:

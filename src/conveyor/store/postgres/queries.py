@@ -135,7 +135,7 @@ DELETE_STALE_WORKERS = "DELETE FROM {schema}.conveyor_workers WHERE heartbeat_at
 # A rescued and re-claimed job has a new token, so a stale worker's write touches nothing.
 _FENCE = """
 WHERE job.id = item.id AND job.lease_token = item.token AND job.state = 'running'
-RETURNING job.id, job.lease_token"""
+RETURNING job.id, job.lease_token, job.state, job.queue, job.task, job.tenant, job.progress"""
 
 # A job that reaches a terminal state gives its idempotency key back, unless the task asked
 # to keep it reserved for `unique_for` seconds after finishing.
@@ -195,17 +195,18 @@ FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(percents)s::float8[], %(ste
 # --- control ---------------------------------------------------------------------------------
 
 _TENANT = "(%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
+_EVENT = "id, state, queue, task, tenant, progress"  # what the event feed carries
 
 CANCEL_WAITING = """
 UPDATE {schema}.conveyor_jobs AS job SET state = 'cancelled', finished_at = {now},
 """ + _RELEASE_KEY + """
 WHERE id = ANY(%(ids)s::text[]) AND state IN ('queued', 'scheduled') AND """ + _TENANT + """
-RETURNING id"""
+RETURNING """ + _EVENT
 
 CANCEL_RUNNING = """
 UPDATE {schema}.conveyor_jobs SET cancel_requested = true
 WHERE id = ANY(%(ids)s::text[]) AND state = 'running' AND """ + _TENANT + """
-RETURNING id"""
+RETURNING """ + _EVENT
 
 STATES_OF = """
 SELECT id, state FROM {schema}.conveyor_jobs
@@ -225,7 +226,7 @@ SET state = 'queued', run_at = {now}, finished_at = NULL, dead_reason = NULL, re
                         THEN job.attempt + job.max_attempts ELSE job.max_attempts END
 WHERE id = ANY(%(ids)s::text[]) AND state IN ('dead', 'cancelled', 'scheduled')
   AND """ + _TENANT + """
-RETURNING id"""
+RETURNING """ + _EVENT
 
 SET_PAUSED = """
 INSERT INTO {schema}.conveyor_queues (name, paused, updated_at)
@@ -359,3 +360,15 @@ QUEUE_FLAGS = "SELECT name, paused FROM {schema}.conveyor_queues"
 WORKERS = """
 SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running
 FROM {schema}.conveyor_workers ORDER BY started_at"""
+
+# --- key rotation ----------------------------------------------------------------------------
+
+SCAN_PAYLOADS = """
+SELECT id, tenant, payload FROM {schema}.conveyor_jobs
+WHERE id > %(after)s ORDER BY id LIMIT %(limit)s"""
+
+# Compare-and-set: a payload changed since it was read is left alone (and not counted).
+REPLACE_PAYLOADS = """
+UPDATE {schema}.conveyor_jobs AS job SET payload = item.new
+FROM unnest(%(ids)s::text[], %(olds)s::bytea[], %(news)s::bytea[]) AS item(id, old, new)
+WHERE job.id = item.id AND job.payload = item.old"""

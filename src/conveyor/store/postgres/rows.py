@@ -89,6 +89,22 @@ def group_settles(items: Sequence[Settle]) -> list[SettleGroup]:
     return [g for g in groups.values() if g.positions]
 
 
+def settle_results(items: Sequence[Settle], groups: list[SettleGroup],
+                   applied: list[set[tuple[str, int]]]) -> list[bool]:
+    """Each item is applied if its (id, token) came back from its kind's UPDATE; a repeated
+    lease in one batch counts once (the second write would have found the job settled)."""
+    results = [False] * len(items)
+    for group, returned in zip(groups, applied, strict=True):
+        used: set[tuple[str, int]] = set()
+        for position in group.positions:
+            lease = items[position].lease
+            key = (lease.job_id, lease.token)
+            if key in returned and (key not in used or group.kind is Progress):
+                results[position] = True
+                used.add(key)
+    return results
+
+
 # --- reading --------------------------------------------------------------------------------
 
 

@@ -11,18 +11,27 @@ portal), so it keeps one connection pool per loop (connection.LoopPools).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import random
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from ...job import ClaimedJob, EnqueueResult, Job, JobFilter, Lease, NewJob, QueueInfo, WorkerInfo
+from ...job import (
+    ClaimedJob,
+    EnqueueResult,
+    Job,
+    JobEvent,
+    JobFilter,
+    Lease,
+    NewJob,
+    QueueInfo,
+    WorkerInfo,
+)
 from ..base import (
     Cancelled,
     Capabilities,
@@ -38,10 +47,17 @@ from ..base import (
 )
 from ..migrate import Migration, load_migrations
 from . import queries as q
+from .broadcast import Broadcaster, Stopper
 from .connection import LoopPools, parse_url
 from .enqueue import AsyncSession, insert_jobs, insert_on_caller
-from .listener import Listener
-from .rows import build_stats, group_settles, job_from_row, queue_infos, worker_from_row
+from .rows import (
+    build_stats,
+    group_settles,
+    job_from_row,
+    queue_infos,
+    settle_results,
+    worker_from_row,
+)
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -62,8 +78,7 @@ class PostgresStore:
         self._host = socket.gethostname()
         self._migrations = load_migrations(MIGRATIONS_DIR)
         self._rendered: dict[str, str] = {}
-        self._listeners: list[tuple[asyncio.AbstractEventLoop, Listener]] = []
-        self._notifying: set[asyncio.Task[None]] = set()
+        self.broadcast = Broadcaster(self.pools, self._sql)
 
     def _sql(self, template: str) -> str:
         rendered = self._rendered.get(template)
@@ -119,12 +134,7 @@ class PostgresStore:
             pass
 
     async def close(self) -> None:
-        for loop, listener in self._listeners:
-            if loop is asyncio.get_running_loop():
-                await listener.stop()
-        self._listeners.clear()
-        if self._notifying:
-            await asyncio.gather(*self._notifying, return_exceptions=True)
+        await self.broadcast.close()
         await self.pools.close()
 
     def capabilities(self) -> Capabilities:
@@ -182,7 +192,10 @@ class PostgresStore:
         tenant = tenants.pop() if len(tenants) == 1 else None
         keyed = any(job.idempotency_key for job in jobs)
         async with self._session(tenant, atomic=keyed) as conn:
-            return await insert_jobs(AsyncSession(conn), self._sql, jobs, now, channel)
+            results = await insert_jobs(AsyncSession(conn), self._sql, jobs, now, channel)
+        self.broadcast.publish((r.id, r.state, j.queue, j.task, j.tenant, None)
+                               for j, r in zip(jobs, results, strict=True) if not r.duplicate)
+        return results
 
     # --- consuming ------------------------------------------------------------------------
 
@@ -198,6 +211,7 @@ class PostgresStore:
             statement, params["queues"] = q.CLAIM_QUEUES, list(queues)
         # UPDATE ... RETURNING comes back in no particular order: restore the claim order.
         rows = sorted(await self._one(statement, params), key=lambda r: (-r[9], r[12], r[0]))
+        self.broadcast.publish((r[0], "running", r[2], r[1], r[7], None) for r in rows)
         return [ClaimedJob(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7] or None, r[8],
                            r[9], r[10], r[11]) for r in rows]
 
@@ -220,8 +234,9 @@ class PostgresStore:
         async with self._session(atomic=len(groups) > 1) as conn:
             cursors = [await conn.execute(self._sql(SETTLE_STATEMENTS[g.kind]),  # type: ignore[arg-type]
                                           {"now": now, **g.columns}) for g in groups]
-            applied = [{(r[0], r[1]) for r in await cursor.fetchall()} for cursor in cursors]
-        return _settle_results(items, groups, applied)
+            returned = [await cursor.fetchall() for cursor in cursors]
+        self.broadcast.publish(r[:1] + r[2:] for rows in returned for r in rows)
+        return settle_results(items, groups, [{(r[0], r[1]) for r in rows} for rows in returned])
 
     async def deregister_worker(self, worker_id: str) -> None:
         await self._count(q.DELETE_WORKER, {"id": worker_id})
@@ -232,20 +247,25 @@ class PostgresStore:
                      now: float | None = None) -> dict[str, str]:
         params: dict[str, Any] = {"ids": list(ids), "tenant": tenant, "now": now}
         async with self._session(tenant, atomic=True) as conn:
-            out = {r[0]: "cancelled" for r in await self._fetch(conn, q.CANCEL_WAITING, params)}
+            cancelled = await self._fetch(conn, q.CANCEL_WAITING, params)
+            out = {r[0]: "cancelled" for r in cancelled}
             params["ids"] = [i for i in ids if i not in out]
-            out |= {r[0]: "cancel_requested"
-                    for r in await self._fetch(conn, q.CANCEL_RUNNING, params)}
-            return await self._with_states(conn, ids, out, tenant)
+            asked = await self._fetch(conn, q.CANCEL_RUNNING, params)
+            out |= {r[0]: "cancel_requested" for r in asked}
+            out = await self._with_states(conn, ids, out, tenant)
+        self.broadcast.publish(cancelled + asked)
+        return out
 
     async def requeue(self, ids: Sequence[str], tenant: str | None = None,
                       now: float | None = None) -> dict[str, str]:
         params: dict[str, Any] = {"ids": list(ids), "tenant": tenant, "now": now}
         async with self._session(tenant, atomic=True) as conn:
-            out = {r[0]: "queued" for r in await self._fetch(conn, q.REQUEUE, params)}
-            if out:
-                await self._notify_on(conn, ["*"])
-            return await self._with_states(conn, ids, out, tenant)
+            requeued = await self._fetch(conn, q.REQUEUE, params)
+            if requeued:
+                await self._notify_on(conn, sorted({r[2] for r in requeued}))
+            out = await self._with_states(conn, ids, {r[0]: "queued" for r in requeued}, tenant)
+        self.broadcast.publish(requeued)
+        return out
 
     async def _with_states(self, conn: psycopg.AsyncConnection[Any], ids: Sequence[str],
                            out: dict[str, str], tenant: str | None) -> dict[str, str]:
@@ -270,6 +290,7 @@ class PostgresStore:
             rescued = await self._fetch(conn, q.RESCUE_EXPIRED, {"now": now, "limit": limit})
             if rescued:
                 await self._notify_on(conn, sorted({r[2] for r in rescued}))
+        self.broadcast.publish(rescued)
         return len(rescued)
 
     async def promote_scheduled(self, now: float | None = None,
@@ -279,10 +300,13 @@ class PostgresStore:
             if promoted:
                 await self._notify_on(conn, sorted({r[2] for r in promoted}))
             [(next_due,)] = await self._fetch(conn, q.NEXT_SCHEDULED)
+        self.broadcast.publish(promoted)
         return len(promoted), next_due
 
     async def expire(self, now: float | None = None, limit: int = 1000) -> int:
-        return await self._count(q.EXPIRE, {"now": now, "limit": limit})
+        expired = await self._one(q.EXPIRE, {"now": now, "limit": limit})
+        self.broadcast.publish(expired)
+        return len(expired)
 
     async def prune(self, retention: Retention, now: float | None = None,
                     limit: int = 10000) -> int:
@@ -342,51 +366,30 @@ class PostgresStore:
         await self._run(conn, q.NOTIFY, {"channel": self.target.channel, "queues": queues})
 
     def notify(self, queues: Sequence[str]) -> None:
-        """Wake listeners of these queues (a hint). Sent in the background on this loop."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            with psycopg.connect(self.target.conninfo, autocommit=True) as conn:
-                conn.execute(self._sql(q.NOTIFY),  # type: ignore[arg-type]
-                             {"channel": self.target.channel, "queues": list(queues)})
-            return
-        task = loop.create_task(self._send_notify(list(queues)))
-        self._notifying.add(task)
-        task.add_done_callback(self._notifying.discard)
+        """Wake listeners of these queues (a hint), sent in the background."""
+        self.broadcast.notify(queues)
 
-    async def _send_notify(self, queues: list[str]) -> None:
-        try:
-            async with self._session() as conn:
-                await self._notify_on(conn, queues)
-        except Exception as exc:  # a lost hint only delays a job until the next poll
-            log.warning("could not send a wake-up for %s: %s", ",".join(queues), exc)
-
-    async def listen(self, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
+    async def listen(self, callback: Callable[[str], None]) -> Stopper:
         """Call `callback(queue)` on this loop for every wake-up; returns a stopper."""
-        listener = Listener(self.target.conninfo, self.target.channel, callback)
-        await listener.start()
-        entry = (asyncio.get_running_loop(), listener)
-        self._listeners.append(entry)
+        return await self.broadcast.listen(callback)
 
-        async def stop() -> None:
-            if entry in self._listeners:
-                self._listeners.remove(entry)
-            await listener.stop()
+    async def subscribe(self, callback: Callable[[list[JobEvent]], None]) -> Stopper:
+        """Call `callback(events)` on this loop for every batch of job state changes and
+        progress, from any process on this schema; returns a stopper."""
+        return await self.broadcast.subscribe(callback)
 
-        return stop
+    # --- key rotation ---------------------------------------------------------------------
 
+    async def scan_payloads(self, after: str | None, limit: int
+                            ) -> list[tuple[str, str | None, bytes]]:
+        """Every job's (id, tenant, payload) in id order, a page at a time."""
+        rows = await self._one(q.SCAN_PAYLOADS, {"after": after or "", "limit": limit})
+        return [(r[0], r[1] or None, bytes(r[2])) for r in rows]
 
-def _settle_results(items: Sequence[Settle], groups: list[Any],
-                    applied: list[set[tuple[str, int]]]) -> list[bool]:
-    """Each item is applied if its (id, token) came back from its kind's UPDATE; a repeated
-    lease in one batch counts once (the second write would have found the job settled)."""
-    results = [False] * len(items)
-    for group, returned in zip(groups, applied, strict=True):
-        used: set[tuple[str, int]] = set()
-        for position in group.positions:
-            lease = items[position].lease
-            key = (lease.job_id, lease.token)
-            if key in returned and (key not in used or group.kind is Progress):
-                results[position] = True
-                used.add(key)
-    return results
+    async def replace_payloads(self, updates: Sequence[tuple[str, bytes, bytes]]) -> int:
+        """Swap payloads (id, old, new) where the stored one is still `old`; the count."""
+        if not updates:
+            return 0
+        return await self._count(q.REPLACE_PAYLOADS, {
+            "ids": [u[0] for u in updates], "olds": [u[1] for u in updates],
+            "news": [u[2] for u in updates]})

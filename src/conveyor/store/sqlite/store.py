@@ -11,20 +11,17 @@ import os
 import random
 import socket
 import sqlite3
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ...errors import ConfigError, StoreUnavailable
+from ...errors import ConfigError
 from ...job import (
     ClaimedJob,
     EnqueueResult,
-    ErrorInfo,
     Job,
     JobEvent,
     JobFilter,
@@ -36,36 +33,28 @@ from ...job import (
 )
 from ..base import (
     SCHEDULED_HINT,
-    Cancelled,
     Capabilities,
-    Complete,
-    Fail,
     HeartbeatReply,
-    Progress,
-    Release,
     Retention,
     Settle,
-    Snooze,
     Stats,
 )
-from ..migrate import Migration, load_migrations
+from ..migrate import load_migrations
+from ..summaries import build_queue_infos, build_stats
 from . import queries as q
+from .connection import Connections, parse_url
+from .rows import (
+    apply,
+    best_candidates,
+    claim_order,
+    job_from_row,
+    settle_statement,
+    state_or_missing,
+)
 from .wake import WakeChannel
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _TERMINAL_SQL = ("completed", "dead", "cancelled")
-
-
-def parse_url(url: str) -> str:
-    """sqlite:///relative.db, sqlite:////absolute.db, sqlite:///:memory: -> a path."""
-    if not url.startswith("sqlite://"):
-        raise ConfigError(f"not a SQLite URL: {url!r}")
-    path = url[len("sqlite://"):]
-    if path.startswith("/"):  # sqlite:///rel.db -> rel.db; sqlite:////abs.db -> /abs.db
-        path = path[1:]
-    if path in ("", ":memory:"):
-        return ":memory:"
-    return path
 
 
 class SQLiteStore:
@@ -78,66 +67,10 @@ class SQLiteStore:
         self.memory = self.path == ":memory:"
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        # An in-memory database lives in one connection, shared under a lock.
-        self._memory_conn: sqlite3.Connection | None = None
-        self._memory_lock = threading.RLock()
+        self.db = Connections(self.path, self.synchronous, busy_timeout)
         self.wake = WakeChannel(None if self.memory else os.path.abspath(self.path))
         self._host = socket.gethostname()
         self._migrations = load_migrations(MIGRATIONS_DIR)
-
-    # --- connections ----------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=self.busy_timeout, cached_statements=256)
-        conn.execute("PRAGMA journal_mode = MEMORY" if self.memory else "PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        conn.execute("PRAGMA journal_size_limit = 67108864")
-        conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA cache_size = -16000")
-        with self._all_lock:
-            self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        if self.memory:
-            with self._memory_lock:
-                if self._memory_conn is None:
-                    self._memory_conn = self._connect()
-                yield self._memory_conn
-            return
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        yield conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction. BEGIN IMMEDIATE takes the write lock up front, so two
-        writers never deadlock on a read-to-write upgrade; busy_timeout bounds the wait."""
-        with self._conn() as conn:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise _unavailable(exc) from exc
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise _unavailable(exc) from exc
-
-    def _read(self) -> Any:
-        return self._conn()
 
     @staticmethod
     def _now(now: float | None) -> float:
@@ -148,18 +81,12 @@ class SQLiteStore:
     async def open(self) -> None:
         if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._conn():
+        with self.db.read():
             pass
 
     async def close(self) -> None:
         self.wake.close()
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            with suppress(sqlite3.Error):
-                conn.close()
-        self._local = threading.local()
-        self._memory_conn = None
+        self.db.close()
 
     def capabilities(self) -> Capabilities:
         return Capabilities(listen_notify=not self.memory, skip_locked=False, max_batch=10_000)
@@ -169,22 +96,22 @@ class SQLiteStore:
         return self._migrations[-1].version if self._migrations else 0
 
     async def schema_version(self) -> int:
-        with self._read() as conn:
+        with self.db.read() as conn:
             if not conn.execute(q.SCHEMA_EXISTS).fetchone()[0]:
                 return 0
             return int(conn.execute(q.SCHEMA_VERSION).fetchone()[0])
 
     async def migrate(self) -> int:
         """Apply the numbered migrations not yet applied, each in its own transaction."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             conn.execute(q.SCHEMA_TABLE)
         applied = 0
         for migration in self._migrations:
-            with self._write() as conn:
+            with self.db.write() as conn:
                 current = int(conn.execute(q.SCHEMA_VERSION).fetchone()[0])
                 if migration.version <= current:
                     continue
-                _apply(conn, migration)
+                apply(conn, migration)
                 conn.execute(q.RECORD_VERSION, (migration.version, time.time()))
                 applied += 1
         return applied
@@ -206,7 +133,7 @@ class SQLiteStore:
                          None if job.ttl is None else now + job.ttl, job.batch_id,
                          job.parent_id))
             results.append(EnqueueResult(job.id, False, state, now, run_at))
-        with self._write() as conn:
+        with self.db.write() as conn:
             if not any(job.idempotency_key for job in jobs):
                 conn.executemany(q.INSERT_JOB, rows)
             else:
@@ -241,18 +168,18 @@ class SQLiteStore:
         now = self._now(now)
         params = {"token": random.getrandbits(62), "now": now, "lease_for": lease_for,
                   "worker_id": worker_id, "host": self._host}
-        with self._read() as conn:  # outside the write lock: an idle poll takes no lock
+        with self.db.read() as conn:  # outside the write lock: an idle poll takes no lock
             paused = {r[0] for r in conn.execute(q.PAUSED_QUEUES)}
             names = list(queues) if queues else [r[0] for r in conn.execute(q.QUEUED_QUEUES)]
         names = [n for n in names if n not in paused]
         if not names:
             return []
-        with self._write() as conn:
+        with self.db.write() as conn:
             if len(names) == 1:
                 rows = conn.execute(q.CLAIM_ONE_QUEUE,
                                     {**params, "queue": names[0], "limit": limit}).fetchall()
             else:
-                ids = _best_candidates(conn, names, now, limit)
+                ids = best_candidates(conn, names, now, limit)
                 rows = conn.execute(q.CLAIM_IDS, {**params, "ids": orjson.dumps(ids).decode()}
                                     ).fetchall() if ids else []
         if rows and self.wake.has_subscribers():
@@ -261,13 +188,13 @@ class SQLiteStore:
         jobs = [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
                            r[10], r[11]) for r in rows]
         if len(jobs) > 1:
-            jobs.sort(key=_claim_order)
+            jobs.sort(key=claim_order)
         return jobs
 
     async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
                         now: float | None = None) -> HeartbeatReply:
         now = self._now(now)
-        with self._write() as conn:
+        with self.db.write() as conn:
             conn.execute(q.UPSERT_WORKER, {
                 "id": worker.id, "host": worker.host, "pid": worker.pid,
                 "queues": ",".join(worker.queues), "concurrency": worker.concurrency,
@@ -281,13 +208,13 @@ class SQLiteStore:
 
     async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]:
         now = self._now(now)
-        with self._write() as conn:
-            rows = [conn.execute(*_settle_statement(item, now)).fetchone() for item in items]
+        with self.db.write() as conn:
+            rows = [conn.execute(*settle_statement(item, now)).fetchone() for item in items]
         self._publish(rows)
         return [row is not None for row in rows]
 
     async def deregister_worker(self, worker_id: str) -> None:
-        with self._write() as conn:
+        with self.db.write() as conn:
             conn.execute(q.DELETE_WORKER, (worker_id,))
 
     # --- control --------------------------------------------------------------------------
@@ -297,7 +224,7 @@ class SQLiteStore:
         now = self._now(now)
         out: dict[str, str] = {}
         changed: list[Any] = []
-        with self._write() as conn:
+        with self.db.write() as conn:
             for job_id in ids:
                 params = {"id": job_id, "tenant": tenant, "now": now}
                 if row := conn.execute(q.CANCEL_WAITING, params).fetchone():
@@ -305,7 +232,7 @@ class SQLiteStore:
                 elif row := conn.execute(q.CANCEL_RUNNING, params).fetchone():
                     out[job_id] = "cancel_requested"
                 else:
-                    out[job_id] = _state_or_missing(conn, job_id, tenant)
+                    out[job_id] = state_or_missing(conn, job_id, tenant)
                 changed.append(row)
         self._publish(changed)
         return out
@@ -315,31 +242,31 @@ class SQLiteStore:
         now = self._now(now)
         out: dict[str, str] = {}
         changed: list[Any] = []
-        with self._write() as conn:
+        with self.db.write() as conn:
             for job_id in ids:
                 params = {"id": job_id, "tenant": tenant, "now": now}
                 if row := conn.execute(q.REQUEUE, params).fetchone():
                     out[job_id] = "queued"
                 else:
-                    out[job_id] = _state_or_missing(conn, job_id, tenant)
+                    out[job_id] = state_or_missing(conn, job_id, tenant)
                 changed.append(row)
         self.wake.notify({"*"})
         self._publish(changed)
         return out
 
     async def pause(self, queue: str) -> None:
-        with self._write() as conn:
+        with self.db.write() as conn:
             conn.execute(q.SET_PAUSED, (queue, 1, time.time()))
 
     async def resume(self, queue: str) -> None:
-        with self._write() as conn:
+        with self.db.write() as conn:
             conn.execute(q.SET_PAUSED, (queue, 0, time.time()))
         self.wake.notify({queue})
 
     # --- maintenance ----------------------------------------------------------------------
 
     async def rescue_expired(self, now: float | None = None, limit: int = 1000) -> int:
-        with self._write() as conn:
+        with self.db.write() as conn:
             rows = conn.execute(q.RESCUE_EXPIRED,
                                 {"now": self._now(now), "limit": limit}).fetchall()
         if rows:
@@ -350,11 +277,11 @@ class SQLiteStore:
     async def promote_scheduled(self, now: float | None = None,
                                 limit: int = 1000) -> tuple[int, float | None]:
         now = self._now(now)
-        with self._read() as conn:  # the common case, nothing due, takes no write lock
+        with self.db.read() as conn:  # the common case, nothing due, takes no write lock
             next_due = conn.execute(q.NEXT_SCHEDULED).fetchone()[0]
         if next_due is None or next_due > now:
             return 0, next_due
-        with self._write() as conn:
+        with self.db.write() as conn:
             rows = conn.execute(q.PROMOTE_SCHEDULED, {"now": now, "limit": limit}).fetchall()
             next_due = conn.execute(q.NEXT_SCHEDULED).fetchone()[0]
         if rows:
@@ -363,7 +290,7 @@ class SQLiteStore:
         return len(rows), next_due
 
     async def expire(self, now: float | None = None, limit: int = 1000) -> int:
-        with self._write() as conn:
+        with self.db.write() as conn:
             rows = conn.execute(q.EXPIRE, {"now": self._now(now), "limit": limit}).fetchall()
         self._publish(rows)
         return len(rows)
@@ -376,7 +303,7 @@ class SQLiteStore:
                   "dead_before": now - retention.dead,
                   "cancelled_before": now - retention.cancelled,
                   "oldest": now - min(retention.completed, retention.dead, retention.cancelled)}
-        with self._write() as conn:
+        with self.db.write() as conn:
             count = conn.execute(q.PRUNE, params).rowcount
             conn.execute(q.DELETE_STALE_WORKERS, (now - 3600,))
         return count
@@ -384,9 +311,9 @@ class SQLiteStore:
     # --- reading --------------------------------------------------------------------------
 
     async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
-        with self._read() as conn:
+        with self.db.read() as conn:
             row = conn.execute(q.GET_JOB, {"id": job_id, "tenant": tenant}).fetchone()
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     async def list_jobs(self, where: JobFilter, after: str | None = None,
                         limit: int = 50) -> list[Job]:
@@ -399,33 +326,33 @@ class SQLiteStore:
                 clauses.append(clause)
                 params.setdefault(name, value)
         sql = q.LIST_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(f"{sql} {q.LIST_ORDER}", params).fetchall()
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def stats(self, tenant: str | None = None, now: float | None = None) -> Stats:
         now = self._now(now)
-        with self._read() as conn:
+        with self.db.read() as conn:
             counts = conn.execute(q.COUNTS, {"tenant": tenant}).fetchall()
             durations = [r[0] for r in conn.execute(
                 q.DURATIONS, {"since": now - 3600, "tenant": tenant})]
             outcomes = conn.execute(q.OUTCOMES, {"since": now - 3600, "tenant": tenant}).fetchone()
             last_minute = conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
                                                             "tenant": tenant}).fetchall()
-        return _stats(counts, durations, outcomes, sum(r[1] for r in last_minute))
+        return build_stats(counts, durations, outcomes, sum(r[1] for r in last_minute))
 
     async def queues(self, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]:
         now = self._now(now)
-        with self._read() as conn:
+        with self.db.read() as conn:
             counts = conn.execute(q.QUEUE_COUNTS, {"tenant": tenant}).fetchall()
             throughput = dict(conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
                                                                 "tenant": tenant}).fetchall())
             flags = dict(conn.execute(q.QUEUE_FLAGS).fetchall())
-        return _queue_infos(counts, throughput, flags, now)
+        return build_queue_infos(counts, throughput, flags, now)
 
     async def workers(self, now: float | None = None) -> list[WorkerInfo]:
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(q.WORKERS).fetchall()
         return [WorkerInfo(id=r[0], host=r[1], pid=r[2],
                            queues=tuple(filter(None, r[3].split(","))), concurrency=r[4],
@@ -436,13 +363,13 @@ class SQLiteStore:
     async def scan_payloads(self, after: str | None, limit: int
                             ) -> list[tuple[str, str | None, bytes]]:
         """Every job's (id, tenant, payload) in id order, a page at a time."""
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(q.SCAN_PAYLOADS, {"after": after or "", "limit": limit})
             return [(r[0], r[1] or None, bytes(r[2])) for r in rows]
 
     async def replace_payloads(self, updates: Sequence[tuple[str, bytes, bytes]]) -> int:
         """Swap payloads (id, old, new) where the stored one is still `old`; the count."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             return sum(conn.execute(q.REPLACE_PAYLOAD, {"id": i, "old": o, "new": n}).rowcount
                        for i, o, n in updates)
 
@@ -464,115 +391,3 @@ class SQLiteStore:
 
     async def listen(self, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
         return await self.wake.listen(callback)
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def _unavailable(exc: sqlite3.OperationalError) -> StoreUnavailable:
-    text = str(exc)
-    if "locked" in text or "busy" in text:
-        return StoreUnavailable(f"the SQLite store stayed locked past its busy timeout: {text}")
-    if "full" in text:
-        return StoreUnavailable(f"the SQLite store cannot write, the disk is full: {text}")
-    return StoreUnavailable(f"the SQLite store failed: {text}")
-
-
-def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
-    for statement in migration.statements:
-        conn.execute(statement)
-
-
-def _best_candidates(conn: sqlite3.Connection, queues: Sequence[str], now: float,
-                     limit: int) -> list[str]:
-    """The `limit` best queued jobs over several queues: each queue's best from its index,
-    merged in priority, run_at, id order."""
-    candidates: list[tuple[str, int, float]] = []
-    for queue in queues:
-        candidates.extend(conn.execute(q.CLAIM_CANDIDATES,
-                                       {"queue": queue, "now": now, "limit": limit}))
-    candidates.sort(key=lambda c: (-c[1], c[2], c[0]))
-    return [c[0] for c in candidates[:limit]]
-
-
-def _claim_order(job: ClaimedJob) -> tuple[int, str]:
-    return (-job.priority, job.id)
-
-
-def _settle_statement(item: Settle, now: float) -> tuple[str, dict[str, Any]]:
-    fence = {"id": item.lease.job_id, "token": item.lease.token, "now": now}
-    match item:
-        case Complete(result=result):
-            return q.COMPLETE, {**fence, "result": result}
-        case Fail(error=error, retry_in=retry_in, dead_reason=reason):
-            return q.FAIL, {**fence, "error": orjson.dumps(error.to_dict()).decode(),
-                            "retry_at": None if retry_in is None else now + retry_in,
-                            "reason": reason}
-        case Snooze(seconds=seconds):
-            return q.SNOOZE, {**fence, "until": now + seconds}
-        case Cancelled(reason=reason):
-            return q.FINISH_CANCELLED, {**fence, "reason": reason}
-        case Release():
-            return q.RELEASE, fence
-        case Progress(percent=percent, step=step):
-            return q.PROGRESS, {**fence, "percent": percent, "step": step}
-    raise TypeError(f"cannot settle {item!r}")
-
-
-def _state_or_missing(conn: sqlite3.Connection, job_id: str, tenant: str | None) -> str:
-    row = conn.execute(q.STATE_OF, {"id": job_id, "tenant": tenant}).fetchone()
-    return "not_found" if row is None else str(row[0])
-
-
-def _job(r: tuple[Any, ...]) -> Job:
-    return Job(
-        id=r[0], task=r[1], queue=r[2], payload=r[3], state=JobState(r[4]), priority=r[5],
-        attempt=r[6], max_attempts=r[7], tenant=r[8] or None, correlation_id=r[9],
-        idempotency_key=r[10], created_at=r[11], run_at=r[12], started_at=r[13],
-        finished_at=r[14], expires_at=r[15], progress=r[16], progress_step=r[17],
-        result=None if r[18] is None else orjson.loads(r[18]),
-        errors=tuple(ErrorInfo.from_dict(e) for e in orjson.loads(r[19] or "[]")),
-        worker_id=r[20], worker_host=r[21], dead_reason=r[22], batch_id=r[23],
-        parent_id=r[24], cancel_requested=bool(r[25]))
-
-
-def _percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
-
-
-def _stats(counts: list[tuple[Any, ...]], durations: list[float],
-           outcomes: tuple[Any, ...], last_minute: int) -> Stats:
-    by_state: dict[str, int] = {str(s): 0 for s in JobState}
-    by_queue: dict[str, dict[str, int]] = {}
-    by_task: dict[str, dict[str, int]] = {}
-    for queue, task, state, n in counts:
-        by_state[state] = by_state.get(state, 0) + n
-        by_queue.setdefault(queue, {})[state] = by_queue.get(queue, {}).get(state, 0) + n
-        by_task.setdefault(task, {})[state] = by_task.get(task, {}).get(state, 0) + n
-    completed, dead, completed_retried, dead_retried = (v or 0 for v in outcomes)
-    finished = completed + dead
-    retried = completed_retried + dead_retried
-    return Stats(
-        by_state=by_state, by_queue=by_queue, by_task=by_task,
-        durations={"p50": _percentile(durations, 50), "p95": _percentile(durations, 95),
-                   "p99": _percentile(durations, 99)},
-        failure_rate=(dead / finished) if finished else None,
-        retry_success_rate=(completed_retried / retried) if retried else None,
-        completed_last_minute=last_minute)
-
-
-def _queue_infos(counts: list[tuple[Any, ...]], throughput: dict[str, int],
-                 flags: dict[str, int], now: float) -> list[QueueInfo]:
-    names = sorted({r[0] for r in counts} | set(flags))
-    by_queue: dict[str, dict[str, int]] = {n: {} for n in names}
-    oldest: dict[str, float] = {}
-    for queue, state, n, first_run in counts:
-        by_queue[queue][state] = n
-        if first_run is not None:
-            oldest[queue] = first_run
-    return [QueueInfo(name=n, paused=bool(flags.get(n, 0)), counts=by_queue[n],
-                      oldest_queued_age=(now - oldest[n]) if n in oldest else None,
-                      completed_last_minute=throughput.get(n, 0)) for n in names]
