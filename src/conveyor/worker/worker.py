@@ -71,7 +71,12 @@ class Worker:
         self.clock = clock or app.clock
         self.queues = tuple(queues) if queues else None
         self.concurrency = concurrency or s.concurrency
+        # Prefetched jobs wait in this process while holding their lease: worth it for short
+        # jobs (a freed slot starts its next job at once), unfair for long ones, which other
+        # workers could start. So prefetch only while recent jobs are short.
         self.prefetch = self.concurrency if prefetch is None else prefetch
+        self.prefetch_below = 0.25  # seconds: the average job duration that allows it
+        self.average_duration: float | None = None
         self.lease = lease or s.lease
         self.heartbeat_interval = heartbeat or min(s.heartbeat, self.lease / 3)
         self.poll_interval = poll_interval or s.poll_interval
@@ -194,7 +199,8 @@ class Worker:
             self._wake.clear()
             if self._schedule_due():
                 await self._promote()
-            want = self.concurrency + self.prefetch - len(self.running) - len(self.buffer)
+            want = (self.concurrency + self._prefetch_now() - len(self.running)
+                    - len(self.buffer))
             jobs = await self._settle_and_claim(max(want, 0))
             if jobs:
                 with self._lock:
@@ -204,6 +210,10 @@ class Worker:
                 await asyncio.sleep(0)  # let the slots run, then come back for more
                 continue
             await self._wait(self._poll_delay())
+
+    def _prefetch_now(self) -> int:
+        short = self.average_duration is not None and self.average_duration < self.prefetch_below
+        return self.prefetch if short else 0
 
     async def _settle_and_claim(self, want: int) -> list[ClaimedJob]:
         """Write finished outcomes, then claim up to `want` jobs: one trip to the store."""
@@ -290,6 +300,8 @@ class Worker:
             self.running[job.id] = _Running(job, ctx, task)
 
     async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             outcome: Settle | None = await self.runner.run(job, ctx)
         except asyncio.CancelledError:
@@ -299,6 +311,9 @@ class Worker:
             outcome = self.runner.failed(job, exc)
         with self._lock:
             self.running.pop(job.id, None)
+        took = loop.time() - started
+        average = self.average_duration
+        self.average_duration = took if average is None else average + 0.2 * (took - average)
         self._lost_ids.discard(job.id)
         self._cancel_ids.discard(job.id)
         if outcome is not None:
