@@ -17,7 +17,7 @@ def rotate_keys(app: Conveyor, page: int = 500) -> int:
     if app.codec.keyring is None:
         raise ConfigError("set CONVEYOR_ENCRYPTION_KEYS (newest key first) to rotate keys")
     changed, after = 0, None
-    while rows := app.call(lambda s, after=after: s.scan_payloads(after, page)):
+    while rows := _scan(app, after, page):
         updates = []
         for job_id, tenant, payload in rows:
             try:
@@ -27,6 +27,14 @@ def rotate_keys(app: Conveyor, page: int = 500) -> int:
             if new is not None:
                 updates.append((job_id, payload, new))
         if updates:
-            changed += app.call(lambda s, updates=updates: s.replace_payloads(updates))
+            changed += _replace(app, updates)
         after = rows[-1][0]
     return changed
+
+
+def _scan(app: Conveyor, after: str | None, page: int) -> list[tuple[str, str | None, bytes]]:
+    return app.call(lambda store: store.scan_payloads(after, page))
+
+
+def _replace(app: Conveyor, updates: list[tuple[str, bytes, bytes]]) -> int:
+    return app.call(lambda store: store.replace_payloads(updates))

@@ -52,7 +52,7 @@ async def run_until_idle_async(app: Conveyor, *, queues: list[str] | None = None
         total += ran
         if not ran:
             break
-    worker.threads.shutdown(wait=True)
+    worker.close()
     return total
 
 

@@ -35,7 +35,12 @@ class _ChildContext:
     """What a task sees of JobContext inside the child process."""
 
     def __init__(self, info: dict[str, Any], conn: Connection, app: Conveyor) -> None:
-        self.__dict__.update(info)
+        self.job_id: str = info["job_id"]
+        self.task: str = info["task"]
+        self.queue: str = info["queue"]
+        self.attempt: int = info["attempt"]
+        self.tenant: str | None = info["tenant"]
+        self.correlation_id: str | None = info["correlation_id"]
         self._conn = conn
         self._app = app
         self.cancelled = False

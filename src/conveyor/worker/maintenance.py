@@ -7,20 +7,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from ..app import Conveyor
     from ..clock import Clock
 
 log = logging.getLogger("conveyor.maintenance")
+T = TypeVar("T")
+
+
+async def _await(coro: Coroutine[Any, Any, T]) -> T:
+    return await coro
 
 
 class Maintenance:
     def __init__(self, app: Conveyor, clock: Clock, *, promote_every: float = 1.0,
-                 rescue_every: float = 5.0, prune_every: float = 60.0) -> None:
+                 rescue_every: float = 5.0, prune_every: float = 60.0,
+                 run: Callable[[Coroutine[Any, Any, T]], Awaitable[T]] | None = None) -> None:
         self.app = app
         self.clock = clock
+        self._run = run or _await  # the worker runs store calls off its event loop
         self.promote_every = promote_every
         self.rescue_every = rescue_every
         self.prune_every = prune_every
@@ -30,7 +38,8 @@ class Maintenance:
         store = self.app.store
         total = 0
         while True:
-            count, next_due = await store.promote_scheduled(self.clock.store_now(), 1000)
+            count, next_due = await self._run(store.promote_scheduled(self.clock.store_now(),
+                                                                      1000))
             total += count
             if count < 1000:
                 break
@@ -38,19 +47,20 @@ class Maintenance:
         return total
 
     async def rescue(self) -> int:
-        count = await self.app.store.rescue_expired(self.clock.store_now(), 1000)
+        count = await self._run(self.app.store.rescue_expired(self.clock.store_now(), 1000))
         if count:
             log.warning("rescued %d jobs whose worker stopped heartbeating", count)
         return count
 
     async def expire(self) -> int:
-        count = await self.app.store.expire(self.clock.store_now(), 1000)
+        count = await self._run(self.app.store.expire(self.clock.store_now(), 1000))
         if count:
             log.info("expired %d jobs past their TTL", count)
         return count
 
     async def prune(self) -> int:
-        return await self.app.store.prune(self.app.retention, self.clock.store_now())
+        return await self._run(self.app.store.prune(self.app.retention,
+                                                    self.clock.store_now()))
 
     async def run_once(self) -> dict[str, int]:
         """Every task once, in order. Tests call this after advancing a FakeClock."""

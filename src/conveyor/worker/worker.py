@@ -18,7 +18,8 @@ import socket
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from ..context import JobContext
 
 log = logging.getLogger("conveyor.worker")
+T = TypeVar("T")
 
 
 class _Running:
@@ -91,7 +93,8 @@ class Worker:
                              if getattr(self.store, "inline", False) else None)
         self.runner = JobRunner(app, self.id, self.host, self.threads, self.clock,
                                 logging.getLogger("conveyor.task"), self._on_progress)
-        self.maintenance = Maintenance(app, self.clock) if maintenance else None
+        self.maintenance = (Maintenance(app, self.clock, run=self._off_loop) if maintenance
+                            else None)
         self.heartbeat = Heartbeat(self)
         self.buffer: deque[ClaimedJob] = deque()
         self.running: dict[str, _Running] = {}
@@ -166,10 +169,14 @@ class Worker:
             self.heartbeat.stop()
             with contextlib.suppress(Exception):
                 await self.store.deregister_worker(self.id)
-            self.threads.shutdown(wait=False, cancel_futures=True)
-            if self.store_thread is not None:
-                self.store_thread.shutdown(wait=True)
+            self.close()
             log.info("worker %s stopped after %d jobs", self.id, self.processed)
+
+    def close(self) -> None:
+        """Release the worker's thread pools (run() does it when it returns)."""
+        self.threads.shutdown(wait=False, cancel_futures=True)
+        if self.store_thread is not None:
+            self.store_thread.shutdown(wait=True)
 
     def stop(self) -> None:
         """Stop claiming; running jobs get the grace period to finish. Thread-safe."""
@@ -240,10 +247,14 @@ class Worker:
                     if want > 0 and not self._stopping else [])
             return applied, jobs
 
+        return await self._off_loop(both())
+
+    async def _off_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await a store coroutine; an inline store's runs on the store thread instead."""
         if self.store_thread is None:
-            return await both()
+            return await coro
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.store_thread, drive_inline, both())
+        return await loop.run_in_executor(self.store_thread, drive_inline, coro)
 
     def _schedule_due(self) -> bool:
         """Promote now? When a scheduled job may be due: one we know of is, or a producer or

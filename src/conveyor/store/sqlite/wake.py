@@ -39,13 +39,13 @@ def wake_folder(db_path: str) -> str:
 
 
 class _Listener:
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[str], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[Any], None]) -> None:
         self.loop = loop
         self.callback = callback
 
-    def deliver(self, queues: Iterable[str]) -> None:
-        for queue in queues:
-            self.callback(queue)
+    def deliver(self, items: Iterable[Any]) -> None:
+        for item in items:
+            self.callback(item)
 
 
 class WakeChannel:
@@ -87,7 +87,7 @@ class WakeChannel:
                     raise
 
     @staticmethod
-    def _deliver_local(listener: _Listener, queues: set[str]) -> None:
+    def _deliver_local(listener: _Listener, queues: Iterable[Any]) -> None:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -142,7 +142,7 @@ class WakeChannel:
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]
                         ) -> Callable[[], Awaitable[None]]:
         loop = asyncio.get_running_loop()
-        listener = _Listener(loop, callback)  # type: ignore[arg-type]
+        listener = _Listener(loop, callback)
         self._local_subscribers.append(listener)
         sock, path = self._bind(".events") if self.folder is not None else (None, None)
         if sock is not None:
