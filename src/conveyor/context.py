@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -41,14 +40,14 @@ class JobContext:
         self.worker_id = worker_id
         self.logger = logger
         self._on_progress = on_progress
-        self._cancelled = threading.Event()
+        self._cancelled = False  # set from the loop; read by the task (a bool is GIL-atomic)
         self._last_progress = 0.0
 
     @property
     def cancelled(self) -> bool:
         """True once the job was cancelled, timed out or lost its lease: a long sync task
         should check it between steps and return early."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def progress(self, percent: float, step: str | None = None) -> None:
         """Report progress (0-100). Writes are coalesced: the newest value wins."""
@@ -76,7 +75,7 @@ class JobContext:
         return options
 
     def _cancel(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True
 
     def _throttled(self, interval: float) -> bool:
         now = time.monotonic()
