@@ -191,6 +191,7 @@ class ClaimedJob:
     priority: int = 0
     created_at: float | None = None
     expires_at: float | None = None
+    run_at: float | None = None
 
     @property
     def lease(self) -> Lease:

@@ -47,7 +47,7 @@ WHERE id IN (
     ORDER BY priority DESC, run_at, id
     LIMIT :limit)
 RETURNING id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
-          correlation_id, priority, created_at, expires_at"""
+          correlation_id, priority, created_at, expires_at, run_at"""
 
 # Several queues: the best `limit` candidates of each, merged by the store, then one UPDATE.
 CLAIM_CANDIDATES = """
@@ -63,7 +63,7 @@ SET state = 'running', attempt = attempt + 1, lease_token = :token,
     worker_host = :host, cancel_requested = 0
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'queued'
 RETURNING id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
-          correlation_id, priority, created_at, expires_at"""
+          correlation_id, priority, created_at, expires_at, run_at"""
 
 # The queues that have queued jobs: a skip-scan over the claim index, one seek per queue.
 QUEUED_QUEUES = """
@@ -153,13 +153,20 @@ RETURNING id, state, queue, task, tenant, progress"""
 STATE_OF = """
 SELECT state FROM conveyor_jobs WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)"""
 
+# A requeued job is active again: it takes its idempotency key back unless another active job
+# holds it now, and gets a fresh set of attempts unless it was only waiting to retry.
 REQUEUE = """
 UPDATE conveyor_jobs
 SET state = 'queued', run_at = :now, finished_at = NULL, dead_reason = NULL, result = NULL,
-    expires_at = NULL, cancel_requested = 0, lease_expires_at = NULL, dedupe_key = NULL,
-    unique_until = NULL,
-    max_attempts = CASE WHEN attempt >= max_attempts THEN attempt + max_attempts
-                        ELSE max_attempts END
+    expires_at = NULL, cancel_requested = 0, lease_expires_at = NULL, unique_until = NULL,
+    dedupe_key = CASE WHEN idempotency_key IS NULL OR EXISTS (
+                          SELECT 1 FROM conveyor_jobs AS other
+                          WHERE other.tenant = conveyor_jobs.tenant
+                            AND other.dedupe_key = conveyor_jobs.idempotency_key
+                            AND other.id != conveyor_jobs.id)
+                      THEN NULL ELSE idempotency_key END,
+    max_attempts = CASE WHEN state = 'scheduled' THEN max_attempts
+                        ELSE attempt + max_attempts END
 WHERE id = :id AND state IN ('dead', 'cancelled', 'scheduled')
   AND (:tenant IS NULL OR tenant = :tenant)
 RETURNING id, state, queue, task, tenant, progress"""
@@ -281,3 +288,18 @@ SCAN_PAYLOADS = """
 SELECT id, tenant, payload FROM conveyor_jobs WHERE id > :after ORDER BY id LIMIT :limit"""
 
 REPLACE_PAYLOAD = "UPDATE conveyor_jobs SET payload = :new WHERE id = :id AND payload = :old"
+
+# --- read-first checks: maintenance takes the write lock only when it has work --------------
+
+ANY_LEASE_EXPIRED = """
+SELECT 1 FROM conveyor_jobs INDEXED BY conveyor_jobs_lease
+WHERE state = 'running' AND lease_expires_at < :now LIMIT 1"""
+
+ANY_EXPIRED = """
+SELECT 1 FROM conveyor_jobs INDEXED BY conveyor_jobs_expires
+WHERE state IN ('queued', 'scheduled') AND expires_at IS NOT NULL AND expires_at <= :now
+LIMIT 1"""
+
+OLDEST_FINISHED = """
+SELECT min(finished_at) FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+WHERE finished_at IS NOT NULL"""

@@ -32,8 +32,8 @@ def best_candidates(conn: sqlite3.Connection, queues: Sequence[str], now: float,
     return [c[0] for c in candidates[:limit]]
 
 
-def claim_order(job: ClaimedJob) -> tuple[int, str]:
-    return (-job.priority, job.id)
+def claim_order(job: ClaimedJob) -> tuple[int, float, str]:
+    return (-job.priority, job.run_at or 0.0, job.id)
 
 
 def settle_statement(item: Settle, now: float) -> tuple[str, dict[str, Any]]:

@@ -186,7 +186,7 @@ class SQLiteStore:
             self.wake.publish([JobEvent(r[0], "running", r[2], r[1], r[7] or None)
                                for r in rows])
         jobs = [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
-                           r[10], r[11]) for r in rows]
+                           r[10], r[11], r[12]) for r in rows]
         if len(jobs) > 1:
             jobs.sort(key=claim_order)
         return jobs
@@ -201,6 +201,7 @@ class SQLiteStore:
                 "now": now, "running": len(leases)})
             rows = conn.execute(q.EXTEND_LEASES, {"now": now, "lease_for": lease_for,
                                                   "worker_id": worker.id}).fetchall()
+            conn.execute(q.DELETE_STALE_WORKERS, (now - 3600,))
         held = {r[0]: r[1] for r in rows}
         lost = frozenset(lease.job_id for lease in leases if held.get(lease.job_id) != lease.token)
         cancel = frozenset(r[0] for r in rows if r[2])
@@ -265,10 +266,17 @@ class SQLiteStore:
 
     # --- maintenance ----------------------------------------------------------------------
 
+    def _any(self, sql: str, now: float) -> bool:
+        """A read-first check, so that idle maintenance never takes the write lock."""
+        with self.db.read() as conn:
+            return conn.execute(sql, {"now": now}).fetchone() is not None
+
     async def rescue_expired(self, now: float | None = None, limit: int = 1000) -> int:
+        now = self._now(now)
+        if not self._any(q.ANY_LEASE_EXPIRED, now):
+            return 0
         with self.db.write() as conn:
-            rows = conn.execute(q.RESCUE_EXPIRED,
-                                {"now": self._now(now), "limit": limit}).fetchall()
+            rows = conn.execute(q.RESCUE_EXPIRED, {"now": now, "limit": limit}).fetchall()
         if rows:
             self.wake.notify({"*"})
             self._publish(rows)
@@ -290,8 +298,11 @@ class SQLiteStore:
         return len(rows), next_due
 
     async def expire(self, now: float | None = None, limit: int = 1000) -> int:
+        now = self._now(now)
+        if not self._any(q.ANY_EXPIRED, now):
+            return 0
         with self.db.write() as conn:
-            rows = conn.execute(q.EXPIRE, {"now": self._now(now), "limit": limit}).fetchall()
+            rows = conn.execute(q.EXPIRE, {"now": now, "limit": limit}).fetchall()
         self._publish(rows)
         return len(rows)
 
@@ -303,9 +314,12 @@ class SQLiteStore:
                   "dead_before": now - retention.dead,
                   "cancelled_before": now - retention.cancelled,
                   "oldest": now - min(retention.completed, retention.dead, retention.cancelled)}
+        with self.db.read() as conn:
+            oldest = conn.execute(q.OLDEST_FINISHED).fetchone()[0]
+        if oldest is None or oldest >= params["oldest"]:
+            return 0
         with self.db.write() as conn:
             count = conn.execute(q.PRUNE, params).rowcount
-            conn.execute(q.DELETE_STALE_WORKERS, (now - 3600,))
         return count
 
     # --- reading --------------------------------------------------------------------------
