@@ -12,6 +12,7 @@ clock and the codec, and is the one place that wires them together.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
@@ -29,15 +30,18 @@ from .errors import (
     PayloadInvalid,
     PayloadUndecodable,
     SchemaOutdated,
+    StoreUnavailable,
     WaitTimeout,
 )
 from .job import EnqueueResult, Job, JobFilter, JobState, NewJob, QueueInfo, WorkerInfo, new_id
 from .retry import Retry
 from .settings import Settings
+from .spool import Forwarder, Spool
 from .store.base import Retention, Stats, Store, drive_inline, open_store
 from .task import Isolation, Task, TaskRegistry
 
 T = TypeVar("T")
+log = logging.getLogger("conveyor")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ENQUEUE_OPTIONS = frozenset({
@@ -93,6 +97,10 @@ class Conveyor:
         self._door = SyncDoor()
         sqlite = self.settings.url.startswith("sqlite:")
         self.auto_migrate = sqlite if auto_migrate is None else auto_migrate
+        self.spool = Spool(self.settings.spool) if self.settings.spool else None
+        self._spool_forwarder: Forwarder | None = None
+        if self.spool is not None and self.spool.files():
+            self._forwarder().start()  # jobs left from an earlier outage
 
     def __repr__(self) -> str:
         return f"Conveyor({self.settings.url!r}, tasks={self.registry.names()})"
@@ -174,15 +182,12 @@ class Conveyor:
         """Put one job on its queue; returns the stored envelope (`duplicate` set when an
         active job with the same idempotency key already existed)."""
         new, body = self.prepare(task, payload, options)
-        tx = options.get("connection")
-        [result] = self.call(lambda s: s.enqueue_many([new], self.clock.store_now(), tx))
+        [result] = self._insert([new], options.get("connection"))
         return self._enqueued(new, body, result)
 
     async def enqueue_async(self, task: str | Task, payload: Any = None, **options: Any) -> Job:
         new, body = self.prepare(task, payload, options)
-        store = self.store
-        [result] = await store.enqueue_many([new], self.clock.store_now(),
-                                            options.get("connection"))
+        [result] = await self._insert_async([new], options.get("connection"))
         return self._enqueued(new, body, result)
 
     def enqueue_many(self, jobs: Iterable[Any], *, connection: Any = None) -> list[Job]:
@@ -191,16 +196,56 @@ class Conveyor:
         Each item is `{"task": name, "payload": {...}, **options}` or `(task, payload)`.
         """
         prepared = self.prepare_many(jobs)
-        results = self.call(lambda s: s.enqueue_many([n for n, _ in prepared],
-                                                     self.clock.store_now(), connection))
+        results = self._insert([n for n, _ in prepared], connection)
         return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
 
     async def enqueue_many_async(self, jobs: Iterable[Any], *,
                                  connection: Any = None) -> list[Job]:
         prepared = self.prepare_many(jobs)
-        results = await self.store.enqueue_many([n for n, _ in prepared],
-                                                self.clock.store_now(), connection)
+        results = await self._insert_async([n for n, _ in prepared], connection)
         return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
+
+    def _insert(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
+        try:
+            return self.call(lambda s: s.enqueue_many(jobs, self.clock.store_now(), tx))
+        except StoreUnavailable:
+            if self.spool is None or tx is not None:
+                raise
+            return self._spool_jobs(jobs)
+
+    async def _insert_async(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
+        try:
+            return await self.store.enqueue_many(jobs, self.clock.store_now(), tx)
+        except StoreUnavailable:
+            if self.spool is None or tx is not None:
+                raise
+            return self._spool_jobs(jobs)
+
+    def _spool_jobs(self, jobs: list[NewJob]) -> list[EnqueueResult]:
+        """The store is down: keep the jobs on local disk and forward them when it is back."""
+        assert self.spool is not None
+        path = self.spool.write(jobs)
+        log.warning("store unavailable: %d job(s) spooled to %s, forwarded when it is back",
+                    len(jobs), path)
+        self._forwarder().start()
+        now = self.clock.now()
+        results = []
+        for job in jobs:
+            run_at = job.run_at if job.run_at is not None else now + job.delay
+            state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
+            results.append(EnqueueResult(job.id, False, state, now, run_at))
+        return results
+
+    def _forwarder(self) -> Forwarder:
+        assert self.spool is not None
+        if self._spool_forwarder is None:
+            self._spool_forwarder = Forwarder(
+                self.spool, lambda jobs: self.call(lambda s: s.enqueue_many(jobs)))
+        return self._spool_forwarder
+
+    def forward_spool(self) -> int:
+        """Forward spooled jobs now (raises StoreUnavailable if the store is still down)."""
+        return 0 if self.spool is None else self._forwarder().run_once()
 
     def prepare_many(self, jobs: Iterable[Any]) -> list[tuple[NewJob, Any]]:
         items = list(jobs)

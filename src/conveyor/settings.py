@@ -34,6 +34,7 @@ class Settings:
     concurrency: int = 10
     grace: float = 25.0
     sqlite_synchronous: str = "NORMAL"
+    spool: str | None = None  # a folder: enqueue writes jobs here while the store is down
     retention_completed: float = 24 * 3600.0
     retention_dead: float = 7 * 24 * 3600.0
     retention_cancelled: float = 24 * 3600.0
