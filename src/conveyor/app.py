@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .clock import Clock, SystemClock
 from .codec import Codec, Keyring, redact
@@ -39,6 +39,9 @@ from .settings import Settings
 from .spool import Forwarder, Spool
 from .store.base import Retention, Stats, Store, drive_inline, open_store
 from .task import Isolation, Task, TaskRegistry
+
+if TYPE_CHECKING:
+    from .tenant import TenantScope
 
 T = TypeVar("T")
 log = logging.getLogger("conveyor")
@@ -418,6 +421,12 @@ class Conveyor:
         while (n := self.call(lambda s: s.prune(self.retention, self.clock.store_now()))):
             total += n
         return total
+
+    def for_tenant(self, tenant: str) -> TenantScope:
+        """A handle that sees and acts on one tenant's jobs only (see conveyor.tenant)."""
+        from .tenant import TenantScope
+
+        return TenantScope(self, tenant)
 
     def worker(self, **options: Any) -> Any:
         """A Worker for this app (see conveyor.worker.Worker for the options)."""
