@@ -474,7 +474,8 @@ def _check_new_job(new: NewJob) -> None:
         raise ConveyorError("delay must be >= 0 seconds")
     if new.ttl is not None and new.ttl <= 0:
         raise ConveyorError("ttl must be a positive number of seconds")
-    if new.tenant is not None or new.correlation_id is not None or new.idempotency_key:
+    if (new.tenant is not None or new.correlation_id is not None
+            or new.idempotency_key is not None):
         for name in ("idempotency_key", "correlation_id", "tenant"):
             value = getattr(new, name)
             if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):

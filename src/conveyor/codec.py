@@ -162,8 +162,16 @@ def sensitive_paths(schema: type[BaseModel] | None) -> dict[str, Any]:
         if nested is not None:
             sub = sensitive_paths(nested)
             if sub:
-                tree[key] = sub
+                tree[key] = {"*": sub} if _is_mapping(info.annotation) else sub
     return tree
+
+
+def _is_mapping(annotation: Any) -> bool:
+    """dict[str, Model] (possibly inside Optional): its values are models, keyed freely."""
+    origin = get_origin(annotation)
+    if origin in (dict, Mapping) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+        return True
+    return any(_is_mapping(arg) for arg in get_args(annotation) if get_origin(arg) is not None)
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:
@@ -185,6 +193,8 @@ def redact(payload: Any, paths: Mapping[str, Any]) -> Any:
         return [redact(item, paths) for item in payload]
     if not isinstance(payload, dict):
         return payload
+    if "*" in paths:  # a dict of models: every value has the same sensitive fields
+        return {key: redact(value, paths["*"]) for key, value in payload.items()}
     out = dict(payload)
     for key, sub in paths.items():
         if key not in out:

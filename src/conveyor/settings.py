@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ class Settings:
     max_batch: int = 1000
     max_payload_bytes: int = 1_048_576
     lease: float = 30.0
-    heartbeat: float = 5.0
+    heartbeat: float | None = None  # default: min(5 s, lease / 3)
     poll_interval: float = 1.0
     concurrency: int = 10
     grace: float = 25.0
@@ -42,9 +43,19 @@ class Settings:
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise ConfigError("CONVEYOR_MAX_BATCH must be at least 1")
+        for name in ("lease", "heartbeat", "poll_interval", "grace", "retention_completed",
+                     "retention_dead", "retention_cancelled"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"CONVEYOR_{name.upper()} must be a finite number of "
+                                  f"seconds, not {value!r}")
+            if value is not None and value < 0 and name != "lease":
+                raise ConfigError(f"CONVEYOR_{name.upper()} must not be negative")
         if self.lease <= 0:
             raise ConfigError("CONVEYOR_LEASE must be a positive number of seconds")
-        if self.heartbeat <= 0 or self.heartbeat >= self.lease:
+        if self.heartbeat is None:
+            object.__setattr__(self, "heartbeat", min(5.0, self.lease / 3))
+        elif self.heartbeat <= 0 or self.heartbeat >= self.lease:
             raise ConfigError(
                 f"CONVEYOR_HEARTBEAT ({self.heartbeat:g}s) must be positive and shorter than "
                 f"CONVEYOR_LEASE ({self.lease:g}s)"
@@ -103,12 +114,12 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"unknown setting {name!r}")
         default = _FIELDS[name].default
         try:
-            if isinstance(default, bool):
+            if name == "heartbeat" or isinstance(default, float):
+                out[name] = float(raw)
+            elif isinstance(default, bool):
                 out[name] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true")
             elif isinstance(default, int):
                 out[name] = int(raw)
-            elif isinstance(default, float):
-                out[name] = float(raw)
             else:
                 out[name] = raw
         except (TypeError, ValueError) as exc:

@@ -61,7 +61,7 @@ class Task:
         if self.schema is None:
             return {} if payload is None else payload
         if isinstance(payload, self.schema):
-            return payload.model_dump(mode="json")
+            return payload.model_dump(mode="json", by_alias=True)
         try:
             model = self.schema.model_validate({} if payload is None else payload)
         except ValidationError as exc:
@@ -70,7 +70,7 @@ class Task:
                  "message": err["msg"], "type": err["type"]}
                 for err in exc.errors(include_url=False, include_input=False)
             ]) from None
-        return model.model_dump(mode="json")
+        return model.model_dump(mode="json", by_alias=True)
 
     def load(self, payload: Any) -> Any:
         """The payload as the task function receives it."""

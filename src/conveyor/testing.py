@@ -29,16 +29,16 @@ __all__ = ["assert_enqueued", "enqueued", "run_until_idle", "run_until_idle_asyn
 @contextlib.contextmanager
 def temporary_store(app: Conveyor) -> Iterator[Path]:
     """Point `app` at a fresh SQLite file for the duration of the block; yields its path."""
-    saved = (app.settings, app._store, app._opened)
+    saved = (app.settings, app._store, app._opened, app.auto_migrate)
     with tempfile.TemporaryDirectory(prefix="conveyor-test-") as folder:
         path = Path(folder) / "jobs.db"
         app.settings = app.settings.with_(url=f"sqlite:///{path}")
-        app._store, app._opened = None, False
+        app._store, app._opened, app.auto_migrate = None, False, True
         try:
             yield path
         finally:
             app.close()
-            app.settings, app._store, app._opened = saved
+            app.settings, app._store, app._opened, app.auto_migrate = saved
 
 
 async def run_until_idle_async(app: Conveyor, *, queues: list[str] | None = None,

@@ -11,6 +11,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from pydantic import ValidationError
 
 from ..context import JobContext
 from ..errors import PayloadUndecodable, UnknownTask
@@ -62,8 +63,12 @@ class JobRunner:
             payload = task.load(self.app.codec.decode(job.payload, job.id, job.tenant))
         except PayloadUndecodable as exc:
             return self._failed(job, exc, task.retry, DeadReason.UNDECODABLE, final=True)
-        except Exception as exc:  # the stored payload no longer fits the schema
-            return self._failed(job, exc, task.retry, DeadReason.UNDECODABLE, final=True)
+        except ValidationError as exc:  # the stored payload no longer fits the schema
+            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(payload)'}: {e['msg']}"
+                               for e in exc.errors(include_input=False, include_url=False))
+            error = PayloadUndecodable(f"payload of job {job.id} does not fit the schema of "
+                                       f"task {job.task!r}: {fields}")  # no values: they may
+            return self._failed(job, error, task.retry, DeadReason.UNDECODABLE, final=True)
         try:
             result = await self._call(task, ctx, payload)
         except asyncio.CancelledError:
@@ -84,36 +89,34 @@ class JobRunner:
         return Complete(job.lease, encoded)
 
     async def _call(self, task: Task, ctx: JobContext, payload: Any) -> Any:
-        if task.is_async:
-            if task.timeout is None:
-                return await task.fn(ctx, payload)
-            try:
-                async with asyncio.timeout(task.timeout):
-                    return await task.fn(ctx, payload)
-            except TimeoutError:
-                ctx._cancel()
-                raise JobTimeout(f"task {task.name!r} ran past its timeout of "
-                                 f"{task.timeout:g}s and was stopped") from None
         if task.isolation == "process":
             from .isolated import run_isolated
 
             try:
                 return await run_isolated(self.app, task, ctx, payload)
-            except TimeoutError:
+            except TimeoutError:  # the child's own errors arrive as IsolatedTaskError
                 ctx._cancel()
                 raise JobTimeout(f"task {task.name!r} ran past its timeout of "
                                  f"{task.timeout:g}s; its process was killed") from None
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.threads, task.fn, ctx, payload)
+        if task.is_async:
+            work = task.fn(ctx, payload)
+        else:
+            loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(self.threads, task.fn, ctx, payload)
         if task.timeout is None:
-            return await future
+            return await work
         try:
-            return await asyncio.wait_for(future, task.timeout)
+            async with asyncio.timeout(task.timeout) as deadline:
+                # a thread cannot be stopped: shield its future, stop waiting, tell it to stop
+                return await (work if task.is_async else asyncio.shield(work))
         except TimeoutError:
-            ctx._cancel()  # the thread cannot be killed; ctx.cancelled tells it to stop
-            raise JobTimeout(f"task {task.name!r} ran past its timeout of {task.timeout:g}s; "
-                             "its thread was told to stop (use isolation='process' for a "
-                             "hard kill)") from None
+            if not deadline.expired():
+                raise  # the task's own TimeoutError: an ordinary failure
+        ctx._cancel()
+        how = ("was stopped" if task.is_async else "its thread was told to stop (use "
+               "isolation='process' for a hard kill)")
+        raise JobTimeout(f"task {task.name!r} ran past its timeout of {task.timeout:g}s and "
+                         f"{how}")
 
     def failed(self, job: ClaimedJob, exc: BaseException) -> Fail:
         """A failure outside the task itself, retried under the task's policy."""

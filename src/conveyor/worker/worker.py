@@ -80,7 +80,7 @@ class Worker:
         self.prefetch_below = 0.25  # seconds: the average job duration that allows it
         self.average_duration: float | None = None
         self.lease = lease or s.lease
-        self.heartbeat_interval = heartbeat or min(s.heartbeat, self.lease / 3)
+        self.heartbeat_interval = heartbeat or min(s.heartbeat or 5.0, self.lease / 3)
         self.poll_interval = poll_interval or s.poll_interval
         self.grace = s.grace if grace is None else grace
         self.host = socket.gethostname()

@@ -31,6 +31,8 @@ UPDATE conveyor_jobs SET dedupe_key = NULL
 WHERE tenant = ? AND dedupe_key = ? AND unique_until IS NOT NULL AND unique_until <= ?
   AND state IN ('completed', 'dead', 'cancelled')"""
 
+FIND_BY_ID = "SELECT id, state, created_at, run_at FROM conveyor_jobs WHERE id = ?"
+
 FIND_BY_KEY = """
 SELECT id, state, created_at, run_at FROM conveyor_jobs WHERE tenant = ? AND dedupe_key = ?"""
 

@@ -57,6 +57,10 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _TERMINAL_SQL = ("completed", "dead", "cancelled")
 
 
+class _InsertOneByOne(Exception):
+    """Roll the batch back and insert row by row, to learn which rows already exist."""
+
+
 class SQLiteStore:
     inline = True  # methods never suspend: the sync door drives them without a loop
 
@@ -133,11 +137,17 @@ class SQLiteStore:
                          None if job.ttl is None else now + job.ttl, job.batch_id,
                          job.parent_id))
             results.append(EnqueueResult(job.id, False, state, now, run_at))
-        with self.db.write() as conn:
-            if not any(job.idempotency_key for job in jobs):
+        try:
+            with self.db.write() as conn:
+                if any(job.idempotency_key is not None for job in jobs):
+                    raise _InsertOneByOne
+                before = conn.total_changes
                 conn.executemany(q.INSERT_JOB, rows)
-            else:
-                results = [self._insert_keyed(conn, row, res, now)
+                if conn.total_changes - before != len(rows):
+                    raise _InsertOneByOne  # an id that already exists: roll back, look closer
+        except _InsertOneByOne:
+            with self.db.write() as conn:
+                results = [self._insert_one(conn, row, res, now)
                            for row, res in zip(rows, results, strict=True)]
         queues = {job.queue for job in jobs}
         if any(r.state == JobState.SCHEDULED for r in results):
@@ -149,16 +159,17 @@ class SQLiteStore:
         return results
 
     @staticmethod
-    def _insert_keyed(conn: sqlite3.Connection, row: tuple[Any, ...], result: EnqueueResult,
-                      now: float) -> EnqueueResult:
+    def _insert_one(conn: sqlite3.Connection, row: tuple[Any, ...], result: EnqueueResult,
+                    now: float) -> EnqueueResult:
+        """Insert one row; if its key (or its id) is taken, report the job that holds it."""
         key, tenant = row[9], row[6]
-        if key is None:
-            conn.execute(q.INSERT_JOB, row)
-            return result
-        conn.execute(q.FREE_EXPIRED_KEY, (tenant, key, now))
+        if key is not None:
+            conn.execute(q.FREE_EXPIRED_KEY, (tenant, key, now))
         if conn.execute(q.INSERT_JOB, row).rowcount == 1:
             return result
-        found = conn.execute(q.FIND_BY_KEY, (tenant, key)).fetchone()
+        found = conn.execute(q.FIND_BY_ID, (row[0],)).fetchone()
+        if found is None and key is not None:
+            found = conn.execute(q.FIND_BY_KEY, (tenant, key)).fetchone()
         return EnqueueResult(found[0], True, JobState(found[1]), found[2], found[3])
 
     # --- consuming ------------------------------------------------------------------------

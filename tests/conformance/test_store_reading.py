@@ -1,0 +1,120 @@
+"""Reading: list_jobs (keyset pages and filters), stats, queues."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor.job import JobFilter, JobState, new_id
+from conveyor.store.base import Complete, Fail, Store
+
+from .support import LEASE, T0, claim_one, enqueue, error, new_job
+
+pytestmark = pytest.mark.anyio
+
+
+def _nonzero(counts: dict[str, int]) -> dict[str, int]:
+    """Counts without zero entries: a driver may list every state or only those present."""
+    return {state: n for state, n in counts.items() if n}
+
+
+async def test_list_jobs_is_newest_first_in_keyset_pages(store: Store) -> None:
+    ids = [await enqueue(store, now=T0 + i) for i in range(7)]
+    newest_first = list(reversed(ids))
+
+    page1 = await store.list_jobs(JobFilter(), limit=3)
+    assert [j.id for j in page1] == newest_first[:3]
+    page2 = await store.list_jobs(JobFilter(), after=page1[-1].id, limit=3)
+    assert [j.id for j in page2] == newest_first[3:6]
+    page3 = await store.list_jobs(JobFilter(), after=page2[-1].id, limit=3)
+    assert [j.id for j in page3] == newest_first[6:]
+    assert await store.list_jobs(JobFilter(), after=page3[-1].id, limit=3) == []
+
+
+async def test_list_jobs_pages_stay_stable_when_new_jobs_arrive(store: Store) -> None:
+    ids = [await enqueue(store) for _ in range(4)]
+    page1 = await store.list_jobs(JobFilter(), limit=2)
+    await enqueue(store, now=T0 + 1)
+    page2 = await store.list_jobs(JobFilter(), after=page1[-1].id, limit=2)
+    assert [j.id for j in page1 + page2] == list(reversed(ids))
+
+
+async def test_list_jobs_filters_by_state(store: Store) -> None:
+    queued = await enqueue(store)
+    scheduled = await enqueue(store, delay=60)
+    running = await enqueue(store, queue="run")
+    await claim_one(store, queues=["run"])
+    by_state = {s: [j.id for j in await store.list_jobs(JobFilter(states=(s,)))]
+                for s in (JobState.QUEUED, JobState.SCHEDULED, JobState.RUNNING)}
+    assert by_state == {JobState.QUEUED: [queued], JobState.SCHEDULED: [scheduled],
+                        JobState.RUNNING: [running]}
+    both = await store.list_jobs(JobFilter(states=(JobState.QUEUED, JobState.RUNNING)))
+    assert {j.id for j in both} == {queued, running}
+
+
+@pytest.mark.parametrize("field", ["queue", "task", "tenant", "correlation_id",
+                                   "idempotency_key", "batch_id"])
+async def test_list_jobs_filters_by_each_field(store: Store, field: str) -> None:
+    value = "wanted" if field != "batch_id" else new_id()
+    other = "other" if field != "batch_id" else new_id()
+    # the same idempotency key twice is one job per tenant: spread those over two tenants
+    spread = [{"tenant": "org-1"}, {"tenant": "org-2"}] if field == "idempotency_key" else [{}, {}]
+    wanted = [await enqueue(store, **{field: value, **extra}) for extra in spread]
+    await enqueue(store, **{field: other})
+    await enqueue(store)
+
+    listed = await store.list_jobs(JobFilter(**{field: value}))
+    assert [j.id for j in listed] == list(reversed(wanted))
+    assert all(getattr(j, field) == value for j in listed)
+
+
+async def test_list_jobs_combines_filters_and_cursor(store: Store) -> None:
+    wanted = [await enqueue(store, queue="emails", task="send", tenant="org-1")
+              for _ in range(3)]
+    await enqueue(store, queue="emails", task="other", tenant="org-1")
+    await enqueue(store, queue="emails", task="send", tenant="org-2")
+    where = JobFilter(states=(JobState.QUEUED,), queue="emails", task="send", tenant="org-1")
+    first = await store.list_jobs(where, limit=2)
+    rest = await store.list_jobs(where, after=first[-1].id, limit=2)
+    assert [j.id for j in first + rest] == list(reversed(wanted))
+
+
+async def test_stats_counts_by_state_queue_and_task(store: Store) -> None:
+    await store.enqueue_many([new_job(queue="emails", task="send") for _ in range(3)]
+                             + [new_job(queue="reports", task="build", delay=60)], now=T0)
+    done = await claim_one(store, queues=["emails"])
+    await store.settle([Complete(done.lease)], now=T0 + 2)
+    failed = await claim_one(store, queues=["emails"], now=T0 + 2)
+    await store.settle([Fail(failed.lease, error(1))], now=T0 + 3)
+
+    stats = await store.stats(now=T0 + 4)
+    assert _nonzero(stats.by_state) == {"queued": 1, "scheduled": 1, "completed": 1, "dead": 1}
+    assert _nonzero(stats.by_queue["emails"]) == {"queued": 1, "completed": 1, "dead": 1}
+    assert _nonzero(stats.by_queue["reports"]) == {"scheduled": 1}
+    assert _nonzero(stats.by_task["send"]) == {"queued": 1, "completed": 1, "dead": 1}
+    assert stats.failure_rate == pytest.approx(0.5)
+    assert stats.completed_last_minute == 1
+    assert stats.durations["p50"] == pytest.approx(2.0)
+
+
+async def test_queues_report_counts_age_and_throughput(store: Store) -> None:
+    await store.enqueue_many([new_job(queue="emails") for _ in range(3)], now=T0)
+    await enqueue(store, queue="reports", delay=60)
+    claimed = await store.claim(["emails"], "worker-1", 2, LEASE, now=T0 + 1)
+    await store.settle([Complete(claimed[0].lease)], now=T0 + 2)
+
+    infos = {q.name: q for q in await store.queues(now=T0 + 10)}
+    assert set(infos) == {"emails", "reports"}
+    emails = infos["emails"]
+    assert _nonzero(emails.counts) == {"queued": 1, "running": 1, "completed": 1}
+    assert emails.oldest_queued_age == pytest.approx(10)
+    assert emails.completed_last_minute == 1
+    assert emails.paused is False
+    assert _nonzero(infos["reports"].counts) == {"scheduled": 1}
+    assert infos["reports"].oldest_queued_age is None
+
+
+async def test_stats_of_an_empty_store(store: Store) -> None:
+    stats = await store.stats(now=T0)
+    assert sum(stats.by_state.values()) == 0
+    assert stats.failure_rate is None
+    assert await store.queues(now=T0) == []

@@ -1,0 +1,74 @@
+"""The real claim loop (Worker.run): stop() with and without a grace period. Events, not
+sleeps, tell the test when the job has started."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from conveyor import Conveyor, JobContext, JobState
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_stop_with_no_grace_releases_the_running_job(app: Conveyor) -> None:
+    started = asyncio.Event()
+
+    @app.task
+    async def long(ctx: JobContext, payload: dict[str, Any]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    job = long.enqueue()
+    worker = app.worker(concurrency=2, grace=0, poll_interval=0.05, worker_id="worker-stop")
+    run = asyncio.create_task(worker.run(install_signals=False))
+    await asyncio.wait_for(started.wait(), 10)
+    worker.stop()
+    await asyncio.wait_for(run, 10)
+
+    got = app.get(job.id)
+    assert (got.state, got.attempt, got.errors) == (JobState.QUEUED, 0, ())
+    assert app.workers() == []  # it deregistered
+
+
+async def test_stop_lets_a_running_job_finish_within_the_grace(app: Conveyor) -> None:
+    started = threading.Event()
+    finish = threading.Event()
+
+    @app.task
+    def report(ctx: JobContext, payload: dict[str, Any]) -> str:
+        started.set()
+        finish.wait(10)
+        return "written"
+
+    job = report.enqueue()
+    worker = app.worker(concurrency=1, grace=10, poll_interval=0.05, worker_id="worker-grace")
+    run = asyncio.create_task(worker.run(install_signals=False))
+    await asyncio.to_thread(started.wait, 10)
+    worker.stop()
+    finish.set()
+    await asyncio.wait_for(run, 10)
+    got = app.get(job.id)
+    assert (got.state, got.result) == (JobState.COMPLETED, "written")
+
+
+async def test_stop_gives_back_prefetched_jobs_untouched(app: Conveyor) -> None:
+    started = asyncio.Event()
+
+    @app.task
+    async def hold(ctx: JobContext, payload: dict[str, Any]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    jobs = [hold.enqueue({"i": i}) for i in range(4)]
+    worker = app.worker(concurrency=1, prefetch=3, grace=0, poll_interval=0.05,
+                        worker_id="worker-prefetch")
+    run = asyncio.create_task(worker.run(install_signals=False))
+    await asyncio.wait_for(started.wait(), 10)
+    worker.stop()
+    await asyncio.wait_for(run, 10)
+    states = [(app.get(j.id).state, app.get(j.id).attempt) for j in jobs]
+    assert states == [(JobState.QUEUED, 0)] * 4
