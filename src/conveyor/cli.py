@@ -1,19 +1,25 @@
-"""The `conveyor` command. Each command loads Settings, builds the app, calls one method."""
+"""The `conveyor` command. Each command loads Settings, builds the app, calls one method.
+
+Exit status (SPEC section 3): 0 on success, 1 on a job or input error (one line on stderr),
+2 on a usage error (a bad option, a missing argument, an --app that cannot be found).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import os
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .app import Conveyor, sequence_of
 from .errors import ConveyorError
@@ -24,8 +30,19 @@ cli = typer.Typer(name="conveyor", help="Durable background jobs: workers, queue
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 keys_cli = typer.Typer(help="Encryption keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
-out = Console()
-err = Console(stderr=True)
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console for output; when it is piped (not a terminal) tables are not squeezed into
+    80 columns, so ids stay whole for grep and scripts."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(stderr=stderr, width=200)
+    return console
+
+
+out = make_console()
+err = make_console(stderr=True)
 
 AppOption = Annotated[str | None, typer.Option("--app", help="package.module:attribute of your "
                                                "Conveyor app (default: CONVEYOR_APP)")]
@@ -36,27 +53,46 @@ STATE_STYLE = {"scheduled": "cyan", "queued": "blue", "running": "yellow",
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr, then exit with `code` (1: job or input error, 2: usage error)."""
+    print_error(message)
     raise typer.Exit(code)
 
 
+def print_error(message: str) -> None:
+    line = " ".join(str(message).split())  # one line, whatever the message held
+    err.print(Text.assemble(("error:", "red"), " ", line), highlight=False, soft_wrap=True)
+
+
 def load_app(spec: str | None) -> Conveyor:
-    """The app named by --app or CONVEYOR_APP, else a bare one on CONVEYOR_URL."""
+    """The app named by --app or CONVEYOR_APP, else a bare one on CONVEYOR_URL.
+
+    The attribute is a Conveyor, or a function without arguments that returns one
+    (`--app conveyor.demo:create_app`)."""
     spec = spec or os.environ.get("CONVEYOR_APP")
     if not spec:
         return Conveyor()
     module_name, _, attr = spec.partition(":")
     if not module_name:
         fail(f"--app {spec!r} must look like package.module:attribute", 2)
-    sys.path.insert(0, os.getcwd())
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         fail(f"cannot import {module_name!r} for --app: {exc}", 2)
-    app = getattr(module, attr or "app", None)
-    if not isinstance(app, Conveyor):
-        fail(f"{spec!r} is not a Conveyor app (found {type(app).__name__})", 2)
-    return app
+    except Exception as exc:  # their module raised while importing: show what, not a trace
+        fail(f"importing {module_name!r} for --app failed: {type(exc).__name__}: {exc}")
+    found = getattr(module, attr or "app", None)
+    if callable(found) and not isinstance(found, Conveyor):
+        try:
+            found = found()
+        except ConveyorError:
+            raise
+        except Exception as exc:
+            fail(f"{spec}() failed: {type(exc).__name__}: {exc}")
+    if not isinstance(found, Conveyor):
+        fail(f"{spec!r} is not a Conveyor app (found {type(found).__name__})", 2)
+    return found
 
 
 def fmt_time(value: float | None) -> str:
@@ -86,23 +122,30 @@ def worker(app: AppOption = None,
            grace: Annotated[float | None, typer.Option(help="seconds running jobs get to "
                                                        "finish on SIGTERM")] = None) -> None:
     """Run jobs until SIGTERM or Ctrl-C."""
-    configure_logging(load_app(app).settings)
+    conveyor = load_app(app)
+    configure_logging(conveyor.settings)
     if processes > 1:
         from .worker.supervisor import Supervisor, child_command
 
-        conveyor = load_app(app)
         command = child_command(sys.argv[1:])
         raise typer.Exit(Supervisor(command, processes,
                                     grace=grace or conveyor.settings.grace).run())
-    conveyor = load_app(app)
     if not len(conveyor.registry):
         logging.getLogger("conveyor").warning(
             "this app has no tasks registered: pass --app package.module:app")
     try:
+        from .worker.loop import run as run_loop
+
         w = conveyor.worker(queues=sequence_of(queues), concurrency=concurrency, grace=grace)
-        asyncio.run(w.run())
+        run_loop(w.run())
     except ConveyorError as exc:
         fail(str(exc))
+    # Jobs still running in threads past the grace period were given back to the queue; do
+    # not wait for those threads (the interpreter would, at exit).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @cli.command()
@@ -114,16 +157,21 @@ def enqueue(task: str,
             delay: Annotated[float | None, typer.Option(help="seconds")] = None,
             tenant: Annotated[str | None, typer.Option()] = None,
             priority: Annotated[int | None, typer.Option()] = None,
+            correlation_id: Annotated[str | None, typer.Option()] = None,
+            ttl: Annotated[float | None, typer.Option(help="seconds it may wait to start "
+                                                      "before it expires")] = None,
             json_out: JsonOption = False) -> None:
-    """Enqueue one job."""
+    """Enqueue one job (with --app, the payload is checked against the task's schema)."""
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         fail(f"--payload is not valid JSON: {exc}")
     conveyor = load_app(app)
+    options = {"ttl": ttl} if ttl is not None else {}  # None would drop the task's own TTL
     try:
         job = conveyor.enqueue(task, body, queue=queue, idempotency_key=idempotency_key,
-                               delay=delay, tenant=tenant, priority=priority)
+                               delay=delay, tenant=tenant, priority=priority,
+                               correlation_id=correlation_id, **options)
     except ConveyorError as exc:
         fail(str(exc))
     if json_out:
@@ -153,14 +201,27 @@ def list_jobs(app: AppOption = None,
     if json_out:
         print_json([j.to_dict() for j in jobs])
         return
-    table = Table(title=f"{len(jobs)} jobs", header_style="bold")
-    for column in ("id", "task", "queue", "state", "attempt", "created", "finished"):
-        table.add_column(column)
+    out.print(jobs_table(jobs, wide=out.width >= 120))
+
+
+def jobs_table(jobs: list[Job], wide: bool) -> Table:
+    """Ids are never cut (they are what `conveyor job ID` takes); a narrow terminal drops
+    the queue and the times instead."""
+    title = f"{len(jobs)} job" + ("" if len(jobs) == 1 else "s")
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("id", no_wrap=True, min_width=36)
+    table.add_column("task", overflow="fold")
+    if wide:
+        table.add_column("queue", overflow="fold")
+    for column in ("state", "attempt") + (("created", "finished") if wide else ()):
+        table.add_column(column, no_wrap=True)
     for j in jobs:
-        table.add_row(j.id, j.task, j.queue, state_text(j.state),
-                      f"{j.attempt}/{j.max_attempts}", fmt_time(j.created_at),
-                      fmt_time(j.finished_at))
-    out.print(table)
+        cells = [j.id, j.task] + ([j.queue] if wide else [])
+        cells += [state_text(j.state), f"{j.attempt}/{j.max_attempts}"]
+        if wide:
+            cells += [fmt_time(j.created_at), fmt_time(j.finished_at)]
+        table.add_row(*cells)
+    return table
 
 
 @cli.command("job")
@@ -304,14 +365,37 @@ def migrate(app: AppOption = None) -> None:
 @keys_cli.command("rotate")
 def keys_rotate(app: AppOption = None) -> None:
     """Re-encrypt stored payloads with the newest key of CONVEYOR_ENCRYPTION_KEYS."""
-    from .keys import rotate_keys
-
+    try:
+        from .keys import rotate_keys
+    except ImportError:
+        fail("key rotation is not available in this version of Conveyor")
     conveyor = load_app(app)
     try:
         n = rotate_keys(conveyor)
     except ConveyorError as exc:
         fail(str(exc))
     out.print(f"re-encrypted {n} payloads")
+
+
+@cli.command()
+def serve(app: AppOption = None,
+          host: Annotated[str | None, typer.Option(help="address to listen on (default "
+                                                   "127.0.0.1; others need CONVEYOR_API_TOKENS)")
+                          ] = None,
+          port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+          with_worker: Annotated[bool, typer.Option("--with-worker", help="also run a worker "
+                                                    "in this process")] = False) -> None:
+    """Run the HTTP API, the live dashboard and /metrics."""
+    try:
+        from .web.server import serve as run_server
+    except ImportError as exc:
+        fail(f"the web server needs its extra: pip install 'conveyor-jobs[web]' ({exc})")
+    conveyor = load_app(app)
+    configure_logging(conveyor.settings)
+    try:
+        raise typer.Exit(run_server(conveyor, host=host, port=port, with_worker=with_worker))
+    except ConveyorError as exc:
+        fail(str(exc))
 
 
 @cli.command()
@@ -326,7 +410,15 @@ def demo(db: Annotated[str, typer.Option(help="SQLite file for the demo")] = "co
 
 
 def main() -> None:
-    cli()
+    """The console script. Errors the commands did not catch still end in one line and 1."""
+    try:
+        cli()
+    except ConveyorError as exc:  # a setting or the store (CONVEYOR_URL, CONVEYOR_LEASE ...)
+        print_error(str(exc))
+        sys.exit(1)
+    except (sqlite3.Error, OSError) as exc:
+        print_error(f"the store failed: {type(exc).__name__}: {exc}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

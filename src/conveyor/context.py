@@ -38,7 +38,7 @@ class JobContext:
         self.tenant = job.tenant
         self.correlation_id = job.correlation_id
         self.worker_id = worker_id
-        self.logger = logger
+        self.logger = _JobLogger(logger, job, worker_id)
         self._on_progress = on_progress
         self._cancelled = False  # set from the loop; read by the task (a bool is GIL-atomic)
         self._last_progress = 0.0
@@ -83,3 +83,21 @@ class JobContext:
             return True
         self._last_progress = now
         return False
+
+
+class _JobLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """ctx.logger: every record carries the job's id, task, queue, tenant and correlation id
+    (JSON logs show them as fields)."""
+
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+                 job: ClaimedJob, worker_id: str) -> None:
+        super().__init__(logger, None)  # type: ignore[arg-type]
+        self._job = job
+        self._worker_id = worker_id
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        job = self._job
+        kwargs["extra"] = {"job_id": job.id, "task": job.task, "queue": job.queue,
+                           "tenant": job.tenant, "correlation_id": job.correlation_id,
+                           "worker_id": self._worker_id, **(kwargs.get("extra") or {})}
+        return msg, kwargs

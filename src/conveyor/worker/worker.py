@@ -71,7 +71,14 @@ class Worker:
         self.app = app
         self.store = app.store
         self.clock = clock or app.clock
-        self.queues = tuple(queues) if queues else None
+        # By default a worker serves the queues of the tasks it knows, so it never claims jobs
+        # it cannot run; "*" (or an app with no tasks) means every queue.
+        if queues and "*" in queues:
+            self.queues: tuple[str, ...] | None = None
+        elif queues:
+            self.queues = tuple(queues)
+        else:
+            self.queues = tuple(app.registry.queues()) or None
         self.concurrency = concurrency or s.concurrency
         # Prefetched jobs wait in this process while holding their lease: worth it for short
         # jobs (a freed slot starts its next job at once), unfair for long ones, which other
@@ -178,11 +185,14 @@ class Worker:
         if self.store_thread is not None:
             self.store_thread.shutdown(wait=True)
 
-    def stop(self) -> None:
-        """Stop claiming; running jobs get the grace period to finish. Thread-safe."""
+    def stop(self, now: bool = False) -> None:
+        """Stop claiming; running jobs get the grace period to finish (none with `now`), then
+        are stopped and given back to the queue. Thread-safe."""
         if self._loop is not None and self._loop is not _current_loop():
-            self._loop.call_soon_threadsafe(self.stop)
+            self._loop.call_soon_threadsafe(self.stop, now)
             return
+        if now:
+            self.grace = 0
         if not self._stopping:
             log.info("worker %s stopping: %d running, %d prefetched", self.id,
                      len(self.running), len(self.buffer))
@@ -194,8 +204,9 @@ class Worker:
         def on_signal(sig: signal.Signals) -> None:
             if self._stopping and sig == signal.SIGINT:
                 log.warning("second interrupt: not waiting for running jobs")
-                self.grace = 0
-            self.stop()
+                self.stop(now=True)
+            else:
+                self.stop()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
@@ -403,19 +414,21 @@ class Worker:
             unstarted, self.buffer = list(self.buffer), deque()
         self.pending.extend(Release(job.lease) for job in unstarted)
         await self.flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
         if self.running:
             log.info("waiting up to %.0fs for %d running jobs", self.grace, len(self.running))
-            tasks = [r.task for r in self.running.values()]
-            _, still = await asyncio.wait(tasks, timeout=self.grace) if self.grace > 0 else (
-                set(), set(tasks))
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.wait(still, timeout=2.0)
+        while self.running and self.grace > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.05)  # jobs leave `running` as they finish; stop(now=True)
+        still = list(self.running.values())
+        for running in still:  # past the grace period: stop them, give their jobs back
+            running.ctx._cancel()
+            running.task.cancel()
+        if still:
+            await asyncio.wait([r.task for r in still], timeout=2.0)
         with self._lock:
             leftover = list(self.running.values())
             self.running.clear()
-        # sync jobs still in their threads: give them back so another worker starts them now
         self.pending.extend(Release(r.job.lease) for r in leftover)
         await self.flush()
 

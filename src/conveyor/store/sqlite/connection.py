@@ -59,7 +59,10 @@ class Connections:
             with self._memory_lock:
                 if self._memory_conn is None:
                     self._memory_conn = self._connect()
-                yield self._memory_conn
+                try:
+                    yield self._memory_conn
+                except sqlite3.Error as exc:
+                    raise unavailable(exc) from exc
             return
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -67,7 +70,10 @@ class Connections:
                 conn = self._local.conn = self._connect()
             except sqlite3.Error as exc:
                 raise unavailable(exc) from exc
-        yield conn
+        try:
+            yield conn
+        except sqlite3.Error as exc:  # e.g. "file is not a database": say so, plainly
+            raise unavailable(exc) from exc
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
