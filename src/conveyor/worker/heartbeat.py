@@ -4,6 +4,7 @@ long sync call) cannot make this worker's jobs look dead."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -41,8 +42,16 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def _parent_gone(self) -> bool:
+        """A child of `--processes` whose supervisor died (even by SIGKILL) stops itself."""
+        parent = os.environ.get("CONVEYOR_SUPERVISOR_PID")
+        return parent is not None and os.getppid() != int(parent)
+
     def _run(self) -> None:
         while True:
+            if self._parent_gone():
+                log.error("the supervisor is gone: stopping this worker")
+                self.worker.stop()
             try:
                 self.run_once()
                 self.failures = 0

@@ -36,7 +36,8 @@ class Supervisor:
         self.restarted = 0
 
     def _spawn(self, slot: int, restarts: int = 0) -> _Child:
-        env = dict(os.environ, CONVEYOR_WORKER_SLOT=str(slot))
+        env = dict(os.environ, CONVEYOR_WORKER_SLOT=str(slot),
+                   CONVEYOR_SUPERVISOR_PID=str(os.getpid()))
         proc = subprocess.Popen(self.command, env=env)
         log.info("started worker process %d (pid %d)", slot, proc.pid)
         return _Child(slot, proc, restarts=restarts)

@@ -400,6 +400,15 @@ class Worker:
         for job_id in cancel:
             self._cancel_ids.add(job_id)
             self._stop_job(job_id)
+            with self._lock:
+                unstarted = [j for j in self.buffer if j.id == job_id]
+                if unstarted:
+                    self.buffer = deque(j for j in self.buffer if j.id != job_id)
+            for job in unstarted:  # claimed ahead, never started: it must not run now
+                self._cancel_ids.discard(job_id)
+                self.pending.append(Cancelled(job.lease, "cancelled before it started"))
+                if self._wake is not None:
+                    self._wake.set()
 
     def _stop_job(self, job_id: str) -> None:
         running = self.running.get(job_id)
@@ -417,7 +426,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.grace
         if self.running:
-            log.info("waiting up to %.0fs for %d running jobs", self.grace, len(self.running))
+            log.info("waiting up to %gs for %d running jobs", self.grace, len(self.running))
         while self.running and self.grace > 0 and loop.time() < deadline:
             await asyncio.sleep(0.05)  # jobs leave `running` as they finish; stop(now=True)
         still = list(self.running.values())
@@ -454,4 +463,4 @@ def run_worker(app: Conveyor, **options: Any) -> int:
 
     worker = app.worker(**options)
     run(worker.run())
-    return 0
+    return 0  # note: sync jobs past the grace may still hold threads; exit with os._exit
