@@ -60,6 +60,7 @@ class SyncDoor:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def run(self, store: Store, coro: Coroutine[Any, Any, T]) -> T:
@@ -71,15 +72,19 @@ class SyncDoor:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="conveyor-portal",
-                                 daemon=True).start()
-                self._loop = loop
+                thread = threading.Thread(target=loop.run_forever, name="conveyor-portal",
+                                          daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
             return self._loop
 
     def close(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop = None
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            loop.close()
 
 
 class Conveyor:
@@ -373,6 +378,11 @@ class Conveyor:
         if outcome not in ("cancelled", "cancel_requested", "queued"):
             raise InvalidTransition(job_id, outcome, action)
         return self.get(job_id, tenant=tenant)
+
+    def discard(self, ids: Sequence[str], *, tenant: str | None = None) -> int:
+        """Delete finished jobs (dead, cancelled, completed) now; returns how many. Jobs
+        still waiting or running are left alone: cancel them first."""
+        return self.call(lambda s: s.discard(list(ids), tenant))
 
     def retry_dead(self, queue: str | None = None, *, tenant: str | None = None,
                    limit: int = 1000) -> int:

@@ -71,6 +71,9 @@ class TenantScope:
     def retry(self, job_id: str) -> Job:
         return self.app.retry(job_id, tenant=self.tenant)
 
+    def discard(self, ids: Iterable[str]) -> int:
+        return self.app.discard(list(ids), tenant=self.tenant)
+
     def stats(self) -> Stats:
         return self.app.stats(tenant=self.tenant)
 

@@ -305,3 +305,8 @@ LIMIT 1"""
 OLDEST_FINISHED = """
 SELECT min(finished_at) FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
 WHERE finished_at IS NOT NULL"""
+
+DISCARD = """
+DELETE FROM conveyor_jobs
+WHERE id = :id AND state IN ('completed', 'dead', 'cancelled')
+  AND (:tenant IS NULL OR tenant = :tenant)"""

@@ -266,6 +266,12 @@ class SQLiteStore:
         self._publish(changed)
         return out
 
+    async def discard(self, ids: Sequence[str], tenant: str | None = None) -> int:
+        """Delete finished jobs (completed, dead, cancelled) by id; returns how many."""
+        with self.db.write() as conn:
+            return sum(conn.execute(q.DISCARD, {"id": job_id, "tenant": tenant}).rowcount
+                       for job_id in ids)
+
     async def pause(self, queue: str) -> None:
         with self.db.write() as conn:
             conn.execute(q.SET_PAUSED, (queue, 1, time.time()))

@@ -1,0 +1,54 @@
+"""What every handler shares: the app, the authenticator, the event hub, metrics, history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from ..app import Conveyor
+from ..job import JobEvent
+from .auth import Authenticator
+from .events import EventHub
+from .history import History
+from .metrics import Metrics, Transitions
+
+T = TypeVar("T")
+
+
+class WebContext:
+    def __init__(self, conveyor: Conveyor, auth: Authenticator, *,
+                 sample_every: float = 5.0) -> None:
+        self.conveyor = conveyor
+        self.auth = auth
+        self.hub = EventHub(conveyor)
+        self.metrics = Metrics(conveyor)
+        self.history = History(conveyor, every=sample_every)
+        self.transitions = Transitions()
+        self.hub.add_listener(self._observe)
+
+    def _observe(self, events: list[JobEvent]) -> None:
+        """Metrics and chart history both count transitions, worked out once per batch."""
+        moves = self.transitions.feed(events)
+        if moves:
+            self.metrics.observe(moves)
+            self.history.observe(moves)
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a sync app method. The SQLite store answers in microseconds and never blocks
+        on I/O, so it runs inline; other stores would block the loop, so they go to a thread."""
+        if getattr(self.conveyor.store, "inline", False):
+            return fn(*args, **kwargs)
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    @property
+    def max_body(self) -> int:
+        """The largest request body: a full batch of the largest payloads, within reason."""
+        s = self.conveyor.settings
+        return min(s.max_payload_bytes * 2 + 65536, 64 * 1024 * 1024)
+
+    @property
+    def max_batch_body(self) -> int:
+        s = self.conveyor.settings
+        return min(s.max_payload_bytes * s.max_batch + 65536, 256 * 1024 * 1024)

@@ -1,0 +1,153 @@
+"""The dashboard pages: server-rendered, live through the event stream. Thin like the API:
+each page asks the app for what it shows, scoped to the signed-in tenant."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..errors import ConveyorError
+from ..job import Job, JobFilter, JobState
+from . import actions, charts, overview
+from .auth import Principal
+from .context import WebContext
+from .inputs import cursor_of, job_filter
+from .problems import ApiError, from_conveyor
+from .serialize import queue_json, worker_json
+from .views import fragment, redirect, render
+
+PAGE = 50
+
+
+def ctx_of(request: Request) -> WebContext:
+    return request.app.state.web
+
+
+def signed_in(request: Request) -> Principal | None:
+    return ctx_of(request).auth.principal(request)
+
+
+def to_login(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return redirect(f"/login?next={target}" if target != "/" else "/login")
+
+
+async def home(request: Request) -> Response:
+    principal = signed_in(request)
+    if principal is None:
+        return to_login(request)
+    data = await overview.gather(ctx_of(request), principal)
+    return render(request, "overview.html", principal, **data)
+
+
+async def jobs_page(request: Request) -> Response:
+    principal = signed_in(request)
+    if principal is None:
+        return to_login(request)
+    ctx = ctx_of(request)
+    params = dict(request.query_params)
+    wanted = (params.get("id") or "").strip()
+    if wanted:
+        return redirect(f"/jobs/{quote(wanted, safe='')}")
+    where = job_filter(request.query_params, principal)
+    cursor = cursor_of(request.query_params)
+    found = await ctx.call(ctx.conveyor.list_jobs, where, after=cursor, limit=PAGE + 1,
+                           redacted=True)
+    return render(request, "jobs.html", principal, jobs=found[:PAGE], where=where,
+                  params=params, cursor=cursor, next_cursor=found[PAGE - 1].id
+                  if len(found) > PAGE else None, title="Jobs")
+
+
+async def dead_page(request: Request) -> Response:
+    principal = signed_in(request)
+    if principal is None:
+        return to_login(request)
+    ctx = ctx_of(request)
+    queue = request.query_params.get("queue") or None
+    where = JobFilter(states=(JobState.DEAD,), queue=queue, tenant=principal.scope)
+    cursor = cursor_of(request.query_params)
+    found = await ctx.call(ctx.conveyor.list_jobs, where, after=cursor, limit=PAGE + 1,
+                           redacted=True)
+    queues = await ctx.call(ctx.conveyor.queues, tenant=principal.scope)
+    return render(request, "dead.html", principal, jobs=found[:PAGE], where=where,
+                  params=dict(request.query_params), cursor=cursor,
+                  next_cursor=found[PAGE - 1].id if len(found) > PAGE else None,
+                  queues=[q.name for q in queues if q.counts.get("dead")], title="Dead letters")
+
+
+async def job_page(request: Request) -> Response:
+    principal = signed_in(request)
+    if principal is None:
+        return to_login(request)
+    job = await _job(request, principal)
+    return render(request, "job.html", principal, job=job, title=f"Job {job.id}")
+
+
+async def job_row(request: Request) -> Response:
+    """One row of a jobs table, for the live updates of the list pages."""
+    principal = signed_in(request)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "sign in again")
+    job = await _job(request, principal)
+    templates = request.app.state.templates
+    macro = templates.env.get_template("_rows.html").module.job_row
+    selectable = request.query_params.get("select") == "1"
+    when = "finished" if request.query_params.get("when") == "finished" else "created"
+    return fragment(str(macro(job, selectable=selectable, now=time.time(), when=when)))
+
+
+async def _job(request: Request, principal: Principal) -> Job:
+    ctx = ctx_of(request)
+    try:
+        return await ctx.call(ctx.conveyor.get, request.path_params["id"],
+                              tenant=principal.scope, redacted=True)
+    except ConveyorError as exc:
+        raise from_conveyor(exc) from None
+
+
+async def queues_page(request: Request) -> Response:
+    principal = signed_in(request)
+    if principal is None:
+        return to_login(request)
+    ctx = ctx_of(request)
+    found = await ctx.call(ctx.conveyor.queues, tenant=principal.scope)
+    samples = ctx.history.samples(principal.scope)[-120:]
+    trends = {q.name: charts.sparkline(f"backlog of {q.name}",
+                                       [float(s.backlog.get(q.name, 0)) for s in samples])
+              for q in found}
+    return render(request, "queues.html", principal, queues=[queue_json(q) for q in found],
+                  trends=trends, title="Queues")
+
+
+async def workers_page(request: Request) -> Response:
+    principal = signed_in(request)
+    if principal is None:
+        return to_login(request)
+    ctx = ctx_of(request)
+    found = await ctx.call(ctx.conveyor.workers) if principal.admin else []
+    lease = ctx.conveyor.settings.lease
+    return render(request, "workers.html", principal, workers=[worker_json(w) for w in found],
+                  lease=lease, title="Workers")
+
+
+def error_page(request: Request, error: ApiError) -> Response:
+    principal = signed_in(request)
+    if principal is None:
+        if error.status in (401, 403, 404):
+            return to_login(request)
+        principal = Principal(role="tenant", tenant="?")
+    return render(request, "error.html", principal, error=error, status=error.status,
+                  title=f"Error {error.status}")
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/", home), Route("/jobs", jobs_page), Route("/jobs/{id}", job_page),
+        Route("/jobs/{id}/row", job_row), Route("/dead", dead_page),
+        Route("/queues", queues_page), Route("/workers", workers_page),
+        *actions.routes(),
+    ]

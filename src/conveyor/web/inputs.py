@@ -1,0 +1,183 @@
+"""Reading and checking request bodies and query strings before anything reaches the app."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from ..job import JobFilter, JobState
+from .auth import Principal
+from .problems import ApiError
+
+INT_RANGE = (-(2**31), 2**31 - 1)
+YEAR = 365 * 24 * 3600.0
+STRING_FIELDS = {"task": 200, "queue": 100, "idempotency_key": 255, "correlation_id": 255,
+                 "tenant": 255}
+NUMBER_FIELDS = {"delay": (0.0, 10 * YEAR), "ttl": (0.001, 10 * YEAR)}
+INT_FIELDS = {"priority": INT_RANGE, "max_attempts": (1, 1000)}
+JOB_FIELDS = frozenset({*STRING_FIELDS, *NUMBER_FIELDS, *INT_FIELDS, "payload", "run_at"})
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The body as JSON; 413 past `limit` bytes, 400 when it is not JSON."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the request body is not valid JSON: {exc}")\
+            from None
+
+
+def _too_large(size: int, limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large",
+                    f"the request body is over the limit of {limit} bytes",
+                    {"size": size, "limit": limit})
+
+
+def job_spec(data: Any, principal: Principal, where: str = "") -> tuple[str, Any, dict[str, Any]]:
+    """(task, payload, options) from one job object; 422 naming every bad field."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(data, dict):
+        _invalid([{"field": where or "(body)", "message": "must be a JSON object"}])
+    errors = [{"field": prefix + k, "message": "unknown field"} for k in data
+              if k not in JOB_FIELDS]
+    options: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in JOB_FIELDS and name != "payload" and value is not None:
+            problem = _check(name, value)
+            if problem:
+                errors.append({"field": prefix + name, "message": problem})
+            else:
+                options[name] = _convert(name, value)
+    if "task" not in options and not any(e["field"] == prefix + "task" for e in errors):
+        errors.append({"field": prefix + "task", "message": "is required"})
+    tenant_problem = _apply_tenant(options, principal)
+    if tenant_problem:
+        raise ApiError(403, "forbidden", tenant_problem, {"field": prefix + "tenant"})
+    if errors:
+        _invalid(errors)
+    return options.pop("task"), data.get("payload"), options
+
+
+def _invalid(errors: list[dict[str, str]]) -> None:
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise ApiError(422, "invalid_request", f"{first['field']}: {first['message']}{more}",
+                   {"errors": errors})
+
+
+def _check(name: str, value: Any) -> str | None:
+    if name in STRING_FIELDS:
+        if not isinstance(value, str):
+            return "must be a string"
+        if not 0 < len(value) <= STRING_FIELDS[name]:
+            return f"must be 1 to {STRING_FIELDS[name]} characters"
+        return "must not contain control characters" if _has_control(value) else None
+    if name in INT_FIELDS:
+        low, high = INT_FIELDS[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be a whole number"
+        return None if low <= value <= high else f"must be between {low} and {high}"
+    if name in NUMBER_FIELDS:
+        low_f, high_f = NUMBER_FIELDS[name]
+        if not _is_number(value):
+            return "must be a number of seconds"
+        return None if low_f <= value <= high_f else f"must be between {low_f:g} and {high_f:g}"
+    return _check_run_at(value)
+
+
+def _check_run_at(value: Any) -> str | None:
+    if _is_number(value):
+        return None if 0 <= value < 1e11 else "must be epoch seconds"
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return "must be epoch seconds or an ISO 8601 time with a UTC offset"
+        return None if parsed.tzinfo else "needs a UTC offset, e.g. 2030-01-01T00:00:00Z"
+    return "must be epoch seconds or an ISO 8601 time"
+
+
+def _convert(name: str, value: Any) -> Any:
+    if name == "run_at" and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _has_control(value: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+def _apply_tenant(options: dict[str, Any], principal: Principal) -> str | None:
+    """A tenant token's jobs always get its tenant; it may not name another one."""
+    if principal.admin:
+        return None
+    asked = options.get("tenant")
+    if asked is not None and asked != principal.tenant:
+        return f"a token of tenant {principal.tenant!r} cannot enqueue for tenant {asked!r}"
+    options["tenant"] = principal.tenant
+    return None
+
+
+# --- query strings ----------------------------------------------------------------------------
+
+
+def job_filter(params: Any, principal: Principal) -> JobFilter:
+    """The JobFilter of a jobs query; a tenant token is always limited to its tenant."""
+    states: tuple[JobState, ...] = ()
+    raw_states = params.get("state") or ""
+    try:
+        states = tuple(JobState(s.strip()) for s in raw_states.split(",") if s.strip())
+    except ValueError:
+        raise ApiError(400, "bad_query", f"state must be among {', '.join(JobState)}",
+                       {"field": "state"}) from None
+    tenant = principal.tenant if not principal.admin else (params.get("tenant") or None)
+    return JobFilter(states=states, queue=_text(params, "queue"), task=_text(params, "task"),
+                     tenant=tenant, correlation_id=_text(params, "correlation_id"),
+                     idempotency_key=_text(params, "idempotency_key"),
+                     batch_id=_text(params, "batch_id"))
+
+
+def _text(params: Any, name: str) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > 255:
+        raise ApiError(400, "bad_query", f"{name} is longer than 255 characters",
+                       {"field": name})
+    return str(value)
+
+
+def limit_of(params: Any, default: int = 50, most: int = 500) -> int:
+    raw = params.get("limit")
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise ApiError(400, "bad_query", f"limit must be a whole number from 1 to {most}",
+                       {"field": "limit"})
+    return int(raw)
+
+
+def cursor_of(params: Any) -> str | None:
+    raw = params.get("cursor") or None
+    if raw is not None and (len(raw) > 64 or not all(c in "0123456789abcdef-" for c in raw)):
+        raise ApiError(400, "bad_query", "cursor is not one this API gave out",
+                       {"field": "cursor"})
+    return raw

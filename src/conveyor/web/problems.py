@@ -1,0 +1,84 @@
+"""Errors as the API answers them: {"error": {"code", "message", "details"}}, never a trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from ..codec import PayloadTooLarge
+from ..errors import (
+    BatchTooLarge,
+    ConveyorError,
+    InvalidTransition,
+    JobNotFound,
+    PayloadInvalid,
+    SchemaOutdated,
+    StoreUnavailable,
+    UnknownTask,
+)
+
+log = logging.getLogger("conveyor.web")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+class ApiError(Exception):
+    """An error with its HTTP status, a stable code and what to change."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"code": self.code, "message": self.message, "details": self.details}}
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+def from_conveyor(exc: ConveyorError) -> ApiError:
+    """Map an error of the core to its HTTP status and code."""
+    details: dict[str, Any] = {}
+    index = getattr(exc, "index", None)
+    if index is not None:
+        details["index"] = index
+    match exc:
+        case JobNotFound():
+            return ApiError(404, "not_found", str(exc), {"id": exc.job_id})
+        case InvalidTransition():
+            return ApiError(409, "invalid_transition", str(exc),
+                            {"id": exc.job_id, "state": exc.state, "action": exc.action})
+        case UnknownTask():
+            return ApiError(422, "unknown_task", _with_index(exc, index),
+                            {**details, "task": exc.task})
+        case PayloadInvalid():
+            return ApiError(422, "payload_invalid", str(exc), {**details, "errors": exc.errors})
+        case BatchTooLarge():
+            return ApiError(413, "batch_too_large", str(exc),
+                            {"size": exc.size, "limit": exc.limit})
+        case PayloadTooLarge():
+            return ApiError(413, "payload_too_large", _with_index(exc, index),
+                            {**details, "size": exc.size, "limit": exc.limit})
+        case SchemaOutdated() | StoreUnavailable():
+            return ApiError(503, "unavailable", str(exc))
+    return ApiError(422, "invalid", _with_index(exc, index), details)
+
+
+def _with_index(exc: Exception, index: int | None) -> str:
+    return str(exc) if index is None else f"jobs[{index}]: {exc}"
+
+
+def internal_error(exc: BaseException) -> ApiError:
+    log.error("unhandled error in a web request", exc_info=exc)
+    return ApiError(500, "internal", "internal server error (logged on the server)")

@@ -1,0 +1,245 @@
+"""create_app(conveyor) -> the ASGI app; serve() runs it under uvicorn (`conveyor serve`).
+
+To run it beside other work on one event loop (a worker, the demo), without uvicorn taking
+over SIGINT/SIGTERM:
+
+    server = build_server(app, "127.0.0.1", 0, install_signals=False)
+    task = asyncio.create_task(server.serve())
+    ...                                    # server.url once server.started is true
+    server.should_exit = True
+    await task
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..app import Conveyor
+from ..errors import ConfigError, ConveyorError
+from . import api, dashboard
+from .auth import Authenticator, parse_tokens
+from .context import WebContext
+from .headers import SecurityHeaders
+from .openapi import openapi_document
+from .problems import ApiError, JSONResponse, from_conveyor, internal_error
+from .views import build_templates
+
+log = logging.getLogger("conveyor.web")
+STATIC = Path(__file__).parent / "static"
+LOOPBACK = "127.0.0.1"
+
+
+def create_app(conveyor: Conveyor, *, tokens: str | None = None,
+               sample_every: float = 5.0) -> Starlette:
+    """The API, the dashboard and /metrics for `conveyor` (tokens: CONVEYOR_API_TOKENS)."""
+    spec = conveyor.settings.api_tokens if tokens is None else tokens
+    ctx = WebContext(conveyor, Authenticator(parse_tokens(spec)), sample_every=sample_every)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(lambda: conveyor.store)  # open (and migrate) off the loop
+        await ctx.hub.start()
+        sampler = asyncio.create_task(ctx.history.run(ctx.call))
+        try:
+            yield
+        finally:
+            sampler.cancel()
+            await ctx.hub.stop()
+
+    app = Starlette(routes=_routes(), lifespan=lifespan,
+                    middleware=[Middleware(SecurityHeaders)],
+                    exception_handlers={Exception: _on_error, HTTPException: _on_http,
+                                        ApiError: _on_api_error,
+                                        ConveyorError: _on_conveyor_error})
+    app.state.web = ctx
+    app.state.templates = build_templates()
+    return app
+
+
+def _routes() -> list[BaseRoute]:
+    return [
+        *api.routes(),
+        Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
+        Route("/openapi.json", openapi),
+        Route("/favicon.ico", lambda r: RedirectResponse("/static/favicon.svg", 301)),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        *dashboard.routes(),
+    ]
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    ctx: WebContext = request.app.state.web
+    try:
+        await ctx.conveyor.check_schema()
+    except ConveyorError as exc:
+        return JSONResponse({"status": "unavailable", "error": {
+            "code": "unavailable", "message": str(exc), "details": {}}}, status_code=503)
+    except Exception as exc:
+        log.warning("readyz: the store is unreachable: %s", exc)
+        return JSONResponse({"status": "unavailable", "error": {
+            "code": "unavailable", "message": "the store is unreachable", "details": {}}},
+            status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+async def metrics(request: Request) -> Response:
+    ctx: WebContext = request.app.state.web
+    ctx.auth.require(request, admin=True)
+    body = await ctx.call(ctx.metrics.render)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def _wants_html(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(("/api/", "/metrics", "/healthz", "/readyz", "/openapi")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+async def _on_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    if _wants_html(request):
+        return dashboard.error_page(request, exc)
+    return exc.response()
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    message = "no such page" if exc.status_code == 404 else str(exc.detail)
+    error = ApiError(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    return await _on_api_error(request, error)
+
+
+async def _on_conveyor_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConveyorError)
+    return await _on_api_error(request, from_conveyor(exc))
+
+
+async def _on_error(request: Request, exc: Exception) -> Response:
+    return internal_error(exc).response()
+
+
+# --- running it -------------------------------------------------------------------------------
+
+
+class ConveyorServer(uvicorn.Server):
+    """uvicorn, but open event streams end first so a shutdown is not held up by them, and a
+    SIGTERM is a clean stop (exit 0 after the worker has finished), not re-raised at exit."""
+
+    def __init__(self, config: uvicorn.Config, *, install_signals: bool = True) -> None:
+        super().__init__(config)
+        self.install_signals = install_signals
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if not self.install_signals:  # embedded: the host program owns the signals
+            yield
+            return
+        with super().capture_signals():
+            yield
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+    @property
+    def url(self) -> str:
+        """http://host:port actually bound (port 0 picks a free one); valid once started."""
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        app = self.config.loaded_app
+        web = getattr(getattr(getattr(app, "app", app), "state", None), "web", None)
+        if web is None:
+            web = _find_web(app)
+        if web is not None:
+            web.hub.close_clients()
+        await super().shutdown(sockets)
+
+
+def _find_web(app: Any) -> WebContext | None:
+    for _ in range(5):  # uvicorn wraps the app in middleware proxies
+        state = getattr(app, "state", None)
+        if state is not None and hasattr(state, "web"):
+            return state.web
+        app = getattr(app, "app", None)
+    return None
+
+
+def check_host(host: str, open_access: bool) -> None:
+    """Without tokens, refuse anything but loopback: the API would be open to the network."""
+    if not open_access:
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ConfigError(f"refusing to listen on {host} without CONVEYOR_API_TOKENS: set "
+                          "tokens (token=tenant:role,...) or listen on 127.0.0.1")
+
+
+def build_server(conveyor: Conveyor, host: str | None, port: int,
+                 tokens: str | None = None, sample_every: float = 5.0,
+                 log_level: str = "info", install_signals: bool = True) -> ConveyorServer:
+    app = create_app(conveyor, tokens=tokens, sample_every=sample_every)
+    open_access = app.state.web.auth.open
+    host = host or LOOPBACK
+    check_host(host, open_access)
+    if open_access:
+        log.warning("no CONVEYOR_API_TOKENS set: the API and dashboard are open to anyone on "
+                    "this machine, so they listen on loopback (%s) only", host)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                            timeout_graceful_shutdown=5, lifespan="on", access_log=False)
+    return ConveyorServer(config, install_signals=install_signals)
+
+
+async def serve_async(conveyor: Conveyor, host: str | None = None, port: int = 8000,
+                      with_worker: bool = False) -> None:
+    server = build_server(conveyor, host, port)
+    worker = conveyor.worker() if with_worker else None
+    running = asyncio.create_task(worker.run(install_signals=False)) if worker else None
+    try:
+        await server.serve()
+    finally:
+        if worker is not None and running is not None:
+            worker.stop()
+            await running
+
+
+def serve(conveyor: Conveyor, host: str | None = None, port: int = 8000,
+          with_worker: bool = False) -> int:
+    """Run the API and dashboard until SIGTERM or Ctrl-C; returns an exit status."""
+    asyncio.run(serve_async(conveyor, host, port, with_worker))
+    return 0
+
+
+__all__ = ["ConveyorServer", "build_server", "create_app", "serve"]

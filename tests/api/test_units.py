@@ -1,0 +1,57 @@
+"""Pure pieces of the web layer: event transitions for metrics, charts, token parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor.errors import ConfigError
+from conveyor.job import JobEvent
+from conveyor.web.auth import parse_tokens
+from conveyor.web.charts import Series, line_chart, nice_max
+from conveyor.web.metrics import Transitions, is_failure, is_retry
+
+
+def event(state: str, job_id: str = "j1") -> JobEvent:
+    return JobEvent(job_id, state, "q", "t", None)
+
+
+def test_transitions_skip_repeats_and_time_runs() -> None:
+    seen = Transitions(size=10)
+    moves = seen.feed([event("queued"), event("running"), event("running"),
+                       event("scheduled"), event("running"), event("completed")])
+    assert [(m.before, m.event.state) for m in moves] == [
+        (None, "queued"), ("queued", "running"), ("running", "scheduled"),
+        ("scheduled", "running"), ("running", "completed")]
+    assert [is_failure(m) for m in moves] == [False, False, True, False, False]
+    assert [is_retry(m) for m in moves] == [False, False, True, False, False]
+    assert moves[-1].ran_for is not None and moves[-1].ran_for >= 0
+
+
+def test_transitions_forget_the_oldest() -> None:
+    seen = Transitions(size=2)
+    seen.feed([event("queued", "a"), event("queued", "b"), event("queued", "c")])
+    assert list(seen.seen) == ["b", "c"]
+
+
+def test_manual_retry_of_a_dead_job_counts_as_retry() -> None:
+    seen = Transitions()
+    moves = seen.feed([event("dead"), event("queued")])
+    assert is_retry(moves[1])
+
+
+def test_charts() -> None:
+    assert [nice_max(v) for v in (0, 0.7, 3, 7, 45, 101)] == [1, 1, 5, 10, 50, 200]
+    svg = str(line_chart("Backlog <q>", [Series("a&b", [(0.0, 1.0), (10.0, None), (20.0, 3.0)])],
+                         now=20.0, span=20.0))
+    assert svg.startswith("<figure") and "<svg" in svg
+    assert "Backlog &lt;q&gt;" in svg and "a&amp;b" in svg
+    assert "Collecting data" in str(line_chart("Empty", [Series("a", [])]))
+
+
+def test_token_parsing() -> None:
+    tokens = parse_tokens(" t1=acme:tenant , t2=ops:admin ")
+    assert tokens["t1"].scope == "acme" and tokens["t2"].admin and tokens["t2"].scope is None
+    assert parse_tokens("") == {}
+    for bad in ("t1", "t1=acme", "t1=acme:root", "=acme:admin", "t1=:admin"):
+        with pytest.raises(ConfigError):
+            parse_tokens(bad)
