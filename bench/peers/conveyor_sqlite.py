@@ -48,7 +48,7 @@ class Adapter(common.Adapter):
     def worker_commands(self, processes, concurrency):
         if processes == 1:
             return [self.worker_command(concurrency)]
-        return [self.worker_command(concurrency) + ["--processes", str(processes)]]
+        return [[*self.worker_command(concurrency), "--processes", str(processes)]]
 
     def close(self):
         app.close()
