@@ -401,12 +401,15 @@ def serve(app: AppOption = None,
 @cli.command()
 def demo(db: Annotated[str, typer.Option(help="SQLite file for the demo")] = "conveyor-demo.db",
          seconds: Annotated[float | None, typer.Option(help="stop after this long "
-                                                       "(default: until Ctrl-C)")] = None
+                                                       "(default: until Ctrl-C)")] = None,
+         port: Annotated[int, typer.Option(help="dashboard port on 127.0.0.1 (a free one "
+                                           "if taken)")] = 8000,
          ) -> None:
-    """The main job on the embedded default: a worker and example jobs on SQLite, live."""
+    """The main job on the embedded default: API, dashboard, a worker and example jobs on
+    SQLite, live."""
     from .demo import run_demo
 
-    raise typer.Exit(run_demo(db, seconds))
+    raise typer.Exit(run_demo(db, seconds, port))
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import sys
 import time
@@ -471,6 +472,7 @@ class Session:
     status: Status
     producer: Producer
     meter: Throughput = field(default_factory=Throughput)
+    port: int = 8000
 
     def frame(self) -> RenderableType:
         height = self.console.height if self.console.is_terminal else None
@@ -492,9 +494,7 @@ async def run_session(session: Session) -> int:
     stopper.on_force = worker_task.cancel
     session.producer.burst(12)
     producer_task = asyncio.create_task(session.producer.run())
-    # The HTTP API and dashboard start here, beside the worker (for example uvicorn serving
-    # conveyor.web.create_app(session.app) as one more task); add its URL to
-    # session.status.links so the header shows it, and stop it after the worker below.
+    server, server_task = await start_dashboard(session)
     deadline = None if session.seconds is None else time.monotonic() + session.seconds
     try:
         with stopper.installed(asyncio.get_running_loop()), \
@@ -510,7 +510,42 @@ async def run_session(session: Session) -> int:
         producer_task.cancel()
         worker.stop()
         await asyncio.wait([worker_task])
+        if server is not None and server_task is not None:
+            server.should_exit = True
+            await asyncio.wait([server_task], timeout=10)
     return finish(worker_task, stopper)
+
+
+async def start_dashboard(session: Session) -> tuple[Any, asyncio.Task[None] | None]:
+    """The HTTP API and live dashboard beside the worker, on loopback; its URL goes into the
+    header. Without the web extra the demo runs on without it."""
+    try:
+        from .web.server import build_server
+    except ImportError:
+        session.status.links.append("dashboard: pip install 'conveyor-jobs[web]' to see it")
+        return None, None
+    port = session.port if port_free(session.port) else 0
+    server = build_server(session.app, "127.0.0.1", port, sample_every=1.0,
+                          log_level="warning", install_signals=False)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.025)
+    if not server.started:
+        session.status.links.append("dashboard: could not start (see the log)")
+        return None, None
+    session.status.links.append(f"dashboard and API: {server.url}/")
+    return server, task
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def finish(worker_task: asyncio.Task[None], stopper: Stopper) -> int:
@@ -608,7 +643,7 @@ def demo_logging(console: Console) -> Iterator[None]:
         root.handlers[:] = saved[2]
 
 
-def run_demo(db: str, seconds: float | None) -> int:
+def run_demo(db: str, seconds: float | None, port: int = 8000) -> int:
     """Run the demo on the SQLite file `db` (recreated) for `seconds`, or until Ctrl-C.
     Returns the process exit status."""
     console = Console()
@@ -623,11 +658,14 @@ def run_demo(db: str, seconds: float | None) -> int:
         Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
     producer = Producer(app, JobStream(random.Random()))
-    session = Session(app, console, seconds, Status(str(path), producer), producer)
+    session = Session(app, console, seconds, Status(str(path), producer), producer, port=port)
     try:
         with demo_logging(console):
             code = asyncio.run(run_session(session))
         print_summary(app, producer, time.monotonic() - session.status.started, console)
+        for link in session.status.links:
+            console.print(f"{link} (closed with the demo; `conveyor serve` keeps one running)",
+                          highlight=False, soft_wrap=True)
     except ConveyorError as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
         return 1

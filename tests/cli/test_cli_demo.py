@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from .conftest import Cli
+from .conftest import Cli, conveyor_command
 
 
 def run_demo(cli: Cli, seconds: int) -> subprocess.CompletedProcess[str]:
@@ -50,3 +50,32 @@ def test_demo_never_deletes_a_file_that_is_not_its_store(cli: Cli) -> None:
 
 def test_demo_rejects_a_non_positive_duration(cli: Cli) -> None:
     assert cli("demo", "--seconds", "0").returncode == 2
+
+
+def test_demo_serves_the_dashboard_while_it_runs(cli: Cli) -> None:
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo = subprocess.Popen([*conveyor_command(), "demo", "--seconds", "6", "--db", "d.db",
+                             "--port", str(port)], cwd=cli.cwd, env=cli.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        page, deadline = "", time.monotonic() + 20
+        while time.monotonic() < deadline and "Overview" not in page:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as reply:
+                    page = reply.read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert "Overview" in page, "the dashboard did not answer while the demo ran"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/stats") as reply:
+            assert b"by_state" in reply.read()
+        out, err = demo.communicate(timeout=40)
+    finally:
+        demo.kill()
+    assert demo.returncode == 0, err
+    assert f"dashboard and API: http://127.0.0.1:{port}/" in out
