@@ -84,7 +84,8 @@ class SyncDoor:
         if loop is not None and thread is not None:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
-            loop.close()
+            if not loop.is_running():
+                loop.close()
 
 
 class Conveyor:

@@ -6,6 +6,7 @@ Exit status (SPEC section 3): 0 on success, 1 on a job or input error (one line 
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import os
@@ -64,10 +65,17 @@ def print_error(message: str) -> None:
 
 
 def load_app(spec: str | None) -> Conveyor:
-    """The app named by --app or CONVEYOR_APP, else a bare one on CONVEYOR_URL.
+    """The app named by --app or CONVEYOR_APP, else a bare one on CONVEYOR_URL; closed when
+    the command ends (its connections, and the sync door's thread for PostgreSQL).
 
     The attribute is a Conveyor, or a function without arguments that returns one
     (`--app conveyor.demo:create_app`)."""
+    app = _find_app(spec)
+    atexit.register(app.close)
+    return app
+
+
+def _find_app(spec: str | None) -> Conveyor:
     spec = spec or os.environ.get("CONVEYOR_APP")
     if not spec:
         return Conveyor()

@@ -109,6 +109,12 @@ class Stats:
 
 class Store(Protocol):
     url: str
+    inline: bool  # True: the methods never suspend (SQLite), so sync code drives them directly
+
+    @property
+    def latest_version(self) -> int:
+        """The newest migration this code knows."""
+        ...
 
     # lifecycle
     async def open(self) -> None: ...

@@ -131,7 +131,9 @@ class Worker:
         """Claim up to `concurrency` jobs, run them all to the end and write their outcomes.
         Returns how many jobs ran. For tests with a FakeClock."""
         self._ensure_loop_state()
-        _, jobs = await self._exchange([], self.concurrency)
+        _, jobs, failure = await self._exchange([], self.concurrency)
+        if failure is not None:
+            raise failure
         for job in jobs:
             self._start(job)
         while self.running:
@@ -236,27 +238,35 @@ class Worker:
     async def _settle_and_claim(self, want: int) -> list[ClaimedJob]:
         """Write finished outcomes, then claim up to `want` jobs: one trip to the store."""
         items = self._take_pending()
-        try:
-            applied, jobs = await self._exchange(items, want)
-        except Exception as exc:  # store down or locked: back off, keep running jobs
-            log.warning("store unavailable, retrying: %s", exc)
+        applied, jobs, failure = await self._exchange(items, want)
+        if applied is None:  # the outcomes were not written: keep them for the next trip
             self.pending = items + self.pending
+        else:
+            self._report(items, applied)
+            if any(isinstance(item, (Fail, Snooze)) for item in items):
+                self._schedule_dirty = True  # a retry was scheduled: learn when it is due
+        if failure is not None:  # store down or locked: back off, keep running jobs
+            log.warning("store unavailable, retrying: %s", failure)
             await asyncio.sleep(min(self.poll_interval, 1.0))
-            return []
-        self._report(items, applied)
-        if any(isinstance(item, (Fail, Snooze)) for item in items):
-            self._schedule_dirty = True  # a retry was scheduled: learn when it is due
         return jobs
 
     async def _exchange(self, items: list[Settle], want: int
-                        ) -> tuple[list[bool], list[ClaimedJob]]:
+                        ) -> tuple[list[bool] | None, list[ClaimedJob], Exception | None]:
+        """Settle `items`, then claim. A failure of either is returned, not raised, so that a
+        settle that succeeded is never written twice because the claim after it failed."""
         store, now = self.store, self.clock.store_now()
 
-        async def both() -> tuple[list[bool], list[ClaimedJob]]:
-            applied = await store.settle(items, now) if items else []
-            jobs = (await store.claim(self.queues, self.id, want, self.lease, now)
-                    if want > 0 and not self._stopping else [])
-            return applied, jobs
+        async def both() -> tuple[list[bool] | None, list[ClaimedJob], Exception | None]:
+            try:
+                applied = await store.settle(items, now) if items else []
+            except Exception as exc:
+                return None, [], exc
+            try:
+                jobs = (await store.claim(self.queues, self.id, want, self.lease, now)
+                        if want > 0 and not self._stopping else [])
+            except Exception as exc:
+                return applied, [], exc
+            return applied, jobs, None
 
         return await self._off_loop(both())
 
@@ -379,10 +389,9 @@ class Worker:
         items = self._take_pending()
         if not items:
             return
-        try:
-            applied, _ = await self._exchange(items, 0)
-        except Exception as exc:
-            log.warning("could not write %d outcomes, will retry: %s", len(items), exc)
+        applied, _, failure = await self._exchange(items, 0)
+        if applied is None:
+            log.warning("could not write %d outcomes, will retry: %s", len(items), failure)
             self.pending = items + self.pending
             await asyncio.sleep(0.5)
             return

@@ -1,8 +1,8 @@
 """Wake-ups and the event feed over LISTEN/NOTIFY, for one store.
 
-Sending: wake-ups that belong to a write go out inside that write's transaction (store.py);
-the ones here (`notify`, and event batches after a write) are sent in the background on the
-caller's loop, because they are hints and must not slow the write down. Receiving: every
+Sending: wake-ups and events that belong to a write go out inside that write's transaction
+(queries.py); a bare `notify` is sent here, in the background on the caller's loop, because
+it is a hint and must not hold the caller up. Receiving: every
 `listen` or `subscribe` gets its own Listener (a dedicated connection on its loop).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -18,7 +18,7 @@ import psycopg
 from ...job import JobEvent
 from . import queries as q
 from .connection import LoopPools
-from .events import encode_events, event_callback
+from .events import event_callback
 from .listener import Listener
 
 log = logging.getLogger("conveyor.store.postgres")
@@ -40,20 +40,13 @@ class Broadcaster:
         """Wake the listeners of these queues."""
         self._send(self.target.channel, list(queues))
 
-    def publish(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Feed (id, state, queue, task, tenant, progress) rows to subscribers."""
-        if self.target.events:
-            payloads = encode_events(rows)
-            if payloads:
-                self._send(self.target.events_channel, payloads)
-
-    def _send(self, channel: str, payloads: list[str]) -> None:
-        params = {"channel": channel, "queues": payloads}
+    def _send(self, channel: str, queues: list[str]) -> None:
+        params = {"channel": channel, "queues": queues}
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # called from plain sync code: one short connection
             with psycopg.connect(self.target.conninfo, autocommit=True) as conn:
-                conn.execute(self.notify_sql, params)  # type: ignore[arg-type]
+                conn.execute(self.notify_sql, params)
             return
         task = loop.create_task(self._send_async(params))
         self._sending.add(task)
@@ -62,7 +55,7 @@ class Broadcaster:
     async def _send_async(self, params: dict[str, Any]) -> None:
         try:
             async with self.pools.connection() as conn:
-                await conn.execute(self.notify_sql, params)  # type: ignore[arg-type]
+                await conn.execute(self.notify_sql, params)
         except Exception as exc:  # a lost hint only delays a job until the next poll
             log.warning("could not send a notification on %s: %s", params["channel"], exc)
 

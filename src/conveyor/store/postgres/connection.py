@@ -10,10 +10,12 @@ opened on first use and closed with the store.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import logging
 import re
+import select
 import threading
 import time
 import weakref
@@ -30,7 +32,7 @@ from ...errors import ConfigError, StoreUnavailable
 log = logging.getLogger("conveyor.store.postgres")
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_OWN_OPTIONS = ("schema", "pool_size", "events")
+_OWN_OPTIONS = ("schema", "pool_size", "events", "prepare")
 _CHECK_AFTER_IDLE = 2.0   # seconds: a connection idle longer is pinged before use
 _GETCONN_TIMEOUT = 10.0   # seconds a call waits for a connection before StoreUnavailable
 
@@ -41,6 +43,8 @@ class PostgresURL:
     schema: str          # unquoted; validated
     pool_size: int
     events: bool         # publish the job event feed (NOTIFY per state change batch)
+    prepare: bool        # server-side prepared statements (off behind PgBouncer's
+                         # transaction pooling)
     where: str           # host:port/database for messages (never the password)
 
     @property
@@ -67,8 +71,8 @@ def _channel(prefix: str, schema: str) -> str:
 
 
 def parse_url(url: str) -> PostgresURL:
-    """postgresql://user@host:5432/db?schema=NAME&pool_size=10&events=on (any other option
-    goes to libpq, e.g. sslmode=require)."""
+    """postgresql://user@host:5432/db?schema=NAME&pool_size=10&events=on&prepare=on (any
+    other option goes to libpq, e.g. sslmode=require)."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
         raise ConfigError(f"not a PostgreSQL URL: {url!r}")
@@ -83,21 +87,27 @@ def parse_url(url: str) -> PostgresURL:
         raise ConfigError("pool_size in the store URL must be a whole number") from None
     if pool_size < 1:
         raise ConfigError("pool_size in the store URL must be at least 1")
-    events = options.get("events", "on").lower() not in ("off", "false", "0", "no")
+    events = _switch(options.get("events", "on"))
+    prepare = _switch(options.get("prepare", "on"))
     passed = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
     passed.setdefault("connect_timeout", "5")
     passed.setdefault("application_name", "conveyor")
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(passed), ""))
     host = parts.hostname or "localhost"
     where = f"{host}:{parts.port or 5432}{parts.path or '/'}"
-    return PostgresURL(conninfo, schema, pool_size, events, where)
+    return PostgresURL(conninfo, schema, pool_size, events, prepare, where)
+
+
+def _switch(value: str) -> bool:
+    return value.lower() not in ("off", "false", "0", "no")
 
 
 def unavailable(exc: BaseException, where: str) -> StoreUnavailable:
     """One clear message for every way the database can be out of reach."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, PoolTimeout):
-        detail = "no connection could be made in time (is the server up?)"
+        detail = (f"no connection free within {_GETCONN_TIMEOUT:g}s: the server is down or "
+                  "slow, or pool_size in the URL is too small for this many callers")
     return StoreUnavailable(f"the PostgreSQL store at {where} is unavailable: {detail}")
 
 
@@ -110,6 +120,7 @@ class LoopPools:
         self._opening: dict[asyncio.AbstractEventLoop, asyncio.Future[AsyncConnectionPool]] = {}
         self._lock = threading.Lock()  # the dicts are shared between loops (threads)
         self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -124,6 +135,7 @@ class LoopPools:
     async def _pool(self) -> AsyncConnectionPool:
         loop = asyncio.get_running_loop()
         with self._lock:
+            self._forget_closed_loops()
             pending = self._opening.get(loop)
             if pending is None:
                 pending = self._opening[loop] = loop.create_future()
@@ -148,9 +160,18 @@ class LoopPools:
         pending.set_result(pool)
         return pool
 
+    def _forget_closed_loops(self) -> None:
+        """A pool whose loop has ended cannot be closed any more; drop it (its sockets close
+        when its connections are collected). Caller holds the lock."""
+        for loop in [loop for loop in self._pools if loop.is_closed()]:
+            del self._pools[loop]
+            self._opening.pop(loop, None)
+
     async def _open_pool(self) -> AsyncConnectionPool:
+        await self._probe()
         pool = AsyncConnectionPool(
-            self.url.conninfo, kwargs={"autocommit": True}, min_size=1,
+            self.url.conninfo, min_size=1,
+            kwargs={"autocommit": True, "prepare_threshold": 5 if self.url.prepare else None},
             max_size=self.url.pool_size, open=False, timeout=_GETCONN_TIMEOUT,
             check=self._check, reset=self._stamp, name=f"conveyor-{self.url.schema}",
             max_idle=300.0, reconnect_timeout=3600.0)
@@ -161,15 +182,38 @@ class LoopPools:
             raise unavailable(exc, self.url.where) from exc
         return pool
 
+    async def _probe(self) -> None:
+        """One direct connection first: a wrong URL or a server that is down fails at once
+        with the server's own reason, instead of after the pool's retries time out."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.url.conninfo)
+        except psycopg.OperationalError as exc:
+            raise unavailable(exc, self.url.where) from exc
+        await conn.close()
+
     async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Ping a connection that sat idle (the server may have restarted meanwhile); a busy
-        one is trusted, and if it did die the call fails once with StoreUnavailable."""
+        """Before a pooled connection is handed out: an idle pool connection has nothing to
+        read, so a readable socket means the server has said goodbye (a restart or a
+        terminated backend sends its FATAL message to every connection). That look costs no
+        round trip; a real ping is made only then, or after the connection sat idle a while.
+        A failed ping discards the connection and the pool hands out another."""
         returned = self._returned.get(conn)
-        if returned is None or time.monotonic() - returned > _CHECK_AFTER_IDLE:
+        idle = returned is None or time.monotonic() - returned > _CHECK_AFTER_IDLE
+        if idle or _has_input(conn):
             await AsyncConnectionPool.check_connection(conn)
 
     async def _stamp(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._returned[conn] = time.monotonic()
+
+    def close_running_elsewhere(self) -> None:
+        """From plain sync code: close the pools whose loops still run in other threads (the
+        sync door's portal), waiting a moment for each."""
+        with self._lock:
+            pools = [(loop, pool) for loop, pool in self._pools.items() if loop.is_running()]
+        for loop, pool in pools:
+            future = asyncio.run_coroutine_threadsafe(pool.close(timeout=1.0), loop)
+            with contextlib.suppress(Exception):
+                future.result(timeout=2.0)
 
     async def close(self) -> None:
         """Close every loop's pool: this loop's here, a running loop's on that loop, and a
@@ -184,3 +228,19 @@ class LoopPools:
                 future = asyncio.run_coroutine_threadsafe(pool.close(), loop)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.wrap_future(future), timeout=5.0)
+
+
+def _has_input(conn: psycopg.AsyncConnection[Any]) -> bool:
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
+
+
+def _close_at_exit(pools: weakref.ref[LoopPools]) -> None:
+    """A program that ends without closing its store (a CLI command, a script) still closes
+    the portal's pool, so its tasks are not destroyed pending at interpreter exit."""
+    alive = pools()
+    if alive is not None:
+        alive.close_running_elsewhere()

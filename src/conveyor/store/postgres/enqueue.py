@@ -9,17 +9,22 @@ delivered only then too.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import psycopg
 from psycopg import pq
 
-from ...errors import ConfigError
+from ...errors import ConfigError, ConveyorError
 from ...job import EnqueueResult, JobState, NewJob
 from . import queries as q
 from .rows import insert_params, key_params
 
 Render = Callable[[str], str]
+
+
+class Channels(NamedTuple):
+    wake: str             # NOTIFY channel of wake-ups (queue names)
+    events: str | None    # NOTIFY channel of the event feed; None: the feed is off
 
 
 class Session(Protocol):
@@ -32,10 +37,10 @@ class AsyncSession:
         self.conn = conn
 
     async def run(self, query: str, params: dict[str, Any]) -> None:
-        await self.conn.execute(query, params)  # type: ignore[arg-type]
+        await self.conn.execute(query, params)
 
     async def fetch(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        cursor = await self.conn.execute(query, params)  # type: ignore[arg-type]
+        cursor = await self.conn.execute(query, params)
         return await cursor.fetchall()
 
 
@@ -46,54 +51,74 @@ class SyncSession:
         self.conn = conn
 
     async def run(self, query: str, params: dict[str, Any]) -> None:
-        self.conn.execute(query, params)  # type: ignore[arg-type]
+        self.conn.execute(query, params)
 
     async def fetch(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        return self.conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+        return self.conn.execute(query, params).fetchall()
 
 
 async def insert_jobs(session: Session, render: Render, jobs: Sequence[NewJob],
-                      now: float | None, channel: str) -> list[EnqueueResult]:
+                      now: float | None, channels: Channels) -> list[EnqueueResult]:
     """Insert a batch; a job whose idempotency key is held comes back as the holder, marked
     duplicate. Dedupe is the partial unique index plus ON CONFLICT DO NOTHING: a concurrent
     insert of the same key waits for the other transaction, then finds its row."""
     keyed = any(job.idempotency_key for job in jobs)
     if keyed:
         await session.run(render(q.FREE_EXPIRED_KEYS), key_params(jobs, now))
-    rows = await session.fetch(render(q.INSERT_JOBS), insert_params(jobs, now, channel))
+    rows = await session.fetch(render(q.INSERT_JOBS),
+                               insert_params(jobs, now, channels.wake, channels.events))
     inserted = {r[0]: EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows}
     if len(inserted) == len(jobs):
         return [inserted[job.id] for job in jobs]
-    holders: dict[tuple[str, str], EnqueueResult] = {}
-    if keyed:
-        for tenant, key, job_id, state, created_at, run_at in await session.fetch(
-                render(q.FIND_BY_KEYS), key_params(jobs, now)):
-            holders[(tenant, key)] = EnqueueResult(job_id, True, JobState(state), created_at,
-                                                   run_at)
-    return [inserted.get(job.id) or _holder(holders, job) for job in jobs]
+    missing = [job for job in jobs if job.id not in inserted]
+    holders = await _key_holders(session, render, missing, now) if keyed else {}
+    existing = await _stored(session, render, [j for j in missing if _key(j) not in holders])
+    results = [inserted.get(job.id) or holders.get(_key(job)) or existing.get(job.id)
+               for job in jobs]
+    if None in results:  # its key's holder finished and let the key go in between
+        raise ConflictRace("an idempotency key changed hands during enqueue: enqueue again")
+    return results  # type: ignore[return-value]
 
 
-def _holder(holders: dict[tuple[str, str], EnqueueResult], job: NewJob) -> EnqueueResult:
-    found = holders.get((job.tenant or "", job.idempotency_key or ""))
-    if found is None:
-        raise ConfigError(f"job id {job.id!r} is already taken: ids must be unique")
-    return found
+class ConflictRace(ConveyorError):
+    """A skipped job's key holder vanished before it could be read (rare; safe to retry)."""
+
+
+def _key(job: NewJob) -> tuple[str, str | None]:
+    return (job.tenant or "", job.idempotency_key or None)
+
+
+async def _key_holders(session: Session, render: Render, jobs: Sequence[NewJob],
+                       now: float | None) -> dict[tuple[str, str | None], EnqueueResult]:
+    """The jobs now holding these keys: each skipped job comes back as its key's holder."""
+    found = await session.fetch(render(q.FIND_BY_KEYS), key_params(jobs, now))
+    return {(tenant, key): EnqueueResult(job_id, True, JobState(state), created_at, run_at)
+            for tenant, key, job_id, state, created_at, run_at in found}
+
+
+async def _stored(session: Session, render: Render,
+                  jobs: Sequence[NewJob]) -> dict[str, EnqueueResult]:
+    """Jobs skipped because their id is already stored: the stored one, marked duplicate."""
+    if not jobs:
+        return {}
+    found = await session.fetch(render(q.FIND_BY_IDS), {"ids": [j.id for j in jobs]})
+    return {r[0]: EnqueueResult(r[0], True, JobState(r[1]), r[2], r[3]) for r in found}
 
 
 async def insert_on_caller(tx: Any, render: Render, jobs: Sequence[NewJob],
-                           now: float | None, channel: str) -> list[EnqueueResult]:
+                           now: float | None, channels: Channels) -> list[EnqueueResult]:
     """Run the insert inside the caller's transaction. A caller in autocommit with no open
     transaction gets one of its own, so the batch is still all or nothing."""
     if isinstance(tx, psycopg.AsyncConnection):
         if _idle_autocommit(tx):
             async with tx.transaction():
-                return await insert_jobs(AsyncSession(tx), render, jobs, now, channel)
-        return await insert_jobs(AsyncSession(tx), render, jobs, now, channel)
+                return await insert_jobs(AsyncSession(tx), render, jobs, now, channels)
+        return await insert_jobs(AsyncSession(tx), render, jobs, now, channels)
     if isinstance(tx, psycopg.Connection):
         if _idle_autocommit(tx):
             with tx.transaction():
-                return await insert_jobs(SyncSession(tx), render, jobs, now, channel)
-        return await insert_jobs(SyncSession(tx), render, jobs, now, channel)
+                return await insert_jobs(SyncSession(tx), render, jobs, now, channels)
+        return await insert_jobs(SyncSession(tx), render, jobs, now, channels)
     raise ConfigError("connection= must be a psycopg Connection or AsyncConnection "
                       f"(got {type(tx).__name__})")
 

@@ -17,6 +17,28 @@ def render(template: str, quoted_schema: str) -> str:
     return template.replace("{schema}", quoted_schema).replace("{now}", NOW)
 
 
+# --- the event feed --------------------------------------------------------------------------
+# Job state changes ride in the statement that makes them: pg_notify inside the transaction is
+# delivered at commit, in commit order across sessions, and never for a rolled-back change.
+# Ten rows per payload keeps each one under NOTIFY's 8000-byte limit even with 255-character
+# tenants and 200-character task names. %(events)s is NULL when the feed is switched off.
+
+def feed(source: str) -> str:
+    """A CTE body that publishes `source`'s (id, state, queue, task, tenant, progress) rows."""
+    return """
+    SELECT pg_notify(%(events)s, json_agg(json_build_array(
+               id, state, queue, task, nullif(tenant, ''), progress))::text)
+    FROM (SELECT *, (row_number() OVER () - 1) / 10 AS chunk FROM """ + source + """) AS rows
+    WHERE %(events)s::text IS NOT NULL
+    GROUP BY chunk"""
+
+
+def with_feed(change: str, columns: str) -> str:
+    """`change` (a statement RETURNING the feed's columns and `columns`), publishing its rows."""
+    return ("WITH changed AS (" + change + "),\nfeed AS (" + feed("changed") + ")\n"
+            "SELECT " + columns + " FROM changed WHERE (SELECT count(*) FROM feed) >= 0")
+
+
 # --- schema ----------------------------------------------------------------------------------
 
 # Every node may run migrate at boot: one advisory lock per schema serialises them, so
@@ -46,8 +68,9 @@ WHERE job.tenant = wanted.tenant AND job.dedupe_key = wanted.key
 
 # Insert and notify in one statement: pg_notify inside the enqueue transaction is delivered
 # at commit, so a listener never wakes for a job it cannot see yet (nor for a rolled-back one).
-# ON CONFLICT on the partial unique index skips a job whose key is already held; any other
-# conflict (a reused id) fails the whole statement, so a batch never half-lands.
+# ON CONFLICT DO NOTHING skips a job whose key is already held (the partial unique index), and
+# a job whose id is already stored (a producer spool forwarding a file twice): it lands once.
+# An empty key is no key.
 INSERT_JOBS = """
 WITH clock AS (SELECT {now} AS now),
 inserted AS (
@@ -58,7 +81,7 @@ inserted AS (
            CASE WHEN coalesce(new.run_at, clock.now + new.delay) > clock.now
                 THEN 'scheduled' ELSE 'queued' END,
            new.priority, new.payload, new.tenant, new.correlation_id, new.idempotency_key,
-           new.idempotency_key, new.unique_for, new.max_attempts, clock.now,
+           nullif(new.idempotency_key, ''), new.unique_for, new.max_attempts, clock.now,
            coalesce(new.run_at, clock.now + new.delay), clock.now + new.ttl,
            new.batch_id, new.parent_id
     FROM clock, unnest(%(ids)s::text[], %(tasks)s::text[], %(queues)s::text[],
@@ -69,18 +92,22 @@ inserted AS (
                        %(batch_ids)s::text[], %(parent_ids)s::text[])
          AS new(id, task, queue, priority, payload, tenant, correlation_id, idempotency_key,
                 unique_for, max_attempts, delay, run_at, ttl, batch_id, parent_id)
-    ON CONFLICT (tenant, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
-    RETURNING id, state, created_at, run_at, queue),
+    ON CONFLICT DO NOTHING
+    RETURNING id, state, created_at, run_at, queue, task, tenant, progress),
 notified AS (
-    SELECT pg_notify(%(channel)s, queue) FROM (SELECT DISTINCT queue FROM inserted) AS woken)
+    SELECT pg_notify(%(channel)s, queue) FROM (SELECT DISTINCT queue FROM inserted) AS woken),
+feed AS (""" + feed("inserted") + """)
 SELECT id, state, created_at, run_at FROM inserted
-WHERE (SELECT count(*) FROM notified) >= 0"""
+WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
 
 FIND_BY_KEYS = """
 SELECT job.tenant, job.dedupe_key, job.id, job.state, job.created_at, job.run_at
 FROM {schema}.conveyor_jobs AS job
 JOIN unnest(%(tenants)s::text[], %(keys)s::text[]) AS wanted(tenant, key)
   ON job.tenant = wanted.tenant AND job.dedupe_key = wanted.key"""
+
+FIND_BY_IDS = """
+SELECT id, state, created_at, run_at FROM {schema}.conveyor_jobs WHERE id = ANY(%(ids)s::text[])"""
 
 NOTIFY = "SELECT pg_notify(%(channel)s, queue) FROM unnest(%(queues)s::text[]) AS queue"
 
@@ -92,6 +119,12 @@ SET_TENANT = "SELECT set_config('conveyor.tenant', %(tenant)s, true)"
 # FOR UPDATE SKIP LOCKED: concurrent claimers each lock different rows and never wait on one
 # another; a row another claimer holds is simply not this claimer's. The ORDER BY matches a
 # partial index over queued rows, so the scan reads only the first `limit` claimable entries.
+_CLAIMED = """job.id, job.task, job.queue, job.payload, job.attempt, job.max_attempts,
+          job.lease_token, job.tenant, job.correlation_id, job.priority, job.created_at,
+          job.expires_at, job.run_at, job.state, job.progress"""
+_CLAIMED_COLUMNS = """id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
+    correlation_id, priority, created_at, expires_at, run_at"""
+
 _CLAIM = """
 WITH picked AS (
     SELECT id FROM {schema}.conveyor_jobs
@@ -106,13 +139,35 @@ SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
     lease_expires_at = {now} + %(lease_for)s, started_at = {now},
     worker_id = %(worker_id)s, worker_host = %(host)s, cancel_requested = false
 FROM picked WHERE job.id = picked.id
-RETURNING job.id, job.task, job.queue, job.payload, job.attempt, job.max_attempts,
-          job.lease_token, job.tenant, job.correlation_id, job.priority, job.created_at,
-          job.expires_at, job.run_at"""
+RETURNING """ + _CLAIMED
 
-CLAIM_ANY = _CLAIM.replace("{queue_filter}", "true")
-CLAIM_QUEUE = _CLAIM.replace("{queue_filter}", "queue = %(queue)s")
-CLAIM_QUEUES = _CLAIM.replace("{queue_filter}", "queue = ANY(%(queues)s::text[])")
+CLAIM_ANY = with_feed(_CLAIM.replace("{queue_filter}", "true"), _CLAIMED_COLUMNS)
+CLAIM_QUEUE = with_feed(_CLAIM.replace("{queue_filter}", "queue = %(queue)s"), _CLAIMED_COLUMNS)
+
+# Several queues: the best `limit` of each queue from its own index range (a LATERAL per
+# queue, locked with SKIP LOCKED there), then the best `limit` of those. A worker on a few
+# queues never walks past another queue's backlog. The extra candidates it locked are let go
+# when this one-statement transaction ends, a moment later.
+CLAIM_QUEUES = with_feed("""
+WITH candidates AS (
+    SELECT candidate.id, candidate.priority, candidate.run_at
+    FROM unnest(%(queues)s::text[]) AS wanted(queue)
+    CROSS JOIN LATERAL (
+        SELECT id, priority, run_at FROM {schema}.conveyor_jobs
+        WHERE state = 'queued' AND queue = wanted.queue
+          AND (expires_at IS NULL OR expires_at > {now})
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED) AS candidate
+    WHERE wanted.queue NOT IN (SELECT name FROM {schema}.conveyor_queues WHERE paused)),
+picked AS (
+    SELECT id FROM candidates ORDER BY priority DESC, run_at, id LIMIT %(limit)s)
+UPDATE {schema}.conveyor_jobs AS job
+SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
+    lease_expires_at = {now} + %(lease_for)s, started_at = {now},
+    worker_id = %(worker_id)s, worker_host = %(host)s, cancel_requested = false
+FROM picked WHERE job.id = picked.id
+RETURNING """ + _CLAIMED, _CLAIMED_COLUMNS)
 
 # One round trip: record the worker, extend every lease it holds, report what it still holds.
 HEARTBEAT = """
@@ -133,6 +188,7 @@ DELETE_STALE_WORKERS = "DELETE FROM {schema}.conveyor_workers WHERE heartbeat_at
 
 # The fence: a write applies only while the job is still running under the same lease token.
 # A rescued and re-claimed job has a new token, so a stale worker's write touches nothing.
+_SETTLED = "id, lease_token"
 _FENCE = """
 WHERE job.id = item.id AND job.lease_token = item.token AND job.state = 'running'
 RETURNING job.id, job.lease_token, job.state, job.queue, job.task, job.tenant, job.progress"""
@@ -143,14 +199,14 @@ _RELEASE_KEY = """
     dedupe_key = CASE WHEN job.unique_for IS NULL THEN NULL ELSE job.dedupe_key END,
     unique_until = CASE WHEN job.unique_for IS NULL THEN NULL ELSE {now} + job.unique_for END"""
 
-COMPLETE = """
+COMPLETE = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
 SET state = 'completed', result = item.result, finished_at = {now}, lease_expires_at = NULL,
     progress = CASE WHEN job.progress IS NULL THEN NULL ELSE 100 END, """ + _RELEASE_KEY + """
 FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(results)s::bytea[])
-     AS item(id, token, result)""" + _FENCE
+     AS item(id, token, result)""" + _FENCE, _SETTLED)
 
-FAIL = """
+FAIL = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
 SET state = CASE WHEN item.retry_in IS NULL THEN 'dead'
                  WHEN item.retry_in <= 0 THEN 'queued' ELSE 'scheduled' END,
@@ -164,49 +220,49 @@ SET state = CASE WHEN item.retry_in IS NULL THEN 'dead'
     unique_until = CASE WHEN item.retry_in IS NULL AND job.unique_for IS NOT NULL
                         THEN {now} + job.unique_for END
 FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(errors)s::jsonb[], %(retry_ins)s::float8[],
-            %(reasons)s::text[]) AS item(id, token, error, retry_in, reason)""" + _FENCE
+            %(reasons)s::text[]) AS item(id, token, error, retry_in, reason)""" + _FENCE, _SETTLED)
 
-SNOOZE = """
+SNOOZE = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
 SET state = CASE WHEN item.seconds <= 0 THEN 'queued' ELSE 'scheduled' END,
     run_at = {now} + item.seconds, attempt = job.attempt - 1, lease_expires_at = NULL,
     started_at = NULL
 FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(seconds)s::float8[])
-     AS item(id, token, seconds)""" + _FENCE
+     AS item(id, token, seconds)""" + _FENCE, _SETTLED)
 
-FINISH_CANCELLED = """
+FINISH_CANCELLED = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
 SET state = 'cancelled', finished_at = {now}, lease_expires_at = NULL, dead_reason = item.reason,
 """ + _RELEASE_KEY + """
 FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(reasons)s::text[])
-     AS item(id, token, reason)""" + _FENCE
+     AS item(id, token, reason)""" + _FENCE, _SETTLED)
 
-RELEASE = """
+RELEASE = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
 SET state = 'queued', attempt = job.attempt - 1, lease_expires_at = NULL, started_at = NULL
-FROM unnest(%(ids)s::text[], %(tokens)s::bigint[]) AS item(id, token)""" + _FENCE
+FROM unnest(%(ids)s::text[], %(tokens)s::bigint[]) AS item(id, token)""" + _FENCE, _SETTLED)
 
-PROGRESS = """
+PROGRESS = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
 SET progress = item.percent, progress_step = item.step
 FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(percents)s::float8[], %(steps)s::text[])
-     AS item(id, token, percent, step)""" + _FENCE
+     AS item(id, token, percent, step)""" + _FENCE, _SETTLED)
 
 # --- control ---------------------------------------------------------------------------------
 
 _TENANT = "(%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
 _EVENT = "id, state, queue, task, tenant, progress"  # what the event feed carries
 
-CANCEL_WAITING = """
+CANCEL_WAITING = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job SET state = 'cancelled', finished_at = {now},
 """ + _RELEASE_KEY + """
 WHERE id = ANY(%(ids)s::text[]) AND state IN ('queued', 'scheduled') AND """ + _TENANT + """
-RETURNING """ + _EVENT
+RETURNING """ + _EVENT, _EVENT)
 
-CANCEL_RUNNING = """
+CANCEL_RUNNING = with_feed("""
 UPDATE {schema}.conveyor_jobs SET cancel_requested = true
 WHERE id = ANY(%(ids)s::text[]) AND state = 'running' AND """ + _TENANT + """
-RETURNING """ + _EVENT
+RETURNING """ + _EVENT, _EVENT)
 
 STATES_OF = """
 SELECT id, state FROM {schema}.conveyor_jobs
@@ -214,7 +270,7 @@ WHERE id = ANY(%(ids)s::text[]) AND """ + _TENANT
 
 # A requeued job is active again: it keeps (or takes back, when nobody took it meanwhile) its
 # idempotency key, and a dead or cancelled one gets a fresh set of attempts.
-REQUEUE = """
+REQUEUE = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
 SET state = 'queued', run_at = {now}, finished_at = NULL, dead_reason = NULL, result = NULL,
     expires_at = NULL, cancel_requested = false, lease_expires_at = NULL, unique_until = NULL,
@@ -226,7 +282,12 @@ SET state = 'queued', run_at = {now}, finished_at = NULL, dead_reason = NULL, re
                         THEN job.attempt + job.max_attempts ELSE job.max_attempts END
 WHERE id = ANY(%(ids)s::text[]) AND state IN ('dead', 'cancelled', 'scheduled')
   AND """ + _TENANT + """
-RETURNING """ + _EVENT
+RETURNING """ + _EVENT, _EVENT)
+
+DISCARD = """
+DELETE FROM {schema}.conveyor_jobs
+WHERE id = ANY(%(ids)s::text[]) AND state IN ('completed', 'dead', 'cancelled')
+  AND """ + _TENANT
 
 SET_PAUSED = """
 INSERT INTO {schema}.conveyor_queues (name, paused, updated_at)
@@ -239,14 +300,13 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded
 
 # Each picks its rows in a MATERIALIZED CTE: `WHERE id IN (SELECT ... LIMIT n)` may be
 # re-run by the planner and overshoot the limit; a materialized pick runs exactly once.
-RESCUE_EXPIRED = """
+RESCUE_EXPIRED = with_feed("""
 WITH picked AS MATERIALIZED (
     SELECT id FROM {schema}.conveyor_jobs
     WHERE state = 'running' AND lease_expires_at < {now}
     ORDER BY lease_expires_at LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED),
-rescued AS (
-    UPDATE {schema}.conveyor_jobs AS job
+    FOR UPDATE SKIP LOCKED)
+UPDATE {schema}.conveyor_jobs AS job
     SET state = CASE WHEN job.attempt >= job.max_attempts THEN 'dead' ELSE 'queued' END,
         dead_reason = CASE WHEN job.attempt >= job.max_attempts THEN 'worker_lost' END,
         finished_at = CASE WHEN job.attempt >= job.max_attempts THEN {now} END,
@@ -260,11 +320,10 @@ rescued AS (
                           THEN job.dedupe_key END,
         unique_until = CASE WHEN job.attempt >= job.max_attempts AND job.unique_for IS NOT NULL
                             THEN {now} + job.unique_for END
-    FROM picked WHERE job.id = picked.id AND job.state = 'running'
-    RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress)
-SELECT id, state, queue, task, tenant, progress FROM rescued"""
+FROM picked WHERE job.id = picked.id AND job.state = 'running'
+RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress""", _EVENT)
 
-PROMOTE_SCHEDULED = """
+PROMOTE_SCHEDULED = with_feed("""
 WITH picked AS MATERIALIZED (
     SELECT id FROM {schema}.conveyor_jobs
     WHERE state = 'scheduled' AND run_at <= {now}
@@ -272,11 +331,11 @@ WITH picked AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED)
 UPDATE {schema}.conveyor_jobs AS job SET state = 'queued'
 FROM picked WHERE job.id = picked.id AND job.state = 'scheduled'
-RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress"""
+RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress""", _EVENT)
 
 NEXT_SCHEDULED = "SELECT min(run_at) FROM {schema}.conveyor_jobs WHERE state = 'scheduled'"
 
-EXPIRE = """
+EXPIRE = with_feed("""
 WITH picked AS MATERIALIZED (
     SELECT id FROM {schema}.conveyor_jobs
     WHERE state IN ('queued', 'scheduled') AND expires_at IS NOT NULL AND expires_at <= {now}
@@ -285,7 +344,7 @@ WITH picked AS MATERIALIZED (
 UPDATE {schema}.conveyor_jobs AS job
 SET state = 'dead', dead_reason = 'expired', finished_at = {now}, """ + _RELEASE_KEY + """
 FROM picked WHERE job.id = picked.id AND job.state IN ('queued', 'scheduled')
-RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress"""
+RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress""", _EVENT)
 
 PRUNE = """
 WITH picked AS MATERIALIZED (

@@ -17,10 +17,11 @@ from ..base import Cancelled, Complete, Fail, Progress, Release, Settle, Snooze,
 # --- enqueue --------------------------------------------------------------------------------
 
 
-def insert_params(jobs: Sequence[NewJob], now: float | None, channel: str) -> dict[str, Any]:
+def insert_params(jobs: Sequence[NewJob], now: float | None, channel: str,
+                  events: str | None) -> dict[str, Any]:
     """Column arrays for INSERT_JOBS (one unnest over the whole batch)."""
     return {
-        "now": now, "channel": channel,
+        "now": now, "channel": channel, "events": events,
         "ids": [j.id for j in jobs], "tasks": [j.task for j in jobs],
         "queues": [j.queue for j in jobs], "priorities": [j.priority for j in jobs],
         "payloads": [j.payload for j in jobs], "tenants": [j.tenant or "" for j in jobs],

@@ -49,7 +49,7 @@ from ..migrate import Migration, load_migrations
 from . import queries as q
 from .broadcast import Broadcaster, Stopper
 from .connection import LoopPools, parse_url
-from .enqueue import AsyncSession, insert_jobs, insert_on_caller
+from .enqueue import AsyncSession, Channels, insert_jobs, insert_on_caller
 from .rows import (
     build_stats,
     group_settles,
@@ -78,9 +78,13 @@ class PostgresStore:
         self._host = socket.gethostname()
         self._migrations = load_migrations(MIGRATIONS_DIR)
         self._rendered: dict[str, str] = {}
-        self.broadcast = Broadcaster(self.pools, self._sql)
+        self.broadcast = Broadcaster(self.pools, self.statement)
+        # The feed's channel goes with every statement that changes a job; None switches it off.
+        self._events = self.target.events_channel if self.target.events else None
+        self._channels = Channels(self.target.channel, self._events)
 
-    def _sql(self, template: str) -> str:
+    def statement(self, template: str) -> str:
+        """A queries.py template as this store runs it (its schema, its clock expression)."""
         rendered = self._rendered.get(template)
         if rendered is None:
             rendered = self._rendered[template] = q.render(template,
@@ -108,17 +112,19 @@ class PostgresStore:
     async def _fetch(self, conn: psycopg.AsyncConnection[Any], template: str,
                      params: dict[str, Any] | None = None) -> Rows:
         """Rows of a statement that returns some (in pipeline mode this waits for them)."""
-        cursor = await conn.execute(self._sql(template), params)  # type: ignore[arg-type]
+        if params is not None:
+            params = {"events": self._events, **params}
+        cursor = await conn.execute(self.statement(template), params)
         return await cursor.fetchall()
 
     async def _run(self, conn: psycopg.AsyncConnection[Any], template: str,
                    params: dict[str, Any] | None = None) -> None:
         """A statement whose result is not needed (in pipeline mode: queued, not awaited)."""
-        await conn.execute(self._sql(template), params)  # type: ignore[arg-type]
+        await conn.execute(self.statement(template), params)
 
     async def _count(self, template: str, params: dict[str, Any]) -> int:
         async with self._session() as conn:
-            cursor = await conn.execute(self._sql(template), params)  # type: ignore[arg-type]
+            cursor = await conn.execute(self.statement(template), params)
             return max(cursor.rowcount, 0)
 
     async def _one(self, template: str, params: dict[str, Any] | None = None,
@@ -185,17 +191,14 @@ class PostgresStore:
                            tx: Any = None) -> list[EnqueueResult]:
         if not jobs:
             return []
-        channel = self.target.channel
+        channels = self._channels
         if tx is not None:
-            return await insert_on_caller(tx, self._sql, jobs, now, channel)
+            return await insert_on_caller(tx, self.statement, jobs, now, channels)
         tenants = {job.tenant for job in jobs}
         tenant = tenants.pop() if len(tenants) == 1 else None
         keyed = any(job.idempotency_key for job in jobs)
         async with self._session(tenant, atomic=keyed) as conn:
-            results = await insert_jobs(AsyncSession(conn), self._sql, jobs, now, channel)
-        self.broadcast.publish((r.id, r.state, j.queue, j.task, j.tenant, None)
-                               for j, r in zip(jobs, results, strict=True) if not r.duplicate)
-        return results
+            return await insert_jobs(AsyncSession(conn), self.statement, jobs, now, channels)
 
     # --- consuming ------------------------------------------------------------------------
 
@@ -211,8 +214,7 @@ class PostgresStore:
             statement, params["queues"] = q.CLAIM_QUEUES, list(queues)
         # UPDATE ... RETURNING comes back in no particular order: restore the claim order.
         rows = sorted(await self._one(statement, params), key=lambda r: (-r[9], r[12], r[0]))
-        self.broadcast.publish((r[0], "running", r[2], r[1], r[7], None) for r in rows)
-        return [ClaimedJob(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7] or None, r[8],
+        return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
                            r[9], r[10], r[11]) for r in rows]
 
     async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
@@ -232,10 +234,10 @@ class PostgresStore:
         if not groups:
             return []
         async with self._session(atomic=len(groups) > 1) as conn:
-            cursors = [await conn.execute(self._sql(SETTLE_STATEMENTS[g.kind]),  # type: ignore[arg-type]
-                                          {"now": now, **g.columns}) for g in groups]
+            cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
+                                          {"now": now, "events": self._events, **g.columns})
+                       for g in groups]
             returned = [await cursor.fetchall() for cursor in cursors]
-        self.broadcast.publish(r[:1] + r[2:] for rows in returned for r in rows)
         return settle_results(items, groups, [{(r[0], r[1]) for r in rows} for rows in returned])
 
     async def deregister_worker(self, worker_id: str) -> None:
@@ -252,9 +254,7 @@ class PostgresStore:
             params["ids"] = [i for i in ids if i not in out]
             asked = await self._fetch(conn, q.CANCEL_RUNNING, params)
             out |= {r[0]: "cancel_requested" for r in asked}
-            out = await self._with_states(conn, ids, out, tenant)
-        self.broadcast.publish(cancelled + asked)
-        return out
+            return await self._with_states(conn, ids, out, tenant)
 
     async def requeue(self, ids: Sequence[str], tenant: str | None = None,
                       now: float | None = None) -> dict[str, str]:
@@ -263,17 +263,24 @@ class PostgresStore:
             requeued = await self._fetch(conn, q.REQUEUE, params)
             if requeued:
                 await self._notify_on(conn, sorted({r[2] for r in requeued}))
-            out = await self._with_states(conn, ids, {r[0]: "queued" for r in requeued}, tenant)
-        self.broadcast.publish(requeued)
-        return out
+            return await self._with_states(conn, ids, {r[0]: "queued" for r in requeued},
+                                           tenant)
 
     async def _with_states(self, conn: psycopg.AsyncConnection[Any], ids: Sequence[str],
                            out: dict[str, str], tenant: str | None) -> dict[str, str]:
         rest = [i for i in ids if i not in out]
         if rest:
-            states = dict(await self._fetch(conn, q.STATES_OF, {"ids": rest, "tenant": tenant}))
+            rows = await self._fetch(conn, q.STATES_OF, {"ids": rest, "tenant": tenant})
+            states: dict[str, str] = {r[0]: r[1] for r in rows}
             out |= {i: states.get(i, "not_found") for i in rest}
         return {i: out[i] for i in ids}
+
+    async def discard(self, ids: Sequence[str], tenant: str | None = None) -> int:
+        """Delete finished jobs (completed, dead, cancelled) by id; returns how many."""
+        async with self._session(tenant, atomic=tenant is not None) as conn:
+            cursor = await conn.execute(self.statement(q.DISCARD),
+                                        {"ids": list(ids), "tenant": tenant})
+        return max(cursor.rowcount, 0)
 
     async def pause(self, queue: str) -> None:
         await self._count(q.SET_PAUSED, {"name": queue, "paused": True})
@@ -290,7 +297,6 @@ class PostgresStore:
             rescued = await self._fetch(conn, q.RESCUE_EXPIRED, {"now": now, "limit": limit})
             if rescued:
                 await self._notify_on(conn, sorted({r[2] for r in rescued}))
-        self.broadcast.publish(rescued)
         return len(rescued)
 
     async def promote_scheduled(self, now: float | None = None,
@@ -300,13 +306,10 @@ class PostgresStore:
             if promoted:
                 await self._notify_on(conn, sorted({r[2] for r in promoted}))
             [(next_due,)] = await self._fetch(conn, q.NEXT_SCHEDULED)
-        self.broadcast.publish(promoted)
         return len(promoted), next_due
 
     async def expire(self, now: float | None = None, limit: int = 1000) -> int:
-        expired = await self._one(q.EXPIRE, {"now": now, "limit": limit})
-        self.broadcast.publish(expired)
-        return len(expired)
+        return len(await self._one(q.EXPIRE, {"now": now, "limit": limit}))
 
     async def prune(self, retention: Retention, now: float | None = None,
                     limit: int = 10000) -> int:
@@ -351,8 +354,9 @@ class PostgresStore:
         params = {"tenant": tenant, "now": now}
         async with self._session(tenant, atomic=True) as conn:
             counts = await self._fetch(conn, q.QUEUE_COUNTS, params)
-            throughput = dict(await self._fetch(conn, q.QUEUE_THROUGHPUT, params))
-            flags = dict(await self._fetch(conn, q.QUEUE_FLAGS))
+            throughput: dict[str, int] = {r[0]: r[1] for r in
+                                          await self._fetch(conn, q.QUEUE_THROUGHPUT, params)}
+            flags: dict[str, bool] = {r[0]: r[1] for r in await self._fetch(conn, q.QUEUE_FLAGS)}
             [(clock,)] = await self._fetch(conn, q.CLOCK, params)
         return queue_infos(counts, throughput, flags, clock)
 

@@ -1,0 +1,116 @@
+"""EXPLAIN tests: the claim and maintenance statements stay on their partial indexes as the
+jobs table grows (200,000 rows, most of them finished, as in a busy queue before pruning)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conveyor.store.postgres import queries as q
+from conveyor.store.postgres.store import PostgresStore
+
+from .conftest import BASE_URL, admin_connect
+
+pytestmark = pytest.mark.postgres
+
+FILL = """
+INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, payload, created_at, run_at,
+                                    finished_at, lease_expires_at, priority)
+SELECT lpad(n::text, 12, '0'), 'fill.task', 'queue-' || (n % 7),
+       CASE WHEN n % 100 = 0 THEN 'queued' WHEN n % 100 = 1 THEN 'scheduled'
+            WHEN n % 100 = 2 THEN 'running' ELSE 'completed' END,
+       '\\x7b7d', 1700000000 + n, 1700000000 + n,
+       CASE WHEN n % 100 > 2 THEN 1700000000 + n END,
+       CASE WHEN n % 100 = 2 THEN 1700000000 + n END, n % 3
+FROM generate_series(1, 200000) AS n"""
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+async def _migrate(store: PostgresStore) -> None:
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+
+
+@pytest.fixture(scope="module")
+def filled() -> Iterator[PostgresStore]:
+    """One schema filled once for the whole module (filling takes a few seconds)."""
+    schema = f"conveyor_pgtest_{secrets.token_hex(6)}"
+    store = PostgresStore(f"{BASE_URL}?schema={schema}")
+    with admin_connect() as conn:
+        asyncio.run(_migrate(store))
+        try:
+            conn.execute(store.statement(FILL))
+            conn.execute(store.statement("ANALYZE {schema}.conveyor_jobs"))
+            yield store
+        finally:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def explain(store: PostgresStore, template: str, params: dict[str, Any],
+            generic: bool = False) -> list[dict[str, Any]]:
+    with admin_connect() as conn, conn.transaction():
+        if generic:  # what a prepared statement settles on after a few runs
+            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        row = conn.execute("EXPLAIN (FORMAT JSON) " + store.statement(template),
+                           params).fetchone()
+    assert row is not None
+    return list(plan_nodes(row[0][0]["Plan"]))
+
+
+def scans_of_jobs(nodes: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    return [(n["Node Type"], n.get("Index Name")) for n in nodes
+            if n.get("Relation Name") == "conveyor_jobs"]
+
+
+CLAIM = {"now": 1_800_000_000.0, "limit": 10, "token": 1, "lease_for": 30.0,
+         "worker_id": "w", "host": "h", "events": None}
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+def test_claim_from_one_queue_walks_its_partial_index(filled: PostgresStore,
+                                                            generic: bool) -> None:
+    nodes = explain(filled, q.CLAIM_QUEUE, {**CLAIM, "queue": "queue-0"}, generic)
+    scans = scans_of_jobs(nodes)
+    assert ("Index Scan", "conveyor_jobs_claim_queue") in scans, scans
+    assert all(kind != "Seq Scan" for kind, _ in scans), scans
+    assert any(n["Node Type"] == "LockRows" for n in nodes)  # FOR UPDATE SKIP LOCKED
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+def test_claim_from_any_queue_walks_the_claim_index(filled: PostgresStore,
+                                                          generic: bool) -> None:
+    scans = scans_of_jobs(explain(filled, q.CLAIM_ANY, CLAIM, generic))
+    assert ("Index Scan", "conveyor_jobs_claim") in scans, scans
+    assert all(kind != "Seq Scan" for kind, _ in scans), scans
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+def test_claim_from_several_queues_reads_each_queue_range(filled: PostgresStore,
+                                                          generic: bool) -> None:
+    scans = scans_of_jobs(explain(filled, q.CLAIM_QUEUES,
+                                  {**CLAIM, "queues": ["queue-1", "queue-2"]}, generic))
+    assert ("Index Scan", "conveyor_jobs_claim_queue") in scans, scans
+    assert all(kind != "Seq Scan" for kind, _ in scans), scans
+
+
+@pytest.mark.parametrize(("template", "index"), [
+    (q.RESCUE_EXPIRED, "conveyor_jobs_lease"),
+    (q.PROMOTE_SCHEDULED, "conveyor_jobs_scheduled"),
+])
+def test_maintenance_reads_its_partial_index(filled: PostgresStore, template: str,
+                                                   index: str) -> None:
+    scans = scans_of_jobs(explain(filled, template, {"now": 1_700_000_100.0, "limit": 1000,
+                                                    "events": None}))
+    assert any(name == index for _, name in scans), scans
+    assert all(kind != "Seq Scan" for kind, _ in scans), scans
