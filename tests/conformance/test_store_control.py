@@ -185,3 +185,24 @@ async def test_tenant_scopes_list_and_stats(store: Store) -> None:
     assert (await store.stats(now=T0)).by_state.get("queued") == 4
     [queue_a] = await store.queues(tenant="org-a", now=T0)
     assert queue_a.counts.get("queued") == 2
+
+
+# --- discard ----------------------------------------------------------------------------------
+
+
+async def test_discard_deletes_finished_jobs_only_within_the_tenant(store: Store) -> None:
+    dead = await enqueue(store, tenant="org-a", max_attempts=1)
+    claimed = await claim_one(store)
+    await store.settle([Fail(claimed.lease, error(1))], now=T0 + 1)
+    done = await enqueue(store, tenant="org-a")
+    finished = await claim_one(store)
+    await store.settle([Complete(finished.lease)], now=T0 + 2)
+    waiting = await enqueue(store, tenant="org-a")
+    other = await enqueue(store, tenant="org-b")
+    await store.cancel([other], now=T0 + 3)
+
+    assert await store.discard([dead, done, waiting, other, new_id()], tenant="org-a") == 2
+    assert await store.get(dead) is None and await store.get(done) is None
+    assert await store.get(waiting) is not None, "a queued job is not discarded"
+    assert await store.get(other) is not None, "another tenant's job is untouched"
+    assert await store.discard([other]) == 1
