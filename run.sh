@@ -52,6 +52,7 @@ case "${1:-}" in
       ensure_chromium || echo "warning: browser tests will be skipped" >&2
     fi
     "$venv/bin/ruff" check "$here/src" "$here/tests" "$here/bench"
+    (cd "$here" && "$venv/bin/mypy")
     exec "$venv/bin/python" -m pytest "$here/tests" "$@" ;;
   *)
     echo "usage: ./run.sh demo | ./run.sh test [pytest args]" >&2; exit 2 ;;

@@ -85,13 +85,13 @@ class JobContext:
         return False
 
 
-class _JobLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class _JobLogger(logging.LoggerAdapter):
     """ctx.logger: every record carries the job's id, task, queue, tenant and correlation id
     (JSON logs show them as fields)."""
 
     def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
                  job: ClaimedJob, worker_id: str) -> None:
-        super().__init__(logger, None)  # type: ignore[arg-type]
+        super().__init__(logger, None)
         self._job = job
         self._worker_id = worker_id
 

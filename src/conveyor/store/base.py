@@ -179,7 +179,7 @@ def drive_inline(coro: Coroutine[Any, Any, T]) -> T:
     try:
         coro.send(None)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        return done.value
     coro.close()
     raise RuntimeError("an inline store suspended; it must never await I/O")
 
@@ -194,9 +194,9 @@ def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
         return SQLiteStore(url, synchronous=synchronous)
     if url.startswith(("postgresql:", "postgres:")):
         try:
-            from .postgres.store import PostgresStore  # type: ignore[import-not-found]
+            from .postgres.store import PostgresStore
         except ImportError as exc:
             raise ConfigError("the PostgreSQL store needs psycopg: pip install "
                               "'conveyor-jobs[postgres]'") from exc
-        return PostgresStore(url)  # type: ignore[no-any-return]
+        return PostgresStore(url)
     raise ConfigError(f"unsupported store URL {url!r}: use sqlite:///path or postgresql://...")

@@ -84,8 +84,9 @@ class JobRunner:
         try:
             encoded = None if result is None else orjson.dumps(result)
         except TypeError as exc:
-            error = TypeError(f"the result of task {job.task!r} is not JSON-serialisable: {exc}")
-            return self._failed(job, error, task.retry, DeadReason.FAILED, final=True)
+            not_json = TypeError(f"the result of task {job.task!r} is not JSON-serialisable: "
+                                 f"{exc}")
+            return self._failed(job, not_json, task.retry, DeadReason.FAILED, final=True)
         return Complete(job.lease, encoded)
 
     async def _call(self, task: Task, ctx: JobContext, payload: Any) -> Any:

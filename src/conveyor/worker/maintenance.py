@@ -25,10 +25,11 @@ async def _await(coro: Coroutine[Any, Any, T]) -> T:
 class Maintenance:
     def __init__(self, app: Conveyor, clock: Clock, *, promote_every: float = 1.0,
                  rescue_every: float = 5.0, prune_every: float = 60.0,
-                 run: Callable[[Coroutine[Any, Any, T]], Awaitable[T]] | None = None) -> None:
+                 run: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]] | None = None) -> None:
         self.app = app
         self.clock = clock
-        self._run = run or _await  # the worker runs store calls off its event loop
+        # the worker runs store calls off its event loop
+        self._run: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]] = run or _await
         self.promote_every = promote_every
         self.rescue_every = rescue_every
         self.prune_every = prune_every
@@ -38,6 +39,8 @@ class Maintenance:
         store = self.app.store
         total = 0
         while True:
+            count: int
+            next_due: float | None
             count, next_due = await self._run(store.promote_scheduled(self.clock.store_now(),
                                                                       1000))
             total += count
@@ -47,20 +50,21 @@ class Maintenance:
         return total
 
     async def rescue(self) -> int:
-        count = await self._run(self.app.store.rescue_expired(self.clock.store_now(), 1000))
+        count: int = await self._run(self.app.store.rescue_expired(self.clock.store_now(), 1000))
         if count:
             log.warning("rescued %d jobs whose worker stopped heartbeating", count)
         return count
 
     async def expire(self) -> int:
-        count = await self._run(self.app.store.expire(self.clock.store_now(), 1000))
+        count: int = await self._run(self.app.store.expire(self.clock.store_now(), 1000))
         if count:
             log.info("expired %d jobs past their TTL", count)
         return count
 
     async def prune(self) -> int:
-        return await self._run(self.app.store.prune(self.app.retention,
-                                                    self.clock.store_now()))
+        pruned: int = await self._run(self.app.store.prune(self.app.retention,
+                                                           self.clock.store_now()))
+        return pruned
 
     async def run_once(self) -> dict[str, int]:
         """Every task once, in order. Tests call this after advancing a FakeClock."""

@@ -374,7 +374,7 @@ class Worker:
         items, self.pending = self.pending, []
         if self._progress:
             progress, self._progress = list(self._progress.values()), {}
-            items = progress + items  # type: ignore[operator]
+            items = progress + items
         return items
 
     def _report(self, items: list[Settle], applied: list[bool]) -> None:

@@ -170,11 +170,15 @@ class WakeChannel:
         listener.deliver(batches)
 
     def _get_sender(self) -> socket.socket:
-        if self._sender is None:
-            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sender.setblocking(False)
-            self._sender = sender
-        return self._sender
+        sender = self._sender
+        if sender is None:
+            with self._lock:  # two producing threads must not each open (and leak) one
+                if self._sender is None:
+                    created = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    created.setblocking(False)
+                    self._sender = created
+                sender = self._sender
+        return sender
 
     # --- listening ------------------------------------------------------------------------
 
@@ -225,10 +229,13 @@ class WakeChannel:
             queues.update(data.decode(errors="replace").split("\n"))
         listener.deliver(queues)
 
+    def __del__(self) -> None:  # a store dropped without close() leaves no open socket
+        self.close()
+
     def close(self) -> None:
-        if self._sender is not None:
-            self._sender.close()
-            self._sender = None
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.close()
 
 
 def _unlink_quietly(path: str) -> None:
