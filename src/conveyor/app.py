@@ -289,6 +289,10 @@ class Conveyor:
             self.registry.get(name)  # raises UnknownTask naming the known ones
         body = spec.validate(payload) if spec is not None else {} if payload is None else payload
         job_id = new_id()
+        if not options and spec is not None:  # the common case of a bulk enqueue: defaults
+            return NewJob(job_id, name, spec.queue, self.codec.encode(body, job_id, None),
+                          spec.priority, spec.retry.attempts, 0.0, None, spec.ttl, None, None,
+                          None, spec.unique_for, batch_id, None), body
         get = options.get
         tenant = get("tenant")
         run_at = get("run_at")

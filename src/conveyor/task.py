@@ -38,6 +38,13 @@ class Task:
     isolation: Isolation = "none"
 
     def __post_init__(self) -> None:
+        if not 0 < len(self.name) <= 200:
+            raise ValueError(f"task name {self.name!r} must be 1 to 200 characters")
+        if not 0 < len(self.queue) <= 100 or "\n" in self.queue:
+            raise ValueError(f"task {self.name!r}: queue {self.queue!r} must be 1 to 100 "
+                             "characters, one line")
+        if self.ttl is not None and self.ttl <= 0:
+            raise ValueError(f"task {self.name!r}: ttl must be a positive number of seconds")
         self.is_async = inspect.iscoroutinefunction(self.fn)
         self.sensitive = sensitive_paths(self.schema)
         if self.isolation == "process" and self.is_async:
