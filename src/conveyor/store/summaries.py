@@ -9,6 +9,7 @@ from .base import Stats
 
 
 def percentile(values: list[float], p: float) -> float | None:
+    """Nearest rank."""
     if not values:
         return None
     ordered = sorted(values)
@@ -16,7 +17,7 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def build_stats(counts: list[tuple[Any, ...]], durations: list[float],
-           outcomes: tuple[Any, ...], last_minute: int) -> Stats:
+                outcomes: tuple[Any, ...], last_minute: int) -> Stats:
     by_state: dict[str, int] = {str(s): 0 for s in JobState}
     by_queue: dict[str, dict[str, int]] = {}
     by_task: dict[str, dict[str, int]] = {}
@@ -37,7 +38,7 @@ def build_stats(counts: list[tuple[Any, ...]], durations: list[float],
 
 
 def build_queue_infos(counts: list[tuple[Any, ...]], throughput: dict[str, int],
-                 flags: dict[str, int], now: float) -> list[QueueInfo]:
+                      flags: dict[str, int] | dict[str, bool], now: float) -> list[QueueInfo]:
     names = sorted({r[0] for r in counts} | set(flags))
     by_queue: dict[str, dict[str, int]] = {n: {} for n in names}
     oldest: dict[str, float] = {}
@@ -45,6 +46,6 @@ def build_queue_infos(counts: list[tuple[Any, ...]], throughput: dict[str, int],
         by_queue[queue][state] = n
         if first_run is not None:
             oldest[queue] = first_run
-    return [QueueInfo(name=n, paused=bool(flags.get(n, 0)), counts=by_queue[n],
+    return [QueueInfo(name=n, paused=bool(flags.get(n, False)), counts=by_queue[n],
                       oldest_queued_age=(now - oldest[n]) if n in oldest else None,
                       completed_last_minute=throughput.get(n, 0)) for n in names]

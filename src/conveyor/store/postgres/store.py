@@ -46,18 +46,12 @@ from ..base import (
     Stats,
 )
 from ..migrate import Migration, load_migrations
+from ..summaries import build_queue_infos, build_stats
 from . import queries as q
 from .broadcast import Broadcaster, Stopper
 from .connection import LoopPools, parse_url
 from .enqueue import AsyncSession, Channels, insert_jobs, insert_on_caller
-from .rows import (
-    build_stats,
-    group_settles,
-    job_from_row,
-    queue_infos,
-    settle_results,
-    worker_from_row,
-)
+from .rows import group_settles, job_from_row, settle_results, worker_from_row
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -358,7 +352,7 @@ class PostgresStore:
                                           await self._fetch(conn, q.QUEUE_THROUGHPUT, params)}
             flags: dict[str, bool] = {r[0]: r[1] for r in await self._fetch(conn, q.QUEUE_FLAGS)}
             [(clock,)] = await self._fetch(conn, q.CLOCK, params)
-        return queue_infos(counts, throughput, flags, clock)
+        return build_queue_infos(counts, throughput, flags, clock)
 
     async def workers(self, now: float | None = None) -> list[WorkerInfo]:
         return [worker_from_row(r) for r in await self._one(q.WORKERS)]
