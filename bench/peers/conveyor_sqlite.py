@@ -24,22 +24,27 @@ async def job(ctx, payload):
 class Adapter(common.Adapter):
     library, backend, model, concurrency = "conveyor-jobs", "sqlite", "asyncio", 10
     module = "conveyor_sqlite"
+    db = DB
+
+    @property
+    def app(self):
+        return app
 
     def setup(self):
         self.reset()
 
     def reset(self):
-        app.close()
+        self.app.close()
         for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(DB + suffix):
-                os.remove(DB + suffix)
-        app.migrate()
+            if os.path.exists(self.db + suffix):
+                os.remove(self.db + suffix)
+        self.app.migrate()
 
     def enqueue(self, ms):
-        job.enqueue({"ms": ms})
+        self.app.enqueue("job", {"ms": ms})
 
     def enqueue_many(self, count, ms):
-        app.enqueue_many([{"task": "job", "payload": {"ms": ms}}] * count)
+        self.app.enqueue_many([{"task": "job", "payload": {"ms": ms}}] * count)
 
     def worker_command(self, concurrency):
         return [common.bin_path("conveyor"), "worker", "--app", f"adapters.{self.module}:app",
@@ -51,4 +56,4 @@ class Adapter(common.Adapter):
         return [[*self.worker_command(concurrency), "--processes", str(processes)]]
 
     def close(self):
-        app.close()
+        self.app.close()

@@ -21,19 +21,8 @@ from adapters.conveyor_sqlite import Adapter as _Base  # noqa: E402
 
 class Adapter(_Base):
     module = "conveyor_sqlite_full"
+    db = DB
 
-    def reset(self):
-        app.close()
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(DB + suffix):
-                os.remove(DB + suffix)
-        app.migrate()
-
-    def enqueue(self, ms):
-        job.enqueue({"ms": ms})
-
-    def enqueue_many(self, count, ms):
-        app.enqueue_many([{"task": "job", "payload": {"ms": ms}}] * count)
-
-    def close(self):
-        app.close()
+    @property
+    def app(self):
+        return app

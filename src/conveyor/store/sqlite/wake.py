@@ -141,19 +141,7 @@ class WakeChannel:
 
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]
                         ) -> Callable[[], Awaitable[None]]:
-        loop = asyncio.get_running_loop()
-        listener = _Listener(loop, callback)
-        self._local_subscribers.append(listener)
-        sock, path = self._bind(".events") if self.folder is not None else (None, None)
-        if sock is not None:
-            loop.add_reader(sock.fileno(), self._drain_events, sock, listener)
-
-        async def stop() -> None:
-            if listener in self._local_subscribers:
-                self._local_subscribers.remove(listener)
-            self._unbind(loop, sock, path)
-
-        return stop
+        return self._attach(callback, self._local_subscribers, ".events", self._drain_events)
 
     @staticmethod
     def _drain_events(sock: socket.socket, listener: _Listener) -> None:
@@ -184,16 +172,22 @@ class WakeChannel:
 
     async def listen(self, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
         """Call `callback(queue)` on the running loop for every wake-up; returns a stopper."""
+        return self._attach(callback, self._local, ".sock", self._drain)
+
+    def _attach(self, callback: Callable[[Any], None], local: list[_Listener], suffix: str,
+                drain: Callable[[socket.socket, _Listener], None]
+                ) -> Callable[[], Awaitable[None]]:
+        """Register an in-process listener and, on a file store, bind its socket."""
         loop = asyncio.get_running_loop()
         listener = _Listener(loop, callback)
-        self._local.append(listener)
-        sock, path = self._bind(".sock") if self.folder is not None else (None, None)
+        local.append(listener)
+        sock, path = self._bind(suffix) if self.folder is not None else (None, None)
         if sock is not None:
-            loop.add_reader(sock.fileno(), self._drain, sock, listener)
+            loop.add_reader(sock.fileno(), drain, sock, listener)
 
         async def stop() -> None:
-            if listener in self._local:
-                self._local.remove(listener)
+            if listener in local:
+                local.remove(listener)
             self._unbind(loop, sock, path)
 
         return stop
