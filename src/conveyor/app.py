@@ -15,7 +15,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -204,8 +204,35 @@ class Conveyor:
 
         Each item is `{"task": name, "payload": {...}, **options}` or `(task, payload)`.
         """
-        prepared = self.prepare_many(jobs)
+        items = list(jobs)
+        stream = getattr(self.store, "enqueue_stream", None)  # a network store's COPY path
+        if stream is not None and connection is None and len(items) > 1:
+            return self._enqueue_streamed(stream, items)
+        prepared = self.prepare_many(items)
         results = self._insert([n for n, _ in prepared], connection)
+        return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
+
+    def _enqueue_streamed(self, stream: Callable[..., list[EnqueueResult]],
+                          items: list[Any]) -> list[Job]:
+        """Hand the store the jobs as they are prepared, so it can send each while the next
+        is encoded. A bad item raises from inside the stream: nothing is stored."""
+        self._check_batch_size(items)
+        prepared: list[tuple[NewJob, Any]] = []
+
+        def produce() -> Iterator[NewJob]:
+            for pair in self._prepare_each(items, new_id()):
+                prepared.append(pair)
+                yield pair[0]
+
+        source = produce()
+        try:
+            results = stream(source, self.clock.store_now())
+        except StoreUnavailable:
+            if self.spool is None:
+                raise
+            for _ in source:  # validate and keep the rest, then spool them all
+                pass
+            results = self._spool_jobs([n for n, _ in prepared])
         return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
 
     async def enqueue_many_async(self, jobs: Iterable[Any], *,
@@ -215,8 +242,12 @@ class Conveyor:
         return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
 
     def _insert(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
+        store = self.store
+        blocking = getattr(store, "enqueue_many_blocking", None)  # a network store's own
         try:
-            return self.call(lambda s: s.enqueue_many(jobs, self.clock.store_now(), tx))
+            if blocking is not None:  # sync path: no hop to the door's loop
+                return blocking(jobs, self.clock.store_now(), tx)
+            return self._door.run(store, store.enqueue_many(jobs, self.clock.store_now(), tx))
         except StoreUnavailable:
             if self.spool is None or tx is not None:
                 raise
@@ -258,14 +289,19 @@ class Conveyor:
 
     def prepare_many(self, jobs: Iterable[Any]) -> list[tuple[NewJob, Any]]:
         items = list(jobs)
+        self._check_batch_size(items)
+        return list(self._prepare_each(items, new_id()))
+
+    def _check_batch_size(self, items: list[Any]) -> None:
         if len(items) > self.settings.max_batch:
             raise BatchTooLarge(len(items), self.settings.max_batch)
-        batch_id = new_id()
-        prepared = []
+
+    def _prepare_each(self, items: list[Any], batch_id: str) -> Iterator[tuple[NewJob, Any]]:
+        """Prepare a batch's items in order; an error names the item's index."""
         for index, item in enumerate(items):
             task, payload, options = _split_item(item, index)
             try:
-                prepared.append(self.prepare(task, payload, options, batch_id))
+                yield self.prepare(task, payload, options, batch_id)
             except PayloadInvalid as exc:
                 error = PayloadInvalid(exc.task, [{**e, "field": f"jobs[{index}].{e['field']}"}
                                                   for e in exc.errors])
@@ -275,7 +311,6 @@ class Conveyor:
                 exc.index = index  # type: ignore[attr-defined]
                 exc.add_note(f"in jobs[{index}] of the batch")
                 raise
-        return prepared
 
     def prepare(self, task: str | Task, payload: Any, options: Mapping[str, Any],
                 batch_id: str | None = None) -> tuple[NewJob, Any]:
@@ -457,7 +492,7 @@ _NO_OPTIONS: Mapping[str, Any] = {}
 
 
 def _split_item(item: Any, index: int) -> tuple[str | Task, Any, Mapping[str, Any]]:
-    if isinstance(item, Mapping):
+    if type(item) is dict or isinstance(item, Mapping):
         if "task" not in item:
             raise ConveyorError(f"jobs[{index}] has no 'task'")
         if len(item) <= 2 and (len(item) == 1 or "payload" in item):

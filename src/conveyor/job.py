@@ -244,6 +244,7 @@ class _IdGenerator:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._seq = 0
+        self._prefix = ""  # the id text of _last_ms: "xxxxxxxx-xxxx-7"
 
     def __call__(self) -> str:
         ms = time.time_ns() // 1_000_000
@@ -256,12 +257,14 @@ class _IdGenerator:
                     self._seq = _random_bits(8)
             else:
                 self._seq = _random_bits(8)
+            if ms != self._last_ms or not self._prefix:
+                self._prefix = f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7"
             self._last_ms = ms
-            seq = self._seq
-        # random's generator is seeded from os.urandom and reseeded in a forked child
-        tail = _random_bits(62) | 0x8000000000000000
-        h = f"{ms:012x}7{seq:03x}{tail:016x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            seq, prefix = self._seq, self._prefix
+        # random's generator is seeded from os.urandom and reseeded in a forked child.
+        # 12 bits of counter, the variant bits (10) and 62 random bits, as 19 hex digits.
+        tail = (seq << 64 | 0x8000000000000000 | _random_bits(62)).to_bytes(10).hex()
+        return f"{prefix}{tail[1:4]}-{tail[4:8]}-{tail[8:]}"
 
 
 _random_bits = random.getrandbits

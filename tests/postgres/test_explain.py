@@ -88,10 +88,10 @@ def test_claim_from_one_queue_walks_its_partial_index(filled: PostgresStore,
 
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
-def test_claim_from_any_queue_walks_the_claim_index(filled: PostgresStore,
+def test_claim_from_any_queue_skips_through_the_claim_index(filled: PostgresStore,
                                                           generic: bool) -> None:
     scans = scans_of_jobs(explain(filled, q.CLAIM_ANY, CLAIM, generic))
-    assert ("Index Scan", "conveyor_jobs_claim") in scans, scans
+    assert any(name == "conveyor_jobs_claim_queue" for _, name in scans), scans
     assert all(kind != "Seq Scan" for kind, _ in scans), scans
 
 

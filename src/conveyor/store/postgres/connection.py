@@ -19,13 +19,13 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ...errors import ConfigError, StoreUnavailable
 
@@ -173,7 +173,7 @@ class LoopPools:
             self.url.conninfo, min_size=1,
             kwargs={"autocommit": True, "prepare_threshold": 5 if self.url.prepare else None},
             max_size=self.url.pool_size, open=False, timeout=_GETCONN_TIMEOUT,
-            check=self._check, reset=self._stamp, name=f"conveyor-{self.url.schema}",
+            check=self._check, name=f"conveyor-{self.url.schema}",
             max_idle=300.0, reconnect_timeout=3600.0)
         try:
             await pool.open(wait=True, timeout=_GETCONN_TIMEOUT)
@@ -197,13 +197,8 @@ class LoopPools:
         terminated backend sends its FATAL message to every connection). That look costs no
         round trip; a real ping is made only then, or after the connection sat idle a while.
         A failed ping discards the connection and the pool hands out another."""
-        returned = self._returned.get(conn)
-        idle = returned is None or time.monotonic() - returned > _CHECK_AFTER_IDLE
-        if idle or _has_input(conn):
+        if _needs_ping(self._returned, conn):
             await AsyncConnectionPool.check_connection(conn)
-
-    async def _stamp(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._returned[conn] = time.monotonic()
 
     def close_running_elsewhere(self) -> None:
         """From plain sync code: close the pools whose loops still run in other threads (the
@@ -230,7 +225,103 @@ class LoopPools:
                     await asyncio.wait_for(asyncio.wrap_future(future), timeout=5.0)
 
 
-def _has_input(conn: psycopg.AsyncConnection[Any]) -> bool:
+class BlockingPool:
+    """A blocking pool for plain sync callers (the app's `enqueue` from a web view or a
+    script): the statement goes straight out on the caller's thread, with no hop to the sync
+    door's event loop. Opened on first use; outages become StoreUnavailable."""
+
+    def __init__(self, url: PostgresURL) -> None:
+        self.url = url
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+        self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._cursors: weakref.WeakKeyDictionary[Any, psycopg.Cursor[Any]] = (
+            weakref.WeakKeyDictionary())
+        self._suspect = False  # the last call met an outage: probe before waiting on the pool
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[tuple[psycopg.Connection[Any], psycopg.Cursor[Any]]]:
+        """An autocommit connection and its cursor (one per connection, kept)."""
+        pool = self._pool or self._open()
+        try:
+            conn = self._healthy(pool)
+            try:
+                cursor = self._cursors.get(conn)
+                if cursor is None or cursor.closed:
+                    cursor = self._cursors[conn] = conn.cursor()
+                yield conn, cursor
+            finally:
+                pool.putconn(conn)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._suspect = True
+            raise unavailable(exc, self.url.where) from exc
+
+    def _healthy(self, pool: ConnectionPool) -> psycopg.Connection[Any]:
+        """A pooled connection that answers. One that sat idle, or that the server wrote to
+        unasked (its goodbye when it restarts), is pinged first; a dead one is dropped and
+        the server probed: if it is down, StoreUnavailable now, not after the pool's wait
+        for a connection it cannot make; if it is back, the next connection is tried."""
+        for _ in range(self.url.pool_size + 1):
+            if self._suspect:
+                self._probe()
+            conn = pool.getconn()
+            if not _needs_ping(self._returned, conn):
+                return conn
+            try:
+                conn.execute("")
+                return conn
+            except psycopg.Error:
+                conn.close()  # the pool replaces a closed connection
+                pool.putconn(conn)
+                self._suspect = True
+        raise psycopg.OperationalError("no pooled connection answered")
+
+    def _probe(self) -> None:
+        """After a failure, one direct connection decides whether the server is there."""
+        try:
+            psycopg.connect(self.url.conninfo, connect_timeout=2).close()
+        except psycopg.OperationalError as exc:
+            raise unavailable(exc, self.url.where) from exc
+        self._suspect = False
+
+    def _open(self) -> ConnectionPool:
+        with self._lock:
+            if self._pool is not None:
+                return self._pool
+            self._probe()  # a wrong URL or a server that is down fails at once, with its reason
+            pool = ConnectionPool(
+                self.url.conninfo, min_size=1, max_size=self.url.pool_size, open=False,
+                kwargs={"autocommit": True, "prepare_threshold": 2 if self.url.prepare else None},
+                timeout=_GETCONN_TIMEOUT, name=f"conveyor-{self.url.schema}-sync",
+                max_idle=300.0,
+                reconnect_timeout=3600.0)
+            try:
+                pool.open(wait=True, timeout=_GETCONN_TIMEOUT)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                pool.close()
+                raise unavailable(exc, self.url.where) from exc
+            self._pool = pool
+            return pool
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close(timeout=1.0)
+
+
+def _needs_ping(handed_out: weakref.WeakKeyDictionary[Any, float], conn: Any) -> bool:
+    """A connection not handed out for a while, or one the server has written to unasked
+    (its goodbye after a restart), gets a real ping before use; any other goes out unchecked.
+    The time is stamped here, at hand-out, rather than by a pool `reset` callback: with one,
+    the pool returns every connection through its worker, a thread hop per call."""
+    now = time.monotonic()
+    at = handed_out.get(conn)
+    handed_out[conn] = now
+    return at is None or now - at > _CHECK_AFTER_IDLE or _has_input(conn)
+
+
+def _has_input(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     try:
         readable, _, _ = select.select([conn.fileno()], [], [], 0)
     except (OSError, ValueError, psycopg.Error):

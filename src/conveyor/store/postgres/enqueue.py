@@ -17,7 +17,7 @@ from psycopg import pq
 from ...errors import ConfigError, ConveyorError
 from ...job import EnqueueResult, JobState, NewJob
 from . import queries as q
-from .rows import insert_params, key_params
+from .rows import insert_one_params, insert_params, key_params, plain_params
 
 Render = Callable[[str], str]
 
@@ -45,28 +45,52 @@ class AsyncSession:
 
 
 class SyncSession:
-    """The caller's blocking connection: each call blocks this loop for one round trip."""
+    """A blocking connection: each call blocks for one round trip. It never suspends, so a
+    coroutine over it can be driven to its end in place (store.base.drive_inline)."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any],
+                 cursor: psycopg.Cursor[Any] | None = None) -> None:
         self.conn = conn
+        self.cursor = cursor or conn.cursor()  # reused: a cursor per call costs more
 
     async def run(self, query: str, params: dict[str, Any]) -> None:
-        self.conn.execute(query, params)
+        self.cursor.execute(query, params)
 
     async def fetch(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        return self.conn.execute(query, params).fetchall()
+        return self.cursor.execute(query, params).fetchall()
 
 
 async def insert_jobs(session: Session, render: Render, jobs: Sequence[NewJob],
-                      now: float | None, channels: Channels) -> list[EnqueueResult]:
+                      now: float | None, channels: Channels,
+                      retryable: bool = False) -> list[EnqueueResult]:
     """Insert a batch; a job whose idempotency key is held comes back as the holder, marked
     duplicate. Dedupe is the partial unique index plus ON CONFLICT DO NOTHING: a concurrent
-    insert of the same key waits for the other transaction, then finds its row."""
+    insert of the same key waits for the other transaction, then finds its row.
+
+    `retryable`: the session is in autocommit outside any transaction, so a failed statement
+    leaves nothing behind and a plain batch may take INSERT_PLAIN (no ON CONFLICT), falling
+    back to INSERT_JOBS in the rare case that an id is already stored."""
+    if retryable and len(jobs) > 1:
+        params = plain_params(jobs, now, channels.wake, channels.events)
+        if params is not None:
+            try:
+                [(clock, count)] = await session.fetch(render(q.INSERT_PLAIN), params)
+            except psycopg.errors.UniqueViolation:
+                pass  # an id is stored already (a spooled batch sent twice): sort it out below
+            else:
+                if count == len(jobs):
+                    return [EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)
+                            for job in jobs]
+                raise ConveyorError(f"bulk insert stored {count} of {len(jobs)} jobs")
     keyed = any(job.idempotency_key for job in jobs)
     if keyed:
         await session.run(render(q.FREE_EXPIRED_KEYS), key_params(jobs, now))
-    rows = await session.fetch(render(q.INSERT_JOBS),
-                               insert_params(jobs, now, channels.wake, channels.events))
+    if len(jobs) == 1:
+        rows = await session.fetch(render(q.INSERT_ONE),
+                                   insert_one_params(jobs[0], now, channels.wake, channels.events))
+    else:
+        rows = await session.fetch(render(q.INSERT_JOBS),
+                                   insert_params(jobs, now, channels.wake, channels.events))
     inserted = {r[0]: EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows}
     if len(inserted) == len(jobs):
         return [inserted[job.id] for job in jobs]

@@ -33,6 +33,20 @@ def feed(source: str) -> str:
     GROUP BY chunk"""
 
 
+def grouped_feed(source: str, state: str) -> str:
+    """A CTE body that publishes `source`'s (id, queue, task, tenant) rows, all in `state`,
+    compactly: one item per (queue, task, tenant) with up to 150 ids, so a bulk insert of
+    1,000 jobs sends a few payloads instead of a hundred (36-character ids: under 6 kB)."""
+    return """
+    SELECT pg_notify(%(events)s, json_build_array(json_build_array(
+               json_agg(id), '""" + state + """', queue, task, nullif(tenant, ''), NULL))::text)
+    FROM (SELECT id, queue, task, tenant,
+                 (row_number() OVER (PARTITION BY queue, task, tenant) - 1) / 150 AS chunk
+          FROM """ + source + """) AS rows
+    WHERE %(events)s::text IS NOT NULL
+    GROUP BY queue, task, tenant, chunk"""
+
+
 def with_feed(change: str, columns: str) -> str:
     """`change` (a statement RETURNING the feed's columns and `columns`), publishing its rows."""
     return ("WITH changed AS (" + change + "),\nfeed AS (" + feed("changed") + ")\n"
@@ -71,12 +85,13 @@ WHERE job.tenant = wanted.tenant AND job.dedupe_key = wanted.key
 # ON CONFLICT DO NOTHING skips a job whose key is already held (the partial unique index), and
 # a job whose id is already stored (a producer spool forwarding a file twice): it lands once.
 # An empty key is no key.
+_NEW_JOB_COLUMNS = """id, task, queue, state, priority, payload, tenant, correlation_id,
+        idempotency_key, dedupe_key, unique_for, max_attempts, created_at, run_at, expires_at,
+        batch_id, parent_id"""
 INSERT_JOBS = """
 WITH clock AS (SELECT {now} AS now),
 inserted AS (
-    INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority, payload, tenant,
-        correlation_id, idempotency_key, dedupe_key, unique_for, max_attempts, created_at,
-        run_at, expires_at, batch_id, parent_id)
+    INSERT INTO {schema}.conveyor_jobs (""" + _NEW_JOB_COLUMNS + """)
     SELECT new.id, new.task, new.queue,
            CASE WHEN coalesce(new.run_at, clock.now + new.delay) > clock.now
                 THEN 'scheduled' ELSE 'queued' END,
@@ -84,12 +99,12 @@ inserted AS (
            nullif(new.idempotency_key, ''), new.unique_for, new.max_attempts, clock.now,
            coalesce(new.run_at, clock.now + new.delay), clock.now + new.ttl,
            new.batch_id, new.parent_id
-    FROM clock, unnest(%(ids)s::text[], %(tasks)s::text[], %(queues)s::text[],
-                       %(priorities)s::integer[], %(payloads)s::bytea[], %(tenants)s::text[],
-                       %(correlation_ids)s::text[], %(keys)s::text[],
-                       %(unique_fors)s::float8[], %(max_attempts)s::integer[],
-                       %(delays)s::float8[], %(run_ats)s::float8[], %(ttls)s::float8[],
-                       %(batch_ids)s::text[], %(parent_ids)s::text[])
+    FROM clock, unnest(%(ids)b::text[], %(tasks)b::text[], %(queues)b::text[],
+                       %(priorities)b::integer[], %(payloads)b::bytea[], %(tenants)b::text[],
+                       %(correlation_ids)b::text[], %(keys)b::text[],
+                       %(unique_fors)b::float8[], %(max_attempts)b::integer[],
+                       %(delays)b::float8[], %(run_ats)b::float8[], %(ttls)b::float8[],
+                       %(batch_ids)b::text[], %(parent_ids)b::text[])
          AS new(id, task, queue, priority, payload, tenant, correlation_id, idempotency_key,
                 unique_for, max_attempts, delay, run_at, ttl, batch_id, parent_id)
     ON CONFLICT DO NOTHING
@@ -97,6 +112,70 @@ inserted AS (
 notified AS (
     SELECT pg_notify(%(channel)s, queue) FROM (SELECT DISTINCT queue FROM inserted) AS woken),
 feed AS (""" + feed("inserted") + """)
+SELECT id, state, created_at, run_at FROM inserted
+WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
+
+# A plain batch (the common bulk call): new jobs due now, with no idempotency key, correlation
+# id, parent or schedule of their own, and one tenant, batch, TTL and unique_for for all. Six
+# arrays instead of fifteen, sent in binary; no RETURNING to the client (every row is
+# 'queued' at the statement's clock, which comes back once). No ON CONFLICT either: ids are
+# fresh, and the rare clash (a spooled batch forwarded twice) fails the statement, which the
+# store then runs again through INSERT_JOBS.
+INSERT_PLAIN = """
+WITH clock AS (SELECT {now} AS now),
+inserted AS (
+    INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority, payload, tenant,
+        unique_for, max_attempts, created_at, run_at, expires_at, batch_id)
+    SELECT new.id, new.task, new.queue, 'queued', new.priority, new.payload, %(tenant)s::text,
+           %(unique_for)s::float8, new.max_attempts, clock.now, clock.now,
+           clock.now + %(ttl)s::float8, %(batch_id)s::text
+    FROM clock, unnest(%(ids)b::text[], %(tasks)b::text[], %(queues)b::text[],
+                       %(priorities)b::integer[], %(payloads)b::bytea[],
+                       %(max_attempts)b::integer[])
+         AS new(id, task, queue, priority, payload, max_attempts)
+    RETURNING id, queue, task, tenant),
+notified AS (
+    SELECT pg_notify(%(channel)s, queue) FROM (SELECT DISTINCT queue FROM inserted) AS woken),
+feed AS (""" + grouped_feed("inserted", "queued") + """)
+SELECT clock.now, (SELECT count(*) FROM inserted) FROM clock
+WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
+
+# A plain batch from a blocking caller streams in with COPY (postgres/copy.py): binary rows,
+# heap pages filled many rows at a time. Without `now` the times are the columns' defaults
+# (the transaction's clock); wake-ups, the feed and that clock follow in one statement.
+COPY_PLAIN = """COPY {schema}.conveyor_jobs (id, task, queue, state, priority, payload,
+    unique_for, max_attempts, batch_id) FROM STDIN (FORMAT BINARY)"""
+COPY_PLAIN_AT = """COPY {schema}.conveyor_jobs (id, task, queue, state, priority, payload,
+    unique_for, max_attempts, batch_id, created_at, run_at) FROM STDIN (FORMAT BINARY)"""
+AFTER_COPY = """
+SELECT {now}, (SELECT count(*) FROM (
+    SELECT pg_notify(%(channel)s, queue) FROM unnest(%(queues)b::text[]) AS queue
+    UNION ALL
+    SELECT pg_notify(%(events)s, item) FROM unnest(%(feed)b::text[]) AS item
+    WHERE %(events)s::text IS NOT NULL) AS sent)"""
+
+# One job (the common `enqueue` call): scalar parameters, no arrays to build or unnest, and one
+# feed payload. Same columns, states and conflict handling as INSERT_JOBS.
+INSERT_ONE = """
+WITH clock AS (SELECT {now} AS now),
+inserted AS (
+    INSERT INTO {schema}.conveyor_jobs (""" + _NEW_JOB_COLUMNS + """)
+    SELECT %(id)s::text, %(task)s::text, %(queue)s::text,
+           CASE WHEN coalesce(%(run_at)s::float8, clock.now + %(delay)s::float8) > clock.now
+                THEN 'scheduled' ELSE 'queued' END,
+           %(priority)s::integer, %(payload)s::bytea, %(tenant)s::text, %(correlation_id)s::text,
+           %(key)s::text, nullif(%(key)s::text, ''), %(unique_for)s::float8,
+           %(max_attempts)b::integer, clock.now,
+           coalesce(%(run_at)s::float8, clock.now + %(delay)s::float8),
+           clock.now + %(ttl)s::float8, %(batch_id)s::text, %(parent_id)s::text
+    FROM clock
+    ON CONFLICT DO NOTHING
+    RETURNING id, state, created_at, run_at, queue, task, tenant, progress),
+notified AS (SELECT pg_notify(%(channel)s, queue) FROM inserted),
+feed AS (
+    SELECT pg_notify(%(events)s, json_build_array(json_build_array(
+               id, state, queue, task, nullif(tenant, ''), progress))::text)
+    FROM inserted WHERE %(events)s::text IS NOT NULL)
 SELECT id, state, created_at, run_at FROM inserted
 WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
 
@@ -141,17 +220,17 @@ SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
 FROM picked WHERE job.id = picked.id
 RETURNING """ + _CLAIMED
 
-CLAIM_ANY = with_feed(_CLAIM.replace("{queue_filter}", "true"), _CLAIMED_COLUMNS)
 CLAIM_QUEUE = with_feed(_CLAIM.replace("{queue_filter}", "queue = %(queue)s"), _CLAIMED_COLUMNS)
 
 # Several queues: the best `limit` of each queue from its own index range (a LATERAL per
 # queue, locked with SKIP LOCKED there), then the best `limit` of those. A worker on a few
 # queues never walks past another queue's backlog. The extra candidates it locked are let go
 # when this one-statement transaction ends, a moment later.
-CLAIM_QUEUES = with_feed("""
-WITH candidates AS (
+_CLAIM_FROM = """
+WITH RECURSIVE {queues},
+candidates AS (
     SELECT candidate.id, candidate.priority, candidate.run_at
-    FROM unnest(%(queues)s::text[]) AS wanted(queue)
+    FROM wanted
     CROSS JOIN LATERAL (
         SELECT id, priority, run_at FROM {schema}.conveyor_jobs
         WHERE state = 'queued' AND queue = wanted.queue
@@ -159,7 +238,8 @@ WITH candidates AS (
         ORDER BY priority DESC, run_at, id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED) AS candidate
-    WHERE wanted.queue NOT IN (SELECT name FROM {schema}.conveyor_queues WHERE paused)),
+    WHERE wanted.queue IS NOT NULL
+      AND wanted.queue NOT IN (SELECT name FROM {schema}.conveyor_queues WHERE paused)),
 picked AS (
     SELECT id FROM candidates ORDER BY priority DESC, run_at, id LIMIT %(limit)s)
 UPDATE {schema}.conveyor_jobs AS job
@@ -167,7 +247,20 @@ SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
     lease_expires_at = {now} + %(lease_for)s, started_at = {now},
     worker_id = %(worker_id)s, worker_host = %(host)s, cancel_requested = false
 FROM picked WHERE job.id = picked.id
-RETURNING """ + _CLAIMED, _CLAIMED_COLUMNS)
+RETURNING """ + _CLAIMED
+
+CLAIM_QUEUES = with_feed(_CLAIM_FROM.replace(
+    "{queues}", "wanted(queue) AS (SELECT unnest(%(queues)s::text[]))"), _CLAIMED_COLUMNS)
+
+# Any queue: the queues that have queued jobs, found by skipping through the claim index
+# (one short descent per queue, however deep each backlog), then as for several queues.
+CLAIM_ANY = with_feed(_CLAIM_FROM.replace("{queues}", """wanted(queue) AS (
+    (SELECT queue FROM {schema}.conveyor_jobs WHERE state = 'queued' ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT next.queue FROM {schema}.conveyor_jobs AS next
+            WHERE next.state = 'queued' AND next.queue > wanted.queue
+            ORDER BY next.queue LIMIT 1)
+    FROM wanted WHERE wanted.queue IS NOT NULL)"""), _CLAIMED_COLUMNS)
 
 # One round trip: record the worker, extend every lease it holds, report what it still holds.
 HEARTBEAT = """

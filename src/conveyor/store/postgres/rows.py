@@ -35,6 +35,38 @@ def insert_params(jobs: Sequence[NewJob], now: float | None, channel: str,
     }
 
 
+def plain_params(jobs: Sequence[NewJob], now: float | None, channel: str,
+                 events: str | None) -> dict[str, Any] | None:
+    """Parameters for INSERT_PLAIN, or None when a job in the batch needs INSERT_JOBS."""
+    first = jobs[0]
+    tenant, batch_id, ttl, unique_for = first.tenant, first.batch_id, first.ttl, first.unique_for
+    for j in jobs:
+        if (j.idempotency_key or j.correlation_id is not None or j.run_at is not None
+                or j.delay or j.parent_id is not None or j.tenant != tenant
+                or j.batch_id != batch_id or j.ttl != ttl or j.unique_for != unique_for):
+            return None
+    return {
+        "now": now, "channel": channel, "events": events, "tenant": tenant or "",
+        "batch_id": batch_id, "ttl": ttl, "unique_for": unique_for,
+        "ids": [j.id for j in jobs], "tasks": [j.task for j in jobs],
+        "queues": [j.queue for j in jobs], "priorities": [j.priority for j in jobs],
+        "payloads": [j.payload for j in jobs], "max_attempts": [j.max_attempts for j in jobs],
+    }
+
+
+def insert_one_params(job: NewJob, now: float | None, channel: str,
+                      events: str | None) -> dict[str, Any]:
+    """Scalar parameters for INSERT_ONE."""
+    return {
+        "now": now, "channel": channel, "events": events, "id": job.id, "task": job.task,
+        "queue": job.queue, "priority": job.priority, "payload": job.payload,
+        "tenant": job.tenant or "", "correlation_id": job.correlation_id,
+        "key": job.idempotency_key, "unique_for": job.unique_for,
+        "max_attempts": job.max_attempts, "delay": float(job.delay), "run_at": job.run_at,
+        "ttl": job.ttl, "batch_id": job.batch_id, "parent_id": job.parent_id,
+    }
+
+
 def key_params(jobs: Sequence[NewJob], now: float | None) -> dict[str, Any]:
     keyed = [j for j in jobs if j.idempotency_key]
     return {"now": now, "tenants": [j.tenant or "" for j in keyed],

@@ -15,12 +15,13 @@ import contextlib
 import logging
 import random
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from ...errors import ConfigError
 from ...job import (
     ClaimedJob,
     EnqueueResult,
@@ -44,13 +45,15 @@ from ..base import (
     Settle,
     Snooze,
     Stats,
+    drive_inline,
 )
 from ..migrate import Migration, load_migrations
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
 from .broadcast import Broadcaster, Stopper
-from .connection import LoopPools, parse_url
-from .enqueue import AsyncSession, Channels, insert_jobs, insert_on_caller
+from .connection import BlockingPool, LoopPools, parse_url
+from .copy import NotPlain, copy_jobs
+from .enqueue import AsyncSession, Channels, SyncSession, insert_jobs, insert_on_caller
 from .rows import group_settles, job_from_row, settle_results, worker_from_row
 
 log = logging.getLogger("conveyor.store.postgres")
@@ -69,6 +72,7 @@ class PostgresStore:
         self.url = url
         self.target = parse_url(url)
         self.pools = LoopPools(self.target)
+        self.blocking = BlockingPool(self.target)
         self._host = socket.gethostname()
         self._migrations = load_migrations(MIGRATIONS_DIR)
         self._rendered: dict[str, str] = {}
@@ -136,6 +140,7 @@ class PostgresStore:
     async def close(self) -> None:
         await self.broadcast.close()
         await self.pools.close()
+        self.blocking.close()
 
     def capabilities(self) -> Capabilities:
         return Capabilities(listen_notify=True, skip_locked=True, max_batch=10_000,
@@ -191,8 +196,52 @@ class PostgresStore:
         tenants = {job.tenant for job in jobs}
         tenant = tenants.pop() if len(tenants) == 1 else None
         keyed = any(job.idempotency_key for job in jobs)
+        own = tenant is None and not keyed  # autocommit, outside any transaction
         async with self._session(tenant, atomic=keyed) as conn:
-            return await insert_jobs(AsyncSession(conn), self.statement, jobs, now, channels)
+            return await insert_jobs(AsyncSession(conn), self.statement, jobs, now, channels,
+                                     retryable=own)
+
+    def enqueue_many_blocking(self, jobs: Sequence[NewJob], now: float | None = None,
+                              tx: Any = None) -> list[EnqueueResult]:
+        """enqueue_many for plain sync callers: runs on the calling thread over a blocking
+        connection (the caller's own `tx`, or one of the blocking pool's), one round trip for
+        a job without an idempotency key."""
+        if not jobs:
+            return []
+        if isinstance(tx, psycopg.AsyncConnection):
+            raise ConfigError("an AsyncConnection belongs to its event loop: pass it to "
+                              "enqueue_async / enqueue_many_async, or pass a psycopg Connection")
+        channels = self._channels
+        if tx is not None:
+            return drive_inline(insert_on_caller(tx, self.statement, jobs, now, channels))
+        tenants = {job.tenant for job in jobs}
+        tenant = tenants.pop() if len(tenants) == 1 else None
+        keyed = any(job.idempotency_key for job in jobs)
+        with self.blocking.connection() as (conn, cursor):
+            session = SyncSession(conn, cursor)
+            if tenant is None and not keyed:
+                return drive_inline(insert_jobs(session, self.statement, jobs, now, channels,
+                                                retryable=True))
+            with conn.pipeline(), conn.transaction():
+                if tenant is not None:
+                    cursor.execute(self.statement(q.SET_TENANT), {"tenant": tenant})
+                return drive_inline(insert_jobs(session, self.statement, jobs, now, channels))
+
+    def enqueue_stream(self, jobs: Iterable[NewJob],
+                       now: float | None = None) -> list[EnqueueResult]:
+        """enqueue_many for a blocking caller whose batch is still being produced: a plain
+        batch streams in by COPY while the caller encodes the rest (postgres/copy.py);
+        anything else is collected and inserted as enqueue_many_blocking would."""
+        source, taken = iter(jobs), list[NewJob]()
+        with self.blocking.connection() as (conn, _):
+            try:
+                return copy_jobs(conn, self.statement, source, taken, now,
+                                 self._channels.wake, self._events)
+            except (NotPlain, psycopg.errors.UniqueViolation,
+                    psycopg.errors.FeatureNotSupported) as exc:
+                log.debug("bulk enqueue by INSERT instead of COPY: %r", exc)
+        taken.extend(source)  # what the stream had not reached yet
+        return self.enqueue_many_blocking(taken, now)
 
     # --- consuming ------------------------------------------------------------------------
 

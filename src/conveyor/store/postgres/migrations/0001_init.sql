@@ -17,8 +17,9 @@ CREATE TABLE {schema}.conveyor_jobs (
     unique_until     double precision,
     attempt          integer          NOT NULL DEFAULT 0,
     max_attempts     integer          NOT NULL DEFAULT 3,
-    created_at       double precision NOT NULL,
-    run_at           double precision NOT NULL,
+    -- Defaults: the transaction's clock, for rows a bulk COPY sends without times.
+    created_at       double precision NOT NULL DEFAULT extract(epoch FROM now()),
+    run_at           double precision NOT NULL DEFAULT extract(epoch FROM now()),
     started_at       double precision,
     finished_at      double precision,
     expires_at       double precision,
@@ -48,9 +49,10 @@ ALTER TABLE {schema}.conveyor_jobs SET (
     autovacuum_vacuum_cost_delay = 1
 );
 
--- The claim path: queued jobs in priority, run_at, id order (all queues, or one queue).
-CREATE INDEX conveyor_jobs_claim ON {schema}.conveyor_jobs (priority DESC, run_at, id)
-    WHERE state = 'queued';
+-- The claim path: each queue's queued jobs in priority, run_at, id order. A claim from any
+-- queue finds the queues with queued jobs by skipping through this same index, so a new job
+-- updates two indexes (this and the primary key): every index on a queued row is paid for
+-- by every enqueue.
 CREATE INDEX conveyor_jobs_claim_queue ON {schema}.conveyor_jobs (queue, priority DESC, run_at, id)
     WHERE state = 'queued';
 -- Maintenance paths, each a partial index over the rows it can touch.
@@ -66,11 +68,17 @@ CREATE INDEX conveyor_jobs_finished ON {schema}.conveyor_jobs (finished_at)
 -- Idempotency: a key is unique per tenant among jobs that still hold it.
 CREATE UNIQUE INDEX conveyor_jobs_dedupe ON {schema}.conveyor_jobs (tenant, dedupe_key)
     WHERE dedupe_key IS NOT NULL;
--- Reading: keyset pages by state, correlation id, batch.
-CREATE INDEX conveyor_jobs_state ON {schema}.conveyor_jobs (state, id);
+-- Reading: keyset pages of finished jobs by state (the active states are read through their
+-- own partial indexes above, or the primary key), by correlation id, by batch.
+CREATE INDEX conveyor_jobs_state ON {schema}.conveyor_jobs (state, id)
+    WHERE state IN ('completed', 'dead', 'cancelled');
 CREATE INDEX conveyor_jobs_correlation ON {schema}.conveyor_jobs (correlation_id)
     WHERE correlation_id IS NOT NULL;
-CREATE INDEX conveyor_jobs_batch ON {schema}.conveyor_jobs (batch_id) WHERE batch_id IS NOT NULL;
+-- A batch's jobs: batch ids are time-ordered (UUIDv7) and rows go in at the end of the table,
+-- so a BRIN index finds a batch's few block ranges, at almost no cost to each insert (a btree
+-- here cost bulk enqueue a sixth of its speed).
+CREATE INDEX conveyor_jobs_batch ON {schema}.conveyor_jobs USING brin (batch_id)
+    WITH (pages_per_range = 16, autosummarize = on) WHERE batch_id IS NOT NULL;
 
 -- Tenant isolation. It binds only roles that neither own the table nor have BYPASSRLS (an
 -- API role for tenant tokens, say); the store's own role owns the table and sees every row.

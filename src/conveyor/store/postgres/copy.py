@@ -1,0 +1,79 @@
+"""Bulk enqueue by COPY: the fastest way into PostgreSQL for a blocking caller's plain batch.
+
+Rows stream to the server as the caller produces them (the app prepares each job inside the
+loop, so the server inserts while Python encodes the next), in binary, and the server fills
+heap pages many rows at a time. Then one statement sends the wake-ups and the event feed and
+reads the clock, and the transaction commits: all the jobs or none.
+
+A plain batch is new jobs due now, with no idempotency key, correlation id, parent, schedule,
+TTL or tenant of their own (what `plain` checks as the rows go by). Anything else, a table
+where row-level security binds the store's role (COPY refuses), or an id already stored (a
+duplicate), goes through INSERT_JOBS instead, with the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import orjson
+import psycopg
+
+from ...job import EnqueueResult, JobState, NewJob
+from . import queries as q
+
+Render = Callable[[str], str]
+_TYPES = ["text", "text", "text", "text", "int4", "bytea", "float8", "int4", "text"]
+_FEED_IDS = 150  # ids per feed item: 36-character ids keep a payload under 6 kB
+
+
+class NotPlain(Exception):
+    """A job in the stream needs INSERT_JOBS; the stream is abandoned before it commits."""
+
+
+def plain(job: NewJob) -> bool:
+    return not (job.idempotency_key or job.correlation_id is not None or job.run_at is not None
+                or job.delay or job.parent_id is not None or job.tenant
+                or job.ttl is not None)
+
+
+def copy_jobs(conn: psycopg.Connection[Any], render: Render, jobs: Iterable[NewJob],
+              taken: list[NewJob], now: float | None, wake: str,
+              events: str | None) -> list[EnqueueResult]:
+    """COPY `jobs` in one transaction on an idle autocommit connection, appending each to
+    `taken` as it goes (so a caller that has to fall back still has them all). Raises
+    NotPlain, or psycopg's error, with nothing stored."""
+    with conn.transaction(), conn.cursor() as cursor:
+        with cursor.copy(render(q.COPY_PLAIN if now is None else q.COPY_PLAIN_AT)) as copy:
+            copy.set_types(_TYPES if now is None else [*_TYPES, "float8", "float8"])
+            write = copy.write_row
+            extra = () if now is None else (now, now)
+            for job in _checked(jobs, taken):
+                write((job.id, job.task, job.queue, "queued", job.priority, job.payload,
+                       job.unique_for, job.max_attempts, job.batch_id, *extra))
+        queues = sorted({job.queue for job in taken})
+        cursor.execute(render(q.AFTER_COPY), {
+            "now": now, "channel": wake, "queues": queues, "events": events,
+            "feed": feed_items(taken) if events else []})
+        row = cursor.fetchone()
+    assert row is not None
+    clock = row[0]
+    return [EnqueueResult(job.id, False, JobState.QUEUED, clock, clock) for job in taken]
+
+
+def _checked(jobs: Iterable[NewJob], taken: list[NewJob]) -> Iterator[NewJob]:
+    for job in jobs:
+        taken.append(job)
+        if not plain(job):
+            raise NotPlain(job.id)
+        yield job
+
+
+def feed_items(jobs: list[NewJob]) -> list[str]:
+    """The event feed's payloads for newly queued jobs: [[ids], state, queue, task, tenant,
+    progress] items (events.decode_events), one payload per group of up to 150 ids."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for job in jobs:
+        groups.setdefault((job.queue, job.task), []).append(job.id)
+    return [orjson.dumps([[ids[i:i + _FEED_IDS], "queued", queue, task, None, None]]).decode()
+            for (queue, task), ids in groups.items() for i in range(0, len(ids), _FEED_IDS)]
