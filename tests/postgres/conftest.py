@@ -15,6 +15,8 @@ import pytest
 
 from conveyor.store.postgres.store import PostgresStore
 
+from .cluster import PrivateCluster, bin_dir
+
 BASE_URL = os.environ.get("CONVEYOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 pytestmark = pytest.mark.postgres
@@ -54,3 +56,27 @@ async def store(url: str) -> AsyncIterator[PostgresStore]:
         yield instance
     finally:
         await instance.close()
+
+
+@pytest.fixture(scope="session")
+def private_pg() -> Iterator[PrivateCluster]:
+    """A PostgreSQL server of this test session's own, free to stop, crash and restart."""
+    binaries = bin_dir()
+    if binaries is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL's server binaries (initdb, pg_ctl) are required in CI")
+        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
+    cluster = PrivateCluster(binaries)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def private_url(private_pg: PrivateCluster) -> str:
+    """A fresh schema on the private server, which is running when the test starts."""
+    if not private_pg.running():
+        private_pg.start()
+    return f"{private_pg.url}?schema=conveyor_pgtest_{secrets.token_hex(6)}"
