@@ -21,6 +21,7 @@ import psycopg
 
 from ...job import EnqueueResult, JobState, NewJob
 from . import queries as q
+from .cursor import BEHIND
 
 Render = Callable[[str], str]
 _TYPES = ["text", "text", "text", "text", "int4", "bytea", "float8", "int4", "text"]
@@ -51,7 +52,7 @@ def copy_jobs(conn: psycopg.Connection[Any], render: Render, jobs: Iterable[NewJ
             for job in _checked(jobs, taken):
                 write((job.id, job.task, job.queue, "queued", job.priority, job.payload,
                        job.unique_for, job.max_attempts, job.batch_id, *extra))
-        queues = sorted({job.queue for job in taken})
+        queues = sorted({BEHIND + job.queue if job.priority else job.queue for job in taken})
         cursor.execute(render(q.AFTER_COPY), {
             "now": now, "channel": wake, "queues": queues, "events": events,
             "feed": feed_items(taken) if events else []})

@@ -72,6 +72,10 @@ VALUES (%(version)s, extract(epoch FROM now()))"""
 
 # --- producing -------------------------------------------------------------------------------
 
+# A new job's wake-up: its queue, marked (a leading newline, which no queue name has) when the
+# job may sort before a claimer's cursor: a priority, or a run_at already past.
+_WAKE = "CASE WHEN priority <> 0 OR run_at < created_at THEN E'\\n' || queue ELSE queue END"
+
 # A key held by a finished job whose `unique_for` window has passed is free again.
 FREE_EXPIRED_KEYS = """
 UPDATE {schema}.conveyor_jobs AS job SET dedupe_key = NULL
@@ -108,9 +112,10 @@ inserted AS (
          AS new(id, task, queue, priority, payload, tenant, correlation_id, idempotency_key,
                 unique_for, max_attempts, delay, run_at, ttl, batch_id, parent_id)
     ON CONFLICT DO NOTHING
-    RETURNING id, state, created_at, run_at, queue, task, tenant, progress),
+    RETURNING id, state, created_at, run_at, queue, task, tenant, progress, priority),
 notified AS (
-    SELECT pg_notify(%(channel)s, queue) FROM (SELECT DISTINCT queue FROM inserted) AS woken),
+    SELECT pg_notify(%(channel)s, wake)
+    FROM (SELECT DISTINCT """ + _WAKE + """ AS wake FROM inserted) AS woken),
 feed AS (""" + feed("inserted") + """)
 SELECT id, state, created_at, run_at FROM inserted
 WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
@@ -133,9 +138,10 @@ inserted AS (
                        %(priorities)b::integer[], %(payloads)b::bytea[],
                        %(max_attempts)b::integer[])
          AS new(id, task, queue, priority, payload, max_attempts)
-    RETURNING id, queue, task, tenant),
+    RETURNING id, queue, task, tenant, priority, run_at, created_at),
 notified AS (
-    SELECT pg_notify(%(channel)s, queue) FROM (SELECT DISTINCT queue FROM inserted) AS woken),
+    SELECT pg_notify(%(channel)s, wake)
+    FROM (SELECT DISTINCT """ + _WAKE + """ AS wake FROM inserted) AS woken),
 feed AS (""" + grouped_feed("inserted", "queued") + """)
 SELECT clock.now, (SELECT count(*) FROM inserted) FROM clock
 WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
@@ -170,8 +176,8 @@ inserted AS (
            clock.now + %(ttl)s::float8, %(batch_id)s::text, %(parent_id)s::text
     FROM clock
     ON CONFLICT DO NOTHING
-    RETURNING id, state, created_at, run_at, queue, task, tenant, progress),
-notified AS (SELECT pg_notify(%(channel)s, queue) FROM inserted),
+    RETURNING id, state, created_at, run_at, queue, task, tenant, progress, priority),
+notified AS (SELECT pg_notify(%(channel)s, """ + _WAKE + """) FROM inserted),
 feed AS (
     SELECT pg_notify(%(events)s, json_build_array(json_build_array(
                id, state, queue, task, nullif(tenant, ''), progress))::text)
@@ -189,6 +195,10 @@ FIND_BY_IDS = """
 SELECT id, state, created_at, run_at FROM {schema}.conveyor_jobs WHERE id = ANY(%(ids)s::text[])"""
 
 NOTIFY = "SELECT pg_notify(%(channel)s, queue) FROM unnest(%(queues)s::text[]) AS queue"
+# Jobs made claimable again (promoted, rescued, requeued, a queue resumed) sort before claim
+# cursors: their wake-up says so (postgres/cursor.py).
+NOTIFY_BEHIND = """
+SELECT pg_notify(%(channel)s, E'\\n' || queue) FROM unnest(%(queues)s::text[]) AS queue"""
 
 # Scopes the rest of this transaction to one tenant for row-level security.
 SET_TENANT = "SELECT set_config('conveyor.tenant', %(tenant)s, true)"
@@ -221,6 +231,14 @@ FROM picked WHERE job.id = picked.id
 RETURNING """ + _CLAIMED
 
 CLAIM_QUEUE = with_feed(_CLAIM.replace("{queue_filter}", "queue = %(queue)s"), _CLAIMED_COLUMNS)
+
+# The same, continuing after this claimer's last claimed job at the same priority: the index
+# range starts there, so the scan skips the entries of jobs claimed before it, which a
+# transaction held open elsewhere keeps from being vacuumed (store.ClaimCursor).
+CLAIM_QUEUE_AFTER = with_feed(_CLAIM.replace(
+    "{queue_filter}", "queue = %(queue)s AND priority = %(after_priority)s "
+                      "AND (run_at, id) > (%(after_run_at)s::float8, %(after_id)s::text)"),
+    _CLAIMED_COLUMNS)
 
 # Several queues: the best `limit` of each queue from its own index range (a LATERAL per
 # queue, locked with SKIP LOCKED there), then the best `limit` of those. A worker on a few

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from . import queries as q
 from .broadcast import Broadcaster, Stopper
 from .connection import BlockingPool, LoopPools, parse_url
 from .copy import NotPlain, copy_jobs
+from .cursor import BEHIND, ClaimCursor
 from .enqueue import AsyncSession, Channels, SyncSession, insert_jobs, insert_on_caller
 from .rows import group_settles, job_from_row, settle_results, worker_from_row
 
@@ -73,6 +75,7 @@ class PostgresStore:
         self.target = parse_url(url)
         self.pools = LoopPools(self.target)
         self.blocking = BlockingPool(self.target)
+        self._cursors: dict[tuple[str, str], ClaimCursor] = {}  # (worker id, queue)
         self._host = socket.gethostname()
         self._migrations = load_migrations(MIGRATIONS_DIR)
         self._rendered: dict[str, str] = {}
@@ -250,15 +253,39 @@ class PostgresStore:
         params: dict[str, Any] = {"token": random.getrandbits(62), "now": now, "limit": limit,
                                   "lease_for": lease_for, "worker_id": worker_id,
                                   "host": self._host}
-        statement = q.CLAIM_ANY
         if queues and len(queues) == 1:
-            statement, params["queue"] = q.CLAIM_QUEUE, queues[0]
+            params["queue"] = queues[0]
+            rows = await self._claim_one_queue(params, (worker_id, queues[0]))
         elif queues:
-            statement, params["queues"] = q.CLAIM_QUEUES, list(queues)
-        # UPDATE ... RETURNING comes back in no particular order: restore the claim order.
-        rows = sorted(await self._one(statement, params), key=lambda r: (-r[9], r[12], r[0]))
+            params["queues"] = list(queues)
+            rows = self._in_claim_order(await self._one(q.CLAIM_QUEUES, params))
+        else:
+            rows = self._in_claim_order(await self._one(q.CLAIM_ANY, params))
         return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
                            r[9], r[10], r[11]) for r in rows]
+
+    async def _claim_one_queue(self, params: dict[str, Any], key: tuple[str, str]) -> Rows:
+        """A full claim, or while full claims are slow a continuation after this claimer's
+        cursor (postgres/cursor.py)."""
+        cursor = self._cursors.get(key)
+        if cursor is None:
+            cursor = self._cursors[key] = ClaimCursor()
+        if cursor.continues():
+            rows = self._in_claim_order(
+                await self._one(q.CLAIM_QUEUE_AFTER, {**params, **cursor.params()}))
+            if rows:
+                cursor.moved(rows)
+                return rows
+        began = time.monotonic()
+        rows = self._in_claim_order(await self._one(q.CLAIM_QUEUE, params))
+        cursor.timed_full(began)
+        cursor.moved(rows)
+        return rows
+
+    @staticmethod
+    def _in_claim_order(rows: Rows) -> Rows:
+        """UPDATE ... RETURNING comes back in no particular order: restore the claim order."""
+        return sorted(rows, key=lambda r: (-r[9], r[12], r[0]))
 
     async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
                         now: float | None = None) -> HeartbeatReply:
@@ -409,16 +436,30 @@ class PostgresStore:
     # --- wake-ups -------------------------------------------------------------------------
 
     async def _notify_on(self, conn: psycopg.AsyncConnection[Any], queues: list[str]) -> None:
-        """NOTIFY inside the caller's transaction: delivered at its commit, never before."""
-        await self._run(conn, q.NOTIFY, {"channel": self.target.channel, "queues": queues})
+        """NOTIFY inside the caller's transaction: delivered at its commit, never before.
+        The jobs woken for were made claimable again: they may sort before claim cursors."""
+        await self._run(conn, q.NOTIFY_BEHIND, {"channel": self.target.channel,
+                                                "queues": queues})
 
     def notify(self, queues: Sequence[str]) -> None:
         """Wake listeners of these queues (a hint), sent in the background."""
         self.broadcast.notify(queues)
 
     async def listen(self, callback: Callable[[str], None]) -> Stopper:
-        """Call `callback(queue)` on this loop for every wake-up; returns a stopper."""
-        return await self.broadcast.listen(callback)
+        """Call `callback(queue)` on this loop for every wake-up; returns a stopper. A wake-up
+        for jobs that may sort before claim cursors ("*" too: a reconnect may have missed
+        one) makes the next claims of that queue full ones."""
+
+        def woken(payload: str) -> None:
+            if payload.startswith(BEHIND) or payload == "*":
+                queue = payload.removeprefix(BEHIND)
+                for (_, cursor_queue), cursor in self._cursors.items():
+                    if queue in ("*", cursor_queue):
+                        cursor.rewind()
+                payload = queue
+            callback(payload)
+
+        return await self.broadcast.listen(woken)
 
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]) -> Stopper:
         """Call `callback(events)` on this loop for every batch of job state changes and

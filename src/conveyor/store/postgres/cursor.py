@@ -1,0 +1,61 @@
+"""Claim cursors: claims that stay fast while a long transaction keeps dead rows around.
+
+Every claim leaves a dead entry in the claim index (the job's 'queued' row version), and the
+next claim walks from the front of the queue's index range, past all of them, visiting each
+one's heap row to learn that it is dead. Vacuum normally removes them within seconds; but a
+transaction held open anywhere in the database (a report, a stuck connection "idle in
+transaction") stops vacuum from removing anything that died after it began, and claims get
+slower with every job processed: the bloat case that hurts every PostgreSQL queue.
+
+So a claimer remembers where its last claim ended. While full claims are slow (over
+SLOW seconds), it continues from there instead (CLAIM_QUEUE_AFTER: same priority, after the
+last claimed run_at and id), which starts the index scan past the dead entries. A full claim
+still runs whenever the continuation finds nothing, and at least every FULL_EVERY seconds,
+and at once after a wake-up that says jobs were made claimable that may sort before it (a
+priority, a run_at in the past, a promoted, rescued or requeued job: BEHIND). When full
+claims are fast again, every claim is a full one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+SLOW = 0.005       # seconds: a full claim slower than this turns continuing on
+FULL_EVERY = 5.0   # seconds: the longest a job sorting before a cursor waits if its wake-up
+                   # was lost (or never sent: a job released by a worker that stops)
+BEHIND = "\n"      # leads a wake-up for jobs that may sort before cursors (no queue name can
+                   # hold a newline): the next claim of that queue is a full one
+
+
+@dataclass(slots=True)
+class ClaimCursor:
+    priority: int = 0
+    run_at: float = 0.0
+    job_id: str = ""
+    slow: bool = False        # the last full claim took longer than SLOW
+    full_at: float = 0.0      # time.monotonic() of the last full claim
+
+    def continues(self) -> bool:
+        """Continue after the cursor instead of a full claim?"""
+        return (self.slow and bool(self.job_id)
+                and time.monotonic() - self.full_at < FULL_EVERY)
+
+    def params(self) -> dict[str, Any]:
+        return {"after_priority": self.priority, "after_run_at": self.run_at,
+                "after_id": self.job_id}
+
+    def moved(self, rows: list[tuple[Any, ...]]) -> None:
+        """Claimed rows, in claim order: the cursor moves to the last one."""
+        if rows:
+            last = rows[-1]
+            self.priority, self.run_at, self.job_id = last[9], last[12], last[0]
+
+    def rewind(self) -> None:
+        """Make the next claim a full one."""
+        self.full_at = 0.0
+
+    def timed_full(self, began: float) -> None:
+        now = time.monotonic()
+        self.slow, self.full_at = now - began > SLOW, now

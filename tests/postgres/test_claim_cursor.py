@@ -1,0 +1,70 @@
+"""Claim cursors (postgres/cursor.py): while full claims are slow, a claimer continues after
+its last claimed job; a wake-up for jobs that sort before it makes the next claim full."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from conveyor.job import NewJob, new_id
+from conveyor.store.postgres import cursor as cursor_module
+from conveyor.store.postgres.store import PostgresStore
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+
+def job(n: int, priority: int = 0) -> NewJob:
+    return NewJob(id=new_id(), task="t", queue="q", payload=b'{"n":%d}' % n, priority=priority)
+
+
+@pytest.fixture
+def always_slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every full claim counts as slow, as under a transaction held open elsewhere."""
+    monkeypatch.setattr(cursor_module, "SLOW", -1.0)
+
+
+async def claim_ns(store: PostgresStore, limit: int) -> list[int]:
+    claimed = await store.claim(["q"], "w1", limit, 30)
+    return [int(c.payload.decode().split(":")[1].rstrip("}")) for c in claimed]
+
+
+async def test_slow_claims_continue_after_the_cursor(store: PostgresStore,
+                                                     always_slow: None) -> None:
+    await store.enqueue_many([job(n) for n in range(6)])
+    assert await claim_ns(store, 2) == [0, 1]   # a full claim: slow, so the cursor is kept
+    assert store._cursors[("w1", "q")].continues()
+    assert await claim_ns(store, 2) == [2, 3]   # continued after job 1
+    # A job that sorts first (priority) but sent no wake-up to this store: the continuation
+    # does not see it (it is claimed by the next full claim, at most FULL_EVERY later) ...
+    await store.enqueue_many([job(100, priority=5)])
+    assert await claim_ns(store, 1) == [4]
+    # ... and once the continuation finds nothing, the claim is a full one at once.
+    assert await claim_ns(store, 5) == [5]
+    assert await claim_ns(store, 5) == [100]
+
+
+async def test_a_wakeup_for_jobs_before_the_cursor_makes_the_next_claim_full(
+        store: PostgresStore, always_slow: None) -> None:
+    woken: list[str] = []
+    stop = await store.listen(woken.append)
+    try:
+        await store.enqueue_many([job(n) for n in range(4)])
+        assert await claim_ns(store, 1) == [0]
+        await store.enqueue_many([job(100, priority=5)])   # its wake-up is marked
+        for _ in range(100):
+            if "q" in woken[1:]:
+                break
+            await asyncio.sleep(0.02)
+        assert woken[-1] == "q"  # the callback sees the plain queue name
+        assert await claim_ns(store, 2) == [100, 1]  # full: the priority job first
+    finally:
+        await stop()
+
+
+async def test_fast_claims_are_always_full(store: PostgresStore) -> None:
+    await store.enqueue_many([job(n) for n in range(3)])
+    assert await claim_ns(store, 1) == [0]
+    assert not store._cursors[("w1", "q")].continues()
+    await store.enqueue_many([job(100, priority=5)])
+    assert await claim_ns(store, 1) == [100]
