@@ -298,10 +298,11 @@ class Conveyor:
 
     def _prepare_each(self, items: list[Any], batch_id: str) -> Iterator[tuple[NewJob, Any]]:
         """Prepare a batch's items in order; an error names the item's index."""
+        ids = new_id.many(len(items))
         for index, item in enumerate(items):
             task, payload, options = _split_item(item, index)
             try:
-                yield self.prepare(task, payload, options, batch_id)
+                yield self.prepare(task, payload, options, batch_id, ids[index])
             except PayloadInvalid as exc:
                 error = PayloadInvalid(exc.task, [{**e, "field": f"jobs[{index}].{e['field']}"}
                                                   for e in exc.errors])
@@ -313,7 +314,8 @@ class Conveyor:
                 raise
 
     def prepare(self, task: str | Task, payload: Any, options: Mapping[str, Any],
-                batch_id: str | None = None) -> tuple[NewJob, Any]:
+                batch_id: str | None = None, job_id: str | None = None
+                ) -> tuple[NewJob, Any]:
         """Validate one job and build what the store inserts; nothing is stored here."""
         if options and not options.keys() <= _PREPARE_OPTIONS:
             unknown = sorted(set(options) - _PREPARE_OPTIONS)
@@ -323,7 +325,7 @@ class Conveyor:
         if spec is None and len(self.registry):
             self.registry.get(name)  # raises UnknownTask naming the known ones
         body = spec.validate(payload) if spec is not None else {} if payload is None else payload
-        job_id = new_id()
+        job_id = job_id or new_id()
         if not options and spec is not None:  # the common case of a bulk enqueue: defaults
             return NewJob(job_id, name, spec.queue, self.codec.encode(body, job_id, None),
                           spec.priority, spec.retry.attempts, 0.0, None, spec.ttl, None, None,

@@ -41,6 +41,16 @@ def test_ids_stay_increasing_when_the_counter_overflows(monkeypatch: pytest.Monk
     assert len(set(ids)) == len(ids)
 
 
+def test_ids_made_many_at_once_continue_the_same_sequence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    generate = _IdGenerator()
+    monkeypatch.setattr(job_module.time, "time_ns", lambda: 1_700_000_000_000 * 1_000_000)
+    ids = [generate(), *generate.many(9_000), generate(), *generate.many(3)]
+    assert ids == sorted(ids)  # across the counter overflowing into borrowed milliseconds
+    assert len(set(ids)) == len(ids) == 9_005
+    assert all(uuid.UUID(value).version == 7 for value in ids[::500])
+
+
 def test_ids_stay_increasing_when_the_clock_steps_back(monkeypatch: pytest.MonkeyPatch) -> None:
     generate = _IdGenerator()
     times = iter([5_000, 5_000, 4_000, 3_000, 5_000, 6_000])

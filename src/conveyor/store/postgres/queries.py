@@ -150,9 +150,9 @@ WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"
 # heap pages filled many rows at a time. Without `now` the times are the columns' defaults
 # (the transaction's clock); wake-ups, the feed and that clock follow in one statement.
 COPY_PLAIN = """COPY {schema}.conveyor_jobs (id, task, queue, state, priority, payload,
-    unique_for, max_attempts, batch_id) FROM STDIN (FORMAT BINARY)"""
+    unique_for, max_attempts, batch_id) FROM STDIN"""
 COPY_PLAIN_AT = """COPY {schema}.conveyor_jobs (id, task, queue, state, priority, payload,
-    unique_for, max_attempts, batch_id, created_at, run_at) FROM STDIN (FORMAT BINARY)"""
+    unique_for, max_attempts, batch_id, created_at, run_at) FROM STDIN"""
 AFTER_COPY = """
 SELECT {now}, (SELECT count(*) FROM (
     SELECT pg_notify(%(channel)s, queue) FROM unnest(%(queues)b::text[]) AS queue
