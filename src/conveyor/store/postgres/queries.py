@@ -146,7 +146,7 @@ feed AS (""" + grouped_feed("inserted", "queued") + """)
 SELECT clock.now, (SELECT count(*) FROM inserted) FROM clock
 WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
 
-# A plain batch from a blocking caller streams in with COPY (postgres/copy.py): binary rows,
+# A plain batch from a blocking caller streams in with COPY (postgres/copy.py), text format:
 # heap pages filled many rows at a time. Without `now` the times are the columns' defaults
 # (the transaction's clock); wake-ups, the feed and that clock follow in one statement.
 COPY_PLAIN = """COPY {schema}.conveyor_jobs (id, task, queue, state, priority, payload,
