@@ -68,3 +68,19 @@ async def test_fast_claims_are_always_full(store: PostgresStore) -> None:
     assert not store._cursors[("w1", "q")].continues()
     await store.enqueue_many([job(100, priority=5)])
     assert await claim_ns(store, 1) == [100]
+
+
+async def test_claims_from_several_queues_continue_each_queue(store: PostgresStore,
+                                                              always_slow: None) -> None:
+    def on(queue: str, n: int) -> NewJob:
+        return NewJob(id=new_id(), task="t", queue=queue, payload=b'{"n":%d}' % n)
+
+    await store.enqueue_many([on("a", n) for n in range(3)] + [on("b", 10 + n)
+                                                              for n in range(3)])
+    first = await store.claim(["a", "b"], "w1", 2, 30)   # full (slow): cursors on a and b
+    assert sorted(c.queue for c in first) == ["a", "a"]
+    second = await store.claim(["a", "b"], "w1", 3, 30)  # continues: after a's cursor, b from 0
+    assert sorted(c.payload for c in second) == [b'{"n":10}', b'{"n":11}', b'{"n":2}']
+    rest = await store.claim(["a", "b"], "w1", 5, 30)
+    assert [c.payload for c in rest] == [b'{"n":12}']
+    assert await store.claim(["a", "b"], "w1", 5, 30) == []

@@ -7,13 +7,14 @@ transaction held open anywhere in the database (a report, a stuck connection "id
 transaction") stops vacuum from removing anything that died after it began, and claims get
 slower with every job processed: the bloat case that hurts every PostgreSQL queue.
 
-So a claimer remembers where its last claim ended. While full claims are slow (over
-SLOW seconds), it continues from there instead (CLAIM_QUEUE_AFTER: same priority, after the
-last claimed run_at and id), which starts the index scan past the dead entries. A full claim
-still runs whenever the continuation finds nothing, and at least every FULL_EVERY seconds,
-and at once after a wake-up that says jobs were made claimable that may sort before it (a
-priority, a run_at in the past, a promoted, rescued or requeued job: BEHIND). When full
-claims are fast again, every claim is a full one.
+So a claimer remembers, for each of its queues, where its last claim there ended. While
+full claims are slow (over SLOW seconds), it continues from there instead (CLAIM_QUEUE_AFTER,
+CLAIM_QUEUES_AFTER: same priority, after the last claimed run_at and id), which starts each
+index scan past the dead entries. (A worker on every queue, `*`, always makes full claims.)
+A full claim still runs whenever the continuation finds nothing, at least every FULL_EVERY
+seconds, and at once after a wake-up that says jobs were made claimable that may sort before
+a cursor (a priority, a run_at in the past, a promoted, rescued or requeued job: BEHIND).
+When full claims are fast again, every claim is a full one.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ class ClaimCursor:
     full_at: float = 0.0      # time.monotonic() of the last full claim
 
     def continues(self) -> bool:
-        """Continue after the cursor instead of a full claim?"""
-        return (self.slow and bool(self.job_id)
-                and time.monotonic() - self.full_at < FULL_EVERY)
+        """Continue after the cursor instead of a full claim? A queue nothing was claimed
+        from yet continues from the start of priority 0 (jobs of other priorities announce
+        themselves as BEHIND)."""
+        return self.slow and time.monotonic() - self.full_at < FULL_EVERY
 
     def params(self) -> dict[str, Any]:
         return {"after_priority": self.priority, "after_run_at": self.run_at,

@@ -251,7 +251,7 @@ candidates AS (
     FROM wanted
     CROSS JOIN LATERAL (
         SELECT id, priority, run_at FROM {schema}.conveyor_jobs
-        WHERE state = 'queued' AND queue = wanted.queue
+        WHERE state = 'queued' AND queue = wanted.queue{after}
           AND (expires_at IS NULL OR expires_at > {now})
         ORDER BY priority DESC, run_at, id
         LIMIT %(limit)s
@@ -268,7 +268,17 @@ FROM picked WHERE job.id = picked.id
 RETURNING """ + _CLAIMED
 
 CLAIM_QUEUES = with_feed(_CLAIM_FROM.replace(
-    "{queues}", "wanted(queue) AS (SELECT unnest(%(queues)s::text[]))"), _CLAIMED_COLUMNS)
+    "{queues}", "wanted(queue) AS (SELECT unnest(%(queues)s::text[]))").replace("{after}", ""),
+    _CLAIMED_COLUMNS)
+
+# The same, each queue continuing after this claimer's cursor on it (CLAIM_QUEUE_AFTER).
+CLAIM_QUEUES_AFTER = with_feed(_CLAIM_FROM.replace(
+    "{queues}", """wanted(queue, after_priority, after_run_at, after_id) AS (
+    SELECT * FROM unnest(%(queues)s::text[], %(after_priorities)s::integer[],
+                         %(after_run_ats)s::float8[], %(after_ids)s::text[]))""").replace(
+    "{after}", """
+          AND priority = wanted.after_priority
+          AND (run_at, id) > (wanted.after_run_at, wanted.after_id)"""), _CLAIMED_COLUMNS)
 
 # Any queue: the queues that have queued jobs, found by skipping through the claim index
 # (one short descent per queue, however deep each backlog), then as for several queues.
@@ -278,7 +288,7 @@ CLAIM_ANY = with_feed(_CLAIM_FROM.replace("{queues}", """wanted(queue) AS (
     SELECT (SELECT next.queue FROM {schema}.conveyor_jobs AS next
             WHERE next.state = 'queued' AND next.queue > wanted.queue
             ORDER BY next.queue LIMIT 1)
-    FROM wanted WHERE wanted.queue IS NOT NULL)"""), _CLAIMED_COLUMNS)
+    FROM wanted WHERE wanted.queue IS NOT NULL)""").replace("{after}", ""), _CLAIMED_COLUMNS)
 
 # One round trip: record the worker, extend every lease it holds, report what it still holds.
 HEARTBEAT = """

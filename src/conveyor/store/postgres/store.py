@@ -258,7 +258,7 @@ class PostgresStore:
             rows = await self._claim_one_queue(params, (worker_id, queues[0]))
         elif queues:
             params["queues"] = list(queues)
-            rows = self._in_claim_order(await self._one(q.CLAIM_QUEUES, params))
+            rows = await self._claim_queues(params, worker_id, list(queues))
         else:
             rows = self._in_claim_order(await self._one(q.CLAIM_ANY, params))
         return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
@@ -267,9 +267,7 @@ class PostgresStore:
     async def _claim_one_queue(self, params: dict[str, Any], key: tuple[str, str]) -> Rows:
         """A full claim, or while full claims are slow a continuation after this claimer's
         cursor (postgres/cursor.py)."""
-        cursor = self._cursors.get(key)
-        if cursor is None:
-            cursor = self._cursors[key] = ClaimCursor()
+        cursor = self._cursor(key)
         if cursor.continues():
             rows = self._in_claim_order(
                 await self._one(q.CLAIM_QUEUE_AFTER, {**params, **cursor.params()}))
@@ -281,6 +279,40 @@ class PostgresStore:
         cursor.timed_full(began)
         cursor.moved(rows)
         return rows
+
+    async def _claim_queues(self, params: dict[str, Any], worker_id: str,
+                            queues: list[str]) -> Rows:
+        """As _claim_one_queue, for several queues: continuing when every queue's cursor
+        does; the cursors move each by its queue's last claimed job."""
+        cursors = [self._cursor((worker_id, queue)) for queue in queues]
+        if all(cursor.continues() for cursor in cursors):
+            rows = self._in_claim_order(await self._one(q.CLAIM_QUEUES_AFTER, {
+                **params, "after_priorities": [c.priority for c in cursors],
+                "after_run_ats": [c.run_at for c in cursors],
+                "after_ids": [c.job_id for c in cursors]}))
+            if rows:
+                self._move(worker_id, rows)
+                return rows
+        began = time.monotonic()
+        rows = self._in_claim_order(await self._one(q.CLAIM_QUEUES, params))
+        for cursor in cursors:
+            cursor.timed_full(began)
+        self._move(worker_id, rows)
+        return rows
+
+    def _cursor(self, key: tuple[str, str]) -> ClaimCursor:
+        cursor = self._cursors.get(key)
+        if cursor is None:
+            cursor = self._cursors[key] = ClaimCursor()
+        return cursor
+
+    def _move(self, worker_id: str, rows: Rows) -> None:
+        """Each queue's cursor to its last claimed row (rows in claim order)."""
+        by_queue: dict[str, Rows] = {}
+        for row in rows:
+            by_queue.setdefault(row[2], []).append(row)
+        for queue, mine in by_queue.items():
+            self._cursor((worker_id, queue)).moved(mine)
 
     @staticmethod
     def _in_claim_order(rows: Rows) -> Rows:
