@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pg_bloat.py                    # ~3 minutes
     .venv/bin/python bench/pg_bloat.py --hold 60 --rate 2000
+    .venv/bin/python bench/pg_bloat.py --queues default,other   # a worker on two queues
 
 1. Empty table: the latency of one claim (enqueue one job, claim it, complete it), many times.
 2. The same with 1,000,000 finished jobs in the table (completed rows, as before pruning).
@@ -29,6 +30,7 @@ from conveyor.store.base import Complete
 from conveyor.store.postgres.store import PostgresStore
 
 PAYLOAD = b'{"ms":0}'
+QUEUES = ["default"]  # what the probe and the churn claim from (--queues)
 
 
 def jobs(n: int) -> list[NewJob]:
@@ -39,7 +41,7 @@ async def one_claim(store: PostgresStore) -> float:
     """Enqueue one job, then time the claim that takes it; complete it."""
     await store.enqueue_many(jobs(1))
     began = time.perf_counter()
-    claimed = await store.claim(["default"], "probe", 1, 30)
+    claimed = await store.claim(QUEUES, "probe", 1, 30)
     took = time.perf_counter() - began
     await store.settle([Complete(job.lease) for job in claimed])
     return took
@@ -95,7 +97,7 @@ async def churn(store: PostgresStore, rate: int, until: float) -> int:
         tick = time.monotonic()
         await store.enqueue_many(jobs(batch))
         while True:
-            claimed = await store.claim(["default"], "churn", 100, 30)
+            claimed = await store.claim(QUEUES, "churn", 100, 30)
             if not claimed:
                 break
             await store.settle([Complete(job.lease) for job in claimed])
@@ -122,7 +124,10 @@ async def main() -> None:
     parser.add_argument("--finished", type=int, default=1_000_000)
     parser.add_argument("--hold", type=float, default=60.0)
     parser.add_argument("--rate", type=int, default=2000)
+    parser.add_argument("--queues", default="default",
+                        help="claim from these (comma-separated); jobs go to the first")
     args = parser.parse_args()
+    QUEUES[:] = args.queues.split(",")
     schema = f"conveyor_bloat_{secrets.token_hex(4)}"
     store = PostgresStore(f"{args.url}?schema={schema}")
     await store.migrate()
