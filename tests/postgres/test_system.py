@@ -1,7 +1,7 @@
 """Real `conveyor worker` processes on PostgreSQL while things go wrong.
 
 The big one: 4 worker processes and 20,000 jobs, enqueued in batches by a producer while it
-runs; a random worker SIGKILLed and started again every couple of seconds; and the database
+runs; a random worker SIGKILLed and started again every 1.5 seconds; and the database
 crashed and restarted mid-run (a private server: `pg_ctl stop -m immediate`, then start,
 recovering from its WAL). Every job must end completed, none lost; the producer spools what
 it cannot send during the outage and forwards it after; and the only repeated executions
@@ -135,6 +135,7 @@ def test_20000_jobs_survive_killed_workers_and_a_database_crash(
     producer = Producer(url, tmp_path / "spool")
     began = time.monotonic()
     crashed_at = None
+    next_kill = 1.0
     try:
         producer.start()
         while time.monotonic() - began < 240:
@@ -145,7 +146,8 @@ def test_20000_jobs_survive_killed_workers_and_a_database_crash(
                 time.sleep(2.0)
                 private_pg.start()            # recovery from the WAL
                 crashed_at = elapsed
-            if elapsed < 20 and random.random() < 0.25:  # about one kill every 2 s
+            if elapsed < 20 and elapsed >= next_kill:  # a random worker every 1.5 s
+                next_kill = elapsed + 1.5
                 victim = random.randrange(WORKERS)
                 killed.add(workers[victim].pid)
                 workers[victim].send_signal(signal.SIGKILL)
