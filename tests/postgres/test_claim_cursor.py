@@ -33,7 +33,7 @@ async def test_slow_claims_continue_after_the_cursor(store: PostgresStore,
                                                      always_slow: None) -> None:
     await store.enqueue_many([job(n) for n in range(6)])
     assert await claim_ns(store, 2) == [0, 1]   # a full claim: slow, so the cursor is kept
-    assert store._cursors[("w1", "q")].continues()
+    assert store.cursors.get("w1", "q").continues()
     assert await claim_ns(store, 2) == [2, 3]   # continued after job 1
     # A job that sorts first (priority) but sent no wake-up to this store: the continuation
     # does not see it (it is claimed by the next full claim, at most FULL_EVERY later) ...
@@ -65,7 +65,7 @@ async def test_a_wakeup_for_jobs_before_the_cursor_makes_the_next_claim_full(
 async def test_fast_claims_are_always_full(store: PostgresStore) -> None:
     await store.enqueue_many([job(n) for n in range(3)])
     assert await claim_ns(store, 1) == [0]
-    assert not store._cursors[("w1", "q")].continues()
+    assert not store.cursors.get("w1", "q").continues()
     await store.enqueue_many([job(100, priority=5)])
     assert await claim_ns(store, 1) == [100]
 

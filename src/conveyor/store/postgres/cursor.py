@@ -20,8 +20,14 @@ When full claims are fast again, every claim is a full one.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from . import queries as q
+
+Rows = list[tuple[Any, ...]]
+Fetch = Callable[[str, dict[str, Any]], Awaitable[Rows]]  # a template, its params: its rows
 
 SLOW = 0.005       # seconds: a full claim slower than this turns continuing on
 FULL_EVERY = 5.0   # seconds: the longest a job sorting before a cursor waits if its wake-up
@@ -61,3 +67,78 @@ class ClaimCursor:
     def timed_full(self, began: float) -> None:
         now = time.monotonic()
         self.slow, self.full_at = now - began > SLOW, now
+
+
+class Cursors:
+    """One store's claim cursors, by (worker id, queue), and the claims that use them."""
+
+    def __init__(self) -> None:
+        self._cursors: dict[tuple[str, str], ClaimCursor] = {}
+
+    async def claim_queue(self, fetch: Fetch, params: dict[str, Any], worker_id: str,
+                          queue: str) -> Rows:
+        """A full claim from one queue, or while full claims are slow a continuation."""
+        cursor = self._cursor(worker_id, queue)
+        if cursor.continues():
+            rows = in_claim_order(await fetch(q.CLAIM_QUEUE_AFTER,
+                                              {**params, **cursor.params()}))
+            if rows:
+                cursor.moved(rows)
+                return rows
+        began = time.monotonic()
+        rows = in_claim_order(await fetch(q.CLAIM_QUEUE, params))
+        cursor.timed_full(began)
+        cursor.moved(rows)
+        return rows
+
+    async def claim_queues(self, fetch: Fetch, params: dict[str, Any], worker_id: str,
+                           queues: list[str]) -> Rows:
+        """The same for several queues: continuing when every queue's cursor does; each
+        cursor moves to its queue's last claimed job."""
+        cursors = [self._cursor(worker_id, queue) for queue in queues]
+        if all(cursor.continues() for cursor in cursors):
+            rows = in_claim_order(await fetch(q.CLAIM_QUEUES_AFTER, {
+                **params, "after_priorities": [c.priority for c in cursors],
+                "after_run_ats": [c.run_at for c in cursors],
+                "after_ids": [c.job_id for c in cursors]}))
+            if rows:
+                self._move(worker_id, rows)
+                return rows
+        began = time.monotonic()
+        rows = in_claim_order(await fetch(q.CLAIM_QUEUES, params))
+        for cursor in cursors:
+            cursor.timed_full(began)
+        self._move(worker_id, rows)
+        return rows
+
+    def woken(self, payload: str) -> str:
+        """A wake-up's payload: a BEHIND one (or "*", a reconnect that may have missed one)
+        makes the next claims of its queue full ones. Returns the plain queue name."""
+        if payload.startswith(BEHIND) or payload == "*":
+            queue = payload.removeprefix(BEHIND)
+            for (_, cursor_queue), cursor in self._cursors.items():
+                if queue in ("*", cursor_queue):
+                    cursor.rewind()
+            return queue
+        return payload
+
+    def get(self, worker_id: str, queue: str) -> ClaimCursor | None:
+        return self._cursors.get((worker_id, queue))
+
+    def _cursor(self, worker_id: str, queue: str) -> ClaimCursor:
+        cursor = self._cursors.get((worker_id, queue))
+        if cursor is None:
+            cursor = self._cursors[(worker_id, queue)] = ClaimCursor()
+        return cursor
+
+    def _move(self, worker_id: str, rows: Rows) -> None:
+        by_queue: dict[str, Rows] = {}
+        for row in rows:
+            by_queue.setdefault(row[2], []).append(row)
+        for queue, mine in by_queue.items():
+            self._cursor(worker_id, queue).moved(mine)
+
+
+def in_claim_order(rows: Rows) -> Rows:
+    """UPDATE ... RETURNING comes back in no particular order: restore the claim order."""
+    return sorted(rows, key=lambda r: (-r[9], r[12], r[0]))

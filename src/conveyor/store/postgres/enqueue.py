@@ -8,7 +8,8 @@ delivered only then too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import psycopg
@@ -16,10 +17,14 @@ from psycopg import pq
 
 from ...errors import ConfigError, ConveyorError
 from ...job import EnqueueResult, JobState, NewJob
+from ..base import drive_inline
 from . import queries as q
+from .connection import BlockingPool
+from .copy import NotPlain, copy_jobs
 from .rows import insert_one_params, insert_params, key_params, plain_params
 
 Render = Callable[[str], str]
+log = logging.getLogger("conveyor.store.postgres")
 
 
 class Channels(NamedTuple):
@@ -149,3 +154,43 @@ async def insert_on_caller(tx: Any, render: Render, jobs: Sequence[NewJob],
 
 def _idle_autocommit(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     return conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE
+
+
+def insert_blocking(pool: BlockingPool, render: Render, jobs: Sequence[NewJob],
+                    now: float | None, tx: Any, channels: Channels) -> list[EnqueueResult]:
+    """Insert from plain sync code on the calling thread, over the caller's own `tx` or one
+    of the blocking pool's connections: one round trip for a job without a key."""
+    if not jobs:
+        return []
+    if isinstance(tx, psycopg.AsyncConnection):
+        raise ConfigError("an AsyncConnection belongs to its event loop: pass it to "
+                          "enqueue_async / enqueue_many_async, or pass a psycopg Connection")
+    if tx is not None:
+        return drive_inline(insert_on_caller(tx, render, jobs, now, channels))
+    tenants = {job.tenant for job in jobs}
+    tenant = tenants.pop() if len(tenants) == 1 else None
+    keyed = any(job.idempotency_key for job in jobs)
+    with pool.connection() as (conn, cursor):
+        session = SyncSession(conn, cursor)
+        if tenant is None and not keyed:
+            return drive_inline(insert_jobs(session, render, jobs, now, channels,
+                                            retryable=True))
+        with conn.pipeline(), conn.transaction():
+            if tenant is not None:
+                cursor.execute(render(q.SET_TENANT), {"tenant": tenant})
+            return drive_inline(insert_jobs(session, render, jobs, now, channels))
+
+
+def stream_blocking(pool: BlockingPool, render: Render, jobs: Iterable[NewJob],
+                    now: float | None, channels: Channels) -> list[EnqueueResult]:
+    """COPY a batch that is still being produced (copy.py); one that turns out not to be
+    plain, or meets a stored id, is collected and inserted by insert_blocking instead."""
+    source, taken = iter(jobs), list[NewJob]()
+    with pool.connection() as (conn, _):
+        try:
+            return copy_jobs(conn, render, source, taken, now, channels.wake, channels.events)
+        except (NotPlain, psycopg.errors.UniqueViolation,
+                psycopg.errors.FeatureNotSupported) as exc:
+            log.debug("bulk enqueue by INSERT instead of COPY: %r", exc)
+    taken.extend(source)  # what the stream had not reached yet
+    return insert_blocking(pool, render, taken, now, None, channels)

@@ -15,14 +15,12 @@ import contextlib
 import logging
 import random
 import socket
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from ...errors import ConfigError
 from ...job import (
     ClaimedJob,
     EnqueueResult,
@@ -46,16 +44,21 @@ from ..base import (
     Settle,
     Snooze,
     Stats,
-    drive_inline,
 )
 from ..migrate import Migration, load_migrations
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
 from .broadcast import Broadcaster, Stopper
 from .connection import BlockingPool, LoopPools, parse_url
-from .copy import NotPlain, copy_jobs
-from .cursor import BEHIND, ClaimCursor
-from .enqueue import AsyncSession, Channels, SyncSession, insert_jobs, insert_on_caller
+from .cursor import Cursors, in_claim_order
+from .enqueue import (
+    AsyncSession,
+    Channels,
+    insert_blocking,
+    insert_jobs,
+    insert_on_caller,
+    stream_blocking,
+)
 from .rows import group_settles, job_from_row, settle_results, worker_from_row
 
 log = logging.getLogger("conveyor.store.postgres")
@@ -75,7 +78,7 @@ class PostgresStore:
         self.target = parse_url(url)
         self.pools = LoopPools(self.target)
         self.blocking = BlockingPool(self.target)
-        self._cursors: dict[tuple[str, str], ClaimCursor] = {}  # (worker id, queue)
+        self.cursors = Cursors()  # claim cursors, for the bloat case (postgres/cursor.py)
         self._host = socket.gethostname()
         self._migrations = load_migrations(MIGRATIONS_DIR)
         self._rendered: dict[str, str] = {}
@@ -206,45 +209,14 @@ class PostgresStore:
 
     def enqueue_many_blocking(self, jobs: Sequence[NewJob], now: float | None = None,
                               tx: Any = None) -> list[EnqueueResult]:
-        """enqueue_many for plain sync callers: runs on the calling thread over a blocking
-        connection (the caller's own `tx`, or one of the blocking pool's), one round trip for
-        a job without an idempotency key."""
-        if not jobs:
-            return []
-        if isinstance(tx, psycopg.AsyncConnection):
-            raise ConfigError("an AsyncConnection belongs to its event loop: pass it to "
-                              "enqueue_async / enqueue_many_async, or pass a psycopg Connection")
-        channels = self._channels
-        if tx is not None:
-            return drive_inline(insert_on_caller(tx, self.statement, jobs, now, channels))
-        tenants = {job.tenant for job in jobs}
-        tenant = tenants.pop() if len(tenants) == 1 else None
-        keyed = any(job.idempotency_key for job in jobs)
-        with self.blocking.connection() as (conn, cursor):
-            session = SyncSession(conn, cursor)
-            if tenant is None and not keyed:
-                return drive_inline(insert_jobs(session, self.statement, jobs, now, channels,
-                                                retryable=True))
-            with conn.pipeline(), conn.transaction():
-                if tenant is not None:
-                    cursor.execute(self.statement(q.SET_TENANT), {"tenant": tenant})
-                return drive_inline(insert_jobs(session, self.statement, jobs, now, channels))
+        """enqueue_many for plain sync callers, on the calling thread (enqueue.py)."""
+        return insert_blocking(self.blocking, self.statement, jobs, now, tx, self._channels)
 
     def enqueue_stream(self, jobs: Iterable[NewJob],
                        now: float | None = None) -> list[EnqueueResult]:
         """enqueue_many for a blocking caller whose batch is still being produced: a plain
-        batch streams in by COPY while the caller encodes the rest (postgres/copy.py);
-        anything else is collected and inserted as enqueue_many_blocking would."""
-        source, taken = iter(jobs), list[NewJob]()
-        with self.blocking.connection() as (conn, _):
-            try:
-                return copy_jobs(conn, self.statement, source, taken, now,
-                                 self._channels.wake, self._events)
-            except (NotPlain, psycopg.errors.UniqueViolation,
-                    psycopg.errors.FeatureNotSupported) as exc:
-                log.debug("bulk enqueue by INSERT instead of COPY: %r", exc)
-        taken.extend(source)  # what the stream had not reached yet
-        return self.enqueue_many_blocking(taken, now)
+        batch streams in by COPY while the caller encodes the rest (copy.py)."""
+        return stream_blocking(self.blocking, self.statement, jobs, now, self._channels)
 
     # --- consuming ------------------------------------------------------------------------
 
@@ -255,69 +227,14 @@ class PostgresStore:
                                   "host": self._host}
         if queues and len(queues) == 1:
             params["queue"] = queues[0]
-            rows = await self._claim_one_queue(params, (worker_id, queues[0]))
+            rows = await self.cursors.claim_queue(self._one, params, worker_id, queues[0])
         elif queues:
             params["queues"] = list(queues)
-            rows = await self._claim_queues(params, worker_id, list(queues))
+            rows = await self.cursors.claim_queues(self._one, params, worker_id, list(queues))
         else:
-            rows = self._in_claim_order(await self._one(q.CLAIM_ANY, params))
+            rows = in_claim_order(await self._one(q.CLAIM_ANY, params))
         return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
                            r[9], r[10], r[11]) for r in rows]
-
-    async def _claim_one_queue(self, params: dict[str, Any], key: tuple[str, str]) -> Rows:
-        """A full claim, or while full claims are slow a continuation after this claimer's
-        cursor (postgres/cursor.py)."""
-        cursor = self._cursor(key)
-        if cursor.continues():
-            rows = self._in_claim_order(
-                await self._one(q.CLAIM_QUEUE_AFTER, {**params, **cursor.params()}))
-            if rows:
-                cursor.moved(rows)
-                return rows
-        began = time.monotonic()
-        rows = self._in_claim_order(await self._one(q.CLAIM_QUEUE, params))
-        cursor.timed_full(began)
-        cursor.moved(rows)
-        return rows
-
-    async def _claim_queues(self, params: dict[str, Any], worker_id: str,
-                            queues: list[str]) -> Rows:
-        """As _claim_one_queue, for several queues: continuing when every queue's cursor
-        does; the cursors move each by its queue's last claimed job."""
-        cursors = [self._cursor((worker_id, queue)) for queue in queues]
-        if all(cursor.continues() for cursor in cursors):
-            rows = self._in_claim_order(await self._one(q.CLAIM_QUEUES_AFTER, {
-                **params, "after_priorities": [c.priority for c in cursors],
-                "after_run_ats": [c.run_at for c in cursors],
-                "after_ids": [c.job_id for c in cursors]}))
-            if rows:
-                self._move(worker_id, rows)
-                return rows
-        began = time.monotonic()
-        rows = self._in_claim_order(await self._one(q.CLAIM_QUEUES, params))
-        for cursor in cursors:
-            cursor.timed_full(began)
-        self._move(worker_id, rows)
-        return rows
-
-    def _cursor(self, key: tuple[str, str]) -> ClaimCursor:
-        cursor = self._cursors.get(key)
-        if cursor is None:
-            cursor = self._cursors[key] = ClaimCursor()
-        return cursor
-
-    def _move(self, worker_id: str, rows: Rows) -> None:
-        """Each queue's cursor to its last claimed row (rows in claim order)."""
-        by_queue: dict[str, Rows] = {}
-        for row in rows:
-            by_queue.setdefault(row[2], []).append(row)
-        for queue, mine in by_queue.items():
-            self._cursor((worker_id, queue)).moved(mine)
-
-    @staticmethod
-    def _in_claim_order(rows: Rows) -> Rows:
-        """UPDATE ... RETURNING comes back in no particular order: restore the claim order."""
-        return sorted(rows, key=lambda r: (-r[9], r[12], r[0]))
 
     async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
                         now: float | None = None) -> HeartbeatReply:
@@ -482,16 +399,8 @@ class PostgresStore:
         for jobs that may sort before claim cursors ("*" too: a reconnect may have missed
         one) makes the next claims of that queue full ones."""
 
-        def woken(payload: str) -> None:
-            if payload.startswith(BEHIND) or payload == "*":
-                queue = payload.removeprefix(BEHIND)
-                for (_, cursor_queue), cursor in self._cursors.items():
-                    if queue in ("*", cursor_queue):
-                        cursor.rewind()
-                payload = queue
-            callback(payload)
-
-        return await self.broadcast.listen(woken)
+        cursors = self.cursors
+        return await self.broadcast.listen(lambda payload: callback(cursors.woken(payload)))
 
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]) -> Stopper:
         """Call `callback(events)` on this loop for every batch of job state changes and
