@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from conveyor.job import NewJob, new_id
+from conveyor.store.base import Release
 from conveyor.store.postgres import cursor as cursor_module
 from conveyor.store.postgres.store import PostgresStore
 
@@ -84,3 +85,24 @@ async def test_claims_from_several_queues_continue_each_queue(store: PostgresSto
     rest = await store.claim(["a", "b"], "w1", 5, 30)
     assert [c.payload for c in rest] == [b'{"n":12}']
     assert await store.claim(["a", "b"], "w1", 5, 30) == []
+
+
+async def test_released_jobs_wake_their_queue_and_are_claimed_next(
+        store: PostgresStore, always_slow: None) -> None:
+    """A stopping worker releases prefetched jobs: they sort before the cursor of a worker
+    that kept claiming, and their wake-up (marked) makes its next claim a full one."""
+    woken: list[str] = []
+    stop = await store.listen(woken.append)
+    try:
+        await store.enqueue_many([job(n) for n in range(5)])
+        [first] = await store.claim(["q"], "stopping", 1, 30)
+        assert await claim_ns(store, 1) == [1]        # w1's cursor is now past job 0
+        assert await store.settle([Release(first.lease)]) == [True]
+        for _ in range(100):
+            if woken.count("q") >= 2:  # the enqueue's wake-up, then the release's
+                break
+            await asyncio.sleep(0.02)
+        assert woken.count("q") >= 2
+        assert await claim_ns(store, 1) == [0]        # full: the released job first
+    finally:
+        await stop()

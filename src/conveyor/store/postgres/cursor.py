@@ -13,8 +13,8 @@ CLAIM_QUEUES_AFTER: same priority, after the last claimed run_at and id), which 
 index scan past the dead entries. (A worker on every queue, `*`, always makes full claims.)
 A full claim still runs whenever the continuation finds nothing, at least every FULL_EVERY
 seconds, and at once after a wake-up that says jobs were made claimable that may sort before
-a cursor (a priority, a run_at in the past, a promoted, rescued or requeued job: BEHIND).
-When full claims are fast again, every claim is a full one.
+a cursor (a priority, a run_at in the past; a promoted, rescued, requeued or released job:
+BEHIND). When full claims are fast again, every claim is a full one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ Fetch = Callable[[str, dict[str, Any]], Awaitable[Rows]]  # a template, its para
 
 SLOW = 0.005       # seconds: a full claim slower than this turns continuing on
 FULL_EVERY = 5.0   # seconds: the longest a job sorting before a cursor waits if its wake-up
-                   # was lost (or never sent: a job released by a worker that stops)
+                   # was lost
 BEHIND = "\n"      # leads a wake-up for jobs that may sort before cursors (no queue name can
                    # hold a newline): the next claim of that queue is a full one
 

@@ -358,10 +358,19 @@ SET state = 'cancelled', finished_at = {now}, lease_expires_at = NULL, dead_reas
 FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(reasons)s::text[])
      AS item(id, token, reason)""" + _FENCE, _SETTLED)
 
-RELEASE = with_feed("""
+# Released jobs (a stopping worker's prefetched ones) are claimable again at once: their
+# queues get a wake-up, marked as sorting before claim cursors (their run_at is old).
+RELEASE = """
+WITH changed AS (
 UPDATE {schema}.conveyor_jobs AS job
 SET state = 'queued', attempt = job.attempt - 1, lease_expires_at = NULL, started_at = NULL
-FROM unnest(%(ids)s::text[], %(tokens)s::bigint[]) AS item(id, token)""" + _FENCE, _SETTLED)
+FROM unnest(%(ids)s::text[], %(tokens)s::bigint[]) AS item(id, token)""" + _FENCE + """),
+feed AS (""" + feed("changed") + """),
+notified AS (
+    SELECT pg_notify(%(channel)s, E'\\n' || queue)
+    FROM (SELECT DISTINCT queue FROM changed) AS woken)
+SELECT """ + _SETTLED + """ FROM changed
+WHERE (SELECT count(*) FROM feed) >= 0 AND (SELECT count(*) FROM notified) >= 0"""
 
 PROGRESS = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job

@@ -254,7 +254,8 @@ class PostgresStore:
             return []
         async with self._session(atomic=len(groups) > 1) as conn:
             cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
-                                          {"now": now, "events": self._events, **g.columns})
+                                          {"now": now, "events": self._events,
+                                           "channel": self.target.channel, **g.columns})
                        for g in groups]
             returned = [await cursor.fetchall() for cursor in cursors]
         return settle_results(items, groups, [{(r[0], r[1]) for r in rows} for rows in returned])
