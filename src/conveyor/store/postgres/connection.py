@@ -119,7 +119,7 @@ class LoopPools:
         self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
         self._opening: dict[asyncio.AbstractEventLoop, asyncio.Future[AsyncConnectionPool]] = {}
         self._lock = threading.Lock()  # the dicts are shared between loops (threads)
-        self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._handed_out: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         atexit.register(_close_at_exit, weakref.ref(self))
 
     @contextlib.asynccontextmanager
@@ -197,7 +197,7 @@ class LoopPools:
         terminated backend sends its FATAL message to every connection). That look costs no
         round trip; a real ping is made only then, or after the connection sat idle a while.
         A failed ping discards the connection and the pool hands out another."""
-        if _needs_ping(self._returned, conn):
+        if _needs_ping(self._handed_out, conn):
             await AsyncConnectionPool.check_connection(conn)
 
     def close_running_elsewhere(self) -> None:
@@ -234,7 +234,7 @@ class BlockingPool:
         self.url = url
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
-        self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._handed_out: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self._cursors: weakref.WeakKeyDictionary[Any, psycopg.Cursor[Any]] = (
             weakref.WeakKeyDictionary())
         self._suspect = False  # the last call met an outage: probe before waiting on the pool
@@ -265,10 +265,10 @@ class BlockingPool:
             if self._suspect:
                 self._probe()
             conn = pool.getconn()
-            if not _needs_ping(self._returned, conn):
+            if not _needs_ping(self._handed_out, conn):
                 return conn
             try:
-                conn.execute("")
+                ConnectionPool.check_connection(conn)
                 return conn
             except psycopg.Error:
                 conn.close()  # the pool replaces a closed connection

@@ -25,6 +25,7 @@ import psycopg
 from ...job import EnqueueResult, JobState, NewJob
 from . import queries as q
 from .cursor import BEHIND
+from .rows import own_options
 
 Render = Callable[[str], str]
 _TYPES = ["text", "text", "text", "text", "int4", "bytea", "float8", "int4", "text"]
@@ -36,9 +37,8 @@ class NotPlain(Exception):
 
 
 def plain(job: NewJob) -> bool:
-    return not (job.idempotency_key or job.correlation_id is not None or job.run_at is not None
-                or job.delay or job.parent_id is not None or job.tenant
-                or job.ttl is not None)
+    """COPY carries no tenant or TTL either (the times are the columns' defaults)."""
+    return not (own_options(job) or job.tenant or job.ttl is not None)
 
 
 def copy_jobs(conn: psycopg.Connection[Any], render: Render, jobs: Iterable[NewJob],

@@ -156,6 +156,14 @@ def _idle_autocommit(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any
     return conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE
 
 
+def scope(jobs: Sequence[NewJob]) -> tuple[str | None, bool]:
+    """The batch's one tenant (None if none or several), and whether any job has a key: a
+    tenant or a key needs a transaction of its own; otherwise autocommit will do."""
+    tenants = {job.tenant for job in jobs}
+    return (tenants.pop() if len(tenants) == 1 else None,
+            any(job.idempotency_key for job in jobs))
+
+
 def insert_blocking(pool: BlockingPool, render: Render, jobs: Sequence[NewJob],
                     now: float | None, tx: Any, channels: Channels) -> list[EnqueueResult]:
     """Insert from plain sync code on the calling thread, over the caller's own `tx` or one
@@ -167,9 +175,7 @@ def insert_blocking(pool: BlockingPool, render: Render, jobs: Sequence[NewJob],
                           "enqueue_async / enqueue_many_async, or pass a psycopg Connection")
     if tx is not None:
         return drive_inline(insert_on_caller(tx, render, jobs, now, channels))
-    tenants = {job.tenant for job in jobs}
-    tenant = tenants.pop() if len(tenants) == 1 else None
-    keyed = any(job.idempotency_key for job in jobs)
+    tenant, keyed = scope(jobs)
     with pool.connection() as (conn, cursor):
         session = SyncSession(conn, cursor)
         if tenant is None and not keyed:

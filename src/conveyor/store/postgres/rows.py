@@ -35,15 +35,21 @@ def insert_params(jobs: Sequence[NewJob], now: float | None, channel: str,
     }
 
 
+def own_options(job: NewJob) -> bool:
+    """Has the job options a plain bulk insert does not carry: a key, a correlation id, a
+    schedule of its own, a parent?"""
+    return bool(job.idempotency_key or job.correlation_id is not None or job.run_at is not None
+                or job.delay or job.parent_id is not None)
+
+
 def plain_params(jobs: Sequence[NewJob], now: float | None, channel: str,
                  events: str | None) -> dict[str, Any] | None:
     """Parameters for INSERT_PLAIN, or None when a job in the batch needs INSERT_JOBS."""
     first = jobs[0]
     tenant, batch_id, ttl, unique_for = first.tenant, first.batch_id, first.ttl, first.unique_for
     for j in jobs:
-        if (j.idempotency_key or j.correlation_id is not None or j.run_at is not None
-                or j.delay or j.parent_id is not None or j.tenant != tenant
-                or j.batch_id != batch_id or j.ttl != ttl or j.unique_for != unique_for):
+        if (own_options(j) or j.tenant != tenant or j.batch_id != batch_id or j.ttl != ttl
+                or j.unique_for != unique_for):
             return None
     return {
         "now": now, "channel": channel, "events": events, "tenant": tenant or "",

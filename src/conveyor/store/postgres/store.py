@@ -57,6 +57,7 @@ from .enqueue import (
     insert_blocking,
     insert_jobs,
     insert_on_caller,
+    scope,
     stream_blocking,
 )
 from .rows import group_settles, job_from_row, settle_results, worker_from_row
@@ -199,13 +200,10 @@ class PostgresStore:
         channels = self._channels
         if tx is not None:
             return await insert_on_caller(tx, self.statement, jobs, now, channels)
-        tenants = {job.tenant for job in jobs}
-        tenant = tenants.pop() if len(tenants) == 1 else None
-        keyed = any(job.idempotency_key for job in jobs)
-        own = tenant is None and not keyed  # autocommit, outside any transaction
+        tenant, keyed = scope(jobs)
         async with self._session(tenant, atomic=keyed) as conn:
             return await insert_jobs(AsyncSession(conn), self.statement, jobs, now, channels,
-                                     retryable=own)
+                                     retryable=tenant is None and not keyed)
 
     def enqueue_many_blocking(self, jobs: Sequence[NewJob], now: float | None = None,
                               tx: Any = None) -> list[EnqueueResult]:
