@@ -218,10 +218,12 @@ class Conveyor:
         is encoded. A bad item raises from inside the stream: nothing is stored."""
         self._check_batch_size(items)
         prepared: list[tuple[NewJob, Any]] = []
+        built: list[Job] = []  # each job's envelope, built while the store works on the last
 
         def produce() -> Iterator[NewJob]:
             for pair in self._prepare_each(items, new_id()):
                 prepared.append(pair)
+                built.append(self._enqueued(pair[0], pair[1], _UNSTORED))
                 yield pair[0]
 
         source = produce()
@@ -233,7 +235,17 @@ class Conveyor:
             for _ in source:  # validate and keep the rest, then spool them all
                 pass
             results = self._spool_jobs([n for n, _ in prepared])
-        return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
+        return [self._settled(job, n, b, r)
+                for job, (n, b), r in zip(built, prepared, results, strict=True)]
+
+    def _settled(self, job: Job, new: NewJob, body: Any, result: EnqueueResult) -> Job:
+        """An envelope built before the store answered, given the store's times."""
+        if result.duplicate or result.state is not job.state:
+            return self._enqueued(new, body, result)
+        job.created_at, job.run_at = result.created_at, result.run_at
+        if new.ttl is not None:
+            job.expires_at = result.created_at + new.ttl
+        return job
 
     async def enqueue_many_async(self, jobs: Iterable[Any], *,
                                  connection: Any = None) -> list[Job]:
@@ -491,6 +503,7 @@ class Conveyor:
 
 
 _NO_OPTIONS: Mapping[str, Any] = {}
+_UNSTORED = EnqueueResult("", False, JobState.QUEUED, 0.0, 0.0)  # times to come from the store
 
 
 def _split_item(item: Any, index: int) -> tuple[str | Task, Any, Mapping[str, Any]]:

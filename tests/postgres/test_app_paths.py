@@ -169,6 +169,46 @@ def test_a_plain_batch_streams_in_by_copy(app: Conveyor, caplog: pytest.LogCaptu
     assert {"default", "orders"} <= set(woken)
 
 
+def test_copy_rows_keep_every_character_of_names_and_values(
+        app: Conveyor, caplog: pytest.LogCaptureFixture) -> None:
+    """COPY's text format gives tab, newline, carriage return and backslash a meaning: the
+    rows escape them in names, and the padding after max_attempts reads back as nothing."""
+    odd = "a\\b\tc\rd\\N"
+    app.task(name=odd, queue=odd, unique_for=90.5)(lambda ctx, payload: None)
+    with caplog.at_level(logging.DEBUG, logger="conveyor.store.postgres"):
+        jobs = app.enqueue_many([(odd, {"s": "tab\there \\N"}), ("plain", {"n": 1}),
+                                 {"task": "plain", "payload": None, "queue": "q\\\t"}])
+    assert FALLBACK not in caplog.text
+    first, second, third = (app.get(job.id) for job in jobs)
+    assert (first.task, first.queue, first.payload) == (odd, odd, {"s": "tab\there \\N"})
+    assert (second.max_attempts, third.queue, third.payload) == (7, "q\\\t", {})
+    assert [j.created_at for j in jobs] == [first.created_at] * 3  # the store's clock
+    assert [j.run_at for j in jobs] == [first.run_at] * 3
+    stored = app.store
+    assert isinstance(stored, PostgresStore)
+    row = asyncio.run(_row(stored, first.id))
+    assert row == (90.5, 3, None)  # unique_for, max_attempts, batch's absent parent
+
+
+async def _row(store: PostgresStore, job_id: str) -> tuple[object, ...]:
+    rows = await store._one("SELECT unique_for, max_attempts, parent_id "
+                            "FROM {schema}.conveyor_jobs WHERE id = %(id)s", {"id": job_id})
+    return tuple(rows[0])
+
+
+def test_an_id_copy_cannot_carry_goes_in_by_insert(app: Conveyor,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    store = app.store
+    assert isinstance(store, PostgresStore)
+    jobs = [NewJob(id=f"made\telsewhere-{n}", task="plain", queue="default",
+                   payload=b"{}") for n in range(3)]
+    with caplog.at_level(logging.DEBUG, logger="conveyor.store.postgres"):
+        results = store.enqueue_stream(jobs)
+    assert FALLBACK in caplog.text
+    assert [r.id for r in results] == [j.id for j in jobs]
+    assert app.get("made\telsewhere-2").state == "queued"
+
+
 def test_a_batch_with_options_falls_back_to_insert(app: Conveyor,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     items: list[object] = [("plain", {"n": n}) for n in range(10)]
