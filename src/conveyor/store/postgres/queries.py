@@ -9,7 +9,7 @@ Batches travel as arrays and are spread with unnest(), so a batch is one stateme
 from __future__ import annotations
 
 # The database clock decides when the caller passes no `now` (DESIGN section 6).
-NOW = "coalesce(%(now)s::float8, extract(epoch FROM now())::float8)"
+NOW = "coalesce(%(now)s::float8, date_part('epoch', now()))"
 
 
 def render(template: str, quoted_schema: str) -> str:
@@ -68,7 +68,7 @@ SCHEMA_EXISTS = "SELECT to_regclass(%(table)s) IS NOT NULL"
 SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM {schema}.conveyor_schema"
 RECORD_VERSION = """
 INSERT INTO {schema}.conveyor_schema (version, applied_at)
-VALUES (%(version)s, extract(epoch FROM now()))"""
+VALUES (%(version)s, date_part('epoch', now()))"""
 
 # --- producing -------------------------------------------------------------------------------
 
@@ -421,7 +421,7 @@ WHERE id = ANY(%(ids)s::text[]) AND state IN ('completed', 'dead', 'cancelled')
 
 SET_PAUSED = """
 INSERT INTO {schema}.conveyor_queues (name, paused, updated_at)
-VALUES (%(name)s, %(paused)s, extract(epoch FROM now()))
+VALUES (%(name)s, %(paused)s, date_part('epoch', now()))
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at"""
 
 # --- maintenance: bounded, and SKIP LOCKED so every node can run it at once ----------------

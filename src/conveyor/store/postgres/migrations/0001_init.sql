@@ -18,8 +18,8 @@ CREATE TABLE {schema}.conveyor_jobs (
     attempt          integer          NOT NULL DEFAULT 0,
     max_attempts     integer          NOT NULL DEFAULT 3,
     -- Defaults: the transaction's clock, for rows a bulk COPY sends without times.
-    created_at       double precision NOT NULL DEFAULT extract(epoch FROM now()),
-    run_at           double precision NOT NULL DEFAULT extract(epoch FROM now()),
+    created_at       double precision NOT NULL DEFAULT date_part('epoch', now()),
+    run_at           double precision NOT NULL DEFAULT date_part('epoch', now()),
     started_at       double precision,
     finished_at      double precision,
     expires_at       double precision,
