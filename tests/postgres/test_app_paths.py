@@ -247,6 +247,37 @@ def test_ids_already_stored_come_back_as_duplicates(app: Conveyor) -> None:
     assert count(app) == 50
 
 
+def test_batches_with_options_go_in_without_on_conflict_and_fall_back_on_stored_ids(
+        app: Conveyor) -> None:
+    """Jobs without keys skip ON CONFLICT (INSERT_JOBS_NEW, INSERT_ONE_NEW); a stored id
+    fails that statement with nothing stored, and the general one reports the duplicate.
+    Their feed items carry each job's own state."""
+    store = app.store
+    assert isinstance(store, PostgresStore)
+    seen: list[JobEvent] = []
+    jobs = [NewJob(id=new_id(), task="plain", queue="default", payload=b"{}",
+                   correlation_id=f"c{n}", delay=60.0 if n == 3 else 0.0) for n in range(5)]
+
+    async def enqueue_and_listen() -> tuple[list[bool], list[bool], bool]:
+        stop = await store.subscribe(seen.extend)
+        try:
+            first = store.enqueue_many_blocking(jobs[:2])
+            again = store.enqueue_many_blocking(jobs)
+            [alone] = store.enqueue_many_blocking([jobs[4]])
+            deadline = time.monotonic() + 10
+            while len(seen) < 5 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return [r.duplicate for r in first], [r.duplicate for r in again], alone.duplicate
+        finally:
+            await stop()
+
+    first, again, alone = asyncio.run(enqueue_and_listen())
+    assert (first, again, alone) == ([False] * 2, [True] * 2 + [False] * 3, True)
+    assert sorted((e.id, e.state) for e in seen) == sorted(
+        (j.id, "scheduled" if j.delay else "queued") for j in jobs)
+    assert app.get(jobs[3].id).state == "scheduled" and app.get(jobs[2].id).correlation_id == "c2"
+
+
 def test_a_batch_at_the_apps_clock(url: str) -> None:
     clock = FakeClock(1_900_000_000.0)
     app = make_app(url, clock)

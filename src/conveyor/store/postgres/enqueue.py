@@ -73,21 +73,19 @@ async def insert_jobs(session: Session, render: Render, jobs: Sequence[NewJob],
     insert of the same key waits for the other transaction, then finds its row.
 
     `retryable`: the session is in autocommit outside any transaction, so a failed statement
-    leaves nothing behind and a plain batch may take INSERT_PLAIN (no ON CONFLICT), falling
-    back to INSERT_JOBS in the rare case that an id is already stored."""
-    if retryable and len(jobs) > 1:
-        params = plain_params(jobs, now, channels.wake, channels.events)
-        if params is not None:
-            try:
-                [(clock, count)] = await session.fetch(render(q.INSERT_PLAIN), params)
-            except psycopg.errors.UniqueViolation:
-                pass  # an id is stored already (a spooled batch sent twice): sort it out below
-            else:
-                if count == len(jobs):
-                    return [EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)
-                            for job in jobs]
-                raise ConveyorError(f"bulk insert stored {count} of {len(jobs)} jobs")
+    leaves nothing behind, and jobs without keys may go in without ON CONFLICT (INSERT_PLAIN
+    for a plain batch, else INSERT_ONE_NEW / INSERT_JOBS_NEW), falling back to the general
+    statements in the rare case that an id is already stored."""
     keyed = any(job.idempotency_key for job in jobs)
+    if retryable and not keyed:
+        try:
+            fresh = await _insert_fresh(session, render, jobs, now, channels)
+        except psycopg.errors.UniqueViolation:
+            pass  # an id is stored already (a spooled batch sent twice): sort it out below
+        else:
+            if len(fresh) != len(jobs):
+                raise ConveyorError(f"bulk insert stored {len(fresh)} of {len(jobs)} jobs")
+            return fresh
     if keyed:
         await session.run(render(q.FREE_EXPIRED_KEYS), key_params(jobs, now))
     if len(jobs) == 1:
@@ -107,6 +105,23 @@ async def insert_jobs(session: Session, render: Render, jobs: Sequence[NewJob],
     if None in results:  # its key's holder finished and let the key go in between
         raise ConflictRace("an idempotency key changed hands during enqueue: enqueue again")
     return results  # type: ignore[return-value]
+
+
+async def _insert_fresh(session: Session, render: Render, jobs: Sequence[NewJob],
+                        now: float | None, channels: Channels) -> list[EnqueueResult]:
+    """Jobs without keys, none of whose ids is stored yet (UniqueViolation otherwise)."""
+    if len(jobs) > 1:
+        params = plain_params(jobs, now, channels.wake, channels.events)
+        if params is not None:
+            [(clock, count)] = await session.fetch(render(q.INSERT_PLAIN), params)
+            return [EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)
+                    for job in jobs[:count]]
+        rows = await session.fetch(render(q.INSERT_JOBS_NEW),
+                                   insert_params(jobs, now, channels.wake, channels.events))
+    else:
+        rows = await session.fetch(render(q.INSERT_ONE_NEW), insert_one_params(
+            jobs[0], now, channels.wake, channels.events))
+    return [EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows]
 
 
 class ConflictRace(ConveyorError):
