@@ -76,6 +76,7 @@ def churn_process(url: str, rate: int, seconds: float) -> multiprocessing.Proces
     def run() -> None:
         async def main() -> None:
             store = PostgresStore(url)
+            await store.listen(lambda queue: None)  # as a worker does: claim cursors need it
             try:
                 done = await churn(store, rate, time.monotonic() + seconds)
                 print(f"  ({done:,} jobs churned)", flush=True)
@@ -131,6 +132,7 @@ async def main() -> None:
     schema = f"conveyor_bloat_{secrets.token_hex(4)}"
     store = PostgresStore(f"{args.url}?schema={schema}")
     await store.migrate()
+    await store.listen(lambda queue: None)  # as a worker does: claim cursors need it
     try:
         print(f"1. empty table:               {await latency(store, 500)}", flush=True)
         fill_finished(args.url, schema, args.finished)

@@ -4,6 +4,7 @@ its last claimed job; a wake-up for jobs that sort before it makes the next clai
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -25,20 +26,32 @@ def always_slow(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cursor_module, "SLOW", -1.0)
 
 
+@pytest.fixture
+async def listening(store: PostgresStore) -> AsyncIterator[None]:
+    """A wake-up listener on the store, as every worker has: cursors need one."""
+    stop = await store.listen(lambda queue: None)
+    try:
+        yield
+    finally:
+        await stop()
+
+
 async def claim_ns(store: PostgresStore, limit: int) -> list[int]:
     claimed = await store.claim(["q"], "w1", limit, 30)
     return [int(c.payload.decode().split(":")[1].rstrip("}")) for c in claimed]
 
 
-async def test_slow_claims_continue_after_the_cursor(store: PostgresStore,
-                                                     always_slow: None) -> None:
+async def test_slow_claims_continue_after_the_cursor(store: PostgresStore, always_slow: None,
+                                                     listening: None) -> None:
     await store.enqueue_many([job(n) for n in range(6)])
     assert await claim_ns(store, 2) == [0, 1]   # a full claim: slow, so the cursor is kept
     assert store.cursors.get("w1", "q").continues()
     assert await claim_ns(store, 2) == [2, 3]   # continued after job 1
-    # A job that sorts first (priority) but sent no wake-up to this store: the continuation
-    # does not see it (it is claimed by the next full claim, at most FULL_EVERY later) ...
-    await store.enqueue_many([job(100, priority=5)])
+    # A job that sorts first (priority) whose wake-up was lost (inserted here without one):
+    # the continuation does not see it (the next full claim does, at most FULL_EVERY later)
+    await store._one("INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority,"
+                     " payload) VALUES (%(id)s, 't', 'q', 'queued', 5, '{\"n\":100}') RETURNING id",
+                     {"id": new_id()})
     assert await claim_ns(store, 1) == [4]
     # ... and once the continuation finds nothing, the claim is a full one at once.
     assert await claim_ns(store, 5) == [5]
@@ -63,7 +76,26 @@ async def test_a_wakeup_for_jobs_before_the_cursor_makes_the_next_claim_full(
         await stop()
 
 
-async def test_fast_claims_are_always_full(store: PostgresStore) -> None:
+async def test_without_a_listener_slow_claims_stay_full(store: PostgresStore,
+                                                       always_slow: None) -> None:
+    """Nothing would tell the store of a job that sorts before a cursor: exact order."""
+    await store.enqueue_many([job(n) for n in range(4)])
+    assert await claim_ns(store, 1) == [0]
+    assert await claim_ns(store, 1) == [1]
+    await store.enqueue_many([job(100, priority=5)])
+    assert await claim_ns(store, 1) == [100]
+    stop = await store.listen(lambda queue: None)
+    await stop()
+    await stop()  # a second stop changes nothing
+    assert store.cursors.listeners == 0
+    assert await claim_ns(store, 1) == [2]
+    await store.enqueue_many([job(101, priority=5)])
+    assert await claim_ns(store, 1) == [101]
+
+
+async def test_fast_claims_are_always_full(store: PostgresStore, listening: None,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cursor_module, "SLOW", 60.0)  # every claim fast, on any machine
     await store.enqueue_many([job(n) for n in range(3)])
     assert await claim_ns(store, 1) == [0]
     assert not store.cursors.get("w1", "q").continues()
@@ -71,8 +103,8 @@ async def test_fast_claims_are_always_full(store: PostgresStore) -> None:
     assert await claim_ns(store, 1) == [100]
 
 
-async def test_claims_from_several_queues_continue_each_queue(store: PostgresStore,
-                                                              always_slow: None) -> None:
+async def test_claims_from_several_queues_continue_each_queue(
+        store: PostgresStore, always_slow: None, listening: None) -> None:
     def on(queue: str, n: int) -> NewJob:
         return NewJob(id=new_id(), task="t", queue=queue, payload=b'{"n":%d}' % n)
 

@@ -14,7 +14,9 @@ index scan past the dead entries. (A worker on every queue, `*`, always makes fu
 A full claim still runs whenever the continuation finds nothing, at least every FULL_EVERY
 seconds, and at once after a wake-up that says jobs were made claimable that may sort before
 a cursor (a priority, a run_at in the past; a promoted, rescued, requeued or released job:
-BEHIND). When full claims are fast again, every claim is a full one.
+BEHIND). When full claims are fast again, every claim is a full one. Continuing depends on
+those wake-ups, so a store that nobody listens on (store.listen) always makes full claims:
+its claims keep the exact claim order however slow they are.
 """
 
 from __future__ import annotations
@@ -74,12 +76,13 @@ class Cursors:
 
     def __init__(self) -> None:
         self._cursors: dict[tuple[str, str], ClaimCursor] = {}
+        self.listeners = 0  # wake-up listeners on this store: cursors continue only with one
 
     async def claim_queue(self, fetch: Fetch, params: dict[str, Any], worker_id: str,
                           queue: str) -> Rows:
         """A full claim from one queue, or while full claims are slow a continuation."""
         cursor = self._cursor(worker_id, queue)
-        if cursor.continues():
+        if self.listeners and cursor.continues():
             rows = in_claim_order(await fetch(q.CLAIM_QUEUE_AFTER,
                                               {**params, **cursor.params()}))
             if rows:
@@ -96,7 +99,7 @@ class Cursors:
         """The same for several queues: continuing when every queue's cursor does; each
         cursor moves to its queue's last claimed job."""
         cursors = [self._cursor(worker_id, queue) for queue in queues]
-        if all(cursor.continues() for cursor in cursors):
+        if self.listeners and all(cursor.continues() for cursor in cursors):
             rows = in_claim_order(await fetch(q.CLAIM_QUEUES_AFTER, {
                 **params, "after_priorities": [c.priority for c in cursors],
                 "after_run_ats": [c.run_at for c in cursors],

@@ -399,7 +399,18 @@ class PostgresStore:
         one) makes the next claims of that queue full ones."""
 
         cursors = self.cursors
-        return await self.broadcast.listen(lambda payload: callback(cursors.woken(payload)))
+        stop = await self.broadcast.listen(lambda payload: callback(cursors.woken(payload)))
+        cursors.listeners += 1
+        stopped = False
+
+        async def stopper() -> None:
+            nonlocal stopped
+            if not stopped:
+                stopped = True
+                cursors.listeners -= 1
+            await stop()
+
+        return stopper
 
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]) -> Stopper:
         """Call `callback(events)` on this loop for every batch of job state changes and
