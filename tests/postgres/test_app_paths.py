@@ -258,23 +258,28 @@ def test_batches_with_options_go_in_without_on_conflict_and_fall_back_on_stored_
     jobs = [NewJob(id=new_id(), task="plain", queue="default", payload=b"{}",
                    correlation_id=f"c{n}", delay=60.0 if n == 3 else 0.0) for n in range(5)]
 
-    async def enqueue_and_listen() -> tuple[list[bool], list[bool], bool]:
+    single = NewJob(id=new_id(), task="plain", queue="default", payload=b"{}", priority=2)
+
+    async def enqueue_and_listen() -> tuple[list[bool], list[bool], list[bool]]:
         stop = await store.subscribe(seen.extend)
         try:
             first = store.enqueue_many_blocking(jobs[:2])
             again = store.enqueue_many_blocking(jobs)
-            [alone] = store.enqueue_many_blocking([jobs[4]])
+            alone = [store.enqueue_many_blocking([job])[0] for job in (jobs[4], single, single)]
             deadline = time.monotonic() + 10
-            while len(seen) < 5 and time.monotonic() < deadline:
+            while len(seen) < 6 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            return [r.duplicate for r in first], [r.duplicate for r in again], alone.duplicate
+            return ([r.duplicate for r in first], [r.duplicate for r in again],
+                    [r.duplicate for r in alone])
         finally:
             await stop()
 
     first, again, alone = asyncio.run(enqueue_and_listen())
-    assert (first, again, alone) == ([False] * 2, [True] * 2 + [False] * 3, True)
+    assert (first, again, alone) == ([False] * 2, [True] * 2 + [False] * 3,
+                                     [True, False, True])
     assert sorted((e.id, e.state) for e in seen) == sorted(
-        (j.id, "scheduled" if j.delay else "queued") for j in jobs)
+        [(j.id, "scheduled" if j.delay else "queued") for j in jobs] + [(single.id, "queued")])
+    assert app.get(single.id).priority == 2
     assert app.get(jobs[3].id).state == "scheduled" and app.get(jobs[2].id).correlation_id == "c2"
 
 

@@ -26,7 +26,7 @@ import psycopg
 from ...job import EnqueueResult, JobState, NewJob
 from . import queries as q
 from .cursor import BEHIND
-from .rows import own_options
+from .rows import plain
 
 Render = Callable[[str], str]
 _FEED_IDS = 150  # ids per feed item: 36-character ids keep a payload under 6 kB
@@ -34,11 +34,6 @@ _FEED_IDS = 150  # ids per feed item: 36-character ids keep a payload under 6 kB
 
 class NotPlain(Exception):
     """A job in the stream needs INSERT_JOBS; the stream is abandoned before it commits."""
-
-
-def plain(job: NewJob) -> bool:
-    """COPY carries no tenant or TTL either (the times are the columns' defaults)."""
-    return not (own_options(job) or job.tenant or job.ttl is not None)
 
 
 def copy_jobs(conn: psycopg.Connection[Any], render: Render, jobs: Iterable[NewJob],

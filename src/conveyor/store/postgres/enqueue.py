@@ -21,9 +21,10 @@ from ..base import drive_inline
 from . import queries as q
 from .connection import BlockingPool
 from .copy import NotPlain, copy_jobs
-from .rows import insert_one_params, insert_params, key_params, plain_params
+from .rows import insert_one_params, insert_params, key_params, plain, plain_params
 
 Render = Callable[[str], str]
+Params = dict[str, Any] | tuple[Any, ...]  # named, or positional (INSERT_ONE_PLAIN)
 log = logging.getLogger("conveyor.store.postgres")
 
 
@@ -33,18 +34,18 @@ class Channels(NamedTuple):
 
 
 class Session(Protocol):
-    async def run(self, query: str, params: dict[str, Any]) -> None: ...
-    async def fetch(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]: ...
+    async def run(self, query: str, params: Params) -> None: ...
+    async def fetch(self, query: str, params: Params) -> list[tuple[Any, ...]]: ...
 
 
 class AsyncSession:
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self.conn = conn
 
-    async def run(self, query: str, params: dict[str, Any]) -> None:
+    async def run(self, query: str, params: Params) -> None:
         await self.conn.execute(query, params)
 
-    async def fetch(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def fetch(self, query: str, params: Params) -> list[tuple[Any, ...]]:
         cursor = await self.conn.execute(query, params)
         return await cursor.fetchall()
 
@@ -58,10 +59,10 @@ class SyncSession:
         self.conn = conn
         self.cursor = cursor or conn.cursor()  # reused: a cursor per call costs more
 
-    async def run(self, query: str, params: dict[str, Any]) -> None:
+    async def run(self, query: str, params: Params) -> None:
         self.cursor.execute(query, params)
 
-    async def fetch(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def fetch(self, query: str, params: Params) -> list[tuple[Any, ...]]:
         return self.cursor.execute(query, params).fetchall()
 
 
@@ -119,8 +120,14 @@ async def _insert_fresh(session: Session, render: Render, jobs: Sequence[NewJob]
         rows = await session.fetch(render(q.INSERT_JOBS_NEW),
                                    insert_params(jobs, now, channels.wake, channels.events))
     else:
+        job = jobs[0]
+        if now is None and plain(job):
+            [(clock,)] = await session.fetch(render(q.INSERT_ONE_PLAIN), (
+                job.id, job.task, job.queue, job.priority, job.payload, job.unique_for,
+                job.max_attempts, job.batch_id, channels.wake, channels.events, channels.events))
+            return [EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)]
         rows = await session.fetch(render(q.INSERT_ONE_NEW), insert_one_params(
-            jobs[0], now, channels.wake, channels.events))
+            job, now, channels.wake, channels.events))
     return [EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows]
 
 

@@ -42,6 +42,12 @@ def own_options(job: NewJob) -> bool:
                 or job.delay or job.parent_id is not None)
 
 
+def plain(job: NewJob) -> bool:
+    """A job COPY_PLAIN and INSERT_ONE_PLAIN carry: no options of its own, no tenant, no TTL
+    (the times are the columns' defaults, the transaction's clock)."""
+    return not (own_options(job) or job.tenant or job.ttl is not None)
+
+
 def plain_params(jobs: Sequence[NewJob], now: float | None, channel: str,
                  events: str | None) -> dict[str, Any] | None:
     """Parameters for INSERT_PLAIN, or None when a job in the batch needs INSERT_JOBS."""
