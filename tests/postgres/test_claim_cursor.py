@@ -138,3 +138,67 @@ async def test_released_jobs_wake_their_queue_and_are_claimed_next(
         assert await claim_ns(store, 1) == [0]        # full: the released job first
     finally:
         await stop()
+
+
+async def insert_unannounced(store: PostgresStore, queue: str, n: int, priority: int) -> None:
+    """A job whose wake-up was lost: inserted without one."""
+    await store._one("INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority,"
+                     " payload) VALUES (%(id)s, 't', %(queue)s, 'queued', %(priority)s,"
+                     " %(payload)s) RETURNING id",
+                     {"id": new_id(), "queue": queue, "priority": priority,
+                      "payload": b'{"n":%d}' % n})
+
+
+async def wait_known(store: PostgresStore, queue: str) -> None:
+    for _ in range(200):
+        if queue in store.cursors.known:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{queue} never became known")
+
+
+async def any_ns(store: PostgresStore, limit: int) -> list[int]:
+    claimed = await store.claim(None, "w1", limit, 30)
+    return [int(c.payload.decode().split(":")[1].rstrip("}")) for c in claimed]
+
+
+async def test_a_claimer_on_every_queue_claims_from_the_queues_it_has_heard_of(
+        store: PostgresStore, listening: None) -> None:
+    """Wake-ups and claimed jobs name the queues; claims go to those (no skip scan) until
+    they have nothing, when a CLAIM_ANY finds the rest."""
+    await insert_unannounced(store, "early", 1, 0)           # before anyone listened
+    assert await any_ns(store, 5) == [1]                      # CLAIM_ANY finds it
+    assert store.cursors.known.keys() == {"early"}
+    await store.enqueue_many([NewJob(id=new_id(), task="t", queue="fresh", payload=b'{"n":2}')])
+    await wait_known(store, "fresh")                          # its wake-up named it
+    await insert_unannounced(store, "hidden", 3, 9)           # sorts first, but unheard of
+    assert await any_ns(store, 1) == [2]                      # from the known queues
+    assert await any_ns(store, 1) == [3]                      # they had none: CLAIM_ANY
+    assert "hidden" in store.cursors.known
+    await insert_unannounced(store, "other", 4, 9)
+    store.cursors.woken("*")                                  # a reconnect: may have missed
+    await insert_unannounced(store, "early", 5, 0)
+    assert await any_ns(store, 1) == [4]                      # CLAIM_ANY, exact order
+
+
+async def test_without_a_listener_a_claim_from_every_queue_is_exact(
+        store: PostgresStore) -> None:
+    await store.enqueue_many([NewJob(id=new_id(), task="t", queue="a", payload=b'{"n":1}')])
+    assert await any_ns(store, 1) == [1]
+    await insert_unannounced(store, "b", 2, 0)
+    await store.enqueue_many([NewJob(id=new_id(), task="t", queue="a", payload=b'{"n":3}',
+                                     priority=-1)])
+    assert await any_ns(store, 1) == [2]
+
+
+async def test_known_queues_are_forgotten_and_capped(store: PostgresStore, listening: None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    cursors = store.cursors
+    for n in range(cursor_module.MAX_KNOWN + 1):
+        cursors.woken(f"q{n}")
+    await insert_unannounced(store, "zz", 7, 0)
+    assert await any_ns(store, 1) == [7]      # too many known queues: CLAIM_ANY
+    monkeypatch.setattr(cursor_module, "FORGET_AFTER", -1.0)
+    await insert_unannounced(store, "zz", 8, 0)
+    assert await any_ns(store, 1) == [8]
+    assert cursors.known.keys() == {"zz"}     # the rest forgotten, zz just claimed from

@@ -10,13 +10,21 @@ slower with every job processed: the bloat case that hurts every PostgreSQL queu
 So a claimer remembers, for each of its queues, where its last claim there ended. While
 full claims are slow (over SLOW seconds), it continues from there instead (CLAIM_QUEUE_AFTER,
 CLAIM_QUEUES_AFTER: same priority, after the last claimed run_at and id), which starts each
-index scan past the dead entries. (A worker on every queue, `*`, always makes full claims.)
+index scan past the dead entries.
 A full claim still runs whenever the continuation finds nothing, at least every FULL_EVERY
 seconds, and at once after a wake-up that says jobs were made claimable that may sort before
 a cursor (a priority, a run_at in the past; a promoted, rescued, requeued or released job:
 BEHIND). When full claims are fast again, every claim is a full one. Continuing depends on
 those wake-ups, so a store that nobody listens on (store.listen) always makes full claims:
 its claims keep the exact claim order however slow they are.
+
+A claimer on every queue (`*`) learns the queue names from the wake-ups and from what it
+claims, and claims from those queues as a claimer on them does (so it gets cursors too).
+Finding the queues that have jobs (CLAIM_ANY, a skip scan through the claim index) costs a
+descent per queue, and in a churning table a walk past each queue's dead entries. CLAIM_ANY
+still runs when the known queues have nothing, at least every FULL_EVERY seconds, after a
+listener reconnect ("*"), and when more than MAX_KNOWN queues are known; a queue is
+forgotten FORGET_AFTER seconds after it was last seen.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ Fetch = Callable[[str, dict[str, Any]], Awaitable[Rows]]  # a template, its para
 SLOW = 0.005       # seconds: a full claim slower than this turns continuing on
 FULL_EVERY = 5.0   # seconds: the longest a job sorting before a cursor waits if its wake-up
                    # was lost
+MAX_KNOWN = 32     # queues a claimer on every queue names in its claims, at most
+FORGET_AFTER = 60.0  # seconds since a queue was last seen in a wake-up or a claimed job
 BEHIND = "\n"      # leads a wake-up for jobs that may sort before cursors (no queue name can
                    # hold a newline): the next claim of that queue is a full one
 
@@ -77,6 +87,8 @@ class Cursors:
     def __init__(self) -> None:
         self._cursors: dict[tuple[str, str], ClaimCursor] = {}
         self.listeners = 0  # wake-up listeners on this store: cursors continue only with one
+        self.known: dict[str, float] = {}  # queue: time.monotonic() it was last seen
+        self._any_at = 0.0                 # time.monotonic() of the last CLAIM_ANY
 
     async def claim_queue(self, fetch: Fetch, params: dict[str, Any], worker_id: str,
                           queue: str) -> Rows:
@@ -114,16 +126,45 @@ class Cursors:
         self._move(worker_id, rows)
         return rows
 
+    async def claim_any(self, fetch: Fetch, params: dict[str, Any], worker_id: str) -> Rows:
+        """A claim from every queue: from the queues known to have had jobs lately while
+        this store listens, else (and when those have none) a CLAIM_ANY that finds them."""
+        now = time.monotonic()
+        known = self._known(now)
+        if (self.listeners and known and len(known) <= MAX_KNOWN
+                and now - self._any_at < FULL_EVERY):
+            rows = await (self.claim_queue(fetch, {**params, "queue": known[0]}, worker_id,
+                                           known[0]) if len(known) == 1 else
+                          self.claim_queues(fetch, {**params, "queues": known}, worker_id,
+                                            known))
+            if rows:
+                return rows
+        rows = in_claim_order(await fetch(q.CLAIM_ANY, params))
+        self._any_at = time.monotonic()
+        for row in rows:
+            self.known[row[2]] = self._any_at
+        self._move(worker_id, rows)
+        return rows
+
+    def _known(self, now: float) -> list[str]:
+        for queue in [name for name, seen in self.known.items() if now - seen > FORGET_AFTER]:
+            del self.known[queue]
+        return sorted(self.known)
+
     def woken(self, payload: str) -> str:
-        """A wake-up's payload: a BEHIND one (or "*", a reconnect that may have missed one)
-        makes the next claims of its queue full ones. Returns the plain queue name."""
+        """A wake-up's payload: its queue is known to have jobs; a BEHIND one (or "*", a
+        reconnect that may have missed one) makes the next claims of its queue full ones.
+        Returns the plain queue name."""
+        if payload == "*":
+            self._any_at = 0.0
+        queue = payload.removeprefix(BEHIND)
+        if not queue.startswith("*"):  # "*", SCHEDULED_HINT: not queue names
+            self.known[queue] = time.monotonic()
         if payload.startswith(BEHIND) or payload == "*":
-            queue = payload.removeprefix(BEHIND)
             for (_, cursor_queue), cursor in self._cursors.items():
                 if queue in ("*", cursor_queue):
                     cursor.rewind()
-            return queue
-        return payload
+        return queue
 
     def get(self, worker_id: str, queue: str) -> ClaimCursor | None:
         return self._cursors.get((worker_id, queue))

@@ -50,7 +50,7 @@ from ..summaries import build_queue_infos, build_stats
 from . import queries as q
 from .broadcast import Broadcaster, Stopper
 from .connection import BlockingPool, LoopPools, parse_url
-from .cursor import Cursors, in_claim_order
+from .cursor import Cursors
 from .enqueue import (
     AsyncSession,
     Channels,
@@ -230,7 +230,7 @@ class PostgresStore:
             params["queues"] = list(queues)
             rows = await self.cursors.claim_queues(self._one, params, worker_id, list(queues))
         else:
-            rows = in_claim_order(await self._one(q.CLAIM_ANY, params))
+            rows = await self.cursors.claim_any(self._one, params, worker_id)
         return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
                            r[9], r[10], r[11]) for r in rows]
 
