@@ -3,6 +3,7 @@
     .venv/bin/python bench/pg_bloat.py                    # ~3 minutes
     .venv/bin/python bench/pg_bloat.py --hold 60 --rate 2000
     .venv/bin/python bench/pg_bloat.py --queues default,other   # a worker on two queues
+    .venv/bin/python bench/pg_bloat.py --queues '*'             # a worker on every queue
 
 1. Empty table: the latency of one claim (enqueue one job, claim it, complete it), many times.
 2. The same with 1,000,000 finished jobs in the table (completed rows, as before pruning).
@@ -30,7 +31,11 @@ from conveyor.store.base import Complete
 from conveyor.store.postgres.store import PostgresStore
 
 PAYLOAD = b'{"ms":0}'
-QUEUES = ["default"]  # what the probe and the churn claim from (--queues)
+QUEUES = ["default"]  # what the probe and the churn claim from (--queues; "*": every queue)
+
+
+def claiming() -> list[str] | None:
+    return None if QUEUES == ["*"] else QUEUES
 
 
 def jobs(n: int) -> list[NewJob]:
@@ -41,7 +46,7 @@ async def one_claim(store: PostgresStore) -> float:
     """Enqueue one job, then time the claim that takes it; complete it."""
     await store.enqueue_many(jobs(1))
     began = time.perf_counter()
-    claimed = await store.claim(QUEUES, "probe", 1, 30)
+    claimed = await store.claim(claiming(), "probe", 1, 30)
     took = time.perf_counter() - began
     await store.settle([Complete(job.lease) for job in claimed])
     return took
@@ -98,7 +103,7 @@ async def churn(store: PostgresStore, rate: int, until: float) -> int:
         tick = time.monotonic()
         await store.enqueue_many(jobs(batch))
         while True:
-            claimed = await store.claim(QUEUES, "churn", 100, 30)
+            claimed = await store.claim(claiming(), "churn", 100, 30)
             if not claimed:
                 break
             await store.settle([Complete(job.lease) for job in claimed])
@@ -126,7 +131,8 @@ async def main() -> None:
     parser.add_argument("--hold", type=float, default=60.0)
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--queues", default="default",
-                        help="claim from these (comma-separated); jobs go to the first")
+                        help="claim from these (comma-separated; '*': every queue); "
+                             "jobs go to 'default'")
     args = parser.parse_args()
     QUEUES[:] = args.queues.split(",")
     schema = f"conveyor_bloat_{secrets.token_hex(4)}"
