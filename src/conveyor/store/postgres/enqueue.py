@@ -128,7 +128,8 @@ async def _insert_fresh(session: Session, render: Render, jobs: Sequence[NewJob]
             return [EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)]
         rows = await session.fetch(render(q.INSERT_ONE_NEW), insert_one_params(
             job, now, channels.wake, channels.events))
-    return [EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows]
+    stored = {r[0]: EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows}
+    return [stored[job.id] for job in jobs if job.id in stored]  # RETURNING has no order
 
 
 class ConflictRace(ConveyorError):
