@@ -4,6 +4,7 @@ its last claimed job; a wake-up for jobs that sort before it makes the next clai
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -172,7 +173,9 @@ async def test_a_claimer_on_every_queue_claims_from_the_queues_it_has_heard_of(
     await store.enqueue_many([NewJob(id=new_id(), task="t", queue="fresh", payload=b'{"n":2}')])
     await wait_known(store, "fresh")                          # its wake-up named it
     await insert_unannounced(store, "hidden", 3, 9)           # sorts first, but unheard of
+    before = time.monotonic()
     assert await any_ns(store, 1) == [2]                      # from the known queues
+    assert store.cursors.known["fresh"] >= before             # seen again: stays known
     assert await any_ns(store, 1) == [3]                      # they had none: CLAIM_ANY
     assert "hidden" in store.cursors.known
     await insert_unannounced(store, "other", 4, 9)

@@ -138,13 +138,18 @@ class Cursors:
                           self.claim_queues(fetch, {**params, "queues": known}, worker_id,
                                             known))
             if rows:
+                self._seen(rows)  # a long backlog stays known without new wake-ups
                 return rows
         rows = in_claim_order(await fetch(q.CLAIM_ANY, params))
         self._any_at = time.monotonic()
-        for row in rows:
-            self.known[row[2]] = self._any_at
+        self._seen(rows)
         self._move(worker_id, rows)
         return rows
+
+    def _seen(self, rows: Rows) -> None:
+        now = time.monotonic()
+        for row in rows:
+            self.known[row[2]] = now
 
     def _known(self, now: float) -> list[str]:
         for queue in [name for name, seen in self.known.items() if now - seen > FORGET_AFTER]:
