@@ -292,3 +292,16 @@ def test_a_batch_at_the_apps_clock(url: str) -> None:
         assert app.get(jobs[4].id).run_at == 1_900_000_000.0
     finally:
         app.close()
+
+
+def test_feed_payloads_stay_under_notifys_limit_with_the_longest_names(app: Conveyor) -> None:
+    """A tenant's batch goes in by INSERT_JOBS, its feed grouped: 100 ids per payload leave
+    room for a 255-character tenant, a 200-character task and a 100-character queue even
+    when JSON escapes every character (NOTIFY refuses payloads over 8,000 bytes)."""
+    store = app.store
+    assert isinstance(store, PostgresStore)
+    task, queue, tenant = "\x01" * 200, "\x02" * 100, "\x03" * 255
+    jobs = [NewJob(id=new_id(), task=task, queue=queue, payload=b"{}", tenant=tenant)
+            for _ in range(300)]
+    results = store.enqueue_many_blocking(jobs)
+    assert [r.id for r in results] == [j.id for j in jobs]

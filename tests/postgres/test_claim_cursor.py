@@ -205,3 +205,15 @@ async def test_known_queues_are_forgotten_and_capped(store: PostgresStore, liste
     await insert_unannounced(store, "zz", 8, 0)
     assert await any_ns(store, 1) == [8]
     assert cursors.known.keys() == {"zz"}     # the rest forgotten, zz just claimed from
+
+
+def test_a_listener_hearing_many_queues_remembers_a_bounded_number(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cursors = cursor_module.Cursors()
+    for n in range(1000):
+        cursors.woken(f"tenant-{n}")
+    assert len(cursors.known) == 4 * cursor_module.MAX_KNOWN
+    cursors._cursor("w1", "tenant-0")
+    monkeypatch.setattr(cursor_module, "FORGET_AFTER", -1.0)
+    cursors.woken("fresh")  # full: the stale ones are forgotten, with their cursors
+    assert cursors.known.keys() == {"fresh"} and cursors.get("w1", "tenant-0") is None

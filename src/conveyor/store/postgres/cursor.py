@@ -152,9 +152,25 @@ class Cursors:
             self.known[row[2]] = now
 
     def _known(self, now: float) -> list[str]:
-        for queue in [name for name, seen in self.known.items() if now - seen > FORGET_AFTER]:
-            del self.known[queue]
+        """The queues seen lately; the others are forgotten, with their cursors."""
+        gone = {name for name, seen in self.known.items() if now - seen > FORGET_AFTER}
+        if gone:
+            for queue in gone:
+                del self.known[queue]
+            for key in [key for key in self._cursors if key[1] in gone]:
+                del self._cursors[key]
         return sorted(self.known)
+
+    def _heard(self, queue: str) -> None:
+        """A wake-up named `queue`. A store whose listeners hear many queues (a queue per
+        tenant, say) remembers at most a few times MAX_KNOWN: past MAX_KNOWN, claims from
+        every queue use CLAIM_ANY anyway."""
+        now = time.monotonic()
+        if queue not in self.known and len(self.known) >= 4 * MAX_KNOWN:
+            self._known(now)
+            if len(self.known) >= 4 * MAX_KNOWN:
+                return
+        self.known[queue] = now
 
     def woken(self, payload: str) -> str:
         """A wake-up's payload: its queue is known to have jobs; a BEHIND one (or "*", a
@@ -164,7 +180,7 @@ class Cursors:
             self._any_at = 0.0
         queue = payload.removeprefix(BEHIND)
         if not queue.startswith("*"):  # "*", SCHEDULED_HINT: not queue names
-            self.known[queue] = time.monotonic()
+            self._heard(queue)
         if payload.startswith(BEHIND) or payload == "*":
             for (_, cursor_queue), cursor in self._cursors.items():
                 if queue in ("*", cursor_queue):
