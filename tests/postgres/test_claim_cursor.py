@@ -217,3 +217,13 @@ def test_a_listener_hearing_many_queues_remembers_a_bounded_number(
     monkeypatch.setattr(cursor_module, "FORGET_AFTER", -1.0)
     cursors.woken("fresh")  # full: the stale ones are forgotten, with their cursors
     assert cursors.known.keys() == {"fresh"} and cursors.get("w1", "tenant-0") is None
+
+
+def test_a_rewind_during_a_full_claim_is_kept(always_slow: None) -> None:
+    cursor = cursor_module.ClaimCursor()
+    began = time.monotonic()
+    cursor.rewind()                 # a marked wake-up while the claim is in flight
+    cursor.timed_full(began)
+    assert cursor.slow and not cursor.continues()   # the next claim is full again
+    cursor.timed_full(time.monotonic())
+    assert cursor.continues()

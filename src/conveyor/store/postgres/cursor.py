@@ -55,6 +55,7 @@ class ClaimCursor:
     job_id: str = ""
     slow: bool = False        # the last full claim took longer than SLOW
     full_at: float = 0.0      # time.monotonic() of the last full claim
+    rewound_at: float = -1.0  # time.monotonic() of the last rewind
 
     def continues(self) -> bool:
         """Continue after the cursor instead of a full claim? A queue nothing was claimed
@@ -74,11 +75,14 @@ class ClaimCursor:
 
     def rewind(self) -> None:
         """Make the next claim a full one."""
-        self.full_at = 0.0
+        self.full_at, self.rewound_at = 0.0, time.monotonic()
 
     def timed_full(self, began: float) -> None:
+        """A full claim that began at `began` has ended. A rewind while it was in flight
+        still holds: the jobs it announced may have come after the claim's snapshot."""
         now = time.monotonic()
-        self.slow, self.full_at = now - began > SLOW, now
+        self.slow = now - began > SLOW
+        self.full_at = 0.0 if self.rewound_at >= began else now
 
 
 class Cursors:
