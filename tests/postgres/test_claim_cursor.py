@@ -37,6 +37,15 @@ async def listening(store: PostgresStore) -> AsyncIterator[None]:
         await stop()
 
 
+async def insert_unannounced(store: PostgresStore, queue: str, n: int, priority: int) -> None:
+    """A job whose wake-up was lost: inserted without one."""
+    await store._one("INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority,"
+                     " payload) VALUES (%(id)s, 't', %(queue)s, 'queued', %(priority)s,"
+                     " %(payload)s) RETURNING id",
+                     {"id": new_id(), "queue": queue, "priority": priority,
+                      "payload": b'{"n":%d}' % n})
+
+
 async def claim_ns(store: PostgresStore, limit: int) -> list[int]:
     claimed = await store.claim(["q"], "w1", limit, 30)
     return [int(c.payload.decode().split(":")[1].rstrip("}")) for c in claimed]
@@ -50,9 +59,7 @@ async def test_slow_claims_continue_after_the_cursor(store: PostgresStore, alway
     assert await claim_ns(store, 2) == [2, 3]   # continued after job 1
     # A job that sorts first (priority) whose wake-up was lost (inserted here without one):
     # the continuation does not see it (the next full claim does, at most FULL_EVERY later)
-    await store._one("INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority,"
-                     " payload) VALUES (%(id)s, 't', 'q', 'queued', 5, '{\"n\":100}') RETURNING id",
-                     {"id": new_id()})
+    await insert_unannounced(store, "q", 100, 5)
     assert await claim_ns(store, 1) == [4]
     # ... and once the continuation finds nothing, the claim is a full one at once.
     assert await claim_ns(store, 5) == [5]
@@ -139,15 +146,6 @@ async def test_released_jobs_wake_their_queue_and_are_claimed_next(
         assert await claim_ns(store, 1) == [0]        # full: the released job first
     finally:
         await stop()
-
-
-async def insert_unannounced(store: PostgresStore, queue: str, n: int, priority: int) -> None:
-    """A job whose wake-up was lost: inserted without one."""
-    await store._one("INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority,"
-                     " payload) VALUES (%(id)s, 't', %(queue)s, 'queued', %(priority)s,"
-                     " %(payload)s) RETURNING id",
-                     {"id": new_id(), "queue": queue, "priority": priority,
-                      "payload": b'{"n":%d}' % n})
 
 
 async def wait_known(store: PostgresStore, queue: str) -> None:
