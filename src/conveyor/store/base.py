@@ -79,6 +79,16 @@ Settle = Complete | Fail | Snooze | Cancelled | Release | Progress
 class HeartbeatReply:
     lost: frozenset[str] = frozenset()           # job ids whose lease is gone
     cancel_requested: frozenset[str] = frozenset()
+    unknown: tuple[Lease, ...] = ()              # running jobs leased to the worker that it did
+                                                 # not list (a hand-off it never heard of)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A waiting worker's free slots, offered for hand-off until `lapse` seconds from now
+    (its next claim renews the offer)."""
+    slots: int
+    lapse: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +139,16 @@ class Store(Protocol):
 
     # consuming
     async def claim(self, queues: Sequence[str] | None, worker_id: str, limit: int,
-                    lease_for: float, now: float | None = None) -> list[ClaimedJob]: ...
+                    lease_for: float, now: float | None = None,
+                    offer: Offer | None = None) -> list[ClaimedJob]: ...
     async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
                         now: float | None = None) -> HeartbeatReply: ...
     async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]: ...
     async def deregister_worker(self, worker_id: str) -> None: ...
+    # hand-off (a store may lease a new job to a waiting worker in the enqueue itself): a
+    # waiting worker passes claim(offer=its free slots), listens with its id and on_job, and
+    # withdraws before it stops; a store without hand-off ignores all three
+    async def withdraw_offer(self, worker_id: str) -> None: ...
 
     # control
     async def cancel(self, ids: Sequence[str], tenant: str | None = None,
@@ -168,7 +183,9 @@ class Store(Protocol):
 
     # wake-ups: hints only, polling stays the source of truth
     def notify(self, queues: Sequence[str]) -> None: ...
-    async def listen(self, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]: ...
+    async def listen(self, callback: Callable[[str], None], worker_id: str | None = None,
+                     on_job: Callable[[ClaimedJob], None] | None = None
+                     ) -> Callable[[], Awaitable[None]]: ...
     # the event feed: batches of job state changes and progress, from every process
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]
                         ) -> Callable[[], Awaitable[None]]: ...

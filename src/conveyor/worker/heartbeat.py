@@ -28,8 +28,10 @@ class Heartbeat:
         w = self.worker
         reply = w.app.call(lambda s: s.heartbeat(w.info, w.leases(), w.lease,
                                                  w.clock.store_now()))
-        if (reply.lost or reply.cancel_requested) and w._loop is not None:
-            w._loop.call_soon_threadsafe(w.on_heartbeat, reply.lost, reply.cancel_requested)
+        if (reply.lost or reply.cancel_requested or reply.unknown or w._unknown
+                ) and w._loop is not None:
+            w._loop.call_soon_threadsafe(w.on_heartbeat, reply.lost, reply.cancel_requested,
+                                         reply.unknown)
         return reply
 
     def start(self) -> None:

@@ -27,6 +27,7 @@ from ..store.base import (
     SCHEDULED_HINT,
     Cancelled,
     Fail,
+    Offer,
     Progress,
     Release,
     Settle,
@@ -109,6 +110,9 @@ class Worker:
         self._progress: dict[str, Progress] = {}
         self._wake: asyncio.Event | None = None
         self._stopping = False
+        self._waiting = True  # the last claim found less than it asked for: offer slots
+        self._unknown: set[str] = set()  # leased to us at the last heartbeat, never heard of
+        self._given_back: dict[str, None] = {}  # ...and at the next one too: released
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()  # guards the lease snapshot the heartbeat thread reads
         self.processed = 0
@@ -161,7 +165,7 @@ class Worker:
         self._ensure_loop_state()
         loop = asyncio.get_running_loop()
         await self.app.check_schema()
-        stop_listening = await self.store.listen(self._on_notify)
+        stop_listening = await self.store.listen(self._on_notify, self.id, self._on_job)
         if install_signals:
             self._install_signals(loop)
         self.heartbeat.start()
@@ -222,6 +226,8 @@ class Worker:
             want = (self.concurrency + self._prefetch_now() - len(self.running)
                     - len(self.buffer))
             jobs = await self._settle_and_claim(max(want, 0))
+            if want > 0:
+                self._waiting = len(jobs) < want  # nothing left to claim: offer slots
             if jobs:
                 with self._lock:
                     self.buffer.extend(jobs)
@@ -262,7 +268,8 @@ class Worker:
             except Exception as exc:
                 return None, [], exc
             try:
-                jobs = (await store.claim(self.queues, self.id, want, self.lease, now)
+                jobs = (await store.claim(self.queues, self.id, want, self.lease, now,
+                                          offer=self._offer())
                         if want > 0 and not self._stopping else [])
             except Exception as exc:
                 return applied, [], exc
@@ -307,6 +314,29 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
+
+    def _offer(self) -> Offer | None:
+        """Free slots to offer for hand-off while waiting (the last claim came back short),
+        until a little after the next poll would renew the offer; None while a backlog
+        keeps the slots busy with claims."""
+        if not self._waiting or self._stopping:
+            return None
+        return Offer(max(self.concurrency - len(self.running) - len(self.buffer), 0),
+                     2 * self.poll_interval + 1.0)
+
+    def _on_job(self, job: ClaimedJob) -> None:
+        """A job handed to this worker by its enqueue (store hand-off): start it now, or
+        give it back if this worker is stopping."""
+        if job.id in self._given_back:
+            return  # given back as never heard of (a loop blocked past two heartbeats)
+        if self._stopping:
+            self.pending.append(Release(job.lease))
+            if self._wake is not None:
+                self._wake.set()
+            return
+        with self._lock:
+            self.buffer.append(job)
+        self._fill_slots()
 
     def _on_notify(self, queue: str) -> None:
         if self._wake is None:
@@ -399,8 +429,12 @@ class Worker:
 
     # --- lost leases, cancel requests (from the heartbeat thread) -------------------------
 
-    def on_heartbeat(self, lost: frozenset[str], cancel: frozenset[str]) -> None:
-        """Called on the loop: stop jobs whose lease is gone or that were cancelled."""
+    def on_heartbeat(self, lost: frozenset[str], cancel: frozenset[str],
+                     unknown: tuple[Lease, ...] = ()) -> None:
+        """Called on the loop: stop jobs whose lease is gone or that were cancelled; give
+        back jobs leased to this worker that it has not heard of at two heartbeats in a row
+        (a hand-off whose wake-up was lost)."""
+        self._give_back_unknown(unknown)
         for job_id in lost:
             self._lost_ids.add(job_id)
             self._stop_job(job_id)
@@ -419,6 +453,21 @@ class Worker:
                 if self._wake is not None:
                     self._wake.set()
 
+    def _give_back_unknown(self, unknown: tuple[Lease, ...]) -> None:
+        known = set(self.running) | {job.id for job in self.buffer}
+        strangers = [lease for lease in unknown if lease.job_id not in known]
+        for lease in strangers:
+            if lease.job_id in self._unknown:
+                log.warning("job %s was handed to this worker but its wake-up never came: "
+                            "giving it back to its queue", lease.job_id)
+                self.pending.append(Release(lease))
+                self._given_back[lease.job_id] = None
+                if len(self._given_back) > 1000:
+                    del self._given_back[next(iter(self._given_back))]
+                if self._wake is not None:
+                    self._wake.set()
+        self._unknown = {lease.job_id for lease in strangers} - self._unknown
+
     def _stop_job(self, job_id: str) -> None:
         running = self.running.get(job_id)
         if running is not None:
@@ -428,6 +477,10 @@ class Worker:
     # --- shutdown -------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
+        try:  # first: no more hand-offs (one still on its way is given back on arrival)
+            await self._off_loop(self.store.withdraw_offer(self.id))
+        except Exception as exc:
+            log.warning("could not withdraw this worker's offer: %s", exc)
         with self._lock:
             unstarted, self.buffer = list(self.buffer), deque()
         self.pending.extend(Release(job.lease) for job in unstarted)

@@ -61,13 +61,16 @@ class Broadcaster:
 
     # --- receiving ------------------------------------------------------------------------
 
-    async def listen(self, callback: Callable[[str], None]) -> Stopper:
+    async def listen(self, callback: Callable[[str], None]) -> tuple[Stopper, Listener]:
+        """Wake-ups: a stopper, and the listener (its connection's backend_pid)."""
         return await self._start(self.target.channel, callback)
 
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]) -> Stopper:
-        return await self._start(self.target.events_channel, event_callback(callback))
+        stop, _ = await self._start(self.target.events_channel, event_callback(callback))
+        return stop
 
-    async def _start(self, channel: str, callback: Callable[[str], None]) -> Stopper:
+    async def _start(self, channel: str, callback: Callable[[str], None]
+                     ) -> tuple[Stopper, Listener]:
         listener = Listener(self.target.conninfo, channel, callback)
         await listener.start()
         entry = (asyncio.get_running_loop(), listener)
@@ -78,7 +81,7 @@ class Broadcaster:
                 self._listeners.remove(entry)
             await listener.stop()
 
-        return stop
+        return stop, listener
 
     async def close(self) -> None:
         """Stop this loop's listeners and wait for hints still being sent from it."""

@@ -9,6 +9,7 @@ delivered only then too.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -18,13 +19,14 @@ from psycopg import pq
 from ...errors import ConfigError, ConveyorError
 from ...job import EnqueueResult, JobState, NewJob
 from ..base import drive_inline
+from . import handoff
 from . import queries as q
 from .connection import BlockingPool
 from .copy import NotPlain, copy_jobs
 from .rows import insert_one_params, insert_params, key_params, plain, plain_params
 
 Render = Callable[[str], str]
-Params = dict[str, Any] | tuple[Any, ...]  # named, or positional (INSERT_ONE_PLAIN)
+Params = dict[str, Any] | tuple[Any, ...]  # named, or positional (handoff.INSERT_ONE_PLAIN)
 log = logging.getLogger("conveyor.store.postgres")
 
 
@@ -122,10 +124,12 @@ async def _insert_fresh(session: Session, render: Render, jobs: Sequence[NewJob]
     else:
         job = jobs[0]
         if now is None and plain(job):
-            [(clock,)] = await session.fetch(render(q.INSERT_ONE_PLAIN), (
-                job.id, job.task, job.queue, job.priority, job.payload, job.unique_for,
-                job.max_attempts, job.batch_id, channels.wake, channels.events, channels.events))
-            return [EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)]
+            [(clock, state)] = await session.fetch(render(handoff.INSERT_ONE_PLAIN), (
+                handoff.small(job.payload), job.queue, job.queue, job.queue, job.id, job.task,
+                job.queue, job.priority, job.payload, job.unique_for, job.max_attempts,
+                job.batch_id, random.getrandbits(62), channels.wake, channels.events,
+                channels.events))
+            return [EnqueueResult(job.id, False, JobState(state), clock, clock)]
         rows = await session.fetch(render(q.INSERT_ONE_NEW), insert_one_params(
             job, now, channels.wake, channels.events))
     stored = {r[0]: EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows}

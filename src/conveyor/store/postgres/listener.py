@@ -38,6 +38,12 @@ class Listener:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of the LISTEN connection; None while it is reconnecting."""
+        conn = self._conn
+        return None if conn is None or conn.closed else conn.info.backend_pid
+
     async def start(self) -> None:
         """Subscribe now when the server is reachable (so a notification sent right after
         start is heard), then keep listening in a background task."""

@@ -38,6 +38,7 @@ from ..base import (
     Complete,
     Fail,
     HeartbeatReply,
+    Offer,
     Progress,
     Release,
     Retention,
@@ -47,10 +48,11 @@ from ..base import (
 )
 from ..migrate import Migration, load_migrations
 from ..summaries import build_queue_infos, build_stats
+from . import handoff
 from . import queries as q
 from .broadcast import Broadcaster, Stopper
 from .connection import BlockingPool, LoopPools, parse_url
-from .cursor import Cursors
+from .cursor import Cursors, Fetch
 from .enqueue import (
     AsyncSession,
     Channels,
@@ -60,6 +62,7 @@ from .enqueue import (
     scope,
     stream_blocking,
 )
+from .listener import Listener
 from .rows import group_settles, job_from_row, settle_results, worker_from_row
 
 log = logging.getLogger("conveyor.store.postgres")
@@ -87,6 +90,7 @@ class PostgresStore:
         # The feed's channel goes with every statement that changes a job; None switches it off.
         self._events = self.target.events_channel if self.target.events else None
         self._channels = Channels(self.target.channel, self._events)
+        self._takers: dict[str, Listener] = {}  # worker id: its listener, while it takes hand-offs
 
     def statement(self, template: str) -> str:
         """A queries.py template as this store runs it (its schema, its clock expression)."""
@@ -219,20 +223,33 @@ class PostgresStore:
     # --- consuming ------------------------------------------------------------------------
 
     async def claim(self, queues: Sequence[str] | None, worker_id: str, limit: int,
-                    lease_for: float, now: float | None = None) -> list[ClaimedJob]:
+                    lease_for: float, now: float | None = None,
+                    offer: Offer | None = None) -> list[ClaimedJob]:
+        """Claim up to `limit` jobs. A waiting worker that listens with its id passes
+        `offer`, its free slots: the claim then also offers them for hand-off (handoff.py)."""
         params: dict[str, Any] = {"token": random.getrandbits(62), "now": now, "limit": limit,
                                   "lease_for": lease_for, "worker_id": worker_id,
                                   "host": self._host}
+        fetch: Fetch = self._one
+        listener = self._takers.get(worker_id) if offer is not None else None
+        pid = listener.backend_pid if listener is not None else None
+        if pid is not None and offer is not None:
+            params.update(offer=offer.slots, offer_for=offer.lapse, listener_pid=pid,
+                          offer_queues=list(queues) if queues else None)
+            fetch = self._offering
         if queues and len(queues) == 1:
             params["queue"] = queues[0]
-            rows = await self.cursors.claim_queue(self._one, params, worker_id, queues[0])
+            rows = await self.cursors.claim_queue(fetch, params, worker_id, queues[0])
         elif queues:
             params["queues"] = list(queues)
-            rows = await self.cursors.claim_queues(self._one, params, worker_id, list(queues))
+            rows = await self.cursors.claim_queues(fetch, params, worker_id, list(queues))
         else:
-            rows = await self.cursors.claim_any(self._one, params, worker_id)
+            rows = await self.cursors.claim_any(fetch, params, worker_id)
         return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
                            r[9], r[10], r[11]) for r in rows]
+
+    async def _offering(self, template: str, params: dict[str, Any]) -> Rows:
+        return await self._one(handoff.OFFERING[template], params)
 
     async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
                         now: float | None = None) -> HeartbeatReply:
@@ -243,7 +260,10 @@ class PostgresStore:
         held = {r[0]: r[1] for r in rows}
         lost = frozenset(lease.job_id for lease in leases if held.get(lease.job_id) != lease.token)
         cancel = frozenset(r[0] for r in rows if r[2])
-        return HeartbeatReply(lost=lost, cancel_requested=cancel)
+        listed = {lease.job_id for lease in leases}
+        unknown = tuple(Lease(job_id, token) for job_id, token in held.items()
+                        if job_id not in listed)
+        return HeartbeatReply(lost=lost, cancel_requested=cancel, unknown=unknown)
 
     async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]:
         """Write a batch of outcomes: one fenced UPDATE per kind, all sent in one pipeline."""
@@ -259,7 +279,18 @@ class PostgresStore:
         return settle_results(items, groups, [{(r[0], r[1]) for r in rows} for rows in returned])
 
     async def deregister_worker(self, worker_id: str) -> None:
+        """Forget a stopped worker; jobs handed off to it that it never heard of go back."""
+        await self.withdraw_offer(worker_id)
+        released = await self._one(handoff.RELEASE_ORPHANS, {
+            "id": worker_id, "channel": self.target.channel})
+        if released[0][0]:
+            log.info("released %d jobs handed off to worker %s after it stopped",
+                     released[0][0], worker_id)
         await self._count(q.DELETE_WORKER, {"id": worker_id})
+
+    async def withdraw_offer(self, worker_id: str) -> None:
+        """No more hand-offs to this worker (it is stopping)."""
+        await self._count(handoff.WITHDRAW, {"id": worker_id})
 
     # --- control --------------------------------------------------------------------------
 
@@ -336,6 +367,7 @@ class PostgresStore:
                   "shortest": min(retention.completed, retention.dead, retention.cancelled)}
         count = await self._count(q.PRUNE, params)
         await self._count(q.DELETE_STALE_WORKERS, {"now": now})
+        await self._count(handoff.PRUNE_OFFERS, {})
         return count
 
     # --- reading --------------------------------------------------------------------------
@@ -393,14 +425,28 @@ class PostgresStore:
         """Wake listeners of these queues (a hint), sent in the background."""
         self.broadcast.notify(queues)
 
-    async def listen(self, callback: Callable[[str], None]) -> Stopper:
+    async def listen(self, callback: Callable[[str], None], worker_id: str | None = None,
+                     on_job: Callable[[ClaimedJob], None] | None = None) -> Stopper:
         """Call `callback(queue)` on this loop for every wake-up; returns a stopper. A wake-up
         for jobs that may sort before claim cursors ("*" too: a reconnect may have missed
-        one) makes the next claims of that queue full ones."""
-
+        one) makes the next claims of that queue full ones. A worker that passes its id and
+        `on_job` can be handed jobs (handoff.py): `on_job(job)` for each."""
         cursors = self.cursors
-        stop = await self.broadcast.listen(lambda payload: callback(cursors.woken(payload)))
+        taker = (worker_id if on_job is not None and worker_id is not None
+                 and handoff.offerable(worker_id) else None)
+
+        def deliver(payload: str) -> None:
+            if payload.startswith(handoff.MARK):
+                target, _, body = payload[len(handoff.MARK):].partition("\n")
+                if target == taker and on_job is not None:
+                    on_job(handoff.parse(body))
+                return
+            callback(cursors.woken(payload))
+
+        stop, listener = await self.broadcast.listen(deliver)
         cursors.listeners += 1
+        if taker is not None:
+            self._takers[taker] = listener
         stopped = False
 
         async def stopper() -> None:
@@ -408,6 +454,8 @@ class PostgresStore:
             if not stopped:
                 stopped = True
                 cursors.listeners -= 1
+                if taker is not None and self._takers.get(taker) is listener:
+                    del self._takers[taker]
             await stop()
 
         return stopper

@@ -35,6 +35,7 @@ from ..base import (
     SCHEDULED_HINT,
     Capabilities,
     HeartbeatReply,
+    Offer,
     Retention,
     Settle,
     Stats,
@@ -175,8 +176,9 @@ class SQLiteStore:
     # --- consuming ------------------------------------------------------------------------
 
     async def claim(self, queues: Sequence[str] | None, worker_id: str, limit: int,
-                    lease_for: float, now: float | None = None) -> list[ClaimedJob]:
-        now = self._now(now)
+                    lease_for: float, now: float | None = None,
+                    offer: Offer | None = None) -> list[ClaimedJob]:
+        now = self._now(now)  # no hand-off here (sqlite/migrations/0002): `offer` is unused
         params = {"token": random.getrandbits(62), "now": now, "lease_for": lease_for,
                   "worker_id": worker_id, "host": self._host}
         with self.db.read() as conn:  # outside the write lock: an idle poll takes no lock
@@ -228,6 +230,9 @@ class SQLiteStore:
     async def deregister_worker(self, worker_id: str) -> None:
         with self.db.write() as conn:
             conn.execute(q.DELETE_WORKER, (worker_id,))
+
+    async def withdraw_offer(self, worker_id: str) -> None:
+        """No hand-off on SQLite: nothing was offered."""
 
     # --- control --------------------------------------------------------------------------
 
@@ -420,5 +425,8 @@ class SQLiteStore:
     def notify(self, queues: Sequence[str]) -> None:
         self.wake.notify(set(queues))
 
-    async def listen(self, callback: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
+    async def listen(self, callback: Callable[[str], None], worker_id: str | None = None,
+                     on_job: Callable[[ClaimedJob], None] | None = None
+                     ) -> Callable[[], Awaitable[None]]:
+        """Wake-ups only: a SQLite store hands no jobs off (`worker_id`, `on_job` unused)."""
         return await self.wake.listen(callback)

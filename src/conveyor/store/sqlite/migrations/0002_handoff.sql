@@ -1,0 +1,4 @@
+-- Conveyor schema, version 2 (SQLite). Version 2 is PostgreSQL's hand-off table, where idle
+-- workers on other hosts offer their slots to producers. A SQLite file belongs to one machine,
+-- whose workers a producer wakes directly (sqlite/wake.py), so nothing changes here; the
+-- number is kept so that both dialects count versions alike.
