@@ -1,0 +1,305 @@
+"""Hand-off (postgres/handoff.py): a plain job enqueued while a worker waits is leased to that
+worker by the enqueue itself and reaches it in the wake-up, with no claim; and every way
+that could go wrong leaves the job where a claim finds it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.job import ClaimedJob, JobState, NewJob, WorkerInfo, new_id
+from conveyor.store.base import Complete, Offer, Retention
+from conveyor.store.postgres import handoff
+from conveyor.store.postgres.store import PostgresStore
+from conveyor.worker.worker import Worker
+
+from .conftest import admin_connect
+from .test_system import CONVEYOR, ROOT
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+
+def job(queue: str = "mail", payload: bytes = b'{"n":1}', **options: object) -> NewJob:
+    return NewJob(id=new_id(), task="handoff.task", queue=queue, payload=payload,
+                  **options)  # type: ignore[arg-type]
+
+
+async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def offer_row(schema: str, worker_id: str) -> tuple[int, int] | None:
+    """(slots, listener_pid) of a worker's offer."""
+    with admin_connect() as conn:
+        row = conn.execute(f'SELECT slots, listener_pid FROM "{schema}".conveyor_offers '
+                           "WHERE worker_id = %s", (worker_id,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def job_row(schema: str, job_id: str) -> tuple[str, str | None, int | None, int]:
+    with admin_connect() as conn:
+        row = conn.execute(f'SELECT state, worker_id, lease_token, attempt FROM "{schema}".'
+                           "conveyor_jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None
+    return row[0], row[1], row[2], row[3]
+
+
+class Waiting:
+    """A worker that waits on `queues` with `slots` offered: what it was handed, and the
+    wake-ups it heard."""
+
+    def __init__(self, store: PostgresStore, worker_id: str = "w1") -> None:
+        self.store = store
+        self.id = worker_id
+        self.handed: list[ClaimedJob] = []
+        self.woken: list[str] = []
+        self.stop: Callable[[], object] | None = None
+
+    async def offer(self, queues: list[str] | None = None, slots: int = 10,
+                    lapse: float = 30.0) -> list[ClaimedJob]:
+        if self.stop is None:
+            self.stop = await self.store.listen(self.woken.append, self.id, self.handed.append)
+        return await self.store.claim(queues if queues is not None else ["mail"], self.id, 10,
+                                      30.0, offer=Offer(slots, lapse))
+
+    async def close(self) -> None:
+        if self.stop is not None:
+            await self.stop()  # type: ignore[misc]
+            self.stop = None
+
+
+async def test_a_waiting_worker_is_handed_a_plain_job_without_a_claim(
+        store: PostgresStore, schema: str) -> None:
+    worker = Waiting(store)
+    try:
+        assert await worker.offer() == []
+        assert offer_row(schema, "w1") is not None and offer_row(schema, "w1")[0] == 10
+        [result] = await store.enqueue_many([job()])
+        assert result.state == JobState.RUNNING
+        await until(lambda: worker.handed)
+        [handed] = worker.handed
+        state, holder, token, attempt = job_row(schema, result.id)
+        assert (state, holder, attempt) == ("running", "w1", 1)
+        assert (handed.id, handed.task, handed.queue, handed.payload, handed.attempt,
+                handed.token) == (result.id, "handoff.task", "mail", b'{"n":1}', 1, token)
+        assert offer_row(schema, "w1")[0] == 9  # type: ignore[index]
+        await asyncio.sleep(0.1)
+        assert worker.woken == []  # no wake-up: nobody else needs to look
+        assert await store.settle([Complete(handed.lease, b"{}")]) == [True]
+        done = await store.get(result.id)
+        assert done is not None and done.state == JobState.COMPLETED and done.attempt == 1
+    finally:
+        await worker.close()
+
+
+async def test_a_worker_on_every_queue_is_handed_jobs_of_any_queue(store: PostgresStore) -> None:
+    worker = Waiting(store)
+    try:
+        await worker.offer(queues=[])  # [] and None: every queue
+        results = await asyncio.gather(*(store.enqueue_many([job(queue)])
+                                         for queue in ("mail", "sms")))
+        assert [r.state for [r] in results] == [JobState.RUNNING] * 2
+        await until(lambda: len(worker.handed) == 2)
+        assert sorted(j.queue for j in worker.handed) == ["mail", "sms"]
+    finally:
+        await worker.close()
+
+
+async def _other_queue(store: PostgresStore, worker: Waiting) -> NewJob:
+    await worker.offer()
+    return job("sms")
+
+
+async def _backlog(store: PostgresStore, worker: Waiting) -> NewJob:
+    await worker.offer()
+    [first] = await store.enqueue_many([job(correlation_id="c-1")])  # not plain: queued
+    assert first.state == JobState.QUEUED
+    return job()
+
+
+async def _paused(store: PostgresStore, worker: Waiting) -> NewJob:
+    await worker.offer()
+    await store.pause("mail")
+    return job()
+
+
+async def _big_payload(store: PostgresStore, worker: Waiting) -> NewJob:
+    await worker.offer()
+    return job(payload=b'"' + b"x" * handoff.MAX_PAYLOAD + b'"')
+
+
+async def _options(store: PostgresStore, worker: Waiting) -> NewJob:
+    await worker.offer()
+    return job(correlation_id="c-2")
+
+
+async def _slots_taken(store: PostgresStore, worker: Waiting) -> NewJob:
+    await worker.offer(slots=1)
+    [first] = await store.enqueue_many([job()])
+    assert first.state == JobState.RUNNING
+    await until(lambda: worker.handed)
+    return job()
+
+
+async def _lapsed(store: PostgresStore, worker: Waiting) -> NewJob:
+    await worker.offer(lapse=0.05)
+    await asyncio.sleep(0.2)
+    return job()
+
+
+async def _stopped_listening(store: PostgresStore, worker: Waiting) -> NewJob:
+    await worker.offer()
+    await worker.close()  # its LISTEN connection, and so its backend, is gone
+    await asyncio.sleep(0.2)
+    return job()
+
+
+@pytest.mark.parametrize("case", [_other_queue, _backlog, _paused, _big_payload, _options,
+                                  _slots_taken, _lapsed, _stopped_listening],
+                         ids=lambda case: case.__name__.strip("_"))
+async def test_a_job_is_queued_as_usual_when_it_cannot_be_handed_off(
+        store: PostgresStore, schema: str, case: Callable[..., object]) -> None:
+    worker = Waiting(store)
+    try:
+        new = await case(store, worker)  # type: ignore[misc]
+        handed_before = len(worker.handed)
+        [result] = await store.enqueue_many([new])
+        assert result.state == JobState.QUEUED
+        await asyncio.sleep(0.1)
+        assert len(worker.handed) == handed_before
+        assert job_row(schema, result.id)[:2] == ("queued", None)
+    finally:
+        await worker.close()
+
+
+async def test_a_claim_that_comes_back_full_offers_no_slots(store: PostgresStore,
+                                                           schema: str) -> None:
+    await store.enqueue_many([job() for _ in range(3)])  # nobody waits: queued
+    stop = await store.listen(lambda queue: None, "w1", lambda job: None)
+    try:
+        claimed = await store.claim(["mail"], "w1", 2, 30.0, offer=Offer(5, 30.0))
+        assert len(claimed) == 2 and offer_row(schema, "w1")[0] == 0  # type: ignore[index]
+        claimed = await store.claim(["mail"], "w1", 5, 30.0, offer=Offer(5, 30.0))
+        assert len(claimed) == 1 and offer_row(schema, "w1")[0] == 4  # type: ignore[index]
+    finally:
+        await stop()
+
+
+async def test_an_offer_whose_listener_died_is_ignored_and_pruned(store: PostgresStore,
+                                                                 schema: str) -> None:
+    worker = Waiting(store)
+    try:
+        await worker.offer()
+        offered = offer_row(schema, "w1")
+        assert offered is not None
+        with admin_connect() as conn:  # the backend dies, as with a SIGKILLed worker
+            conn.execute("SELECT pg_terminate_backend(%s)", (offered[1],))
+        await asyncio.sleep(0.2)
+        [result] = await store.enqueue_many([job()])
+        assert result.state == JobState.QUEUED
+        await store.prune(Retention(3600, 3600, 3600))
+        assert offer_row(schema, "w1") is None
+    finally:
+        await worker.close()
+
+
+async def test_hand_offs_a_worker_never_heard_of_are_reported_and_given_back(
+        store: PostgresStore, schema: str) -> None:
+    """The wake-up lost: the heartbeat names the job; a worker that stops gives it back."""
+    lost: list[ClaimedJob] = []
+    stop = await store.listen(lambda queue: None, "w1", lost.append)
+    try:
+        await store.claim(["mail"], "w1", 10, 30.0, offer=Offer(10, 30.0))
+        [result] = await store.enqueue_many([job()])
+        assert result.state == JobState.RUNNING
+        await until(lambda: lost)
+        info = WorkerInfo(id="w1", host="h", pid=1, queues=("mail",), concurrency=10)
+        reply = await store.heartbeat(info, [], 30.0)  # it lists nothing: never heard of it
+        assert [lease.job_id for lease in reply.unknown] == [result.id]
+        assert not reply.lost
+        reply = await store.heartbeat(info, [lost[0].lease], 30.0)
+        assert reply.unknown == ()
+    finally:
+        await stop()
+    await store.deregister_worker("w1")
+    assert offer_row(schema, "w1") is None
+    assert job_row(schema, result.id)[0::3] == ("queued", 0)
+    [again] = await store.claim(["mail"], "w2", 10, 30.0)
+    assert again.id == result.id and again.attempt == 1
+
+
+async def test_a_worker_gives_back_a_job_unknown_at_two_heartbeats(tmp_path: Path) -> None:
+    app = Conveyor(f"sqlite:///{tmp_path / 'jobs.db'}")
+    worker = Worker(app, queues=["mail"])
+    try:
+        worker._ensure_loop_state()
+        stranger = ClaimedJob(new_id(), "handoff.task", "mail", b"{}", 1, 3, 42)
+        worker.on_heartbeat(frozenset(), frozenset(), (stranger.lease,))
+        assert worker.pending == []  # once could be a wake-up still on its way
+        worker.on_heartbeat(frozenset(), frozenset(), (stranger.lease,))
+        assert [type(item).__name__ for item in worker.pending] == ["Release"]
+        assert worker.pending[0].lease == stranger.lease
+        worker._on_job(stranger)  # its wake-up, late: it was given back, so it is not run
+        assert not worker.running and not worker.buffer
+    finally:
+        worker.close()
+        app.close()
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_process_is_handed_jobs_and_a_killed_one_is_not(schema: str, url: str,
+                                                                  tmp_path: Path) -> None:
+    env = {**os.environ, "CONVEYOR_URL": url, "CONVEYOR_POLL_INTERVAL": "0.2",
+           "CONVEYOR_TEST_RUN_LOG": str(tmp_path / "runs.log"), "PYTHONPATH": str(ROOT)}
+    subprocess.run([CONVEYOR, "migrate"], cwd=ROOT, env=env, check=True, timeout=60)
+    app = Conveyor(url)
+    command = [CONVEYOR, "worker", "--app", "tests.postgres.system_app:app", "--concurrency",
+               "2"]
+    first = subprocess.Popen(command, cwd=ROOT, env=env)
+    try:
+        wait_for(lambda: _offers(schema) == 1, 30)
+        handed = app.enqueue("record", {"n": 1, "sleep_ms": 0})
+        assert handed.state == JobState.RUNNING  # leased to the worker by the enqueue
+        wait_for(lambda: app.get(handed.id).state == JobState.COMPLETED, 10)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        time.sleep(0.3)  # its connections close; the offer's listener backend is gone
+        queued = app.enqueue("record", {"n": 2, "sleep_ms": 0})
+        assert queued.state == JobState.QUEUED
+        second = subprocess.Popen(command, cwd=ROOT, env=env)
+        try:
+            wait_for(lambda: app.get(queued.id).state == JobState.COMPLETED, 30)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(30) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+        app.close()
+    runs = (tmp_path / "runs.log").read_text().split()
+    assert sorted(runs[::2]) == sorted([handed.id, queued.id])  # each ran once
+
+
+def _offers(schema: str) -> int:
+    with admin_connect() as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{schema}".conveyor_offers WHERE slots > 0'
+                           ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def wait_for(condition: Callable[[], object], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
