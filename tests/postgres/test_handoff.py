@@ -303,3 +303,24 @@ def wait_for(condition: Callable[[], object], timeout: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+async def test_a_producer_tries_hand_off_after_one_that_worked_and_every_probe_interval(
+        store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trying costs an enqueue a little, so a producer that found nobody waiting stops trying
+    for PROBE seconds; one whose last job was handed off keeps trying."""
+    monkeypatch.setattr(handoff.Gate, "PROBE", 0.5)
+    [first] = await store.enqueue_many([job()])  # tried: nobody waits
+    assert first.state == JobState.QUEUED
+    worker = Waiting(store)
+    try:
+        claimed = await worker.offer()  # takes `first`; offers the rest of its slots
+        assert [j.id for j in claimed] == [first.id]
+        [second] = await store.enqueue_many([job()])
+        assert second.state == JobState.QUEUED  # within PROBE of a try that found nobody
+        await worker.offer()  # takes `second`
+        await asyncio.sleep(0.6)
+        states = [(await store.enqueue_many([job()]))[0].state for _ in range(3)]
+        assert states == [JobState.RUNNING] * 3  # probed, found it, kept trying
+    finally:
+        await worker.close()

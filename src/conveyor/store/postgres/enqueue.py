@@ -26,13 +26,14 @@ from .copy import NotPlain, copy_jobs
 from .rows import insert_one_params, insert_params, key_params, plain, plain_params
 
 Render = Callable[[str], str]
-Params = dict[str, Any] | tuple[Any, ...]  # named, or positional (handoff.INSERT_ONE_PLAIN)
+Params = dict[str, Any] | tuple[Any, ...]  # named, or positional (the single plain inserts)
 log = logging.getLogger("conveyor.store.postgres")
 
 
 class Channels(NamedTuple):
     wake: str             # NOTIFY channel of wake-ups (queue names)
     events: str | None    # NOTIFY channel of the event feed; None: the feed is off
+    gate: handoff.Gate    # whether a plain enqueue tries to hand its job to a waiting worker
 
 
 class Session(Protocol):
@@ -124,16 +125,28 @@ async def _insert_fresh(session: Session, render: Render, jobs: Sequence[NewJob]
     else:
         job = jobs[0]
         if now is None and plain(job):
-            [(clock, state)] = await session.fetch(render(handoff.INSERT_ONE_PLAIN), (
-                handoff.small(job.payload), job.queue, job.queue, job.queue, job.id, job.task,
-                job.queue, job.priority, job.payload, job.unique_for, job.max_attempts,
-                job.batch_id, random.getrandbits(62), channels.wake, channels.events,
-                channels.events))
-            return [EnqueueResult(job.id, False, JobState(state), clock, clock)]
+            return [await _insert_plain(session, render, job, channels)]
         rows = await session.fetch(render(q.INSERT_ONE_NEW), insert_one_params(
             job, now, channels.wake, channels.events))
     stored = {r[0]: EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows}
     return [stored[job.id] for job in jobs if job.id in stored]  # RETURNING has no order
+
+
+async def _insert_plain(session: Session, render: Render, job: NewJob,
+                        channels: Channels) -> EnqueueResult:
+    """One plain job: handed to a waiting worker when the gate says try and one is found."""
+    gate = channels.gate
+    if not (handoff.small(job.payload) and gate.open()):
+        [(clock,)] = await session.fetch(render(q.INSERT_ONE_PLAIN), (
+            job.id, job.task, job.queue, job.priority, job.payload, job.unique_for,
+            job.max_attempts, job.batch_id, channels.wake, channels.events, channels.events))
+        return EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)
+    [(clock, state, waiting)] = await session.fetch(render(handoff.INSERT_ONE_HANDOFF), (
+        job.queue, job.queue, job.queue, job.id, job.task, job.queue, job.priority,
+        job.payload, job.unique_for, job.max_attempts, job.batch_id, random.getrandbits(62),
+        channels.wake, channels.events, channels.events))
+    gate.tried(waiting)
+    return EnqueueResult(job.id, False, JobState(state), clock, clock)
 
 
 class ConflictRace(ConveyorError):

@@ -27,6 +27,7 @@ Safety:
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 import orjson
@@ -59,21 +60,21 @@ PRUNE_OFFERS = """
 DELETE FROM {schema}.conveyor_offers AS offer
 WHERE NOT EXISTS (SELECT FROM pg_stat_get_activity(offer.listener_pid))"""
 
-# One plain job (rows.plain) at the database's clock, the most common call of all: positional
-# parameters, the times left to the columns' defaults. Handed off to a waiting worker when
-# one has a slot for its queue, its payload is small, and nothing is queued there before it
-# (or the queue is paused: then it waits like any job). No ON CONFLICT (see INSERT_JOBS_NEW).
-# Parameters: small, queue, queue, queue, id, task, queue, priority, payload, unique_for,
+# queries.INSERT_ONE_PLAIN, also handing the job to a waiting worker when one has a slot for
+# its queue, its payload is small, and nothing is queued there before it (or the queue is
+# paused: then it waits like any job). The checks of the queue run only for a live offer.
+# Parameters: queue, queue, queue, id, task, queue, priority, payload, unique_for,
 # max_attempts, batch_id, token, wake channel, events channel, events channel.
-INSERT_ONE_PLAIN = """
+INSERT_ONE_HANDOFF = """
 WITH taker AS (
     SELECT offer.worker_id FROM {schema}.conveyor_offers AS offer
-    WHERE offer.slots > 0 AND %s AND (offer.queues IS NULL OR %s = ANY(offer.queues))
+    WHERE offer.slots > 0 AND (offer.queues IS NULL OR %s = ANY(offer.queues))
       AND offer.expires_at > date_part('epoch', now())
       AND EXISTS (SELECT FROM pg_stat_get_activity(offer.listener_pid))
       AND NOT EXISTS (SELECT FROM {schema}.conveyor_jobs
-                      WHERE state = 'queued' AND queue = %s)
-      AND NOT EXISTS (SELECT FROM {schema}.conveyor_queues WHERE name = %s AND paused)
+                      WHERE state = 'queued' AND queue = %s AND offer.slots > 0)
+      AND NOT EXISTS (SELECT FROM {schema}.conveyor_queues
+                      WHERE name = %s AND paused AND offer.slots > 0)
     LIMIT 1
     FOR UPDATE OF offer SKIP LOCKED),
 took AS (
@@ -108,7 +109,10 @@ feed AS (  -- a handed-off job was queued, then started: both events, in that or
            ELSE json_build_array(json_build_array(id, 'queued', queue, task, NULL, NULL))
            END::text)
     FROM inserted WHERE %s::text IS NOT NULL)
-SELECT created_at, state FROM inserted
+SELECT created_at, state, EXISTS (
+    SELECT FROM {schema}.conveyor_offers
+    WHERE slots > 0 AND expires_at > date_part('epoch', now())) AS waiting
+FROM inserted
 WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
 
 # Jobs leased to a worker that stopped and never heard of them (a hand-off whose wake-up came
@@ -138,6 +142,29 @@ def offering(claim: str) -> str:
 # The claim statements a waiting worker uses instead (store.claim with `offer`).
 OFFERING = {claim: offering(claim) for claim in (
     q.CLAIM_QUEUE, q.CLAIM_QUEUE_AFTER, q.CLAIM_QUEUES, q.CLAIM_QUEUES_AFTER, q.CLAIM_ANY)}
+
+
+class Gate:
+    """Whether a producer's next plain enqueue tries a hand-off. Trying costs the statement
+    about a tenth more, so a producer keeps trying while the last try saw a worker waiting
+    (one busy claiming at that moment holds its offer, and the job went the usual way), and
+    otherwise tries once every PROBE seconds (a worker that starts waiting is found within
+    that). Shared by a store's threads: a race only makes one enqueue try, or not, once more."""
+
+    PROBE = 0.25  # seconds
+
+    def __init__(self) -> None:
+        self.handing = False
+        self.next_probe = 0.0
+
+    def open(self) -> bool:
+        return self.handing or time.monotonic() >= self.next_probe
+
+    def tried(self, waiting: bool) -> None:
+        """After a try: whether any worker was waiting with free slots."""
+        self.handing = waiting
+        if not waiting:
+            self.next_probe = time.monotonic() + self.PROBE
 
 
 def offerable(worker_id: str) -> bool:

@@ -89,7 +89,7 @@ class PostgresStore:
         self.broadcast = Broadcaster(self.pools, self.statement)
         # The feed's channel goes with every statement that changes a job; None switches it off.
         self._events = self.target.events_channel if self.target.events else None
-        self._channels = Channels(self.target.channel, self._events)
+        self._channels = Channels(self.target.channel, self._events, handoff.Gate())
         self._takers: dict[str, Listener] = {}  # worker id: its listener, while it takes hand-offs
 
     def statement(self, template: str) -> str:
