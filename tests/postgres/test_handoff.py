@@ -252,6 +252,11 @@ async def test_a_worker_gives_back_a_job_unknown_at_two_heartbeats(tmp_path: Pat
         assert worker.pending[0].lease == stranger.lease
         worker._on_job(stranger)  # its wake-up, late: it was given back, so it is not run
         assert not worker.running and not worker.buffer
+        finished = ClaimedJob(new_id(), "handoff.task", "mail", b"{}", 1, 3, 43)
+        worker.pending = [Complete(finished.lease, None)]  # its outcome not written yet
+        for _ in range(3):
+            worker.on_heartbeat(frozenset(), frozenset(), (finished.lease,))
+        assert [type(item).__name__ for item in worker.pending] == ["Complete"]
     finally:
         worker.close()
         app.close()

@@ -454,7 +454,10 @@ class Worker:
                     self._wake.set()
 
     def _give_back_unknown(self, unknown: tuple[Lease, ...]) -> None:
-        known = set(self.running) | {job.id for job in self.buffer}
+        """A job the heartbeat found leased to this worker that it is not running, holding,
+        or about to write the outcome of (the heartbeat read the table before that write)."""
+        known = (set(self.running) | {job.id for job in self.buffer}
+                 | {item.lease.job_id for item in self.pending})
         strangers = [lease for lease in unknown if lease.job_id not in known]
         for lease in strangers:
             if lease.job_id in self._unknown:
