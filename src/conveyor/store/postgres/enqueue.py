@@ -137,7 +137,7 @@ async def _insert_plain(session: Session, render: Render, job: NewJob,
     """One plain job: handed to a waiting worker when the gate says try and one is found."""
     gate = channels.gate
     if not (handoff.small(job.payload) and gate.open()):
-        [(clock,)] = await session.fetch(render(q.INSERT_ONE_PLAIN), (
+        [(clock, _, _)] = await session.fetch(render(q.INSERT_ONE_PLAIN), (
             job.id, job.task, job.queue, job.priority, job.payload, job.unique_for,
             job.max_attempts, job.batch_id, channels.wake, channels.events, channels.events))
         return EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)

