@@ -363,7 +363,10 @@ class Conveyor:
         if result.duplicate:
             existing = self.get(result.id)
             return replace(existing, duplicate=True)
+        running = result.state is JobState.RUNNING  # handed straight to a waiting worker
         return Job(id=new.id, task=new.task, queue=new.queue, payload=body, state=result.state,
+                   attempt=1 if running else 0,
+                   started_at=result.created_at if running else None,
                    priority=new.priority, max_attempts=new.max_attempts, tenant=new.tenant,
                    correlation_id=new.correlation_id, idempotency_key=new.idempotency_key,
                    created_at=result.created_at, run_at=result.run_at,

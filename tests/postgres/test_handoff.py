@@ -19,7 +19,6 @@ from conveyor.job import ClaimedJob, JobState, NewJob, WorkerInfo, new_id
 from conveyor.store.base import Complete, Offer, Retention
 from conveyor.store.postgres import handoff
 from conveyor.store.postgres.store import PostgresStore
-from conveyor.worker.worker import Worker
 
 from .conftest import admin_connect
 from .test_system import CONVEYOR, ROOT
@@ -239,27 +238,63 @@ async def test_hand_offs_a_worker_never_heard_of_are_reported_and_given_back(
     assert again.id == result.id and again.attempt == 1
 
 
-async def test_a_worker_gives_back_a_job_unknown_at_two_heartbeats(tmp_path: Path) -> None:
-    app = Conveyor(f"sqlite:///{tmp_path / 'jobs.db'}")
-    worker = Worker(app, queues=["mail"])
+async def test_a_re_offer_counts_jobs_handed_over_but_not_yet_heard_of(
+        store: PostgresStore, schema: str) -> None:
+    """The offer is the worker's capacity less what it holds in the table, so a claim made
+    before a hand-off's wake-up arrives cannot offer that slot again."""
+    stop = await store.listen(lambda queue: None, "w1", lambda job: None)  # hears nothing
     try:
-        worker._ensure_loop_state()
-        stranger = ClaimedJob(new_id(), "handoff.task", "mail", b"{}", 1, 3, 42)
-        worker.on_heartbeat(frozenset(), frozenset(), (stranger.lease,))
-        assert worker.pending == []  # once could be a wake-up still on its way
-        worker.on_heartbeat(frozenset(), frozenset(), (stranger.lease,))
-        assert [type(item).__name__ for item in worker.pending] == ["Release"]
-        assert worker.pending[0].lease == stranger.lease
-        worker._on_job(stranger)  # its wake-up, late: it was given back, so it is not run
-        assert not worker.running and not worker.buffer
-        finished = ClaimedJob(new_id(), "handoff.task", "mail", b"{}", 1, 3, 43)
-        worker.pending = [Complete(finished.lease, None)]  # its outcome not written yet
-        for _ in range(3):
-            worker.on_heartbeat(frozenset(), frozenset(), (finished.lease,))
-        assert [type(item).__name__ for item in worker.pending] == ["Complete"]
+        await store.claim(["mail"], "w1", 2, 30.0, offer=Offer(2, 30.0))
+        assert offer_row(schema, "w1")[0] == 2  # type: ignore[index]
+        states = [(await store.enqueue_many([job()]))[0].state for _ in range(3)]
+        assert states == [JobState.RUNNING, JobState.RUNNING, JobState.QUEUED]
+        await store.claim(["other"], "w1", 2, 30.0, offer=Offer(2, 30.0))  # re-offers
+        assert offer_row(schema, "w1")[0] == 0  # type: ignore[index]
     finally:
-        worker.close()
-        app.close()
+        await stop()
+
+
+async def test_a_stopped_worker_gives_back_only_jobs_handed_to_it(store: PostgresStore,
+                                                                 schema: str) -> None:
+    [claimed_job] = await store.enqueue_many([job()])  # nobody waits: queued
+    stop = await store.listen(lambda queue: None, "w1", lambda job: None)
+    try:
+        [claimed] = await store.claim(["mail"], "w1", 10, 30.0, offer=Offer(10, 30.0))
+        assert claimed.id == claimed_job.id
+        [handed] = await store.enqueue_many([job()])
+        assert handed.state == JobState.RUNNING
+    finally:
+        await stop()
+    await store.deregister_worker("w1")
+    assert job_row(schema, handed.id)[0::3] == ("queued", 0)  # given back
+    assert job_row(schema, claimed.id)[:2] == ("running", "w1")  # left to its lease
+
+
+async def test_a_schema_without_the_hand_off_table_still_takes_jobs(
+        store: PostgresStore, schema: str, caplog: pytest.LogCaptureFixture) -> None:
+    with admin_connect() as conn:  # as if migrated by a release before hand-off
+        conn.execute(f'DROP TABLE "{schema}".conveyor_offers')
+    results = [(await store.enqueue_many([job()]))[0] for _ in range(2)]
+    assert [r.state for r in results] == [JobState.QUEUED] * 2
+    assert [job_row(schema, r.id)[0] for r in results] == ["queued"] * 2
+    assert "no hand-off table" in caplog.text
+
+
+async def test_the_longest_names_and_payload_fit_a_hand_off(store: PostgresStore) -> None:
+    worker_id = "w" * handoff.MAX_WORKER_ID
+    queue, task = '"\\' * 50, '"\\' * 100  # the longest names, JSON doubling each character
+    payload = b'"' + b"\x01" * (handoff.MAX_PAYLOAD - 2) + b'"'
+    handed: list[ClaimedJob] = []
+    stop = await store.listen(lambda queue: None, worker_id, handed.append)
+    try:
+        await store.claim([queue], worker_id, 10, 30.0, offer=Offer(10, 30.0))
+        new = NewJob(id=new_id(), task=task, queue=queue, payload=payload)
+        [result] = await store.enqueue_many([new])
+        assert result.state == JobState.RUNNING
+        await until(lambda: handed)
+        assert (handed[0].task, handed[0].queue, handed[0].payload) == (task, queue, payload)
+    finally:
+        await stop()
 
 
 @pytest.mark.timeout(90)
@@ -276,6 +311,7 @@ def test_a_worker_process_is_handed_jobs_and_a_killed_one_is_not(schema: str, ur
         wait_for(lambda: _offers(schema) == 1, 30)
         handed = app.enqueue("record", {"n": 1, "sleep_ms": 0})
         assert handed.state == JobState.RUNNING  # leased to the worker by the enqueue
+        assert handed.attempt == 1 and handed.started_at == handed.created_at
         wait_for(lambda: app.get(handed.id).state == JobState.COMPLETED, 10)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -314,7 +350,7 @@ async def test_a_producer_tries_hand_off_after_one_that_worked_and_every_probe_i
         store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Trying costs an enqueue a little, so a producer that found nobody waiting stops trying
     for PROBE seconds; one whose last job was handed off keeps trying."""
-    monkeypatch.setattr(handoff.Gate, "PROBE", 0.5)
+    monkeypatch.setattr(handoff.Gate, "PROBE", 2.0)
     [first] = await store.enqueue_many([job()])  # tried: nobody waits
     assert first.state == JobState.QUEUED
     worker = Waiting(store)
@@ -324,7 +360,7 @@ async def test_a_producer_tries_hand_off_after_one_that_worked_and_every_probe_i
         [second] = await store.enqueue_many([job()])
         assert second.state == JobState.QUEUED  # within PROBE of a try that found nobody
         await worker.offer()  # takes `second`
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(2.1)
         states = [(await store.enqueue_many([job()]))[0].state for _ in range(3)]
         assert states == [JobState.RUNNING] * 3  # probed, found it, kept trying
     finally:

@@ -24,11 +24,12 @@ class Heartbeat:
         self.failures = 0
 
     def run_once(self) -> HeartbeatReply:
-        """Extend every lease the worker holds and hand lost ones and cancel requests to it."""
+        """Extend every lease the worker holds; hand it lost ones, cancel requests, and
+        jobs leased to it that it did not list (hand-offs it may never have heard of)."""
         w = self.worker
         reply = w.app.call(lambda s: s.heartbeat(w.info, w.leases(), w.lease,
                                                  w.clock.store_now()))
-        if (reply.lost or reply.cancel_requested or reply.unknown or w._unknown
+        if (reply.lost or reply.cancel_requested or reply.unknown or w.handoffs.suspects
                 ) and w._loop is not None:
             w._loop.call_soon_threadsafe(w.on_heartbeat, reply.lost, reply.cancel_requested,
                                          reply.unknown)

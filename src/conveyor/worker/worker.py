@@ -27,7 +27,6 @@ from ..store.base import (
     SCHEDULED_HINT,
     Cancelled,
     Fail,
-    Offer,
     Progress,
     Release,
     Settle,
@@ -35,6 +34,7 @@ from ..store.base import (
     drive_inline,
 )
 from .executor import JobRunner
+from .handoffs import HandOffs
 from .heartbeat import Heartbeat
 from .maintenance import Maintenance
 
@@ -110,9 +110,7 @@ class Worker:
         self._progress: dict[str, Progress] = {}
         self._wake: asyncio.Event | None = None
         self._stopping = False
-        self._waiting = True  # the last claim found less than it asked for: offer slots
-        self._unknown: set[str] = set()  # leased to us at the last heartbeat, never heard of
-        self._given_back: dict[str, None] = {}  # ...and at the next one too: released
+        self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()  # guards the lease snapshot the heartbeat thread reads
         self.processed = 0
@@ -225,12 +223,16 @@ class Worker:
                 await self._promote()
             want = (self.concurrency + self._prefetch_now() - len(self.running)
                     - len(self.buffer))
-            jobs = await self._settle_and_claim(max(want, 0))
-            if want > 0:
-                self._waiting = len(jobs) < want  # nothing left to claim: offer slots
+            self.handoffs.claiming = True  # until the claimed jobs are held
+            try:
+                jobs = await self._settle_and_claim(max(want, 0))
+                self.handoffs.claimed(len(jobs), want)
+                if jobs:
+                    with self._lock:
+                        self.buffer.extend(jobs)
+            finally:
+                self.handoffs.claiming = False
             if jobs:
-                with self._lock:
-                    self.buffer.extend(jobs)
                 self._fill_slots()
             if jobs and len(jobs) == want:
                 await asyncio.sleep(0)  # let the slots run, then come back for more
@@ -269,7 +271,7 @@ class Worker:
                 return None, [], exc
             try:
                 jobs = (await store.claim(self.queues, self.id, want, self.lease, now,
-                                          offer=self._offer())
+                                          offer=self.handoffs.offer(self._stopping))
                         if want > 0 and not self._stopping else [])
             except Exception as exc:
                 return applied, [], exc
@@ -315,19 +317,11 @@ class Worker:
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
 
-    def _offer(self) -> Offer | None:
-        """Free slots to offer for hand-off while waiting (the last claim came back short),
-        until a little after the next poll would renew the offer; None while a backlog
-        keeps the slots busy with claims."""
-        if not self._waiting or self._stopping:
-            return None
-        return Offer(max(self.concurrency - len(self.running) - len(self.buffer), 0),
-                     2 * self.poll_interval + 1.0)
-
     def _on_job(self, job: ClaimedJob) -> None:
         """A job handed to this worker by its enqueue (store hand-off): start it now, or
         give it back if this worker is stopping."""
-        if job.id in self._given_back:
+        self.handoffs.heard()
+        if not self.handoffs.accepts(job):
             return  # given back as never heard of (a loop blocked past two heartbeats)
         if self._stopping:
             self.pending.append(Release(job.lease))
@@ -339,6 +333,7 @@ class Worker:
         self._fill_slots()
 
     def _on_notify(self, queue: str) -> None:
+        self.handoffs.heard()
         if self._wake is None:
             return
         if queue == SCHEDULED_HINT:
@@ -434,7 +429,12 @@ class Worker:
         """Called on the loop: stop jobs whose lease is gone or that were cancelled; give
         back jobs leased to this worker that it has not heard of at two heartbeats in a row
         (a hand-off whose wake-up was lost)."""
-        self._give_back_unknown(unknown)
+        for lease in self.handoffs.strangers(unknown, self._known()):
+            log.warning("job %s was handed to this worker but its wake-up never came: giving "
+                        "it back to its queue", lease.job_id)
+            self.pending.append(Release(lease))
+            if self._wake is not None:
+                self._wake.set()
         for job_id in lost:
             self._lost_ids.add(job_id)
             self._stop_job(job_id)
@@ -453,23 +453,10 @@ class Worker:
                 if self._wake is not None:
                     self._wake.set()
 
-    def _give_back_unknown(self, unknown: tuple[Lease, ...]) -> None:
-        """A job the heartbeat found leased to this worker that it is not running, holding,
-        or about to write the outcome of (the heartbeat read the table before that write)."""
-        known = (set(self.running) | {job.id for job in self.buffer}
-                 | {item.lease.job_id for item in self.pending})
-        strangers = [lease for lease in unknown if lease.job_id not in known]
-        for lease in strangers:
-            if lease.job_id in self._unknown:
-                log.warning("job %s was handed to this worker but its wake-up never came: "
-                            "giving it back to its queue", lease.job_id)
-                self.pending.append(Release(lease))
-                self._given_back[lease.job_id] = None
-                if len(self._given_back) > 1000:
-                    del self._given_back[next(iter(self._given_back))]
-                if self._wake is not None:
-                    self._wake.set()
-        self._unknown = {lease.job_id for lease in strangers} - self._unknown
+    def _known(self) -> set[str]:
+        """Jobs this worker runs, holds, or has an outcome to write for."""
+        return (set(self.running) | {job.id for job in self.buffer}
+                | {item.lease.job_id for item in self.pending})
 
     def _stop_job(self, job_id: str) -> None:
         running = self.running.get(job_id)

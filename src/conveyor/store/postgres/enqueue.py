@@ -141,10 +141,16 @@ async def _insert_plain(session: Session, render: Render, job: NewJob,
             job.id, job.task, job.queue, job.priority, job.payload, job.unique_for,
             job.max_attempts, job.batch_id, channels.wake, channels.events, channels.events))
         return EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)
-    [(clock, state, waiting)] = await session.fetch(render(handoff.INSERT_ONE_HANDOFF), (
-        job.queue, job.queue, job.queue, job.id, job.task, job.queue, job.priority,
-        job.payload, job.unique_for, job.max_attempts, job.batch_id, random.getrandbits(62),
-        channels.wake, channels.events, channels.events))
+    try:
+        [(clock, state, waiting)] = await session.fetch(render(handoff.INSERT_ONE_HANDOFF), (
+            job.queue, job.queue, job.queue, job.id, job.task, job.queue, job.priority,
+            job.payload, job.unique_for, job.max_attempts, job.batch_id,
+            random.getrandbits(62), channels.wake, channels.events, channels.events))
+    except psycopg.errors.UndefinedTable:  # a schema before 0002: autocommit, nothing stored
+        log.warning("this schema has no hand-off table (conveyor migrate adds it): enqueue "
+                    "goes on without hand-off")
+        gate.never()
+        return await _insert_plain(session, render, job, channels)
     gate.tried(waiting)
     return EnqueueResult(job.id, False, JobState(state), clock, clock)
 

@@ -2,11 +2,12 @@
 
 An idle worker's next pickup normally costs two trips after the producer's commit: the
 wake-up reaches the worker, then the worker's claim goes to the database and back. While a
-worker waits with free slots, its claims also write an offer (conveyor_offers: its slots, its
-queues, its lease length, and the backend pid of its LISTEN connection). A plain job enqueued
-on one of those queues, with no job queued there before it, is then inserted as already
-running under a lease to that worker, in the same statement that takes one slot from the
-offer; its wake-up carries the job itself, so the worker starts it as soon as it hears it.
+worker waits for work, its claims also write an offer (conveyor_offers: its free slots, that
+is its capacity less the jobs it holds, its queues, its lease length, and the backend pid of
+its LISTEN connection). A plain job enqueued on one of those queues, with no job queued there
+before it, is then inserted as already running under a lease to that worker, in the same
+statement that takes one slot from the offer; its wake-up carries the job itself, so the
+worker starts it as soon as it hears it.
 
 Safety:
 - An offer counts only while its worker's LISTEN backend is alive: a worker that dies (even
@@ -16,7 +17,8 @@ Safety:
   its outcome is fenced by its token.
 - A wake-up can be lost (a listener reconnecting). The heartbeat reports running jobs leased
   to the worker that it does not know; one still unknown at the next heartbeat is given back
-  to its queue (Release), and a worker that stops gives back any it never heard of.
+  to its queue (Release), and the worker offers nothing until it hears a wake-up again (a
+  deaf listener must not attract jobs). A worker that stops gives back any it never heard of.
 - An offer lapses unless the worker's next claim renews it (an idle worker claims at every
   poll), so a worker that hangs (SIGSTOP, a blocked event loop) soon gets no more jobs.
 - A worker that stops, or whose claims come back full (a backlog: jobs queued before the new
@@ -37,17 +39,24 @@ from . import queries as q
 
 MARK = "\n\n"          # leads a hand-off's wake-up: MARK + worker id + "\n" + the job (JSON);
                        # a queue name has no newline, a BEHIND wake-up has one
-MAX_PAYLOAD = 2048     # bytes: a bigger payload is not handed off (NOTIFY carries 8,000 bytes)
+MAX_PAYLOAD = 1024     # bytes: a bigger payload is not handed off. NOTIFY carries 8,000
+                       # bytes; and every listener reads every wake-up, so a listener that
+                       # stops reading holds up the server's notification queue: keep them small
 MAX_WORKER_ID = 200    # characters: a worker with a longer id offers nothing (the same limit)
 
-# The offer a waiting worker's claim writes (a CTE added to the claim statements): its free
-# slots less what this claim took, none when the claim came back full.
+# The offer a waiting worker's claim writes (a CTE added to the claim statements): its
+# capacity less the jobs it holds, those handed over but not yet heard of included (the
+# statement's snapshot sees them, not the ones this claim takes, counted apart); none when
+# the claim came back full. Its expiry is on the database's clock, as the check's.
 OFFER = """
     INSERT INTO {schema}.conveyor_offers AS offer (worker_id, worker_host, queues, slots,
                                                    lease_for, listener_pid, expires_at)
     SELECT %(worker_id)s, %(host)s, %(offer_queues)s::text[],
-           CASE WHEN count(*) >= %(limit)s THEN 0 ELSE greatest(%(offer)s - count(*), 0) END,
-           %(lease_for)s, %(listener_pid)s, {now} + %(offer_for)s
+           CASE WHEN count(*) >= %(limit)s THEN 0
+                ELSE greatest(%(offer)s - count(*) - (
+                    SELECT count(*) FROM {schema}.conveyor_jobs
+                    WHERE worker_id = %(worker_id)s AND state = 'running'), 0) END,
+           %(lease_for)s, %(listener_pid)s, date_part('epoch', now()) + %(offer_for)s
     FROM changed
     ON CONFLICT (worker_id) DO UPDATE
     SET slots = excluded.slots, queues = excluded.queues, lease_for = excluded.lease_for,
@@ -55,10 +64,12 @@ OFFER = """
 
 WITHDRAW = "DELETE FROM {schema}.conveyor_offers WHERE worker_id = %(id)s"
 
-# Offers whose LISTEN backend is gone (workers that died without withdrawing).
+# Offers whose LISTEN backend is gone (workers that died without withdrawing), or that lapsed
+# a minute ago (a worker that hangs; its backend's pid may even be taken by another).
 PRUNE_OFFERS = """
 DELETE FROM {schema}.conveyor_offers AS offer
-WHERE NOT EXISTS (SELECT FROM pg_stat_get_activity(offer.listener_pid))"""
+WHERE NOT EXISTS (SELECT FROM pg_stat_get_activity(offer.listener_pid))
+   OR offer.expires_at < date_part('epoch', now()) - 60"""
 
 # queries.INSERT_ONE_PLAIN, also handing the job to a waiting worker when one has a slot for
 # its queue, its payload is small, and nothing is queued there before it (or the queue is
@@ -115,13 +126,16 @@ SELECT created_at, state, EXISTS (
 FROM inserted
 WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
 
-# Jobs leased to a worker that stopped and never heard of them (a hand-off whose wake-up came
-# after it stopped listening): back to their queue, untouched, with a wake-up.
+# Hand-offs still leased to a worker that has stopped (their wake-up came after it stopped
+# listening): back to their queue, untouched, with a wake-up. A hand-off is the one running
+# job whose start is its creation (one statement did both); jobs it claimed are left to their
+# leases (an outcome it could not write, say).
 RELEASE_ORPHANS = """
 WITH changed AS (
     UPDATE {schema}.conveyor_jobs AS job
     SET state = 'queued', attempt = job.attempt - 1, lease_expires_at = NULL, started_at = NULL
-    WHERE job.worker_id = %(id)s AND job.state = 'running'
+    WHERE job.worker_id = %(id)s AND job.state = 'running' AND job.attempt = 1
+      AND job.started_at = job.created_at
     RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress),
 feed AS (""" + q.feed("changed") + """),
 notified AS (
@@ -160,6 +174,10 @@ class Gate:
 
     def open(self) -> bool:
         return self.handing or time.monotonic() >= self.next_probe
+
+    def never(self) -> None:
+        """The schema has no hand-off table (migrated by an older release): stop trying."""
+        self.handing, self.next_probe = False, float("inf")
 
     def tried(self, waiting: bool) -> None:
         """After a try: whether any worker was waiting with free slots."""

@@ -101,7 +101,10 @@ class Listener:
         assert self._conn is not None
         async for notification in self._conn.notifies(timeout=self.ping_every):
             self._deliver(notification.payload)
-        await self._conn.execute("SELECT 1")
+        try:  # a ping that never comes back is a dead connection too
+            await asyncio.wait_for(self._conn.execute("SELECT 1"), self.ping_every)
+        except TimeoutError:
+            raise psycopg.OperationalError("LISTEN connection did not answer a ping") from None
 
     def _deliver(self, queue: str) -> None:
         try:

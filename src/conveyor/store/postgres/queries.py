@@ -1,4 +1,5 @@
-"""Every PostgreSQL statement Conveyor runs, as a named constant. Nothing is built from data.
+"""Every PostgreSQL statement Conveyor runs, as a named constant (hand-off's are in
+handoff.py). Nothing is built from data.
 
 Two markers are filled in once, when a store is made (`render`): `{schema}` becomes the store's
 quoted schema name (validated, from the URL), and `{now}` becomes the clock expression: the
@@ -198,11 +199,11 @@ WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"
 INSERT_ONE_NEW = INSERT_ONE.replace("    ON CONFLICT DO NOTHING\n", "")  # as INSERT_JOBS_NEW
 assert INSERT_ONE_NEW != INSERT_ONE
 
-# One plain job (rows.plain) at the database's clock, the most common call of all: nine
-# positional parameters instead of nineteen, the times left to the columns' defaults, one
-# column back, and the wake-up and the feed sent from RETURNING (no CTEs: a tenth faster).
-# No ON CONFLICT (see INSERT_JOBS_NEW). handoff.INSERT_ONE_HANDOFF is the same
-# statement that may also lease the job to a waiting worker.
+# One plain job (rows.plain) at the database's clock, the most common call of all: eleven
+# positional parameters instead of nineteen named, the times left to the columns' defaults,
+# the wake-up and the feed sent from RETURNING (no CTEs: a tenth faster). No ON CONFLICT
+# (see INSERT_JOBS_NEW). handoff.INSERT_ONE_HANDOFF inserts the same job but may lease it to
+# a waiting worker.
 INSERT_ONE_PLAIN = """
 INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority, payload, unique_for,
                                     max_attempts, batch_id)
