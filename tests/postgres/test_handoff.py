@@ -168,7 +168,9 @@ async def _stopped_listening(store: PostgresStore, worker: Waiting) -> NewJob:
                                   _slots_taken, _lapsed, _stopped_listening],
                          ids=lambda case: case.__name__.strip("_"))
 async def test_a_job_is_queued_as_usual_when_it_cannot_be_handed_off(
-        store: PostgresStore, schema: str, case: Callable[..., object]) -> None:
+        store: PostgresStore, schema: str, case: Callable[..., object],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handoff.Gate, "PROBE", 0.0)  # every enqueue tries hand-off
     worker = Waiting(store)
     try:
         new = await case(store, worker)  # type: ignore[misc]
@@ -297,6 +299,39 @@ async def test_the_longest_names_and_payload_fit_a_hand_off(store: PostgresStore
         assert (handed[0].task, handed[0].queue, handed[0].payload) == (task, queue, payload)
     finally:
         await stop()
+
+
+async def test_a_worker_does_not_give_back_a_job_its_claim_is_still_bringing(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heartbeats handled while a claim's reply is on its way (a blocked loop) see the
+    claimed job leased to the worker and not yet held: it must not count as a stranger."""
+    app = Conveyor(url, auto_migrate=True)
+    ran: list[str] = []
+
+    @app.task(name="claimed.task")
+    async def claimed_task(ctx: object, payload: object) -> None:
+        ran.append(ctx.job_id)  # type: ignore[attr-defined]
+
+    worker = app.worker(queues=["default"], concurrency=2, heartbeat=0.2)
+    real_claim = app.store.claim
+
+    async def claim(*args: object, **kwargs: object) -> list[ClaimedJob]:
+        jobs = await real_claim(*args, **kwargs)  # type: ignore[arg-type]
+        for _ in range(2):
+            worker.on_heartbeat(frozenset(), frozenset(), tuple(j.lease for j in jobs))
+        return jobs
+
+    monkeypatch.setattr(app.store, "claim", claim)
+    try:
+        queued = app.enqueue("claimed.task", {}, correlation_id="c-1")  # claimed, not handed
+        running = asyncio.create_task(worker.run(install_signals=False))
+        await until(lambda: app.get(queued.id).state == JobState.COMPLETED, 10)
+        worker.stop()
+        await running
+        done = app.get(queued.id)
+        assert ran == [queued.id] and done.attempt == 1
+    finally:
+        app.close()
 
 
 @pytest.mark.timeout(90)

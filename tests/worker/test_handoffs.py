@@ -33,7 +33,7 @@ def test_a_job_unknown_at_two_heartbeats_is_given_back_and_the_worker_stops_offe
     assert not handoffs.suspects
     late = ClaimedJob(stranger.job_id, "t", "mail", b"{}", 1, 3, stranger.token)
     assert not handoffs.accepts(late)  # its wake-up, late: given back, so not run
-    assert handoffs.offer(stopping=False) is None  # deaf: nothing offered...
+    assert handoffs.offer(stopping=False) == Offer(0, 3.0)  # deaf: no slots offered...
     handoffs.heard()
     assert handoffs.offer(stopping=False) == Offer(10, 3.0)  # ...until a wake-up comes
 
@@ -44,7 +44,7 @@ def test_a_job_seen_once_then_known_is_not_given_back() -> None:
     assert handoffs.strangers((job,), set()) == []
     assert handoffs.strangers((job,), {job.job_id}) == []  # its wake-up came in between
     assert handoffs.strangers((job,), set()) == []  # a first sighting again, not a second
-    assert handoffs.offer(stopping=False) is not None
+    assert handoffs.offer(stopping=False) == Offer(10, 3.0)
 
 
 def test_nothing_is_judged_while_a_claim_is_in_flight() -> None:

@@ -85,8 +85,8 @@ class HeartbeatReply:
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """A waiting worker's free slots, offered for hand-off until `lapse` seconds from now
-    (its next claim renews the offer)."""
+    """A waiting worker's capacity, offered for hand-off until `lapse` seconds from now (its
+    next claim renews the offer); the store counts the jobs it holds against it."""
     slots: int
     lapse: float
 
@@ -146,7 +146,7 @@ class Store(Protocol):
     async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]: ...
     async def deregister_worker(self, worker_id: str) -> None: ...
     # hand-off (a store may lease a new job to a waiting worker in the enqueue itself): a
-    # waiting worker passes claim(offer=its free slots), listens with its id and on_job, and
+    # waiting worker passes claim(offer=its capacity), listens with its id and on_job, and
     # withdraws before it stops; a store without hand-off ignores all three
     async def withdraw_offer(self, worker_id: str) -> None: ...
 

@@ -28,11 +28,11 @@ class HandOffs:
         self._given_back: dict[str, None] = {}
 
     def offer(self, stopping: bool) -> Offer | None:
-        """What the next claim offers: nothing while a backlog keeps the slots busy, while
-        deaf, or when stopping."""
-        if not self.waiting or self.deaf or stopping:
+        """What the next claim offers: nothing while a backlog keeps the slots busy or when
+        stopping; no slots while deaf (that takes back the offer standing)."""
+        if not self.waiting or stopping:
             return None
-        return Offer(self.capacity, self.lapse)
+        return Offer(0 if self.deaf else self.capacity, self.lapse)
 
     def claimed(self, got: int, wanted: int) -> None:
         """A claim asked for `wanted` jobs and got `got`."""

@@ -47,7 +47,9 @@ MAX_WORKER_ID = 200    # characters: a worker with a longer id offers nothing (t
 # The offer a waiting worker's claim writes (a CTE added to the claim statements): its
 # capacity less the jobs it holds, those handed over but not yet heard of included (the
 # statement's snapshot sees them, not the ones this claim takes, counted apart); none when
-# the claim came back full. Its expiry is on the database's clock, as the check's.
+# the claim came back full. A hand-off that commits while this statement runs is in neither
+# count: the offer row it decremented is newer than the statement's snapshot of it, and
+# the difference comes off too. Its expiry is on the database's clock, as the check's.
 OFFER = """
     INSERT INTO {schema}.conveyor_offers AS offer (worker_id, worker_host, queues, slots,
                                                    lease_for, listener_pid, expires_at)
@@ -59,7 +61,10 @@ OFFER = """
            %(lease_for)s, %(listener_pid)s, date_part('epoch', now()) + %(offer_for)s
     FROM changed
     ON CONFLICT (worker_id) DO UPDATE
-    SET slots = excluded.slots, queues = excluded.queues, lease_for = excluded.lease_for,
+    SET slots = greatest(excluded.slots - greatest(
+            (SELECT slots FROM {schema}.conveyor_offers WHERE worker_id = %(worker_id)s)
+            - offer.slots, 0), 0),
+        queues = excluded.queues, lease_for = excluded.lease_for,
         listener_pid = excluded.listener_pid, expires_at = excluded.expires_at"""
 
 WITHDRAW = "DELETE FROM {schema}.conveyor_offers WHERE worker_id = %(id)s"
@@ -129,7 +134,8 @@ WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"
 # Hand-offs still leased to a worker that has stopped (their wake-up came after it stopped
 # listening): back to their queue, untouched, with a wake-up. A hand-off is the one running
 # job whose start is its creation (one statement did both); jobs it claimed are left to their
-# leases (an outcome it could not write, say).
+# leases (an outcome it could not write, say). Under a frozen test clock a claimed job can
+# look like one: it is then queued again early, as its lease's end would have done.
 RELEASE_ORPHANS = """
 WITH changed AS (
     UPDATE {schema}.conveyor_jobs AS job
@@ -176,8 +182,8 @@ class Gate:
         return self.handing or time.monotonic() >= self.next_probe
 
     def never(self) -> None:
-        """The schema has no hand-off table (migrated by an older release): stop trying."""
-        self.handing, self.next_probe = False, float("inf")
+        """The schema has no hand-off table (not migrated yet): try again in a minute."""
+        self.handing, self.next_probe = False, time.monotonic() + 60.0
 
     def tried(self, waiting: bool) -> None:
         """After a try: whether any worker was waiting with free slots."""

@@ -226,7 +226,8 @@ class PostgresStore:
                     lease_for: float, now: float | None = None,
                     offer: Offer | None = None) -> list[ClaimedJob]:
         """Claim up to `limit` jobs. A waiting worker that listens with its id passes
-        `offer`, its free slots: the claim then also offers them for hand-off (handoff.py)."""
+        `offer`, its capacity: the claim then also offers its free slots for hand-off
+        (handoff.py)."""
         params: dict[str, Any] = {"token": random.getrandbits(62), "now": now, "limit": limit,
                                   "lease_for": lease_for, "worker_id": worker_id,
                                   "host": self._host}

@@ -1,5 +1,6 @@
 -- Conveyor schema, version 2 (PostgreSQL): hand-off to waiting workers (postgres/handoff.py).
--- A worker whose claims come back short (it waits for work) offers its free slots here. An enqueue of a plain job
+-- A worker whose claims come back short (it waits for work) offers its free slots
+-- here. An enqueue of a plain job
 -- that finds an offer for its queue (and no job queued there before it) leases the new job to
 -- that worker in its own statement, and its wake-up carries the job to the worker, which
 -- starts it without a claim. `listener_pid` is the backend of the worker's LISTEN connection:
