@@ -305,3 +305,35 @@ def test_feed_payloads_stay_under_notifys_limit_with_the_longest_names(app: Conv
             for _ in range(300)]
     results = store.enqueue_many_blocking(jobs)
     assert [r.id for r in results] == [j.id for j in jobs]
+
+
+def test_a_plain_job_from_sync_code_goes_in_through_libpq_with_every_value(
+        app: Conveyor, url: str, schema: str) -> None:
+    """The hottest call skips the cursor (enqueue.NativeStatement): every value still lands,
+    a stored id still comes back as a duplicate, and prepare=off keeps to the cursor."""
+    store = app.store
+    assert isinstance(store, PostgresStore)
+    job = NewJob(id=new_id(), task="plain\u00e9", queue="q\tx", priority=0,
+                 payload=b'{"n":"\xc3\xa9"}', max_attempts=7, unique_for=2.5,
+                 batch_id=new_id())
+    store.enqueue_many_blocking([NewJob(id=new_id(), task="plain", queue="default",
+                                        payload=b"{}")])  # looks for a waiting worker
+    [result] = store.enqueue_many_blocking([job])  # found none: the plain insert
+    assert not result.duplicate and result.created_at > 0
+    assert b"conveyor_insert_one_plain" in set().union(*store.blocking._native.values())
+    with psycopg.connect(BASE_URL, autocommit=True) as conn:
+        row = conn.execute(f'SELECT task, queue, priority, payload, max_attempts, unique_for, '
+                           f'batch_id, state FROM "{schema}".conveyor_jobs WHERE id = %s',
+                           (job.id,)).fetchone()
+    assert row == (job.task, job.queue, 0, job.payload, 7, 2.5, job.batch_id, "queued")
+    [again] = store.enqueue_many_blocking([job])  # a spool forwarded twice
+    assert again.duplicate and again.id == job.id
+    off = PostgresStore(url + "&prepare=off")
+    try:
+        for _ in range(2):
+            [plain] = off.enqueue_many_blocking([NewJob(id=new_id(), task="plain",
+                                                        queue="default", payload=b"{}")])
+            assert not plain.duplicate
+        assert not any(off.blocking._native.values())
+    finally:
+        asyncio.run(off.close())

@@ -238,6 +238,7 @@ class BlockingPool:
         self._cursors: weakref.WeakKeyDictionary[Any, psycopg.Cursor[Any]] = (
             weakref.WeakKeyDictionary())
         self._suspect = False  # the last call met an outage: probe before waiting on the pool
+        self._native: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[tuple[psycopg.Connection[Any], psycopg.Cursor[Any]]]:
@@ -255,6 +256,16 @@ class BlockingPool:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             self._suspect = True
             raise unavailable(exc, self.url.where) from exc
+
+    def prepared(self, conn: psycopg.Connection[Any]) -> set[bytes] | None:
+        """Names of the statements prepared on `conn` by Conveyor itself through libpq
+        (enqueue.NativeStatement); None when the URL turns prepared statements off."""
+        if not self.url.prepare:
+            return None
+        names = self._native.get(conn)
+        if names is None:
+            names = self._native[conn] = set()
+        return names
 
     def _healthy(self, pool: ConnectionPool) -> psycopg.Connection[Any]:
         """A pooled connection that answers. One that sat idle, or that the server wrote to

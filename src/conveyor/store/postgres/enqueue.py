@@ -9,6 +9,7 @@ delivered only then too.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -55,12 +56,15 @@ class AsyncSession:
 
 class SyncSession:
     """A blocking connection: each call blocks for one round trip. It never suspends, so a
-    coroutine over it can be driven to its end in place (store.base.drive_inline)."""
+    coroutine over it can be driven to its end in place (store.base.drive_inline).
+    `prepared`: the statements prepared on it through libpq (NativeStatement), or None."""
 
     def __init__(self, conn: psycopg.Connection[Any],
-                 cursor: psycopg.Cursor[Any] | None = None) -> None:
+                 cursor: psycopg.Cursor[Any] | None = None,
+                 prepared: set[bytes] | None = None) -> None:
         self.conn = conn
         self.cursor = cursor or conn.cursor()  # reused: a cursor per call costs more
+        self.prepared = prepared
 
     async def run(self, query: str, params: Params) -> None:
         self.cursor.execute(query, params)
@@ -132,11 +136,76 @@ async def _insert_fresh(session: Session, render: Render, jobs: Sequence[NewJob]
     return [stored[job.id] for job in jobs if job.id in stored]  # RETURNING has no order
 
 
+class NativeStatement:
+    """A statement a blocking caller runs through libpq itself, prepared once per connection:
+    for the hottest call, one plain job from sync code, psycopg's per-call work (adapting
+    each value, the cursor's bookkeeping) is about a sixth of the call (0.148 against 0.176
+    ms p50 here). Values go as text, the payload as binary; errors are psycopg's own."""
+
+    def __init__(self, name: bytes, formats: tuple[int, ...]) -> None:
+        self.name = name
+        self.formats = formats  # per value: 0 text, 1 binary
+
+    def row(self, session: SyncSession, query: str,
+            values: list[bytes | None]) -> list[bytes | None]:
+        """The first row of `query` (rendered, with %s / %b placeholders) for `values`."""
+        pgconn = session.conn.pgconn
+        prepared = session.prepared
+        assert prepared is not None
+        if self.name not in prepared:
+            _check(session, pgconn.prepare(self.name, _numbered(query).encode()))
+            prepared.add(self.name)
+        result = pgconn.exec_prepared(self.name, values, self.formats)  # type: ignore[arg-type]
+        _check(session, result)
+        return [result.get_value(0, i) for i in range(result.nfields)]
+
+
+def _numbered(query: str) -> str:
+    """%s and %b placeholders as $1, $2, ... (the statement has no other % signs)."""
+    parts = query.replace("%b", "%s").split("%s")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+
+
+def _check(session: SyncSession, result: Any) -> None:
+    if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        return
+    if session.conn.pgconn.status == pq.ConnStatus.BAD:  # the connection is gone
+        raise psycopg.OperationalError(result.error_message.decode(errors="replace").strip())
+    raise psycopg.errors.error_from_result(result)
+
+
+_ONE_PLAIN = NativeStatement(b"conveyor_insert_one_plain", (0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0))
+
+
+def _native_values(job: NewJob, channels: Channels) -> list[bytes | None] | None:
+    """INSERT_ONE_PLAIN's values as libpq takes them; None when one is not plain text (a NUL
+    would cut a C string short; an infinite float): the cursor's way then."""
+    texts = (job.id, job.task, job.queue, job.batch_id or "", channels.wake,
+             channels.events or "")
+    unique_for = job.unique_for
+    if any("\x00" in text for text in texts) or (
+            unique_for is not None and not math.isfinite(unique_for)):
+        return None
+    events = None if channels.events is None else channels.events.encode()
+    return [job.id.encode(), job.task.encode(), job.queue.encode(), b"%d" % job.priority,
+            job.payload, None if unique_for is None else repr(float(unique_for)).encode(),
+            b"%d" % job.max_attempts, None if job.batch_id is None else job.batch_id.encode(),
+            channels.wake.encode(), events, events]
+
+
 async def _insert_plain(session: Session, render: Render, job: NewJob,
                         channels: Channels) -> EnqueueResult:
     """One plain job: handed to a waiting worker when the gate says try and one is found."""
     gate = channels.gate
     if not (handoff.small(job.payload) and gate.open()):
+        values = (_native_values(job, channels) if isinstance(session, SyncSession)
+                  and session.prepared is not None else None)
+        if values is not None:
+            assert isinstance(session, SyncSession)
+            created = _ONE_PLAIN.row(session, render(q.INSERT_ONE_PLAIN), values)[0]
+            assert created is not None
+            clock = float(created)
+            return EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)
         [(clock, _, _)] = await session.fetch(render(q.INSERT_ONE_PLAIN), (
             job.id, job.task, job.queue, job.priority, job.payload, job.unique_for,
             job.max_attempts, job.batch_id, channels.wake, channels.events, channels.events))
@@ -223,7 +292,7 @@ def insert_blocking(pool: BlockingPool, render: Render, jobs: Sequence[NewJob],
         return drive_inline(insert_on_caller(tx, render, jobs, now, channels))
     tenant, keyed = scope(jobs)
     with pool.connection() as (conn, cursor):
-        session = SyncSession(conn, cursor)
+        session = SyncSession(conn, cursor, pool.prepared(conn))
         if tenant is None and not keyed:
             return drive_inline(insert_jobs(session, render, jobs, now, channels,
                                             retryable=True))
