@@ -21,6 +21,8 @@ from conveyor import Conveyor, Retry
 from conveyor.clock import FakeClock
 from conveyor.errors import ConfigError, JobNotFound, PayloadInvalid
 from conveyor.job import JobEvent, NewJob, new_id
+from conveyor.store.base import drive_inline
+from conveyor.store.postgres.enqueue import SyncSession, insert_jobs
 from conveyor.store.postgres.store import PostgresStore
 
 from .conftest import BASE_URL
@@ -328,6 +330,16 @@ def test_a_plain_job_from_sync_code_goes_in_through_libpq_with_every_value(
     assert row == (job.task, job.queue, 0, job.payload, 7, 2.5, job.batch_id, "queued")
     [again] = store.enqueue_many_blocking([job])  # a spool forwarded twice
     assert again.duplicate and again.id == job.id
+    with store.blocking.connection() as (conn, cursor):
+        prepared = store.blocking.prepared(conn)
+        assert prepared is not None
+        prepared.add(b"conveyor_insert_one_plain")  # as if prepared here before...
+        conn.execute("DEALLOCATE ALL")  # ...and dropped since (psycopg may do this)
+        later = NewJob(id=new_id(), task="plain", queue="default", payload=b"{}")
+        [result] = drive_inline(insert_jobs(SyncSession(conn, cursor, prepared),
+                                            store.statement, [later], None, store._channels,
+                                            retryable=True))
+        assert not result.duplicate and b"conveyor_insert_one_plain" in prepared
     off = PostgresStore(url + "&prepare=off")
     try:
         for _ in range(2):

@@ -152,10 +152,14 @@ class NativeStatement:
         pgconn = session.conn.pgconn
         prepared = session.prepared
         assert prepared is not None
-        if self.name not in prepared:
-            _check(session, pgconn.prepare(self.name, _numbered(query).encode()))
-            prepared.add(self.name)
-        result = pgconn.exec_prepared(self.name, values, self.formats)  # type: ignore[arg-type]
+        for _ in range(2):
+            if self.name not in prepared:
+                _check(session, pgconn.prepare(self.name, _numbered(query).encode()))
+                prepared.add(self.name)
+            result = pgconn.exec_prepared(self.name, values, self.formats)  # type: ignore[arg-type]
+            if _state(result) != _NO_SUCH_STATEMENT:
+                break
+            prepared.discard(self.name)  # deallocated under us (DEALLOCATE ALL): again
         _check(session, result)
         return [result.get_value(0, i) for i in range(result.nfields)]
 
@@ -164,6 +168,13 @@ def _numbered(query: str) -> str:
     """%s and %b placeholders as $1, $2, ... (the statement has no other % signs)."""
     parts = query.replace("%b", "%s").split("%s")
     return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+
+
+_NO_SUCH_STATEMENT = "26000"  # invalid_sql_statement_name
+
+
+def _state(result: Any) -> str:
+    return (result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
 
 
 def _check(session: SyncSession, result: Any) -> None:
