@@ -349,3 +349,19 @@ def test_a_plain_job_from_sync_code_goes_in_through_libpq_with_every_value(
         assert not any(off.blocking._native.values())
     finally:
         asyncio.run(off.close())
+
+
+def test_the_envelopes_a_batch_returns_are_the_stored_jobs(app: Conveyor) -> None:
+    """Bulk enqueue builds each envelope itself (positionally, while COPY runs): every field
+    must read back the same from the store, by COPY and by INSERT alike."""
+    by_copy = app.enqueue_many([("plain", {"n": n}) for n in range(3)])
+    by_insert = app.enqueue_many([
+        {"task": "plain", "payload": {"n": 9}, "correlation_id": "corr", "priority": 4,
+         "idempotency_key": "key-1", "ttl": 600.0, "max_attempts": 2, "tenant": "acme"},
+        {"task": "order", "payload": {"order_id": 5}, "delay": 3600.0}])
+    for job in by_copy + by_insert:
+        stored = app.get(job.id, tenant=job.tenant)
+        assert job.to_dict() == stored.to_dict()
+    assert by_insert[0].expires_at == by_insert[0].created_at + 600.0  # type: ignore[operator]
+    assert (by_insert[0].tenant, by_insert[0].idempotency_key) == ("acme", "key-1")
+    assert by_insert[1].state == "scheduled" and by_copy[0].state == "queued"
