@@ -251,10 +251,24 @@ class _IdGenerator:
             return self._next(time.time_ns() // 1_000_000)
 
     def many(self, count: int) -> list[str]:
-        """`count` ids at once (a bulk enqueue's): one clock read, one lock."""
+        """`count` ids at once (a bulk enqueue's): one clock read, one lock, and the ids that
+        share a millisecond made in one loop (what _next does, without its call and checks
+        per id)."""
         ms = time.time_ns() // 1_000_000
+        ids: list[str] = []
         with self._lock:
-            return [self._next(ms) for _ in range(count)]
+            while len(ids) < count:
+                ids.append(self._next(ms))  # starts a millisecond, or borrows the next
+                run = min(count - len(ids), 0xFFF - self._seq)  # counter values left in it
+                if run <= 0:
+                    continue
+                prefix, seq = self._prefix, self._seq
+                for step in range(1, run + 1):
+                    tail = ((seq + step) << 64 | 0x8000000000000000
+                            | _random_bits(62)).to_bytes(10).hex()
+                    ids.append(f"{prefix}{tail[1:4]}-{tail[4:8]}-{tail[8:]}")
+                self._seq = seq + run
+        return ids
 
     def _next(self, ms: int) -> str:
         """The id after the last one, at `ms` or later. Caller holds the lock."""

@@ -48,7 +48,10 @@ def test_ids_made_many_at_once_continue_the_same_sequence(
     ids = [generate(), *generate.many(9_000), generate(), *generate.many(3)]
     assert ids == sorted(ids)  # across the counter overflowing into borrowed milliseconds
     assert len(set(ids)) == len(ids) == 9_005
-    assert all(uuid.UUID(value).version == 7 for value in ids[::500])
+    parsed = [uuid.UUID(value) for value in ids]
+    assert all(v.version == 7 and v.variant == uuid.RFC_4122 for v in parsed)
+    assert [str(v) for v in parsed] == ids  # the canonical lower-case form
+    assert len({v.int >> 80 for v in parsed}) == 3  # 4,096 per millisecond, then borrowed
 
 
 def test_ids_stay_increasing_when_the_clock_steps_back(monkeypatch: pytest.MonkeyPatch) -> None:

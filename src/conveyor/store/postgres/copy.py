@@ -26,7 +26,6 @@ import psycopg
 from ...job import EnqueueResult, JobState, NewJob
 from . import queries as q
 from .cursor import BEHIND
-from .rows import plain
 
 Render = Callable[[str], str]
 _FEED_IDS = 100  # ids per feed item: under NOTIFY's 8,000 bytes whatever the names
@@ -45,7 +44,7 @@ def copy_jobs(conn: psycopg.Connection[Any], render: Render, jobs: Iterable[NewJ
     NotPlain, or psycopg's error, with nothing stored."""
     with conn.transaction(), conn.cursor() as cursor:
         with cursor.copy(render(q.COPY_PLAIN if now is None else q.COPY_PLAIN_AT)) as copy:
-            for chunk in _lines(_checked(jobs, taken), now):
+            for chunk in _lines(jobs, taken, now):
                 copy.write(chunk)
         queues = sorted({BEHIND + job.queue if job.priority else job.queue for job in taken})
         cursor.execute(render(q.AFTER_COPY), {
@@ -70,23 +69,32 @@ _NULL = "\\N"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _lines(jobs: Iterable[NewJob], now: float | None) -> Iterator[str]:
-    """The rows in COPY's text format, a chunk at a time. psycopg's write_row would adapt each
-    value through its dumper (a third of the client's time here); these columns are few and
-    known: ids are UUIDs, names are escaped only if they hold a special character, the
-    payload goes as bytea hex."""
+def _lines(jobs: Iterable[NewJob], taken: list[NewJob], now: float | None) -> Iterator[str]:
+    """The rows in COPY's text format, a chunk at a time, appending each job to `taken` as it
+    goes; NotPlain at the first job that is not plain (rows.plain, inlined: this loop runs
+    once per job of every bulk enqueue). psycopg's write_row would adapt each value through
+    its dumper (a third of the client's time here); these columns are few and known: ids are
+    UUIDs, names are escaped only if they hold a special character, the payload goes as
+    bytea hex."""
     tail = "\n" if now is None else f"\t{now!r}\t{now!r}\n"
     heads: dict[tuple[str, str], str] = {}
+    batch: str | None = None  # the last batch id found free of special characters
     rows: list[str] = []
     for job in jobs:
+        taken.append(job)
+        if (job.idempotency_key or job.correlation_id is not None or job.run_at is not None
+                or job.delay or job.parent_id is not None or job.tenant
+                or job.ttl is not None):
+            raise NotPlain(job.id)
         head = heads.get((job.task, job.queue))
         if head is None:
             head = heads[job.task, job.queue] = f"\t{_text(job.task)}\t{_text(job.queue)}\tqueued\t"
-        if _SPECIAL.search(job.id) or (job.batch_id and _SPECIAL.search(job.batch_id)):
+        if _SPECIAL.search(job.id) or (job.batch_id is not batch and _special(job.batch_id)):
             raise NotPlain(job.id)  # not an id this app made: let INSERT_JOBS take it
+        batch = job.batch_id
         unique_for = _NULL if job.unique_for is None else repr(float(job.unique_for))
         rows.append(f"{job.id}{head}{job.priority:d}\t\\\\x{job.payload.hex()}\t{unique_for}\t"
-                    f"{job.max_attempts:d}{_PAD}\t{job.batch_id or _NULL}{tail}")
+                    f"{job.max_attempts:d}{_PAD}\t{batch or _NULL}{tail}")
         if len(rows) == _CHUNK:
             yield "".join(rows)
             rows.clear()
@@ -94,16 +102,12 @@ def _lines(jobs: Iterable[NewJob], now: float | None) -> Iterator[str]:
         yield "".join(rows)
 
 
+def _special(value: str | None) -> bool:
+    return value is not None and _SPECIAL.search(value) is not None
+
+
 def _text(value: str) -> str:
     return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
-
-
-def _checked(jobs: Iterable[NewJob], taken: list[NewJob]) -> Iterator[NewJob]:
-    for job in jobs:
-        taken.append(job)
-        if not plain(job):
-            raise NotPlain(job.id)
-        yield job
 
 
 def feed_items(jobs: list[NewJob]) -> list[str]:
