@@ -11,33 +11,30 @@ clock and the codec, and is the one place that wires them together.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .clock import Clock, SystemClock
 from .codec import Codec, Keyring, redact
+from .door import SyncDoor
 from .errors import (
-    BatchTooLarge,
-    ConveyorError,
     InvalidTransition,
     JobNotFound,
-    PayloadInvalid,
     PayloadUndecodable,
     SchemaOutdated,
     StoreUnavailable,
     WaitTimeout,
 )
 from .job import EnqueueResult, Job, JobFilter, JobState, NewJob, QueueInfo, WorkerInfo, new_id
+from .preparing import UNSTORED, Preparer, envelope
 from .retry import Retry
 from .settings import Settings
 from .spool import Forwarder, Spool
-from .store.base import Retention, Stats, Store, drive_inline, open_store
+from .store.base import Retention, Stats, Store, open_store
 from .task import Isolation, Task, TaskRegistry
 
 if TYPE_CHECKING:
@@ -47,45 +44,7 @@ T = TypeVar("T")
 log = logging.getLogger("conveyor")
 F = TypeVar("F", bound=Callable[..., Any])
 
-_ENQUEUE_OPTIONS = frozenset({
-    "queue", "priority", "delay", "run_at", "ttl", "idempotency_key", "correlation_id", "tenant",
-    "max_attempts", "unique_for", "parent_id", "connection"})
-_PREPARE_OPTIONS = _ENQUEUE_OPTIONS
 
-
-class SyncDoor:
-    """Runs the async store from sync code. An inline store (SQLite) never suspends, so its
-    coroutines are driven to the end right here: no thread hop, no event loop. Other stores
-    run on a private event loop in a background thread."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def run(self, store: Store, coro: Coroutine[Any, Any, T]) -> T:
-        if getattr(store, "inline", False):
-            return drive_inline(coro)
-        return asyncio.run_coroutine_threadsafe(coro, self._portal()).result()
-
-    def _portal(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="conveyor-portal",
-                                          daemon=True)
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    def close(self) -> None:
-        with self._lock:
-            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
-        if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=5)
-            if not loop.is_running():
-                loop.close()
 
 
 class Conveyor:
@@ -104,6 +63,7 @@ class Conveyor:
         self._opened = False
         self._open_lock = threading.Lock()
         self._door = SyncDoor()
+        self.preparer = Preparer(self.registry, self.codec, self.settings.max_batch)
         sqlite = self.settings.url.startswith("sqlite:")
         self.auto_migrate = sqlite if auto_migrate is None else auto_migrate
         self.spool = Spool(self.settings.spool) if self.settings.spool else None
@@ -190,12 +150,12 @@ class Conveyor:
     def enqueue(self, task: str | Task, payload: Any = None, **options: Any) -> Job:
         """Put one job on its queue; returns the stored envelope (`duplicate` set when an
         active job with the same idempotency key already existed)."""
-        new, body = self.prepare(task, payload, options)
+        new, body = self.preparer.one(task, payload, options)
         [result] = self._insert([new], options.get("connection"))
         return self._enqueued(new, body, result)
 
     async def enqueue_async(self, task: str | Task, payload: Any = None, **options: Any) -> Job:
-        new, body = self.prepare(task, payload, options)
+        new, body = self.preparer.one(task, payload, options)
         [result] = await self._insert_async([new], options.get("connection"))
         return self._enqueued(new, body, result)
 
@@ -208,7 +168,7 @@ class Conveyor:
         stream = getattr(self.store, "enqueue_stream", None)  # a network store's COPY path
         if stream is not None and connection is None and len(items) > 1:
             return self._enqueue_streamed(stream, items)
-        prepared = self.prepare_many(items)
+        prepared = self.preparer.many(items)
         results = self._insert([n for n, _ in prepared], connection)
         return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
 
@@ -216,14 +176,14 @@ class Conveyor:
                           items: list[Any]) -> list[Job]:
         """Hand the store the jobs as they are prepared, so it can send each while the next
         is encoded. A bad item raises from inside the stream: nothing is stored."""
-        self._check_batch_size(items)
+        self.preparer.check_batch_size(items)
         prepared: list[tuple[NewJob, Any]] = []
         built: list[Job] = []  # each job's envelope, built while the store works on the last
 
         def produce() -> Iterator[NewJob]:
-            for pair in self._prepare_each(items, new_id()):
+            for pair in self.preparer.each(items, new_id()):
                 prepared.append(pair)
-                built.append(self._enqueued(pair[0], pair[1], _UNSTORED))
+                built.append(self._enqueued(pair[0], pair[1], UNSTORED))
                 yield pair[0]
 
         source = produce()
@@ -249,7 +209,7 @@ class Conveyor:
 
     async def enqueue_many_async(self, jobs: Iterable[Any], *,
                                  connection: Any = None) -> list[Job]:
-        prepared = self.prepare_many(jobs)
+        prepared = self.preparer.many(jobs)
         results = await self._insert_async([n for n, _ in prepared], connection)
         return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
 
@@ -299,82 +259,11 @@ class Conveyor:
         """Forward spooled jobs now (raises StoreUnavailable if the store is still down)."""
         return 0 if self.spool is None else self._forwarder().run_once()
 
-    def prepare_many(self, jobs: Iterable[Any]) -> list[tuple[NewJob, Any]]:
-        items = list(jobs)
-        self._check_batch_size(items)
-        return list(self._prepare_each(items, new_id()))
-
-    def _check_batch_size(self, items: list[Any]) -> None:
-        if len(items) > self.settings.max_batch:
-            raise BatchTooLarge(len(items), self.settings.max_batch)
-
-    def _prepare_each(self, items: list[Any], batch_id: str) -> Iterator[tuple[NewJob, Any]]:
-        """Prepare a batch's items in order; an error names the item's index."""
-        ids = new_id.many(len(items))
-        for index, item in enumerate(items):
-            task, payload, options = _split_item(item, index)
-            try:
-                yield self.prepare(task, payload, options, batch_id, ids[index])
-            except PayloadInvalid as exc:
-                error = PayloadInvalid(exc.task, [{**e, "field": f"jobs[{index}].{e['field']}"}
-                                                  for e in exc.errors])
-                error.index = index  # type: ignore[attr-defined]
-                raise error from None
-            except ConveyorError as exc:
-                exc.index = index  # type: ignore[attr-defined]
-                exc.add_note(f"in jobs[{index}] of the batch")
-                raise
-
-    def prepare(self, task: str | Task, payload: Any, options: Mapping[str, Any],
-                batch_id: str | None = None, job_id: str | None = None
-                ) -> tuple[NewJob, Any]:
-        """Validate one job and build what the store inserts; nothing is stored here."""
-        if options and not options.keys() <= _PREPARE_OPTIONS:
-            unknown = sorted(set(options) - _PREPARE_OPTIONS)
-            raise TypeError(f"unknown enqueue option(s): {', '.join(unknown)}")
-        name = task.name if isinstance(task, Task) else task
-        spec = self.registry.find(name)
-        if spec is None and len(self.registry):
-            self.registry.get(name)  # raises UnknownTask naming the known ones
-        body = spec.validate(payload) if spec is not None else {} if payload is None else payload
-        job_id = job_id or new_id()
-        if not options and spec is not None:  # the common case of a bulk enqueue: defaults
-            return NewJob(job_id, name, spec.queue, self.codec.encode(body, job_id, None),
-                          spec.priority, spec.retry.attempts, 0.0, None, spec.ttl, None, None,
-                          None, spec.unique_for, batch_id, None), body
-        get = options.get
-        tenant = get("tenant")
-        run_at = get("run_at")
-        new = NewJob(
-            job_id, name, get("queue") or (spec.queue if spec else "default"),
-            self.codec.encode(body, job_id, tenant),
-            _int_option(get("priority"), "priority", spec.priority if spec else 0),
-            _int_option(get("max_attempts"), "max_attempts",
-                        spec.retry.attempts if spec else Retry().attempts),
-            float(get("delay") or 0.0),
-            run_at.timestamp() if isinstance(run_at, datetime) else run_at,
-            get("ttl", spec.ttl if spec else None), tenant, get("correlation_id"),
-            get("idempotency_key"), get("unique_for", spec.unique_for if spec else None),
-            batch_id, get("parent_id"))
-        _check_new_job(new)
-        return new, body
-
     def _enqueued(self, new: NewJob, body: Any, result: EnqueueResult) -> Job:
         if result.duplicate:
             existing = self.get(result.id)
             return replace(existing, duplicate=True)
-        running = result.state is JobState.RUNNING  # handed straight to a waiting worker
-        created = result.created_at
-        # Positional, in Job's field order: half the cost of keywords, once per job of a bulk
-        # enqueue. id, task, queue, payload, state, priority, attempt, max_attempts, tenant,
-        # correlation_id, idempotency_key, created_at, run_at, started_at, finished_at,
-        # expires_at, progress, progress_step, result, errors, worker_id, worker_host,
-        # dead_reason, batch_id, parent_id.
-        return Job(new.id, new.task, new.queue, body, result.state, new.priority,
-                   1 if running else 0, new.max_attempts, new.tenant, new.correlation_id,
-                   new.idempotency_key, created, result.run_at, created if running else None,
-                   None, None if new.ttl is None else created + new.ttl, None, None, None, (),
-                   None, None, None, new.batch_id, new.parent_id)
+        return envelope(new, body, result)
 
     # --- reading and steering -------------------------------------------------------------
 
@@ -506,51 +395,6 @@ class Conveyor:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-_NO_OPTIONS: Mapping[str, Any] = {}
-_UNSTORED = EnqueueResult("", False, JobState.QUEUED, 0.0, 0.0)  # times to come from the store
-
-
-def _split_item(item: Any, index: int) -> tuple[str | Task, Any, Mapping[str, Any]]:
-    if type(item) is dict or isinstance(item, Mapping):
-        if "task" not in item:
-            raise ConveyorError(f"jobs[{index}] has no 'task'")
-        if len(item) <= 2 and (len(item) == 1 or "payload" in item):
-            return item["task"], item.get("payload"), _NO_OPTIONS
-        options = {k: v for k, v in item.items() if k != "task" and k != "payload"}
-        return item["task"], item.get("payload"), options
-    if isinstance(item, tuple) and len(item) in (2, 3):
-        options = dict(item[2]) if len(item) == 3 else {}
-        return item[0], item[1], options
-    raise ConveyorError(f"jobs[{index}] must be a dict with 'task' or a (task, payload) tuple")
-
-
-def _int_option(value: Any, name: str, default: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConveyorError(f"{name} must be a whole number, not {value!r}")
-    return value
-
-
-def _check_new_job(new: NewJob) -> None:
-    if not 0 < len(new.task) <= 200:
-        raise ConveyorError("task name must be 1 to 200 characters")
-    if not 0 < len(new.queue) <= 100 or "\n" in new.queue:
-        raise ConveyorError(f"queue name {new.queue!r} must be 1 to 100 characters, one line")
-    if new.max_attempts < 1:
-        raise ConveyorError("max_attempts must be at least 1")
-    if new.delay < 0:
-        raise ConveyorError("delay must be >= 0 seconds")
-    if new.ttl is not None and new.ttl <= 0:
-        raise ConveyorError("ttl must be a positive number of seconds")
-    if (new.tenant is not None or new.correlation_id is not None
-            or new.idempotency_key is not None):
-        for name in ("idempotency_key", "correlation_id", "tenant"):
-            value = getattr(new, name)
-            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 255):
-                raise ConveyorError(f"{name} must be a string of 1 to 255 characters")
 
 
 def sequence_of(value: Sequence[str] | str | None) -> tuple[str, ...] | None:

@@ -2,7 +2,7 @@
 
 Safe for several worker and producer processes on one machine. The async methods run their
 sqlite3 calls inline (each takes microseconds); they never suspend, which lets the app's
-sync door drive them without an event loop (see app.SyncDoor).
+sync door drive them without an event loop (see door.SyncDoor).
 """
 
 from __future__ import annotations
