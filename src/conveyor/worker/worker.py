@@ -15,8 +15,6 @@ import os
 import random
 import signal
 import socket
-import threading
-from collections import deque
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,9 +23,7 @@ from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
 from ..store.base import (
     SCHEDULED_HINT,
-    Cancelled,
     Fail,
-    Progress,
     Release,
     Settle,
     Snooze,
@@ -37,22 +33,14 @@ from .executor import JobRunner
 from .handoffs import HandOffs
 from .heartbeat import Heartbeat
 from .maintenance import Maintenance
+from .outcomes import Outcomes
+from .slots import Slots
 
 if TYPE_CHECKING:
     from ..app import Conveyor
-    from ..context import JobContext
 
 log = logging.getLogger("conveyor.worker")
 T = TypeVar("T")
-
-
-class _Running:
-    __slots__ = ("ctx", "job", "task")
-
-    def __init__(self, job: ClaimedJob, ctx: JobContext, task: asyncio.Task[None]) -> None:
-        self.job = job
-        self.ctx = ctx
-        self.task = task
 
 
 class Worker:
@@ -86,7 +74,6 @@ class Worker:
         # workers could start. So prefetch only while recent jobs are short.
         self.prefetch = self.concurrency if prefetch is None else prefetch
         self.prefetch_below = 0.25  # seconds: the average job duration that allows it
-        self.average_duration: float | None = None
         self.lease = lease or s.lease
         self.heartbeat_interval = heartbeat or min(s.heartbeat or 5.0, self.lease / 3)
         self.poll_interval = poll_interval or s.poll_interval
@@ -101,20 +88,15 @@ class Worker:
                              if getattr(self.store, "inline", False) else None)
         self.runner = JobRunner(app, self.id, self.host, self.threads, self.clock,
                                 logging.getLogger("conveyor.task"), self._on_progress)
+        self.outcomes = Outcomes()
+        self.slots = Slots(self.concurrency, self.runner, self.outcomes, self._wake_up)
         self.maintenance = (Maintenance(app, self.clock, run=self._off_loop) if maintenance
                             else None)
         self.heartbeat = Heartbeat(self)
-        self.buffer: deque[ClaimedJob] = deque()
-        self.running: dict[str, _Running] = {}
-        self.pending: list[Settle] = []
-        self._progress: dict[str, Progress] = {}
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()  # guards the lease snapshot the heartbeat thread reads
-        self.processed = 0
-        self.lost = 0
 
     @property
     def info(self) -> WorkerInfo:
@@ -123,9 +105,16 @@ class Worker:
 
     def leases(self) -> list[Lease]:
         """Every lease this worker holds (running and prefetched); safe from any thread."""
-        with self._lock:
-            return ([r.job.lease for r in self.running.values()] +
-                    [j.lease for j in self.buffer])
+        return self.slots.leases()
+
+    @property
+    def processed(self) -> int:
+        return self.slots.processed
+
+    @property
+    def lost(self) -> int:
+        """Outcomes dropped because their job's lease had moved on to another worker."""
+        return self.outcomes.lost
 
     # --- test door: no loop of our own, no sleeping ---------------------------------------
 
@@ -137,10 +126,8 @@ class Worker:
         if failure is not None:
             raise failure
         for job in jobs:
-            self._start(job)
-        while self.running:
-            await asyncio.gather(*(r.task for r in list(self.running.values())),
-                                 return_exceptions=True)
+            self.slots.start(job)
+        await self.slots.join()
         await self.flush()
         return len(jobs)
 
@@ -199,8 +186,8 @@ class Worker:
             self.grace = 0
         if not self._stopping:
             log.info("worker %s stopping: %d running, %d prefetched", self.id,
-                     len(self.running), len(self.buffer))
-        self._stopping = True
+                     len(self.slots.running), len(self.slots.buffer))
+        self._stopping = self.slots.closed = True
         if self._wake is not None:
             self._wake.set()
 
@@ -221,36 +208,33 @@ class Worker:
             self._wake.clear()
             if self._schedule_due():
                 await self._promote()
-            want = (self.concurrency + self._prefetch_now() - len(self.running)
-                    - len(self.buffer))
+            want = self.slots.free + self._prefetch_now()
             self.handoffs.claiming = True  # until the claimed jobs are held
             try:
                 jobs = await self._settle_and_claim(max(want, 0))
                 self.handoffs.claimed(len(jobs), want)
                 if jobs:
-                    with self._lock:
-                        self.buffer.extend(jobs)
+                    self.slots.hold(jobs)
             finally:
                 self.handoffs.claiming = False
-            if jobs:
-                self._fill_slots()
             if jobs and len(jobs) == want:
                 await asyncio.sleep(0)  # let the slots run, then come back for more
                 continue
             await self._wait(self._poll_delay())
 
     def _prefetch_now(self) -> int:
-        short = self.average_duration is not None and self.average_duration < self.prefetch_below
+        average = self.slots.average_duration
+        short = average is not None and average < self.prefetch_below
         return self.prefetch if short else 0
 
     async def _settle_and_claim(self, want: int) -> list[ClaimedJob]:
         """Write finished outcomes, then claim up to `want` jobs: one trip to the store."""
-        items = self._take_pending()
+        items = self.outcomes.take()
         applied, jobs, failure = await self._exchange(items, want)
         if applied is None:  # the outcomes were not written: keep them for the next trip
-            self.pending = items + self.pending
+            self.outcomes.put_back(items)
         else:
-            self._report(items, applied)
+            self.outcomes.report(items, applied)
             if any(isinstance(item, (Fail, Snooze)) for item in items):
                 self._schedule_dirty = True  # a retry was scheduled: learn when it is due
         if failure is not None:  # store down or locked: back off, keep running jobs
@@ -324,13 +308,10 @@ class Worker:
         if not self.handoffs.accepts(job):
             return  # given back as never heard of (a loop blocked past two heartbeats)
         if self._stopping:
-            self.pending.append(Release(job.lease))
-            if self._wake is not None:
-                self._wake.set()
+            self.outcomes.add(Release(job.lease))
+            self._wake_up()
             return
-        with self._lock:
-            self.buffer.append(job)
-        self._fill_slots()
+        self.slots.hold([job])
 
     def _on_notify(self, queue: str) -> None:
         self.handoffs.heard()
@@ -344,83 +325,26 @@ class Worker:
 
     # --- running jobs ---------------------------------------------------------------------
 
-    def _fill_slots(self) -> None:
-        while self.buffer and len(self.running) < self.concurrency and not self._stopping:
-            with self._lock:
-                job = self.buffer.popleft()
-            self._start(job)
-
-    def _start(self, job: ClaimedJob) -> None:
-        ctx = self.runner.context(job)
-        task = asyncio.get_running_loop().create_task(self._execute(job, ctx))
-        with self._lock:
-            self.running[job.id] = _Running(job, ctx, task)
-
-    async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            outcome: Settle | None = await self.runner.run(job, ctx)
-        except asyncio.CancelledError:
-            outcome = self._interrupted(job, ctx)
-        except Exception as exc:  # a bug of ours: never lose the job over it
-            log.exception("executor failed on job %s", job.id)
-            outcome = self.runner.failed(job, exc)
-        with self._lock:
-            self.running.pop(job.id, None)
-        took = loop.time() - started
-        average = self.average_duration
-        self.average_duration = took if average is None else average + 0.2 * (took - average)
-        self._lost_ids.discard(job.id)
-        self._cancel_ids.discard(job.id)
-        if outcome is not None:
-            self.pending.append(outcome)
-        self.processed += 1
-        self._fill_slots()
-        if self._wake is not None and (not self.buffer or len(self.pending) >= self.concurrency):
+    def _wake_up(self) -> None:
+        """Have the claim loop go round now: outcomes to write, or slots to fill."""
+        if self._wake is not None:
             self._wake.set()
 
-    def _interrupted(self, job: ClaimedJob, ctx: JobContext) -> Settle | None:
-        if job.id in self._lost_ids:
-            return None  # its lease is gone: another worker owns it now
-        if job.id in self._cancel_ids:
-            return Cancelled(job.lease, "cancelled while running")
-        return Release(job.lease)  # shutdown: give it back untouched
-
     def _on_progress(self, job_id: str, percent: float, step: str | None) -> None:
-        running = self.running.get(job_id)
-        if running is None:
-            return
-        self._progress[job_id] = Progress(running.job.lease, percent, step)
-
-    def _take_pending(self) -> list[Settle]:
-        """Finished outcomes and the newest progress of running jobs, progress first (it is
-        fenced on the job still running)."""
-        items, self.pending = self.pending, []
-        if self._progress:
-            progress, self._progress = list(self._progress.values()), {}
-            items = progress + items
-        return items
-
-    def _report(self, items: list[Settle], applied: list[bool]) -> None:
-        for item, ok in zip(items, applied, strict=True):
-            if not ok and not isinstance(item, Progress):
-                self.lost += 1
-                log.warning("lease lost for job %s: its outcome (%s) was dropped; another "
-                            "worker owns it now", item.lease.job_id, type(item).__name__)
+        self.slots.progressed(job_id, percent, step)
 
     async def flush(self) -> None:
         """Write every finished outcome and progress now."""
-        items = self._take_pending()
+        items = self.outcomes.take()
         if not items:
             return
         applied, _, failure = await self._exchange(items, 0)
         if applied is None:
             log.warning("could not write %d outcomes, will retry: %s", len(items), failure)
-            self.pending = items + self.pending
+            self.outcomes.put_back(items)
             await asyncio.sleep(0.5)
             return
-        self._report(items, applied)
+        self.outcomes.report(items, applied)
 
     # --- lost leases, cancel requests (from the heartbeat thread) -------------------------
 
@@ -429,40 +353,16 @@ class Worker:
         """Called on the loop: stop jobs whose lease is gone or that were cancelled; give
         back jobs leased to this worker that it has not heard of at two heartbeats in a row
         (a hand-off whose wake-up was lost)."""
-        for lease in self.handoffs.strangers(unknown, self._known()):
+        for lease in self.handoffs.strangers(unknown, self.slots.known()):
             log.warning("job %s was handed to this worker but its wake-up never came: giving "
                         "it back to its queue", lease.job_id)
-            self.pending.append(Release(lease))
-            if self._wake is not None:
-                self._wake.set()
+            self.outcomes.add(Release(lease))
+            self._wake_up()
         for job_id in lost:
-            self._lost_ids.add(job_id)
-            self._stop_job(job_id)
-            with self._lock:
-                self.buffer = deque(j for j in self.buffer if j.id != job_id)
+            self.slots.lose(job_id)
         for job_id in cancel:
-            self._cancel_ids.add(job_id)
-            self._stop_job(job_id)
-            with self._lock:
-                unstarted = [j for j in self.buffer if j.id == job_id]
-                if unstarted:
-                    self.buffer = deque(j for j in self.buffer if j.id != job_id)
-            for job in unstarted:  # claimed ahead, never started: it must not run now
-                self._cancel_ids.discard(job_id)
-                self.pending.append(Cancelled(job.lease, "cancelled before it started"))
-                if self._wake is not None:
-                    self._wake.set()
-
-    def _known(self) -> set[str]:
-        """Jobs this worker runs, holds, or has an outcome to write for."""
-        return (set(self.running) | {job.id for job in self.buffer}
-                | {item.lease.job_id for item in self.pending})
-
-    def _stop_job(self, job_id: str) -> None:
-        running = self.running.get(job_id)
-        if running is not None:
-            running.ctx._cancel()
-            running.task.cancel()
+            if self.slots.cancel(job_id):
+                self._wake_up()
 
     # --- shutdown -------------------------------------------------------------------------
 
@@ -471,35 +371,16 @@ class Worker:
             await self._off_loop(self.store.withdraw_offer(self.id))
         except Exception as exc:
             log.warning("could not withdraw this worker's offer: %s", exc)
-        with self._lock:
-            unstarted, self.buffer = list(self.buffer), deque()
-        self.pending.extend(Release(job.lease) for job in unstarted)
+        self.slots.release_held()
         await self.flush()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.grace
-        if self.running:
-            log.info("waiting up to %gs for %d running jobs", self.grace, len(self.running))
-        while self.running and self.grace > 0 and loop.time() < deadline:
-            await asyncio.sleep(0.05)  # jobs leave `running` as they finish; stop(now=True)
-        still = list(self.running.values())
-        for running in still:  # past the grace period: stop them, give their jobs back
-            running.ctx._cancel()
-            running.task.cancel()
-        if still:
-            await asyncio.wait([r.task for r in still], timeout=2.0)
-        with self._lock:
-            leftover = list(self.running.values())
-            self.running.clear()
-        self.pending.extend(Release(r.job.lease) for r in leftover)
+        await self.slots.wind_down(lambda: self.grace)
         await self.flush()
 
     def _ensure_loop_state(self) -> None:
         if self._wake is None:
             self._wake = asyncio.Event()
             self._loop = asyncio.get_running_loop()
-            self._lost_ids: set[str] = set()
             self._schedule_dirty = True
-            self._cancel_ids: set[str] = set()
 
 
 def _current_loop() -> asyncio.AbstractEventLoop | None:

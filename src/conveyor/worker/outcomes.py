@@ -1,0 +1,58 @@
+"""What a worker has to write back: the outcomes of finished jobs and the newest progress of
+running ones. They wait here until the claim loop's next trip to the store takes them all
+(one settle call, then the claim), and go back in front when that trip fails.
+
+    outcomes = Outcomes()
+    outcomes.add(Complete(lease, result))
+    items = outcomes.take()                 # progress first, then outcomes
+    outcomes.report(items, applied)         # or outcomes.put_back(items) if not written
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..job import Lease
+from ..store.base import Progress, Settle
+
+log = logging.getLogger("conveyor.worker")
+
+
+class Outcomes:
+    def __init__(self) -> None:
+        self._items: list[Settle] = []
+        self._progress: dict[str, Progress] = {}  # job id: its newest progress
+        self.lost = 0  # outcomes dropped because the job's lease had moved on
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: Settle) -> None:
+        self._items.append(item)
+
+    def progressed(self, lease: Lease, percent: float, step: str | None) -> None:
+        self._progress[lease.job_id] = Progress(lease, percent, step)
+
+    def job_ids(self) -> set[str]:
+        """Jobs with an outcome still to write."""
+        return {item.lease.job_id for item in self._items}
+
+    def take(self) -> list[Settle]:
+        """Everything to write, progress first (it is fenced on the job still running)."""
+        items, self._items = self._items, []
+        if self._progress:
+            progress, self._progress = list(self._progress.values()), {}
+            items = [*progress, *items]
+        return items
+
+    def put_back(self, items: list[Settle]) -> None:
+        """Items taken but not written (the store was down): first in line next time."""
+        self._items = items + self._items
+
+    def report(self, items: list[Settle], applied: list[bool]) -> None:
+        """Count and log the outcomes the store refused: their lease had moved on."""
+        for item, ok in zip(items, applied, strict=True):
+            if not ok and not isinstance(item, Progress):
+                self.lost += 1
+                log.warning("lease lost for job %s: its outcome (%s) was dropped; another "
+                            "worker owns it now", item.lease.job_id, type(item).__name__)
