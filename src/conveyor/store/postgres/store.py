@@ -24,12 +24,9 @@ import psycopg
 from ...job import (
     ClaimedJob,
     EnqueueResult,
-    Job,
     JobEvent,
-    JobFilter,
     Lease,
     NewJob,
-    QueueInfo,
     WorkerInfo,
 )
 from ..base import (
@@ -44,10 +41,8 @@ from ..base import (
     Retention,
     Settle,
     Snooze,
-    Stats,
 )
 from ..migrate import Migration, load_migrations
-from ..summaries import build_queue_infos, build_stats
 from . import handoff
 from . import queries as q
 from .broadcast import Broadcaster, Stopper
@@ -63,7 +58,8 @@ from .enqueue import (
     stream_blocking,
 )
 from .listener import Listener
-from .rows import group_settles, job_from_row, settle_results, worker_from_row
+from .reads import Reads
+from .rows import group_settles, settle_results
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -74,7 +70,7 @@ SETTLE_STATEMENTS: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore:
+class PostgresStore(Reads):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:
@@ -371,49 +367,6 @@ class PostgresStore:
         await self._count(handoff.PRUNE_OFFERS, {})
         return count
 
-    # --- reading --------------------------------------------------------------------------
-
-    async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
-        rows = await self._one(q.GET_JOB, {"id": job_id, "tenant": tenant}, tenant)
-        return job_from_row(rows[0]) if rows else None
-
-    async def list_jobs(self, where: JobFilter, after: str | None = None,
-                        limit: int = 50) -> list[Job]:
-        params: dict[str, Any] = {"limit": limit, "after": after,
-                                  "states": [str(s) for s in where.states]}
-        clauses = []
-        for name, clause in q.LIST_CLAUSES.items():
-            value = after if name == "after" else getattr(where, name)
-            if value:
-                clauses.append(clause)
-                params.setdefault(name, value)
-        statement = q.LIST_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        rows = await self._one(f"{statement} {q.LIST_ORDER}", params, where.tenant)
-        return [job_from_row(r) for r in rows]
-
-    async def stats(self, tenant: str | None = None, now: float | None = None) -> Stats:
-        params = {"tenant": tenant, "now": now}
-        async with self._session(tenant, atomic=True) as conn:
-            counts = await self._fetch(conn, q.COUNTS, params)
-            durations = [r[0] for r in await self._fetch(conn, q.DURATIONS, params)]
-            [outcomes] = await self._fetch(conn, q.OUTCOMES, params)
-            last_minute = await self._fetch(conn, q.QUEUE_THROUGHPUT, params)
-        return build_stats(counts, durations, outcomes, sum(r[1] for r in last_minute))
-
-    async def queues(self, tenant: str | None = None,
-                     now: float | None = None) -> list[QueueInfo]:
-        params = {"tenant": tenant, "now": now}
-        async with self._session(tenant, atomic=True) as conn:
-            counts = await self._fetch(conn, q.QUEUE_COUNTS, params)
-            throughput: dict[str, int] = {r[0]: r[1] for r in
-                                          await self._fetch(conn, q.QUEUE_THROUGHPUT, params)}
-            flags: dict[str, bool] = {r[0]: r[1] for r in await self._fetch(conn, q.QUEUE_FLAGS)}
-            [(clock,)] = await self._fetch(conn, q.CLOCK, params)
-        return build_queue_infos(counts, throughput, flags, clock)
-
-    async def workers(self, now: float | None = None) -> list[WorkerInfo]:
-        return [worker_from_row(r) for r in await self._one(q.WORKERS)]
-
     # --- wake-ups -------------------------------------------------------------------------
 
     async def _notify_on(self, conn: psycopg.AsyncConnection[Any], queues: list[str]) -> None:
@@ -465,19 +418,3 @@ class PostgresStore:
         """Call `callback(events)` on this loop for every batch of job state changes and
         progress, from any process on this schema; returns a stopper."""
         return await self.broadcast.subscribe(callback)
-
-    # --- key rotation ---------------------------------------------------------------------
-
-    async def scan_payloads(self, after: str | None, limit: int
-                            ) -> list[tuple[str, str | None, bytes]]:
-        """Every job's (id, tenant, payload) in id order, a page at a time."""
-        rows = await self._one(q.SCAN_PAYLOADS, {"after": after or "", "limit": limit})
-        return [(r[0], r[1] or None, bytes(r[2])) for r in rows]
-
-    async def replace_payloads(self, updates: Sequence[tuple[str, bytes, bytes]]) -> int:
-        """Swap payloads (id, old, new) where the stored one is still `old`; the count."""
-        if not updates:
-            return 0
-        return await self._count(q.REPLACE_PAYLOADS, {
-            "ids": [u[0] for u in updates], "olds": [u[1] for u in updates],
-            "news": [u[2] for u in updates]})

@@ -1,0 +1,97 @@
+"""The PostgreSQL store's reads: jobs, lists, stats and queues for the API and dashboard,
+and the payload scans of key rotation. A part of PostgresStore (store.py), kept apart for
+size; its methods run on the store's sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+import psycopg
+
+from ...job import Job, JobFilter, QueueInfo, WorkerInfo
+from ..base import Stats
+from ..summaries import build_queue_infos, build_stats
+from . import queries as q
+from .rows import job_from_row, worker_from_row
+
+Rows = list[tuple[Any, ...]]
+
+
+class Sessions(Protocol):
+    """What the reads need of the store (PostgresStore's own session helpers)."""
+
+    def _session(self, tenant: str | None = None, atomic: bool = False
+                 ) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
+
+    async def _fetch(self, conn: psycopg.AsyncConnection[Any], template: str,
+                     params: dict[str, Any] | None = None) -> Rows: ...
+
+    async def _count(self, template: str, params: dict[str, Any]) -> int: ...
+
+    async def _one(self, template: str, params: dict[str, Any] | None = None,
+                   tenant: str | None = None) -> Rows: ...
+
+
+class Reads:
+    # --- reading --------------------------------------------------------------------------
+
+    async def get(self: Sessions, job_id: str, tenant: str | None = None) -> Job | None:
+        rows = await self._one(q.GET_JOB, {"id": job_id, "tenant": tenant}, tenant)
+        return job_from_row(rows[0]) if rows else None
+
+    async def list_jobs(self: Sessions, where: JobFilter, after: str | None = None,
+                        limit: int = 50) -> list[Job]:
+        params: dict[str, Any] = {"limit": limit, "after": after,
+                                  "states": [str(s) for s in where.states]}
+        clauses = []
+        for name, clause in q.LIST_CLAUSES.items():
+            value = after if name == "after" else getattr(where, name)
+            if value:
+                clauses.append(clause)
+                params.setdefault(name, value)
+        statement = q.LIST_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        rows = await self._one(f"{statement} {q.LIST_ORDER}", params, where.tenant)
+        return [job_from_row(r) for r in rows]
+
+    async def stats(self: Sessions, tenant: str | None = None, now: float | None = None) -> Stats:
+        params = {"tenant": tenant, "now": now}
+        async with self._session(tenant, atomic=True) as conn:
+            counts = await self._fetch(conn, q.COUNTS, params)
+            durations = [r[0] for r in await self._fetch(conn, q.DURATIONS, params)]
+            [outcomes] = await self._fetch(conn, q.OUTCOMES, params)
+            last_minute = await self._fetch(conn, q.QUEUE_THROUGHPUT, params)
+        return build_stats(counts, durations, outcomes, sum(r[1] for r in last_minute))
+
+    async def queues(self: Sessions, tenant: str | None = None,
+                     now: float | None = None) -> list[QueueInfo]:
+        params = {"tenant": tenant, "now": now}
+        async with self._session(tenant, atomic=True) as conn:
+            counts = await self._fetch(conn, q.QUEUE_COUNTS, params)
+            throughput: dict[str, int] = {r[0]: r[1] for r in
+                                          await self._fetch(conn, q.QUEUE_THROUGHPUT, params)}
+            flags: dict[str, bool] = {r[0]: r[1] for r in await self._fetch(conn, q.QUEUE_FLAGS)}
+            [(clock,)] = await self._fetch(conn, q.CLOCK, params)
+        return build_queue_infos(counts, throughput, flags, clock)
+
+    async def workers(self: Sessions, now: float | None = None) -> list[WorkerInfo]:
+        return [worker_from_row(r) for r in await self._one(q.WORKERS)]
+
+    # --- key rotation ---------------------------------------------------------------------
+
+    async def scan_payloads(self: Sessions, after: str | None, limit: int
+                            ) -> list[tuple[str, str | None, bytes]]:
+        """Every job's (id, tenant, payload) in id order, a page at a time."""
+        rows = await self._one(q.SCAN_PAYLOADS, {"after": after or "", "limit": limit})
+        return [(r[0], r[1] or None, bytes(r[2])) for r in rows]
+
+    async def replace_payloads(self: Sessions,
+                               updates: Sequence[tuple[str, bytes, bytes]]) -> int:
+        """Swap payloads (id, old, new) where the stored one is still `old`; the count."""
+        if not updates:
+            return 0
+        return await self._count(q.REPLACE_PAYLOADS, {
+            "ids": [u[0] for u in updates], "olds": [u[1] for u in updates],
+            "news": [u[2] for u in updates]})
