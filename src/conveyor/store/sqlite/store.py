@@ -22,13 +22,10 @@ from ...errors import ConfigError
 from ...job import (
     ClaimedJob,
     EnqueueResult,
-    Job,
     JobEvent,
-    JobFilter,
     JobState,
     Lease,
     NewJob,
-    QueueInfo,
     WorkerInfo,
 )
 from ..base import (
@@ -38,17 +35,15 @@ from ..base import (
     Offer,
     Retention,
     Settle,
-    Stats,
 )
 from ..migrate import load_migrations
-from ..summaries import build_queue_infos, build_stats
 from . import queries as q
 from .connection import Connections, parse_url
+from .reads import Reads
 from .rows import (
     apply,
     best_candidates,
     claim_order,
-    job_from_row,
     settle_statement,
     state_or_missing,
 )
@@ -62,7 +57,7 @@ class _InsertOneByOne(Exception):
     """Roll the batch back and insert row by row, to learn which rows already exist."""
 
 
-class SQLiteStore:
+class SQLiteStore(Reads):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL",
@@ -343,71 +338,6 @@ class SQLiteStore:
         with self.db.write() as conn:
             count = conn.execute(q.PRUNE, params).rowcount
         return count
-
-    # --- reading --------------------------------------------------------------------------
-
-    async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
-        with self.db.read() as conn:
-            row = conn.execute(q.GET_JOB, {"id": job_id, "tenant": tenant}).fetchone()
-        return None if row is None else job_from_row(row)
-
-    async def list_jobs(self, where: JobFilter, after: str | None = None,
-                        limit: int = 50) -> list[Job]:
-        params: dict[str, Any] = {"limit": limit, "after": after,
-                                  "states": orjson.dumps([str(s) for s in where.states]).decode()}
-        clauses = []
-        for name, clause in q.LIST_CLAUSES.items():
-            value = params["after"] if name == "after" else getattr(where, name)
-            if value:
-                clauses.append(clause)
-                params.setdefault(name, value)
-        sql = q.LIST_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        with self.db.read() as conn:
-            rows = conn.execute(f"{sql} {q.LIST_ORDER}", params).fetchall()
-        return [job_from_row(r) for r in rows]
-
-    async def stats(self, tenant: str | None = None, now: float | None = None) -> Stats:
-        now = self._now(now)
-        with self.db.read() as conn:
-            counts = conn.execute(q.COUNTS, {"tenant": tenant}).fetchall()
-            durations = [r[0] for r in conn.execute(
-                q.DURATIONS, {"since": now - 3600, "tenant": tenant})]
-            outcomes = conn.execute(q.OUTCOMES, {"since": now - 3600, "tenant": tenant}).fetchone()
-            last_minute = conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
-                                                            "tenant": tenant}).fetchall()
-        return build_stats(counts, durations, outcomes, sum(r[1] for r in last_minute))
-
-    async def queues(self, tenant: str | None = None,
-                     now: float | None = None) -> list[QueueInfo]:
-        now = self._now(now)
-        with self.db.read() as conn:
-            counts = conn.execute(q.QUEUE_COUNTS, {"tenant": tenant}).fetchall()
-            throughput = dict(conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
-                                                                "tenant": tenant}).fetchall())
-            flags = dict(conn.execute(q.QUEUE_FLAGS).fetchall())
-        return build_queue_infos(counts, throughput, flags, now)
-
-    async def workers(self, now: float | None = None) -> list[WorkerInfo]:
-        with self.db.read() as conn:
-            rows = conn.execute(q.WORKERS).fetchall()
-        return [WorkerInfo(id=r[0], host=r[1], pid=r[2],
-                           queues=tuple(filter(None, r[3].split(","))), concurrency=r[4],
-                           started_at=r[5], heartbeat_at=r[6], running=r[7]) for r in rows]
-
-    # --- key rotation ---------------------------------------------------------------------
-
-    async def scan_payloads(self, after: str | None, limit: int
-                            ) -> list[tuple[str, str | None, bytes]]:
-        """Every job's (id, tenant, payload) in id order, a page at a time."""
-        with self.db.read() as conn:
-            rows = conn.execute(q.SCAN_PAYLOADS, {"after": after or "", "limit": limit})
-            return [(r[0], r[1] or None, bytes(r[2])) for r in rows]
-
-    async def replace_payloads(self, updates: Sequence[tuple[str, bytes, bytes]]) -> int:
-        """Swap payloads (id, old, new) where the stored one is still `old`; the count."""
-        with self.db.write() as conn:
-            return sum(conn.execute(q.REPLACE_PAYLOAD, {"id": i, "old": o, "new": n}).rowcount
-                       for i, o, n in updates)
 
     # --- wake-ups and the event feed -------------------------------------------------------
 

@@ -1,0 +1,93 @@
+"""The SQLite store's reads: jobs, lists, stats and queues for the API and dashboard, and
+the payload scans of key rotation. A part of SQLiteStore (store.py), kept apart for size;
+its methods run on the store's connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from ...job import Job, JobFilter, QueueInfo, WorkerInfo
+from ..base import Stats
+from ..summaries import build_queue_infos, build_stats
+from . import queries as q
+from .connection import Connections
+from .rows import job_from_row
+
+
+class Database(Protocol):
+    """What the reads need of the store: its connections and its clock."""
+
+    db: Connections
+
+    def _now(self, now: float | None) -> float: ...
+
+
+class Reads:
+    # --- reading --------------------------------------------------------------------------
+
+    async def get(self: Database, job_id: str, tenant: str | None = None) -> Job | None:
+        with self.db.read() as conn:
+            row = conn.execute(q.GET_JOB, {"id": job_id, "tenant": tenant}).fetchone()
+        return None if row is None else job_from_row(row)
+
+    async def list_jobs(self: Database, where: JobFilter, after: str | None = None,
+                        limit: int = 50) -> list[Job]:
+        params: dict[str, Any] = {"limit": limit, "after": after,
+                                  "states": orjson.dumps([str(s) for s in where.states]).decode()}
+        clauses = []
+        for name, clause in q.LIST_CLAUSES.items():
+            value = params["after"] if name == "after" else getattr(where, name)
+            if value:
+                clauses.append(clause)
+                params.setdefault(name, value)
+        sql = q.LIST_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        with self.db.read() as conn:
+            rows = conn.execute(f"{sql} {q.LIST_ORDER}", params).fetchall()
+        return [job_from_row(r) for r in rows]
+
+    async def stats(self: Database, tenant: str | None = None, now: float | None = None) -> Stats:
+        now = self._now(now)
+        with self.db.read() as conn:
+            counts = conn.execute(q.COUNTS, {"tenant": tenant}).fetchall()
+            durations = [r[0] for r in conn.execute(
+                q.DURATIONS, {"since": now - 3600, "tenant": tenant})]
+            outcomes = conn.execute(q.OUTCOMES, {"since": now - 3600, "tenant": tenant}).fetchone()
+            last_minute = conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
+                                                            "tenant": tenant}).fetchall()
+        return build_stats(counts, durations, outcomes, sum(r[1] for r in last_minute))
+
+    async def queues(self: Database, tenant: str | None = None,
+                     now: float | None = None) -> list[QueueInfo]:
+        now = self._now(now)
+        with self.db.read() as conn:
+            counts = conn.execute(q.QUEUE_COUNTS, {"tenant": tenant}).fetchall()
+            throughput = dict(conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
+                                                                "tenant": tenant}).fetchall())
+            flags = dict(conn.execute(q.QUEUE_FLAGS).fetchall())
+        return build_queue_infos(counts, throughput, flags, now)
+
+    async def workers(self: Database, now: float | None = None) -> list[WorkerInfo]:
+        with self.db.read() as conn:
+            rows = conn.execute(q.WORKERS).fetchall()
+        return [WorkerInfo(id=r[0], host=r[1], pid=r[2],
+                           queues=tuple(filter(None, r[3].split(","))), concurrency=r[4],
+                           started_at=r[5], heartbeat_at=r[6], running=r[7]) for r in rows]
+
+    # --- key rotation ---------------------------------------------------------------------
+
+    async def scan_payloads(self: Database, after: str | None, limit: int
+                            ) -> list[tuple[str, str | None, bytes]]:
+        """Every job's (id, tenant, payload) in id order, a page at a time."""
+        with self.db.read() as conn:
+            rows = conn.execute(q.SCAN_PAYLOADS, {"after": after or "", "limit": limit})
+            return [(r[0], r[1] or None, bytes(r[2])) for r in rows]
+
+    async def replace_payloads(self: Database, updates: Sequence[tuple[str, bytes, bytes]]) -> int:
+        """Swap payloads (id, old, new) where the stored one is still `old`; the count."""
+        with self.db.write() as conn:
+            return sum(conn.execute(q.REPLACE_PAYLOAD, {"id": i, "old": o, "new": n}).rowcount
+                       for i, o, n in updates)
