@@ -12,19 +12,17 @@ import logging
 import os
 import sqlite3
 import sys
-from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from .app import Conveyor, sequence_of
+from .cli_views import jobs_table, print_job, print_stats, state_text
 from .errors import ConveyorError
-from .job import Job, JobFilter, JobState
+from .job import JobFilter, JobState
 from .observability.logs import configure_logging
 
 cli = typer.Typer(name="conveyor", help="Durable background jobs: workers, queues and tools.",
@@ -49,8 +47,6 @@ AppOption = Annotated[str | None, typer.Option("--app", help="package.module:att
                                                "Conveyor app (default: CONVEYOR_APP)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
-STATE_STYLE = {"scheduled": "cyan", "queued": "blue", "running": "yellow",
-               "completed": "green", "dead": "bold red", "cancelled": "dim"}
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -101,16 +97,6 @@ def _find_app(spec: str | None) -> Conveyor:
     if not isinstance(found, Conveyor):
         fail(f"{spec!r} is not a Conveyor app (found {type(found).__name__})", 2)
     return found
-
-
-def fmt_time(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def state_text(state: str) -> str:
-    return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
 
 
 def print_json(data: Any) -> None:
@@ -212,26 +198,6 @@ def list_jobs(app: AppOption = None,
     out.print(jobs_table(jobs, wide=out.width >= 120))
 
 
-def jobs_table(jobs: list[Job], wide: bool) -> Table:
-    """Ids are never cut (they are what `conveyor job ID` takes); a narrow terminal drops
-    the queue and the times instead."""
-    title = f"{len(jobs)} job" + ("" if len(jobs) == 1 else "s")
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD)
-    table.add_column("id", no_wrap=True, min_width=36)
-    table.add_column("task", overflow="fold")
-    if wide:
-        table.add_column("queue", overflow="fold")
-    for column in ("state", "attempt") + (("created", "finished") if wide else ()):
-        table.add_column(column, no_wrap=True)
-    for j in jobs:
-        cells = [j.id, j.task] + ([j.queue] if wide else [])
-        cells += [state_text(j.state), f"{j.attempt}/{j.max_attempts}"]
-        if wide:
-            cells += [fmt_time(j.created_at), fmt_time(j.finished_at)]
-        table.add_row(*cells)
-    return table
-
-
 @cli.command("job")
 def show_job(job_id: str, app: AppOption = None, json_out: JsonOption = False) -> None:
     """Show one job: its envelope, progress, result and errors."""
@@ -243,35 +209,7 @@ def show_job(job_id: str, app: AppOption = None, json_out: JsonOption = False) -
     if json_out:
         print_json(job.to_dict())
         return
-    print_job(job)
-
-
-def print_job(job: Job) -> None:
-    table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    rows = [("id", job.id), ("task", job.task), ("queue", job.queue),
-            ("state", state_text(job.state) + (f" ({job.dead_reason})" if job.dead_reason
-                                               else "")),
-            ("attempt", f"{job.attempt} of {job.max_attempts}"), ("priority", str(job.priority)),
-            ("tenant", job.tenant or "-"), ("correlation id", job.correlation_id or "-"),
-            ("idempotency key", job.idempotency_key or "-"),
-            ("created", fmt_time(job.created_at)), ("run at", fmt_time(job.run_at)),
-            ("started", fmt_time(job.started_at)), ("finished", fmt_time(job.finished_at)),
-            ("expires", fmt_time(job.expires_at)),
-            ("progress", "-" if job.progress is None else f"{job.progress:.0f}% "
-             f"{job.progress_step or ''}"),
-            ("worker", f"{job.worker_id or '-'} on {job.worker_host or '-'}"),
-            ("payload", orjson.dumps(job.payload).decode()),
-            ("result", "-" if job.result is None else orjson.dumps(job.result).decode())]
-    for name, value in rows:
-        table.add_row(name, value)
-    out.print(table)
-    for error in job.errors:
-        out.print(f"[red]attempt {error.attempt}[/red] {fmt_time(error.at)} {error.type}: "
-                  f"{error.message}", highlight=False)
-        if error.traceback:
-            out.print(f"[dim]{error.traceback.rstrip()}[/dim]", highlight=False)
+    print_job(out, job)
 
 
 @cli.command()
@@ -320,28 +258,7 @@ def stats(app: AppOption = None, json_out: JsonOption = False) -> None:
                     "retry_success_rate": s.retry_success_rate,
                     "completed_last_minute": s.completed_last_minute})
         return
-    states = [str(x) for x in JobState]
-    table = Table(title="jobs by queue", header_style="bold")
-    table.add_column("queue")
-    for st in states:
-        table.add_column(state_text(st), justify="right")
-    for queue, counts in sorted(s.by_queue.items()):
-        table.add_row(queue, *(str(counts.get(st, 0)) for st in states))
-    table.add_row("[bold]all[/bold]", *(f"[bold]{s.by_state.get(st, 0)}[/bold]" for st in states))
-    out.print(table)
-    d = s.durations
-
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v * 1000:.1f} ms"
-
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{v:.1%}"
-
-    out.print(f"durations (last hour): p50 {ms(d.get('p50'))}, p95 {ms(d.get('p95'))}, "
-              f"p99 {ms(d.get('p99'))}")
-    out.print(f"failure rate {pct(s.failure_rate)}, retry success "
-              f"{pct(s.retry_success_rate)}, completed in the last minute "
-              f"{s.completed_last_minute}")
+    print_stats(out, s)
 
 
 @cli.command("clean-expired")
