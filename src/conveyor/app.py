@@ -63,7 +63,7 @@ class Conveyor:
         self._opened = False
         self._open_lock = threading.Lock()
         self._door = SyncDoor()
-        self.preparer = Preparer(self.registry, self.codec, self.settings.max_batch)
+        self.preparer = Preparer(self)
         sqlite = self.settings.url.startswith("sqlite:")
         self.auto_migrate = sqlite if auto_migrate is None else auto_migrate
         self.spool = Spool(self.settings.spool) if self.settings.spool else None

@@ -3,7 +3,7 @@ store inserts, and the store's answer becomes the envelope handed back. Options 
 the payload validated by the task's schema and encoded (encrypted with a keyring), ids made
 here; nothing here touches the store.
 
-    preparer = Preparer(app.registry, app.codec, max_batch=10_000)
+    preparer = Preparer(app)
     new, body = preparer.one("send_welcome", {"user_id": "u1"}, {"queue": "emails"})
 """
 
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from .codec import Codec
 from .errors import BatchTooLarge, ConveyorError, PayloadInvalid
 from .job import EnqueueResult, Job, JobState, NewJob, new_id
 from .retry import Retry
+from .settings import Settings
 from .task import Task, TaskRegistry
 
 ENQUEUE_OPTIONS = frozenset({
@@ -24,13 +25,19 @@ ENQUEUE_OPTIONS = frozenset({
     "max_attempts", "unique_for", "parent_id", "connection"})
 
 
+class Source(Protocol):
+    """What preparing reads of the app, at each call: settings and codec can be replaced."""
+
+    registry: TaskRegistry
+    codec: Codec
+    settings: Settings
+
+
 class Preparer:
     """Builds the jobs of one app: its tasks, its codec, its largest batch."""
 
-    def __init__(self, registry: TaskRegistry, codec: Codec, max_batch: int) -> None:
-        self.registry = registry
-        self.codec = codec
-        self.max_batch = max_batch
+    def __init__(self, app: Source) -> None:
+        self.app = app
 
     def many(self, jobs: Iterable[Any]) -> list[tuple[NewJob, Any]]:
         """A whole batch, one batch id for all, or the first item's error."""
@@ -39,8 +46,9 @@ class Preparer:
         return list(self.each(items, new_id()))
 
     def check_batch_size(self, items: list[Any]) -> None:
-        if len(items) > self.max_batch:
-            raise BatchTooLarge(len(items), self.max_batch)
+        largest = self.app.settings.max_batch
+        if len(items) > largest:
+            raise BatchTooLarge(len(items), largest)
 
     def each(self, items: list[Any], batch_id: str) -> Iterator[tuple[NewJob, Any]]:
         """Prepare a batch's items in order; an error names the item's index."""
@@ -66,13 +74,14 @@ class Preparer:
             unknown = sorted(set(options) - ENQUEUE_OPTIONS)
             raise TypeError(f"unknown enqueue option(s): {', '.join(unknown)}")
         name = task.name if isinstance(task, Task) else task
-        spec = self.registry.find(name)
-        if spec is None and len(self.registry):
-            self.registry.get(name)  # raises UnknownTask naming the known ones
+        registry = self.app.registry
+        spec = registry.find(name)
+        if spec is None and len(registry):
+            registry.get(name)  # raises UnknownTask naming the known ones
         body = spec.validate(payload) if spec is not None else {} if payload is None else payload
         job_id = job_id or new_id()
         if not options and spec is not None:  # the common case of a bulk enqueue: defaults
-            return NewJob(job_id, name, spec.queue, self.codec.encode(body, job_id, None),
+            return NewJob(job_id, name, spec.queue, self.app.codec.encode(body, job_id, None),
                           spec.priority, spec.retry.attempts, 0.0, None, spec.ttl, None, None,
                           None, spec.unique_for, batch_id, None), body
         get = options.get
@@ -80,7 +89,7 @@ class Preparer:
         run_at = get("run_at")
         new = NewJob(
             job_id, name, get("queue") or (spec.queue if spec else "default"),
-            self.codec.encode(body, job_id, tenant),
+            self.app.codec.encode(body, job_id, tenant),
             int_option(get("priority"), "priority", spec.priority if spec else 0),
             int_option(get("max_attempts"), "max_attempts",
                         spec.retry.attempts if spec else Retry().attempts),

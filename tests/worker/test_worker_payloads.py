@@ -165,6 +165,10 @@ async def test_enqueue_many_over_the_batch_limit_stores_nothing(db_url: str,
         jobs = app.enqueue_many([("t", {"i": i}) for i in range(3)])
         assert len({j.batch_id for j in jobs}) == 1 and jobs[0].batch_id
         assert len(app.list_jobs()) == 3
+        app.settings = app.settings.with_(max_batch=2)  # settings are replaced, not changed
+        with pytest.raises(BatchTooLarge):
+            app.enqueue_many([("t", {"i": i}) for i in range(3)])
+        assert len(app.list_jobs()) == 3
     finally:
         app.close()
 
