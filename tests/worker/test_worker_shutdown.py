@@ -72,3 +72,55 @@ async def test_stop_gives_back_prefetched_jobs_untouched(app: Conveyor) -> None:
     await asyncio.wait_for(run, 10)
     states = [(app.get(j.id).state, app.get(j.id).attempt) for j in jobs]
     assert states == [(JobState.QUEUED, 0)] * 4
+
+
+@pytest.mark.parametrize("report", ["lost", "cancel"])
+async def test_a_report_about_a_job_not_running_here_leaves_nothing_behind(
+        app: Conveyor, report: str) -> None:
+    """A lost-lease or cancel report for a job this worker does not run (finished already,
+    or run by another worker) must not mark that job: if this worker claims it later and
+    then stops, the job goes back to its queue, neither left running nor cancelled."""
+    started = asyncio.Event()
+
+    @app.task
+    async def long(ctx: JobContext, payload: dict[str, Any]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    job = long.enqueue()
+    worker = app.worker(concurrency=1, grace=0, poll_interval=0.05, worker_id="worker-report")
+    if report == "lost":
+        worker.slots.lose(job.id)
+    else:
+        assert not worker.slots.cancel(job.id)  # nothing held: no outcome to write
+    run = asyncio.create_task(worker.run(install_signals=False))
+    await asyncio.wait_for(started.wait(), 10)
+    worker.stop()
+    await asyncio.wait_for(run, 10)
+    got = app.get(job.id)
+    assert (got.state, got.attempt) == (JobState.QUEUED, 0)
+
+
+async def test_a_claim_loop_that_fails_still_gives_back_hand_offs_arriving_late(
+        app: Conveyor) -> None:
+    """Shutdown closes the slots itself, so a job that arrives while a worker whose claim
+    loop failed winds down is given back, not started."""
+    ran: list[str] = []
+
+    @app.task
+    async def quick(ctx: JobContext, payload: dict[str, Any]) -> None:
+        ran.append(ctx.job_id)
+
+    worker = app.worker(concurrency=1, grace=0, poll_interval=0.05, worker_id="worker-fails")
+
+    async def broken() -> None:
+        raise RuntimeError("claim loop bug")
+
+    worker._claim_loop = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await worker.run(install_signals=False)
+    assert worker.slots.closed
+    job = quick.enqueue()
+    [claimed] = await app.store.claim(None, "someone", 1, 30.0)
+    worker.slots.hold([claimed])
+    assert ran == [] and not worker.slots.running and job.id == claimed.id

@@ -11,6 +11,7 @@ running ones. They wait here until the claim loop's next trip to the store takes
 from __future__ import annotations
 
 import logging
+import threading
 
 from ..job import Lease
 from ..store.base import Progress, Settle
@@ -22,6 +23,7 @@ class Outcomes:
     def __init__(self) -> None:
         self._items: list[Settle] = []
         self._progress: dict[str, Progress] = {}  # job id: its newest progress
+        self._progress_lock = threading.Lock()  # sync tasks report progress from their threads
         self.lost = 0  # outcomes dropped because the job's lease had moved on
 
     def __len__(self) -> int:
@@ -31,7 +33,9 @@ class Outcomes:
         self._items.append(item)
 
     def progressed(self, lease: Lease, percent: float, step: str | None) -> None:
-        self._progress[lease.job_id] = Progress(lease, percent, step)
+        """The newest progress of a running job; safe from any thread."""
+        with self._progress_lock:
+            self._progress[lease.job_id] = Progress(lease, percent, step)
 
     def job_ids(self) -> set[str]:
         """Jobs with an outcome still to write."""
@@ -40,10 +44,9 @@ class Outcomes:
     def take(self) -> list[Settle]:
         """Everything to write, progress first (it is fenced on the job still running)."""
         items, self._items = self._items, []
-        if self._progress:
+        with self._progress_lock:
             progress, self._progress = list(self._progress.values()), {}
-            items = [*progress, *items]
-        return items
+        return [*progress, *items] if progress else items
 
     def put_back(self, items: list[Settle]) -> None:
         """Items taken but not written (the store was down): first in line next time."""

@@ -6,8 +6,9 @@ a Cancelled when a cancel request stopped it, and none when its lease went to an
     slots = Slots(10, runner, outcomes, on_done=wake_claim_loop)
     slots.hold(claimed_jobs)        # start what fits now, keep the rest for freed slots
 
-Everything here runs on the worker's loop, except `leases()`: the heartbeat thread reads the
-held leases through it, so `running` and `buffer` change only under `lock`.
+Everything here runs on the worker's loop, except `leases()`, which the heartbeat thread calls
+(so `running` and `buffer` change only under `lock`), and `progressed()`, which a sync task
+calls from its thread (Outcomes keeps progress under a lock of its own).
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ class Slots:
         self.closed = False  # the worker is stopping: start nothing more
         self.average_duration: float | None = None  # seconds, smoothed over recent jobs
         self.processed = 0
-        self._lost: set[str] = set()       # stopped because their lease went elsewhere
-        self._cancelled: set[str] = set()  # stopped by a cancel request
+        # Running jobs being stopped, and why; an id leaves when its job ends, so a later
+        # claim of the same job is not mistaken for it.
+        self._lost: set[str] = set()       # their lease went elsewhere
+        self._cancelled: set[str] = set()  # a cancel request
 
     @property
     def free(self) -> int:
@@ -136,22 +139,23 @@ class Slots:
 
     def lose(self, job_id: str) -> None:
         """Its lease went to another worker: stop it, write nothing for it."""
-        self._lost.add(job_id)
-        self._stop(job_id)
         with self.lock:
             self.buffer = deque(job for job in self.buffer if job.id != job_id)
+        if job_id in self.running:  # its end must write nothing (_interrupted)
+            self._lost.add(job_id)
+            self._stop(job_id)
 
     def cancel(self, job_id: str) -> bool:
         """A cancel request: stop it if it runs; a held job that never started is cancelled
         here and now (True: there is an outcome to write)."""
-        self._cancelled.add(job_id)
-        self._stop(job_id)
+        if job_id in self.running:  # its end writes Cancelled (_interrupted)
+            self._cancelled.add(job_id)
+            self._stop(job_id)
         with self.lock:
             unstarted = [job for job in self.buffer if job.id == job_id]
             if unstarted:
                 self.buffer = deque(job for job in self.buffer if job.id != job_id)
         for job in unstarted:  # claimed ahead, never started: it must not run now
-            self._cancelled.discard(job_id)
             self.outcomes.add(Cancelled(job.lease, "cancelled before it started"))
         return bool(unstarted)
 

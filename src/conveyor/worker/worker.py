@@ -367,6 +367,7 @@ class Worker:
     # --- shutdown -------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
+        self._stopping = self.slots.closed = True  # also when the claim loop failed
         try:  # first: no more hand-offs (one still on its way is given back on arrival)
             await self._off_loop(self.store.withdraw_offer(self.id))
         except Exception as exc:
