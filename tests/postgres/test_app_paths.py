@@ -357,11 +357,13 @@ def test_the_envelopes_a_batch_returns_are_the_stored_jobs(app: Conveyor) -> Non
     by_copy = app.enqueue_many([("plain", {"n": n}) for n in range(3)])
     by_insert = app.enqueue_many([
         {"task": "plain", "payload": {"n": 9}, "correlation_id": "corr", "priority": 4,
-         "idempotency_key": "key-1", "ttl": 600.0, "max_attempts": 2, "tenant": "acme"},
+         "idempotency_key": "key-1", "ttl": 600.0, "max_attempts": 2, "tenant": "acme",
+         "parent_id": by_copy[0].id},
         {"task": "order", "payload": {"order_id": 5}, "delay": 3600.0}])
     for job in by_copy + by_insert:
         stored = app.get(job.id, tenant=job.tenant)
         assert job.to_dict() == stored.to_dict()
     assert by_insert[0].expires_at == by_insert[0].created_at + 600.0  # type: ignore[operator]
     assert (by_insert[0].tenant, by_insert[0].idempotency_key) == ("acme", "key-1")
+    assert by_insert[0].parent_id == by_copy[0].id
     assert by_insert[1].state == "scheduled" and by_copy[0].state == "queued"

@@ -42,6 +42,29 @@ def test_each_option_a_plain_batch_cannot_carry_stops_the_rows(option: str) -> N
         rows([PLAIN, job])
 
 
+# Set, but falsy: the row writer must read each option as rows.plain does (None or not, or
+# truthiness), in both directions.
+FALSY = {"idempotency_key": "", "correlation_id": "", "run_at": 0.0, "delay": 0.0,
+         "parent_id": "", "tenant": "", "ttl": 0.0}
+
+
+@pytest.mark.parametrize("option", sorted(FALSY))
+def test_an_option_set_to_a_falsy_value_is_read_as_rows_plain_reads_it(option: str) -> None:
+    job = PLAIN._replace(**{option: FALSY[option]})
+    if plain(job):
+        assert rows([job])[1] == [job]
+    else:
+        with pytest.raises(NotPlain):
+            rows([job])
+
+
+def test_each_row_carries_its_own_batch_id() -> None:
+    other = PLAIN._replace(id=PLAIN.id[:-1] + "2", batch_id=PLAIN.batch_id[:-1] + "e")
+    text = rows([PLAIN, other, PLAIN._replace(batch_id=None)])[0]
+    assert [line.split("\t")[8] for line in text.splitlines()] == [
+        PLAIN.batch_id, other.batch_id, "\\N"]
+
+
 @pytest.mark.parametrize("field", ["id", "batch_id"])
 @pytest.mark.parametrize("special", ["\t", "\n", "\r", "\\"])
 def test_an_id_with_a_character_copy_gives_a_meaning_stops_the_rows(field: str,

@@ -94,7 +94,7 @@ def _lines(jobs: Iterable[NewJob], taken: list[NewJob], now: float | None) -> It
         batch = job.batch_id
         unique_for = _NULL if job.unique_for is None else repr(float(job.unique_for))
         rows.append(f"{job.id}{head}{job.priority:d}\t\\\\x{job.payload.hex()}\t{unique_for}\t"
-                    f"{job.max_attempts:d}{_PAD}\t{batch or _NULL}{tail}")
+                    f"{job.max_attempts:d}{_PAD}\t{job.batch_id or _NULL}{tail}")
         if len(rows) == _CHUNK:
             yield "".join(rows)
             rows.clear()
