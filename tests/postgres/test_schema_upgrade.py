@@ -1,0 +1,68 @@
+"""A real `conveyor worker` on a PostgreSQL schema older than the code: it refuses to start
+and says what to run; `conveyor migrate` brings the schema up, and then the worker runs jobs.
+(PostgreSQL apps do not migrate by themselves: a deploy runs `conveyor migrate` once.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.job import JobState
+
+from .conftest import admin_connect
+from .test_handoff import wait_for
+from .test_system import CONVEYOR, ROOT
+
+pytestmark = pytest.mark.postgres
+
+
+def schema_versions(schema: str) -> list[int]:
+    with admin_connect() as conn:
+        rows = conn.execute(f'SELECT version FROM "{schema}".conveyor_schema ORDER BY 1')
+        return [int(row[0]) for row in rows.fetchall()]
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: str,
+                                                             tmp_path: Path) -> None:
+    env = {**os.environ, "CONVEYOR_URL": url, "CONVEYOR_POLL_INTERVAL": "0.2",
+           "CONVEYOR_TEST_RUN_LOG": str(tmp_path / "runs.log"), "PYTHONPATH": str(ROOT)}
+    migrate = [CONVEYOR, "migrate"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
+    newest = schema_versions(schema)[-1]
+    assert newest >= 2
+    with admin_connect() as conn:  # the schema as the release before hand-off left it
+        conn.execute(f'DROP TABLE "{schema}".conveyor_offers')
+        conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 2')
+    app = Conveyor(url)
+    try:
+        waiting = app.enqueue("record", {"n": 1, "sleep_ms": 0})  # producers still work
+        command = [CONVEYOR, "worker", "--app", "tests.postgres.system_app:app"]
+        refused = subprocess.run(command, cwd=ROOT, env=env, timeout=60, capture_output=True,
+                                 text=True)
+        assert refused.returncode == 1, refused.stderr
+        assert (f"the store's schema is at version 1, this Conveyor needs {newest}: "
+                "run `conveyor migrate`") in refused.stderr
+        assert "Traceback" not in refused.stderr + refused.stdout
+        assert app.get(waiting.id).state == JobState.QUEUED  # the refused worker took nothing
+
+        upgraded = subprocess.run(migrate, cwd=ROOT, env=env, timeout=60, capture_output=True,
+                                  text=True, check=True)
+        assert f"schema at version {newest} ({newest - 1} migration(s) applied)" in (
+            " ".join(upgraded.stdout.split()))
+        assert schema_versions(schema) == list(range(1, newest + 1))
+
+        worker = subprocess.Popen(command, cwd=ROOT, env=env)
+        try:
+            wait_for(lambda: app.get(waiting.id).state == JobState.COMPLETED, 30)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+    finally:
+        app.close()
+    assert (tmp_path / "runs.log").read_text().split()[::2] == [waiting.id]
