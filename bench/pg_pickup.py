@@ -8,6 +8,7 @@ tree (PYTHONPATH), so the machine's slow and quiet spells fall on every variant 
 
     .venv/bin/python bench/pg_pickup.py                                 # this checkout
     .venv/bin/python bench/pg_pickup.py --variants ../base/src,src --blocks 6 --rounds 100
+    .venv/bin/python bench/pg_pickup.py --correlation-id req-1   # jobs as ctx.enqueue's children
 
 Prints p50 / p95 per block and per variant (over all its samples). Needs PostgreSQL on
 CONVEYOR_URL (default postgresql://postgres@127.0.0.1:5432/test); uses its own schema.
@@ -66,6 +67,8 @@ def measure(rounds: int) -> list[float]:
     """One block: a fresh worker process, `rounds` pickups. Runs in a child (its PYTHONPATH
     picks the source tree)."""
     marks = Path(tempfile.mkdtemp()) / "marks"
+    correlation = os.environ.get("PICKUP_CORRELATION") or None
+    options = {} if correlation is None else {"correlation_id": correlation}
     app, mark = build_app()
     app.migrate()
     with psycopg.connect(URL, autocommit=True) as conn:
@@ -75,7 +78,7 @@ def measure(rounds: int) -> list[float]:
     worker = subprocess.Popen([sys.executable, "-m", "conveyor", "worker", "--app",
                                "pg_pickup:app", "--concurrency", "10"], env=env)
     try:
-        mark.enqueue({})
+        mark.enqueue({}, **options)
         wait_for(marks, 1, 60)
         latencies: list[float] = []
         while len(latencies) < rounds:
@@ -83,7 +86,7 @@ def measure(rounds: int) -> list[float]:
             time.sleep(random.uniform(0, max(0.02, 2 * recent[len(recent) // 2])
                                       if recent else 0.02))
             t0 = time.time()
-            mark.enqueue({})
+            mark.enqueue({}, **options)
             latencies.append(wait_for(marks, len(latencies) + 2, 10)[-1] - t0)
         return latencies
     finally:
@@ -119,8 +122,12 @@ def main() -> None:
                         help="comma-separated source trees (src folders); default: installed")
     parser.add_argument("--blocks", type=int, default=4, help="blocks per variant")
     parser.add_argument("--rounds", type=int, default=100, help="pickups per block")
+    parser.add_argument("--correlation-id", default="",
+                        help="enqueue every job with this correlation id (a child job's shape)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.correlation_id:
+        os.environ["PICKUP_CORRELATION"] = args.correlation_id
     if args.child:
         import conveyor
 

@@ -11,7 +11,9 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from conveyor import Conveyor
@@ -102,6 +104,92 @@ async def test_a_waiting_worker_is_handed_a_plain_job_without_a_claim(
         await worker.close()
 
 
+async def test_a_child_job_is_handed_off_with_its_correlation_id_and_parent(
+        store: PostgresStore, schema: str) -> None:
+    """ctx.enqueue's child jobs carry a correlation id and a parent: a hand-off carries both,
+    and the worker gets the correlation id (its logs and its own children use it)."""
+    worker = Waiting(store)
+    try:
+        await worker.offer()
+        parent_id = new_id()
+        child = job(correlation_id="req-42", parent_id=parent_id, priority=3)
+        [result] = await store.enqueue_many([child])
+        assert result.state == JobState.RUNNING
+        await until(lambda: worker.handed)
+        [handed] = worker.handed
+        assert (handed.id, handed.correlation_id, handed.priority, handed.tenant) == (
+            child.id, "req-42", 3, None)
+        stored = await store.get(child.id)
+        assert stored is not None
+        assert (stored.state, stored.correlation_id, stored.parent_id, stored.priority) == (
+            JobState.RUNNING, "req-42", parent_id, 3)
+        plain = job()  # and a plain job's wake-up keeps the nine fields of earlier releases
+        await store.enqueue_many([plain])
+        await until(lambda: len(worker.handed) == 2)
+        assert worker.handed[1].correlation_id is None
+    finally:
+        await worker.close()
+
+
+async def test_a_child_job_nobody_waits_for_is_stored_whole(
+        store: PostgresStore, schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the gate shut (no worker was waiting at the last look), a job with a correlation
+    id and a parent goes in by the general statement, queued, every value kept."""
+    monkeypatch.setattr(handoff.Gate, "PROBE", 60.0)
+    [first] = await store.enqueue_many([job()])  # looks, finds nobody: the gate shuts
+    assert first.state == JobState.QUEUED and not store._channels.gate.open()
+    parent_id = new_id()
+    child = job(correlation_id="req-43", parent_id=parent_id, priority=-2)
+    [result] = await store.enqueue_many([child])
+    stored = await store.get(child.id)
+    assert stored is not None and result.state == JobState.QUEUED
+    assert (stored.state, stored.correlation_id, stored.parent_id, stored.priority,
+            stored.payload) == (JobState.QUEUED, "req-43", parent_id, -2, child.payload)
+    assert job_row(schema, child.id)[:2] == ("queued", None)
+
+
+async def test_a_running_jobs_child_reaches_the_waiting_worker_by_hand_off(url: str,
+                                                                          schema: str) -> None:
+    """End to end through the app: a job's ctx.enqueue hands its child to the worker that
+    waits with a free slot, and the child runs with its parent's correlation id."""
+    app = Conveyor(url, auto_migrate=True)
+    seen: dict[str, object] = {}
+
+    @app.task(name="chain.parent")
+    async def parent(ctx: Any, payload: object) -> None:
+        child = await ctx.enqueue_async("chain.child", {"n": 1})
+        seen["child"] = (child.id, child.state)
+
+    @app.task(name="chain.child")
+    async def child(ctx: Any, payload: object) -> None:
+        seen["ran"] = (ctx.job_id, ctx.correlation_id, ctx.attempt)
+
+    worker = app.worker(queues=["default"], concurrency=2)
+    running = asyncio.create_task(worker.run(install_signals=False))
+    try:
+        await until(lambda: _offers(schema) == 1, 10)  # waiting: its slots are offered
+        first = await app.enqueue_async("chain.parent", {}, correlation_id="req-7")
+        await until(lambda: "ran" in seen, 10)
+        child_id, state = seen["child"]  # type: ignore[misc]
+        assert state == JobState.RUNNING  # leased to the waiting worker by the enqueue
+        assert seen["ran"] == (child_id, "req-7", 1)
+        stored = await app.get_async(child_id)  # type: ignore[arg-type]
+        assert stored.parent_id == first.id and stored.correlation_id == "req-7"
+    finally:
+        worker.stop()
+        await running
+        app.close()
+
+
+def test_a_wake_up_job_is_read_with_or_without_a_correlation_id_and_later_fields() -> None:
+    base = ["j1", "t", "q", "eyJuIjoxfQ==", 3, 7, 0, 1.0, 1.0]
+    old = handoff.parse(orjson.dumps(base).decode())
+    assert (old.id, old.payload, old.token, old.correlation_id) == ("j1", b'{"n":1}', 7, None)
+    assert handoff.parse(orjson.dumps([*base, "c-1"]).decode()).correlation_id == "c-1"
+    newer = handoff.parse(orjson.dumps([*base, "c-2", {"later": 1}]).decode())
+    assert (newer.id, newer.correlation_id) == ("j1", "c-2")
+
+
 async def test_a_worker_on_every_queue_is_handed_jobs_of_any_queue(store: PostgresStore) -> None:
     worker = Waiting(store)
     try:
@@ -122,7 +210,7 @@ async def _other_queue(store: PostgresStore, worker: Waiting) -> NewJob:
 
 async def _backlog(store: PostgresStore, worker: Waiting) -> NewJob:
     await worker.offer()
-    [first] = await store.enqueue_many([job(correlation_id="c-1")])  # not plain: queued
+    [first] = await store.enqueue_many([job(idempotency_key="k-1")])  # keyed: queued
     assert first.state == JobState.QUEUED
     return job()
 
@@ -138,9 +226,14 @@ async def _big_payload(store: PostgresStore, worker: Waiting) -> NewJob:
     return job(payload=b'"' + b"x" * handoff.MAX_PAYLOAD + b'"')
 
 
-async def _options(store: PostgresStore, worker: Waiting) -> NewJob:
+async def _keyed(store: PostgresStore, worker: Waiting) -> NewJob:
     await worker.offer()
-    return job(correlation_id="c-2")
+    return job(idempotency_key="k-2")
+
+
+async def _tenant(store: PostgresStore, worker: Waiting) -> NewJob:
+    await worker.offer()
+    return job(tenant="acme")
 
 
 async def _slots_taken(store: PostgresStore, worker: Waiting) -> NewJob:
@@ -164,8 +257,8 @@ async def _stopped_listening(store: PostgresStore, worker: Waiting) -> NewJob:
     return job()
 
 
-@pytest.mark.parametrize("case", [_other_queue, _backlog, _paused, _big_payload, _options,
-                                  _slots_taken, _lapsed, _stopped_listening],
+@pytest.mark.parametrize("case", [_other_queue, _backlog, _paused, _big_payload, _keyed,
+                                  _tenant, _slots_taken, _lapsed, _stopped_listening],
                          ids=lambda case: case.__name__.strip("_"))
 async def test_a_job_is_queued_as_usual_when_it_cannot_be_handed_off(
         store: PostgresStore, schema: str, case: Callable[..., object],
@@ -292,11 +385,14 @@ async def test_the_longest_names_and_payload_fit_a_hand_off(store: PostgresStore
     stop = await store.listen(lambda queue: None, worker_id, handed.append)
     try:
         await store.claim([queue], worker_id, 10, 30.0, offer=Offer(10, 30.0))
-        new = NewJob(id=new_id(), task=task, queue=queue, payload=payload)
+        correlation_id = "\x01" * 255  # the longest, six characters each in JSON
+        new = NewJob(id=new_id(), task=task, queue=queue, payload=payload,
+                     correlation_id=correlation_id, parent_id=new_id())
         [result] = await store.enqueue_many([new])
         assert result.state == JobState.RUNNING
         await until(lambda: handed)
-        assert (handed[0].task, handed[0].queue, handed[0].payload) == (task, queue, payload)
+        assert (handed[0].task, handed[0].queue, handed[0].payload,
+                handed[0].correlation_id) == (task, queue, payload, correlation_id)
     finally:
         await stop()
 
@@ -323,7 +419,7 @@ async def test_a_worker_does_not_give_back_a_job_its_claim_is_still_bringing(
 
     monkeypatch.setattr(app.store, "claim", claim)
     try:
-        queued = app.enqueue("claimed.task", {}, correlation_id="c-1")  # claimed, not handed
+        queued = app.enqueue("claimed.task", {}, idempotency_key="k-1")  # claimed, not handed
         running = asyncio.create_task(worker.run(install_signals=False))
         await until(lambda: app.get(queued.id).state == JobState.COMPLETED, 10)
         worker.stop()

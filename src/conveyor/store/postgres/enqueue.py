@@ -24,7 +24,14 @@ from . import handoff
 from . import queries as q
 from .connection import BlockingPool
 from .copy import NotPlain, copy_jobs
-from .rows import insert_one_params, insert_params, key_params, plain, plain_params
+from .rows import (
+    handed_whole,
+    insert_one_params,
+    insert_params,
+    key_params,
+    plain,
+    plain_params,
+)
 
 Render = Callable[[str], str]
 Params = dict[str, Any] | tuple[Any, ...]  # named, or positional (the single plain inserts)
@@ -128,8 +135,8 @@ async def _insert_fresh(session: Session, render: Render, jobs: Sequence[NewJob]
                                    insert_params(jobs, now, channels.wake, channels.events))
     else:
         job = jobs[0]
-        if now is None and plain(job):
-            return [await _insert_plain(session, render, job, channels)]
+        if now is None and handed_whole(job):
+            return [await _insert_one(session, render, job, channels)]
         rows = await session.fetch(render(q.INSERT_ONE_NEW), insert_one_params(
             job, now, channels.wake, channels.events))
     stored = {r[0]: EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows}
@@ -204,11 +211,16 @@ def _native_values(job: NewJob, channels: Channels) -> list[bytes | None] | None
             channels.wake.encode(), events, events]
 
 
-async def _insert_plain(session: Session, render: Render, job: NewJob,
-                        channels: Channels) -> EnqueueResult:
-    """One plain job: handed to a waiting worker when the gate says try and one is found."""
+async def _insert_one(session: Session, render: Render, job: NewJob,
+                      channels: Channels) -> EnqueueResult:
+    """One job that a hand-off carries whole (rows.handed_whole): handed to a waiting worker
+    when the gate says try and one is found; else inserted by the cheapest statement for it."""
     gate = channels.gate
     if not (handoff.small(job.payload) and gate.open()):
+        if not plain(job):  # a correlation id or a parent of its own
+            [(_, state, created, run_at)] = await session.fetch(render(q.INSERT_ONE_NEW), (
+                insert_one_params(job, None, channels.wake, channels.events)))
+            return EnqueueResult(job.id, False, JobState(state), created, run_at)
         values = (_native_values(job, channels) if isinstance(session, SyncSession)
                   and session.prepared is not None else None)
         if values is not None:
@@ -224,13 +236,14 @@ async def _insert_plain(session: Session, render: Render, job: NewJob,
     try:
         [(clock, state, waiting)] = await session.fetch(render(handoff.INSERT_ONE_HANDOFF), (
             job.queue, job.queue, job.queue, job.id, job.task, job.queue, job.priority,
-            job.payload, job.unique_for, job.max_attempts, job.batch_id,
-            random.getrandbits(62), channels.wake, channels.events, channels.events))
+            job.payload, job.unique_for, job.max_attempts, job.batch_id, job.correlation_id,
+            job.parent_id, random.getrandbits(62), channels.wake, channels.events,
+            channels.events))
     except psycopg.errors.UndefinedTable:  # a schema before 0002: autocommit, nothing stored
         log.warning("this schema has no hand-off table (conveyor migrate adds it): enqueue "
                     "goes on without hand-off")
         gate.never()
-        return await _insert_plain(session, render, job, channels)
+        return await _insert_one(session, render, job, channels)
     gate.tried(waiting)
     return EnqueueResult(job.id, False, JobState(state), clock, clock)
 

@@ -4,8 +4,9 @@ An idle worker's next pickup normally costs two trips after the producer's commi
 wake-up reaches the worker, then the worker's claim goes to the database and back. While a
 worker waits for work, its claims also write an offer (conveyor_offers: its free slots, that
 is its capacity less the jobs it holds, its queues, its lease length, and the backend pid of
-its LISTEN connection). A plain job enqueued on one of those queues, with no job queued there
-before it, is then inserted as already running under a lease to that worker, in the same
+its LISTEN connection). A plain job, or one whose only options are a correlation id and a
+parent (a child job), enqueued on one of those queues with no job queued there before it,
+is then inserted as already running under a lease to that worker, in the same
 statement that takes one slot from the offer; its wake-up carries the job itself, so the
 worker starts it as soon as it hears it.
 
@@ -80,7 +81,9 @@ WHERE NOT EXISTS (SELECT FROM pg_stat_get_activity(offer.listener_pid))
 # its queue, its payload is small, and nothing is queued there before it (or the queue is
 # paused: then it waits like any job). The checks of the queue run only for a live offer.
 # Parameters: queue, queue, queue, id, task, queue, priority, payload, unique_for,
-# max_attempts, batch_id, token, wake channel, events channel, events channel.
+# max_attempts, batch_id, correlation_id, parent_id, token, wake channel, events channel,
+# events channel. The wake-up's job has a tenth field, its correlation id, only when it has
+# one, so a worker of a release before it still reads every plain job's.
 INSERT_ONE_HANDOFF = """
 WITH taker AS (
     SELECT offer.worker_id FROM {schema}.conveyor_offers AS offer
@@ -99,22 +102,27 @@ took AS (
     RETURNING offer.worker_id, offer.worker_host, offer.lease_for),
 inserted AS (
     INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority, payload, unique_for,
-                                        max_attempts, batch_id, attempt, lease_token,
-                                        lease_expires_at, started_at, worker_id, worker_host)
+                                        max_attempts, batch_id, correlation_id, parent_id,
+                                        attempt, lease_token, lease_expires_at, started_at,
+                                        worker_id, worker_host)
     SELECT %s, %s, %s, CASE WHEN took.worker_id IS NULL THEN 'queued' ELSE 'running' END,
-           %s, %b, %s, %s, %s, CASE WHEN took.worker_id IS NULL THEN 0 ELSE 1 END,
+           %s, %b, %s, %s, %s, %s, %s, CASE WHEN took.worker_id IS NULL THEN 0 ELSE 1 END,
            CASE WHEN took.worker_id IS NOT NULL THEN %s::bigint END,
            date_part('epoch', now()) + took.lease_for,
            CASE WHEN took.worker_id IS NOT NULL THEN date_part('epoch', now()) END,
            took.worker_id, took.worker_host
     FROM (SELECT) AS one LEFT JOIN took ON true
     RETURNING id, task, queue, state, priority, payload, max_attempts, lease_token, created_at,
-              run_at, worker_id),
+              run_at, worker_id, correlation_id),
 notified AS (
     SELECT pg_notify(%s, CASE
-        WHEN worker_id IS NOT NULL THEN E'\\n\\n' || worker_id || E'\\n' || json_build_array(
-            id, task, queue, encode(payload, 'base64'), max_attempts, lease_token, priority,
-            created_at, run_at)::text
+        WHEN worker_id IS NOT NULL THEN E'\\n\\n' || worker_id || E'\\n' || (CASE
+            WHEN correlation_id IS NULL THEN json_build_array(
+                id, task, queue, encode(payload, 'base64'), max_attempts, lease_token, priority,
+                created_at, run_at)
+            ELSE json_build_array(
+                id, task, queue, encode(payload, 'base64'), max_attempts, lease_token, priority,
+                created_at, run_at, correlation_id) END)::text
         WHEN priority <> 0 THEN E'\\n' || queue
         ELSE queue END)
     FROM inserted),
@@ -204,6 +212,7 @@ def small(payload: bytes) -> bool:
 def parse(body: str) -> ClaimedJob:
     """The job a hand-off's wake-up carries (after MARK, the worker id and its newline)."""
     fields: list[Any] = orjson.loads(body)
-    job_id, task, queue, payload, max_attempts, token, priority, created_at, run_at = fields
+    job_id, task, queue, payload, max_attempts, token, priority, created_at, run_at = fields[:9]
+    correlation_id = fields[9] if len(fields) > 9 else None  # later fields: a newer release's
     return ClaimedJob(job_id, task, queue, base64.b64decode(payload), 1, max_attempts, token,
-                      None, None, priority, created_at, None, run_at)
+                      None, correlation_id, priority, created_at, None, run_at)

@@ -48,6 +48,13 @@ def plain(job: NewJob) -> bool:
     return not (own_options(job) or job.tenant or job.ttl is not None)
 
 
+def handed_whole(job: NewJob) -> bool:
+    """A job a hand-off (handoff.INSERT_ONE_HANDOFF) carries: a plain one, or one whose only
+    options of its own are a correlation id and a parent (a child job, ctx.enqueue)."""
+    return not (job.idempotency_key or job.run_at is not None or job.delay or job.tenant
+                or job.ttl is not None)
+
+
 def plain_params(jobs: Sequence[NewJob], now: float | None, channel: str,
                  events: str | None) -> dict[str, Any] | None:
     """Parameters for INSERT_PLAIN, or None when a job in the batch needs INSERT_JOBS."""
