@@ -181,6 +181,46 @@ async def test_a_running_jobs_child_reaches_the_waiting_worker_by_hand_off(url: 
         app.close()
 
 
+@pytest.mark.parametrize("options", [{"delay": 30.0}, {"run_at": 1.0}, {"ttl": 60.0}],
+                         ids=["delay", "run_at", "ttl"])
+async def test_a_job_with_a_time_of_its_own_is_not_handed_off(
+        store: PostgresStore, schema: str, options: dict[str, float],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delay, a run_at or a TTL needs the general statement's times: such a job goes in
+    as usual even while a worker waits (these take the same path as a plain job up to
+    rows.handed_whole, unlike keyed or tenant jobs)."""
+    monkeypatch.setattr(handoff.Gate, "PROBE", 0.0)  # every enqueue tries hand-off
+    worker = Waiting(store)
+    try:
+        await worker.offer()
+        new = job(correlation_id="req-1", **options)
+        [result] = await store.enqueue_many([new])
+        assert result.state in (JobState.QUEUED, JobState.SCHEDULED)
+        await asyncio.sleep(0.1)
+        assert worker.handed == [] and job_row(schema, new.id)[1] is None
+        stored = await store.get(new.id)
+        assert stored is not None and stored.correlation_id == "req-1"
+        if "ttl" in options:
+            assert stored.expires_at is not None
+    finally:
+        await worker.close()
+
+
+async def test_a_child_job_the_hand_off_statement_finds_no_taker_for_is_stored_whole(
+        store: PostgresStore, schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hand-off statement with nobody waiting inserts the job queued, with its
+    correlation id and parent."""
+    monkeypatch.setattr(handoff.Gate, "PROBE", 0.0)
+    parent_id = new_id()
+    child = job(correlation_id="req-44", parent_id=parent_id, priority=1)
+    [result] = await store.enqueue_many([child])
+    assert result.state == JobState.QUEUED
+    stored = await store.get(child.id)
+    assert stored is not None
+    assert (stored.state, stored.correlation_id, stored.parent_id, stored.priority) == (
+        JobState.QUEUED, "req-44", parent_id, 1)
+
+
 def test_a_wake_up_job_is_read_with_or_without_a_correlation_id_and_later_fields() -> None:
     base = ["j1", "t", "q", "eyJuIjoxfQ==", 3, 7, 0, 1.0, 1.0]
     old = handoff.parse(orjson.dumps(base).decode())
@@ -378,8 +418,8 @@ async def test_a_schema_without_the_hand_off_table_still_takes_jobs(
 
 
 async def test_the_longest_names_and_payload_fit_a_hand_off(store: PostgresStore) -> None:
-    worker_id = "w" * handoff.MAX_WORKER_ID
-    queue, task = '"\\' * 50, '"\\' * 100  # the longest names, JSON doubling each character
+    worker_id = "\U0001f69a" * handoff.MAX_WORKER_ID  # four bytes each in UTF-8
+    queue, task = "\x01" * 100, "\x01" * 200  # the longest names, six characters each in JSON
     payload = b'"' + b"\x01" * (handoff.MAX_PAYLOAD - 2) + b'"'
     handed: list[ClaimedJob] = []
     stop = await store.listen(lambda queue: None, worker_id, handed.append)

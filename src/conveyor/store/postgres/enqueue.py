@@ -41,7 +41,7 @@ log = logging.getLogger("conveyor.store.postgres")
 class Channels(NamedTuple):
     wake: str             # NOTIFY channel of wake-ups (queue names)
     events: str | None    # NOTIFY channel of the event feed; None: the feed is off
-    gate: handoff.Gate    # whether a plain enqueue tries to hand its job to a waiting worker
+    gate: handoff.Gate    # whether a single enqueue tries to hand its job to a waiting worker
 
 
 class Session(Protocol):

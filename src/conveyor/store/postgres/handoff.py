@@ -83,7 +83,9 @@ WHERE NOT EXISTS (SELECT FROM pg_stat_get_activity(offer.listener_pid))
 # Parameters: queue, queue, queue, id, task, queue, priority, payload, unique_for,
 # max_attempts, batch_id, correlation_id, parent_id, token, wake channel, events channel,
 # events channel. The wake-up's job has a tenth field, its correlation id, only when it has
-# one, so a worker of a release before it still reads every plain job's.
+# one, so a worker of the release before (stop 9) still reads every plain job's. One of those
+# cannot read a child job's: during a rolling upgrade such a job handed to it waits until its
+# second heartbeat gives it back (logged; nothing lost, the attempt restored).
 INSERT_ONE_HANDOFF = """
 WITH taker AS (
     SELECT offer.worker_id FROM {schema}.conveyor_offers AS offer
@@ -173,8 +175,8 @@ OFFERING = {claim: offering(claim) for claim in (
 
 
 class Gate:
-    """Whether a producer's next plain enqueue tries a hand-off. Trying costs the statement
-    about 0.1 ms more (on a 0.2 ms round trip, on the test machine), so a producer keeps
+    """Whether a producer's next single enqueue (of a job a hand-off carries) tries one.
+    Trying costs the statement about 0.1 ms more (on a 0.2 ms round trip, on the test machine), so a producer keeps
     trying while its last try saw a worker waiting (one that was claiming at that moment
     held its offer, and the job went the usual way), and otherwise tries once every PROBE
     seconds (a worker that starts waiting is found within that). Shared by a store's
