@@ -176,11 +176,12 @@ OFFERING = {claim: offering(claim) for claim in (
 
 class Gate:
     """Whether a producer's next single enqueue (of a job a hand-off carries) tries one.
-    Trying costs the statement about 0.1 ms more (on a 0.2 ms round trip, on the test machine), so a producer keeps
-    trying while its last try saw a worker waiting (one that was claiming at that moment
-    held its offer, and the job went the usual way), and otherwise tries once every PROBE
-    seconds (a worker that starts waiting is found within that). Shared by a store's
-    threads: a race only makes one enqueue try, or not, once more."""
+    Trying costs the statement about 0.1 ms more (on a 0.2 ms round trip, on the test
+    machine), so a producer keeps trying while its last try saw a worker waiting (one that
+    was claiming at that moment held its offer, and the job went the usual way), and
+    otherwise tries once every PROBE seconds (a worker that starts waiting is found within
+    that). Shared by a store's threads: a race only makes one enqueue try, or not, once
+    more."""
 
     PROBE = 0.25  # seconds
 
