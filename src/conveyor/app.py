@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from . import scheduler
 from .clock import Clock, SystemClock
 from .codec import Codec, Keyring, redact
 from .door import SyncDoor
@@ -32,6 +33,7 @@ from .errors import (
 from .job import EnqueueResult, Job, JobFilter, JobState, NewJob, QueueInfo, WorkerInfo, new_id
 from .preparing import UNSTORED, Preparer, envelope
 from .retry import Retry
+from .scheduler import Schedule
 from .settings import Settings
 from .spool import Forwarder, Spool
 from .store.base import Retention, Stats, Store, open_store
@@ -64,6 +66,7 @@ class Conveyor:
         self._open_lock = threading.Lock()
         self._door = SyncDoor()
         self.preparer = Preparer(self)
+        self.schedules: dict[str, Schedule] = {}  # cron (scheduler.py), by name
         sqlite = self.settings.url.startswith("sqlite:")
         self.auto_migrate = sqlite if auto_migrate is None else auto_migrate
         self.spool = Spool(self.settings.spool) if self.settings.spool else None
@@ -144,6 +147,17 @@ class Conveyor:
             self._door.run(self._store, self._store.close())
             self._opened = False
         self._door.close()
+
+    def cron(self, expression: str, task: str | Task, payload: Any = None, *,
+             name: str | None = None, timezone: str = "UTC", **options: Any) -> Schedule:
+        """Enqueue `task` at every time the cron `expression` names, once per time however
+        many workers run (scheduler.py). Options as enqueue's, but no delay, run_at or key.
+
+        >>> app.cron("0 7 * * mon-fri", "reports.daily", {"kind": "sales"})  # doctest: +SKIP
+        """
+        return scheduler.add(self.schedules, name, expression,
+                             task.name if isinstance(task, Task) else task, payload, timezone,
+                             options)
 
     # --- producing ------------------------------------------------------------------------
 

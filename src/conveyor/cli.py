@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import sys
+import time
 from typing import Annotated, Any, NoReturn
 
 import orjson
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .app import Conveyor, sequence_of
-from .cli_views import jobs_table, print_job, print_stats, state_text
+from .cli_views import jobs_table, print_job, print_stats, schedules_table, state_text
 from .errors import ConveyorError
 from .job import JobFilter, JobState
 from .observability.logs import configure_logging
@@ -259,6 +260,26 @@ def stats(app: AppOption = None, json_out: JsonOption = False) -> None:
                     "completed_last_minute": s.completed_last_minute})
         return
     print_stats(out, s)
+
+
+@cli.command("cron")
+def cron_schedules(app: AppOption = None, json_out: JsonOption = False) -> None:
+    """The app's cron schedules (app.cron) and when each runs next."""
+    conveyor = load_app(app)
+    now = time.time()
+    rows = []
+    for entry in conveyor.schedules.values():
+        spec = conveyor.registry.find(entry.task)
+        rows.append({"name": entry.name, "cron": entry.expression, "timezone": entry.timezone,
+                     "task": entry.task,
+                     "queue": entry.options.get("queue") or (spec.queue if spec else "default"),
+                     "next_run": entry.next_slot(now)})
+    if json_out:
+        print_json(rows)
+    elif not rows:
+        out.print("no cron schedules: register them with app.cron(expression, task, payload)")
+    else:
+        out.print(schedules_table(rows))
 
 
 @cli.command("clean-expired")

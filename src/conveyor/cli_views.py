@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from rich import box
@@ -102,3 +104,16 @@ def print_stats(out: Console, s: Stats) -> None:
     out.print(f"failure rate {pct(s.failure_rate)}, retry success "
               f"{pct(s.retry_success_rate)}, completed in the last minute "
               f"{s.completed_last_minute}")
+
+
+def schedules_table(rows: list[dict[str, Any]]) -> Table:
+    """`conveyor cron`: one row per schedule, its next run in its own zone and in UTC."""
+    table = Table(title=f"{len(rows)} cron schedule" + ("" if len(rows) == 1 else "s"),
+                  header_style="bold", box=box.SIMPLE_HEAD)
+    for column in ("name", "cron", "task", "queue", "next run", "UTC"):
+        table.add_column(column, no_wrap=column in ("cron", "next run", "UTC"))
+    for row in rows:
+        local = datetime.fromtimestamp(row["next_run"], ZoneInfo(row["timezone"]))
+        table.add_row(row["name"], row["cron"], row["task"], row["queue"],
+                      f"{local:%Y-%m-%d %H:%M:%S} {row['timezone']}", fmt_time(row["next_run"]))
+    return table

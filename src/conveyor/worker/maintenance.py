@@ -1,6 +1,6 @@
 """Background upkeep, each a bounded, idempotent run_once that is safe on every node:
 promote due scheduled jobs, rescue jobs whose lease ran out, expire jobs past their TTL,
-prune finished jobs past retention."""
+prune finished jobs past retention, and enqueue the due slots of cron schedules."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..scheduler import Scheduler
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -34,6 +36,7 @@ class Maintenance:
         self.rescue_every = rescue_every
         self.prune_every = prune_every
         self.next_due: float | None = None  # earliest scheduled job, so the claim loop wakes
+        self.scheduler = Scheduler(app, clock)
 
     async def promote(self) -> int:
         store = self.app.store
@@ -66,10 +69,19 @@ class Maintenance:
                                                            self.clock.store_now()))
         return pruned
 
+    async def cron(self) -> int:
+        """Enqueue the due slots of the app's schedules (this node's share: duplicates of
+        another node's are not counted)."""
+        if not self.app.schedules:
+            return 0
+        count: int = await self._run(self.scheduler.run_once())
+        return count
+
     async def run_once(self) -> dict[str, int]:
         """Every task once, in order. Tests call this after advancing a FakeClock."""
         return {"rescued": await self.rescue(), "expired": await self.expire(),
-                "promoted": await self.promote(), "pruned": await self.prune()}
+                "cron": await self.cron(), "promoted": await self.promote(),
+                "pruned": await self.prune()}
 
     async def run(self) -> None:
         """Each concern on its own jittered interval (one shared runner, no logic inside it)."""
@@ -78,7 +90,25 @@ class Maintenance:
             _every(self.rescue_every, self.rescue, "rescue"),
             _every(self.rescue_every, self.expire, "expire"),
             _every(self.prune_every, self.prune, "prune"),
+            self._cron_loop(),
         )
+
+    async def _cron_loop(self) -> None:
+        """The scheduler at each slot as it falls due (and at least every 5 s, as schedules
+        are registered at import), so a slot's job is enqueued within milliseconds of it."""
+        if not self.app.schedules:
+            return
+        while True:
+            try:
+                await self.cron()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("maintenance cron failed: %s", exc)
+            now = self.clock.now()
+            upcoming = self.scheduler.next_slot(now)
+            wait = 5.0 if upcoming is None else min(max(upcoming - now, 0.0), 5.0)
+            await asyncio.sleep(wait + 0.002)  # just past the slot: it is then due
 
 
 async def _every(interval: float, action: object, name: str) -> None:

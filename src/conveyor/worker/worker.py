@@ -150,6 +150,8 @@ class Worker:
         self._ensure_loop_state()
         loop = asyncio.get_running_loop()
         await self.app.check_schema()
+        if self.maintenance is not None:
+            self.maintenance.scheduler.check()
         stop_listening = await self.store.listen(self._on_notify, self.id, self._on_job)
         if install_signals:
             self._install_signals(loop)

@@ -1,0 +1,164 @@
+"""Cron: a job per slot of a schedule, enqueued once however many nodes run the scheduler.
+
+Every worker runs the scheduler (in its maintenance). For each slot of a schedule (each time
+its cron expression names) that falls due, every node enqueues the same job: its id is made
+from the schedule's name and the slot's time (a UUIDv7 whose clock part is the slot's time),
+so the store keeps the first and reports the others as duplicates. No leader, no lock, no
+table of its own: a node that is down, slow or late changes nothing. Slots a node finds due
+together (its loop was held up, or it has just started) are coalesced into the latest one, and
+a slot more than `misfire` seconds old is skipped: after an outage of every worker, a schedule
+runs once, not once per missed slot.
+
+A slot's job stays in the table until its retention prunes it; keep finished jobs longer than
+`misfire` (the default retention keeps them for days), or a node starting late could enqueue a
+pruned slot again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from .errors import ConfigError, ConveyorError
+from .preparing import ENQUEUE_OPTIONS
+
+if TYPE_CHECKING:
+    from .app import Conveyor
+    from .clock import Clock
+    from .job import Job
+
+log = logging.getLogger("conveyor.scheduler")
+
+# Options a schedule may give its jobs: not a time of its own (the slot is its time), nor a key
+# or a caller's transaction.
+SCHEDULE_OPTIONS = ENQUEUE_OPTIONS - {"delay", "run_at", "idempotency_key", "connection"}
+MISFIRE = 60.0  # seconds: a slot older than this when a node first sees it is skipped
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """`task` with `payload` (and `options`) at every time the cron `expression` names, in
+    `timezone`. Five fields (minute hour day month weekday), or six with seconds last."""
+
+    name: str
+    expression: str
+    task: str
+    payload: Any = None
+    timezone: str = "UTC"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def slots(self, after: float, until: float) -> Iterator[float]:
+        """The slot times t with after < t <= until, in order."""
+        zone = ZoneInfo(self.timezone)
+        times = croniter(self.expression, datetime.fromtimestamp(after, zone))
+        while (slot := float(times.get_next(float))) <= until:
+            if slot > after:
+                yield slot
+
+    def next_slot(self, after: float) -> float:
+        zone = ZoneInfo(self.timezone)
+        return float(croniter(self.expression, datetime.fromtimestamp(after, zone))
+                     .get_next(float))
+
+
+def add(schedules: dict[str, Schedule], name: str | None, expression: str, task: str,
+        payload: Any, timezone: str, options: Mapping[str, Any]) -> Schedule:
+    """Check a schedule and add it to an app's `schedules` under its unique name."""
+    entry = schedule(name, expression, task, payload, timezone, options)
+    if entry.name in schedules:
+        raise ConfigError(f"a schedule named {entry.name!r} exists already")
+    schedules[entry.name] = entry
+    return entry
+
+
+def schedule(name: str | None, expression: str, task: str, payload: Any, timezone: str,
+             options: Mapping[str, Any]) -> Schedule:
+    """A checked Schedule: a bad expression, zone or option is a ConfigError now, at import,
+    rather than a log line in every worker later."""
+    if not isinstance(expression, str) or not croniter.is_valid(expression):
+        raise ConfigError(f"not a cron expression: {expression!r} (five fields, minute hour "
+                          "day month weekday, or six with seconds last)")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {timezone!r}") from exc
+    unknown = sorted(set(options) - SCHEDULE_OPTIONS)
+    if unknown:
+        raise ConfigError(f"option(s) a schedule cannot take: {', '.join(unknown)} "
+                          f"(it takes {', '.join(sorted(SCHEDULE_OPTIONS))})")
+    return Schedule(name or f"{task} {expression}", expression, task, payload, timezone,
+                    dict(options))
+
+
+def slot_id(name: str, slot: float) -> str:
+    """The id of a schedule's job for one slot: a UUIDv7 of the slot's millisecond, its other
+    74 bits from a hash of the schedule's name and the slot, the same on every node."""
+    ms = round(slot * 1000)
+    digest = int.from_bytes(hashlib.sha256(f"{name}\n{ms}".encode()).digest()[:10])
+    rand_a, rand_b = digest >> 68 & 0xFFF, digest & (1 << 62) - 1
+    value = ms << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+class Scheduler:
+    """Enqueues the due slots of an app's schedules. One per worker; run_once at every slot
+    (Maintenance does), or after advancing a FakeClock in tests."""
+
+    def __init__(self, app: Conveyor, clock: Clock, misfire: float = MISFIRE) -> None:
+        self.app = app
+        self.clock = clock
+        self.misfire = misfire
+        self._done: dict[str, float] = {}  # per schedule: the last slot enqueued (or found)
+
+    def check(self) -> None:
+        """Prepare each schedule's job once (nothing is stored): an unknown task or a payload
+        its schema refuses is an error when the worker starts, not a warning every slot."""
+        for entry in self.app.schedules.values():
+            try:
+                self.app.preparer.one(entry.task, entry.payload, entry.options,
+                                      job_id=slot_id(entry.name, 0.0))
+            except ConveyorError as exc:
+                raise ConfigError(f"cron schedule {entry.name!r}: {exc}") from exc
+
+    def due(self, now: float) -> list[tuple[Schedule, float]]:
+        out: list[tuple[Schedule, float]] = []
+        for entry in self.app.schedules.values():
+            after = max(self._done.get(entry.name, now - self.misfire), now - self.misfire)
+            latest = deque(entry.slots(after, now), maxlen=1)  # coalesced: the latest only
+            out.extend((entry, slot) for slot in latest)
+        return out
+
+    def next_slot(self, now: float) -> float | None:
+        """When the earliest schedule next falls due (None without schedules)."""
+        return min((entry.next_slot(now) for entry in self.app.schedules.values()),
+                   default=None)
+
+    async def run_once(self) -> int:
+        """Enqueue every due slot; returns how many jobs this node stored (the others were
+        duplicates: another node was first). A slot whose enqueue fails is tried again at
+        the next pass, while it is within `misfire`."""
+        stored = 0
+        for entry, slot in self.due(self.clock.now()):
+            job = await self.enqueue(entry, slot)
+            self._done[entry.name] = slot
+            if not job.duplicate:
+                stored += 1
+                log.info("cron %s: enqueued %s for %s", entry.name, job.id,
+                         datetime.fromtimestamp(slot, ZoneInfo(entry.timezone)).isoformat())
+        return stored
+
+    async def enqueue(self, entry: Schedule, slot: float) -> Job:
+        app = self.app
+        new, body = app.preparer.one(entry.task, entry.payload, entry.options,
+                                     job_id=slot_id(entry.name, slot))
+        [result] = await app._insert_async([new], None)
+        return app._enqueued(new, body, result)

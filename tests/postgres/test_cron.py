@@ -1,0 +1,58 @@
+"""Cron on PostgreSQL with several real worker processes: each runs the scheduler, and each
+slot's job is stored and run once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor, JobState
+from conveyor.scheduler import slot_id
+
+from .conftest import admin_connect
+from .test_system import CONVEYOR, ROOT
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.mark.timeout(120)
+def test_three_workers_store_and_run_each_slot_once(schema: str, url: str,
+                                                    tmp_path: Path) -> None:
+    runs = tmp_path / "runs.log"
+    env = {**os.environ, "CONVEYOR_URL": url, "CONVEYOR_TEST_RUN_LOG": str(runs),
+           "PYTHONPATH": str(ROOT)}
+    subprocess.run([CONVEYOR, "migrate"], cwd=ROOT, env=env, check=True, timeout=60,
+                   capture_output=True)
+    command = [CONVEYOR, "worker", "--app", "tests.postgres.cron_app:app", "--concurrency", "2"]
+    workers = [subprocess.Popen(command, cwd=ROOT, env=env) for _ in range(3)]
+    try:
+        time.sleep(6)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        assert [worker.wait(30) for worker in workers] == [0, 0, 0]
+    with admin_connect() as conn:
+        rows = conn.execute(f'SELECT id, state, queue FROM "{schema}".conveyor_jobs '
+                            "ORDER BY id").fetchall()
+    slots = [int(str(job_id).replace("-", "")[:12], 16) / 1000 for job_id, _, _ in rows]
+    assert len(rows) >= 4, rows
+    # one job a second, none twice, none missing: every node tried every slot
+    assert slots == [slots[0] + i for i in range(len(slots))]
+    assert [job_id for job_id, _, _ in rows] == [slot_id("every-second", s) for s in slots]
+    assert {queue for _, _, queue in rows} == {"cron"}
+    done = [str(job_id) for job_id, state, _ in rows if state == JobState.COMPLETED.value]
+    assert len(done) >= len(rows) - 1  # the last slot may have come as the workers stopped
+    ran = [line.split()[0] for line in runs.read_text().splitlines()]
+    assert sorted(ran) == sorted(set(ran)) and set(done) <= set(ran)  # each ran once
+    pids = {line.split()[1] for line in runs.read_text().splitlines()}
+    assert pids <= {str(worker.pid) for worker in workers}
+    app = Conveyor(url)
+    try:
+        assert app.get(done[0]).payload == {"from": "cron"}
+    finally:
+        app.close()
