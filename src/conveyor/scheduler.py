@@ -9,15 +9,26 @@ together (its loop was held up, or it has just started) are coalesced into the l
 a slot more than `misfire` seconds old is skipped: after an outage of every worker, a schedule
 runs once, not once per missed slot.
 
-A slot's job stays in the table until its retention prunes it; keep finished jobs longer than
-`misfire` (the default retention keeps them for days), or a node starting late could enqueue a
-pruned slot again.
+Each slot's job also carries the idempotency key `cron:<its id>`, so the stores take the
+second and later copies by their ON CONFLICT path (no error on the server), and `run_at` set to
+the slot, so a node whose clock runs ahead never starts a job before its time. The scheduler
+calls the store itself: a store that is down is retried at the next pass (within `misfire`),
+never spooled. A slot's job stays in the table until its retention prunes it; keep finished
+jobs longer than `misfire` (the default retention keeps them for a day or more), or a node
+starting late could enqueue a pruned slot again.
+
+Daylight saving time: a schedule with fixed hours runs once when the clock falls back (the
+repeated hour's second pass is skipped) and at the shifted time when it springs forward (02:30
+on a day without 02:30 runs at 03:00); a schedule with `*` or `*/n` hours keeps running through
+the repeated hour, by real time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,15 +36,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from .errors import ConfigError, ConveyorError
+from .job import EnqueueResult
 from .preparing import ENQUEUE_OPTIONS
 
 if TYPE_CHECKING:
     from .app import Conveyor
     from .clock import Clock
-    from .job import Job
 
 log = logging.getLogger("conveyor.scheduler")
 
@@ -57,16 +68,27 @@ class Schedule:
 
     def slots(self, after: float, until: float) -> Iterator[float]:
         """The slot times t with after < t <= until, in order."""
-        zone = ZoneInfo(self.timezone)
-        times = croniter(self.expression, datetime.fromtimestamp(after, zone))
-        while (slot := float(times.get_next(float))) <= until:
+        for slot in self._times(after):
+            if slot > until:
+                return
             if slot > after:
                 yield slot
 
     def next_slot(self, after: float) -> float:
+        return next(self._times(after))
+
+    def _times(self, after: float) -> Iterator[float]:
+        """Every slot after `after`, for ever; with fixed hours, none in the second pass of a
+        repeated hour (the clock fell back: that wall time has had its run)."""
         zone = ZoneInfo(self.timezone)
-        return float(croniter(self.expression, datetime.fromtimestamp(after, zone))
-                     .get_next(float))
+        times = croniter(self.expression, datetime.fromtimestamp(after, zone))
+        fields = self.expression.split()
+        hours = fields[1] if len(fields) > 1 else "*" if fields[0] == "@hourly" else "0"
+        fixed_hours = not hours.startswith("*")
+        while True:
+            slot = float(times.get_next(float))
+            if not (fixed_hours and datetime.fromtimestamp(slot, zone).fold):
+                yield slot
 
 
 def add(schedules: dict[str, Schedule], name: str | None, expression: str, task: str,
@@ -86,10 +108,18 @@ def schedule(name: str | None, expression: str, task: str, payload: Any, timezon
     if not isinstance(expression, str) or not croniter.is_valid(expression):
         raise ConfigError(f"not a cron expression: {expression!r} (five fields, minute hour "
                           "day month weekday, or six with seconds last)")
+    if re.search(r"(^|[\s,])R($|[\s(,])", expression):
+        raise ConfigError(f"{expression!r}: a random field (R) names other times on every "
+                          "node and at every look; write the times out")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"unknown time zone {timezone!r}") from exc
+    probe = Schedule("probe", expression, task, timezone=timezone)
+    try:
+        probe.next_slot(time.time())
+    except CroniterError as exc:
+        raise ConfigError(f"{expression!r} names no time that ever comes") from exc
     unknown = sorted(set(options) - SCHEDULE_OPTIONS)
     if unknown:
         raise ConfigError(f"option(s) a schedule cannot take: {', '.join(unknown)} "
@@ -144,21 +174,31 @@ class Scheduler:
 
     async def run_once(self) -> int:
         """Enqueue every due slot; returns how many jobs this node stored (the others were
-        duplicates: another node was first). A slot whose enqueue fails is tried again at
-        the next pass, while it is within `misfire`."""
+        duplicates: another node was first). A slot whose enqueue fails is logged and tried
+        again at the next pass, while it is within `misfire`; the other schedules go on."""
         stored = 0
         for entry, slot in self.due(self.clock.now()):
-            job = await self.enqueue(entry, slot)
+            try:
+                result = await self.enqueue(entry, slot)
+            except Exception as exc:
+                log.warning("cron %s: the slot of %s is not enqueued yet: %s", entry.name,
+                            self._when(entry, slot), exc)
+                continue
             self._done[entry.name] = slot
-            if not job.duplicate:
+            if not result.duplicate:
                 stored += 1
-                log.info("cron %s: enqueued %s for %s", entry.name, job.id,
-                         datetime.fromtimestamp(slot, ZoneInfo(entry.timezone)).isoformat())
+                log.info("cron %s: enqueued %s for %s", entry.name, result.id,
+                         self._when(entry, slot))
         return stored
 
-    async def enqueue(self, entry: Schedule, slot: float) -> Job:
-        app = self.app
-        new, body = app.preparer.one(entry.task, entry.payload, entry.options,
-                                     job_id=slot_id(entry.name, slot))
-        [result] = await app._insert_async([new], None)
-        return app._enqueued(new, body, result)
+    async def enqueue(self, entry: Schedule, slot: float) -> EnqueueResult:
+        """The slot's job, straight to the store (a spool would forward a stale slot late)."""
+        job_id = slot_id(entry.name, slot)
+        new, _ = self.app.preparer.one(entry.task, entry.payload, {
+            **entry.options, "run_at": slot, "idempotency_key": f"cron:{job_id}"}, job_id=job_id)
+        [result] = await self.app.store.enqueue_many([new], self.clock.store_now())
+        return result
+
+    @staticmethod
+    def _when(entry: Schedule, slot: float) -> str:
+        return datetime.fromtimestamp(slot, ZoneInfo(entry.timezone)).isoformat()

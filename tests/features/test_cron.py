@@ -2,12 +2,15 @@
 slot; missed slots are coalesced; a running worker starts each slot's job on time."""
 
 import asyncio
+import sqlite3
 import time
 
 import pytest
 
-from conveyor import Conveyor, FakeClock, JobState
+from conveyor import Conveyor, FakeClock, JobState, Settings
 from conveyor.scheduler import Scheduler, slot_id
+from conveyor.store.sqlite.store import SQLiteStore
+from conveyor.testing import run_until_idle
 
 EVERY_10S = "* * * * * */10"
 T0 = 1_800_000_000.0  # a whole minute: a slot of every schedule here
@@ -36,6 +39,7 @@ def test_two_nodes_enqueue_each_slot_once_and_coalesce_missed_slots(tmp_path):
         assert first.id == slot_id("sales", T0) and first.task == "report"
         assert (first.queue, first.priority, first.state) == ("reports", 2, JobState.QUEUED)
         assert a.get(first.id).payload == {"kind": "sales"}
+        assert (first.run_at, first.idempotency_key) == (T0, f"cron:{first.id}")
         assert (run(sched_a.run_once()), run(sched_b.run_once())) == (0, 0)  # nothing new due
 
         clock.advance(10)  # the next slot: whichever node comes first stores it
@@ -127,3 +131,64 @@ def test_a_worker_refuses_a_schedule_it_could_not_enqueue(tmp_path):
         asyncio.run(app.worker().run(install_signals=False))
     assert app.list_jobs() == []
     app.close()
+
+
+def test_a_failing_schedule_does_not_hold_up_the_others_and_is_tried_again(tmp_path,
+                                                                         monkeypatch):
+    clock = FakeClock(T0 + 0.5)
+    app, scheduler = node(f"sqlite:///{tmp_path}/cron.db", clock)
+    app.cron(EVERY_10S, "report", {"kind": "stock"}, name="stock")
+    real = Scheduler.enqueue
+    broken = {"sales"}
+
+    async def enqueue(self, entry, slot):
+        if entry.name in broken:
+            raise RuntimeError("the store said no")
+        return await real(self, entry, slot)
+
+    monkeypatch.setattr(Scheduler, "enqueue", enqueue)
+    try:
+        assert asyncio.run(scheduler.run_once()) == 1  # stock; sales failed
+        broken.clear()
+        clock.advance(2)  # the same slot, still due for sales only
+        assert asyncio.run(scheduler.run_once()) == 1
+        assert sorted(job.id for job in app.list_jobs()) == sorted(
+            [slot_id("sales", T0), slot_id("stock", T0)])
+    finally:
+        app.close()
+
+
+def test_a_slot_is_not_spooled_while_the_store_is_down_but_enqueued_when_it_is_back(tmp_path):
+    url = f"sqlite:///{tmp_path}/cron.db"
+    clock = FakeClock(T0 + 0.5)
+    settings = Settings.load(url=url, spool=str(tmp_path / "spool"))
+    app = Conveyor(settings=settings, clock=clock, store=SQLiteStore(url, busy_timeout=0.05))
+
+    @app.task()
+    async def report(ctx, payload):
+        return None
+
+    app.cron(EVERY_10S, "report", name="sales")
+    app.migrate()
+    scheduler = Scheduler(app, clock)
+    blocker = sqlite3.connect(f"{tmp_path}/cron.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # the store cannot write
+    try:
+        assert asyncio.run(scheduler.run_once()) == 0
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert not list((tmp_path / "spool").glob("*"))  # nothing spooled, to be sent late
+    clock.advance(5)
+    assert asyncio.run(scheduler.run_once()) == 1  # the same slot, now stored
+    assert [job.id for job in app.list_jobs()] == [slot_id("sales", T0)]
+    app.close()
+
+
+def test_run_until_idle_does_not_enqueue_cron_slots(tmp_path):
+    app, _ = node(f"sqlite:///{tmp_path}/cron.db", FakeClock(T0 + 0.5))
+    try:
+        assert run_until_idle(app) == 0
+        assert app.list_jobs() == []
+    finally:
+        app.close()

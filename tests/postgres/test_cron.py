@@ -56,3 +56,41 @@ def test_three_workers_store_and_run_each_slot_once(schema: str, url: str,
         assert app.get(done[0]).payload == {"from": "cron"}
     finally:
         app.close()
+
+
+def test_two_nodes_on_postgres_store_a_slot_once_and_the_second_hears_duplicate(
+        url: str) -> None:
+    """The duplicate comes back by the ON CONFLICT path of a keyed job, not as an error."""
+    import asyncio
+
+    from conveyor import FakeClock
+    from conveyor.scheduler import Scheduler
+
+    t0 = 1_800_000_000.0
+    clock = FakeClock(t0 + 0.5)
+    nodes = []
+    for _ in range(2):
+        app = Conveyor(url, clock=clock, auto_migrate=True)
+
+        @app.task(name="report")
+        async def report(ctx: object, payload: object) -> None:
+            return None
+
+        app.cron("* * * * * */10", "report", {"n": 1}, name="sales", correlation_id="cron")
+        nodes.append((app, Scheduler(app, clock)))
+    try:
+        results = [asyncio.run(scheduler.enqueue(app.schedules["sales"], t0))
+                   for app, scheduler in nodes]
+        assert [(r.id, r.duplicate) for r in results] == [
+            (slot_id("sales", t0), False), (slot_id("sales", t0), True)]
+        clock.advance(10)
+        assert [asyncio.run(scheduler.run_once()) for _, scheduler in nodes] == [1, 0]
+        app = nodes[0][0]
+        jobs = app.list_jobs()
+        assert sorted(job.id for job in jobs) == sorted(
+            [slot_id("sales", t0), slot_id("sales", t0 + 10)])
+        assert {(job.run_at, job.correlation_id) for job in jobs} == {
+            (t0, "cron"), (t0 + 10, "cron")}
+    finally:
+        for app, _ in nodes:
+            app.close()

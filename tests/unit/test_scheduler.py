@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 
@@ -36,6 +37,11 @@ def test_schedules_are_checked_when_registered(tmp_path) -> None:
     with pytest.raises(ConfigError, match="exists already"):
         app.cron("0 7 * * mon-fri", "report")
     assert app.cron("0 7 * * mon-fri", "report", name="second").name == "second"
+    with pytest.raises(ConfigError, match="names no time that ever comes"):
+        app.cron("0 0 31 4 *", "report", name="april 31")  # croniter calls it valid
+    with pytest.raises(ConfigError, match="random field"):
+        app.cron("R 7 * * *", "report", name="random")  # another minute on every node
+    assert app.cron("0 7 * * FRI", "report", name="fridays").expression == "0 7 * * FRI"
     app.close()
 
 
@@ -50,3 +56,18 @@ def test_slots_follow_the_time_zone_across_a_clock_change() -> None:
     assert list(fast.slots(T0, T0 + 60)) == [T0 + 20, T0 + 40, T0 + 60]
     assert list(fast.slots(T0 + 1, T0 + 20)) == [T0 + 20]
     assert fast.next_slot(T0 + 20) == T0 + 40
+
+
+def test_a_fixed_hour_runs_once_when_the_clock_falls_back() -> None:
+    """New York falls back on 2026-11-01: 01:30 comes twice. A daily 01:30 runs at the
+    first; a half-hourly schedule runs through the repeated hour by real time."""
+    zone = "America/New_York"
+    start = datetime(2026, 10, 31, 12, tzinfo=UTC).timestamp()
+    daily = Schedule("daily", "30 1 * * *", "report", timezone=zone)
+    assert [datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M")
+            for t in daily.slots(start, start + 3 * 86400)] == [
+        "11-01 05:30", "11-02 06:30", "11-03 06:30"]
+    half_hourly = Schedule("half", "*/30 * * * *", "report", timezone=zone)
+    fold_start = datetime(2026, 11, 1, 4, 59, tzinfo=UTC).timestamp()  # 00:59 EDT
+    slots = list(half_hourly.slots(fold_start, fold_start + 3 * 3600))
+    assert len(slots) == 6 and all(b - a == 1800 for a, b in pairwise(slots))
