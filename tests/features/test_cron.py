@@ -105,7 +105,7 @@ def test_a_running_worker_starts_every_slot_on_time(tmp_path):
         assert job_id == slot_id("tick", slot)
     # the first is the slot just past when the worker started (coalesced catch-up); each
     # later one starts as its slot comes
-    assert all(at - slot < 0.3 for (_, at), slot in zip(started[1:], slots[1:], strict=True))
+    assert all(at - slot < 0.5 for (_, at), slot in zip(started[1:], slots[1:], strict=True))
 
 
 def test_a_worker_refuses_a_schedule_it_could_not_enqueue(tmp_path):
