@@ -115,17 +115,17 @@ def schedule(name: str | None, expression: str, task: str, payload: Any, timezon
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"unknown time zone {timezone!r}") from exc
-    probe = Schedule("probe", expression, task, timezone=timezone)
-    try:
-        probe.next_slot(time.time())
-    except CroniterError as exc:
-        raise ConfigError(f"{expression!r} names no time that ever comes") from exc
     unknown = sorted(set(options) - SCHEDULE_OPTIONS)
     if unknown:
         raise ConfigError(f"option(s) a schedule cannot take: {', '.join(unknown)} "
                           f"(it takes {', '.join(sorted(SCHEDULE_OPTIONS))})")
-    return Schedule(name or f"{task} {expression}", expression, task, payload, timezone,
-                    dict(options))
+    entry = Schedule(name or f"{task} {expression}", expression, task, payload, timezone,
+                     dict(options))
+    try:
+        entry.next_slot(time.time())
+    except CroniterError as exc:
+        raise ConfigError(f"{expression!r} names no time that ever comes") from exc
+    return entry
 
 
 def slot_id(name: str, slot: float) -> str:

@@ -135,8 +135,10 @@ async def _insert_fresh(session: Session, render: Render, jobs: Sequence[NewJob]
                                    insert_params(jobs, now, channels.wake, channels.events))
     else:
         job = jobs[0]
-        if now is None and handed_whole(job):
-            return [await _insert_one(session, render, job, channels)]
+        one = await _insert_one(session, render, job, channels) if (
+            now is None and handed_whole(job)) else None
+        if one is not None:
+            return [one]
         rows = await session.fetch(render(q.INSERT_ONE_NEW), insert_one_params(
             job, now, channels.wake, channels.events))
     stored = {r[0]: EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows}
@@ -212,15 +214,14 @@ def _native_values(job: NewJob, channels: Channels) -> list[bytes | None] | None
 
 
 async def _insert_one(session: Session, render: Render, job: NewJob,
-                      channels: Channels) -> EnqueueResult:
+                      channels: Channels) -> EnqueueResult | None:
     """One job that a hand-off carries whole (rows.handed_whole): handed to a waiting worker
-    when the gate says try and one is found; else inserted by the cheapest statement for it."""
+    when the gate says try and one is found; else a plain one by INSERT_ONE_PLAIN, and None
+    for one with a correlation id or a parent (the general statement's to insert)."""
     gate = channels.gate
     if not (handoff.small(job.payload) and gate.open()):
-        if not plain(job):  # a correlation id or a parent of its own
-            [(_, state, created, run_at)] = await session.fetch(render(q.INSERT_ONE_NEW), (
-                insert_one_params(job, None, channels.wake, channels.events)))
-            return EnqueueResult(job.id, False, JobState(state), created, run_at)
+        if not plain(job):
+            return None
         values = (_native_values(job, channels) if isinstance(session, SyncSession)
                   and session.prepared is not None else None)
         if values is not None:
