@@ -3,8 +3,8 @@ slot's job is stored and run once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +15,7 @@ from conveyor import Conveyor, JobState
 from conveyor.scheduler import slot_id
 
 from .conftest import admin_connect
-from .test_system import CONVEYOR, ROOT
+from .test_system import CONVEYOR, ROOT, worker_process
 
 pytestmark = pytest.mark.postgres
 
@@ -29,13 +29,9 @@ def test_three_workers_store_and_run_each_slot_once(schema: str, url: str,
     subprocess.run([CONVEYOR, "migrate"], cwd=ROOT, env=env, check=True, timeout=60,
                    capture_output=True)
     command = [CONVEYOR, "worker", "--app", "tests.postgres.cron_app:app", "--concurrency", "2"]
-    workers = [subprocess.Popen(command, cwd=ROOT, env=env) for _ in range(3)]
-    try:
+    with contextlib.ExitStack() as stack:
+        workers = [stack.enter_context(worker_process(command, env)) for _ in range(3)]
         time.sleep(6)
-    finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        assert [worker.wait(30) for worker in workers] == [0, 0, 0]
     with admin_connect() as conn:
         rows = conn.execute(f'SELECT id, state, queue FROM "{schema}".conveyor_jobs '
                             "ORDER BY id").fetchall()

@@ -23,7 +23,7 @@ from conveyor.store.postgres import handoff
 from conveyor.store.postgres.store import PostgresStore
 
 from .conftest import admin_connect
-from .test_system import CONVEYOR, ROOT
+from .test_system import CONVEYOR, ROOT, worker_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -491,12 +491,8 @@ def test_a_worker_process_is_handed_jobs_and_a_killed_one_is_not(schema: str, ur
         time.sleep(0.3)  # its connections close; the offer's listener backend is gone
         queued = app.enqueue("record", {"n": 2, "sleep_ms": 0})
         assert queued.state == JobState.QUEUED
-        second = subprocess.Popen(command, cwd=ROOT, env=env)
-        try:
+        with worker_process(command, env):
             wait_for(lambda: app.get(queued.id).state == JobState.COMPLETED, 30)
-        finally:
-            second.send_signal(signal.SIGTERM)
-            assert second.wait(30) == 0
     finally:
         if first.poll() is None:
             first.kill()

@@ -5,7 +5,6 @@ and says what to run; `conveyor migrate` brings the schema up, and then the work
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from conveyor.job import JobState
 
 from .conftest import admin_connect
 from .test_handoff import wait_for
-from .test_system import CONVEYOR, ROOT
+from .test_system import CONVEYOR, ROOT, worker_process
 
 pytestmark = pytest.mark.postgres
 
@@ -57,12 +56,8 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             " ".join(upgraded.stdout.split()))
         assert schema_versions(schema) == list(range(1, newest + 1))
 
-        worker = subprocess.Popen(command, cwd=ROOT, env=env)
-        try:
+        with worker_process(command, env):
             wait_for(lambda: app.get(waiting.id).state == JobState.COMPLETED, 30)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            assert worker.wait(30) == 0
     finally:
         app.close()
     assert (tmp_path / "runs.log").read_text().split()[::2] == [waiting.id]

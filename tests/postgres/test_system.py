@@ -12,6 +12,7 @@ counted and reported).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -46,6 +48,18 @@ def start_worker(env: dict[str, str], concurrency: int = 4) -> subprocess.Popen[
         [CONVEYOR, "worker", "--app", "tests.postgres.system_app:app",
          "--concurrency", str(concurrency)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def worker_process(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `conveyor worker` process for the block; SIGTERM at its end, which it must
+    answer by exiting 0."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
 
 
 def states_at(url: str) -> dict[str, int]:
