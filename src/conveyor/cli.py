@@ -310,17 +310,21 @@ def migrate(app: AppOption = None) -> None:
 
 @keys_cli.command("rotate")
 def keys_rotate(app: AppOption = None) -> None:
-    """Re-encrypt stored payloads with the newest key of CONVEYOR_ENCRYPTION_KEYS."""
+    """Re-encrypt stored payloads, results and errors with the newest key of
+    CONVEYOR_ENCRYPTION_KEYS."""
     try:
         from .keys import rotate_keys
     except ImportError:
         fail("key rotation is not available in this version of Conveyor")
     conveyor = load_app(app)
     try:
-        n = rotate_keys(conveyor)
+        done = rotate_keys(conveyor)
     except ConveyorError as exc:
         fail(str(exc))
-    out.print(f"re-encrypted {n} payloads")
+    out.print(f"re-encrypted {done.changed} jobs (payloads, results and errors)")
+    if done.raced:
+        out.print(f"{done.raced} jobs changed while it ran (or were deleted): run it again "
+                  "to cover them")
 
 
 @cli.command()

@@ -83,7 +83,7 @@ class Preparer:
         if not options and spec is not None:  # the common case of a bulk enqueue: defaults
             return NewJob(job_id, name, spec.queue, self.app.codec.encode(body, job_id, None),
                           spec.priority, spec.retry.attempts, 0.0, None, spec.ttl, None, None,
-                          None, spec.unique_for, batch_id, None), body
+                          None, spec.unique_for, batch_id, None, spec.sensitive_json), body
         get = options.get
         tenant = get("tenant")
         run_at = get("run_at")
@@ -97,7 +97,7 @@ class Preparer:
             run_at.timestamp() if isinstance(run_at, datetime) else run_at,
             get("ttl", spec.ttl if spec else None), tenant, get("correlation_id"),
             get("idempotency_key"), get("unique_for", spec.unique_for if spec else None),
-            batch_id, get("parent_id"))
+            batch_id, get("parent_id"), spec.sensitive_json if spec else None)
         check_new_job(new)
         return new, body
 
