@@ -173,7 +173,7 @@ def enqueue(task: str,
         print_json({"id": job.id, "state": str(job.state), "duplicate": job.duplicate})
         return
     note = " (duplicate: the existing job)" if job.duplicate else ""
-    out.print(f"{job.id} {state_text(job.state)}{note}")
+    out.print(Text.assemble(job.id, " ", state_text(job.state), note))
 
 
 @cli.command("jobs")
@@ -231,7 +231,7 @@ def retry(job_id: Annotated[str | None, typer.Argument()] = None, app: AppOption
         else:
             assert job_id is not None
             job = conveyor.retry(job_id)
-            out.print(f"{job.id} {state_text(job.state)}")
+            out.print(Text.assemble(job.id, " ", state_text(job.state)))
     except ConveyorError as exc:
         fail(str(exc))
 
@@ -245,7 +245,7 @@ def cancel(job_id: str, app: AppOption = None) -> None:
     except ConveyorError as exc:
         fail(str(exc))
     note = " (cancel requested; it stops at its next check)" if job.state == "running" else ""
-    out.print(f"{job.id} {state_text(job.state)}{note}")
+    out.print(Text.assemble(job.id, " ", state_text(job.state), note))
 
 
 @cli.command()
