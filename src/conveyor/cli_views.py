@@ -61,20 +61,20 @@ def print_job(out: Console, job: Job) -> None:
     table.add_column(style="bold")
     table.add_column()
     rows: list[tuple[str, str | Text]] = [
-            ("id", job.id), ("task", job.task), ("queue", job.queue),
-            ("state", Text.assemble(state_text(job.state), f" ({job.dead_reason})"
-                                    if job.dead_reason else "")),
-            ("attempt", f"{job.attempt} of {job.max_attempts}"), ("priority", str(job.priority)),
-            ("tenant", job.tenant or "-"), ("correlation id", job.correlation_id or "-"),
-            ("idempotency key", job.idempotency_key or "-"),
-            ("created", fmt_time(job.created_at)), ("run at", fmt_time(job.run_at)),
-            ("started", fmt_time(job.started_at)), ("finished", fmt_time(job.finished_at)),
-            ("expires", fmt_time(job.expires_at)),
-            ("progress", "-" if job.progress is None else f"{job.progress:.0f}% "
-             f"{job.progress_step or ''}"),
-            ("worker", f"{job.worker_id or '-'} on {job.worker_host or '-'}"),
-            ("payload", orjson.dumps(job.payload).decode()),
-            ("result", "-" if job.result is None else orjson.dumps(job.result).decode())]
+        ("id", job.id), ("task", job.task), ("queue", job.queue),
+        ("state", Text.assemble(state_text(job.state), f" ({job.dead_reason})"
+                                if job.dead_reason else "")),
+        ("attempt", f"{job.attempt} of {job.max_attempts}"), ("priority", str(job.priority)),
+        ("tenant", job.tenant or "-"), ("correlation id", job.correlation_id or "-"),
+        ("idempotency key", job.idempotency_key or "-"),
+        ("created", fmt_time(job.created_at)), ("run at", fmt_time(job.run_at)),
+        ("started", fmt_time(job.started_at)), ("finished", fmt_time(job.finished_at)),
+        ("expires", fmt_time(job.expires_at)),
+        ("progress", "-" if job.progress is None else f"{job.progress:.0f}% "
+         f"{job.progress_step or ''}"),
+        ("worker", f"{job.worker_id or '-'} on {job.worker_host or '-'}"),
+        ("payload", orjson.dumps(job.payload).decode()),
+        ("result", "-" if job.result is None else orjson.dumps(job.result).decode())]
     for name, value in rows:
         table.add_row(name, value if isinstance(value, Text) else Text(value))
     out.print(table)

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 from .codec import Codec
 from .errors import BatchTooLarge, ConveyorError, PayloadInvalid
 from .job import EnqueueResult, Job, JobState, NewJob, new_id
@@ -111,12 +113,13 @@ def envelope(new: NewJob, body: Any, result: EnqueueResult) -> Job:
     # enqueue. id, task, queue, payload, state, priority, attempt, max_attempts, tenant,
     # correlation_id, idempotency_key, created_at, run_at, started_at, finished_at,
     # expires_at, progress, progress_step, result, errors, worker_id, worker_host,
-    # dead_reason, batch_id, parent_id.
+    # dead_reason, batch_id, parent_id, cancel_requested, duplicate, sensitive.
     return Job(new.id, new.task, new.queue, body, result.state, new.priority,
                1 if running else 0, new.max_attempts, new.tenant, new.correlation_id,
                new.idempotency_key, created, result.run_at, created if running else None,
                None, None if new.ttl is None else created + new.ttl, None, None, None, (),
-               None, None, None, new.batch_id, new.parent_id)
+               None, None, None, new.batch_id, new.parent_id, False, False,
+               None if new.sensitive is None else orjson.loads(new.sensitive))
 
 
 _NO_OPTIONS: Mapping[str, Any] = {}
