@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import scheduler
 from .clock import Clock, SystemClock
-from .codec import Codec, Keyring, redact
+from .codec import Codec, Keyring
+from .disclosure import reveal
 from .door import SyncDoor
 from .errors import (
     InvalidTransition,
     JobNotFound,
-    PayloadUndecodable,
     SchemaOutdated,
     StoreUnavailable,
     WaitTimeout,
@@ -295,16 +295,9 @@ class Conveyor:
         return self.decode(job, redacted=redacted)
 
     def decode(self, job: Job, *, redacted: bool = False) -> Job:
-        """The job with its payload decoded (and sensitive fields masked if `redacted`)."""
-        try:
-            payload = self.codec.decode(job.payload, job.id, job.tenant)
-        except PayloadUndecodable as exc:
-            payload = {"$undecodable": str(exc)}
-        if redacted:
-            spec = self.registry.find(job.task)
-            if spec is not None:
-                payload = redact(payload, spec.sensitive)
-        return replace(job, payload=payload)
+        """The job with its payload, result and errors decoded (and, if `redacted`, its
+        sensitive fields masked and their values scrubbed: disclosure.py)."""
+        return reveal(job, self.codec, self.registry, redacted=redacted)
 
     def list_jobs(self, where: JobFilter | None = None, *, after: str | None = None,
                   limit: int = 50, redacted: bool = False) -> list[Job]:

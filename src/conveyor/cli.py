@@ -173,7 +173,7 @@ def enqueue(task: str,
         print_json({"id": job.id, "state": str(job.state), "duplicate": job.duplicate})
         return
     note = " (duplicate: the existing job)" if job.duplicate else ""
-    out.print(f"{job.id} {state_text(job.state)}{note}")
+    out.print(Text.assemble(job.id, " ", state_text(job.state), note))
 
 
 @cli.command("jobs")
@@ -231,7 +231,7 @@ def retry(job_id: Annotated[str | None, typer.Argument()] = None, app: AppOption
         else:
             assert job_id is not None
             job = conveyor.retry(job_id)
-            out.print(f"{job.id} {state_text(job.state)}")
+            out.print(Text.assemble(job.id, " ", state_text(job.state)))
     except ConveyorError as exc:
         fail(str(exc))
 
@@ -245,7 +245,7 @@ def cancel(job_id: str, app: AppOption = None) -> None:
     except ConveyorError as exc:
         fail(str(exc))
     note = " (cancel requested; it stops at its next check)" if job.state == "running" else ""
-    out.print(f"{job.id} {state_text(job.state)}{note}")
+    out.print(Text.assemble(job.id, " ", state_text(job.state), note))
 
 
 @cli.command()
@@ -310,17 +310,21 @@ def migrate(app: AppOption = None) -> None:
 
 @keys_cli.command("rotate")
 def keys_rotate(app: AppOption = None) -> None:
-    """Re-encrypt stored payloads with the newest key of CONVEYOR_ENCRYPTION_KEYS."""
+    """Re-encrypt stored payloads, results and errors with the newest key of
+    CONVEYOR_ENCRYPTION_KEYS."""
     try:
         from .keys import rotate_keys
     except ImportError:
         fail("key rotation is not available in this version of Conveyor")
     conveyor = load_app(app)
     try:
-        n = rotate_keys(conveyor)
+        done = rotate_keys(conveyor)
     except ConveyorError as exc:
         fail(str(exc))
-    out.print(f"re-encrypted {n} payloads")
+    out.print(f"re-encrypted {done.changed} jobs (payloads, results and errors)")
+    if done.raced:
+        out.print(f"{done.raced} jobs changed while it ran (or were deleted): run it again "
+                  "to cover them")
 
 
 @cli.command()

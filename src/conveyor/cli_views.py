@@ -1,6 +1,9 @@
 """How the `conveyor` command shows jobs and stats: Rich tables and styled states.
 
     out.print(jobs_table(app.list_jobs(), wide=out.width >= 120))
+
+Job data (names, ids, payloads, messages) is never read as Rich markup: every cell is a
+Text, so `[/]` in a queue name or "[redacted]" in a payload prints as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import orjson
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .job import Job, JobState
 from .store.base import Stats
@@ -27,8 +31,8 @@ def fmt_time(value: float | None) -> str:
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def state_text(state: str) -> str:
-    return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
 
 
 def jobs_table(jobs: list[Job], wide: bool) -> Table:
@@ -43,10 +47,10 @@ def jobs_table(jobs: list[Job], wide: bool) -> Table:
     for column in ("state", "attempt") + (("created", "finished") if wide else ()):
         table.add_column(column, no_wrap=True)
     for j in jobs:
-        cells = [j.id, j.task] + ([j.queue] if wide else [])
-        cells += [state_text(j.state), f"{j.attempt}/{j.max_attempts}"]
+        cells = [Text(j.id), Text(j.task)] + ([Text(j.queue)] if wide else [])
+        cells += [state_text(j.state), Text(f"{j.attempt}/{j.max_attempts}")]
         if wide:
-            cells += [fmt_time(j.created_at), fmt_time(j.finished_at)]
+            cells += [Text(fmt_time(j.created_at)), Text(fmt_time(j.finished_at))]
         table.add_row(*cells)
     return table
 
@@ -56,28 +60,30 @@ def print_job(out: Console, job: Job) -> None:
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
-    rows = [("id", job.id), ("task", job.task), ("queue", job.queue),
-            ("state", state_text(job.state) + (f" ({job.dead_reason})" if job.dead_reason
-                                               else "")),
-            ("attempt", f"{job.attempt} of {job.max_attempts}"), ("priority", str(job.priority)),
-            ("tenant", job.tenant or "-"), ("correlation id", job.correlation_id or "-"),
-            ("idempotency key", job.idempotency_key or "-"),
-            ("created", fmt_time(job.created_at)), ("run at", fmt_time(job.run_at)),
-            ("started", fmt_time(job.started_at)), ("finished", fmt_time(job.finished_at)),
-            ("expires", fmt_time(job.expires_at)),
-            ("progress", "-" if job.progress is None else f"{job.progress:.0f}% "
-             f"{job.progress_step or ''}"),
-            ("worker", f"{job.worker_id or '-'} on {job.worker_host or '-'}"),
-            ("payload", orjson.dumps(job.payload).decode()),
-            ("result", "-" if job.result is None else orjson.dumps(job.result).decode())]
+    rows: list[tuple[str, str | Text]] = [
+        ("id", job.id), ("task", job.task), ("queue", job.queue),
+        ("state", Text.assemble(state_text(job.state), f" ({job.dead_reason})"
+                                if job.dead_reason else "")),
+        ("attempt", f"{job.attempt} of {job.max_attempts}"), ("priority", str(job.priority)),
+        ("tenant", job.tenant or "-"), ("correlation id", job.correlation_id or "-"),
+        ("idempotency key", job.idempotency_key or "-"),
+        ("created", fmt_time(job.created_at)), ("run at", fmt_time(job.run_at)),
+        ("started", fmt_time(job.started_at)), ("finished", fmt_time(job.finished_at)),
+        ("expires", fmt_time(job.expires_at)),
+        ("progress", "-" if job.progress is None else f"{job.progress:.0f}% "
+         f"{job.progress_step or ''}"),
+        ("worker", f"{job.worker_id or '-'} on {job.worker_host or '-'}"),
+        ("payload", orjson.dumps(job.payload).decode()),
+        ("result", "-" if job.result is None else orjson.dumps(job.result).decode())]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, value if isinstance(value, Text) else Text(value))
     out.print(table)
     for error in job.errors:
-        out.print(f"[red]attempt {error.attempt}[/red] {fmt_time(error.at)} {error.type}: "
-                  f"{error.message}", highlight=False)
+        out.print(Text.assemble((f"attempt {error.attempt}", "red"),
+                                f" {fmt_time(error.at)} {error.type}: {error.message}"),
+                  highlight=False)
         if error.traceback:
-            out.print(f"[dim]{error.traceback.rstrip()}[/dim]", highlight=False)
+            out.print(Text(error.traceback.rstrip(), style="dim"), highlight=False)
 
 
 def print_stats(out: Console, s: Stats) -> None:
@@ -88,8 +94,9 @@ def print_stats(out: Console, s: Stats) -> None:
     for st in states:
         table.add_column(state_text(st), justify="right")
     for queue, counts in sorted(s.by_queue.items()):
-        table.add_row(queue, *(str(counts.get(st, 0)) for st in states))
-    table.add_row("[bold]all[/bold]", *(f"[bold]{s.by_state.get(st, 0)}[/bold]" for st in states))
+        table.add_row(Text(queue), *(str(counts.get(st, 0)) for st in states))
+    table.add_row(Text("all", style="bold"),
+                  *(Text(str(s.by_state.get(st, 0)), style="bold") for st in states))
     out.print(table)
     d = s.durations
 
@@ -114,6 +121,7 @@ def schedules_table(rows: list[dict[str, Any]]) -> Table:
         table.add_column(column, no_wrap=column in ("cron", "next run", "UTC"))
     for row in rows:
         local = datetime.fromtimestamp(row["next_run"], ZoneInfo(row["timezone"]))
-        table.add_row(row["name"], row["cron"], row["task"], row["queue"],
-                      f"{local:%Y-%m-%d %H:%M:%S} {row['timezone']}", fmt_time(row["next_run"]))
+        table.add_row(*(Text(str(row[key])) for key in ("name", "cron", "task", "queue")),
+                      Text(f"{local:%Y-%m-%d %H:%M:%S} {row['timezone']}"),
+                      fmt_time(row["next_run"]))
     return table

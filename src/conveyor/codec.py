@@ -2,7 +2,8 @@
 
 Encrypted payloads are stored as a small JSON envelope `{"$enc": 1, "key": ID, "nonce": ...,
 "ct": ...}` whose associated data is the job id and tenant, so a ciphertext copied onto
-another job or tenant does not decrypt.
+another job or tenant does not decrypt. Results and errors use the same envelope (sealing.py)
+with their purpose added to the associated data, so one does not pass for another.
 """
 
 from __future__ import annotations
@@ -70,8 +71,12 @@ class Keyring:
         return cls(keys)
 
 
-def _aad(job_id: str, tenant: str | None) -> bytes:
-    return f"{job_id}\x1f{tenant or ''}".encode()
+def _aad(job_id: str, tenant: str | None, purpose: str) -> bytes:
+    """The associated data: the job and tenant, and for anything but the payload (whose
+    envelopes predate purposes) what the ciphertext is: "result", "error"."""
+    if not purpose:
+        return f"{job_id}\x1f{tenant or ''}".encode()
+    return f"{job_id}\x1f{tenant or ''}\x1f{purpose}".encode()
 
 
 class Codec:
@@ -106,45 +111,59 @@ class Codec:
         data = raw.encode() if isinstance(raw, str) else raw
         return data.startswith(_ENC_PREFIX)
 
-    def reencrypt(self, raw: bytes, job_id: str, tenant: str | None) -> bytes | None:
-        """The payload under the newest key, or None when it is already there."""
+    def reencrypt(self, raw: bytes, job_id: str, tenant: str | None,
+                  purpose: str = "") -> bytes | None:
+        """The value (a payload, or what `purpose` names) under the newest key, or None when
+        it is already there. Raises PayloadUndecodable when no key opens it."""
         if self.keyring is None:
             return None
         if raw.startswith(_ENC_PREFIX) and orjson.loads(raw)["key"] == self.keyring.current:
             return None
-        plain = self._decrypt(raw, job_id, tenant) if raw.startswith(_ENC_PREFIX) else raw
-        return self._encrypt(plain, job_id, tenant)
+        plain = (self._decrypt(raw, job_id, tenant, purpose) if raw.startswith(_ENC_PREFIX)
+                 else raw)
+        return self._encrypt(plain, job_id, tenant, purpose)
 
-    def _encrypt(self, plain: bytes, job_id: str, tenant: str | None) -> bytes:
+    def seal(self, plain: bytes, job_id: str, tenant: str | None, purpose: str) -> bytes:
+        """`plain` encrypted under the newest key (the caller checks there is a keyring)."""
+        return self._encrypt(plain, job_id, tenant, purpose)
+
+    def unseal(self, envelope: bytes, job_id: str, tenant: str | None, purpose: str) -> bytes:
+        """What seal encrypted; PayloadUndecodable (naming the key) when no key opens it."""
+        return self._decrypt(envelope, job_id, tenant, purpose)
+
+    def _encrypt(self, plain: bytes, job_id: str, tenant: str | None,
+                 purpose: str = "") -> bytes:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         assert self.keyring is not None
         key_id = self.keyring.current
         nonce = os.urandom(12)
-        ct = AESGCM(self.keyring.keys[key_id]).encrypt(nonce, plain, _aad(job_id, tenant))
+        ct = AESGCM(self.keyring.keys[key_id]).encrypt(nonce, plain,
+                                                       _aad(job_id, tenant, purpose))
         return orjson.dumps({"$enc": 1, "key": key_id, "nonce": base64.b64encode(nonce).decode(),
                              "ct": base64.b64encode(ct).decode()})
 
-    def _decrypt(self, data: bytes, job_id: str, tenant: str | None) -> bytes:
+    def _decrypt(self, data: bytes, job_id: str, tenant: str | None,
+                 purpose: str = "") -> bytes:
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+        what = f"{purpose or 'payload'} of job {job_id}"
         try:
             env = orjson.loads(data)
             key_id = str(env["key"])
             nonce, ct = base64.b64decode(env["nonce"]), base64.b64decode(env["ct"])
         except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-            raise PayloadUndecodable(f"payload of job {job_id}: malformed encryption "
-                                     "envelope") from exc
+            raise PayloadUndecodable(f"{what}: malformed encryption envelope") from exc
         if self.keyring is None or key_id not in self.keyring.keys:
-            raise PayloadUndecodable(f"payload of job {job_id} is encrypted with key "
-                                     f"{key_id!r}, which is not in CONVEYOR_ENCRYPTION_KEYS")
+            raise PayloadUndecodable(f"{what} is encrypted with key {key_id!r}, which is not "
+                                     "in CONVEYOR_ENCRYPTION_KEYS")
         try:
-            return AESGCM(self.keyring.keys[key_id]).decrypt(nonce, ct, _aad(job_id, tenant))
+            return AESGCM(self.keyring.keys[key_id]).decrypt(nonce, ct,
+                                                             _aad(job_id, tenant, purpose))
         except InvalidTag as exc:
-            raise PayloadUndecodable(f"payload of job {job_id} does not decrypt with key "
-                                     f"{key_id!r} (wrong key, or moved to another job or "
-                                     "tenant)") from exc
+            raise PayloadUndecodable(f"{what} does not decrypt with key {key_id!r} (wrong "
+                                     "key, or moved to another job or tenant)") from exc
 
 
 # --- redaction --------------------------------------------------------------------------------

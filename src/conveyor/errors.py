@@ -65,11 +65,15 @@ class InvalidTransition(ConveyorError):
 class SchemaOutdated(ConveyorError):
     """The store's schema is older than this version of Conveyor needs."""
 
-    def __init__(self, current: int, needed: int) -> None:
-        super().__init__(
-            f"the store's schema is at version {current}, this Conveyor needs {needed}: "
-            "run `conveyor migrate`"
-        )
+    def __init__(self, current: int | None, needed: int | None, missing: str = "") -> None:
+        if current is None or needed is None:  # met by a statement: `missing` says what
+            super().__init__(f"the store's schema is older than this Conveyor needs "
+                             f"({missing}): run `conveyor migrate`")
+        else:
+            super().__init__(
+                f"the store's schema is at version {current}, this Conveyor needs {needed}: "
+                "run `conveyor migrate`"
+            )
         self.current = current
         self.needed = needed
 

@@ -55,17 +55,23 @@ class ErrorInfo:
     worker: str | None = None
     host: str | None = None
     at: float | None = None
+    sealed: str | None = None  # message and traceback encrypted at rest (sealing.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"attempt": self.attempt, "type": self.type, "message": self.message,
-                "traceback": self.traceback, "worker": self.worker, "host": self.host,
-                "at": self.at}
+        data: dict[str, Any] = {"attempt": self.attempt, "type": self.type, "message": self.message,
+                                "traceback": self.traceback, "worker": self.worker,
+                                "host": self.host, "at": self.at}
+        if self.sealed is not None:  # only as stored: a reader's copy is opened first
+            data["sealed"] = self.sealed
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ErrorInfo:
+        sealed = data.get("sealed")
         return cls(attempt=int(data.get("attempt", 0)), type=str(data.get("type", "")),
                    message=str(data.get("message", "")), traceback=data.get("traceback"),
-                   worker=data.get("worker"), host=data.get("host"), at=data.get("at"))
+                   worker=data.get("worker"), host=data.get("host"), at=data.get("at"),
+                   sealed=None if sealed is None else str(sealed))
 
 
 class NewJob(NamedTuple):
@@ -87,6 +93,7 @@ class NewJob(NamedTuple):
     unique_for: float | None = None   # keep the key reserved this long after it finishes
     batch_id: str | None = None
     parent_id: str | None = None
+    sensitive: str | None = None      # the task's sensitive paths (JSON), kept with the job
 
 
 class EnqueueResult(NamedTuple):
@@ -131,6 +138,9 @@ class Job:
     parent_id: str | None = None
     cancel_requested: bool = False
     duplicate: bool = False
+    # The sensitive paths stored with the job ({"card": {"number": True}}), or None (none
+    # recorded: no sensitive fields, or stored before they were). Not part of to_dict.
+    sensitive: dict[str, Any] | None = None
 
     @property
     def worker(self) -> dict[str, str | None]:

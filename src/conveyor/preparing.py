@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 from .codec import Codec
 from .errors import BatchTooLarge, ConveyorError, PayloadInvalid
 from .job import EnqueueResult, Job, JobState, NewJob, new_id
@@ -83,7 +85,7 @@ class Preparer:
         if not options and spec is not None:  # the common case of a bulk enqueue: defaults
             return NewJob(job_id, name, spec.queue, self.app.codec.encode(body, job_id, None),
                           spec.priority, spec.retry.attempts, 0.0, None, spec.ttl, None, None,
-                          None, spec.unique_for, batch_id, None), body
+                          None, spec.unique_for, batch_id, None, spec.sensitive_json), body
         get = options.get
         tenant = get("tenant")
         run_at = get("run_at")
@@ -97,7 +99,7 @@ class Preparer:
             run_at.timestamp() if isinstance(run_at, datetime) else run_at,
             get("ttl", spec.ttl if spec else None), tenant, get("correlation_id"),
             get("idempotency_key"), get("unique_for", spec.unique_for if spec else None),
-            batch_id, get("parent_id"))
+            batch_id, get("parent_id"), spec.sensitive_json if spec else None)
         check_new_job(new)
         return new, body
 
@@ -111,12 +113,13 @@ def envelope(new: NewJob, body: Any, result: EnqueueResult) -> Job:
     # enqueue. id, task, queue, payload, state, priority, attempt, max_attempts, tenant,
     # correlation_id, idempotency_key, created_at, run_at, started_at, finished_at,
     # expires_at, progress, progress_step, result, errors, worker_id, worker_host,
-    # dead_reason, batch_id, parent_id.
+    # dead_reason, batch_id, parent_id, cancel_requested, duplicate, sensitive.
     return Job(new.id, new.task, new.queue, body, result.state, new.priority,
                1 if running else 0, new.max_attempts, new.tenant, new.correlation_id,
                new.idempotency_key, created, result.run_at, created if running else None,
                None, None if new.ttl is None else created + new.ttl, None, None, None, (),
-               None, None, None, new.batch_id, new.parent_id)
+               None, None, None, new.batch_id, new.parent_id, False, False,
+               None if new.sensitive is None else orjson.loads(new.sensitive))
 
 
 _NO_OPTIONS: Mapping[str, Any] = {}

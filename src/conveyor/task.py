@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from .codec import sensitive_paths
@@ -47,6 +48,8 @@ class Task:
             raise ValueError(f"task {self.name!r}: ttl must be a positive number of seconds")
         self.is_async = inspect.iscoroutinefunction(self.fn)
         self.sensitive = sensitive_paths(self.schema)
+        # stored with each of its jobs, so that every reader redacts (disclosure.py)
+        self.sensitive_json = orjson.dumps(self.sensitive).decode() if self.sensitive else None
         if self.isolation == "process" and self.is_async:
             raise ValueError(f"task {self.name!r}: isolation='process' is for sync functions")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conveyor.job import JobState, new_id
+from conveyor.job import JobFilter, JobState, new_id
 from conveyor.store.base import Cancelled, Complete, Fail, Store
 
 from .support import T0, claim_ids, claim_one, enqueue, error, new_job
@@ -227,3 +227,23 @@ async def test_enqueueing_an_existing_id_again_is_not_reported_as_new(store: Sto
         return
     assert again.duplicate is True, "the second insert was dropped but reported as new"
     assert again.created_at == pytest.approx(T0)
+
+
+PATHS = '{"card":{"number":true},"notes":true}'
+
+
+async def test_sensitive_paths_are_kept_with_each_job(store: Store) -> None:
+    one = new_job(sensitive=PATHS)
+    keyed = new_job(sensitive=PATHS, idempotency_key="k-1", tenant="org-1")
+    batch = [new_job(sensitive=PATHS), new_job(), new_job(sensitive='{"a":{"*":{"b":true}}}')]
+    for jobs in ([one], [keyed], batch):
+        await store.enqueue_many(jobs, now=T0)
+    expected = {one.id: {"card": {"number": True}, "notes": True},
+                keyed.id: {"card": {"number": True}, "notes": True},
+                batch[0].id: {"card": {"number": True}, "notes": True}, batch[1].id: None,
+                batch[2].id: {"a": {"*": {"b": True}}}}
+    for job_id, paths in expected.items():
+        got = await store.get(job_id)
+        assert got is not None and got.sensitive == paths
+    listed = {job.id: job.sensitive for job in await store.list_jobs(JobFilter())}
+    assert listed == expected

@@ -24,7 +24,7 @@ def test_rotate_reencrypts_and_old_key_can_go(tmp_path):
     env = dict(os.environ, CONVEYOR_URL=url, CONVEYOR_ENCRYPTION_KEYS=f"{new},{old}")
     out = subprocess.run([sys.executable, "-m", "conveyor", "keys", "rotate"], env=env,
                          capture_output=True, text=True, check=True)
-    assert "re-encrypted 1 payloads" in out.stdout
+    assert "re-encrypted 1 jobs" in out.stdout
 
     only_new = Conveyor(settings=Settings.load(url=url, encryption_keys=new))
     assert only_new.get(job.id).payload == {"secret": "s3"}

@@ -1,5 +1,6 @@
 """A real `conveyor worker` on a PostgreSQL schema older than the code: it refuses to start
-and says what to run; `conveyor migrate` brings the schema up, and then the worker runs jobs.
+and says what to run (a producer too, from version 3 on: its jobs carry a column the old
+schema lacks); `conveyor migrate` brings the schema up, and then the worker runs jobs.
 (PostgreSQL apps do not migrate by themselves: a deploy runs `conveyor migrate` once.)"""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor import Conveyor
+from conveyor import Conveyor, SchemaOutdated
 from conveyor.job import JobState
 
 from .conftest import admin_connect
@@ -26,6 +27,12 @@ def schema_versions(schema: str) -> list[int]:
         return [int(row[0]) for row in rows.fetchall()]
 
 
+def stored_states(schema: str) -> list[str]:
+    with admin_connect() as conn:
+        rows = conn.execute(f'SELECT state FROM "{schema}".conveyor_jobs ORDER BY id')
+        return [str(row[0]) for row in rows.fetchall()]
+
+
 @pytest.mark.timeout(120)
 def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: str,
                                                              tmp_path: Path) -> None:
@@ -34,13 +41,18 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
     migrate = [CONVEYOR, "migrate"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
     newest = schema_versions(schema)[-1]
-    assert newest >= 2
-    with admin_connect() as conn:  # the schema as the release before hand-off left it
-        conn.execute(f'DROP TABLE "{schema}".conveyor_offers')
-        conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 2')
+    assert newest >= 3
     app = Conveyor(url)
     try:
-        waiting = app.enqueue("record", {"n": 1, "sleep_ms": 0})  # producers still work
+        waiting = app.enqueue("record", {"n": 1, "sleep_ms": 0})
+        with admin_connect() as conn:  # the schema as the release before hand-off left it
+            conn.execute(f'DROP TABLE "{schema}".conveyor_offers')
+            conn.execute(f'ALTER TABLE "{schema}".conveyor_jobs DROP COLUMN sensitive')
+            conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 2')
+        # a producer of this release needs the column of version 3: a clear error that says
+        # what to run, and nothing stored
+        with pytest.raises(SchemaOutdated, match=r'column "sensitive".*run `conveyor migrate`'):
+            app.enqueue("record", {"n": 2, "sleep_ms": 0})
         command = [CONVEYOR, "worker", "--app", "tests.postgres.system_app:app"]
         refused = subprocess.run(command, cwd=ROOT, env=env, timeout=60, capture_output=True,
                                  text=True)
@@ -48,7 +60,7 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
         assert (f"the store's schema is at version 1, this Conveyor needs {newest}: "
                 "run `conveyor migrate`") in refused.stderr
         assert "Traceback" not in refused.stderr + refused.stdout
-        assert app.get(waiting.id).state == JobState.QUEUED  # the refused worker took nothing
+        assert stored_states(schema) == ["queued"]  # the refused worker took nothing
 
         upgraded = subprocess.run(migrate, cwd=ROOT, env=env, timeout=60, capture_output=True,
                                   text=True, check=True)

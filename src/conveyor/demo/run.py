@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.logging import RichHandler
+from rich.text import Text
 
 from ..app import Conveyor
 from ..errors import ConveyorError
@@ -172,10 +173,10 @@ def print_summary(app: Conveyor, producer: Producer, elapsed: float, console: Co
                   f" ({plural(producer.duplicates, 'duplicate')} caught by idempotency keys); "
                   f"now {counts or 'none'}.", soft_wrap=True)
     if producer.last_error:
-        console.print(f"[red]last enqueue error:[/red] {producer.last_error}")
+        console.print(Text.assemble(("last enqueue error:", "red"), f" {producer.last_error}"))
     example = app.list_jobs(JobFilter(states=(JobState.DEAD,)), limit=1) or app.list_jobs(limit=1)
-    console.print(hints(example[0].id if example else "ID", app.settings.url), highlight=False,
-                  soft_wrap=True)
+    console.print(Text(hints(example[0].id if example else "ID", app.settings.url)),
+                  highlight=False, soft_wrap=True)
 
 
 def hints(example: str, url: str) -> str:
@@ -260,7 +261,7 @@ def run_demo(db: str, seconds: float | None, port: int = 8000) -> int:
         fresh_database(path)
         app = create_app(f"sqlite:///{path}")
     except (ConveyorError, OSError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        Console(stderr=True).print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False)
         return 1
     producer = Producer(app, JobStream(random.Random()))
     session = Session(app, console, seconds, Status(str(path), producer), producer, port=port)
@@ -272,7 +273,7 @@ def run_demo(db: str, seconds: float | None, port: int = 8000) -> int:
             console.print(f"{link} (closed with the demo; `conveyor serve` keeps one running)",
                           highlight=False, soft_wrap=True)
     except ConveyorError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        Console(stderr=True).print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False)
         return 1
     finally:
         app.close()

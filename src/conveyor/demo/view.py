@@ -1,4 +1,7 @@
-"""The demo's live view: a snapshot of the app, drawn with Rich four times a second."""
+"""The demo's live view: a snapshot of the app, drawn with Rich four times a second.
+
+Jobs are read redacted, and their data goes into cells as Text, never as Rich markup.
+"""
 
 from __future__ import annotations
 
@@ -80,7 +83,8 @@ def fit_rows(height: int | None) -> Rows:
 
 def take_snapshot(app: Conveyor, meter: Throughput, rows: Rows) -> Snapshot:
     stats = app.stats()
-    running = app.list_jobs(JobFilter(states=(JobState.RUNNING,)), limit=rows.running)
+    running = app.list_jobs(JobFilter(states=(JobState.RUNNING,)), limit=rows.running,
+                            redacted=True)
     latest = app.list_jobs(limit=rows.latest, redacted=True) if rows.latest else []
     return Snapshot(stats=stats, queues=app.queues(), latest=latest, running=running,
                     failures=recent_failures(app, rows.failures),
@@ -89,8 +93,9 @@ def take_snapshot(app: Conveyor, meter: Throughput, rows: Rows) -> Snapshot:
 
 def recent_failures(app: Conveyor, count: int) -> list[Job]:
     """Jobs whose last attempt failed (retrying or dead), and recent ones that recovered."""
-    failing = app.list_jobs(JobFilter(states=(JobState.SCHEDULED, JobState.DEAD)), limit=40)
-    done = app.list_jobs(JobFilter(states=(JobState.COMPLETED,)), limit=40)
+    failing = app.list_jobs(JobFilter(states=(JobState.SCHEDULED, JobState.DEAD)), limit=40,
+                            redacted=True)
+    done = app.list_jobs(JobFilter(states=(JobState.COMPLETED,)), limit=40, redacted=True)
     jobs = [j for j in failing + done if j.errors]
     jobs.sort(key=lambda j: j.errors[-1].at or 0.0, reverse=True)
     return jobs[:count]
@@ -100,8 +105,8 @@ def styled(state: str, text: str | None = None) -> Text:
     return Text(text if text is not None else state, style=STATE_STYLE.get(state, ""))
 
 
-def short_id(job_id: str) -> str:
-    return "…" + job_id[-10:]
+def short_id(job_id: str) -> Text:
+    return Text("…" + job_id[-10:])
 
 
 def render(snapshot: Snapshot, status: Status) -> RenderableType:
@@ -136,7 +141,7 @@ def render_queues(snapshot: Snapshot) -> RenderableType:
         table.add_column(styled(state), justify="right")
     table.add_column("/min", justify="right")
     for queue in sorted(snapshot.queues, key=lambda q: q.name):
-        table.add_row(queue.name + (" (paused)" if queue.paused else ""),
+        table.add_row(Text(queue.name + (" (paused)" if queue.paused else "")),
                       *(styled(s, str(queue.counts.get(s, 0))) for s in states),
                       str(queue.completed_last_minute))
     totals = snapshot.stats.by_state
@@ -152,17 +157,17 @@ def render_running(snapshot: Snapshot) -> RenderableType:
         table.add_column(column, no_wrap=True)
     for job in snapshot.running:
         started = f"{time.time() - job.started_at:.1f}s" if job.started_at else "-"
-        table.add_row(short_id(job.id), job.task, started, *progress_cells(job))
+        table.add_row(short_id(job.id), Text(job.task), started, *progress_cells(job))
     if not snapshot.running:
         table.add_row("", Text("idle", style="dim"), "", "", "", "")
     return table
 
 
-def progress_cells(job: Job) -> tuple[RenderableType, str, str]:
+def progress_cells(job: Job) -> tuple[RenderableType, str, Text]:
     if job.progress is None:
-        return Text("(reports no progress)", style="dim"), "", ""
+        return Text("(reports no progress)", style="dim"), "", Text("")
     return (ProgressBar(total=100, completed=job.progress, width=20), f"{job.progress:3.0f}%",
-            job.progress_step or "")
+            Text(job.progress_step or ""))
 
 
 def render_latest(snapshot: Snapshot) -> RenderableType:
@@ -173,7 +178,7 @@ def render_latest(snapshot: Snapshot) -> RenderableType:
         table.add_column(column, no_wrap=True)
     table.add_column("payload")  # the column that gives way on a narrow terminal
     for job in snapshot.latest:
-        table.add_row(short_id(job.id), job.task, job.tenant or "-", styled(job.state),
+        table.add_row(short_id(job.id), Text(job.task), Text(job.tenant or "-"), styled(job.state),
                       f"{job.attempt}/{job.max_attempts}", one_line(preview(job.payload)))
     return table
 
@@ -187,7 +192,7 @@ def render_failures(snapshot: Snapshot) -> RenderableType:
     table.add_column("error")
     for job in snapshot.failures:
         error = job.errors[-1]
-        table.add_row(short_id(job.id), job.task, f"{error.attempt}/{job.max_attempts}",
+        table.add_row(short_id(job.id), Text(job.task), f"{error.attempt}/{job.max_attempts}",
                       next_step(job), one_line(f"{error.type}: {error.message}", "red"))
     if not snapshot.failures:
         table.add_row("", Text("none yet", style="dim"), "", "", "")

@@ -100,6 +100,18 @@ class Capabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class Sealable:
+    """What encryption at rest covers of one job, as stored: key rotation reads these a page
+    at a time (scan_sealable) and writes back changed copies (replace_sealable)."""
+
+    id: str
+    tenant: str | None
+    payload: bytes
+    result: bytes | None      # JSON, or a sealed result's envelope
+    errors: str               # the JSON array of failed attempts (sealing.py seals each)
+
+
+@dataclass(frozen=True, slots=True)
 class Retention:
     completed: float
     dead: float
@@ -176,10 +188,12 @@ class Store(Protocol):
                      now: float | None = None) -> list[QueueInfo]: ...
     async def workers(self, now: float | None = None) -> list[WorkerInfo]: ...
 
-    # key rotation: page through payloads, swap them compare-and-set
-    async def scan_payloads(self, after: str | None, limit: int
-                            ) -> list[tuple[str, str | None, bytes]]: ...
-    async def replace_payloads(self, updates: Sequence[tuple[str, bytes, bytes]]) -> int: ...
+    # key rotation: page through what encryption covers (payload, result, errors) in id
+    # order; write back (old, new) pairs, each field compare-and-set on its old value, so a
+    # field changed meanwhile (an error appended by a fail) keeps the newer write. Returns
+    # how many jobs now hold every new value.
+    async def scan_sealable(self, after: str | None, limit: int) -> list[Sealable]: ...
+    async def replace_sealable(self, swaps: Sequence[tuple[Sealable, Sealable]]) -> int: ...
 
     # wake-ups: hints only, polling stays the source of truth
     def notify(self, queues: Sequence[str]) -> None: ...

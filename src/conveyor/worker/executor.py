@@ -18,6 +18,7 @@ from ..errors import PayloadUndecodable, UnknownTask
 from ..job import ClaimedJob, DeadReason, ErrorInfo
 from ..outcome import Cancel, Discard, Snooze
 from ..retry import Retry, next_delay
+from ..sealing import seal_error, seal_result
 from ..store.base import Cancelled, Complete, Fail, Settle
 from ..store.base import Snooze as SnoozeRecord
 
@@ -87,7 +88,7 @@ class JobRunner:
             not_json = TypeError(f"the result of task {job.task!r} is not JSON-serialisable: "
                                  f"{exc}")
             return self._failed(job, not_json, task.retry, DeadReason.FAILED, final=True)
-        return Complete(job.lease, encoded)
+        return Complete(job.lease, seal_result(self.app.codec, encoded, job.id, job.tenant))
 
     async def _call(self, task: Task, ctx: JobContext, payload: Any) -> Any:
         if task.isolation == "process":
@@ -137,7 +138,8 @@ class JobRunner:
             self.log.info("job %s (%s) failed attempt %d of %d, retrying in %.1fs: %s",
                           job.id, job.task, job.attempt, job.max_attempts, retry_in,
                           error.message)
-        return Fail(job.lease, error, retry_in, str(reason))
+        return Fail(job.lease, seal_error(self.app.codec, error, job.id, job.tenant), retry_in,
+                    str(reason))
 
     def error_info(self, job: ClaimedJob, exc: BaseException) -> ErrorInfo:
         type_name = getattr(exc, "type_name", None) or type(exc).__name__

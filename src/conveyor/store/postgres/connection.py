@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from ...errors import ConfigError, StoreUnavailable
+from ...errors import ConfigError, SchemaOutdated, StoreUnavailable
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -102,6 +102,11 @@ def _switch(value: str) -> bool:
     return value.lower() not in ("off", "false", "0", "no")
 
 
+def outdated(exc: psycopg.errors.UndefinedColumn) -> SchemaOutdated:
+    """A column this Conveyor uses is missing (new code, schema not migrated yet)."""
+    return SchemaOutdated(None, None, str(exc).strip().splitlines()[0])
+
+
 def unavailable(exc: BaseException, where: str) -> StoreUnavailable:
     """One clear message for every way the database can be out of reach."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -131,6 +136,8 @@ class LoopPools:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise unavailable(exc, self.url.where) from exc
+        except psycopg.errors.UndefinedColumn as exc:
+            raise outdated(exc) from exc
 
     async def _pool(self) -> AsyncConnectionPool:
         loop = asyncio.get_running_loop()
@@ -256,6 +263,8 @@ class BlockingPool:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             self._suspect = True
             raise unavailable(exc, self.url.where) from exc
+        except psycopg.errors.UndefinedColumn as exc:
+            raise outdated(exc) from exc
 
     def prepared(self, conn: psycopg.Connection[Any]) -> set[bytes] | None:
         """Names of the statements prepared on `conn` by Conveyor itself through libpq

@@ -79,6 +79,8 @@ def _lines(jobs: Iterable[NewJob], taken: list[NewJob], now: float | None) -> It
     tail = "\n" if now is None else f"\t{now!r}\t{now!r}\n"
     heads: dict[tuple[str, str], str] = {}
     batch: str | None = None  # the last batch id found free of special characters
+    paths: str | None = None  # the last job's sensitive paths, and as COPY text
+    paths_field = _NULL
     rows: list[str] = []
     for job in jobs:
         taken.append(job)
@@ -92,9 +94,12 @@ def _lines(jobs: Iterable[NewJob], taken: list[NewJob], now: float | None) -> It
         if _SPECIAL.search(job.id) or (job.batch_id is not batch and _special(job.batch_id)):
             raise NotPlain(job.id)  # not an id this app made: let INSERT_JOBS take it
         batch = job.batch_id
+        if job.sensitive is not paths:  # a task's jobs share one string: escaped once
+            paths = job.sensitive
+            paths_field = _NULL if paths is None else _text(paths)
         unique_for = _NULL if job.unique_for is None else repr(float(job.unique_for))
         rows.append(f"{job.id}{head}{job.priority:d}\t\\\\x{job.payload.hex()}\t{unique_for}\t"
-                    f"{job.max_attempts:d}{_PAD}\t{job.batch_id or _NULL}{tail}")
+                    f"{job.max_attempts:d}{_PAD}\t{job.batch_id or _NULL}\t{paths_field}{tail}")
         if len(rows) == _CHUNK:
             yield "".join(rows)
             rows.clear()

@@ -194,14 +194,15 @@ def _check(session: SyncSession, result: Any) -> None:
     raise psycopg.errors.error_from_result(result)
 
 
-_ONE_PLAIN = NativeStatement(b"conveyor_insert_one_plain", (0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0))
+_ONE_PLAIN = NativeStatement(b"conveyor_insert_one_plain",
+                             (0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0))
 
 
 def _native_values(job: NewJob, channels: Channels) -> list[bytes | None] | None:
     """INSERT_ONE_PLAIN's values as libpq takes them; None when one is not plain text (a NUL
     would cut a C string short; an infinite float): the cursor's way then."""
-    texts = (job.id, job.task, job.queue, job.batch_id or "", channels.wake,
-             channels.events or "")
+    texts = (job.id, job.task, job.queue, job.batch_id or "", job.sensitive or "",
+             channels.wake, channels.events or "")
     unique_for = job.unique_for
     if any("\x00" in text for text in texts) or (
             unique_for is not None and not math.isfinite(unique_for)):
@@ -210,6 +211,7 @@ def _native_values(job: NewJob, channels: Channels) -> list[bytes | None] | None
     return [job.id.encode(), job.task.encode(), job.queue.encode(), b"%d" % job.priority,
             job.payload, None if unique_for is None else repr(float(unique_for)).encode(),
             b"%d" % job.max_attempts, None if job.batch_id is None else job.batch_id.encode(),
+            None if job.sensitive is None else job.sensitive.encode(),
             channels.wake.encode(), events, events]
 
 
@@ -232,14 +234,15 @@ async def _insert_one(session: Session, render: Render, job: NewJob,
             return EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)
         [(clock, _, _)] = await session.fetch(render(q.INSERT_ONE_PLAIN), (
             job.id, job.task, job.queue, job.priority, job.payload, job.unique_for,
-            job.max_attempts, job.batch_id, channels.wake, channels.events, channels.events))
+            job.max_attempts, job.batch_id, job.sensitive, channels.wake, channels.events,
+            channels.events))
         return EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)
     try:
         [(clock, state, waiting)] = await session.fetch(render(handoff.INSERT_ONE_HANDOFF), (
             job.queue, job.queue, job.queue, job.id, job.task, job.queue, job.priority,
             job.payload, job.unique_for, job.max_attempts, job.batch_id, job.correlation_id,
-            job.parent_id, random.getrandbits(62), channels.wake, channels.events,
-            channels.events))
+            job.parent_id, job.sensitive, random.getrandbits(62), channels.wake,
+            channels.events, channels.events))
     except psycopg.errors.UndefinedTable:  # a schema before 0002: autocommit, nothing stored
         log.warning("this schema has no hand-off table (conveyor migrate adds it): enqueue "
                     "goes on without hand-off")

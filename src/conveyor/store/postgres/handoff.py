@@ -81,8 +81,8 @@ WHERE NOT EXISTS (SELECT FROM pg_stat_get_activity(offer.listener_pid))
 # its queue, its payload is small, and nothing is queued there before it (or the queue is
 # paused: then it waits like any job). The checks of the queue run only for a live offer.
 # Parameters: queue, queue, queue, id, task, queue, priority, payload, unique_for,
-# max_attempts, batch_id, correlation_id, parent_id, token, wake channel, events channel,
-# events channel. The wake-up's job has a tenth field, its correlation id, only when it has
+# max_attempts, batch_id, correlation_id, parent_id, sensitive, token, wake channel, events
+# channel, events channel. The wake-up's job has a tenth field, its correlation id, only when it has
 # one, so a worker of the release before (stop 9) still reads every plain job's. One of those
 # cannot read a child job's: during a rolling upgrade such a job handed to it waits until its
 # second heartbeat gives it back (logged; nothing lost, the attempt restored).
@@ -105,10 +105,11 @@ took AS (
 inserted AS (
     INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority, payload, unique_for,
                                         max_attempts, batch_id, correlation_id, parent_id,
-                                        attempt, lease_token, lease_expires_at, started_at,
-                                        worker_id, worker_host)
+                                        sensitive, attempt, lease_token, lease_expires_at,
+                                        started_at, worker_id, worker_host)
     SELECT %s, %s, %s, CASE WHEN took.worker_id IS NULL THEN 'queued' ELSE 'running' END,
-           %s, %b, %s, %s, %s, %s, %s, CASE WHEN took.worker_id IS NULL THEN 0 ELSE 1 END,
+           %s, %b, %s, %s, %s, %s, %s, %s,
+           CASE WHEN took.worker_id IS NULL THEN 0 ELSE 1 END,
            CASE WHEN took.worker_id IS NOT NULL THEN %s::bigint END,
            date_part('epoch', now()) + took.lease_for,
            CASE WHEN took.worker_id IS NOT NULL THEN date_part('epoch', now()) END,

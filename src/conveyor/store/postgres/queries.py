@@ -96,7 +96,7 @@ WHERE job.tenant = wanted.tenant AND job.dedupe_key = wanted.key
 # An empty key is no key.
 _NEW_JOB_COLUMNS = """id, task, queue, state, priority, payload, tenant, correlation_id,
         idempotency_key, dedupe_key, unique_for, max_attempts, created_at, run_at, expires_at,
-        batch_id, parent_id"""
+        batch_id, parent_id, sensitive"""
 INSERT_JOBS = """
 WITH clock AS (SELECT {now} AS now),
 inserted AS (
@@ -107,15 +107,15 @@ inserted AS (
            new.priority, new.payload, new.tenant, new.correlation_id, new.idempotency_key,
            nullif(new.idempotency_key, ''), new.unique_for, new.max_attempts, clock.now,
            coalesce(new.run_at, clock.now + new.delay), clock.now + new.ttl,
-           new.batch_id, new.parent_id
+           new.batch_id, new.parent_id, new.sensitive
     FROM clock, unnest(%(ids)b::text[], %(tasks)b::text[], %(queues)b::text[],
                        %(priorities)b::integer[], %(payloads)b::bytea[], %(tenants)b::text[],
                        %(correlation_ids)b::text[], %(keys)b::text[],
                        %(unique_fors)b::float8[], %(max_attempts)b::integer[],
                        %(delays)b::float8[], %(run_ats)b::float8[], %(ttls)b::float8[],
-                       %(batch_ids)b::text[], %(parent_ids)b::text[])
+                       %(batch_ids)b::text[], %(parent_ids)b::text[], %(sensitives)b::text[])
          AS new(id, task, queue, priority, payload, tenant, correlation_id, idempotency_key,
-                unique_for, max_attempts, delay, run_at, ttl, batch_id, parent_id)
+                unique_for, max_attempts, delay, run_at, ttl, batch_id, parent_id, sensitive)
     ON CONFLICT DO NOTHING
     RETURNING id, state, created_at, run_at, queue, task, tenant, progress, priority),
 notified AS (
@@ -132,7 +132,8 @@ INSERT_JOBS_NEW = INSERT_JOBS.replace("    ON CONFLICT DO NOTHING\n", "")
 assert INSERT_JOBS_NEW != INSERT_JOBS
 
 # A plain batch (the common bulk call): new jobs due now, with no idempotency key, correlation
-# id, parent or schedule of their own, and one tenant, batch, TTL and unique_for for all. Six
+# id, parent or schedule of their own, and one tenant, batch, TTL, unique_for and set of
+# sensitive paths for all. Six
 # arrays instead of fifteen, sent in binary; no RETURNING to the client (every row is
 # 'queued' at the statement's clock, which comes back once). No ON CONFLICT either: ids are
 # fresh, and the rare clash (a spooled batch forwarded twice) fails the statement, which the
@@ -141,10 +142,10 @@ INSERT_PLAIN = """
 WITH clock AS (SELECT {now} AS now),
 inserted AS (
     INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority, payload, tenant,
-        unique_for, max_attempts, created_at, run_at, expires_at, batch_id)
+        unique_for, max_attempts, created_at, run_at, expires_at, batch_id, sensitive)
     SELECT new.id, new.task, new.queue, 'queued', new.priority, new.payload, %(tenant)s::text,
            %(unique_for)s::float8, new.max_attempts, clock.now, clock.now,
-           clock.now + %(ttl)s::float8, %(batch_id)s::text
+           clock.now + %(ttl)s::float8, %(batch_id)s::text, %(sensitive)s::text
     FROM clock, unnest(%(ids)b::text[], %(tasks)b::text[], %(queues)b::text[],
                        %(priorities)b::integer[], %(payloads)b::bytea[],
                        %(max_attempts)b::integer[])
@@ -161,9 +162,9 @@ WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"
 # heap pages filled many rows at a time. Without `now` the times are the columns' defaults
 # (the transaction's clock); wake-ups, the feed and that clock follow in one statement.
 COPY_PLAIN = """COPY {schema}.conveyor_jobs (id, task, queue, state, priority, payload,
-    unique_for, max_attempts, batch_id) FROM STDIN"""
+    unique_for, max_attempts, batch_id, sensitive) FROM STDIN"""
 COPY_PLAIN_AT = """COPY {schema}.conveyor_jobs (id, task, queue, state, priority, payload,
-    unique_for, max_attempts, batch_id, created_at, run_at) FROM STDIN"""
+    unique_for, max_attempts, batch_id, sensitive, created_at, run_at) FROM STDIN"""
 AFTER_COPY = """
 SELECT {now}, (SELECT count(*) FROM (
     SELECT pg_notify(%(channel)s, queue) FROM unnest(%(queues)b::text[]) AS queue
@@ -184,7 +185,8 @@ inserted AS (
            %(key)s::text, nullif(%(key)s::text, ''), %(unique_for)s::float8,
            %(max_attempts)b::integer, clock.now,
            coalesce(%(run_at)s::float8, clock.now + %(delay)s::float8),
-           clock.now + %(ttl)s::float8, %(batch_id)s::text, %(parent_id)s::text
+           clock.now + %(ttl)s::float8, %(batch_id)s::text, %(parent_id)s::text,
+           %(sensitive)s::text
     FROM clock
     ON CONFLICT DO NOTHING
     RETURNING id, state, created_at, run_at, queue, task, tenant, progress, priority),
@@ -199,15 +201,15 @@ WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"
 INSERT_ONE_NEW = INSERT_ONE.replace("    ON CONFLICT DO NOTHING\n", "")  # as INSERT_JOBS_NEW
 assert INSERT_ONE_NEW != INSERT_ONE
 
-# One plain job (rows.plain) at the database's clock, the most common call of all: eleven
-# positional parameters instead of nineteen named, the times left to the columns' defaults,
+# One plain job (rows.plain) at the database's clock, the most common call of all: twelve
+# positional parameters instead of twenty named, the times left to the columns' defaults,
 # the wake-up and the feed sent from RETURNING (no CTEs: a tenth faster). No ON CONFLICT
 # (see INSERT_JOBS_NEW). handoff.INSERT_ONE_HANDOFF inserts the same job but may lease it to
 # a waiting worker.
 INSERT_ONE_PLAIN = """
 INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, priority, payload, unique_for,
-                                    max_attempts, batch_id)
-VALUES (%s, %s, %s, 'queued', %s, %b, %s, %s, %s)
+                                    max_attempts, batch_id, sensitive)
+VALUES (%s, %s, %s, 'queued', %s, %b, %s, %s, %s, %s)
 RETURNING created_at,
     pg_notify(%s, CASE WHEN priority <> 0 THEN E'\\n' || queue ELSE queue END),
     CASE WHEN %s::text IS NOT NULL THEN pg_notify(%s, json_build_array(json_build_array(
@@ -523,7 +525,7 @@ CLOCK = "SELECT {now}"
 JOB_COLUMNS = """id, task, queue, payload, state, priority, attempt, max_attempts, tenant,
     correlation_id, idempotency_key, created_at, run_at, started_at, finished_at, expires_at,
     progress, progress_step, result, errors, worker_id, worker_host, dead_reason, batch_id,
-    parent_id, cancel_requested"""
+    parent_id, cancel_requested, sensitive"""
 
 GET_JOB = ("SELECT " + JOB_COLUMNS + " FROM {schema}.conveyor_jobs WHERE id = %(id)s AND "
            + _TENANT)
@@ -580,12 +582,26 @@ FROM {schema}.conveyor_workers ORDER BY started_at"""
 
 # --- key rotation ----------------------------------------------------------------------------
 
-SCAN_PAYLOADS = """
-SELECT id, tenant, payload FROM {schema}.conveyor_jobs
+SCAN_SEALABLE = """
+SELECT id, tenant, payload, result, errors::text FROM {schema}.conveyor_jobs
 WHERE id > %(after)s ORDER BY id LIMIT %(limit)s"""
 
-# Compare-and-set: a payload changed since it was read is left alone (and not counted).
-REPLACE_PAYLOADS = """
-UPDATE {schema}.conveyor_jobs AS job SET payload = item.new
-FROM unnest(%(ids)s::text[], %(olds)s::bytea[], %(news)s::bytea[]) AS item(id, old, new)
-WHERE job.id = item.id AND job.payload = item.old"""
+# Compare-and-set per field: a field changed since it was read (an error appended by a fail,
+# a result cleared by a retry) keeps that newer value, and the job is not counted. A write
+# that commits first is seen: READ COMMITTED re-evaluates each CASE on the newest row.
+REPLACE_SEALABLE = """
+UPDATE {schema}.conveyor_jobs AS job
+SET payload = CASE WHEN job.payload = item.old_payload THEN item.new_payload
+                   ELSE job.payload END,
+    result = CASE WHEN job.result IS NOT DISTINCT FROM item.old_result THEN item.new_result
+                  ELSE job.result END,
+    errors = CASE WHEN job.errors = item.old_errors::jsonb THEN item.new_errors::jsonb
+                  ELSE job.errors END
+FROM unnest(%(ids)s::text[], %(old_payloads)s::bytea[], %(new_payloads)s::bytea[],
+            %(old_results)s::bytea[], %(new_results)s::bytea[], %(old_errors)s::text[],
+            %(new_errors)s::text[])
+     AS item(id, old_payload, new_payload, old_result, new_result, old_errors, new_errors)
+WHERE job.id = item.id
+RETURNING job.payload = item.new_payload
+      AND job.result IS NOT DISTINCT FROM item.new_result
+      AND job.errors = item.new_errors::jsonb"""

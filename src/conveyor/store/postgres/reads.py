@@ -1,5 +1,5 @@
 """The PostgreSQL store's reads: jobs, lists, stats and queues for the API and dashboard,
-and the payload scans of key rotation. A part of PostgresStore (store.py), kept apart for
+and the scans of key rotation. A part of PostgresStore (store.py), kept apart for
 size; its methods run on the store's sessions.
 """
 
@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import psycopg
 
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
-from ..base import Stats
+from ..base import Sealable, Stats
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
 from .rows import job_from_row, worker_from_row
@@ -81,17 +81,23 @@ class Reads:
 
     # --- key rotation ---------------------------------------------------------------------
 
-    async def scan_payloads(self: Sessions, after: str | None, limit: int
-                            ) -> list[tuple[str, str | None, bytes]]:
-        """Every job's (id, tenant, payload) in id order, a page at a time."""
-        rows = await self._one(q.SCAN_PAYLOADS, {"after": after or "", "limit": limit})
-        return [(r[0], r[1] or None, bytes(r[2])) for r in rows]
+    async def scan_sealable(self: Sessions, after: str | None, limit: int) -> list[Sealable]:
+        """Every job's payload, result and errors in id order, a page at a time."""
+        rows = await self._one(q.SCAN_SEALABLE, {"after": after or "", "limit": limit})
+        return [Sealable(r[0], r[1] or None, bytes(r[2]), None if r[3] is None else bytes(r[3]),
+                         r[4]) for r in rows]
 
-    async def replace_payloads(self: Sessions,
-                               updates: Sequence[tuple[str, bytes, bytes]]) -> int:
-        """Swap payloads (id, old, new) where the stored one is still `old`; the count."""
-        if not updates:
+    async def replace_sealable(self: Sessions,
+                               swaps: Sequence[tuple[Sealable, Sealable]]) -> int:
+        """Write each (old, new), every field compare-and-set; how many jobs took all."""
+        if not swaps:
             return 0
-        return await self._count(q.REPLACE_PAYLOADS, {
-            "ids": [u[0] for u in updates], "olds": [u[1] for u in updates],
-            "news": [u[2] for u in updates]})
+        rows = await self._one(q.REPLACE_SEALABLE, {
+            "ids": [old.id for old, _ in swaps],
+            "old_payloads": [old.payload for old, _ in swaps],
+            "new_payloads": [new.payload for _, new in swaps],
+            "old_results": [old.result for old, _ in swaps],
+            "new_results": [new.result for _, new in swaps],
+            "old_errors": [old.errors for old, _ in swaps],
+            "new_errors": [new.errors for _, new in swaps]})
+        return sum(1 for (taken,) in rows if taken)

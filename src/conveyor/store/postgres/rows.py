@@ -32,6 +32,7 @@ def insert_params(jobs: Sequence[NewJob], now: float | None, channel: str,
         "delays": [float(j.delay) for j in jobs],
         "run_ats": [j.run_at for j in jobs], "ttls": [j.ttl for j in jobs],
         "batch_ids": [j.batch_id for j in jobs], "parent_ids": [j.parent_id for j in jobs],
+        "sensitives": [j.sensitive for j in jobs],
     }
 
 
@@ -60,13 +61,14 @@ def plain_params(jobs: Sequence[NewJob], now: float | None, channel: str,
     """Parameters for INSERT_PLAIN, or None when a job in the batch needs INSERT_JOBS."""
     first = jobs[0]
     tenant, batch_id, ttl, unique_for = first.tenant, first.batch_id, first.ttl, first.unique_for
+    sensitive = first.sensitive
     for j in jobs:
         if (own_options(j) or j.tenant != tenant or j.batch_id != batch_id or j.ttl != ttl
-                or j.unique_for != unique_for):
+                or j.unique_for != unique_for or j.sensitive != sensitive):
             return None
     return {
         "now": now, "channel": channel, "events": events, "tenant": tenant or "",
-        "batch_id": batch_id, "ttl": ttl, "unique_for": unique_for,
+        "batch_id": batch_id, "ttl": ttl, "unique_for": unique_for, "sensitive": sensitive,
         "ids": [j.id for j in jobs], "tasks": [j.task for j in jobs],
         "queues": [j.queue for j in jobs], "priorities": [j.priority for j in jobs],
         "payloads": [j.payload for j in jobs], "max_attempts": [j.max_attempts for j in jobs],
@@ -83,6 +85,7 @@ def insert_one_params(job: NewJob, now: float | None, channel: str,
         "key": job.idempotency_key, "unique_for": job.unique_for,
         "max_attempts": job.max_attempts, "delay": float(job.delay), "run_at": job.run_at,
         "ttl": job.ttl, "batch_id": job.batch_id, "parent_id": job.parent_id,
+        "sensitive": job.sensitive,
     }
 
 
@@ -169,7 +172,8 @@ def job_from_row(r: tuple[Any, ...]) -> Job:
         progress_step=r[17], result=None if r[18] is None else orjson.loads(r[18]),
         errors=tuple(ErrorInfo.from_dict(e) for e in (r[19] or [])),
         worker_id=r[20], worker_host=r[21], dead_reason=r[22], batch_id=r[23],
-        parent_id=r[24], cancel_requested=bool(r[25]))
+        parent_id=r[24], cancel_requested=bool(r[25]),
+        sensitive=None if r[26] is None else orjson.loads(r[26]))
 
 
 def worker_from_row(r: tuple[Any, ...]) -> WorkerInfo:

@@ -22,8 +22,8 @@ _RELEASE_KEY = """
 INSERT_JOB = """
 INSERT INTO conveyor_jobs (id, task, queue, state, priority, payload, tenant, correlation_id,
     idempotency_key, dedupe_key, unique_for, max_attempts, created_at, run_at, expires_at,
-    batch_id, parent_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    batch_id, parent_id, sensitive)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING"""
 
 FREE_EXPIRED_KEY = """
@@ -229,7 +229,7 @@ WHERE id IN (SELECT id FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
 JOB_COLUMNS = """id, task, queue, payload, state, priority, attempt, max_attempts, tenant,
     correlation_id, idempotency_key, created_at, run_at, started_at, finished_at, expires_at,
     progress, progress_step, result, errors, worker_id, worker_host, dead_reason, batch_id,
-    parent_id, cancel_requested"""
+    parent_id, cancel_requested, sensitive"""
 
 GET_JOB = f"""SELECT {JOB_COLUMNS} FROM conveyor_jobs
 WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)"""
@@ -286,10 +286,19 @@ FROM conveyor_workers ORDER BY started_at"""
 
 # --- key rotation ----------------------------------------------------------------------------
 
-SCAN_PAYLOADS = """
-SELECT id, tenant, payload FROM conveyor_jobs WHERE id > :after ORDER BY id LIMIT :limit"""
+SCAN_SEALABLE = """
+SELECT id, tenant, payload, result, errors FROM conveyor_jobs
+WHERE id > :after ORDER BY id LIMIT :limit"""
 
-REPLACE_PAYLOAD = "UPDATE conveyor_jobs SET payload = :new WHERE id = :id AND payload = :old"
+# Compare-and-set per field: a field changed since it was read (an error appended by a fail,
+# a result cleared by a retry) keeps that newer value; the job is then not counted.
+REPLACE_SEALABLE = """
+UPDATE conveyor_jobs
+SET payload = CASE WHEN payload = :old_payload THEN :new_payload ELSE payload END,
+    result = CASE WHEN result IS :old_result THEN :new_result ELSE result END,
+    errors = CASE WHEN errors = :old_errors THEN :new_errors ELSE errors END
+WHERE id = :id
+RETURNING payload = :new_payload AND result IS :new_result AND errors = :new_errors"""
 
 # --- read-first checks: maintenance takes the write lock only when it has work --------------
 

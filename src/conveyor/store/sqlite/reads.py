@@ -1,5 +1,5 @@
 """The SQLite store's reads: jobs, lists, stats and queues for the API and dashboard, and
-the payload scans of key rotation. A part of SQLiteStore (store.py), kept apart for size;
+the scans of key rotation. A part of SQLiteStore (store.py), kept apart for size;
 its methods run on the store's connections.
 """
 
@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import orjson
 
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
-from ..base import Stats
+from ..base import Sealable, Stats
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
 from .connection import Connections
@@ -79,15 +79,23 @@ class Reads:
 
     # --- key rotation ---------------------------------------------------------------------
 
-    async def scan_payloads(self: Database, after: str | None, limit: int
-                            ) -> list[tuple[str, str | None, bytes]]:
-        """Every job's (id, tenant, payload) in id order, a page at a time."""
+    async def scan_sealable(self: Database, after: str | None, limit: int) -> list[Sealable]:
+        """Every job's payload, result and errors in id order, a page at a time."""
         with self.db.read() as conn:
-            rows = conn.execute(q.SCAN_PAYLOADS, {"after": after or "", "limit": limit})
-            return [(r[0], r[1] or None, bytes(r[2])) for r in rows]
+            rows = conn.execute(q.SCAN_SEALABLE, {"after": after or "", "limit": limit})
+            return [Sealable(r[0], r[1] or None, bytes(r[2]),
+                             None if r[3] is None else bytes(r[3]), r[4] or "[]") for r in rows]
 
-    async def replace_payloads(self: Database, updates: Sequence[tuple[str, bytes, bytes]]) -> int:
-        """Swap payloads (id, old, new) where the stored one is still `old`; the count."""
+    async def replace_sealable(self: Database,
+                               swaps: Sequence[tuple[Sealable, Sealable]]) -> int:
+        """Write each (old, new), every field compare-and-set; how many jobs took all."""
         with self.db.write() as conn:
-            return sum(conn.execute(q.REPLACE_PAYLOAD, {"id": i, "old": o, "new": n}).rowcount
-                       for i, o, n in updates)
+            return sum(_all_taken(conn.execute(q.REPLACE_SEALABLE, {
+                "id": old.id, "old_payload": old.payload, "new_payload": new.payload,
+                "old_result": old.result, "new_result": new.result,
+                "old_errors": old.errors, "new_errors": new.errors}).fetchone())
+                for old, new in swaps)
+
+
+def _all_taken(row: tuple[Any, ...] | None) -> int:
+    return 1 if row is not None and row[0] else 0

@@ -70,4 +70,5 @@ def job_from_row(r: tuple[Any, ...]) -> Job:
         result=None if r[18] is None else orjson.loads(r[18]),
         errors=tuple(ErrorInfo.from_dict(e) for e in orjson.loads(r[19] or "[]")),
         worker_id=r[20], worker_host=r[21], dead_reason=r[22], batch_id=r[23],
-        parent_id=r[24], cancel_requested=bool(r[25]))
+        parent_id=r[24], cancel_requested=bool(r[25]),
+        sensitive=None if r[26] is None else orjson.loads(r[26]))

@@ -131,7 +131,7 @@ class SQLiteStore(Reads):
                          job.tenant or "", job.correlation_id, job.idempotency_key,
                          job.idempotency_key, job.unique_for, job.max_attempts, now, run_at,
                          None if job.ttl is None else now + job.ttl, job.batch_id,
-                         job.parent_id))
+                         job.parent_id, job.sensitive))
             results.append(EnqueueResult(job.id, False, state, now, run_at))
         try:
             with self.db.write() as conn:
