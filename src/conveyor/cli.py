@@ -334,13 +334,19 @@ def serve(app: AppOption = None,
                           ] = None,
           port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
           with_worker: Annotated[bool, typer.Option("--with-worker", help="also run a worker "
-                                                    "in this process")] = False) -> None:
+                                                    "in this process")] = False,
+          behind_tls: Annotated[bool, typer.Option("--behind-tls", help="browsers reach it "
+                                                   "through HTTPS (a TLS proxy): Secure "
+                                                   "cookies (CONVEYOR_BEHIND_TLS)")] = False,
+          ) -> None:
     """Run the HTTP API, the live dashboard and /metrics."""
     try:
         from .web.server import serve as run_server
     except ImportError as exc:
         fail(f"the web server needs its extra: pip install 'conveyor-jobs[web]' ({exc})")
     conveyor = load_app(app)
+    if behind_tls:
+        conveyor.settings = conveyor.settings.with_(behind_tls=True)
     configure_logging(conveyor.settings)
     try:
         raise typer.Exit(run_server(conveyor, host=host, port=port, with_worker=with_worker))

@@ -91,3 +91,11 @@ class WaitTimeout(ConveyorError):
 
 class PayloadUndecodable(ConveyorError):
     """A stored payload cannot be decrypted or decoded; the job goes dead at once."""
+
+
+class InvalidQueueName(ConveyorError):
+    """A queue name outside the rule of conveyor.names (characters, length)."""
+
+    def __init__(self, name: object, rule: str) -> None:
+        super().__init__(f"queue name {name!r} is not allowed: a queue name is {rule}")
+        self.name = name

@@ -18,6 +18,7 @@ import orjson
 from .codec import Codec
 from .errors import BatchTooLarge, ConveyorError, PayloadInvalid
 from .job import EnqueueResult, Job, JobState, NewJob, new_id
+from .names import check_queue_name
 from .retry import Retry
 from .settings import Settings
 from .task import Task, TaskRegistry
@@ -151,8 +152,7 @@ def int_option(value: Any, name: str, default: int) -> int:
 def check_new_job(new: NewJob) -> None:
     if not 0 < len(new.task) <= 200:
         raise ConveyorError("task name must be 1 to 200 characters")
-    if not 0 < len(new.queue) <= 100 or "\n" in new.queue:
-        raise ConveyorError(f"queue name {new.queue!r} must be 1 to 100 characters, one line")
+    check_queue_name(new.queue)
     if new.max_attempts < 1:
         raise ConveyorError("max_attempts must be at least 1")
     if new.delay < 0:

@@ -39,12 +39,17 @@ class Settings:
     retention_completed: float = 24 * 3600.0
     retention_dead: float = 7 * 24 * 3600.0
     retention_cancelled: float = 24 * 3600.0
+    behind_tls: bool = False  # the server is reached through HTTPS: cookies get Secure
+    session_idle: float = 3600.0  # a dashboard sign-in ends after this long unused
+    session_lifetime: float = 12 * 3600.0  # ... and this long after it began, in any case
+    metrics_max_labels: int = 100  # distinct queues (and tasks) with series of their own
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise ConfigError("CONVEYOR_MAX_BATCH must be at least 1")
         for name in ("lease", "heartbeat", "poll_interval", "grace", "retention_completed",
-                     "retention_dead", "retention_cancelled"):
+                     "retention_dead", "retention_cancelled", "session_idle",
+                     "session_lifetime"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"CONVEYOR_{name.upper()} must be a finite number of "
@@ -53,6 +58,11 @@ class Settings:
                 raise ConfigError(f"CONVEYOR_{name.upper()} must not be negative")
         if self.lease <= 0:
             raise ConfigError("CONVEYOR_LEASE must be a positive number of seconds")
+        if not 0 < self.session_idle <= self.session_lifetime:
+            raise ConfigError("CONVEYOR_SESSION_IDLE must be positive and at most "
+                              "CONVEYOR_SESSION_LIFETIME")
+        if self.metrics_max_labels < 1:
+            raise ConfigError("CONVEYOR_METRICS_MAX_LABELS must be at least 1")
         if self.heartbeat is None:
             object.__setattr__(self, "heartbeat", min(5.0, self.lease / 3))
         elif self.heartbeat <= 0 or self.heartbeat >= self.lease:
@@ -117,7 +127,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             if name == "heartbeat" or isinstance(default, float):
                 out[name] = float(raw)
             elif isinstance(default, bool):
-                out[name] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true")
+                out[name] = _boolean(raw)
             elif isinstance(default, int):
                 out[name] = int(raw)
             else:
@@ -126,3 +136,12 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"setting {name}={raw!r} is not a valid "
                               f"{type(default).__name__}") from exc
     return out
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(text)
+    return text in ("1", "true", "yes", "on")

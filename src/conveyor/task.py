@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from .codec import sensitive_paths
 from .errors import PayloadInvalid, UnknownTask
+from .names import QUEUE_NAME_RULE, is_queue_name
 from .retry import Retry
 
 if TYPE_CHECKING:
@@ -41,9 +42,9 @@ class Task:
     def __post_init__(self) -> None:
         if not 0 < len(self.name) <= 200:
             raise ValueError(f"task name {self.name!r} must be 1 to 200 characters")
-        if not 0 < len(self.queue) <= 100 or "\n" in self.queue:
-            raise ValueError(f"task {self.name!r}: queue {self.queue!r} must be 1 to 100 "
-                             "characters, one line")
+        if not is_queue_name(self.queue):
+            raise ValueError(f"task {self.name!r}: queue {self.queue!r} must be "
+                             f"{QUEUE_NAME_RULE}")
         if self.ttl is not None and self.ttl <= 0:
             raise ValueError(f"task {self.name!r}: ttl must be a positive number of seconds")
         self.is_async = inspect.iscoroutinefunction(self.fn)

@@ -104,6 +104,13 @@ def make_url(kind: str, tmp_path: Any) -> str:
 
 
 
+def sign_in(url: str, token: str) -> str:
+    """Sign in to the dashboard at `url` as a browser would (POST /login); the session id."""
+    response = httpx.post(url + "/login", data={"token": token, "next": "/"}, timeout=10.0)
+    assert response.status_code == 303, response.text
+    return response.cookies["conveyor_session"]
+
+
 def wait_state(client: httpx.Client, job_id: str, states: set[str],
                timeout: float = 15.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout

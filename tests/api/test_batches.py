@@ -62,4 +62,6 @@ def test_malformed_batches(admin: httpx.Client) -> None:
     assert_error(admin.post("/api/v1/batches", json=[{"task": "echo"}]), 422)
     assert_error(admin.post("/api/v1/batches", json={"jobs": []}), 422)
     assert_error(admin.post("/api/v1/batches", json={"jobs": [], "extra": 1}), 422)
-    assert_error(admin.post("/api/v1/batches", content=b"{not json"), 400, "malformed_json")
+    assert_error(admin.post("/api/v1/batches", content=b"{not json",
+                            headers={"Content-Type": "application/json"}), 400,
+                 "malformed_json")

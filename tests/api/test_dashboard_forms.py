@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .harness import Live
+from .harness import Live, sign_in
 
 
 @pytest.fixture
 def browser_a(live: Live) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url, cookies={"conveyor_token": "token-a"},
+    with httpx.Client(base_url=live.url, cookies={"conveyor_session": sign_in(live.url, "token-a")},
                       headers={"Accept": "text/html"}) as client:
         yield client
 

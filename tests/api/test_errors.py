@@ -9,7 +9,9 @@ import pytest
 
 from conveyor.job import JobFilter
 
-from .harness import Live, assert_error
+from .harness import Live, assert_error, sign_in
+
+JSON = {"Content-Type": "application/json"}
 
 
 def stored(live: Live, correlation: str) -> int:
@@ -31,6 +33,9 @@ def stored(live: Live, correlation: str) -> int:
     ({"task": "echo", "queue": "x" * 101}, "queue"),
     ({"task": "echo", "idempotency_key": "k" * 256}, "idempotency_key"),
     ({"task": "echo", "queue": "line\nbreak"}, "queue"),
+    ({"task": "echo", "queue": "with space"}, "queue"),
+    ({"task": "echo", "queue": "[/]"}, "queue"),
+    ({"task": "echo", "queue": "émails"}, "queue"),
     ({"task": "echo", "max_attempts": 0}, "max_attempts"),
     ({"task": "echo", "ttl": 0}, "ttl"),
     ({"task": "echo", "colour": "red"}, "colour"),
@@ -52,7 +57,8 @@ def test_malformed_json_is_400(admin: httpx.Client, raw: bytes) -> None:
 
 def test_body_that_is_not_an_object_is_422(admin: httpx.Client) -> None:
     for body in (b"[1, 2]", b'"echo"', b"3", b"null"):
-        assert_error(admin.post("/api/v1/jobs", content=body), 422, "invalid_request")
+        assert_error(admin.post("/api/v1/jobs", content=body, headers=JSON), 422,
+                     "invalid_request")
 
 
 def test_unknown_task_is_422(live: Live, admin: httpx.Client) -> None:
@@ -76,7 +82,8 @@ def test_huge_payload_is_413(live: Live, admin: httpx.Client) -> None:
     just_over = {"task": "echo", "payload": {"blob": "x" * limit}, "correlation_id": correlation}
     assert_error(admin.post("/api/v1/jobs", json=just_over), 413, "payload_too_large")
     way_over = b'{"task": "echo", "payload": "' + b"x" * (3 * limit) + b'"}'
-    assert_error(admin.post("/api/v1/jobs", content=way_over), 413, "payload_too_large")
+    assert_error(admin.post("/api/v1/jobs", content=way_over, headers=JSON), 413,
+                 "payload_too_large")
     assert stored(live, correlation) == 0
 
 
@@ -117,7 +124,8 @@ def test_auth_errors(live: Live) -> None:
 
 
 def test_cookie_alone_cannot_change_state(live: Live) -> None:
-    with httpx.Client(base_url=live.url, cookies={"conveyor_token": "admin-token"}) as browser:
+    session = sign_in(live.url, "admin-token")
+    with httpx.Client(base_url=live.url, cookies={"conveyor_session": session}) as browser:
         assert browser.get("/api/v1/stats").status_code == 200
         assert_error(browser.post("/api/v1/jobs", json={"task": "echo"}), 401)
 

@@ -18,10 +18,11 @@ TESTS = Path(__file__).resolve().parent.parent
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
 
 
-def start(tmp_path: Path, *args: str, tokens: str = "") -> tuple[subprocess.Popen[str], str]:
+def start(tmp_path: Path, *args: str, tokens: str = "",
+          environ: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     env = {**os.environ, "CONVEYOR_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-           "CONVEYOR_API_TOKENS": tokens}
+           "CONVEYOR_API_TOKENS": tokens, **(environ or {})}
     process = subprocess.Popen([CONVEYOR, "serve", "--app", "api.serveapp:app", "--port",
                                 str(port), *args], cwd=TESTS, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -88,6 +89,27 @@ def test_serve_with_tokens_requires_them(tmp_path: Path) -> None:
         assert httpx.get(url + "/", follow_redirects=False).headers["location"] == "/login"
     finally:
         stop(process)
+
+
+@pytest.mark.parametrize("how", ["--behind-tls", "CONVEYOR_BEHIND_TLS=1"])
+def test_serve_behind_tls_sets_secure_cookies(tmp_path: Path, how: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    args = [how] if how.startswith("--") else []
+    if not args:
+        monkeypatch.setenv(*how.split("="))
+    process, url = start(tmp_path, *args, tokens="secret=ops:admin")
+    try:
+        signed = httpx.post(url + "/login", data={"token": "secret"})
+        assert signed.status_code == 303
+        assert "Secure" in signed.headers["set-cookie"]
+    finally:
+        stop(process)
+    plain, url = start(tmp_path, tokens="secret=ops:admin", environ={"CONVEYOR_BEHIND_TLS": ""})
+    try:
+        assert "Secure" not in httpx.post(url + "/login", data={"token": "secret"}).headers[
+            "set-cookie"]
+    finally:
+        stop(plain)
 
 
 def test_embedded_server_leaves_signals_alone(tmp_path: Path) -> None:

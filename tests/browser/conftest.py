@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from api.harness import TOKENS, Live, ServerThread, WorkerThread, close_app, free_port
+from api.harness import (
+    TOKENS,
+    Live,
+    ServerThread,
+    WorkerThread,
+    close_app,
+    free_port,
+    sign_in,
+)
 from api.webapp import build_app
 from conveyor.web.server import build_server
 
@@ -45,8 +53,10 @@ def browser() -> Iterator[Any]:
 
 
 def signed_in(browser: Any, live: Live, token: str) -> Any:
+    """A browser context signed in with `token` (a session opened through /login)."""
     context = browser.new_context(viewport={"width": 1360, "height": 900})
-    context.add_cookies([{"name": "conveyor_token", "value": token, "url": live.url}])
+    context.add_cookies([{"name": "conveyor_session", "value": sign_in(live.url, token),
+                          "url": live.url}])
     context.set_default_timeout(10_000)
     return context
 

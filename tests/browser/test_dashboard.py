@@ -32,7 +32,7 @@ def test_sign_in_with_a_token(browser: Any, live: Live) -> None:
     page.fill("#token", "admin-token")
     page.click("button[type=submit]")
     page.wait_for_url(live.url + "/jobs")
-    cookie = next(c for c in context.cookies() if c["name"] == "conveyor_token")
+    cookie = next(c for c in context.cookies() if c["name"] == "conveyor_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     context.close()
 

@@ -83,3 +83,13 @@ def test_usage_errors_exit_2(cli: Cli) -> None:
     assert cli("jobs", "--app", "no_such_module:app").returncode == 2
     not_app = cli("jobs", "--app", "cliapp:not_an_app")
     assert not_app.returncode == 2 and "not a Conveyor app" in not_app.stderr
+
+
+def test_a_queue_name_outside_the_rule_is_an_input_error(cli: Cli) -> None:
+    for name in ("[/]", "with space", "émails"):
+        result = cli("enqueue", "send_welcome", "--queue", name)
+        assert result.returncode == 1, name
+        assert f"queue name {name!r} is not allowed" in result.stderr
+        assert "ASCII letters, digits and . - _ : /" in result.stderr
+    assert cli.json("enqueue", "send_welcome", "--queue", "eu-west/slow:v2")["state"] == "queued"
+    assert [job["queue"] for job in cli.json("jobs")] == ["eu-west/slow:v2"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import random
+import sqlite3
 from typing import Any
 
 from rich.console import Console
@@ -18,24 +19,27 @@ from conveyor.testing import run_until_idle
 from .conftest import Cli
 
 ODD = "[/]"
+LEGACY = "legacy"  # queue names are checked now; older releases stored any, like ODD
 PAYLOAD = {"note": "[bold]loud[/bold] and [/] and [redacted]"}
 
 
 def seed(cli: Cli) -> dict[str, str]:
     app = cli.app()
 
-    @app.task(name="[bold]shout", queue=ODD, retry=Retry(attempts=1))
+    @app.task(name="[bold]shout", queue=LEGACY, retry=Retry(attempts=1))
     def shout(ctx: JobContext, payload: dict[str, Any]) -> dict[str, str]:
         ctx.progress(10, "step [/] [red]one")
         raise RuntimeError(f"failed on {payload['note']}")
 
     try:
-        ids = {"queued": app.enqueue("send_welcome", PAYLOAD, queue=ODD, tenant=ODD).id,
+        ids = {"queued": app.enqueue("send_welcome", PAYLOAD, queue=LEGACY, tenant=ODD).id,
                "dead": app.enqueue("[bold]shout", PAYLOAD).id}
-        run_until_idle(app, queues=[ODD])
+        run_until_idle(app, queues=[LEGACY])
         ids["signup"] = app.enqueue("signup", {"user_id": "u1", "password_hint": "cat"}).id
     finally:
         app.close()
+    with sqlite3.connect(cli.url.removeprefix("sqlite:///")) as conn:  # a row of an old release
+        conn.execute("UPDATE conveyor_jobs SET queue = ? WHERE queue = ?", (ODD, LEGACY))
     return ids
 
 

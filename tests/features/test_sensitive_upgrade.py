@@ -50,7 +50,7 @@ def test_old_jobs_are_redacted_by_the_schema_of_a_reader_that_knows_the_task(
         shown = app.get(job_id, redacted=True)
         assert shown.sensitive is None  # nothing was kept with it
         assert shown.payload == {"user": "ann", "password": "[redacted]"}
-        assert app.call(lambda store: store.schema_version()) == 3
+        assert app.call(lambda store: store.schema_version()) >= 3
         new = app.enqueue("log_in", {"user": "bob", "password": "new-secret"})
         assert bare.get(new.id, redacted=True).payload["password"] == "[redacted]"
         # the documented limit: an old job, read by a process that does not know its task

@@ -174,16 +174,17 @@ def test_a_plain_batch_streams_in_by_copy(app: Conveyor, caplog: pytest.LogCaptu
 def test_copy_rows_keep_every_character_of_names_and_values(
         app: Conveyor, caplog: pytest.LogCaptureFixture) -> None:
     """COPY's text format gives tab, newline, carriage return and backslash a meaning: the
-    rows escape them in names, and the padding after max_attempts reads back as nothing."""
+    rows escape them in task names (queue names cannot hold them, conveyor.names) and
+    payloads, and the padding after max_attempts reads back as nothing."""
     odd = "a\\b\tc\rd\\N"
-    app.task(name=odd, queue=odd, unique_for=90.5)(lambda ctx, payload: None)
+    app.task(name=odd, queue="odd:q/1", unique_for=90.5)(lambda ctx, payload: None)
     with caplog.at_level(logging.DEBUG, logger="conveyor.store.postgres"):
         jobs = app.enqueue_many([(odd, {"s": "tab\there \\N"}), ("plain", {"n": 1}),
-                                 {"task": "plain", "payload": None, "queue": "q\\\t"}])
+                                 {"task": "plain", "payload": None, "queue": "q.third"}])
     assert FALLBACK not in caplog.text
     first, second, third = (app.get(job.id) for job in jobs)
-    assert (first.task, first.queue, first.payload) == (odd, odd, {"s": "tab\there \\N"})
-    assert (second.max_attempts, third.queue, third.payload) == (7, "q\\\t", {})
+    assert (first.task, first.queue, first.payload) == (odd, "odd:q/1", {"s": "tab\there \\N"})
+    assert (second.max_attempts, third.queue, third.payload) == (7, "q.third", {})
     assert [j.created_at for j in jobs] == [first.created_at] * 3  # the store's clock
     assert [j.run_at for j in jobs] == [first.run_at] * 3
     stored = app.store

@@ -58,7 +58,7 @@ async def test_enqueue_options_reach_the_envelope(app: Conveyor) -> None:
     ({"max_attempts": 0}, "max_attempts must be at least 1"),
     ({"delay": -1}, "delay must be >= 0"),
     ({"ttl": 0}, "ttl must be a positive"),
-    ({"queue": "a\nb"}, "one line"),
+    ({"queue": "a\nb"}, "ASCII letters, digits and"),
 ])
 async def test_bad_enqueue_options_say_what_to_change(app: Conveyor, options: dict[str, Any],
                                                       words: str) -> None:

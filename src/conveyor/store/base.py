@@ -129,6 +129,21 @@ class Stats:
     completed_last_minute: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A dashboard sign-in as the store keeps it: never the session id itself, only its
+    SHA-256 (`id_hash`), and `token_check`, which binds it to the API token it was opened
+    with (web/sessions.py). Live while `checked_at` (the clock the store judged by) is before
+    both `idle_expires_at` and `expires_at`."""
+
+    id_hash: str
+    token_check: str
+    created_at: float
+    idle_expires_at: float
+    expires_at: float
+    checked_at: float
+
+
 class Store(Protocol):
     url: str
     inline: bool  # True: the methods never suspend (SQLite), so sync code drives them directly
@@ -187,6 +202,17 @@ class Store(Protocol):
     async def queues(self, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]: ...
     async def workers(self, now: float | None = None) -> list[WorkerInfo]: ...
+
+    # dashboard sessions: opened at sign-in, found on each request, revoked at sign-out;
+    # idle and absolute expiry; expired ones pruned by maintenance
+    async def create_session(self, id_hash: str, token_check: str, idle: float,
+                             lifetime: float, now: float | None = None) -> SessionRecord: ...
+    async def find_session(self, id_hash: str,
+                           now: float | None = None) -> SessionRecord | None: ...
+    async def extend_session(self, id_hash: str, idle: float,
+                             now: float | None = None) -> bool: ...
+    async def revoke_session(self, id_hash: str) -> bool: ...
+    async def prune_sessions(self, now: float | None = None, limit: int = 1000) -> int: ...
 
     # key rotation: page through what encryption covers (payload, result, errors) in id
     # order; write back (old, new) pairs, each field compare-and-set on its old value, so a

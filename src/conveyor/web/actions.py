@@ -1,6 +1,7 @@
 """The dashboard's forms: sign in and out, retry / cancel / discard jobs, pause queues.
-Every form carries a CSRF token bound to the signed-in token; the sign-in cookie is HttpOnly
-and SameSite=Strict."""
+Signing in opens a server-side session (sessions.py) and signing out revokes it; every form
+carries the session's CSRF token; the cookie is HttpOnly, SameSite=Strict, and Secure behind
+TLS. Forms posted from another origin, /login included, never get here (guard.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ConveyorError
-from .auth import COOKIE, Principal
+from .auth import Principal
 from .context import WebContext
 from .problems import ApiError
+from .sessions import COOKIE
 from .views import local_path, redirect, render
 
 MAX_SELECTED = 1000
-COOKIE_AGE = 12 * 3600
 
 
 def ctx_of(request: Request) -> WebContext:
@@ -42,22 +43,28 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", guest, next=target, status=401,
                       error="That token is not valid. Tokens come from CONVEYOR_API_TOKENS.",
                       title="Sign in")
+    sessions = ctx.auth.sessions
+    earlier = request.cookies.get(COOKIE)
+    if earlier:  # a sign-in replaces the browser's session, never adds to it
+        await sessions.close(earlier)
     response = redirect(target, f"Signed in as {principal.label}.")
-    response.set_cookie(COOKIE, token, max_age=COOKIE_AGE, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/")
+    sessions.set_cookie(response, request, await sessions.open(token))
     return response
 
 
 async def logout(request: Request) -> Response:
-    await _form_principal(request)
+    principal = await _form_principal(request)
+    sessions = ctx_of(request).auth.sessions
+    if principal.session is not None:
+        await sessions.close(principal.session)
     response = redirect("/login" if not ctx_of(request).auth.open else "/", "Signed out.")
-    response.delete_cookie(COOKIE, path="/")
+    sessions.delete_cookie(response, request)
     return response
 
 
 async def _form_principal(request: Request, *, admin: bool = False) -> Principal:
     ctx = ctx_of(request)
-    principal = ctx.auth.principal(request)
+    principal = await ctx.auth.principal(request)
     if principal is None:
         raise ApiError(401, "unauthorized", "sign in first")
     form = await request.form()

@@ -10,8 +10,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ConveyorError
+from .auth import Principal
 from .context import WebContext
 from .events import EventFilter, stream
+from .grants import check_grant
 from .inputs import cursor_of, job_filter, job_spec, limit_of, read_json
 from .problems import ApiError, JSONResponse, from_conveyor
 from .serialize import accepted_json, job_json, queue_json, stats_json, worker_json
@@ -21,31 +23,32 @@ def ctx_of(request: Request) -> WebContext:
     return request.app.state.web
 
 
-def writer(request: Request, *, admin: bool = False) -> Any:
+async def writer(request: Request, *, admin: bool = False) -> Principal:
     """The caller of a state-changing call: bearer tokens only (a cookie would invite CSRF)."""
-    return ctx_of(request).auth.require(request, admin=admin, allow_cookie=False)
+    return await ctx_of(request).auth.require(request, admin=admin, allow_cookie=False)
 
 
-def reader(request: Request, *, admin: bool = False) -> Any:
-    return ctx_of(request).auth.require(request, admin=admin)
+async def reader(request: Request, *, admin: bool = False) -> Principal:
+    return await ctx_of(request).auth.require(request, admin=admin)
 
 
 async def enqueue(request: Request) -> Response:
     ctx = ctx_of(request)
-    principal = writer(request)
+    principal = await writer(request)
     data = await read_json(request, ctx.max_body)
     task, payload, options = job_spec(data, principal)
+    check_grant(principal.grant, principal.tenant, ctx.conveyor.registry, task, options)
     try:
         job = await ctx.call(ctx.conveyor.enqueue, task, payload, **options)
     except ConveyorError as exc:
-        raise from_conveyor(exc) from None
+        raise from_conveyor(exc, admin=principal.admin) from None
     body = accepted_json(job)
     return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})
 
 
 async def enqueue_batch(request: Request) -> Response:
     ctx = ctx_of(request)
-    principal = writer(request)
+    principal = await writer(request)
     data = await read_json(request, ctx.max_batch_body)
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise ApiError(422, "invalid_request", 'the body must be {"jobs": [...]}',
@@ -63,18 +66,20 @@ async def enqueue_batch(request: Request) -> Response:
     specs = []
     for index, item in enumerate(items):
         task, payload, options = job_spec(item, principal, f"jobs[{index}]")
+        check_grant(principal.grant, principal.tenant, ctx.conveyor.registry, task, options,
+                    f"jobs[{index}]")
         specs.append({"task": task, "payload": payload, **options})
     try:
         jobs = await ctx.call(ctx.conveyor.enqueue_many, specs)
     except ConveyorError as exc:
-        raise from_conveyor(exc) from None
+        raise from_conveyor(exc, admin=principal.admin) from None
     return JSONResponse({"batch_id": jobs[0].batch_id, "jobs": [accepted_json(j) for j in jobs]},
                         status_code=202)
 
 
 async def get_job(request: Request) -> Response:
     ctx = ctx_of(request)
-    principal = reader(request)
+    principal = await reader(request)
     job = await _get(ctx, request.path_params["id"], principal.scope)
     return JSONResponse(job_json(job))
 
@@ -88,7 +93,7 @@ async def _get(ctx: WebContext, job_id: str, tenant: str | None) -> Any:
 
 async def list_jobs(request: Request) -> Response:
     ctx = ctx_of(request)
-    principal = reader(request)
+    principal = await reader(request)
     params = request.query_params
     where, limit, cursor = job_filter(params, principal), limit_of(params), cursor_of(params)
     jobs = await ctx.call(ctx.conveyor.list_jobs, where, after=cursor, limit=limit + 1,
@@ -109,7 +114,7 @@ async def retry_job(request: Request) -> Response:
 
 async def _control(request: Request, action: str) -> Response:
     ctx = ctx_of(request)
-    principal = writer(request)
+    principal = await writer(request)
     method = ctx.conveyor.cancel if action == "cancel" else ctx.conveyor.retry
     try:
         await ctx.call(method, request.path_params["id"], tenant=principal.scope)
@@ -121,7 +126,7 @@ async def _control(request: Request, action: str) -> Response:
 
 async def queues(request: Request) -> Response:
     ctx = ctx_of(request)
-    principal = reader(request)
+    principal = await reader(request)
     found = await ctx.call(ctx.conveyor.queues, tenant=principal.scope)
     return JSONResponse({"queues": [queue_json(q) for q in found]})
 
@@ -136,7 +141,7 @@ async def resume_queue(request: Request) -> Response:
 
 async def _pause(request: Request, *, paused: bool) -> Response:
     ctx = ctx_of(request)
-    writer(request, admin=True)
+    await writer(request, admin=True)
     name = request.path_params["name"]
     if not 0 < len(name) <= 100 or any(ord(c) < 32 for c in name):
         raise ApiError(400, "bad_queue", "a queue name is 1 to 100 characters, one line")
@@ -146,14 +151,14 @@ async def _pause(request: Request, *, paused: bool) -> Response:
 
 async def stats(request: Request) -> Response:
     ctx = ctx_of(request)
-    principal = reader(request)
+    principal = await reader(request)
     found = await ctx.call(ctx.conveyor.stats, tenant=principal.scope)
     return JSONResponse(stats_json(found))
 
 
 async def workers(request: Request) -> Response:
     ctx = ctx_of(request)
-    reader(request, admin=True)
+    await reader(request, admin=True)
     found = await ctx.call(ctx.conveyor.workers)
     now = time.time()
     return JSONResponse({"workers": [worker_json(w, now) for w in found]})
@@ -161,7 +166,7 @@ async def workers(request: Request) -> Response:
 
 async def events(request: Request) -> Response:
     ctx = ctx_of(request)
-    principal = reader(request)
+    principal = await reader(request)
     params = request.query_params
 
     def items(name: str) -> frozenset[str]:

@@ -1,7 +1,10 @@
-"""Bearer tokens from CONVEYOR_API_TOKENS (`token=tenant:role,...`) and who a request is.
+"""Bearer tokens from CONVEYOR_API_TOKENS (`token=tenant:role[;grants],...`) and who a
+request is: a bearer token, or a dashboard session (sessions.py) opened with one.
 
-A tenant token is scoped to its tenant everywhere; an admin token sees every tenant. With no
-tokens configured every request is an admin (the server then listens on loopback only).
+A tenant token is scoped to its tenant everywhere, and may be granted only some queues and a
+priority range to enqueue with (grants.py); an admin token sees every tenant. With no tokens
+configured every request is an admin (the server then listens on loopback only and answers
+only loopback names, guard.py).
 """
 
 from __future__ import annotations
@@ -9,24 +12,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from starlette.requests import Request
 
 from ..errors import ConfigError
+from .grants import Grant, parse_grant
 from .problems import ApiError
+from .sessions import COOKIE, SessionBook, csrf_of, token_check
 
-COOKIE = "conveyor_token"
 ROLES = ("admin", "tenant")
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: `tenant` scopes every read and action of a tenant token."""
+    """Who is calling: `tenant` scopes every read and action of a tenant token, `grant`
+    limits what it may enqueue; `session` is the dashboard session it came in with."""
 
     role: str
     tenant: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
+    grant: Grant | None = None
+    session: str | None = field(default=None, repr=False)
 
     @property
     def admin(self) -> bool:
@@ -48,25 +55,33 @@ OPEN = Principal(role="admin")
 
 
 def parse_tokens(spec: str) -> dict[str, Principal]:
-    """`t1=acme:tenant,t2=ops:admin` -> {token: Principal}. Raises ConfigError when malformed."""
+    """`t1=acme:tenant;queues=acme.*,t2=ops:admin` -> {token: Principal}. Raises
+    ConfigError when malformed."""
     tokens: dict[str, Principal] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         token, eq, rest = part.partition("=")
-        tenant, colon, role = rest.partition(":")
+        items = [item for item in rest.split(";") if item.strip()] or [""]
+        tenant, colon, role = items[0].partition(":")
+        grants = items[1:]
         token, tenant, role = token.strip(), tenant.strip(), role.strip()
         if not eq or not colon or not token or not tenant:
             raise ConfigError("CONVEYOR_API_TOKENS entries look like token=tenant:role")
         if role not in ROLES:
             raise ConfigError(f"CONVEYOR_API_TOKENS: role {role!r} must be admin or tenant")
-        tokens[token] = Principal(role=role, tenant=tenant, token=token)
+        if grants and role == "admin":
+            raise ConfigError("CONVEYOR_API_TOKENS: grants (;queues=, ;priority=) are for "
+                              "tenant tokens; an admin token may do everything")
+        grant = parse_grant(grants, tenant) if grants else None
+        tokens[token] = Principal(role=role, tenant=tenant, token=token, grant=grant)
     return tokens
 
 
 class Authenticator:
-    """Finds the principal of a request from its bearer token or its sign-in cookie."""
+    """Finds the principal of a request from its bearer token or its session cookie."""
 
-    def __init__(self, tokens: dict[str, Principal]) -> None:
+    def __init__(self, tokens: dict[str, Principal], sessions: SessionBook) -> None:
         self.tokens = tokens
+        self.sessions = sessions
         self.secret = secrets.token_bytes(32)
 
     @property
@@ -88,19 +103,32 @@ class Authenticator:
             return value.strip()
         return None
 
-    def principal(self, request: Request, *, allow_cookie: bool = True) -> Principal | None:
+    async def principal(self, request: Request, *,
+                        allow_cookie: bool = True) -> Principal | None:
         """The caller, or None when no valid credential came with the request."""
         if self.open:
             return OPEN
         token = self.bearer(request)
-        if token is None and allow_cookie:
-            token = request.cookies.get(COOKIE)
-        return None if token is None else self.lookup(token)
+        if token is not None:
+            return self.lookup(token)
+        session_id = request.cookies.get(COOKIE) if allow_cookie else None
+        return None if session_id is None else await self.from_session(session_id)
 
-    def require(self, request: Request, *, admin: bool = False,
-                allow_cookie: bool = True) -> Principal:
+    async def from_session(self, session_id: str) -> Principal | None:
+        """The principal of a live session whose token is still configured."""
+        record = await self.sessions.find(session_id)
+        if record is None:
+            return None
+        found = None
+        for known, principal in self.tokens.items():  # every one, in constant time
+            if hmac.compare_digest(token_check(session_id, known), record.token_check):
+                found = principal
+        return None if found is None else replace(found, session=session_id)
+
+    async def require(self, request: Request, *, admin: bool = False,
+                      allow_cookie: bool = True) -> Principal:
         """The caller; 401 without a valid token, 403 when `admin` and it is a tenant token."""
-        principal = self.principal(request, allow_cookie=allow_cookie)
+        principal = await self.principal(request, allow_cookie=allow_cookie)
         if principal is None:
             given = self.bearer(request) is not None or COOKIE in request.cookies
             raise ApiError(401, "unauthorized",
@@ -111,7 +139,10 @@ class Authenticator:
         return principal
 
     def csrf_token(self, principal: Principal) -> str:
-        """A form token bound to the signed-in token, so other sites cannot post forms."""
+        """A form token of the session (a new one at each sign-in, gone at sign-out), so
+        other sites cannot post forms; bearer and open callers get one of this process."""
+        if principal.session is not None:
+            return csrf_of(principal.session)
         material = (principal.token or "open").encode()
         return hmac.new(self.secret, material, hashlib.sha256).hexdigest()[:32]
 

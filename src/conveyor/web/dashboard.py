@@ -27,8 +27,8 @@ def ctx_of(request: Request) -> WebContext:
     return request.app.state.web
 
 
-def signed_in(request: Request) -> Principal | None:
-    return ctx_of(request).auth.principal(request)
+async def signed_in(request: Request) -> Principal | None:
+    return await ctx_of(request).auth.principal(request)
 
 
 def to_login(request: Request) -> Response:
@@ -37,7 +37,7 @@ def to_login(request: Request) -> Response:
 
 
 async def home(request: Request) -> Response:
-    principal = signed_in(request)
+    principal = await signed_in(request)
     if principal is None:
         return to_login(request)
     data = await overview.gather(ctx_of(request), principal)
@@ -45,7 +45,7 @@ async def home(request: Request) -> Response:
 
 
 async def jobs_page(request: Request) -> Response:
-    principal = signed_in(request)
+    principal = await signed_in(request)
     if principal is None:
         return to_login(request)
     ctx = ctx_of(request)
@@ -63,7 +63,7 @@ async def jobs_page(request: Request) -> Response:
 
 
 async def dead_page(request: Request) -> Response:
-    principal = signed_in(request)
+    principal = await signed_in(request)
     if principal is None:
         return to_login(request)
     ctx = ctx_of(request)
@@ -80,7 +80,7 @@ async def dead_page(request: Request) -> Response:
 
 
 async def job_page(request: Request) -> Response:
-    principal = signed_in(request)
+    principal = await signed_in(request)
     if principal is None:
         return to_login(request)
     job = await _job(request, principal)
@@ -89,7 +89,7 @@ async def job_page(request: Request) -> Response:
 
 async def job_row(request: Request) -> Response:
     """One row of a jobs table, for the live updates of the list pages."""
-    principal = signed_in(request)
+    principal = await signed_in(request)
     if principal is None:
         raise ApiError(401, "unauthorized", "sign in again")
     job = await _job(request, principal)
@@ -110,7 +110,7 @@ async def _job(request: Request, principal: Principal) -> Job:
 
 
 async def queues_page(request: Request) -> Response:
-    principal = signed_in(request)
+    principal = await signed_in(request)
     if principal is None:
         return to_login(request)
     ctx = ctx_of(request)
@@ -124,7 +124,7 @@ async def queues_page(request: Request) -> Response:
 
 
 async def workers_page(request: Request) -> Response:
-    principal = signed_in(request)
+    principal = await signed_in(request)
     if principal is None:
         return to_login(request)
     ctx = ctx_of(request)
@@ -134,8 +134,11 @@ async def workers_page(request: Request) -> Response:
                   lease=lease, title="Workers")
 
 
-def error_page(request: Request, error: ApiError) -> Response:
-    principal = signed_in(request)
+async def error_page(request: Request, error: ApiError) -> Response:
+    try:
+        principal = await signed_in(request)
+    except ConveyorError:  # the store is down: the page says so, to no one in particular
+        principal = None
     if principal is None:
         if error.status in (401, 403, 404):
             return to_login(request)

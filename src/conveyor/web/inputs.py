@@ -10,6 +10,7 @@ import orjson
 from starlette.requests import Request
 
 from ..job import JobFilter, JobState
+from ..names import QUEUE_NAME_RULE, is_queue_name
 from .auth import Principal
 from .problems import ApiError
 
@@ -84,7 +85,9 @@ def _check(name: str, value: Any) -> str | None:
             return "must be a string"
         if not 0 < len(value) <= STRING_FIELDS[name]:
             return f"must be 1 to {STRING_FIELDS[name]} characters"
-        return "must not contain control characters" if _has_control(value) else None
+        if _has_control(value):
+            return "must not contain control characters"
+        return None if name != "queue" or is_queue_name(value) else f"must be {QUEUE_NAME_RULE}"
     if name in INT_FIELDS:
         low, high = INT_FIELDS[name]
         if isinstance(value, bool) or not isinstance(value, int):

@@ -3,14 +3,20 @@
 Counters and the duration histogram follow the event feed: each event is compared with the
 last state this process saw for that job. Gauges (backlog, oldest job, workers, rates) are read
 from app.queues(), app.stats() and app.workers() at scrape time.
+
+Label values are capped (LabelLimits): CONVEYOR_METRICS_MAX_LABELS distinct queues, as many
+tasks and as many task/queue pairs get series of their own; the app's own tasks and queues
+always do, the others first come, first kept; the rest are counted under `(other)`. So a
+tenant that enqueues into a thousand new queues cannot add thousands of series.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -22,6 +28,7 @@ from ..job import JobEvent
 
 log = logging.getLogger("conveyor.web")
 TRACKED = 100_000
+OVERFLOW = "(other)"  # not a valid queue name, so it never stands for a real queue
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
@@ -65,8 +72,50 @@ def is_retry(t: Transition) -> bool:
             or (t.before in ("dead", "cancelled") and t.event.state == "queued"))
 
 
+class LabelBudget:
+    """At most `limit` distinct values, plus the reserved ones, are admitted; first come,
+    first kept, for the life of the process."""
+
+    def __init__(self, limit: int, reserved: Iterable[Hashable] = ()) -> None:
+        self.limit = limit
+        self.kept: set[Hashable] = set(reserved)
+        self.lock = threading.Lock()  # admitted from the event loop and from scrape threads
+
+    def admit(self, value: Hashable) -> bool:
+        if value in self.kept:
+            return True
+        with self.lock:
+            if len(self.kept) < self.limit:
+                self.kept.add(value)
+            return value in self.kept
+
+
+class LabelLimits:
+    """The label values metrics may use: a queue or a task outside its budget is counted
+    as OVERFLOW."""
+
+    def __init__(self, limit: int, conveyor: Conveyor) -> None:
+        tasks = list(conveyor.registry)
+        self.queues = LabelBudget(limit, (task.queue for task in tasks))
+        self.tasks = LabelBudget(limit, (task.name for task in tasks))
+        self.pairs = LabelBudget(limit, ((task.name, task.queue) for task in tasks))
+
+    def queue(self, name: str) -> str:
+        return name if self.queues.admit(name) else OVERFLOW
+
+    def task(self, name: str) -> str:
+        return name if self.tasks.admit(name) else OVERFLOW
+
+    def pair(self, task: str, queue: str) -> tuple[str, str]:
+        """(task, queue) labels; past the pair budget, the task's jobs on queues beyond it
+        are counted under (task, OVERFLOW), so at most 2 * limit + 1 pairs exist."""
+        folded = (self.task(task), self.queue(queue))
+        return folded if self.pairs.admit(folded) else (folded[0], OVERFLOW)
+
+
 class Metrics:
     def __init__(self, conveyor: Conveyor) -> None:
+        self.limits = LabelLimits(conveyor.settings.metrics_max_labels, conveyor)
         self.registry = CollectorRegistry(auto_describe=False)
         labels = ["task", "queue"]
         r = self.registry
@@ -82,13 +131,14 @@ class Metrics:
                                   "Run time of completed jobs, seen from the event feed",
                                   labels, buckets=BUCKETS, registry=r)
         self._children: dict[tuple[int, str, str], Any] = {}
-        r.register(StoreCollector(conveyor))
+        r.register(StoreCollector(conveyor, self.limits))
 
     def _child(self, metric: Any, event: JobEvent) -> Any:
-        key = (id(metric), event.task, event.queue)
+        task, queue = self.limits.pair(event.task, event.queue)
+        key = (id(metric), task, queue)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(event.task, event.queue)
+            child = self._children[key] = metric.labels(task, queue)
         return child
 
     def observe(self, moves: list[Transition]) -> None:
@@ -119,8 +169,9 @@ class Metrics:
 class StoreCollector(Collector):
     """Gauges read from the store at scrape time."""
 
-    def __init__(self, conveyor: Conveyor) -> None:
+    def __init__(self, conveyor: Conveyor, limits: LabelLimits) -> None:
         self.conveyor = conveyor
+        self.limits = limits
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("conveyor_store_up", "1 when the store answered this scrape")
@@ -152,27 +203,33 @@ class StoreCollector(Collector):
         running = GaugeMetricFamily("conveyor_queue_running", "Jobs running", labels=["queue"])
         oldest = GaugeMetricFamily("conveyor_queue_oldest_job_age_seconds",
                                    "Age of the oldest queued job", labels=["queue"])
-        paused = GaugeMetricFamily("conveyor_queue_paused", "1 when paused", labels=["queue"])
+        paused = GaugeMetricFamily("conveyor_queue_paused", "1 when paused (under (other): "
+                                   "how many are)", labels=["queue"])
+        folded: dict[str, list[float]] = {}  # backlog, running, oldest age, paused
         for q in self.conveyor.queues():
-            backlog.add_metric([q.name], q.counts.get("queued", 0) + q.counts.get("scheduled", 0))
-            running.add_metric([q.name], q.counts.get("running", 0))
-            oldest.add_metric([q.name], q.oldest_queued_age or 0.0)
-            paused.add_metric([q.name], 1 if q.paused else 0)
+            row = folded.setdefault(self.limits.queue(q.name), [0, 0, 0.0, 0])
+            row[0] += q.counts.get("queued", 0) + q.counts.get("scheduled", 0)
+            row[1] += q.counts.get("running", 0)
+            row[2] = max(row[2], q.oldest_queued_age or 0.0)
+            row[3] += 1 if q.paused else 0
+        for name, (waiting, busy, age, held) in folded.items():
+            backlog.add_metric([name], waiting)
+            running.add_metric([name], busy)
+            oldest.add_metric([name], age)
+            paused.add_metric([name], held)
         yield from (backlog, running, oldest, paused)
 
     def _stats_families(self) -> Iterator[Metric]:
         stats = self.conveyor.stats()
         jobs = GaugeMetricFamily("conveyor_jobs", "Jobs stored, by queue and state",
                                  labels=["queue", "state"])
-        for queue, counts in stats.by_queue.items():
-            for state, n in counts.items():
-                jobs.add_metric([queue, state], n)
+        for (queue, state), n in _folded(stats.by_queue, self.limits.queue).items():
+            jobs.add_metric([queue, state], n)
         yield jobs
         tasks = GaugeMetricFamily("conveyor_task_jobs", "Jobs stored, by task and state",
                                   labels=["task", "state"])
-        for task, counts in stats.by_task.items():
-            for state, n in counts.items():
-                tasks.add_metric([task, state], n)
+        for (task, state), n in _folded(stats.by_task, self.limits.task).items():
+            tasks.add_metric([task, state], n)
         yield tasks
         quantiles = GaugeMetricFamily("conveyor_job_duration_quantile_seconds",
                                       "Run time percentiles over the last hour",
@@ -190,3 +247,14 @@ class StoreCollector(Collector):
             if value is not None:
                 family.add_metric([], value)
             yield family
+
+
+def _folded(counts: dict[str, dict[str, int]],
+            label: Callable[[str], str]) -> dict[tuple[str, str], int]:
+    """Counts by (name, state), with names outside the budget summed under OVERFLOW."""
+    out: dict[tuple[str, str], int] = {}
+    for name, by_state in counts.items():
+        folded = label(name)
+        for state, n in by_state.items():
+            out[folded, state] = out.get((folded, state), 0) + n
+    return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..names import QUEUE_NAME_PATTERN, QUEUE_NAME_RULE
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 JOB = {"$ref": "#/components/schemas/Job"}
 
@@ -16,7 +18,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Malformed request", 401: "Missing or invalid token",
             403: "Not allowed for this token", 404: "No such job (or another tenant's)",
             409: "Not allowed in the job's state", 413: "Over the size or batch limit",
-            422: "Invalid job: names the field"}
+            415: "The body is not application/json", 422: "Invalid job: names the field"}
     return {str(c): _json(ERROR, text[c]) for c in codes}
 
 
@@ -41,6 +43,8 @@ def _query(name: str, text: str, kind: str = "string") -> dict[str, Any]:
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 QUEUE = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 OBJ = {"type": "object"}
+QUEUE_NAME = {"type": "string", "pattern": QUEUE_NAME_PATTERN, "maxLength": 100,
+              "description": f"{QUEUE_NAME_RULE}; a tenant token may be granted only some"}
 
 
 def _schemas() -> dict[str, Any]:
@@ -53,7 +57,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {"code": s, "message": s, "details": OBJ}}}},
         "NewJob": {"type": "object", "required": ["task"], "additionalProperties": False,
                    "properties": {
-                       "task": s, "payload": {}, "queue": s, "idempotency_key": s,
+                       "task": s, "payload": {}, "queue": QUEUE_NAME, "idempotency_key": s,
                        "correlation_id": s, "delay": n,
                        "run_at": {"type": ["number", "string"],
                                   "description": "epoch seconds or ISO 8601 with offset"},
@@ -90,12 +94,13 @@ def _paths() -> dict[str, Any]:
     accepted = (202, {"$ref": "#/components/schemas/Accepted"}, "Accepted")
     return {
         "/api/v1/jobs": {
-            "post": _op("Enqueue a job", accepted, 400, 401, 403, 413, 422,
+            "post": _op("Enqueue a job", accepted, 400, 401, 403, 413, 415, 422,
                         body={"$ref": "#/components/schemas/NewJob"}),
             "get": _op("A page of jobs, newest first", (200, page, "Jobs"), 400, 401,
                        params=list_params)},
         "/api/v1/batches": {"post": _op(
-            "Enqueue jobs atomically", (202, OBJ, "All accepted"), 400, 401, 403, 413, 422,
+            "Enqueue jobs atomically", (202, OBJ, "All accepted"), 400, 401, 403, 413, 415,
+            422,
             body={"type": "object", "required": ["jobs"], "properties": {"jobs": {
                 "type": "array", "items": {"$ref": "#/components/schemas/NewJob"}}}})},
         "/api/v1/jobs/{id}": {"get": {**_op("One job", (200, JOB, "The job"), 401, 404),
@@ -134,7 +139,9 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Conveyor", "version": "1", "description":
                  "Submit, watch and steer background jobs. Errors are "
-                 '{"error": {"code", "message", "details"}}.'},
+                 '{"error": {"code", "message", "details"}}. Request bodies are '
+                 "application/json (415 otherwise); a change asked by a page of another "
+                 "origin is 403 (cross_origin)."},
         "components": {"schemas": _schemas(), "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],

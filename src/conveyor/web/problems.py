@@ -47,8 +47,9 @@ class ApiError(Exception):
         return JSONResponse(body, status_code=self.status, headers=headers)
 
 
-def from_conveyor(exc: ConveyorError) -> ApiError:
-    """Map an error of the core to its HTTP status and code."""
+def from_conveyor(exc: ConveyorError, *, admin: bool = False) -> ApiError:
+    """Map an error of the core to its HTTP status and code. Only an `admin` is told which
+    tasks exist; nobody gets the store's address or driver error (the log has them)."""
     details: dict[str, Any] = {}
     index = getattr(exc, "index", None)
     if index is not None:
@@ -60,8 +61,9 @@ def from_conveyor(exc: ConveyorError) -> ApiError:
             return ApiError(409, "invalid_transition", str(exc),
                             {"id": exc.job_id, "state": exc.state, "action": exc.action})
         case UnknownTask():
-            return ApiError(422, "unknown_task", _with_index(exc, index),
-                            {**details, "task": exc.task})
+            text = str(exc) if admin else f"unknown task {exc.task!r}"
+            return ApiError(422, "unknown_task", text if index is None else
+                            f"jobs[{index}]: {text}", {**details, "task": exc.task})
         case PayloadInvalid():
             return ApiError(422, "payload_invalid", str(exc), {**details, "errors": exc.errors})
         case BatchTooLarge():
@@ -70,8 +72,12 @@ def from_conveyor(exc: ConveyorError) -> ApiError:
         case PayloadTooLarge():
             return ApiError(413, "payload_too_large", _with_index(exc, index),
                             {**details, "size": exc.size, "limit": exc.limit})
-        case SchemaOutdated() | StoreUnavailable():
+        case SchemaOutdated():
             return ApiError(503, "unavailable", str(exc))
+        case StoreUnavailable():
+            log.warning("the store is unavailable: %s", exc)
+            return ApiError(503, "unavailable", "the store is unavailable; try again shortly "
+                            "(the server's log says why)")
     return ApiError(422, "invalid", _with_index(exc, index), details)
 
 

@@ -34,9 +34,11 @@ from ..errors import ConfigError, ConveyorError
 from . import api, dashboard
 from .auth import Authenticator, parse_tokens
 from .context import WebContext
+from .guard import RequestGuard
 from .headers import SecurityHeaders
 from .openapi import openapi_document
 from .problems import ApiError, JSONResponse, from_conveyor, internal_error
+from .sessions import SessionBook
 from .views import build_templates
 
 log = logging.getLogger("conveyor.web")
@@ -48,7 +50,8 @@ def create_app(conveyor: Conveyor, *, tokens: str | None = None,
                sample_every: float = 5.0) -> Starlette:
     """The API, the dashboard and /metrics for `conveyor` (tokens: CONVEYOR_API_TOKENS)."""
     spec = conveyor.settings.api_tokens if tokens is None else tokens
-    ctx = WebContext(conveyor, Authenticator(parse_tokens(spec)), sample_every=sample_every)
+    auth = Authenticator(parse_tokens(spec), SessionBook(conveyor))
+    ctx = WebContext(conveyor, auth, sample_every=sample_every)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -62,7 +65,9 @@ def create_app(conveyor: Conveyor, *, tokens: str | None = None,
             await ctx.hub.stop()
 
     app = Starlette(routes=_routes(), lifespan=lifespan,
-                    middleware=[Middleware(SecurityHeaders)],
+                    middleware=[Middleware(SecurityHeaders),
+                                Middleware(RequestGuard, open_access=auth.open,
+                                           behind_tls=conveyor.settings.behind_tls)],
                     exception_handlers={Exception: _on_error, HTTPException: _on_http,
                                         ApiError: _on_api_error,
                                         ConveyorError: _on_conveyor_error})
@@ -87,23 +92,33 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """200 once the store answers with the schema this version needs, else 503. Why it is not
+    ready (hosts, ports, database names, driver errors) is for admins only; anyone else gets
+    the status, and the server's log has the reason."""
     ctx: WebContext = request.app.state.web
     try:
         await ctx.conveyor.check_schema()
-    except ConveyorError as exc:
-        return JSONResponse({"status": "unavailable", "error": {
-            "code": "unavailable", "message": str(exc), "details": {}}}, status_code=503)
     except Exception as exc:
-        log.warning("readyz: the store is unreachable: %s", exc)
+        reason = str(exc) if isinstance(exc, ConveyorError) else "the store is unreachable"
+        log.warning("readyz: not ready: %s", exc)
+        if not await _is_admin(ctx, request):
+            return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "unavailable", "error": {
-            "code": "unavailable", "message": "the store is unreachable", "details": {}}},
-            status_code=503)
+            "code": "unavailable", "message": reason, "details": {}}}, status_code=503)
     return JSONResponse({"status": "ready"})
+
+
+async def _is_admin(ctx: WebContext, request: Request) -> bool:
+    try:  # a session is looked up in the store, which may be what is down
+        caller = await ctx.auth.principal(request)
+    except ConveyorError:
+        return False
+    return caller is not None and caller.admin
 
 
 async def metrics(request: Request) -> Response:
     ctx: WebContext = request.app.state.web
-    ctx.auth.require(request, admin=True)
+    await ctx.auth.require(request, admin=True)
     body = await ctx.call(ctx.metrics.render)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -125,7 +140,7 @@ def _wants_html(request: Request) -> bool:
 async def _on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     if _wants_html(request):
-        return dashboard.error_page(request, exc)
+        return await dashboard.error_page(request, exc)
     return exc.response()
 
 

@@ -1,6 +1,7 @@
 """Background upkeep, each a bounded, idempotent run_once that is safe on every node:
 promote due scheduled jobs, rescue jobs whose lease ran out, expire jobs past their TTL,
-prune finished jobs past retention, and enqueue the due slots of cron schedules."""
+prune finished jobs past retention (and expired dashboard sessions), and enqueue the due
+slots of cron schedules."""
 
 from __future__ import annotations
 
@@ -65,8 +66,11 @@ class Maintenance:
         return count
 
     async def prune(self) -> int:
-        pruned: int = await self._run(self.app.store.prune(self.app.retention,
-                                                           self.clock.store_now()))
+        """Finished jobs past their retention (the count), and expired dashboard sessions."""
+        store = self.app.store
+        pruned: int = await self._run(store.prune(self.app.retention, self.clock.store_now()))
+        while await self._run(store.prune_sessions(self.clock.store_now(), 1000)) == 1000:
+            pass
         return pruned
 
     async def cron(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import random
@@ -270,7 +271,14 @@ class Worker:
         if self.store_thread is None:
             return await coro
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.store_thread, drive_inline, coro)
+        future = loop.run_in_executor(self.store_thread, drive_inline, coro)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.cancelled() and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+                with contextlib.suppress(ValueError):  # the thread took it just now
+                    coro.close()  # the store thread never took it: no "never awaited" warning
+            raise
 
     def _schedule_due(self) -> bool:
         """Promote now? When a scheduled job may be due: one we know of is, or a producer or

@@ -60,6 +60,7 @@ from .enqueue import (
 from .listener import Listener
 from .reads import Reads
 from .rows import group_settles, settle_results
+from .sessions import Sessions
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -70,7 +71,7 @@ SETTLE_STATEMENTS: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore(Reads):
+class PostgresStore(Reads, Sessions):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:

@@ -47,6 +47,7 @@ from .rows import (
     settle_statement,
     state_or_missing,
 )
+from .sessions import Sessions
 from .wake import WakeChannel
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -57,7 +58,7 @@ class _InsertOneByOne(Exception):
     """Roll the batch back and insert row by row, to learn which rows already exist."""
 
 
-class SQLiteStore(Reads):
+class SQLiteStore(Reads, Sessions):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL",
