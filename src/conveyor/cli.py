@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .app import Conveyor, sequence_of
-from .cli_views import jobs_table, print_job, print_stats, schedules_table, state_text
+from .cli_views import count_text, jobs_table, print_job, print_stats, schedules_table, state_text
 from .errors import ConveyorError
 from .job import JobFilter, JobState
 from .observability.logs import configure_logging
@@ -191,12 +191,15 @@ def list_jobs(app: AppOption = None,
         except ValueError:
             fail(f"--state must be among {', '.join(JobState)}", 2)
     conveyor = load_app(app)
-    jobs = conveyor.list_jobs(JobFilter(states=states, queue=queue, task=task), limit=limit,
-                              redacted=True)
+    where = JobFilter(states=states, queue=queue, task=task)
+    jobs = conveyor.list_jobs(where, limit=limit, redacted=True)
     if json_out:
         print_json([j.to_dict() for j in jobs])
         return
-    out.print(jobs_table(jobs, wide=out.width >= 120))
+    cap = 10_000
+    total = (len(jobs) if len(jobs) < limit
+             else conveyor.call(lambda store: store.count_jobs(where, cap)))
+    out.print(jobs_table(jobs, out.width, title=count_text(len(jobs), total, cap)))
 
 
 @cli.command("job")

@@ -1,6 +1,6 @@
 """How the `conveyor` command shows jobs and stats: Rich tables and styled states.
 
-    out.print(jobs_table(app.list_jobs(), wide=out.width >= 120))
+    out.print(jobs_table(app.list_jobs(), width=out.width))
 
 Job data (names, ids, payloads, messages) is never read as Rich markup: every cell is a
 Text, so `[/]` in a queue name or "[redacted]" in a payload prints as it is.
@@ -35,23 +35,66 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
 
-def jobs_table(jobs: list[Job], wide: bool) -> Table:
-    """Ids are never cut (they are what `conveyor job ID` takes); a narrow terminal drops
-    the queue and the times instead."""
-    title = f"{len(jobs)} job" + ("" if len(jobs) == 1 else "s")
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD)
-    table.add_column("id", no_wrap=True, min_width=36)
-    table.add_column("task", overflow="fold")
-    if wide:
-        table.add_column("queue", overflow="fold")
-    for column in ("state", "attempt") + (("created", "finished") if wide else ()):
-        table.add_column(column, no_wrap=True)
+def count_text(shown: int, total: int, cap: int) -> str:
+    """"50 of 2,950 jobs"; "50 of 10,000+ jobs" when counting stopped at the cap."""
+    noun = "job" if total == 1 else "jobs"
+    if shown >= total:
+        return f"{total:,} {noun}"
+    return f"{shown:,} of {total:,}{'+' if total >= cap else ''} {noun}"
+
+
+def last_error(job: Job) -> Text:
+    """A dead job's last error in one line ("" for the others)."""
+    if job.state != JobState.DEAD or not job.errors:
+        return Text(job.dead_reason or "" if job.state == JobState.DEAD else "")
+    error = job.errors[-1]
+    return Text(f"{error.type}: {' '.join(error.message.split())}", style="red")
+
+
+def jobs_table(jobs: list[Job], width: int, title: str | None = None) -> Table:
+    """Ids and names are never cut or broken (ids are what `conveyor job ID` takes): a
+    narrower terminal drops the times, then the queue; when a long task name still does not
+    fit beside its id, it goes on a line of its own under the id. A dead job's last error
+    takes what width is left, cut with an ellipsis. Fits 80 columns."""
+    def widest(values: list[str], header: str) -> int:
+        return max([len(header), *map(len, values)])
+
+    dead = any(j.state == JobState.DEAD for j in jobs)
+    sizes = {"id": widest([j.id for j in jobs], "id"),
+             "task": widest([j.task for j in jobs], "task"),
+             "state": widest([str(j.state) for j in jobs], "state"),
+             "try": widest([f"{j.attempt}/{j.max_attempts}" for j in jobs], "try")}
+    extra = {"queue": widest([j.queue for j in jobs], "queue"), "created": 19}
+
+    def room(names: list[str], error: int = 12 if dead else 0) -> int:
+        """What these columns, their gaps and `error` columns of the last error take."""
+        return sum(sizes.get(n) or extra[n] for n in names) + 2 * len(names) + error
+
+    stacked = room(["id", "task", "state", "try"]) > width
+    shown = ["id", "state", "try"] if stacked else ["id", "task", "state", "try"]
+    if width >= 120 and room([*shown, "queue"], 24 if dead else 0) <= width:
+        shown.insert(1 if stacked else 2, "queue")
+    if width >= 120 and room([*shown, "created"], 24 if dead else 0) <= width:
+        shown.append("created")
+    if title is None:
+        title = count_text(len(jobs), len(jobs), len(jobs) + 1)
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in shown:
+        size = sizes.get(name) or extra[name]
+        if name == "id" and stacked:
+            table.add_column("id / task", no_wrap=True, min_width=max(size, sizes["task"]))
+        else:
+            table.add_column(name, no_wrap=True, min_width=size,
+                             justify="right" if name == "try" else "left")
+    if dead:
+        left = max(width - room(shown, 0) - 2, 8)
+        table.add_column("last error", no_wrap=True, overflow="ellipsis", max_width=left)
     for j in jobs:
-        cells = [Text(j.id), Text(j.task)] + ([Text(j.queue)] if wide else [])
-        cells += [state_text(j.state), Text(f"{j.attempt}/{j.max_attempts}")]
-        if wide:
-            cells += [Text(fmt_time(j.created_at)), Text(fmt_time(j.finished_at))]
-        table.add_row(*cells)
+        cell = {"id": Text.assemble(j.id, "\n", (j.task, "bold")) if stacked else Text(j.id),
+                "task": Text(j.task), "queue": Text(j.queue), "state": state_text(j.state),
+                "try": Text(f"{j.attempt}/{j.max_attempts}"),
+                "created": Text(fmt_time(j.created_at))}
+        table.add_row(*[cell[name] for name in shown], *([last_error(j)] if dead else []))
     return table
 
 
@@ -78,12 +121,24 @@ def print_job(out: Console, job: Job) -> None:
     for name, value in rows:
         table.add_row(name, value if isinstance(value, Text) else Text(value))
     out.print(table)
-    for error in job.errors:
+    shown: dict[str, int] = {}  # a stack already printed -> the error that printed it
+    for number, error in enumerate(job.errors, 1):
         out.print(Text.assemble((f"attempt {error.attempt}", "red"),
                                 f" {fmt_time(error.at)} {error.type}: {error.message}"),
                   highlight=False)
-        if error.traceback:
-            out.print(Text(error.traceback.rstrip(), style="dim"), highlight=False)
+        if not error.traceback:
+            continue
+        trace = error.traceback.rstrip()
+        frames = trace.splitlines()  # the stack, without the exception's own line(s) at the end
+        while frames and not frames[-1].startswith(" "):
+            frames.pop()
+        stack = "\n".join(frames)
+        if stack and stack in shown:
+            out.print(Text(f"  (same traceback as error {shown[stack]} above)", style="dim"),
+                      highlight=False)
+        else:
+            shown[stack] = number
+            out.print(Text(trace, style="dim"), highlight=False)
 
 
 def print_stats(out: Console, s: Stats) -> None:

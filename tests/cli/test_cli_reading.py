@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from conveyor import FakeClock, JobContext, Retry
+from conveyor.testing import run_until_idle
+
 from .conftest import Cli, Seeded
 
 
@@ -88,3 +93,51 @@ def test_a_bad_setting_or_store_is_one_line_and_exit_1(cli: Cli) -> None:
     broken = cli("stats")
     assert broken.returncode == 1
     assert len(broken.stderr.strip().splitlines()) == 1 and "not a database" in broken.stderr
+
+
+LONG_TASK = "reports.generate_quarterly_revenue_summary"
+
+
+def test_jobs_table_fits_80_and_120_columns_without_breaking_names(cli: Cli,
+                                                                   seeded: Seeded) -> None:
+    long_id = cli.json("enqueue", LONG_TASK)["id"]  # no app: any task name
+    for width in (80, 120, 160):
+        cli.env["COLUMNS"] = str(width)
+        out = cli.ok("jobs")
+        assert max(len(line) for line in out.splitlines()) <= width, out
+        assert "4 jobs" in out
+        lines = out.splitlines()
+        for job_id, task in ((long_id, LONG_TASK), (seeded.dead, "always_fails")):
+            at = next(n for n, line in enumerate(lines) if job_id in line)
+            # whole, on the job's line or (a long name at 80 columns) on the line under it
+            assert task in lines[at] or task in lines[at + 1], (width, out)
+        dead = next(line for line in out.splitlines() if seeded.dead in line)
+        assert "RuntimeError" in dead, out  # the last error of a dead job
+        assert ("hooks" in out) is (width >= 160)  # the queue only when it fits
+
+
+def test_jobs_table_says_how_many_of_how_many(cli: Cli, seeded: Seeded) -> None:
+    out = cli.ok("jobs", "--limit", "2")
+    assert "2 of 3 jobs" in out
+    assert "1 of 2 jobs" in cli.ok("jobs", "--limit", "1", "--task", "send_welcome")
+    assert "1 job" in cli.ok("jobs", "--state", "dead")
+
+
+def test_job_prints_each_distinct_traceback_once(cli: Cli) -> None:
+    app = cli.app(FakeClock())
+
+    @app.task(name="flaky", retry=Retry(attempts=3, backoff="fixed", base=0, jitter=0))
+    def flaky(ctx: JobContext, payload: dict[str, Any]) -> None:
+        raise RuntimeError(f"upstream answered 503 on attempt {ctx.attempt}")
+
+    try:
+        job_id = app.enqueue("flaky", {}).id
+        run_until_idle(app)
+        assert app.get(job_id).state == "dead"
+    finally:
+        app.close()
+    out = cli.ok("job", job_id)
+    for attempt in (1, 2, 3):
+        assert f"RuntimeError: upstream answered 503 on attempt {attempt}" in out
+    assert out.count("Traceback (most recent call last)") == 1, out
+    assert out.count("(same traceback as error 1 above)") == 2, out

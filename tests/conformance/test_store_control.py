@@ -78,11 +78,13 @@ async def test_requeue_a_dead_job_gives_it_fresh_attempts(store: Store) -> None:
     got = await store.get(job_id)
     assert got is not None
     assert got.state == JobState.QUEUED
-    assert got.max_attempts - got.attempt == 2
+    # the budget starts over (0 of 2), it does not grow (2 of 4)
+    assert (got.attempt, got.max_attempts) == (0, 2)
     assert (got.finished_at, got.dead_reason) == (None, None)
     assert len(got.errors) == 2  # the history stays
 
     claimed = await claim_one(store, now=T0 + 100)
+    assert (claimed.attempt, claimed.max_attempts) == (1, 2)
     await store.settle([Fail(claimed.lease, error(claimed.attempt), retry_in=1)], now=T0 + 100)
     got = await store.get(job_id)
     assert got is not None and got.state == JobState.SCHEDULED  # a retry, not dead at once
@@ -95,7 +97,7 @@ async def test_requeue_a_discarded_job_gives_it_a_full_set_of_attempts(store: St
     assert await store.requeue([job_id], now=T0 + 2) == {job_id: "queued"}
     got = await store.get(job_id)
     assert got is not None
-    assert got.max_attempts - got.attempt == 3, (
+    assert (got.attempt, got.max_attempts) == (0, 3), (
         f"fresh attempts: expected 3 runs left, got attempt={got.attempt} "
         f"max_attempts={got.max_attempts}")
 

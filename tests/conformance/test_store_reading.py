@@ -118,3 +118,21 @@ async def test_stats_of_an_empty_store(store: Store) -> None:
     assert sum(stats.by_state.values()) == 0
     assert stats.failure_rate is None
     assert await store.queues(now=T0) == []
+
+
+async def test_count_jobs_counts_what_list_jobs_would_list_up_to_a_cap(store: Store) -> None:
+    for i in range(5):
+        await enqueue(store, now=T0 + i, queue="emails", tenant="org-a")
+    await enqueue(store, now=T0 + 9, queue="hooks", tenant="org-b")
+    await enqueue(store, now=T0 + 10, queue="hooks", tenant="org-b")
+    claimed = await claim_one(store, now=T0 + 11, queues=["hooks"])
+    await store.settle([Fail(claimed.lease, error(1), None)], now=T0 + 12)
+
+    assert await store.count_jobs(JobFilter()) == 7
+    assert await store.count_jobs(JobFilter(queue="emails")) == 5
+    assert await store.count_jobs(JobFilter(queue="emails"), cap=3) == 3  # a bounded plan
+    assert await store.count_jobs(JobFilter(tenant="org-b")) == 2
+    assert await store.count_jobs(JobFilter(states=(JobState.DEAD,))) == 1
+    assert await store.count_jobs(JobFilter(states=(JobState.DEAD, JobState.QUEUED))) == 7
+    assert await store.count_jobs(JobFilter(queue="emails", tenant="org-b")) == 0
+    assert await store.count_jobs(JobFilter(task="no-such-task")) == 0

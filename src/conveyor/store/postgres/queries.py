@@ -438,8 +438,7 @@ SET state = 'queued', run_at = {now}, finished_at = NULL, dead_reason = NULL, re
         SELECT 1 FROM {schema}.conveyor_jobs AS other
         WHERE other.tenant = job.tenant AND other.dedupe_key = job.idempotency_key
           AND other.id <> job.id) THEN job.idempotency_key END),
-    max_attempts = CASE WHEN job.state IN ('dead', 'cancelled')
-                        THEN job.attempt + job.max_attempts ELSE job.max_attempts END
+    attempt = CASE WHEN job.state IN ('dead', 'cancelled') THEN 0 ELSE job.attempt END
 WHERE id = ANY(%(ids)s::text[]) AND state IN ('dead', 'cancelled', 'scheduled')
   AND """ + _TENANT + """
 RETURNING """ + _EVENT, _EVENT)
@@ -543,6 +542,8 @@ LIST_CLAUSES = {
     "after": "id < %(after)s",
 }
 LIST_ORDER = "ORDER BY id DESC LIMIT %(limit)s"
+COUNT_UP_TO = ("SELECT count(*) FROM (SELECT 1 FROM {schema}.conveyor_jobs{where} "
+               "LIMIT %(limit)s) AS capped")
 
 COUNTS = """
 SELECT queue, task, state, count(*) FROM {schema}.conveyor_jobs

@@ -44,17 +44,16 @@ class Reads:
 
     async def list_jobs(self: Sessions, where: JobFilter, after: str | None = None,
                         limit: int = 50) -> list[Job]:
-        params: dict[str, Any] = {"limit": limit, "after": after,
-                                  "states": [str(s) for s in where.states]}
-        clauses = []
-        for name, clause in q.LIST_CLAUSES.items():
-            value = after if name == "after" else getattr(where, name)
-            if value:
-                clauses.append(clause)
-                params.setdefault(name, value)
-        statement = q.LIST_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        rows = await self._one(f"{statement} {q.LIST_ORDER}", params, where.tenant)
+        where_sql, params = _where(where, after, limit)
+        rows = await self._one(f"{q.LIST_SELECT}{where_sql} {q.LIST_ORDER}", params,
+                               where.tenant)
         return [job_from_row(r) for r in rows]
+
+    async def count_jobs(self: Sessions, where: JobFilter, cap: int = 10_000) -> int:
+        where_sql, params = _where(where, None, cap)
+        rows = await self._one(q.COUNT_UP_TO.replace("{where}", where_sql), params,
+                               where.tenant)
+        return int(rows[0][0])
 
     async def stats(self: Sessions, tenant: str | None = None, now: float | None = None) -> Stats:
         params = {"tenant": tenant, "now": now}
@@ -101,3 +100,16 @@ class Reads:
             "old_errors": [old.errors for old, _ in swaps],
             "new_errors": [new.errors for _, new in swaps]})
         return sum(1 for (taken,) in rows if taken)
+
+
+def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of a list or count, and its parameters."""
+    params: dict[str, Any] = {"limit": limit, "after": after,
+                              "states": [str(s) for s in where.states]}
+    clauses = []
+    for name, clause in q.LIST_CLAUSES.items():
+        value = after if name == "after" else getattr(where, name)
+        if value:
+            clauses.append(clause)
+            params.setdefault(name, value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -167,8 +167,7 @@ SET state = 'queued', run_at = :now, finished_at = NULL, dead_reason = NULL, res
                             AND other.dedupe_key = conveyor_jobs.idempotency_key
                             AND other.id != conveyor_jobs.id)
                       THEN NULL ELSE idempotency_key END,
-    max_attempts = CASE WHEN state = 'scheduled' THEN max_attempts
-                        ELSE attempt + max_attempts END
+    attempt = CASE WHEN state = 'scheduled' THEN attempt ELSE 0 END
 WHERE id = :id AND state IN ('dead', 'cancelled', 'scheduled')
   AND (:tenant IS NULL OR tenant = :tenant)
 RETURNING id, state, queue, task, tenant, progress"""
@@ -247,6 +246,7 @@ LIST_CLAUSES = {
     "after": "id < :after",
 }
 LIST_ORDER = "ORDER BY id DESC LIMIT :limit"
+COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM conveyor_jobs{where} LIMIT :limit)"
 
 COUNTS = """
 SELECT queue, task, state, count(*) FROM conveyor_jobs

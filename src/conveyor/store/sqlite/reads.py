@@ -36,18 +36,16 @@ class Reads:
 
     async def list_jobs(self: Database, where: JobFilter, after: str | None = None,
                         limit: int = 50) -> list[Job]:
-        params: dict[str, Any] = {"limit": limit, "after": after,
-                                  "states": orjson.dumps([str(s) for s in where.states]).decode()}
-        clauses = []
-        for name, clause in q.LIST_CLAUSES.items():
-            value = params["after"] if name == "after" else getattr(where, name)
-            if value:
-                clauses.append(clause)
-                params.setdefault(name, value)
-        sql = q.LIST_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        where_sql, params = _where(where, after, limit)
         with self.db.read() as conn:
-            rows = conn.execute(f"{sql} {q.LIST_ORDER}", params).fetchall()
+            rows = conn.execute(f"{q.LIST_SELECT}{where_sql} {q.LIST_ORDER}", params).fetchall()
         return [job_from_row(r) for r in rows]
+
+    async def count_jobs(self: Database, where: JobFilter, cap: int = 10_000) -> int:
+        where_sql, params = _where(where, None, cap)
+        with self.db.read() as conn:
+            row = conn.execute(q.COUNT_UP_TO.format(where=where_sql), params).fetchone()
+        return int(row[0])
 
     async def stats(self: Database, tenant: str | None = None, now: float | None = None) -> Stats:
         now = self._now(now)
@@ -95,6 +93,19 @@ class Reads:
                 "old_result": old.result, "new_result": new.result,
                 "old_errors": old.errors, "new_errors": new.errors}).fetchone())
                 for old, new in swaps)
+
+
+def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of a list or count, and its parameters."""
+    params: dict[str, Any] = {"limit": limit, "after": after,
+                              "states": orjson.dumps([str(s) for s in where.states]).decode()}
+    clauses = []
+    for name, clause in q.LIST_CLAUSES.items():
+        value = after if name == "after" else getattr(where, name)
+        if value:
+            clauses.append(clause)
+            params.setdefault(name, value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _all_taken(row: tuple[Any, ...] | None) -> int:
