@@ -18,7 +18,8 @@ import pytest
 from conveyor import Conveyor
 from conveyor.web.server import ConveyorServer
 
-TOKENS = "admin-token=ops:admin,token-a=acme:tenant,token-b=globex:tenant"
+TOKENS = ("admin-token=ops:admin,token-a=acme:tenant,token-b=globex:tenant,"
+          "viewer-token=*:viewer,viewer-a=acme:viewer")
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from conveyor.errors import ConfigError
 from conveyor.job import JobEvent
 from conveyor.web.auth import parse_tokens
-from conveyor.web.charts import Series, line_chart, nice_max
+from conveyor.web.charts import (
+    Series,
+    count,
+    hue,
+    line_chart,
+    nice_max,
+    queue_series,
+    spike_free_top,
+)
 from conveyor.web.metrics import Transitions, is_failure, is_retry
 
 
@@ -55,3 +65,22 @@ def test_token_parsing() -> None:
     for bad in ("t1", "t1=acme", "t1=acme:root", "=acme:admin", "t1=:admin"):
         with pytest.raises(ConfigError):
             parse_tokens(bad)
+
+
+def test_a_spike_is_cut_so_the_rest_keeps_its_scale() -> None:
+    calm = [(float(t), 10.0 + t % 3) for t in range(60)]
+    spiky = [*calm[:30], (30.0, 900.0), *calm[31:]]
+    assert spike_free_top([v for _, v in calm]) == 12.0
+    assert spike_free_top([v for _, v in spiky]) == 18.0  # 1.5 x the 90th percentile
+    svg = line_chart("Throughput", [Series("completed", spiky)], now=60.0, span=60.0,
+                     unit=count)
+    assert "peak 900 (cut)" in svg and ">20<" in svg  # the scale is 0..20, not 0..1000
+    assert "(cut)" not in line_chart("Throughput", [Series("completed", calm)], now=60.0,
+                                     span=60.0)
+
+
+def test_a_queue_keeps_its_colour() -> None:
+    assert hue("emails") == hue("emails") == zlib.crc32(b"emails") % 360
+    svg = line_chart("Backlog", [queue_series("emails", [(0.0, 1.0), (1.0, 2.0)])], now=1.0,
+                     span=1.0)
+    assert f"hsl({hue('emails')}, 70%, 45%)" in svg

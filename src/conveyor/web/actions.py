@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ConveyorError
-from .auth import Principal
+from .auth import Principal, refuse_read_only
 from .context import WebContext
 from .problems import ApiError
 from .sessions import COOKIE
@@ -53,7 +53,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    principal = await _form_principal(request)
+    principal = await _form_principal(request, change=False)
     sessions = ctx_of(request).auth.sessions
     if principal.session is not None:
         await sessions.close(principal.session)
@@ -62,13 +62,16 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def _form_principal(request: Request, *, admin: bool = False) -> Principal:
+async def _form_principal(request: Request, *, admin: bool = False,
+                          change: bool = True) -> Principal:
     ctx = ctx_of(request)
     principal = await ctx.auth.principal(request)
     if principal is None:
         raise ApiError(401, "unauthorized", "sign in first")
     form = await request.form()
     ctx.auth.check_csrf(principal, str(form.get("csrf") or ""))
+    if change:
+        refuse_read_only(principal)
     if admin and not principal.admin:
         raise ApiError(403, "forbidden", "this needs an admin token")
     return principal

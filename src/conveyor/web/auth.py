@@ -1,6 +1,9 @@
 """Bearer tokens from CONVEYOR_API_TOKENS (`token=tenant:role[;grants],...`) and who a
 request is: a bearer token, or a dashboard session (sessions.py) opened with one.
 
+A viewer token (`t=*:viewer` for every tenant, `t=acme:viewer` for one) reads what its scope
+shows, in the API and the dashboard, and every change it asks for is refused (403 read_only).
+
 A tenant token is scoped to its tenant everywhere, and may be granted only some queues and a
 priority range to enqueue with (grants.py); an admin token sees every tenant. With no tokens
 configured every request is an admin (the server then listens on loopback only and answers
@@ -21,7 +24,9 @@ from .grants import Grant, parse_grant
 from .problems import ApiError
 from .sessions import COOKIE, SessionBook, csrf_of, token_check
 
-ROLES = ("admin", "tenant")
+ROLES = ("admin", "tenant", "viewer")
+ALL_TENANTS = "*"
+CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +45,23 @@ class Principal:
         return self.role == "admin"
 
     @property
+    def read_only(self) -> bool:
+        """A viewer token reads what its scope shows and changes nothing."""
+        return self.role == "viewer"
+
+    @property
     def scope(self) -> str | None:
         """The tenant every store call is limited to (None: all tenants)."""
-        return None if self.admin else self.tenant
+        if self.admin or (self.read_only and self.tenant == ALL_TENANTS):
+            return None
+        return self.tenant
 
     @property
     def label(self) -> str:
         if self.token is None:
             return "open access"
+        if self.read_only:
+            return "viewer" + ("" if self.scope is None else f" of tenant {self.tenant}")
         return "admin" if self.admin else f"tenant {self.tenant}"
 
 
@@ -67,13 +81,23 @@ def parse_tokens(spec: str) -> dict[str, Principal]:
         if not eq or not colon or not token or not tenant:
             raise ConfigError("CONVEYOR_API_TOKENS entries look like token=tenant:role")
         if role not in ROLES:
-            raise ConfigError(f"CONVEYOR_API_TOKENS: role {role!r} must be admin or tenant")
-        if grants and role == "admin":
+            raise ConfigError(f"CONVEYOR_API_TOKENS: role {role!r} must be admin, tenant "
+                              "or viewer")
+        if grants and role != "tenant":
             raise ConfigError("CONVEYOR_API_TOKENS: grants (;queues=, ;priority=) are for "
-                              "tenant tokens; an admin token may do everything")
+                              "tenant tokens; an admin token may do everything and a viewer "
+                              "token enqueues nothing")
+        if tenant == ALL_TENANTS and role == "tenant":
+            raise ConfigError("CONVEYOR_API_TOKENS: tenant '*' (every tenant) is for viewer "
+                              "tokens; a tenant token names its tenant")
         grant = parse_grant(grants, tenant) if grants else None
         tokens[token] = Principal(role=role, tenant=tenant, token=token, grant=grant)
     return tokens
+
+
+def refuse_read_only(principal: Principal) -> None:
+    if principal.read_only:
+        raise ApiError(403, "read_only", "this token is a viewer: it reads and changes nothing")
 
 
 class Authenticator:
@@ -134,6 +158,8 @@ class Authenticator:
             raise ApiError(401, "unauthorized",
                            "the API token is not valid" if given else
                            "send Authorization: Bearer TOKEN (see CONVEYOR_API_TOKENS)")
+        if request.method in CHANGES:
+            refuse_read_only(principal)
         if admin and not principal.admin:
             raise ApiError(403, "forbidden", "this needs an admin token")
         return principal

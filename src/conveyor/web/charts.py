@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -20,6 +21,22 @@ PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 12, 12, 24
 class Series:
     name: str
     points: Sequence[tuple[float, float | None]]   # (epoch seconds, value or gap)
+    colour: str | None = None                      # None: the palette's, by position
+
+
+def hue(name: str | None) -> int:
+    """A fixed colour (an HSL hue) per queue name: the same on every page, every server and
+    every day, so an operator learns that "emails" is teal."""
+    return zlib.crc32((name or "").encode()) % 360
+
+
+def queue_series(name: str, points: Sequence[tuple[float, float | None]]) -> Series:
+    """A series drawn in its queue's own colour (the square before its name elsewhere)."""
+    return Series(name, points, f"hsl({hue(name)}, 70%, 45%)")
+
+
+def _colour(series: Series, index: int) -> str:
+    return series.colour or PALETTE[index]
 
 
 def nice_max(value: float) -> float:
@@ -33,6 +50,17 @@ def nice_max(value: float) -> float:
     return float(10 * power)
 
 
+def spike_free_top(values: Sequence[float]) -> float:
+    """The top of a chart's scale: the highest value, unless a few spikes stand far above the
+    rest (over 3 times the 90th percentile), when the scale fits the rest and the spikes are
+    cut at the top, so one burst does not flatten every other minute into the floor."""
+    ordered = sorted(values)
+    typical = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+    if typical > 0 and ordered[-1] > 3 * typical:
+        return typical * 1.5
+    return ordered[-1]
+
+
 def line_chart(title: str, series: Sequence[Series], *, unit: Callable[[float], str] = str,
                now: float | None = None, span: float = 900.0, least_top: float = 0.0,
                empty: str = "") -> Markup:
@@ -41,12 +69,15 @@ def line_chart(title: str, series: Sequence[Series], *, unit: Callable[[float], 
     if not values:
         return _empty(title, empty or COLLECTING)
     end = now or max(t for s in series for t, _ in s.points)
-    top = max(nice_max(max(values)), least_top)
+    top = max(nice_max(spike_free_top(values)), least_top)
     x = _scale(end - span, end, PAD_LEFT, WIDTH - PAD_RIGHT)
     y = _scale(0.0, top, HEIGHT - PAD_BOTTOM, PAD_TOP)
     parts = [_grid(top, y, unit), _time_axis(span, x, end)]
     for index, s in enumerate(series[:len(PALETTE)]):
-        parts.append(_line(s, x, y, PALETTE[index]))
+        parts.append(_line(s, x, lambda v: y(min(v, top)), _colour(s, index)))
+    if max(values) > top:  # a spike above the scale: cut at the top, its peak written there
+        parts.append(f'<text x="{WIDTH - PAD_RIGHT}" y="{PAD_TOP + 10}" class="tick peak" '
+                     f'text-anchor="end">peak {escape(unit(max(values)))} (cut)</text>')
     return _frame(title, "".join(parts), _legend(series), _summary(title, series, unit))
 
 
@@ -113,7 +144,7 @@ def _line(series: Series, x: Callable[[float], float], y: Callable[[float], floa
 def _legend(series: Sequence[Series]) -> str:
     items = []
     for index, s in enumerate(series[:len(PALETTE)]):
-        items.append(f'<li><span class="swatch" style="background:{PALETTE[index]}"></span>'
+        items.append(f'<li><span class="swatch" style="background:{_colour(s, index)}"></span>'
                      f'{escape(s.name)}</li>')
     return f'<ul class="legend">{"".join(items)}</ul>'
 

@@ -128,7 +128,7 @@ async def workers_page(request: Request) -> Response:
     if principal is None:
         return to_login(request)
     ctx = ctx_of(request)
-    found = await ctx.call(ctx.conveyor.workers) if principal.admin else []
+    found = await ctx.call(ctx.conveyor.workers) if principal.scope is None else []
     lease = ctx.conveyor.settings.lease
     return render(request, "workers.html", principal, workers=[worker_json(w) for w in found],
                   lease=lease, title="Workers")

@@ -151,7 +151,7 @@ def job_filter(params: Any, principal: Principal) -> JobFilter:
     except ValueError:
         raise ApiError(400, "bad_query", f"state must be among {', '.join(JobState)}",
                        {"field": "state"}) from None
-    tenant = principal.tenant if not principal.admin else (params.get("tenant") or None)
+    tenant = principal.scope if principal.scope is not None else (params.get("tenant") or None)
     return JobFilter(states=states, queue=_text(params, "queue"), task=_text(params, "task"),
                      tenant=tenant, correlation_id=_text(params, "correlation_id"),
                      idempotency_key=_text(params, "idempotency_key"),

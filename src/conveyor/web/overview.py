@@ -22,7 +22,7 @@ async def gather(ctx: WebContext, principal: Principal) -> dict[str, Any]:
     dead = await ctx.call(ctx.conveyor.list_jobs, JobFilter(states=(JobState.DEAD,),
                                                             tenant=scope),
                           limit=5, redacted=True)
-    workers = await ctx.call(ctx.conveyor.workers) if principal.admin else None
+    workers = await ctx.call(ctx.conveyor.workers) if principal.scope is None else None
     samples = ctx.history.samples(scope)
     return {"stats": stats, "queues": [queue_json(q) for q in queues], "recent_dead": dead,
             "workers": workers, "charts": build_charts(samples, ctx.history.every),
@@ -39,10 +39,12 @@ def build_charts(samples: list[Sample], every: float) -> list[Any]:
     durations = "No jobs completed in the last hour." if samples else ""
     return [
         charts.line_chart("Backlog by queue (queued + scheduled)", [
-            Series(q, [(s.at, float(s.backlog.get(q, 0))) for s in samples]) for q in queues],
+            charts.queue_series(q, [(s.at, float(s.backlog.get(q, 0))) for s in samples])
+            for q in queues],
             unit=charts.count, now=now, span=span, least_top=4, empty=waiting),
         charts.line_chart("Running by queue", [
-            Series(q, [(s.at, float(s.running.get(q, 0))) for s in samples]) for q in queues],
+            charts.queue_series(q, [(s.at, float(s.running.get(q, 0))) for s in samples])
+            for q in queues],
             unit=charts.count, now=now, span=span, least_top=4, empty=waiting),
         charts.line_chart("Throughput (per minute)", [
             Series("completed", [(s.at, s.throughput) for s in samples]),

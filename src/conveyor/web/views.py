@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from .auth import Principal
+from .charts import hue
 from .context import WebContext
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -59,6 +60,12 @@ def percent(value: float | None) -> str:
     return NONE if value is None else f"{value * 100:.1f}%"
 
 
+def id_tail(job_id: str, size: int = 8) -> str:
+    """The distinctive end of an id. Job ids are UUIDv7s whose first 13 characters are the
+    creation time, shared by every job of a minute; their last 12 are random."""
+    return job_id[-size:] if len(job_id) > size else job_id
+
+
 def query(params: dict[str, Any], **changes: Any) -> str:
     merged = {k: v for k, v in {**params, **changes}.items() if v not in (None, "")}
     return "?" + urlencode(merged) if merged else ""
@@ -68,7 +75,7 @@ def build_templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(ago=ago, duration=duration, timestamp=timestamp, json=pretty_json,
-                       percent=percent)
+                       percent=percent, hue=hue, tail=id_tail)
     env.globals.update(states=STATES, query=query)
     return Jinja2Templates(env=env)
 

@@ -175,11 +175,17 @@
     });
   }
 
-  // --- keyboard: "g" then a letter goes to a page, "/" focuses the first filter -----------------
+  // --- keyboard: "g" then a letter goes to a page, "/" focuses the first filter, "?" helps ------
   function keyboard() {
     let leader = false;
     document.addEventListener("keydown", (ev) => {
       if (ev.target.closest("input, select, textarea") || ev.metaKey || ev.ctrlKey || ev.altKey) return;
+      if (ev.key === "?") {
+        const help = document.getElementById("keys-help");
+        if (help && !help.open) { ev.preventDefault(); help.showModal(); }
+        return;
+      }
+      if (ev.key === "t" && !leader && window.conveyorTheme) { ev.preventDefault(); window.conveyorTheme.next(); return; }
       if (ev.key === "/") {
         const field = document.querySelector(".filters input, .filters select");
         if (field) { ev.preventDefault(); field.focus(); }
