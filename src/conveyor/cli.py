@@ -268,6 +268,9 @@ def stats(app: AppOption = None, json_out: JsonOption = False) -> None:
 @cli.command("cron")
 def cron_schedules(app: AppOption = None, json_out: JsonOption = False) -> None:
     """The app's cron schedules (app.cron) and when each runs next."""
+    if not (app or os.environ.get("CONVEYOR_APP")):  # schedules live in code, not the store
+        fail("conveyor cron needs --app package.module:attribute (or CONVEYOR_APP): cron "
+             "schedules are declared in your app's code", 2)
     conveyor = load_app(app)
     now = time.time()
     rows = []

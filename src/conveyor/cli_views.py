@@ -172,8 +172,13 @@ def schedules_table(rows: list[dict[str, Any]]) -> Table:
     """`conveyor cron`: one row per schedule, its next run in its own zone and in UTC."""
     table = Table(title=f"{len(rows)} cron schedule" + ("" if len(rows) == 1 else "s"),
                   header_style="bold", box=box.SIMPLE_HEAD)
+    # the name is what people act on: never wrapped or cut; at 80 columns the times and the
+    # task and queue fold over two lines instead
+    widest = max((len(str(row["name"])) for row in rows), default=4)
     for column in ("name", "cron", "task", "queue", "next run", "UTC"):
-        table.add_column(column, no_wrap=column in ("cron", "next run", "UTC"))
+        table.add_column(column, no_wrap=column in ("name", "cron"),
+                         min_width=widest if column == "name" else None,
+                         overflow="ellipsis" if column in ("name", "cron") else "fold")
     for row in rows:
         local = datetime.fromtimestamp(row["next_run"], ZoneInfo(row["timezone"]))
         table.add_row(*(Text(str(row[key])) for key in ("name", "cron", "task", "queue")),

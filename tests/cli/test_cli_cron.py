@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from .conftest import Cli
+from .conftest import Cli, conveyor_command
 
 
 def test_cron_lists_the_schedules_with_their_next_run(cli: Cli) -> None:
@@ -22,3 +23,23 @@ def test_cron_lists_the_schedules_with_their_next_run(cli: Cli) -> None:
     table = cli.ok("cron", "--app", "cronapp:app")
     assert "2 cron schedules" in table and "Europe/Paris" in table and "sales" in table
     assert cli.ok("cron", "--app", "cliapp:app").startswith("no cron schedules")
+
+
+def test_cron_without_an_app_fails_clearly(cli: Cli) -> None:
+    """Issue 13, edge 10: without --app there is no code to read schedules from; it said
+    "no cron schedules" and exited 0, as if the app had none."""
+    result = cli("cron")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "--app" in result.stderr and "CONVEYOR_APP" in result.stderr
+    assert "no cron schedules" not in result.stdout
+
+
+def test_cron_names_stay_whole_at_80_columns(cli: Cli) -> None:
+    """At 80 columns the name column was squeezed to nothing (rich shrank it first)."""
+    result = subprocess.run([*conveyor_command(), "cron", "--app", "cronapp:app"], cwd=cli.cwd,
+                            env={**cli.env, "COLUMNS": "80"}, capture_output=True, text=True,
+                            timeout=30, check=True)
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert any(line.split()[:1] == ["sales"] for line in lines), result.stdout
+    assert any(line.split()[:1] == ["quarterly"] for line in lines), result.stdout

@@ -18,7 +18,8 @@ INT_RANGE = (-(2**31), 2**31 - 1)
 YEAR = 365 * 24 * 3600.0
 STRING_FIELDS = {"task": 200, "queue": 100, "idempotency_key": 255, "correlation_id": 255,
                  "tenant": 255}
-NUMBER_FIELDS = {"delay": (0.0, 10 * YEAR), "ttl": (0.001, 10 * YEAR)}
+NUMBER_FIELDS = {"delay": (0.0, 10 * YEAR), "ttl": (0.001, 10 * YEAR),
+                 "unique_for": (0.001, 10 * YEAR)}
 INT_FIELDS = {"priority": INT_RANGE, "max_attempts": (1, 1000)}
 JOB_FIELDS = frozenset({*STRING_FIELDS, *NUMBER_FIELDS, *INT_FIELDS, "payload", "run_at"})
 

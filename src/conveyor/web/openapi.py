@@ -62,6 +62,8 @@ def _schemas() -> dict[str, Any]:
                        "run_at": {"type": ["number", "string"],
                                   "description": "epoch seconds or ISO 8601 with offset"},
                        "priority": i, "max_attempts": i, "ttl": n,
+                       "unique_for": {"type": "number", "description": "seconds the "
+                                      "idempotency key stays taken after the job ends"},
                        "tenant": {"type": "string",
                                   "description": "admin tokens only; a tenant token's jobs "
                                                  "always get its tenant"}}},

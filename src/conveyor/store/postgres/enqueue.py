@@ -118,8 +118,42 @@ async def insert_jobs(session: Session, render: Render, jobs: Sequence[NewJob],
     results = [inserted.get(job.id) or holders.get(_key(job)) or existing.get(job.id)
                for job in jobs]
     if None in results:  # its key's holder finished and let the key go in between
-        raise ConflictRace("an idempotency key changed hands during enqueue: enqueue again")
+        results = await _insert_again(session, render, jobs, results, now, channels)
     return results  # type: ignore[return-value]
+
+
+KEY_RACE_TRIES = 3
+
+
+async def _insert_again(session: Session, render: Render, jobs: Sequence[NewJob],
+                        results: list[EnqueueResult | None], now: float | None,
+                        channels: Channels) -> list[EnqueueResult | None]:
+    """Insert again the jobs whose key's holder finished between our INSERT (which skipped
+    them) and our look-up (which no longer found it). Each statement of a READ COMMITTED
+    transaction sees the newest commits, so the next try inserts them or finds the new
+    holder; only a key that keeps changing hands that often gives up, with ConflictRace."""
+    for _ in range(KEY_RACE_TRIES):
+        again = [job for job, result in zip(jobs, results, strict=True) if result is None]
+        if not again:
+            return results
+        found = dict(zip((job.id for job in again),
+                         await _insert_or_find(session, render, again, now, channels),
+                         strict=True))
+        results = [found.get(job.id) if result is None else result
+                   for job, result in zip(jobs, results, strict=True)]
+    if None in results:
+        raise ConflictRace("an idempotency key changed hands during enqueue: enqueue again")
+    return results
+
+
+async def _insert_or_find(session: Session, render: Render, jobs: Sequence[NewJob],
+                          now: float | None, channels: Channels) -> list[EnqueueResult | None]:
+    await session.run(render(q.FREE_EXPIRED_KEYS), key_params(jobs, now))
+    rows = await session.fetch(render(q.INSERT_JOBS),
+                               insert_params(jobs, now, channels.wake, channels.events))
+    inserted = {r[0]: EnqueueResult(r[0], False, JobState(r[1]), r[2], r[3]) for r in rows}
+    holders = await _key_holders(session, render, jobs, now)
+    return [inserted.get(job.id) or holders.get(_key(job)) for job in jobs]
 
 
 async def _insert_fresh(session: Session, render: Render, jobs: Sequence[NewJob],

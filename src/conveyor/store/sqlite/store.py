@@ -142,18 +142,26 @@ class SQLiteStore(Reads, Sessions):
                 conn.executemany(q.INSERT_JOB, rows)
                 if conn.total_changes - before != len(rows):
                     raise _InsertOneByOne  # an id that already exists: roll back, look closer
+                self._publish_enqueued(jobs, results)
         except _InsertOneByOne:
             with self.db.write() as conn:
                 results = [self._insert_one(conn, row, res, now)
                            for row, res in zip(rows, results, strict=True)]
+                self._publish_enqueued(jobs, results)
         queues = {job.queue for job in jobs}
         if any(r.state == JobState.SCHEDULED for r in results):
             queues.add(SCHEDULED_HINT)
         self.wake.notify(queues)
+        return results
+
+    def _publish_enqueued(self, jobs: Sequence[NewJob], results: list[EnqueueResult]) -> None:
+        """Publish `queued`/`scheduled` while the write lock is still held: no worker can
+        claim these jobs (and publish `running`) before their first event is on its way.
+        A commit that then fails leaves an event for a job that is not there; events are
+        a live feed, never the record (rare: a disk error at COMMIT)."""
         if self.wake.has_subscribers():
             self.wake.publish([JobEvent(r.id, r.state, j.queue, j.task, j.tenant)
                                for j, r in zip(jobs, results, strict=True) if not r.duplicate])
-        return results
 
     @staticmethod
     def _insert_one(conn: sqlite3.Connection, row: tuple[Any, ...], result: EnqueueResult,

@@ -4,6 +4,13 @@ Workers bind a Unix datagram socket in a folder that belongs to the database fil
 send a tiny datagram (the queue names) to every socket there after their commit. It is a hint:
 a lost datagram only means the worker finds the job on its next poll. Listeners in the same
 process are called directly, with no socket in between.
+
+Events (the dashboard's feed) are more than hints: a subscriber should see every state of a
+job. Linux queues at most `net.unix.max_dgram_qlen` (10) datagrams per socket, so a sender
+whose subscriber is that far behind waits for room, at most EVENT_WAIT seconds; a subscriber
+that let that pass is skipped without waiting for SLOW_FOR seconds (it is stopped or gone).
+The list of sockets is read again whenever the folder changes, and for a while after each
+change, since a folder's mtime ticks coarsely and two binds may share one tick.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ import errno
 import hashlib
 import os
 import socket
+import struct
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -26,6 +35,9 @@ from ...job import JobEvent
 _EVENTS_PER_DATAGRAM = 200
 
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin for the file name
+EVENT_WAIT = 0.05  # seconds a publish waits for a subscriber's queue to have room
+SLOW_FOR = 1.0  # ... after which that subscriber is sent to without waiting for this long
+_RELIST_NS = 2_000_000_000  # re-read the folder while its mtime is younger than this
 
 
 def wake_folder(db_path: str) -> str:
@@ -55,6 +67,7 @@ class WakeChannel:
         self._targets: list[str] = []
         self._event_targets: list[str] = []
         self._folder_mtime = -1
+        self._slow: dict[str, float] = {}  # event socket -> monotonic time it may wait again
         self._own: set[str] = set()
         self._local: list[_Listener] = []
         self._local_subscribers: list[_Listener] = []
@@ -71,20 +84,32 @@ class WakeChannel:
         if targets:
             self._send_all(targets, "\n".join(sorted(queues)).encode()[:512])
 
-    def _send_all(self, targets: Sequence[str], message: bytes) -> None:
+    def _send_all(self, targets: Sequence[str], message: bytes, wait: bool = False) -> None:
         sender = self._get_sender()
         for path in targets:
             if path in self._own:
                 continue
             try:
-                sender.sendto(message, path)
-            except (BlockingIOError, InterruptedError):
-                pass  # its buffer is full: it has plenty to wake it already
+                if wait and self._slow.get(path, 0.0) <= time.monotonic():
+                    self._send_waiting(sender, message, path)
+                else:
+                    sender.sendto(message, socket.MSG_DONTWAIT, path)
+            except (BlockingIOError, InterruptedError, TimeoutError):
+                pass  # a wake-up: its buffer is full, it has plenty to wake it already
             except ConnectionRefusedError:
                 _unlink_quietly(path)  # nobody is bound: a worker that died
             except OSError as exc:
                 if exc.errno not in (errno.ENOENT, errno.ENOTSOCK, errno.EPROTOTYPE):
                     raise
+
+    def _send_waiting(self, sender: socket.socket, message: bytes, path: str) -> None:
+        """Send an event datagram, waiting up to EVENT_WAIT for room in the subscriber's
+        queue (the socket's send timeout); a subscriber that stays full is marked slow."""
+        try:
+            sender.sendto(message, path)
+        except (BlockingIOError, TimeoutError):
+            self._slow[path] = time.monotonic() + SLOW_FOR
+            raise
 
     @staticmethod
     def _deliver_local(listener: _Listener, queues: Iterable[Any]) -> None:
@@ -104,7 +129,7 @@ class WakeChannel:
             mtime = os.stat(self.folder).st_mtime_ns
         except FileNotFoundError:
             return []
-        if mtime != self._folder_mtime:
+        if mtime != self._folder_mtime or time.time_ns() - mtime < _RELIST_NS:
             with self._lock:
                 try:
                     names = os.listdir(self.folder)
@@ -120,12 +145,13 @@ class WakeChannel:
     # --- the event feed (dashboard, SSE) ---------------------------------------------------
 
     def has_subscribers(self) -> bool:
-        if self._local_subscribers:
-            return True
-        if self.folder is None:
-            return False
-        self._current_targets()
-        return bool(self._event_targets)
+        """Any subscriber, here or in another process; reads the folder if it changed (a
+        local subscriber must not stop us noticing the other processes' sockets)."""
+        if self.folder is not None:
+            self._current_targets()
+            if self._event_targets:
+                return True
+        return bool(self._local_subscribers)
 
     def publish(self, events: Sequence[JobEvent]) -> None:
         """Send job events to every subscriber on this database (a hint, best effort)."""
@@ -137,7 +163,7 @@ class WakeChannel:
             return
         for start in range(0, len(events), _EVENTS_PER_DATAGRAM):
             chunk = [tuple(e) for e in events[start:start + _EVENTS_PER_DATAGRAM]]
-            self._send_all(self._event_targets, orjson.dumps(chunk))
+            self._send_all(self._event_targets, orjson.dumps(chunk), wait=True)
 
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]
                         ) -> Callable[[], Awaitable[None]]:
@@ -163,7 +189,11 @@ class WakeChannel:
             with self._lock:  # two producing threads must not each open (and leak) one
                 if self._sender is None:
                     created = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                    created.setblocking(False)
+                    # blocking, with a kernel send timeout: the kernel waits for room in
+                    # the peer's queue (a Python timeout would spin); wake-ups pass
+                    # MSG_DONTWAIT instead
+                    wait = struct.pack("ll", 0, int(EVENT_WAIT * 1_000_000))
+                    created.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, wait)
                     self._sender = created
                 sender = self._sender
         return sender
