@@ -103,6 +103,19 @@ class LimitUsage:
         return None
 
 
+def usage_json(usage: LimitUsage, now: float) -> dict[str, object]:
+    """A limit and its use as the API, the CLI (--json) and the dashboard show it."""
+    limit = usage.limit
+    return {"kind": limit.kind, "name": limit.name, "concurrency": limit.concurrency,
+            "rate": None if limit.rate is None or limit.period is None
+            else format_rate(limit.rate, limit.period),
+            "rate_count": limit.rate, "rate_period": limit.period, "source": limit.source,
+            "running": usage.running, "started_in_window": usage.started,
+            "slowed_until": usage.blocked_until if usage.blocked_until is not None
+            and usage.blocked_until > now else None,
+            "holding": usage.holding(now)}
+
+
 def allowance(limit: Limit, running: int, started: int) -> int:
     room = 1 << 30
     if limit.concurrency is not None:
