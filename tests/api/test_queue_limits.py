@@ -3,11 +3,12 @@ only), stored for every worker; GET /api/v1/limits shows them with their use."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
 
-from .harness import Live, assert_error
+from .harness import Live, assert_error, sign_in
 
 
 def test_an_admin_sets_changes_and_resets_a_queue_limit(live: Live,
@@ -68,3 +69,48 @@ def test_openapi_describes_the_limit_endpoints(live: Live) -> None:
     assert "patch" in paths["/api/v1/queues/{name}"]
     assert "patch" in paths["/api/v1/tasks/{name}"]
     assert "get" in paths["/api/v1/limits"]
+
+
+def _browser(live: Live, token: str) -> httpx.Client:
+    return httpx.Client(base_url=live.url, cookies={"conveyor_session": sign_in(live.url, token)},
+                        headers={"Accept": "text/html"})
+
+
+def test_the_queue_page_shows_limits_and_an_admin_changes_them(live: Live) -> None:
+    name = f"pics-{uuid.uuid4().hex[:6]}"
+    live.app.limits.set("queue", name, concurrency=4, rate="30/min")
+    with _browser(live, "admin-token") as browser:
+        page = browser.get("/queues").text
+        assert f'data-limit="queue:{name}"' in page
+        row = page[page.index(f'data-limit="queue:{name}"'):]
+        assert "0 / 4" in row[:600] and "0 / 30/min" in row[:600]
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert csrf is not None
+        saved = browser.post("/limits", data={"csrf": csrf.group(1), "kind": "queue",
+                                              "name": name, "concurrency": "2", "rate": ""})
+        assert saved.status_code == 303
+        found = live.app.limits.find("queue", name)
+        assert found is not None and (found.limit.concurrency, found.limit.rate) == (2, None)
+        forged = browser.post("/limits", data={"kind": "queue", "name": name,
+                                               "concurrency": "9"})
+        assert forged.status_code == 403
+        bad = browser.post("/limits", data={"csrf": csrf.group(1), "kind": "queue",
+                                            "name": name, "rate": "lots"})
+        assert bad.status_code == 303
+    found = live.app.limits.find("queue", name)
+    assert found is not None and found.limit.concurrency == 2
+
+
+def test_a_tenant_sees_limits_but_cannot_change_them(live: Live) -> None:
+    name = f"shared-{uuid.uuid4().hex[:6]}"
+    live.app.limits.set("queue", name, concurrency=1)
+    with _browser(live, "token-a") as browser:
+        page = browser.get("/queues").text
+        assert f'data-limit="queue:{name}"' in page and 'action="/limits"' not in page
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert csrf is not None
+        refused = browser.post("/limits", data={"csrf": csrf.group(1), "kind": "queue",
+                                                "name": name, "concurrency": "5"})
+        assert refused.status_code == 403
+    found = live.app.limits.find("queue", name)
+    assert found is not None and found.limit.concurrency == 1

@@ -18,9 +18,11 @@ from starlette.routing import BaseRoute, Route
 from ..limits.control import UNSET
 from ..limits.model import KINDS, usage_json
 from ..names import QUEUE_NAME_RULE, is_queue_name
+from .actions import _form_principal
 from .context import WebContext
 from .inputs import read_json
 from .problems import ApiError, JSONResponse
+from .views import redirect
 
 FIELDS = frozenset({"concurrency", "rate", "reset"})
 
@@ -97,6 +99,34 @@ async def list_limits(request: Request) -> Response:
     return JSONResponse({"limits": [usage_json(u, now) for u in usage]})
 
 
+async def limits_view(ctx: WebContext) -> list[dict[str, Any]]:
+    """The queue page's limits: each with its use and what it holds back now."""
+    usage = await ctx.call(ctx.conveyor.limits.usage)
+    now = time.time()
+    return [usage_json(u, now) for u in usage]
+
+
+async def form_limits(request: Request) -> Response:
+    """The queue page's form (admin): set a queue's or a task's caps; blank removes one."""
+    await _form_principal(request, admin=True)
+    ctx = _ctx(request)
+    form = await request.form()
+    kind, name = str(form.get("kind") or ""), str(form.get("name") or "").strip()
+    if kind not in KINDS or not name or (kind == "queue" and not is_queue_name(name)):
+        return redirect("/queues", "Give a queue (or task) name to limit.")
+    concurrency_text = str(form.get("concurrency") or "").strip()
+    rate = str(form.get("rate") or "").strip() or None
+    if concurrency_text and not concurrency_text.isdigit():
+        return redirect("/queues", f"Concurrency for {name}: a whole number, or blank.")
+    concurrency = int(concurrency_text) if concurrency_text else None
+    try:
+        await ctx.call(ctx.conveyor.limits.set, kind, name, concurrency=concurrency, rate=rate)
+    except ValueError as exc:
+        return redirect("/queues", f"Limit of {kind} {name} not changed: {exc}")
+    return redirect("/queues", f"Limits of {kind} {name} saved; every worker applies them "
+                    "within a second.")
+
+
 def openapi_paths(queue_param: dict[str, Any], op: Any) -> dict[str, Any]:
     """This module's part of the OpenAPI document (openapi.py merges it in)."""
     body = {"type": "object", "additionalProperties": False, "minProperties": 1,
@@ -130,4 +160,5 @@ def openapi_paths(queue_param: dict[str, Any], op: Any) -> dict[str, Any]:
 def routes() -> list[BaseRoute]:
     return [Route("/api/v1/queues/{name}", patch_limits, methods=["PATCH"]),
             Route("/api/v1/tasks/{name}", patch_task_limits, methods=["PATCH"]),
-            Route("/api/v1/limits", list_limits, methods=["GET"])]
+            Route("/api/v1/limits", list_limits, methods=["GET"]),
+            Route("/limits", form_limits, methods=["POST"])]
