@@ -31,6 +31,7 @@ from .errors import (
     WaitTimeout,
 )
 from .job import EnqueueResult, Job, JobFilter, JobState, NewJob, QueueInfo, WorkerInfo, new_id
+from .limits.control import LimitControl
 from .preparing import UNSTORED, Preparer, envelope
 from .retry import Retry
 from .scheduler import Schedule
@@ -67,6 +68,7 @@ class Conveyor:
         self._door = SyncDoor()
         self.preparer = Preparer(self)
         self.schedules: dict[str, Schedule] = {}  # cron (scheduler.py), by name
+        self.limits = LimitControl(self)  # flow control (limits/control.py)
         sqlite = self.settings.url.startswith("sqlite:")
         self.auto_migrate = sqlite if auto_migrate is None else auto_migrate
         self.spool = Spool(self.settings.spool) if self.settings.spool else None
@@ -85,14 +87,17 @@ class Conveyor:
     def task(self, fn: None = None, *, name: str | None = None, queue: str = "default",
              retry: Retry | None = None, timeout: float | None = None,
              ttl: float | None = None, priority: int = 0, schema: Any = None,
-             unique_for: float | None = None,
-             isolation: Isolation = "none") -> Callable[[F], Task]: ...
+             unique_for: float | None = None, isolation: Isolation = "none",
+             concurrency: int | None = None, rate: str | None = None
+             ) -> Callable[[F], Task]: ...
 
     def task(self, fn: Any = None, *, name: str | None = None, queue: str = "default",
              retry: Retry | None = None, timeout: float | None = None, ttl: float | None = None,
              priority: int = 0, schema: Any = None, unique_for: float | None = None,
-             isolation: Isolation = "none") -> Any:
-        """Register a task function `(ctx, payload) -> result`.
+             isolation: Isolation = "none", concurrency: int | None = None,
+             rate: str | None = None) -> Any:
+        """Register a task function `(ctx, payload) -> result`. `concurrency` and `rate`
+        ("10/min") limit its jobs across every worker (conveyor.limits).
 
         >>> @app.task(queue="emails", retry=Retry(attempts=5), timeout=60)   # doctest: +SKIP
         ... async def send_welcome(ctx, payload): ...
@@ -101,11 +106,18 @@ class Conveyor:
         def register(func: Callable[..., Any]) -> Task:
             task = Task(name=name or func.__name__, fn=func, app=self, queue=queue,
                         retry=retry or Retry(), timeout=timeout, ttl=ttl, priority=priority,
-                        schema=schema, unique_for=unique_for, isolation=isolation)
+                        schema=schema, unique_for=unique_for, isolation=isolation,
+                        concurrency=concurrency, rate=rate)
             self.registry.add(task)
             return task
 
         return register(fn) if fn is not None else register
+
+    def queue(self, name: str, *, concurrency: int | None = None,
+              rate: str | None = None) -> None:
+        """Limit a queue across every worker: at most `concurrency` running, at most `rate`
+        starts per sliding window. `app.queue("ai", concurrency=5, rate="10/min")`"""
+        self.limits.declare_queue(name, concurrency, rate)
 
     # --- the store ------------------------------------------------------------------------
 

@@ -374,6 +374,13 @@ def demo(db: Annotated[str, typer.Option(help="SQLite file for the demo")] = "co
     raise typer.Exit(run_demo(db, seconds, port))
 
 
+from .cli_limits import queue_cli, queues, task_cli  # noqa: E402  (they use the helpers above)
+
+cli.command("queues")(queues)
+cli.add_typer(queue_cli, name="queue")
+cli.add_typer(task_cli, name="task")
+
+
 def main() -> None:
     """The console script. Errors the commands did not catch still end in one line and 1."""
     try:

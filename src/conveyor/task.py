@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from .codec import sensitive_paths
 from .errors import PayloadInvalid, UnknownTask
+from .limits.control import code_limit
 from .names import QUEUE_NAME_RULE, is_queue_name
 from .retry import Retry
 
@@ -38,6 +39,8 @@ class Task:
     schema: type[BaseModel] | None = None
     unique_for: float | None = None
     isolation: Isolation = "none"
+    concurrency: int | None = None   # cluster-wide limits (conveyor.limits)
+    rate: str | None = None          # "10/min": starts per sliding window
 
     def __post_init__(self) -> None:
         if not 0 < len(self.name) <= 200:
@@ -47,6 +50,10 @@ class Task:
                              f"{QUEUE_NAME_RULE}")
         if self.ttl is not None and self.ttl <= 0:
             raise ValueError(f"task {self.name!r}: ttl must be a positive number of seconds")
+        try:
+            code_limit("task", self.name, self.concurrency, self.rate)
+        except ValueError as exc:
+            raise ValueError(f"task {self.name!r}: {exc}") from None
         self.is_async = inspect.iscoroutinefunction(self.fn)
         self.sensitive = sensitive_paths(self.schema)
         # stored with each of its jobs, so that every reader redacts (disclosure.py)

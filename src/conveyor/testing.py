@@ -45,6 +45,7 @@ async def run_until_idle_async(app: Conveyor, *, queues: list[str] | None = None
                                max_jobs: int = 100_000) -> int:
     """Run every job that is due (and every job those enqueue) to its end; the count."""
     worker = app.worker(queues=queues, concurrency=10, worker_id="conveyor-testing")
+    await worker.declare_limits()
     total = 0
     while total < max_jobs:
         await worker.maintenance.run_once()

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import ConveyorError
 from ..job import Job, JobFilter, JobState
-from . import actions, charts, overview
+from . import actions, charts, overview, queue_limits
 from .auth import Principal
 from .context import WebContext
 from .inputs import cursor_of, job_filter
@@ -120,7 +120,7 @@ async def queues_page(request: Request) -> Response:
                                        [float(s.backlog.get(q.name, 0)) for s in samples])
               for q in found}
     return render(request, "queues.html", principal, queues=[queue_json(q) for q in found],
-                  trends=trends, title="Queues")
+                  trends=trends, title="Queues", limits=await queue_limits.limits_view(ctx))
 
 
 async def workers_page(request: Request) -> Response:

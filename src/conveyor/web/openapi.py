@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..names import QUEUE_NAME_PATTERN, QUEUE_NAME_RULE
+from . import queue_limits
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 JOB = {"$ref": "#/components/schemas/Job"}
@@ -147,5 +148,5 @@ def openapi_document() -> dict[str, Any]:
         "components": {"schemas": _schemas(), "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **queue_limits.openapi_paths(QUEUE, _op)},
     }

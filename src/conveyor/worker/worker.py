@@ -151,6 +151,7 @@ class Worker:
         self._ensure_loop_state()
         loop = asyncio.get_running_loop()
         await self.app.check_schema()
+        await self.declare_limits()
         if self.maintenance is not None:
             self.maintenance.scheduler.check()
         stop_listening = await self.store.listen(self._on_notify, self.id, self._on_job)
@@ -172,6 +173,11 @@ class Worker:
                 await self.store.deregister_worker(self.id)
             self.close()
             log.info("worker %s stopped after %d jobs", self.id, self.processed)
+
+    async def declare_limits(self) -> None:
+        """Write the limits the app declares in code (limits/control.py) to the store."""
+        if declared := self.app.limits.declared():
+            await self._off_loop(self.store.declare_limits(declared, self.clock.store_now()))
 
     def close(self) -> None:
         """Release the worker's thread pools (run() does it when it returns)."""

@@ -273,9 +273,9 @@ async def _insert_one(session: Session, render: Render, job: NewJob,
         return EnqueueResult(job.id, False, JobState.QUEUED, clock, clock)
     try:
         [(clock, state, waiting)] = await session.fetch(render(handoff.INSERT_ONE_HANDOFF), (
-            job.queue, job.queue, job.queue, job.id, job.task, job.queue, job.priority,
-            job.payload, job.unique_for, job.max_attempts, job.batch_id, job.correlation_id,
-            job.parent_id, job.sensitive, random.getrandbits(62), channels.wake,
+            job.queue, job.queue, job.queue, job.queue, job.task, job.id, job.task, job.queue,
+            job.priority, job.payload, job.unique_for, job.max_attempts, job.batch_id,
+            job.correlation_id, job.parent_id, job.sensitive, random.getrandbits(62), channels.wake,
             channels.events, channels.events))
     except psycopg.errors.UndefinedTable:  # a schema before 0002: autocommit, nothing stored
         log.warning("this schema has no hand-off table (conveyor migrate adds it): enqueue "

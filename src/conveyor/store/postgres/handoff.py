@@ -80,7 +80,7 @@ WHERE NOT EXISTS (SELECT FROM pg_stat_get_activity(offer.listener_pid))
 # queries.INSERT_ONE_PLAIN, also handing the job to a waiting worker when one has a slot for
 # its queue, its payload is small, and nothing is queued there before it (or the queue is
 # paused: then it waits like any job). The checks of the queue run only for a live offer.
-# Parameters: queue, queue, queue, id, task, queue, priority, payload, unique_for,
+# Parameters: queue, queue, queue, queue, task, id, task, queue, priority, payload, unique_for,
 # max_attempts, batch_id, correlation_id, parent_id, sensitive, token, wake channel, events
 # channel, events channel. The wake-up's job has a tenth field, its correlation id, only when it has
 # one, so a worker of the release before (stop 9) still reads every plain job's. One of those
@@ -96,6 +96,9 @@ WITH taker AS (
                       WHERE state = 'queued' AND queue = %s AND offer.slots > 0)
       AND NOT EXISTS (SELECT FROM {schema}.conveyor_queues
                       WHERE name = %s AND paused AND offer.slots > 0)
+      AND NOT EXISTS (SELECT FROM {schema}.conveyor_limits  -- limits.py: claims only
+                      WHERE ((kind = 'queue' AND name = %s) OR (kind = 'task' AND name = %s))
+                        AND offer.slots > 0)
     LIMIT 1
     FOR UPDATE OF offer SKIP LOCKED),
 took AS (

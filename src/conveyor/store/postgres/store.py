@@ -47,7 +47,7 @@ from . import handoff
 from . import queries as q
 from .broadcast import Broadcaster, Stopper
 from .connection import BlockingPool, LoopPools, parse_url
-from .cursor import Cursors, Fetch
+from .cursor import Cursors, Fetch, in_claim_order
 from .enqueue import (
     AsyncSession,
     Channels,
@@ -57,6 +57,7 @@ from .enqueue import (
     scope,
     stream_blocking,
 )
+from .limits import LimitedNames, Limits
 from .listener import Listener
 from .reads import Reads
 from .rows import group_settles, settle_results
@@ -71,7 +72,7 @@ SETTLE_STATEMENTS: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore(Reads, Sessions):
+class PostgresStore(Reads, Sessions, Limits):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:
@@ -88,6 +89,7 @@ class PostgresStore(Reads, Sessions):
         self._events = self.target.events_channel if self.target.events else None
         self._channels = Channels(self.target.channel, self._events, handoff.Gate())
         self._takers: dict[str, Listener] = {}  # worker id: its listener, while it takes hand-offs
+        self._limited = LimitedNames()
 
     def statement(self, template: str) -> str:
         """A queries.py template as this store runs it (its schema, its clock expression)."""
@@ -228,6 +230,10 @@ class PostgresStore(Reads, Sessions):
         params: dict[str, Any] = {"token": random.getrandbits(62), "now": now, "limit": limit,
                                   "lease_for": lease_for, "worker_id": worker_id,
                                   "host": self._host}
+        if await self._limits_touch(queues):  # limits.py; a limited claim offers nothing
+            return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
+                               r[9], r[10], r[11])
+                    for r in in_claim_order(await self._claim_limited(queues, params, limit))]
         fetch: Fetch = self._one
         listener = self._takers.get(worker_id) if offer is not None else None
         pid = listener.backend_pid if listener is not None else None

@@ -39,6 +39,7 @@ from ..base import (
 from ..migrate import load_migrations
 from . import queries as q
 from .connection import Connections, parse_url
+from .limits import LimitedNames, Limits
 from .reads import Reads
 from .rows import (
     apply,
@@ -58,7 +59,7 @@ class _InsertOneByOne(Exception):
     """Roll the batch back and insert row by row, to learn which rows already exist."""
 
 
-class SQLiteStore(Reads, Sessions):
+class SQLiteStore(Reads, Sessions, Limits):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL",
@@ -72,6 +73,7 @@ class SQLiteStore(Reads, Sessions):
         self.wake = WakeChannel(None if self.memory else os.path.abspath(self.path))
         self._host = socket.gethostname()
         self._migrations = load_migrations(MIGRATIONS_DIR)
+        self._limited = LimitedNames()
 
     @staticmethod
     def _now(now: float | None) -> float:
@@ -191,8 +193,13 @@ class SQLiteStore(Reads, Sessions):
         names = [n for n in names if n not in paused]
         if not names:
             return []
+        limited = self._limits_touch(names)
         with self.db.write() as conn:
-            if len(names) == 1:
+            if limited:
+                ids = self._claim_limited(conn, names, params, limit)
+                rows = conn.execute(q.CLAIM_IDS, {**params, "ids": orjson.dumps(ids).decode()}
+                                    ).fetchall() if ids else []
+            elif len(names) == 1:
                 rows = conn.execute(q.CLAIM_ONE_QUEUE,
                                     {**params, "queue": names[0], "limit": limit}).fetchall()
             else:

@@ -1,0 +1,129 @@
+"""`conveyor queues`, `conveyor queue set` and `conveyor task set`: queues and their limits
+(conveyor.limits), read and changed at run time. Registered by cli.py."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .cli import AppOption, JsonOption, fail, load_app, out, print_json
+from .limits.control import UNSET
+from .limits.model import LimitUsage, format_rate, usage_json
+
+queue_cli = typer.Typer(help="One queue's limits.", no_args_is_help=True)
+task_cli = typer.Typer(help="One task's limits.", no_args_is_help=True)
+
+ConcurrencyOption = Annotated[str | None, typer.Option(
+    help="at most this many running across every worker; 'none' removes it")]
+RateOption = Annotated[str | None, typer.Option(
+    help="at most COUNT starts in any sliding window of PERIOD, e.g. 10/min, 20/s, 100/10s; "
+         "'none' removes it")]
+ResetOption = Annotated[bool, typer.Option(
+    "--reset", help="remove the change made at run time: the limit declared in code applies")]
+
+
+def queues(app: AppOption = None, json_out: JsonOption = False) -> None:
+    """Every queue: its jobs, whether it is paused, and its limits with their current use."""
+    conveyor = load_app(app)
+    found = conveyor.queues()
+    usage = {u.limit.name: u for u in conveyor.limits.usage() if u.limit.kind == "queue"}
+    now = time.time()
+    if json_out:
+        print_json({"queues": [{"name": q.name, "paused": q.paused, "counts": q.counts,
+                                "limit": usage_json(usage[q.name], now)
+                                if q.name in usage else None} for q in found],
+                    "limits": [usage_json(u, now) for u in conveyor.limits.usage()]})
+        return
+    table = Table(title="queues")
+    for header in ("queue", "queued", "scheduled", "running", "paused", "concurrency",
+                   "rate (started in window)", "held back by"):
+        table.add_column(header, justify="right" if header in ("queued", "scheduled",
+                                                               "running") else "left")
+    names = sorted({q.name for q in found} | set(usage))
+    infos = {q.name: q for q in found}
+    for name in names:
+        info, limit = infos.get(name), usage.get(name)
+        counts = info.counts if info else {}
+        table.add_row(name, str(counts.get("queued", 0)), str(counts.get("scheduled", 0)),
+                      str(counts.get("running", 0)), "yes" if info and info.paused else "",
+                      *_limit_cells(limit, now))
+    out.print(table)
+    tasks = [u for u in conveyor.limits.usage() if u.limit.kind == "task"]
+    if tasks:
+        task_table = Table(title="task limits")
+        for header in ("task", "concurrency", "rate (started in window)", "held back by"):
+            task_table.add_column(header)
+        for limit in tasks:
+            task_table.add_row(limit.limit.name, *_limit_cells(limit, now))
+    if tasks:
+        out.print(task_table)
+
+
+def _limit_cells(usage: LimitUsage | None, now: float) -> tuple[str, str, str]:
+    if usage is None:
+        return "", "", ""
+    limit = usage.limit
+    concurrency = ("" if limit.concurrency is None
+                   else f"{usage.running} / {limit.concurrency}")
+    rate = ("" if limit.rate is None or limit.period is None
+            else f"{usage.started} / {format_rate(limit.rate, limit.period)}")
+    holding = usage.holding(now) or ""
+    return concurrency, rate, holding.split(" ", 2)[-1] if holding else ""
+
+
+def _caps(concurrency: str | None, rate: str | None) -> tuple[object, object]:
+    if concurrency is None:
+        count: object = UNSET
+    elif concurrency.lower() in ("none", "off"):
+        count = None
+    elif concurrency.isdigit():
+        count = int(concurrency)
+    else:
+        fail(f"--concurrency {concurrency!r}: a whole number, or 'none'")
+    if rate is None:
+        return count, UNSET
+    return count, None if rate.lower() in ("none", "off") else rate
+
+
+def _set(kind: str, name: str, app: str | None, concurrency: str | None, rate: str | None,
+         reset: bool, json_out: bool) -> None:
+    conveyor = load_app(app)
+    if reset:
+        conveyor.limits.reset(kind, name)
+    elif concurrency is None and rate is None:
+        fail("give --concurrency, --rate or --reset")
+    else:
+        count, per = _caps(concurrency, rate)
+        try:
+            conveyor.limits.set(kind, name, concurrency=count, rate=per)  # type: ignore[arg-type]
+        except ValueError as exc:
+            fail(f"{kind} {name!r}: {exc}")
+    found = conveyor.limits.find(kind, name)
+    if json_out:
+        print_json(usage_json(found, time.time()) if found else None)
+    elif found is None:
+        out.print(f"{kind} {name}: no limit", highlight=False)
+    else:
+        out.print(f"{kind} {name}: {found.limit.describe()} (set by {found.limit.source}); "
+                  "every worker applies it within a second", highlight=False)
+
+
+@queue_cli.command("set")
+def queue_set(name: str, app: AppOption = None, concurrency: ConcurrencyOption = None,
+              rate: RateOption = None, reset: ResetOption = False,
+              json_out: JsonOption = False) -> None:
+    """Change a queue's limits across every worker, e.g.
+    `conveyor queue set ai --concurrency 3 --rate 20/min`."""
+    _set("queue", name, app, concurrency, rate, reset, json_out)
+
+
+@task_cli.command("set")
+def task_set(name: str, app: AppOption = None, concurrency: ConcurrencyOption = None,
+             rate: RateOption = None, reset: ResetOption = False,
+             json_out: JsonOption = False) -> None:
+    """Change a task's limits across every worker (its jobs in any queue), e.g.
+    `conveyor task set reports.build --concurrency 1`."""
+    _set("task", name, app, concurrency, rate, reset, json_out)

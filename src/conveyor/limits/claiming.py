@@ -1,0 +1,100 @@
+"""The part of a limited claim every store shares: which names are limited (a cache each
+store keeps), and, inside the claim's transaction, how many of which candidates may start.
+
+A store claims as before while none of the queues it claims from, and no task, has a limit
+(the names are re-read at most every REFRESH seconds, so a change made anywhere reaches every
+worker within that time). Otherwise it claims inside one write transaction that holds every
+limit it reads (SQLite: the single writer; PostgreSQL: the limit rows FOR UPDATE), counts
+running jobs and starts in each window there, and takes candidates while `Budget` has room.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .model import LimitUsage
+
+REFRESH = 1.0  # seconds: how stale a store's set of limited names may be
+UNCAPPED = 1 << 30
+
+Candidate = tuple[str, str, str]  # id, task, queue: in claim order
+
+
+@dataclass(slots=True)
+class LimitedNames:
+    """The queues and tasks that have a limit, as a store last read them."""
+
+    queues: frozenset[str] = frozenset()
+    tasks: frozenset[str] = frozenset()
+    read_at: float = float("-inf")  # time.monotonic()
+
+    def stale(self) -> bool:
+        return time.monotonic() - self.read_at >= REFRESH
+
+    def update(self, rows: Iterable[tuple[str, str]]) -> None:
+        rows = list(rows)
+        self.queues = frozenset(name for kind, name in rows if kind == "queue")
+        self.tasks = frozenset(name for kind, name in rows if kind == "task")
+        self.read_at = time.monotonic()
+
+    def forget(self) -> None:
+        """This process changed a limit: read them again at the next claim."""
+        self.read_at = float("-inf")
+
+    def touches(self, queues: Sequence[str] | None) -> bool:
+        """Must a claim from `queues` (None: every queue) go the limited way?"""
+        if self.tasks:
+            return True  # a limited task's jobs may be in any queue
+        if queues is None:
+            return bool(self.queues)
+        return any(queue in self.queues for queue in queues)
+
+
+@dataclass(slots=True)
+class Budget:
+    """Room left under each limit during one claim."""
+
+    queues: dict[str, int] = field(default_factory=dict)
+    tasks: dict[str, int] = field(default_factory=dict)
+    rated: set[tuple[str, str]] = field(default_factory=set)  # limits that log their starts
+
+    @classmethod
+    def of(cls, usages: Iterable[LimitUsage], now: float) -> Budget:
+        budget = cls()
+        for usage in usages:
+            limit = usage.limit
+            rooms = budget.queues if limit.kind == "queue" else budget.tasks
+            rooms[limit.name] = usage.allowance(now)
+            if limit.rate is not None:
+                budget.rated.add((limit.kind, limit.name))
+        return budget
+
+    def queue_room(self, queue: str, wanted: int) -> int:
+        return min(wanted, self.queues.get(queue, UNCAPPED))
+
+    def blocked_tasks(self) -> list[str]:
+        return sorted(task for task, room in self.tasks.items() if room <= 0)
+
+    def take(self, candidates: Iterable[Candidate], limit: int) -> list[Candidate]:
+        """Candidates in claim order, skipping those whose queue or task has no room left."""
+        taken: list[Candidate] = []
+        for candidate in candidates:
+            if len(taken) >= limit:
+                break
+            _, task, queue = candidate
+            if self.queues.get(queue, UNCAPPED) <= 0 or self.tasks.get(task, UNCAPPED) <= 0:
+                continue
+            for rooms, name in ((self.queues, queue), (self.tasks, task)):
+                if name in rooms:
+                    rooms[name] -= 1
+            taken.append(candidate)
+        return taken
+
+    def starts(self, taken: Iterable[Candidate]) -> list[tuple[str, str]]:
+        """The (kind, name) start records the taken jobs add to rated limits' windows."""
+        out: list[tuple[str, str]] = []
+        for _, task, queue in taken:
+            out.extend(key for key in (("queue", queue), ("task", task)) if key in self.rated)
+        return out

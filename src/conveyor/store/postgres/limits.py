@@ -1,0 +1,187 @@
+"""Flow control on PostgreSQL (limits/claiming.py): the limit statements, and a mixin for
+PostgresStore with the limited claim.
+
+Exact under concurrent claimers: a limited claim runs in one transaction that first locks
+every limit row it answers to (FOR UPDATE, in (kind, name) order, so two claimers never
+deadlock), then counts running jobs and starts in each window, then claims. A claimer on the
+same limits waits for the commit and counts again with a new snapshot (READ COMMITTED), so
+it sees the jobs just claimed. Its clock is read after the lock (clock_timestamp()).
+Hand-off never leases a job of a limited queue or task (handoff.INSERT_ONE_HANDOFF).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from ...limits.claiming import Budget, LimitedNames
+from ...limits.model import Limit, LimitUsage
+from .queries import _CLAIMED, _CLAIMED_COLUMNS, with_feed
+
+Rows = list[tuple[Any, ...]]
+
+LIMITED_NAMES = "SELECT kind, name FROM {schema}.conveyor_limits"
+
+_USAGE = """
+SELECT kind, name, concurrency, rate, period, source, blocked_until,
+    (SELECT count(*) FROM {schema}.conveyor_jobs AS job
+     WHERE job.state = 'running' AND job.lease_expires_at > {now}
+       AND CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name),
+    CASE WHEN rate IS NULL THEN 0 ELSE (
+        SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
+        WHERE start.kind = lim.kind AND start.name = lim.name
+          AND start.started_at > {now} - lim.period) END
+FROM {schema}.conveyor_limits AS lim"""
+USAGE_ALL = _USAGE + " ORDER BY kind, name"
+_ANSWERS_TO = "(kind = 'task' OR name = ANY(%(queues)s::text[]))"
+USAGE_FOR_QUEUES = _USAGE + " WHERE " + _ANSWERS_TO
+LOCK_LIMITS = ("SELECT kind, name FROM {schema}.conveyor_limits WHERE " + _ANSWERS_TO +
+               " ORDER BY kind, name FOR UPDATE")
+CLOCK = "SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp()))"
+
+# The queues that have queued jobs: a skip scan through the claim index.
+QUEUED_QUEUES = """
+WITH RECURSIVE found(queue) AS (
+    (SELECT queue FROM {schema}.conveyor_jobs WHERE state = 'queued' ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT next.queue FROM {schema}.conveyor_jobs AS next
+            WHERE next.state = 'queued' AND next.queue > found.queue
+            ORDER BY next.queue LIMIT 1)
+    FROM found WHERE found.queue IS NOT NULL)
+SELECT queue FROM found WHERE queue IS NOT NULL"""
+
+# Each queue's best candidates, as many as its room, none of a task that has no room.
+CANDIDATES = """
+SELECT candidate.id, candidate.task, candidate.queue, candidate.priority, candidate.run_at
+FROM unnest(%(queues)s::text[], %(rooms)s::integer[]) AS wanted(queue, room)
+CROSS JOIN LATERAL (
+    SELECT id, task, queue, priority, run_at FROM {schema}.conveyor_jobs
+    WHERE state = 'queued' AND queue = wanted.queue
+      AND (expires_at IS NULL OR expires_at > %(now)s)
+      AND task <> ALL(%(blocked)s::text[])
+    ORDER BY priority DESC, run_at, id
+    LIMIT wanted.room
+    FOR UPDATE SKIP LOCKED) AS candidate
+WHERE wanted.room > 0
+  AND wanted.queue NOT IN (SELECT name FROM {schema}.conveyor_queues WHERE paused)
+ORDER BY candidate.priority DESC, candidate.run_at, candidate.id"""
+
+CLAIM_IDS = with_feed("""
+UPDATE {schema}.conveyor_jobs AS job
+SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
+    lease_expires_at = %(now)s + %(lease_for)s, started_at = %(now)s,
+    worker_id = %(worker_id)s, worker_host = %(host)s, cancel_requested = false
+FROM unnest(%(ids)s::text[]) AS picked(id)
+WHERE job.id = picked.id AND job.state = 'queued'
+RETURNING """ + _CLAIMED, _CLAIMED_COLUMNS)
+
+# Log the starts, and forget those that have left their limit's window.
+LOG_STARTS = """
+WITH logged AS (
+    INSERT INTO {schema}.conveyor_limit_starts (kind, name, started_at)
+    SELECT kind, name, %(now)s FROM unnest(%(kinds)s::text[], %(names)s::text[])
+        AS started(kind, name))
+DELETE FROM {schema}.conveyor_limit_starts AS start
+USING {schema}.conveyor_limits AS lim
+WHERE start.kind = lim.kind AND start.name = lim.name
+  AND (lim.kind, lim.name) IN (SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[]))
+  AND start.started_at <= %(now)s - lim.period"""
+
+SET_LIMIT = """
+INSERT INTO {schema}.conveyor_limits AS lim (kind, name, concurrency, rate, period, source,
+                                             updated_at)
+VALUES (%(kind)s, %(name)s, %(concurrency)s, %(rate)s, %(period)s, %(source)s, {now})
+ON CONFLICT (kind, name) DO UPDATE
+SET concurrency = excluded.concurrency, rate = excluded.rate, period = excluded.period,
+    source = excluded.source, updated_at = excluded.updated_at"""
+# A declaration in code changes only what code set before: an operator's change stays.
+DECLARE_LIMIT = SET_LIMIT + " WHERE lim.source = 'code'"
+DELETE_LIMIT = """
+WITH gone AS (DELETE FROM {schema}.conveyor_limits WHERE kind = %(kind)s AND name = %(name)s)
+DELETE FROM {schema}.conveyor_limit_starts WHERE kind = %(kind)s AND name = %(name)s"""
+SLOW_DOWN = """
+UPDATE {schema}.conveyor_limits
+SET blocked_until = greatest(coalesce(blocked_until, 0), {now} + %(seconds)s)
+WHERE kind = %(kind)s AND name = %(name)s"""
+
+
+def usage_from_row(row: tuple[Any, ...]) -> LimitUsage:
+    limit = Limit(row[0], row[1], row[2], row[3], row[4], row[5])
+    return LimitUsage(limit, int(row[7]), int(row[8]), row[6])
+
+
+class Limits:
+    """PostgresStore's limits: set and read them, and the claim that respects them."""
+
+    _limited: LimitedNames
+
+    async def _limits_touch(self: Any, queues: Sequence[str] | None) -> bool:
+        if self._limited.stale():
+            try:
+                self._limited.update(await self._one(LIMITED_NAMES, {}))
+            except psycopg.errors.UndefinedTable:  # a schema before 0005: nothing is limited
+                self._limited.update([])
+        touches: bool = self._limited.touches(queues)
+        return touches
+
+    async def set_limit(self: Any, limit: Limit, now: float | None = None) -> None:
+        """Set (or with no caps, remove) an operator's limit."""
+        await self._count(DELETE_LIMIT if limit.empty else SET_LIMIT, _params(limit, now))
+        self._limited.forget()
+
+    async def declare_limits(self: Any, limits: Sequence[Limit],
+                             now: float | None = None) -> None:
+        """Write limits declared in code, leaving alone any an operator has set."""
+        async with self._session(atomic=True) as conn:
+            for limit in limits:
+                if not limit.empty:
+                    await self._fetch(conn, DECLARE_LIMIT + " RETURNING 1", _params(limit, now))
+        self._limited.forget()
+
+    async def slow_down(self: Any, kind: str, name: str, seconds: float,
+                        now: float | None = None) -> bool:
+        """No starts under this limit for `seconds` (a RateLimited with slow=True)."""
+        changed: int = await self._count(SLOW_DOWN, {"kind": kind, "name": name,
+                                                     "seconds": seconds, "now": now})
+        return changed == 1
+
+    async def limits(self: Any, now: float | None = None) -> list[LimitUsage]:
+        try:
+            return [usage_from_row(r) for r in await self._one(USAGE_ALL, {"now": now})]
+        except psycopg.errors.UndefinedTable:  # a schema before 0005
+            return []
+
+    async def _claim_limited(self: Any, queues: Sequence[str] | None, params: dict[str, Any],
+                             limit: int) -> Rows:
+        """Claim up to `limit` jobs that every limit they answer to has room for."""
+        async with self.pools.connection() as conn, conn.transaction():
+            names = list(queues) if queues else [
+                r[0] for r in await self._fetch(conn, QUEUED_QUEUES, {})]
+            if not names:
+                return []
+            await self._fetch(conn, LOCK_LIMITS, {"queues": names})
+            [(now,)] = await self._fetch(conn, CLOCK, {"now": params["now"]})
+            usages = [usage_from_row(r) for r in await self._fetch(
+                conn, USAGE_FOR_QUEUES, {"now": now, "queues": names})]
+            budget = Budget.of(usages, now)
+            candidates = await self._fetch(conn, CANDIDATES, {
+                "queues": names, "rooms": [budget.queue_room(n, limit) for n in names],
+                "blocked": budget.blocked_tasks(), "now": now})
+            taken = budget.take(((c[0], c[1], c[2]) for c in candidates), limit)
+            if not taken:
+                return []
+            rows: Rows = await self._fetch(conn, CLAIM_IDS, {
+                **params, "now": now, "ids": [t[0] for t in taken]})
+            starts = budget.starts(taken)
+            if starts:
+                await self._fetch(conn, LOG_STARTS + " RETURNING 1", {
+                    "now": now, "kinds": [s[0] for s in starts],
+                    "names": [s[1] for s in starts]})
+        return rows
+
+
+def _params(limit: Limit, now: float | None) -> dict[str, Any]:
+    return {"kind": limit.kind, "name": limit.name, "concurrency": limit.concurrency,
+            "rate": limit.rate, "period": limit.period, "source": limit.source, "now": now}

@@ -1,0 +1,149 @@
+"""Flow control on SQLite (limits/claiming.py): the limit statements, and a mixin for
+SQLiteStore with the limited claim. SQLite has one writer at a time, so counting and
+claiming inside one BEGIN IMMEDIATE transaction is exact across every process."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ...limits.claiming import Budget, Candidate, LimitedNames
+from ...limits.model import Limit, LimitUsage
+from .connection import Connections
+
+LIMITED_NAMES = "SELECT kind, name FROM conveyor_limits"
+
+_USAGE = """
+SELECT kind, name, concurrency, rate, period, source, blocked_until,
+    (SELECT count(*) FROM conveyor_jobs AS job INDEXED BY conveyor_jobs_lease
+     WHERE job.state = 'running' AND job.lease_expires_at > :now
+       AND CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name),
+    CASE WHEN rate IS NULL THEN 0 ELSE (
+        SELECT count(*) FROM conveyor_limit_starts AS start
+        WHERE start.kind = lim.kind AND start.name = lim.name
+          AND start.started_at > :now - lim.period) END
+FROM conveyor_limits AS lim"""
+USAGE_ALL = _USAGE + " ORDER BY kind, name"
+# The limits a claim from these queues answers to: theirs, and every task's.
+USAGE_FOR_QUEUES = _USAGE + """
+WHERE lim.kind = 'task' OR lim.name IN (SELECT value FROM json_each(:queues))"""
+
+SET_LIMIT = """
+INSERT INTO conveyor_limits (kind, name, concurrency, rate, period, source, updated_at)
+VALUES (:kind, :name, :concurrency, :rate, :period, :source, :now)
+ON CONFLICT (kind, name) DO UPDATE
+SET concurrency = excluded.concurrency, rate = excluded.rate, period = excluded.period,
+    source = excluded.source, updated_at = excluded.updated_at"""
+# A declaration in code changes only what code set before: an operator's change stays.
+DECLARE_LIMIT = SET_LIMIT + " WHERE conveyor_limits.source = 'code'"
+DELETE_LIMIT = "DELETE FROM conveyor_limits WHERE kind = :kind AND name = :name"
+DELETE_STARTS = "DELETE FROM conveyor_limit_starts WHERE kind = :kind AND name = :name"
+SLOW_DOWN = """
+UPDATE conveyor_limits SET blocked_until = max(coalesce(blocked_until, 0), :until)
+WHERE kind = :kind AND name = :name"""
+
+CANDIDATES = """
+SELECT id, task, queue, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_claim
+WHERE state = 'queued' AND queue = :queue AND (expires_at IS NULL OR expires_at > :now)
+  AND task NOT IN (SELECT value FROM json_each(:blocked))
+ORDER BY priority DESC, run_at, id
+LIMIT :limit"""
+LOG_START = "INSERT INTO conveyor_limit_starts (kind, name, started_at) VALUES (?, ?, ?)"
+FORGET_STARTS = """
+DELETE FROM conveyor_limit_starts
+WHERE kind = :kind AND name = :name AND started_at <= :now - (
+    SELECT period FROM conveyor_limits WHERE kind = :kind AND name = :name)"""
+
+
+def usage_from_row(row: tuple[Any, ...]) -> LimitUsage:
+    limit = Limit(row[0], row[1], row[2], row[3], row[4], row[5])
+    return LimitUsage(limit, int(row[7]), int(row[8]), row[6])
+
+
+class Limits:
+    """SQLiteStore's limits: set and read them, and the claim that respects them."""
+
+    db: Connections
+    _limited: LimitedNames
+
+    def _limits_touch(self, queues: Sequence[str]) -> bool:
+        if self._limited.stale():
+            try:
+                with self.db.read() as conn:
+                    self._limited.update(conn.execute(LIMITED_NAMES).fetchall())
+            except sqlite3.OperationalError:  # a schema before 0005: nothing is limited
+                self._limited.update([])
+        return self._limited.touches(queues)
+
+    async def set_limit(self, limit: Limit, now: float | None = None) -> None:
+        """Set (or with no caps, remove) an operator's limit."""
+        params = _params(limit, now)
+        with self.db.write() as conn:
+            if limit.empty:
+                conn.execute(DELETE_LIMIT, params)
+                conn.execute(DELETE_STARTS, params)
+            else:
+                conn.execute(SET_LIMIT, params)
+        self._limited.forget()
+
+    async def declare_limits(self, limits: Sequence[Limit], now: float | None = None) -> None:
+        """Write limits declared in code, leaving alone any an operator has set."""
+        with self.db.write() as conn:
+            for limit in limits:
+                if not limit.empty:
+                    conn.execute(DECLARE_LIMIT, _params(limit, now))
+        self._limited.forget()
+
+    async def slow_down(self, kind: str, name: str, seconds: float,
+                        now: float | None = None) -> bool:
+        """No starts under this limit for `seconds` (a RateLimited with slow=True)."""
+        until = (time.time() if now is None else now) + seconds
+        with self.db.write() as conn:
+            changed = conn.execute(SLOW_DOWN, {"kind": kind, "name": name, "until": until})
+            return changed.rowcount == 1
+
+    async def limits(self, now: float | None = None) -> list[LimitUsage]:
+        now = time.time() if now is None else now
+        try:
+            with self.db.read() as conn:
+                return [usage_from_row(r) for r in conn.execute(USAGE_ALL, {"now": now})]
+        except sqlite3.OperationalError:  # a schema before 0005
+            return []
+
+    def _claim_limited(self, conn: sqlite3.Connection, queues: Sequence[str],
+                       params: dict[str, Any], limit: int) -> list[str]:
+        """Inside the claim's write transaction: the ids that may start now."""
+        now = params["now"]
+        usages = [usage_from_row(r) for r in conn.execute(
+            USAGE_FOR_QUEUES, {"now": now, "queues": orjson.dumps(list(queues)).decode()})]
+        budget = Budget.of(usages, now)
+        blocked = orjson.dumps(budget.blocked_tasks()).decode()
+        candidates: list[tuple[Any, ...]] = []
+        for queue in queues:
+            room = budget.queue_room(queue, limit)
+            if room > 0:
+                candidates.extend(conn.execute(CANDIDATES, {
+                    "queue": queue, "now": now, "blocked": blocked, "limit": room}))
+        candidates.sort(key=lambda c: (-c[3], c[4], c[0]))
+        taken = budget.take(((c[0], c[1], c[2]) for c in candidates), limit)
+        self._log_starts(conn, budget, taken, now)
+        return [c[0] for c in taken]
+
+    @staticmethod
+    def _log_starts(conn: sqlite3.Connection, budget: Budget, taken: list[Candidate],
+                    now: float) -> None:
+        starts = budget.starts(taken)
+        if starts:
+            conn.executemany(LOG_START, [(kind, name, now) for kind, name in starts])
+            for kind, name in set(starts):
+                conn.execute(FORGET_STARTS, {"kind": kind, "name": name, "now": now})
+
+
+def _params(limit: Limit, now: float | None) -> dict[str, Any]:
+    return {"kind": limit.kind, "name": limit.name, "concurrency": limit.concurrency,
+            "rate": limit.rate, "period": limit.period, "source": limit.source,
+            "now": time.time() if now is None else now}

@@ -1,0 +1,164 @@
+"""Queue and task limits over HTTP (conveyor.limits): read with their use, changed by an
+admin. Thin: each handler checks its input and calls one app method.
+
+    PATCH /api/v1/queues/ai   {"concurrency": 3, "rate": "20/min"}
+    PATCH /api/v1/queues/ai   {"rate": null}          # removes the rate, keeps concurrency
+    PATCH /api/v1/queues/ai   {"reset": true}         # back to the limit declared in code
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..limits.control import UNSET
+from ..limits.model import KINDS, usage_json
+from ..names import QUEUE_NAME_RULE, is_queue_name
+from .actions import _form_principal
+from .context import WebContext
+from .inputs import read_json
+from .problems import ApiError, JSONResponse
+from .views import redirect
+
+FIELDS = frozenset({"concurrency", "rate", "reset"})
+
+
+def _ctx(request: Request) -> WebContext:
+    return request.app.state.web
+
+
+def limit_changes(data: Any) -> tuple[Any, Any, bool]:
+    """(concurrency, rate, reset) from a PATCH body; UNSET for a field not given."""
+    if not isinstance(data, dict) or not data:
+        raise ApiError(400, "bad_limits", "the body is an object with concurrency, rate "
+                       "and/or reset")
+    unknown = sorted(set(data) - FIELDS)
+    if unknown:
+        raise ApiError(422, "unknown_field", f"unknown field {unknown[0]!r}: give "
+                       "concurrency, rate and/or reset", {"field": unknown[0]})
+    concurrency = data.get("concurrency", UNSET)
+    if concurrency is not UNSET and concurrency is not None and (
+            type(concurrency) is not int or not 0 <= concurrency <= 1_000_000):
+        raise ApiError(422, "bad_concurrency", "concurrency is a whole number from 0 to "
+                       "1000000, or null to remove it", {"field": "concurrency"})
+    rate = data.get("rate", UNSET)
+    if rate is not UNSET and rate is not None and not isinstance(rate, str):
+        raise ApiError(422, "bad_rate", "rate is COUNT/PERIOD (e.g. \"10/min\", \"20/s\", "
+                       "\"100/10s\"), or null to remove it", {"field": "rate"})
+    reset = data.get("reset", False)
+    if not isinstance(reset, bool):
+        raise ApiError(422, "bad_reset", "reset is true or false", {"field": "reset"})
+    return concurrency, rate, reset
+
+
+async def patch_limits(request: Request) -> Response:
+    return await _patch(request, "queue")
+
+
+async def patch_task_limits(request: Request) -> Response:
+    return await _patch(request, "task")
+
+
+async def _patch(request: Request, kind: str) -> Response:
+    ctx = _ctx(request)
+    await ctx.auth.require(request, admin=True, allow_cookie=False)
+    name = request.path_params["name"]
+    if kind == "queue" and not is_queue_name(name):
+        raise ApiError(400, "bad_queue", f"a queue name is {QUEUE_NAME_RULE}")
+    if kind == "task" and not 0 < len(name) <= 200:
+        raise ApiError(400, "bad_task", "a task name is 1 to 200 characters")
+    concurrency, rate, reset = limit_changes(await read_json(request, ctx.max_body))
+    limits = ctx.conveyor.limits
+    try:
+        if reset:
+            await ctx.call(limits.reset, kind, name)
+        if concurrency is not UNSET or rate is not UNSET:
+            await ctx.call(limits.set, kind, name, concurrency=concurrency, rate=rate)
+    except ValueError as exc:
+        raise ApiError(422, "bad_limits", str(exc)) from None
+    return JSONResponse(await limit_json(ctx, kind, name))
+
+
+async def limit_json(ctx: WebContext, kind: str, name: str) -> dict[str, Any]:
+    found = await ctx.call(ctx.conveyor.limits.find, kind, name)
+    body: dict[str, Any] = {"kind": kind, "name": name, "limit": None}
+    if found is not None:
+        body["limit"] = usage_json(found, time.time())
+    return body
+
+
+async def list_limits(request: Request) -> Response:
+    ctx = _ctx(request)
+    await ctx.auth.require(request)
+    usage = await ctx.call(ctx.conveyor.limits.usage)
+    now = time.time()
+    return JSONResponse({"limits": [usage_json(u, now) for u in usage]})
+
+
+async def limits_view(ctx: WebContext) -> list[dict[str, Any]]:
+    """The queue page's limits: each with its use and what it holds back now."""
+    usage = await ctx.call(ctx.conveyor.limits.usage)
+    now = time.time()
+    return [usage_json(u, now) for u in usage]
+
+
+async def form_limits(request: Request) -> Response:
+    """The queue page's form (admin): set a queue's or a task's caps; blank removes one."""
+    await _form_principal(request, admin=True)
+    ctx = _ctx(request)
+    form = await request.form()
+    kind, name = str(form.get("kind") or ""), str(form.get("name") or "").strip()
+    if kind not in KINDS or not name or (kind == "queue" and not is_queue_name(name)):
+        return redirect("/queues", "Give a queue (or task) name to limit.")
+    concurrency_text = str(form.get("concurrency") or "").strip()
+    rate = str(form.get("rate") or "").strip() or None
+    if concurrency_text and not concurrency_text.isdigit():
+        return redirect("/queues", f"Concurrency for {name}: a whole number, or blank.")
+    concurrency = int(concurrency_text) if concurrency_text else None
+    try:
+        await ctx.call(ctx.conveyor.limits.set, kind, name, concurrency=concurrency, rate=rate)
+    except ValueError as exc:
+        return redirect("/queues", f"Limit of {kind} {name} not changed: {exc}")
+    return redirect("/queues", f"Limits of {kind} {name} saved; every worker applies them "
+                    "within a second.")
+
+
+def openapi_paths(queue_param: dict[str, Any], op: Any) -> dict[str, Any]:
+    """This module's part of the OpenAPI document (openapi.py merges it in)."""
+    body = {"type": "object", "additionalProperties": False, "minProperties": 1,
+            "properties": {
+                "concurrency": {"type": ["integer", "null"], "minimum": 0,
+                                "description": "at most this many running across every "
+                                               "worker; null removes it"},
+                "rate": {"type": ["string", "null"], "examples": ["10/min", "100/10s"],
+                         "description": "at most COUNT starts in any sliding window of "
+                                        "PERIOD; null removes it"},
+                "reset": {"type": "boolean", "description": "drop the change made at run "
+                                                           "time: the code's limit applies"}}}
+    name = {**queue_param, "name": "name"}
+    limit = {"type": "object", "properties": {"kind": {"enum": list(KINDS)},
+                                              "name": {"type": "string"},
+                                              "limit": {"type": ["object", "null"]}}}
+    return {
+        "/api/v1/queues/{name}": {"patch": {**op(
+            "Change a queue's limits (admin); every worker applies it within a second",
+            (200, limit, "The queue's limit and its use"), 400, 401, 403, 415, 422,
+            body=body), "parameters": [name]}},
+        "/api/v1/tasks/{name}": {"patch": {**op(
+            "Change a task's limits (admin)", (200, limit, "The task's limit and its use"),
+            400, 401, 403, 415, 422, body=body), "parameters": [name]}},
+        "/api/v1/limits": {"get": op("Every limit with its current use (running, starts "
+                                     "in its window, what it holds back)",
+                                     (200, {"type": "object"}, "Limits"), 401)},
+    }
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/api/v1/queues/{name}", patch_limits, methods=["PATCH"]),
+            Route("/api/v1/tasks/{name}", patch_task_limits, methods=["PATCH"]),
+            Route("/api/v1/limits", list_limits, methods=["GET"]),
+            Route("/limits", form_limits, methods=["POST"])]
