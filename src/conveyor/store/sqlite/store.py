@@ -40,6 +40,7 @@ from ..migrate import load_migrations
 from . import queries as q
 from .connection import Connections, parse_url
 from .reads import Reads
+from .retention import KeepByCount, events_of
 from .rows import (
     apply,
     best_candidates,
@@ -58,7 +59,7 @@ class _InsertOneByOne(Exception):
     """Roll the batch back and insert row by row, to learn which rows already exist."""
 
 
-class SQLiteStore(Reads, Sessions):
+class SQLiteStore(Reads, Sessions, KeepByCount):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL",
@@ -289,16 +290,17 @@ class SQLiteStore(Reads, Sessions):
         with self.db.read() as conn:
             return conn.execute(sql, {"now": now}).fetchone() is not None
 
-    async def rescue_expired(self, now: float | None = None, limit: int = 1000) -> int:
+    async def rescue_expired_jobs(self, now: float | None = None,
+                                  limit: int = 1000) -> list[JobEvent]:
         now = self._now(now)
         if not self._any(q.ANY_LEASE_EXPIRED, now):
-            return 0
+            return []
         with self.db.write() as conn:
             rows = conn.execute(q.RESCUE_EXPIRED, {"now": now, "limit": limit}).fetchall()
         if rows:
             self.wake.notify({"*"})
             self._publish(rows)
-        return len(rows)
+        return events_of(rows)
 
     async def promote_scheduled(self, now: float | None = None,
                                 limit: int = 1000) -> tuple[int, float | None]:
@@ -315,14 +317,14 @@ class SQLiteStore(Reads, Sessions):
             self._publish(rows)
         return len(rows), next_due
 
-    async def expire(self, now: float | None = None, limit: int = 1000) -> int:
+    async def expire_jobs(self, now: float | None = None, limit: int = 1000) -> list[JobEvent]:
         now = self._now(now)
         if not self._any(q.ANY_EXPIRED, now):
-            return 0
+            return []
         with self.db.write() as conn:
             rows = conn.execute(q.EXPIRE, {"now": now, "limit": limit}).fetchall()
         self._publish(rows)
-        return len(rows)
+        return events_of(rows)
 
     async def prune(self, retention: Retention, now: float | None = None,
                     limit: int = 10000) -> int:
@@ -344,8 +346,7 @@ class SQLiteStore(Reads, Sessions):
 
     def _publish(self, rows: Sequence[Any]) -> None:
         if self.wake.has_subscribers():
-            self.wake.publish([JobEvent(r[0], r[1], r[2], r[3], r[4] or None, r[5])
-                               for r in rows if r is not None])
+            self.wake.publish(events_of(rows))
 
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]
                         ) -> Callable[[], Awaitable[None]]:
