@@ -119,7 +119,7 @@ class JobLog:
         """Log the end of an attempt. A failure is always logged (never sampled out), with
         its error type and message, Sensitive values hashed by `hide`."""
         failed = outcome in ("retrying", "dead")
-        if not self.enabled or not (kept or failed):
+        if not (failed or (self.enabled and kept)):  # failures are logged even when off
             return
         level = logging.WARNING if outcome == "dead" else logging.INFO
         if not self.log.isEnabledFor(level):

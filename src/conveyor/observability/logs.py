@@ -6,24 +6,29 @@ import logging
 import logging.handlers
 import sys
 import time
+from typing import Any
 
 import orjson
 
 from ..settings import Settings
 
+# What every LogRecord has: anything else on a record came from `extra=` and is kept.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime", "taskName"}
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data = {"ts": round(record.created, 6), "level": record.levelname.lower(),
-                "logger": record.name, "msg": record.getMessage(),
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))}
-        for key in ("job_id", "task", "queue", "correlation_id", "tenant", "worker_id"):
-            value = getattr(record, key, None)
-            if value is not None:
+        data: dict[str, Any] = {
+            "ts": round(record.created, 6), "level": record.levelname.lower(),
+            "logger": record.name, "msg": record.getMessage(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))}
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and value is not None and key not in data:
                 data[key] = value
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(data).decode()
+        return orjson.dumps(data, default=str).decode()
 
 
 def configure_logging(settings: Settings) -> None:

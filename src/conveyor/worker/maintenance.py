@@ -11,7 +11,9 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..retention import KeepCounts, enforce
 from ..scheduler import Scheduler
+from .lifecycle import maintenance_events
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -54,24 +56,40 @@ class Maintenance:
         return total
 
     async def rescue(self) -> int:
-        count: int = await self._run(self.app.store.rescue_expired(self.clock.store_now(), 1000))
-        if count:
-            log.warning("rescued %d jobs whose worker stopped heartbeating", count)
-        return count
+        changed = await self._run(self.app.store.rescue_expired_jobs(self.clock.store_now(),
+                                                                     1000))
+        if changed:
+            log.warning("rescued %d jobs whose worker stopped heartbeating", len(changed))
+            self.app.hooks.fire_all(maintenance_events(changed, "worker_lost"))
+        return len(changed)
 
     async def expire(self) -> int:
-        count: int = await self._run(self.app.store.expire(self.clock.store_now(), 1000))
-        if count:
-            log.info("expired %d jobs past their TTL", count)
-        return count
+        changed = await self._run(self.app.store.expire_jobs(self.clock.store_now(), 1000))
+        if changed:
+            log.info("expired %d jobs past their TTL", len(changed))
+            self.app.hooks.fire_all(maintenance_events(changed, "expired"))
+        return len(changed)
 
     async def prune(self) -> int:
-        """Finished jobs past their retention (the count), and expired dashboard sessions."""
+        """Finished jobs past their retention by age and by count (retention.py), and
+        expired dashboard sessions; returns how many jobs were deleted."""
         store = self.app.store
         pruned: int = await self._run(store.prune(self.app.retention, self.clock.store_now()))
+        pruned += await self.prune_kept()
         while await self._run(store.prune_sessions(self.clock.store_now(), 1000)) == 1000:
             pass
         return pruned
+
+    async def prune_kept(self) -> int:
+        """Retention by count: CONVEYOR_KEEP_COMPLETED and CONVEYOR_KEEP_DEAD."""
+        settings = self.app.settings
+        completed = KeepCounts.parse(settings.keep_completed, "CONVEYOR_KEEP_COMPLETED")
+        dead = KeepCounts.parse(settings.keep_dead, "CONVEYOR_KEEP_DEAD")
+        if completed.empty and dead.empty:
+            return 0
+        queues = await self._run(self.app.store.queues(None, self.clock.store_now()))
+        return await enforce(self.app.store, self._run, [q.name for q in queues], completed,
+                             dead)
 
     async def cron(self) -> int:
         """Enqueue the due slots of the app's schedules (this node's share: duplicates of

@@ -89,7 +89,7 @@ class Worker:
                              if getattr(self.store, "inline", False) else None)
         self.runner = JobRunner(app, self.id, self.host, self.threads, self.clock,
                                 logging.getLogger("conveyor.task"), self._on_progress)
-        self.outcomes = Outcomes()
+        self.outcomes = Outcomes(self.runner.lifecycle.written)
         self.slots = Slots(self.concurrency, self.runner, self.outcomes, self._wake_up)
         self.maintenance = (Maintenance(app, self.clock, run=self._off_loop) if maintenance
                             else None)
@@ -130,6 +130,7 @@ class Worker:
             self.slots.start(job)
         await self.slots.join()
         await self.flush()
+        await self.app.hooks.drain()
         return len(jobs)
 
     async def run_until_idle(self, max_rounds: int = 10_000) -> int:
@@ -166,6 +167,7 @@ class Worker:
             for task in background:
                 task.cancel()
             await self._shutdown()
+            await self.app.hooks.drain()
             await stop_listening()
             self.heartbeat.stop()
             with contextlib.suppress(Exception):
