@@ -266,3 +266,32 @@ def test_enqueued_fires_in_the_producer_once_per_stored_job(app: Conveyor) -> No
     batch = app.enqueue_many([("work", {"i": 1}), ("work", {"i": 2})])
     ids = [first.id] + [j.id for j in batch]
     assert seen == [x for i in ids for x in (i, "async:" + i)]
+
+
+async def test_job_logs_are_sampled_per_task_but_never_failures(
+        db_url: str, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    from conveyor import Settings
+
+    app = Conveyor(db_url, settings=Settings(log_sample="4/min,5"), clock=clock)
+
+    @app.task(retry=Retry(attempts=1))
+    async def often(ctx: JobContext, payload: Any) -> None:
+        if payload["i"] % 10 == 9:
+            raise ValueError("every tenth fails")
+
+    worker = app.worker(concurrency=1, worker_id="worker-sampled")
+    try:
+        for i in range(30):
+            often.enqueue({"i": i})
+        with caplog.at_level(logging.INFO, logger="conveyor.jobs"):
+            assert await worker.run_until_idle() == 30
+    finally:
+        worker.close()
+        app.close()
+    started = [r for r in caplog.records if getattr(r, "event", "") == "attempt_started"]
+    ended = [r for r in caplog.records if getattr(r, "event", "") == "attempt_ended"]
+    assert len(started) == 4 + 26 // 5  # the first 4, then every 5th
+    dead = [r for r in ended if r.outcome == "dead"]  # type: ignore[attr-defined]
+    assert len(dead) == 3  # all three failures, sampled or not
+    assert len(ended) == len(started) + sum(
+        1 for r in dead if r.job_id not in {s.job_id for s in started})  # type: ignore[attr-defined]

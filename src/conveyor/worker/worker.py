@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
+from ..observability.logs import configure_embedded
 from ..store.base import (
     SCHEDULED_HINT,
     Fail,
@@ -151,6 +152,7 @@ class Worker:
         """Run until stop() (or SIGTERM/SIGINT when `install_signals`)."""
         self._ensure_loop_state()
         loop = asyncio.get_running_loop()
+        configure_embedded(self.app.settings)  # CONVEYOR_LOG_FILE / _FORMAT, as the CLI's
         await self.app.check_schema()
         if self.maintenance is not None:
             self.maintenance.scheduler.check()
