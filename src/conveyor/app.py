@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from . import scheduler
+from . import alerts, scheduler
 from .clock import Clock, SystemClock
 from .codec import Codec, Keyring
 from .disclosure import reveal
@@ -73,6 +73,7 @@ class Conveyor:
         self._spool_forwarder: Forwarder | None = None
         if self.spool is not None and self.spool.files():
             self._forwarder().start()  # jobs left from an earlier outage
+        alerts.install(self)  # CONVEYOR_ALERT_URL: the delivery task and its "dead" hook
 
     def __repr__(self) -> str:
         return f"Conveyor({self.settings.url!r}, tasks={self.registry.names()})"

@@ -11,6 +11,7 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..alerts import enqueue_wait_alerts
 from ..retention import KeepCounts, enforce
 from ..scheduler import Scheduler
 from .lifecycle import maintenance_events
@@ -91,6 +92,13 @@ class Maintenance:
         return await enforce(self.app.store, self._run, [q.name for q in queues], completed,
                              dead)
 
+    async def alert_waits(self) -> int:
+        """Alerts for queues whose oldest job waits past CONVEYOR_ALERT_QUEUE_WAIT."""
+        if not self.app.settings.alert_url or self.app.settings.alert_queue_wait <= 0:
+            return 0
+        queues = await self._run(self.app.store.queues(None, self.clock.store_now()))
+        return await enqueue_wait_alerts(self.app, queues)  # on the loop, as hooks enqueue
+
     async def cron(self) -> int:
         """Enqueue the due slots of the app's schedules (this node's share: duplicates of
         another node's are not counted)."""
@@ -104,7 +112,8 @@ class Maintenance:
         among them: it runs in a live worker (run), or by maintenance.cron() when a test asks,
         so run_until_idle does not enqueue a slot that happens to be due."""
         return {"rescued": await self.rescue(), "expired": await self.expire(),
-                "promoted": await self.promote(), "pruned": await self.prune()}
+                "promoted": await self.promote(), "pruned": await self.prune(),
+                "alerted": await self.alert_waits()}
 
     async def run(self) -> None:
         """Each concern on its own jittered interval (one shared runner, no logic inside it)."""
@@ -113,6 +122,7 @@ class Maintenance:
             _every(self.rescue_every, self.rescue, "rescue"),
             _every(self.rescue_every, self.expire, "expire"),
             _every(self.prune_every, self.prune, "prune"),
+            _every(self.rescue_every, self.alert_waits, "alerts"),
             self._cron_loop(),
         )
 
