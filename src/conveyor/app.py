@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from . import scheduler
+from . import alerts, scheduler
 from .clock import Clock, SystemClock
 from .codec import Codec, Keyring
 from .disclosure import reveal
@@ -30,6 +30,7 @@ from .errors import (
     StoreUnavailable,
     WaitTimeout,
 )
+from .hooks import Hooks
 from .job import EnqueueResult, Job, JobFilter, JobState, NewJob, QueueInfo, WorkerInfo, new_id
 from .limits.control import LimitControl
 from .preparing import UNSTORED, Preparer, envelope
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = logging.getLogger("conveyor")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
 
 
 class Conveyor:
@@ -69,12 +68,14 @@ class Conveyor:
         self.preparer = Preparer(self)
         self.schedules: dict[str, Schedule] = {}  # cron (scheduler.py), by name
         self.limits = LimitControl(self)  # flow control (limits/control.py)
+        self.hooks = Hooks()  # lifecycle hooks and task middleware (hooks.py)
         sqlite = self.settings.url.startswith("sqlite:")
         self.auto_migrate = sqlite if auto_migrate is None else auto_migrate
         self.spool = Spool(self.settings.spool) if self.settings.spool else None
         self._spool_forwarder: Forwarder | None = None
         if self.spool is not None and self.spool.files():
             self._forwarder().start()  # jobs left from an earlier outage
+        alerts.install(self)  # CONVEYOR_ALERT_URL: the delivery task and its "dead" hook
 
     def __repr__(self) -> str:
         return f"Conveyor({self.settings.url!r}, tasks={self.registry.names()})"
@@ -118,6 +119,16 @@ class Conveyor:
         """Limit a queue across every worker: at most `concurrency` running, at most `rate`
         starts per sliding window. `app.queue("ai", concurrency=5, rate="10/min")`"""
         self.limits.declare_queue(name, concurrency, rate)
+
+    def on(self, event: str) -> Callable[[F], F]:
+        """A lifecycle hook: `@app.on("dead")` over `(event: HookEvent) -> None` (hooks.py)."""
+        return self.hooks.on(event)
+
+    def middleware(self, fn: F) -> F:
+        """Wrap every task run: `async def mw(ctx, call_next)` (hooks.py). Also `app.use`."""
+        return self.hooks.use(fn)
+
+    use = middleware
 
     # --- the store ------------------------------------------------------------------------
 
@@ -178,12 +189,12 @@ class Conveyor:
         active job with the same idempotency key already existed)."""
         new, body = self.preparer.one(task, payload, options)
         [result] = self._insert([new], options.get("connection"))
-        return self._enqueued(new, body, result)
+        return self._announced([self._enqueued(new, body, result)])[0]
 
     async def enqueue_async(self, task: str | Task, payload: Any = None, **options: Any) -> Job:
         new, body = self.preparer.one(task, payload, options)
         [result] = await self._insert_async([new], options.get("connection"))
-        return self._enqueued(new, body, result)
+        return self._announced([self._enqueued(new, body, result)])[0]
 
     def enqueue_many(self, jobs: Iterable[Any], *, connection: Any = None) -> list[Job]:
         """Enqueue many jobs atomically: all are stored, or none (BatchTooLarge, a bad payload).
@@ -193,10 +204,11 @@ class Conveyor:
         items = list(jobs)
         stream = getattr(self.store, "enqueue_stream", None)  # a network store's COPY path
         if stream is not None and connection is None and len(items) > 1:
-            return self._enqueue_streamed(stream, items)
+            return self._announced(self._enqueue_streamed(stream, items))
         prepared = self.preparer.many(items)
         results = self._insert([n for n, _ in prepared], connection)
-        return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
+        return self._announced([self._enqueued(n, b, r)
+                                for (n, b), r in zip(prepared, results, strict=True)])
 
     def _enqueue_streamed(self, stream: Callable[..., list[EnqueueResult]],
                           items: list[Any]) -> list[Job]:
@@ -237,7 +249,8 @@ class Conveyor:
                                  connection: Any = None) -> list[Job]:
         prepared = self.preparer.many(jobs)
         results = await self._insert_async([n for n, _ in prepared], connection)
-        return [self._enqueued(n, b, r) for (n, b), r in zip(prepared, results, strict=True)]
+        return self._announced([self._enqueued(n, b, r)
+                                for (n, b), r in zip(prepared, results, strict=True)])
 
     def _insert(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
         store = self.store
@@ -284,6 +297,10 @@ class Conveyor:
     def forward_spool(self) -> int:
         """Forward spooled jobs now (raises StoreUnavailable if the store is still down)."""
         return 0 if self.spool is None else self._forwarder().run_once()
+
+    def _announced(self, jobs: list[Job]) -> list[Job]:
+        self.hooks.enqueued(jobs)  # "enqueued" hooks, in this (the producer's) process
+        return jobs
 
     def _enqueued(self, new: NewJob, body: Any, result: EnqueueResult) -> Job:
         if result.duplicate:

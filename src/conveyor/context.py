@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import time
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -87,13 +89,39 @@ class JobContext:
 
 class _JobLogger(logging.LoggerAdapter):
     """ctx.logger: every record carries the job's id, task, queue, tenant and correlation id
-    (JSON logs show them as fields)."""
+    (JSON logs show them as fields). The job's Sensitive values are replaced by their keyed
+    hash (`hide`, set once the payload is decoded) in the message, its arguments, the extra
+    fields and a logged exception."""
 
     def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
                  job: ClaimedJob, worker_id: str) -> None:
         super().__init__(logger, None)
         self._job = job
         self._worker_id = worker_id
+        self.hide: Callable[[str], str] | None = None
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        hide = self.hide
+        if hide is None or not self.isEnabledFor(level):
+            super().log(level, msg, *args, **kwargs)
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = f"{msg} {args!r}"
+        exc_info = kwargs.pop("exc_info", None)
+        if exc_info:  # the traceback quotes values too: format it here, hashed
+            if exc_info is True:
+                exc_info = sys.exc_info()
+            elif isinstance(exc_info, BaseException):
+                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+            text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
+        extra = kwargs.get("extra")
+        if extra:
+            kwargs["extra"] = {k: hide(v) if isinstance(v, str) else v
+                               for k, v in extra.items()}
+        kwargs.setdefault("stacklevel", 2)
+        super().log(level, hide(text), **kwargs)
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         job = self._job

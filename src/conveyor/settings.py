@@ -43,6 +43,14 @@ class Settings:
     session_idle: float = 3600.0  # a dashboard sign-in ends after this long unused
     session_lifetime: float = 12 * 3600.0  # ... and this long after it began, in any case
     metrics_max_labels: int = 100  # distinct queues (and tasks) with series of their own
+    job_logs: bool = True  # a line per attempt start and end (logger conveyor.jobs)
+    log_sample: str = ""  # "20/min,5": after 20 attempts a minute per task, log every 5th
+    log_hash_key: str = ""  # the key of the hash that replaces Sensitive values in logs
+    keep_completed: str = ""  # "1000,emails=50,task:report=10": newest completed kept
+    keep_dead: str = ""  # the same for dead jobs
+    alert_url: str | None = None  # POST a signed JSON here when a job dies (alerts.py)
+    alert_secret: str = ""  # the HMAC-SHA256 key of the alert signature
+    alert_queue_wait: float = 0.0  # alert when a queue's oldest job waits longer (0: off)
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -63,6 +71,7 @@ class Settings:
                               "CONVEYOR_SESSION_LIFETIME")
         if self.metrics_max_labels < 1:
             raise ConfigError("CONVEYOR_METRICS_MAX_LABELS must be at least 1")
+        _check_observability(self)
         if self.heartbeat is None:
             object.__setattr__(self, "heartbeat", min(5.0, self.lease / 3))
         elif self.heartbeat <= 0 or self.heartbeat >= self.lease:
@@ -91,6 +100,23 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _check_observability(settings: Settings) -> None:
+    from .observability.joblogs import Sampler
+    from .retention import KeepCounts
+
+    Sampler(settings.log_sample)
+    KeepCounts.parse(settings.keep_completed, "CONVEYOR_KEEP_COMPLETED")
+    KeepCounts.parse(settings.keep_dead, "CONVEYOR_KEEP_DEAD")
+    if settings.alert_url and not settings.alert_url.startswith(("http://", "https://")):
+        raise ConfigError(f"CONVEYOR_ALERT_URL must be an http(s) URL, not "
+                          f"{settings.alert_url!r}")
+    if settings.alert_url and not settings.alert_secret:
+        raise ConfigError("CONVEYOR_ALERT_URL needs CONVEYOR_ALERT_SECRET (the key of the "
+                          "signature receivers check)")
+    if not math.isfinite(settings.alert_queue_wait) or settings.alert_queue_wait < 0:
+        raise ConfigError("CONVEYOR_ALERT_QUEUE_WAIT must be a non-negative number of seconds")
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}

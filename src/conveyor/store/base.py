@@ -202,6 +202,15 @@ class Store(Protocol):
     async def promote_scheduled(self, now: float | None = None,
                                 limit: int = 1000) -> tuple[int, float | None]: ...
     async def expire(self, now: float | None = None, limit: int = 1000) -> int: ...
+    # ... the same two, telling which jobs changed (maintenance fires "dead" hooks for them)
+    async def rescue_expired_jobs(self, now: float | None = None,
+                                  limit: int = 1000) -> list[JobEvent]: ...
+    async def expire_jobs(self, now: float | None = None, limit: int = 1000) -> list[JobEvent]: ...
+    # retention by count: delete up to `limit` jobs in `state` (completed, dead, cancelled) of
+    # `queue` and/or `task` beyond the newest `keep` by finish time; returns how many
+    async def prune_kept(self, state: str, keep: int, queue: str | None = None,
+                         task: str | None = None, limit: int = 1000,
+                         now: float | None = None) -> int: ...
     async def prune(self, retention: Retention, now: float | None = None,
                     limit: int = 10000) -> int: ...
 
@@ -244,6 +253,22 @@ class Store(Protocol):
     # the event feed: batches of job state changes and progress, from every process
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]
                         ) -> Callable[[], Awaitable[None]]: ...
+
+
+FINISHED_STATES = ("completed", "dead", "cancelled")
+
+
+def events_of(rows: Sequence[Any]) -> list[JobEvent]:
+    """Rows of (id, state, queue, task, tenant, progress) as feed events."""
+    return [JobEvent(r[0], r[1], r[2], r[3], r[4] or None, r[5]) for r in rows if r is not None]
+
+
+def check_kept(state: str, keep: int, limit: int) -> None:
+    """prune_kept's arguments, checked alike by every store."""
+    if state not in FINISHED_STATES:
+        raise ValueError(f"prune_kept: state must be one of {FINISHED_STATES}, not {state!r}")
+    if keep < 0 or limit < 1:
+        raise ValueError("prune_kept: keep must be >= 0 and limit >= 1")
 
 
 def drive_inline(coro: Coroutine[Any, Any, T]) -> T:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import traceback
@@ -14,13 +15,16 @@ import orjson
 from pydantic import ValidationError
 
 from ..context import JobContext
+from ..disclosure import sensitive_values
 from ..errors import PayloadUndecodable, UnknownTask
 from ..job import ClaimedJob, DeadReason, ErrorInfo
+from ..observability.joblogs import Hasher
 from ..outcome import Cancel, Discard, Snooze
 from ..retry import Retry, next_delay
 from ..sealing import seal_error, seal_result
 from ..store.base import Cancelled, Complete, Fail, Settle
 from ..store.base import Snooze as SnoozeRecord
+from .lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -49,6 +53,8 @@ class JobRunner:
         self.log = logger
         self.on_progress = on_progress
         self.rng = rng or random.Random()
+        self.hasher = Hasher(app.settings.log_hash_key)
+        self.lifecycle = Lifecycle(app, worker_id)
 
     def context(self, job: ClaimedJob) -> JobContext:
         return JobContext(self.app, job, self.worker_id, self.log, self.on_progress)
@@ -61,7 +67,10 @@ class JobRunner:
             return self._failed(job, UnknownTask(job.task, self.app.registry.names()), Retry(),
                                 DeadReason.UNKNOWN_TASK)
         try:
-            payload = task.load(self.app.codec.decode(job.payload, job.id, job.tenant))
+            raw = self.app.codec.decode(job.payload, job.id, job.tenant)
+            if task.sensitive:  # ctx.logger and the job's log lines hash these values
+                ctx.logger.hide = self.hasher.hider(sensitive_values(raw, task.sensitive))
+            payload = task.load(raw)
         except PayloadUndecodable as exc:
             return self._failed(job, exc, task.retry, DeadReason.UNDECODABLE, final=True)
         except ValidationError as exc:  # the stored payload no longer fits the schema
@@ -71,7 +80,10 @@ class JobRunner:
                                        f"task {job.task!r}: {fields}")  # no values: they may
             return self._failed(job, error, task.retry, DeadReason.UNDECODABLE, final=True)
         try:
-            result = await self._call(task, ctx, payload)
+            if self.app.hooks.middleware:
+                result = await self.app.hooks.wrap(ctx, lambda: self._call(task, ctx, payload))
+            else:
+                result = await self._call(task, ctx, payload)
         except asyncio.CancelledError:
             raise
         except Snooze as snooze:
@@ -104,7 +116,9 @@ class JobRunner:
             work = task.fn(ctx, payload)
         else:
             loop = asyncio.get_running_loop()
-            work = loop.run_in_executor(self.threads, task.fn, ctx, payload)
+            # in the context the middleware set (its context variables), as to_thread does
+            work = loop.run_in_executor(self.threads, contextvars.copy_context().run, task.fn,
+                                        ctx, payload)
         if task.timeout is None:
             return await work
         try:
@@ -131,13 +145,7 @@ class JobRunner:
         retry_in = None
         if not final and job.attempt < job.max_attempts:
             retry_in = next_delay(policy, job.attempt, self.rng)
-        if retry_in is None:
-            self.log.warning("job %s (%s) is dead after attempt %d: %s: %s", job.id, job.task,
-                             job.attempt, error.type, error.message)
-        else:
-            self.log.info("job %s (%s) failed attempt %d of %d, retrying in %.1fs: %s",
-                          job.id, job.task, job.attempt, job.max_attempts, retry_in,
-                          error.message)
+        # logged by the attempt's end line (lifecycle.py), with Sensitive values hashed
         return Fail(job.lease, seal_error(self.app.codec, error, job.id, job.tenant), retry_in,
                     str(reason))
 

@@ -11,7 +11,10 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..alerts import enqueue_wait_alerts
+from ..retention import KeepCounts, enforce
 from ..scheduler import Scheduler
+from .lifecycle import maintenance_events
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -54,24 +57,47 @@ class Maintenance:
         return total
 
     async def rescue(self) -> int:
-        count: int = await self._run(self.app.store.rescue_expired(self.clock.store_now(), 1000))
-        if count:
-            log.warning("rescued %d jobs whose worker stopped heartbeating", count)
-        return count
+        changed = await self._run(self.app.store.rescue_expired_jobs(self.clock.store_now(),
+                                                                     1000))
+        if changed:
+            log.warning("rescued %d jobs whose worker stopped heartbeating", len(changed))
+            self.app.hooks.fire_all(maintenance_events(changed, "worker_lost"))
+        return len(changed)
 
     async def expire(self) -> int:
-        count: int = await self._run(self.app.store.expire(self.clock.store_now(), 1000))
-        if count:
-            log.info("expired %d jobs past their TTL", count)
-        return count
+        changed = await self._run(self.app.store.expire_jobs(self.clock.store_now(), 1000))
+        if changed:
+            log.info("expired %d jobs past their TTL", len(changed))
+            self.app.hooks.fire_all(maintenance_events(changed, "expired"))
+        return len(changed)
 
     async def prune(self) -> int:
-        """Finished jobs past their retention (the count), and expired dashboard sessions."""
+        """Finished jobs past their retention by age and by count (retention.py), and
+        expired dashboard sessions; returns how many jobs were deleted."""
         store = self.app.store
         pruned: int = await self._run(store.prune(self.app.retention, self.clock.store_now()))
+        pruned += await self.prune_kept()
         while await self._run(store.prune_sessions(self.clock.store_now(), 1000)) == 1000:
             pass
         return pruned
+
+    async def prune_kept(self) -> int:
+        """Retention by count: CONVEYOR_KEEP_COMPLETED and CONVEYOR_KEEP_DEAD."""
+        settings = self.app.settings
+        completed = KeepCounts.parse(settings.keep_completed, "CONVEYOR_KEEP_COMPLETED")
+        dead = KeepCounts.parse(settings.keep_dead, "CONVEYOR_KEEP_DEAD")
+        if completed.empty and dead.empty:
+            return 0
+        queues = await self._run(self.app.store.queues(None, self.clock.store_now()))
+        return await enforce(self.app.store, self._run, [q.name for q in queues], completed,
+                             dead)
+
+    async def alert_waits(self) -> int:
+        """Alerts for queues whose oldest job waits past CONVEYOR_ALERT_QUEUE_WAIT."""
+        if not self.app.settings.alert_url or self.app.settings.alert_queue_wait <= 0:
+            return 0
+        queues = await self._run(self.app.store.queues(None, self.clock.store_now()))
+        return await enqueue_wait_alerts(self.app, queues)  # on the loop, as hooks enqueue
 
     async def cron(self) -> int:
         """Enqueue the due slots of the app's schedules (this node's share: duplicates of
@@ -86,7 +112,8 @@ class Maintenance:
         among them: it runs in a live worker (run), or by maintenance.cron() when a test asks,
         so run_until_idle does not enqueue a slot that happens to be due."""
         return {"rescued": await self.rescue(), "expired": await self.expire(),
-                "promoted": await self.promote(), "pruned": await self.prune()}
+                "promoted": await self.promote(), "pruned": await self.prune(),
+                "alerted": await self.alert_waits()}
 
     async def run(self) -> None:
         """Each concern on its own jittered interval (one shared runner, no logic inside it)."""
@@ -95,6 +122,7 @@ class Maintenance:
             _every(self.rescue_every, self.rescue, "rescue"),
             _every(self.rescue_every, self.expire, "expire"),
             _every(self.prune_every, self.prune, "prune"),
+            _every(self.rescue_every, self.alert_waits, "alerts"),
             self._cron_loop(),
         )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from ..job import Lease
 from ..store.base import Progress, Settle
@@ -20,7 +21,9 @@ log = logging.getLogger("conveyor.worker")
 
 
 class Outcomes:
-    def __init__(self) -> None:
+    def __init__(self, on_written: Callable[[list[Settle], list[bool]], None] | None = None
+                 ) -> None:
+        self.on_written = on_written  # told what each settle trip wrote (lifecycle hooks)
         self._items: list[Settle] = []
         self._progress: dict[str, Progress] = {}  # job id: its newest progress
         self._progress_lock = threading.Lock()  # sync tasks report progress from their threads
@@ -59,3 +62,5 @@ class Outcomes:
                 self.lost += 1
                 log.warning("lease lost for job %s: its outcome (%s) was dropped; another "
                             "worker owns it now", item.lease.job_id, type(item).__name__)
+        if self.on_written is not None:
+            self.on_written(items, applied)

@@ -102,6 +102,7 @@ class Slots:
     async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        self.runner.lifecycle.started(job)
         try:
             outcome: Settle | None = await self.runner.run(job, ctx)
         except asyncio.CancelledError:
@@ -112,6 +113,7 @@ class Slots:
         with self.lock:
             self.running.pop(job.id, None)
         took = loop.time() - started
+        self.runner.lifecycle.ended(job, ctx, outcome, took)
         average = self.average_duration
         self.average_duration = took if average is None else average + 0.2 * (took - average)
         self._lost.discard(job.id)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
+from ..observability.logs import configure_embedded
 from ..store.base import (
     SCHEDULED_HINT,
     Fail,
@@ -89,7 +90,7 @@ class Worker:
                              if getattr(self.store, "inline", False) else None)
         self.runner = JobRunner(app, self.id, self.host, self.threads, self.clock,
                                 logging.getLogger("conveyor.task"), self._on_progress)
-        self.outcomes = Outcomes()
+        self.outcomes = Outcomes(self.runner.lifecycle.written)
         self.slots = Slots(self.concurrency, self.runner, self.outcomes, self._wake_up)
         self.maintenance = (Maintenance(app, self.clock, run=self._off_loop) if maintenance
                             else None)
@@ -130,6 +131,7 @@ class Worker:
             self.slots.start(job)
         await self.slots.join()
         await self.flush()
+        await self.app.hooks.drain()
         return len(jobs)
 
     async def run_until_idle(self, max_rounds: int = 10_000) -> int:
@@ -150,6 +152,7 @@ class Worker:
         """Run until stop() (or SIGTERM/SIGINT when `install_signals`)."""
         self._ensure_loop_state()
         loop = asyncio.get_running_loop()
+        configure_embedded(self.app.settings)  # CONVEYOR_LOG_FILE / _FORMAT, as the CLI's
         await self.app.check_schema()
         await self.declare_limits()
         if self.maintenance is not None:
@@ -167,6 +170,7 @@ class Worker:
             for task in background:
                 task.cancel()
             await self._shutdown()
+            await self.app.hooks.drain()
             await stop_listening()
             self.heartbeat.stop()
             with contextlib.suppress(Exception):

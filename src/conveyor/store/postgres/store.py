@@ -60,6 +60,7 @@ from .enqueue import (
 from .limits import LimitedNames, Limits
 from .listener import Listener
 from .reads import Reads
+from .retention import KeepByCount, events_of
 from .rows import group_settles, settle_results
 from .sessions import Sessions
 
@@ -72,7 +73,7 @@ SETTLE_STATEMENTS: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore(Reads, Sessions, Limits):
+class PostgresStore(Reads, Sessions, Limits, KeepByCount):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:
@@ -345,12 +346,13 @@ class PostgresStore(Reads, Sessions, Limits):
 
     # --- maintenance: bounded, SKIP LOCKED, safe on every node ---------------------------
 
-    async def rescue_expired(self, now: float | None = None, limit: int = 1000) -> int:
+    async def rescue_expired_jobs(self, now: float | None = None,
+                                  limit: int = 1000) -> list[JobEvent]:
         async with self._session(atomic=True) as conn:
             rescued = await self._fetch(conn, q.RESCUE_EXPIRED, {"now": now, "limit": limit})
             if rescued:
                 await self._notify_on(conn, sorted({r[2] for r in rescued}))
-        return len(rescued)
+        return events_of(rescued)
 
     async def promote_scheduled(self, now: float | None = None,
                                 limit: int = 1000) -> tuple[int, float | None]:
@@ -361,8 +363,8 @@ class PostgresStore(Reads, Sessions, Limits):
             [(next_due,)] = await self._fetch(conn, q.NEXT_SCHEDULED)
         return len(promoted), next_due
 
-    async def expire(self, now: float | None = None, limit: int = 1000) -> int:
-        return len(await self._one(q.EXPIRE, {"now": now, "limit": limit}))
+    async def expire_jobs(self, now: float | None = None, limit: int = 1000) -> list[JobEvent]:
+        return events_of(await self._one(q.EXPIRE, {"now": now, "limit": limit}))
 
     async def prune(self, retention: Retention, now: float | None = None,
                     limit: int = 10000) -> int:

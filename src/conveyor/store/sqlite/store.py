@@ -41,6 +41,7 @@ from . import queries as q
 from .connection import Connections, parse_url
 from .limits import LimitedNames, Limits
 from .reads import Reads
+from .retention import KeepByCount, events_of
 from .rows import (
     apply,
     best_candidates,
@@ -59,7 +60,7 @@ class _InsertOneByOne(Exception):
     """Roll the batch back and insert row by row, to learn which rows already exist."""
 
 
-class SQLiteStore(Reads, Sessions, Limits):
+class SQLiteStore(Reads, Sessions, Limits, KeepByCount):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL",
@@ -304,16 +305,17 @@ class SQLiteStore(Reads, Sessions, Limits):
         with self.db.read() as conn:
             return conn.execute(sql, {"now": now}).fetchone() is not None
 
-    async def rescue_expired(self, now: float | None = None, limit: int = 1000) -> int:
+    async def rescue_expired_jobs(self, now: float | None = None,
+                                  limit: int = 1000) -> list[JobEvent]:
         now = self._now(now)
         if not self._any(q.ANY_LEASE_EXPIRED, now):
-            return 0
+            return []
         with self.db.write() as conn:
             rows = conn.execute(q.RESCUE_EXPIRED, {"now": now, "limit": limit}).fetchall()
         if rows:
             self.wake.notify({"*"})
             self._publish(rows)
-        return len(rows)
+        return events_of(rows)
 
     async def promote_scheduled(self, now: float | None = None,
                                 limit: int = 1000) -> tuple[int, float | None]:
@@ -330,14 +332,14 @@ class SQLiteStore(Reads, Sessions, Limits):
             self._publish(rows)
         return len(rows), next_due
 
-    async def expire(self, now: float | None = None, limit: int = 1000) -> int:
+    async def expire_jobs(self, now: float | None = None, limit: int = 1000) -> list[JobEvent]:
         now = self._now(now)
         if not self._any(q.ANY_EXPIRED, now):
-            return 0
+            return []
         with self.db.write() as conn:
             rows = conn.execute(q.EXPIRE, {"now": now, "limit": limit}).fetchall()
         self._publish(rows)
-        return len(rows)
+        return events_of(rows)
 
     async def prune(self, retention: Retention, now: float | None = None,
                     limit: int = 10000) -> int:
@@ -359,8 +361,7 @@ class SQLiteStore(Reads, Sessions, Limits):
 
     def _publish(self, rows: Sequence[Any]) -> None:
         if self.wake.has_subscribers():
-            self.wake.publish([JobEvent(r[0], r[1], r[2], r[3], r[4] or None, r[5])
-                               for r in rows if r is not None])
+            self.wake.publish(events_of(rows))
 
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]
                         ) -> Callable[[], Awaitable[None]]:

@@ -1,0 +1,52 @@
+"""The PostgreSQL store's retention by count, and the counting faces of rescue and expiry. A
+part of PostgresStore (store.py), kept apart for size; its methods run on the store's
+sessions. `{now}` is the caller's time, else the database's clock (queries.render).
+
+prune_kept deletes, in one bounded statement, the finished jobs of one state (in one queue,
+of one task, or both) past the newest `keep`, newest by finish time. A job whose idempotency
+key is still reserved (unique_for) is neither counted nor deleted, as in age pruning.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ...job import JobEvent
+from ..base import check_kept, events_of
+from .reads import Sessions as Connections
+
+__all__ = ["KeepByCount", "events_of"]
+
+PRUNE_KEPT = """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM {schema}.conveyor_jobs
+    WHERE state = %(state)s AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+      AND (%(task)s::text IS NULL OR task = %(task)s::text)
+      AND (unique_until IS NULL OR unique_until <= {now})
+    ORDER BY finished_at DESC, id DESC
+    OFFSET %(keep)s LIMIT %(limit)s)
+DELETE FROM {schema}.conveyor_jobs AS job USING picked WHERE job.id = picked.id"""
+
+
+class Database(Connections, Protocol):
+    async def rescue_expired_jobs(self, now: float | None = None,
+                                  limit: int = 1000) -> list[JobEvent]: ...
+    async def expire_jobs(self, now: float | None = None,
+                          limit: int = 1000) -> list[JobEvent]: ...
+
+
+class KeepByCount:
+    async def prune_kept(self: Database, state: str, keep: int, queue: str | None = None,
+                         task: str | None = None, limit: int = 1000,
+                         now: float | None = None) -> int:
+        """Delete up to `limit` jobs in `state` beyond the newest `keep`; returns how many."""
+        check_kept(state, keep, limit)
+        return await self._count(PRUNE_KEPT, {"state": state, "keep": keep, "queue": queue,
+                                              "task": task, "limit": limit, "now": now})
+
+    async def rescue_expired(self: Database, now: float | None = None,
+                             limit: int = 1000) -> int:
+        return len(await self.rescue_expired_jobs(now, limit))
+
+    async def expire(self: Database, now: float | None = None, limit: int = 1000) -> int:
+        return len(await self.expire_jobs(now, limit))
