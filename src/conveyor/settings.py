@@ -43,13 +43,16 @@ class Settings:
     session_idle: float = 3600.0  # a dashboard sign-in ends after this long unused
     session_lifetime: float = 12 * 3600.0  # ... and this long after it began, in any case
     metrics_max_labels: int = 100  # distinct queues (and tasks) with series of their own
+    history: bool = True  # record every attempt (conveyor/history): rows, rollups, errors
+    history_retention: float = 30 * 24 * 3600.0  # attempt rows, whatever became of the job
+    rollup_retention: float = 56 * 24 * 3600.0  # minute rollups (the charts' history)
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise ConfigError("CONVEYOR_MAX_BATCH must be at least 1")
         for name in ("lease", "heartbeat", "poll_interval", "grace", "retention_completed",
                      "retention_dead", "retention_cancelled", "session_idle",
-                     "session_lifetime"):
+                     "session_lifetime", "history_retention", "rollup_retention"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"CONVEYOR_{name.upper()} must be a finite number of "
