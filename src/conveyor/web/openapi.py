@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..names import QUEUE_NAME_PATTERN, QUEUE_NAME_RULE
+from .analytics import openapi_paths as analytics_paths
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 JOB = {"$ref": "#/components/schemas/Job"}
@@ -145,5 +146,5 @@ def openapi_document() -> dict[str, Any]:
         "components": {"schemas": _schemas(), "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **analytics_paths()},
     }

@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..app import Conveyor
 from ..errors import ConfigError, ConveyorError
-from . import api, dashboard
+from . import analytics, api, dashboard
 from .auth import Authenticator, parse_tokens
 from .context import WebContext
 from .guard import RequestGuard
@@ -79,6 +79,7 @@ def create_app(conveyor: Conveyor, *, tokens: str | None = None,
 def _routes() -> list[BaseRoute]:
     return [
         *api.routes(),
+        *analytics.routes(),
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
         Route("/openapi.json", openapi),
         Route("/favicon.ico", lambda r: RedirectResponse("/static/favicon.svg", 301)),
