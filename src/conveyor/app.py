@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import alerts, scheduler
+from .analytics import Analytics
 from .clock import Clock, SystemClock
 from .codec import Codec, Keyring
 from .disclosure import reveal
@@ -394,6 +395,11 @@ class Conveyor:
 
     def resume(self, queue: str) -> None:
         self.call(lambda s: s.resume(queue))
+
+    @property
+    def analytics(self) -> Analytics:
+        """Reads over the attempt history (analytics.py): tasks, errors, workers, slow."""
+        return Analytics(self)
 
     # --- maintenance ----------------------------------------------------------------------
 

@@ -51,13 +51,16 @@ class Settings:
     alert_url: str | None = None  # POST a signed JSON here when a job dies (alerts.py)
     alert_secret: str = ""  # the HMAC-SHA256 key of the alert signature
     alert_queue_wait: float = 0.0  # alert when a queue's oldest job waits longer (0: off)
+    history: bool = True  # record every attempt (conveyor/history): rows, rollups, errors
+    history_retention: float = 30 * 24 * 3600.0  # attempt rows, whatever became of the job
+    rollup_retention: float = 56 * 24 * 3600.0  # minute rollups (the charts' history)
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise ConfigError("CONVEYOR_MAX_BATCH must be at least 1")
         for name in ("lease", "heartbeat", "poll_interval", "grace", "retention_completed",
                      "retention_dead", "retention_cancelled", "session_idle",
-                     "session_lifetime"):
+                     "session_lifetime", "history_retention", "rollup_retention"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"CONVEYOR_{name.upper()} must be a finite number of "

@@ -11,6 +11,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from ..history.records import (
+    AttemptInfo,
+    AttemptRecord,
+    ErrorGroup,
+    TaskSummary,
+    TimeRange,
+    WorkerSummary,
+)
 from ..job import (
     ClaimedJob,
     EnqueueResult,
@@ -37,6 +45,7 @@ SCHEDULED_HINT = "*scheduled"
 class Complete:
     lease: Lease
     result: bytes | None = None          # JSON
+    attempt: AttemptRecord | None = None  # history: written in the same trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +54,21 @@ class Fail:
     error: ErrorInfo
     retry_in: float | None = None        # seconds until the next attempt; None: dead
     dead_reason: str = "failed"
+    attempt: AttemptRecord | None = None  # history: written in the same trip
 
 
 @dataclass(frozen=True, slots=True)
 class Snooze:
     lease: Lease
     seconds: float                       # run again this long from now (store clock)
+    attempt: AttemptRecord | None = None  # history: written in the same trip
 
 
 @dataclass(frozen=True, slots=True)
 class Cancelled:
     lease: Lease
     reason: str = "cancelled"
+    attempt: AttemptRecord | None = None  # history: written in the same trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +238,21 @@ class Store(Protocol):
     async def queues(self, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]: ...
     async def workers(self, now: float | None = None) -> list[WorkerInfo]: ...
+
+    # attempt history (settle and rescue_expired write it in their own transaction): reads
+    # for the analytics, the dead jobs of an error group, pruning on its own retention
+    async def job_attempts(self, job_id: str, tenant: str | None = None
+                           ) -> list[AttemptInfo]: ...
+    async def task_analytics(self, window: TimeRange, points: int = 30
+                             ) -> list[TaskSummary]: ...
+    async def error_groups(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]: ...
+    async def group_dead_jobs(self, fingerprint: str, tenant: str | None = None,
+                              limit: int = 10_000) -> list[str]: ...
+    async def worker_analytics(self, window: TimeRange,
+                               now: float | None = None) -> list[WorkerSummary]: ...
+    async def slow_attempts(self, window: TimeRange, limit: int = 20) -> list[AttemptInfo]: ...
+    async def prune_history(self, attempts_before: float, rollups_before: float,
+                            limit: int = 10_000) -> int: ...
 
     # dashboard sessions: opened at sign-in, found on each request, revoked at sign-out;
     # idle and absolute expiry; expired ones pruned by maintenance

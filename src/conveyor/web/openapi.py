@@ -6,6 +6,7 @@ from typing import Any
 
 from ..names import QUEUE_NAME_PATTERN, QUEUE_NAME_RULE
 from . import queue_limits
+from .analytics import openapi_paths as analytics_paths
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 JOB = {"$ref": "#/components/schemas/Job"}
@@ -148,5 +149,5 @@ def openapi_document() -> dict[str, Any]:
         "components": {"schemas": _schemas(), "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
-        "paths": {**_paths(), **queue_limits.openapi_paths(QUEUE, _op)},
+        "paths": {**_paths(), **queue_limits.openapi_paths(QUEUE, _op), **analytics_paths()},
     }

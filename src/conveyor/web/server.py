@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..app import Conveyor
 from ..errors import ConfigError, ConveyorError
-from . import api, dashboard, queue_limits
+from . import analytics, api, dashboard, queue_limits
 from .auth import Authenticator, parse_tokens
 from .context import WebContext
 from .guard import RequestGuard
@@ -80,6 +80,7 @@ def _routes() -> list[BaseRoute]:
     return [
         *api.routes(),
         *queue_limits.routes(),
+        *analytics.routes(),
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
         Route("/openapi.json", openapi),
         Route("/favicon.ico", lambda r: RedirectResponse("/static/favicon.svg", 301)),

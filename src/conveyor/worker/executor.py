@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import logging
 import random
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -25,6 +26,7 @@ from ..sealing import seal_error, seal_result
 from ..store.base import Cancelled, Complete, Fail, Settle
 from ..store.base import Snooze as SnoozeRecord
 from .lifecycle import Lifecycle
+from .tracking import Meter, Tracker
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -55,13 +57,29 @@ class JobRunner:
         self.rng = rng or random.Random()
         self.hasher = Hasher(app.settings.log_hash_key)
         self.lifecycle = Lifecycle(app, worker_id)
+        # attempt history: one meter per running job, by id (conveyor/history)
+        self.tracker = Tracker(app.codec, worker_id, host) if app.settings.history else None
+        self._meters: dict[str, Meter] = {}
 
     def context(self, job: ClaimedJob) -> JobContext:
         return JobContext(self.app, job, self.worker_id, self.log, self.on_progress)
 
     async def run(self, job: ClaimedJob, ctx: JobContext) -> Settle:
         """Run `job` to its outcome. Never raises, except CancelledError (shutdown, lost
-        lease or cancel request), which the caller maps."""
+        lease or cancel request), which the caller maps. With history on, the outcome
+        carries the attempt's record."""
+        if self.tracker is None:
+            return await self._run(job, ctx)
+        meter = self._meters[job.id] = Meter()
+        started_at, start = self.clock.now(), time.perf_counter()
+        try:
+            outcome = await self._run(job, ctx)
+        finally:
+            self._meters.pop(job.id, None)
+        return self.tracker.attach(job, outcome, started_at, time.perf_counter() - start,
+                                   meter)
+
+    async def _run(self, job: ClaimedJob, ctx: JobContext) -> Settle:
         task = self.app.registry.find(job.task)
         if task is None:
             return self._failed(job, UnknownTask(job.task, self.app.registry.names()), Retry(),
@@ -71,6 +89,10 @@ class JobRunner:
             if task.sensitive:  # ctx.logger and the job's log lines hash these values
                 ctx.logger.hide = self.hasher.hider(sensitive_values(raw, task.sensitive))
             payload = task.load(raw)
+            decoded = self.app.codec.decode(job.payload, job.id, job.tenant)
+            if task.sensitive and (meter := self._meters.get(job.id)) is not None:
+                meter.sensitive(decoded, task.sensitive)
+            payload = task.load(decoded)
         except PayloadUndecodable as exc:
             return self._failed(job, exc, task.retry, DeadReason.UNDECODABLE, final=True)
         except ValidationError as exc:  # the stored payload no longer fits the schema
@@ -107,7 +129,8 @@ class JobRunner:
             from .isolated import run_isolated
 
             try:
-                return await run_isolated(self.app, task, ctx, payload)
+                return await run_isolated(self.app, task, ctx, payload,
+                                          self._meters.get(ctx.job_id))
             except TimeoutError:  # the child's own errors arrive as IsolatedTaskError
                 ctx._cancel()
                 raise JobTimeout(f"task {task.name!r} ran past its timeout of "
@@ -116,9 +139,11 @@ class JobRunner:
             work = task.fn(ctx, payload)
         else:
             loop = asyncio.get_running_loop()
+            meter = self._meters.get(ctx.job_id)
+            fn = task.fn if meter is None else meter.timed(task.fn)
             # in the context the middleware set (its context variables), as to_thread does
-            work = loop.run_in_executor(self.threads, contextvars.copy_context().run, task.fn,
-                                        ctx, payload)
+            work = loop.run_in_executor(self.threads, contextvars.copy_context().run, fn, ctx,
+                                        payload)
         if task.timeout is None:
             return await work
         try:
@@ -154,6 +179,9 @@ class JobRunner:
         text = getattr(exc, "child_traceback", None) or "".join(traceback.format_exception(exc))
         if len(text) > _MAX_TRACEBACK:
             text = "...\n" + text[-_MAX_TRACEBACK:]
-        return ErrorInfo(attempt=job.attempt, type=type_name, message=str(exc)[:2000],
-                         traceback=text, worker=self.worker_id, host=self.host,
-                         at=self.clock.now())
+        error = ErrorInfo(attempt=job.attempt, type=type_name, message=str(exc)[:2000],
+                          traceback=text, worker=self.worker_id, host=self.host,
+                          at=self.clock.now())
+        if (meter := self._meters.get(job.id)) is not None:
+            meter.failed(error, exc)
+        return error

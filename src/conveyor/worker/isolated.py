@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from ..context import JobContext
+from .tracking import Meter, child_usage
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -64,15 +65,18 @@ def _child_main(module: str, name: str, payload: Any, info: dict[str, Any],
         task = getattr(importlib.import_module(module), name)
         ctx = _ChildContext(info, conn, task.app)
         result = task.fn(ctx, task.load(payload))
-        conn.send(("ok", result))
+        conn.send(("ok", result, *child_usage()))
     except BaseException as exc:  # report everything; the parent decides
-        conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc()))
+        conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc(),
+                   *child_usage()))
     finally:
         conn.close()
 
 
-async def run_isolated(app: Conveyor, task: Task, ctx: JobContext, payload: Any) -> Any:
-    """Run `task` in a child process; kill it past the task's timeout."""
+async def run_isolated(app: Conveyor, task: Task, ctx: JobContext, payload: Any,
+                       meter: Meter | None = None) -> Any:
+    """Run `task` in a child process; kill it past the task's timeout. `meter` gets the
+    child's CPU time and peak RSS (attempt history)."""
     module, name = _locate(task)
     mp = multiprocessing.get_context("forkserver")
     receive, send = mp.Pipe(duplex=False)
@@ -85,7 +89,7 @@ async def run_isolated(app: Conveyor, task: Task, ctx: JobContext, payload: Any)
     send.close()
     try:
         async with asyncio.timeout(task.timeout):
-            return await _receive(receive, ctx)
+            return await _receive(receive, ctx, meter)
     except (TimeoutError, asyncio.CancelledError):
         process.kill()
         raise
@@ -94,7 +98,7 @@ async def run_isolated(app: Conveyor, task: Task, ctx: JobContext, payload: Any)
         await asyncio.get_running_loop().run_in_executor(None, process.join, 5)
 
 
-async def _receive(conn: Connection, ctx: JobContext) -> Any:
+async def _receive(conn: Connection, ctx: JobContext, meter: Meter | None) -> Any:
     loop = asyncio.get_running_loop()
     while True:
         ready: asyncio.Future[None] = loop.create_future()
@@ -111,9 +115,16 @@ async def _receive(conn: Connection, ctx: JobContext) -> Any:
         if message[0] == "progress":
             ctx.progress(message[1], message[2])
         elif message[0] == "ok":
+            _measured(meter, message[2:])
             return message[1]
         else:
+            _measured(meter, message[4:])
             raise IsolatedTaskError(message[1], message[2], message[3])
+
+
+def _measured(meter: Meter | None, usage: tuple[Any, ...]) -> None:
+    if meter is not None and len(usage) == 2:
+        meter.cpu, meter.rss = float(usage[0]), usage[1]
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

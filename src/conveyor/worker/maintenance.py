@@ -79,6 +79,10 @@ class Maintenance:
         pruned += await self.prune_kept()
         while await self._run(store.prune_sessions(self.clock.store_now(), 1000)) == 1000:
             pass
+        # attempt history: its own retention, not the jobs' (stamped by worker clocks)
+        now, settings = self.clock.now(), self.app.settings
+        await self._run(store.prune_history(now - settings.history_retention,
+                                            now - settings.rollup_retention))
         return pruned
 
     async def prune_kept(self) -> int:

@@ -480,7 +480,9 @@ UPDATE {schema}.conveyor_jobs AS job
         unique_until = CASE WHEN job.attempt >= job.max_attempts AND job.unique_for IS NOT NULL
                             THEN {now} + job.unique_for END
 FROM picked WHERE job.id = picked.id AND job.state = 'running'
-RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress""", _EVENT)
+RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress, job.attempt,
+          job.worker_id, job.worker_host, job.started_at, {now} AS at""",
+    _EVENT + ", attempt, worker_id, worker_host, started_at, at")
 
 PROMOTE_SCHEDULED = with_feed("""
 WITH picked AS MATERIALIZED (

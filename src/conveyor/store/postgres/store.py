@@ -57,6 +57,7 @@ from .enqueue import (
     scope,
     stream_blocking,
 )
+from .history import PostgresHistory, write_history, write_lost
 from .limits import LimitedNames, Limits
 from .listener import Listener
 from .reads import Reads
@@ -73,7 +74,7 @@ SETTLE_STATEMENTS: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore(Reads, Sessions, Limits, KeepByCount):
+class PostgresStore(Reads, Sessions, Limits, KeepByCount, PostgresHistory):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:
@@ -275,13 +276,18 @@ class PostgresStore(Reads, Sessions, Limits, KeepByCount):
         groups = group_settles(items)
         if not groups:
             return []
-        async with self._session(atomic=len(groups) > 1) as conn:
+        tracked = any(getattr(item, "attempt", None) is not None for item in items)
+        async with self._session(atomic=len(groups) > 1 or tracked) as conn:
             cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
                                           {"now": now, "events": self._events,
                                            "channel": self.target.channel, **g.columns})
                        for g in groups]
             returned = [await cursor.fetchall() for cursor in cursors]
-        return settle_results(items, groups, [{(r[0], r[1]) for r in rows} for rows in returned])
+            applied = settle_results(items, groups, [{(r[0], r[1]) for r in rows}
+                                                     for rows in returned])
+            if tracked:  # history: same transaction, pipelined with its commit
+                await write_history(self, conn, items, applied)
+        return applied
 
     async def deregister_worker(self, worker_id: str) -> None:
         """Forget a stopped worker; jobs handed off to it that it never heard of go back."""
@@ -351,6 +357,7 @@ class PostgresStore(Reads, Sessions, Limits, KeepByCount):
         async with self._session(atomic=True) as conn:
             rescued = await self._fetch(conn, q.RESCUE_EXPIRED, {"now": now, "limit": limit})
             if rescued:
+                await write_lost(self, conn, rescued)
                 await self._notify_on(conn, sorted({r[2] for r in rescued}))
         return events_of(rescued)
 

@@ -195,7 +195,8 @@ SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'queued' END,
                         THEN :now + unique_for END
 WHERE id IN (SELECT id FROM conveyor_jobs
                 WHERE state = 'running' AND lease_expires_at < :now LIMIT :limit)
-RETURNING id, state, queue, task, tenant, progress"""
+RETURNING id, state, queue, task, tenant, progress, attempt, worker_id, worker_host,
+          started_at"""
 
 PROMOTE_SCHEDULED = """
 UPDATE conveyor_jobs SET state = 'queued'

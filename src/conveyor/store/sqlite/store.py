@@ -39,6 +39,7 @@ from ..base import (
 from ..migrate import load_migrations
 from . import queries as q
 from .connection import Connections, parse_url
+from .history import SQLiteHistory, write_history, write_lost
 from .limits import LimitedNames, Limits
 from .reads import Reads
 from .retention import KeepByCount, events_of
@@ -60,7 +61,7 @@ class _InsertOneByOne(Exception):
     """Roll the batch back and insert row by row, to learn which rows already exist."""
 
 
-class SQLiteStore(Reads, Sessions, Limits, KeepByCount):
+class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL",
@@ -236,6 +237,7 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount):
         now = self._now(now)
         with self.db.write() as conn:
             rows = [conn.execute(*settle_statement(item, now)).fetchone() for item in items]
+            write_history(conn, items, [row is not None for row in rows])
         self._publish(rows)
         return [row is not None for row in rows]
 
@@ -312,6 +314,8 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount):
             return []
         with self.db.write() as conn:
             rows = conn.execute(q.RESCUE_EXPIRED, {"now": now, "limit": limit}).fetchall()
+            write_lost(conn, [(r[0], r[6], r[3], r[2], r[4], r[7], r[8], r[9]) for r in rows],
+                       now)
         if rows:
             self.wake.notify({"*"})
             self._publish(rows)

@@ -1,0 +1,68 @@
+"""Error fingerprints: one group per kind of failure, not per failed job.
+
+The fingerprint is a hash of the exception type, the message with the parts that differ
+from job to job masked (URLs, UUIDs, hex ids, emails, numbers, quoted values) and the top
+frame of the task's own code (file and function, no line number: an edit above it must not
+split the group).
+
+    >>> mask_message("order 12345 not found at https://x.test/o/12345")
+    'order <n> not found at <url>'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import traceback
+from pathlib import Path
+from types import TracebackType
+
+_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+"), "<url>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                r"[0-9a-fA-F]{12}\b"), "<uuid>"),
+    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "<email>"),
+    (re.compile(r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{12,}\b"), "<id>"),
+    (re.compile(r"\b(?=\w*\d)[A-Za-z0-9_-]{16,}\b"), "<id>"),
+    (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>"),
+    (re.compile(r"(?<![A-Za-z])[-+]?\d+(?:[.,:]\d+)*"), "<n>"),
+)
+_CONVEYOR = str(Path(__file__).resolve().parents[1]).replace("\\", "/") + "/"
+_LIBRARIES = ("/site-packages/", "/dist-packages/", "/lib/python", "<frozen")
+
+
+def mask_message(message: str) -> str:
+    """The message with what varies between occurrences replaced by placeholders."""
+    text = message[:500]
+    for pattern, placeholder in _MASKS:
+        text = pattern.sub(placeholder, text)
+    return text
+
+
+def top_frame(tb: TracebackType | None) -> str:
+    """`file:function` of the innermost frame in the user's own code (not Conveyor's,
+    not the standard library's or an installed package's); '' when there is none."""
+    found = ""
+    for frame in traceback.extract_tb(tb):
+        name = frame.filename.replace("\\", "/")
+        if any(part in name for part in _LIBRARIES) or name.startswith(_CONVEYOR):
+            continue
+        found = f"{name.rsplit('/', 1)[-1]}:{frame.name}"
+    return found
+
+
+def top_frame_from_text(text: str | None) -> str:
+    """The same, from a formatted traceback (an isolated task's child sends its text)."""
+    found = ""
+    for match in re.finditer(r'File "([^"]+)", line \d+, in (\S+)', text or ""):
+        name = match.group(1).replace("\\", "/")
+        if any(part in name for part in _LIBRARIES) or name.startswith(_CONVEYOR):
+            continue
+        found = f"{name.rsplit('/', 1)[-1]}:{match.group(2)}"
+    return found
+
+
+def fingerprint(type_name: str, message: str, frame: str) -> str:
+    """A short stable id of the error's group."""
+    key = f"{type_name}\x00{mask_message(message)}\x00{frame}"
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()

@@ -1,0 +1,119 @@
+"""Attempt history reads for both stores: the analytics (tasks, errors, workers, slow
+attempts), a job's attempts, the dead jobs of an error group, and history pruning. The
+logic lives here once; each store supplies `_history_rows` (run one statement of
+history_sql.py, return its rows) and `_history_count` (run one, return the rows changed)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..history.records import AttemptInfo, ErrorGroup, TaskSummary, TimeRange, WorkerSummary
+from . import history_sql as hq
+from .history_rows import attempt_info, task_summaries
+
+if TYPE_CHECKING:
+    from ..job import WorkerInfo
+
+Rows = list[tuple[Any, ...]]
+
+
+def _scope(window: TimeRange) -> dict[str, Any]:
+    return {"start": window.start, "end": window.end, "tenant": window.tenant,
+            "task": window.task, "queue": window.queue}
+
+
+class HistoryReads:
+    async def _history_rows(self, template: str, params: dict[str, Any]) -> Rows:
+        raise NotImplementedError
+
+    async def _history_count(self, template: str, params: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+    if TYPE_CHECKING:
+        async def workers(self, now: float | None = None) -> list[WorkerInfo]: ...
+
+    async def job_attempts(self, job_id: str, tenant: str | None = None) -> list[AttemptInfo]:
+        """Every recorded attempt of one job, oldest first (still there after it is pruned)."""
+        rows = await self._history_rows(hq.JOB_ATTEMPTS, {"id": job_id, "tenant": tenant})
+        return [attempt_info(r) for r in rows]
+
+    async def task_analytics(self, window: TimeRange, points: int = 30) -> list[TaskSummary]:
+        """Per (task, queue) over the range, from the minute rollups: counts by outcome,
+        p50/p95/p99 and `points` buckets of attempts and failures (for sparklines)."""
+        first = int(window.start // 60)
+        end = max(first + 1, int(-(-window.end // 60)))
+        per = max(1, -(-(end - first) // points))
+        params = {**_scope(window), "first_minute": first, "end_minute": end,
+                  "minutes_per_point": per}
+        rows = await self._history_rows(hq.TASK_ROLLUPS, params)
+        return task_summaries(rows, points)
+
+    async def slow_attempts(self, window: TimeRange, limit: int = 20) -> list[AttemptInfo]:
+        rows = await self._history_rows(hq.SLOW, {**_scope(window), "limit": limit})
+        return [attempt_info(r) for r in rows]
+
+    async def error_groups(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]:
+        """Failed attempts grouped by fingerprint, most frequent first."""
+        scope = _scope(window)
+        groups = []
+        for fingerprint, count, first, last in await self._history_rows(
+                hq.ERROR_GROUPS, {**scope, "limit": limit}):
+            params = {**scope, "fingerprint": fingerprint}
+            newest = (await self._history_rows(hq.GROUP_NEWEST, params))[0]
+            tasks = sorted(r[0] for r in await self._history_rows(hq.GROUP_TASKS, params))
+            dead = await self.group_dead_jobs(fingerprint, window.tenant)
+            groups.append(ErrorGroup(
+                fingerprint=fingerprint, type=newest[0] or "", message=newest[1] or "",
+                count=count, first_seen=first, last_seen=last, tasks=tuple(tasks),
+                sample_job=newest[3], dead_jobs=len(dead)))
+        return groups
+
+    async def group_dead_jobs(self, fingerprint: str, tenant: str | None = None,
+                              limit: int = 10_000) -> list[str]:
+        """Ids of the dead jobs still stored whose final attempt is in the error group."""
+        rows = await self._history_rows(hq.GROUP_DEAD_JOBS, {
+            "fingerprint": fingerprint, "tenant": tenant, "limit": limit})
+        return sorted(r[0] for r in rows)
+
+    async def worker_analytics(self, window: TimeRange,
+                               now: float | None = None) -> list[WorkerSummary]:
+        """Per worker over the range: attempts, failures, busy time and share, CPU, peak RSS;
+        with what each live worker runs now."""
+        rows = await self._history_rows(hq.WORKER_ATTEMPTS, _scope(window))
+        running: dict[str, list[str]] = {}
+        for worker_id, task in await self._history_rows(hq.RUNNING_NOW,
+                                                        {"tenant": window.tenant}):
+            running.setdefault(worker_id, []).append(task)
+        live = {w.id: w for w in await self.workers(now)}
+        span = max(1.0, window.end - window.start)
+        out = []
+        for worker_id, host, pid, attempts, failures, busy, cpu, rss in rows:
+            info = live.get(worker_id)
+            slots = info.concurrency if info is not None else None
+            out.append(WorkerSummary(
+                worker_id=worker_id, host=host, pid=pid, attempts=attempts,
+                failures=failures or 0, busy=busy or 0.0,
+                busy_share=min(1.0, (busy or 0.0) / (span * slots)) if slots else None,
+                cpu=cpu or 0.0, peak_rss=rss, throughput=attempts * 60.0 / span,
+                running=len(running.get(worker_id, ())), concurrency=slots,
+                alive=info is not None, current=tuple(sorted(running.get(worker_id, ())))))
+        seen = {w.worker_id for w in out}
+        for worker_id, info in live.items():
+            if worker_id not in seen and (window.tenant is None or worker_id in running):
+                out.append(WorkerSummary(
+                    worker_id=worker_id, host=info.host, pid=info.pid, attempts=0,
+                    failures=0, busy=0.0, busy_share=0.0, cpu=0.0, peak_rss=None,
+                    throughput=0.0, running=len(running.get(worker_id, ())),
+                    concurrency=info.concurrency, alive=True,
+                    current=tuple(sorted(running.get(worker_id, ())))))
+        return sorted(out, key=lambda w: (-w.attempts, w.worker_id))
+
+    async def prune_history(self, attempts_before: float, rollups_before: float,
+                            limit: int = 10_000) -> int:
+        """Delete attempts that ended and rollup minutes that began before the cut-offs,
+        independent of the jobs' own retention. Returns the attempts deleted."""
+        count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
+                                                              "limit": limit})
+        await self._history_count(hq.PRUNE_ROLLUPS,
+                                  {"before_minute": int(rollups_before // 60)})
+        return count

@@ -1,0 +1,120 @@
+"""Dialect-neutral attempt history rows: what a settle batch adds to the attempts table and
+the rollups, and the analytics summaries built back from query rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..history.records import AttemptInfo, AttemptRecord, Outcome, TaskSummary
+from ..history.rollup import BUCKETS, OUTCOMES, RollupRow, fold, quantile
+from .base import Cancelled, Complete, Fail, Settle, Snooze
+
+# The attempts table's columns, in the order attempt_row gives them
+ATTEMPT_COLUMNS = ("job_id", "attempt", "task", "queue", "tenant", "worker_id", "host", "pid",
+                   "started_at", "ended_at", "duration", "outcome", "error_type",
+                   "error_message", "error_traceback", "error_sealed", "fingerprint", "cpu",
+                   "rss")
+
+
+def outcome_of(item: Settle) -> str | None:
+    match item:
+        case Complete():
+            return Outcome.COMPLETED
+        case Fail(retry_in=retry_in):
+            return Outcome.DEAD if retry_in is None else Outcome.RETRIED
+        case Snooze():
+            return Outcome.SNOOZED
+        case Cancelled():
+            return Outcome.CANCELLED
+    return None
+
+
+def attempt_row(item: Settle, record: AttemptRecord, outcome: str) -> tuple[Any, ...]:
+    error = item.error if isinstance(item, Fail) else None
+    message = record.error_message if record.error_message is not None else (
+        error.message if error else None)
+    traceback = record.error_traceback if record.error_message is not None else (
+        error.traceback if error else None)
+    sealed = record.error_sealed if record.error_message is not None else (
+        error.sealed if error else None)
+    return (item.lease.job_id, record.number, record.task, record.queue, record.tenant,
+            record.worker_id, record.host, record.pid, record.started_at, record.ended_at,
+            record.duration, outcome, error.type if error else None, message, traceback,
+            sealed, record.fingerprint, record.cpu, record.rss)
+
+
+def history_rows(items: Sequence[Settle], applied: Sequence[bool]
+                 ) -> tuple[list[tuple[Any, ...]], list[RollupRow]]:
+    """The attempt rows and rollup increments of the applied items that carry a record
+    (a refused item's lease had moved on: its attempt is another worker's to record)."""
+    attempts: list[tuple[Any, ...]] = []
+    for item, ok in zip(items, applied, strict=True):
+        record = getattr(item, "attempt", None)
+        if not ok or record is None:
+            continue
+        outcome = outcome_of(item)
+        if outcome is not None:
+            attempts.append(attempt_row(item, record, outcome))
+    return attempts, rollups_of(attempts)
+
+
+def rollups_of(attempts: Sequence[tuple[Any, ...]]) -> list[RollupRow]:
+    """One rollup increment per distinct (minute, task, queue, tenant) of attempt rows, in
+    key order (concurrent settles lock rollup rows in one order: no deadlock)."""
+    rollups = fold((row[9], row[2], row[3], row[4], row[11], row[10]) for row in attempts)
+    rollups.sort(key=lambda r: (r.minute, r.task, r.queue, r.tenant))
+    return rollups
+
+
+def lost_rows(rescued: Sequence[tuple[Any, ...]], now: float) -> list[tuple[Any, ...]]:
+    """Attempt rows for jobs rescued from a dead worker: (id, attempt, task, queue, tenant,
+    worker_id, worker_host, started_at)."""
+    rows = []
+    for job_id, number, task, queue, tenant, worker_id, host, started_at in rescued:
+        start = started_at if started_at is not None else now
+        rows.append((job_id, number, task, queue, tenant, worker_id, host, None, start, now,
+                     max(0.0, now - start), str(Outcome.LOST), "WorkerLost",
+                     "the worker running this attempt stopped heartbeating", None, None,
+                     None, None, None))
+    return rows
+
+
+def task_summaries(rows: Sequence[tuple[Any, ...]], points: int) -> list[TaskSummary]:
+    """Rollup rows (point, task, queue, outcome counts..., duration_sum, buckets...) summed
+    per (task, queue), with `points` buckets of attempts and failures."""
+    totals: dict[tuple[str, str], list[Any]] = {}
+    n_out = len(OUTCOMES)
+    for row in rows:
+        key = (row[1], row[2])
+        acc = totals.get(key)
+        if acc is None:
+            acc = totals[key] = [[0] * n_out, 0.0, [0] * BUCKETS, [0] * points, [0] * points]
+        counts = row[3:3 + n_out]
+        slot = min(points - 1, max(0, int(row[0])))
+        for i, n in enumerate(counts):
+            acc[0][i] += n
+        acc[1] += row[3 + n_out]
+        for i, n in enumerate(row[4 + n_out:4 + n_out + BUCKETS]):
+            acc[2][i] += n
+        acc[3][slot] += sum(counts)
+        acc[4][slot] += sum(n for o, n in zip(OUTCOMES, counts, strict=True)
+                            if Outcome(o).failed)
+    out = []
+    for (task, queue), (counts, total_time, buckets, series, failures) in sorted(totals.items()):
+        timed = sum(buckets)
+        out.append(TaskSummary(
+            task=task, queue=queue, counts=dict(zip(OUTCOMES, counts, strict=True)),
+            p50=quantile(buckets, 0.5), p95=quantile(buckets, 0.95),
+            p99=quantile(buckets, 0.99), mean=(total_time / timed) if timed else None,
+            series=tuple(series), failures=tuple(failures)))
+    return out
+
+
+def attempt_info(r: tuple[Any, ...]) -> AttemptInfo:
+    """(job_id, attempt, task, queue, tenant, worker_id, started_at, duration, outcome, cpu,
+    rss, host, error_type, error_message, fingerprint)"""
+    return AttemptInfo(job_id=r[0], attempt=r[1], task=r[2], queue=r[3], tenant=r[4] or None,
+                       worker_id=r[5], started_at=r[6], duration=r[7], outcome=r[8], cpu=r[9],
+                       rss=r[10], host=r[11], error_type=r[12], error_message=r[13],
+                       fingerprint=r[14])

@@ -1,0 +1,100 @@
+"""The attempt history's statements, written once for both dialects: `{schema}.` names the
+table's schema (PostgreSQL renders it, SQLite reads it as `main.`) and parameters are
+written %(name)s (SQLite's copy uses :name, see `for_sqlite`). Every statement that
+compares an optional parameter with NULL casts it, so PostgreSQL knows its type."""
+
+from __future__ import annotations
+
+import re
+
+from ..history.rollup import BUCKET_COLUMNS, OUTCOMES
+from .history_rows import ATTEMPT_COLUMNS
+
+_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+def for_sqlite(template: str) -> str:
+    return _PARAM.sub(r":\1", template.replace("{schema}.", "main."))
+
+
+INSERT_ATTEMPT = (f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+                  f"VALUES ({', '.join(f'%({c})s' for c in ATTEMPT_COLUMNS)})")
+
+_ADDED = (*OUTCOMES, "duration_sum", *BUCKET_COLUMNS)
+ROLLUP_COLUMNS = ("minute", "task", "queue", "tenant", *_ADDED)
+UPSERT_ROLLUP = (
+    f"INSERT INTO {{schema}}.conveyor_rollups AS r ({', '.join(ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in ROLLUP_COLUMNS)}) "
+    "ON CONFLICT (minute, task, queue, tenant) DO UPDATE SET "
+    + ", ".join(f"{c} = r.{c} + excluded.{c}" for c in _ADDED))
+
+_SCOPE = """
+  AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)
+  AND (CAST(%(task)s AS TEXT) IS NULL OR task = %(task)s)
+  AND (CAST(%(queue)s AS TEXT) IS NULL OR queue = %(queue)s)"""
+
+# Per point of the range and (task, queue): the summed counts, time and histogram.
+TASK_ROLLUPS = (
+    "SELECT (minute - %(first_minute)s) / %(minutes_per_point)s AS point, task, queue, "
+    + ", ".join(f"sum({c})" if c == "duration_sum" else f"CAST(sum({c}) AS BIGINT)"
+                for c in _ADDED)
+    + " FROM {schema}.conveyor_rollups WHERE minute >= %(first_minute)s "
+    "AND minute < %(end_minute)s" + _SCOPE.replace("tenant = %(tenant)s",
+                                                   "tenant = coalesce(%(tenant)s, '')")
+    + " GROUP BY 1, task, queue")
+
+_INFO = ("job_id, attempt, task, queue, tenant, worker_id, started_at, duration, outcome, cpu, "
+         "rss, host, error_type, error_message, fingerprint")
+
+SLOW = ("SELECT " + _INFO + " FROM {schema}.conveyor_attempts "
+        "WHERE ended_at >= %(start)s AND ended_at < %(end)s" + _SCOPE
+        + " ORDER BY duration DESC LIMIT %(limit)s")
+
+JOB_ATTEMPTS = ("SELECT " + _INFO + " FROM {schema}.conveyor_attempts WHERE job_id = %(id)s "
+                "AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s) "
+                "ORDER BY attempt, id")
+
+ERROR_GROUPS = """
+SELECT fingerprint, count(*), min(ended_at), max(ended_at)
+FROM {schema}.conveyor_attempts
+WHERE fingerprint IS NOT NULL AND ended_at >= %(start)s AND ended_at < %(end)s""" + _SCOPE + """
+GROUP BY fingerprint ORDER BY count(*) DESC, max(ended_at) DESC LIMIT %(limit)s"""
+
+# The group's newest attempt in range (its message and sample job), and the tasks it hit
+GROUP_NEWEST = """
+SELECT error_type, error_message, error_sealed, job_id, tenant
+FROM {schema}.conveyor_attempts
+WHERE fingerprint = %(fingerprint)s
+  AND ended_at >= %(start)s AND ended_at < %(end)s""" + _SCOPE + """
+ORDER BY ended_at DESC LIMIT 1"""
+
+GROUP_TASKS = """
+SELECT DISTINCT task FROM {schema}.conveyor_attempts
+WHERE fingerprint = %(fingerprint)s AND ended_at >= %(start)s AND ended_at < %(end)s""" + _SCOPE
+
+# Dead jobs still stored whose final attempt failed with this fingerprint
+GROUP_DEAD_JOBS = """
+SELECT DISTINCT job.id FROM {schema}.conveyor_attempts AS a
+JOIN {schema}.conveyor_jobs AS job ON job.id = a.job_id AND job.attempt = a.attempt
+WHERE a.fingerprint = %(fingerprint)s AND a.outcome = 'dead' AND job.state = 'dead'
+  AND (CAST(%(tenant)s AS TEXT) IS NULL OR job.tenant = %(tenant)s)
+LIMIT %(limit)s"""
+
+WORKER_ATTEMPTS = """
+SELECT worker_id, max(host), max(pid), count(*),
+       sum(CASE WHEN outcome IN ('retried', 'dead', 'lost') THEN 1 ELSE 0 END),
+       sum(duration), sum(coalesce(cpu, 0)), max(rss)
+FROM {schema}.conveyor_attempts
+WHERE ended_at >= %(start)s AND ended_at < %(end)s AND worker_id IS NOT NULL""" + _SCOPE + """
+GROUP BY worker_id"""
+
+RUNNING_NOW = """
+SELECT worker_id, task FROM {schema}.conveyor_jobs
+WHERE state = 'running' AND worker_id IS NOT NULL
+  AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)"""
+
+PRUNE_ATTEMPTS = """
+DELETE FROM {schema}.conveyor_attempts WHERE id IN (
+    SELECT id FROM {schema}.conveyor_attempts WHERE ended_at < %(before)s LIMIT %(limit)s)"""
+
+PRUNE_ROLLUPS = "DELETE FROM {schema}.conveyor_rollups WHERE minute < %(before_minute)s"

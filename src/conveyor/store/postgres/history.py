@@ -1,0 +1,78 @@
+"""The PostgreSQL store's attempt history: rows written inside the settle's own transaction
+(pipelined with it: no extra round trip before the commit), and the statements the shared
+reads (store/history_reads.py) run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import psycopg
+
+from .. import history_sql as hq
+from ..base import Settle
+from ..history_reads import HistoryReads
+from ..history_rows import history_rows, lost_rows, rollups_of
+
+Rows = list[tuple[Any, ...]]
+
+
+class _Statements(Protocol):
+    def statement(self, template: str) -> str: ...
+
+
+async def write_history(store: _Statements, conn: psycopg.AsyncConnection[Any],
+                        items: Sequence[Settle], applied: Sequence[bool]) -> None:
+    """The attempts that `items` end, in the caller's (the settle's) transaction."""
+    attempts, rollups = history_rows(items, applied)
+    await _write(store, conn, attempts, [row.params() for row in rollups])
+
+
+async def write_lost(store: _Statements, conn: psycopg.AsyncConnection[Any],
+                     rescued: Rows) -> None:
+    """Attempts whose worker died (rescued by maintenance), recorded as lost. `rescued`:
+    the rescue's rows (feed columns, then attempt, worker_id, worker_host, started_at, at)."""
+    for at, group in _by_time(rescued).items():
+        attempts = lost_rows([(r[0], r[6], r[3], r[2], r[4], r[7], r[8], r[9])
+                              for r in group], at)
+        await _write(store, conn, attempts, [row.params() for row in rollups_of(attempts)])
+
+
+def _by_time(rows: Rows) -> dict[float, Rows]:
+    out: dict[float, Rows] = {}
+    for row in rows:
+        out.setdefault(float(row[10]), []).append(row)
+    return out
+
+
+async def _write(store: _Statements, conn: psycopg.AsyncConnection[Any],
+                 attempts: list[tuple[Any, ...]], rollups: list[tuple[Any, ...]]) -> None:
+    if not attempts:
+        return
+    async with conn.cursor() as cursor:
+        await cursor.executemany(store.statement(_ATTEMPT), attempts)
+        await cursor.executemany(store.statement(_ROLLUP), rollups)
+
+
+def _positional(template: str, columns: Sequence[str]) -> str:
+    for column in columns:
+        template = template.replace(f"%({column})s", "%s")
+    return template
+
+
+_ATTEMPT = _positional(hq.INSERT_ATTEMPT, hq.ATTEMPT_COLUMNS)
+_ROLLUP = _positional(hq.UPSERT_ROLLUP, hq.ROLLUP_COLUMNS)
+
+
+class PostgresHistory(HistoryReads):
+    if TYPE_CHECKING:  # PostgresStore's own
+        async def _one(self, template: str, params: dict[str, Any] | None = None,
+                       tenant: str | None = None) -> Rows: ...
+
+        async def _count(self, template: str, params: dict[str, Any]) -> int: ...
+
+    async def _history_rows(self, template: str, params: dict[str, Any]) -> Rows:
+        return await self._one(template, params)
+
+    async def _history_count(self, template: str, params: dict[str, Any]) -> int:
+        return await self._count(template, params)

@@ -1,0 +1,80 @@
+-- Conveyor schema, version 6 (PostgreSQL): attempt history (conveyor/history). One row per attempt,
+-- written in the same transaction as the settle that ends it, kept on its own retention (so
+-- the audit trail outlives pruned jobs); minute rollups per task and queue with counts by
+-- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks.
+CREATE TABLE {schema}.conveyor_attempts (
+    id              bigserial PRIMARY KEY,
+    job_id          text NOT NULL,
+    attempt         integer NOT NULL,
+    task            text NOT NULL,
+    queue           text NOT NULL,
+    tenant          text,
+    worker_id       text,
+    host            text,
+    pid             integer,
+    started_at      double precision NOT NULL,
+    ended_at        double precision NOT NULL,
+    duration        double precision NOT NULL,
+    outcome         text NOT NULL,
+    error_type      text,
+    error_message   text,
+    error_traceback text,
+    error_sealed    text,
+    fingerprint     text,
+    cpu             double precision,
+    rss             bigint
+);
+
+CREATE INDEX conveyor_attempts_ended ON {schema}.conveyor_attempts (ended_at);
+CREATE INDEX conveyor_attempts_job ON {schema}.conveyor_attempts (job_id, attempt);
+CREATE INDEX conveyor_attempts_errors ON {schema}.conveyor_attempts (fingerprint, ended_at)
+    WHERE fingerprint IS NOT NULL;
+CREATE INDEX conveyor_attempts_worker ON {schema}.conveyor_attempts (worker_id, ended_at);
+CREATE INDEX conveyor_attempts_slow ON {schema}.conveyor_attempts (duration);
+
+-- Tenant isolation, as on conveyor_jobs (0001): binds only restricted roles.
+ALTER TABLE {schema}.conveyor_attempts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY conveyor_attempts_tenant ON {schema}.conveyor_attempts
+    USING (tenant = nullif(current_setting('conveyor.tenant', true), ''))
+    WITH CHECK (tenant = nullif(current_setting('conveyor.tenant', true), ''));
+
+CREATE TABLE {schema}.conveyor_rollups (
+    minute       bigint NOT NULL,
+    task         text NOT NULL,
+    queue        text NOT NULL,
+    tenant       text NOT NULL DEFAULT '',
+    completed    bigint NOT NULL DEFAULT 0,
+    retried      bigint NOT NULL DEFAULT 0,
+    dead         bigint NOT NULL DEFAULT 0,
+    cancelled    bigint NOT NULL DEFAULT 0,
+    snoozed      bigint NOT NULL DEFAULT 0,
+    lost         bigint NOT NULL DEFAULT 0,
+    duration_sum double precision NOT NULL DEFAULT 0,
+    b0 bigint NOT NULL DEFAULT 0,
+    b1 bigint NOT NULL DEFAULT 0,
+    b2 bigint NOT NULL DEFAULT 0,
+    b3 bigint NOT NULL DEFAULT 0,
+    b4 bigint NOT NULL DEFAULT 0,
+    b5 bigint NOT NULL DEFAULT 0,
+    b6 bigint NOT NULL DEFAULT 0,
+    b7 bigint NOT NULL DEFAULT 0,
+    b8 bigint NOT NULL DEFAULT 0,
+    b9 bigint NOT NULL DEFAULT 0,
+    b10 bigint NOT NULL DEFAULT 0,
+    b11 bigint NOT NULL DEFAULT 0,
+    b12 bigint NOT NULL DEFAULT 0,
+    b13 bigint NOT NULL DEFAULT 0,
+    b14 bigint NOT NULL DEFAULT 0,
+    b15 bigint NOT NULL DEFAULT 0,
+    b16 bigint NOT NULL DEFAULT 0,
+    b17 bigint NOT NULL DEFAULT 0,
+    b18 bigint NOT NULL DEFAULT 0,
+    b19 bigint NOT NULL DEFAULT 0,
+    b20 bigint NOT NULL DEFAULT 0,
+    b21 bigint NOT NULL DEFAULT 0,
+    b22 bigint NOT NULL DEFAULT 0,
+    b23 bigint NOT NULL DEFAULT 0,
+    b24 bigint NOT NULL DEFAULT 0,
+    b25 bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (minute, task, queue, tenant)
+)

@@ -1,0 +1,116 @@
+"""Attempt history on the worker's side: measure each attempt (wall time, CPU, peak RSS) and
+attach the record to the settle item that ends it, so the store writes both in one trip.
+
+CPU is the running thread's CPU time for sync tasks (they run in a thread of their own),
+the child's rusage for isolation="process", and not measured for async tasks (they share
+the loop's thread). Peak RSS is the process's high-water mark (the child's for isolated
+tasks): a leak shows up as the attempt where it rose.
+
+The error recorded for history is scrubbed of the job's Sensitive values first (it must
+outlive the job, whose payload the readers' scrubbing needs), then sealed like the job's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..disclosure import Scrubber, sensitive_values
+from ..history.fingerprint import fingerprint, top_frame, top_frame_from_text
+from ..history.records import AttemptRecord
+from ..job import ClaimedJob, ErrorInfo
+from ..sealing import seal_error
+from ..store.base import Cancelled, Complete, Fail, Settle, Snooze
+
+if TYPE_CHECKING:
+    from ..codec import Codec
+
+try:
+    import resource
+except ImportError:  # not on Windows: no RSS figure
+    resource = None  # type: ignore[assignment]
+
+_RSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB else
+
+
+def peak_rss() -> int | None:
+    if resource is None:
+        return None
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * _RSS_UNIT
+
+
+def child_usage() -> tuple[float, int | None]:
+    """In an isolated task's child: its CPU seconds and peak RSS so far."""
+    if resource is None:
+        return time.process_time(), None
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss) * _RSS_UNIT
+
+
+class Meter:
+    """What one attempt measured; filled in as it runs (from its thread, or its child)."""
+
+    __slots__ = ("cpu", "error", "rss", "scrubber")
+
+    def __init__(self) -> None:
+        self.cpu: float | None = None
+        self.rss: int | None = None
+        self.error: tuple[ErrorInfo, str] | None = None   # the error and its top frame
+        self.scrubber: Scrubber | None = None
+
+    def timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """`fn` measuring the CPU time of the thread it runs in."""
+        def run(*args: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                self.cpu = time.thread_time() - start
+        return run
+
+    def sensitive(self, payload: Any, paths: dict[str, Any]) -> None:
+        if paths:
+            self.scrubber = Scrubber(sensitive_values(payload, paths))
+
+    def failed(self, error: ErrorInfo, exc: BaseException) -> None:
+        frame = (top_frame_from_text(error.traceback) if hasattr(exc, "child_traceback")
+                 else top_frame(exc.__traceback__))
+        self.error = (error, frame)
+
+
+class Tracker:
+    """Builds the attempt records of one worker."""
+
+    def __init__(self, codec: Codec, worker_id: str, host: str) -> None:
+        self.codec = codec
+        self.worker_id = worker_id
+        self.host = host
+        self.pid = os.getpid()
+
+    def attach(self, job: ClaimedJob, outcome: Settle, started_at: float, took: float,
+               meter: Meter) -> Settle:
+        if not isinstance(outcome, Complete | Fail | Snooze | Cancelled):
+            return outcome
+        record = AttemptRecord(
+            task=job.task, queue=job.queue, tenant=job.tenant, number=job.attempt,
+            started_at=started_at, ended_at=started_at + took, worker_id=self.worker_id,
+            host=self.host, pid=self.pid, cpu=meter.cpu,
+            rss=meter.rss if meter.rss is not None else peak_rss())
+        if isinstance(outcome, Fail) and meter.error is not None:
+            record = self._with_error(job, record, meter)
+        return replace(outcome, attempt=record)
+
+    def _with_error(self, job: ClaimedJob, record: AttemptRecord, meter: Meter
+                    ) -> AttemptRecord:
+        assert meter.error is not None
+        error, frame = meter.error
+        if meter.scrubber is not None:
+            error = meter.scrubber.error(error)
+        kept = seal_error(self.codec, error, job.id, job.tenant)
+        return replace(record, fingerprint=fingerprint(error.type, error.message, frame),
+                       error_message=kept.message, error_traceback=kept.traceback,
+                       error_sealed=kept.sealed)
