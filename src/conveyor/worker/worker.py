@@ -36,6 +36,7 @@ from .heartbeat import Heartbeat
 from .maintenance import Maintenance
 from .outcomes import Outcomes
 from .slots import Slots
+from .watchdog import LeaseWatch
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -94,6 +95,7 @@ class Worker:
         self.maintenance = (Maintenance(app, self.clock, run=self._off_loop) if maintenance
                             else None)
         self.heartbeat = Heartbeat(self)
+        self.watch = LeaseWatch(self.lease, self.heartbeat_interval)
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
@@ -158,6 +160,7 @@ class Worker:
             self._install_signals(loop)
         self.heartbeat.start()
         background = [loop.create_task(self.maintenance.run())] if self.maintenance else []
+        background.append(loop.create_task(self.watch.run(self.leases, self.slots.lose)))
         log.info("worker %s started: queues=%s concurrency=%d", self.id,
                  ",".join(self.queues or ("*",)), self.concurrency)
         try:
