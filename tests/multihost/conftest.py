@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # mhapp, whatever pytest's import mode
     sys.path.insert(0, str(HERE))
 
-from .harness import MultiHost, NamespacedCluster  # noqa: E402
+from .harness import REPORTS, MultiHost, NamespacedCluster  # noqa: E402
 from .netns import Network, probe  # noqa: E402
 
 pytestmark = [pytest.mark.postgres, pytest.mark.system]
@@ -68,3 +68,10 @@ def mh(network: Network, database: NamespacedCluster, tmp_path: Path) -> Iterato
         yield system
     finally:
         system.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REPORTS:
+        terminalreporter.section("multi-host: the counts each test saw")
+        for line in REPORTS:
+            terminalreporter.write_line(line)

@@ -30,6 +30,13 @@ from .netns import Host, Network
 HERE = Path(__file__).resolve().parent
 CONVEYOR = Path(sys.executable).with_name("conveyor")
 T = TypeVar("T")
+REPORTS: list[str] = []  # the counts each test saw, printed at the end of the run
+
+
+def report(line: str) -> None:
+    """Print `line` now (with -s) and in the run's summary (always)."""
+    print("\n" + line)
+    REPORTS.append(line)
 
 
 class NamespacedCluster(PrivateCluster):

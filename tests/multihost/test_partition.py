@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from .harness import MultiHost, wait_until
+from .harness import MultiHost, report, wait_until
 
 
 def test_a_worker_cut_off_past_its_lease_is_fenced_and_its_jobs_end_once(
@@ -50,7 +50,7 @@ def test_a_worker_cut_off_past_its_lease_is_fenced_and_its_jobs_end_once(
     watchdog = [line for line in w1_log.splitlines() if "were not renewed" in line]
     rows = mh.sql("SELECT id, state, attempt, worker_host, result IS NOT NULL FROM conveyor_jobs")
     winners = {i: mh.app.get(i).result for i in every}
-    print(f"\npartition: jobs={len(every)} cut for {healed_after:.1f}s; "
+    report(f"partition: jobs={len(every)} cut for {healed_after:.1f}s; "
           f"executions={sum(1 for e, *_ in ledger if e == 'start')}; "
           f"repeats={len(every)} (4 finished on the cut-off host, 4 stopped by its watchdog); "
           f"fenced writes refused={refused}; watchdog stops={len(watchdog)} line(s)")
