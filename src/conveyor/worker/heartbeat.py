@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from ..store.base import HeartbeatReply
@@ -27,8 +28,10 @@ class Heartbeat:
         """Extend every lease the worker holds; hand it lost ones, cancel requests, and
         jobs leased to it that it did not list (hand-offs it may never have heard of)."""
         w = self.worker
+        began = time.monotonic()
         reply = w.app.call(lambda s: s.heartbeat(w.info, w.leases(), w.lease,
                                                  w.clock.store_now()))
+        w.watch.renewed(began)
         if (reply.lost or reply.cancel_requested or reply.unknown or w.handoffs.suspects
                 ) and w._loop is not None:
             w._loop.call_soon_threadsafe(w.on_heartbeat, reply.lost, reply.cancel_requested,

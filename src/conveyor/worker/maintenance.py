@@ -40,6 +40,7 @@ class Maintenance:
         self.rescue_every = rescue_every
         self.prune_every = prune_every
         self.next_due: float | None = None  # earliest scheduled job, so the claim loop wakes
+        self._skew_warned = False
         self.scheduler = Scheduler(app, clock)
 
     async def promote(self) -> int:
@@ -53,8 +54,24 @@ class Maintenance:
             total += count
             if count < 1000:
                 break
-        self.next_due = next_due
+        self.next_due = self._local_due(next_due)
         return total
+
+    def _local_due(self, next_due: float | None) -> float | None:
+        """When the claim loop should promote next, by this host's clock. The database's
+        clock decided that `next_due` is still to come; if this host's clock says it has
+        passed, this clock runs ahead, and waiting for it would promote in a busy loop: look
+        again after `promote_every` instead (the job starts on time by another worker, or
+        within that second by this one)."""
+        now = self.clock.now()
+        if next_due is None or next_due > now or self.clock.store_now() is not None:
+            return next_due
+        if not self._skew_warned:
+            self._skew_warned = True
+            log.warning("this host's clock is at least %.1fs ahead of the store's: the store's "
+                        "clock decides when jobs are due (check the host's time sync)",
+                        now - next_due)
+        return now + self.promote_every
 
     async def rescue(self) -> int:
         changed = await self._run(self.app.store.rescue_expired_jobs(self.clock.store_now(),

@@ -37,6 +37,7 @@ from .heartbeat import Heartbeat
 from .maintenance import Maintenance
 from .outcomes import Outcomes
 from .slots import Slots
+from .watchdog import LeaseWatch
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -95,6 +96,7 @@ class Worker:
         self.maintenance = (Maintenance(app, self.clock, run=self._off_loop) if maintenance
                             else None)
         self.heartbeat = Heartbeat(self)
+        self.watch = LeaseWatch(self.lease, self.heartbeat_interval)
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
@@ -162,6 +164,7 @@ class Worker:
             self._install_signals(loop)
         self.heartbeat.start()
         background = [loop.create_task(self.maintenance.run())] if self.maintenance else []
+        background.append(loop.create_task(self.watch.run(self.leases, self.slots.lose)))
         log.info("worker %s started: queues=%s concurrency=%d", self.id,
                  ",".join(self.queues or ("*",)), self.concurrency)
         try:

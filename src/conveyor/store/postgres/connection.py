@@ -35,6 +35,11 @@ _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _OWN_OPTIONS = ("schema", "pool_size", "events", "prepare")
 _CHECK_AFTER_IDLE = 2.0   # seconds: a connection idle longer is pinged before use
 _GETCONN_TIMEOUT = 10.0   # seconds a call waits for a connection before StoreUnavailable
+# libpq's TCP options (ignored on Unix sockets). Without them a connection to a host that went
+# away hangs a read until the kernel gives up (15 minutes): keepalives find an idle one dead
+# within 10 + 3 * 5 s, and tcp_user_timeout fails a call whose data goes unacknowledged 15 s.
+_NETWORK_DEFAULTS = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5",
+                     "keepalives_count": "3", "tcp_user_timeout": "15000"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,8 @@ def parse_url(url: str) -> PostgresURL:
     prepare = _switch(options.get("prepare", "on"))
     passed = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
     passed.setdefault("connect_timeout", "5")
+    for option, value in _NETWORK_DEFAULTS.items():  # a host cut off fails, never hangs
+        passed.setdefault(option, value)
     passed.setdefault("application_name", "conveyor")
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(passed), ""))
     host = parts.hostname or "localhost"
