@@ -23,7 +23,7 @@ from rich.text import Text
 from .app import Conveyor, sequence_of
 from .cli_views import count_text, jobs_table, print_job, print_stats, schedules_table, state_text
 from .errors import ConveyorError
-from .job import JobFilter, JobState
+from .job import JobFilter, parse_states
 from .observability.logs import configure_logging
 
 cli = typer.Typer(name="conveyor", help="Durable background jobs: workers, queues and tools.",
@@ -178,20 +178,19 @@ def enqueue(task: str,
 
 @cli.command("jobs")
 def list_jobs(app: AppOption = None,
-              state: Annotated[str | None, typer.Option(help="comma-separated states")] = None,
+              state: Annotated[str | None, typer.Option(
+                  help="comma-separated states; retrying: waiting to retry")] = None,
               queue: Annotated[str | None, typer.Option()] = None,
               task: Annotated[str | None, typer.Option()] = None,
               limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
               json_out: JsonOption = False) -> None:
     """List jobs, newest first."""
-    states: tuple[JobState, ...] = ()
-    if state:
-        try:
-            states = tuple(JobState(s.strip()) for s in state.split(","))
-        except ValueError:
-            fail(f"--state must be among {', '.join(JobState)}", 2)
+    try:
+        states, retrying = parse_states(state)
+    except ValueError as exc:
+        fail(f"--{exc}", 2)
     conveyor = load_app(app)
-    where = JobFilter(states=states, queue=queue, task=task)
+    where = JobFilter(states=states, queue=queue, task=task, retrying=retrying)
     jobs = conveyor.list_jobs(where, limit=limit, redacted=True)
     if json_out:
         print_json([j.to_dict() for j in jobs])

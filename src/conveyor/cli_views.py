@@ -22,7 +22,8 @@ from .job import Job, JobState
 from .store.base import Stats
 
 STATE_STYLE = {"scheduled": "cyan", "queued": "blue", "running": "yellow",
-               "completed": "green", "dead": "bold red", "cancelled": "dim"}
+               "completed": "green", "dead": "bold red", "cancelled": "dim",
+               "retrying": "magenta"}
 
 
 def fmt_time(value: float | None) -> str:
@@ -33,6 +34,11 @@ def fmt_time(value: float | None) -> str:
 
 def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def shown_state(job: Job) -> str:
+    """A job's state as an operator reads it: `retrying` for one waiting to retry."""
+    return "retrying" if job.retrying else str(job.state)
 
 
 def count_text(shown: int, total: int, cap: int) -> str:
@@ -62,7 +68,7 @@ def jobs_table(jobs: list[Job], width: int, title: str | None = None) -> Table:
     dead = any(j.state == JobState.DEAD for j in jobs)
     sizes = {"id": widest([j.id for j in jobs], "id"),
              "task": widest([j.task for j in jobs], "task"),
-             "state": widest([str(j.state) for j in jobs], "state"),
+             "state": widest([shown_state(j) for j in jobs], "state"),
              "try": widest([f"{j.attempt}/{j.max_attempts}" for j in jobs], "try")}
     extra = {"queue": widest([j.queue for j in jobs], "queue"), "created": 19}
 
@@ -91,7 +97,7 @@ def jobs_table(jobs: list[Job], width: int, title: str | None = None) -> Table:
         table.add_column("last error", no_wrap=True, overflow="ellipsis", max_width=left)
     for j in jobs:
         cell = {"id": Text.assemble(j.id, "\n", (j.task, "bold")) if stacked else Text(j.id),
-                "task": Text(j.task), "queue": Text(j.queue), "state": state_text(j.state),
+                "task": Text(j.task), "queue": Text(j.queue), "state": state_text(shown_state(j)),
                 "try": Text(f"{j.attempt}/{j.max_attempts}"),
                 "created": Text(fmt_time(j.created_at))}
         table.add_row(*[cell[name] for name in shown], *([last_error(j)] if dead else []))
@@ -105,8 +111,9 @@ def print_job(out: Console, job: Job) -> None:
     table.add_column()
     rows: list[tuple[str, str | Text]] = [
         ("id", job.id), ("task", job.task), ("queue", job.queue),
-        ("state", Text.assemble(state_text(job.state), f" ({job.dead_reason})"
-                                if job.dead_reason else "")),
+        ("state", Text.assemble(state_text(shown_state(job)), f" ({job.dead_reason})"
+                                if job.dead_reason else f" (next try {fmt_time(job.run_at)})"
+                                if job.retrying else "")),
         ("attempt", f"{job.attempt} of {job.max_attempts}"), ("priority", str(job.priority)),
         ("tenant", job.tenant or "-"), ("correlation id", job.correlation_id or "-"),
         ("idempotency key", job.idempotency_key or "-"),

@@ -150,6 +150,11 @@ class Job:
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
 
+    @property
+    def retrying(self) -> bool:
+        """Waiting to retry: scheduled again after a failed attempt (next try at run_at)."""
+        return self.state == JobState.SCHEDULED and self.attempt > 0
+
     def to_dict(self) -> dict[str, Any]:
         """The envelope as JSON-ready data (payload as stored in this object)."""
         return {
@@ -164,6 +169,7 @@ class Job:
             "errors": [e.to_dict() for e in self.errors], "worker": self.worker,
             "dead_reason": self.dead_reason, "batch_id": self.batch_id,
             "parent_id": self.parent_id, "duplicate": self.duplicate,
+            "retrying": self.retrying,
         }
 
 
@@ -219,6 +225,28 @@ class JobFilter:
     correlation_id: str | None = None
     idempotency_key: str | None = None
     batch_id: str | None = None
+    # jobs waiting to retry (scheduled again after a failed attempt), besides `states`:
+    # `states=(queued,), retrying=True` lists queued jobs and jobs waiting to retry
+    retrying: bool = False
+
+
+RETRYING = "retrying"  # a view of `scheduled`: scheduled again after a failed attempt
+
+
+def parse_states(text: str | None) -> tuple[tuple[JobState, ...], bool]:
+    """`"queued,retrying"` -> ((QUEUED,), True). Raises ValueError naming what is allowed."""
+    states: list[JobState] = []
+    retrying = False
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        if item == RETRYING:
+            retrying = True
+            continue
+        try:
+            states.append(JobState(item))
+        except ValueError:
+            raise ValueError(f"state must be among {', '.join([*JobState, RETRYING])}"
+                             ) from None
+    return tuple(states), retrying
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,10 @@ def build_app(url: str) -> tuple[Conveyor, dict[str, Any]]:
             raise RuntimeError("flaky failed on purpose")
         return "ok"
 
+    @app.task(queue="patient", retry=Retry(attempts=3, backoff="fixed", base=600, jitter=0))
+    def patient(ctx: JobContext, payload: dict[str, Any]) -> str:
+        raise ConnectionError("the partner API is down")  # retried in 10 minutes
+
     @app.task(queue="slow")
     async def slow(ctx: JobContext, payload: dict[str, Any]) -> str:
         steps = int(payload.get("steps", 4))

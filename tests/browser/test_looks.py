@@ -4,6 +4,7 @@ scrolling (rows become cards)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from api.harness import Live, sign_in
@@ -106,7 +107,10 @@ def test_phone_has_no_sideways_scrolling_and_rows_are_cards(browser: Any, live: 
         assert width <= 390, (path, width)
         shot(page, "phone" + (path.replace("/", "-") if path != "/" else "-overview")[:40])
     page.goto(live.url + "/jobs?state=scheduled")
+    page.wait_for_selector("#live[data-state=on]")
+    page.wait_for_timeout(1000)  # the live catch-up redraws unfinished rows once, after 250 ms
     row = page.locator(f'tr[data-job-id="{job_id}"]')
+    row.wait_for(state="visible")
     assert row.evaluate("r => getComputedStyle(r).display") == "block"
     for cell in (row, row.locator("a.q")):  # a long queue name wraps inside its card
         box = cell.bounding_box()
@@ -116,5 +120,27 @@ def test_phone_has_no_sideways_scrolling_and_rows_are_cards(browser: Any, live: 
                        `tr[data-job-id="${id}"] td[data-label=Queue]`);
                    return td && getComputedStyle(td, '::before').content === '"Queue"'; }""",
         arg=job_id)
+    assert not page.errors
+    context.close()
+
+
+def test_a_job_waiting_to_retry_shows_as_retrying_and_filters(browser: Any, live: Live) -> None:
+    with live.client("admin-token") as client:
+        job_id = client.post("/api/v1/jobs", json={"task": "patient"}).json()["id"]
+        deadline = time.monotonic() + 15
+        while not client.get(f"/api/v1/jobs/{job_id}").json()["retrying"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    context, page = new_page(browser, live)
+    page.goto(live.url + "/jobs")
+    page.check('input[name=state][value="retrying"]')
+    page.click(".filters button[type=submit]")
+    page.wait_for_url(lambda url: "state=retrying" in url)
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    assert row.locator(".badge").inner_text().strip() == "retrying"
+    assert row.locator(".next-try").inner_text().startswith("next try in ")
+    assert page.locator("table.jobs tbody tr").count() == page.locator(
+        "table.jobs .badge.s-retrying").count()
+    shot(page, "jobs-retrying")
     assert not page.errors
     context.close()

@@ -27,6 +27,10 @@ def make_app(url: str | None = None, clock: Clock | None = None) -> Conveyor:
     def always_fails(ctx: JobContext, payload: dict[str, Any]) -> None:
         raise RuntimeError("the endpoint answered 502")
 
+    @app.task(queue="hooks", retry=Retry(attempts=3, backoff="fixed", base=600, jitter=0))
+    def call_partner(ctx: JobContext, payload: dict[str, Any]) -> None:
+        raise ConnectionError("the partner API is down")
+
     @app.task(queue="emails", schema=Signup)
     def signup(ctx: JobContext, payload: Signup) -> dict[str, Any]:
         return {"user": payload.user_id}

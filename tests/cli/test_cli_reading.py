@@ -141,3 +141,20 @@ def test_job_prints_each_distinct_traceback_once(cli: Cli) -> None:
         assert f"RuntimeError: upstream answered 503 on attempt {attempt}" in out
     assert out.count("Traceback (most recent call last)") == 1, out
     assert out.count("(same traceback as error 1 above)") == 2, out
+
+
+def test_jobs_waiting_to_retry_show_as_retrying_with_a_filter(cli: Cli, seeded: Seeded) -> None:
+    app = cli.app()
+    try:
+        waiting = app.enqueue("call_partner", {}).id
+        run_until_idle(app)
+    finally:
+        app.close()
+    assert [j["id"] for j in cli.json("jobs", "--state", "retrying")] == [waiting]
+    both = cli.json("jobs", "--state", "dead,retrying")
+    assert {j["id"] for j in both} == {waiting, seeded.dead}
+    cli.env["COLUMNS"] = "120"
+    table = cli.ok("jobs", "--state", "retrying")
+    assert "retrying" in table and "scheduled" not in table
+    shown = cli.ok("job", waiting)
+    assert "retrying (next try" in shown

@@ -136,3 +136,24 @@ async def test_count_jobs_counts_what_list_jobs_would_list_up_to_a_cap(store: St
     assert await store.count_jobs(JobFilter(states=(JobState.DEAD, JobState.QUEUED))) == 7
     assert await store.count_jobs(JobFilter(queue="emails", tenant="org-b")) == 0
     assert await store.count_jobs(JobFilter(task="no-such-task")) == 0
+
+
+async def test_jobs_waiting_to_retry_are_found_by_a_filter_of_their_own(store: Store) -> None:
+    failing = await enqueue(store, now=T0, queue="hooks", max_attempts=3)
+    await enqueue(store, now=T0 + 1, queue="hooks", delay=600)  # scheduled, never tried
+    waiting = await enqueue(store, now=T0 + 2, queue="hooks")
+    claimed = await claim_one(store, now=T0 + 3, queues=["hooks"])
+    assert claimed.id == failing
+    await store.settle([Fail(claimed.lease, error(1), retry_in=30)], now=T0 + 4)
+
+    retrying = JobFilter(retrying=True)
+    assert [j.id for j in await store.list_jobs(retrying)] == [failing]
+    assert await store.count_jobs(retrying) == 1
+    [job] = await store.list_jobs(retrying)
+    assert job.retrying and job.state == JobState.SCHEDULED and job.run_at == T0 + 34
+    both = JobFilter(states=(JobState.QUEUED,), retrying=True, queue="hooks")
+    assert {j.id for j in await store.list_jobs(both)} == {failing, waiting}
+    assert await store.count_jobs(both) == 2
+    scheduled = await store.list_jobs(JobFilter(states=(JobState.SCHEDULED,)))
+    assert len(scheduled) == 2 and sum(j.retrying for j in scheduled) == 1
+    assert await store.count_jobs(JobFilter(retrying=True, queue="other")) == 0

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from ..job import JobFilter, JobState
+from ..job import JobFilter, parse_states
 from ..names import QUEUE_NAME_RULE, is_queue_name
 from .auth import Principal
 from .problems import ApiError
@@ -144,19 +144,19 @@ def _apply_tenant(options: dict[str, Any], principal: Principal) -> str | None:
 
 
 def job_filter(params: Any, principal: Principal) -> JobFilter:
-    """The JobFilter of a jobs query; a tenant token is always limited to its tenant."""
-    states: tuple[JobState, ...] = ()
-    raw_states = params.get("state") or ""
+    """The JobFilter of a jobs query; a tenant token is always limited to its tenant.
+    `state` is comma-separated and may repeat (the dashboard's checkboxes); `retrying`
+    selects jobs waiting to retry, as well as the states named."""
+    raw = getattr(params, "getlist", lambda name: [params.get(name) or ""])("state")
     try:
-        states = tuple(JobState(s.strip()) for s in raw_states.split(",") if s.strip())
-    except ValueError:
-        raise ApiError(400, "bad_query", f"state must be among {', '.join(JobState)}",
-                       {"field": "state"}) from None
+        states, retrying = parse_states(",".join(raw))
+    except ValueError as exc:
+        raise ApiError(400, "bad_query", str(exc), {"field": "state"}) from None
     tenant = principal.scope if principal.scope is not None else (params.get("tenant") or None)
     return JobFilter(states=states, queue=_text(params, "queue"), task=_text(params, "task"),
                      tenant=tenant, correlation_id=_text(params, "correlation_id"),
                      idempotency_key=_text(params, "idempotency_key"),
-                     batch_id=_text(params, "batch_id"))
+                     batch_id=_text(params, "batch_id"), retrying=retrying)
 
 
 def _text(params: Any, name: str) -> str | None:

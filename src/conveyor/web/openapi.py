@@ -82,6 +82,8 @@ def _schemas() -> dict[str, Any]:
             "finished_at": nullable_n, "expires_at": nullable_n, "progress": nullable_n,
             "result": {}, "errors": {"type": "array", "items": OBJ}, "worker": OBJ,
             "dead_reason": nullable_s, "batch_id": nullable_s, "parent_id": nullable_s,
+            "retrying": {"type": "boolean", "description": "waiting to retry: scheduled "
+                         "again after a failed attempt, next try at run_at"},
             "status_url": s}},
     }
 
@@ -89,7 +91,9 @@ def _schemas() -> dict[str, Any]:
 def _paths() -> dict[str, Any]:
     page = {"type": "object", "properties": {"jobs": {"type": "array", "items": JOB},
                                              "next_cursor": {"type": ["string", "null"]}}}
-    list_params = [_query("state", "comma-separated states"), _query("queue", "queue"),
+    list_params = [_query("state", "comma-separated states; `retrying` for jobs waiting to "
+                          "retry (scheduled again after a failed attempt)"),
+                   _query("queue", "queue"),
                    _query("task", "task name"), _query("tenant", "admin tokens only"),
                    _query("correlation_id", "correlation id"),
                    _query("idempotency_key", "idempotency key"),

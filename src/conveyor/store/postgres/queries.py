@@ -535,6 +535,7 @@ GET_JOB = ("SELECT " + JOB_COLUMNS + " FROM {schema}.conveyor_jobs WHERE id = %(
 LIST_SELECT = "SELECT " + JOB_COLUMNS + " FROM {schema}.conveyor_jobs"
 LIST_CLAUSES = {
     "states": "state = ANY(%(states)s::text[])",
+    "retrying": "(state = 'scheduled' AND attempt > 0)",
     "queue": "queue = %(queue)s",
     "task": "task = %(task)s",
     "tenant": "tenant = %(tenant)s",

@@ -109,7 +109,14 @@ def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[s
     clauses = []
     for name, clause in q.LIST_CLAUSES.items():
         value = after if name == "after" else getattr(where, name)
-        if value:
+        if value and name != "retrying":
             clauses.append(clause)
             params.setdefault(name, value)
+    if where.retrying:  # either of the states, or waiting to retry
+        retrying = q.LIST_CLAUSES["retrying"]
+        if where.states:
+            at = clauses.index(q.LIST_CLAUSES["states"])
+            clauses[at] = f"({clauses[at]} OR {retrying})"
+        else:
+            clauses.insert(0, retrying)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

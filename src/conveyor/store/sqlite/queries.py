@@ -238,6 +238,7 @@ WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)"""
 LIST_SELECT = f"SELECT {JOB_COLUMNS} FROM conveyor_jobs"
 LIST_CLAUSES = {
     "states": "state IN (SELECT value FROM json_each(:states))",
+    "retrying": "(state = 'scheduled' AND attempt > 0)",
     "queue": "queue = :queue",
     "task": "task = :task",
     "tenant": "tenant = :tenant",

@@ -79,7 +79,8 @@
   // A row moving between waiting and running is redrawn here; finished rows and new rows
   // are fetched from the server (they gain errors, results and attempts).
   function updateInPlace(row, e) {
-    if (!["scheduled", "queued", "running"].includes(e.state)) return false;
+    // a job scheduled again may be waiting to retry: its row comes from the server
+    if (!["queued", "running"].includes(e.state)) return false;
     const badge = row.querySelector(".badge");
     if (!badge) return false;
     badge.className = `badge s-${e.state}`;
