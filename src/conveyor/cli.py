@@ -24,6 +24,7 @@ from .app import Conveyor, sequence_of
 from .cli_views import count_text, jobs_table, print_job, print_stats, schedules_table, state_text
 from .errors import ConveyorError
 from .job import JobFilter, parse_states
+from .lookup import resolve_sync
 from .observability.logs import configure_logging
 
 cli = typer.Typer(name="conveyor", help="Durable background jobs: workers, queues and tools.",
@@ -203,10 +204,11 @@ def list_jobs(app: AppOption = None,
 
 @cli.command("job")
 def show_job(job_id: str, app: AppOption = None, json_out: JsonOption = False) -> None:
-    """Show one job: its envelope, progress, result and errors."""
+    """Show one job: its envelope, progress, result and errors. JOB_ID may be any unique
+    start or end of the id (at least 4 characters), such as the dashboard's `…9c2f41ab`."""
     conveyor = load_app(app)
     try:
-        job = conveyor.get(job_id, redacted=True)
+        job = conveyor.get(resolve_sync(conveyor, job_id), redacted=True)
     except ConveyorError as exc:
         fail(str(exc))
     if json_out:
@@ -232,7 +234,7 @@ def retry(job_id: Annotated[str | None, typer.Argument()] = None, app: AppOption
             out.print(f"requeued {total} dead jobs")
         else:
             assert job_id is not None
-            job = conveyor.retry(job_id)
+            job = conveyor.retry(resolve_sync(conveyor, job_id))
             out.print(Text.assemble(job.id, " ", state_text(job.state)))
     except ConveyorError as exc:
         fail(str(exc))
@@ -243,7 +245,7 @@ def cancel(job_id: str, app: AppOption = None) -> None:
     """Cancel a job (a running one is asked to stop)."""
     conveyor = load_app(app)
     try:
-        job = conveyor.cancel(job_id)
+        job = conveyor.cancel(resolve_sync(conveyor, job_id))
     except ConveyorError as exc:
         fail(str(exc))
     note = " (cancel requested; it stops at its next check)" if job.state == "running" else ""

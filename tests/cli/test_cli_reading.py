@@ -158,3 +158,13 @@ def test_jobs_waiting_to_retry_show_as_retrying_with_a_filter(cli: Cli, seeded: 
     assert "retrying" in table and "scheduled" not in table
     shown = cli.ok("job", waiting)
     assert "retrying (next try" in shown
+
+
+def test_job_and_cancel_take_any_unique_start_or_end_of_an_id(cli: Cli, seeded: Seeded) -> None:
+    assert cli.json("job", seeded.dead[-8:])["id"] == seeded.dead
+    assert cli.json("job", "…" + seeded.queued[-10:])["id"] == seeded.queued
+    shared = cli("job", seeded.dead[:4])  # the time prefix every job of this test shares
+    assert shared.returncode == 1 and "give more of the id" in shared.stderr
+    missing = cli("job", "ffffffff")
+    assert missing.returncode == 1 and "no job with id" in missing.stderr
+    assert "cancelled" in cli.ok("cancel", seeded.queued[-8:])

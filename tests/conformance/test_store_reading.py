@@ -157,3 +157,26 @@ async def test_jobs_waiting_to_retry_are_found_by_a_filter_of_their_own(store: S
     scheduled = await store.list_jobs(JobFilter(states=(JobState.SCHEDULED,)))
     assert len(scheduled) == 2 and sum(j.retrying for j in scheduled) == 1
     assert await store.count_jobs(JobFilter(retrying=True, queue="other")) == 0
+
+
+async def test_find_ids_by_any_start_or_end_of_an_id(store: Store) -> None:
+    ids = ["01a2419f-0000-7000-8000-00000000abcd", "01a2419f-0000-7000-8000-0000000fabcd",
+           "01a241a0-1111-7000-8000-123456789012"]
+    for job_id in ids:
+        await store.enqueue_many([new_job(id=job_id, tenant="org-a")], now=T0)
+    await store.enqueue_many([new_job(id="01a241a0-2222-7000-8000-999999999999",
+                                      tenant="org-b")], now=T0)
+
+    assert await store.find_ids("01a241a0-1111") == [ids[2]]          # a prefix
+    assert await store.find_ids("456789012") == [ids[2]]              # a suffix
+    assert await store.find_ids(ids[2]) == [ids[2]]                   # the whole id
+    assert await store.find_ids("8000-123456789012") == [ids[2]]      # past 12 characters
+    assert sorted(await store.find_ids("abcd")) == sorted(ids[:2])    # ambiguous: both
+    assert await store.find_ids("fabcd") == [ids[1]]
+    assert sorted(await store.find_ids("01a2419f")) == sorted(ids[:2])
+    assert len(await store.find_ids("01a24", limit=2)) == 2
+    assert await store.find_ids("9999", tenant="org-a") == []         # another tenant's
+    assert await store.find_ids("9999", tenant="org-b") != []
+    assert await store.find_ids("7777") == []
+    assert await store.find_ids("01a2419f-") == sorted(ids[:2]) or \
+        sorted(await store.find_ids("01a2419f-")) == sorted(ids[:2])

@@ -114,3 +114,19 @@ def test_maintenance_reads_its_partial_index(filled: PostgresStore, template: st
                                                     "events": None}))
     assert any(name == index for _, name in scans), scans
     assert all(kind != "Seq Scan" for kind, _ in scans), scans
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+def test_finding_a_job_by_the_start_or_end_of_its_id_is_an_index_scan(
+        filled: PostgresStore, generic: bool) -> None:
+    prefix = explain(filled, q.FIND_BY_PREFIX, {"low": "0000001234", "high": "0000001235",
+                                                "fragment": "0000001234", "tenant": None,
+                                                "limit": 5}, generic)
+    scans = scans_of_jobs(prefix)
+    assert scans and all(kind != "Seq Scan" for kind, _ in scans), scans
+    assert any(name == "conveyor_jobs_pkey" for _, name in scans), scans
+    suffix = explain(filled, q.FIND_BY_SUFFIX, {"reversed": "4321%", "tenant": None,
+                                                "limit": 5}, generic)
+    scans = scans_of_jobs(suffix)
+    assert any(name == "conveyor_jobs_id_tail" for _, name in scans), scans
+    assert all(kind != "Seq Scan" for kind, _ in scans), scans

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..errors import ConveyorError
+from .. import lookup
+from ..errors import ConveyorError, JobNotFound
 from ..job import Job, JobFilter, JobState
 from . import actions, charts, overview, queue_limits
 from .auth import Principal
@@ -51,8 +52,16 @@ async def jobs_page(request: Request) -> Response:
     ctx = ctx_of(request)
     params = dict(request.query_params)
     wanted = (params.get("id") or "").strip()
-    if wanted:
-        return redirect(f"/jobs/{quote(wanted, safe='')}")
+    if wanted:  # a whole id, or any unique start or end of one (lookup.py)
+        try:
+            job_id = await ctx.call(lookup.resolve_sync, ctx.conveyor, wanted, principal.scope)
+        except lookup.AmbiguousId as exc:
+            many = f"{len(exc.candidates)}{'+' if len(exc.candidates) >= lookup.SHOWN else ''}"
+            return redirect("/jobs", f"{many} jobs have ids that start or end with "
+                                     f"{wanted[:40]}: give more of it.")
+        except JobNotFound:
+            return redirect("/jobs", f"No job id starts or ends with {wanted[:40]}.")
+        return redirect(f"/jobs/{quote(job_id, safe='')}")
     where = job_filter(request.query_params, principal)
     cursor = cursor_of(request.query_params)
     found = await ctx.call(ctx.conveyor.list_jobs, where, after=cursor, limit=PAGE + 1,

@@ -609,3 +609,16 @@ WHERE job.id = item.id
 RETURNING job.payload = item.new_payload
       AND job.result IS NOT DISTINCT FROM item.new_result
       AND job.errors = item.new_errors::jsonb"""
+
+# --- find a job by the start or the end of its id (lookup.py) -------------------------------
+# the prefix: a range of the primary key (with the exact match checked, whatever the collation)
+FIND_BY_PREFIX = """
+SELECT id FROM {schema}.conveyor_jobs
+WHERE id >= %(low)s AND id < %(high)s AND left(id, length(%(fragment)s)) = %(fragment)s
+  AND """ + _TENANT + """
+ORDER BY id LIMIT %(limit)s"""
+# the suffix: index conveyor_jobs_id_tail (migration 0007), reverse(id) text_pattern_ops
+FIND_BY_SUFFIX = """
+SELECT id FROM {schema}.conveyor_jobs
+WHERE reverse(id) LIKE %(reversed)s AND """ + _TENANT + """
+ORDER BY id LIMIT %(limit)s"""

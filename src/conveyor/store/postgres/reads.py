@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import psycopg
 
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
+from ...lookup import after_prefix
 from ..base import Sealable, Stats
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
@@ -41,6 +42,17 @@ class Reads:
     async def get(self: Sessions, job_id: str, tenant: str | None = None) -> Job | None:
         rows = await self._one(q.GET_JOB, {"id": job_id, "tenant": tenant}, tenant)
         return job_from_row(rows[0]) if rows else None
+
+    async def find_ids(self: Sessions, fragment: str, tenant: str | None = None,
+                       limit: int = 5) -> list[str]:
+        """Ids that start with `fragment`, then ids that end with it (lookup.py)."""
+        prefix, suffix = fragment.rstrip("-"), fragment.lstrip("-")
+        found = [r[0] for r in await self._one(q.FIND_BY_PREFIX, {
+            "low": prefix, "high": after_prefix(prefix), "fragment": prefix, "tenant": tenant,
+            "limit": limit}, tenant)]
+        found += [r[0] for r in await self._one(q.FIND_BY_SUFFIX, {
+            "reversed": suffix[::-1] + "%", "tenant": tenant, "limit": limit}, tenant)]
+        return list(dict.fromkeys(found))[:limit]
 
     async def list_jobs(self: Sessions, where: JobFilter, after: str | None = None,
                         limit: int = 50) -> list[Job]:

@@ -321,3 +321,17 @@ DISCARD = """
 DELETE FROM conveyor_jobs
 WHERE id = :id AND state IN ('completed', 'dead', 'cancelled')
   AND (:tenant IS NULL OR tenant = :tenant)"""
+
+# --- find a job by the start or the end of its id (lookup.py) -------------------------------
+# the expression of index conveyor_jobs_id_tail (migration 0007): the last 12 characters
+# of the id, reversed
+ID_TAIL = "||".join(f"substr(id, {i}, 1)" for i in range(36, 24, -1))
+FIND_BY_PREFIX = """
+SELECT id FROM conveyor_jobs
+WHERE id >= :low AND id < :high AND (:tenant IS NULL OR tenant = :tenant)
+ORDER BY id LIMIT :limit"""
+FIND_BY_SUFFIX = f"""
+SELECT id FROM conveyor_jobs
+WHERE {ID_TAIL} >= :low AND {ID_TAIL} < :high AND substr(id, -length(:fragment)) = :fragment
+  AND (:tenant IS NULL OR tenant = :tenant)
+ORDER BY id LIMIT :limit"""

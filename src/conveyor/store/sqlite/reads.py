@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import orjson
 
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
+from ...lookup import after_prefix
 from ..base import Sealable, Stats
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
@@ -33,6 +34,20 @@ class Reads:
         with self.db.read() as conn:
             row = conn.execute(q.GET_JOB, {"id": job_id, "tenant": tenant}).fetchone()
         return None if row is None else job_from_row(row)
+
+    async def find_ids(self: Database, fragment: str, tenant: str | None = None,
+                       limit: int = 5) -> list[str]:
+        """Ids that start with `fragment`, then ids that end with it (lookup.py)."""
+        prefix, suffix = fragment.rstrip("-"), fragment.lstrip("-")[::-1]
+        key = suffix[:12]
+        with self.db.read() as conn:
+            found = [r[0] for r in conn.execute(q.FIND_BY_PREFIX, {
+                "low": prefix, "high": after_prefix(prefix), "tenant": tenant,
+                "limit": limit})]
+            found += [r[0] for r in conn.execute(q.FIND_BY_SUFFIX, {
+                "low": key, "high": after_prefix(key), "fragment": suffix[::-1],
+                "tenant": tenant, "limit": limit})]
+        return list(dict.fromkeys(found))[:limit]
 
     async def list_jobs(self: Database, where: JobFilter, after: str | None = None,
                         limit: int = 50) -> list[Job]:

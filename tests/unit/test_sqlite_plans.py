@@ -1,0 +1,42 @@
+"""SQLite query plans: finding a job by the start or end of its id searches an index (the
+primary key, conveyor_jobs_id_tail), never the whole table."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from conveyor.store.sqlite import queries as q
+from conveyor.store.sqlite.store import SQLiteStore
+
+
+def plan(conn: sqlite3.Connection, sql: str, params: dict[str, object]) -> str:
+    return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
+def test_find_by_prefix_and_suffix_use_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "plans.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+
+    async def migrate() -> None:
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    asyncio.run(migrate())
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("ANALYZE")
+        prefix = plan(conn, q.FIND_BY_PREFIX, {"low": "01a2", "high": "01a3", "tenant": None,
+                                               "limit": 5})
+        assert "USING PRIMARY KEY" in prefix, prefix
+        suffix = plan(conn, q.FIND_BY_SUFFIX, {"low": "dcba", "high": "dcbb",
+                                               "fragment": "abcd", "tenant": None,
+                                               "limit": 5})
+        assert "conveyor_jobs_id_tail" in suffix, suffix
+        for found in (prefix, suffix):  # a SEARCH of an index, never a SCAN of the table
+            assert not any(step.startswith("SCAN") for step in found.split(" | ")), found
+    finally:
+        conn.close()
