@@ -20,6 +20,12 @@ from .test_system import CONVEYOR, ROOT, worker_process
 pytestmark = pytest.mark.postgres
 
 
+def stored(schema: str) -> int:
+    with admin_connect() as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{schema}".conveyor_jobs').fetchone()
+    return int(row[0]) if row else 0
+
+
 @pytest.mark.timeout(120)
 def test_three_workers_store_and_run_each_slot_once(schema: str, url: str,
                                                     tmp_path: Path) -> None:
@@ -31,7 +37,11 @@ def test_three_workers_store_and_run_each_slot_once(schema: str, url: str,
     command = [CONVEYOR, "worker", "--app", "tests.postgres.cron_app:app", "--concurrency", "2"]
     with contextlib.ExitStack() as stack:
         workers = [stack.enter_context(worker_process(command, env)) for _ in range(3)]
-        time.sleep(6)
+        # a loaded machine starts workers slowly: wait for 5 slots, however long they take
+        deadline = time.monotonic() + 60
+        while stored(schema) < 5 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(1.5)  # every node meets the latest slot
     with admin_connect() as conn:
         rows = conn.execute(f'SELECT id, state, queue FROM "{schema}".conveyor_jobs '
                             "ORDER BY id").fetchall()
