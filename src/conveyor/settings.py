@@ -34,8 +34,11 @@ class Settings:
     poll_interval: float = 1.0
     concurrency: int = 10
     grace: float = 25.0
-    sqlite_synchronous: str = "NORMAL"
+    sqlite_durability: str = "auto"  # enqueues at FULL, worker writes at NORMAL
+    sqlite_synchronous: str | None = None  # one level for every connection, if set
+    sqlite_busy_timeout: float = 10.0  # seconds a SQLite write waits for the lock
     spool: str | None = None  # a folder: enqueue writes jobs here while the store is down
+    spool_wait: float = 1.0  # with a spool: seconds an enqueue waits for the store's lock
     retention_completed: float = 24 * 3600.0
     retention_dead: float = 7 * 24 * 3600.0
     retention_cancelled: float = 24 * 3600.0
@@ -49,7 +52,7 @@ class Settings:
             raise ConfigError("CONVEYOR_MAX_BATCH must be at least 1")
         for name in ("lease", "heartbeat", "poll_interval", "grace", "retention_completed",
                      "retention_dead", "retention_cancelled", "session_idle",
-                     "session_lifetime"):
+                     "session_lifetime", "sqlite_busy_timeout", "spool_wait"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"CONVEYOR_{name.upper()} must be a finite number of "
@@ -73,8 +76,12 @@ class Settings:
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"CONVEYOR_LOG_FORMAT must be 'json' or 'text', not "
                               f"{self.log_format!r}")
-        if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        if (self.sqlite_synchronous is not None
+                and self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA")):
             raise ConfigError("CONVEYOR_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
+        if self.sqlite_durability.lower() not in ("auto", "full", "normal"):
+            raise ConfigError(f"CONVEYOR_SQLITE_DURABILITY must be auto, full or normal, not "
+                              f"{self.sqlite_durability!r}")
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, file: str | Path | None = None,

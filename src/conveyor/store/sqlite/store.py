@@ -39,6 +39,7 @@ from ..base import (
 from ..migrate import load_migrations
 from . import queries as q
 from .connection import Connections, parse_url
+from .durability import Durability
 from .reads import Reads
 from .rows import (
     apply,
@@ -61,14 +62,18 @@ class _InsertOneByOne(Exception):
 class SQLiteStore(Reads, Sessions):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
-    def __init__(self, url: str, *, synchronous: str = "NORMAL",
-                 busy_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, synchronous: str | None = None, durability: str = "auto",
+                 busy_timeout: float = 10.0, enqueue_wait: float | None = None) -> None:
+        """`durability`: auto, full or normal (durability.py); `synchronous` forces one level
+        on every connection. `busy_timeout`: seconds a write waits for the lock;
+        `enqueue_wait`: the same for enqueues, when shorter (a producer with a spool)."""
         self.url = url
         self.path = parse_url(url)
         self.memory = self.path == ":memory:"
-        self.synchronous = synchronous.upper()
+        self.durability = Durability.parse(durability, synchronous)
         self.busy_timeout = busy_timeout
-        self.db = Connections(self.path, self.synchronous, busy_timeout)
+        self.enqueue_wait = enqueue_wait
+        self.db = Connections(self.path, self.durability, busy_timeout)
         self.wake = WakeChannel(None if self.memory else os.path.abspath(self.path))
         self._host = socket.gethostname()
         self._migrations = load_migrations(MIGRATIONS_DIR)
@@ -88,6 +93,9 @@ class SQLiteStore(Reads, Sessions):
     async def close(self) -> None:
         self.wake.close()
         self.db.close()
+
+    def release_thread(self) -> None:
+        self.db.release_thread()
 
     def capabilities(self) -> Capabilities:
         return Capabilities(listen_notify=not self.memory, skip_locked=False, max_batch=10_000)
@@ -135,7 +143,7 @@ class SQLiteStore(Reads, Sessions):
                          job.parent_id, job.sensitive))
             results.append(EnqueueResult(job.id, False, state, now, run_at))
         try:
-            with self.db.write() as conn:
+            with self.db.write(promise=True, wait=self.enqueue_wait) as conn:
                 if any(job.idempotency_key is not None for job in jobs):
                     raise _InsertOneByOne
                 before = conn.total_changes
@@ -144,7 +152,7 @@ class SQLiteStore(Reads, Sessions):
                     raise _InsertOneByOne  # an id that already exists: roll back, look closer
                 self._publish_enqueued(jobs, results)
         except _InsertOneByOne:
-            with self.db.write() as conn:
+            with self.db.write(promise=True, wait=self.enqueue_wait) as conn:
                 results = [self._insert_one(conn, row, res, now)
                            for row, res in zip(rows, results, strict=True)]
                 self._publish_enqueued(jobs, results)
@@ -245,7 +253,7 @@ class SQLiteStore(Reads, Sessions):
         now = self._now(now)
         out: dict[str, str] = {}
         changed: list[Any] = []
-        with self.db.write() as conn:
+        with self.db.write(promise=True) as conn:
             for job_id in ids:
                 params = {"id": job_id, "tenant": tenant, "now": now}
                 if row := conn.execute(q.CANCEL_WAITING, params).fetchone():
@@ -263,7 +271,7 @@ class SQLiteStore(Reads, Sessions):
         now = self._now(now)
         out: dict[str, str] = {}
         changed: list[Any] = []
-        with self.db.write() as conn:
+        with self.db.write(promise=True) as conn:
             for job_id in ids:
                 params = {"id": job_id, "tenant": tenant, "now": now}
                 if row := conn.execute(q.REQUEUE, params).fetchone():
@@ -277,16 +285,16 @@ class SQLiteStore(Reads, Sessions):
 
     async def discard(self, ids: Sequence[str], tenant: str | None = None) -> int:
         """Delete finished jobs (completed, dead, cancelled) by id; returns how many."""
-        with self.db.write() as conn:
+        with self.db.write(promise=True) as conn:
             return sum(conn.execute(q.DISCARD, {"id": job_id, "tenant": tenant}).rowcount
                        for job_id in ids)
 
     async def pause(self, queue: str) -> None:
-        with self.db.write() as conn:
+        with self.db.write(promise=True) as conn:
             conn.execute(q.SET_PAUSED, (queue, 1, time.time()))
 
     async def resume(self, queue: str) -> None:
-        with self.db.write() as conn:
+        with self.db.write(promise=True) as conn:
             conn.execute(q.SET_PAUSED, (queue, 0, time.time()))
         self.wake.notify({queue})
 
