@@ -26,6 +26,14 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(data).decode()
 
 
+def apply_log_settings(settings: Settings) -> None:
+    """For a worker embedded in the user's own program (`app.worker().run()`): apply
+    CONVEYOR_LOG_FORMAT / CONVEYOR_LOG_FILE when they ask for something (JSON, a file), as
+    `conveyor worker` does; with neither, the program's own logging set-up is left alone."""
+    if settings.log_file or settings.log_format != "text":
+        configure_logging(settings)
+
+
 def configure_logging(settings: Settings) -> None:
     """Configure the `conveyor` logger once, from CONVEYOR_LOG_FORMAT / _FILE / _LEVEL."""
     root = logging.getLogger("conveyor")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
+from ..observability.logs import apply_log_settings
 from ..store.base import (
     SCHEDULED_HINT,
     Fail,
@@ -149,6 +150,7 @@ class Worker:
     async def run(self, install_signals: bool = True) -> None:
         """Run until stop() (or SIGTERM/SIGINT when `install_signals`)."""
         self._ensure_loop_state()
+        apply_log_settings(self.app.settings)  # embedded too, not only `conveyor worker`
         loop = asyncio.get_running_loop()
         await self.app.check_schema()
         if self.maintenance is not None:
