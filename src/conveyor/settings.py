@@ -5,15 +5,17 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownSettingWarning
 
 DEFAULT_URL = "sqlite:///./conveyor.db"
 
@@ -93,6 +95,7 @@ class Settings:
         if path.is_file():
             values.update(_from_file(path))
         values.update(_from_env(env))
+        warn_unknown_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**_coerce(values))
 
@@ -110,6 +113,28 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if key in env and env[key] != "":
             out[name] = env[key]
     return out
+
+
+# CONVEYOR_* variables that are not settings: the settings file, and what a supervisor
+# tells its worker processes (worker/supervisor.py); CONVEYOR_TEST_* belong to test suites
+NOT_SETTINGS = frozenset({"CONVEYOR_CONFIG", "CONVEYOR_WORKER_SLOT", "CONVEYOR_SUPERVISOR_PID"})
+
+
+def warn_unknown_env(env: Mapping[str, str]) -> None:
+    """Warn (UnknownSettingWarning; Python shows each message once) about CONVEYOR_*
+    variables that name no setting, and suggest the closest name: a typo is the usual
+    cause, and unlike an unknown conveyor.toml key it would otherwise pass in silence."""
+    known = [f"CONVEYOR_{name.upper()}" for name in _FIELDS]
+    for key in sorted(env):
+        if (not key.startswith("CONVEYOR_") or key in NOT_SETTINGS or key in known
+                or key.startswith("CONVEYOR_TEST_")):
+            continue
+        names = [name.upper() for name in _FIELDS]  # compare without the common prefix
+        close = difflib.get_close_matches(key[len("CONVEYOR_"):], names, n=1, cutoff=0.6)
+        hint = (f"; did you mean CONVEYOR_{close[0]}?" if close
+                else " (see the README's settings)")
+        warnings.warn(f"{key} is not a Conveyor setting and is ignored{hint}",
+                      UnknownSettingWarning, stacklevel=2)
 
 
 def _from_file(path: Path) -> dict[str, Any]:
