@@ -18,6 +18,7 @@ from typing import Any
 from .errors import ConfigError, UnknownSettingWarning
 
 DEFAULT_URL = "sqlite:///./conveyor.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,12 @@ class Settings:
         if not 0 < self.session_idle <= self.session_lifetime:
             raise ConfigError("CONVEYOR_SESSION_IDLE must be positive and at most "
                               "CONVEYOR_SESSION_LIFETIME")
+        for name in ("concurrency", "max_payload_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"CONVEYOR_{name.upper()} must be at least 1")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"CONVEYOR_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                              f"not {self.log_level!r}")
         if self.metrics_max_labels < 1:
             raise ConfigError("CONVEYOR_METRICS_MAX_LABELS must be at least 1")
         if self.heartbeat is None:
