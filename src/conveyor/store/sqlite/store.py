@@ -7,6 +7,7 @@ sync door drive them without an event loop (see door.SyncDoor).
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import socket
@@ -51,6 +52,7 @@ from .rows import (
 from .sessions import Sessions
 from .wake import WakeChannel
 
+log = logging.getLogger("conveyor.store.sqlite")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _TERMINAL_SQL = ("completed", "dead", "cancelled")
 
@@ -166,10 +168,15 @@ class SQLiteStore(Reads, Sessions):
         """Publish `queued`/`scheduled` while the write lock is still held: no worker can
         claim these jobs (and publish `running`) before their first event is on its way.
         A commit that then fails leaves an event for a job that is not there; events are
-        a live feed, never the record (rare: a disk error at COMMIT)."""
-        if self.wake.has_subscribers():
+        a live feed, never the record (rare: a disk error at COMMIT). Nor may the feed
+        fail the enqueue: a socket error is logged and the jobs are stored all the same."""
+        if not self.wake.has_subscribers():
+            return
+        try:
             self.wake.publish([JobEvent(r.id, r.state, j.queue, j.task, j.tenant)
                                for j, r in zip(jobs, results, strict=True) if not r.duplicate])
+        except OSError as exc:
+            log.warning("could not publish enqueue events: %s", exc)
 
     @staticmethod
     def _insert_one(conn: sqlite3.Connection, row: tuple[Any, ...], result: EnqueueResult,
