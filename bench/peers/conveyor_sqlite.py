@@ -1,4 +1,5 @@
-"""Conveyor on its embedded SQLite store (WAL, synchronous=NORMAL: Conveyor's default).
+"""Conveyor on its embedded SQLite store (WAL, synchronous=NORMAL on every connection: the
+`normal` durability mode, Conveyor's default until `auto` became it on 2026-12-04).
 
 Copy into the peer harness's adapters/ (see bench/README.md). Jobs are async and await the
 harness's job body; the worker is the documented `conveyor worker` command.

@@ -39,7 +39,7 @@ from .retry import Retry
 from .scheduler import Schedule
 from .settings import Settings
 from .spool import Forwarder, Spool
-from .store.base import Retention, Stats, Store, open_store
+from .store.base import Retention, Stats, Store, open_store_for, release_thread
 from .task import Isolation, Task, TaskRegistry
 
 if TYPE_CHECKING:
@@ -136,8 +136,7 @@ class Conveyor:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.settings.url,
-                                     synchronous=self.settings.sqlite_synchronous)
+            self._store = open_store_for(self.settings)
         if not self._opened:
             with self._open_lock:
                 if not self._opened:
@@ -167,6 +166,8 @@ class Conveyor:
         return self.call(lambda s: s.migrate())
 
     def close(self) -> None:
+        if self._spool_forwarder is not None:  # first: its thread closes its own connection
+            self._spool_forwarder.stop()
         if self._store is not None and self._opened:
             self._door.run(self._store, self._store.close())
             self._opened = False
@@ -292,7 +293,8 @@ class Conveyor:
         assert self.spool is not None
         if self._spool_forwarder is None:
             self._spool_forwarder = Forwarder(
-                self.spool, lambda jobs: self.call(lambda s: s.enqueue_many(jobs)))
+                self.spool, lambda jobs: self.call(lambda s: s.enqueue_many(jobs)),
+                on_exit=lambda: release_thread(self._store))
         return self._spool_forwarder
 
     def forward_spool(self) -> int:

@@ -161,6 +161,8 @@ class Codec:
         try:
             return AESGCM(self.keyring.keys[key_id]).decrypt(nonce, ct,
                                                              _aad(job_id, tenant, purpose))
+        except ValueError as exc:  # e.g. a nonce of the wrong length: not one we wrote
+            raise PayloadUndecodable(f"{what}: malformed encryption envelope ({exc})") from exc
         except InvalidTag as exc:
             raise PayloadUndecodable(f"{what} does not decrypt with key {key_id!r} (wrong "
                                      "key, or moved to another job or tenant)") from exc

@@ -11,6 +11,11 @@ class ConfigError(ConveyorError):
     """A setting or URL is missing or malformed."""
 
 
+class UnknownSettingWarning(UserWarning):
+    """A CONVEYOR_* environment variable that names no setting (a typo, most often): it is
+    ignored. Turn it into an error with `-W error::conveyor.errors.UnknownSettingWarning`."""
+
+
 class UnknownTask(ConveyorError):
     """A job names a task this app does not know."""
 

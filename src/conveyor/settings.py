@@ -5,17 +5,20 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownSettingWarning
 
 DEFAULT_URL = "sqlite:///./conveyor.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +37,11 @@ class Settings:
     poll_interval: float = 1.0
     concurrency: int = 10
     grace: float = 25.0
-    sqlite_synchronous: str = "NORMAL"
+    sqlite_durability: str = "auto"  # enqueues at FULL, worker writes at NORMAL
+    sqlite_synchronous: str | None = None  # one level for every connection, if set
+    sqlite_busy_timeout: float = 10.0  # seconds a SQLite write waits for the lock
     spool: str | None = None  # a folder: enqueue writes jobs here while the store is down
+    spool_wait: float = 1.0  # with a spool: seconds an enqueue waits for the store's lock
     retention_completed: float = 24 * 3600.0
     retention_dead: float = 7 * 24 * 3600.0
     retention_cancelled: float = 24 * 3600.0
@@ -60,7 +66,8 @@ class Settings:
             raise ConfigError("CONVEYOR_MAX_BATCH must be at least 1")
         for name in ("lease", "heartbeat", "poll_interval", "grace", "retention_completed",
                      "retention_dead", "retention_cancelled", "session_idle",
-                     "session_lifetime", "history_retention", "rollup_retention"):
+                     "session_lifetime", "history_retention", "rollup_retention",
+                     "sqlite_busy_timeout", "spool_wait"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"CONVEYOR_{name.upper()} must be a finite number of "
@@ -72,6 +79,12 @@ class Settings:
         if not 0 < self.session_idle <= self.session_lifetime:
             raise ConfigError("CONVEYOR_SESSION_IDLE must be positive and at most "
                               "CONVEYOR_SESSION_LIFETIME")
+        for name in ("concurrency", "max_payload_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"CONVEYOR_{name.upper()} must be at least 1")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"CONVEYOR_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                              f"not {self.log_level!r}")
         if self.metrics_max_labels < 1:
             raise ConfigError("CONVEYOR_METRICS_MAX_LABELS must be at least 1")
         _check_observability(self)
@@ -85,8 +98,12 @@ class Settings:
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"CONVEYOR_LOG_FORMAT must be 'json' or 'text', not "
                               f"{self.log_format!r}")
-        if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        if (self.sqlite_synchronous is not None
+                and self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA")):
             raise ConfigError("CONVEYOR_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
+        if self.sqlite_durability.lower() not in ("auto", "full", "normal"):
+            raise ConfigError(f"CONVEYOR_SQLITE_DURABILITY must be auto, full or normal, not "
+                              f"{self.sqlite_durability!r}")
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, file: str | Path | None = None,
@@ -98,6 +115,7 @@ class Settings:
         if path.is_file():
             values.update(_from_file(path))
         values.update(_from_env(env))
+        warn_unknown_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**_coerce(values))
 
@@ -132,6 +150,28 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if key in env and env[key] != "":
             out[name] = env[key]
     return out
+
+
+# CONVEYOR_* variables that are not settings: the settings file, and what a supervisor
+# tells its worker processes (worker/supervisor.py); CONVEYOR_TEST_* belong to test suites
+NOT_SETTINGS = frozenset({"CONVEYOR_CONFIG", "CONVEYOR_WORKER_SLOT", "CONVEYOR_SUPERVISOR_PID"})
+
+
+def warn_unknown_env(env: Mapping[str, str]) -> None:
+    """Warn (UnknownSettingWarning; Python shows each message once) about CONVEYOR_*
+    variables that name no setting, and suggest the closest name: a typo is the usual
+    cause, and unlike an unknown conveyor.toml key it would otherwise pass in silence."""
+    known = [f"CONVEYOR_{name.upper()}" for name in _FIELDS]
+    for key in sorted(env):
+        if (not key.startswith("CONVEYOR_") or key in NOT_SETTINGS or key in known
+                or key.startswith("CONVEYOR_TEST_")):
+            continue
+        names = [name.upper() for name in _FIELDS]  # compare without the common prefix
+        close = difflib.get_close_matches(key[len("CONVEYOR_"):], names, n=1, cutoff=0.6)
+        hint = (f"; did you mean CONVEYOR_{close[0]}?" if close
+                else " (see the README's settings)")
+        warnings.warn(f"{key} is not a Conveyor setting and is ignored{hint}",
+                      UnknownSettingWarning, stacklevel=2)
 
 
 def _from_file(path: Path) -> dict[str, Any]:

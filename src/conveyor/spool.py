@@ -68,10 +68,13 @@ class Forwarder:
     jittered pause while the store stays unreachable."""
 
     def __init__(self, spool: Spool, insert: Callable[[list[NewJob]], Any],
-                 pause: float = 1.0) -> None:
+                 pause: float = 1.0, on_exit: Callable[[], None] | None = None) -> None:
+        """`on_exit` runs on the forwarding thread as it ends: it closes what the thread
+        opened (a SQLite connection must be closed by its own thread, never under it)."""
         self.spool = spool
         self.insert = insert
         self.pause = pause
+        self.on_exit = on_exit
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -87,6 +90,13 @@ class Forwarder:
         return self.spool.forward(self.insert)
 
     def _run(self) -> None:
+        try:
+            self._forward_until_empty()
+        finally:
+            if self.on_exit is not None:
+                self.on_exit()
+
+    def _forward_until_empty(self) -> None:
         while not self._stop.is_set():
             try:
                 sent = self.run_once()

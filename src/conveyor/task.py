@@ -58,8 +58,21 @@ class Task:
         self.sensitive = sensitive_paths(self.schema)
         # stored with each of its jobs, so that every reader redacts (disclosure.py)
         self.sensitive_json = orjson.dumps(self.sensitive).decode() if self.sensitive else None
-        if self.isolation == "process" and self.is_async:
+        if self.isolation == "process":
+            self._check_importable()
+
+    def _check_importable(self) -> None:
+        """A process-isolated task runs in a child that imports it by module and name: say
+        so when it is declared, not when its first job runs and fails."""
+        if self.is_async:
             raise ValueError(f"task {self.name!r}: isolation='process' is for sync functions")
+        module, name = self.fn.__module__, self.fn.__qualname__
+        if module == "__main__" or "<" in name:
+            where = "in __main__ (the script being run)" if module == "__main__" else \
+                f"inside {name.split('.<locals>')[0]}()"
+            raise ValueError(f"task {self.name!r}: isolation='process' needs a function at "
+                             f"module level in an importable module, but it is defined "
+                             f"{where}: move it to a module and import it from there")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)

@@ -8,7 +8,8 @@ from conveyor import Conveyor, Retry
 app = Conveyor(os.environ.get("CONVEYOR_URL", "sqlite:///./iso.db"))
 
 
-@app.task(isolation="process", timeout=1, retry=Retry(attempts=1))
+@app.task(isolation="process", timeout=4, retry=Retry(attempts=1))  # a loaded machine
+# starts a child process slowly: 4 s lets it write its pid before the timeout kills it
 def hang(ctx, payload):
     with open(payload["marker"], "w") as f:
         f.write(str(os.getpid()))

@@ -36,7 +36,7 @@ def test_hung_process_task_is_killed_at_its_timeout(iso, tmp_path):
     job = app.enqueue("hang", {"marker": str(marker)})
     started = time.monotonic()
     run_all(app)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 15
     done = app.get(job.id)
     assert done.state == "dead"
     assert done.errors[0].type == "JobTimeout"

@@ -74,10 +74,11 @@ def _utc_day(at: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(at))
 
 
-def configure_embedded(settings: Settings) -> None:
-    """An embedded worker (app.worker().run()) logs as the CLI's does once the settings ask
-    for a log file or JSON; otherwise the host application's own logging is left alone."""
-    if settings.log_file or settings.log_format == "json":
+def apply_log_settings(settings: Settings) -> None:
+    """For a worker embedded in the user's own program (`app.worker().run()`): apply
+    CONVEYOR_LOG_FORMAT / CONVEYOR_LOG_FILE when they ask for something (JSON, a file), as
+    `conveyor worker` does; with neither, the program's own logging set-up is left alone."""
+    if settings.log_file or settings.log_format != "text":
         configure_logging(settings)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..history.records import (
     AttemptInfo,
@@ -32,6 +32,9 @@ from ..job import (
     WorkerInfo,
 )
 from ..limits.model import Limit, LimitUsage
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 T = TypeVar("T")
 
@@ -313,14 +316,18 @@ def drive_inline(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("an inline store suspended; it must never await I/O")
 
 
-def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
-    """A store for `url`: sqlite:///path, sqlite:///:memory:, postgresql://..."""
+def open_store(url: str, *, synchronous: str | None = None, durability: str = "auto",
+               busy_timeout: float = 10.0, enqueue_wait: float | None = None) -> Store:
+    """A store for `url`: sqlite:///path, sqlite:///:memory:, postgresql://...
+    The keyword arguments are SQLite's (sqlite/store.py); PostgreSQL takes its own from
+    the URL."""
     from ..errors import ConfigError
 
     if url.startswith("sqlite:"):
         from .sqlite.store import SQLiteStore
 
-        return SQLiteStore(url, synchronous=synchronous)
+        return SQLiteStore(url, synchronous=synchronous, durability=durability,
+                           busy_timeout=busy_timeout, enqueue_wait=enqueue_wait)
     if url.startswith(("postgresql:", "postgres:")):
         try:
             from .postgres.store import PostgresStore
@@ -329,3 +336,19 @@ def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
                               "'conveyor-jobs[postgres]'") from exc
         return PostgresStore(url)
     raise ConfigError(f"unsupported store URL {url!r}: use sqlite:///path or postgresql://...")
+
+
+def open_store_for(settings: Settings) -> Store:
+    """The store `settings` describe (CONVEYOR_URL and the SQLite settings)."""
+    return open_store(settings.url, synchronous=settings.sqlite_synchronous,
+                      durability=settings.sqlite_durability,
+                      busy_timeout=settings.sqlite_busy_timeout,
+                      enqueue_wait=settings.spool_wait if settings.spool else None)
+
+
+def release_thread(store: Store | None) -> None:
+    """Close what the calling thread holds of `store` (its SQLite connection), as that
+    thread ends; a store without per-thread connections has nothing to release."""
+    release = getattr(store, "release_thread", None)
+    if release is not None:
+        release()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
-from ..observability.logs import configure_embedded
+from ..observability.logs import apply_log_settings
 from ..store.base import (
     SCHEDULED_HINT,
     Fail,
@@ -153,8 +153,8 @@ class Worker:
     async def run(self, install_signals: bool = True) -> None:
         """Run until stop() (or SIGTERM/SIGINT when `install_signals`)."""
         self._ensure_loop_state()
+        apply_log_settings(self.app.settings)  # embedded too, not only `conveyor worker`
         loop = asyncio.get_running_loop()
-        configure_embedded(self.app.settings)  # CONVEYOR_LOG_FILE / _FORMAT, as the CLI's
         await self.app.check_schema()
         await self.declare_limits()
         if self.maintenance is not None:

@@ -4,6 +4,10 @@ Writes are short `BEGIN IMMEDIATE` transactions: taking the write lock up front 
 writers never deadlock on a read-to-write upgrade, and busy_timeout bounds the wait. Every
 SQLite failure inside a transaction rolls it back and surfaces as StoreUnavailable, so a full
 disk or a lock held too long means "nothing was stored", said clearly.
+
+Each write says whether it is a promise to a caller (an enqueue, an operator's action) and
+how long it may wait for the lock; the connection's `synchronous` and `busy_timeout` are set
+to match before BEGIN, only when they differ from what it last had (durability.py).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from ...errors import ConfigError, StoreUnavailable
+from .durability import Durability, Tuning
 
 
 def parse_url(url: str) -> str:
@@ -29,10 +34,10 @@ def parse_url(url: str) -> str:
 
 
 class Connections:
-    def __init__(self, path: str, synchronous: str, busy_timeout: float) -> None:
+    def __init__(self, path: str, durability: Durability, busy_timeout: float) -> None:
         self.path = path
         self.memory = path == ":memory:"
-        self.synchronous = synchronous
+        self.durability = durability
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -44,7 +49,7 @@ class Connections:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                timeout=self.busy_timeout, cached_statements=256)
         conn.execute("PRAGMA journal_mode = MEMORY" if self.memory else "PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute(f"PRAGMA synchronous = {self.durability.work}")
         conn.execute("PRAGMA journal_size_limit = 67108864")  # bound the WAL after checkpoints
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -16000")
@@ -76,9 +81,16 @@ class Connections:
             raise unavailable(exc) from exc
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, promise: bool = False, wait: float | None = None
+              ) -> Iterator[sqlite3.Connection]:
+        """A `BEGIN IMMEDIATE` transaction, committed on exit. `promise`: commit at the
+        durability level of writes made for a caller; `wait`: seconds to wait for the write
+        lock (default: the busy timeout)."""
         with self.read() as conn:
             try:
+                if not self.memory:
+                    self._tune(conn, self.durability.level(promise),
+                               self.busy_timeout if wait is None else wait)
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise unavailable(exc) from exc
@@ -91,6 +103,30 @@ class Connections:
             except BaseException:
                 _rollback(conn)
                 raise
+
+    def _tune(self, conn: sqlite3.Connection, level: str, wait: float) -> None:
+        tuning: Tuning | None = getattr(self._local, "tuning", None)
+        if tuning is None:
+            tuning = self._local.tuning = Tuning(synchronous=self.durability.work)
+        if tuning.synchronous != level:
+            conn.execute(f"PRAGMA synchronous = {level}")
+            tuning.synchronous = level
+        busy_ms = int(wait * 1000)
+        if tuning.busy_ms != busy_ms:
+            conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            tuning.busy_ms = busy_ms
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connection (a thread that ends closes its own)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        self._local.conn = self._local.tuning = None
+        with suppress(sqlite3.Error):
+            conn.close()
 
     def close(self) -> None:
         with self._all_lock:

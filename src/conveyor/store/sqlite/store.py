@@ -7,6 +7,7 @@ sync door drive them without an event loop (see door.SyncDoor).
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import socket
@@ -39,6 +40,7 @@ from ..base import (
 from ..migrate import load_migrations
 from . import queries as q
 from .connection import Connections, parse_url
+from .durability import Durability
 from .history import SQLiteHistory, write_history, write_lost
 from .limits import LimitedNames, Limits
 from .reads import Reads
@@ -53,6 +55,7 @@ from .rows import (
 from .sessions import Sessions
 from .wake import WakeChannel
 
+log = logging.getLogger("conveyor.store.sqlite")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _TERMINAL_SQL = ("completed", "dead", "cancelled")
 
@@ -64,14 +67,18 @@ class _InsertOneByOne(Exception):
 class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
-    def __init__(self, url: str, *, synchronous: str = "NORMAL",
-                 busy_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, synchronous: str | None = None, durability: str = "auto",
+                 busy_timeout: float = 10.0, enqueue_wait: float | None = None) -> None:
+        """`durability`: auto, full or normal (durability.py); `synchronous` forces one level
+        on every connection. `busy_timeout`: seconds a write waits for the lock;
+        `enqueue_wait`: the same for enqueues, when shorter (a producer with a spool)."""
         self.url = url
         self.path = parse_url(url)
         self.memory = self.path == ":memory:"
-        self.synchronous = synchronous.upper()
+        self.durability = Durability.parse(durability, synchronous)
         self.busy_timeout = busy_timeout
-        self.db = Connections(self.path, self.synchronous, busy_timeout)
+        self.enqueue_wait = enqueue_wait
+        self.db = Connections(self.path, self.durability, busy_timeout)
         self.wake = WakeChannel(None if self.memory else os.path.abspath(self.path))
         self._host = socket.gethostname()
         self._migrations = load_migrations(MIGRATIONS_DIR)
@@ -92,6 +99,9 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory):
     async def close(self) -> None:
         self.wake.close()
         self.db.close()
+
+    def release_thread(self) -> None:
+        self.db.release_thread()
 
     def capabilities(self) -> Capabilities:
         return Capabilities(listen_notify=not self.memory, skip_locked=False, max_batch=10_000)
@@ -139,7 +149,7 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory):
                          job.parent_id, job.sensitive))
             results.append(EnqueueResult(job.id, False, state, now, run_at))
         try:
-            with self.db.write() as conn:
+            with self.db.write(promise=True, wait=self.enqueue_wait) as conn:
                 if any(job.idempotency_key is not None for job in jobs):
                     raise _InsertOneByOne
                 before = conn.total_changes
@@ -148,7 +158,7 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory):
                     raise _InsertOneByOne  # an id that already exists: roll back, look closer
                 self._publish_enqueued(jobs, results)
         except _InsertOneByOne:
-            with self.db.write() as conn:
+            with self.db.write(promise=True, wait=self.enqueue_wait) as conn:
                 results = [self._insert_one(conn, row, res, now)
                            for row, res in zip(rows, results, strict=True)]
                 self._publish_enqueued(jobs, results)
@@ -162,10 +172,15 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory):
         """Publish `queued`/`scheduled` while the write lock is still held: no worker can
         claim these jobs (and publish `running`) before their first event is on its way.
         A commit that then fails leaves an event for a job that is not there; events are
-        a live feed, never the record (rare: a disk error at COMMIT)."""
-        if self.wake.has_subscribers():
+        a live feed, never the record (rare: a disk error at COMMIT). Nor may the feed
+        fail the enqueue: a socket error is logged and the jobs are stored all the same."""
+        if not self.wake.has_subscribers():
+            return
+        try:
             self.wake.publish([JobEvent(r.id, r.state, j.queue, j.task, j.tenant)
                                for j, r in zip(jobs, results, strict=True) if not r.duplicate])
+        except OSError as exc:
+            log.warning("could not publish enqueue events: %s", exc)
 
     @staticmethod
     def _insert_one(conn: sqlite3.Connection, row: tuple[Any, ...], result: EnqueueResult,
@@ -255,7 +270,7 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory):
         now = self._now(now)
         out: dict[str, str] = {}
         changed: list[Any] = []
-        with self.db.write() as conn:
+        with self.db.write(promise=True) as conn:
             for job_id in ids:
                 params = {"id": job_id, "tenant": tenant, "now": now}
                 if row := conn.execute(q.CANCEL_WAITING, params).fetchone():
@@ -273,7 +288,7 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory):
         now = self._now(now)
         out: dict[str, str] = {}
         changed: list[Any] = []
-        with self.db.write() as conn:
+        with self.db.write(promise=True) as conn:
             for job_id in ids:
                 params = {"id": job_id, "tenant": tenant, "now": now}
                 if row := conn.execute(q.REQUEUE, params).fetchone():
@@ -287,16 +302,16 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory):
 
     async def discard(self, ids: Sequence[str], tenant: str | None = None) -> int:
         """Delete finished jobs (completed, dead, cancelled) by id; returns how many."""
-        with self.db.write() as conn:
+        with self.db.write(promise=True) as conn:
             return sum(conn.execute(q.DISCARD, {"id": job_id, "tenant": tenant}).rowcount
                        for job_id in ids)
 
     async def pause(self, queue: str) -> None:
-        with self.db.write() as conn:
+        with self.db.write(promise=True) as conn:
             conn.execute(q.SET_PAUSED, (queue, 1, time.time()))
 
     async def resume(self, queue: str) -> None:
-        with self.db.write() as conn:
+        with self.db.write(promise=True) as conn:
             conn.execute(q.SET_PAUSED, (queue, 0, time.time()))
         self.wake.notify({queue})
 
