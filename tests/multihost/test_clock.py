@@ -18,6 +18,8 @@ import pytest
 
 from .harness import MultiHost, report, wait_until
 
+pytestmark = [pytest.mark.postgres, pytest.mark.system]
+
 SKEW = 30
 
 
