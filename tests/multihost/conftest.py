@@ -23,8 +23,6 @@ if str(HERE) not in sys.path:  # mhapp, whatever pytest's import mode
 from .harness import REPORTS, MultiHost, NamespacedCluster  # noqa: E402
 from .netns import Network, probe  # noqa: E402
 
-pytestmark = [pytest.mark.postgres, pytest.mark.system]
-
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":

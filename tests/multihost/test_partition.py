@@ -11,7 +11,11 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import pytest
+
 from .harness import MultiHost, report, wait_until
+
+pytestmark = [pytest.mark.postgres, pytest.mark.system]
 
 
 def test_a_worker_cut_off_past_its_lease_is_fenced_and_its_jobs_end_once(

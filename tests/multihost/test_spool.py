@@ -11,7 +11,11 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import pytest
+
 from .harness import MultiHost, report, wait_until
+
+pytestmark = [pytest.mark.postgres, pytest.mark.system]
 
 JOBS = 40
 

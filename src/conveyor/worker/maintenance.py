@@ -49,29 +49,30 @@ class Maintenance:
         while True:
             count: int
             next_due: float | None
+            before = self.clock.now()
             count, next_due = await self._run(store.promote_scheduled(self.clock.store_now(),
                                                                       1000))
             total += count
             if count < 1000:
                 break
-        self.next_due = self._local_due(next_due)
+        self.next_due = self._local_due(next_due, before)
         return total
 
-    def _local_due(self, next_due: float | None) -> float | None:
-        """When the claim loop should promote next, by this host's clock. The database's
-        clock decided that `next_due` is still to come; if this host's clock says it has
-        passed, this clock runs ahead, and waiting for it would promote in a busy loop: look
-        again after `promote_every` instead (the job starts on time by another worker, or
-        within that second by this one)."""
-        now = self.clock.now()
-        if next_due is None or next_due > now or self.clock.store_now() is not None:
+    def _local_due(self, next_due: float | None, before: float) -> float | None:
+        """When the claim loop should promote next, by this host's clock. The store's clock
+        said `next_due` is still to come when this host's clock read `before` or later; if
+        `before` is past it, this clock runs ahead by at least the difference, and waiting
+        for it by this clock would promote in a busy loop until the store's clock caught up.
+        Look again after that difference instead (at most `promote_every`: the job starts on
+        time by another worker, or within that second by this one)."""
+        if next_due is None or next_due > before or self.clock.store_now() is not None:
             return next_due
-        if not self._skew_warned:
+        ahead = before - next_due
+        if ahead >= 1.0 and not self._skew_warned:
             self._skew_warned = True
             log.warning("this host's clock is at least %.1fs ahead of the store's: the store's "
-                        "clock decides when jobs are due (check the host's time sync)",
-                        now - next_due)
-        return now + self.promote_every
+                        "clock decides when jobs are due (check the host's time sync)", ahead)
+        return self.clock.now() + min(self.promote_every, max(ahead, 0.05))
 
     async def rescue(self) -> int:
         changed = await self._run(self.app.store.rescue_expired_jobs(self.clock.store_now(),
