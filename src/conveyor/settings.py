@@ -33,6 +33,7 @@ class Settings:
     heartbeat: float | None = None  # default: min(5 s, lease / 3)
     poll_interval: float = 1.0
     concurrency: int = 10
+    queues: str | None = None  # `conveyor worker`'s queues: "a,b" or "critical:10,emails:5"
     grace: float = 25.0
     sqlite_synchronous: str = "NORMAL"
     spool: str | None = None  # a folder: enqueue writes jobs here while the store is down

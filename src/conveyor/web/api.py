@@ -81,7 +81,8 @@ async def get_job(request: Request) -> Response:
     ctx = ctx_of(request)
     principal = await reader(request)
     job = await _get(ctx, request.path_params["id"], principal.scope)
-    return JSONResponse(job_json(job))
+    held = await ctx.call(ctx.conveyor.limits.holding, job)  # flow control: which limit
+    return JSONResponse({**job_json(job), "held_back_by": held})
 
 
 async def _get(ctx: WebContext, job_id: str, tenant: str | None) -> Any:
