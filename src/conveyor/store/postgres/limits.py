@@ -101,10 +101,13 @@ DECLARE_LIMIT = SET_LIMIT + " WHERE lim.source = 'code'"
 DELETE_LIMIT = """
 WITH gone AS (DELETE FROM {schema}.conveyor_limits WHERE kind = %(kind)s AND name = %(name)s)
 DELETE FROM {schema}.conveyor_limit_starts WHERE kind = %(kind)s AND name = %(name)s"""
+# A slow-down on a name without a limit makes a row with no caps (listed, removable with
+# set_limit of no caps); claims of that name then take the limited way.
 SLOW_DOWN = """
-UPDATE {schema}.conveyor_limits
-SET blocked_until = greatest(coalesce(blocked_until, 0), {now} + %(seconds)s)
-WHERE kind = %(kind)s AND name = %(name)s"""
+INSERT INTO {schema}.conveyor_limits AS lim (kind, name, source, blocked_until, updated_at)
+VALUES (%(kind)s, %(name)s, 'code', {now} + %(seconds)s, {now})
+ON CONFLICT (kind, name) DO UPDATE
+SET blocked_until = greatest(coalesce(lim.blocked_until, 0), excluded.blocked_until)"""
 
 
 def usage_from_row(row: tuple[Any, ...]) -> LimitUsage:
@@ -145,6 +148,7 @@ class Limits:
         """No starts under this limit for `seconds` (a RateLimited with slow=True)."""
         changed: int = await self._count(SLOW_DOWN, {"kind": kind, "name": name,
                                                      "seconds": seconds, "now": now})
+        self._limited.forget()
         return changed == 1
 
     async def limits(self: Any, now: float | None = None) -> list[LimitUsage]:
