@@ -44,6 +44,7 @@ class Settings:
     session_idle: float = 3600.0  # a dashboard sign-in ends after this long unused
     session_lifetime: float = 12 * 3600.0  # ... and this long after it began, in any case
     metrics_max_labels: int = 100  # distinct queues (and tasks) with series of their own
+    api_enqueue_rate: str | None = None  # "100/s": jobs a token may enqueue over HTTP
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -64,6 +65,13 @@ class Settings:
                               "CONVEYOR_SESSION_LIFETIME")
         if self.metrics_max_labels < 1:
             raise ConfigError("CONVEYOR_METRICS_MAX_LABELS must be at least 1")
+        if self.api_enqueue_rate is not None:
+            from .limits.model import parse_rate
+
+            try:
+                parse_rate(self.api_enqueue_rate)
+            except ValueError as exc:
+                raise ConfigError(f"CONVEYOR_API_ENQUEUE_RATE: {exc}") from None
         if self.heartbeat is None:
             object.__setattr__(self, "heartbeat", min(5.0, self.lease / 3))
         elif self.heartbeat <= 0 or self.heartbeat >= self.lease:
