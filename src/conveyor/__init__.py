@@ -28,7 +28,7 @@ from .errors import (
     WaitTimeout,
 )
 from .job import ErrorInfo, Job, JobFilter, JobState
-from .outcome import Cancel, Discard, Snooze
+from .outcome import Cancel, Discard, RateLimited, Snooze
 from .retry import Retry
 from .settings import Settings
 from .task import Task
@@ -38,7 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BatchTooLarge", "Cancel", "ConfigError", "Conveyor", "ConveyorError", "Discard",
     "ErrorInfo", "FakeClock", "InvalidTransition", "Job", "JobContext", "JobFilter",
-    "JobNotFound", "JobState", "PayloadInvalid", "PayloadUndecodable", "Retry",
+    "JobNotFound", "JobState", "PayloadInvalid", "PayloadUndecodable", "RateLimited", "Retry",
     "SchemaOutdated", "Sensitive", "Settings", "Snooze", "StoreUnavailable", "SystemClock",
     "Task", "UnknownTask", "WaitTimeout", "__version__",
 ]

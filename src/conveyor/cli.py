@@ -110,14 +110,21 @@ def print_json(data: Any) -> None:
 
 @cli.command()
 def worker(app: AppOption = None,
-           queues: Annotated[str | None, typer.Option(help="comma-separated queues "
-                                                      "(default: all)")] = None,
+           queues: Annotated[str | None, typer.Option(help=(
+               "comma-separated queues, e.g. emails,sms; NAME:SLOTS gives a queue slots of "
+               "its own in this process (critical:10,emails:5,ai:2); '*' for every queue "
+               "(default: CONVEYOR_QUEUES, else the queues of the app's tasks)"))] = None,
            concurrency: Annotated[int | None, typer.Option(help="job slots per process")] = None,
            processes: Annotated[int, typer.Option("--processes", "-p",
                                                   help="worker processes")] = 1,
            grace: Annotated[float | None, typer.Option(help="seconds running jobs get to "
                                                        "finish on SIGTERM")] = None) -> None:
-    """Run jobs until SIGTERM or Ctrl-C."""
+    """Run jobs until SIGTERM or Ctrl-C.
+
+    `--queues critical:10,emails:5,ai:2` runs three workers in this process, each with its
+    own slots, so no queue's backlog takes another's. Queues named without slots share one
+    pool of --concurrency slots, where jobs start by job priority, then oldest first,
+    whatever their queue. Cluster-wide limits: `conveyor queue set`."""
     conveyor = load_app(app)
     configure_logging(conveyor.settings)
     if processes > 1:
@@ -130,10 +137,18 @@ def worker(app: AppOption = None,
         logging.getLogger("conveyor").warning(
             "this app has no tasks registered: pass --app package.module:app")
     try:
+        from .worker.groups import WorkerGroup, parse_queues
         from .worker.loop import run as run_loop
 
-        w = conveyor.worker(queues=sequence_of(queues), concurrency=concurrency, grace=grace)
-        run_loop(w.run())
+        groups = parse_queues(queues if queues is not None else conveyor.settings.queues)
+        if len(groups) == 1:  # one pool of slots (edge 8: the tasks' queues by default)
+            only = groups[0]
+            w = conveyor.worker(queues=sequence_of(",".join(only.queues or ())),
+                                concurrency=only.slots or concurrency, grace=grace)
+            run_loop(w.run())
+        else:
+            group = WorkerGroup.build(conveyor, groups, concurrency=concurrency, grace=grace)
+            run_loop(group.run())
     except ConveyorError as exc:
         fail(str(exc))
     # Jobs still running in threads past the grace period were given back to the queue; do
@@ -211,10 +226,13 @@ def show_job(job_id: str, app: AppOption = None, json_out: JsonOption = False) -
         job = conveyor.get(resolve_sync(conveyor, job_id), redacted=True)
     except ConveyorError as exc:
         fail(str(exc))
+    held = conveyor.limits.holding(job)  # flow control: which limit holds it back
     if json_out:
-        print_json(job.to_dict())
+        print_json({**job.to_dict(), "held_back_by": held})
         return
     print_job(out, job)
+    for reason in held:
+        out.print(Text.assemble(("held back by ", "yellow"), reason), highlight=False)
 
 
 @cli.command()

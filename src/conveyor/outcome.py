@@ -14,6 +14,22 @@ class Snooze(Exception):
         self.seconds = float(seconds)
 
 
+class RateLimited(Snooze):
+    """The service this task calls answered "too many requests" (HTTP 429): run the job again
+    after `retry_in` seconds, without counting an attempt. With `slow="queue"` (or "task"),
+    no job of its queue (or task) starts on any worker for that long either.
+
+    >>> raise RateLimited(retry_in=30, slow="queue")   # doctest: +SKIP
+    """
+
+    def __init__(self, retry_in: float, *, slow: str | None = None) -> None:
+        if slow not in (None, "queue", "task"):
+            raise ValueError(f"RateLimited(slow=...) is 'queue', 'task' or None, not {slow!r}")
+        super().__init__(retry_in)
+        self.args = (f"rate limited: retry in {float(retry_in):g}s",)
+        self.slow = slow
+
+
 class Discard(Exception):
     """Send this job straight to the dead-letter state, with `reason`."""
 

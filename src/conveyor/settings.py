@@ -36,6 +36,7 @@ class Settings:
     heartbeat: float | None = None  # default: min(5 s, lease / 3)
     poll_interval: float = 1.0
     concurrency: int = 10
+    queues: str | None = None  # `conveyor worker`'s queues: "a,b" or "critical:10,emails:5"
     grace: float = 25.0
     sqlite_durability: str = "auto"  # enqueues at FULL, worker writes at NORMAL
     sqlite_synchronous: str | None = None  # one level for every connection, if set
@@ -60,6 +61,7 @@ class Settings:
     history: bool = True  # record every attempt (conveyor/history): rows, rollups, errors
     history_retention: float = 30 * 24 * 3600.0  # attempt rows, whatever became of the job
     rollup_retention: float = 56 * 24 * 3600.0  # minute rollups (the charts' history)
+    api_enqueue_rate: str | None = None  # "100/s": jobs a token may enqueue over HTTP
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -88,6 +90,13 @@ class Settings:
         if self.metrics_max_labels < 1:
             raise ConfigError("CONVEYOR_METRICS_MAX_LABELS must be at least 1")
         _check_observability(self)
+        if self.api_enqueue_rate is not None:
+            from .limits.model import parse_rate
+
+            try:
+                parse_rate(self.api_enqueue_rate)
+            except ValueError as exc:
+                raise ConfigError(f"CONVEYOR_API_ENQUEUE_RATE: {exc}") from None
         if self.heartbeat is None:
             object.__setattr__(self, "heartbeat", min(5.0, self.lease / 3))
         elif self.heartbeat <= 0 or self.heartbeat >= self.lease:

@@ -114,3 +114,17 @@ def test_a_tenant_sees_limits_but_cannot_change_them(live: Live) -> None:
         assert refused.status_code == 403
     found = live.app.limits.find("queue", name)
     assert found is not None and found.limit.concurrency == 1
+
+
+def test_a_held_back_job_says_which_limit_holds_it(live: Live, admin: httpx.Client) -> None:
+    name = f"held-{uuid.uuid4().hex[:6]}"
+    admin.patch(f"/api/v1/queues/{name}", json={"concurrency": 0})
+    job_id = admin.post("/api/v1/jobs", json={"task": "echo", "queue": name}).json()["id"]
+    body = admin.get(f"/api/v1/jobs/{job_id}").json()
+    assert body["state"] == "queued"
+    assert body["held_back_by"] == [f"queue '{name}' concurrency 0 (0 running)"]
+    with _browser(live, "admin-token") as browser:
+        page = browser.get(f"/jobs/{job_id}").text
+    assert "Held back by a limit" in page and f"queue &#39;{name}&#39; concurrency 0" in page
+    admin.patch(f"/api/v1/queues/{name}", json={"concurrency": None})
+    assert admin.get(f"/api/v1/jobs/{job_id}").json()["held_back_by"] == []

@@ -3,7 +3,14 @@ line, stored for every worker."""
 
 from __future__ import annotations
 
-from .conftest import Cli
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from .conftest import Cli, conveyor_command
 
 
 def test_queue_set_stores_a_limit_and_queues_shows_it(cli: Cli) -> None:
@@ -32,3 +39,73 @@ def test_bad_limits_are_one_line_errors_and_store_nothing(cli: Cli) -> None:
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert cli("queue", "set", "bad name!", "--concurrency", "1").returncode == 1
     assert cli.json("queues")["limits"] == []
+
+
+def _run_worker(cli: Cli, *args: str, env: dict[str, str] | None = None
+                ) -> subprocess.Popen[str]:
+    return subprocess.Popen([*conveyor_command(), "worker", "--app", "cliapp:make_app", *args],
+                            cwd=cli.cwd, env={**cli.env, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _workers_seen(cli: Cli, count: int) -> list[tuple[tuple[str, ...], int]]:
+    app = cli.app()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            found = sorted((w.queues, w.concurrency) for w in app.workers())
+            if len(found) >= count:
+                return found
+            time.sleep(0.1)
+        return sorted((w.queues, w.concurrency) for w in app.workers())
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_queue_slots_give_each_queue_its_own_worker_in_one_process(cli: Cli, how: str) -> None:
+    app = cli.app()
+    welcome = app.enqueue("send_welcome", {"user_id": "u1"}).id
+    failing = app.enqueue("always_fails", {}).id
+    app.close()
+    spec = "emails:1,hooks:2"
+    worker = (_run_worker(cli, "--queues", spec) if how == "option"
+              else _run_worker(cli, env={"CONVEYOR_QUEUES": spec}))
+    try:
+        assert _workers_seen(cli, 2) == [(("emails",), 1), (("hooks",), 2)]
+        app = cli.app()
+        assert app.wait(welcome, timeout=20).state == "completed"
+        assert app.wait(failing, timeout=20).state == "dead"
+        pids = {w.pid for w in app.workers()}
+        app.close()
+        assert pids == {worker.pid}  # one process
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=20)
+    assert worker.returncode == 0, stderr
+
+
+def test_bad_queue_slots_are_one_line_errors(cli: Cli) -> None:
+    for spec in ("emails:0", "emails,emails", "bad name:2"):
+        result = cli("worker", "--app", "cliapp:make_app", "--queues", spec)
+        assert result.returncode == 1, spec
+        assert result.stderr.startswith("error: queues") and result.stderr.count("\n") == 1
+
+
+def test_worker_help_says_what_queues_defaults_to(cli: Cli) -> None:
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", cli.ok("worker", "--help")).split())
+    assert "default: all" not in text
+    assert "CONVEYOR_QUEUES" in text and "the queues of the app's tasks" in text
+    assert "critical:10,emails:5,ai:2" in text
+
+
+def test_conveyor_job_says_which_limit_holds_a_job_back(cli: Cli) -> None:
+    app = cli.app()
+    job_id = app.enqueue("send_welcome", {"user_id": "u1"}).id
+    app.close()
+    cli.ok("queue", "set", "emails", "--rate", "0/min")
+    assert cli.json("job", job_id)["held_back_by"] == [
+        "queue 'emails' rate 0/min (0 started in the window)"]
+    assert "held back by queue 'emails' rate 0/min" in " ".join(cli.ok("job", job_id).split())
+    cli.ok("queue", "set", "emails", "--rate", "none")
+    assert cli.json("job", job_id)["held_back_by"] == []

@@ -185,3 +185,25 @@ async def test_claimers_together_never_exceed_a_limit(store_setup: StoreSetup,
     finally:
         for other in stores:
             await other.close()
+
+
+async def test_a_slow_down_stops_starts_until_its_time(store: Store) -> None:
+    await _enqueue(store, 3, queue="ai")
+    plain = await _enqueue(store, 1, queue="mail")
+    assert await store.slow_down("queue", "ai", 30.0, now=T0)
+    assert await claim_ids(store, now=T0 + 1) == plain
+    [usage] = await store.limits(now=T0 + 1)
+    assert (usage.limit.name, usage.limit.empty, usage.blocked_until) == ("ai", True, T0 + 30)
+    assert await claim_ids(store, now=T0 + 29.9, queues=["ai"]) == []
+    assert len(await claim_ids(store, now=T0 + 30, queues=["ai"])) == 3
+
+
+async def test_a_slow_down_keeps_the_caps_and_the_longer_wait(store: Store) -> None:
+    await store.set_limit(Limit("task", "t.api", concurrency=2))
+    await _enqueue(store, 4, task="t.api")
+    assert await store.slow_down("task", "t.api", 60.0, now=T0)
+    assert await store.slow_down("task", "t.api", 10.0, now=T0)  # the later end stays
+    [usage] = await store.limits(now=T0)
+    assert usage.limit == Limit("task", "t.api", concurrency=2)
+    assert await claim_ids(store, now=T0 + 59) == []
+    assert len(await claim_ids(store, now=T0 + 60)) == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor import Conveyor, FakeClock, JobState
+from conveyor import Conveyor, FakeClock, JobState, RateLimited
 from conveyor.limits.model import Limit, parse_rate
 from conveyor.testing import run_until_idle_async
 
@@ -109,3 +109,65 @@ def test_rates_say_what_they_count() -> None:
     assert parse_rate("1000/hour") == (1000, 3600.0)
     with pytest.raises(ValueError, match="COUNT/PERIOD"):
         parse_rate("10 per minute")
+
+
+async def _one_at_a_time(app: Conveyor) -> int:
+    """Jobs run one claim of one job at a time, until none is claimable."""
+    worker = app.worker(concurrency=1, prefetch=0)
+    ran = 0
+    assert worker.maintenance is not None
+    while True:
+        await worker.maintenance.run_once()
+        if not await worker.run_once():
+            break
+        ran += 1
+    worker.close()
+    return ran
+
+
+def test_rate_limited_waits_without_an_attempt_and_can_slow_the_queue(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    app = Conveyor(f"sqlite:///{tmp_path / 'rl.db'}", clock=clock)
+    calls: list[str] = []
+
+    @app.task(queue="api")
+    def call_service(ctx: object, payload: dict[str, str]) -> str:
+        calls.append(payload["n"])
+        if payload["n"] == "first" and len(calls) == 1:
+            raise RateLimited(retry_in=30, slow="queue")
+        return "ok"
+
+    first = app.enqueue("call_service", {"n": "first"}, priority=5)
+    second = app.enqueue("call_service", {"n": "second"})
+    assert asyncio.run(_one_at_a_time(app)) == 1  # the first, then the queue waits
+    job = app.get(first.id)
+    assert (job.state, job.attempt, job.errors) == (JobState.SCHEDULED, 0, ())
+    assert job.run_at == pytest.approx(T0 + 30)
+    assert app.get(second.id).state == JobState.QUEUED
+    [reason] = app.limits.holding(app.get(second.id))
+    assert reason.startswith("queue 'api' slowed down for 30 s more")
+
+    clock.advance(30)
+    assert asyncio.run(_one_at_a_time(app)) == 2
+    assert app.get(first.id).attempt == 1 and app.get(second.id).state == JobState.COMPLETED
+    app.close()
+
+
+def test_rate_limited_without_slow_leaves_the_queue_alone(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    app = Conveyor(f"sqlite:///{tmp_path / 'rl2.db'}", clock=clock)
+
+    @app.task(queue="api")
+    def call_service(ctx: object, payload: dict[str, str]) -> str:
+        if payload["n"] == "first":
+            raise RateLimited(retry_in=5)
+        return "ok"
+
+    first = app.enqueue("call_service", {"n": "first"}, priority=5)
+    second = app.enqueue("call_service", {"n": "second"})
+    assert asyncio.run(run_until_idle_async(app)) == 2
+    assert app.get(second.id).state == JobState.COMPLETED
+    assert app.get(first.id).attempt == 0 and app.limits.usage() == []
+    with pytest.raises(ValueError, match="slow"):
+        RateLimited(retry_in=1, slow="tenant")
+    app.close()

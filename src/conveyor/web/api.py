@@ -35,6 +35,7 @@ async def reader(request: Request, *, admin: bool = False) -> Principal:
 async def enqueue(request: Request) -> Response:
     ctx = ctx_of(request)
     principal = await writer(request)
+    ctx.enqueue_rate.check(principal)  # CONVEYOR_API_ENQUEUE_RATE: 429 + Retry-After
     data = await read_json(request, ctx.max_body)
     task, payload, options = job_spec(data, principal)
     check_grant(principal.grant, principal.tenant, ctx.conveyor.registry, task, options)
@@ -63,6 +64,7 @@ async def enqueue_batch(request: Request) -> Response:
                        {"size": len(items), "limit": limit})
     if not items:
         raise ApiError(422, "invalid_request", "the batch is empty")
+    ctx.enqueue_rate.check(principal, len(items))
     specs = []
     for index, item in enumerate(items):
         task, payload, options = job_spec(item, principal, f"jobs[{index}]")
@@ -81,7 +83,8 @@ async def get_job(request: Request) -> Response:
     ctx = ctx_of(request)
     principal = await reader(request)
     job = await _get(ctx, request.path_params["id"], principal.scope)
-    return JSONResponse(job_json(job))
+    held = await ctx.call(ctx.conveyor.limits.holding, job)  # flow control: which limit
+    return JSONResponse({**job_json(job), "held_back_by": held})
 
 
 async def _get(ctx: WebContext, job_id: str, tenant: str | None) -> Any:

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from ..app import Conveyor
 from ..job import JobEvent
 from .auth import Authenticator
+from .enqueue_rate import EnqueueRate
 from .events import EventHub
 from .history import History
 from .metrics import Metrics, Transitions
@@ -26,6 +27,7 @@ class WebContext:
         self.metrics = Metrics(conveyor)
         self.history = History(conveyor, every=sample_every)
         self.transitions = Transitions()
+        self.enqueue_rate = EnqueueRate(conveyor.settings.api_enqueue_rate)  # 429s
         self.hub.add_listener(self._observe)
 
     def _observe(self, events: list[JobEvent]) -> None:

@@ -93,7 +93,8 @@ async def job_page(request: Request) -> Response:
     if principal is None:
         return to_login(request)
     job = await _job(request, principal)
-    return render(request, "job.html", principal, job=job, title=f"Job {job.id}")
+    held = await ctx_of(request).call(ctx_of(request).conveyor.limits.holding, job)
+    return render(request, "job.html", principal, job=job, title=f"Job {job.id}", held=held)
 
 
 async def job_row(request: Request) -> Response:

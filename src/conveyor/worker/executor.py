@@ -20,10 +20,10 @@ from ..disclosure import sensitive_values
 from ..errors import PayloadUndecodable, UnknownTask
 from ..job import ClaimedJob, DeadReason, ErrorInfo
 from ..observability.joblogs import Hasher
-from ..outcome import Cancel, Discard, Snooze
+from ..outcome import Cancel, Discard, RateLimited, Snooze
 from ..retry import Retry, next_delay
 from ..sealing import seal_error, seal_result
-from ..store.base import Cancelled, Complete, Fail, Settle
+from ..store.base import Cancelled, Complete, Fail, Settle, drive_inline
 from ..store.base import Snooze as SnoozeRecord
 from .lifecycle import Lifecycle
 from .tracking import Meter, Tracker
@@ -109,6 +109,8 @@ class JobRunner:
         except asyncio.CancelledError:
             raise
         except Snooze as snooze:
+            if isinstance(snooze, RateLimited) and snooze.slow is not None:
+                await self._slow_down(job, snooze)
             return SnoozeRecord(job.lease, snooze.seconds)
         except Discard as discard:
             return self._failed(job, discard, task.retry, DeadReason.DISCARDED, final=True)
@@ -123,6 +125,20 @@ class JobRunner:
                                  f"{exc}")
             return self._failed(job, not_json, task.retry, DeadReason.FAILED, final=True)
         return Complete(job.lease, seal_result(self.app.codec, encoded, job.id, job.tenant))
+
+    async def _slow_down(self, job: ClaimedJob, limited: RateLimited) -> None:
+        """No starts of the job's queue (or task) anywhere for `retry_in` (limits/model.py).
+        A failure only loses the slow-down: the job itself is snoozed all the same."""
+        name = job.queue if limited.slow == "queue" else job.task
+        store, now = self.app.store, self.clock.store_now()
+        try:
+            coro = store.slow_down(str(limited.slow), name, limited.seconds, now)
+            if getattr(store, "inline", False):  # off the loop, as the worker's store calls
+                await asyncio.get_running_loop().run_in_executor(None, drive_inline, coro)
+            else:
+                await coro
+        except Exception as exc:
+            self.log.warning("could not slow %s %r down: %s", limited.slow, name, exc)
 
     async def _call(self, task: Task, ctx: JobContext, payload: Any) -> Any:
         if task.isolation == "process":

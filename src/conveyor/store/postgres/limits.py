@@ -39,7 +39,21 @@ _ANSWERS_TO = "(kind = 'task' OR name = ANY(%(queues)s::text[]))"
 USAGE_FOR_QUEUES = _USAGE + " WHERE " + _ANSWERS_TO
 LOCK_LIMITS = ("SELECT kind, name FROM {schema}.conveyor_limits WHERE " + _ANSWERS_TO +
                " ORDER BY kind, name FOR UPDATE")
-CLOCK = "SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp()))"
+# The claim's clock, read once after the lock (a volatile CTE is evaluated once), with every
+# limit the claim answers to and its use; one row of NULL limit when there is none.
+USAGE_AT_CLOCK = """
+WITH clock(now) AS (SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp())))
+SELECT clock.now, lim.kind, lim.name, lim.concurrency, lim.rate, lim.period, lim.source,
+    lim.blocked_until,
+    (SELECT count(*) FROM {schema}.conveyor_jobs AS job
+     WHERE job.state = 'running' AND job.lease_expires_at > clock.now
+       AND CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name),
+    CASE WHEN lim.rate IS NULL THEN 0 ELSE (
+        SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
+        WHERE start.kind = lim.kind AND start.name = lim.name
+          AND start.started_at > clock.now - lim.period) END
+FROM clock LEFT JOIN {schema}.conveyor_limits AS lim
+    ON lim.kind = 'task' OR lim.name = ANY(%(queues)s::text[])"""
 
 # The queues that have queued jobs: a skip scan through the claim index.
 QUEUED_QUEUES = """
@@ -101,10 +115,13 @@ DECLARE_LIMIT = SET_LIMIT + " WHERE lim.source = 'code'"
 DELETE_LIMIT = """
 WITH gone AS (DELETE FROM {schema}.conveyor_limits WHERE kind = %(kind)s AND name = %(name)s)
 DELETE FROM {schema}.conveyor_limit_starts WHERE kind = %(kind)s AND name = %(name)s"""
+# A slow-down on a name without a limit makes a row with no caps (listed, removable with
+# set_limit of no caps); claims of that name then take the limited way.
 SLOW_DOWN = """
-UPDATE {schema}.conveyor_limits
-SET blocked_until = greatest(coalesce(blocked_until, 0), {now} + %(seconds)s)
-WHERE kind = %(kind)s AND name = %(name)s"""
+INSERT INTO {schema}.conveyor_limits AS lim (kind, name, source, blocked_until, updated_at)
+VALUES (%(kind)s, %(name)s, 'code', {now} + %(seconds)s, {now})
+ON CONFLICT (kind, name) DO UPDATE
+SET blocked_until = greatest(coalesce(lim.blocked_until, 0), excluded.blocked_until)"""
 
 
 def usage_from_row(row: tuple[Any, ...]) -> LimitUsage:
@@ -145,6 +162,7 @@ class Limits:
         """No starts under this limit for `seconds` (a RateLimited with slow=True)."""
         changed: int = await self._count(SLOW_DOWN, {"kind": kind, "name": name,
                                                      "seconds": seconds, "now": now})
+        self._limited.forget()
         return changed == 1
 
     async def limits(self: Any, now: float | None = None) -> list[LimitUsage]:
@@ -156,29 +174,32 @@ class Limits:
     async def _claim_limited(self: Any, queues: Sequence[str] | None, params: dict[str, Any],
                              limit: int) -> Rows:
         """Claim up to `limit` jobs that every limit they answer to has room for."""
-        async with self.pools.connection() as conn, conn.transaction():
+        # Round trips: the lock goes with the usage read, the claim with its start log and
+        # the commit (pipeline mode); the server still runs each statement after the last.
+        async with self.pools.connection() as conn, conn.pipeline(), conn.transaction():
             names = list(queues) if queues else [
                 r[0] for r in await self._fetch(conn, QUEUED_QUEUES, {})]
             if not names:
                 return []
-            await self._fetch(conn, LOCK_LIMITS, {"queues": names})
-            [(now,)] = await self._fetch(conn, CLOCK, {"now": params["now"]})
-            usages = [usage_from_row(r) for r in await self._fetch(
-                conn, USAGE_FOR_QUEUES, {"now": now, "queues": names})]
-            budget = Budget.of(usages, now)
+            await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
+            found = await self._fetch(conn, USAGE_AT_CLOCK, {"now": params["now"],
+                                                             "queues": names})
+            now = found[0][0]
+            budget = Budget.of([usage_from_row(r[1:]) for r in found if r[1] is not None], now)
             candidates = await self._fetch(conn, CANDIDATES, {
                 "queues": names, "rooms": [budget.queue_room(n, limit) for n in names],
                 "blocked": budget.blocked_tasks(), "now": now})
             taken = budget.take(((c[0], c[1], c[2]) for c in candidates), limit)
             if not taken:
                 return []
-            rows: Rows = await self._fetch(conn, CLAIM_IDS, {
-                **params, "now": now, "ids": [t[0] for t in taken]})
+            claimed = await conn.execute(self.statement(CLAIM_IDS), {
+                "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
             starts = budget.starts(taken)
             if starts:
-                await self._fetch(conn, LOG_STARTS + " RETURNING 1", {
+                await conn.execute(self.statement(LOG_STARTS), {
                     "now": now, "kinds": [s[0] for s in starts],
                     "names": [s[1] for s in starts]})
+            rows: Rows = await claimed.fetchall()
         return rows
 
 

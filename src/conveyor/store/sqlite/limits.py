@@ -42,9 +42,13 @@ SET concurrency = excluded.concurrency, rate = excluded.rate, period = excluded.
 DECLARE_LIMIT = SET_LIMIT + " WHERE conveyor_limits.source = 'code'"
 DELETE_LIMIT = "DELETE FROM conveyor_limits WHERE kind = :kind AND name = :name"
 DELETE_STARTS = "DELETE FROM conveyor_limit_starts WHERE kind = :kind AND name = :name"
+# A slow-down on a name without a limit makes a row with no caps (listed, removable with
+# set_limit of no caps); claims of that name then take the limited way.
 SLOW_DOWN = """
-UPDATE conveyor_limits SET blocked_until = max(coalesce(blocked_until, 0), :until)
-WHERE kind = :kind AND name = :name"""
+INSERT INTO conveyor_limits (kind, name, source, blocked_until, updated_at)
+VALUES (:kind, :name, 'code', :until, :now)
+ON CONFLICT (kind, name) DO UPDATE
+SET blocked_until = max(coalesce(blocked_until, 0), excluded.blocked_until)"""
 
 CANDIDATES = """
 SELECT id, task, queue, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_claim
@@ -101,10 +105,12 @@ class Limits:
     async def slow_down(self, kind: str, name: str, seconds: float,
                         now: float | None = None) -> bool:
         """No starts under this limit for `seconds` (a RateLimited with slow=True)."""
-        until = (time.time() if now is None else now) + seconds
+        now = time.time() if now is None else now
         with self.db.write() as conn:
-            changed = conn.execute(SLOW_DOWN, {"kind": kind, "name": name, "until": until})
-            return changed.rowcount == 1
+            changed = conn.execute(SLOW_DOWN, {"kind": kind, "name": name,
+                                               "until": now + seconds, "now": now})
+        self._limited.forget()
+        return changed.rowcount == 1
 
     async def limits(self, now: float | None = None) -> list[LimitUsage]:
         now = time.time() if now is None else now

@@ -1,0 +1,156 @@
+"""Flow control with real `conveyor worker` processes (2 on SQLite, 4 on PostgreSQL), a random
+one SIGKILLed and started again about every second. A ledger of every run's start and end
+(limitapp.py; a killed run ends when its worker was killed) shows that a queue limited to 3
+never had more than 3 running at any instant, and a task limited to 1 never ran two at once;
+and that every job completed all the same."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor, JobFilter, JobState
+
+pytestmark = pytest.mark.system
+
+HERE = Path(__file__).resolve().parent
+CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
+POSTGRES = os.environ.get("CONVEYOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class Cluster:
+    folder: Path
+    url: str
+    ledger: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    killed_at: dict[int, float] = field(default_factory=dict)  # pid: when it was SIGKILLed
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "PYTEST"))}
+        env.update({"PYTHONPATH": os.pathsep.join(filter(None, [str(HERE),
+                                                               env.get("PYTHONPATH")])),
+                    "CONVEYOR_URL": self.url, "CONVEYOR_LEASE": "2",
+                    "CONVEYOR_HEARTBEAT": "0.5", "CONVEYOR_POLL_INTERVAL": "0.2",
+                    "CONVEYOR_CONFIG": str(self.folder / "none.toml"),
+                    "LIMITS_LEDGER": str(self.ledger)})
+        return env
+
+    def start(self, index: int) -> subprocess.Popen[bytes]:
+        log = open(self.folder / f"worker-{index}.log", "ab")  # noqa: SIM115 - the child's
+        proc = subprocess.Popen([CONVEYOR, "worker", "--app", "limitapp:app", "--queues",
+                                 "capped,mixed", "--concurrency", "4"], cwd=self.folder,
+                                env=self.env(), stdout=log, stderr=log,
+                                start_new_session=True)
+        log.close()
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        self.killed_at[proc.pid] = time.time()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+@pytest.fixture(params=[pytest.param(("sqlite", 2), id="sqlite-2-workers"),
+                        pytest.param(("postgres", 4), id="postgres-4-workers",
+                                     marks=pytest.mark.postgres)])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Cluster, int]]:
+    kind, workers = request.param
+    schema = f"conveyor_limits_{secrets.token_hex(5)}"
+    url = (f"sqlite:///{tmp_path / 'jobs.db'}" if kind == "sqlite"
+           else f"{POSTGRES}?schema={schema}")
+    found = Cluster(tmp_path, url, tmp_path / "ledger.log")
+    try:
+        yield found, workers
+    finally:
+        found.close()
+        if kind == "postgres":
+            import psycopg
+
+            with psycopg.connect(POSTGRES, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def runs(cluster: Cluster) -> dict[str, list[tuple[float, float]]]:
+    """Every run of every job, (start, end); a run cut short ends when its worker died."""
+    starts: dict[tuple[str, int], list[float]] = {}
+    ends: dict[tuple[str, int], list[float]] = {}
+    for line in cluster.ledger.read_text().splitlines():
+        event, job_id, pid, at = line.split()
+        (starts if event == "start" else ends).setdefault((job_id, int(pid)), []).append(
+            float(at))
+    out: dict[str, list[tuple[float, float]]] = {}
+    for (job_id, pid), began in starts.items():
+        finished = sorted(ends.get((job_id, pid), []))
+        for index, start in enumerate(sorted(began)):
+            if index < len(finished):
+                end = finished[index]
+            else:
+                assert pid in cluster.killed_at, f"run of {job_id} in {pid} never ended"
+                end = cluster.killed_at[pid]
+            out.setdefault(job_id, []).append((start, end))
+    return out
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an end at t comes before a start at t)."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def test_limits_hold_while_workers_are_killed(cluster: tuple[Cluster, int]) -> None:
+    system, count = cluster
+    app = Conveyor(system.url)
+    app.migrate()
+    rng = random.Random(14)
+    capped = [app.enqueue("capped", {"ms": rng.randint(30, 120)}, queue="capped").id
+              for _ in range(150)]
+    solo = [app.enqueue("solo", {"ms": rng.randint(20, 60)}, queue="mixed").id
+            for _ in range(40)]
+    system.procs = [system.start(i) for i in range(count)]
+    deadline, kills = time.monotonic() + 90, 0
+    try:
+        while time.monotonic() < deadline:
+            done = app.list_jobs(JobFilter(states=(JobState.COMPLETED,)), limit=1000)
+            if len(done) == len(capped) + len(solo):
+                break
+            time.sleep(rng.uniform(0.8, 1.4))
+            if kills < 6:
+                index = rng.randrange(count)
+                system.kill(system.procs[index])
+                system.procs[index] = system.start(index)
+                kills += 1
+    finally:
+        system.close()
+    states = {app.get(job_id).state for job_id in capped + solo}
+    assert states == {"completed"}, "every job completes although workers were killed"
+    assert kills == 6
+    every = runs(system)
+    capped_runs = [run for job_id in capped for run in every[job_id]]
+    solo_runs = [run for job_id in solo for run in every[job_id]]
+    assert most_at_once(capped_runs) == 3  # reached, and never over
+    assert most_at_once(solo_runs) == 1
+    app.close()
