@@ -44,7 +44,7 @@ class Settings:
     session_lifetime: float = 12 * 3600.0  # ... and this long after it began, in any case
     metrics_max_labels: int = 100  # distinct queues (and tasks) with series of their own
     job_logs: bool = True  # a line per attempt start and end (logger conveyor.jobs)
-    log_sample: str = ""  # "20/min,5": after 20 attempts a minute per task, log every 5th
+    log_sample: str = "60/min,100"  # after 60 attempts a minute per task, log every 100th
     log_hash_key: str = ""  # the key of the hash that replaces Sensitive values in logs
     keep_completed: str = ""  # "1000,emails=50,task:report=10": newest completed kept
     keep_dead: str = ""  # the same for dead jobs
