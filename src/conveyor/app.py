@@ -32,6 +32,7 @@ from .errors import (
 )
 from .hooks import Hooks
 from .job import EnqueueResult, Job, JobFilter, JobState, NewJob, QueueInfo, WorkerInfo, new_id
+from .observability import tracing
 from .preparing import UNSTORED, Preparer, envelope
 from .retry import Retry
 from .scheduler import Schedule
@@ -74,6 +75,7 @@ class Conveyor:
         if self.spool is not None and self.spool.files():
             self._forwarder().start()  # jobs left from an earlier outage
         alerts.install(self)  # CONVEYOR_ALERT_URL: the delivery task and its "dead" hook
+        self.tracing = tracing.install(self)  # CONVEYOR_TRACING: OpenTelemetry spans
 
     def __repr__(self) -> str:
         return f"Conveyor({self.settings.url!r}, tasks={self.registry.names()})"
@@ -191,7 +193,7 @@ class Conveyor:
         """
         items = list(jobs)
         stream = getattr(self.store, "enqueue_stream", None)  # a network store's COPY path
-        if stream is not None and connection is None and len(items) > 1:
+        if stream is not None and connection is None and len(items) > 1 and not self.tracing:
             return self._announced(self._enqueue_streamed(stream, items))
         prepared = self.preparer.many(items)
         results = self._insert([n for n, _ in prepared], connection)
@@ -241,6 +243,11 @@ class Conveyor:
                                 for (n, b), r in zip(prepared, results, strict=True)])
 
     def _insert(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
+        if self.tracing is not None:  # in an enqueue span, its traceparent kept with the jobs
+            return self.tracing.traced(jobs, lambda: self._insert_untraced(jobs, tx))
+        return self._insert_untraced(jobs, tx)
+
+    def _insert_untraced(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
         store = self.store
         blocking = getattr(store, "enqueue_many_blocking", None)  # a network store's own
         try:
@@ -253,6 +260,11 @@ class Conveyor:
             return self._spool_jobs(jobs)
 
     async def _insert_async(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
+        if self.tracing is not None:
+            return await self.tracing.traced_async(jobs, lambda: self._insert_plain(jobs, tx))
+        return await self._insert_plain(jobs, tx)
+
+    async def _insert_plain(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
         try:
             return await self.store.enqueue_many(jobs, self.clock.store_now(), tx)
         except StoreUnavailable:

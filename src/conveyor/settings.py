@@ -51,6 +51,7 @@ class Settings:
     alert_url: str | None = None  # POST a signed JSON here when a job dies (alerts.py)
     alert_secret: str = ""  # the HMAC-SHA256 key of the alert signature
     alert_queue_wait: float = 0.0  # alert when a queue's oldest job waits longer (0: off)
+    tracing: bool = False  # OpenTelemetry spans per enqueue and attempt (the otel extra)
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:

@@ -77,6 +77,7 @@ class Maintenance:
         store = self.app.store
         pruned: int = await self._run(store.prune(self.app.retention, self.clock.store_now()))
         pruned += await self.prune_kept()
+        await self._run(store.prune_traces(self.clock.store_now(), 1000))  # of jobs gone
         while await self._run(store.prune_sessions(self.clock.store_now(), 1000)) == 1000:
             pass
         return pruned

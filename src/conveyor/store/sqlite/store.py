@@ -49,6 +49,7 @@ from .rows import (
     state_or_missing,
 )
 from .sessions import Sessions
+from .traces import Traces
 from .wake import WakeChannel
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -59,7 +60,7 @@ class _InsertOneByOne(Exception):
     """Roll the batch back and insert row by row, to learn which rows already exist."""
 
 
-class SQLiteStore(Reads, Sessions, KeepByCount):
+class SQLiteStore(Reads, Sessions, KeepByCount, Traces):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL",
