@@ -30,7 +30,7 @@ from .errors import (
     StoreUnavailable,
     WaitTimeout,
 )
-from .hooks import Hooks
+from .hooks import Hooks, dead_events
 from .job import EnqueueResult, Job, JobFilter, JobState, NewJob, QueueInfo, WorkerInfo, new_id
 from .observability import tracing
 from .preparing import UNSTORED, Preparer, envelope
@@ -348,8 +348,12 @@ class Conveyor:
 
     def cancel(self, job_id: str, *, tenant: str | None = None) -> Job:
         """Cancel a waiting job at once; a running one is asked to stop."""
+        before = self.get(job_id, tenant=tenant).state if self.hooks.wanted("cancelled") else None
         outcome = self.call(lambda s: s.cancel([job_id], tenant, self.clock.store_now()))[job_id]
-        return self._after_control(job_id, outcome, "cancel", tenant)
+        job = self._after_control(job_id, outcome, "cancel", tenant)
+        if outcome == "cancelled" and before not in (None, JobState.CANCELLED):
+            self.hooks.cancelled(job)  # a waiting job, cancelled here (a running one: its worker)
+        return job
 
     def retry(self, job_id: str, *, tenant: str | None = None) -> Job:
         """Run a dead, cancelled or waiting-to-retry job again now, with fresh attempts."""
@@ -406,8 +410,9 @@ class Conveyor:
     def clean_expired(self) -> int:
         """Move every job whose TTL ran out to dead (reason `expired`); returns how many."""
         total = 0
-        while (n := self.call(lambda s: s.expire(self.clock.store_now(), 1000))):
-            total += n
+        while changed := self.call(lambda s: s.expire_jobs(self.clock.store_now(), 1000)):
+            total += len(changed)
+            self.hooks.fire_all(dead_events(changed, "expired"))
         return total
 
     def prune(self) -> int:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ConfigError
-from .job import ErrorInfo, Job
+from .job import ErrorInfo, Job, JobEvent
 
 if TYPE_CHECKING:
     from .context import JobContext
@@ -128,6 +128,12 @@ class Hooks:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    def cancelled(self, job: Job) -> None:
+        """Fire "cancelled" for a waiting job cancelled here (app.cancel)."""
+        if self._hooks["cancelled"]:
+            self.fire(HookEvent("cancelled", job.id, job.task, job.queue, job.tenant,
+                                job.attempt, job.correlation_id, reason="cancelled"))
+
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait (up to `timeout`) for the async hooks started on this loop to finish."""
         mine = [t for t in self._pending if t.get_loop() is asyncio.get_running_loop()]
@@ -142,6 +148,12 @@ class Hooks:
         for middleware in reversed(self.middleware):
             chain = _link(middleware, ctx, chain)
         return await chain()
+
+
+def dead_events(changed: Sequence[JobEvent], reason: str) -> list[HookEvent]:
+    """The "dead" events of jobs maintenance killed (TTL expired, worker lost)."""
+    return [HookEvent("dead", e.id, e.task, e.queue, e.tenant, reason=reason)
+            for e in changed if e.state == "dead"]
 
 
 def _link(middleware: Middleware, ctx: JobContext, call_next: CallNext) -> CallNext:

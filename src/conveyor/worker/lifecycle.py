@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..hooks import HookEvent
-from ..job import ClaimedJob, ErrorInfo, JobEvent, Lease
+from ..job import ClaimedJob, ErrorInfo, Lease
 from ..observability.joblogs import JobLog
 from ..sealing import open_error
 from ..store.base import Cancelled, Complete, Fail, Release, Settle, Snooze
@@ -105,8 +105,3 @@ class Lifecycle:
     def _opened(self, job: ClaimedJob, error: ErrorInfo) -> ErrorInfo:
         return open_error(self.app.codec, error, job.id, job.tenant)
 
-
-def maintenance_events(changed: Sequence[JobEvent], reason: str) -> list[HookEvent]:
-    """The "dead" hook events of the jobs maintenance killed (TTL expired, worker lost)."""
-    return [HookEvent("dead", e.id, e.task, e.queue, e.tenant, reason=reason)
-            for e in changed if e.state == "dead"]
