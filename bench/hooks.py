@@ -10,6 +10,9 @@ Two measures per variant:
 - path: the worker-side calls alone (lifecycle started / ended / written, the middleware
   chain), timed in a loop without the store, so the added µs/job is not lost in its noise.
 
+`--ab ../main/src` instead compares a drain with default settings (INFO logs to a file, as the
+CLI worker's) between this tree and another, in alternating subprocesses.
+
 Variants: none; logs (JSON job logs to a file, INFO); hooks (a sync hook on every event and an
 async one on "completed", one middleware); all (both).
 """
@@ -19,26 +22,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor import Conveyor, JobContext, Settings
-from conveyor.hooks import EVENTS, HookEvent
 from conveyor.job import ClaimedJob
 from conveyor.observability.logs import JsonFormatter
 from conveyor.store.base import Complete
+
+if TYPE_CHECKING:
+    from conveyor.hooks import HookEvent
 
 VARIANTS = ("none", "logs", "hooks", "all")
 
 
 def make_app(url: str, variant: str, sample: str) -> Conveyor:
-    app = Conveyor(url, settings=Settings(job_logs=variant in ("logs", "all"),
-                                          log_sample=sample))
+    if variant == "default":  # whatever this source tree does with default settings
+        app = Conveyor(url, settings=Settings())
+    else:
+        app = Conveyor(url, settings=Settings(job_logs=variant in ("logs", "all"),
+                                              log_sample=sample))
     if variant in ("hooks", "all"):
+        from conveyor.hooks import EVENTS
+
         seen = [0]
 
         def count(event: HookEvent) -> None:
@@ -77,7 +90,7 @@ def log_to(path: Path, on: bool) -> logging.Handler:
 def drain(folder: Path, variant: str, jobs: int, sample: str) -> tuple[float, float]:
     """(wall µs per job, CPU µs per job) for one drain."""
     url = f"sqlite:///{folder / f'{variant}-{time.monotonic_ns()}.db'}"
-    handler = log_to(folder / f"{variant}.log", variant in ("logs", "all"))
+    handler = log_to(folder / f"{variant}.log", variant in ("logs", "all", "default"))
     app = make_app(url, variant, sample)
     for start in range(0, jobs, 1000):
         app.enqueue_many([("noop", {"i": i}) for i in range(start, min(start + 1000, jobs))])
@@ -136,12 +149,49 @@ def median_by_variant(rounds: int, measure: Callable[[str], Any]) -> dict[str, l
     return results
 
 
+def one_drain(jobs: int) -> None:
+    """Print `wall cpu` µs/job of one drain with default settings and INFO logging to a file
+    (run by --ab under each source tree)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wall, cpu = drain(Path(tmp), "default", jobs, "")
+    print(f"{wall:.2f} {cpu:.2f}")
+
+
+def ab(other: str, jobs: int, rounds: int) -> None:
+    """Default settings, this tree against `other` (a src/ folder): alternating subprocesses,
+    medians."""
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    runs: dict[str, list[tuple[float, float]]] = {here: [], other: []}
+    for r in range(rounds):
+        for tree in ([here, other] if r % 2 == 0 else [other, here]):
+            env = {**os.environ, "PYTHONPATH": tree}
+            out = subprocess.run([sys.executable, __file__, "--one-drain", "--jobs", str(jobs)],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+            wall, cpu = map(float, out.split())
+            runs[tree].append((wall, cpu))
+    base = runs[other]
+    print(f"A/B with default settings (INFO logs to a file), {jobs} jobs, {rounds} rounds")
+    for tree, label in ((other, "before"), (here, "this tree")):
+        wall = statistics.median(w for w, _ in runs[tree])
+        cpu = statistics.median(c for _, c in runs[tree])
+        print(f"{label:10} {tree}: drain {wall:.1f} µs/job "
+              f"({wall / statistics.median(w for w, _ in base) - 1:+.1%}), "
+              f"CPU {cpu:.1f} µs/job ({cpu / statistics.median(c for _, c in base) - 1:+.1%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sample", default="all", help="CONVEYOR_LOG_SAMPLE for the logs")
+    parser.add_argument("--ab", metavar="SRC", help="compare default settings with another "
+                        "source tree's src/ folder (e.g. a checkout of main)")
+    parser.add_argument("--one-drain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_drain:
+        return one_drain(args.jobs)
+    if args.ab:
+        return ab(args.ab, args.jobs, args.rounds)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         drains = median_by_variant(args.rounds, lambda v: drain(folder, v, args.jobs, args.sample))

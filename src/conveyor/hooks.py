@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.hooks")
 
 EVENTS = ("enqueued", "started", "completed", "retrying", "failed", "dead", "cancelled")
+SETTLED = frozenset(EVENTS[2:])  # fired once the worker's outcome is written
 
 Hook = Callable[["HookEvent"], Any]  # returns None, or an awaitable for an async hook
 CallNext = Callable[[], Awaitable[Any]]
@@ -68,6 +69,7 @@ class Hooks:
         self._hooks: dict[str, list[Hook]] = {name: [] for name in EVENTS}
         self.middleware: list[Middleware] = []
         self._pending: set[asyncio.Task[None]] = set()
+        self.after_settle = False  # any hook on an outcome a worker writes (lifecycle.py)
 
     def on(self, event: str) -> Callable[[H], H]:
         """Register a callback for `event` (one of EVENTS); sync or async."""
@@ -78,6 +80,7 @@ class Hooks:
             if not callable(fn):
                 raise ConfigError(f"a hook for {event!r} must be callable, not {fn!r}")
             self._hooks[event].append(fn)
+            self.after_settle = self.after_settle or event in SETTLED
             return fn
 
         return register

@@ -70,11 +70,13 @@ class Lifecycle:
             error = (opened.type, opened.message)
         self.job_log.ended(job, name, seconds, self._kept.pop(job.id, False), error,
                            ctx.logger.hide)
-        if outcome is not None and not isinstance(outcome, Release):
+        if self.hooks.after_settle and outcome is not None and not isinstance(outcome, Release):
             self._ended[outcome.lease] = job
 
     def written(self, items: Sequence[Settle], applied: Sequence[bool]) -> None:
         """The settle trip returned: fire the hooks of what it wrote."""
+        if not self._ended:
+            return
         for item, ok in zip(items, applied, strict=True):
             job = self._ended.pop(item.lease, None)
             if job is None or not ok:
