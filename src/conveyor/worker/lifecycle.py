@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from ..app import Conveyor
     from ..context import JobContext
 
+log = logging.getLogger("conveyor.worker")
+
 
 def outcome_name(outcome: Settle | None) -> str:
     """How the end line names what became of an attempt."""
@@ -57,12 +59,22 @@ class Lifecycle:
         self._ended: dict[Lease, ClaimedJob] = {}  # outcomes waiting for their settle
 
     def started(self, job: ClaimedJob) -> None:
-        self._kept[job.id] = self.job_log.started(job)
-        if self.hooks.wanted("started"):
-            self.hooks.fire(self._event("started", job))
+        try:  # telling must never cost a job (a log handler that raises, say)
+            self._kept[job.id] = self.job_log.started(job)
+            if self.hooks.wanted("started"):
+                self.hooks.fire(self._event("started", job))
+        except Exception:
+            log.exception("could not log the start of job %s", job.id)
 
     def ended(self, job: ClaimedJob, ctx: JobContext, outcome: Settle | None,
               seconds: float) -> None:
+        try:
+            self._ended_now(job, ctx, outcome, seconds)
+        except Exception:
+            log.exception("could not log the end of job %s", job.id)
+
+    def _ended_now(self, job: ClaimedJob, ctx: JobContext, outcome: Settle | None,
+                   seconds: float) -> None:
         name = outcome_name(outcome)
         error = None
         if isinstance(outcome, Fail):
@@ -81,8 +93,10 @@ class Lifecycle:
             job = self._ended.pop(item.lease, None)
             if job is None or not ok:
                 continue
-            for event in self._events(job, item):
-                self.hooks.fire(event)
+            try:  # the claim loop calls this: nothing may escape
+                self.hooks.fire_all(self._events(job, item))
+            except Exception:
+                log.exception("could not fire the hooks of job %s", job.id)
 
     def _events(self, job: ClaimedJob, item: Settle) -> list[HookEvent]:
         match item:
