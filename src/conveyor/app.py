@@ -31,9 +31,10 @@ from .errors import (
     StoreUnavailable,
     WaitTimeout,
 )
-from .hooks import Hooks
+from .hooks import Hooks, dead_events
 from .job import EnqueueResult, Job, JobFilter, JobState, NewJob, QueueInfo, WorkerInfo, new_id
 from .limits.control import LimitControl
+from .observability import tracing
 from .preparing import UNSTORED, Preparer, envelope
 from .retry import Retry
 from .scheduler import Schedule
@@ -77,6 +78,7 @@ class Conveyor:
         if self.spool is not None and self.spool.files():
             self._forwarder().start()  # jobs left from an earlier outage
         alerts.install(self)  # CONVEYOR_ALERT_URL: the delivery task and its "dead" hook
+        self.tracing = tracing.install(self)  # CONVEYOR_TRACING: OpenTelemetry spans
 
     def __repr__(self) -> str:
         return f"Conveyor({self.settings.url!r}, tasks={self.registry.names()})"
@@ -205,7 +207,7 @@ class Conveyor:
         """
         items = list(jobs)
         stream = getattr(self.store, "enqueue_stream", None)  # a network store's COPY path
-        if stream is not None and connection is None and len(items) > 1:
+        if stream is not None and connection is None and len(items) > 1 and not self.tracing:
             return self._announced(self._enqueue_streamed(stream, items))
         prepared = self.preparer.many(items)
         results = self._insert([n for n, _ in prepared], connection)
@@ -255,6 +257,11 @@ class Conveyor:
                                 for (n, b), r in zip(prepared, results, strict=True)])
 
     def _insert(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
+        if self.tracing is not None:  # in an enqueue span, its traceparent kept with the jobs
+            return self.tracing.traced(jobs, lambda: self._insert_untraced(jobs, tx))
+        return self._insert_untraced(jobs, tx)
+
+    def _insert_untraced(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
         store = self.store
         blocking = getattr(store, "enqueue_many_blocking", None)  # a network store's own
         try:
@@ -267,6 +274,11 @@ class Conveyor:
             return self._spool_jobs(jobs)
 
     async def _insert_async(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
+        if self.tracing is not None:
+            return await self.tracing.traced_async(jobs, lambda: self._insert_plain(jobs, tx))
+        return await self._insert_plain(jobs, tx)
+
+    async def _insert_plain(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
         try:
             return await self.store.enqueue_many(jobs, self.clock.store_now(), tx)
         except StoreUnavailable:
@@ -351,8 +363,12 @@ class Conveyor:
 
     def cancel(self, job_id: str, *, tenant: str | None = None) -> Job:
         """Cancel a waiting job at once; a running one is asked to stop."""
+        before = self.get(job_id, tenant=tenant).state if self.hooks.wanted("cancelled") else None
         outcome = self.call(lambda s: s.cancel([job_id], tenant, self.clock.store_now()))[job_id]
-        return self._after_control(job_id, outcome, "cancel", tenant)
+        job = self._after_control(job_id, outcome, "cancel", tenant)
+        if outcome == "cancelled" and before not in (None, JobState.CANCELLED):
+            self.hooks.cancelled(job)  # a waiting job, cancelled here (a running one: its worker)
+        return job
 
     def retry(self, job_id: str, *, tenant: str | None = None) -> Job:
         """Run a dead, cancelled or waiting-to-retry job again now, with fresh attempts."""
@@ -414,8 +430,9 @@ class Conveyor:
     def clean_expired(self) -> int:
         """Move every job whose TTL ran out to dead (reason `expired`); returns how many."""
         total = 0
-        while (n := self.call(lambda s: s.expire(self.clock.store_now(), 1000))):
-            total += n
+        while changed := self.call(lambda s: s.expire_jobs(self.clock.store_now(), 1000)):
+            total += len(changed)
+            self.hooks.fire_all(dead_events(changed, "expired"))
         return total
 
     def prune(self) -> int:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ConfigError
-from .job import ErrorInfo, Job
+from .job import ErrorInfo, Job, JobEvent
 
 if TYPE_CHECKING:
     from .context import JobContext
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.hooks")
 
 EVENTS = ("enqueued", "started", "completed", "retrying", "failed", "dead", "cancelled")
+SETTLED = frozenset(EVENTS[2:])  # fired once the worker's outcome is written
 
 Hook = Callable[["HookEvent"], Any]  # returns None, or an awaitable for an async hook
 CallNext = Callable[[], Awaitable[Any]]
@@ -68,6 +69,7 @@ class Hooks:
         self._hooks: dict[str, list[Hook]] = {name: [] for name in EVENTS}
         self.middleware: list[Middleware] = []
         self._pending: set[asyncio.Task[None]] = set()
+        self.after_settle = False  # any hook on an outcome a worker writes (lifecycle.py)
 
     def on(self, event: str) -> Callable[[H], H]:
         """Register a callback for `event` (one of EVENTS); sync or async."""
@@ -78,6 +80,7 @@ class Hooks:
             if not callable(fn):
                 raise ConfigError(f"a hook for {event!r} must be callable, not {fn!r}")
             self._hooks[event].append(fn)
+            self.after_settle = self.after_settle or event in SETTLED
             return fn
 
         return register
@@ -128,6 +131,12 @@ class Hooks:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    def cancelled(self, job: Job) -> None:
+        """Fire "cancelled" for a waiting job cancelled here (app.cancel)."""
+        if self._hooks["cancelled"]:
+            self.fire(HookEvent("cancelled", job.id, job.task, job.queue, job.tenant,
+                                job.attempt, job.correlation_id, reason="cancelled"))
+
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait (up to `timeout`) for the async hooks started on this loop to finish."""
         mine = [t for t in self._pending if t.get_loop() is asyncio.get_running_loop()]
@@ -142,6 +151,12 @@ class Hooks:
         for middleware in reversed(self.middleware):
             chain = _link(middleware, ctx, chain)
         return await chain()
+
+
+def dead_events(changed: Sequence[JobEvent], reason: str) -> list[HookEvent]:
+    """The "dead" events of jobs maintenance killed (TTL expired, worker lost)."""
+    return [HookEvent("dead", e.id, e.task, e.queue, e.tenant, reason=reason)
+            for e in changed if e.state == "dead"]
 
 
 def _link(middleware: Middleware, ctx: JobContext, call_next: CallNext) -> CallNext:

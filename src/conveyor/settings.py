@@ -51,7 +51,7 @@ class Settings:
     session_lifetime: float = 12 * 3600.0  # ... and this long after it began, in any case
     metrics_max_labels: int = 100  # distinct queues (and tasks) with series of their own
     job_logs: bool = True  # a line per attempt start and end (logger conveyor.jobs)
-    log_sample: str = ""  # "20/min,5": after 20 attempts a minute per task, log every 5th
+    log_sample: str = "60/min,100"  # after 60 attempts a minute per task, log every 100th
     log_hash_key: str = ""  # the key of the hash that replaces Sensitive values in logs
     keep_completed: str = ""  # "1000,emails=50,task:report=10": newest completed kept
     keep_dead: str = ""  # the same for dead jobs
@@ -62,6 +62,7 @@ class Settings:
     history_retention: float = 30 * 24 * 3600.0  # attempt rows, whatever became of the job
     rollup_retention: float = 56 * 24 * 3600.0  # minute rollups (the charts' history)
     api_enqueue_rate: str | None = None  # "100/s": jobs a token may enqueue over HTTP
+    tracing: bool = False  # OpenTelemetry spans per enqueue and attempt (the otel extra)
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:

@@ -24,6 +24,8 @@ def test_sampling_keeps_the_first_lines_then_every_kth_per_task_and_minute() -> 
 
 def test_no_spec_keeps_everything_and_bad_specs_are_refused() -> None:
     assert all(Sampler("").keep("a") for _ in range(1000))
+    assert all(Sampler("all").keep("a") for _ in range(1000))
+    assert Settings().log_sample == "60/min,100"  # the default samples busy tasks
     for spec in ("20", "20/min", "x/min,5", "20/min,0", "20/week,5"):
         with pytest.raises(ConfigError, match="CONVEYOR_LOG_SAMPLE"):
             Sampler(spec)

@@ -295,3 +295,21 @@ async def test_job_logs_are_sampled_per_task_but_never_failures(
     assert len(dead) == 3  # all three failures, sampled or not
     assert len(ended) == len(started) + sum(
         1 for r in dead if r.job_id not in {s.job_id for s in started})  # type: ignore[attr-defined]
+
+
+def test_a_waiting_job_cancelled_or_expired_by_the_app_fires_in_that_process(
+        app: Conveyor, clock: FakeClock) -> None:
+    events: list[tuple[str, str, str | None]] = []
+    for name in ("cancelled", "dead"):
+        app.on(name)(lambda e: events.append((e.event, e.job_id, e.reason)))
+
+    @app.task
+    def work(ctx: JobContext, payload: Any) -> None: ...
+
+    waiting = work.enqueue()
+    stale = work.enqueue(ttl=5)
+    app.cancel(waiting.id)
+    app.cancel(waiting.id)  # already cancelled: no second event
+    clock.advance(6)
+    assert app.clean_expired() == 1
+    assert events == [("cancelled", waiting.id, "cancelled"), ("dead", stale.id, "expired")]

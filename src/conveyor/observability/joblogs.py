@@ -35,13 +35,13 @@ _PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h
 
 
 class Sampler:
-    """After `limit` lines per period per key, keep every `every`-th. Empty spec: keep all."""
+    """After `limit` lines per period per key, keep every `every`-th. "all": keep all."""
 
     def __init__(self, spec: str = "") -> None:
         self.limit: int | None = None
         self.period, self.every = 60.0, 1
-        self._windows: dict[str, tuple[float, int]] = {}  # key: (window start, lines seen)
-        if spec.strip():
+        self._windows: dict[str, list[Any]] = {}  # key: [window start, lines seen]
+        if spec.strip().lower() not in ("", "all", "off"):
             match = _SAMPLE.match(spec)
             if match is None or int(match.group(3)) < 1:
                 raise ConfigError(f"CONVEYOR_LOG_SAMPLE={spec!r}: use 'N/min,K' (after N "
@@ -53,11 +53,10 @@ class Sampler:
         if self.limit is None:
             return True
         now = time.monotonic() if now is None else now
-        start, seen = self._windows.get(key, (now, 0))
-        if now - start >= self.period:
-            start, seen = now, 0
-        seen += 1
-        self._windows[key] = (start, seen)
+        window = self._windows.get(key)
+        if window is None or now - window[0] >= self.period:
+            window = self._windows[key] = [now, 0]
+        seen = window[1] = window[1] + 1
         return seen <= self.limit or (seen - self.limit) % self.every == 0
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..hooks import HookEvent
-from ..job import ClaimedJob, ErrorInfo, JobEvent, Lease
+from ..job import ClaimedJob, ErrorInfo, Lease
 from ..observability.joblogs import JobLog
 from ..sealing import open_error
 from ..store.base import Cancelled, Complete, Fail, Release, Settle, Snooze
@@ -25,6 +25,8 @@ from ..store.base import Cancelled, Complete, Fail, Release, Settle, Snooze
 if TYPE_CHECKING:
     from ..app import Conveyor
     from ..context import JobContext
+
+log = logging.getLogger("conveyor.worker")
 
 
 def outcome_name(outcome: Settle | None) -> str:
@@ -57,12 +59,22 @@ class Lifecycle:
         self._ended: dict[Lease, ClaimedJob] = {}  # outcomes waiting for their settle
 
     def started(self, job: ClaimedJob) -> None:
-        self._kept[job.id] = self.job_log.started(job)
-        if self.hooks.wanted("started"):
-            self.hooks.fire(self._event("started", job))
+        try:  # telling must never cost a job (a log handler that raises, say)
+            self._kept[job.id] = self.job_log.started(job)
+            if self.hooks.wanted("started"):
+                self.hooks.fire(self._event("started", job))
+        except Exception:
+            log.exception("could not log the start of job %s", job.id)
 
     def ended(self, job: ClaimedJob, ctx: JobContext, outcome: Settle | None,
               seconds: float) -> None:
+        try:
+            self._ended_now(job, ctx, outcome, seconds)
+        except Exception:
+            log.exception("could not log the end of job %s", job.id)
+
+    def _ended_now(self, job: ClaimedJob, ctx: JobContext, outcome: Settle | None,
+                   seconds: float) -> None:
         name = outcome_name(outcome)
         error = None
         if isinstance(outcome, Fail):
@@ -70,17 +82,21 @@ class Lifecycle:
             error = (opened.type, opened.message)
         self.job_log.ended(job, name, seconds, self._kept.pop(job.id, False), error,
                            ctx.logger.hide)
-        if outcome is not None and not isinstance(outcome, Release):
+        if self.hooks.after_settle and outcome is not None and not isinstance(outcome, Release):
             self._ended[outcome.lease] = job
 
     def written(self, items: Sequence[Settle], applied: Sequence[bool]) -> None:
         """The settle trip returned: fire the hooks of what it wrote."""
+        if not self._ended:
+            return
         for item, ok in zip(items, applied, strict=True):
             job = self._ended.pop(item.lease, None)
             if job is None or not ok:
                 continue
-            for event in self._events(job, item):
-                self.hooks.fire(event)
+            try:  # the claim loop calls this: nothing may escape
+                self.hooks.fire_all(self._events(job, item))
+            except Exception:
+                log.exception("could not fire the hooks of job %s", job.id)
 
     def _events(self, job: ClaimedJob, item: Settle) -> list[HookEvent]:
         match item:
@@ -105,8 +121,3 @@ class Lifecycle:
     def _opened(self, job: ClaimedJob, error: ErrorInfo) -> ErrorInfo:
         return open_error(self.app.codec, error, job.id, job.tenant)
 
-
-def maintenance_events(changed: Sequence[JobEvent], reason: str) -> list[HookEvent]:
-    """The "dead" hook events of the jobs maintenance killed (TTL expired, worker lost)."""
-    return [HookEvent("dead", e.id, e.task, e.queue, e.tenant, reason=reason)
-            for e in changed if e.state == "dead"]

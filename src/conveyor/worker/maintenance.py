@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..alerts import enqueue_wait_alerts
+from ..hooks import dead_events
 from ..retention import KeepCounts, enforce
 from ..scheduler import Scheduler
-from .lifecycle import maintenance_events
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -79,14 +79,14 @@ class Maintenance:
                                                                      1000))
         if changed:
             log.warning("rescued %d jobs whose worker stopped heartbeating", len(changed))
-            self.app.hooks.fire_all(maintenance_events(changed, "worker_lost"))
+            self.app.hooks.fire_all(dead_events(changed, "worker_lost"))
         return len(changed)
 
     async def expire(self) -> int:
         changed = await self._run(self.app.store.expire_jobs(self.clock.store_now(), 1000))
         if changed:
             log.info("expired %d jobs past their TTL", len(changed))
-            self.app.hooks.fire_all(maintenance_events(changed, "expired"))
+            self.app.hooks.fire_all(dead_events(changed, "expired"))
         return len(changed)
 
     async def prune(self) -> int:
@@ -95,6 +95,7 @@ class Maintenance:
         store = self.app.store
         pruned: int = await self._run(store.prune(self.app.retention, self.clock.store_now()))
         pruned += await self.prune_kept()
+        await self._run(store.prune_traces(self.clock.store_now(), 1000))  # of jobs gone
         while await self._run(store.prune_sessions(self.clock.store_now(), 1000)) == 1000:
             pass
         # attempt history: its own retention, not the jobs' (stamped by worker clocks)

@@ -617,7 +617,7 @@ SELECT id FROM {schema}.conveyor_jobs
 WHERE id >= %(low)s AND id < %(high)s AND left(id, length(%(fragment)s)) = %(fragment)s
   AND """ + _TENANT + """
 ORDER BY id LIMIT %(limit)s"""
-# the suffix: index conveyor_jobs_id_tail (migration 0007), reverse(id) text_pattern_ops
+# the suffix: index conveyor_jobs_id_tail (migration 0008), reverse(id) text_pattern_ops
 FIND_BY_SUFFIX = """
 SELECT id FROM {schema}.conveyor_jobs
 WHERE reverse(id) LIKE %(reversed)s AND """ + _TENANT + """

@@ -17,10 +17,22 @@ from .reads import Sessions as Connections
 
 __all__ = ["KeepByCount", "events_of"]
 
-PRUNE_KEPT = """
+# One queue: its newest finished jobs come off conveyor_jobs_kept in order, no sort. A task
+# across queues: a scan.
+PRUNE_KEPT_QUEUE = """
 WITH picked AS MATERIALIZED (
     SELECT id FROM {schema}.conveyor_jobs
-    WHERE state = %(state)s AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+    WHERE queue = %(queue)s AND state = %(state)s AND finished_at IS NOT NULL
+      AND (%(task)s::text IS NULL OR task = %(task)s::text)
+      AND (unique_until IS NULL OR unique_until <= {now})
+    ORDER BY finished_at DESC, id DESC
+    OFFSET %(keep)s LIMIT %(limit)s)
+DELETE FROM {schema}.conveyor_jobs AS job USING picked WHERE job.id = picked.id"""
+
+PRUNE_KEPT_ANY = """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM {schema}.conveyor_jobs
+    WHERE state = %(state)s AND finished_at IS NOT NULL
       AND (%(task)s::text IS NULL OR task = %(task)s::text)
       AND (unique_until IS NULL OR unique_until <= {now})
     ORDER BY finished_at DESC, id DESC
@@ -41,8 +53,9 @@ class KeepByCount:
                          now: float | None = None) -> int:
         """Delete up to `limit` jobs in `state` beyond the newest `keep`; returns how many."""
         check_kept(state, keep, limit)
-        return await self._count(PRUNE_KEPT, {"state": state, "keep": keep, "queue": queue,
-                                              "task": task, "limit": limit, "now": now})
+        statement = PRUNE_KEPT_ANY if queue is None else PRUNE_KEPT_QUEUE
+        return await self._count(statement, {"state": state, "keep": keep, "queue": queue,
+                                             "task": task, "limit": limit, "now": now})
 
     async def rescue_expired(self: Database, now: float | None = None,
                              limit: int = 1000) -> int:

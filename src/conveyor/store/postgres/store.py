@@ -64,6 +64,7 @@ from .reads import Reads
 from .retention import KeepByCount, events_of
 from .rows import group_settles, settle_results
 from .sessions import Sessions
+from .traces import Traces
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -74,7 +75,7 @@ SETTLE_STATEMENTS: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore(Reads, Sessions, Limits, KeepByCount, PostgresHistory):
+class PostgresStore(Reads, Sessions, Limits, KeepByCount, PostgresHistory, Traces):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:

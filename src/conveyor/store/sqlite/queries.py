@@ -323,7 +323,7 @@ WHERE id = :id AND state IN ('completed', 'dead', 'cancelled')
   AND (:tenant IS NULL OR tenant = :tenant)"""
 
 # --- find a job by the start or the end of its id (lookup.py) -------------------------------
-# the expression of index conveyor_jobs_id_tail (migration 0007): the last 12 characters
+# the expression of index conveyor_jobs_id_tail (migration 0008): the last 12 characters
 # of the id, reversed
 ID_TAIL = "||".join(f"substr(id, {i}, 1)" for i in range(36, 24, -1))
 FIND_BY_PREFIX = """

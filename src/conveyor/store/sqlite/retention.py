@@ -16,11 +16,21 @@ from .connection import Connections
 
 __all__ = ["KeepByCount", "events_of"]
 
-PRUNE_KEPT = """
+# One queue: its newest finished jobs come off conveyor_jobs_kept in order (the table is
+# WITHOUT ROWID, so the index ends in the id: no sort). A task across queues: a scan.
+PRUNE_KEPT_QUEUE = """
+DELETE FROM conveyor_jobs WHERE id IN (
+    SELECT id FROM conveyor_jobs INDEXED BY conveyor_jobs_kept
+    WHERE queue = :queue AND state = :state AND finished_at IS NOT NULL
+      AND (:task IS NULL OR task = :task)
+      AND (unique_until IS NULL OR unique_until <= :now)
+    ORDER BY finished_at DESC, id DESC
+    LIMIT :limit OFFSET :keep)"""
+
+PRUNE_KEPT_ANY = """
 DELETE FROM conveyor_jobs WHERE id IN (
     SELECT id FROM conveyor_jobs
-    WHERE state = :state AND (:queue IS NULL OR queue = :queue)
-      AND (:task IS NULL OR task = :task)
+    WHERE state = :state AND finished_at IS NOT NULL AND (:task IS NULL OR task = :task)
       AND (unique_until IS NULL OR unique_until <= :now)
     ORDER BY finished_at DESC, id DESC
     LIMIT :limit OFFSET :keep)"""
@@ -44,8 +54,9 @@ class KeepByCount:
         check_kept(state, keep, limit)
         params = {"state": state, "keep": keep, "queue": queue, "task": task,
                   "limit": limit, "now": self._now(now)}
+        statement = PRUNE_KEPT_ANY if queue is None else PRUNE_KEPT_QUEUE
         with self.db.write() as conn:
-            return int(conn.execute(PRUNE_KEPT, params).rowcount)
+            return int(conn.execute(statement, params).rowcount)
 
     async def rescue_expired(self: Database, now: float | None = None,
                              limit: int = 1000) -> int:

@@ -53,6 +53,7 @@ from .rows import (
     state_or_missing,
 )
 from .sessions import Sessions
+from .traces import Traces
 from .wake import WakeChannel
 
 log = logging.getLogger("conveyor.store.sqlite")
@@ -64,7 +65,7 @@ class _InsertOneByOne(Exception):
     """Roll the batch back and insert row by row, to learn which rows already exist."""
 
 
-class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory):
+class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory, Traces):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str | None = None, durability: str = "auto",

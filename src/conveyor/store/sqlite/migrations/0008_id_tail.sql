@@ -1,4 +1,4 @@
--- Conveyor schema, version 7 (SQLite): find a job by the end of its id (lookup.py). Ids are
+-- Conveyor schema, version 8 (SQLite): find a job by the end of its id (lookup.py). Ids are
 -- UUIDv7 strings whose last 12 characters are random; this index holds them reversed (built
 -- from substr, as SQLite has no reverse()), so "…9c2f41ab" is a range scan, not a table scan.
 -- Queries must spell the expression exactly as here (queries.ID_TAIL).
