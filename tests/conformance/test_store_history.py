@@ -19,9 +19,10 @@ ALL = TimeRange(T0 - 3600, T0 + 3600)
 
 
 def record(job: ClaimedJob, took: float = 0.5, *, worker: str = "worker-1",
-           fp: str | None = None, message: str | None = None) -> AttemptRecord:
+           fp: str | None = None, message: str | None = None,
+           start: float = T0) -> AttemptRecord:
     return AttemptRecord(task=job.task, queue=job.queue, tenant=job.tenant, number=job.attempt,
-                         started_at=T0, ended_at=T0 + took, worker_id=worker, host="host-a",
+                         started_at=start, ended_at=start + took, worker_id=worker, host="host-a",
                          pid=4242, cpu=took / 2, rss=50_000_000, fingerprint=fp,
                          error_message=message, error_traceback=None)
 
@@ -109,7 +110,8 @@ async def test_error_groups_and_their_dead_jobs(store: Store) -> None:
         job_id = await enqueue(store, max_attempts=1, task=f"task{n % 2}")
         job = await claim_one(store)
         await store.settle([Fail(job.lease, error(1, f"order {n} gone"), None,
-                                 attempt=record(job, fp=fp, message=f"order {n} gone"))],
+                                 attempt=record(job, fp=fp, message=f"order {n} gone",
+                                                start=T0 + n))],
                            now=T0 + n)
         dead.append(job_id)
     await enqueue(store, max_attempts=1)

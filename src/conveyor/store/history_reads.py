@@ -38,13 +38,15 @@ class HistoryReads:
         return [attempt_info(r) for r in rows]
 
     async def task_analytics(self, window: TimeRange, points: int = 30) -> list[TaskSummary]:
-        """Per (task, queue) over the range, from the minute rollups: counts by outcome,
-        p50/p95/p99 and `points` buckets of attempts and failures (for sparklines)."""
-        first = int(window.start // 60)
+        """Per (task, queue) over the range, from the rollups: counts by outcome, p50/p95/p99
+        and `points` buckets of attempts and failures (for sparklines). Hour rollups when a
+        point spans an hour or more (the range then starts at its first whole hour)."""
+        width = 3600 if window.end - window.start >= points * 3600 else 60
+        first = int(window.start // width) * width // 60
         end = max(first + 1, int(-(-window.end // 60)))
-        per = max(1, -(-(end - first) // points))
+        per = max(width // 60, -(-(end - first) // points))
         params = {**_scope(window), "first_minute": first, "end_minute": end,
-                  "minutes_per_point": per}
+                  "minutes_per_point": per, "width": width}
         rows = await self._history_rows(hq.TASK_ROLLUPS, params)
         return task_summaries(rows, points)
 
@@ -53,20 +55,28 @@ class HistoryReads:
         return [attempt_info(r) for r in rows]
 
     async def error_groups(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]:
-        """Failed attempts grouped by fingerprint, most frequent first."""
+        """Failed attempts grouped by fingerprint, most frequent first (three statements,
+        whatever the number of groups)."""
         scope = _scope(window)
-        groups = []
-        for fingerprint, count, first, last in await self._history_rows(
-                hq.ERROR_GROUPS, {**scope, "limit": limit}):
-            params = {**scope, "fingerprint": fingerprint}
-            newest = (await self._history_rows(hq.GROUP_NEWEST, params))[0]
-            tasks = sorted(r[0] for r in await self._history_rows(hq.GROUP_TASKS, params))
-            dead = await self.group_dead_jobs(fingerprint, window.tenant)
-            groups.append(ErrorGroup(
-                fingerprint=fingerprint, type=newest[0] or "", message=newest[1] or "",
-                count=count, first_seen=first, last_seen=last, tasks=tuple(tasks),
-                sample_job=newest[3], dead_jobs=len(dead)))
-        return groups
+        groups: dict[str, list[Any]] = {}   # fingerprint: [count, first, last, tasks]
+        for fingerprint, task, count, first, last in await self._history_rows(
+                hq.ERROR_GROUPS, scope):
+            group = groups.setdefault(fingerprint, [0, first, last, set()])
+            group[0] += count
+            group[1], group[2] = min(group[1], first), max(group[2], last)
+            group[3].add(task)
+        ranked = sorted(groups.items(), key=lambda g: (-g[1][0], -g[1][2]))[:limit]
+        if not ranked:
+            return []
+        newest = {r[0]: r for r in await self._history_rows(hq.GROUP_NEWEST, scope)}
+        dead: dict[str, int] = {r[0]: int(r[1]) for r in await self._history_rows(
+            hq.DEAD_BY_GROUP, {"tenant": window.tenant})}
+        return [ErrorGroup(
+            fingerprint=fingerprint, type=newest[fingerprint][1] or "",
+            message=newest[fingerprint][2] or "", count=count, first_seen=first,
+            last_seen=last, tasks=tuple(sorted(tasks)), sample_job=newest[fingerprint][3],
+            dead_jobs=dead.get(fingerprint, 0))
+            for fingerprint, (count, first, last, tasks) in ranked]
 
     async def group_dead_jobs(self, fingerprint: str, tenant: str | None = None,
                               limit: int = 10_000) -> list[str]:

@@ -63,7 +63,7 @@ def rollups_of(attempts: Sequence[tuple[Any, ...]]) -> list[RollupRow]:
     """One rollup increment per distinct (minute, task, queue, tenant) of attempt rows, in
     key order (concurrent settles lock rollup rows in one order: no deadlock)."""
     rollups = fold((row[9], row[2], row[3], row[4], row[11], row[10]) for row in attempts)
-    rollups.sort(key=lambda r: (r.minute, r.task, r.queue, r.tenant))
+    rollups.sort(key=lambda r: (r.width, r.minute, r.task, r.queue, r.tenant))
     return rollups
 
 

@@ -21,11 +21,11 @@ INSERT_ATTEMPT = (f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(ATTEMPT
                   f"VALUES ({', '.join(f'%({c})s' for c in ATTEMPT_COLUMNS)})")
 
 _ADDED = (*OUTCOMES, "duration_sum", *BUCKET_COLUMNS)
-ROLLUP_COLUMNS = ("minute", "task", "queue", "tenant", *_ADDED)
+ROLLUP_COLUMNS = ("width", "minute", "task", "queue", "tenant", *_ADDED)
 UPSERT_ROLLUP = (
     f"INSERT INTO {{schema}}.conveyor_rollups AS r ({', '.join(ROLLUP_COLUMNS)}) "
     f"VALUES ({', '.join(f'%({c})s' for c in ROLLUP_COLUMNS)}) "
-    "ON CONFLICT (minute, task, queue, tenant) DO UPDATE SET "
+    "ON CONFLICT (width, minute, task, queue, tenant) DO UPDATE SET "
     + ", ".join(f"{c} = r.{c} + excluded.{c}" for c in _ADDED))
 
 _SCOPE = """
@@ -38,7 +38,7 @@ TASK_ROLLUPS = (
     "SELECT (minute - %(first_minute)s) / %(minutes_per_point)s AS point, task, queue, "
     + ", ".join(f"sum({c})" if c == "duration_sum" else f"CAST(sum({c}) AS BIGINT)"
                 for c in _ADDED)
-    + " FROM {schema}.conveyor_rollups WHERE minute >= %(first_minute)s "
+    + " FROM {schema}.conveyor_rollups WHERE width = %(width)s AND minute >= %(first_minute)s "
     "AND minute < %(end_minute)s" + _SCOPE.replace("tenant = %(tenant)s",
                                                    "tenant = coalesce(%(tenant)s, '')")
     + " GROUP BY 1, task, queue")
@@ -54,23 +54,31 @@ JOB_ATTEMPTS = ("SELECT " + _INFO + " FROM {schema}.conveyor_attempts WHERE job_
                 "AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s) "
                 "ORDER BY attempt, id")
 
+# Per (group, task) in range: the counts, first and last seen (the index covers it)
 ERROR_GROUPS = """
-SELECT fingerprint, count(*), min(ended_at), max(ended_at)
+SELECT fingerprint, task, count(*), min(ended_at), max(ended_at)
 FROM {schema}.conveyor_attempts
 WHERE fingerprint IS NOT NULL AND ended_at >= %(start)s AND ended_at < %(end)s""" + _SCOPE + """
-GROUP BY fingerprint ORDER BY count(*) DESC, max(ended_at) DESC LIMIT %(limit)s"""
+GROUP BY fingerprint, task"""
 
-# The group's newest attempt in range (its message and sample job), and the tasks it hit
+# Each group's newest attempt in range: its type, message and sample job
 GROUP_NEWEST = """
-SELECT error_type, error_message, error_sealed, job_id, tenant
-FROM {schema}.conveyor_attempts
-WHERE fingerprint = %(fingerprint)s
-  AND ended_at >= %(start)s AND ended_at < %(end)s""" + _SCOPE + """
-ORDER BY ended_at DESC LIMIT 1"""
+SELECT a.fingerprint, a.error_type, a.error_message, a.job_id
+FROM {schema}.conveyor_attempts AS a
+JOIN (SELECT fingerprint, max(ended_at) AS last FROM {schema}.conveyor_attempts
+      WHERE fingerprint IS NOT NULL AND ended_at >= %(start)s AND ended_at < %(end)s""" + (
+    _SCOPE.replace("\n", "\n    ")) + """
+      GROUP BY fingerprint) AS newest
+  ON a.fingerprint = newest.fingerprint AND a.ended_at = newest.last"""
 
-GROUP_TASKS = """
-SELECT DISTINCT task FROM {schema}.conveyor_attempts
-WHERE fingerprint = %(fingerprint)s AND ended_at >= %(start)s AND ended_at < %(end)s""" + _SCOPE
+# Per group: the dead jobs still stored whose final attempt failed in it
+DEAD_BY_GROUP = """
+SELECT a.fingerprint, count(DISTINCT job.id)
+FROM {schema}.conveyor_jobs AS job
+JOIN {schema}.conveyor_attempts AS a ON a.job_id = job.id AND a.attempt = job.attempt
+WHERE job.state = 'dead' AND a.outcome = 'dead' AND a.fingerprint IS NOT NULL
+  AND (CAST(%(tenant)s AS TEXT) IS NULL OR job.tenant = %(tenant)s)
+GROUP BY a.fingerprint"""
 
 # Dead jobs still stored whose final attempt failed with this fingerprint
 GROUP_DEAD_JOBS = """

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 
+from ...history.rollup import BUCKETS, OUTCOMES
 from .. import history_sql as hq
 from ..base import Settle
 from ..history_reads import HistoryReads
@@ -47,21 +48,32 @@ def _by_time(rows: Rows) -> dict[float, Rows]:
 
 async def _write(store: _Statements, conn: psycopg.AsyncConnection[Any],
                  attempts: list[tuple[Any, ...]], rollups: list[tuple[Any, ...]]) -> None:
+    """Two statements whatever the batch's size: each row's columns go as arrays (one
+    parameter per column, unnested by the server), so the client's cost per row is small."""
     if not attempts:
         return
-    async with conn.cursor() as cursor:
-        await cursor.executemany(store.statement(_ATTEMPT), attempts)
-        await cursor.executemany(store.statement(_ROLLUP), rollups)
+    await conn.execute(store.statement(INSERT_ATTEMPTS), _columns(attempts))
+    await conn.execute(store.statement(UPSERT_ROLLUPS), _columns(rollups))
 
 
-def _positional(template: str, columns: Sequence[str]) -> str:
-    for column in columns:
-        template = template.replace(f"%({column})s", "%s")
-    return template
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
-_ATTEMPT = _positional(hq.INSERT_ATTEMPT, hq.ATTEMPT_COLUMNS)
-_ROLLUP = _positional(hq.UPSERT_ROLLUP, hq.ROLLUP_COLUMNS)
+def _unnest(types: Sequence[str]) -> str:
+    return "SELECT * FROM unnest(" + ", ".join(f"%s::{t}[]" for t in types) + ")"
+
+
+_ATTEMPT_TYPES = ("text", "int4", "text", "text", "text", "text", "text", "int4", "float8",
+                  "float8", "float8", "text", "text", "text", "text", "text", "text", "float8",
+                  "int8")
+_ROLLUP_TYPES = ("int8", "int8", "text", "text", "text", *("int8",) * len(OUTCOMES), "float8",
+                 *("int8",) * BUCKETS)
+INSERT_ATTEMPTS = (f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(hq.ATTEMPT_COLUMNS)}) "
+                   + _unnest(_ATTEMPT_TYPES))
+# rollups_of gives each key once and in key order: one update per row, locks in one order
+UPSERT_ROLLUPS = hq.UPSERT_ROLLUP.split(" VALUES ")[0] + " " + _unnest(_ROLLUP_TYPES) + (
+    " ON CONFLICT " + hq.UPSERT_ROLLUP.split(" ON CONFLICT ")[1])
 
 
 class PostgresHistory(HistoryReads):

@@ -1,7 +1,9 @@
 -- Conveyor schema, version 6 (PostgreSQL): attempt history (conveyor/history). One row per attempt,
 -- written in the same transaction as the settle that ends it, kept on its own retention (so
 -- the audit trail outlives pruned jobs); minute rollups per task and queue with counts by
--- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks.
+-- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks; each
+-- attempt counts in its minute (width 60) and in its hour (width 3600), so a 30-day chart
+-- sums hours, not 43,200 minutes.
 CREATE TABLE {schema}.conveyor_attempts (
     id              bigserial PRIMARY KEY,
     job_id          text NOT NULL,
@@ -27,9 +29,10 @@ CREATE TABLE {schema}.conveyor_attempts (
 
 CREATE INDEX conveyor_attempts_ended ON {schema}.conveyor_attempts (ended_at);
 CREATE INDEX conveyor_attempts_job ON {schema}.conveyor_attempts (job_id, attempt);
-CREATE INDEX conveyor_attempts_errors ON {schema}.conveyor_attempts (fingerprint, ended_at)
+-- covering for the error groups: only failed attempts are in it
+CREATE INDEX conveyor_attempts_errors ON {schema}.conveyor_attempts
+    (fingerprint, ended_at, tenant, task, queue, outcome, job_id, attempt)
     WHERE fingerprint IS NOT NULL;
-CREATE INDEX conveyor_attempts_worker ON {schema}.conveyor_attempts (worker_id, ended_at);
 CREATE INDEX conveyor_attempts_slow ON {schema}.conveyor_attempts (duration);
 
 -- Tenant isolation, as on conveyor_jobs (0001): binds only restricted roles.
@@ -39,6 +42,7 @@ CREATE POLICY conveyor_attempts_tenant ON {schema}.conveyor_attempts
     WITH CHECK (tenant = nullif(current_setting('conveyor.tenant', true), ''));
 
 CREATE TABLE {schema}.conveyor_rollups (
+    width        bigint NOT NULL,
     minute       bigint NOT NULL,
     task         text NOT NULL,
     queue        text NOT NULL,
@@ -76,5 +80,5 @@ CREATE TABLE {schema}.conveyor_rollups (
     b23 bigint NOT NULL DEFAULT 0,
     b24 bigint NOT NULL DEFAULT 0,
     b25 bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (minute, task, queue, tenant)
+    PRIMARY KEY (width, minute, task, queue, tenant)
 )

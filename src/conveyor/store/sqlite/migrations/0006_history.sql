@@ -1,7 +1,9 @@
 -- Conveyor schema, version 6: attempt history (conveyor/history). One row per attempt,
 -- written in the same transaction as the settle that ends it, kept on its own retention (so
 -- the audit trail outlives pruned jobs); minute rollups per task and queue with counts by
--- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks.
+-- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks; each
+-- attempt counts in its minute (width 60) and in its hour (width 3600), so a 30-day chart
+-- sums hours, not 43,200 minutes.
 CREATE TABLE conveyor_attempts (
     id              INTEGER PRIMARY KEY,
     job_id          TEXT NOT NULL,
@@ -27,12 +29,14 @@ CREATE TABLE conveyor_attempts (
 
 CREATE INDEX conveyor_attempts_ended ON conveyor_attempts (ended_at);
 CREATE INDEX conveyor_attempts_job ON conveyor_attempts (job_id, attempt);
-CREATE INDEX conveyor_attempts_errors ON conveyor_attempts (fingerprint, ended_at)
+-- covering for the error groups: only failed attempts are in it
+CREATE INDEX conveyor_attempts_errors ON conveyor_attempts
+    (fingerprint, ended_at, tenant, task, queue, outcome, job_id, attempt)
     WHERE fingerprint IS NOT NULL;
-CREATE INDEX conveyor_attempts_worker ON conveyor_attempts (worker_id, ended_at);
 CREATE INDEX conveyor_attempts_slow ON conveyor_attempts (duration);
 
 CREATE TABLE conveyor_rollups (
+    width        INTEGER NOT NULL,
     minute       INTEGER NOT NULL,
     task         TEXT NOT NULL,
     queue        TEXT NOT NULL,
@@ -70,5 +74,5 @@ CREATE TABLE conveyor_rollups (
     b23 INTEGER NOT NULL DEFAULT 0,
     b24 INTEGER NOT NULL DEFAULT 0,
     b25 INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (minute, task, queue, tenant)
+    PRIMARY KEY (width, minute, task, queue, tenant)
 ) WITHOUT ROWID;
