@@ -99,8 +99,14 @@ async def test_rollups_give_percentiles_and_series(store: Store) -> None:
     assert summary.p95 is not None and 0.5 <= summary.p95 <= 1.0
     assert summary.p99 is not None and 1.0 <= summary.p99 <= 2.0
     assert summary.mean == pytest.approx(sum(durations) / 100)
-    assert len(summary.series) == 30 and sum(summary.series) == 100
-    assert summary.series[0] == 100  # 31 minutes in 30 points: two minutes a point
+    assert len(summary.series) == 31  # a point a minute
+    assert summary.series[1] == 100 and sum(summary.series) == 100  # T0: the 2nd minute
+    [day] = await store.task_analytics(TimeRange(T0 - 86400, T0 + 60), points=30)
+    assert len(day.series) == 25 and day.series[-1] == 100  # hours: 24 whole, 1 begun
+    assert (day.p50, day.p95, day.total) == (summary.p50, summary.p95, 100)
+    [month] = await store.task_analytics(TimeRange(T0 - 30 * 86400, T0 + 60), points=30)
+    assert len(month.series) == 31 and month.series[-1] == 100  # days
+    assert month.counts == summary.counts
 
 
 async def test_error_groups_and_their_dead_jobs(store: Store) -> None:

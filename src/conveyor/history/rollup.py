@@ -29,12 +29,12 @@ def bucket(duration: float) -> int:
     return min(BUCKETS - 1, math.ceil(math.log2(duration / BOUNDS[0])))
 
 
-WIDTHS = (60, 3600)             # every attempt counts in its minute and in its hour
+WIDTHS = (60, 3600, 86400)      # every attempt counts in its minute, hour and (UTC) day
 
 
 @dataclass(slots=True)
 class RollupRow:
-    width: int                   # 60 or 3600 seconds
+    width: int                   # 60, 3600 or 86400 seconds
     minute: int                  # epoch seconds // 60 of its start
     task: str
     queue: str

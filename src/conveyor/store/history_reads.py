@@ -39,12 +39,16 @@ class HistoryReads:
 
     async def task_analytics(self, window: TimeRange, points: int = 30) -> list[TaskSummary]:
         """Per (task, queue) over the range, from the rollups: counts by outcome, p50/p95/p99
-        and `points` buckets of attempts and failures (for sparklines). Hour rollups when a
-        point spans an hour or more (the range then starts at its first whole hour)."""
-        width = 3600 if window.end - window.start >= points * 3600 else 60
+        and about `points` buckets of attempts and failures (for sparklines). From 12 hours
+        on, hour rollups are summed (from 20 days, day rollups): the range then starts at
+        its first whole hour (day, UTC), and a point is a whole number of them."""
+        span = window.end - window.start
+        width = 86400 if span >= 20 * 86400 else 3600 if span >= 12 * 3600 else 60
         first = int(window.start // width) * width // 60
         end = max(first + 1, int(-(-window.end // 60)))
-        per = max(width // 60, -(-(end - first) // points))
+        step = width // 60  # a point is a whole number of rollup rows
+        per = step * max(1, round((end - first) / step / points))
+        points = -(-(end - first) // per)
         params = {**_scope(window), "first_minute": first, "end_minute": end,
                   "minutes_per_point": per, "width": width}
         rows = await self._history_rows(hq.TASK_ROLLUPS, params)

@@ -2,8 +2,8 @@
 -- written in the same transaction as the settle that ends it, kept on its own retention (so
 -- the audit trail outlives pruned jobs); minute rollups per task and queue with counts by
 -- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks; each
--- attempt counts in its minute (width 60) and in its hour (width 3600), so a 30-day chart
--- sums hours, not 43,200 minutes.
+-- attempt counts in its minute (width 60), hour (3600) and day (86400), so a 30-day chart
+-- sums 30 days, not 43,200 minutes.
 CREATE TABLE {schema}.conveyor_attempts (
     id              bigserial PRIMARY KEY,
     job_id          text NOT NULL,
@@ -27,13 +27,15 @@ CREATE TABLE {schema}.conveyor_attempts (
     rss             bigint
 );
 
-CREATE INDEX conveyor_attempts_ended ON {schema}.conveyor_attempts (ended_at);
 CREATE INDEX conveyor_attempts_job ON {schema}.conveyor_attempts (job_id, attempt);
 -- covering for the error groups: only failed attempts are in it
 CREATE INDEX conveyor_attempts_errors ON {schema}.conveyor_attempts
     (fingerprint, ended_at, tenant, task, queue, outcome, job_id, attempt)
     WHERE fingerprint IS NOT NULL;
 CREATE INDEX conveyor_attempts_slow ON {schema}.conveyor_attempts (duration);
+-- covering for the workers' figures over a range
+CREATE INDEX conveyor_attempts_workers ON {schema}.conveyor_attempts
+    (ended_at, worker_id, tenant, outcome, duration, cpu, rss, task, queue, host, pid);
 
 -- Tenant isolation, as on conveyor_jobs (0001): binds only restricted roles.
 ALTER TABLE {schema}.conveyor_attempts ENABLE ROW LEVEL SECURITY;

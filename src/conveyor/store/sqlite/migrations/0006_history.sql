@@ -2,8 +2,8 @@
 -- written in the same transaction as the settle that ends it, kept on its own retention (so
 -- the audit trail outlives pruned jobs); minute rollups per task and queue with counts by
 -- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks; each
--- attempt counts in its minute (width 60) and in its hour (width 3600), so a 30-day chart
--- sums hours, not 43,200 minutes.
+-- attempt counts in its minute (width 60), hour (3600) and day (86400), so a 30-day chart
+-- sums 30 days, not 43,200 minutes.
 CREATE TABLE conveyor_attempts (
     id              INTEGER PRIMARY KEY,
     job_id          TEXT NOT NULL,
@@ -27,13 +27,15 @@ CREATE TABLE conveyor_attempts (
     rss             INTEGER
 );
 
-CREATE INDEX conveyor_attempts_ended ON conveyor_attempts (ended_at);
 CREATE INDEX conveyor_attempts_job ON conveyor_attempts (job_id, attempt);
 -- covering for the error groups: only failed attempts are in it
 CREATE INDEX conveyor_attempts_errors ON conveyor_attempts
     (fingerprint, ended_at, tenant, task, queue, outcome, job_id, attempt)
     WHERE fingerprint IS NOT NULL;
 CREATE INDEX conveyor_attempts_slow ON conveyor_attempts (duration);
+-- covering for the workers' figures over a range
+CREATE INDEX conveyor_attempts_workers ON conveyor_attempts
+    (ended_at, worker_id, tenant, outcome, duration, cpu, rss, task, queue, host, pid);
 
 CREATE TABLE conveyor_rollups (
     width        INTEGER NOT NULL,
