@@ -59,8 +59,7 @@ class HistoryReads:
         return [attempt_info(r) for r in rows]
 
     async def error_groups(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]:
-        """Failed attempts grouped by fingerprint, most frequent first (three statements,
-        whatever the number of groups)."""
+        """Failed attempts grouped by fingerprint, most frequent first."""
         scope = _scope(window)
         groups: dict[str, list[Any]] = {}   # fingerprint: [count, first, last, tasks]
         for fingerprint, task, count, first, last in await self._history_rows(
@@ -72,7 +71,7 @@ class HistoryReads:
         ranked = sorted(groups.items(), key=lambda g: (-g[1][0], -g[1][2]))[:limit]
         if not ranked:
             return []
-        newest = {r[0]: r for r in await self._history_rows(hq.GROUP_NEWEST, scope)}
+        newest = await self._newest([(f, g[2]) for f, g in ranked], window.tenant)
         dead: dict[str, int] = {r[0]: int(r[1]) for r in await self._history_rows(
             hq.DEAD_BY_GROUP, {"tenant": window.tenant})}
         return [ErrorGroup(
@@ -80,7 +79,19 @@ class HistoryReads:
             message=newest[fingerprint][2] or "", count=count, first_seen=first,
             last_seen=last, tasks=tuple(sorted(tasks)), sample_job=newest[fingerprint][3],
             dead_jobs=dead.get(fingerprint, 0))
-            for fingerprint, (count, first, last, tasks) in ranked]
+            for fingerprint, (count, first, last, tasks) in ranked if fingerprint in newest]
+
+    async def _newest(self, groups: list[tuple[str, float]],
+                      tenant: str | None) -> dict[str, tuple[Any, ...]]:
+        """Each group's attempt at its last-seen time, by fingerprint (one index lookup
+        each; PostgreSQL does them in one statement)."""
+        found = {}
+        for fingerprint, last in groups:
+            rows = await self._history_rows(hq.GROUP_NEWEST, {
+                "fingerprint": fingerprint, "last": last, "tenant": tenant})
+            if rows:
+                found[fingerprint] = rows[0]
+        return found
 
     async def group_dead_jobs(self, fingerprint: str, tenant: str | None = None,
                               limit: int = 10_000) -> list[str]:

@@ -55,29 +55,28 @@ JOB_ATTEMPTS = ("SELECT " + _INFO + " FROM {schema}.conveyor_attempts WHERE job_
                 "AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s) "
                 "ORDER BY attempt, id")
 
-# Per (group, task) in range: the counts, first and last seen (the index covers it)
+# Per (group, task) in range: the counts, first and last seen. The errors index (failed
+# attempts only) covers it; `+ended_at` keeps the planner off the index of every attempt.
 ERROR_GROUPS = """
 SELECT fingerprint, task, count(*), min(ended_at), max(ended_at)
 FROM {schema}.conveyor_attempts
-WHERE fingerprint IS NOT NULL AND ended_at >= %(start)s AND ended_at < %(end)s""" + _SCOPE + """
+WHERE fingerprint IS NOT NULL AND +ended_at >= %(start)s AND +ended_at < %(end)s""" + _SCOPE + """
 GROUP BY fingerprint, task"""
 
-# Each group's newest attempt in range: its type, message and sample job
+# A group's newest attempt (its type, message and sample job), found by the errors index
 GROUP_NEWEST = """
-SELECT a.fingerprint, a.error_type, a.error_message, a.job_id
-FROM {schema}.conveyor_attempts AS a
-JOIN (SELECT fingerprint, max(ended_at) AS last FROM {schema}.conveyor_attempts
-      WHERE fingerprint IS NOT NULL AND ended_at >= %(start)s AND ended_at < %(end)s""" + (
-    _SCOPE.replace("\n", "\n    ")) + """
-      GROUP BY fingerprint) AS newest
-  ON a.fingerprint = newest.fingerprint AND a.ended_at = newest.last"""
+SELECT fingerprint, error_type, error_message, job_id FROM {schema}.conveyor_attempts
+WHERE fingerprint = %(fingerprint)s AND ended_at = %(last)s
+  AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s) LIMIT 1"""
 
-# Per group: the dead jobs still stored whose final attempt failed in it
+# Per group: the dead jobs still stored whose final attempt failed in it. From the dead jobs
+# (bounded by their retention) to their attempts: CROSS JOIN fixes that order on SQLite.
 DEAD_BY_GROUP = """
 SELECT a.fingerprint, count(DISTINCT job.id)
 FROM {schema}.conveyor_jobs AS job
-JOIN {schema}.conveyor_attempts AS a ON a.job_id = job.id AND a.attempt = job.attempt
-WHERE job.state = 'dead' AND a.outcome = 'dead' AND a.fingerprint IS NOT NULL
+CROSS JOIN {schema}.conveyor_attempts AS a
+WHERE a.job_id = job.id AND a.attempt = job.attempt
+  AND job.state = 'dead' AND a.outcome = 'dead' AND a.fingerprint IS NOT NULL
   AND (CAST(%(tenant)s AS TEXT) IS NULL OR job.tenant = %(tenant)s)
 GROUP BY a.fingerprint"""
 

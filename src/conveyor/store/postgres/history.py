@@ -76,6 +76,15 @@ UPSERT_ROLLUPS = hq.UPSERT_ROLLUP.split(" VALUES ")[0] + " " + _unnest(_ROLLUP_T
     " ON CONFLICT " + hq.UPSERT_ROLLUP.split(" ON CONFLICT ")[1])
 
 
+# Every group's attempt at its last-seen time, in one statement (errors index lookups)
+GROUPS_NEWEST = """
+SELECT DISTINCT ON (a.fingerprint) a.fingerprint, a.error_type, a.error_message, a.job_id
+FROM unnest(%(fingerprints)s::text[], %(lasts)s::float8[]) AS g(fingerprint, last)
+JOIN {schema}.conveyor_attempts AS a ON a.fingerprint = g.fingerprint AND a.ended_at = g.last
+WHERE (%(tenant)s::text IS NULL OR a.tenant = %(tenant)s)
+ORDER BY a.fingerprint"""
+
+
 class PostgresHistory(HistoryReads):
     if TYPE_CHECKING:  # PostgresStore's own
         async def _one(self, template: str, params: dict[str, Any] | None = None,
@@ -88,3 +97,12 @@ class PostgresHistory(HistoryReads):
 
     async def _history_count(self, template: str, params: dict[str, Any]) -> int:
         return await self._count(template, params)
+
+    async def _newest(self, groups: list[tuple[str, float]],
+                      tenant: str | None) -> dict[str, tuple[Any, ...]]:
+        if not groups:
+            return {}
+        rows = await self._one(GROUPS_NEWEST, {"fingerprints": [g[0] for g in groups],
+                                               "lasts": [g[1] for g in groups],
+                                               "tenant": tenant})
+        return {row[0]: row for row in rows}
