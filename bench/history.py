@@ -175,9 +175,10 @@ async def load(store: Any, rows: list[tuple[Any, ...]]) -> None:
         with store.db.write() as conn:
             conn.execute("ANALYZE")
         return
+    import orjson
     import psycopg
 
-    from conveyor.store.postgres.history import UPSERT_ROLLUPS, _columns
+    from conveyor.store.postgres.history import UPSERT_ROLLUPS
 
     schema = store.target.quoted_schema
     async with (await psycopg.AsyncConnection.connect(PG, autocommit=True) as conn,
@@ -188,8 +189,8 @@ async def load(store: Any, rows: list[tuple[Any, ...]]) -> None:
                 for row in rows:
                     await copy.write_row(row)
             for start in range(0, len(rollups), 10_000):
-                await cursor.execute(UPSERT_ROLLUPS.replace("{schema}", schema),
-                                     _columns(rollups[start:start + 10_000]))
+                await cursor.execute(UPSERT_ROLLUPS.replace("{schema}", schema), {
+                    "rows": orjson.dumps(rollups[start:start + 10_000]).decode()})
             await cursor.execute(f"ANALYZE {schema}.conveyor_attempts")
             await cursor.execute(f"ANALYZE {schema}.conveyor_rollups")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
 import psycopg
 
 from ...history.rollup import BUCKETS, OUTCOMES
@@ -48,20 +49,20 @@ def _by_time(rows: Rows) -> dict[float, Rows]:
 
 async def _write(store: _Statements, conn: psycopg.AsyncConnection[Any],
                  attempts: list[tuple[Any, ...]], rollups: list[tuple[Any, ...]]) -> None:
-    """Two statements whatever the batch's size: each row's columns go as arrays (one
-    parameter per column, unnested by the server), so the client's cost per row is small."""
+    """Two statements whatever the batch's size, each with one parameter: the rows as one
+    JSON array of arrays (orjson writes it in C; the server takes it apart), which costs
+    the client far less than a parameter per row or per column."""
     if not attempts:
         return
-    await conn.execute(store.statement(INSERT_ATTEMPTS), _columns(attempts))
-    await conn.execute(store.statement(UPSERT_ROLLUPS), _columns(rollups))
+    await conn.execute(store.statement(INSERT_ATTEMPTS), {"rows": orjson.dumps(attempts)
+                                                          .decode()})
+    await conn.execute(store.statement(UPSERT_ROLLUPS), {"rows": orjson.dumps(rollups)
+                                                         .decode()})
 
 
-def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    return [list(column) for column in zip(*rows, strict=True)]
-
-
-def _unnest(types: Sequence[str]) -> str:
-    return "SELECT * FROM unnest(" + ", ".join(f"%s::{t}[]" for t in types) + ")"
+def _elements(types: Sequence[str]) -> str:
+    return ("SELECT " + ", ".join(f"(e->>{i})::{t}" for i, t in enumerate(types))
+            + " FROM json_array_elements(%(rows)s::json) AS e")
 
 
 _ATTEMPT_TYPES = ("text", "int4", "text", "text", "text", "text", "text", "int4", "float8",
@@ -70,9 +71,9 @@ _ATTEMPT_TYPES = ("text", "int4", "text", "text", "text", "text", "text", "int4"
 _ROLLUP_TYPES = ("int8", "int8", "text", "text", "text", *("int8",) * len(OUTCOMES), "float8",
                  *("int8",) * BUCKETS)
 INSERT_ATTEMPTS = (f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(hq.ATTEMPT_COLUMNS)}) "
-                   + _unnest(_ATTEMPT_TYPES))
+                   + _elements(_ATTEMPT_TYPES))
 # rollups_of gives each key once and in key order: one update per row, locks in one order
-UPSERT_ROLLUPS = hq.UPSERT_ROLLUP.split(" VALUES ")[0] + " " + _unnest(_ROLLUP_TYPES) + (
+UPSERT_ROLLUPS = hq.UPSERT_ROLLUP.split(" VALUES ")[0] + " " + _elements(_ROLLUP_TYPES) + (
     " ON CONFLICT " + hq.UPSERT_ROLLUP.split(" ON CONFLICT ")[1])
 
 
