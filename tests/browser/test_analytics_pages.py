@@ -30,7 +30,12 @@ def test_tasks_errors_and_workers_pages(page: Any, live: Live) -> None:
     row.wait_for()
     assert row.locator("svg.spark").count() == 2  # runs and failures
     assert page.locator('#tasks-table tr[data-task="echo"] td').nth(1).inner_text() == "3"
+    stored = page.locator("figure", has_text="Attempts, last 1h (stored)")
+    assert stored.locator("polyline").count() == 2  # attempts and failed, from the rollups
     shot(page, "analytics-tasks")
+    page.goto(live.url + "/")
+    assert page.locator("figure", has_text="Attempts, last 24h (stored)").locator(
+        "polyline").count() == 2
 
     page.goto(live.url + "/errors?range=1h")
     group = page.locator("#errors-table tbody tr", has_text="RuntimeError")

@@ -13,10 +13,11 @@ from starlette.routing import BaseRoute, Route
 
 from ..analytics import check_fingerprint
 from ..errors import ConfigError
-from ..history.records import TimeRange, WorkerSummary
+from ..history.records import TaskSummary, TimeRange, WorkerSummary
 from . import charts
 from .actions import _form_principal
 from .auth import Principal
+from .charts import Series
 from .context import WebContext
 from .problems import ApiError
 from .views import local_path, redirect, render
@@ -51,8 +52,26 @@ async def tasks_page(request: Request) -> Response:
         "summary": t, "runs": charts.sparkline(f"runs of {t.task}", [float(v) for v in t.series]),
         "failures": charts.sparkline(f"failures of {t.task}", [float(v) for v in t.failures]),
     } for t in found]
+    chart = history_chart(found, window(ctx, principal, span), span)
     return render(request, "tasks.html", principal, rows=rows, span=span, ranges=RANGES,
-                  title="Tasks")
+                  chart=chart, title="Tasks")
+
+
+def history_chart(found: list[TaskSummary], where: TimeRange, span: str) -> Any:
+    """Attempts and failures per point over the range, every task summed: from the stored
+    rollups, so it has the whole range after a restart."""
+    length = max((len(t.series) for t in found), default=0)
+    if not length:
+        return charts.line_chart(f"Attempts, last {span} (stored)", [],
+                                 empty=f"No attempts recorded in the last {span}.")
+    step = (where.end - where.start) / length
+    times = [where.start + (i + 1) * step for i in range(length)]
+    runs = [sum(t.series[i] for t in found if i < len(t.series)) for i in range(length)]
+    failed = [sum(t.failures[i] for t in found if i < len(t.failures)) for i in range(length)]
+    return charts.line_chart(f"Attempts, last {span} (stored)", [
+        Series("attempts", list(zip(times, map(float, runs), strict=True))),
+        Series("failed", list(zip(times, map(float, failed), strict=True)))],
+        unit=charts.count, now=where.end, span=where.end - where.start, least_top=4)
 
 
 async def errors_page(request: Request) -> Response:
@@ -84,6 +103,13 @@ async def group_action(request: Request) -> Response:
     return redirect(local_path(form.get("next"), "/errors"),
                     f"{verb} {count} dead job{'s' if count != 1 else ''} of group "
                     f"{fingerprint}.")
+
+
+async def stored_chart(ctx: WebContext, principal: Principal, span: str) -> Any:
+    """The overview's chart of the last `span` from the rollups (it survives restarts)."""
+    where = window(ctx, principal, span)
+    found = await ctx.call(ctx.conveyor.analytics.tasks, where, 30)
+    return history_chart(found, where, span)
 
 
 async def worker_figures(ctx: WebContext, principal: Principal,
