@@ -6,8 +6,8 @@
    job (the on-off difference is what tracking costs it, SQLite's inserts included there).
 2. Tracker: the worker-side cost of building one attempt record (Tracker.attach), alone.
 3. Analytics: 1,000,000 attempt rows over 30 days (20 tasks, 8 workers, 5 tenants, 6 % failed
-   in 40 error groups, two per task) and their minute rollups, then each analytics read timed 30 times:
-   p50 and p95 in ms.
+   in 40 error groups, two per task) and their rollups, then each analytics read timed 30
+   times: p50 and p95 in ms.
 
     .venv/bin/python bench/history.py --jobs 5000 --rounds 3 --rows 1000000
     .venv/bin/python bench/history.py --skip-drain --rows 1000000     # the reads only
