@@ -153,6 +153,8 @@ async def test_figures_are_scoped_to_a_tenant(store: Store) -> None:
     [worker] = await store.worker_analytics(acme, now=T0)
     assert worker.attempts == 1
     assert len(await store.slow_attempts(ALL)) == 3
+    [hours] = await store.worker_analytics(TimeRange(T0 - 86400, T0 + 60, tenant="globex"))
+    assert hours.attempts == 2 and hours.failures == 2
 
 
 async def test_slow_attempts_and_workers(store: Store) -> None:
@@ -174,6 +176,13 @@ async def test_slow_attempts_and_workers(store: Store) -> None:
     assert one.cpu == pytest.approx(0.55) and one.peak_rss == 50_000_000
     assert (two.attempts, two.alive, two.busy_share) == (1, False, None)
     assert two.throughput == pytest.approx(60 / 7200)
+    day = {w.worker_id: w for w in await store.worker_analytics(
+        TimeRange(T0 - 86400, T0 + 60), now=T0 + 2)}  # from the hour rollups
+    for worker_id, short in workers.items():
+        long = day[worker_id]
+        assert (long.attempts, long.failures, long.peak_rss, long.host) == (
+            short.attempts, short.failures, short.peak_rss, short.host)
+        assert (long.busy, long.cpu) == (pytest.approx(short.busy), pytest.approx(short.cpu))
 
 
 async def test_history_outlives_pruned_jobs_and_has_its_own_retention(store: Store) -> None:

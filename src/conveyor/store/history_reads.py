@@ -103,8 +103,14 @@ class HistoryReads:
     async def worker_analytics(self, window: TimeRange,
                                now: float | None = None) -> list[WorkerSummary]:
         """Per worker over the range: attempts, failures, busy time and share, CPU, peak RSS;
-        with what each live worker runs now."""
-        rows = await self._history_rows(hq.WORKER_ATTEMPTS, _scope(window))
+        with what each live worker runs now. From 6 hours on, read from the hour rollups
+        (the range then starts at its first whole hour)."""
+        if window.end - window.start >= 6 * 3600 and not (window.task or window.queue):
+            rows = await self._history_rows(hq.WORKER_HOURS, {  # whole hours from the start
+                "first_hour": int(window.start // 3600), "tenant": window.tenant,
+                "end_hour": int(-(-window.end // 3600))})
+        else:
+            rows = await self._history_rows(hq.WORKER_ATTEMPTS, _scope(window))
         running: dict[str, list[str]] = {}
         for worker_id, task in await self._history_rows(hq.RUNNING_NOW,
                                                         {"tenant": window.tenant}):
@@ -139,6 +145,6 @@ class HistoryReads:
         independent of the jobs' own retention. Returns the attempts deleted."""
         count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
                                                               "limit": limit})
-        await self._history_count(hq.PRUNE_ROLLUPS,
-                                  {"before_minute": int(rollups_before // 60)})
+        for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS):
+            await self._history_count(template, {"before_minute": int(rollups_before // 60)})
         return count

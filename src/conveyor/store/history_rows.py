@@ -67,6 +67,26 @@ def rollups_of(attempts: Sequence[tuple[Any, ...]]) -> list[RollupRow]:
     return rollups
 
 
+def worker_rollups(attempts: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Per (hour, worker, tenant) of attempt rows: (hour, worker_id, tenant, host, pid,
+    attempts, failures, busy, cpu, peak_rss), in key order."""
+    rows: dict[tuple[int, str, str], list[Any]] = {}
+    for row in attempts:
+        if row[5] is None:
+            continue
+        key = (int(row[9] // 3600), row[5], row[4] or "")
+        acc = rows.get(key)
+        if acc is None:
+            acc = rows[key] = [row[6], row[7], 0, 0, 0.0, 0.0, None]
+        acc[2] += 1
+        acc[3] += Outcome(row[11]).failed
+        acc[4] += row[10]
+        acc[5] += row[17] or 0.0
+        if row[18] is not None and (acc[6] is None or row[18] > acc[6]):
+            acc[6] = row[18]
+    return [(*key, *acc) for key, acc in sorted(rows.items())]
+
+
 def lost_rows(rescued: Sequence[tuple[Any, ...]], now: float) -> list[tuple[Any, ...]]:
     """Attempt rows for jobs rescued from a dead worker: (id, attempt, task, queue, tenant,
     worker_id, worker_host, started_at)."""

@@ -28,6 +28,17 @@ UPSERT_ROLLUP = (
     "ON CONFLICT (width, minute, task, queue, tenant) DO UPDATE SET "
     + ", ".join(f"{c} = r.{c} + excluded.{c}" for c in _ADDED))
 
+WORKER_ROLLUP_COLUMNS = ("hour", "worker_id", "tenant", "host", "pid", "attempts", "failures",
+                         "busy", "cpu", "peak_rss")
+UPSERT_WORKER_ROLLUP = (
+    f"INSERT INTO {{schema}}.conveyor_worker_rollups AS r ({', '.join(WORKER_ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in WORKER_ROLLUP_COLUMNS)}) "
+    "ON CONFLICT (hour, worker_id, tenant) DO UPDATE SET host = excluded.host, "
+    "pid = excluded.pid, attempts = r.attempts + excluded.attempts, "
+    "failures = r.failures + excluded.failures, busy = r.busy + excluded.busy, "
+    "cpu = r.cpu + excluded.cpu, peak_rss = CASE WHEN r.peak_rss IS NULL "
+    "OR excluded.peak_rss > r.peak_rss THEN excluded.peak_rss ELSE r.peak_rss END")
+
 _SCOPE = """
   AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)
   AND (CAST(%(task)s AS TEXT) IS NULL OR task = %(task)s)
@@ -96,6 +107,15 @@ FROM {schema}.conveyor_attempts
 WHERE ended_at >= %(start)s AND ended_at < %(end)s AND worker_id IS NOT NULL""" + _SCOPE + """
 GROUP BY worker_id"""
 
+# The same figures from the hour rollups (ranges of hours; no task or queue filter)
+WORKER_HOURS = """
+SELECT worker_id, max(host), max(pid), CAST(sum(attempts) AS BIGINT),
+       CAST(sum(failures) AS BIGINT), sum(busy), sum(cpu), max(peak_rss)
+FROM {schema}.conveyor_worker_rollups
+WHERE hour >= %(first_hour)s AND hour < %(end_hour)s
+  AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)
+GROUP BY worker_id"""
+
 RUNNING_NOW = """
 SELECT worker_id, task FROM {schema}.conveyor_jobs
 WHERE state = 'running' AND worker_id IS NOT NULL
@@ -106,3 +126,5 @@ DELETE FROM {schema}.conveyor_attempts WHERE id IN (
     SELECT id FROM {schema}.conveyor_attempts WHERE ended_at < %(before)s LIMIT %(limit)s)"""
 
 PRUNE_ROLLUPS = "DELETE FROM {schema}.conveyor_rollups WHERE minute < %(before_minute)s"
+PRUNE_WORKER_ROLLUPS = ("DELETE FROM {schema}.conveyor_worker_rollups "
+                        "WHERE hour < %(before_minute)s / 60")

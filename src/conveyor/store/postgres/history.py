@@ -14,7 +14,7 @@ from ...history.rollup import BUCKETS, OUTCOMES
 from .. import history_sql as hq
 from ..base import Settle
 from ..history_reads import HistoryReads
-from ..history_rows import history_rows, lost_rows, rollups_of
+from ..history_rows import history_rows, lost_rows, rollups_of, worker_rollups
 
 Rows = list[tuple[Any, ...]]
 
@@ -58,6 +58,8 @@ async def _write(store: _Statements, conn: psycopg.AsyncConnection[Any],
                                                           .decode()})
     await conn.execute(store.statement(UPSERT_ROLLUPS), {"rows": orjson.dumps(rollups)
                                                          .decode()})
+    await conn.execute(store.statement(UPSERT_WORKER_ROLLUPS), {
+        "rows": orjson.dumps(worker_rollups(attempts)).decode()})
 
 
 def _elements(types: Sequence[str]) -> str:
@@ -75,6 +77,13 @@ INSERT_ATTEMPTS = (f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(hq.ATT
 # rollups_of gives each key once and in key order: one update per row, locks in one order
 UPSERT_ROLLUPS = hq.UPSERT_ROLLUP.split(" VALUES ")[0] + " " + _elements(_ROLLUP_TYPES) + (
     " ON CONFLICT " + hq.UPSERT_ROLLUP.split(" ON CONFLICT ")[1])
+
+
+_WORKER_TYPES = ("int8", "text", "text", "text", "int4", "int8", "int8", "float8", "float8",
+                 "int8")
+UPSERT_WORKER_ROLLUPS = (hq.UPSERT_WORKER_ROLLUP.split(" VALUES ")[0] + " "
+                         + _elements(_WORKER_TYPES) + " ON CONFLICT "
+                         + hq.UPSERT_WORKER_ROLLUP.split(" ON CONFLICT ")[1])
 
 
 # Every group's attempt at its last-seen time, in one statement (errors index lookups)

@@ -83,4 +83,20 @@ CREATE TABLE {schema}.conveyor_rollups (
     b24 bigint NOT NULL DEFAULT 0,
     b25 bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (width, minute, task, queue, tenant)
+);
+
+-- Per worker, tenant and hour: the workers' figures over long ranges without reading every
+-- attempt (a worker's settle batch adds one or two rows).
+CREATE TABLE {schema}.conveyor_worker_rollups (
+    hour      bigint NOT NULL,
+    worker_id TEXT NOT NULL,
+    tenant    TEXT NOT NULL DEFAULT '',
+    host      TEXT,
+    pid       bigint,
+    attempts  bigint NOT NULL DEFAULT 0,
+    failures  bigint NOT NULL DEFAULT 0,
+    busy      double precision NOT NULL DEFAULT 0,
+    cpu       double precision NOT NULL DEFAULT 0,
+    peak_rss  bigint,
+    PRIMARY KEY (hour, worker_id, tenant)
 )

@@ -78,3 +78,19 @@ CREATE TABLE conveyor_rollups (
     b25 INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (width, minute, task, queue, tenant)
 ) WITHOUT ROWID;
+
+-- Per worker, tenant and hour: the workers' figures over long ranges without reading every
+-- attempt (a worker's settle batch adds one or two rows).
+CREATE TABLE conveyor_worker_rollups (
+    hour      INTEGER NOT NULL,
+    worker_id TEXT NOT NULL,
+    tenant    TEXT NOT NULL DEFAULT '',
+    host      TEXT,
+    pid       INTEGER,
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    failures  INTEGER NOT NULL DEFAULT 0,
+    busy      REAL NOT NULL DEFAULT 0,
+    cpu       REAL NOT NULL DEFAULT 0,
+    peak_rss  INTEGER,
+    PRIMARY KEY (hour, worker_id, tenant)
+) WITHOUT ROWID;
