@@ -164,22 +164,29 @@ def fake_rows(count: int, now: float) -> list[tuple[Any, ...]]:
 
 async def load(store: Any, rows: list[tuple[Any, ...]]) -> None:
     from conveyor.store import history_sql as hq
-    from conveyor.store.history_rows import rollups_of
+    from conveyor.store.history_rows import error_rollups, rollups_of, worker_rollups
 
     rollups = [r.params() for r in rollups_of(rows)]
+    workers, errors = worker_rollups(rows), error_rollups(rows)
     if store.url.startswith("sqlite"):
-        from conveyor.store.sqlite.history import _ATTEMPT, _ROLLUP
+        from conveyor.store.sqlite.history import _ATTEMPT, _ERRORS, _ROLLUP, _WORKERS
 
         with store.db.write() as conn:
             conn.executemany(_ATTEMPT, rows)
             conn.executemany(_ROLLUP, rollups)
+            conn.executemany(_WORKERS, workers)
+            conn.executemany(_ERRORS, errors)
         with store.db.write() as conn:
             conn.execute("ANALYZE")
         return
     import orjson
     import psycopg
 
-    from conveyor.store.postgres.history import UPSERT_ROLLUPS
+    from conveyor.store.postgres.history import (
+        UPSERT_ERROR_ROLLUPS,
+        UPSERT_ROLLUPS,
+        UPSERT_WORKER_ROLLUPS,
+    )
 
     schema = store.target.quoted_schema
     async with (await psycopg.AsyncConnection.connect(PG, autocommit=True) as conn,
@@ -189,11 +196,15 @@ async def load(store: Any, rows: list[tuple[Any, ...]]) -> None:
                                    ) as copy:
                 for row in rows:
                     await copy.write_row(row)
-            for start in range(0, len(rollups), 10_000):
-                await cursor.execute(UPSERT_ROLLUPS.replace("{schema}", schema), {
-                    "rows": orjson.dumps(rollups[start:start + 10_000]).decode()})
+            for statement, values in ((UPSERT_ROLLUPS, rollups), (UPSERT_WORKER_ROLLUPS, workers),
+                                      (UPSERT_ERROR_ROLLUPS, errors)):
+                for start in range(0, len(values), 10_000):
+                    await cursor.execute(statement.replace("{schema}", schema), {
+                        "rows": orjson.dumps(values[start:start + 10_000]).decode()})
             await cursor.execute(f"ANALYZE {schema}.conveyor_attempts")
-            await cursor.execute(f"ANALYZE {schema}.conveyor_rollups")
+            for table in ("rollups", "worker_rollups", "error_rollups"):
+                await cursor.execute(f"VACUUM ANALYZE {schema}.conveyor_{table}")
+            await cursor.execute(f"VACUUM {schema}.conveyor_attempts")
 
 
 async def reads_bench(kind: str, count: int, repeat: int) -> None:

@@ -133,6 +133,13 @@ async def test_error_groups_and_their_dead_jobs(store: Store) -> None:
     assert group.sample_job == dead[2]
     assert group.first_seen == pytest.approx(T0 + 0.5)
     assert await store.group_dead_jobs(fp) == sorted(dead)
+    long = await store.error_groups(TimeRange(T0 - 86400, T0 + 60))  # from the rollups
+    assert [(g.fingerprint, g.count, g.tasks, g.dead_jobs, g.sample_job) for g in long] == [
+        (g.fingerprint, g.count, g.tasks, g.dead_jobs, g.sample_job) for g in groups]
+    assert [(g.first_seen, g.last_seen) for g in long] == [
+        (g.first_seen, g.last_seen) for g in groups]
+    month = await store.error_groups(TimeRange(T0 - 30 * 86400, T0 + 60, tenant="acme"))
+    assert month == []
     await store.requeue(dead[:1])
     assert await store.group_dead_jobs(fp) == sorted(dead[1:])
 

@@ -60,10 +60,8 @@ class HistoryReads:
 
     async def error_groups(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]:
         """Failed attempts grouped by fingerprint, most frequent first."""
-        scope = _scope(window)
         groups: dict[str, list[Any]] = {}   # fingerprint: [count, first, last, tasks]
-        for fingerprint, task, count, first, last in await self._history_rows(
-                hq.ERROR_GROUPS, scope):
+        for fingerprint, task, count, first, last in await self._error_rows(window):
             group = groups.setdefault(fingerprint, [0, first, last, set()])
             group[0] += count
             group[1], group[2] = min(group[1], first), max(group[2], last)
@@ -80,6 +78,19 @@ class HistoryReads:
             last_seen=last, tasks=tuple(sorted(tasks)), sample_job=newest[fingerprint][3],
             dead_jobs=dead.get(fingerprint, 0))
             for fingerprint, (count, first, last, tasks) in ranked if fingerprint in newest]
+
+    async def _error_rows(self, window: TimeRange) -> Rows:
+        """(fingerprint, task, count, first, last) over the range: from the failed attempts
+        up to 12 hours, from the hour rollups up to 20 days, then from the day rollups (the
+        range then starts at its first whole hour or day)."""
+        span = window.end - window.start
+        if span < 12 * 3600:
+            return await self._history_rows(hq.ERROR_GROUPS, _scope(window))
+        width = 86400 if span >= 20 * 86400 else 3600
+        return await self._history_rows(hq.ERROR_GROUP_ROLLUPS, {
+            **_scope(window), "width": width,
+            "first_minute": int(window.start // width) * width // 60,
+            "end_minute": int(-(-window.end // 60))})
 
     async def _newest(self, groups: list[tuple[str, float]],
                       tenant: str | None) -> dict[str, tuple[Any, ...]]:
@@ -145,6 +156,6 @@ class HistoryReads:
         independent of the jobs' own retention. Returns the attempts deleted."""
         count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
                                                               "limit": limit})
-        for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS):
+        for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS, hq.PRUNE_ERROR_ROLLUPS):
             await self._history_count(template, {"before_minute": int(rollups_before // 60)})
         return count

@@ -87,6 +87,26 @@ def worker_rollups(attempts: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]
     return [(*key, *acc) for key, acc in sorted(rows.items())]
 
 
+def error_rollups(attempts: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Per (width, minute, fingerprint, task, queue, tenant) of the failed attempt rows, by
+    hour and by day: (key..., failures, first_seen, last_seen), in key order."""
+    rows: dict[tuple[Any, ...], list[Any]] = {}
+    for row in attempts:
+        if row[16] is None:
+            continue
+        ended = row[9]
+        for width in (3600, 86400):
+            key = (width, int(ended // width) * width // 60, row[16], row[2], row[3],
+                   row[4] or "")
+            acc = rows.get(key)
+            if acc is None:
+                rows[key] = [1, ended, ended]
+            else:
+                acc[0] += 1
+                acc[1], acc[2] = min(acc[1], ended), max(acc[2], ended)
+    return [(*key, *acc) for key, acc in sorted(rows.items())]
+
+
 def lost_rows(rescued: Sequence[tuple[Any, ...]], now: float) -> list[tuple[Any, ...]]:
     """Attempt rows for jobs rescued from a dead worker: (id, attempt, task, queue, tenant,
     worker_id, worker_host, started_at)."""

@@ -39,6 +39,18 @@ UPSERT_WORKER_ROLLUP = (
     "cpu = r.cpu + excluded.cpu, peak_rss = CASE WHEN r.peak_rss IS NULL "
     "OR excluded.peak_rss > r.peak_rss THEN excluded.peak_rss ELSE r.peak_rss END")
 
+ERROR_ROLLUP_COLUMNS = ("width", "minute", "fingerprint", "task", "queue", "tenant",
+                        "failures", "first_seen", "last_seen")
+UPSERT_ERROR_ROLLUP = (
+    f"INSERT INTO {{schema}}.conveyor_error_rollups AS r ({', '.join(ERROR_ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in ERROR_ROLLUP_COLUMNS)}) "
+    "ON CONFLICT (width, minute, fingerprint, task, queue, tenant) DO UPDATE SET "
+    "failures = r.failures + excluded.failures, "
+    "first_seen = CASE WHEN excluded.first_seen < r.first_seen THEN excluded.first_seen "
+    "ELSE r.first_seen END, "
+    "last_seen = CASE WHEN excluded.last_seen > r.last_seen THEN excluded.last_seen "
+    "ELSE r.last_seen END")
+
 _SCOPE = """
   AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)
   AND (CAST(%(task)s AS TEXT) IS NULL OR task = %(task)s)
@@ -72,6 +84,14 @@ ERROR_GROUPS = """
 SELECT fingerprint, task, count(*), min(ended_at), max(ended_at)
 FROM {schema}.conveyor_attempts
 WHERE fingerprint IS NOT NULL AND +ended_at >= %(start)s AND +ended_at < %(end)s""" + _SCOPE + """
+GROUP BY fingerprint, task"""
+
+# The same from the error rollups of one width (whole hours or days from the range's start)
+ERROR_GROUP_ROLLUPS = """
+SELECT fingerprint, task, CAST(sum(failures) AS BIGINT), min(first_seen), max(last_seen)
+FROM {schema}.conveyor_error_rollups
+WHERE width = %(width)s AND minute >= %(first_minute)s AND minute < %(end_minute)s""" + (
+    _SCOPE.replace("tenant = %(tenant)s", "tenant = coalesce(%(tenant)s, '')")) + """
 GROUP BY fingerprint, task"""
 
 # A group's newest attempt (its type, message and sample job), found by the errors index
@@ -126,5 +146,7 @@ DELETE FROM {schema}.conveyor_attempts WHERE id IN (
     SELECT id FROM {schema}.conveyor_attempts WHERE ended_at < %(before)s LIMIT %(limit)s)"""
 
 PRUNE_ROLLUPS = "DELETE FROM {schema}.conveyor_rollups WHERE minute < %(before_minute)s"
+PRUNE_ERROR_ROLLUPS = ("DELETE FROM {schema}.conveyor_error_rollups "
+                       "WHERE minute < %(before_minute)s")
 PRUNE_WORKER_ROLLUPS = ("DELETE FROM {schema}.conveyor_worker_rollups "
                         "WHERE hour < %(before_minute)s / 60")

@@ -14,7 +14,13 @@ from ...history.rollup import BUCKETS, OUTCOMES
 from .. import history_sql as hq
 from ..base import Settle
 from ..history_reads import HistoryReads
-from ..history_rows import history_rows, lost_rows, rollups_of, worker_rollups
+from ..history_rows import (
+    error_rollups,
+    history_rows,
+    lost_rows,
+    rollups_of,
+    worker_rollups,
+)
 
 Rows = list[tuple[Any, ...]]
 
@@ -60,6 +66,10 @@ async def _write(store: _Statements, conn: psycopg.AsyncConnection[Any],
                                                          .decode()})
     await conn.execute(store.statement(UPSERT_WORKER_ROLLUPS), {
         "rows": orjson.dumps(worker_rollups(attempts)).decode()})
+    errors = error_rollups(attempts)
+    if errors:
+        await conn.execute(store.statement(UPSERT_ERROR_ROLLUPS), {
+            "rows": orjson.dumps(errors).decode()})
 
 
 def _elements(types: Sequence[str]) -> str:
@@ -84,6 +94,12 @@ _WORKER_TYPES = ("int8", "text", "text", "text", "int4", "int8", "int8", "float8
 UPSERT_WORKER_ROLLUPS = (hq.UPSERT_WORKER_ROLLUP.split(" VALUES ")[0] + " "
                          + _elements(_WORKER_TYPES) + " ON CONFLICT "
                          + hq.UPSERT_WORKER_ROLLUP.split(" ON CONFLICT ")[1])
+
+
+_ERROR_TYPES = ("int8", "int8", "text", "text", "text", "text", "int8", "float8", "float8")
+UPSERT_ERROR_ROLLUPS = (hq.UPSERT_ERROR_ROLLUP.split(" VALUES ")[0] + " "
+                        + _elements(_ERROR_TYPES) + " ON CONFLICT "
+                        + hq.UPSERT_ERROR_ROLLUP.split(" ON CONFLICT ")[1])
 
 
 # Every group's attempt at its last-seen time, in one statement (errors index lookups)

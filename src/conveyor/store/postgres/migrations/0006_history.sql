@@ -99,4 +99,19 @@ CREATE TABLE {schema}.conveyor_worker_rollups (
     cpu       double precision NOT NULL DEFAULT 0,
     peak_rss  bigint,
     PRIMARY KEY (hour, worker_id, tenant)
+);
+
+-- Per error group, task, queue and tenant, by hour (width 3600) and day (86400): the error
+-- groups over long ranges without reading every failed attempt. Failed attempts only.
+CREATE TABLE {schema}.conveyor_error_rollups (
+    width       bigint NOT NULL,
+    minute      bigint NOT NULL,
+    fingerprint TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    queue       TEXT NOT NULL,
+    tenant      TEXT NOT NULL DEFAULT '',
+    failures    bigint NOT NULL DEFAULT 0,
+    first_seen  double precision NOT NULL,
+    last_seen   double precision NOT NULL,
+    PRIMARY KEY (width, minute, fingerprint, task, queue, tenant)
 )

@@ -94,3 +94,18 @@ CREATE TABLE conveyor_worker_rollups (
     peak_rss  INTEGER,
     PRIMARY KEY (hour, worker_id, tenant)
 ) WITHOUT ROWID;
+
+-- Per error group, task, queue and tenant, by hour (width 3600) and day (86400): the error
+-- groups over long ranges without reading every failed attempt. Failed attempts only.
+CREATE TABLE conveyor_error_rollups (
+    width       INTEGER NOT NULL,
+    minute      INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    queue       TEXT NOT NULL,
+    tenant      TEXT NOT NULL DEFAULT '',
+    failures    INTEGER NOT NULL DEFAULT 0,
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL,
+    PRIMARY KEY (width, minute, fingerprint, task, queue, tenant)
+) WITHOUT ROWID;
