@@ -271,8 +271,18 @@ def cancel(job_id: str, app: AppOption = None) -> None:
 
 
 @cli.command()
-def stats(app: AppOption = None, json_out: JsonOption = False) -> None:
+def stats(app: AppOption = None, json_out: JsonOption = False,
+          by: Annotated[str | None, typer.Option(help="'task': per task and queue from the "
+                                                 "attempt history")] = None,
+          span: Annotated[str, typer.Option("--range", help="with --by: 1h, 24h, 7d, "
+                                            "30d ...")] = "24h",
+          tenant: Annotated[str | None, typer.Option(help="with --by: one tenant")] = None
+          ) -> None:
     """Counts by state, queue and task; durations; failure and retry-success rates."""
+    if by is not None:
+        if by != "task":
+            fail("--by takes 'task'", 2)
+        return cli_analytics.stats_by_task(app, span, tenant, json_out)
     conveyor = load_app(app)
     s = conveyor.stats()
     if json_out:
@@ -411,6 +421,8 @@ def main() -> None:
         print_error(f"the store failed: {type(exc).__name__}: {exc}")
         sys.exit(1)
 
+
+from . import cli_analytics  # noqa: E402  (its commands register on `cli`)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ from conveyor.web.views import hue
 
 from .conftest import shot
 
-PAGES = ("/", "/jobs", "/dead", "/queues", "/workers")
+PAGES = ("/", "/jobs", "/dead", "/queues", "/tasks", "/errors", "/workers")
 
 
 def background(page: Any) -> str:

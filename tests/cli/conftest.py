@@ -40,11 +40,16 @@ class Cli:
         return subprocess.run([*conveyor_command(), *args], cwd=self.cwd, env=self.env,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
-    def ok(self, *args: str) -> str:
-        """stdout of a command that must succeed."""
-        result = self(*args)
+    def ok(self, *args: str, env_columns: int | None = None) -> str:
+        """stdout of a command that must succeed (in a terminal `env_columns` wide)."""
+        result = self(*args) if env_columns is None else self.wide(env_columns, *args)
         assert result.returncode == 0, (args, result.returncode, result.stdout, result.stderr)
         return result.stdout
+
+    def wide(self, columns: int, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "COLUMNS": str(columns)}
+        return subprocess.run([*conveyor_command(), *args], cwd=self.cwd, env=env,
+                              capture_output=True, text=True, timeout=30, check=False)
 
     def json(self, *args: str) -> Any:
         return orjson.loads(self.ok(*args, "--json"))

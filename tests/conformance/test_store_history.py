@@ -19,9 +19,10 @@ ALL = TimeRange(T0 - 3600, T0 + 3600)
 
 
 def record(job: ClaimedJob, took: float = 0.5, *, worker: str = "worker-1",
-           fp: str | None = None, message: str | None = None) -> AttemptRecord:
+           fp: str | None = None, message: str | None = None,
+           start: float = T0) -> AttemptRecord:
     return AttemptRecord(task=job.task, queue=job.queue, tenant=job.tenant, number=job.attempt,
-                         started_at=T0, ended_at=T0 + took, worker_id=worker, host="host-a",
+                         started_at=start, ended_at=start + took, worker_id=worker, host="host-a",
                          pid=4242, cpu=took / 2, rss=50_000_000, fingerprint=fp,
                          error_message=message, error_traceback=None)
 
@@ -98,8 +99,14 @@ async def test_rollups_give_percentiles_and_series(store: Store) -> None:
     assert summary.p95 is not None and 0.5 <= summary.p95 <= 1.0
     assert summary.p99 is not None and 1.0 <= summary.p99 <= 2.0
     assert summary.mean == pytest.approx(sum(durations) / 100)
-    assert len(summary.series) == 30 and sum(summary.series) == 100
-    assert summary.series[0] == 100  # 31 minutes in 30 points: two minutes a point
+    assert len(summary.series) == 31  # a point a minute
+    assert summary.series[1] == 100 and sum(summary.series) == 100  # T0: the 2nd minute
+    [day] = await store.task_analytics(TimeRange(T0 - 86400, T0 + 60), points=30)
+    assert len(day.series) == 25 and day.series[-1] == 100  # hours: 24 whole, 1 begun
+    assert (day.p50, day.p95, day.total) == (summary.p50, summary.p95, 100)
+    [month] = await store.task_analytics(TimeRange(T0 - 30 * 86400, T0 + 60), points=30)
+    assert len(month.series) == 31 and month.series[-1] == 100  # days
+    assert month.counts == summary.counts
 
 
 async def test_error_groups_and_their_dead_jobs(store: Store) -> None:
@@ -109,7 +116,8 @@ async def test_error_groups_and_their_dead_jobs(store: Store) -> None:
         job_id = await enqueue(store, max_attempts=1, task=f"task{n % 2}")
         job = await claim_one(store)
         await store.settle([Fail(job.lease, error(1, f"order {n} gone"), None,
-                                 attempt=record(job, fp=fp, message=f"order {n} gone"))],
+                                 attempt=record(job, fp=fp, message=f"order {n} gone",
+                                                start=T0 + n))],
                            now=T0 + n)
         dead.append(job_id)
     await enqueue(store, max_attempts=1)
@@ -125,6 +133,13 @@ async def test_error_groups_and_their_dead_jobs(store: Store) -> None:
     assert group.sample_job == dead[2]
     assert group.first_seen == pytest.approx(T0 + 0.5)
     assert await store.group_dead_jobs(fp) == sorted(dead)
+    long = await store.error_groups(TimeRange(T0 - 86400, T0 + 60))  # from the rollups
+    assert [(g.fingerprint, g.count, g.tasks, g.dead_jobs, g.sample_job) for g in long] == [
+        (g.fingerprint, g.count, g.tasks, g.dead_jobs, g.sample_job) for g in groups]
+    assert [(g.first_seen, g.last_seen) for g in long] == [
+        (g.first_seen, g.last_seen) for g in groups]
+    month = await store.error_groups(TimeRange(T0 - 30 * 86400, T0 + 60, tenant="acme"))
+    assert month == []
     await store.requeue(dead[:1])
     assert await store.group_dead_jobs(fp) == sorted(dead[1:])
 
@@ -145,6 +160,8 @@ async def test_figures_are_scoped_to_a_tenant(store: Store) -> None:
     [worker] = await store.worker_analytics(acme, now=T0)
     assert worker.attempts == 1
     assert len(await store.slow_attempts(ALL)) == 3
+    [hours] = await store.worker_analytics(TimeRange(T0 - 86400, T0 + 60, tenant="globex"))
+    assert hours.attempts == 2 and hours.failures == 2
 
 
 async def test_slow_attempts_and_workers(store: Store) -> None:
@@ -166,6 +183,13 @@ async def test_slow_attempts_and_workers(store: Store) -> None:
     assert one.cpu == pytest.approx(0.55) and one.peak_rss == 50_000_000
     assert (two.attempts, two.alive, two.busy_share) == (1, False, None)
     assert two.throughput == pytest.approx(60 / 7200)
+    day = {w.worker_id: w for w in await store.worker_analytics(
+        TimeRange(T0 - 86400, T0 + 60), now=T0 + 2)}  # from the hour rollups
+    for worker_id, short in workers.items():
+        long = day[worker_id]
+        assert (long.attempts, long.failures, long.peak_rss, long.host) == (
+            short.attempts, short.failures, short.peak_rss, short.host)
+        assert (long.busy, long.cpu) == (pytest.approx(short.busy), pytest.approx(short.cpu))
 
 
 async def test_history_outlives_pruned_jobs_and_has_its_own_retention(store: Store) -> None:

@@ -45,6 +45,9 @@ def test_sigkill_mid_batch_loses_nothing_and_reruns_only_in_flight_jobs(system: 
         job = final[job_id]
         assert job.attempt == 2, job
         assert [e.type for e in job.errors] == ["WorkerLost"], job.errors
+        history = system.app.analytics.attempts(job_id)  # the killed attempt: lost
+        assert [(a.attempt, a.outcome) for a in history] == [(1, "lost"), (2, "completed")]
+        assert (history[0].worker_id or "").startswith(prefix)
     assert all(final[i].attempt == 1 and not final[i].errors for i in ids - held)
     assert 1 < system.most_at_once(first.pid) <= 10, "the first worker broke its slot limit"
     assert 1 < system.most_at_once(second.pid) <= 10, "the second worker broke its slot limit"

@@ -52,8 +52,10 @@ def test_buckets_double_from_a_millisecond() -> None:
 
 
 def test_quantiles_come_within_their_bucket() -> None:
-    [row] = fold((60.0, "t", "q", None, "completed", d) for d in [0.01] * 50 + [0.1] * 50)
-    assert row.tenant == "" and row.counts == {"completed": 100}
+    row, hour, day = fold((3700.0, "t", "q", None, "completed", d)
+                          for d in [0.01] * 50 + [0.1] * 50)
+    assert [(r.width, r.minute) for r in (row, hour, day)] == [(60, 61), (3600, 60), (86400, 0)]
+    assert row.tenant == "" and row.counts == {"completed": 100} and hour.buckets == row.buckets
     p25, p75 = quantile(row.buckets, 0.25), quantile(row.buckets, 0.75)
     assert p25 is not None and 0.008 < p25 <= 0.016
     assert p75 is not None and 0.064 < p75 <= 0.128

@@ -43,11 +43,12 @@ def top_frame(tb: TracebackType | None) -> str:
     """`file:function` of the innermost frame in the user's own code (not Conveyor's,
     not the standard library's or an installed package's); '' when there is none."""
     found = ""
-    for frame in traceback.extract_tb(tb):
-        name = frame.filename.replace("\\", "/")
+    for frame, _line in traceback.walk_tb(tb):  # no source lines read: codes only
+        code = frame.f_code
+        name = code.co_filename.replace("\\", "/")
         if any(part in name for part in _LIBRARIES) or name.startswith(_CONVEYOR):
             continue
-        found = f"{name.rsplit('/', 1)[-1]}:{frame.name}"
+        found = f"{name.rsplit('/', 1)[-1]}:{code.co_name}"
     return found
 
 

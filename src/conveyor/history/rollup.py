@@ -29,9 +29,13 @@ def bucket(duration: float) -> int:
     return min(BUCKETS - 1, math.ceil(math.log2(duration / BOUNDS[0])))
 
 
+WIDTHS = (60, 3600, 86400)      # every attempt counts in its minute, hour and (UTC) day
+
+
 @dataclass(slots=True)
 class RollupRow:
-    minute: int                  # epoch seconds // 60
+    width: int                   # 60, 3600 or 86400 seconds
+    minute: int                  # epoch seconds // 60 of its start
     task: str
     queue: str
     tenant: str                  # '' for no tenant: a primary key column
@@ -46,20 +50,22 @@ class RollupRow:
 
     def params(self) -> tuple[object, ...]:
         """The upsert's parameters, in the column order of the rollups table."""
-        return (self.minute, self.task, self.queue, self.tenant,
+        return (self.width, self.minute, self.task, self.queue, self.tenant,
                 *(self.counts.get(o, 0) for o in OUTCOMES), self.duration_sum, *self.buckets)
 
 
 def fold(items: Iterable[tuple[float, str, str, str | None, str, float]]
          ) -> list[RollupRow]:
-    """(ended_at, task, queue, tenant, outcome, duration) -> one row per distinct key."""
-    rows: dict[tuple[int, str, str, str], RollupRow] = {}
+    """(ended_at, task, queue, tenant, outcome, duration) -> one row per distinct key, for
+    each width."""
+    rows: dict[tuple[int, int, str, str, str], RollupRow] = {}
     for ended_at, task, queue, tenant, outcome, duration in items:
-        key = (int(ended_at // 60), task, queue, tenant or "")
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = RollupRow(*key)
-        row.add(outcome, duration)
+        for width in WIDTHS:
+            key = (width, int(ended_at // width) * width // 60, task, queue, tenant or "")
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = RollupRow(*key)
+            row.add(outcome, duration)
     return list(rows.values())
 
 

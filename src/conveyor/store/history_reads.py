@@ -38,13 +38,19 @@ class HistoryReads:
         return [attempt_info(r) for r in rows]
 
     async def task_analytics(self, window: TimeRange, points: int = 30) -> list[TaskSummary]:
-        """Per (task, queue) over the range, from the minute rollups: counts by outcome,
-        p50/p95/p99 and `points` buckets of attempts and failures (for sparklines)."""
-        first = int(window.start // 60)
+        """Per (task, queue) over the range, from the rollups: counts by outcome, p50/p95/p99
+        and about `points` buckets of attempts and failures (for sparklines). From 12 hours
+        on, hour rollups are summed (from 20 days, day rollups): the range then starts at
+        its first whole hour (day, UTC), and a point is a whole number of them."""
+        span = window.end - window.start
+        width = 86400 if span >= 20 * 86400 else 3600 if span >= 12 * 3600 else 60
+        first = int(window.start // width) * width // 60
         end = max(first + 1, int(-(-window.end // 60)))
-        per = max(1, -(-(end - first) // points))
+        step = width // 60  # a point is a whole number of rollup rows
+        per = step * max(1, round((end - first) / step / points))
+        points = -(-(end - first) // per)
         params = {**_scope(window), "first_minute": first, "end_minute": end,
-                  "minutes_per_point": per}
+                  "minutes_per_point": per, "width": width}
         rows = await self._history_rows(hq.TASK_ROLLUPS, params)
         return task_summaries(rows, points)
 
@@ -54,19 +60,49 @@ class HistoryReads:
 
     async def error_groups(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]:
         """Failed attempts grouped by fingerprint, most frequent first."""
-        scope = _scope(window)
-        groups = []
-        for fingerprint, count, first, last in await self._history_rows(
-                hq.ERROR_GROUPS, {**scope, "limit": limit}):
-            params = {**scope, "fingerprint": fingerprint}
-            newest = (await self._history_rows(hq.GROUP_NEWEST, params))[0]
-            tasks = sorted(r[0] for r in await self._history_rows(hq.GROUP_TASKS, params))
-            dead = await self.group_dead_jobs(fingerprint, window.tenant)
-            groups.append(ErrorGroup(
-                fingerprint=fingerprint, type=newest[0] or "", message=newest[1] or "",
-                count=count, first_seen=first, last_seen=last, tasks=tuple(tasks),
-                sample_job=newest[3], dead_jobs=len(dead)))
-        return groups
+        groups: dict[str, list[Any]] = {}   # fingerprint: [count, first, last, tasks]
+        for fingerprint, task, count, first, last in await self._error_rows(window):
+            group = groups.setdefault(fingerprint, [0, first, last, set()])
+            group[0] += count
+            group[1], group[2] = min(group[1], first), max(group[2], last)
+            group[3].add(task)
+        ranked = sorted(groups.items(), key=lambda g: (-g[1][0], -g[1][2]))[:limit]
+        if not ranked:
+            return []
+        newest = await self._newest([(f, g[2]) for f, g in ranked], window.tenant)
+        dead: dict[str, int] = {r[0]: int(r[1]) for r in await self._history_rows(
+            hq.DEAD_BY_GROUP, {"tenant": window.tenant})}
+        return [ErrorGroup(
+            fingerprint=fingerprint, type=newest[fingerprint][1] or "",
+            message=newest[fingerprint][2] or "", count=count, first_seen=first,
+            last_seen=last, tasks=tuple(sorted(tasks)), sample_job=newest[fingerprint][3],
+            dead_jobs=dead.get(fingerprint, 0))
+            for fingerprint, (count, first, last, tasks) in ranked if fingerprint in newest]
+
+    async def _error_rows(self, window: TimeRange) -> Rows:
+        """(fingerprint, task, count, first, last) over the range: from the failed attempts
+        up to 12 hours, from the hour rollups up to 20 days, then from the day rollups (the
+        range then starts at its first whole hour or day)."""
+        span = window.end - window.start
+        if span < 12 * 3600:
+            return await self._history_rows(hq.ERROR_GROUPS, _scope(window))
+        width = 86400 if span >= 20 * 86400 else 3600
+        return await self._history_rows(hq.ERROR_GROUP_ROLLUPS, {
+            **_scope(window), "width": width,
+            "first_minute": int(window.start // width) * width // 60,
+            "end_minute": int(-(-window.end // 60))})
+
+    async def _newest(self, groups: list[tuple[str, float]],
+                      tenant: str | None) -> dict[str, tuple[Any, ...]]:
+        """Each group's attempt at its last-seen time, by fingerprint (one index lookup
+        each; PostgreSQL does them in one statement)."""
+        found = {}
+        for fingerprint, last in groups:
+            rows = await self._history_rows(hq.GROUP_NEWEST, {
+                "fingerprint": fingerprint, "last": last, "tenant": tenant})
+            if rows:
+                found[fingerprint] = rows[0]
+        return found
 
     async def group_dead_jobs(self, fingerprint: str, tenant: str | None = None,
                               limit: int = 10_000) -> list[str]:
@@ -78,8 +114,14 @@ class HistoryReads:
     async def worker_analytics(self, window: TimeRange,
                                now: float | None = None) -> list[WorkerSummary]:
         """Per worker over the range: attempts, failures, busy time and share, CPU, peak RSS;
-        with what each live worker runs now."""
-        rows = await self._history_rows(hq.WORKER_ATTEMPTS, _scope(window))
+        with what each live worker runs now. From 6 hours on, read from the hour rollups
+        (the range then starts at its first whole hour)."""
+        if window.end - window.start >= 6 * 3600 and not (window.task or window.queue):
+            rows = await self._history_rows(hq.WORKER_HOURS, {  # whole hours from the start
+                "first_hour": int(window.start // 3600), "tenant": window.tenant,
+                "end_hour": int(-(-window.end // 3600))})
+        else:
+            rows = await self._history_rows(hq.WORKER_ATTEMPTS, _scope(window))
         running: dict[str, list[str]] = {}
         for worker_id, task in await self._history_rows(hq.RUNNING_NOW,
                                                         {"tenant": window.tenant}):
@@ -114,6 +156,6 @@ class HistoryReads:
         independent of the jobs' own retention. Returns the attempts deleted."""
         count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
                                                               "limit": limit})
-        await self._history_count(hq.PRUNE_ROLLUPS,
-                                  {"before_minute": int(rollups_before // 60)})
+        for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS, hq.PRUNE_ERROR_ROLLUPS):
+            await self._history_count(template, {"before_minute": int(rollups_before // 60)})
         return count

@@ -63,8 +63,48 @@ def rollups_of(attempts: Sequence[tuple[Any, ...]]) -> list[RollupRow]:
     """One rollup increment per distinct (minute, task, queue, tenant) of attempt rows, in
     key order (concurrent settles lock rollup rows in one order: no deadlock)."""
     rollups = fold((row[9], row[2], row[3], row[4], row[11], row[10]) for row in attempts)
-    rollups.sort(key=lambda r: (r.minute, r.task, r.queue, r.tenant))
+    rollups.sort(key=lambda r: (r.width, r.minute, r.task, r.queue, r.tenant))
     return rollups
+
+
+def worker_rollups(attempts: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Per (hour, worker, tenant) of attempt rows: (hour, worker_id, tenant, host, pid,
+    attempts, failures, busy, cpu, peak_rss), in key order."""
+    rows: dict[tuple[int, str, str], list[Any]] = {}
+    for row in attempts:
+        if row[5] is None:
+            continue
+        key = (int(row[9] // 3600), row[5], row[4] or "")
+        acc = rows.get(key)
+        if acc is None:
+            acc = rows[key] = [row[6], row[7], 0, 0, 0.0, 0.0, None]
+        acc[2] += 1
+        acc[3] += Outcome(row[11]).failed
+        acc[4] += row[10]
+        acc[5] += row[17] or 0.0
+        if row[18] is not None and (acc[6] is None or row[18] > acc[6]):
+            acc[6] = row[18]
+    return [(*key, *acc) for key, acc in sorted(rows.items())]
+
+
+def error_rollups(attempts: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Per (width, minute, fingerprint, task, queue, tenant) of the failed attempt rows, by
+    hour and by day: (key..., failures, first_seen, last_seen), in key order."""
+    rows: dict[tuple[Any, ...], list[Any]] = {}
+    for row in attempts:
+        if row[16] is None:
+            continue
+        ended = row[9]
+        for width in (3600, 86400):
+            key = (width, int(ended // width) * width // 60, row[16], row[2], row[3],
+                   row[4] or "")
+            acc = rows.get(key)
+            if acc is None:
+                rows[key] = [1, ended, ended]
+            else:
+                acc[0] += 1
+                acc[1], acc[2] = min(acc[1], ended), max(acc[2], ended)
+    return [(*key, *acc) for key, acc in sorted(rows.items())]
 
 
 def lost_rows(rescued: Sequence[tuple[Any, ...]], now: float) -> list[tuple[Any, ...]]:

@@ -21,12 +21,35 @@ INSERT_ATTEMPT = (f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(ATTEMPT
                   f"VALUES ({', '.join(f'%({c})s' for c in ATTEMPT_COLUMNS)})")
 
 _ADDED = (*OUTCOMES, "duration_sum", *BUCKET_COLUMNS)
-ROLLUP_COLUMNS = ("minute", "task", "queue", "tenant", *_ADDED)
+ROLLUP_COLUMNS = ("width", "minute", "task", "queue", "tenant", *_ADDED)
 UPSERT_ROLLUP = (
     f"INSERT INTO {{schema}}.conveyor_rollups AS r ({', '.join(ROLLUP_COLUMNS)}) "
     f"VALUES ({', '.join(f'%({c})s' for c in ROLLUP_COLUMNS)}) "
-    "ON CONFLICT (minute, task, queue, tenant) DO UPDATE SET "
+    "ON CONFLICT (width, minute, task, queue, tenant) DO UPDATE SET "
     + ", ".join(f"{c} = r.{c} + excluded.{c}" for c in _ADDED))
+
+WORKER_ROLLUP_COLUMNS = ("hour", "worker_id", "tenant", "host", "pid", "attempts", "failures",
+                         "busy", "cpu", "peak_rss")
+UPSERT_WORKER_ROLLUP = (
+    f"INSERT INTO {{schema}}.conveyor_worker_rollups AS r ({', '.join(WORKER_ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in WORKER_ROLLUP_COLUMNS)}) "
+    "ON CONFLICT (hour, worker_id, tenant) DO UPDATE SET host = excluded.host, "
+    "pid = excluded.pid, attempts = r.attempts + excluded.attempts, "
+    "failures = r.failures + excluded.failures, busy = r.busy + excluded.busy, "
+    "cpu = r.cpu + excluded.cpu, peak_rss = CASE WHEN r.peak_rss IS NULL "
+    "OR excluded.peak_rss > r.peak_rss THEN excluded.peak_rss ELSE r.peak_rss END")
+
+ERROR_ROLLUP_COLUMNS = ("width", "minute", "fingerprint", "task", "queue", "tenant",
+                        "failures", "first_seen", "last_seen")
+UPSERT_ERROR_ROLLUP = (
+    f"INSERT INTO {{schema}}.conveyor_error_rollups AS r ({', '.join(ERROR_ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in ERROR_ROLLUP_COLUMNS)}) "
+    "ON CONFLICT (width, minute, fingerprint, task, queue, tenant) DO UPDATE SET "
+    "failures = r.failures + excluded.failures, "
+    "first_seen = CASE WHEN excluded.first_seen < r.first_seen THEN excluded.first_seen "
+    "ELSE r.first_seen END, "
+    "last_seen = CASE WHEN excluded.last_seen > r.last_seen THEN excluded.last_seen "
+    "ELSE r.last_seen END")
 
 _SCOPE = """
   AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)
@@ -38,7 +61,7 @@ TASK_ROLLUPS = (
     "SELECT (minute - %(first_minute)s) / %(minutes_per_point)s AS point, task, queue, "
     + ", ".join(f"sum({c})" if c == "duration_sum" else f"CAST(sum({c}) AS BIGINT)"
                 for c in _ADDED)
-    + " FROM {schema}.conveyor_rollups WHERE minute >= %(first_minute)s "
+    + " FROM {schema}.conveyor_rollups WHERE width = %(width)s AND minute >= %(first_minute)s "
     "AND minute < %(end_minute)s" + _SCOPE.replace("tenant = %(tenant)s",
                                                    "tenant = coalesce(%(tenant)s, '')")
     + " GROUP BY 1, task, queue")
@@ -46,31 +69,47 @@ TASK_ROLLUPS = (
 _INFO = ("job_id, attempt, task, queue, tenant, worker_id, started_at, duration, outcome, cpu, "
          "rss, host, error_type, error_message, fingerprint")
 
+# `+ended_at`: walk the duration index from the top rather than sort the whole range
 SLOW = ("SELECT " + _INFO + " FROM {schema}.conveyor_attempts "
-        "WHERE ended_at >= %(start)s AND ended_at < %(end)s" + _SCOPE
+        "WHERE +ended_at >= %(start)s AND +ended_at < %(end)s" + _SCOPE
         + " ORDER BY duration DESC LIMIT %(limit)s")
 
 JOB_ATTEMPTS = ("SELECT " + _INFO + " FROM {schema}.conveyor_attempts WHERE job_id = %(id)s "
                 "AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s) "
                 "ORDER BY attempt, id")
 
+# Per (group, task) in range: the counts, first and last seen. The errors index (failed
+# attempts only) covers it; `+ended_at` keeps the planner off the index of every attempt.
 ERROR_GROUPS = """
-SELECT fingerprint, count(*), min(ended_at), max(ended_at)
+SELECT fingerprint, task, count(*), min(ended_at), max(ended_at)
 FROM {schema}.conveyor_attempts
-WHERE fingerprint IS NOT NULL AND ended_at >= %(start)s AND ended_at < %(end)s""" + _SCOPE + """
-GROUP BY fingerprint ORDER BY count(*) DESC, max(ended_at) DESC LIMIT %(limit)s"""
+WHERE fingerprint IS NOT NULL AND +ended_at >= %(start)s AND +ended_at < %(end)s""" + _SCOPE + """
+GROUP BY fingerprint, task"""
 
-# The group's newest attempt in range (its message and sample job), and the tasks it hit
+# The same from the error rollups of one width (whole hours or days from the range's start)
+ERROR_GROUP_ROLLUPS = """
+SELECT fingerprint, task, CAST(sum(failures) AS BIGINT), min(first_seen), max(last_seen)
+FROM {schema}.conveyor_error_rollups
+WHERE width = %(width)s AND minute >= %(first_minute)s AND minute < %(end_minute)s""" + (
+    _SCOPE.replace("tenant = %(tenant)s", "tenant = coalesce(%(tenant)s, '')")) + """
+GROUP BY fingerprint, task"""
+
+# A group's newest attempt (its type, message and sample job), found by the errors index
 GROUP_NEWEST = """
-SELECT error_type, error_message, error_sealed, job_id, tenant
-FROM {schema}.conveyor_attempts
-WHERE fingerprint = %(fingerprint)s
-  AND ended_at >= %(start)s AND ended_at < %(end)s""" + _SCOPE + """
-ORDER BY ended_at DESC LIMIT 1"""
+SELECT fingerprint, error_type, error_message, job_id FROM {schema}.conveyor_attempts
+WHERE fingerprint = %(fingerprint)s AND ended_at = %(last)s
+  AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s) LIMIT 1"""
 
-GROUP_TASKS = """
-SELECT DISTINCT task FROM {schema}.conveyor_attempts
-WHERE fingerprint = %(fingerprint)s AND ended_at >= %(start)s AND ended_at < %(end)s""" + _SCOPE
+# Per group: the dead jobs still stored whose final attempt failed in it. From the dead jobs
+# (bounded by their retention) to their attempts: CROSS JOIN fixes that order on SQLite.
+DEAD_BY_GROUP = """
+SELECT a.fingerprint, count(DISTINCT job.id)
+FROM {schema}.conveyor_jobs AS job
+CROSS JOIN {schema}.conveyor_attempts AS a
+WHERE a.job_id = job.id AND a.attempt = job.attempt
+  AND job.state = 'dead' AND a.outcome = 'dead' AND a.fingerprint IS NOT NULL
+  AND (CAST(%(tenant)s AS TEXT) IS NULL OR job.tenant = %(tenant)s)
+GROUP BY a.fingerprint"""
 
 # Dead jobs still stored whose final attempt failed with this fingerprint
 GROUP_DEAD_JOBS = """
@@ -88,6 +127,15 @@ FROM {schema}.conveyor_attempts
 WHERE ended_at >= %(start)s AND ended_at < %(end)s AND worker_id IS NOT NULL""" + _SCOPE + """
 GROUP BY worker_id"""
 
+# The same figures from the hour rollups (ranges of hours; no task or queue filter)
+WORKER_HOURS = """
+SELECT worker_id, max(host), max(pid), CAST(sum(attempts) AS BIGINT),
+       CAST(sum(failures) AS BIGINT), sum(busy), sum(cpu), max(peak_rss)
+FROM {schema}.conveyor_worker_rollups
+WHERE hour >= %(first_hour)s AND hour < %(end_hour)s
+  AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)
+GROUP BY worker_id"""
+
 RUNNING_NOW = """
 SELECT worker_id, task FROM {schema}.conveyor_jobs
 WHERE state = 'running' AND worker_id IS NOT NULL
@@ -98,3 +146,7 @@ DELETE FROM {schema}.conveyor_attempts WHERE id IN (
     SELECT id FROM {schema}.conveyor_attempts WHERE ended_at < %(before)s LIMIT %(limit)s)"""
 
 PRUNE_ROLLUPS = "DELETE FROM {schema}.conveyor_rollups WHERE minute < %(before_minute)s"
+PRUNE_ERROR_ROLLUPS = ("DELETE FROM {schema}.conveyor_error_rollups "
+                       "WHERE minute < %(before_minute)s")
+PRUNE_WORKER_ROLLUPS = ("DELETE FROM {schema}.conveyor_worker_rollups "
+                        "WHERE hour < %(before_minute)s / 60")

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from .. import lookup
 from ..errors import ConveyorError, JobNotFound
 from ..job import Job, JobFilter, JobState
-from . import actions, charts, overview, queue_limits
+from . import actions, analytics_pages, charts, overview, queue_limits
 from .auth import Principal
 from .context import WebContext
 from .inputs import cursor_of, job_filter
@@ -140,8 +140,9 @@ async def workers_page(request: Request) -> Response:
     ctx = ctx_of(request)
     found = await ctx.call(ctx.conveyor.workers) if principal.scope is None else []
     lease = ctx.conveyor.settings.lease
+    figures = await analytics_pages.worker_figures(ctx, principal)
     return render(request, "workers.html", principal, workers=[worker_json(w) for w in found],
-                  lease=lease, title="Workers")
+                  lease=lease, figures=figures, title="Workers")
 
 
 async def error_page(request: Request, error: ApiError) -> Response:
@@ -162,5 +163,5 @@ def routes() -> list[BaseRoute]:
         Route("/", home), Route("/jobs", jobs_page), Route("/jobs/{id}", job_page),
         Route("/jobs/{id}/row", job_row), Route("/dead", dead_page),
         Route("/queues", queues_page), Route("/workers", workers_page),
-        *actions.routes(),
+        *actions.routes(), *analytics_pages.routes(),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..job import JobFilter, JobState
-from . import charts
+from . import analytics_pages, charts
 from .auth import Principal
 from .charts import Series
 from .context import WebContext
@@ -24,8 +24,9 @@ async def gather(ctx: WebContext, principal: Principal) -> dict[str, Any]:
                           limit=5, redacted=True)
     workers = await ctx.call(ctx.conveyor.workers) if principal.scope is None else None
     samples = ctx.history.samples(scope)
+    stored = await analytics_pages.stored_chart(ctx, principal, "24h")
     return {"stats": stats, "queues": [queue_json(q) for q in queues], "recent_dead": dead,
-            "workers": workers, "charts": build_charts(samples, ctx.history.every),
+            "workers": workers, "charts": [stored, *build_charts(samples, ctx.history.every)],
             "title": "Overview", "sample_every": ctx.history.every}
 
 

@@ -37,10 +37,16 @@ except ImportError:  # not on Windows: no RSS figure
 _RSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB else
 
 
+# RUSAGE_SELF sums every thread's figures (slow with a pool of task threads); the calling
+# thread's own call is cheap, and on Linux its ru_maxrss is still the process's peak
+_WHO = getattr(resource, "RUSAGE_THREAD", None) if resource is not None else None
+
+
 def peak_rss() -> int | None:
     if resource is None:
         return None
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * _RSS_UNIT
+    who = resource.RUSAGE_SELF if _WHO is None else _WHO
+    return int(resource.getrusage(who).ru_maxrss) * _RSS_UNIT
 
 
 def child_usage() -> tuple[float, int | None]:

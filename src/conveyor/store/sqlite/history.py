@@ -11,7 +11,13 @@ from typing import Any
 from .. import history_sql as hq
 from ..base import Settle
 from ..history_reads import HistoryReads
-from ..history_rows import history_rows, lost_rows, rollups_of
+from ..history_rows import (
+    error_rollups,
+    history_rows,
+    lost_rows,
+    rollups_of,
+    worker_rollups,
+)
 from .connection import Connections
 
 _ATTEMPT = ("INSERT INTO conveyor_attempts (" + ", ".join(hq.ATTEMPT_COLUMNS) + ") VALUES ("
@@ -19,6 +25,12 @@ _ATTEMPT = ("INSERT INTO conveyor_attempts (" + ", ".join(hq.ATTEMPT_COLUMNS) + 
 _ROLLUP = hq.for_sqlite(hq.UPSERT_ROLLUP)
 for _column in hq.ROLLUP_COLUMNS:  # positional: the rows are tuples
     _ROLLUP = _ROLLUP.replace(f":{_column},", "?,").replace(f":{_column})", "?)")
+_WORKERS = hq.for_sqlite(hq.UPSERT_WORKER_ROLLUP)
+for _column in hq.WORKER_ROLLUP_COLUMNS:
+    _WORKERS = _WORKERS.replace(f":{_column},", "?,").replace(f":{_column})", "?)")
+_ERRORS = hq.for_sqlite(hq.UPSERT_ERROR_ROLLUP)
+for _column in hq.ERROR_ROLLUP_COLUMNS:
+    _ERRORS = _ERRORS.replace(f":{_column},", "?,").replace(f":{_column})", "?)")
 _SQLITE: dict[str, str] = {}
 
 
@@ -29,6 +41,8 @@ def write_history(conn: sqlite3.Connection, items: Sequence[Settle],
     if attempts:
         conn.executemany(_ATTEMPT, attempts)
         conn.executemany(_ROLLUP, [row.params() for row in rollups])
+        conn.executemany(_WORKERS, worker_rollups(attempts))
+        conn.executemany(_ERRORS, error_rollups(attempts))
 
 
 def write_lost(conn: sqlite3.Connection, rescued: Sequence[tuple[Any, ...]],
@@ -38,6 +52,8 @@ def write_lost(conn: sqlite3.Connection, rescued: Sequence[tuple[Any, ...]],
     if attempts:
         conn.executemany(_ATTEMPT, attempts)
         conn.executemany(_ROLLUP, [row.params() for row in rollups_of(attempts)])
+        conn.executemany(_WORKERS, worker_rollups(attempts))
+        conn.executemany(_ERRORS, error_rollups(attempts))
 
 
 def _statement(template: str) -> str:

@@ -202,7 +202,22 @@
     });
   }
 
+  // --- phone layout: each cell of a table row-card says what it is (its column's header) -----
+  function labelCells(root) {
+    (root || document).querySelectorAll(".table-wrap table").forEach((t) => {
+      const heads = [...t.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+      t.querySelectorAll("tbody tr").forEach((tr) => {
+        [...tr.children].forEach((cell, i) => {
+          if (!cell.hasAttribute("data-label") && heads[i]) cell.setAttribute("data-label", heads[i]);
+        });
+      });
+    });
+  }
+  new MutationObserver(() => labelCells()).observe(document.documentElement,
+                                                   { childList: true, subtree: true });
+
   document.addEventListener("DOMContentLoaded", () => {
+    labelCells();
     connect();
     selection();
     keyboard();

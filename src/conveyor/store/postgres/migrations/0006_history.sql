@@ -1,7 +1,9 @@
 -- Conveyor schema, version 6 (PostgreSQL): attempt history (conveyor/history). One row per attempt,
 -- written in the same transaction as the settle that ends it, kept on its own retention (so
 -- the audit trail outlives pruned jobs); minute rollups per task and queue with counts by
--- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks.
+-- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks; each
+-- attempt counts in its minute (width 60), hour (3600) and day (86400), so a 30-day chart
+-- sums 30 days, not 43,200 minutes.
 CREATE TABLE {schema}.conveyor_attempts (
     id              bigserial PRIMARY KEY,
     job_id          text NOT NULL,
@@ -25,12 +27,15 @@ CREATE TABLE {schema}.conveyor_attempts (
     rss             bigint
 );
 
-CREATE INDEX conveyor_attempts_ended ON {schema}.conveyor_attempts (ended_at);
 CREATE INDEX conveyor_attempts_job ON {schema}.conveyor_attempts (job_id, attempt);
-CREATE INDEX conveyor_attempts_errors ON {schema}.conveyor_attempts (fingerprint, ended_at)
+-- covering for the error groups: only failed attempts are in it
+CREATE INDEX conveyor_attempts_errors ON {schema}.conveyor_attempts
+    (fingerprint, ended_at, tenant, task, queue, outcome, job_id, attempt)
     WHERE fingerprint IS NOT NULL;
-CREATE INDEX conveyor_attempts_worker ON {schema}.conveyor_attempts (worker_id, ended_at);
 CREATE INDEX conveyor_attempts_slow ON {schema}.conveyor_attempts (duration);
+-- covering for the workers' figures over a range
+CREATE INDEX conveyor_attempts_workers ON {schema}.conveyor_attempts
+    (ended_at, worker_id, tenant, outcome, duration, cpu, rss, task, queue, host, pid);
 
 -- Tenant isolation, as on conveyor_jobs (0001): binds only restricted roles.
 ALTER TABLE {schema}.conveyor_attempts ENABLE ROW LEVEL SECURITY;
@@ -39,6 +44,7 @@ CREATE POLICY conveyor_attempts_tenant ON {schema}.conveyor_attempts
     WITH CHECK (tenant = nullif(current_setting('conveyor.tenant', true), ''));
 
 CREATE TABLE {schema}.conveyor_rollups (
+    width        bigint NOT NULL,
     minute       bigint NOT NULL,
     task         text NOT NULL,
     queue        text NOT NULL,
@@ -76,5 +82,36 @@ CREATE TABLE {schema}.conveyor_rollups (
     b23 bigint NOT NULL DEFAULT 0,
     b24 bigint NOT NULL DEFAULT 0,
     b25 bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (minute, task, queue, tenant)
+    PRIMARY KEY (width, minute, task, queue, tenant)
+);
+
+-- Per worker, tenant and hour: the workers' figures over long ranges without reading every
+-- attempt (a worker's settle batch adds one or two rows).
+CREATE TABLE {schema}.conveyor_worker_rollups (
+    hour      bigint NOT NULL,
+    worker_id TEXT NOT NULL,
+    tenant    TEXT NOT NULL DEFAULT '',
+    host      TEXT,
+    pid       bigint,
+    attempts  bigint NOT NULL DEFAULT 0,
+    failures  bigint NOT NULL DEFAULT 0,
+    busy      double precision NOT NULL DEFAULT 0,
+    cpu       double precision NOT NULL DEFAULT 0,
+    peak_rss  bigint,
+    PRIMARY KEY (hour, worker_id, tenant)
+);
+
+-- Per error group, task, queue and tenant, by hour (width 3600) and day (86400): the error
+-- groups over long ranges without reading every failed attempt. Failed attempts only.
+CREATE TABLE {schema}.conveyor_error_rollups (
+    width       bigint NOT NULL,
+    minute      bigint NOT NULL,
+    fingerprint TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    queue       TEXT NOT NULL,
+    tenant      TEXT NOT NULL DEFAULT '',
+    failures    bigint NOT NULL DEFAULT 0,
+    first_seen  double precision NOT NULL,
+    last_seen   double precision NOT NULL,
+    PRIMARY KEY (width, minute, fingerprint, task, queue, tenant)
 )

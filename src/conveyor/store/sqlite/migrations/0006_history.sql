@@ -1,7 +1,9 @@
 -- Conveyor schema, version 6: attempt history (conveyor/history). One row per attempt,
 -- written in the same transaction as the settle that ends it, kept on its own retention (so
 -- the audit trail outlives pruned jobs); minute rollups per task and queue with counts by
--- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks.
+-- outcome and a log-bucket duration histogram (history/rollup.py), kept for weeks; each
+-- attempt counts in its minute (width 60), hour (3600) and day (86400), so a 30-day chart
+-- sums 30 days, not 43,200 minutes.
 CREATE TABLE conveyor_attempts (
     id              INTEGER PRIMARY KEY,
     job_id          TEXT NOT NULL,
@@ -25,14 +27,18 @@ CREATE TABLE conveyor_attempts (
     rss             INTEGER
 );
 
-CREATE INDEX conveyor_attempts_ended ON conveyor_attempts (ended_at);
 CREATE INDEX conveyor_attempts_job ON conveyor_attempts (job_id, attempt);
-CREATE INDEX conveyor_attempts_errors ON conveyor_attempts (fingerprint, ended_at)
+-- covering for the error groups: only failed attempts are in it
+CREATE INDEX conveyor_attempts_errors ON conveyor_attempts
+    (fingerprint, ended_at, tenant, task, queue, outcome, job_id, attempt)
     WHERE fingerprint IS NOT NULL;
-CREATE INDEX conveyor_attempts_worker ON conveyor_attempts (worker_id, ended_at);
 CREATE INDEX conveyor_attempts_slow ON conveyor_attempts (duration);
+-- covering for the workers' figures over a range
+CREATE INDEX conveyor_attempts_workers ON conveyor_attempts
+    (ended_at, worker_id, tenant, outcome, duration, cpu, rss, task, queue, host, pid);
 
 CREATE TABLE conveyor_rollups (
+    width        INTEGER NOT NULL,
     minute       INTEGER NOT NULL,
     task         TEXT NOT NULL,
     queue        TEXT NOT NULL,
@@ -70,5 +76,36 @@ CREATE TABLE conveyor_rollups (
     b23 INTEGER NOT NULL DEFAULT 0,
     b24 INTEGER NOT NULL DEFAULT 0,
     b25 INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (minute, task, queue, tenant)
+    PRIMARY KEY (width, minute, task, queue, tenant)
+) WITHOUT ROWID;
+
+-- Per worker, tenant and hour: the workers' figures over long ranges without reading every
+-- attempt (a worker's settle batch adds one or two rows).
+CREATE TABLE conveyor_worker_rollups (
+    hour      INTEGER NOT NULL,
+    worker_id TEXT NOT NULL,
+    tenant    TEXT NOT NULL DEFAULT '',
+    host      TEXT,
+    pid       INTEGER,
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    failures  INTEGER NOT NULL DEFAULT 0,
+    busy      REAL NOT NULL DEFAULT 0,
+    cpu       REAL NOT NULL DEFAULT 0,
+    peak_rss  INTEGER,
+    PRIMARY KEY (hour, worker_id, tenant)
+) WITHOUT ROWID;
+
+-- Per error group, task, queue and tenant, by hour (width 3600) and day (86400): the error
+-- groups over long ranges without reading every failed attempt. Failed attempts only.
+CREATE TABLE conveyor_error_rollups (
+    width       INTEGER NOT NULL,
+    minute      INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    queue       TEXT NOT NULL,
+    tenant      TEXT NOT NULL DEFAULT '',
+    failures    INTEGER NOT NULL DEFAULT 0,
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL,
+    PRIMARY KEY (width, minute, fingerprint, task, queue, tenant)
 ) WITHOUT ROWID;
