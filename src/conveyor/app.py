@@ -332,7 +332,7 @@ class Conveyor:
         if outcome == "not_found":
             raise JobNotFound(job_id)
         if outcome not in ("cancelled", "cancel_requested", "queued"):
-            raise InvalidTransition(job_id, outcome, action)
+            raise InvalidTransition(job_id, outcome.removeprefix("already_"), action)
         return self.get(job_id, tenant=tenant)
 
     def discard(self, ids: Sequence[str], *, tenant: str | None = None) -> int:

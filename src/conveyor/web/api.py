@@ -187,8 +187,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/jobs/{id}/cancel", cancel_job, methods=["POST"]),
         Route("/api/v1/jobs/{id}/retry", retry_job, methods=["POST"]),
         Route("/api/v1/queues", queues, methods=["GET"]),
-        Route("/api/v1/queues/{name}/pause", pause_queue, methods=["POST"]),
-        Route("/api/v1/queues/{name}/resume", resume_queue, methods=["POST"]),
+        # {name:path}: a queue name may hold "/" (eu-west/slow)
+        Route("/api/v1/queues/{name:path}/pause", pause_queue, methods=["POST"]),
+        Route("/api/v1/queues/{name:path}/resume", resume_queue, methods=["POST"]),
         Route("/api/v1/stats", stats, methods=["GET"]),
         Route("/api/v1/workers", workers, methods=["GET"]),
         Route("/api/v1/events", events, methods=["GET"]),

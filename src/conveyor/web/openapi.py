@@ -76,6 +76,7 @@ def _schemas() -> dict[str, Any]:
             "correlation_id": nullable_s, "idempotency_key": nullable_s,
             "created_at": nullable_n, "run_at": nullable_n, "started_at": nullable_n,
             "finished_at": nullable_n, "expires_at": nullable_n, "progress": nullable_n,
+            "progress_step": nullable_s, "duplicate": {"type": "boolean"},
             "result": {}, "errors": {"type": "array", "items": OBJ}, "worker": OBJ,
             "dead_reason": nullable_s, "batch_id": nullable_s, "parent_id": nullable_s,
             "status_url": s}},
