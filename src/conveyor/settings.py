@@ -43,6 +43,16 @@ class Settings:
     session_idle: float = 3600.0  # a dashboard sign-in ends after this long unused
     session_lifetime: float = 12 * 3600.0  # ... and this long after it began, in any case
     metrics_max_labels: int = 100  # distinct queues (and tasks) with series of their own
+    # what one HTTP request may cost (web/bodies.py) and how long a client may take (server.py)
+    max_body_bytes: int = 0  # one job's body; 0: twice CONVEYOR_MAX_PAYLOAD_BYTES + 64 KiB
+    max_batch_body_bytes: int = 8 * 1024 * 1024  # a batch's body
+    max_body_values: int = 250_000  # JSON values (commas, brackets, braces) in one body
+    max_large_bodies: int = 2  # bodies over 1 MiB read at once; more: 503 + Retry-After
+    max_list_bytes: int = 8 * 1024 * 1024  # a page of jobs stops growing here (next_cursor)
+    http_header_timeout: float = 10.0  # a request's line and headers arrive within this
+    http_body_timeout: float = 30.0  # a request body arrives within this
+    http_idle_timeout: float = 5.0  # a kept-alive connection with no request is closed
+    http_max_connections: int = 1000  # open connections at once; more are answered 503
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -63,6 +73,7 @@ class Settings:
                               "CONVEYOR_SESSION_LIFETIME")
         if self.metrics_max_labels < 1:
             raise ConfigError("CONVEYOR_METRICS_MAX_LABELS must be at least 1")
+        _check_web_limits(self)
         if self.heartbeat is None:
             object.__setattr__(self, "heartbeat", min(5.0, self.lease / 3))
         elif self.heartbeat <= 0 or self.heartbeat >= self.lease:
@@ -91,6 +102,19 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _check_web_limits(s: Settings) -> None:
+    for name in ("max_batch_body_bytes", "max_body_values", "max_large_bodies",
+                 "max_list_bytes", "http_max_connections"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"CONVEYOR_{name.upper()} must be at least 1")
+    if s.max_body_bytes < 0:
+        raise ConfigError("CONVEYOR_MAX_BODY_BYTES must be 0 (derived) or a number of bytes")
+    for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
+        value = getattr(s, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"CONVEYOR_{name.upper()} must be a positive number of seconds")
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conveyor.job import JobFilter, JobState, new_id
-from conveyor.store.base import Complete, Fail, Store
+from conveyor.store.base import Complete, Fail, Progress, Store
 
 from .support import LEASE, T0, claim_one, enqueue, error, new_job
 
@@ -136,3 +136,24 @@ async def test_count_jobs_counts_what_list_jobs_would_list_up_to_a_cap(store: St
     assert await store.count_jobs(JobFilter(states=(JobState.DEAD, JobState.QUEUED))) == 7
     assert await store.count_jobs(JobFilter(queue="emails", tenant="org-b")) == 0
     assert await store.count_jobs(JobFilter(task="no-such-task")) == 0
+
+
+async def test_list_jobs_without_bodies_reads_everything_but_them(store: Store) -> None:
+    job_id = await enqueue(store, max_attempts=3, correlation_id="light")
+    claimed = await claim_one(store)
+    await store.settle([Fail(claimed.lease, error(1), 0.0)], now=T0 + 1)
+    claimed = await claim_one(store, now=T0 + 2)
+    await store.settle([Progress(claimed.lease, 50.0, "half way")], now=T0 + 2)
+    [running] = await store.list_jobs(JobFilter(correlation_id="light"), bodies=False)
+    assert running.progress == 50.0 and running.progress_step is None
+    await store.settle([Complete(claimed.lease, b'{"big": "result"}')], now=T0 + 3)
+    [full] = await store.list_jobs(JobFilter(correlation_id="light"))
+    [light] = await store.list_jobs(JobFilter(correlation_id="light"), bodies=False)
+    assert full.id == light.id == job_id
+    assert full.payload and full.result is not None and full.errors
+    assert (light.payload, light.result, light.errors, light.progress_step) == (
+        None, None, (), None)
+    same = ("task", "queue", "state", "priority", "attempt", "max_attempts", "tenant",
+            "correlation_id", "created_at", "run_at", "started_at", "finished_at", "progress",
+            "batch_id", "worker_id")
+    assert {k: getattr(light, k) for k in same} == {k: getattr(full, k) for k in same}

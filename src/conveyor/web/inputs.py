@@ -6,9 +6,6 @@ import math
 from datetime import datetime
 from typing import Any
 
-import orjson
-from starlette.requests import Request
-
 from ..job import JobFilter, JobState
 from ..names import QUEUE_NAME_RULE, is_queue_name
 from .auth import Principal
@@ -21,30 +18,6 @@ STRING_FIELDS = {"task": 200, "queue": 100, "idempotency_key": 255, "correlation
 NUMBER_FIELDS = {"delay": (0.0, 10 * YEAR), "ttl": (0.001, 10 * YEAR)}
 INT_FIELDS = {"priority": INT_RANGE, "max_attempts": (1, 1000)}
 JOB_FIELDS = frozenset({*STRING_FIELDS, *NUMBER_FIELDS, *INT_FIELDS, "payload", "run_at"})
-
-
-async def read_json(request: Request, limit: int) -> Any:
-    """The body as JSON; 413 past `limit` bytes, 400 when it is not JSON."""
-    declared = request.headers.get("content-length")
-    if declared and is_ascii_digits(declared) and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
-    try:
-        return orjson.loads(b"".join(chunks))
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"the request body is not valid JSON: {exc}")\
-            from None
-
-
-def _too_large(size: int, limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large",
-                    f"the request body is over the limit of {limit} bytes",
-                    {"size": size, "limit": limit})
 
 
 def job_spec(data: Any, principal: Principal, where: str = "") -> tuple[str, Any, dict[str, Any]]:
