@@ -39,6 +39,7 @@ from .headers import SecurityHeaders
 from .openapi import openapi_document
 from .problems import ApiError, CatchAll, JSONResponse, from_conveyor
 from .sessions import SessionBook
+from .slowclients import server_options
 from .views import build_templates
 
 log = logging.getLogger("conveyor.web")
@@ -245,7 +246,8 @@ def build_server(conveyor: Conveyor, host: str | None, port: int,
         log.warning("no CONVEYOR_API_TOKENS set: the API and dashboard are open to anyone on "
                     "this machine, so they listen on loopback (%s) only", host)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                            timeout_graceful_shutdown=5, lifespan="on", access_log=False)
+                            timeout_graceful_shutdown=5, lifespan="on", access_log=False,
+                            **server_options(conveyor.settings))
     return ConveyorServer(config, install_signals=install_signals)
 
 
