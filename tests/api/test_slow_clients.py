@@ -52,20 +52,21 @@ def test_slow_clients_are_closed_and_healthz_still_answers(url: str) -> None:
                     '{"task": "echo", "payload": "').encode()
     kinds = {"idle": b"", "head": partial_head, "body": partial_body, "trickle": b"G"}
     socks: dict[socket.socket, str] = {}
+    opened = time.monotonic()  # before the first connect: no deadline can end earlier
     for n in range(200):
         kind = list(kinds)[n % 4]
         socks[connect(url, kinds[kind])] = kind
     try:
-        watch(url, socks, list(kinds))
+        watch(url, socks, list(kinds), opened)
     finally:
         for sock in socks:
             sock.close()
 
 
-def watch(url: str, socks: dict[socket.socket, str], kinds: list[str]) -> None:
+def watch(url: str, socks: dict[socket.socket, str], kinds: list[str],
+          opened: float) -> None:
     with httpx.Client(base_url=url, timeout=5) as client:  # kept alive, then left idle
         assert client.get("/healthz").status_code == 200
-        opened = time.monotonic()
         selector = selectors.DefaultSelector()
         for sock in socks:
             selector.register(sock, selectors.EVENT_READ)
