@@ -85,13 +85,16 @@ def _schemas() -> dict[str, Any]:
 
 def _paths() -> dict[str, Any]:
     page = {"type": "object", "properties": {"jobs": {"type": "array", "items": JOB},
-                                             "next_cursor": {"type": ["string", "null"]}}}
+                                             "next_cursor": {"type": ["string", "null"]},
+                                             "truncated": {"type": "boolean"}}}
     list_params = [_query("state", "comma-separated states"), _query("queue", "queue"),
                    _query("task", "task name"), _query("tenant", "admin tokens only"),
                    _query("correlation_id", "correlation id"),
                    _query("idempotency_key", "idempotency key"),
                    _query("batch_id", "batch id"), _query("limit", "1 to 500", "integer"),
-                   _query("cursor", "next_cursor of the previous page")]
+                   _query("cursor", "next_cursor of the previous page"),
+                   _query("fields", "comma-separated fields of each job; payload, result, "
+                          "errors and progress_step only when named here")]
     accepted = (202, {"$ref": "#/components/schemas/Accepted"}, "Accepted")
     return {
         "/api/v1/jobs": {
