@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import ConveyorError
 from .auth import Principal
-from .bodies import fields_of, json_body, page_of_jobs
+from .bodies import caller, fields_of, json_body, page_of_jobs
 from .context import WebContext
 from .events import EventFilter, stream
 from .grants import check_grant
@@ -41,7 +41,8 @@ async def enqueue(request: Request) -> Response:
         task, payload, options = job_spec(data, principal)
         check_grant(principal.grant, principal.tenant, ctx.conveyor.registry, task, options)
         try:
-            job = await ctx.call(ctx.conveyor.enqueue, task, payload, **options)
+            job = await caller(request, ctx.call)(ctx.conveyor.enqueue, task, payload,
+                                                  **options)
         except ConveyorError as exc:
             raise from_conveyor(exc, admin=principal.admin) from None
     body = accepted_json(job)
@@ -72,7 +73,7 @@ async def enqueue_batch(request: Request) -> Response:
                         options, f"jobs[{index}]")
             specs.append({"task": task, "payload": payload, **options})
         try:
-            jobs = await ctx.call(ctx.conveyor.enqueue_many, specs)
+            jobs = await caller(request, ctx.call)(ctx.conveyor.enqueue_many, specs)
         except ConveyorError as exc:
             raise from_conveyor(exc, admin=principal.admin) from None
     return JSONResponse({"batch_id": jobs[0].batch_id, "jobs": [accepted_json(j) for j in jobs]},
@@ -98,8 +99,8 @@ async def list_jobs(request: Request) -> Response:
     principal = await reader(request)
     params = request.query_params
     where, limit, cursor = job_filter(params, principal), limit_of(params), cursor_of(params)
-    body = await page_of_jobs(ctx.call, ctx.conveyor.list_jobs, where, cursor, limit,
-                              fields_of(params), ctx.conveyor.settings.max_list_bytes)
+    body = await page_of_jobs(ctx.conveyor.list_jobs, where, cursor, limit, fields_of(params),
+                              ctx.conveyor.settings.max_list_bytes)
     return Response(body, media_type="application/json")
 
 

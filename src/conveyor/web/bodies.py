@@ -12,12 +12,14 @@ brackets and braces: a bound from above) and a body over CONVEYOR_MAX_BODY_VALUE
 Out: a page of jobs leaves payloads, results, errors and progress steps out unless `fields=`
 names them (the store then does not even read them), and stops adding jobs once the JSON
 passes CONVEYOR_MAX_LIST_BYTES (next_cursor goes on from there; truncated says so). Pages
-with bodies are read in small pieces off the event loop, so /healthz answers meanwhile.
+are read off the event loop (with bodies, two jobs at a time), so /healthz answers meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -30,6 +32,7 @@ from .problems import ApiError
 from .serialize import job_json
 
 LARGE = 1024 * 1024  # a body over this needs a slot
+OFF_LOOP = 64 * 1024  # a body over this is handled in a thread (an inline store's too)
 RETRY_AFTER = "1"
 BODY_FIELDS = frozenset({"payload", "result", "errors", "progress_step"})
 LIST_FIELDS = frozenset({
@@ -38,7 +41,7 @@ LIST_FIELDS = frozenset({
     "expires_at", "progress", "worker", "dead_reason", "batch_id", "parent_id", "duplicate",
     "status_url", *BODY_FIELDS})
 DEFAULT_FIELDS = LIST_FIELDS - BODY_FIELDS
-PIECE = 8  # jobs per store read when a page carries bodies
+PIECE = 2  # jobs per store read when a page carries bodies
 
 
 class BodySlots:
@@ -90,11 +93,20 @@ async def json_body(request: Request, limit: int, slots: BodySlots,
         except orjson.JSONDecodeError as exc:
             raise ApiError(400, "malformed_json", f"the request body is not valid JSON: {exc}")\
                 from None
+        request.state.body_size = len(body)
         del body
         yield data
     finally:
         if holding:
             slots.give()
+
+
+def caller(request: Request, inline: Callable[..., Any]) -> Callable[..., Any]:
+    """How to run the app's work for this body: a large one (encoding, sealing, writing
+    megabytes) off the event loop, whatever the store, so /healthz does not wait on it."""
+    if getattr(request.state, "body_size", 0) > OFF_LOOP:
+        return run_in_threadpool
+    return inline
 
 
 def _declared_length(request: Request) -> int | None:
@@ -131,34 +143,50 @@ def row_json(job: Job, fields: frozenset[str]) -> bytes:
                         option=orjson.OPT_NON_STR_KEYS)
 
 
-async def page_of_jobs(call: Callable[..., Any], list_jobs: Callable[..., Sequence[Job]],
+async def page_of_jobs(list_jobs: Callable[..., Sequence[Job]],
                        where: JobFilter, cursor: str | None, limit: int,
-                       fields: frozenset[str], max_bytes: int) -> bytes:
-    """{"jobs": [...], "next_cursor", "truncated"} as JSON bytes, built row by row."""
+                       fields: frozenset[str], max_bytes: int) -> memoryview:
+    """{"jobs": [...], "next_cursor", "truncated"} as JSON, written row by row into one
+    buffer (no list of rows, no joined copy)."""
     bodies = bool(fields & BODY_FIELDS)
-    rows: list[bytes] = []
-    size, last, truncated = 0, cursor, False
-    while len(rows) < limit and not truncated:
-        want = min(PIECE, limit - len(rows)) if bodies else limit - len(rows)
-        if bodies:  # heavy rows: decode and redact off the loop, a few at a time
-            jobs = await run_in_threadpool(list_jobs, where, after=last, limit=want,
-                                           redacted=True, bodies=True)
-        else:
-            jobs = await call(list_jobs, where, after=last, limit=want, redacted=True,
-                              bodies=False)
+    out = bytearray(b'{"jobs":[')
+    count, last, truncated = 0, cursor, False
+    while count < limit and not truncated:
+        want = min(PIECE, limit - count) if bodies else limit - count
+        # off the loop on every store: even without bodies, SQLite walks a row's payload
+        # pages to reach the columns stored after it
+        jobs = await run_in_threadpool(list_jobs, where, after=last, limit=want,
+                                       redacted=True, bodies=bodies)
         for job in jobs:
             row = row_json(job, fields)
-            if rows and size + len(row) > max_bytes:
+            if count and len(out) + len(row) > max_bytes:
                 truncated = True
                 break
-            rows.append(row)
-            size += len(row) + 1
+            if count:
+                out += b","
+            out += row
+            count += 1
             last = job.id
-        if len(jobs) < want:
+        got = len(jobs)
+        del jobs  # a piece's decoded jobs go before the next piece is read
+        if got < want:
             break
-    more = truncated or (len(rows) == limit and bool(
-        await call(list_jobs, where, after=last, limit=1, bodies=False)))
-    next_cursor = last if more and rows else None
-    return b"".join([b'{"jobs":[', b",".join(rows), b'],"next_cursor":',
-                     orjson.dumps(next_cursor), b',"truncated":',
-                     b"true" if truncated else b"false", b"}"])
+    more = truncated or (count == limit and bool(
+        await run_in_threadpool(list_jobs, where, after=last, limit=1, bodies=False)))
+    out += b'],"next_cursor":' + orjson.dumps(last if more and count else None)
+    out += b',"truncated":' + (b"true" if truncated else b"false") + b"}"
+    return memoryview(out)
+
+
+def tune_allocator() -> bool:
+    """For `conveyor serve`: glibc's malloc gives large buffers back to the system when they
+    are freed (a fixed mmap threshold, not one that grows with each large free) and keeps
+    two arenas, not eight per core, so the megabytes of one large page or body do not stay
+    in the server's RSS after the request. False where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_arena_max, m_mmap_threshold = -8, -3
+    return bool(mallopt(m_mmap_threshold, 256 * 1024)) and bool(mallopt(m_arena_max, 2))

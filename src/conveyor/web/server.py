@@ -33,6 +33,7 @@ from ..app import Conveyor
 from ..errors import ConfigError, ConveyorError
 from . import api, dashboard
 from .auth import Authenticator, parse_tokens
+from .bodies import tune_allocator
 from .context import WebContext
 from .guard import RequestGuard
 from .headers import SecurityHeaders
@@ -267,6 +268,7 @@ async def serve_async(conveyor: Conveyor, host: str | None = None, port: int = 8
 def serve(conveyor: Conveyor, host: str | None = None, port: int = 8000,
           with_worker: bool = False) -> int:
     """Run the API and dashboard until SIGTERM or Ctrl-C; returns an exit status."""
+    tune_allocator()
     asyncio.run(serve_async(conveyor, host, port, with_worker))
     return 0
 
