@@ -344,9 +344,10 @@ class Conveyor:
         return reveal(job, self.codec, self.registry, redacted=redacted)
 
     def list_jobs(self, where: JobFilter | None = None, *, after: str | None = None,
-                  limit: int = 50, redacted: bool = False) -> list[Job]:
-        jobs = self.call(lambda s: s.list_jobs(where or JobFilter(), after, limit))
-        return [self.decode(j, redacted=redacted) for j in jobs]
+                  limit: int = 50, redacted: bool = False, bodies: bool = True) -> list[Job]:
+        """bodies=False: payload, result, errors and progress step are neither read nor shown."""
+        jobs = self.call(lambda s: s.list_jobs(where or JobFilter(), after, limit, bodies=bodies))
+        return [self.decode(j, redacted=redacted) if bodies else j for j in jobs]
 
     def wait(self, job_id: str, timeout: float = 30.0, *, tenant: str | None = None) -> Job:
         """Block until the job is terminal (completed, dead or cancelled) and return it."""
@@ -380,7 +381,7 @@ class Conveyor:
         if outcome == "not_found":
             raise JobNotFound(job_id)
         if outcome not in ("cancelled", "cancel_requested", "queued"):
-            raise InvalidTransition(job_id, outcome, action)
+            raise InvalidTransition(job_id, outcome.removeprefix("already_"), action)
         return self.get(job_id, tenant=tenant)
 
     def discard(self, ids: Sequence[str], *, tenant: str | None = None) -> int:

@@ -63,6 +63,16 @@ class Settings:
     rollup_retention: float = 56 * 24 * 3600.0  # minute rollups (the charts' history)
     api_enqueue_rate: str | None = None  # "100/s": jobs a token may enqueue over HTTP
     tracing: bool = False  # OpenTelemetry spans per enqueue and attempt (the otel extra)
+    # what one HTTP request may cost (web/bodies.py) and how long a client may take (server.py)
+    max_body_bytes: int = 0  # one job's body; 0: twice CONVEYOR_MAX_PAYLOAD_BYTES + 64 KiB
+    max_batch_body_bytes: int = 8 * 1024 * 1024  # a batch's body
+    max_body_values: int = 250_000  # JSON values (commas, brackets, braces) in one body
+    max_large_bodies: int = 2  # bodies over 1 MiB read at once; more: 503 + Retry-After
+    max_list_bytes: int = 8 * 1024 * 1024  # a page of jobs stops growing here (next_cursor)
+    http_header_timeout: float = 10.0  # a request's line and headers arrive within this
+    http_body_timeout: float = 30.0  # a request body arrives within this
+    http_idle_timeout: float = 5.0  # a kept-alive connection with no request is closed
+    http_max_connections: int = 1000  # open connections at once; more are answered 503
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -98,6 +108,7 @@ class Settings:
                 parse_rate(self.api_enqueue_rate)
             except ValueError as exc:
                 raise ConfigError(f"CONVEYOR_API_ENQUEUE_RATE: {exc}") from None
+        _check_web_limits(self)
         if self.heartbeat is None:
             object.__setattr__(self, "heartbeat", min(5.0, self.lease / 3))
         elif self.heartbeat <= 0 or self.heartbeat >= self.lease:
@@ -148,6 +159,17 @@ def _check_observability(settings: Settings) -> None:
                           "signature receivers check)")
     if not math.isfinite(settings.alert_queue_wait) or settings.alert_queue_wait < 0:
         raise ConfigError("CONVEYOR_ALERT_QUEUE_WAIT must be a non-negative number of seconds")
+def _check_web_limits(s: Settings) -> None:
+    for name in ("max_batch_body_bytes", "max_body_values", "max_large_bodies",
+                 "max_list_bytes", "http_max_connections"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"CONVEYOR_{name.upper()} must be at least 1")
+    if s.max_body_bytes < 0:
+        raise ConfigError("CONVEYOR_MAX_BODY_BYTES must be 0 (derived) or a number of bytes")
+    for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
+        value = getattr(s, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"CONVEYOR_{name.upper()} must be a positive number of seconds")
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}

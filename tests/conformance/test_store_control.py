@@ -121,6 +121,17 @@ async def test_requeue_of_running_completed_or_missing_jobs_reports_their_state(
         running: "running", done: "completed", missing: "not_found"}
 
 
+async def test_requeue_of_a_queued_job_leaves_it_and_says_so(store: Store) -> None:
+    dead = await _dead_job(store, max_attempts=1)
+    queued = await enqueue(store)
+    before = await store.get(queued)
+    assert await store.requeue([queued, dead], now=T0 + 1) == {
+        queued: "already_queued", dead: "queued"}
+    after = await store.get(queued)
+    assert before is not None and after is not None
+    assert (after.state, after.run_at, after.attempt) == (JobState.QUEUED, before.run_at, 0)
+
+
 async def test_requeued_job_keeps_its_idempotency_key_reserved(store: Store) -> None:
     job_id = await _dead_job(store, idempotency_key="invoice-7", max_attempts=1)
     assert await store.requeue([job_id], now=T0 + 10) == {job_id: "queued"}

@@ -196,6 +196,8 @@ class Store(Protocol):
     # control
     async def cancel(self, ids: Sequence[str], tenant: str | None = None,
                      now: float | None = None) -> dict[str, str]: ...
+    # requeue: "queued" for each job it requeued, "already_queued" for one that was queued
+    # and is left alone, else the job's state or "not_found"
     async def requeue(self, ids: Sequence[str], tenant: str | None = None,
                       now: float | None = None) -> dict[str, str]: ...
     async def discard(self, ids: Sequence[str], tenant: str | None = None) -> int: ...
@@ -239,8 +241,10 @@ class Store(Protocol):
 
     # reading
     async def get(self, job_id: str, tenant: str | None = None) -> Job | None: ...
+    # bodies=False: payload, result, errors and progress_step are not read (None, None, ()
+    # and None), for pages that do not show them
     async def list_jobs(self, where: JobFilter, after: str | None = None,
-                        limit: int = 50) -> list[Job]: ...
+                        limit: int = 50, *, bodies: bool = True) -> list[Job]: ...
     async def count_jobs(self, where: JobFilter, cap: int = 10_000) -> int:
         """How many jobs list_jobs would list, counting no further than `cap` (a bounded
         plan: "10,000+" is an answer, a scan of ten million rows is not)."""

@@ -104,12 +104,16 @@ async def _apply(ctx: WebContext, principal: Principal, action: str,
         discard = getattr(conveyor, "discard", None)
         if discard is None:
             return 0, ["discarding needs a newer Conveyor core"]
-        return await ctx.call(discard, ids, tenant=principal.scope), []
+        clean = [i for i in ids if "\x00" not in i]
+        return await ctx.call(discard, clean, tenant=principal.scope), []
     method = {"retry": conveyor.retry, "cancel": conveyor.cancel}.get(action)
     if method is None:
         raise ApiError(400, "bad_action", f"unknown action {action!r}")
     done, problems = 0, []
     for job_id in ids:
+        if "\x00" in job_id:  # names no job, on any store (PostgreSQL text cannot hold it)
+            problems.append("no such job")
+            continue
         try:
             await ctx.call(method, job_id, tenant=principal.scope)
             done += 1
@@ -130,6 +134,8 @@ async def _retry_all_dead(request: Request, principal: Principal, queue: object,
                           back: str) -> Response:
     ctx = ctx_of(request)
     name = str(queue) if queue else None
+    if name is not None and "\x00" in name:
+        raise ApiError(400, "bad_queue", "a queue name never holds a NUL byte")
     total = await ctx.call(ctx.conveyor.retry_dead, name, tenant=principal.scope)
     where = f" of queue {name}" if name else ""
     return redirect(back, f"Retried {total} dead job{'s' if total != 1 else ''}{where}.")
@@ -158,7 +164,7 @@ def routes() -> list[BaseRoute]:
         Route("/login", login_page, methods=["GET"]), Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/actions", job_actions, methods=["POST"]),
-        Route("/queues/{name}/pause", pause_queue, methods=["POST"]),
-        Route("/queues/{name}/resume", resume_queue, methods=["POST"]),
+        Route("/queues/{name:path}/pause", pause_queue, methods=["POST"]),
+        Route("/queues/{name:path}/resume", resume_queue, methods=["POST"]),
     ]
 

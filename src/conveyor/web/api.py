@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.requests import Request
@@ -11,10 +12,11 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import ConveyorError
 from .auth import Principal
+from .bodies import caller, fields_of, json_body, page_of_jobs
 from .context import WebContext
 from .events import EventFilter, stream
 from .grants import check_grant
-from .inputs import cursor_of, job_filter, job_spec, limit_of, read_json
+from .inputs import cursor_of, job_filter, job_spec, limit_of
 from .problems import ApiError, JSONResponse, from_conveyor
 from .serialize import accepted_json, job_json, queue_json, stats_json, worker_json
 
@@ -36,13 +38,14 @@ async def enqueue(request: Request) -> Response:
     ctx = ctx_of(request)
     principal = await writer(request)
     ctx.enqueue_rate.check(principal)  # CONVEYOR_API_ENQUEUE_RATE: 429 + Retry-After
-    data = await read_json(request, ctx.max_body)
-    task, payload, options = job_spec(data, principal)
-    check_grant(principal.grant, principal.tenant, ctx.conveyor.registry, task, options)
-    try:
-        job = await ctx.call(ctx.conveyor.enqueue, task, payload, **options)
-    except ConveyorError as exc:
-        raise from_conveyor(exc, admin=principal.admin) from None
+    async with body_of(request, ctx, ctx.max_body) as data:
+        task, payload, options = job_spec(data, principal)
+        check_grant(principal.grant, principal.tenant, ctx.conveyor.registry, task, options)
+        try:
+            job = await caller(request, ctx.call)(ctx.conveyor.enqueue, task, payload,
+                                                  **options)
+        except ConveyorError as exc:
+            raise from_conveyor(exc, admin=principal.admin) from None
     body = accepted_json(job)
     return JSONResponse(body, status_code=202, headers={"Location": body["status_url"]})
 
@@ -50,31 +53,31 @@ async def enqueue(request: Request) -> Response:
 async def enqueue_batch(request: Request) -> Response:
     ctx = ctx_of(request)
     principal = await writer(request)
-    data = await read_json(request, ctx.max_batch_body)
-    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
-        raise ApiError(422, "invalid_request", 'the body must be {"jobs": [...]}',
-                       {"errors": [{"field": "jobs", "message": "must be a list"}]})
-    if set(data) - {"jobs"}:
-        raise ApiError(422, "invalid_request", "only 'jobs' is allowed in a batch body")
-    items = data["jobs"]
-    limit = ctx.conveyor.settings.max_batch
-    if len(items) > limit:
-        raise ApiError(413, "batch_too_large", f"batch of {len(items)} jobs is over the limit "
-                       f"of {limit} (split it, or raise CONVEYOR_MAX_BATCH)",
-                       {"size": len(items), "limit": limit})
-    if not items:
-        raise ApiError(422, "invalid_request", "the batch is empty")
-    ctx.enqueue_rate.check(principal, len(items))
-    specs = []
-    for index, item in enumerate(items):
-        task, payload, options = job_spec(item, principal, f"jobs[{index}]")
-        check_grant(principal.grant, principal.tenant, ctx.conveyor.registry, task, options,
-                    f"jobs[{index}]")
-        specs.append({"task": task, "payload": payload, **options})
-    try:
-        jobs = await ctx.call(ctx.conveyor.enqueue_many, specs)
-    except ConveyorError as exc:
-        raise from_conveyor(exc, admin=principal.admin) from None
+    async with body_of(request, ctx, ctx.max_batch_body) as data:
+        if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+            raise ApiError(422, "invalid_request", 'the body must be {"jobs": [...]}',
+                           {"errors": [{"field": "jobs", "message": "must be a list"}]})
+        if set(data) - {"jobs"}:
+            raise ApiError(422, "invalid_request", "only 'jobs' is allowed in a batch body")
+        items = data["jobs"]
+        limit = ctx.conveyor.settings.max_batch
+        if len(items) > limit:
+            raise ApiError(413, "batch_too_large", f"batch of {len(items)} jobs is over the "
+                           f"limit of {limit} (split it, or raise CONVEYOR_MAX_BATCH)",
+                           {"size": len(items), "limit": limit})
+        if not items:
+            raise ApiError(422, "invalid_request", "the batch is empty")
+        ctx.enqueue_rate.check(principal, len(items))
+        specs = []
+        for index, item in enumerate(items):
+            task, payload, options = job_spec(item, principal, f"jobs[{index}]")
+            check_grant(principal.grant, principal.tenant, ctx.conveyor.registry, task,
+                        options, f"jobs[{index}]")
+            specs.append({"task": task, "payload": payload, **options})
+        try:
+            jobs = await caller(request, ctx.call)(ctx.conveyor.enqueue_many, specs)
+        except ConveyorError as exc:
+            raise from_conveyor(exc, admin=principal.admin) from None
     return JSONResponse({"batch_id": jobs[0].batch_id, "jobs": [accepted_json(j) for j in jobs]},
                         status_code=202)
 
@@ -99,12 +102,13 @@ async def list_jobs(request: Request) -> Response:
     principal = await reader(request)
     params = request.query_params
     where, limit, cursor = job_filter(params, principal), limit_of(params), cursor_of(params)
-    jobs = await ctx.call(ctx.conveyor.list_jobs, where, after=cursor, limit=limit + 1,
-                          redacted=True)
-    more = len(jobs) > limit
-    jobs = jobs[:limit]
-    return JSONResponse({"jobs": [job_json(j) for j in jobs],
-                         "next_cursor": jobs[-1].id if more else None})
+    body = await page_of_jobs(ctx.conveyor.list_jobs, where, cursor, limit, fields_of(params),
+                              ctx.conveyor.settings.max_list_bytes)
+    return Response(body, media_type="application/json")
+
+
+def body_of(request: Request, ctx: WebContext, limit: int) -> AbstractAsyncContextManager[Any]:
+    return json_body(request, limit, ctx.body_slots, ctx.conveyor.settings.max_body_values)
 
 
 async def cancel_job(request: Request) -> Response:
@@ -190,8 +194,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/jobs/{id}/cancel", cancel_job, methods=["POST"]),
         Route("/api/v1/jobs/{id}/retry", retry_job, methods=["POST"]),
         Route("/api/v1/queues", queues, methods=["GET"]),
-        Route("/api/v1/queues/{name}/pause", pause_queue, methods=["POST"]),
-        Route("/api/v1/queues/{name}/resume", resume_queue, methods=["POST"]),
+        # {name:path}: a queue name may hold "/" (eu-west/slow)
+        Route("/api/v1/queues/{name:path}/pause", pause_queue, methods=["POST"]),
+        Route("/api/v1/queues/{name:path}/resume", resume_queue, methods=["POST"]),
         Route("/api/v1/stats", stats, methods=["GET"]),
         Route("/api/v1/workers", workers, methods=["GET"]),
         Route("/api/v1/events", events, methods=["GET"]),

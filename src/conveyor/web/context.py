@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from ..app import Conveyor
 from ..job import JobEvent
 from .auth import Authenticator
+from .bodies import BodySlots
 from .enqueue_rate import EnqueueRate
 from .events import EventHub
 from .history import History
@@ -29,6 +30,7 @@ class WebContext:
         self.transitions = Transitions()
         self.enqueue_rate = EnqueueRate(conveyor.settings.api_enqueue_rate)  # 429s
         self.hub.add_listener(self._observe)
+        self.body_slots = BodySlots(conveyor.settings.max_large_bodies)
 
     def _observe(self, events: list[JobEvent]) -> None:
         """Metrics and chart history both count transitions, worked out once per batch."""
@@ -46,11 +48,11 @@ class WebContext:
 
     @property
     def max_body(self) -> int:
-        """The largest request body: a full batch of the largest payloads, within reason."""
+        """The largest body of one job: CONVEYOR_MAX_BODY_BYTES, by default room for the
+        largest payload (escaped JSON is up to twice its size) and the options."""
         s = self.conveyor.settings
-        return min(s.max_payload_bytes * 2 + 65536, 64 * 1024 * 1024)
+        return s.max_body_bytes or s.max_payload_bytes * 2 + 65536
 
     @property
     def max_batch_body(self) -> int:
-        s = self.conveyor.settings
-        return min(s.max_payload_bytes * s.max_batch + 65536, 256 * 1024 * 1024)
+        return self.conveyor.settings.max_batch_body_bytes

@@ -13,6 +13,9 @@
    after a CORS preflight, which this server never grants, so no "simple" form or text/plain
    POST from another page reaches the JSON API.
 
+4. A NUL byte (`%00`) names nothing: in the path it is 404, in the query string 400, on
+   every store alike (PostgreSQL text cannot hold one, SQLite would just find nothing).
+
 A refused request gets the usual error body and never reaches a handler: nothing is read,
 nothing is stored.
 """
@@ -52,6 +55,9 @@ class RequestGuard:
 
     def refusal(self, scope: Scope) -> ApiError | None:
         """Why this request is refused, or None when it may go on."""
+        nul = nul_refusal(scope)
+        if nul is not None:
+            return nul
         headers = Headers(scope=scope)
         host = headers.get("host", "")
         if self.open_access and not is_loopback_host(host):
@@ -78,6 +84,16 @@ class RequestGuard:
         """This server's origin as a browser names it (default ports left out)."""
         schemes = {scope.get("scheme", "http")} | ({"https"} if self.behind_tls else set())
         return {origin_of(scheme, host) for scheme in schemes}
+
+
+def nul_refusal(scope: Scope) -> ApiError | None:
+    if "\x00" in scope["path"]:
+        return ApiError(404, "not_found", "no such job or page (a name never holds a NUL byte)")
+    query = scope.get("query_string", b"").lower()
+    if b"%00" in query or b"\x00" in query:
+        return ApiError(400, "bad_query", "a query parameter holds a NUL byte",
+                        {"field": "(query)"})
+    return None
 
 
 def origin_of(scheme: str, host: str) -> str:

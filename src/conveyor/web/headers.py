@@ -14,6 +14,8 @@ HEADERS = [
     (b"referrer-policy", b"same-origin"),
 ]
 
+NO_STORE = (b"cache-control", b"no-store")
+
 
 class SecurityHeaders:
     """No framing (the dashboard has buttons worth clickjacking), no inline scripts, no sniffing."""
@@ -26,9 +28,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        cacheable = scope["path"].startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *HEADERS]
+                headers = [*message.get("headers", []), *HEADERS]
+                if not cacheable and not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append(NO_STORE)  # jobs, payloads, results: never kept by caches
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -6,9 +6,6 @@ import math
 from datetime import datetime
 from typing import Any
 
-import orjson
-from starlette.requests import Request
-
 from ..job import JobFilter, parse_states
 from ..names import QUEUE_NAME_RULE, is_queue_name
 from .auth import Principal
@@ -22,30 +19,6 @@ NUMBER_FIELDS = {"delay": (0.0, 10 * YEAR), "ttl": (0.001, 10 * YEAR),
                  "unique_for": (0.001, 10 * YEAR)}
 INT_FIELDS = {"priority": INT_RANGE, "max_attempts": (1, 1000)}
 JOB_FIELDS = frozenset({*STRING_FIELDS, *NUMBER_FIELDS, *INT_FIELDS, "payload", "run_at"})
-
-
-async def read_json(request: Request, limit: int) -> Any:
-    """The body as JSON; 413 past `limit` bytes, 400 when it is not JSON."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
-    try:
-        return orjson.loads(b"".join(chunks))
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"the request body is not valid JSON: {exc}")\
-            from None
-
-
-def _too_large(size: int, limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large",
-                    f"the request body is over the limit of {limit} bytes",
-                    {"size": size, "limit": limit})
 
 
 def job_spec(data: Any, principal: Principal, where: str = "") -> tuple[str, Any, dict[str, Any]]:
@@ -102,15 +75,24 @@ def _check(name: str, value: Any) -> str | None:
     return _check_run_at(value)
 
 
+RUN_AT_RANGE = (0.0, 1e11)  # 1970 to the year 5138, as a number or as an ISO 8601 time
+RUN_AT_RULE = "must be from 1970-01-01T00:00:00Z to epoch second 1e11 (year 5138)"
+
+
 def _check_run_at(value: Any) -> str | None:
-    if _is_number(value):
-        return None if 0 <= value < 1e11 else "must be epoch seconds"
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             return "must be epoch seconds or an ISO 8601 time with a UTC offset"
-        return None if parsed.tzinfo else "needs a UTC offset, e.g. 2030-01-01T00:00:00Z"
+        if not parsed.tzinfo:
+            return "needs a UTC offset, e.g. 2030-01-01T00:00:00Z"
+        try:
+            value = parsed.timestamp()
+        except (OverflowError, ValueError):
+            return RUN_AT_RULE
+    if _is_number(value):
+        return None if RUN_AT_RANGE[0] <= value < RUN_AT_RANGE[1] else RUN_AT_RULE
     return "must be epoch seconds or an ISO 8601 time"
 
 
@@ -170,13 +152,25 @@ def _text(params: Any, name: str) -> str | None:
 
 
 def limit_of(params: Any, default: int = 50, most: int = 500) -> int:
-    raw = params.get("limit")
+    return whole_number(params, "limit", 1, most, default)
+
+
+def whole_number(params: Any, name: str, low: int, high: int, default: int) -> int:
+    """A numeric query parameter: ASCII digits only (superscripts, Arabic-Indic or
+    mathematical digits are refused, as `+1`, `1.0` and ` 1` are), from `low` to `high`;
+    400 otherwise."""
+    raw = params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise ApiError(400, "bad_query", f"limit must be a whole number from 1 to {most}",
-                       {"field": "limit"})
+    if not is_ascii_digits(raw) or len(raw) > 18 or not low <= int(raw) <= high:
+        raise ApiError(400, "bad_query", f"{name} must be a whole number from {low} to {high}",
+                       {"field": name})
     return int(raw)
+
+
+def is_ascii_digits(text: str) -> bool:
+    """True for a non-empty string of 0-9 only (str.isdigit alone lets `²` and `٣` in)."""
+    return text.isascii() and text.isdigit()
 
 
 def cursor_of(params: Any) -> str | None:

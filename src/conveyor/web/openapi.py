@@ -80,6 +80,7 @@ def _schemas() -> dict[str, Any]:
             "correlation_id": nullable_s, "idempotency_key": nullable_s,
             "created_at": nullable_n, "run_at": nullable_n, "started_at": nullable_n,
             "finished_at": nullable_n, "expires_at": nullable_n, "progress": nullable_n,
+            "progress_step": nullable_s, "duplicate": {"type": "boolean"},
             "result": {}, "errors": {"type": "array", "items": OBJ}, "worker": OBJ,
             "dead_reason": nullable_s, "batch_id": nullable_s, "parent_id": nullable_s,
             "retrying": {"type": "boolean", "description": "waiting to retry: scheduled "
@@ -90,7 +91,8 @@ def _schemas() -> dict[str, Any]:
 
 def _paths() -> dict[str, Any]:
     page = {"type": "object", "properties": {"jobs": {"type": "array", "items": JOB},
-                                             "next_cursor": {"type": ["string", "null"]}}}
+                                             "next_cursor": {"type": ["string", "null"]},
+                                             "truncated": {"type": "boolean"}}}
     list_params = [_query("state", "comma-separated states; `retrying` for jobs waiting to "
                           "retry (scheduled again after a failed attempt)"),
                    _query("queue", "queue"),
@@ -98,7 +100,9 @@ def _paths() -> dict[str, Any]:
                    _query("correlation_id", "correlation id"),
                    _query("idempotency_key", "idempotency key"),
                    _query("batch_id", "batch id"), _query("limit", "1 to 500", "integer"),
-                   _query("cursor", "next_cursor of the previous page")]
+                   _query("cursor", "next_cursor of the previous page"),
+                   _query("fields", "comma-separated fields of each job; payload, result, "
+                          "errors and progress_step only when named here")]
     accepted = (202, {"$ref": "#/components/schemas/Accepted"}, "Accepted")
     return {
         "/api/v1/jobs": {

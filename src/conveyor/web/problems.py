@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..codec import PayloadTooLarge
 from ..errors import (
@@ -34,17 +35,20 @@ class ApiError(Exception):
     """An error with its HTTP status, a stable code and what to change."""
 
     def __init__(self, status: int, code: str, message: str,
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or {}
+        self.headers = dict(headers or {})
 
     def response(self) -> JSONResponse:
         body = {"error": {"code": self.code, "message": self.message, "details": self.details}}
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        headers = {**self.headers, **({"WWW-Authenticate": "Bearer"} if self.status == 401
+                                      else {})}
+        return JSONResponse(body, status_code=self.status, headers=headers or None)
 
 
 def from_conveyor(exc: ConveyorError, *, admin: bool = False) -> ApiError:
@@ -88,3 +92,29 @@ def _with_index(exc: Exception, index: int | None) -> str:
 def internal_error(exc: BaseException) -> ApiError:
     log.error("unhandled error in a web request", exc_info=exc)
     return ApiError(500, "internal", "internal server error (logged on the server)")
+
+
+class CatchAll:
+    """An error no handler took is logged here, once, and answered 500 with the error body.
+    (Starlette's own last resort re-raises after answering, so uvicorn logged it again.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:  # the last resort, logged once
+            error = internal_error(exc)
+            if not started:
+                await error.response()(scope, receive, send)

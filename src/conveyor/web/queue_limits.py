@@ -19,8 +19,8 @@ from ..limits.control import UNSET
 from ..limits.model import KINDS, usage_json
 from ..names import QUEUE_NAME_RULE, is_queue_name
 from .actions import _form_principal
+from .bodies import json_body
 from .context import WebContext
-from .inputs import read_json
 from .problems import ApiError, JSONResponse
 from .views import redirect
 
@@ -71,7 +71,9 @@ async def _patch(request: Request, kind: str) -> Response:
         raise ApiError(400, "bad_queue", f"a queue name is {QUEUE_NAME_RULE}")
     if kind == "task" and not 0 < len(name) <= 200:
         raise ApiError(400, "bad_task", "a task name is 1 to 200 characters")
-    concurrency, rate, reset = limit_changes(await read_json(request, ctx.max_body))
+    async with json_body(request, 64 * 1024, ctx.body_slots,
+                         ctx.conveyor.settings.max_body_values) as data:
+        concurrency, rate, reset = limit_changes(data)
     limits = ctx.conveyor.limits
     try:
         if reset:

@@ -26,19 +26,21 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..app import Conveyor
 from ..errors import ConfigError, ConveyorError
 from . import analytics, api, dashboard, queue_limits
 from .auth import Authenticator, parse_tokens
+from .bodies import tune_allocator
 from .context import WebContext
 from .guard import RequestGuard
 from .headers import SecurityHeaders
 from .openapi import openapi_document
-from .problems import ApiError, JSONResponse, from_conveyor, internal_error
+from .problems import ApiError, CatchAll, JSONResponse, from_conveyor
 from .sessions import SessionBook
+from .slowclients import server_options
 from .views import build_templates
 
 log = logging.getLogger("conveyor.web")
@@ -67,8 +69,9 @@ def create_app(conveyor: Conveyor, *, tokens: str | None = None,
     app = Starlette(routes=_routes(), lifespan=lifespan,
                     middleware=[Middleware(SecurityHeaders),
                                 Middleware(RequestGuard, open_access=auth.open,
-                                           behind_tls=conveyor.settings.behind_tls)],
-                    exception_handlers={Exception: _on_error, HTTPException: _on_http,
+                                           behind_tls=conveyor.settings.behind_tls),
+                                Middleware(CatchAll)],
+                    exception_handlers={HTTPException: _on_http,
                                         ApiError: _on_api_error,
                                         ConveyorError: _on_conveyor_error})
     app.state.web = ctx
@@ -150,17 +153,28 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
     message = "no such page" if exc.status_code == 404 else str(exc.detail)
-    error = ApiError(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    error = ApiError(exc.status_code, codes.get(exc.status_code, "http_error"), message,
+                     headers=headers)
     return await _on_api_error(request, error)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (one route per method here, so the
+    route that answered 405 knows only its own)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _on_conveyor_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ConveyorError)
     return await _on_api_error(request, from_conveyor(exc))
-
-
-async def _on_error(request: Request, exc: Exception) -> Response:
-    return internal_error(exc).response()
 
 
 # --- running it -------------------------------------------------------------------------------
@@ -235,7 +249,8 @@ def build_server(conveyor: Conveyor, host: str | None, port: int,
         log.warning("no CONVEYOR_API_TOKENS set: the API and dashboard are open to anyone on "
                     "this machine, so they listen on loopback (%s) only", host)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                            timeout_graceful_shutdown=5, lifespan="on", access_log=False)
+                            timeout_graceful_shutdown=5, lifespan="on", access_log=False,
+                            **server_options(conveyor.settings))
     return ConveyorServer(config, install_signals=install_signals)
 
 
@@ -255,6 +270,7 @@ async def serve_async(conveyor: Conveyor, host: str | None = None, port: int = 8
 def serve(conveyor: Conveyor, host: str | None = None, port: int = 8000,
           with_worker: bool = False) -> int:
     """Run the API and dashboard until SIGTERM or Ctrl-C; returns an exit status."""
+    tune_allocator()
     asyncio.run(serve_async(conveyor, host, port, with_worker))
     return 0
 

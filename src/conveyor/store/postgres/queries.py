@@ -533,6 +533,11 @@ GET_JOB = ("SELECT " + JOB_COLUMNS + " FROM {schema}.conveyor_jobs WHERE id = %(
 
 # list_jobs: one fixed clause per filter field, joined in a fixed order (never from data).
 LIST_SELECT = "SELECT " + JOB_COLUMNS + " FROM {schema}.conveyor_jobs"
+# ... and without the bodies (payload, result, errors, progress step): a page of jobs that
+# does not show them does not read them either
+LIST_SELECT_LIGHT = ("SELECT " + JOB_COLUMNS.replace("payload,", "NULL,", 1)
+                     .replace("progress_step, result, errors,", "NULL, NULL, NULL,", 1)
+                     + " FROM {schema}.conveyor_jobs")
 LIST_CLAUSES = {
     "states": "state = ANY(%(states)s::text[])",
     "retrying": "(state = 'scheduled' AND attempt > 0)",

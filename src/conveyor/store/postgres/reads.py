@@ -55,9 +55,10 @@ class Reads:
         return list(dict.fromkeys(found))[:limit]
 
     async def list_jobs(self: Sessions, where: JobFilter, after: str | None = None,
-                        limit: int = 50) -> list[Job]:
+                        limit: int = 50, *, bodies: bool = True) -> list[Job]:
         where_sql, params = _where(where, after, limit)
-        rows = await self._one(f"{q.LIST_SELECT}{where_sql} {q.LIST_ORDER}", params,
+        select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
+        rows = await self._one(f"{select}{where_sql} {q.LIST_ORDER}", params,
                                where.tenant)
         return [job_from_row(r) for r in rows]
 

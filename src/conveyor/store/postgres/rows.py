@@ -165,7 +165,8 @@ def settle_results(items: Sequence[Settle], groups: list[SettleGroup],
 
 def job_from_row(r: tuple[Any, ...]) -> Job:
     return Job(
-        id=r[0], task=r[1], queue=r[2], payload=bytes(r[3]), state=JobState(r[4]),
+        id=r[0], task=r[1], queue=r[2], payload=None if r[3] is None else bytes(r[3]),
+        state=JobState(r[4]),
         priority=r[5], attempt=r[6], max_attempts=r[7], tenant=r[8] or None,
         correlation_id=r[9], idempotency_key=r[10], created_at=r[11], run_at=r[12],
         started_at=r[13], finished_at=r[14], expires_at=r[15], progress=r[16],

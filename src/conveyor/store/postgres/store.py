@@ -324,8 +324,10 @@ class PostgresStore(Reads, Sessions, Limits, KeepByCount, PostgresHistory, Trace
             requeued = await self._fetch(conn, q.REQUEUE, params)
             if requeued:
                 await self._notify_on(conn, sorted({r[2] for r in requeued}))
-            return await self._with_states(conn, ids, {r[0]: "queued" for r in requeued},
-                                           tenant)
+            out = await self._with_states(conn, ids, {r[0]: "queued" for r in requeued}, tenant)
+        done = {r[0] for r in requeued}  # a job already queued is left as it is, and says so
+        return {i: "already_queued" if o == "queued" and i not in done else o
+                for i, o in out.items()}
 
     async def _with_states(self, conn: psycopg.AsyncConnection[Any], ids: Sequence[str],
                            out: dict[str, str], tenant: str | None) -> dict[str, str]:

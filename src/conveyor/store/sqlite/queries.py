@@ -236,6 +236,11 @@ WHERE id = :id AND (:tenant IS NULL OR tenant = :tenant)"""
 
 # list_jobs: one fixed clause per filter field, joined in a fixed order (never from data).
 LIST_SELECT = f"SELECT {JOB_COLUMNS} FROM conveyor_jobs"
+# ... and without the bodies (payload, result, errors, progress step): a page of jobs that
+# does not show them does not read them either
+LIST_SELECT_LIGHT = ("SELECT " + JOB_COLUMNS.replace("payload,", "NULL,", 1)
+                     .replace("progress_step, result, errors,", "NULL, NULL, NULL,", 1)
+                     + " FROM conveyor_jobs")
 LIST_CLAUSES = {
     "states": "state IN (SELECT value FROM json_each(:states))",
     "retrying": "(state = 'scheduled' AND attempt > 0)",

@@ -50,10 +50,11 @@ class Reads:
         return list(dict.fromkeys(found))[:limit]
 
     async def list_jobs(self: Database, where: JobFilter, after: str | None = None,
-                        limit: int = 50) -> list[Job]:
+                        limit: int = 50, *, bodies: bool = True) -> list[Job]:
         where_sql, params = _where(where, after, limit)
+        select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
         with self.db.read() as conn:
-            rows = conn.execute(f"{q.LIST_SELECT}{where_sql} {q.LIST_ORDER}", params).fetchall()
+            rows = conn.execute(f"{select}{where_sql} {q.LIST_ORDER}", params).fetchall()
         return [job_from_row(r) for r in rows]
 
     async def count_jobs(self: Database, where: JobFilter, cap: int = 10_000) -> int:

@@ -278,8 +278,9 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory, Traces):
                     out[job_id] = "cancelled"
                 elif row := conn.execute(q.CANCEL_RUNNING, params).fetchone():
                     out[job_id] = "cancel_requested"
-                else:
-                    out[job_id] = state_or_missing(conn, job_id, tenant)
+                else:  # a job already queued is left as it is, and says so
+                    state = state_or_missing(conn, job_id, tenant)
+                    out[job_id] = "already_queued" if state == "queued" else state
                 changed.append(row)
         self._publish(changed)
         return out
@@ -294,8 +295,9 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory, Traces):
                 params = {"id": job_id, "tenant": tenant, "now": now}
                 if row := conn.execute(q.REQUEUE, params).fetchone():
                     out[job_id] = "queued"
-                else:
-                    out[job_id] = state_or_missing(conn, job_id, tenant)
+                else:  # a job already queued is left as it is, and says so
+                    state = state_or_missing(conn, job_id, tenant)
+                    out[job_id] = "already_queued" if state == "queued" else state
                 changed.append(row)
         self.wake.notify({"*"})
         self._publish(changed)
