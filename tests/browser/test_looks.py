@@ -5,6 +5,7 @@ scrolling (rows become cards)."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from api.harness import Live, sign_in
@@ -142,5 +143,29 @@ def test_a_job_waiting_to_retry_shows_as_retrying_and_filters(browser: Any, live
     assert page.locator("table.jobs tbody tr").count() == page.locator(
         "table.jobs .badge.s-retrying").count()
     shot(page, "jobs-retrying")
+    assert not page.errors
+    context.close()
+
+
+def test_bulk_action_on_every_matching_job_states_the_count(browser: Any, live: Live) -> None:
+    queue = f"bulk-{uuid.uuid4().hex[:8]}"
+    with live.client("admin-token") as client:
+        client.post("/api/v1/batches", json={"jobs": [
+            {"task": "echo", "queue": queue, "delay": 600} for _ in range(60)]})
+    context, page = new_page(browser, live)
+    page.goto(f"{live.url}/jobs?state=scheduled&queue={queue}")
+    assert page.locator(".match-count").inner_text() == "60 jobs match"
+    assert page.locator("table.jobs tbody tr").count() == 50  # one page shown, 60 acted on
+    assert page.locator('button[value="all:retry"]').count() == 0  # does not fit scheduled
+    messages: list[str] = []
+    page.on("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
+    page.click('button[value="all:cancel"]')
+    page.locator(".flash").wait_for()
+    assert messages == ["Cancel all 60 matching jobs?"]
+    assert page.locator(".flash").inner_text().startswith("Cancelled 60 jobs.")
+    shot(page, "bulk-by-filter")
+    with live.client("admin-token") as client:
+        jobs = client.get("/api/v1/jobs", params={"queue": queue, "limit": 100}).json()["jobs"]
+    assert len(jobs) == 60 and {j["state"] for j in jobs} == {"cancelled"}
     assert not page.errors
     context.close()

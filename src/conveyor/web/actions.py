@@ -10,8 +10,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ConveyorError
+from . import bulk
 from .auth import Principal, refuse_read_only
 from .context import WebContext
+from .inputs import job_filter
 from .problems import ApiError
 from .sessions import COOKIE
 from .views import local_path, redirect, render
@@ -91,6 +93,15 @@ async def job_actions(request: Request) -> Response:
         ids = [str(v) for v in form.getlist("ids")][:MAX_SELECTED]
     if action == "retry-all-dead":
         return await _retry_all_dead(request, principal, form.get("queue"), back)
+    if action.startswith("all:"):  # every job the posted filter matches (bulk.py)
+        ctx, verb = ctx_of(request), action.removeprefix("all:")
+        if verb not in bulk.FITS:
+            raise ApiError(400, "bad_action", f"unknown action {verb!r}")
+        done, problems, more = await bulk.act_on_matching(
+            ctx, principal, verb, job_filter(form, principal),
+            lambda page: _apply(ctx, principal, verb, page))
+        return redirect(back, _summary(verb, done, problems)
+                        + (" More jobs match: run it again for the next ones." if more else ""))
     if not ids:
         return redirect(back, "Select at least one job first.")
     done, problems = await _apply(ctx_of(request), principal, action, ids)

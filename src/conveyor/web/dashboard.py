@@ -13,10 +13,10 @@ from starlette.routing import BaseRoute, Route
 from .. import lookup
 from ..errors import ConveyorError, JobNotFound
 from ..job import Job, JobFilter, JobState
-from . import actions, analytics_pages, charts, overview, queue_limits
+from . import actions, analytics_pages, bulk, charts, overview, queue_limits
 from .auth import Principal
 from .context import WebContext
-from .inputs import cursor_of, job_filter
+from .inputs import cursor_of, job_filter, trail_of
 from .problems import ApiError, from_conveyor
 from .serialize import queue_json, worker_json
 from .views import fragment, redirect, render
@@ -51,6 +51,8 @@ async def jobs_page(request: Request) -> Response:
         return to_login(request)
     ctx = ctx_of(request)
     params = dict(request.query_params)
+    if states := request.query_params.getlist("state"):  # checkboxes: state=a&state=b
+        params["state"] = ",".join(states)
     wanted = (params.get("id") or "").strip()
     if wanted:  # a whole id, or any unique start or end of one (lookup.py)
         try:
@@ -63,10 +65,17 @@ async def jobs_page(request: Request) -> Response:
             return redirect("/jobs", f"No job id starts or ends with {wanted[:40]}.")
         return redirect(f"/jobs/{quote(job_id, safe='')}")
     where = job_filter(request.query_params, principal)
+    matching = await ctx.call(ctx.conveyor.call, lambda store: store.count_jobs(
+        where, bulk.COUNT_CAP))
     cursor = cursor_of(request.query_params)
+    trail = trail_of(request.query_params)  # the cursors of the newer pages, for "← Newer"
     found = await ctx.call(ctx.conveyor.list_jobs, where, after=cursor, limit=PAGE + 1,
                            redacted=True)
+    can_discard = hasattr(ctx.conveyor, "discard")
     return render(request, "jobs.html", principal, jobs=found[:PAGE], where=where,
+                  matching=matching, matching_label=bulk.count_label(matching),
+                  bulk_actions=bulk.fitting_actions(where, can_discard=can_discard),
+                  filter_fields=bulk.filter_fields(where), verbs=bulk.VERBS, trail=trail,
                   params=params, cursor=cursor, next_cursor=found[PAGE - 1].id
                   if len(found) > PAGE else None, title="Jobs")
 

@@ -179,3 +179,14 @@ def cursor_of(params: Any) -> str | None:
         raise ApiError(400, "bad_query", "cursor is not one this API gave out",
                        {"field": "cursor"})
     return raw
+
+
+def trail_of(params: Any) -> list[str]:
+    """The cursors of the pages before this one, newest first ("0": the first page), so a
+    keyset-paged list can go back a page as well as forward; at most 100 kept."""
+    raw = params.get("trail") or ""
+    trail = [c for c in raw.split(",") if c][-100:]
+    if len(raw) > 6500 or not all(c == "0" or cursor_of({"cursor": c}) for c in trail):
+        raise ApiError(400, "bad_query", "trail is not one this dashboard gave out",
+                       {"field": "trail"})
+    return trail
