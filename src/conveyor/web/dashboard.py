@@ -15,6 +15,7 @@ from ..errors import ConveyorError, JobNotFound
 from ..job import Job, JobFilter, JobState
 from . import actions, analytics_pages, bulk, charts, overview, queue_limits
 from .auth import Principal
+from .consumers import consumers_of, starving
 from .context import WebContext
 from .inputs import cursor_of, job_filter, trail_of
 from .problems import ApiError, from_conveyor
@@ -138,8 +139,12 @@ async def queues_page(request: Request) -> Response:
     trends = {q.name: charts.sparkline(f"backlog of {q.name}",
                                        [float(s.backlog.get(q.name, 0)) for s in samples])
               for q in found}
-    return render(request, "queues.html", principal, queues=[queue_json(q) for q in found],
-                  trends=trends, title="Queues", limits=await queue_limits.limits_view(ctx))
+    shown = [queue_json(q) for q in found]
+    takers = consumers_of([q.name for q in found], await ctx.call(ctx.conveyor.workers),
+                          ctx.conveyor.settings.lease)
+    return render(request, "queues.html", principal, queues=shown, consumers=takers,
+                  starving=starving(shown, takers), trends=trends, title="Queues",
+                  limits=await queue_limits.limits_view(ctx))
 
 
 async def workers_page(request: Request) -> Response:
