@@ -43,6 +43,18 @@ def test_url_options_are_parsed_and_checked() -> None:
         parse_url("postgresql://u@db/jobs?schema=bad;drop")
 
 
+def test_the_url_sets_tcp_keepalives_and_a_user_timeout_unless_it_has_its_own() -> None:
+    """A host cut off from the database must fail its calls, not hang in a read for the
+    kernel's 15 minutes (tests/multihost/test_partition.py cuts one off)."""
+    conninfo = parse_url("postgresql://u@db/jobs").conninfo
+    for option in ("keepalives=1", "keepalives_idle=10", "keepalives_interval=5",
+                   "keepalives_count=3", "tcp_user_timeout=15000"):
+        assert option in conninfo
+    own = parse_url("postgresql://u@db/jobs?tcp_user_timeout=2000&keepalives=0").conninfo
+    assert "tcp_user_timeout=2000" in own and "keepalives=0" in own
+    assert "tcp_user_timeout=15000" not in own
+
+
 async def test_migrate_creates_the_schema_once(url: str, schema: str) -> None:
     store = PostgresStore(url)
     await store.open()
