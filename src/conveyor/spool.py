@@ -48,11 +48,15 @@ class Spool:
     def read(self, path: Path) -> list[NewJob]:
         return [_from_dict(item) for item in orjson.loads(path.read_bytes())]
 
-    def forward(self, insert: Callable[[list[NewJob]], Any]) -> int:
+    def forward(self, insert: Callable[[list[NewJob]], Any],
+                stopping: Callable[[], bool] = lambda: False) -> int:
         """Send every spooled file through `insert`, oldest first, deleting each once stored.
-        Stops at the first StoreUnavailable; returns how many jobs were forwarded."""
+        Stops at the first StoreUnavailable, or when `stopping()` says so between files;
+        returns how many jobs were forwarded."""
         sent = 0
         for path in self.files():
+            if stopping():
+                break
             try:
                 jobs = self.read(path)
             except FileNotFoundError:
@@ -87,7 +91,8 @@ class Forwarder:
                 self._thread.start()
 
     def run_once(self) -> int:
-        return self.spool.forward(self.insert)
+        # stop() ends a long forward between files, so that close() does not wait on it
+        return self.spool.forward(self.insert, self._stop.is_set)
 
     def _run(self) -> None:
         try:

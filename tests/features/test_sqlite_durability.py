@@ -171,3 +171,21 @@ def test_the_busy_timeout_can_be_set(tmp_path: Path) -> None:
 def test_bad_waits_are_refused(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.load(env={name: value})
+
+
+def test_the_forwarding_thread_closes_its_own_connection(tmp_path: Path) -> None:
+    """A SQLite connection closed by another thread while in use can crash the process: the
+    spool's forwarding thread closes the one it opened as it ends, and close() stops it
+    before closing the store."""
+    app, blocker = locked(tmp_path, CONVEYOR_SPOOL=str(tmp_path / "spool"),
+                          CONVEYOR_SPOOL_WAIT="0.1")
+    store = app.store
+    assert isinstance(store, SQLiteStore)
+    app.enqueue("send", {"n": 1})
+    forwarder = app._spool_forwarder
+    assert forwarder is not None and forwarder._thread is not None
+    blocker.execute("ROLLBACK")
+    forwarder._thread.join(15)
+    assert not forwarder._thread.is_alive() and len(app.list_jobs()) == 1
+    assert store.db._all == [store.db._local.conn]  # only this thread's is left
+    app.close()
