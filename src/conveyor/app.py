@@ -261,7 +261,8 @@ class Conveyor:
 
     async def _insert_async(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
         if self.tracing is not None:
-            return await self.tracing.traced_async(jobs, lambda: self._insert_async_untraced(jobs, tx))
+            return await self.tracing.traced_async(
+                jobs, lambda: self._insert_async_untraced(jobs, tx))
         return await self._insert_async_untraced(jobs, tx)
 
     async def _insert_async_untraced(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
