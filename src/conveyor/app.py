@@ -275,10 +275,11 @@ class Conveyor:
 
     async def _insert_async(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
         if self.tracing is not None:
-            return await self.tracing.traced_async(jobs, lambda: self._insert_plain(jobs, tx))
-        return await self._insert_plain(jobs, tx)
+            return await self.tracing.traced_async(
+                jobs, lambda: self._insert_async_untraced(jobs, tx))
+        return await self._insert_async_untraced(jobs, tx)
 
-    async def _insert_plain(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
+    async def _insert_async_untraced(self, jobs: list[NewJob], tx: Any) -> list[EnqueueResult]:
         try:
             return await self.store.enqueue_many(jobs, self.clock.store_now(), tx)
         except StoreUnavailable:

@@ -118,8 +118,7 @@ class _JobLogger(logging.LoggerAdapter):
             text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
         extra = kwargs.get("extra")
         if extra:
-            kwargs["extra"] = {k: hide(v) if isinstance(v, str) else v
-                               for k, v in extra.items()}
+            kwargs["extra"] = {k: _hidden(hide, v) for k, v in extra.items()}
         kwargs.setdefault("stacklevel", 2)
         super().log(level, hide(text), **kwargs)
 
@@ -129,3 +128,14 @@ class _JobLogger(logging.LoggerAdapter):
                            "tenant": job.tenant, "correlation_id": job.correlation_id,
                            "worker_id": self._worker_id, **(kwargs.get("extra") or {})}
         return msg, kwargs
+
+
+def _hidden(hide: Callable[[str], str], value: Any) -> Any:
+    """An extra= value with Sensitive values hashed: text, or a number that is one."""
+    if isinstance(value, str):
+        return hide(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = str(value)
+        hidden = hide(text)
+        return value if hidden == text else hidden
+    return value

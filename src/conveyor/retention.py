@@ -11,13 +11,14 @@ A bare number is the limit of every queue; `queue=N` overrides it for one queue;
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .job import QueueInfo
     from .store.base import Store
 
 BATCH = 1000  # rows deleted per statement: short transactions
@@ -69,15 +70,18 @@ def _count(text: str, setting: str, part: str) -> int:
 Run = Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]]
 
 
-async def enforce(store: Store, run: Run, queues: list[str], completed: KeepCounts,
+async def enforce(store: Store, run: Run, queues: Sequence[QueueInfo], completed: KeepCounts,
                   dead: KeepCounts, limit: int = BATCH) -> int:
-    """Delete what the keep counts leave out, batch by batch; returns how many."""
+    """Delete what the keep counts leave out, batch by batch; returns how many. A queue
+    whose count of that state is within its limit is not looked at (the store has no
+    index for this pass: a write on every finished job would cost more than it saves)."""
     total = 0
     for state, keep in (("completed", completed), ("dead", dead)):
         if keep.empty:
             continue
         targets: list[tuple[int, str | None, str | None]] = [
-            (n, q, None) for q in queues if (n := keep.for_queue(q)) is not None]
+            (n, q.name, None) for q in queues
+            if (n := keep.for_queue(q.name)) is not None and q.counts.get(state, 0) > n]
         targets += [(n, None, task) for task, n in keep.tasks.items()]
         for count, queue, task in targets:
             while True:

@@ -313,3 +313,51 @@ def test_a_waiting_job_cancelled_or_expired_by_the_app_fires_in_that_process(
     clock.advance(6)
     assert app.clean_expired() == 1
     assert events == [("cancelled", waiting.id, "cancelled"), ("dead", stale.id, "expired")]
+
+
+async def test_ctx_logger_hashes_sensitive_values_everywhere(
+        db_url: str, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    from typing import Annotated
+
+    from pydantic import BaseModel
+
+    from conveyor import Sensitive, Settings
+    from conveyor.observability.joblogs import Hasher
+
+    class Card(BaseModel):
+        holder: str
+        number: Annotated[int, Sensitive]
+        email: Annotated[str, Sensitive]
+
+    app = Conveyor(db_url, settings=Settings(log_hash_key="k"), clock=clock)
+
+    @app.task(schema=Card, retry=Retry(attempts=1))
+    def charge(ctx: JobContext, card: Card) -> None:
+        ctx.logger.info("charging %s for %s", card.email, card.holder,
+                        extra={"card": card.number, "mail": card.email, "n": 3})
+        try:
+            raise ValueError(f"declined: {card.number} / {card.email!r}")
+        except ValueError:
+            ctx.logger.exception("the bank said no")
+        raise RuntimeError(f"give up on {card.email}")
+
+    worker = app.worker(worker_id="worker-pii")
+    try:
+        charge.enqueue({"holder": "Ann", "number": 4111111111111111,
+                        "email": "ann@example.com"})
+        with caplog.at_level(logging.INFO):
+            assert await worker.run_until_idle() == 1
+    finally:
+        worker.close()
+        app.close()
+    hasher = Hasher("k")
+    text = "\n".join(r.getMessage() + " " + repr(r.__dict__) for r in caplog.records)
+    assert "ann@example.com" not in text and "4111111111111111" not in text
+    [charging] = [r for r in caplog.records if r.getMessage().startswith("charging")]
+    assert charging.getMessage() == f"charging {hasher.digest('ann@example.com')} for Ann"
+    assert charging.card == hasher.digest(4111111111111111)  # type: ignore[attr-defined]
+    assert charging.n == 3  # type: ignore[attr-defined]
+    [no] = [r for r in caplog.records if r.getMessage().startswith("the bank said no")]
+    assert "ValueError: declined: sha256:" in no.getMessage()
+    [dead] = [r for r in caplog.records if getattr(r, "outcome", None) == "dead"]
+    assert dead.error == f"give up on {hasher.digest('ann@example.com')}"  # type: ignore[attr-defined]

@@ -112,8 +112,7 @@ class Maintenance:
         if completed.empty and dead.empty:
             return 0
         queues = await self._run(self.app.store.queues(None, self.clock.store_now()))
-        return await enforce(self.app.store, self._run, [q.name for q in queues], completed,
-                             dead)
+        return await enforce(self.app.store, self._run, queues, completed, dead)
 
     async def alert_waits(self) -> int:
         """Alerts for queues whose oldest job waits past CONVEYOR_ALERT_QUEUE_WAIT."""

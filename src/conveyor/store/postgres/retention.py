@@ -17,8 +17,9 @@ from .reads import Sessions as Connections
 
 __all__ = ["KeepByCount", "events_of"]
 
-# One queue: its newest finished jobs come off conveyor_jobs_kept in order, no sort. A task
-# across queues: a scan.
+# No index of its own: one would cost every finished job a write, for a pass that runs once
+# a minute. So the planner walks the finished jobs (conveyor_jobs_finished, newest first) or
+# the queue's rows; age retention bounds both.
 PRUNE_KEPT_QUEUE = """
 WITH picked AS MATERIALIZED (
     SELECT id FROM {schema}.conveyor_jobs

@@ -8,9 +8,4 @@ CREATE TABLE {schema}.conveyor_traces (
     created_at  double precision NOT NULL
 );
 
-CREATE INDEX conveyor_traces_created ON {schema}.conveyor_traces (created_at);
-
--- Retention by count (store/postgres/retention.py): a queue's finished jobs of one state,
--- newest first, without sorting. Only finished rows are indexed, once, when they finish.
-CREATE INDEX conveyor_jobs_kept ON {schema}.conveyor_jobs (queue, state, finished_at, id)
-    WHERE finished_at IS NOT NULL
+CREATE INDEX conveyor_traces_created ON {schema}.conveyor_traces (created_at)

@@ -9,8 +9,3 @@ CREATE TABLE conveyor_traces (
 ) WITHOUT ROWID;
 
 CREATE INDEX conveyor_traces_created ON conveyor_traces (created_at);
-
--- Retention by count (store/sqlite/retention.py): a queue's finished jobs of one state,
--- newest first, without sorting. Only finished rows are indexed, once, when they finish.
-CREATE INDEX conveyor_jobs_kept ON conveyor_jobs (queue, state, finished_at)
-    WHERE finished_at IS NOT NULL;
