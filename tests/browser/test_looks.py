@@ -13,7 +13,7 @@ from conveyor.web.views import hue
 
 from .conftest import shot
 
-PAGES = ("/", "/jobs", "/dead", "/queues", "/tasks", "/errors", "/workers")
+PAGES = ("/", "/jobs", "/dead", "/queues", "/tasks", "/errors", "/workers", "/cron")
 
 
 def background(page: Any) -> str:
