@@ -169,3 +169,23 @@ def test_bulk_action_on_every_matching_job_states_the_count(browser: Any, live: 
     assert len(jobs) == 60 and {j["state"] for j in jobs} == {"cancelled"}
     assert not page.errors
     context.close()
+
+
+def test_an_admin_enqueues_through_the_tasks_schema(browser: Any, live: Live) -> None:
+    context, page = new_page(browser, live)
+    page.goto(live.url + "/jobs")
+    page.click("text=Enqueue a job")
+    page.select_option("select[name=task]", "evaluate")
+    page.click("text=Show its form")
+    page.fill("#f-assessment_id", "a-77")
+    page.fill("#f-transcript", "kept secret")
+    page.fill("#f-score", "5")
+    shot(page, "enqueue-form")
+    page.click("#enqueue-form button[type=submit]")
+    page.wait_for_url(lambda url: "/jobs/" in url)
+    assert "Enqueued evaluate" in page.locator(".flash").inner_text()
+    job_id = page.url.rsplit("/", 1)[-1]
+    assert live.app.get(job_id).payload["assessment_id"] == "a-77"
+    assert "kept secret" not in page.content()  # the job page redacts the Sensitive field
+    assert not page.errors
+    context.close()

@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..app import Conveyor
 from ..errors import ConfigError, ConveyorError
-from . import analytics, api, cron_page, dashboard, queue_limits
+from . import analytics, api, cron_page, dashboard, enqueue_form, queue_limits
 from .auth import Authenticator, parse_tokens
 from .bodies import tune_allocator
 from .context import WebContext
@@ -85,6 +85,7 @@ def _routes() -> list[BaseRoute]:
         *queue_limits.routes(),
         *analytics.routes(),
         *cron_page.routes(),
+        *enqueue_form.routes(),
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
         Route("/openapi.json", openapi),
         Route("/favicon.ico", lambda r: RedirectResponse("/static/favicon.svg", 301)),
