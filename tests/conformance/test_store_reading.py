@@ -200,3 +200,28 @@ async def test_list_jobs_without_bodies_reads_everything_but_them(store: Store) 
             "correlation_id", "created_at", "run_at", "started_at", "finished_at", "progress",
             "batch_id", "worker_id")
     assert {k: getattr(light, k) for k in same} == {k: getattr(full, k) for k in same}
+
+
+async def test_dead_letters_come_latest_death_first_in_keyset_pages(store: Store) -> None:
+    died = []
+    for i, queue in enumerate(["a", "b", "a", "b", "a"]):
+        await enqueue(store, now=T0 + i, queue=queue, tenant="org-a", max_attempts=1)
+    # they die in another order than they were created: the page follows the deaths
+    for n, at in enumerate([T0 + 50, T0 + 10, T0 + 40, T0 + 30, T0 + 20]):
+        claimed = await claim_one(store, now=T0 + 5 + n)
+        await store.settle([Fail(claimed.lease, error(1))], now=at)
+        died.append((at, claimed.id))
+    await enqueue(store, now=T0 + 9, queue="a", tenant="org-b")  # never dies
+    newest_first = [job_id for _, job_id in sorted(died, reverse=True)]
+
+    page = await store.dead_letters(limit=3)
+    assert [j.id for j in page] == newest_first[:3]
+    assert all(j.state == JobState.DEAD and j.errors for j in page)
+    rest = await store.dead_letters(after=page[-1].id, limit=3)
+    assert [j.id for j in rest] == newest_first[3:]
+    only_a = await store.dead_letters(queue="a")
+    assert [j.id for j in only_a] == [i for i in newest_first
+                                      if i in {j.id for j in only_a}] and len(only_a) == 3
+    assert await store.dead_letters(tenant="org-b") == []
+    assert await store.dead_queues() == ["a", "b"]
+    assert await store.dead_queues(tenant="org-b") == []

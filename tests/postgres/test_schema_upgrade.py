@@ -57,6 +57,7 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             conn.execute(f'DROP TABLE "{schema}".conveyor_worker_rollups')
             conn.execute(f'DROP TABLE "{schema}".conveyor_error_rollups')
             conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_id_tail')
+            conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_dead')
             conn.execute(f'DROP TABLE "{schema}".conveyor_traces')
             conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 2')
         # a producer of this release needs the column of version 3: a clear error that says

@@ -40,3 +40,29 @@ def test_find_by_prefix_and_suffix_use_indexes(tmp_path: Path) -> None:
             assert not any(step.startswith("SCAN") for step in found.split(" | ")), found
     finally:
         conn.close()
+
+
+def test_dead_letters_search_the_index_of_dead_rows(tmp_path: Path) -> None:
+    path = tmp_path / "dead.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+
+    async def migrate() -> None:
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    asyncio.run(migrate())
+    conn = sqlite3.connect(path)
+    try:
+        for sql, params in ((q.DEAD_LETTERS, {"queue": None, "tenant": None, "after": None,
+                                              "limit": 51}),
+                            (q.DEAD_QUEUES, {"tenant": None})):
+            found = plan(conn, sql, params)
+            assert "conveyor_jobs_dead" in found, found
+            # a walk of the dead rows' index, newest first, that stops at the page's end:
+            # never a scan of the table
+            assert all("conveyor_jobs_dead" in step for step in found.split(" | ")
+                       if step.startswith("SCAN")), found
+    finally:
+        conn.close()

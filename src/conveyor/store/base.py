@@ -249,6 +249,14 @@ class Store(Protocol):
         """How many jobs list_jobs would list, counting no further than `cap` (a bounded
         plan: "10,000+" is an answer, a scan of ten million rows is not)."""
         ...
+    async def dead_letters(self, queue: str | None = None, tenant: str | None = None,
+                           after: str | None = None, limit: int = 50) -> list[Job]:
+        """Dead jobs, the latest to die first (finished_at, then id, descending); `after` is
+        the last id of the previous page. An index of dead rows only: instant at any size."""
+        ...
+    async def dead_queues(self, tenant: str | None = None) -> list[str]:
+        """The queues that hold dead jobs (of `tenant`), from the same index."""
+        ...
     async def find_ids(self, fragment: str, tenant: str | None = None,
                        limit: int = 5) -> list[str]:
         """Up to `limit` ids that start with `fragment`, then that end with it (lowercase

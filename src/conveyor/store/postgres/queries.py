@@ -627,3 +627,14 @@ FIND_BY_SUFFIX = """
 SELECT id FROM {schema}.conveyor_jobs
 WHERE reverse(id) LIKE %(reversed)s AND """ + _TENANT + """
 ORDER BY id LIMIT %(limit)s"""
+
+# --- dead letters by time of death (index conveyor_jobs_dead, migration 0009) ---------------
+DEAD_LETTERS = LIST_SELECT + """
+WHERE state = 'dead' AND (%(queue)s::text IS NULL OR queue = %(queue)s) AND """ + _TENANT + """
+  AND (%(after)s::text IS NULL OR (finished_at, id) < (
+       SELECT finished_at, id FROM {schema}.conveyor_jobs
+       WHERE id = %(after)s AND state = 'dead'))
+ORDER BY finished_at DESC, id DESC LIMIT %(limit)s"""
+DEAD_QUEUES = """
+SELECT DISTINCT queue FROM {schema}.conveyor_jobs WHERE state = 'dead' AND """ + _TENANT + """
+ORDER BY queue LIMIT 1000"""

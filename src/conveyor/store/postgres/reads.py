@@ -54,6 +54,16 @@ class Reads:
             "reversed": suffix[::-1] + "%", "tenant": tenant, "limit": limit}, tenant)]
         return list(dict.fromkeys(found))[:limit]
 
+    async def dead_letters(self: Sessions, queue: str | None = None, tenant: str | None = None,
+                           after: str | None = None, limit: int = 50) -> list[Job]:
+        """Dead jobs, the latest to die first; `after`: the last id of the previous page."""
+        rows = await self._one(q.DEAD_LETTERS, {"queue": queue, "tenant": tenant,
+                                                "after": after, "limit": limit}, tenant)
+        return [job_from_row(r) for r in rows]
+
+    async def dead_queues(self: Sessions, tenant: str | None = None) -> list[str]:
+        return [r[0] for r in await self._one(q.DEAD_QUEUES, {"tenant": tenant}, tenant)]
+
     async def list_jobs(self: Sessions, where: JobFilter, after: str | None = None,
                         limit: int = 50, *, bodies: bool = True) -> list[Job]:
         where_sql, params = _where(where, after, limit)

@@ -340,3 +340,15 @@ SELECT id FROM conveyor_jobs
 WHERE {ID_TAIL} >= :low AND {ID_TAIL} < :high AND substr(id, -length(:fragment)) = :fragment
   AND (:tenant IS NULL OR tenant = :tenant)
 ORDER BY id LIMIT :limit"""
+
+# --- dead letters by time of death (index conveyor_jobs_dead, migration 0009) ---------------
+_DEAD_WHERE = """
+WHERE state = 'dead' AND (:queue IS NULL OR queue = :queue)
+  AND (:tenant IS NULL OR tenant = :tenant)"""
+DEAD_LETTERS = f"""{LIST_SELECT}{_DEAD_WHERE}
+  AND (:after IS NULL OR (finished_at, id) < (
+       SELECT finished_at, id FROM conveyor_jobs WHERE id = :after AND state = 'dead'))
+ORDER BY finished_at DESC, id DESC LIMIT :limit"""
+DEAD_QUEUES = """
+SELECT DISTINCT queue FROM conveyor_jobs WHERE state = 'dead'
+  AND (:tenant IS NULL OR tenant = :tenant) ORDER BY queue LIMIT 1000"""

@@ -49,6 +49,18 @@ class Reads:
                 "tenant": tenant, "limit": limit})]
         return list(dict.fromkeys(found))[:limit]
 
+    async def dead_letters(self: Database, queue: str | None = None, tenant: str | None = None,
+                           after: str | None = None, limit: int = 50) -> list[Job]:
+        """Dead jobs, the latest to die first; `after`: the last id of the previous page."""
+        params = {"queue": queue, "tenant": tenant, "after": after, "limit": limit}
+        with self.db.read() as conn:
+            rows = conn.execute(q.DEAD_LETTERS, params).fetchall()
+        return [job_from_row(r) for r in rows]
+
+    async def dead_queues(self: Database, tenant: str | None = None) -> list[str]:
+        with self.db.read() as conn:
+            return [r[0] for r in conn.execute(q.DEAD_QUEUES, {"tenant": tenant})]
+
     async def list_jobs(self: Database, where: JobFilter, after: str | None = None,
                         limit: int = 50, *, bodies: bool = True) -> list[Job]:
         where_sql, params = _where(where, after, limit)
