@@ -16,8 +16,9 @@ from typing import Any
 
 import psycopg
 
-from ...limits.claiming import Budget, LimitedNames
+from ...limits.claiming import Budget, Candidate, LimitedNames
 from ...limits.model import Limit, LimitUsage
+from . import queries as q
 from .queries import _CLAIMED, _CLAIMED_COLUMNS, with_feed
 
 Rows = list[tuple[Any, ...]]
@@ -186,6 +187,12 @@ class Limits:
                                                              "queues": names})
             now = found[0][0]
             budget = Budget.of([usage_from_row(r[1:]) for r in found if r[1] is not None], now)
+            if not budget.tasks and len(names) == 1:  # only the queue's caps: its room at once
+                room = budget.queue_room(names[0], limit)
+                whole: Rows = await self._fetch(conn, q.CLAIM_QUEUE, {
+                    **params, "queue": names[0], "limit": room, "now": now}) if room else []
+                await self._log_starts(conn, budget, [(r[0], r[1], r[2]) for r in whole], now)
+                return whole
             candidates = await self._fetch(conn, CANDIDATES, {
                 "queues": names, "rooms": [budget.queue_room(n, limit) for n in names],
                 "blocked": budget.blocked_tasks(), "now": now})
@@ -194,13 +201,17 @@ class Limits:
                 return []
             claimed = await conn.execute(self.statement(CLAIM_IDS), {
                 "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
-            starts = budget.starts(taken)
-            if starts:
-                await conn.execute(self.statement(LOG_STARTS), {
-                    "now": now, "kinds": [s[0] for s in starts],
-                    "names": [s[1] for s in starts]})
+            await self._log_starts(conn, budget, taken, now)
             rows: Rows = await claimed.fetchall()
         return rows
+
+    async def _log_starts(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
+                          taken: list[Candidate], now: float) -> None:
+        """Queue the start log of rate-limited claims (sent with the commit)."""
+        starts = budget.starts(taken)
+        if starts:
+            await conn.execute(self.statement(LOG_STARTS), {
+                "now": now, "kinds": [s[0] for s in starts], "names": [s[1] for s in starts]})
 
 
 def _params(limit: Limit, now: float | None) -> dict[str, Any]:
