@@ -221,6 +221,8 @@ class Limits:
     async def _claim_limited(self: Any, queues: Sequence[str] | None, params: dict[str, Any],
                              limit: int) -> Rows:
         """Claim up to `limit` jobs that every limit they answer to has room for."""
+        if queues and len(queues) == 1 and not self._limited.tasks:
+            return await self._claim_room(queues[0], params, limit)
         # Round trips: the lock goes with the usage read, the claim with its start log and
         # the commit (pipeline mode); the server still runs each statement after the last.
         async with self.pools.connection() as conn, conn.pipeline(), conn.transaction():
@@ -245,6 +247,17 @@ class Limits:
             claimed = await conn.execute(self.statement(CLAIM_IDS), {
                 "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
             await self._log_starts(conn, budget, taken, now)
+            rows: Rows = await claimed.fetchall()
+        return rows
+
+    async def _claim_room(self: Any, queue: str, params: dict[str, Any], limit: int) -> Rows:
+        """One queue limited by its own caps: BEGIN, the lock, CLAIM_ROOM and COMMIT sent
+        together in one pipeline, one round trip."""
+        async with self.pools.connection() as conn, conn.pipeline():
+            async with conn.transaction():
+                await conn.execute(self.statement(LOCK_LIMITS), {"queues": [queue]})
+                claimed = await conn.execute(self.statement(CLAIM_ROOM), {
+                    "events": self._events, **params, "queue": queue, "limit": limit})
             rows: Rows = await claimed.fetchall()
         return rows
 
