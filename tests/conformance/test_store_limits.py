@@ -207,3 +207,28 @@ async def test_a_slow_down_keeps_the_caps_and_the_longer_wait(store: Store) -> N
     assert usage.limit == Limit("task", "t.api", concurrency=2)
     assert await claim_ids(store, now=T0 + 59) == []
     assert len(await claim_ids(store, now=T0 + 60)) == 2
+
+
+async def test_claimers_together_never_exceed_a_queue_limit_alone(store_setup: StoreSetup,
+                                                                  store: Store) -> None:
+    """With only a queue's caps, the claim takes the queue's room in one statement."""
+    if not store_setup.shared:
+        pytest.skip("the in-memory store cannot be shared between store instances")
+    await store.set_limit(Limit("queue", "ai", concurrency=5, rate=8, period=60.0))
+    await _enqueue(store, 30, queue="ai")
+    stores: list[Store] = [store_setup.make() for _ in range(6)]  # type: ignore[misc]
+    for other in stores:
+        await other.open()
+    try:
+        rounds = await asyncio.gather(*[
+            other.claim(["ai"], f"w-{i}", 2, LEASE, now=T0) for i, other in enumerate(stores)])
+        assert sum(len(r) for r in rounds) == 5
+        for jobs in rounds:
+            await store.settle([Complete(j.lease) for j in jobs], now=T0 + 1)
+        rounds = await asyncio.gather(*[
+            other.claim(["ai"], f"w-{i}", 2, LEASE, now=T0 + 2)
+            for i, other in enumerate(stores)])
+        assert sum(len(r) for r in rounds) == 3  # the rate: 8 a minute
+    finally:
+        for other in stores:
+            await other.close()

@@ -47,10 +47,10 @@ class Cluster:
                     "LIMITS_LEDGER": str(self.ledger)})
         return env
 
-    def start(self, index: int) -> subprocess.Popen[bytes]:
+    def start(self, index: int, queues: str = "capped,mixed") -> subprocess.Popen[bytes]:
         log = open(self.folder / f"worker-{index}.log", "ab")  # noqa: SIM115 - the child's
         proc = subprocess.Popen([CONVEYOR, "worker", "--app", "limitapp:app", "--queues",
-                                 "capped,mixed", "--concurrency", "4"], cwd=self.folder,
+                                 queues, "--concurrency", "4"], cwd=self.folder,
                                 env=self.env(), stdout=log, stderr=log,
                                 start_new_session=True)
         log.close()
@@ -153,4 +153,32 @@ def test_limits_hold_while_workers_are_killed(cluster: tuple[Cluster, int]) -> N
     solo_runs = [run for job_id in solo for run in every[job_id]]
     assert most_at_once(capped_runs) == 3  # reached, and never over
     assert most_at_once(solo_runs) == 1
+    app.close()
+
+
+def test_a_rate_holds_in_every_window_across_workers(cluster: tuple[Cluster, int]) -> None:
+    """20 starts a second for about 4 s (the 50/s for 60 s run is bench/limits.py): never more
+    than 20 claims (the store's start times) in any one-second window, and the rate used."""
+    system, count = cluster
+    app = Conveyor(system.url)
+    app.migrate()
+    app.limits.set("queue", "rated", rate="20/s")
+    ids = [app.enqueue("rated", {"ms": 5}, queue="rated").id for _ in range(80)]
+    system.procs = [system.start(i, queues="rated") for i in range(count)]
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(app.list_jobs(
+                JobFilter(states=(JobState.COMPLETED,)), limit=100)) < len(ids):
+            time.sleep(0.2)
+    finally:
+        system.close()
+    claims = sorted(t for t in (app.get(job_id).started_at for job_id in ids) if t is not None)
+    assert len(claims) == len(ids)
+    low, most = 0, 0
+    for high, at in enumerate(claims):
+        while claims[low] <= at - 1.0:
+            low += 1
+        most = max(most, high - low + 1)
+    assert most == 20  # reached, never over
+    assert claims[-1] - claims[0] >= 3.0  # 80 starts at 20 a second take three windows more
     app.close()

@@ -16,9 +16,9 @@ from typing import Any
 
 import psycopg
 
-from ...limits.claiming import Budget, LimitedNames
+from ...limits.claiming import Budget, Candidate, LimitedNames
 from ...limits.model import Limit, LimitUsage
-from .queries import _CLAIMED, _CLAIMED_COLUMNS, with_feed
+from .queries import _CLAIMED, _CLAIMED_COLUMNS, feed, with_feed
 
 Rows = list[tuple[Any, ...]]
 
@@ -90,6 +90,53 @@ SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
 FROM unnest(%(ids)s::text[]) AS picked(id)
 WHERE job.id = picked.id AND job.state = 'queued'
 RETURNING """ + _CLAIMED, _CLAIMED_COLUMNS)
+
+# One queue limited by its own caps only (no task limits anywhere): its room, the claim and
+# the start log in one statement. It runs after LOCK_LIMITS in the same transaction, so its
+# snapshot sees every claim committed before the lock was granted. least() skips a cap that
+# is NULL; a limit removed meanwhile leaves the plain `limit`.
+CLAIM_ROOM = """
+WITH clock(now) AS (SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp()))),
+lim AS (
+    SELECT concurrency, rate, period, blocked_until FROM {schema}.conveyor_limits
+    WHERE kind = 'queue' AND name = %(queue)s),
+room(n) AS (
+    SELECT coalesce((
+        SELECT CASE WHEN lim.blocked_until > clock.now THEN 0 ELSE greatest(0, least(
+            %(limit)s,
+            lim.concurrency - (SELECT count(*) FROM {schema}.conveyor_jobs AS job
+                               WHERE job.state = 'running' AND job.queue = %(queue)s
+                                 AND job.lease_expires_at > clock.now),
+            lim.rate - (SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
+                        WHERE start.kind = 'queue' AND start.name = %(queue)s
+                          AND start.started_at > clock.now - lim.period))) END
+        FROM lim, clock), %(limit)s)),
+picked AS (
+    SELECT id FROM {schema}.conveyor_jobs
+    WHERE state = 'queued' AND queue = %(queue)s
+      AND (expires_at IS NULL OR expires_at > (SELECT now FROM clock))
+      AND queue NOT IN (SELECT name FROM {schema}.conveyor_queues WHERE paused)
+    ORDER BY priority DESC, run_at, id
+    LIMIT (SELECT n FROM room)
+    FOR UPDATE SKIP LOCKED),
+changed AS (
+    UPDATE {schema}.conveyor_jobs AS job
+    SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
+        lease_expires_at = clock.now + %(lease_for)s, started_at = clock.now,
+        worker_id = %(worker_id)s, worker_host = %(host)s, cancel_requested = false
+    FROM picked, clock WHERE job.id = picked.id
+    RETURNING """ + _CLAIMED + """),
+logged AS (
+    INSERT INTO {schema}.conveyor_limit_starts (kind, name, started_at)
+    SELECT 'queue', %(queue)s, clock.now FROM changed, clock
+    WHERE EXISTS (SELECT FROM lim WHERE rate IS NOT NULL)),
+forgotten AS (
+    DELETE FROM {schema}.conveyor_limit_starts AS start
+    USING lim, clock
+    WHERE start.kind = 'queue' AND start.name = %(queue)s
+      AND start.started_at <= clock.now - lim.period),
+feed AS (""" + feed("changed") + """)
+SELECT """ + _CLAIMED_COLUMNS + """ FROM changed WHERE (SELECT count(*) FROM feed) >= 0"""
 
 # Log the starts, and forget those that have left their limit's window.
 LOG_STARTS = """
@@ -174,6 +221,8 @@ class Limits:
     async def _claim_limited(self: Any, queues: Sequence[str] | None, params: dict[str, Any],
                              limit: int) -> Rows:
         """Claim up to `limit` jobs that every limit they answer to has room for."""
+        if queues and len(queues) == 1 and not self._limited.tasks:
+            return await self._claim_room(queues[0], params, limit)
         # Round trips: the lock goes with the usage read, the claim with its start log and
         # the commit (pipeline mode); the server still runs each statement after the last.
         async with self.pools.connection() as conn, conn.pipeline(), conn.transaction():
@@ -182,6 +231,9 @@ class Limits:
             if not names:
                 return []
             await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
+            if not self._limited.tasks and len(names) == 1:  # one trip, then the commit
+                return await self._fetch(conn, CLAIM_ROOM, {**params, "queue": names[0],
+                                                            "limit": limit})
             found = await self._fetch(conn, USAGE_AT_CLOCK, {"now": params["now"],
                                                              "queues": names})
             now = found[0][0]
@@ -194,13 +246,28 @@ class Limits:
                 return []
             claimed = await conn.execute(self.statement(CLAIM_IDS), {
                 "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
-            starts = budget.starts(taken)
-            if starts:
-                await conn.execute(self.statement(LOG_STARTS), {
-                    "now": now, "kinds": [s[0] for s in starts],
-                    "names": [s[1] for s in starts]})
+            await self._log_starts(conn, budget, taken, now)
             rows: Rows = await claimed.fetchall()
         return rows
+
+    async def _claim_room(self: Any, queue: str, params: dict[str, Any], limit: int) -> Rows:
+        """One queue limited by its own caps: BEGIN, the lock, CLAIM_ROOM and COMMIT sent
+        together in one pipeline, one round trip."""
+        async with self.pools.connection() as conn, conn.pipeline():
+            async with conn.transaction():
+                await conn.execute(self.statement(LOCK_LIMITS), {"queues": [queue]})
+                claimed = await conn.execute(self.statement(CLAIM_ROOM), {
+                    "events": self._events, **params, "queue": queue, "limit": limit})
+            rows: Rows = await claimed.fetchall()
+        return rows
+
+    async def _log_starts(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
+                          taken: list[Candidate], now: float) -> None:
+        """Queue the start log of rate-limited claims (sent with the commit)."""
+        starts = budget.starts(taken)
+        if starts:
+            await conn.execute(self.statement(LOG_STARTS), {
+                "now": now, "kinds": [s[0] for s in starts], "names": [s[1] for s in starts]})
 
 
 def _params(limit: Limit, now: float | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import orjson
 
 from ...limits.claiming import Budget, Candidate, LimitedNames
 from ...limits.model import Limit, LimitUsage
+from . import queries as q
 from .connection import Connections
 
 LIMITED_NAMES = "SELECT kind, name FROM conveyor_limits"
@@ -121,12 +122,18 @@ class Limits:
             return []
 
     def _claim_limited(self, conn: sqlite3.Connection, queues: Sequence[str],
-                       params: dict[str, Any], limit: int) -> list[str]:
-        """Inside the claim's write transaction: the ids that may start now."""
+                       params: dict[str, Any], limit: int) -> list[tuple[Any, ...]]:
+        """Inside the claim's write transaction: claim what the limits have room for."""
         now = params["now"]
         usages = [usage_from_row(r) for r in conn.execute(
             USAGE_FOR_QUEUES, {"now": now, "queues": orjson.dumps(list(queues)).decode()})]
         budget = Budget.of(usages, now)
+        if not budget.tasks and len(queues) == 1:  # only the queue's caps: its room at once
+            room = budget.queue_room(queues[0], limit)
+            rows = conn.execute(q.CLAIM_ONE_QUEUE, {**params, "queue": queues[0],
+                                                    "limit": room}).fetchall() if room else []
+            self._log_starts(conn, budget, [(r[0], r[1], r[2]) for r in rows], now)
+            return rows
         blocked = orjson.dumps(budget.blocked_tasks()).decode()
         candidates: list[tuple[Any, ...]] = []
         for queue in queues:
@@ -136,8 +143,11 @@ class Limits:
                     "queue": queue, "now": now, "blocked": blocked, "limit": room}))
         candidates.sort(key=lambda c: (-c[3], c[4], c[0]))
         taken = budget.take(((c[0], c[1], c[2]) for c in candidates), limit)
+        if not taken:
+            return []
         self._log_starts(conn, budget, taken, now)
-        return [c[0] for c in taken]
+        ids = orjson.dumps([c[0] for c in taken]).decode()
+        return conn.execute(q.CLAIM_IDS, {**params, "ids": ids}).fetchall()
 
     @staticmethod
     def _log_starts(conn: sqlite3.Connection, budget: Budget, taken: list[Candidate],

@@ -214,9 +214,7 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory, Traces):
         limited = self._limits_touch(names)
         with self.db.write() as conn:
             if limited:
-                ids = self._claim_limited(conn, names, params, limit)
-                rows = conn.execute(q.CLAIM_IDS, {**params, "ids": orjson.dumps(ids).decode()}
-                                    ).fetchall() if ids else []
+                rows = self._claim_limited(conn, names, params, limit)
             elif len(names) == 1:
                 rows = conn.execute(q.CLAIM_ONE_QUEUE,
                                     {**params, "queue": names[0], "limit": limit}).fetchall()
