@@ -34,9 +34,8 @@ CREATE INDEX conveyor_attempts_errors ON {schema}.conveyor_attempts
     (fingerprint, ended_at, tenant, task, queue, outcome, job_id, attempt)
     WHERE fingerprint IS NOT NULL;
 CREATE INDEX conveyor_attempts_slow ON {schema}.conveyor_attempts (duration);
--- covering for the workers' figures over a range
-CREATE INDEX conveyor_attempts_workers ON {schema}.conveyor_attempts
-    (ended_at, worker_id, tenant, outcome, duration, cpu, rss, task, queue, host, pid);
+-- the range of every attempt read below 6 hours (workers) and by pruning
+CREATE INDEX conveyor_attempts_ended ON {schema}.conveyor_attempts (ended_at);
 
 -- Tenant isolation, as on conveyor_jobs (0001): binds only restricted roles.
 ALTER TABLE {schema}.conveyor_attempts ENABLE ROW LEVEL SECURITY;
