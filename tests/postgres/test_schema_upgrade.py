@@ -51,6 +51,8 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             conn.execute(f'DROP TABLE "{schema}".conveyor_sessions')
             conn.execute(f'DROP TABLE "{schema}".conveyor_attempts')
             conn.execute(f'DROP TABLE "{schema}".conveyor_rollups')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_worker_rollups')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_error_rollups')
             conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 2')
         # a producer of this release needs the column of version 3: a clear error that says
         # what to run, and nothing stored
