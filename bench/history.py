@@ -137,6 +137,48 @@ def tracker_bench(n: int = 200_000) -> None:
           f"settle item): {per:.1f} µs per job ({n} runs)\n")
 
 
+def settle_bench(rounds: int = 3) -> None:
+    """The SQLite store's share alone: settle CPU per item, with and without records."""
+    print("## The store's share: SQLiteStore.settle CPU per job (median of "
+          f"{rounds})\n\n| batch | history off | history on |\n| ---: | ---: | ---: |")
+    for size in (50, 5):
+        off = sorted(asyncio.run(_settle_cpu(False, size)) for _ in range(rounds))
+        on = sorted(asyncio.run(_settle_cpu(True, size)) for _ in range(rounds))
+        print(f"| {size} | {off[rounds // 2]:.1f} µs | {on[rounds // 2]:.1f} µs |")
+    print()
+
+
+async def _settle_cpu(track: bool, size: int, jobs: int = 3000) -> float:
+    from conveyor.history.records import AttemptRecord
+    from conveyor.job import ErrorInfo, NewJob, new_id
+    from conveyor.store.base import Complete, Fail, Settle
+    from conveyor.store.sqlite.store import SQLiteStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = SQLiteStore(f"sqlite:///{folder}/settle.db")
+        await store.open()
+        await store.migrate()
+        spent = 0.0
+        for _ in range(jobs // size):
+            await store.enqueue_many([NewJob(new_id(), "work", "default", b"{}")
+                                      for _ in range(size)])
+            now, items = time.time(), []
+            for i, job in enumerate(await store.claim(None, "w", size, 30)):
+                record = AttemptRecord(
+                    task=job.task, queue=job.queue, tenant=None, number=1, started_at=now,
+                    ended_at=now + 0.001, worker_id="w", host="h", pid=1, cpu=0.0001,
+                    rss=1000, fingerprint="a" * 16 if i % 10 == 0 else None) if track else None
+                item: Settle = (Fail(job.lease, ErrorInfo(1, "ValueError", "x"), None,
+                                     attempt=record) if i % 10 == 0
+                                else Complete(job.lease, b'{"n":1}', attempt=record))
+                items.append(item)
+            began = time.process_time()
+            await store.settle(items)
+            spent += time.process_time() - began
+        await store.close()
+    return spent / jobs * 1e6
+
+
 # --- analytics at scale ------------------------------------------------------------------
 
 
@@ -273,6 +315,8 @@ def main() -> None:
     if not args.skip_drain:
         drain_bench(kinds, args.jobs, args.rounds)
         tracker_bench()
+        if "sqlite" in kinds:
+            settle_bench()
     if not args.skip_reads:
         print(f"## Analytics reads ({args.repeat} runs each)\n")
         for kind in kinds:

@@ -43,10 +43,10 @@ class RollupRow:
     duration_sum: float = 0.0
     buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
 
-    def add(self, outcome: str, duration: float) -> None:
+    def add(self, outcome: str, duration: float, slot: int) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         self.duration_sum += duration
-        self.buckets[bucket(duration)] += 1
+        self.buckets[slot] += 1
 
     def params(self) -> tuple[object, ...]:
         """The upsert's parameters, in the column order of the rollups table."""
@@ -60,12 +60,13 @@ def fold(items: Iterable[tuple[float, str, str, str | None, str, float]]
     each width."""
     rows: dict[tuple[int, int, str, str, str], RollupRow] = {}
     for ended_at, task, queue, tenant, outcome, duration in items:
+        slot = bucket(duration)
         for width in WIDTHS:
             key = (width, int(ended_at // width) * width // 60, task, queue, tenant or "")
             row = rows.get(key)
             if row is None:
                 row = rows[key] = RollupRow(*key)
-            row.add(outcome, duration)
+            row.add(outcome, duration, slot)
     return list(rows.values())
 
 

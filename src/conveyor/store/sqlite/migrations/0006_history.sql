@@ -33,9 +33,8 @@ CREATE INDEX conveyor_attempts_errors ON conveyor_attempts
     (fingerprint, ended_at, tenant, task, queue, outcome, job_id, attempt)
     WHERE fingerprint IS NOT NULL;
 CREATE INDEX conveyor_attempts_slow ON conveyor_attempts (duration);
--- covering for the workers' figures over a range
-CREATE INDEX conveyor_attempts_workers ON conveyor_attempts
-    (ended_at, worker_id, tenant, outcome, duration, cpu, rss, task, queue, host, pid);
+-- the range of every attempt read below 6 hours (workers) and by pruning
+CREATE INDEX conveyor_attempts_ended ON conveyor_attempts (ended_at);
 
 CREATE TABLE conveyor_rollups (
     width        INTEGER NOT NULL,
