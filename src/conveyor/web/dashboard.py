@@ -14,6 +14,7 @@ from ..errors import ConveyorError
 from ..job import Job, JobFilter, JobState
 from . import actions, charts, overview
 from .auth import Principal
+from .bodies import jobs_in_pieces
 from .context import WebContext
 from .inputs import cursor_of, job_filter
 from .problems import ApiError, from_conveyor
@@ -55,8 +56,7 @@ async def jobs_page(request: Request) -> Response:
         return redirect(f"/jobs/{quote(wanted, safe='')}")
     where = job_filter(request.query_params, principal)
     cursor = cursor_of(request.query_params)
-    found = await ctx.call(ctx.conveyor.list_jobs, where, after=cursor, limit=PAGE + 1,
-                           redacted=True)
+    found = await jobs_in_pieces(ctx.conveyor.list_jobs, where, cursor, PAGE + 1)
     return render(request, "jobs.html", principal, jobs=found[:PAGE], where=where,
                   params=params, cursor=cursor, next_cursor=found[PAGE - 1].id
                   if len(found) > PAGE else None, title="Jobs")
@@ -70,8 +70,7 @@ async def dead_page(request: Request) -> Response:
     queue = request.query_params.get("queue") or None
     where = JobFilter(states=(JobState.DEAD,), queue=queue, tenant=principal.scope)
     cursor = cursor_of(request.query_params)
-    found = await ctx.call(ctx.conveyor.list_jobs, where, after=cursor, limit=PAGE + 1,
-                           redacted=True)
+    found = await jobs_in_pieces(ctx.conveyor.list_jobs, where, cursor, PAGE + 1)
     queues = await ctx.call(ctx.conveyor.queues, tenant=principal.scope)
     return render(request, "dead.html", principal, jobs=found[:PAGE], where=where,
                   params=dict(request.query_params), cursor=cursor,
