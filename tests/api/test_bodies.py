@@ -93,7 +93,7 @@ def test_a_body_of_too_many_values_is_refused_unparsed(tenant_a: httpx.Client) -
     error = assert_error(tenant_a.post("/api/v1/batches", content=body,
                                        headers={"Content-Type": "application/json"}),
                          413, "too_many_values")
-    assert error["details"]["limit"] == 250_000
+    assert error["details"]["limit"] == 100_000
 
 
 def test_large_bodies_at_once_are_bounded(live: Live, tenant_a: httpx.Client) -> None:
