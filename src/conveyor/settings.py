@@ -66,7 +66,7 @@ class Settings:
     # what one HTTP request may cost (web/bodies.py) and how long a client may take (server.py)
     max_body_bytes: int = 0  # one job's body; 0: twice CONVEYOR_MAX_PAYLOAD_BYTES + 64 KiB
     max_batch_body_bytes: int = 8 * 1024 * 1024  # a batch's body
-    max_body_values: int = 250_000  # JSON values (commas, brackets, braces) in one body
+    max_body_values: int = 100_000  # JSON values (commas, brackets, braces) in one body
     max_large_bodies: int = 2  # bodies over 1 MiB read at once; more: 503 + Retry-After
     max_list_bytes: int = 8 * 1024 * 1024  # a page of jobs stops growing here (next_cursor)
     http_header_timeout: float = 10.0  # a request's line and headers arrive within this

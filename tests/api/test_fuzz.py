@@ -4,7 +4,7 @@ No answer may be a server error, and none may break the documented schema. Besid
 schemathesis makes up, every query parameter, path id and body field gets the values the
 review broke things with: NUL bytes, non-ASCII digits, oversize strings and numbers.
 
-Bounded in time: CONVEYOR_FUZZ_SECONDS per store (default 60), spread over the operations.
+Bounded in time: CONVEYOR_TEST_FUZZ_SECONDS per store (default 60), spread over the operations.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from conveyor.job import JobFilter, JobState
 
 from .harness import Live
 
-BUDGET = float(os.environ.get("CONVEYOR_FUZZ_SECONDS", "60"))
+BUDGET = float(os.environ.get("CONVEYOR_TEST_FUZZ_SECONDS", "60"))
 EXAMPLES = int(os.environ.get("CONVEYOR_FUZZ_EXAMPLES", "60"))  # per operation and mode
 SKIP = {"/api/v1/events"}  # an endless event stream: covered by its own tests
 HOSTILE = ["\x00", "a\x00b", "%00", "\u00b2", "\u0663", "\U0001d7d9", "\uff11", "1\u00b2",

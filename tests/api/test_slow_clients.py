@@ -6,6 +6,7 @@ server, real sockets (the store plays no part, so SQLite)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import selectors
 import socket
 import time
@@ -56,11 +57,17 @@ def test_slow_clients_are_closed_and_healthz_still_answers(url: str) -> None:
     for n in range(200):
         kind = list(kinds)[n % 4]
         socks[connect(url, kinds[kind])] = kind
+    errors: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = errors.append  # type: ignore[method-assign]
+    logging.getLogger("conveyor").addHandler(handler)
     try:
         watch(url, socks, list(kinds), opened)
     finally:
+        logging.getLogger("conveyor").removeHandler(handler)
         for sock in socks:
             sock.close()
+    assert not errors, [r.getMessage() for r in errors]  # a client cut off is not an error
 
 
 def watch(url: str, socks: dict[socket.socket, str], kinds: list[str],

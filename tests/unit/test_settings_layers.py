@@ -115,3 +115,21 @@ def test_a_lease_that_is_not_a_finite_number_is_refused(tmp_path: Path, value: s
     with pytest.raises(ConfigError, match="CONVEYOR_LEASE"):
         Settings.load(env={"CONVEYOR_LEASE": value, "CONVEYOR_HEARTBEAT": "1"},
                       file=tmp_path / "none.toml")
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("CONVEYOR_MAX_BATCH_BODY_BYTES", "0"), ("CONVEYOR_MAX_BODY_VALUES", "0"),
+    ("CONVEYOR_MAX_LARGE_BODIES", "0"), ("CONVEYOR_MAX_LIST_BYTES", "-1"),
+    ("CONVEYOR_HTTP_MAX_CONNECTIONS", "0"), ("CONVEYOR_MAX_BODY_BYTES", "-5"),
+    ("CONVEYOR_HTTP_HEADER_TIMEOUT", "0"), ("CONVEYOR_HTTP_BODY_TIMEOUT", "inf"),
+    ("CONVEYOR_HTTP_IDLE_TIMEOUT", "-1"), ("CONVEYOR_HTTP_IDLE_TIMEOUT", "nan"),
+])
+def test_web_limits_must_be_sensible(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.load(env={name: value}, file="/nonexistent.toml")
+
+
+def test_web_limits_from_the_environment() -> None:
+    s = Settings.load(env={"CONVEYOR_MAX_LIST_BYTES": "1024", "CONVEYOR_HTTP_BODY_TIMEOUT": "2.5",
+                           "CONVEYOR_MAX_BODY_BYTES": "0"}, file="/nonexistent.toml")
+    assert (s.max_list_bytes, s.http_body_timeout, s.max_body_bytes) == (1024, 2.5, 0)

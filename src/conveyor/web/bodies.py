@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import ctypes.util
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -177,6 +178,24 @@ async def page_of_jobs(list_jobs: Callable[..., Sequence[Job]],
     out += b'],"next_cursor":' + orjson.dumps(last if more and count else None)
     out += b',"truncated":' + (b"true" if truncated else b"false") + b"}"
     return memoryview(out)
+
+
+async def jobs_in_pieces(list_jobs: Callable[..., Sequence[Job]], where: JobFilter,
+                         cursor: str | None, limit: int) -> list[Job]:
+    """Up to `limit` jobs for a page that shows their errors but not their payloads or
+    results (the dashboard's lists): read off the loop a few at a time, each job's payload
+    and result dropped before the next piece is read, so a page of one-MiB jobs never holds
+    more than a piece of them at once."""
+    found: list[Job] = []
+    last = cursor
+    while len(found) < limit:
+        want = min(PIECE, limit - len(found))
+        jobs = await run_in_threadpool(list_jobs, where, after=last, limit=want, redacted=True)
+        found += [replace(job, payload=None, result=None) for job in jobs]
+        if len(jobs) < want:
+            break
+        last = jobs[-1].id
+    return found
 
 
 def tune_allocator() -> bool:

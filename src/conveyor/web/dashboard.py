@@ -15,6 +15,7 @@ from ..errors import ConveyorError, JobNotFound
 from ..job import Job, JobFilter, JobState
 from . import actions, analytics_pages, bulk, charts, overview, queue_limits
 from .auth import Principal
+from .bodies import jobs_in_pieces
 from .consumers import consumers_of, starving
 from .context import WebContext
 from .inputs import cursor_of, job_filter, trail_of
@@ -70,8 +71,7 @@ async def jobs_page(request: Request) -> Response:
         where, bulk.COUNT_CAP))
     cursor = cursor_of(request.query_params)
     trail = trail_of(request.query_params)  # the cursors of the newer pages, for "← Newer"
-    found = await ctx.call(ctx.conveyor.list_jobs, where, after=cursor, limit=PAGE + 1,
-                           redacted=True)
+    found = await jobs_in_pieces(ctx.conveyor.list_jobs, where, cursor, PAGE + 1)
     can_discard = hasattr(ctx.conveyor, "discard")
     return render(request, "jobs.html", principal, jobs=found[:PAGE], where=where,
                   matching=matching, matching_label=bulk.count_label(matching),
@@ -90,11 +90,16 @@ async def dead_page(request: Request) -> Response:
     where = JobFilter(states=(JobState.DEAD,), queue=queue, tenant=principal.scope)
     cursor = cursor_of(request.query_params)
     conveyor = ctx.conveyor
+
+    def dead_letters(where: JobFilter, *, after: str | None, limit: int,
+                     redacted: bool) -> list[Job]:
+        jobs = conveyor.call(lambda store: store.dead_letters(queue, principal.scope, after,
+                                                              limit))
+        return [conveyor.decode(job, redacted=redacted) for job in jobs]
+
     # the latest to die first, and the queues that hold dead jobs: both from an index of dead
-    # rows only (migration 0009), so a table of millions of other jobs costs nothing here
-    found = [conveyor.decode(job, redacted=True) for job in await ctx.call(
-        conveyor.call, lambda store: store.dead_letters(queue, principal.scope, cursor,
-                                                        PAGE + 1))]
+    # rows only (migration 0009), read off the loop a few jobs at a time (bodies.py)
+    found = await jobs_in_pieces(dead_letters, where, cursor, PAGE + 1)
     queues = await ctx.call(conveyor.call, lambda store: store.dead_queues(principal.scope))
     return render(request, "dead.html", principal, jobs=found[:PAGE], where=where,
                   params=dict(request.query_params), cursor=cursor,

@@ -20,7 +20,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Malformed request", 401: "Missing or invalid token",
             403: "Not allowed for this token", 404: "No such job (or another tenant's)",
             409: "Not allowed in the job's state", 413: "Over the size or batch limit",
-            415: "The body is not application/json", 422: "Invalid job: names the field"}
+            415: "The body is not application/json", 422: "Invalid job: names the field",
+            503: "Busy with large bodies (Retry-After says when to retry), or the store is down"}
     return {str(c): _json(ERROR, text[c]) for c in codes}
 
 
@@ -106,13 +107,13 @@ def _paths() -> dict[str, Any]:
     accepted = (202, {"$ref": "#/components/schemas/Accepted"}, "Accepted")
     return {
         "/api/v1/jobs": {
-            "post": _op("Enqueue a job", accepted, 400, 401, 403, 413, 415, 422,
+            "post": _op("Enqueue a job", accepted, 400, 401, 403, 413, 415, 422, 503,
                         body={"$ref": "#/components/schemas/NewJob"}),
             "get": _op("A page of jobs, newest first", (200, page, "Jobs"), 400, 401,
                        params=list_params)},
         "/api/v1/batches": {"post": _op(
             "Enqueue jobs atomically", (202, OBJ, "All accepted"), 400, 401, 403, 413, 415,
-            422,
+            422, 503,
             body={"type": "object", "required": ["jobs"], "properties": {"jobs": {
                 "type": "array", "items": {"$ref": "#/components/schemas/NewJob"}}}})},
         "/api/v1/jobs/{id}": {"get": {**_op("One job", (200, JOB, "The job"), 401, 404),

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -114,6 +115,9 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, watch)
+        except ClientDisconnect:  # gone mid-body (or cut off as too slow): nobody to answer
+            log.debug("client left before its request was read: %s %s", scope.get("method"),
+                      scope.get("path"))
         except Exception as exc:  # the last resort, logged once
             error = internal_error(exc)
             if not started:
