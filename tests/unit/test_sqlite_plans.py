@@ -15,8 +15,8 @@ def plan(conn: sqlite3.Connection, sql: str, params: dict[str, object]) -> str:
     return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
 
 
-def test_find_by_prefix_and_suffix_use_indexes(tmp_path: Path) -> None:
-    path = tmp_path / "plans.db"
+def migrated(path: Path) -> sqlite3.Connection:
+    """A connection to a new store at `path`, migrated to the newest schema."""
     store = SQLiteStore(f"sqlite:///{path}")
 
     async def migrate() -> None:
@@ -26,7 +26,11 @@ def test_find_by_prefix_and_suffix_use_indexes(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(migrate())
-    conn = sqlite3.connect(path)
+    return sqlite3.connect(path)
+
+
+def test_find_by_prefix_and_suffix_use_indexes(tmp_path: Path) -> None:
+    conn = migrated(tmp_path / "plans.db")
     try:
         conn.execute("ANALYZE")
         prefix = plan(conn, q.FIND_BY_PREFIX, {"low": "01a2", "high": "01a3", "tenant": None,
@@ -43,17 +47,7 @@ def test_find_by_prefix_and_suffix_use_indexes(tmp_path: Path) -> None:
 
 
 def test_dead_letters_search_the_index_of_dead_rows(tmp_path: Path) -> None:
-    path = tmp_path / "dead.db"
-    store = SQLiteStore(f"sqlite:///{path}")
-
-    async def migrate() -> None:
-        try:
-            await store.migrate()
-        finally:
-            await store.close()
-
-    asyncio.run(migrate())
-    conn = sqlite3.connect(path)
+    conn = migrated(tmp_path / "dead.db")
     try:
         for sql, params in ((q.DEAD_LETTERS, {"queue": None, "tenant": None, "after": None,
                                               "limit": 51}),

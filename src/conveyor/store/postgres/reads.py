@@ -14,6 +14,7 @@ import psycopg
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
+from ..filters import where_clause
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
 from .rows import job_from_row, worker_from_row
@@ -127,19 +128,5 @@ class Reads:
 
 def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:
     """The WHERE clause of a list or count, and its parameters."""
-    params: dict[str, Any] = {"limit": limit, "after": after,
-                              "states": [str(s) for s in where.states]}
-    clauses = []
-    for name, clause in q.LIST_CLAUSES.items():
-        value = after if name == "after" else getattr(where, name)
-        if value and name != "retrying":
-            clauses.append(clause)
-            params.setdefault(name, value)
-    if where.retrying:  # either of the states, or waiting to retry
-        retrying = q.LIST_CLAUSES["retrying"]
-        if where.states:
-            at = clauses.index(q.LIST_CLAUSES["states"])
-            clauses[at] = f"({clauses[at]} OR {retrying})"
-        else:
-            clauses.insert(0, retrying)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+    return where_clause(where, after, limit, q.LIST_CLAUSES,
+                        [str(s) for s in where.states])

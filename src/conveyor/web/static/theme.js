@@ -1,5 +1,6 @@
 // Conveyor dashboard: the colour theme, applied before the page paints. "system" follows the
-// operating system (prefers-color-scheme); "dark" and "light" are kept in localStorage.
+// operating system (prefers-color-scheme, also when it changes); "dark" and "light" are kept
+// in localStorage. The stylesheet reads html[data-theme], which is always dark or light.
 "use strict";
 (function () {
   const THEMES = ["system", "dark", "light"];
@@ -7,9 +8,10 @@
     try { const t = localStorage.getItem("conveyor-theme"); return THEMES.includes(t) ? t : "system"; }
     catch (err) { return "system"; }
   }
+  const systemDark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
   function apply(theme) {
     const root = document.documentElement;
-    if (theme === "system") delete root.dataset.theme; else root.dataset.theme = theme;
+    root.dataset.theme = theme !== "system" ? theme : (systemDark && systemDark.matches ? "dark" : "light");
     document.querySelectorAll("[data-theme-toggle]").forEach((b) => {
       b.textContent = "Theme: " + theme;
       b.setAttribute("aria-label", "Colour theme: " + theme + ". Switch theme");
@@ -22,6 +24,7 @@
   }
   window.conveyorTheme = { next: next };
   apply(stored());
+  if (systemDark) systemDark.addEventListener("change", () => apply(stored()));
   document.addEventListener("DOMContentLoaded", () => {
     apply(stored());
     document.addEventListener("click", (ev) => {

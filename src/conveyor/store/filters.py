@@ -1,0 +1,30 @@
+"""The WHERE clause of a jobs list or count, built alike for every store from its dialect's
+fixed clauses (one per JobFilter field, joined in a fixed order: never from data)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..job import JobFilter
+
+
+def where_clause(where: JobFilter, after: str | None, limit: int, clauses: Mapping[str, str],
+                 states: Any) -> tuple[str, dict[str, Any]]:
+    """(" WHERE ...", parameters). `states` is the states parameter as the dialect takes it;
+    `retrying` widens the states clause ("either of these states, or waiting to retry")."""
+    params: dict[str, Any] = {"limit": limit, "after": after, "states": states}
+    chosen = []
+    for name, clause in clauses.items():
+        value = after if name == "after" else getattr(where, name)
+        if value and name != "retrying":
+            chosen.append(clause)
+            params.setdefault(name, value)
+    if where.retrying:
+        retrying = clauses["retrying"]
+        if where.states:
+            at = chosen.index(clauses["states"])
+            chosen[at] = f"({chosen[at]} OR {retrying})"
+        else:
+            chosen.insert(0, retrying)
+    return (" WHERE " + " AND ".join(chosen) if chosen else ""), params
