@@ -54,4 +54,9 @@ def test_latency_and_loss_slow_the_workers_down_but_lose_nothing(mh: MultiHost) 
     assert len(starts) == 2 * JOBS and repeats == 0
     assert lost > 0  # the loss was real
     assert proxied < direct  # the latency was real
-    assert proxied > direct / 25, "throughput collapsed instead of degrading"
+    # Degrading gracefully means the workers stay bound by the round trip, not by timeouts
+    # or retries: with 40 ms per round trip, each of the two workers finishes at least one
+    # job per two round trips (batches do better). The floor does not follow `direct`, which
+    # swings threefold with the machine's load while the round trip does not.
+    round_trip = 2 * 0.020
+    assert proxied > 2 / (2 * round_trip), "throughput collapsed instead of degrading"
