@@ -21,7 +21,7 @@ from .context import WebContext
 from .inputs import cursor_of, job_filter, trail_of
 from .problems import ApiError, from_conveyor
 from .serialize import queue_json, worker_json
-from .views import fragment, redirect, render
+from .views import fragment, redirect, render, render_off_loop
 
 PAGE = 50
 
@@ -73,12 +73,13 @@ async def jobs_page(request: Request) -> Response:
     trail = trail_of(request.query_params)  # the cursors of the newer pages, for "← Newer"
     found = await jobs_in_pieces(ctx.conveyor.list_jobs, where, cursor, PAGE + 1)
     can_discard = hasattr(ctx.conveyor, "discard")
-    return render(request, "jobs.html", principal, jobs=found[:PAGE], where=where,
-                  matching=matching, matching_label=bulk.count_label(matching),
-                  bulk_actions=bulk.fitting_actions(where, can_discard=can_discard),
-                  filter_fields=bulk.filter_fields(where), verbs=bulk.VERBS, trail=trail,
-                  params=params, cursor=cursor, next_cursor=found[PAGE - 1].id
-                  if len(found) > PAGE else None, title="Jobs")
+    return await render_off_loop(
+        request, "jobs.html", principal, jobs=found[:PAGE], where=where,
+        matching=matching, matching_label=bulk.count_label(matching),
+        bulk_actions=bulk.fitting_actions(where, can_discard=can_discard),
+        filter_fields=bulk.filter_fields(where), verbs=bulk.VERBS, trail=trail,
+        params=params, cursor=cursor, next_cursor=found[PAGE - 1].id
+        if len(found) > PAGE else None, title="Jobs")
 
 
 async def dead_page(request: Request) -> Response:
@@ -101,10 +102,11 @@ async def dead_page(request: Request) -> Response:
     # rows only (migration 0009), read off the loop a few jobs at a time (bodies.py)
     found = await jobs_in_pieces(dead_letters, where, cursor, PAGE + 1)
     queues = await ctx.call(conveyor.call, lambda store: store.dead_queues(principal.scope))
-    return render(request, "dead.html", principal, jobs=found[:PAGE], where=where,
-                  params=dict(request.query_params), cursor=cursor,
-                  next_cursor=found[PAGE - 1].id if len(found) > PAGE else None,
-                  queues=queues, title="Dead letters")
+    return await render_off_loop(
+        request, "dead.html", principal, jobs=found[:PAGE], where=where,
+        params=dict(request.query_params), cursor=cursor,
+        next_cursor=found[PAGE - 1].id if len(found) > PAGE else None,
+        queues=queues, title="Dead letters")
 
 
 async def job_page(request: Request) -> Response:
