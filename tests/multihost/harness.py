@@ -15,21 +15,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 
 from conveyor import Conveyor
+from polling import wait_until
 from postgres.cluster import PrivateCluster
 
 from .netns import Host, Network
 
 HERE = Path(__file__).resolve().parent
 CONVEYOR = Path(sys.executable).with_name("conveyor")
-T = TypeVar("T")
 REPORTS: list[str] = []  # the counts each test saw, printed at the end of the run
 
 
@@ -65,18 +63,6 @@ class NamespacedCluster(PrivateCluster):
     def _options(self) -> str:
         return (f"-p {self.port} -k {self.root} -c listen_addresses={self.host.address} "
                 "-c max_connections=200 -c shared_buffers=64MB -c fsync=off")
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str,
-               interval: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 class MultiHost:

@@ -17,19 +17,19 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import sysapp
 
 from conveyor import Conveyor, Job
+from polling import wait_until
 
 HERE = Path(__file__).resolve().parent
 CONVEYOR = Path(sys.executable).with_name("conveyor")
 TERMINAL = ("completed", "dead", "cancelled")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,19 +39,6 @@ class Execution:
     attempt: int
     pid: int
     at: float
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str,
-               interval: float = 0.05) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 class System:
