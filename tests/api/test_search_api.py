@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from tests.polling import wait_until
 
-from .harness import Live
+from .harness import Live, sign_in
 
 
 def jobs(client: httpx.Client, **params: Any) -> dict[str, Any]:
@@ -122,3 +122,33 @@ def test_name_fragments_and_autocomplete_are_tenant_scoped(
     assert len(limited["tasks"]) == 1 and len(limited["queues"]) == 1
     assert admin.get("/api/v1/names", params={"limit": "0"}).status_code == 400
     assert httpx.get(f"{live.url}/api/v1/names").status_code == 401
+
+
+def test_the_jobs_page_searches(live: Live, tenant_a: httpx.Client,
+                                tenant_b: httpx.Client) -> None:
+    order = f"ord-{secrets.token_hex(4)}"
+    mine = tenant_a.post("/api/v1/jobs", json={"task": "echo", "delay": 600,
+                                               "payload": {"order_id": order}}).json()["id"]
+    theirs = tenant_b.post("/api/v1/jobs", json={"task": "echo", "delay": 600,
+                                                 "payload": {"order_id": order}}).json()["id"]
+    with httpx.Client(base_url=live.url, cookies={"conveyor_session": sign_in(
+            live.url, "token-a")}, headers={"Accept": "text/html"}) as page:
+        found = page.get("/jobs", params={"payload": f"order_id:{order}"})
+        assert found.status_code == 200
+        assert mine in found.text and theirs not in found.text
+        assert "data-search-note" in found.text and "candidate jobs" in found.text
+        assert "1 job found" in found.text
+        assert "all:" not in found.text  # no action on "all matching" for a search
+        refused = page.get("/jobs", params={"payload": "transcript:x"})
+        assert refused.status_code == 400
+        assert "Search refused" in refused.text and "marked Sensitive" in refused.text
+        assert 'value="transcript:x"' in refused.text  # the form keeps what was typed
+        named = page.get("/jobs", params={"task_contains": "ech", "state": "scheduled"})
+        assert named.status_code == 200 and mine in named.text and theirs not in named.text
+        assert "job found" not in named.text and "match" in named.text
+        # the autocomplete's requests: the signed-in cookie reads the names API
+        names = page.get("/api/v1/names", params={"q": "ech"}, headers={
+            "Accept": "application/json"})
+        assert names.status_code == 200 and names.json()["tasks"] == ["echo"]
+        script = page.get("/static/search.js")
+        assert script.status_code == 200 and "/api/v1/names" in script.text
