@@ -21,11 +21,13 @@ from rich.console import Console
 from rich.text import Text
 
 from .app import Conveyor, sequence_of
+from .cli_search import run_search
 from .cli_views import count_text, jobs_table, print_job, print_stats, schedules_table, state_text
-from .errors import ConveyorError
+from .errors import ConveyorError, SearchRefused
 from .job import JobFilter, parse_states
 from .lookup import resolve_sync
 from .observability.logs import configure_logging
+from .search import Search
 
 cli = typer.Typer(name="conveyor", help="Durable background jobs: workers, queues and tools.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -199,14 +201,37 @@ def list_jobs(app: AppOption = None,
               queue: Annotated[str | None, typer.Option()] = None,
               task: Annotated[str | None, typer.Option()] = None,
               limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
-              json_out: JsonOption = False) -> None:
-    """List jobs, newest first."""
+              json_out: JsonOption = False,
+              task_contains: Annotated[str | None, typer.Option(
+                  help="tasks whose name holds this, any case")] = None,
+              queue_contains: Annotated[str | None, typer.Option(
+                  help="queues whose name holds this, any case")] = None,
+              payload: Annotated[str | None, typer.Option(
+                  help="field:value, e.g. order_id:ord-1 (not a Sensitive field)")] = None,
+              error: Annotated[str | None, typer.Option(
+                  help="text of the last error, any case")] = None,
+              scan: Annotated[int | None, typer.Option(
+                  min=1, max=10000, help="jobs a --payload or --error search reads "
+                  "(default 1000)")] = None,
+              after: Annotated[str | None, typer.Option(
+                  help="go on after this job id (what a bounded search said)")] = None
+              ) -> None:
+    """List jobs, newest first; find them by name fragment, payload field or error text."""
     try:
         states, retrying = parse_states(state)
+        search = Search.parse(task_contains, queue_contains, payload, error, scan)
+    except SearchRefused as exc:
+        fail(f"--{exc.field.replace('_', '-')}: {exc}", 2)
     except ValueError as exc:
         fail(f"--{exc}", 2)
     conveyor = load_app(app)
     where = JobFilter(states=states, queue=queue, task=task, retrying=retrying)
+    if not search.empty or after:
+        try:
+            return run_search(conveyor, where, search, after, limit, json_out, out, err,
+                              print_json)
+        except SearchRefused as exc:
+            fail(str(exc))
     jobs = conveyor.list_jobs(where, limit=limit, redacted=True)
     if json_out:
         print_json([j.to_dict() for j in jobs])
