@@ -275,6 +275,9 @@ class WorkerInfo:
     started_at: float | None = None
     heartbeat_at: float | None = None
     running: int = 0
+    # of the leases a heartbeat lists, how many are claimed ahead (prefetched) and not
+    # started: the store keeps running = leases - claimed, and claimed
+    claimed: int = 0
 
 
 # --- ids ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .harness import Live, assert_error, wait_state
+from .harness import Live, assert_error, sign_in, wait_state
 
 
 def test_health_and_readiness(live: Live) -> None:
@@ -155,3 +155,27 @@ def assert_error_like(response: httpx.Response) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["status"] == "unavailable" and body["error"]["code"] == "unavailable"
     return body
+
+
+def test_workers_show_claimed_ahead_apart_from_running(live: Live, admin: httpx.Client) -> None:
+    """A worker's heartbeat says how many of its jobs it claimed ahead (prefetched): the API,
+    the workers page and /metrics show them as claimed, not as running past its slots."""
+    from conveyor.job import Lease, WorkerInfo
+
+    # five leases it lists (the store counts what is listed; these need not be real jobs)
+    leases = [Lease(f"job-{n}", n) for n in range(5)]
+    info = WorkerInfo(id="worker-ahead", host="h", pid=1, queues=("claims-ahead",),
+                      concurrency=2, claimed=3)
+    live.app.call(lambda s: s.heartbeat(info, leases, 30.0))
+    try:
+        [shown] = [w for w in admin.get("/api/v1/workers").json()["workers"]
+                   if w["id"] == "worker-ahead"]
+        assert (shown["running"], shown["claimed"], shown["concurrency"]) == (2, 3, 2)
+        with httpx.Client(base_url=live.url, cookies={"conveyor_session": sign_in(
+                live.url, "admin-token")}) as page:
+            html = page.get("/workers").text
+        assert "2 / 2" in html and 'data-claimed="3"' in html and "+3 claimed" in html
+        metrics = admin.get("/metrics").text
+        assert "conveyor_worker_jobs_claimed" in metrics
+    finally:
+        live.app.call(lambda s: s.deregister_worker("worker-ahead"))

@@ -3,6 +3,8 @@ and the workers table they feed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from conveyor.job import JobState, Lease
@@ -111,3 +113,23 @@ async def test_workers_are_listed_after_a_heartbeat_and_gone_after_deregister(
 
     await store.deregister_worker("worker-a")
     assert [w.id for w in await store.workers(now=T0 + 11)] == ["worker-b"]
+
+
+async def test_heartbeat_keeps_running_and_claimed_apart(store: Store) -> None:
+    """A worker that prefetched lists every lease it holds and says how many it has not
+    started: running never counts those (issue 16: "14 running on 8 slots")."""
+    for _ in range(5):
+        await enqueue(store)
+    jobs = await store.claim(None, "worker-a", 5, LEASE, now=T0)
+    info = replace(worker_info("worker-a"), concurrency=3, claimed=2)
+    reply = await store.heartbeat(info, [j.lease for j in jobs], LEASE, now=T0 + 1)
+    assert reply.lost == frozenset()
+    [worker] = await store.workers(now=T0 + 1)
+    assert (worker.running, worker.claimed, worker.concurrency) == (3, 2, 3)
+    # more claimed than leases listed (a stale count): never a negative running
+    await store.heartbeat(replace(info, claimed=9), [jobs[0].lease], LEASE, now=T0 + 2)
+    [worker] = await store.workers(now=T0 + 2)
+    assert (worker.running, worker.claimed) == (0, 1)
+    await store.heartbeat(replace(info, claimed=0), [j.lease for j in jobs], LEASE, now=T0 + 3)
+    [worker] = await store.workers(now=T0 + 3)
+    assert (worker.running, worker.claimed) == (5, 0)

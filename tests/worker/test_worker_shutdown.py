@@ -124,3 +124,36 @@ async def test_a_claim_loop_that_fails_still_gives_back_hand_offs_arriving_late(
     [claimed] = await app.store.claim(None, "someone", 1, 30.0)
     worker.slots.hold([claimed])
     assert ran == [] and not worker.slots.running and job.id == claimed.id
+
+
+async def test_prefetched_jobs_are_claimed_not_running(app: Conveyor) -> None:
+    """A worker that claims ahead reports those jobs as claimed: the workers page shows 2
+    running on 2 slots and 3 claimed, not 5 running (issue 16)."""
+    release = asyncio.Event()
+    started: list[str] = []
+
+    @app.task
+    async def hold(ctx: JobContext, payload: dict[str, Any]) -> None:
+        started.append(ctx.job_id)
+        await release.wait()
+
+    for i in range(6):
+        hold.enqueue({"i": i})
+    worker = app.worker(concurrency=2, prefetch=3, grace=0, poll_interval=0.05,
+                        worker_id="worker-claims-ahead")
+    worker.slots.average_duration = 0.01  # recent jobs were short: it prefetches
+    run = asyncio.create_task(worker.run(install_signals=False))
+    try:
+        for _ in range(200):
+            if len(started) == 2 and len(worker.slots.buffer) == 3:
+                break
+            await asyncio.sleep(0.02)
+        assert (len(started), len(worker.slots.buffer)) == (2, 3)
+        await asyncio.to_thread(worker.heartbeat.run_once)
+        [info] = [w for w in app.workers() if w.id == "worker-claims-ahead"]
+        assert (info.running, info.claimed, info.concurrency) == (2, 3, 2)
+        assert sum(1 for j in app.list_jobs() if j.state == JobState.RUNNING) == 5
+    finally:
+        worker.stop()
+        release.set()
+        await asyncio.wait_for(run, 10)

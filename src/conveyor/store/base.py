@@ -348,6 +348,12 @@ def events_of(rows: Sequence[Any]) -> list[JobEvent]:
     return [JobEvent(r[0], r[1], r[2], r[3], r[4] or None, r[5]) for r in rows if r is not None]
 
 
+def held_counts(worker: WorkerInfo, leases: Sequence[Lease]) -> dict[str, int]:
+    """A heartbeat's counts: of the leases listed, `claimed` are held ahead, not started."""
+    claimed = min(max(worker.claimed, 0), len(leases))
+    return {"running": len(leases) - claimed, "claimed": claimed}
+
+
 def check_kept(state: str, keep: int, limit: int) -> None:
     """prune_kept's arguments, checked alike by every store."""
     if state not in FINISHED_STATES:

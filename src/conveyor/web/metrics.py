@@ -194,8 +194,12 @@ class StoreCollector(Collector):
         count.add_metric([], len(workers))
         slots = GaugeMetricFamily("conveyor_worker_jobs_running", "Jobs running on workers")
         slots.add_metric([], sum(w.running for w in workers))
+        ahead = GaugeMetricFamily("conveyor_worker_jobs_claimed",
+                                  "Jobs workers have claimed ahead (prefetched), not started")
+        ahead.add_metric([], sum(w.claimed for w in workers))
         yield count
         yield slots
+        yield ahead
 
     def _queue_families(self) -> Iterator[Metric]:
         backlog = GaugeMetricFamily("conveyor_queue_backlog", "Jobs waiting (queued and "

@@ -48,4 +48,4 @@ def worker_json(worker: WorkerInfo, now: float | None = None) -> dict[str, Any]:
     return {"id": worker.id, "host": worker.host, "pid": worker.pid,
             "queues": list(worker.queues), "concurrency": worker.concurrency,
             "started_at": worker.started_at, "heartbeat_at": worker.heartbeat_at,
-            "heartbeat_age": age, "running": worker.running}
+            "heartbeat_age": age, "running": worker.running, "claimed": worker.claimed}

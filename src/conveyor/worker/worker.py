@@ -105,7 +105,8 @@ class Worker:
     @property
     def info(self) -> WorkerInfo:
         return WorkerInfo(id=self.id, host=self.host, pid=os.getpid(),
-                          queues=self.queues or ("*",), concurrency=self.concurrency)
+                          queues=self.queues or ("*",), concurrency=self.concurrency,
+                          claimed=len(self.slots.buffer))  # prefetched, not started
 
     def leases(self) -> list[Lease]:
         """Every lease this worker holds (running and prefetched); safe from any thread."""

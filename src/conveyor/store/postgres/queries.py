@@ -324,10 +324,11 @@ CLAIM_ANY = with_feed(_CLAIM_FROM.replace("{queues}", """wanted(queue) AS (
 HEARTBEAT = """
 WITH worker AS (
     INSERT INTO {schema}.conveyor_workers (id, host, pid, queues, concurrency, started_at,
-                                           heartbeat_at, running)
-    VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, {now}, {now}, %(running)s)
+                                           heartbeat_at, running, claimed)
+    VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, {now}, {now}, %(running)s,
+            %(claimed)s)
     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-                                   running = excluded.running)
+                                   running = excluded.running, claimed = excluded.claimed)
 UPDATE {schema}.conveyor_jobs SET lease_expires_at = {now} + %(lease_for)s
 WHERE worker_id = %(id)s AND state = 'running'
 RETURNING id, lease_token, cancel_requested"""
@@ -589,7 +590,7 @@ GROUP BY queue"""
 QUEUE_FLAGS = "SELECT name, paused FROM {schema}.conveyor_queues"
 
 WORKERS = """
-SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running
+SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running, claimed
 FROM {schema}.conveyor_workers ORDER BY started_at"""
 
 # --- key rotation ----------------------------------------------------------------------------

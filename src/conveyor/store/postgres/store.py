@@ -41,6 +41,7 @@ from ..base import (
     Retention,
     Settle,
     Snooze,
+    held_counts,
 )
 from ..migrate import Migration, load_migrations
 from . import handoff
@@ -264,7 +265,7 @@ class PostgresStore(Reads, Catalog, Sessions, Limits, KeepByCount, PostgresHisto
         rows = await self._one(q.HEARTBEAT, {
             "id": worker.id, "host": worker.host, "pid": worker.pid,
             "queues": ",".join(worker.queues), "concurrency": worker.concurrency,
-            "running": len(leases), "now": now, "lease_for": lease_for})
+            **held_counts(worker, leases), "now": now, "lease_for": lease_for})
         held = {r[0]: r[1] for r in rows}
         lost = frozenset(lease.job_id for lease in leases if held.get(lease.job_id) != lease.token)
         cancel = frozenset(r[0] for r in rows if r[2])

@@ -80,10 +80,10 @@ PAUSED_QUEUES = "SELECT name FROM conveyor_queues WHERE paused = 1"
 
 UPSERT_WORKER = """
 INSERT INTO conveyor_workers (id, host, pid, queues, concurrency, started_at, heartbeat_at,
-                              running)
-VALUES (:id, :host, :pid, :queues, :concurrency, :now, :now, :running)
+                              running, claimed)
+VALUES (:id, :host, :pid, :queues, :concurrency, :now, :now, :running, :claimed)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-                               running = excluded.running"""
+                               running = excluded.running, claimed = excluded.claimed"""
 
 EXTEND_LEASES = """
 UPDATE conveyor_jobs SET lease_expires_at = :now + :lease_for
@@ -291,7 +291,7 @@ GROUP BY queue"""
 QUEUE_FLAGS = "SELECT name, paused FROM conveyor_queues"
 
 WORKERS = """
-SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running
+SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running, claimed
 FROM conveyor_workers ORDER BY started_at"""
 
 # --- key rotation ----------------------------------------------------------------------------

@@ -102,7 +102,8 @@ class Reads:
             rows = conn.execute(q.WORKERS).fetchall()
         return [WorkerInfo(id=r[0], host=r[1], pid=r[2],
                            queues=tuple(filter(None, r[3].split(","))), concurrency=r[4],
-                           started_at=r[5], heartbeat_at=r[6], running=r[7]) for r in rows]
+                           started_at=r[5], heartbeat_at=r[6], running=r[7], claimed=r[8])
+                for r in rows]
 
     # --- key rotation ---------------------------------------------------------------------
 

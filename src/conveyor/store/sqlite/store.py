@@ -36,6 +36,7 @@ from ..base import (
     Offer,
     Retention,
     Settle,
+    held_counts,
 )
 from ..migrate import load_migrations
 from . import queries as q
@@ -239,7 +240,7 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, 
             conn.execute(q.UPSERT_WORKER, {
                 "id": worker.id, "host": worker.host, "pid": worker.pid,
                 "queues": ",".join(worker.queues), "concurrency": worker.concurrency,
-                "now": now, "running": len(leases)})
+                "now": now, **held_counts(worker, leases)})
             rows = conn.execute(q.EXTEND_LEASES, {"now": now, "lease_for": lease_for,
                                                   "worker_id": worker.id}).fetchall()
             conn.execute(q.DELETE_STALE_WORKERS, (now - 3600,))

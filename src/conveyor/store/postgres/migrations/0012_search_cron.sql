@@ -9,3 +9,7 @@ CREATE TABLE {schema}.conveyor_cron (
     paused     boolean NOT NULL DEFAULT false,
     updated_at double precision
 );
+-- Of the jobs a worker holds, how many it has claimed ahead (prefetched) and not started:
+-- its heartbeat writes both counts, so "running" on the workers page is jobs running, never
+-- more than its slots.
+ALTER TABLE {schema}.conveyor_workers ADD COLUMN claimed integer NOT NULL DEFAULT 0;

@@ -9,3 +9,7 @@ CREATE TABLE conveyor_cron (
     paused     INTEGER NOT NULL DEFAULT 0,
     updated_at REAL
 );
+-- Of the jobs a worker holds, how many it has claimed ahead (prefetched) and not started:
+-- its heartbeat writes both counts, so "running" on the workers page is jobs running, never
+-- more than its slots.
+ALTER TABLE conveyor_workers ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;
