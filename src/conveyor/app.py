@@ -21,6 +21,7 @@ from . import alerts, scheduler
 from .analytics import Analytics
 from .clock import Clock, SystemClock
 from .codec import Codec, Keyring
+from .cron_control import CronControl
 from .door import SyncDoor
 from .errors import (
     SchemaOutdated,
@@ -48,7 +49,7 @@ log = logging.getLogger("conveyor")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Conveyor(Steering, Finding):
+class Conveyor(Steering, Finding, CronControl):
     """The app: tasks, store and settings in one object (no module-level registry)."""
 
     def __init__(self, url: str | None = None, *, settings: Settings | None = None,

@@ -113,3 +113,12 @@ class SearchRefused(ConveyorError):
     def __init__(self, message: str, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class ScheduleNotFound(ConveyorError):
+    """A cron schedule name this app does not declare (app.cron)."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(repr(n) for n in known[:20]) or "none"
+        super().__init__(f"no cron schedule named {name!r} in this app (it has: {listed})")
+        self.name = name

@@ -3,11 +3,13 @@
 Every worker runs the scheduler (in its maintenance). For each slot of a schedule (each time
 its cron expression names) that falls due, every node enqueues the same job: its id is made
 from the schedule's name and the slot's time (a UUIDv7 whose clock part is the slot's time),
-so the store keeps the first and reports the others as duplicates. No leader, no lock, no
-table of its own: a node that is down, slow or late changes nothing. Slots a node finds due
-together (its loop was held up, or it has just started) are coalesced into the latest one, and
-a slot more than `misfire` seconds old is skipped: after an outage of every worker, a schedule
-runs once, not once per missed slot.
+so the store keeps the first and reports the others as duplicates. No leader, no lock: a
+node that is down, slow or late changes nothing. The one table (conveyor_cron) holds what
+operators change at run time: a paused schedule enqueues nothing on any node (each reads the
+pauses at every pass) until it is resumed, and no slot from before its resume. Slots a node
+finds due together (its loop was held up, or it has just started) are coalesced into the
+latest one, and a slot more than `misfire` seconds old is skipped: after an outage of every
+worker, a schedule runs once, not once per missed slot.
 
 Each slot's job also carries the idempotency key `cron:<its id>`, so the stores take the
 second and later copies by their ON CONFLICT path (no error on the server), and `run_at` set to
@@ -41,6 +43,7 @@ from croniter import CroniterError, croniter
 from .errors import ConfigError, ConveyorError
 from .job import EnqueueResult
 from .preparing import ENQUEUE_OPTIONS
+from .store.base import ScheduleState
 
 if TYPE_CHECKING:
     from .app import Conveyor
@@ -159,10 +162,17 @@ class Scheduler:
             except ConveyorError as exc:
                 raise ConfigError(f"cron schedule {entry.name!r}: {exc}") from exc
 
-    def due(self, now: float) -> list[tuple[Schedule, float]]:
+    def due(self, now: float, states: Mapping[str, ScheduleState] | None = None
+            ) -> list[tuple[Schedule, float]]:
+        """The latest due slot of each schedule. A paused one (in `states`, the store's) has
+        none; a resumed one none from before it was resumed."""
         out: list[tuple[Schedule, float]] = []
         for entry in self.app.schedules.values():
-            after = max(self._done.get(entry.name, now - self.misfire), now - self.misfire)
+            state = (states or {}).get(entry.name)
+            if state is not None and state.paused:
+                continue
+            after = max(self._done.get(entry.name, now - self.misfire), now - self.misfire,
+                        state.changed_at if state is not None else now - self.misfire)
             latest = deque(entry.slots(after, now), maxlen=1)  # coalesced: the latest only
             out.extend((entry, slot) for slot in latest)
         return out
@@ -176,8 +186,16 @@ class Scheduler:
         """Enqueue every due slot; returns how many jobs this node stored (the others were
         duplicates: another node was first). A slot whose enqueue fails is logged and tried
         again at the next pass, while it is within `misfire`; the other schedules go on."""
+        if not self.app.schedules:
+            return 0
+        try:  # every node reads the pauses at every pass: a pause holds cluster-wide
+            states = await self.app.store.schedule_states()
+        except Exception as exc:  # unknown pauses: enqueue nothing rather than ignore one
+            log.warning("cron: the schedules' pauses cannot be read; no slot this pass: %s",
+                        exc)
+            return 0
         stored = 0
-        for entry, slot in self.due(self.clock.now()):
+        for entry, slot in self.due(self.clock.now(), states):
             try:
                 result = await self.enqueue(entry, slot)
             except Exception as exc:

@@ -8,7 +8,7 @@ import pytest
 
 from conveyor.history.records import AttemptRecord
 from conveyor.job import JobFilter
-from conveyor.store.base import Complete, Fail, Store
+from conveyor.store.base import Complete, Fail, ScheduleState, Store
 
 from .support import LEASE, T0, claim_one, enqueue, error
 
@@ -81,11 +81,14 @@ async def test_job_names_come_from_recent_jobs_and_rollups_per_tenant(store: Sto
 
 
 async def test_schedules_are_paused_and_resumed_by_name(store: Store) -> None:
-    assert await store.paused_schedules() == set()
+    assert await store.schedule_states() == {}
     await store.set_schedule_paused("nightly report", True, now=T0)
     await store.set_schedule_paused("hourly sync", True, now=T0)
     await store.set_schedule_paused("hourly sync", True, now=T0 + 1)  # again: no error
-    assert await store.paused_schedules() == {"nightly report", "hourly sync"}
+    assert await store.schedule_states() == {"nightly report": ScheduleState(True, T0),
+                                             "hourly sync": ScheduleState(True, T0 + 1)}
     await store.set_schedule_paused("nightly report", False, now=T0 + 2)
     await store.set_schedule_paused("never paused", False, now=T0 + 2)
-    assert await store.paused_schedules() == {"hourly sync"}
+    assert await store.schedule_states() == {"nightly report": ScheduleState(False, T0 + 2),
+                                             "hourly sync": ScheduleState(True, T0 + 1),
+                                             "never paused": ScheduleState(False, T0 + 2)}

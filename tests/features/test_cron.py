@@ -8,6 +8,7 @@ import time
 import pytest
 
 from conveyor import Conveyor, FakeClock, JobState, Settings
+from conveyor.errors import ScheduleNotFound
 from conveyor.scheduler import Scheduler, slot_id
 from conveyor.store.sqlite.store import SQLiteStore
 from conveyor.testing import run_until_idle
@@ -192,3 +193,31 @@ def test_run_until_idle_does_not_enqueue_cron_slots(tmp_path):
         assert app.list_jobs() == []
     finally:
         app.close()
+
+
+def test_a_paused_schedule_enqueues_nothing_on_any_node_until_resumed(tmp_path):
+    clock = FakeClock(T0 + 0.5)
+    url = f"sqlite:///{tmp_path}/cron.db"
+    (a, sched_a), (b, sched_b) = node(url, clock), node(url, clock)
+    try:
+        run = asyncio.run
+        assert run(sched_a.run_once()) == 1                     # the slot of T0
+        a.pause_schedule("sales")                               # on node a: holds on b too
+        assert a.schedule_states()["sales"].paused
+        for _ in range(3):
+            clock.advance(10)
+            assert (run(sched_a.run_once()), run(sched_b.run_once())) == (0, 0)
+        clock.advance(5)                                        # T0 + 35.5: T0 + 30 passed
+        b.resume_schedule("sales")
+        assert not a.schedule_states()["sales"].paused
+        # the slot that came while it was paused does not run late, on either node
+        assert (run(sched_a.run_once()), run(sched_b.run_once())) == (0, 0)
+        clock.advance(5)                                        # T0 + 40: its next slot
+        assert (run(sched_b.run_once()), run(sched_a.run_once())) == (1, 0)
+        ids = sorted(job.id for job in a.list_jobs(limit=100))
+        assert ids == sorted(slot_id("sales", t) for t in (T0, T0 + 40))
+        with pytest.raises(ScheduleNotFound, match="no cron schedule named 'sale'"):
+            a.pause_schedule("sale")
+    finally:
+        a.close()
+        b.close()

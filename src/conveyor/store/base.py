@@ -178,6 +178,14 @@ def names_of(pairs: Sequence[Sequence[Any]], queues: Sequence[str] = ()) -> Name
                  tuple(sorted({p[1] for p in pairs} | set(queues))))
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """A cron schedule's run-time state: paused or not, since `changed_at` (store clock)."""
+
+    paused: bool
+    changed_at: float
+
+
 class Store(Protocol):
     url: str
     inline: bool  # True: the methods never suspend (SQLite), so sync code drives them directly
@@ -288,8 +296,9 @@ class Store(Protocol):
         Bounded reads, so a name only seen long ago in a huge table may be missing: this
         feeds autocomplete and name search, not an audit."""
         ...
-    # cron: schedules live in code; the store keeps which are paused, for every node
-    async def paused_schedules(self) -> set[str]: ...
+    # cron: schedules live in code; the store keeps which are paused, for every node, and
+    # when each was last paused or resumed (a resumed schedule runs no slot from before)
+    async def schedule_states(self) -> dict[str, ScheduleState]: ...
     async def set_schedule_paused(self, name: str, paused: bool,
                                   now: float | None = None) -> None: ...
     async def stats(self, tenant: str | None = None, now: float | None = None) -> Stats: ...

@@ -17,6 +17,7 @@ from ..errors import (
     InvalidTransition,
     JobNotFound,
     PayloadInvalid,
+    ScheduleNotFound,
     SchemaOutdated,
     SearchRefused,
     StoreUnavailable,
@@ -78,6 +79,8 @@ def from_conveyor(exc: ConveyorError, *, admin: bool = False) -> ApiError:
         case PayloadTooLarge():
             return ApiError(413, "payload_too_large", _with_index(exc, index),
                             {**details, "size": exc.size, "limit": exc.limit})
+        case ScheduleNotFound():
+            return ApiError(404, "not_found", str(exc), {"name": exc.name})
         case SearchRefused():
             return ApiError(400, "search_refused", str(exc), {"field": exc.field})
         case SchemaOutdated():

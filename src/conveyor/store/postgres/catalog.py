@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..base import NAMES_DAYS, NAMES_RECENT, Names, names_of
+from ..base import NAMES_DAYS, NAMES_RECENT, Names, ScheduleState, names_of
 from .queries import CLOCK
 
 Rows = list[tuple[Any, ...]]
@@ -32,7 +32,7 @@ SELECT DISTINCT task, queue FROM (
 ) AS recent WHERE tenant = %(tenant)s"""
 QUEUE_NAMES = "SELECT name FROM {schema}.conveyor_queues LIMIT 5000"
 
-PAUSED_SCHEDULES = "SELECT name FROM {schema}.conveyor_cron WHERE paused"
+SCHEDULE_STATES = "SELECT name, paused, updated_at FROM {schema}.conveyor_cron LIMIT 10000"
 SET_SCHEDULE_PAUSED = """
 INSERT INTO {schema}.conveyor_cron (name, paused, updated_at)
 VALUES (%(name)s, %(paused)s, {now})
@@ -57,8 +57,8 @@ class Catalog:
         queues = [] if tenant is not None else [r[0] for r in await self._one(QUEUE_NAMES)]
         return names_of(pairs, queues)
 
-    async def paused_schedules(self: Sessions) -> set[str]:
-        return {r[0] for r in await self._one(PAUSED_SCHEDULES)}
+    async def schedule_states(self: Sessions) -> dict[str, ScheduleState]:
+        return {r[0]: ScheduleState(r[1], r[2]) for r in await self._one(SCHEDULE_STATES)}
 
     async def set_schedule_paused(self: Sessions, name: str, paused: bool,
                                   now: float | None = None) -> None:

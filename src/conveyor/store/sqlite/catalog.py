@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..base import NAMES_DAYS, NAMES_RECENT, Names, names_of
+from ..base import NAMES_DAYS, NAMES_RECENT, Names, ScheduleState, names_of
 from .connection import Connections
 
 # Every name read is bounded: the day rollups of the last NAMES_DAYS days (a range of the
@@ -27,7 +27,7 @@ SELECT DISTINCT task, queue FROM (
     ORDER BY id DESC LIMIT :recent)"""
 PAUSED_QUEUE_NAMES = "SELECT name FROM conveyor_queues LIMIT 5000"
 
-PAUSED_SCHEDULES = "SELECT name FROM conveyor_cron WHERE paused = 1"
+SCHEDULE_STATES = "SELECT name, paused, updated_at FROM conveyor_cron LIMIT 10000"
 SET_SCHEDULE_PAUSED = """
 INSERT INTO conveyor_cron (name, paused, updated_at) VALUES (:name, :paused, :now)
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at"""
@@ -52,9 +52,9 @@ class Catalog:
                 r[0] for r in conn.execute(PAUSED_QUEUE_NAMES)]
         return names_of(pairs, queues)
 
-    async def paused_schedules(self: Database) -> set[str]:
+    async def schedule_states(self: Database) -> dict[str, ScheduleState]:
         with self.db.read() as conn:
-            return {r[0] for r in conn.execute(PAUSED_SCHEDULES)}
+            return {r[0]: ScheduleState(bool(r[1]), r[2]) for r in conn.execute(SCHEDULE_STATES)}
 
     async def set_schedule_paused(self: Database, name: str, paused: bool,
                                   now: float | None = None) -> None:
