@@ -12,7 +12,6 @@ import logging
 import os
 import sqlite3
 import sys
-import time
 from typing import Annotated, Any, NoReturn
 
 import orjson
@@ -22,7 +21,7 @@ from rich.text import Text
 
 from .app import Conveyor, sequence_of
 from .cli_search import run_search
-from .cli_views import count_text, jobs_table, print_job, print_stats, schedules_table, state_text
+from .cli_views import count_text, jobs_table, print_job, print_stats, state_text
 from .errors import ConveyorError, SearchRefused
 from .job import JobFilter, parse_states
 from .lookup import resolve_sync
@@ -319,29 +318,6 @@ def stats(app: AppOption = None, json_out: JsonOption = False,
     print_stats(out, s)
 
 
-@cli.command("cron")
-def cron_schedules(app: AppOption = None, json_out: JsonOption = False) -> None:
-    """The app's cron schedules (app.cron) and when each runs next."""
-    if not (app or os.environ.get("CONVEYOR_APP")):  # schedules live in code, not the store
-        fail("conveyor cron needs --app package.module:attribute (or CONVEYOR_APP): cron "
-             "schedules are declared in your app's code", 2)
-    conveyor = load_app(app)
-    now = time.time()
-    rows = []
-    for entry in conveyor.schedules.values():
-        spec = conveyor.registry.find(entry.task)
-        rows.append({"name": entry.name, "cron": entry.expression, "timezone": entry.timezone,
-                     "task": entry.task,
-                     "queue": entry.options.get("queue") or (spec.queue if spec else "default"),
-                     "next_run": entry.next_slot(now)})
-    if json_out:
-        print_json(rows)
-    elif not rows:
-        out.print("no cron schedules: register them with app.cron(expression, task, payload)")
-    else:
-        out.print(schedules_table(rows))
-
-
 @cli.command("clean-expired")
 def clean_expired(app: AppOption = None) -> None:
     """Move jobs past their TTL to dead now (workers also do it on their own)."""
@@ -428,9 +404,11 @@ def demo(db: Annotated[str, typer.Option(help="SQLite file for the demo")] = "co
     raise typer.Exit(run_demo(db, seconds, port))
 
 
+from .cli_cron import cron_cli  # noqa: E402  (it uses the helpers above)
 from .cli_limits import queue_cli, queues, task_cli  # noqa: E402  (they use the helpers above)
 
 cli.command("queues")(queues)
+cli.add_typer(cron_cli, name="cron")
 cli.add_typer(queue_cli, name="queue")
 cli.add_typer(task_cli, name="task")
 

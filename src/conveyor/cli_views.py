@@ -176,19 +176,26 @@ def print_stats(out: Console, s: Stats) -> None:
 
 
 def schedules_table(rows: list[dict[str, Any]]) -> Table:
-    """`conveyor cron`: one row per schedule, its next run in its own zone and in UTC."""
+    """`conveyor cron`: one row per schedule, its next run in its own zone and in UTC, and
+    (when one is) whether it is paused."""
     table = Table(title=f"{len(rows)} cron schedule" + ("" if len(rows) == 1 else "s"),
                   header_style="bold", box=box.SIMPLE_HEAD)
     # the name is what people act on: never wrapped or cut; at 80 columns the times and the
     # task and queue fold over two lines instead
     widest = max((len(str(row["name"])) for row in rows), default=4)
-    for column in ("name", "cron", "task", "queue", "next run", "UTC"):
-        table.add_column(column, no_wrap=column in ("name", "cron"),
+    paused = any(row.get("paused") for row in rows)  # a state column only when it says some
+    columns = ("name", *(("state",) if paused else ()), "cron", "task", "queue", "next run",
+               "UTC")
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("name", "cron", "state"),
                          min_width=widest if column == "name" else None,
                          overflow="ellipsis" if column in ("name", "cron") else "fold")
     for row in rows:
         local = datetime.fromtimestamp(row["next_run"], ZoneInfo(row["timezone"]))
-        table.add_row(*(Text(str(row[key])) for key in ("name", "cron", "task", "queue")),
+        state = [Text("paused", style="red") if row.get("paused") else Text("")] if paused \
+            else []
+        table.add_row(Text(str(row["name"])), *state,
+                      *(Text(str(row[key])) for key in ("cron", "task", "queue")),
                       Text(f"{local:%Y-%m-%d %H:%M:%S} {row['timezone']}"),
                       fmt_time(row["next_run"]))
     return table

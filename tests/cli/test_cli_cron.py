@@ -43,3 +43,22 @@ def test_cron_names_stay_whole_at_80_columns(cli: Cli) -> None:
     assert max(len(line) for line in lines) <= 80
     assert any(line.split()[:1] == ["sales"] for line in lines), result.stdout
     assert any(line.split()[:1] == ["quarterly"] for line in lines), result.stdout
+
+
+def test_cron_pause_and_resume(cli: Cli) -> None:
+    cli.ok("migrate")
+    paused = cli("cron", "pause", "sales", "--app", "cronapp:app")
+    assert paused.returncode == 0, paused.stderr
+    assert "paused cron schedule sales" in paused.stdout
+    rows = {r["name"]: r for r in cli.json("cron", "--app", "cronapp:app")}
+    assert (rows["sales"]["paused"], rows["quarterly"]["paused"]) == (True, False)
+    table = cli.ok("cron", "--app", "cronapp:app")
+    assert "paused" in next(line for line in table.splitlines() if line.split()[:1] == ["sales"])
+    narrow = cli.wide(80, "cron", "--app", "cronapp:app")
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    assert cli.ok("cron", "resume", "sales", "--app", "cronapp:app").startswith("resumed")
+    assert not any(r["paused"] for r in cli.json("cron", "--app", "cronapp:app"))
+    unknown = cli("cron", "pause", "sale", "--app", "cronapp:app")
+    assert unknown.returncode == 1
+    assert "no cron schedule named 'sale'" in unknown.stderr and "'sales'" in unknown.stderr
+    assert cli("cron", "pause", "sales").returncode == 2  # no app: no schedules to name
