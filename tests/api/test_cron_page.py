@@ -83,3 +83,54 @@ def test_a_server_without_schedules_says_where_they_live(live: Live, tmp_path: P
     with page_of(live, "admin-token") as page:
         html = page.get("/cron").text
     assert "No cron schedules in this server's app" in html
+
+
+def slot_jobs(live: Live, name: str, since: float, until: float) -> list[str]:
+    """The stored jobs of `name`'s slots from `since` to `until` (one a second)."""
+    from conveyor.scheduler import slot_id
+
+    found = []
+    for second in range(int(since) + 1, int(until) + 1):
+        job_id = slot_id(name, float(second))
+        if live.app.call(lambda s, i=job_id: s.get(i)) is not None:
+            found.append(job_id)
+    return found
+
+
+def test_pause_and_resume_over_the_api_and_the_page(cron_live: Live) -> None:
+    with httpx.Client(base_url=cron_live.url, timeout=10.0,
+                      headers={"Authorization": "Bearer admin-token"}) as admin, \
+            httpx.Client(base_url=cron_live.url, timeout=10.0,
+                         headers={"Authorization": "Bearer token-a"}) as tenant:
+        listed = {s["name"]: s for s in admin.get("/api/v1/cron").json()["schedules"]}
+        assert listed["every-second"]["paused"] is False
+        assert tenant.get("/api/v1/cron").status_code == 200  # reading is for every token
+        refused = tenant.post("/api/v1/cron/every-second/pause")
+        assert refused.status_code == 403
+        missing = admin.post("/api/v1/cron/no-such/pause")
+        assert missing.status_code == 404 and "every-second" in missing.json()["error"]["message"]
+
+        paused = admin.post("/api/v1/cron/every-second/pause")
+        assert paused.json() == {"name": "every-second", "paused": True}
+        since = time.time() + 1.5  # a pass already under way may still store one slot
+        time.sleep(4)
+        assert slot_jobs(cron_live, "every-second", since, time.time()) == []
+        state = {s["name"]: s for s in admin.get("/api/v1/cron").json()["schedules"]}
+        assert state["every-second"]["paused"] is True and state["every-second"]["changed_at"]
+        with page_of(cron_live, "admin-token") as page:
+            row = row_of(page.get("/cron").text, "every-second")
+            assert "data-paused" in row and ">Resume<" in row and "none until resumed" in row
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', row)
+            assert csrf is not None
+            resumed = page.post("/cron/every-second/resume", data={"csrf": csrf.group(1)})
+            assert resumed.status_code == 303
+            assert "Resumed schedule every-second" in unquote(resumed.cookies["conveyor_flash"])
+            assert page.post("/cron/every-second/bogus", data={
+                "csrf": csrf.group(1)}).status_code == 404
+        after = time.time()
+        deadline = time.monotonic() + 15
+        while not slot_jobs(cron_live, "every-second", after, time.time()):
+            assert time.monotonic() < deadline, "no slot stored after the resume"
+            time.sleep(0.5)
+        with page_of(cron_live, "viewer-token") as viewer:
+            assert ">Pause<" not in row_of(viewer.get("/cron").text, "every-second")

@@ -48,6 +48,7 @@ def last_slots(entry: Schedule, now: float, count: int = LAST_RUNS) -> list[floa
 async def schedule_rows(ctx: WebContext, tenant: str | None) -> list[dict[str, Any]]:
     now = time.time()
     rows = []
+    states = await ctx.call(ctx.conveyor.schedule_states) if ctx.conveyor.schedules else {}
     for entry in ctx.conveyor.schedules.values():
         runs = []
         for slot in last_slots(entry, now):
@@ -62,7 +63,8 @@ async def schedule_rows(ctx: WebContext, tenant: str | None) -> list[dict[str, A
                      "queue": entry.options.get("queue") or _task_queue(ctx, entry.task),
                      "timezone": entry.timezone, "next_run": upcoming,
                      "next_local": datetime.fromtimestamp(upcoming, zone)
-                     .strftime("%Y-%m-%d %H:%M:%S"), "runs": runs})
+                     .strftime("%Y-%m-%d %H:%M:%S"), "runs": runs,
+                     "paused": bool(entry.name in states and states[entry.name].paused)})
     return rows
 
 
@@ -96,6 +98,24 @@ async def run_now(request: Request) -> Response:
                              f"{job.id}.")
 
 
+async def pause_or_resume(request: Request) -> Response:
+    """The Pause / Resume button: holds on every node (scheduler.py)."""
+    name, action = request.path_params["name"], request.path_params["action"]
+    if action not in ("pause", "resume"):
+        raise ApiError(404, "not_found", "no such page")
+    await _form_principal(request, admin=True)
+    ctx = _ctx(request)
+    try:
+        await ctx.call(ctx.conveyor.pause_schedule if action == "pause"
+                       else ctx.conveyor.resume_schedule, name)
+    except ConveyorError as exc:
+        raise from_conveyor(exc, admin=True) from None
+    done = ("Paused schedule {name}: no node enqueues it until it is resumed." if action ==
+            "pause" else "Resumed schedule {name}: it runs from its next slot.")
+    return redirect("/cron", done.format(name=name))
+
+
 def routes() -> list[BaseRoute]:
     return [Route("/cron", cron_page),
-            Route("/cron/{name:path}/run", run_now, methods=["POST"])]
+            Route("/cron/{name:path}/run", run_now, methods=["POST"]),
+            Route("/cron/{name:path}/{action:str}", pause_or_resume, methods=["POST"])]

@@ -7,6 +7,7 @@ from typing import Any
 from ..names import QUEUE_NAME_PATTERN, QUEUE_NAME_RULE
 from . import queue_limits
 from .analytics import openapi_paths as analytics_paths
+from .cron_api import openapi_paths as cron_paths
 from .search_api import openapi_params as search_params
 from .search_api import openapi_paths as search_paths
 
@@ -162,5 +163,5 @@ def openapi_document() -> dict[str, Any]:
             "bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
         "paths": {**_paths(), **queue_limits.openapi_paths(QUEUE, _op), **analytics_paths(),
-                  **search_paths(_query, _op)},
+                  **search_paths(_query, _op), **cron_paths(_op)},
     }

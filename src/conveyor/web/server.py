@@ -31,7 +31,16 @@ from starlette.staticfiles import StaticFiles
 
 from ..app import Conveyor
 from ..errors import ConfigError, ConveyorError
-from . import analytics, api, cron_page, dashboard, enqueue_form, queue_limits, search_api
+from . import (
+    analytics,
+    api,
+    cron_api,
+    cron_page,
+    dashboard,
+    enqueue_form,
+    queue_limits,
+    search_api,
+)
 from .auth import Authenticator, parse_tokens
 from .bodies import tune_allocator
 from .context import WebContext
@@ -83,6 +92,7 @@ def _routes() -> list[BaseRoute]:
     return [
         *api.routes(),
         *search_api.routes(),
+        *cron_api.routes(),
         *queue_limits.routes(),
         *analytics.routes(),
         *cron_page.routes(),
