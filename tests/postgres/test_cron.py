@@ -100,3 +100,42 @@ def test_two_nodes_on_postgres_store_a_slot_once_and_the_second_hears_duplicate(
     finally:
         for app, _ in nodes:
             app.close()
+
+
+def slot_count_between(schema: str, since: float, until: float) -> int:
+    ids = [slot_id("every-second", float(s)) for s in range(int(since) + 1, int(until) + 1)]
+    with admin_connect() as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{schema}".conveyor_jobs WHERE id = ANY(%s)',
+                           (ids,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.timeout(120)
+def test_a_pause_from_the_cli_holds_on_every_worker(schema: str, url: str,
+                                                    tmp_path: Path) -> None:
+    env = {**os.environ, "CONVEYOR_URL": url, "CONVEYOR_TEST_RUN_LOG": str(tmp_path / "r.log"),
+           "PYTHONPATH": str(ROOT)}
+    subprocess.run([CONVEYOR, "migrate"], cwd=ROOT, env=env, check=True, timeout=60,
+                   capture_output=True)
+    app_spec = ["--app", "tests.postgres.cron_app:app"]
+    command = [CONVEYOR, "worker", *app_spec, "--concurrency", "2"]
+    with contextlib.ExitStack() as stack:
+        for _ in range(2):
+            stack.enter_context(worker_process(command, env))
+        deadline = time.monotonic() + 60
+        while stored(schema) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert stored(schema) >= 2
+        subprocess.run([CONVEYOR, "cron", "pause", "every-second", *app_spec], cwd=ROOT,
+                       env=env, check=True, timeout=60, capture_output=True)
+        quiet_from = time.time() + 1.5
+        time.sleep(4.5)
+        assert slot_count_between(schema, quiet_from, time.time()) == 0
+        subprocess.run([CONVEYOR, "cron", "resume", "every-second", *app_spec], cwd=ROOT,
+                       env=env, check=True, timeout=60, capture_output=True)
+        back = time.time()
+        deadline = time.monotonic() + 30
+        while not slot_count_between(schema, back, time.time()):
+            assert time.monotonic() < deadline, "no slot after the resume"
+            time.sleep(0.5)
+        assert slot_count_between(schema, quiet_from, back - 1) == 0
