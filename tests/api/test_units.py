@@ -84,3 +84,14 @@ def test_a_queue_keeps_its_colour() -> None:
     svg = line_chart("Backlog", [queue_series("emails", [(0.0, 1.0), (1.0, 2.0)])], now=1.0,
                      span=1.0)
     assert f"hsl({hue('emails')}, 70%, 45%)" in svg
+
+
+def test_a_spike_is_cut_in_a_mostly_idle_hour_of_minutes() -> None:
+    """Per-minute buckets of a quiet hour: most minutes 0, a few busy, one burst. The burst
+    is cut (a percentile over the zeros would have been 0 and cut nothing)."""
+    minutes = [0.0] * 50 + [10.0, 12.0, 9.0, 11.0, 10.0, 12.0, 10.0, 11.0, 9.0] + [900.0]
+    assert spike_free_top(minutes) == 18.0  # 1.5 x the 90th percentile of the busy minutes
+    svg = line_chart("Throughput", [Series("finished", list(enumerate(map(float, minutes))))],
+                     now=60.0, span=60.0, unit=count)  # type: ignore[arg-type]
+    assert "peak 900 (cut)" in svg and ">20<" in svg
+    assert spike_free_top([0.0, 0.0]) == 0.0 and spike_free_top([0.0, 5.0]) == 5.0

@@ -53,10 +53,14 @@ def nice_max(value: float) -> float:
 def spike_free_top(values: Sequence[float]) -> float:
     """The top of a chart's scale: the highest value, unless a few spikes stand far above the
     rest (over 3 times the 90th percentile), when the scale fits the rest and the spikes are
-    cut at the top, so one burst does not flatten every other minute into the floor."""
-    ordered = sorted(values)
-    typical = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
-    if typical > 0 and ordered[-1] > 3 * typical:
+    cut at the top, so one burst does not flatten every other minute into the floor. The
+    percentile is of the points above zero: in per-minute buckets of a quiet hour most
+    minutes are 0, and a percentile over them would be 0 and cut nothing."""
+    ordered = sorted(v for v in values if v > 0)
+    if not ordered:
+        return max(values, default=0.0)
+    typical = ordered[int((len(ordered) - 1) * 0.9)]
+    if ordered[-1] > 3 * typical:
         return typical * 1.5
     return ordered[-1]
 
@@ -193,16 +197,17 @@ def seconds(value: float) -> str:
     return f"{value:.1f}s" if value < 60 else f"{value / 60:.1f}m"
 
 
-def sparkline(label: str, values: Sequence[float], width: int = 120, height: int = 28
-              ) -> Markup:
-    """A tiny trend line (no axes) for a table cell; its label says the latest value."""
+def sparkline(label: str, values: Sequence[float], width: int = 120, height: int = 28,
+              cut: bool = False) -> Markup:
+    """A tiny trend line (no axes) for a table cell; its label says the latest value. With
+    `cut`, a spike is cut at the top as in line_chart (its peak is still in the label)."""
     if len(values) < 2:
         return Markup('<span class="muted">\u2013</span>')
-    top = max(values) or 1.0
-    step = width / (len(values) - 1)
-    points = " ".join(f"{i * step:.1f},{height - 2 - (v / top) * (height - 4):.1f}"
-                      for i, v in enumerate(values))
+    top = (spike_free_top(values) if cut else max(values)) or 1.0
     text = escape(f"{label}: now {count(values[-1])}, peak {count(max(values))}")
+    step = width / (len(values) - 1)
+    points = " ".join(f"{i * step:.1f},{height - 2 - (min(v, top) / top) * (height - 4):.1f}"
+                      for i, v in enumerate(values))
     return Markup(
         f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{text}"><title>{text}</title>'

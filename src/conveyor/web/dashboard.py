@@ -15,7 +15,16 @@ from .. import lookup
 from ..errors import ConveyorError, JobNotFound
 from ..job import Job, JobFilter, JobState
 from ..search import Search
-from . import actions, analytics_pages, bulk, charts, overview, queue_limits, search_view
+from . import (
+    actions,
+    analytics_pages,
+    bulk,
+    charts,
+    overview,
+    queue_limits,
+    search_view,
+    throughput,
+)
 from .auth import Principal
 from .bodies import jobs_in_pieces
 from .consumers import consumers_of, starving
@@ -169,8 +178,11 @@ async def queues_page(request: Request) -> Response:
     shown = [queue_json(q) for q in found]
     takers = consumers_of([q.name for q in found], await ctx.call(ctx.conveyor.workers),
                           ctx.conveyor.settings.lease)
+    found_hour, _, _ = await throughput.last_hour(ctx, principal)
+    minutes = throughput.queue_sparklines(found_hour, [q.name for q in found])
     return render(request, "queues.html", principal, queues=shown, consumers=takers,
-                  starving=starving(shown, takers), trends=trends, title="Queues",
+                  starving=starving(shown, takers), trends=trends, minutes=minutes,
+                  title="Queues",
                   limits=await queue_limits.limits_view(ctx))
 
 

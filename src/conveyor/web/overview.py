@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..job import JobFilter, JobState
-from . import analytics_pages, charts
+from . import analytics_pages, charts, throughput
 from .auth import Principal
 from .charts import Series
 from .context import WebContext
@@ -25,8 +25,10 @@ async def gather(ctx: WebContext, principal: Principal) -> dict[str, Any]:
     workers = await ctx.call(ctx.conveyor.workers) if principal.scope is None else None
     samples = ctx.history.samples(scope)
     stored = await analytics_pages.stored_chart(ctx, principal, "24h")
+    minutes = throughput.throughput_chart(*await throughput.last_hour(ctx, principal))
     return {"stats": stats, "queues": [queue_json(q) for q in queues], "recent_dead": dead,
-            "workers": workers, "charts": [stored, *build_charts(samples, ctx.history.every)],
+            "workers": workers,
+            "charts": [minutes, stored, *build_charts(samples, ctx.history.every)],
             "title": "Overview", "sample_every": ctx.history.every}
 
 
@@ -47,7 +49,7 @@ def build_charts(samples: list[Sample], every: float) -> list[Any]:
             charts.queue_series(q, [(s.at, float(s.running.get(q, 0))) for s in samples])
             for q in queues],
             unit=charts.count, now=now, span=span, least_top=4, empty=waiting),
-        charts.line_chart("Throughput (per minute)", [
+        charts.line_chart("Rates since this server started (per minute)", [
             Series("completed", [(s.at, s.throughput) for s in samples]),
             Series("enqueued", [(s.at, s.enqueue_rate) for s in samples])],
             unit=charts.count, now=now, span=span, least_top=4),

@@ -1,0 +1,64 @@
+"""Throughput in per-minute buckets, read from the stored minute rollups (conveyor_rollups,
+width 60: written with each settle when the attempt history is on), so the charts have the
+whole last hour after a restart, not only what this server saw since it started. One store
+read per page: every (task, queue) of the hour, summed here per minute and per queue."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from markupsafe import Markup
+
+from ..history.records import TaskSummary, TimeRange
+from . import charts
+from .auth import Principal
+from .charts import Series
+from .context import WebContext
+
+HOUR = 3600.0
+
+
+async def last_hour(ctx: WebContext, principal: Principal) -> tuple[list[TaskSummary],
+                                                                     TimeRange, int]:
+    """The hour's rollups, one point per minute: (summaries, range, first minute)."""
+    where = ctx.conveyor.analytics.window(HOUR, tenant=principal.scope)
+    first = int(where.start // 60)
+    minutes = max(1, math.ceil(where.end / 60) - first)
+    found = await ctx.call(ctx.conveyor.analytics.tasks, where, minutes)
+    return found, where, first
+
+
+def per_minute(found: list[TaskSummary], queue: str | None = None
+               ) -> tuple[list[float], list[float]]:
+    """Attempts ended and failed in each minute (of one queue, or of all)."""
+    chosen = [t for t in found if queue is None or t.queue == queue]
+    length = max((len(t.series) for t in chosen), default=0)
+    ended = [float(sum(t.series[i] for t in chosen if i < len(t.series)))
+             for i in range(length)]
+    failed = [float(sum(t.failures[i] for t in chosen if i < len(t.failures)))
+              for i in range(length)]
+    return ended, failed
+
+
+def throughput_chart(found: list[TaskSummary], where: TimeRange, first: int) -> Markup:
+    """The overview's chart: attempts that ended per minute, and failed ones, last hour."""
+    title = "Throughput per minute, last hour (stored)"
+    ended, failed = per_minute(found)
+    if not any(ended):
+        return charts.line_chart(title, [], empty="No attempts recorded in the last hour "
+                                                  "(the attempt history keeps them).")
+    times = [(first + i + 1) * 60.0 for i in range(len(ended))]  # each minute at its end
+    return charts.line_chart(title, [
+        Series("finished", list(zip(times, ended, strict=True))),
+        Series("failed", list(zip(times, failed, strict=True)))],
+        unit=charts.count, now=where.end, span=where.end - where.start, least_top=4)
+
+
+def queue_sparklines(found: list[TaskSummary], queues: list[str]) -> dict[str, Any]:
+    """Per queue: a sparkline of its attempts per minute over the last hour."""
+    out: dict[str, Any] = {}
+    for name in queues:
+        ended, _ = per_minute(found, name)
+        out[name] = charts.sparkline(f"attempts per minute in {name}", ended, cut=True)
+    return out
