@@ -95,3 +95,4 @@ def test_a_spike_is_cut_in_a_mostly_idle_hour_of_minutes() -> None:
                      now=60.0, span=60.0, unit=count)  # type: ignore[arg-type]
     assert "peak 900 (cut)" in svg and ">20<" in svg
     assert spike_free_top([0.0, 0.0]) == 0.0 and spike_free_top([0.0, 5.0]) == 5.0
+    assert spike_free_top([0.0005, 0.003]) == 0.003  # two points: nothing is typical yet

@@ -15,6 +15,7 @@ PALETTE = ("#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#d
 WIDTH, HEIGHT = 560, 180
 COLLECTING = "Collecting data: the first points appear within a few seconds."
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 12, 12, 24
+SPIKE_SAMPLE = 8  # points above zero needed before a spike is cut (spike_free_top)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +56,10 @@ def spike_free_top(values: Sequence[float]) -> float:
     rest (over 3 times the 90th percentile), when the scale fits the rest and the spikes are
     cut at the top, so one burst does not flatten every other minute into the floor. The
     percentile is of the points above zero: in per-minute buckets of a quiet hour most
-    minutes are 0, and a percentile over them would be 0 and cut nothing."""
+    minutes are 0, and a percentile over them would be 0 and cut nothing. Fewer than
+    SPIKE_SAMPLE points above zero say nothing of what is typical: nothing is cut then."""
     ordered = sorted(v for v in values if v > 0)
-    if not ordered:
+    if len(ordered) < SPIKE_SAMPLE:
         return max(values, default=0.0)
     typical = ordered[int((len(ordered) - 1) * 0.9)]
     if ordered[-1] > 3 * typical:

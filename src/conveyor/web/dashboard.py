@@ -178,8 +178,8 @@ async def queues_page(request: Request) -> Response:
     shown = [queue_json(q) for q in found]
     takers = consumers_of([q.name for q in found], await ctx.call(ctx.conveyor.workers),
                           ctx.conveyor.settings.lease)
-    found_hour, _, _ = await throughput.last_hour(ctx, principal)
-    minutes = throughput.queue_sparklines(found_hour, [q.name for q in found])
+    found_hour, hour, first = await throughput.last_hour(ctx, principal)
+    minutes = throughput.queue_sparklines(found_hour, [q.name for q in found], hour, first)
     return render(request, "queues.html", principal, queues=shown, consumers=takers,
                   starving=starving(shown, takers), trends=trends, minutes=minutes,
                   title="Queues",

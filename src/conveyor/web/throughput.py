@@ -21,19 +21,24 @@ HOUR = 3600.0
 
 async def last_hour(ctx: WebContext, principal: Principal) -> tuple[list[TaskSummary],
                                                                      TimeRange, int]:
-    """The hour's rollups, one point per minute: (summaries, range, first minute)."""
+    """The hour's rollups, one point per minute: (summaries, range, first minute). The
+    read reaches a minute past now (analytics.window: workers' clocks may run ahead); the
+    range returned, and the charts, stop at now."""
     where = ctx.conveyor.analytics.window(HOUR, tenant=principal.scope)
     first = int(where.start // 60)
     minutes = max(1, math.ceil(where.end / 60) - first)
     found = await ctx.call(ctx.conveyor.analytics.tasks, where, minutes)
-    return found, where, first
+    now = ctx.conveyor.clock.now()
+    return found, TimeRange(where.start, now, tenant=where.tenant), first
 
 
-def per_minute(found: list[TaskSummary], queue: str | None = None
+def per_minute(found: list[TaskSummary], queue: str | None = None, length: int | None = None
                ) -> tuple[list[float], list[float]]:
-    """Attempts ended and failed in each minute (of one queue, or of all)."""
+    """Attempts ended and failed in each of the first `length` minutes (of one queue, or of
+    all)."""
     chosen = [t for t in found if queue is None or t.queue == queue]
-    length = max((len(t.series) for t in chosen), default=0)
+    if length is None:
+        length = max((len(t.series) for t in chosen), default=0)
     ended = [float(sum(t.series[i] for t in chosen if i < len(t.series)))
              for i in range(length)]
     failed = [float(sum(t.failures[i] for t in chosen if i < len(t.failures)))
@@ -44,21 +49,23 @@ def per_minute(found: list[TaskSummary], queue: str | None = None
 def throughput_chart(found: list[TaskSummary], where: TimeRange, first: int) -> Markup:
     """The overview's chart: attempts that ended per minute, and failed ones, last hour."""
     title = "Throughput per minute, last hour (stored)"
-    ended, failed = per_minute(found)
+    # up to the minute now is in (drawn at now: it is still filling), none after it
+    ended, failed = per_minute(found, length=max(1, int(where.end // 60) - first + 1))
     if not any(ended):
         return charts.line_chart(title, [], empty="No attempts recorded in the last hour "
                                                   "(the attempt history keeps them).")
-    times = [(first + i + 1) * 60.0 for i in range(len(ended))]  # each minute at its end
+    times = [min((first + i + 1) * 60.0, where.end) for i in range(len(ended))]
     return charts.line_chart(title, [
         Series("finished", list(zip(times, ended, strict=True))),
         Series("failed", list(zip(times, failed, strict=True)))],
         unit=charts.count, now=where.end, span=where.end - where.start, least_top=4)
 
 
-def queue_sparklines(found: list[TaskSummary], queues: list[str]) -> dict[str, Any]:
-    """Per queue: a sparkline of its attempts per minute over the last hour."""
+def queue_sparklines(found: list[TaskSummary], queues: list[str], where: TimeRange,
+                     first: int) -> dict[str, Any]:
+    """Per queue: a sparkline of its attempts per minute over the last hour, up to now."""
     out: dict[str, Any] = {}
     for name in queues:
-        ended, _ = per_minute(found, name)
+        ended, _ = per_minute(found, name, max(2, int(where.end // 60) - first + 1))
         out[name] = charts.sparkline(f"attempts per minute in {name}", ended, cut=True)
     return out
