@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-import psycopg
 import pytest
 from pydantic import BaseModel
+from tests.stores import BOTH, store_url_for
 
 from conveyor import Conveyor, JobContext, Retry, Sensitive
 from conveyor.testing import run_until_idle
 
-from .harness import PG_URL, close_app, free_port
+from .harness import close_app, free_port
 
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
 SECRET = "hunter2-" + secrets.token_hex(4)
@@ -63,22 +63,10 @@ def seed(url: str) -> dict[str, str]:
     return ids
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BOTH)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.db'}"
-        return
-    schema = f"readers_{secrets.token_hex(5)}"
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            pass
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with store_url_for(request.param, tmp_path, "readers") as url:
+        yield url
 
 
 def bare_env(url: str) -> dict[str, str]:

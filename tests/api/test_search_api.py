@@ -20,13 +20,18 @@ def jobs(client: httpx.Client, **params: Any) -> dict[str, Any]:
     return reply.json()
 
 
+def same_order_in_two_tenants(tenant_a: httpx.Client, tenant_b: httpx.Client
+                              ) -> tuple[str, str, str]:
+    """(order id, tenant a's job, tenant b's job): one order id in both tenants' payloads."""
+    order = f"ord-{secrets.token_hex(4)}"
+    ids = [client.post("/api/v1/jobs", json={"task": "echo", "delay": 600, "payload": {
+        "order_id": order}}).json()["id"] for client in (tenant_a, tenant_b)]
+    return order, ids[0], ids[1]
+
+
 def test_payload_search_is_tenant_scoped(admin: httpx.Client, tenant_a: httpx.Client,
                                          tenant_b: httpx.Client) -> None:
-    order = f"ord-{secrets.token_hex(4)}"
-    mine = tenant_a.post("/api/v1/jobs", json={"task": "echo", "delay": 600,
-                                               "payload": {"order_id": order}}).json()["id"]
-    theirs = tenant_b.post("/api/v1/jobs", json={"task": "echo", "delay": 600,
-                                                 "payload": {"order_id": order}}).json()["id"]
+    order, mine, theirs = same_order_in_two_tenants(tenant_a, tenant_b)
     tenant_a.post("/api/v1/jobs", json={"task": "echo", "delay": 600,
                                         "payload": {"order_id": order + "x"}})
     found = jobs(tenant_a, payload=f"order_id:{order}")
@@ -126,11 +131,7 @@ def test_name_fragments_and_autocomplete_are_tenant_scoped(
 
 def test_the_jobs_page_searches(live: Live, tenant_a: httpx.Client,
                                 tenant_b: httpx.Client) -> None:
-    order = f"ord-{secrets.token_hex(4)}"
-    mine = tenant_a.post("/api/v1/jobs", json={"task": "echo", "delay": 600,
-                                               "payload": {"order_id": order}}).json()["id"]
-    theirs = tenant_b.post("/api/v1/jobs", json={"task": "echo", "delay": 600,
-                                                 "payload": {"order_id": order}}).json()["id"]
+    order, mine, theirs = same_order_in_two_tenants(tenant_a, tenant_b)
     with httpx.Client(base_url=live.url, cookies={"conveyor_session": sign_in(
             live.url, "token-a")}, headers={"Accept": "text/html"}) as page:
         found = page.get("/jobs", params={"payload": f"order_id:{order}"})

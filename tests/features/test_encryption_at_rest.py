@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from tests.stores import BOTH, store_url_for
 
 from conveyor import Conveyor, JobContext, Retry, Settings
 from conveyor.testing import run_until_idle
@@ -34,22 +35,10 @@ def key(name: str) -> str:
     return f"{name}:" + base64.b64encode(os.urandom(32)).decode()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BOTH)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.db'}"
-        return
-    schema = f"at_rest_{secrets.token_hex(5)}"
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            pass
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with store_url_for(request.param, tmp_path, "at_rest") as url:
+        yield url
 
 
 def make_app(url: str, keys: str) -> Conveyor:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import base64
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import psycopg
 import pydantic
 import pytest
+from tests.stores import BOTH, store_url_for
 
 from conveyor import Conveyor, JobContext, Retry, Sensitive, Settings
 from conveyor.errors import SearchRefused
@@ -32,22 +31,10 @@ class Charge(pydantic.BaseModel):
     card: Annotated[str, Sensitive]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BOTH)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.db'}"
-        return
-    schema = f"search_{secrets.token_hex(5)}"
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            pass
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with store_url_for(request.param, tmp_path, "search") as url:
+        yield url
 
 
 def make_app(url: str, *, with_tasks: bool = True) -> Conveyor:
