@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .errors import PayloadUndecodable
 from .job import Job, JobFilter
 from .search import (
     Found,
@@ -24,6 +25,7 @@ from .search import (
 from .store.base import Names
 
 if TYPE_CHECKING:
+    from .codec import Codec
     from .store.base import Store
     from .task import TaskRegistry
 
@@ -34,6 +36,7 @@ PIECE = 100  # candidates read per trip to the store
 class Finding:
     if TYPE_CHECKING:  # what Conveyor (app.py) provides
         registry: TaskRegistry
+        codec: Codec
 
         def call(self, coro_fn: Callable[[Store], Coroutine[Any, Any, T]]) -> T: ...
 
@@ -115,12 +118,19 @@ class Finding:
     def _matching(self, job: Job, search: Search) -> Job | None:
         """The job as the reader sees it if it matches, else None; SearchRefused if its
         stored paths mark the searched field Sensitive."""
-        if search.field is not None and is_sensitive(job.sensitive, search.field):
-            raise refuse_sensitive(job.task, search.field_name)
+        if search.field is not None:
+            if is_sensitive(job.sensitive, search.field):
+                raise refuse_sensitive(job.task, search.field_name)
+            # the field is not sensitive (here, nor in this process's schemas: _check_fields),
+            # so its value in the opened payload is what the reader would see: only a match
+            # is revealed whole
+            try:
+                payload = self.codec.decode(job.payload, job.id, job.tenant)
+            except PayloadUndecodable:
+                return None
+            if not payload_matches(payload, search.field, search.value or ""):
+                return None
         shown = self.decode(job, redacted=True)
-        if search.field is not None and not payload_matches(
-                shown.payload, search.field, search.value or ""):
-            return None
         if search.error is not None and not error_matches(shown, search.error):
             return None
         return shown
