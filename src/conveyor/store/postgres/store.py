@@ -57,7 +57,7 @@ from .enqueue import (
     scope,
     stream_blocking,
 )
-from .history import PostgresHistory, write_history, write_lost
+from .history import PostgresHistory, history_statement, write_lost
 from .limits import LimitedNames, Limits
 from .listener import Listener
 from .reads import Reads
@@ -277,18 +277,17 @@ class PostgresStore(Reads, Sessions, Limits, KeepByCount, PostgresHistory, Trace
         groups = group_settles(items)
         if not groups:
             return []
-        tracked = any(getattr(item, "attempt", None) is not None for item in items)
-        async with self._session(atomic=len(groups) > 1 or tracked) as conn:
+        history = history_statement(self, items)
+        async with self._session(atomic=len(groups) > 1 or history is not None) as conn:
             cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
                                           {"now": now, "events": self._events,
                                            "channel": self.target.channel, **g.columns})
                        for g in groups]
-            returned = [await cursor.fetchall() for cursor in cursors]
-            applied = settle_results(items, groups, [{(r[0], r[1]) for r in rows}
-                                                     for rows in returned])
-            if tracked:  # history: same transaction, pipelined with its commit
-                await write_history(self, conn, items, applied)
-        return applied
+            if history is not None:  # same transaction and pipeline: no extra round trip
+                await conn.execute(*history)
+        # the pipeline is synced: BEGIN, the UPDATEs, the history, COMMIT went as one trip
+        returned = [await cursor.fetchall() for cursor in cursors]
+        return settle_results(items, groups, [{(r[0], r[1]) for r in rows} for rows in returned])
 
     async def deregister_worker(self, worker_id: str) -> None:
         """Forget a stopped worker; jobs handed off to it that it never heard of go back."""
