@@ -160,6 +160,24 @@ class SessionRecord:
     checked_at: float
 
 
+NAMES_DAYS = 30        # the task and queue names of the last 30 days' day rollups ...
+NAMES_RECENT = 1000    # ... and of the newest 1,000 jobs (store job_names)
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Task and queue names a reader may know of, sorted (store job_names)."""
+
+    tasks: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+
+
+def names_of(pairs: Sequence[Sequence[Any]], queues: Sequence[str] = ()) -> Names:
+    """Names from (task, queue) rows and more queue names."""
+    return Names(tuple(sorted({p[0] for p in pairs})),
+                 tuple(sorted({p[1] for p in pairs} | set(queues))))
+
+
 class Store(Protocol):
     url: str
     inline: bool  # True: the methods never suspend (SQLite), so sync code drives them directly
@@ -262,6 +280,18 @@ class Store(Protocol):
         """Up to `limit` ids that start with `fragment`, then that end with it (lowercase
         hex and dashes, checked by lookup.normalize); index range scans, never a table scan."""
         ...
+    async def job_names(self, tenant: str | None = None, now: float | None = None) -> Names:
+        """The task and queue names of `tenant`'s jobs (all, for None): those of the day
+        rollups of the last NAMES_DAYS days and of the newest NAMES_RECENT jobs (a store
+        without a tenant index may look for a tenant's among a fixed window of the newest
+        jobs instead), and for None also every queue with a row of its own (paused once).
+        Bounded reads, so a name only seen long ago in a huge table may be missing: this
+        feeds autocomplete and name search, not an audit."""
+        ...
+    # cron: schedules live in code; the store keeps which are paused, for every node
+    async def paused_schedules(self) -> set[str]: ...
+    async def set_schedule_paused(self, name: str, paused: bool,
+                                  now: float | None = None) -> None: ...
     async def stats(self, tenant: str | None = None, now: float | None = None) -> Stats: ...
     async def queues(self, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]: ...

@@ -543,6 +543,9 @@ LIST_CLAUSES = {
     "retrying": "(state = 'scheduled' AND attempt > 0)",
     "queue": "queue = %(queue)s",
     "task": "task = %(task)s",
+    "queues": "queue = ANY(%(queues)s::text[])",
+    "tasks": "task = ANY(%(tasks)s::text[])",
+    "with_errors": "errors <> '[]'::jsonb",  # the partial index conveyor_jobs_errored (0012)
     "tenant": "tenant = %(tenant)s",
     "correlation_id": "correlation_id = %(correlation_id)s",
     "idempotency_key": "idempotency_key = %(idempotency_key)s",

@@ -128,5 +128,4 @@ class Reads:
 
 def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:
     """The WHERE clause of a list or count, and its parameters."""
-    return where_clause(where, after, limit, q.LIST_CLAUSES,
-                        [str(s) for s in where.states])
+    return where_clause(where, after, limit, q.LIST_CLAUSES, list)

@@ -46,6 +46,7 @@ from ..migrate import Migration, load_migrations
 from . import handoff
 from . import queries as q
 from .broadcast import Broadcaster, Stopper
+from .catalog import Catalog
 from .connection import BlockingPool, LoopPools, parse_url
 from .cursor import Cursors, Fetch, in_claim_order
 from .enqueue import (
@@ -75,7 +76,7 @@ SETTLE_STATEMENTS: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore(Reads, Sessions, Limits, KeepByCount, PostgresHistory, Traces):
+class PostgresStore(Reads, Catalog, Sessions, Limits, KeepByCount, PostgresHistory, Traces):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:

@@ -246,6 +246,9 @@ LIST_CLAUSES = {
     "retrying": "(state = 'scheduled' AND attempt > 0)",
     "queue": "queue = :queue",
     "task": "task = :task",
+    "queues": "queue IN (SELECT value FROM json_each(:queues))",
+    "tasks": "task IN (SELECT value FROM json_each(:tasks))",
+    "with_errors": "errors != '[]'",  # the partial index conveyor_jobs_errored (0012)
     "tenant": "tenant = :tenant",
     "correlation_id": "correlation_id = :correlation_id",
     "idempotency_key": "idempotency_key = :idempotency_key",

@@ -127,7 +127,7 @@ class Reads:
 def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:
     """The WHERE clause of a list or count, and its parameters."""
     return where_clause(where, after, limit, q.LIST_CLAUSES,
-                        orjson.dumps([str(s) for s in where.states]).decode())
+                        lambda values: orjson.dumps(values).decode())
 
 
 def _all_taken(row: tuple[Any, ...] | None) -> int:
