@@ -553,11 +553,6 @@ LIST_ORDER = "ORDER BY id DESC LIMIT %(limit)s"
 COUNT_UP_TO = ("SELECT count(*) FROM (SELECT 1 FROM {schema}.conveyor_jobs{where} "
                "LIMIT %(limit)s) AS capped")
 
-COUNTS = """
-SELECT queue, task, state, count(*) FROM {schema}.conveyor_jobs
-WHERE """ + _TENANT + """
-GROUP BY queue, task, state"""
-
 DURATIONS = """
 SELECT finished_at - started_at FROM {schema}.conveyor_jobs
 WHERE finished_at IS NOT NULL AND finished_at > {now} - 3600 AND state = 'completed'
@@ -571,11 +566,6 @@ SELECT count(*) FILTER (WHERE state = 'completed'),
        count(*) FILTER (WHERE state = 'dead' AND attempt > 1)
 FROM {schema}.conveyor_jobs
 WHERE finished_at IS NOT NULL AND finished_at > {now} - 3600 AND """ + _TENANT
-
-QUEUE_COUNTS = """
-SELECT queue, state, count(*), min(run_at) FILTER (WHERE state = 'queued')
-FROM {schema}.conveyor_jobs WHERE """ + _TENANT + """
-GROUP BY queue, state"""
 
 QUEUE_THROUGHPUT = """
 SELECT queue, count(*) FROM {schema}.conveyor_jobs
