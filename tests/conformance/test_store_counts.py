@@ -41,10 +41,22 @@ async def listed(store: Store, tenant: str | None = None) -> list[JobCount]:
 
 
 async def assert_exact(store: Store) -> set[str]:
-    """The kept counts are the real ones, for all and for each tenant; the states seen."""
+    """The kept counts are the real ones, for all and for each tenant (and so are the totals
+    of all tenants that stats read); the states seen."""
     kept = await store.job_counts()
     assert kept == await store.recount_jobs()
     assert kept == await listed(store)
+    by_queue: Counter[tuple[str, str]] = Counter()
+    by_task: Counter[tuple[str, str]] = Counter()
+    for count in kept:
+        state = "scheduled" if count.state == "retrying" else count.state
+        by_queue[count.queue, state] += count.count
+        by_task[count.task, state] += count.count
+    stats = await store.stats(now=T0)
+    assert {(q, s): n for q, states in stats.by_queue.items() for s, n in states.items()
+            if n} == dict(by_queue)
+    assert {(t, s): n for t, states in stats.by_task.items() for s, n in states.items()
+            if n} == dict(by_task)
     for tenant in TENANTS[1:]:
         mine = await store.job_counts(tenant)
         assert mine == [c for c in kept if c.tenant == tenant]

@@ -267,7 +267,7 @@ class Store(Protocol):
         the last id of the previous page. An index of dead rows only: instant at any size."""
         ...
     async def dead_queues(self, tenant: str | None = None) -> list[str]:
-        """The queues that hold dead jobs (of `tenant`), from the same index."""
+        """The queues that hold dead jobs (of `tenant`), from the kept counts (0011)."""
         ...
     async def find_ids(self, fragment: str, tenant: str | None = None,
                        limit: int = 5) -> list[str]:

@@ -55,6 +55,11 @@ def queue_rows(kept: Iterable[tuple[Any, ...]], oldest: dict[str, float]
             for (queue, state), n in sorted(totals.items()) if n]
 
 
+def dead_queues(kept: Iterable[tuple[Any, ...]]) -> list[str]:
+    """The queues that hold dead jobs (the dead page's queue filter), at most 1,000."""
+    return sorted({r[0] for r in kept if r[3] == str(JobState.DEAD) and r[4] > 0})[:1000]
+
+
 def queued_queues(kept: Iterable[tuple[Any, ...]]) -> list[str]:
     """The queues with queued jobs, whose oldest queued job is looked up."""
     return sorted({r[0] for r in kept if r[3] == str(JobState.QUEUED) and r[4] > 0})

@@ -25,26 +25,45 @@ Rows = list[tuple[Any, ...]]
 
 _TENANT = "(%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
 
-# the kept counts: totals and unfolded deltas, netted per key
-KEPT = """
+# The kept counts: totals and unfolded deltas, netted per key. All tenants' from their own
+# totals (a few rows per queue and task); one tenant's from its key range; and every tenant's
+# apart (job_counts(), for checks).
+KEPT_ALL = """
+SELECT queue, task, NULL::text, state, sum(n)::bigint FROM (
+    SELECT queue, task, state, n FROM {schema}.conveyor_counts
+    UNION ALL
+    SELECT queue, task, state, n FROM {schema}.conveyor_count_deltas) AS kept
+GROUP BY queue, task, state HAVING sum(n) <> 0"""
+KEPT_TENANT = """
 SELECT queue, task, tenant, state, sum(n)::bigint FROM (
-    SELECT queue, task, tenant, state, n FROM {schema}.conveyor_counts WHERE """ + _TENANT + """
+    SELECT queue, task, tenant, state, n FROM {schema}.conveyor_tenant_counts
+    WHERE tenant = %(tenant)s
     UNION ALL
     SELECT queue, task, tenant, state, n FROM {schema}.conveyor_count_deltas
-    WHERE """ + _TENANT + """) AS kept
+    WHERE tenant = %(tenant)s) AS kept
+GROUP BY queue, task, tenant, state HAVING sum(n) <> 0"""
+KEPT_EACH_TENANT = """
+SELECT queue, task, tenant, state, sum(n)::bigint FROM (
+    SELECT queue, task, tenant, state, n FROM {schema}.conveyor_tenant_counts
+    UNION ALL
+    SELECT queue, task, tenant, state, n FROM {schema}.conveyor_count_deltas) AS kept
 GROUP BY queue, task, tenant, state HAVING sum(n) <> 0"""
 
 # the same, for the keys a job filter names (count_jobs)
-KEPT_MATCHING = """
+_MATCHING = """(%(queue)s::text IS NULL OR queue = %(queue)s)
+      AND (%(task)s::text IS NULL OR task = %(task)s) AND state = ANY(%(states)s::text[])"""
+KEPT_MATCHING_ALL = """
 SELECT coalesce(sum(n), 0)::bigint FROM (
-    SELECT state, n FROM {schema}.conveyor_counts
-    WHERE """ + _TENANT + """ AND (%(queue)s::text IS NULL OR queue = %(queue)s)
-      AND (%(task)s::text IS NULL OR task = %(task)s)
+    SELECT n FROM {schema}.conveyor_counts WHERE """ + _MATCHING + """
     UNION ALL
-    SELECT state, n FROM {schema}.conveyor_count_deltas
-    WHERE """ + _TENANT + """ AND (%(queue)s::text IS NULL OR queue = %(queue)s)
-      AND (%(task)s::text IS NULL OR task = %(task)s)) AS kept
-WHERE state = ANY(%(states)s::text[])"""
+    SELECT n FROM {schema}.conveyor_count_deltas WHERE """ + _MATCHING + """) AS kept"""
+KEPT_MATCHING_TENANT = """
+SELECT coalesce(sum(n), 0)::bigint FROM (
+    SELECT n FROM {schema}.conveyor_tenant_counts
+    WHERE tenant = %(tenant)s AND """ + _MATCHING + """
+    UNION ALL
+    SELECT n FROM {schema}.conveyor_count_deltas
+    WHERE tenant = %(tenant)s AND """ + _MATCHING + """) AS kept"""
 
 # the real count, by scanning the jobs: what the kept counts must always equal (tests; repair)
 RECOUNT = """
@@ -53,17 +72,22 @@ SELECT queue, task, tenant,
 FROM {schema}.conveyor_jobs WHERE """ + _TENANT + """
 GROUP BY 1, 2, 3, 4"""
 
-# Move every delta into the totals: rows a concurrent fold already took are skipped (DELETE
-# waits for it and finds them gone), so each delta is added exactly once.
+# Move every delta into both totals: rows a concurrent fold already took are skipped (DELETE
+# waits for it and finds them gone), so each delta is added exactly once, to each.
 FOLD = """
 WITH moved AS (DELETE FROM {schema}.conveyor_count_deltas
-               RETURNING queue, task, tenant, state, n)
-INSERT INTO {schema}.conveyor_counts AS total (queue, task, tenant, state, n)
-SELECT queue, task, tenant, state, sum(n) FROM moved GROUP BY 1, 2, 3, 4
-ON CONFLICT (queue, task, tenant, state) DO UPDATE SET n = total.n + excluded.n"""
+               RETURNING queue, task, tenant, state, n),
+each_tenant AS (
+    INSERT INTO {schema}.conveyor_tenant_counts AS total (tenant, queue, task, state, n)
+    SELECT tenant, queue, task, state, sum(n) FROM moved GROUP BY 1, 2, 3, 4
+    ON CONFLICT (tenant, queue, task, state) DO UPDATE SET n = total.n + excluded.n)
+INSERT INTO {schema}.conveyor_counts AS total (queue, task, state, n)
+SELECT queue, task, state, sum(n) FROM moved GROUP BY 1, 2, 3
+ON CONFLICT (queue, task, state) DO UPDATE SET n = total.n + excluded.n"""
 # keys whose count reached zero (a finished tenant, a queue gone): an insert racing this waits
 # for the delete and then inserts afresh
 DROP_ZEROS = "DELETE FROM {schema}.conveyor_counts WHERE n = 0"
+DROP_TENANT_ZEROS = "DELETE FROM {schema}.conveyor_tenant_counts WHERE n = 0"
 
 # The oldest queued job of one queue: the minimum of each priority's first run_at, found by
 # skipping from priority to priority through the claim index (a few index probes per queue,
@@ -103,8 +127,9 @@ class Sessions(Protocol):
 
 class Counters:
     async def job_counts(self: Sessions, tenant: str | None = None) -> list[JobCount]:
-        """The kept counts (of `tenant`), one per key with jobs."""
-        return counts_of(await self._one(KEPT, {"tenant": tenant}, tenant))
+        """The kept counts (of `tenant`, else of every tenant apart), one per key with jobs."""
+        return counts_of(await self._one(KEPT_EACH_TENANT if tenant is None else KEPT_TENANT,
+                                         {"tenant": tenant}, tenant))
 
     async def recount_jobs(self: Sessions, tenant: str | None = None) -> list[JobCount]:
         """The same, counted from the jobs themselves (a scan: for checks, not for pages)."""
@@ -117,20 +142,23 @@ class Counters:
             folded = max(cursor.rowcount, 0)
             if folded:
                 await conn.execute(self.statement(DROP_ZEROS))
+                await conn.execute(self.statement(DROP_TENANT_ZEROS))
         return folded
 
     async def _kept_count(self: Sessions, where: JobFilter) -> int | None:
         """count_jobs from the counters, when the filter names only counted keys."""
         if not filter_countable(where):
             return None
-        rows = await self._one(KEPT_MATCHING, {
+        template = KEPT_MATCHING_ALL if where.tenant is None else KEPT_MATCHING_TENANT
+        rows = await self._one(template, {
             "tenant": where.tenant, "queue": where.queue, "task": where.task,
             "states": counted_states(where)}, where.tenant)
         return int(rows[0][0])
 
     async def _kept_rows(self: Sessions, conn: psycopg.AsyncConnection[Any],
                          tenant: str | None) -> Rows:
-        return await self._fetch(conn, KEPT, {"tenant": tenant})
+        return await self._fetch(conn, KEPT_ALL if tenant is None else KEPT_TENANT,
+                                 {"tenant": tenant})
 
     async def _oldest_queued(self: Sessions, conn: psycopg.AsyncConnection[Any],
                              queues: Sequence[str], tenant: str | None) -> dict[str, float]:

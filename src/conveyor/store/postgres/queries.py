@@ -625,6 +625,3 @@ WHERE state = 'dead' AND (%(queue)s::text IS NULL OR queue = %(queue)s) AND """ 
        SELECT finished_at, id FROM {schema}.conveyor_jobs
        WHERE id = %(after)s AND state = 'dead'))
 ORDER BY finished_at DESC, id DESC LIMIT %(limit)s"""
-DEAD_QUEUES = """
-SELECT DISTINCT queue FROM {schema}.conveyor_jobs WHERE state = 'dead' AND """ + _TENANT + """
-ORDER BY queue LIMIT 1000"""

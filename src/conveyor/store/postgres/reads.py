@@ -14,7 +14,7 @@ import psycopg
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
-from ..counting import queue_rows, queued_queues, stats_rows
+from ..counting import dead_queues, queue_rows, queued_queues, stats_rows
 from ..filters import where_clause
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
@@ -74,7 +74,9 @@ class Reads(Counters):
         return [job_from_row(r) for r in rows]
 
     async def dead_queues(self: Sessions, tenant: str | None = None) -> list[str]:
-        return [r[0] for r in await self._one(q.DEAD_QUEUES, {"tenant": tenant}, tenant)]
+        """From the kept counts (counters.py): no look at the jobs."""
+        async with self._session(tenant, atomic=True) as conn:
+            return dead_queues(await self._kept_rows(conn, tenant))
 
     async def list_jobs(self: Sessions, where: JobFilter, after: str | None = None,
                         limit: int = 50, *, bodies: bool = True) -> list[Job]:

@@ -339,6 +339,3 @@ DEAD_LETTERS = f"""{LIST_SELECT}{_DEAD_WHERE}
   AND (:after IS NULL OR (finished_at, id) < (
        SELECT finished_at, id FROM conveyor_jobs WHERE id = :after AND state = 'dead'))
 ORDER BY finished_at DESC, id DESC LIMIT :limit"""
-DEAD_QUEUES = """
-SELECT DISTINCT queue FROM conveyor_jobs WHERE state = 'dead'
-  AND (:tenant IS NULL OR tenant = :tenant) ORDER BY queue LIMIT 1000"""

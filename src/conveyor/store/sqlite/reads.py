@@ -14,7 +14,7 @@ import orjson
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
-from ..counting import queue_rows, queued_queues, stats_rows
+from ..counting import dead_queues, queue_rows, queued_queues, stats_rows
 from ..filters import where_clause
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
@@ -71,8 +71,9 @@ class Reads(Counters):
         return [job_from_row(r) for r in rows]
 
     async def dead_queues(self: Database, tenant: str | None = None) -> list[str]:
+        """From the kept counts (counters.py): no look at the jobs."""
         with self.db.read() as conn:
-            return [r[0] for r in conn.execute(q.DEAD_QUEUES, {"tenant": tenant})]
+            return dead_queues(self._kept_rows(conn, tenant))
 
     async def list_jobs(self: Database, where: JobFilter, after: str | None = None,
                         limit: int = 50, *, bodies: bool = True) -> list[Job]:
