@@ -21,7 +21,8 @@ COUNTED_STATES = (*(str(s) for s in JobState), RETRYING)
 def filter_countable(where: JobFilter) -> bool:
     """Whether the filter names only what the counters are kept by (states, queue, task,
     tenant): then a count needs no look at the jobs."""
-    return not (where.correlation_id or where.idempotency_key or where.batch_id)
+    return not (where.correlation_id or where.idempotency_key or where.batch_id
+                or where.tasks or where.queues or where.with_errors)
 
 
 def counted_states(where: JobFilter) -> list[str]:
