@@ -278,12 +278,14 @@ class PostgresStore(Reads, Sessions, Limits, KeepByCount, PostgresHistory, Trace
         if not groups:
             return []
         tracked = any(getattr(item, "attempt", None) is not None for item in items)
-        async with self._session(atomic=len(groups) > 1 or tracked) as conn:
+        async with self._session(atomic=len(groups) > 1 or tracked or bool(self._limited.keys)
+                                 ) as conn:
             cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
                                           {"now": now, "events": self._events,
                                            "channel": self.target.channel, **g.columns})
                        for g in groups]
             returned = [await cursor.fetchall() for cursor in cursors]
+            await self._unpark_settled(conn, [item.lease.job_id for item in items])  # keys.py
             applied = settle_results(items, groups, [{(r[0], r[1]) for r in rows}
                                                      for rows in returned])
             if tracked:  # history: same transaction, pipelined with its commit
