@@ -201,3 +201,13 @@ async def test_claimers_together_never_run_two_jobs_of_one_key(store_setup: Stor
     finally:
         for other in stores:
             await other.close()
+
+
+async def test_a_dead_job_retried_comes_back_under_its_key(store: Store) -> None:
+    await store.set_limit(Limit("key", TASK, concurrency=1))
+    [a] = await _keyed(store, "a", 1)
+    [job] = await store.claim(None, "w-1", 1, LEASE, now=T0)
+    await store.settle([Fail(job.lease, error(1), retry_in=None)], now=T0 + 1)
+    assert await claim_ids(store, now=T0 + 2) == []  # the key has nothing left: its row goes
+    assert await store.requeue([a], now=T0 + 3) == {a: "queued"}
+    assert await claim_ids(store, now=T0 + 3) == [a]

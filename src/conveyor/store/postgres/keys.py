@@ -70,6 +70,14 @@ SELECT task, key, {now} FROM unnest(%(tasks)s::text[], %(keys)s::text[]) AS want
 ORDER BY task, key
 ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = false"""
 
+# A requeued job (a retry of a dead one) may belong to a key whose row is gone.
+TOUCH_REQUEUED = """
+INSERT INTO {schema}.conveyor_limit_keys AS k (task, limit_key, turn)
+SELECT DISTINCT task, limit_key, {now} FROM {schema}.conveyor_jobs
+WHERE id = ANY(%(ids)s::text[]) AND limit_key IS NOT NULL
+ORDER BY task, limit_key
+ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = false"""
+
 UNPARK_SETTLED = """
 UPDATE {schema}.conveyor_limit_keys AS k SET parked_until = NULL, at_limit = false
 FROM {schema}.conveyor_jobs AS job
@@ -190,6 +198,11 @@ class KeyLimits:
         """A settled job may have freed its key's slot: the next claim looks at the key."""
         if self._limited.keys and ids:
             await conn.execute(self.statement(UNPARK_SETTLED), {"ids": list(ids)})
+
+    async def _touch_requeued(self: Any, conn: psycopg.AsyncConnection[Any],
+                              ids: Sequence[str]) -> None:
+        if ids:
+            await conn.execute(self.statement(TOUCH_REQUEUED), {"ids": list(ids), "now": None})
 
     async def _key_candidates(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
                               queues: Sequence[str], limit: int, now: float

@@ -324,6 +324,7 @@ class PostgresStore(Reads, Sessions, Limits, KeepByCount, PostgresHistory, Trace
         params: dict[str, Any] = {"ids": list(ids), "tenant": tenant, "now": now}
         async with self._session(tenant, atomic=True) as conn:
             requeued = await self._fetch(conn, q.REQUEUE, params)
+            await self._touch_requeued(conn, [r[0] for r in requeued])  # keys.py
             if requeued:
                 await self._notify_on(conn, sorted({r[2] for r in requeued}))
             out = await self._with_states(conn, ids, {r[0]: "queued" for r in requeued}, tenant)

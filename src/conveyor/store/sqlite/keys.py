@@ -47,6 +47,13 @@ INSERT INTO conveyor_limit_keys (task, limit_key, turn) VALUES (:task, :key, :no
 ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = 0
 WHERE parked_until IS NOT NULL"""
 
+# A requeued job (a retry of a dead one) may belong to a key whose row is gone.
+TOUCH_REQUEUED = """
+INSERT INTO conveyor_limit_keys (task, limit_key, turn)
+SELECT task, limit_key, :now FROM conveyor_jobs
+WHERE id IN (SELECT value FROM json_each(:ids)) AND limit_key IS NOT NULL
+ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = 0"""
+
 UNPARK_SETTLED = """
 UPDATE conveyor_limit_keys SET parked_until = NULL, at_limit = 0
 WHERE parked_until IS NOT NULL AND (task, limit_key) IN (
@@ -129,6 +136,12 @@ class KeyLimits:
         if self._limited.keys and items:
             ids = orjson.dumps([item.lease.job_id for item in items]).decode()
             conn.execute(UNPARK_SETTLED, {"ids": ids})
+
+    @staticmethod
+    def _touch_requeued(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> None:
+        """A requeued job (a retry of a dead one) may belong to a key whose row is gone."""
+        if ids:
+            conn.execute(TOUCH_REQUEUED, {"ids": orjson.dumps(list(ids)).decode(), "now": now})
 
     def _key_candidates(self, conn: sqlite3.Connection, budget: Budget, queues: Sequence[str],
                         limit: int, now: float) -> tuple[list[tuple[Any, ...]],

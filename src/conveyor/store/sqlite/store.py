@@ -293,6 +293,7 @@ class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory, Traces):
                     state = state_or_missing(conn, job_id, tenant)
                     out[job_id] = "already_queued" if state == "queued" else state
                 changed.append(row)
+            self._touch_requeued(conn, [r[0] for r in changed if r], now)  # keys.py
         self.wake.notify({"*"})
         self._publish(changed)
         return out
