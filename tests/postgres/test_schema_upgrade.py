@@ -51,6 +51,7 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             conn.execute(f'DROP TABLE "{schema}".conveyor_sessions')
             conn.execute(f'DROP TABLE "{schema}".conveyor_limits')
             conn.execute(f'DROP TABLE "{schema}".conveyor_limit_starts')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_limit_keys')
             conn.execute(f'ALTER TABLE "{schema}".conveyor_jobs DROP COLUMN limit_key')
             conn.execute(f'DROP TABLE "{schema}".conveyor_attempts')
             conn.execute(f'DROP TABLE "{schema}".conveyor_rollups')

@@ -279,11 +279,13 @@ class PostgresStore(Reads, Catalog, Sessions, Limits, KeepByCount, PostgresHisto
         if not groups:
             return []
         history = history_statement(self, items)
-        async with self._session(atomic=len(groups) > 1 or history is not None) as conn:
+        async with self._session(atomic=len(groups) > 1 or history is not None
+                                 or bool(self._limited.keys)) as conn:
             cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
                                           {"now": now, "events": self._events,
                                            "channel": self.target.channel, **g.columns})
                        for g in groups]
+            await self._unpark_settled(conn, [item.lease.job_id for item in items])  # keys.py
             if history is not None:  # same transaction and pipeline: no extra round trip
                 await conn.execute(*history)
         # the pipeline is synced: BEGIN, the UPDATEs, the history, COMMIT went as one trip
@@ -322,6 +324,7 @@ class PostgresStore(Reads, Catalog, Sessions, Limits, KeepByCount, PostgresHisto
         params: dict[str, Any] = {"ids": list(ids), "tenant": tenant, "now": now}
         async with self._session(tenant, atomic=True) as conn:
             requeued = await self._fetch(conn, q.REQUEUE, params)
+            await self._touch_requeued(conn, [r[0] for r in requeued])  # keys.py
             if requeued:
                 await self._notify_on(conn, sorted({r[2] for r in requeued}))
             out = await self._with_states(conn, ids, {r[0]: "queued" for r in requeued}, tenant)

@@ -22,8 +22,8 @@ _RELEASE_KEY = """
 INSERT_JOB = """
 INSERT INTO conveyor_jobs (id, task, queue, state, priority, payload, tenant, correlation_id,
     idempotency_key, dedupe_key, unique_for, max_attempts, created_at, run_at, expires_at,
-    batch_id, parent_id, sensitive)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    batch_id, parent_id, sensitive, limit_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING"""
 
 FREE_EXPIRED_KEY = """
