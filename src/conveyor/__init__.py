@@ -28,6 +28,7 @@ from .errors import (
     WaitTimeout,
 )
 from .job import ErrorInfo, Job, JobFilter, JobState
+from .limits.keys import KeyLimit
 from .outcome import Cancel, Discard, RateLimited, Snooze
 from .retry import Retry
 from .settings import Settings
@@ -38,7 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BatchTooLarge", "Cancel", "ConfigError", "Conveyor", "ConveyorError", "Discard",
     "ErrorInfo", "FakeClock", "InvalidTransition", "Job", "JobContext", "JobFilter",
-    "JobNotFound", "JobState", "PayloadInvalid", "PayloadUndecodable", "RateLimited", "Retry",
-    "SchemaOutdated", "Sensitive", "Settings", "Snooze", "StoreUnavailable", "SystemClock",
-    "Task", "UnknownTask", "WaitTimeout", "__version__",
+    "JobNotFound", "JobState", "KeyLimit", "PayloadInvalid", "PayloadUndecodable",
+    "RateLimited", "Retry", "SchemaOutdated", "Sensitive", "Settings", "Snooze",
+    "StoreUnavailable", "SystemClock", "Task", "UnknownTask", "WaitTimeout", "__version__",
 ]

@@ -31,6 +31,7 @@ from .finding import Finding
 from .hooks import Hooks, dead_events
 from .job import EnqueueResult, Job, JobState, NewJob, new_id
 from .limits.control import LimitControl
+from .limits.keys import KeyLimit
 from .observability import tracing
 from .preparing import UNSTORED, Preparer, envelope
 from .retry import Retry
@@ -90,16 +91,17 @@ class Conveyor(Steering, Finding, CronControl):
              retry: Retry | None = None, timeout: float | None = None,
              ttl: float | None = None, priority: int = 0, schema: Any = None,
              unique_for: float | None = None, isolation: Isolation = "none",
-             concurrency: int | None = None, rate: str | None = None
-             ) -> Callable[[F], Task]: ...
+             concurrency: int | None = None, rate: str | None = None,
+             key: KeyLimit | None = None) -> Callable[[F], Task]: ...
 
     def task(self, fn: Any = None, *, name: str | None = None, queue: str = "default",
              retry: Retry | None = None, timeout: float | None = None, ttl: float | None = None,
              priority: int = 0, schema: Any = None, unique_for: float | None = None,
              isolation: Isolation = "none", concurrency: int | None = None,
-             rate: str | None = None) -> Any:
+             rate: str | None = None, key: KeyLimit | None = None) -> Any:
         """Register a task function `(ctx, payload) -> result`. `concurrency` and `rate`
-        ("10/min") limit its jobs across every worker (conveyor.limits).
+        ("10/min") limit its jobs across every worker, `key=KeyLimit(...)` each key's
+        (conveyor.limits).
 
         >>> @app.task(queue="emails", retry=Retry(attempts=5), timeout=60)   # doctest: +SKIP
         ... async def send_welcome(ctx, payload): ...
@@ -109,7 +111,7 @@ class Conveyor(Steering, Finding, CronControl):
             task = Task(name=name or func.__name__, fn=func, app=self, queue=queue,
                         retry=retry or Retry(), timeout=timeout, ttl=ttl, priority=priority,
                         schema=schema, unique_for=unique_for, isolation=isolation,
-                        concurrency=concurrency, rate=rate)
+                        concurrency=concurrency, rate=rate, key=key)
             self.registry.add(task)
             return task
 

@@ -119,7 +119,8 @@ class Hooks:
         """Fire "enqueued" for each job stored now (not for a duplicate's existing job)."""
         if self._hooks["enqueued"]:
             self.fire_all([HookEvent("enqueued", j.id, j.task, j.queue, j.tenant, j.attempt,
-                                     j.correlation_id) for j in jobs if not j.duplicate])
+                                     j.correlation_id) for j in jobs
+                           if not (j.duplicate or j.dropped)])
 
     def _await(self, outcome: Awaitable[Any], hook: Hook, event: HookEvent) -> None:
         try:

@@ -94,6 +94,7 @@ class NewJob(NamedTuple):
     batch_id: str | None = None
     parent_id: str | None = None
     sensitive: str | None = None      # the task's sensitive paths (JSON), kept with the job
+    limit_key: str | None = None      # its key under a per-key limit (limits/keys.py)
 
 
 class EnqueueResult(NamedTuple):
@@ -102,6 +103,7 @@ class EnqueueResult(NamedTuple):
     state: JobState
     created_at: float
     run_at: float
+    dropped: bool = False  # not stored: its key was at its limit under "drop" (limits/keys.py)
 
 
 @dataclass(slots=True)
@@ -141,6 +143,7 @@ class Job:
     # The sensitive paths stored with the job ({"card": {"number": True}}), or None (none
     # recorded: no sensitive fields, or stored before they were). Not part of to_dict.
     sensitive: dict[str, Any] | None = None
+    dropped: bool = False  # enqueue only: not stored, its key at its limit ("drop")
 
     @property
     def worker(self) -> dict[str, str | None]:
@@ -169,7 +172,7 @@ class Job:
             "errors": [e.to_dict() for e in self.errors], "worker": self.worker,
             "dead_reason": self.dead_reason, "batch_id": self.batch_id,
             "parent_id": self.parent_id, "duplicate": self.duplicate,
-            "retrying": self.retrying,
+            "dropped": self.dropped, "retrying": self.retrying,
         }
 
 

@@ -18,6 +18,7 @@ import orjson
 from .codec import Codec
 from .errors import BatchTooLarge, ConveyorError, PayloadInvalid
 from .job import EnqueueResult, Job, JobState, NewJob, new_id
+from .limits.keys import DROPPED
 from .names import check_queue_name
 from .retry import Retry
 from .settings import Settings
@@ -86,7 +87,8 @@ class Preparer:
         if not options and spec is not None:  # the common case of a bulk enqueue: defaults
             return NewJob(job_id, name, spec.queue, self.app.codec.encode(body, job_id, None),
                           spec.priority, spec.retry.attempts, 0.0, None, spec.ttl, None, None,
-                          None, spec.unique_for, batch_id, None, spec.sensitive_json), body
+                          None, spec.unique_for, batch_id, None, spec.sensitive_json,
+                          None if spec.key is None else spec.limit_key(body, None)), body
         get = options.get
         tenant = get("tenant")
         run_at = get("run_at")
@@ -100,7 +102,8 @@ class Preparer:
             run_at.timestamp() if isinstance(run_at, datetime) else run_at,
             get("ttl", spec.ttl if spec else None), tenant, get("correlation_id"),
             get("idempotency_key"), get("unique_for", spec.unique_for if spec else None),
-            batch_id, get("parent_id"), spec.sensitive_json if spec else None)
+            batch_id, get("parent_id"), spec.sensitive_json if spec else None,
+            spec.limit_key(body, tenant) if spec is not None and spec.key else None)
         check_new_job(new)
         return new, body
 
@@ -119,8 +122,9 @@ def envelope(new: NewJob, body: Any, result: EnqueueResult) -> Job:
                1 if running else 0, new.max_attempts, new.tenant, new.correlation_id,
                new.idempotency_key, created, result.run_at, created if running else None,
                None, None if new.ttl is None else created + new.ttl, None, None, None, (),
-               None, None, None, new.batch_id, new.parent_id, False, False,
-               None if new.sensitive is None else orjson.loads(new.sensitive))
+               None, None, DROPPED if result.dropped else None, new.batch_id, new.parent_id,
+               False, False, None if new.sensitive is None else orjson.loads(new.sensitive),
+               result.dropped)
 
 
 _NO_OPTIONS: Mapping[str, Any] = {}

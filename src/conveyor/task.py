@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from .codec import sensitive_paths
 from .errors import PayloadInvalid, UnknownTask
 from .limits.control import code_limit
+from .limits.keys import KeyLimit
 from .names import QUEUE_NAME_RULE, is_queue_name
 from .retry import Retry
 
@@ -41,6 +42,7 @@ class Task:
     isolation: Isolation = "none"
     concurrency: int | None = None   # cluster-wide limits (conveyor.limits)
     rate: str | None = None          # "10/min": starts per sliding window
+    key: KeyLimit | None = None      # limits per key (limits/keys.py)
 
     def __post_init__(self) -> None:
         if not 0 < len(self.name) <= 200:
@@ -54,6 +56,9 @@ class Task:
             code_limit("task", self.name, self.concurrency, self.rate)
         except ValueError as exc:
             raise ValueError(f"task {self.name!r}: {exc}") from None
+        if self.key is not None and not isinstance(self.key, KeyLimit):
+            raise ValueError(f"task {self.name!r}: key= takes a conveyor.KeyLimit, e.g. "
+                             f'KeyLimit("payload.customer_id", concurrency=1)')
         self.is_async = inspect.iscoroutinefunction(self.fn)
         self.sensitive = sensitive_paths(self.schema)
         # stored with each of its jobs, so that every reader redacts (disclosure.py)
@@ -102,6 +107,10 @@ class Task:
                 for err in exc.errors(include_url=False, include_input=False)
             ]) from None
         return model.model_dump(mode="json", by_alias=True)
+
+    def limit_key(self, body: Any, tenant: str | None) -> str | None:
+        """The job's key under the task's per-key limit (None: no key)."""
+        return None if self.key is None else self.key.of(self.name, body, tenant)
 
     def load(self, payload: Any) -> Any:
         """The payload as the task function receives it."""

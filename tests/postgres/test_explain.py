@@ -148,8 +148,7 @@ def test_retention_by_count_reads_an_index(filled: PostgresStore, generic: bool)
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
 def test_dead_letters_read_the_index_of_dead_rows(filled: PostgresStore, generic: bool) -> None:
     for template, params in ((q.DEAD_LETTERS, {"queue": None, "tenant": None, "after": None,
-                                               "limit": 51}),
-                             (q.DEAD_QUEUES, {"tenant": None})):
+                                               "limit": 51}),):
         scans = scans_of_jobs(explain(filled, template, params, generic))
         assert any(name == "conveyor_jobs_dead" for _, name in scans), scans
         assert all(kind != "Seq Scan" for kind, _ in scans), scans

@@ -50,8 +50,7 @@ def test_dead_letters_search_the_index_of_dead_rows(tmp_path: Path) -> None:
     conn = migrated(tmp_path / "dead.db")
     try:
         for sql, params in ((q.DEAD_LETTERS, {"queue": None, "tenant": None, "after": None,
-                                              "limit": 51}),
-                            (q.DEAD_QUEUES, {"tenant": None})):
+                                              "limit": 51}),):
             found = plan(conn, sql, params)
             assert "conveyor_jobs_dead" in found, found
             # a walk of the dead rows' index, newest first, that stops at the page's end:

@@ -14,10 +14,11 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .model import LimitUsage
+from .model import Limit, LimitUsage
 
 REFRESH = 1.0  # seconds: how stale a store's set of limited names may be
 UNCAPPED = 1 << 30
+WALK = 256  # claim-index entries a claim reads past its room while keyed jobs may fill them
 
 Candidate = tuple[str, str, str]  # id, task, queue: in claim order
 
@@ -28,7 +29,9 @@ class LimitedNames:
 
     queues: frozenset[str] = frozenset()
     tasks: frozenset[str] = frozenset()
+    keys: frozenset[str] = frozenset()  # tasks with a limit per key (limits/keys.py)
     read_at: float = float("-inf")  # time.monotonic()
+    deep_at: float = float("-inf")  # the last unbounded walk (walk, deep_walk)
 
     def stale(self) -> bool:
         return time.monotonic() - self.read_at >= REFRESH
@@ -37,7 +40,23 @@ class LimitedNames:
         rows = list(rows)
         self.queues = frozenset(name for kind, name in rows if kind == "queue")
         self.tasks = frozenset(name for kind, name in rows if kind == "task")
+        self.keys = frozenset(name for kind, name in rows if kind == "key")
         self.read_at = time.monotonic()
+
+    @staticmethod
+    def walk(room: int, keyed: bool) -> int:
+        """How far a limited claim reads a queue's claim index for jobs without a key
+        limit: all of it (-1) unless some task has one, whose waiting jobs may fill it."""
+        return room + WALK if keyed else -1
+
+    def deep_walk(self, walk: int) -> bool:
+        """After a bounded walk found too few: read the whole queue now? At most once per
+        REFRESH, so jobs behind a wall of keyed jobs wait a second at most."""
+        now = time.monotonic()
+        if walk < 0 or now - self.deep_at < REFRESH:
+            return False
+        self.deep_at = now
+        return True
 
     def forget(self) -> None:
         """This process changed a limit: read them again at the next claim."""
@@ -45,7 +64,7 @@ class LimitedNames:
 
     def touches(self, queues: Sequence[str] | None) -> bool:
         """Must a claim from `queues` (None: every queue) go the limited way?"""
-        if self.tasks:
+        if self.tasks or self.keys:
             return True  # a limited task's jobs may be in any queue
         if queues is None:
             return bool(self.queues)
@@ -59,12 +78,16 @@ class Budget:
     queues: dict[str, int] = field(default_factory=dict)
     tasks: dict[str, int] = field(default_factory=dict)
     rated: set[tuple[str, str]] = field(default_factory=set)  # limits that log their starts
+    keys: dict[str, Limit] = field(default_factory=dict)  # task -> its per-key caps
 
     @classmethod
     def of(cls, usages: Iterable[LimitUsage], now: float) -> Budget:
         budget = cls()
         for usage in usages:
             limit = usage.limit
+            if limit.kind == "key":
+                budget.keys[limit.name] = limit
+                continue
             rooms = budget.queues if limit.kind == "queue" else budget.tasks
             rooms[limit.name] = usage.allowance(now)
             if limit.rate is not None:

@@ -69,6 +69,8 @@ class LimitControl:
             limit = code_limit("task", task.name, task.concurrency, task.rate)
             if limit is not None:
                 found.append(limit)
+            if task.key is not None and not task.key.limit(task.name).empty:
+                found.append(task.key.limit(task.name))
         return found
 
     def declare(self) -> None:
@@ -86,11 +88,12 @@ class LimitControl:
                      if (u.limit.kind, u.limit.name) == (kind, name)), None)
 
     def set(self, kind: str, name: str, *, concurrency: int | _Unset | None = UNSET,
-            rate: str | _Unset | None = UNSET) -> Limit:
+            rate: str | _Unset | None = UNSET, strategy: str | _Unset = UNSET) -> Limit:
         """Change a limit at run time: the caps given replace those stored (None removes
         one; a limit left with no caps is removed); every worker applies it within a second.
 
         >>> app.limits.set("queue", "ai", concurrency=3, rate="20/min")   # doctest: +SKIP
+        >>> app.limits.set("key", "sync", concurrency=1)   # each key of task sync  # doctest: +SKIP
         """
         if kind == "queue" and not is_queue_name(name):
             raise ValueError(f"queue {name!r} must be {QUEUE_NAME_RULE}")
@@ -102,6 +105,8 @@ class LimitControl:
         if not isinstance(rate, _Unset):
             count, period = rate_caps(rate)
             changed = replace(changed, rate=count, period=period)
+        if not isinstance(strategy, _Unset):
+            changed = replace(changed, strategy=strategy)
         self.app.call(lambda s: s.set_limit(changed, self.app.clock.store_now()))
         return changed
 

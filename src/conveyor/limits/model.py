@@ -1,7 +1,8 @@
 """What a limit is and what it counts. Pure values and functions; the stores apply them.
 
-A limit belongs to a queue (every job in it) or to a task (its jobs in any queue) and has up
-to two caps, both cluster-wide:
+A limit belongs to a queue (every job in it), to a task (its jobs in any queue), or to each
+key of a task ("key": per customer, per account; limits/keys.py) and has up to two caps,
+all cluster-wide:
 
 - concurrency N: at most N of its jobs running at once. "Running" is read from the jobs
   themselves (state running with a live lease), never from a counter, so a worker killed
@@ -20,8 +21,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("queue", "task")
+KINDS = ("queue", "task", "key")  # "key": the name is the task's, the caps each key's
 SOURCES = ("code", "operator")
+# What happens to a new job whose key is at its limit (kind "key" only; limits/keys.py).
+STRATEGIES = ("queue", "drop", "debounce")
+KEY_RATE_MAX = 1000  # a key's rate keeps its starts in its own row: at most this many
 _UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
           "h": 3600.0, "hour": 3600.0, "d": 86400.0, "day": 86400.0}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([a-z]+)\s*$")
@@ -42,6 +46,7 @@ class Limit:
     rate: int | None = None
     period: float | None = None
     source: str = "operator"
+    strategy: str = "queue"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -58,6 +63,13 @@ class Limit:
             raise ValueError("a rate's count is a whole number from 0 to 1000000")
         if self.period is not None and not 0.001 <= self.period <= 86400 * 7:
             raise ValueError("a rate's period is from 1 ms to 7 days")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"a key's strategy is one of {', '.join(STRATEGIES)}, "
+                             f"not {self.strategy!r}")
+        if self.strategy != "queue" and self.kind != "key":
+            raise ValueError("a strategy is for key limits only")
+        if self.kind == "key" and self.rate is not None and self.rate > KEY_RATE_MAX:
+            raise ValueError(f"a key's rate counts at most {KEY_RATE_MAX} starts per period")
 
     @property
     def empty(self) -> bool:
@@ -70,6 +82,10 @@ class Limit:
             parts.append(f"concurrency {self.concurrency}")
         if self.rate is not None and self.period is not None:
             parts.append(f"rate {format_rate(self.rate, self.period)}")
+        if self.kind == "key" and parts:
+            parts = [f"per key: {', '.join(parts)}"]
+            if self.strategy != "queue":
+                parts.append(f"strategy {self.strategy}")
         return ", ".join(parts) or "no limit"
 
 
@@ -81,6 +97,7 @@ class LimitUsage:
     running: int
     started: int
     blocked_until: float | None = None  # a RateLimited(..., slow=...) pause: no starts before
+    keys_at_limit: int = 0  # kind "key": how many keys the last claims found at their limit
 
     def allowance(self, now: float) -> int:
         """How many more may start now (0: held back)."""
@@ -91,6 +108,9 @@ class LimitUsage:
     def holding(self, now: float) -> str | None:
         """Which cap holds jobs back now, in words; None when none does."""
         limit = self.limit
+        if limit.kind == "key":
+            return None if not self.keys_at_limit else \
+                f"{self.keys_at_limit} key(s) of task {limit.name!r} at their limit"
         if self.blocked_until is not None and self.blocked_until > now:
             return f"{limit.kind} {limit.name!r} slowed down for " \
                    f"{self.blocked_until - now:.0f} s more (RateLimited)"
@@ -110,6 +130,8 @@ def usage_json(usage: LimitUsage, now: float) -> dict[str, object]:
             "rate": None if limit.rate is None or limit.period is None
             else format_rate(limit.rate, limit.period),
             "rate_count": limit.rate, "rate_period": limit.period, "source": limit.source,
+            "strategy": limit.strategy if limit.kind == "key" else None,
+            "keys_at_limit": usage.keys_at_limit if limit.kind == "key" else None,
             "running": usage.running, "started_in_window": usage.started,
             "slowed_until": usage.blocked_until if usage.blocked_until is not None
             and usage.blocked_until > now else None,

@@ -135,6 +135,18 @@ class Retention:
 
 
 @dataclass(frozen=True, slots=True)
+class JobCount:
+    """How many jobs one queue, task and tenant hold in one state (`retrying`: scheduled
+    after a failed attempt), as the store keeps it (store/counting.py)."""
+
+    queue: str
+    task: str
+    tenant: str | None
+    state: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     by_state: dict[str, int] = field(default_factory=dict)
     by_queue: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -281,7 +293,7 @@ class Store(Protocol):
         the last id of the previous page. An index of dead rows only: instant at any size."""
         ...
     async def dead_queues(self, tenant: str | None = None) -> list[str]:
-        """The queues that hold dead jobs (of `tenant`), from the same index."""
+        """The queues that hold dead jobs (of `tenant`), from the kept counts (0011)."""
         ...
     async def find_ids(self, fragment: str, tenant: str | None = None,
                        limit: int = 5) -> list[str]:
@@ -302,6 +314,11 @@ class Store(Protocol):
     async def set_schedule_paused(self, name: str, paused: bool,
                                   now: float | None = None) -> None: ...
     async def stats(self, tenant: str | None = None, now: float | None = None) -> Stats: ...
+    # counters kept as the jobs change (migration 0011): the counts, the same counted from the
+    # jobs (a scan, for checks), and the upkeep that keeps reading them cheap
+    async def job_counts(self, tenant: str | None = None) -> list[JobCount]: ...
+    async def recount_jobs(self, tenant: str | None = None) -> list[JobCount]: ...
+    async def fold_counts(self) -> int: ...
     async def queues(self, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]: ...
     async def workers(self, now: float | None = None) -> list[WorkerInfo]: ...

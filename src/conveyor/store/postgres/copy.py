@@ -9,8 +9,8 @@ slower end to end). Then one statement sends the wake-ups and the event feed and
 clock, and the transaction commits: all the jobs or none.
 
 A plain batch is new jobs due now, with no idempotency key, correlation id, parent, schedule,
-TTL or tenant of their own (what `plain` checks as the rows go by). Anything else, a table
-where row-level security binds the store's role (COPY refuses), or an id already stored (a
+TTL, tenant or limit key of their own (what `plain` checks as the rows go by). Anything else,
+a table where row-level security binds the store's role (COPY refuses), or an id already stored (a
 duplicate), goes through INSERT_JOBS instead, with the same result.
 """
 
@@ -86,7 +86,7 @@ def _lines(jobs: Iterable[NewJob], taken: list[NewJob], now: float | None) -> It
         taken.append(job)
         if (job.idempotency_key or job.correlation_id is not None or job.run_at is not None
                 or job.delay or job.parent_id is not None or job.tenant
-                or job.ttl is not None):
+                or job.ttl is not None or job.limit_key is not None):
             raise NotPlain(job.id)
         head = heads.get((job.task, job.queue))
         if head is None:

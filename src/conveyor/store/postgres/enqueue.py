@@ -82,7 +82,7 @@ class SyncSession:
 
 async def insert_jobs(session: Session, render: Render, jobs: Sequence[NewJob],
                       now: float | None, channels: Channels,
-                      retryable: bool = False) -> list[EnqueueResult]:
+                      retryable: bool = False, keys_done: bool = False) -> list[EnqueueResult]:
     """Insert a batch; a job whose idempotency key is held comes back as the holder, marked
     duplicate. Dedupe is the partial unique index plus ON CONFLICT DO NOTHING: a concurrent
     insert of the same key waits for the other transaction, then finds its row.
@@ -90,7 +90,12 @@ async def insert_jobs(session: Session, render: Render, jobs: Sequence[NewJob],
     `retryable`: the session is in autocommit outside any transaction, so a failed statement
     leaves nothing behind, and jobs without keys may go in without ON CONFLICT (INSERT_PLAIN
     for a plain batch, else INSERT_ONE_NEW / INSERT_JOBS_NEW), falling back to the general
-    statements in the rare case that an id is already stored."""
+    statements in the rare case that an id is already stored. A batch with keyed jobs
+    (limits/keys.py) goes through keys.insert_keyed, which comes back here with `keys_done`."""
+    if not keys_done and any(job.limit_key is not None for job in jobs):
+        from .keys import insert_keyed  # keys.py imports this module
+
+        return await insert_keyed(session, render, jobs, now, channels)
     keyed = any(job.idempotency_key for job in jobs)
     if retryable and not keyed:
         try:
@@ -335,10 +340,11 @@ def _idle_autocommit(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any
 
 def scope(jobs: Sequence[NewJob]) -> tuple[str | None, bool]:
     """The batch's one tenant (None if none or several), and whether any job has a key: a
-    tenant or a key needs a transaction of its own; otherwise autocommit will do."""
+    tenant or a key (an idempotency or a limit key) needs a transaction of its own;
+    otherwise autocommit will do."""
     tenants = {job.tenant for job in jobs}
     return (tenants.pop() if len(tenants) == 1 else None,
-            any(job.idempotency_key for job in jobs))
+            any(job.idempotency_key or job.limit_key is not None for job in jobs))
 
 
 def insert_blocking(pool: BlockingPool, render: Render, jobs: Sequence[NewJob],

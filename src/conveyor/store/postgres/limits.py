@@ -18,6 +18,7 @@ import psycopg
 
 from ...limits.claiming import Budget, Candidate, LimitedNames
 from ...limits.model import Limit, LimitUsage
+from .keys import UNPARK_TASK, KeyLimits
 from .queries import _CLAIMED, _CLAIMED_COLUMNS, feed, with_feed
 
 Rows = list[tuple[Any, ...]]
@@ -32,10 +33,14 @@ SELECT kind, name, concurrency, rate, period, source, blocked_until,
     CASE WHEN rate IS NULL THEN 0 ELSE (
         SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
         WHERE start.kind = lim.kind AND start.name = lim.name
-          AND start.started_at > {now} - lim.period) END
+          AND start.started_at > {now} - lim.period) END,
+    strategy,
+    CASE WHEN kind = 'key' THEN (
+        SELECT count(*) FROM {schema}.conveyor_limit_keys AS k
+        WHERE k.task = lim.name AND k.at_limit AND k.parked_until > {now}) ELSE 0 END
 FROM {schema}.conveyor_limits AS lim"""
 USAGE_ALL = _USAGE + " ORDER BY kind, name"
-_ANSWERS_TO = "(kind = 'task' OR name = ANY(%(queues)s::text[]))"
+_ANSWERS_TO = "(kind IN ('task', 'key') OR name = ANY(%(queues)s::text[]))"
 USAGE_FOR_QUEUES = _USAGE + " WHERE " + _ANSWERS_TO
 LOCK_LIMITS = ("SELECT kind, name FROM {schema}.conveyor_limits WHERE " + _ANSWERS_TO +
                " ORDER BY kind, name FOR UPDATE")
@@ -51,9 +56,10 @@ SELECT clock.now, lim.kind, lim.name, lim.concurrency, lim.rate, lim.period, lim
     CASE WHEN lim.rate IS NULL THEN 0 ELSE (
         SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
         WHERE start.kind = lim.kind AND start.name = lim.name
-          AND start.started_at > clock.now - lim.period) END
+          AND start.started_at > clock.now - lim.period) END,
+    lim.strategy, 0
 FROM clock LEFT JOIN {schema}.conveyor_limits AS lim
-    ON lim.kind = 'task' OR lim.name = ANY(%(queues)s::text[])"""
+    ON lim.kind IN ('task', 'key') OR lim.name = ANY(%(queues)s::text[])"""
 
 # The queues that have queued jobs: a skip scan through the claim index.
 QUEUED_QUEUES = """
@@ -66,17 +72,27 @@ WITH RECURSIVE found(queue) AS (
     FROM found WHERE found.queue IS NOT NULL)
 SELECT queue FROM found WHERE queue IS NOT NULL"""
 
-# Each queue's best candidates, as many as its room, none of a task that has no room.
+# Each queue's best candidates, as many as its room, none of a task that has no room, none
+# of a task limited per key (keys.py claims those). The walk through the claim index is
+# bounded (`walk` entries, NULL: all) so a queue full of keyed jobs at their limit is not
+# read whole at every claim (claiming.LimitedNames.walk).
 CANDIDATES = """
 SELECT candidate.id, candidate.task, candidate.queue, candidate.priority, candidate.run_at
 FROM unnest(%(queues)s::text[], %(rooms)s::integer[]) AS wanted(queue, room)
 CROSS JOIN LATERAL (
-    SELECT id, task, queue, priority, run_at FROM {schema}.conveyor_jobs
-    WHERE state = 'queued' AND queue = wanted.queue
-      AND (expires_at IS NULL OR expires_at > %(now)s)
-      AND task <> ALL(%(blocked)s::text[])
+    SELECT id, task, queue, priority, run_at FROM (
+        SELECT id, task, queue, priority, run_at, limit_key FROM {schema}.conveyor_jobs
+        WHERE state = 'queued' AND queue = wanted.queue
+          AND (expires_at IS NULL OR expires_at > %(now)s)
+          AND task <> ALL(%(blocked)s::text[])
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(walk)s) AS walked
+    WHERE limit_key IS NULL OR task <> ALL(%(keyed)s::text[])
     ORDER BY priority DESC, run_at, id
-    LIMIT wanted.room
+    LIMIT wanted.room) AS picked
+CROSS JOIN LATERAL (
+    SELECT id, task, queue, priority, run_at FROM {schema}.conveyor_jobs AS job
+    WHERE job.id = picked.id AND job.state = 'queued'
     FOR UPDATE SKIP LOCKED) AS candidate
 WHERE wanted.room > 0
   AND wanted.queue NOT IN (SELECT name FROM {schema}.conveyor_queues WHERE paused)
@@ -152,11 +168,12 @@ WHERE start.kind = lim.kind AND start.name = lim.name
 
 SET_LIMIT = """
 INSERT INTO {schema}.conveyor_limits AS lim (kind, name, concurrency, rate, period, source,
-                                             updated_at)
-VALUES (%(kind)s, %(name)s, %(concurrency)s, %(rate)s, %(period)s, %(source)s, {now})
+                                             strategy, updated_at)
+VALUES (%(kind)s, %(name)s, %(concurrency)s, %(rate)s, %(period)s, %(source)s, %(strategy)s,
+        {now})
 ON CONFLICT (kind, name) DO UPDATE
 SET concurrency = excluded.concurrency, rate = excluded.rate, period = excluded.period,
-    source = excluded.source, updated_at = excluded.updated_at"""
+    source = excluded.source, strategy = excluded.strategy, updated_at = excluded.updated_at"""
 # A declaration in code changes only what code set before: an operator's change stays.
 DECLARE_LIMIT = SET_LIMIT + " WHERE lim.source = 'code'"
 DELETE_LIMIT = """
@@ -172,11 +189,11 @@ SET blocked_until = greatest(coalesce(lim.blocked_until, 0), excluded.blocked_un
 
 
 def usage_from_row(row: tuple[Any, ...]) -> LimitUsage:
-    limit = Limit(row[0], row[1], row[2], row[3], row[4], row[5])
-    return LimitUsage(limit, int(row[7]), int(row[8]), row[6])
+    limit = Limit(row[0], row[1], row[2], row[3], row[4], row[5], row[9])
+    return LimitUsage(limit, int(row[7]), int(row[8]), row[6], int(row[10]))
 
 
-class Limits:
+class Limits(KeyLimits):
     """PostgresStore's limits: set and read them, and the claim that respects them."""
 
     _limited: LimitedNames
@@ -193,6 +210,8 @@ class Limits:
     async def set_limit(self: Any, limit: Limit, now: float | None = None) -> None:
         """Set (or with no caps, remove) an operator's limit."""
         await self._count(DELETE_LIMIT if limit.empty else SET_LIMIT, _params(limit, now))
+        if limit.kind == "key":  # its parked keys are looked at again under the new caps
+            await self._count(UNPARK_TASK, {"name": limit.name})
         self._limited.forget()
 
     async def declare_limits(self: Any, limits: Sequence[Limit],
@@ -221,7 +240,7 @@ class Limits:
     async def _claim_limited(self: Any, queues: Sequence[str] | None, params: dict[str, Any],
                              limit: int) -> Rows:
         """Claim up to `limit` jobs that every limit they answer to has room for."""
-        if queues and len(queues) == 1 and not self._limited.tasks:
+        if queues and len(queues) == 1 and not (self._limited.tasks or self._limited.keys):
             return await self._claim_room(queues[0], params, limit)
         # Round trips: the lock goes with the usage read, the claim with its start log and
         # the commit (pipeline mode); the server still runs each statement after the last.
@@ -231,23 +250,40 @@ class Limits:
             if not names:
                 return []
             await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
-            if not self._limited.tasks and len(names) == 1:  # one trip, then the commit
+            if not (self._limited.tasks or self._limited.keys) and len(names) == 1:
                 return await self._fetch(conn, CLAIM_ROOM, {**params, "queue": names[0],
                                                             "limit": limit})
             found = await self._fetch(conn, USAGE_AT_CLOCK, {"now": params["now"],
                                                              "queues": names})
             now = found[0][0]
             budget = Budget.of([usage_from_row(r[1:]) for r in found if r[1] is not None], now)
-            candidates = await self._fetch(conn, CANDIDATES, {
-                "queues": names, "rooms": [budget.queue_room(n, limit) for n in names],
-                "blocked": budget.blocked_tasks(), "now": now})
-            taken = budget.take(((c[0], c[1], c[2]) for c in candidates), limit)
+            keyed, states = await self._key_candidates(conn, budget, names, limit, now)
+            candidates = [((-c[3], 0, c[4], c[0]), c)
+                          for c in await self._candidates(conn, budget, names, limit, now)]
+            candidates.extend(((-c[3], 1, 0.0, ""), c) for c in keyed)  # round-robin order
+            candidates.sort(key=lambda pair: pair[0])
+            taken = budget.take(((c[0], c[1], c[2]) for _, c in candidates), limit)
+            keys_of = {c[0]: c[5] for c in keyed}
+            await self._keys_claimed(conn, budget, states, [
+                (t[0], t[1], t[2], keys_of.get(t[0])) for t in taken], now, params["lease_for"])
             if not taken:
                 return []
             claimed = await conn.execute(self.statement(CLAIM_IDS), {
                 "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
             await self._log_starts(conn, budget, taken, now)
             rows: Rows = await claimed.fetchall()
+        return rows
+
+    async def _candidates(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
+                          names: list[str], limit: int, now: float) -> Rows:
+        """Each queue's best candidates without a key limit (see CANDIDATES)."""
+        rooms = [budget.queue_room(n, limit) for n in names]
+        walk = self._limited.walk(max(rooms, default=0), bool(budget.keys))
+        params = {"queues": names, "rooms": rooms, "blocked": budget.blocked_tasks(),
+                  "keyed": sorted(budget.keys), "now": now, "walk": None if walk < 0 else walk}
+        rows: Rows = await self._fetch(conn, CANDIDATES, params)
+        if len(rows) < sum(rooms) and self._limited.deep_walk(walk):
+            rows = await self._fetch(conn, CANDIDATES, {**params, "walk": None})
         return rows
 
     async def _claim_room(self: Any, queue: str, params: dict[str, Any], limit: int) -> Rows:
@@ -272,4 +308,5 @@ class Limits:
 
 def _params(limit: Limit, now: float | None) -> dict[str, Any]:
     return {"kind": limit.kind, "name": limit.name, "concurrency": limit.concurrency,
-            "rate": limit.rate, "period": limit.period, "source": limit.source, "now": now}
+            "rate": limit.rate, "period": limit.period, "source": limit.source,
+            "strategy": limit.strategy, "now": now}

@@ -96,7 +96,7 @@ WHERE job.tenant = wanted.tenant AND job.dedupe_key = wanted.key
 # An empty key is no key.
 _NEW_JOB_COLUMNS = """id, task, queue, state, priority, payload, tenant, correlation_id,
         idempotency_key, dedupe_key, unique_for, max_attempts, created_at, run_at, expires_at,
-        batch_id, parent_id, sensitive"""
+        batch_id, parent_id, sensitive, limit_key"""
 INSERT_JOBS = """
 WITH clock AS (SELECT {now} AS now),
 inserted AS (
@@ -107,15 +107,17 @@ inserted AS (
            new.priority, new.payload, new.tenant, new.correlation_id, new.idempotency_key,
            nullif(new.idempotency_key, ''), new.unique_for, new.max_attempts, clock.now,
            coalesce(new.run_at, clock.now + new.delay), clock.now + new.ttl,
-           new.batch_id, new.parent_id, new.sensitive
+           new.batch_id, new.parent_id, new.sensitive, new.limit_key
     FROM clock, unnest(%(ids)b::text[], %(tasks)b::text[], %(queues)b::text[],
                        %(priorities)b::integer[], %(payloads)b::bytea[], %(tenants)b::text[],
                        %(correlation_ids)b::text[], %(keys)b::text[],
                        %(unique_fors)b::float8[], %(max_attempts)b::integer[],
                        %(delays)b::float8[], %(run_ats)b::float8[], %(ttls)b::float8[],
-                       %(batch_ids)b::text[], %(parent_ids)b::text[], %(sensitives)b::text[])
+                       %(batch_ids)b::text[], %(parent_ids)b::text[], %(sensitives)b::text[],
+                       %(limit_keys)b::text[])
          AS new(id, task, queue, priority, payload, tenant, correlation_id, idempotency_key,
-                unique_for, max_attempts, delay, run_at, ttl, batch_id, parent_id, sensitive)
+                unique_for, max_attempts, delay, run_at, ttl, batch_id, parent_id, sensitive,
+                limit_key)
     ON CONFLICT DO NOTHING
     RETURNING id, state, created_at, run_at, queue, task, tenant, progress, priority),
 notified AS (
@@ -186,7 +188,7 @@ inserted AS (
            %(max_attempts)b::integer, clock.now,
            coalesce(%(run_at)s::float8, clock.now + %(delay)s::float8),
            clock.now + %(ttl)s::float8, %(batch_id)s::text, %(parent_id)s::text,
-           %(sensitive)s::text
+           %(sensitive)s::text, %(limit_key)s::text
     FROM clock
     ON CONFLICT DO NOTHING
     RETURNING id, state, created_at, run_at, queue, task, tenant, progress, priority),
@@ -557,11 +559,6 @@ LIST_ORDER = "ORDER BY id DESC LIMIT %(limit)s"
 COUNT_UP_TO = ("SELECT count(*) FROM (SELECT 1 FROM {schema}.conveyor_jobs{where} "
                "LIMIT %(limit)s) AS capped")
 
-COUNTS = """
-SELECT queue, task, state, count(*) FROM {schema}.conveyor_jobs
-WHERE """ + _TENANT + """
-GROUP BY queue, task, state"""
-
 DURATIONS = """
 SELECT finished_at - started_at FROM {schema}.conveyor_jobs
 WHERE finished_at IS NOT NULL AND finished_at > {now} - 3600 AND state = 'completed'
@@ -575,11 +572,6 @@ SELECT count(*) FILTER (WHERE state = 'completed'),
        count(*) FILTER (WHERE state = 'dead' AND attempt > 1)
 FROM {schema}.conveyor_jobs
 WHERE finished_at IS NOT NULL AND finished_at > {now} - 3600 AND """ + _TENANT
-
-QUEUE_COUNTS = """
-SELECT queue, state, count(*), min(run_at) FILTER (WHERE state = 'queued')
-FROM {schema}.conveyor_jobs WHERE """ + _TENANT + """
-GROUP BY queue, state"""
 
 QUEUE_THROUGHPUT = """
 SELECT queue, count(*) FROM {schema}.conveyor_jobs
@@ -639,6 +631,3 @@ WHERE state = 'dead' AND (%(queue)s::text IS NULL OR queue = %(queue)s) AND """ 
        SELECT finished_at, id FROM {schema}.conveyor_jobs
        WHERE id = %(after)s AND state = 'dead'))
 ORDER BY finished_at DESC, id DESC LIMIT %(limit)s"""
-DEAD_QUEUES = """
-SELECT DISTINCT queue FROM {schema}.conveyor_jobs WHERE state = 'dead' AND """ + _TENANT + """
-ORDER BY queue LIMIT 1000"""

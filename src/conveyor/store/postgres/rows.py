@@ -33,14 +33,15 @@ def insert_params(jobs: Sequence[NewJob], now: float | None, channel: str,
         "run_ats": [j.run_at for j in jobs], "ttls": [j.ttl for j in jobs],
         "batch_ids": [j.batch_id for j in jobs], "parent_ids": [j.parent_id for j in jobs],
         "sensitives": [j.sensitive for j in jobs],
+        "limit_keys": [j.limit_key for j in jobs],
     }
 
 
 def own_options(job: NewJob) -> bool:
     """Has the job options a plain bulk insert does not carry: a key, a correlation id, a
-    schedule of its own, a parent?"""
+    schedule of its own, a parent, a limit key?"""
     return bool(job.idempotency_key or job.correlation_id is not None or job.run_at is not None
-                or job.delay or job.parent_id is not None)
+                or job.delay or job.parent_id is not None or job.limit_key is not None)
 
 
 def plain(job: NewJob) -> bool:
@@ -53,7 +54,7 @@ def handed_whole(job: NewJob) -> bool:
     """A job a hand-off (handoff.INSERT_ONE_HANDOFF) carries: a plain one, or one whose only
     options of its own are a correlation id and a parent (a child job, ctx.enqueue)."""
     return not (job.idempotency_key or job.run_at is not None or job.delay or job.tenant
-                or job.ttl is not None)
+                or job.ttl is not None or job.limit_key is not None)
 
 
 def plain_params(jobs: Sequence[NewJob], now: float | None, channel: str,
@@ -85,7 +86,7 @@ def insert_one_params(job: NewJob, now: float | None, channel: str,
         "key": job.idempotency_key, "unique_for": job.unique_for,
         "max_attempts": job.max_attempts, "delay": float(job.delay), "run_at": job.run_at,
         "ttl": job.ttl, "batch_id": job.batch_id, "parent_id": job.parent_id,
-        "sensitive": job.sensitive,
+        "sensitive": job.sensitive, "limit_key": job.limit_key,
     }
 
 

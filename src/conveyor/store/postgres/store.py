@@ -59,7 +59,7 @@ from .enqueue import (
     scope,
     stream_blocking,
 )
-from .history import PostgresHistory, write_history, write_lost
+from .history import PostgresHistory, history_statement, write_lost
 from .limits import LimitedNames, Limits
 from .listener import Listener
 from .reads import Reads
@@ -279,18 +279,19 @@ class PostgresStore(Reads, Catalog, Sessions, Limits, KeepByCount, PostgresHisto
         groups = group_settles(items)
         if not groups:
             return []
-        tracked = any(getattr(item, "attempt", None) is not None for item in items)
-        async with self._session(atomic=len(groups) > 1 or tracked) as conn:
+        history = history_statement(self, items)
+        async with self._session(atomic=len(groups) > 1 or history is not None
+                                 or bool(self._limited.keys)) as conn:
             cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
                                           {"now": now, "events": self._events,
                                            "channel": self.target.channel, **g.columns})
                        for g in groups]
-            returned = [await cursor.fetchall() for cursor in cursors]
-            applied = settle_results(items, groups, [{(r[0], r[1]) for r in rows}
-                                                     for rows in returned])
-            if tracked:  # history: same transaction, pipelined with its commit
-                await write_history(self, conn, items, applied)
-        return applied
+            await self._unpark_settled(conn, [item.lease.job_id for item in items])  # keys.py
+            if history is not None:  # same transaction and pipeline: no extra round trip
+                await conn.execute(*history)
+        # the pipeline is synced: BEGIN, the UPDATEs, the history, COMMIT went as one trip
+        returned = [await cursor.fetchall() for cursor in cursors]
+        return settle_results(items, groups, [{(r[0], r[1]) for r in rows} for rows in returned])
 
     async def deregister_worker(self, worker_id: str) -> None:
         """Forget a stopped worker; jobs handed off to it that it never heard of go back."""
@@ -324,6 +325,7 @@ class PostgresStore(Reads, Catalog, Sessions, Limits, KeepByCount, PostgresHisto
         params: dict[str, Any] = {"ids": list(ids), "tenant": tenant, "now": now}
         async with self._session(tenant, atomic=True) as conn:
             requeued = await self._fetch(conn, q.REQUEUE, params)
+            await self._touch_requeued(conn, [r[0] for r in requeued])  # keys.py
             if requeued:
                 await self._notify_on(conn, sorted({r[2] for r in requeued}))
             out = await self._with_states(conn, ids, {r[0]: "queued" for r in requeued}, tenant)

@@ -15,6 +15,7 @@ from ...limits.claiming import Budget, Candidate, LimitedNames
 from ...limits.model import Limit, LimitUsage
 from . import queries as q
 from .connection import Connections
+from .keys import UNPARK_TASK, KeyLimits
 
 LIMITED_NAMES = "SELECT kind, name FROM conveyor_limits"
 
@@ -26,19 +27,24 @@ SELECT kind, name, concurrency, rate, period, source, blocked_until,
     CASE WHEN rate IS NULL THEN 0 ELSE (
         SELECT count(*) FROM conveyor_limit_starts AS start
         WHERE start.kind = lim.kind AND start.name = lim.name
-          AND start.started_at > :now - lim.period) END
+          AND start.started_at > :now - lim.period) END,
+    strategy,
+    CASE WHEN kind = 'key' THEN (
+        SELECT count(*) FROM conveyor_limit_keys AS k
+        WHERE k.task = lim.name AND k.at_limit AND k.parked_until > :now) ELSE 0 END
 FROM conveyor_limits AS lim"""
 USAGE_ALL = _USAGE + " ORDER BY kind, name"
 # The limits a claim from these queues answers to: theirs, and every task's.
 USAGE_FOR_QUEUES = _USAGE + """
-WHERE lim.kind = 'task' OR lim.name IN (SELECT value FROM json_each(:queues))"""
+WHERE lim.kind IN ('task', 'key') OR lim.name IN (SELECT value FROM json_each(:queues))"""
 
 SET_LIMIT = """
-INSERT INTO conveyor_limits (kind, name, concurrency, rate, period, source, updated_at)
-VALUES (:kind, :name, :concurrency, :rate, :period, :source, :now)
+INSERT INTO conveyor_limits (kind, name, concurrency, rate, period, source, strategy,
+                             updated_at)
+VALUES (:kind, :name, :concurrency, :rate, :period, :source, :strategy, :now)
 ON CONFLICT (kind, name) DO UPDATE
 SET concurrency = excluded.concurrency, rate = excluded.rate, period = excluded.period,
-    source = excluded.source, updated_at = excluded.updated_at"""
+    source = excluded.source, strategy = excluded.strategy, updated_at = excluded.updated_at"""
 # A declaration in code changes only what code set before: an operator's change stays.
 DECLARE_LIMIT = SET_LIMIT + " WHERE conveyor_limits.source = 'code'"
 DELETE_LIMIT = "DELETE FROM conveyor_limits WHERE kind = :kind AND name = :name"
@@ -51,10 +57,19 @@ VALUES (:kind, :name, 'code', :until, :now)
 ON CONFLICT (kind, name) DO UPDATE
 SET blocked_until = max(coalesce(blocked_until, 0), excluded.blocked_until)"""
 
+# A queue's best candidates, none of a task without room, none of a task limited per key
+# (those come from keys.py). The walk through the claim index is bounded (`walk` entries)
+# so a queue full of keyed jobs at their limit is not read whole at every claim; a bounded
+# walk that found too few is followed by a whole one at most once a second (WalkBound).
 CANDIDATES = """
-SELECT id, task, queue, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_claim
-WHERE state = 'queued' AND queue = :queue AND (expires_at IS NULL OR expires_at > :now)
-  AND task NOT IN (SELECT value FROM json_each(:blocked))
+SELECT id, task, queue, priority, run_at FROM (
+    SELECT id, task, queue, priority, run_at, limit_key
+    FROM conveyor_jobs INDEXED BY conveyor_jobs_claim
+    WHERE state = 'queued' AND queue = :queue AND (expires_at IS NULL OR expires_at > :now)
+      AND task NOT IN (SELECT value FROM json_each(:blocked))
+    ORDER BY priority DESC, run_at, id
+    LIMIT :walk)
+WHERE limit_key IS NULL OR task NOT IN (SELECT value FROM json_each(:keyed))
 ORDER BY priority DESC, run_at, id
 LIMIT :limit"""
 LOG_START = "INSERT INTO conveyor_limit_starts (kind, name, started_at) VALUES (?, ?, ?)"
@@ -65,11 +80,11 @@ WHERE kind = :kind AND name = :name AND started_at <= :now - (
 
 
 def usage_from_row(row: tuple[Any, ...]) -> LimitUsage:
-    limit = Limit(row[0], row[1], row[2], row[3], row[4], row[5])
-    return LimitUsage(limit, int(row[7]), int(row[8]), row[6])
+    limit = Limit(row[0], row[1], row[2], row[3], row[4], row[5], row[9])
+    return LimitUsage(limit, int(row[7]), int(row[8]), row[6], int(row[10]))
 
 
-class Limits:
+class Limits(KeyLimits):
     """SQLiteStore's limits: set and read them, and the claim that respects them."""
 
     db: Connections
@@ -93,6 +108,8 @@ class Limits:
                 conn.execute(DELETE_STARTS, params)
             else:
                 conn.execute(SET_LIMIT, params)
+            if limit.kind == "key":  # its parked keys are looked at again under the new caps
+                conn.execute(UNPARK_TASK, params)
         self._limited.forget()
 
     async def declare_limits(self, limits: Sequence[Limit], now: float | None = None) -> None:
@@ -128,26 +145,44 @@ class Limits:
         usages = [usage_from_row(r) for r in conn.execute(
             USAGE_FOR_QUEUES, {"now": now, "queues": orjson.dumps(list(queues)).decode()})]
         budget = Budget.of(usages, now)
-        if not budget.tasks and len(queues) == 1:  # only the queue's caps: its room at once
+        if not budget.tasks and not budget.keys and len(queues) == 1:  # the queue's room
             room = budget.queue_room(queues[0], limit)
             rows = conn.execute(q.CLAIM_ONE_QUEUE, {**params, "queue": queues[0],
                                                     "limit": room}).fetchall() if room else []
             self._log_starts(conn, budget, [(r[0], r[1], r[2]) for r in rows], now)
             return rows
-        blocked = orjson.dumps(budget.blocked_tasks()).decode()
-        candidates: list[tuple[Any, ...]] = []
-        for queue in queues:
-            room = budget.queue_room(queue, limit)
-            if room > 0:
-                candidates.extend(conn.execute(CANDIDATES, {
-                    "queue": queue, "now": now, "blocked": blocked, "limit": room}))
-        candidates.sort(key=lambda c: (-c[3], c[4], c[0]))
-        taken = budget.take(((c[0], c[1], c[2]) for c in candidates), limit)
+        keyed, states = self._key_candidates(conn, budget, queues, limit, now)
+        candidates = [((-c[3], 0, c[4], c[0]), c) for c in self._candidates(
+            conn, budget, queues, limit, now)]
+        candidates.extend(((-c[3], 1, 0.0, ""), c) for c in keyed)  # round-robin order kept
+        candidates.sort(key=lambda pair: pair[0])
+        taken = budget.take(((c[0], c[1], c[2]) for _, c in candidates), limit)
+        keys_of = {c[0]: c[5] for c in keyed}
+        self._keys_claimed(conn, budget, states, [(t[0], t[1], t[2], keys_of.get(t[0]))
+                                                  for t in taken], now, params["lease_for"])
         if not taken:
             return []
         self._log_starts(conn, budget, taken, now)
         ids = orjson.dumps([c[0] for c in taken]).decode()
         return conn.execute(q.CLAIM_IDS, {**params, "ids": ids}).fetchall()
+
+    def _candidates(self, conn: sqlite3.Connection, budget: Budget, queues: Sequence[str],
+                    limit: int, now: float) -> list[tuple[Any, ...]]:
+        """Each queue's best candidates without a key limit (see CANDIDATES)."""
+        blocked = orjson.dumps(budget.blocked_tasks()).decode()
+        keyed = orjson.dumps(sorted(budget.keys)).decode()
+        found: list[tuple[Any, ...]] = []
+        for queue in queues:
+            room = budget.queue_room(queue, limit)
+            if room <= 0:
+                continue
+            params = {"queue": queue, "now": now, "blocked": blocked, "keyed": keyed,
+                      "limit": room, "walk": self._limited.walk(room, bool(budget.keys))}
+            rows = conn.execute(CANDIDATES, params).fetchall()
+            if len(rows) < room and self._limited.deep_walk(params["walk"]):
+                rows = conn.execute(CANDIDATES, {**params, "walk": -1}).fetchall()
+            found.extend(rows)
+        return found
 
     @staticmethod
     def _log_starts(conn: sqlite3.Connection, budget: Budget, taken: list[Candidate],
@@ -162,4 +197,5 @@ class Limits:
 def _params(limit: Limit, now: float | None) -> dict[str, Any]:
     return {"kind": limit.kind, "name": limit.name, "concurrency": limit.concurrency,
             "rate": limit.rate, "period": limit.period, "source": limit.source,
+            "strategy": limit.strategy,
             "now": time.time() if now is None else now}

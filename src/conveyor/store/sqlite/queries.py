@@ -22,8 +22,8 @@ _RELEASE_KEY = """
 INSERT_JOB = """
 INSERT INTO conveyor_jobs (id, task, queue, state, priority, payload, tenant, correlation_id,
     idempotency_key, dedupe_key, unique_for, max_attempts, created_at, run_at, expires_at,
-    batch_id, parent_id, sensitive)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    batch_id, parent_id, sensitive, limit_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING"""
 
 FREE_EXPIRED_KEY = """
@@ -258,11 +258,6 @@ LIST_CLAUSES = {
 LIST_ORDER = "ORDER BY id DESC LIMIT :limit"
 COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM conveyor_jobs{where} LIMIT :limit)"
 
-COUNTS = """
-SELECT queue, task, state, count(*) FROM conveyor_jobs
-WHERE (:tenant IS NULL OR tenant = :tenant)
-GROUP BY queue, task, state"""
-
 DURATIONS = """
 SELECT finished_at - started_at FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
 WHERE finished_at IS NOT NULL AND finished_at > :since AND state = 'completed'
@@ -276,11 +271,6 @@ SELECT
   sum(state = 'dead' AND attempt > 1)
 FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
 WHERE finished_at IS NOT NULL AND finished_at > :since AND (:tenant IS NULL OR tenant = :tenant)"""
-
-QUEUE_COUNTS = """
-SELECT queue, state, count(*), min(CASE WHEN state = 'queued' THEN run_at END)
-FROM conveyor_jobs WHERE (:tenant IS NULL OR tenant = :tenant)
-GROUP BY queue, state"""
 
 QUEUE_THROUGHPUT = """
 SELECT queue, count(*) FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
@@ -352,6 +342,3 @@ DEAD_LETTERS = f"""{LIST_SELECT}{_DEAD_WHERE}
   AND (:after IS NULL OR (finished_at, id) < (
        SELECT finished_at, id FROM conveyor_jobs WHERE id = :after AND state = 'dead'))
 ORDER BY finished_at DESC, id DESC LIMIT :limit"""
-DEAD_QUEUES = """
-SELECT DISTINCT queue FROM conveyor_jobs WHERE state = 'dead'
-  AND (:tenant IS NULL OR tenant = :tenant) ORDER BY queue LIMIT 1000"""

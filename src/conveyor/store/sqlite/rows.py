@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from ...job import ClaimedJob, ErrorInfo, Job, JobState
+from ...job import ClaimedJob, EnqueueResult, ErrorInfo, Job, JobState, NewJob
 from ..base import Cancelled, Complete, Fail, Progress, Release, Settle, Snooze
 from ..migrate import Migration
 from . import queries as q
@@ -30,6 +30,17 @@ def best_candidates(conn: sqlite3.Connection, queues: Sequence[str], now: float,
                                        {"queue": queue, "now": now, "limit": limit}))
     candidates.sort(key=lambda c: (-c[1], c[2], c[0]))
     return [c[0] for c in candidates[:limit]]
+
+
+def insert_row(job: NewJob, now: float) -> tuple[tuple[Any, ...], EnqueueResult]:
+    """INSERT_JOB's parameters for one job, and what enqueue answers if it goes in."""
+    run_at = job.run_at if job.run_at is not None else now + job.delay
+    state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
+    row = (job.id, job.task, job.queue, state, job.priority, job.payload, job.tenant or "",
+           job.correlation_id, job.idempotency_key, job.idempotency_key, job.unique_for,
+           job.max_attempts, now, run_at, None if job.ttl is None else now + job.ttl,
+           job.batch_id, job.parent_id, job.sensitive, job.limit_key)
+    return row, EnqueueResult(job.id, False, state, now, run_at)
 
 
 def claim_order(job: ClaimedJob) -> tuple[int, float, str]:

@@ -51,6 +51,7 @@ from .rows import (
     apply,
     best_candidates,
     claim_order,
+    insert_row,
     settle_statement,
     state_or_missing,
 )
@@ -141,16 +142,10 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, 
         if tx is not None:
             raise ConfigError("transactional enqueue (connection=...) needs the PostgreSQL store")
         now = self._now(now)
-        rows, results = [], []
-        for job in jobs:
-            run_at = job.run_at if job.run_at is not None else now + job.delay
-            state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
-            rows.append((job.id, job.task, job.queue, state, job.priority, job.payload,
-                         job.tenant or "", job.correlation_id, job.idempotency_key,
-                         job.idempotency_key, job.unique_for, job.max_attempts, now, run_at,
-                         None if job.ttl is None else now + job.ttl, job.batch_id,
-                         job.parent_id, job.sensitive))
-            results.append(EnqueueResult(job.id, False, state, now, run_at))
+        if any(job.limit_key is not None for job in jobs):
+            return self._enqueue_keyed(jobs, now)  # keys.py: strategies, the keys' rows
+        built = [insert_row(job, now) for job in jobs]
+        rows, results = [b[0] for b in built], [b[1] for b in built]
         try:
             with self.db.write(promise=True, wait=self.enqueue_wait) as conn:
                 if any(job.idempotency_key is not None for job in jobs):
@@ -254,6 +249,7 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, 
         with self.db.write() as conn:
             rows = [conn.execute(*settle_statement(item, now)).fetchone() for item in items]
             write_history(conn, items, [row is not None for row in rows])
+            self._unpark_settled(conn, items)  # keys.py
         self._publish(rows)
         return [row is not None for row in rows]
 
@@ -299,6 +295,7 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, 
                     state = state_or_missing(conn, job_id, tenant)
                     out[job_id] = "already_queued" if state == "queued" else state
                 changed.append(row)
+            self._touch_requeued(conn, [r[0] for r in changed if r], now)  # keys.py
         self.wake.notify({"*"})
         self._publish(changed)
         return out

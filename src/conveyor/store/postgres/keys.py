@@ -1,0 +1,243 @@
+"""Limits per key on PostgreSQL (limits/keys.py): enqueue with a key's strategy, the keyed
+part of a limited claim, and unparking a key when one of its jobs is settled.
+
+Exact under concurrent claimers: a claim locks the key rows it reads (FOR UPDATE SKIP LOCKED:
+a key another claimer holds is skipped this time, never double-counted) and counts the key's
+running jobs after the lock. Enqueue under "drop" or "debounce" takes a transaction-scoped
+advisory lock per key (in key order, so two producers never deadlock), so two producers do
+not both see room for one slot. Enqueue unparks a key with an upsert that waits for a claim
+holding the key's row, so a key can never be deleted as empty while a job of it commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import psycopg
+
+from ...job import EnqueueResult, JobState, NewJob
+from ...limits import keys
+from ...limits.claiming import Budget, LimitedNames
+from ...limits.model import Limit
+from .enqueue import Channels, Render, Session, insert_jobs
+from .queries import feed
+
+Rows = list[tuple[Any, ...]]
+
+LOCK_KEYS = """
+SELECT pg_advisory_xact_lock(hashtextextended(task || chr(31) || key, 20261204))
+FROM unnest(%(tasks)s::text[], %(keys)s::text[]) AS wanted(task, key)
+ORDER BY task, key"""
+
+KEY_LIMITS = """
+SELECT kind, name, concurrency, rate, period, source, strategy FROM {schema}.conveyor_limits
+WHERE kind = 'key' AND name = ANY(%(tasks)s::text[])"""
+
+KEY_USE = """
+SELECT wanted.task, wanted.key,
+    (SELECT count(*) FROM {schema}.conveyor_jobs AS job
+     WHERE job.task = wanted.task AND job.limit_key = wanted.key
+       AND job.state IN ('queued', 'scheduled')),
+    (SELECT count(*) FROM {schema}.conveyor_jobs AS job
+     WHERE job.task = wanted.task AND job.limit_key = wanted.key AND job.state = 'running'
+       AND job.lease_expires_at > {now}),
+    (SELECT k.starts FROM {schema}.conveyor_limit_keys AS k
+     WHERE k.task = wanted.task AND k.limit_key = wanted.key),
+    {now}
+FROM unnest(%(tasks)s::text[], %(keys)s::text[]) AS wanted(task, key)"""
+
+SUPERSEDE = """
+WITH changed AS (
+    UPDATE {schema}.conveyor_jobs AS job
+    SET state = 'cancelled', finished_at = {now}, dead_reason = 'superseded by ' || newest.id,
+        dedupe_key = CASE WHEN job.unique_for IS NULL THEN NULL ELSE job.dedupe_key END,
+        unique_until = CASE WHEN job.unique_for IS NULL THEN NULL
+                            ELSE {now} + job.unique_for END
+    FROM unnest(%(tasks)s::text[], %(keys)s::text[], %(ids)s::text[]) AS newest(task, key, id)
+    WHERE job.task = newest.task AND job.limit_key = newest.key
+      AND job.state IN ('queued', 'scheduled') AND job.id <> newest.id
+    RETURNING job.id, job.state, job.queue, job.task, job.tenant, job.progress),
+feed AS (""" + feed("changed") + """)
+SELECT count(*) FROM changed WHERE (SELECT count(*) FROM feed) >= 0"""
+
+# Enqueue unparks each key (the claim looks at it again and parks it again if it is full).
+# DO UPDATE locks an existing row, so it waits for a claim holding it: see the docstring.
+TOUCH_KEYS = """
+INSERT INTO {schema}.conveyor_limit_keys AS k (task, limit_key, turn)
+SELECT task, key, {now} FROM unnest(%(tasks)s::text[], %(keys)s::text[]) AS wanted(task, key)
+ORDER BY task, key
+ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = false"""
+
+# A requeued job (a retry of a dead one) may belong to a key whose row is gone.
+TOUCH_REQUEUED = """
+INSERT INTO {schema}.conveyor_limit_keys AS k (task, limit_key, turn)
+SELECT DISTINCT task, limit_key, {now} FROM {schema}.conveyor_jobs
+WHERE id = ANY(%(ids)s::text[]) AND limit_key IS NOT NULL
+ORDER BY task, limit_key
+ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = false"""
+
+UNPARK_SETTLED = """
+UPDATE {schema}.conveyor_limit_keys AS k SET parked_until = NULL, at_limit = false
+FROM {schema}.conveyor_jobs AS job
+WHERE job.id = ANY(%(ids)s::text[]) AND job.limit_key IS NOT NULL
+  AND k.task = job.task AND k.limit_key = job.limit_key AND k.parked_until IS NOT NULL"""
+
+UNPARK_TASK = """
+UPDATE {schema}.conveyor_limit_keys SET parked_until = NULL, at_limit = false
+WHERE task = %(name)s AND parked_until IS NOT NULL"""
+
+UNPARK_DUE = """
+UPDATE {schema}.conveyor_limit_keys AS k SET parked_until = NULL, at_limit = false
+FROM (SELECT task, limit_key FROM {schema}.conveyor_limit_keys
+      WHERE task = ANY(%(tasks)s::text[]) AND parked_until <= %(now)s
+      ORDER BY task, parked_until LIMIT 1000 FOR UPDATE SKIP LOCKED) AS due
+WHERE k.task = due.task AND k.limit_key = due.limit_key"""
+
+_KEY_JOBS = "FROM {schema}.conveyor_jobs AS job " \
+            "WHERE job.task = k.task AND job.limit_key = k.limit_key"
+READY_KEYS = f"""
+SELECT k.task, k.limit_key, k.turn, k.starts,
+    (SELECT count(*) {_KEY_JOBS} AND job.state = 'running'
+        AND job.lease_expires_at > %(now)s),
+    (SELECT min(job.lease_expires_at) {_KEY_JOBS} AND job.state = 'running'
+        AND job.lease_expires_at > %(now)s),
+    (SELECT min(job.run_at) {_KEY_JOBS} AND job.state = 'scheduled'),
+    (SELECT count(*) FROM (SELECT 1 {_KEY_JOBS} AND job.state = 'queued'
+                           LIMIT %(probe)s) AS queued)
+FROM (SELECT picked.task, picked.limit_key FROM unnest(%(tasks)s::text[]) AS wanted(name)
+      CROSS JOIN LATERAL (
+          SELECT ready.task, ready.limit_key FROM {{schema}}.conveyor_limit_keys AS ready
+          WHERE ready.task = wanted.name AND ready.parked_until IS NULL
+          ORDER BY ready.turn LIMIT %(keys)s FOR UPDATE SKIP LOCKED) AS picked) AS picked
+JOIN {{schema}}.conveyor_limit_keys AS k USING (task, limit_key)"""
+
+KEY_CANDIDATES = """
+SELECT candidate.id, candidate.task, candidate.queue, candidate.priority, candidate.run_at,
+       candidate.limit_key
+FROM unnest(%(tasks)s::text[], %(keys)s::text[], %(rooms)s::integer[])
+    AS wanted(task, key, room)
+CROSS JOIN LATERAL (
+    SELECT id, task, queue, priority, run_at, limit_key FROM {schema}.conveyor_jobs
+    WHERE task = wanted.task AND limit_key = wanted.key AND state = 'queued'
+      AND (expires_at IS NULL OR expires_at > %(now)s)
+      AND queue = ANY(%(queues)s::text[])
+      AND queue NOT IN (SELECT name FROM {schema}.conveyor_queues WHERE paused)
+    ORDER BY priority DESC, run_at, id
+    LIMIT wanted.room
+    FOR UPDATE SKIP LOCKED) AS candidate"""
+
+KEYS_CLAIMED = """
+WITH changed AS (
+    UPDATE {schema}.conveyor_limit_keys AS k
+    SET turn = change.turn, starts = change.starts, parked_until = change.parked_until,
+        at_limit = change.at_limit
+    FROM unnest(%(tasks)s::text[], %(keys)s::text[], %(turns)s::float8[], %(starts)s::text[],
+                %(parked)s::float8[], %(at_limit)s::boolean[], %(delete)s::boolean[])
+        AS change(task, key, turn, starts, parked_until, at_limit, gone)
+    WHERE k.task = change.task AND k.limit_key = change.key AND NOT change.gone)
+DELETE FROM {schema}.conveyor_limit_keys AS k
+USING unnest(%(tasks)s::text[], %(keys)s::text[], %(delete)s::boolean[])
+    AS change(task, key, gone)
+WHERE k.task = change.task AND k.limit_key = change.key AND change.gone"""
+
+
+async def insert_keyed(session: Session, render: Render, jobs: Sequence[NewJob],
+                       now: float | None, channels: Channels) -> list[EnqueueResult]:
+    """Insert a batch with keyed jobs (in the caller's transaction): "drop" leaves out those
+    whose key is full, "debounce" cancels each key's older waiting jobs, every key is
+    unparked."""
+    named = sorted({(job.task, job.limit_key) for job in jobs if job.limit_key is not None})
+    tasks, names = [t for t, _ in named], [k for _, k in named]
+    limits = {r[1]: Limit(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in await
+              session.fetch(render(KEY_LIMITS), {"tasks": sorted(set(tasks))})}
+    if any(limit.strategy != "queue" for limit in limits.values()):
+        await session.fetch(render(LOCK_KEYS), {"tasks": tasks, "keys": names})
+    kept = await _admitted(session, render, jobs, limits, now)
+    stored = await insert_jobs(session, render, [j for j in jobs if j.id in kept], now,
+                               channels, keys_done=True) if kept else []
+    results = iter(stored)
+    answers = [next(results) if job.id in kept else EnqueueResult(
+        job.id, False, JobState.CANCELLED, 0.0, 0.0, dropped=True) for job in jobs]
+    fresh = [job for job, answer in zip(jobs, answers, strict=True)
+             if not (answer.dropped or answer.duplicate)]
+    newest = keys.newest_debounced(fresh, limits)
+    if newest:
+        await session.fetch(render(SUPERSEDE), {
+            "now": now, "events": channels.events, "tasks": [t for t, _ in newest],
+            "keys": [k for _, k in newest], "ids": list(newest.values())})
+    if named:
+        await session.run(render(TOUCH_KEYS), {"now": now, "tasks": tasks, "keys": names})
+    return answers
+
+
+async def _admitted(session: Session, render: Render, jobs: Sequence[NewJob],
+                    limits: dict[str, Limit], now: float | None) -> set[str]:
+    """The ids stored: all but the jobs "drop" leaves out, batch order deciding."""
+    kept, wanted = keys.under_drop(jobs, limits)
+    if wanted:
+        rows = await session.fetch(render(KEY_USE), {"now": now,
+                                                     "tasks": [t for t, _ in wanted],
+                                                     "keys": [k for _, k in wanted]})
+        for task, key, waiting, running, starts, clock in rows:
+            limit = limits[task]
+            started = len(keys.in_window(orjson.loads(starts or "[]"), limit, clock))
+            ids = wanted[(task, key)]
+            kept.update(ids[:keys.admit(limit, waiting, running, started, len(ids))])
+    return kept
+
+
+class KeyLimits:
+    """PostgresStore's per-key limits (a part of its Limits mixin)."""
+
+    _limited: LimitedNames
+
+    async def _unpark_settled(self: Any, conn: psycopg.AsyncConnection[Any],
+                              ids: Sequence[str]) -> None:
+        """A settled job may have freed its key's slot: the next claim looks at the key."""
+        if self._limited.keys and ids:
+            await conn.execute(self.statement(UNPARK_SETTLED), {"ids": list(ids)})
+
+    async def _touch_requeued(self: Any, conn: psycopg.AsyncConnection[Any],
+                              ids: Sequence[str]) -> None:
+        if ids:
+            await conn.execute(self.statement(TOUCH_REQUEUED), {"ids": list(ids), "now": None})
+
+    async def _key_candidates(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
+                              queues: Sequence[str], limit: int, now: float
+                              ) -> tuple[Rows, dict[tuple[str, str], keys.KeyState]]:
+        """The ready keys (round-robin order, parked ones not read) and their next jobs."""
+        if not budget.keys:
+            return [], {}
+        tasks = sorted(budget.keys)
+        await conn.execute(self.statement(UNPARK_DUE), {"tasks": tasks, "now": now})
+        rows = await self._fetch(conn, READY_KEYS, {
+            "tasks": tasks, "now": now, "probe": limit + 1,
+            "keys": max(limit, keys.KEYS_PER_CLAIM)})
+        states = {(r[0], r[1]): keys.KeyState(r[0], r[1], r[2], orjson.loads(r[3]), r[4],
+                                              r[5], r[6], r[7]) for r in rows}
+        keys.rooms(list(states.values()), budget.keys, now, limit)
+        open_keys = [s for s in states.values() if s.room > 0]
+        if not open_keys:
+            return [], states
+        found = await self._fetch(conn, KEY_CANDIDATES, {
+            "tasks": [s.task for s in open_keys], "keys": [s.key for s in open_keys],
+            "rooms": [s.room for s in open_keys], "now": now, "queues": list(queues)})
+        return keys.round_robin(found, states), states
+
+    async def _keys_claimed(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
+                            states: dict[tuple[str, str], keys.KeyState],
+                            taken: Sequence[tuple[Any, ...]], now: float,
+                            lease_for: float) -> None:
+        """Write back each key read: its turn, its starts, parked or not (keys.changes)."""
+        if not states:
+            return
+        served = keys.count_taken(states, taken)
+        changes = keys.changes(states.values(), budget.keys, now, lease_for, served)
+        await conn.execute(self.statement(KEYS_CLAIMED), {
+            "tasks": [c.task for c in changes], "keys": [c.key for c in changes],
+            "turns": [c.turn for c in changes],
+            "starts": [orjson.dumps(c.starts).decode() for c in changes],
+            "parked": [c.parked_until for c in changes],
+            "at_limit": [c.at_limit for c in changes], "delete": [c.delete for c in changes]})
