@@ -18,7 +18,7 @@ import psycopg
 
 from ...job import JobFilter
 from ..base import JobCount
-from ..counting import counted_states, filter_countable
+from ..counting import KEEP_MINUTES, counted_states, filter_countable
 from ..counting import job_counts as counts_of
 
 Rows = list[tuple[Any, ...]]
@@ -89,6 +89,39 @@ ON CONFLICT (queue, task, state) DO UPDATE SET n = total.n + excluded.n"""
 DROP_ZEROS = "DELETE FROM {schema}.conveyor_counts WHERE n = 0"
 DROP_TENANT_ZEROS = "DELETE FROM {schema}.conveyor_tenant_counts WHERE n = 0"
 
+# jobs finished per minute, from `since` (a minute bucket) on: buckets and unfolded deltas
+FINISHED_ALL = """
+SELECT queue, minute, state, retried, sum(n)::bigint FROM (
+    SELECT queue, minute, state, retried, n FROM {schema}.conveyor_finished
+    WHERE minute >= %(since)s
+    UNION ALL
+    SELECT queue, minute, state, retried, n FROM {schema}.conveyor_finished_deltas
+    WHERE minute >= %(since)s) AS kept
+GROUP BY 1, 2, 3, 4"""
+FINISHED_TENANT = """
+SELECT queue, minute, state, retried, sum(n)::bigint FROM (
+    SELECT queue, minute, state, retried, n FROM {schema}.conveyor_tenant_finished
+    WHERE tenant = %(tenant)s AND minute >= %(since)s
+    UNION ALL
+    SELECT queue, minute, state, retried, n FROM {schema}.conveyor_finished_deltas
+    WHERE tenant = %(tenant)s AND minute >= %(since)s) AS kept
+GROUP BY 1, 2, 3, 4"""
+FOLD_FINISHED = """
+WITH moved AS (DELETE FROM {schema}.conveyor_finished_deltas
+               RETURNING tenant, minute, queue, state, retried, n),
+each_tenant AS (
+    INSERT INTO {schema}.conveyor_tenant_finished AS total
+        (tenant, minute, queue, state, retried, n)
+    SELECT tenant, minute, queue, state, retried, sum(n) FROM moved GROUP BY 1, 2, 3, 4, 5
+    ON CONFLICT (tenant, minute, queue, state, retried) DO UPDATE SET n = total.n + excluded.n)
+INSERT INTO {schema}.conveyor_finished AS total (minute, queue, state, retried, n)
+SELECT minute, queue, state, retried, sum(n) FROM moved GROUP BY 1, 2, 3, 4
+ON CONFLICT (minute, queue, state, retried) DO UPDATE SET n = total.n + excluded.n"""
+DROP_FINISHED = """
+DELETE FROM {schema}.conveyor_finished WHERE minute < floor({now} / 60) - %(keep)s"""
+DROP_TENANT_FINISHED = """
+DELETE FROM {schema}.conveyor_tenant_finished WHERE minute < floor({now} / 60) - %(keep)s"""
+
 # The oldest queued job of one queue: the minimum of each priority's first run_at, found by
 # skipping from priority to priority through the claim index (a few index probes per queue,
 # whatever its backlog).
@@ -136,13 +169,19 @@ class Counters:
         return counts_of(await self._one(RECOUNT, {"tenant": tenant}, tenant))
 
     async def fold_counts(self: Sessions) -> int:
-        """Fold the deltas into the totals; how many keys changed."""
+        """Fold the deltas into the totals, drop the minutes of finished jobs past
+        KEEP_MINUTES; how many keys changed."""
         async with self._session(None, atomic=True) as conn:
             cursor = await conn.execute(self.statement(FOLD))
             folded = max(cursor.rowcount, 0)
             if folded:
                 await conn.execute(self.statement(DROP_ZEROS))
                 await conn.execute(self.statement(DROP_TENANT_ZEROS))
+            cursor = await conn.execute(self.statement(FOLD_FINISHED))
+            folded += max(cursor.rowcount, 0)
+            for template in (DROP_FINISHED, DROP_TENANT_FINISHED):
+                await conn.execute(self.statement(template), {"keep": KEEP_MINUTES,
+                                                              "now": None})
         return folded
 
     async def _kept_count(self: Sessions, where: JobFilter) -> int | None:
@@ -159,6 +198,12 @@ class Counters:
                          tenant: str | None) -> Rows:
         return await self._fetch(conn, KEPT_ALL if tenant is None else KEPT_TENANT,
                                  {"tenant": tenant})
+
+    async def _finished(self: Sessions, conn: psycopg.AsyncConnection[Any], tenant: str | None,
+                        since: int) -> Rows:
+        """(queue, minute, state, retried, count) of the jobs finished from minute `since`."""
+        return await self._fetch(conn, FINISHED_ALL if tenant is None else FINISHED_TENANT,
+                                 {"tenant": tenant, "since": since})
 
     async def _oldest_queued(self: Sessions, conn: psycopg.AsyncConnection[Any],
                              queues: Sequence[str], tenant: str | None) -> dict[str, float]:

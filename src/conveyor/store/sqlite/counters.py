@@ -13,7 +13,7 @@ import orjson
 
 from ...job import JobFilter
 from ..base import JobCount
-from ..counting import counted_states, filter_countable
+from ..counting import KEEP_MINUTES, counted_states, filter_countable, first_minute
 from ..counting import job_counts as counts_of
 from .connection import Connections
 
@@ -40,6 +40,15 @@ SELECT queue, task, tenant,
        CASE WHEN state = 'scheduled' AND attempt > 0 THEN 'retrying' ELSE state END, count(*)
 FROM conveyor_jobs WHERE """ + _TENANT + """
 GROUP BY 1, 2, 3, 4"""
+
+# jobs finished per minute, from `since` (a minute bucket) on
+FINISHED_ALL = """
+SELECT queue, minute, state, retried, n FROM conveyor_finished WHERE minute >= :since"""
+FINISHED_TENANT = """
+SELECT queue, minute, state, retried, n FROM conveyor_tenant_finished
+WHERE tenant = :tenant AND minute >= :since"""
+DROP_FINISHED = "DELETE FROM conveyor_finished WHERE minute < :before"
+DROP_TENANT_FINISHED = "DELETE FROM conveyor_tenant_finished WHERE minute < :before"
 
 DROP_ZEROS = "DELETE FROM conveyor_counts WHERE n = 0"
 DROP_TENANT_ZEROS = "DELETE FROM conveyor_tenant_counts WHERE n = 0"
@@ -70,6 +79,8 @@ Rows = list[tuple[Any, ...]]
 class Database(Protocol):
     db: Connections
 
+    def _now(self, now: float | None) -> float: ...
+
 
 class Counters:
     async def job_counts(self: Database, tenant: str | None = None) -> list[JobCount]:
@@ -84,10 +95,13 @@ class Counters:
             return counts_of(conn.execute(RECOUNT, {"tenant": tenant}).fetchall())
 
     async def fold_counts(self: Database) -> int:
-        """Drop the keys at zero (the triggers keep the counts themselves up to date)."""
+        """Drop the keys at zero and the minutes of finished jobs past KEEP_MINUTES (the
+        triggers keep the counts themselves up to date); how many rows went."""
+        before = {"before": first_minute(self._now(None), KEEP_MINUTES * 60)}
         with self.db.write() as conn:
-            dropped = conn.execute(DROP_ZEROS).rowcount
-            return max(dropped + conn.execute(DROP_TENANT_ZEROS).rowcount, 0)
+            dropped = conn.execute(DROP_ZEROS).rowcount + conn.execute(DROP_TENANT_ZEROS).rowcount
+            dropped += conn.execute(DROP_FINISHED, before).rowcount
+            return max(dropped + conn.execute(DROP_TENANT_FINISHED, before).rowcount, 0)
 
     def _kept_count(self, conn: sqlite3.Connection, where: JobFilter) -> int | None:
         """count_jobs from the counters, when the filter names only counted keys."""
@@ -102,6 +116,11 @@ class Counters:
     def _kept_rows(self, conn: sqlite3.Connection, tenant: str | None) -> Rows:
         return conn.execute(KEPT_ALL if tenant is None else KEPT_TENANT,
                             {"tenant": tenant}).fetchall()
+
+    def _finished(self, conn: sqlite3.Connection, tenant: str | None, since: int) -> Rows:
+        """(queue, minute, state, retried, count) of the jobs finished from minute `since`."""
+        return conn.execute(FINISHED_ALL if tenant is None else FINISHED_TENANT,
+                            {"tenant": tenant, "since": since}).fetchall()
 
     def _oldest_queued(self, conn: sqlite3.Connection, queues: Sequence[str],
                        tenant: str | None) -> dict[str, float]:

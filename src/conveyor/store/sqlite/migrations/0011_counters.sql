@@ -86,3 +86,39 @@ SELECT tenant, queue, task,
 FROM conveyor_jobs GROUP BY 1, 2, 3, 4;
 INSERT INTO conveyor_counts (queue, task, state, n)
 SELECT queue, task, state, sum(n) FROM conveyor_tenant_counts GROUP BY 1, 2, 3;
+
+-- Jobs finished per minute (completed or dead; retried: after more than one attempt), by
+-- queue, for all tenants and for each: the last minute's throughput and the last hour's
+-- failure and retry rates read a few buckets, not every job finished in the window. An event
+-- count: a job pruned since still counts in its minute.
+CREATE TABLE conveyor_finished (
+    minute  INTEGER NOT NULL,
+    queue   TEXT    NOT NULL,
+    state   TEXT    NOT NULL,
+    retried INTEGER NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (minute, queue, state, retried)
+) WITHOUT ROWID;
+CREATE TABLE conveyor_tenant_finished (
+    tenant  TEXT    NOT NULL,
+    minute  INTEGER NOT NULL,
+    queue   TEXT    NOT NULL,
+    state   TEXT    NOT NULL,
+    retried INTEGER NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute, queue, state, retried)
+) WITHOUT ROWID;
+CREATE INDEX conveyor_tenant_finished_minute ON conveyor_tenant_finished (minute);
+
+CREATE TRIGGER conveyor_count_finished AFTER UPDATE OF state ON conveyor_jobs
+WHEN new.state IN ('completed', 'dead') AND old.state NOT IN ('completed', 'dead')
+  AND new.finished_at IS NOT NULL
+BEGIN
+    INSERT INTO conveyor_finished (minute, queue, state, retried, n)
+    VALUES (CAST(new.finished_at / 60 AS INTEGER), new.queue, new.state, new.attempt > 1, 1)
+    ON CONFLICT (minute, queue, state, retried) DO UPDATE SET n = n + 1;
+    INSERT INTO conveyor_tenant_finished (tenant, minute, queue, state, retried, n)
+    VALUES (new.tenant, CAST(new.finished_at / 60 AS INTEGER), new.queue, new.state,
+            new.attempt > 1, 1)
+    ON CONFLICT (tenant, minute, queue, state, retried) DO UPDATE SET n = n + 1;
+END;
