@@ -101,7 +101,8 @@ def load_postgres(url: str, schema: str, jobs: int, budget: float) -> tuple[int,
 
     now = time.time()
     sql = PG_LOAD.replace("{schema}", f'"{schema}"').format(
-        state=_STATE, payload="'\\x7b7d'::bytea", base=now - 6 * 3600 - jobs / 1000, now=now)
+        state=_STATE, payload="'\\x7b7d'::bytea", base=now - 6 * 3600 - jobs / 1000, now=now
+    ).replace(" % ", " %% ")  # the modulo operator, beside psycopg's placeholders
     loaded, began = 0, time.perf_counter()
     with psycopg.connect(url.split("?")[0], autocommit=True) as conn:
         for first in range(1, jobs + 1, 500_000):

@@ -213,3 +213,14 @@ async def test_finished_jobs_are_counted_per_minute_for_the_rates(store: Store) 
     assert (await store.stats("org-b", now=start + 30)).failure_rate is None
     await store.fold_counts()
     assert (await store.stats("org-a", now=start + 30)).failure_rate == pytest.approx(1 / 4)
+
+
+async def test_a_list_that_the_counts_say_is_empty_is_empty(store: Store) -> None:
+    await store.enqueue_many([NewJob(id=new_id(), task="send", queue="mail", payload=PAYLOAD)
+                              for _ in range(3)], now=T0)
+    assert await store.list_jobs(JobFilter(states=(JobState.RUNNING,))) == []
+    assert await store.list_jobs(JobFilter(queue="sms")) == []
+    [claimed] = await store.claim(None, "w1", 1, 30.0, now=T0)
+    assert [j.id for j in await store.list_jobs(JobFilter(states=(JobState.RUNNING,)))] == [
+        claimed.id]
+    assert len(await store.list_jobs(JobFilter(queue="mail"))) == 3

@@ -91,6 +91,8 @@ class Reads(Counters):
         where_sql, params = _where(where, after, limit)
         select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
         with self.db.read() as conn:
+            if self._kept_count(conn, where) == 0:  # the counters know: no walk of every id
+                return []
             rows = conn.execute(f"{select}{where_sql} {q.LIST_ORDER}", params).fetchall()
         return [job_from_row(r) for r in rows]
 

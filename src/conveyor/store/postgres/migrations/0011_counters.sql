@@ -174,3 +174,13 @@ SELECT tenant, queue, task,
 FROM {schema}.conveyor_jobs GROUP BY 1, 2, 3, 4;
 INSERT INTO {schema}.conveyor_counts (queue, task, state, n)
 SELECT queue, task, state, sum(n) FROM {schema}.conveyor_tenant_counts GROUP BY 1, 2, 3;
+
+-- The jobs waiting to retry, newest first (the `retrying` filter of the job lists): only the
+-- rows a failure scheduled again, so an enqueue never touches it.
+CREATE INDEX conveyor_jobs_retrying ON {schema}.conveyor_jobs (id)
+    WHERE state = 'scheduled' AND attempt > 0;
+
+-- A tenant's jobs, newest first (every list a tenant's token reads): only tenanted rows, so an
+-- untenanted enqueue never touches it (SQLite has had it since version 1). Without it a small
+-- tenant's page walked the whole table.
+CREATE INDEX conveyor_jobs_tenant ON {schema}.conveyor_jobs (tenant, id) WHERE tenant <> '';

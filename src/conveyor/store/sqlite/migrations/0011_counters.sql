@@ -122,3 +122,7 @@ BEGIN
             new.attempt > 1, 1)
     ON CONFLICT (tenant, minute, queue, state, retried) DO UPDATE SET n = n + 1;
 END;
+
+-- The jobs waiting to retry, newest first (the `retrying` filter of the job lists): only the
+-- rows a failure scheduled again, so an enqueue never touches it.
+CREATE INDEX conveyor_jobs_retrying ON conveyor_jobs (id) WHERE state = 'scheduled' AND attempt > 0;
