@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-PG = os.environ.get("CONVEYOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+from history import PG, drop_schema, fresh_url  # the same fresh stores as its drain
+
 ROOT = Path(__file__).resolve().parents[1]
 
 DROP_SQLITE = ["DROP TRIGGER conveyor_count_inserted", "DROP TRIGGER conveyor_count_updated",
@@ -84,21 +85,6 @@ def drop_triggers(url: str) -> None:
     with psycopg.connect(PG, autocommit=True) as conn:
         for statement in DROP_PG:
             conn.execute(statement.replace("{schema}", schema))
-
-
-def fresh_url(kind: str, folder: str) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{folder}/drain-{secrets.token_hex(4)}.db"
-    return f"{PG}?schema=bench_{secrets.token_hex(4)}"
-
-
-def drop_schema(url: str) -> None:
-    if "schema=" not in url:
-        return
-    import psycopg
-
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{url.split("schema=")[1]}" CASCADE')
 
 
 def server_cpu() -> float:
