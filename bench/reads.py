@@ -246,12 +246,15 @@ def main() -> None:
     from reads_app import app
 
     app.migrate()
-    app.close()
     print(f"# reads at size: {args.store}, {time.strftime('%Y-%m-%d %H:%M:%S')}")
     print(f"uptime: {uptime()}")
     loaded, took = (load_sqlite(folder / "reads.db", args.jobs) if args.store == "sqlite"
                     else load_postgres(url, schema, args.jobs, args.load_budget))
     print(f"loaded {loaded:,} jobs in {took:.0f} s (with ANALYZE; VACUUM too on PostgreSQL)")
+    began = time.perf_counter()  # as the workers' maintenance and `conveyor serve` do
+    folded = app.call(lambda store: store.fold_counts())
+    print(f"folded the load's {folded:,} counter keys in {time.perf_counter() - began:.1f} s")
+    app.close()
     processes = Processes(url, folder)
     try:
         processes.start("serve", "serve", "--port", str(args.port))
