@@ -1,13 +1,12 @@
-"""What the job counters (migration 0011) cost the drain: one worker drains a backlog of no-op
-jobs (one in ten fails and goes dead), with the counters' triggers in place and with them
-dropped, on the same code otherwise (the fold still runs every second, and finds nothing to
-do), in child processes, blocks interleaved in rotating order: median jobs/s per variant, the
-drain's overhead, the worker's CPU per job, and the database server's CPU per job on
-PostgreSQL (from /proc, the backends of the bench's schema only).
+"""What the job counters (migration 0011) cost: one worker drains a backlog of no-op jobs
+(one in ten fails and goes dead) on this tree and on the tree of the commit before the
+counters (`--base`, a copy of its src/), in child processes, blocks interleaved in rotating
+order: median jobs/s per variant, the drain's overhead, the worker's CPU per job, and on
+PostgreSQL the CPU of every postgres process per job (from /proc: the server is shared, so
+this one is noisy). Enqueueing is measured too: jobs/s of enqueue_many in batches of 1,000.
 
-Enqueueing is measured too (the insert trigger's share): jobs/s of enqueue_many in 1,000s.
-
-    .venv/bin/python bench/counters_cost.py --jobs 5000 --rounds 5
+    git archive 81d1e33 src | tar -x -C /tmp/base     # the commit before the counters
+    .venv/bin/python bench/counters_cost.py --base /tmp/base/src --jobs 5000 --rounds 5
 
 Figures only: it asserts nothing.
 """
@@ -25,25 +24,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from history import PG, drop_schema, fresh_url  # the same fresh stores as its drain
+from history import drop_schema, fresh_url  # the same fresh stores as its drain
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DROP_SQLITE = ["DROP TRIGGER conveyor_count_inserted", "DROP TRIGGER conveyor_count_updated",
-               "DROP TRIGGER conveyor_count_deleted"]
-DROP_PG = [f"DROP TRIGGER conveyor_count_{name} ON {{schema}}.conveyor_jobs"
-           for name in ("inserted", "updated", "deleted")]
 
 
-def child(url: str, jobs: int, counters: bool) -> tuple[float, float, float]:
-    """(enqueue jobs/s, drain jobs/s, worker CPU µs per job)."""
+def child(url: str, jobs: int) -> tuple[float, float, float]:
+    """(enqueue jobs/s, drain jobs/s, worker CPU µs per job), on the tree on sys.path."""
     from conveyor import Conveyor, Retry, Settings
 
     settings = Settings.load(url=url, log_level="CRITICAL")
     app = Conveyor(settings=settings, auto_migrate=True)
     app.migrate()
-    if not counters:
-        drop_triggers(url)
 
     @app.task(name="work", retry=Retry(attempts=1))
     async def work(ctx: object, payload: dict[str, int]) -> dict[str, object]:
@@ -71,22 +64,6 @@ def child(url: str, jobs: int, counters: bool) -> tuple[float, float, float]:
         app.close()
 
 
-def drop_triggers(url: str) -> None:
-    if url.startswith("sqlite"):
-        import sqlite3
-
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            for statement in DROP_SQLITE:
-                conn.execute(statement)
-        return
-    import psycopg
-
-    schema = f'"{url.split("schema=")[1]}"'
-    with psycopg.connect(PG, autocommit=True) as conn:
-        for statement in DROP_PG:
-            conn.execute(statement.replace("{schema}", schema))
-
-
 def server_cpu() -> float:
     """CPU seconds used so far by every PostgreSQL process (utime + stime, from /proc)."""
     total = 0
@@ -104,10 +81,10 @@ def server_cpu() -> float:
     return total / tick
 
 
-def run_child(url: str, jobs: int, counters: bool) -> tuple[float, float, float, float]:
+def run_child(url: str, jobs: int, source: str) -> tuple[float, float, float, float]:
     code = ("import sys; sys.path.insert(0, 'bench'); import counters_cost; "
-            f"print(*counters_cost.child({url!r}, {jobs}, {counters}))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+            f"print(*counters_cost.child({url!r}, {jobs}))")
+    env = {**os.environ, "PYTHONPATH": source}
     server = server_cpu()
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True, timeout=900)
@@ -121,7 +98,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument("--base", required=True, help="src/ of the commit before the counters")
     args = parser.parse_args()
+    sources = {False: args.base, True: str(ROOT / "src")}
     print(f"## Counters' cost: {args.jobs} jobs, one worker (concurrency 50), {args.rounds} "
           f"rounds, {time.strftime('%Y-%m-%d %H:%M')}\n")
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}"
@@ -136,7 +115,8 @@ def main() -> None:
                 for counters in ([False, True] if r % 2 == 0 else [True, False]):
                     url = fresh_url(kind, folder)
                     try:
-                        results[counters].append(run_child(url, args.jobs, counters))
+                        results[counters].append(run_child(url, args.jobs,
+                                                           sources[counters]))
                     finally:
                         drop_schema(url)
         medians = {}
@@ -144,11 +124,10 @@ def main() -> None:
             runs = results[counters]
             medians[counters] = [statistics.median(x[i] for x in runs) for i in range(4)]
             enqueue, rate, cpu, server = medians[counters]
-            print(f"| {kind} | {'on' if counters else 'off'} | {enqueue:.0f} | {rate:.0f} | "
+            tree = "this tree" if counters else "before"
+            print(f"| {kind} | {tree} | {enqueue:.0f} | {rate:.0f} | "
                   f"{', '.join(f'{x[1]:.0f}' for x in runs)} | {cpu:.0f} | "
-                  f"{server:.0f} |" if kind == "postgres" else
-                  f"| {kind} | {'on' if counters else 'off'} | {enqueue:.0f} | {rate:.0f} | "
-                  f"{', '.join(f'{x[1]:.0f}' for x in runs)} | {cpu:.0f} | (in the worker) |")
+                  + (f"{server:.0f} |" if kind == "postgres" else "(in the worker) |"))
         off, on = medians[False], medians[True]
         print(f"| {kind} | overhead | {(off[0] / on[0] - 1) * 100:+.1f} % enqueue time | "
               f"{(off[1] / on[1] - 1) * 100:+.1f} % drain time | | {on[2] - off[2]:+.0f} | "

@@ -4,8 +4,10 @@
 -- attempt behind it counts as 'retrying' (Job.retrying).
 --
 -- SQLite has one writer at a time, so row triggers update the counts in the writing
--- transaction itself: every write path (enqueue, claim, settle, rescue, cancel, requeue,
+-- transaction itself: every update and delete (claim, settle, rescue, cancel, requeue,
 -- prune...) moves them, with no hot row shared between concurrent writers to worry about.
+-- Inserts have one path, the store's enqueue, which counts its batch itself (one upsert per
+-- key, sqlite/counters.py): a row trigger per job cost a bulk enqueue half its speed.
 -- An update moves a count only when the job's key changed (not on a heartbeat or progress).
 -- Two totals: all tenants' (a few rows per queue and task, what the operator's pages read)
 -- and each tenant's (what a tenant's pages read, by its own key range). Keys at zero stay
@@ -25,20 +27,6 @@ CREATE TABLE conveyor_tenant_counts (
     n      INTEGER NOT NULL,
     PRIMARY KEY (tenant, queue, task, state)
 ) WITHOUT ROWID;
-
-CREATE TRIGGER conveyor_count_inserted AFTER INSERT ON conveyor_jobs
-BEGIN
-    INSERT INTO conveyor_counts (queue, task, state, n)
-    VALUES (new.queue, new.task,
-            CASE WHEN new.state = 'scheduled' AND new.attempt > 0 THEN 'retrying'
-                 ELSE new.state END, 1)
-    ON CONFLICT (queue, task, state) DO UPDATE SET n = n + 1;
-    INSERT INTO conveyor_tenant_counts (tenant, queue, task, state, n)
-    VALUES (new.tenant, new.queue, new.task,
-            CASE WHEN new.state = 'scheduled' AND new.attempt > 0 THEN 'retrying'
-                 ELSE new.state END, 1)
-    ON CONFLICT (tenant, queue, task, state) DO UPDATE SET n = n + 1;
-END;
 
 CREATE TRIGGER conveyor_count_deleted AFTER DELETE ON conveyor_jobs
 BEGIN
