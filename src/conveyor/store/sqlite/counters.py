@@ -93,7 +93,8 @@ def count_inserted(conn: sqlite3.Connection, jobs: Sequence[NewJob],
     counted = Counter((job.tenant or "", job.queue, job.task, str(result.state))
                       for job, result in zip(jobs, results, strict=True)
                       if not result.duplicate)
-    conn.executemany(COUNT_TENANT_INSERTED, [(*key, n) for key, n in counted.items()])
+    conn.executemany(COUNT_TENANT_INSERTED, [(*key, n) for key, n in counted.items()
+                                             if key[0]])  # tenanted jobs only (0011)
     by_queue: Counter[tuple[str, str, str]] = Counter()
     for (_tenant, queue, task, state), n in counted.items():
         by_queue[queue, task, state] += n
@@ -112,10 +113,16 @@ class Counters:
         count_inserted(conn, jobs, results)
 
     async def job_counts(self: Database, tenant: str | None = None) -> list[JobCount]:
-        """The kept counts (of `tenant`, else of every tenant apart), one per key with jobs."""
+        """The kept counts (of `tenant`, else of every tenant apart), one per key with jobs.
+        Untenanted jobs have no counts of their own: all tenants' less the tenanted ones'."""
         with self.db.read() as conn:
-            return counts_of(conn.execute(KEPT_EACH_TENANT if tenant is None else KEPT_TENANT,
-                                          {"tenant": tenant}).fetchall())
+            if tenant is not None:
+                return counts_of(conn.execute(KEPT_TENANT, {"tenant": tenant}).fetchall())
+            tenanted = conn.execute(KEPT_EACH_TENANT).fetchall()
+            untenanted = Counter({(r[0], r[1], r[3]): r[4] for r in conn.execute(KEPT_ALL)})
+        for queue, task, _tenant, state, n in tenanted:
+            untenanted[queue, task, state] -= n
+        return counts_of([*tenanted, *((q, t, "", s, n) for (q, t, s), n in untenanted.items())])
 
     async def recount_jobs(self: Database, tenant: str | None = None) -> list[JobCount]:
         """The same, counted from the jobs themselves (a scan: for checks, not for pages)."""
