@@ -151,6 +151,8 @@ class Sessions(Protocol):
 
     def statement(self, template: str) -> str: ...
 
+    async def _count(self, template: str, params: dict[str, Any]) -> int: ...
+
     async def _one(self, template: str, params: dict[str, Any] | None = None,
                    tenant: str | None = None) -> Rows: ...
 
@@ -169,19 +171,16 @@ class Counters:
         return counts_of(await self._one(RECOUNT, {"tenant": tenant}, tenant))
 
     async def fold_counts(self: Sessions) -> int:
-        """Fold the deltas into the totals, drop the minutes of finished jobs past
-        KEEP_MINUTES; how many keys changed."""
-        async with self._session(None, atomic=True) as conn:
-            cursor = await conn.execute(self.statement(FOLD))
-            folded = max(cursor.rowcount, 0)
-            if folded:
-                await conn.execute(self.statement(DROP_ZEROS))
-                await conn.execute(self.statement(DROP_TENANT_ZEROS))
-            cursor = await conn.execute(self.statement(FOLD_FINISHED))
-            folded += max(cursor.rowcount, 0)
-            for template in (DROP_FINISHED, DROP_TENANT_FINISHED):
-                await conn.execute(self.statement(template), {"keep": KEEP_MINUTES,
-                                                              "now": None})
+        """Fold the deltas into the totals, drop the keys at zero and the minutes of finished
+        jobs past KEEP_MINUTES; how many keys changed. Each statement stands alone (a fold
+        is whole in one), so none waits for another's locks."""
+        folded = await self._count(FOLD, {})
+        if folded:
+            await self._count(DROP_ZEROS, {})
+            await self._count(DROP_TENANT_ZEROS, {})
+        folded += await self._count(FOLD_FINISHED, {})
+        for template in (DROP_FINISHED, DROP_TENANT_FINISHED):
+            await self._count(template, {"keep": KEEP_MINUTES, "now": None})
         return folded
 
     async def _kept_count(self: Sessions, where: JobFilter) -> int | None:
