@@ -3,8 +3,9 @@ HTTP, on a store of many jobs (issue 16: p95 <= 50 ms each, drain slowed <= 5 % 
 refreshing every second).
 
 1. Load N jobs server-side (a recursive CTE on SQLite, generate_series on PostgreSQL), in mixed
-   states (15 % queued, 2.5 % scheduled, 2.5 % waiting to retry, 0.5 % running, 65 %
-   completed, 10 % dead, 4.5 % cancelled), across 20 queues, 10 tasks and 50 tenants, states
+   states (40 % queued, so that 2 workers still drain through the last window; 2.5 %
+   scheduled, 2.5 % waiting to retry, 0.5 % running, 40 % completed, 10 % dead, 4.5 %
+   cancelled), across 20 queues, 10 tasks and 50 tenants, states
    spread evenly over the ids. PostgreSQL loads in chunks and stops at --load-budget seconds.
 2. Time each read --requests times, idle: p50 and p95 in ms.
 3. Start 2 `conveyor worker` processes (bench/reads_app.py) draining the queued jobs; time
@@ -40,8 +41,8 @@ PG = os.environ.get("CONVEYOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5
 QUEUES = [f"q{n}" for n in range(20)]
 
 # One job per n: h spreads n over states, queues, tasks and tenants; ids grow with n.
-_STATE = """CASE WHEN b < 150 THEN 'queued' WHEN b < 200 THEN 'scheduled'
-    WHEN b < 205 THEN 'running' WHEN b < 855 THEN 'completed' WHEN b < 955 THEN 'dead'
+_STATE = """CASE WHEN b < 400 THEN 'queued' WHEN b < 450 THEN 'scheduled'
+    WHEN b < 455 THEN 'running' WHEN b < 855 THEN 'completed' WHEN b < 955 THEN 'dead'
     ELSE 'cancelled' END"""
 _COLUMNS = """id, task, queue, state, priority, payload, tenant, correlation_id, batch_id,
     attempt, max_attempts, created_at, run_at, started_at, finished_at, worker_id,
@@ -49,15 +50,14 @@ _COLUMNS = """id, task, queue, state, priority, payload, tenant, correlation_id,
 _VALUES = """'bench.t' || ((h / 20000) % 10), 'q' || ((h / 1000) % 20), {state},
     CASE WHEN (h / 7) % 10 = 0 THEN 5 ELSE 0 END, {payload}, 'org-' || ((h / 200000) % 50),
     'corr-' || (n % 100000), CASE WHEN n % 10 = 0 THEN 'batch-' || (n / 5000) END,
-    CASE WHEN b < 175 THEN 0 WHEN b < 205 THEN 1 WHEN b < 855 THEN 1 WHEN b < 955 THEN 3
-         ELSE 0 END, 3,
+    CASE WHEN b < 425 THEN 0 WHEN b < 855 THEN 1 WHEN b < 955 THEN 3 ELSE 0 END, 3,
     {base} + n * 0.001,
-    CASE WHEN b >= 150 AND b < 200 THEN {now} + 86400 ELSE {base} + n * 0.001 END,
-    CASE WHEN b >= 200 AND b < 955 THEN {base} + n * 0.001 + 0.2 END,
-    CASE WHEN b >= 205 THEN {base} + n * 0.001 + 0.5 END,
-    CASE WHEN b >= 200 AND b < 205 THEN 'ghost' END,
-    CASE WHEN b >= 200 AND b < 205 THEN 1 END,
-    CASE WHEN b >= 200 AND b < 205 THEN {now} + 86400 END,
+    CASE WHEN b >= 400 AND b < 450 THEN {now} + 86400 ELSE {base} + n * 0.001 END,
+    CASE WHEN b >= 450 AND b < 955 THEN {base} + n * 0.001 + 0.2 END,
+    CASE WHEN b >= 455 THEN {base} + n * 0.001 + 0.5 END,
+    CASE WHEN b >= 450 AND b < 455 THEN 'ghost' END,
+    CASE WHEN b >= 450 AND b < 455 THEN 1 END,
+    CASE WHEN b >= 450 AND b < 455 THEN {now} + 86400 END,
     CASE WHEN b >= 855 AND b < 955 THEN 'failed' END"""
 
 SQLITE_LOAD = """
@@ -101,7 +101,8 @@ def load_postgres(url: str, schema: str, jobs: int, budget: float) -> tuple[int,
 
     now = time.time()
     sql = PG_LOAD.replace("{schema}", f'"{schema}"').format(
-        state=_STATE, payload="'\\x7b7d'::bytea", base=now - 6 * 3600 - jobs / 1000, now=now)
+        state=_STATE, payload="'\\x7b7d'::bytea", base=now - 6 * 3600 - jobs / 1000, now=now
+    ).replace(" % ", " %% ")  # the modulo operator, beside psycopg's placeholders
     loaded, began = 0, time.perf_counter()
     with psycopg.connect(url.split("?")[0], autocommit=True) as conn:
         for first in range(1, jobs + 1, 500_000):
@@ -245,12 +246,15 @@ def main() -> None:
     from reads_app import app
 
     app.migrate()
-    app.close()
     print(f"# reads at size: {args.store}, {time.strftime('%Y-%m-%d %H:%M:%S')}")
     print(f"uptime: {uptime()}")
     loaded, took = (load_sqlite(folder / "reads.db", args.jobs) if args.store == "sqlite"
                     else load_postgres(url, schema, args.jobs, args.load_budget))
     print(f"loaded {loaded:,} jobs in {took:.0f} s (with ANALYZE; VACUUM too on PostgreSQL)")
+    began = time.perf_counter()  # as the workers' maintenance and `conveyor serve` do
+    folded = app.call(lambda store: store.fold_counts())
+    print(f"folded the load's {folded:,} counter keys in {time.perf_counter() - began:.1f} s")
+    app.close()
     processes = Processes(url, folder)
     try:
         processes.start("serve", "serve", "--port", str(args.port))

@@ -4,7 +4,9 @@ a tenant's counts are its own; stats, queues and count_jobs read them."""
 
 from __future__ import annotations
 
+import math
 import random
+import time
 from collections import Counter
 
 import pytest
@@ -178,3 +180,47 @@ async def test_the_oldest_queued_job_is_found_across_priorities(store: Store) ->
     [mail] = await store.queues(now=T0 + 100)
     assert mail.oldest_queued_age == pytest.approx(100)
     assert mail.counts == {"queued": 1, "running": 1, "completed": 1}
+
+
+async def test_finished_jobs_are_counted_per_minute_for_the_rates(store: Store) -> None:
+    """The last minute's throughput and the last hour's rates come from jobs finished per
+    minute: this minute's, and the part of the previous minute the window still covers."""
+    start = math.floor(time.time() / 60) * 60.0 - 600  # a minute's first second, of late:
+    # fold_counts drops the minutes older than two hours by the store's clock
+    await store.enqueue_many([NewJob(id=new_id(), task="send", queue="mail", payload=PAYLOAD,
+                                     tenant="org-a", max_attempts=2) for _ in range(4)],
+                             now=start)
+    claimed = await store.claim(None, "w1", 4, 30.0, now=start + 1)
+    await store.settle([Complete(claimed[0].lease), Complete(claimed[1].lease),
+                        Fail(claimed[2].lease, error(1)),
+                        Fail(claimed[3].lease, error(1), retry_in=1)], now=start + 2)
+    await store.promote_scheduled(now=start + 4)
+    [again] = await store.claim(None, "w1", 1, 30.0, now=start + 4)
+    await store.settle([Complete(again.lease)], now=start + 5)  # completed after a retry
+
+    stats = await store.stats(now=start + 30)
+    assert stats.completed_last_minute == 3
+    assert stats.failure_rate == pytest.approx(1 / 4)
+    assert stats.retry_success_rate == pytest.approx(1.0)
+    assert [q.completed_last_minute for q in await store.queues(now=start + 30)] == [3]
+    # half a minute on: half the previous minute is still in the window
+    assert (await store.stats(now=start + 90)).completed_last_minute == 2
+    assert (await store.stats(now=start + 120)).completed_last_minute == 0
+    assert (await store.stats(now=start + 3000)).failure_rate == pytest.approx(1 / 4)
+    assert (await store.stats(now=start + 3700)).failure_rate is None
+    assert (await store.stats("org-a", now=start + 30)).completed_last_minute == 3
+    assert (await store.stats("org-b", now=start + 30)).completed_last_minute == 0
+    assert (await store.stats("org-b", now=start + 30)).failure_rate is None
+    await store.fold_counts()
+    assert (await store.stats("org-a", now=start + 30)).failure_rate == pytest.approx(1 / 4)
+
+
+async def test_a_list_that_the_counts_say_is_empty_is_empty(store: Store) -> None:
+    await store.enqueue_many([NewJob(id=new_id(), task="send", queue="mail", payload=PAYLOAD)
+                              for _ in range(3)], now=T0)
+    assert await store.list_jobs(JobFilter(states=(JobState.RUNNING,))) == []
+    assert await store.list_jobs(JobFilter(queue="sms")) == []
+    [claimed] = await store.claim(None, "w1", 1, 30.0, now=T0)
+    assert [j.id for j in await store.list_jobs(JobFilter(states=(JobState.RUNNING,)))] == [
+        claimed.id]
+    assert len(await store.list_jobs(JobFilter(queue="mail"))) == 3

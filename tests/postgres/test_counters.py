@@ -79,3 +79,10 @@ async def test_folds_racing_writers_and_each_other_count_every_change_once(
     finally:
         for other in others:
             await other.close()
+
+
+async def test_a_fold_says_how_many_keys_it_folded(store: PostgresStore) -> None:
+    await store.enqueue_many([job("mail"), job("sms")])
+    assert await store.fold_counts() == 2  # mail and sms, queued
+    assert await store.fold_counts() == 0
+    await assert_exact(store)

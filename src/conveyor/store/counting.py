@@ -9,6 +9,7 @@ their shape.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,3 +72,41 @@ def job_counts(rows: Iterable[tuple[Any, ...]]) -> list[JobCount]:
     counts = [JobCount(queue=r[0], task=r[1], tenant=r[2] or None, state=r[3], count=int(r[4]))
               for r in rows if r[4]]
     return sorted(counts, key=lambda c: (c.queue, c.task, c.tenant or "", c.state))
+
+
+# --- jobs finished per minute (the last minute's throughput, the last hour's rates) ----------
+
+KEEP_MINUTES = 120  # buckets older than this are dropped by fold_counts
+
+
+def first_minute(now: float, seconds: float) -> int:
+    """The first minute bucket of a window of `seconds` up to `now` (the bucket that holds
+    its start, so the window is read to the minute)."""
+    return math.floor((now - seconds) / 60)
+
+
+def completed_last_minute(finished: Iterable[tuple[Any, ...]], now: float) -> dict[str, int]:
+    """Completed jobs per queue in the 60 s up to `now`, from (queue, minute, state, retried,
+    count) rows: this minute's, plus the previous minute's share that the window still
+    covers (as if its jobs finished evenly over it)."""
+    current = math.floor(now / 60)
+    covered = 1.0 - (now - current * 60) / 60
+    totals: dict[str, float] = {}
+    for queue, minute, state, _retried, n in finished:
+        if state != str(JobState.COMPLETED) or minute < current - 1:
+            continue
+        share = 1.0 if minute >= current else covered
+        totals[queue] = totals.get(queue, 0.0) + n * share
+    return {queue: round(n) for queue, n in totals.items()}
+
+
+def outcomes(finished: Iterable[tuple[Any, ...]]) -> tuple[int, int, int, int]:
+    """(completed, dead, completed after a retry, dead after a retry) of the rows."""
+    counted = {(s, bool(r)): 0 for s in (str(JobState.COMPLETED), str(JobState.DEAD))
+               for r in (False, True)}
+    for _queue, _minute, state, retried, n in finished:
+        counted[state, bool(retried)] += int(n)
+    completed, dead = str(JobState.COMPLETED), str(JobState.DEAD)
+    return (counted[completed, False] + counted[completed, True],
+            counted[dead, False] + counted[dead, True], counted[completed, True],
+            counted[dead, True])

@@ -78,11 +78,20 @@ class History:
     async def run(self, call: Call) -> None:
         """Sample every `every` seconds until cancelled; `call` runs a sync app method."""
         while True:
+            try:  # a role that may only read (a tenant's) cannot fold: the workers do then
+                await self.fold_counts(call)
+            except Exception as exc:
+                log.debug("dashboard history: folding the counts failed: %s", exc)
             try:
                 await self.sample_all(call)
             except Exception as exc:  # the store may be briefly down; try again next time
                 log.warning("dashboard history: sampling failed: %s", exc)
             await asyncio.sleep(self.every)
+
+    async def fold_counts(self, call: Call) -> None:
+        """Fold the job counters' deltas as the workers' maintenance does (store/counting.py):
+        jobs enqueued while no worker runs would otherwise make every count read sum them."""
+        await call(self.conveyor.call, lambda store: store.fold_counts())
 
     async def sample_all(self, call: Call) -> None:
         now = time.time()

@@ -565,20 +565,6 @@ WHERE finished_at IS NOT NULL AND finished_at > {now} - 3600 AND state = 'comple
   AND started_at IS NOT NULL AND """ + _TENANT + """
 ORDER BY finished_at DESC LIMIT 5000"""
 
-OUTCOMES = """
-SELECT count(*) FILTER (WHERE state = 'completed'),
-       count(*) FILTER (WHERE state = 'dead'),
-       count(*) FILTER (WHERE state = 'completed' AND attempt > 1),
-       count(*) FILTER (WHERE state = 'dead' AND attempt > 1)
-FROM {schema}.conveyor_jobs
-WHERE finished_at IS NOT NULL AND finished_at > {now} - 3600 AND """ + _TENANT
-
-QUEUE_THROUGHPUT = """
-SELECT queue, count(*) FROM {schema}.conveyor_jobs
-WHERE finished_at IS NOT NULL AND finished_at > {now} - 60 AND state = 'completed'
-  AND """ + _TENANT + """
-GROUP BY queue"""
-
 QUEUE_FLAGS = "SELECT name, paused FROM {schema}.conveyor_queues"
 
 WORKERS = """

@@ -14,7 +14,15 @@ import psycopg
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
-from ..counting import dead_queues, queue_rows, queued_queues, stats_rows
+from ..counting import (
+    completed_last_minute,
+    dead_queues,
+    first_minute,
+    outcomes,
+    queue_rows,
+    queued_queues,
+    stats_rows,
+)
 from ..filters import where_clause
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
@@ -46,6 +54,9 @@ class Sessions(Protocol):
 
     async def _oldest_queued(self, conn: psycopg.AsyncConnection[Any], queues: Sequence[str],
                              tenant: str | None) -> dict[str, float]: ...
+
+    async def _finished(self, conn: psycopg.AsyncConnection[Any], tenant: str | None,
+                        since: int) -> Rows: ...
 
 
 class Reads(Counters):
@@ -82,6 +93,8 @@ class Reads(Counters):
                         limit: int = 50, *, bodies: bool = True) -> list[Job]:
         where_sql, params = _where(where, after, limit)
         select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
+        if await self._kept_count(where) == 0:  # the counters know: no walk of every id
+            return []
         rows = await self._one(f"{select}{where_sql} {q.LIST_ORDER}", params,
                                where.tenant)
         return [job_from_row(r) for r in rows]
@@ -100,9 +113,10 @@ class Reads(Counters):
         async with self._session(tenant, atomic=True) as conn:
             counts = stats_rows(await self._kept_rows(conn, tenant))
             durations = [r[0] for r in await self._fetch(conn, q.DURATIONS, params)]
-            [outcomes] = await self._fetch(conn, q.OUTCOMES, params)
-            last_minute = await self._fetch(conn, q.QUEUE_THROUGHPUT, params)
-        return build_stats(counts, durations, outcomes, sum(r[1] for r in last_minute))
+            [(clock,)] = await self._fetch(conn, q.CLOCK, params)
+            finished = await self._finished(conn, tenant, first_minute(clock, 3600))
+        return build_stats(counts, durations, outcomes(finished),
+                           sum(completed_last_minute(finished, clock).values()))
 
     async def queues(self: Sessions, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]:
@@ -110,11 +124,11 @@ class Reads(Counters):
         async with self._session(tenant, atomic=True) as conn:
             kept = await self._kept_rows(conn, tenant)
             oldest = await self._oldest_queued(conn, queued_queues(kept), tenant)
-            throughput: dict[str, int] = {r[0]: r[1] for r in
-                                          await self._fetch(conn, q.QUEUE_THROUGHPUT, params)}
             flags: dict[str, bool] = {r[0]: r[1] for r in await self._fetch(conn, q.QUEUE_FLAGS)}
             [(clock,)] = await self._fetch(conn, q.CLOCK, params)
-        return build_queue_infos(queue_rows(kept, oldest), throughput, flags, clock)
+            finished = await self._finished(conn, tenant, first_minute(clock, 60))
+        return build_queue_infos(queue_rows(kept, oldest),
+                                 completed_last_minute(finished, clock), flags, clock)
 
     async def workers(self: Sessions, now: float | None = None) -> list[WorkerInfo]:
         return [worker_from_row(r) for r in await self._one(q.WORKERS)]

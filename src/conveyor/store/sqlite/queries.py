@@ -264,20 +264,6 @@ WHERE finished_at IS NOT NULL AND finished_at > :since AND state = 'completed'
   AND started_at IS NOT NULL AND (:tenant IS NULL OR tenant = :tenant)
 ORDER BY finished_at DESC LIMIT 5000"""
 
-OUTCOMES = """
-SELECT
-  sum(state = 'completed'), sum(state = 'dead'),
-  sum(state = 'completed' AND attempt > 1),
-  sum(state = 'dead' AND attempt > 1)
-FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
-WHERE finished_at IS NOT NULL AND finished_at > :since AND (:tenant IS NULL OR tenant = :tenant)"""
-
-QUEUE_THROUGHPUT = """
-SELECT queue, count(*) FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
-WHERE finished_at IS NOT NULL AND finished_at > :since AND state = 'completed'
-  AND (:tenant IS NULL OR tenant = :tenant)
-GROUP BY queue"""
-
 QUEUE_FLAGS = "SELECT name, paused FROM conveyor_queues"
 
 WORKERS = """

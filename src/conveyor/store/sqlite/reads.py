@@ -14,7 +14,15 @@ import orjson
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
-from ..counting import dead_queues, queue_rows, queued_queues, stats_rows
+from ..counting import (
+    completed_last_minute,
+    dead_queues,
+    first_minute,
+    outcomes,
+    queue_rows,
+    queued_queues,
+    stats_rows,
+)
 from ..filters import where_clause
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
@@ -38,6 +46,9 @@ class Database(Protocol):
 
     def _oldest_queued(self, conn: sqlite3.Connection, queues: Sequence[str],
                        tenant: str | None) -> dict[str, float]: ...
+
+    def _finished(self, conn: sqlite3.Connection, tenant: str | None,
+                  since: int) -> list[tuple[Any, ...]]: ...
 
 
 class Reads(Counters):
@@ -80,6 +91,8 @@ class Reads(Counters):
         where_sql, params = _where(where, after, limit)
         select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
         with self.db.read() as conn:
+            if self._kept_count(conn, where) == 0:  # the counters know: no walk of every id
+                return []
             rows = conn.execute(f"{select}{where_sql} {q.LIST_ORDER}", params).fetchall()
         return [job_from_row(r) for r in rows]
 
@@ -98,10 +111,9 @@ class Reads(Counters):
             counts = stats_rows(self._kept_rows(conn, tenant))
             durations = [r[0] for r in conn.execute(
                 q.DURATIONS, {"since": now - 3600, "tenant": tenant})]
-            outcomes = conn.execute(q.OUTCOMES, {"since": now - 3600, "tenant": tenant}).fetchone()
-            last_minute = conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
-                                                            "tenant": tenant}).fetchall()
-        return build_stats(counts, durations, outcomes, sum(r[1] for r in last_minute))
+            finished = self._finished(conn, tenant, first_minute(now, 3600))
+        return build_stats(counts, durations, outcomes(finished),
+                           sum(completed_last_minute(finished, now).values()))
 
     async def queues(self: Database, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]:
@@ -109,8 +121,8 @@ class Reads(Counters):
         with self.db.read() as conn:
             kept = self._kept_rows(conn, tenant)
             oldest = self._oldest_queued(conn, queued_queues(kept), tenant)
-            throughput = dict(conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
-                                                                "tenant": tenant}).fetchall())
+            throughput = completed_last_minute(
+                self._finished(conn, tenant, first_minute(now, 60)), now)
             flags = dict(conn.execute(q.QUEUE_FLAGS).fetchall())
         return build_queue_infos(queue_rows(kept, oldest), throughput, flags, now)
 

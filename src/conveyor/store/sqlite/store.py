@@ -154,24 +154,26 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, 
                 conn.executemany(q.INSERT_JOB, rows)
                 if conn.total_changes - before != len(rows):
                     raise _InsertOneByOne  # an id that already exists: roll back, look closer
-                self._publish_enqueued(jobs, results)
+                self._enqueued(conn, jobs, results)
         except _InsertOneByOne:
             with self.db.write(promise=True, wait=self.enqueue_wait) as conn:
                 results = [self._insert_one(conn, row, res, now)
                            for row, res in zip(rows, results, strict=True)]
-                self._publish_enqueued(jobs, results)
+                self._enqueued(conn, jobs, results)
         queues = {job.queue for job in jobs}
         if any(r.state == JobState.SCHEDULED for r in results):
             queues.add(SCHEDULED_HINT)
         self.wake.notify(queues)
         return results
 
-    def _publish_enqueued(self, jobs: Sequence[NewJob], results: list[EnqueueResult]) -> None:
-        """Publish `queued`/`scheduled` while the write lock is still held: no worker can
-        claim these jobs (and publish `running`) before their first event is on its way.
-        A commit that then fails leaves an event for a job that is not there; events are
-        a live feed, never the record (rare: a disk error at COMMIT). Nor may the feed
-        fail the enqueue: a socket error is logged and the jobs are stored all the same."""
+    def _enqueued(self, conn: sqlite3.Connection, jobs: Sequence[NewJob],
+                  results: list[EnqueueResult]) -> None:
+        """Count the new jobs (counters.py), then publish `queued`/`scheduled` while the write
+        lock is still held: no worker can claim them (and publish `running`) before their
+        first event is on its way. A commit that then fails leaves an event for a job that is
+        not there; events are a live feed, never the record (rare: a disk error at COMMIT).
+        Nor may the feed fail the enqueue: a socket error is logged, the jobs stored."""
+        self._count_inserted(conn, jobs, results)
         if not self.wake.has_subscribers():
             return
         try:

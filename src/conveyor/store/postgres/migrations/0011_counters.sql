@@ -37,6 +37,39 @@ CREATE TABLE {schema}.conveyor_count_deltas (
 ) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0.0,
         autovacuum_vacuum_insert_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
 
+-- Jobs finished per minute (completed or dead; retried: after more than one attempt), by
+-- queue, for all tenants and for each: the last minute's throughput and the last hour's
+-- failure and retry rates read a few buckets, not every job finished in the window. An event
+-- count: a job pruned since still counts in its minute. Appended as deltas and folded, as
+-- the counts are.
+CREATE TABLE {schema}.conveyor_finished (
+    minute  bigint  NOT NULL,
+    queue   text    NOT NULL,
+    state   text    NOT NULL,
+    retried boolean NOT NULL,
+    n       bigint  NOT NULL,
+    PRIMARY KEY (minute, queue, state, retried)
+);
+CREATE TABLE {schema}.conveyor_tenant_finished (
+    tenant  text    NOT NULL,
+    minute  bigint  NOT NULL,
+    queue   text    NOT NULL,
+    state   text    NOT NULL,
+    retried boolean NOT NULL,
+    n       bigint  NOT NULL,
+    PRIMARY KEY (tenant, minute, queue, state, retried)
+);
+CREATE INDEX conveyor_tenant_finished_minute ON {schema}.conveyor_tenant_finished (minute);
+CREATE TABLE {schema}.conveyor_finished_deltas (
+    tenant  text    NOT NULL,
+    minute  bigint  NOT NULL,
+    queue   text    NOT NULL,
+    state   text    NOT NULL,
+    retried boolean NOT NULL,
+    n       bigint  NOT NULL
+) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0.0,
+        autovacuum_vacuum_insert_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
+
 -- A tenant's counts are that tenant's, as its jobs are (migration 1's policy); the totals of
 -- all tenants are the owner's alone (a restricted role sees no row of them).
 ALTER TABLE {schema}.conveyor_counts ENABLE ROW LEVEL SECURITY;
@@ -46,6 +79,14 @@ CREATE POLICY conveyor_tenant_counts_tenant ON {schema}.conveyor_tenant_counts
     USING (tenant = nullif(current_setting('conveyor.tenant', true), ''));
 ALTER TABLE {schema}.conveyor_count_deltas ENABLE ROW LEVEL SECURITY;
 CREATE POLICY conveyor_count_deltas_tenant ON {schema}.conveyor_count_deltas
+    USING (tenant = nullif(current_setting('conveyor.tenant', true), ''));
+ALTER TABLE {schema}.conveyor_finished ENABLE ROW LEVEL SECURITY;
+CREATE POLICY conveyor_finished_owner_only ON {schema}.conveyor_finished USING (false);
+ALTER TABLE {schema}.conveyor_tenant_finished ENABLE ROW LEVEL SECURITY;
+CREATE POLICY conveyor_tenant_finished_tenant ON {schema}.conveyor_tenant_finished
+    USING (tenant = nullif(current_setting('conveyor.tenant', true), ''));
+ALTER TABLE {schema}.conveyor_finished_deltas ENABLE ROW LEVEL SECURITY;
+CREATE POLICY conveyor_finished_deltas_tenant ON {schema}.conveyor_finished_deltas
     USING (tenant = nullif(current_setting('conveyor.tenant', true), ''));
 
 -- The triggers run as the schema's owner (SECURITY DEFINER), so a tenant role that may write
@@ -73,7 +114,8 @@ BEGIN
 END $$;
 
 -- An update writes only the keys whose count changed: a heartbeat or a progress report
--- (no change of state) appends nothing.
+-- (no change of state) appends nothing. A job that has just finished (completed or dead from
+-- another state) is also a finished event of its minute.
 CREATE FUNCTION {schema}.conveyor_count_updated() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -89,6 +131,13 @@ BEGIN
                1
         FROM new_jobs) AS moved
     GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0;
+    INSERT INTO {schema}.conveyor_finished_deltas (tenant, minute, queue, state, retried, n)
+    SELECT done.tenant, floor(done.finished_at / 60)::bigint, done.queue, done.state,
+           done.attempt > 1, count(*)
+    FROM new_jobs AS done JOIN old_jobs AS was ON was.id = done.id
+    WHERE done.state IN ('completed', 'dead') AND was.state NOT IN ('completed', 'dead')
+      AND done.finished_at IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5;
     RETURN NULL;
 END $$;
 
@@ -98,6 +147,9 @@ BEGIN
     DELETE FROM {schema}.conveyor_count_deltas;
     DELETE FROM {schema}.conveyor_counts;
     DELETE FROM {schema}.conveyor_tenant_counts;
+    DELETE FROM {schema}.conveyor_finished_deltas;
+    DELETE FROM {schema}.conveyor_finished;
+    DELETE FROM {schema}.conveyor_tenant_finished;
     RETURN NULL;
 END $$;
 
@@ -122,3 +174,13 @@ SELECT tenant, queue, task,
 FROM {schema}.conveyor_jobs GROUP BY 1, 2, 3, 4;
 INSERT INTO {schema}.conveyor_counts (queue, task, state, n)
 SELECT queue, task, state, sum(n) FROM {schema}.conveyor_tenant_counts GROUP BY 1, 2, 3;
+
+-- The jobs waiting to retry, newest first (the `retrying` filter of the job lists): only the
+-- rows a failure scheduled again, so an enqueue never touches it.
+CREATE INDEX conveyor_jobs_retrying ON {schema}.conveyor_jobs (id)
+    WHERE state = 'scheduled' AND attempt > 0;
+
+-- A tenant's jobs, newest first (every list a tenant's token reads): only tenanted rows, so an
+-- untenanted enqueue never touches it (SQLite has had it since version 1). Without it a small
+-- tenant's page walked the whole table.
+CREATE INDEX conveyor_jobs_tenant ON {schema}.conveyor_jobs (tenant, id) WHERE tenant <> '';

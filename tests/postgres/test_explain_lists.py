@@ -1,0 +1,84 @@
+"""EXPLAIN tests of the job lists and the counts (200,000 rows, most of them finished): every
+filter of /api/v1/jobs and the dashboard's lists reads an index, never the whole table (the
+primary key backwards, newest first, stopping at the page's end; or the index of the few rows
+a filter selects). (A batch's jobs are found through its BRIN index or the primary key, as
+the planner judges the batch ids it has seen: not pinned here.) The counts read the
+counters, never the jobs; the oldest queued job is a few probes of the claim index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conveyor.job import JobFilter, JobState
+from conveyor.store.postgres import counters
+from conveyor.store.postgres import queries as q
+from conveyor.store.postgres.reads import _where
+from conveyor.store.postgres.store import PostgresStore
+
+from .test_explain import explain, filled, scans_of_jobs  # noqa: F401 - the module's fixture
+
+pytestmark = pytest.mark.postgres
+
+FILTERS = {
+    "none": (JobFilter(), None),
+    "queued": (JobFilter(states=(JobState.QUEUED,)), None),
+    "scheduled": (JobFilter(states=(JobState.SCHEDULED,)), None),
+    "retrying": (JobFilter(retrying=True), "conveyor_jobs_retrying"),
+    "running": (JobFilter(states=(JobState.RUNNING,)), None),
+    "completed": (JobFilter(states=(JobState.COMPLETED,)), None),
+    "dead": (JobFilter(states=(JobState.DEAD,)), None),
+    "cancelled": (JobFilter(states=(JobState.CANCELLED,)), None),
+    "several states": (JobFilter(states=(JobState.QUEUED, JobState.RUNNING)), None),
+    "queue": (JobFilter(queue="queue-3"), None),
+    "task": (JobFilter(task="fill.task"), None),
+    "tenant": (JobFilter(tenant="org-1"), "conveyor_jobs_tenant"),
+    "correlation id": (JobFilter(correlation_id="req-42"), "conveyor_jobs_correlation"),
+    "task and state": (JobFilter(task="fill.task", states=(JobState.DEAD,)), None),
+    "queue and state": (JobFilter(queue="queue-3", states=(JobState.RUNNING,)), None),
+    "every field": (JobFilter(queue="queue-3", task="fill.task", tenant="org-1",
+                              states=(JobState.COMPLETED,)), None),
+}
+
+
+def list_plan(store: PostgresStore, where: JobFilter, after: str | None,
+              generic: bool) -> list[dict[str, Any]]:
+    where_sql, params = _where(where, after, 51)
+    return explain(store, f"{q.LIST_SELECT_LIGHT}{where_sql} {q.LIST_ORDER}", params, generic)
+
+
+@pytest.mark.parametrize("name", list(FILTERS))
+@pytest.mark.parametrize("after", [None, "000000100000"], ids=["first page", "next page"])
+def test_each_list_filter_reads_an_index(filled: PostgresStore, name: str,  # noqa: F811
+                                         after: str | None) -> None:
+    where, index = FILTERS[name]
+    scans = scans_of_jobs(list_plan(filled, where, after, False))
+    assert scans and all(kind != "Seq Scan" for kind, _ in scans), scans
+    if index is not None:
+        assert any(found == index for _, found in scans), scans
+
+
+@pytest.mark.parametrize("name", ["none", "queued", "running", "dead", "queue", "retrying"])
+def test_a_prepared_list_reads_an_index_too(filled: PostgresStore, name: str  # noqa: F811
+                                            ) -> None:
+    scans = scans_of_jobs(list_plan(filled, FILTERS[name][0], None, True))
+    assert scans and all(kind != "Seq Scan" for kind, _ in scans), scans
+
+
+def test_counts_read_the_counters_and_never_the_jobs(filled: PostgresStore  # noqa: F811
+                                                     ) -> None:
+    matching = {"queue": None, "task": None, "states": ["dead"], "tenant": "t"}
+    for template, params in ((counters.KEPT_ALL, {}), (counters.KEPT_TENANT, {"tenant": "t"}),
+                             (counters.KEPT_MATCHING_ALL, matching),
+                             (counters.KEPT_MATCHING_TENANT, matching),
+                             (counters.FINISHED_ALL, {"since": 1}),
+                             (counters.FINISHED_TENANT, {"tenant": "t", "since": 1})):
+        nodes = explain(filled, template, params)
+        assert scans_of_jobs(nodes) == [], template
+        assert {n.get("Relation Name") for n in nodes} - {None} <= {
+            "conveyor_counts", "conveyor_tenant_counts", "conveyor_count_deltas",
+            "conveyor_finished", "conveyor_tenant_finished", "conveyor_finished_deltas"}
+    scans = scans_of_jobs(explain(filled, counters.OLDEST_QUEUED,
+                                  {"queue": "queue-3", "tenant": None}))
+    assert scans and all(name == "conveyor_jobs_claim_queue" for _, name in scans), scans
