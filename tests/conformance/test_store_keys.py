@@ -211,3 +211,13 @@ async def test_a_dead_job_retried_comes_back_under_its_key(store: Store) -> None
     assert await claim_ids(store, now=T0 + 2) == []  # the key has nothing left: its row goes
     assert await store.requeue([a], now=T0 + 3) == {a: "queued"}
     assert await claim_ids(store, now=T0 + 3) == [a]
+
+
+async def test_a_dead_workers_job_keeps_its_key_until_it_is_rescued(store: Store) -> None:
+    await store.set_limit(Limit("key", TASK, concurrency=1))
+    [a] = await _keyed(store, "a", 1)
+    assert await claim_ids(store, now=T0) == [a]
+    after = T0 + LEASE + 1  # the worker died: nothing queued, its lease ran out
+    assert await claim_ids(store, now=after) == []
+    assert await store.rescue_expired(now=after) == 1
+    assert await claim_ids(store, now=after + 1) == [a]  # its key was kept for it

@@ -108,7 +108,8 @@ class KeyState:
     turn: float
     starts: list[float]  # its starts in the window, oldest first
     running: int  # running jobs with live leases
-    lease_min: float | None  # the first of their leases to run out
+    lease_min: float | None  # the first lease of its running jobs to run out (or that ran
+    # out: a dead worker's job, which the rescue puts back in the queue)
     next_run: float | None  # its first scheduled job's run_at
     queued: int  # queued jobs, counted up to room + 1
     room: int = 0
@@ -175,13 +176,14 @@ def changes(states: Iterable[KeyState], limits: dict[str, Limit], now: float,
         running = state.running + state.taken
         starts = in_window(state.starts + [now] * state.taken, limit, now) \
             if limit.rate is not None else []
-        lease_min = min(x for x in (state.lease_min, now + lease_for if state.taken else None)
-                        if x is not None) if running else None
+        leases = [x for x in (state.lease_min, now + lease_for if state.taken else None)
+                  if x is not None]
+        lease_min = min(leases) if leases else None
         turn = now + served.get((state.task, state.key), 0) * 1e-6 if state.taken \
             else state.turn  # to the back of the round, in the order served
         if allowance(limit, running, len(starts)) <= 0:
-            until = [lease_min or now + RECHECK] if limit.concurrency is not None and \
-                running >= limit.concurrency else []
+            until = [lease_min if lease_min and lease_min > now else now + RECHECK] \
+                if limit.concurrency is not None and running >= limit.concurrency else []
             if limit.rate is not None and len(starts) >= limit.rate and limit.period:
                 until.append(starts[len(starts) - limit.rate] + limit.period)
             out.append(KeyChange(state.task, state.key, turn, starts,

@@ -101,8 +101,7 @@ READY_KEYS = f"""
 SELECT k.task, k.limit_key, k.turn, k.starts,
     (SELECT count(*) {_KEY_JOBS} AND job.state = 'running'
         AND job.lease_expires_at > %(now)s),
-    (SELECT min(job.lease_expires_at) {_KEY_JOBS} AND job.state = 'running'
-        AND job.lease_expires_at > %(now)s),
+    (SELECT min(job.lease_expires_at) {_KEY_JOBS} AND job.state = 'running'),
     (SELECT min(job.run_at) {_KEY_JOBS} AND job.state = 'scheduled'),
     (SELECT count(*) FROM (SELECT 1 {_KEY_JOBS} AND job.state = 'queued'
                            LIMIT %(probe)s) AS queued)

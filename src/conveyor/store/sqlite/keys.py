@@ -73,8 +73,7 @@ _KEY_JOBS = "FROM conveyor_jobs AS job INDEXED BY conveyor_jobs_limit_key " \
 READY_KEYS = f"""
 SELECT k.task, k.limit_key, k.turn, k.starts,
     (SELECT count(*) {_KEY_JOBS} AND job.state = 'running' AND job.lease_expires_at > :now),
-    (SELECT min(job.lease_expires_at) {_KEY_JOBS} AND job.state = 'running'
-        AND job.lease_expires_at > :now),
+    (SELECT min(job.lease_expires_at) {_KEY_JOBS} AND job.state = 'running'),
     (SELECT min(job.run_at) {_KEY_JOBS} AND job.state = 'scheduled'),
     (SELECT count(*) FROM (SELECT 1 {_KEY_JOBS} AND job.state = 'queued' LIMIT :probe))
 FROM conveyor_limit_keys AS k INDEXED BY conveyor_limit_keys_ready
