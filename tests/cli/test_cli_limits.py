@@ -46,6 +46,13 @@ def test_task_set_changes_each_keys_limit_and_queues_shows_it(cli: Cli) -> None:
     assert both == [None, None]  # nothing declared in code for it: the task's and its keys'
 
 
+def test_task_set_help_documents_key_limits_with_an_example(cli: Cli) -> None:
+    said = " ".join(cli.ok("task", "set", "--help").split())
+    for words in ("--key-concurrency", "--key-rate", "--key-strategy", "debounce",
+                  "conveyor task set sync --key-concurrency 1 --key-rate 10/min"):
+        assert words in said, words
+
+
 def test_bad_limits_are_one_line_errors_and_store_nothing(cli: Cli) -> None:
     for args in (["--concurrency", "many"], ["--rate", "10"], ["--rate", "5/fortnight"], []):
         result = cli("queue", "set", "ai", *args)

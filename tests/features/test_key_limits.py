@@ -13,6 +13,7 @@ import pytest
 from conveyor import Conveyor, FakeClock, JobState, KeyLimit, PayloadInvalid
 from conveyor.limits.model import Limit
 from conveyor.testing import run_until_idle_async
+from conveyor.web.serialize import accepted_json
 
 T0 = 1_800_000_000.0
 
@@ -105,4 +106,5 @@ def test_drop_answers_that_the_job_was_dropped(tmp_path: Path) -> None:
     assert (second.state, second.dead_reason) == (JobState.CANCELLED,
                                                   "dropped: key at its limit")
     assert second.to_dict()["dropped"] is True
+    assert accepted_json(second)["dropped"] is True and "dropped" not in accepted_json(first)
     app.close()
