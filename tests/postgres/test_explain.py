@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from conveyor.store.postgres import keys
 from conveyor.store.postgres import queries as q
 from conveyor.store.postgres.store import PostgresStore
 
@@ -153,3 +154,19 @@ def test_dead_letters_read_the_index_of_dead_rows(filled: PostgresStore, generic
         scans = scans_of_jobs(explain(filled, template, params, generic))
         assert any(name == "conveyor_jobs_dead" for _, name in scans), scans
         assert all(kind != "Seq Scan" for kind, _ in scans), scans
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+def test_a_keyed_claim_reads_only_the_keys_it_picked(filled: PostgresStore,
+                                                     generic: bool) -> None:
+    """Per-key limits: a key's counts and its next jobs come from the index of keyed jobs
+    (task, limit_key, state, ...), never from a walk of the queue or of other keys' jobs."""
+    ready = explain(filled, keys.READY_KEYS, {"tasks": ["fill.task"], "now": 1_800_000_000.0,
+                                              "probe": 11, "keys": 32}, generic)
+    picked = explain(filled, keys.KEY_CANDIDATES, {
+        "tasks": ["fill.task"], "keys": ["k1"], "rooms": [2], "now": 1_800_000_000.0,
+        "queues": ["queue-0"]}, generic)
+    for nodes in (ready, picked):
+        scans = scans_of_jobs(nodes)
+        assert scans and all(name == "conveyor_jobs_limit_key" for _, name in scans), scans
+    assert any(n.get("Index Name") == "conveyor_limit_keys_ready" for n in ready), ready

@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from conveyor.store.sqlite import keys
 from conveyor.store.sqlite import queries as q
 from conveyor.store.sqlite.store import SQLiteStore
 
@@ -58,5 +59,22 @@ def test_dead_letters_search_the_index_of_dead_rows(tmp_path: Path) -> None:
             # never a scan of the table
             assert all("conveyor_jobs_dead" in step for step in found.split(" | ")
                        if step.startswith("SCAN")), found
+    finally:
+        conn.close()
+
+
+def test_a_keyed_claim_reads_only_the_keys_it_picked(tmp_path: Path) -> None:
+    """Per-key limits: ready keys from their partial index (parked ones are not in it), a
+    key's counts and next jobs from the index of keyed jobs, never a scan of the jobs."""
+    conn = migrated(tmp_path / "keys.db")
+    try:
+        ready = plan(conn, keys.READY_KEYS, {"task": "t", "now": 1.0, "probe": 11, "keys": 32})
+        picked = plan(conn, keys.KEY_CANDIDATES, {"task": "t", "key": "k", "now": 1.0,
+                                                   "queues": '["default"]', "room": 2})
+        assert "conveyor_limit_keys_ready" in ready, ready
+        for found in (ready, picked):
+            assert "conveyor_jobs_limit_key" in found, found
+            assert not any(step.startswith("SCAN job") or step == "SCAN conveyor_jobs"
+                           for step in found.split(" | ")), found
     finally:
         conn.close()
