@@ -221,3 +221,19 @@ async def test_a_dead_workers_job_keeps_its_key_until_it_is_rescued(store: Store
     assert await claim_ids(store, now=after) == []
     assert await store.rescue_expired(now=after) == 1
     assert await claim_ids(store, now=after + 1) == [a]  # its key was kept for it
+
+
+async def test_a_claim_from_other_queues_leaves_a_keys_jobs_to_their_own(store: Store) -> None:
+    await store.set_limit(Limit("key", TASK, concurrency=1))
+    a = await _keyed(store, "a", 2)
+    assert await claim_ids(store, now=T0, queues=["elsewhere"]) == []
+    assert await claim_ids(store, now=T0, queues=["default"]) == [a[0]]  # not parked by it
+    [other] = await store.enqueue_many([new_job(task=TASK, limit_key="b", queue="other")],
+                                       now=T0)
+    [here] = await store.enqueue_many([new_job(task=TASK, limit_key="b")], now=T0 + 1)
+    [job] = await store.claim(["default"], "w-1", 5, LEASE, now=T0 + 2)
+    assert job.id == here.id  # the key's row points at "default", where its last job went
+    assert await claim_ids(store, now=T0 + 3, queues=["other"]) == []  # b: one running
+    await store.settle([Complete(job.lease)], now=T0 + 4)
+    assert await claim_ids(store, now=T0 + 5, queues=["default"]) == []  # b moves to "other"
+    assert await claim_ids(store, now=T0 + 5, queues=["other"]) == [other.id]

@@ -162,6 +162,7 @@ def test_a_keyed_claim_reads_only_the_keys_it_picked(filled: PostgresStore,
     """Per-key limits: a key's counts and its next jobs come from the index of keyed jobs
     (task, limit_key, state, ...), never from a walk of the queue or of other keys' jobs."""
     ready = explain(filled, keys.READY_KEYS, {"tasks": ["fill.task"], "now": 1_800_000_000.0,
+                                              "queues": ["queue-0"],
                                               "probe": 11, "keys": 32}, generic)
     picked = explain(filled, keys.KEY_CANDIDATES, {
         "tasks": ["fill.task"], "keys": ["k1"], "rooms": [2], "now": 1_800_000_000.0,

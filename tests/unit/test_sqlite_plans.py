@@ -68,7 +68,8 @@ def test_a_keyed_claim_reads_only_the_keys_it_picked(tmp_path: Path) -> None:
     key's counts and next jobs from the index of keyed jobs, never a scan of the jobs."""
     conn = migrated(tmp_path / "keys.db")
     try:
-        ready = plan(conn, keys.READY_KEYS, {"task": "t", "now": 1.0, "probe": 11, "keys": 32})
+        ready = plan(conn, keys.READY_KEYS, {"task": "t", "now": 1.0, "probe": 11, "keys": 32,
+                                             "queues": '["default"]'})
         picked = plan(conn, keys.KEY_CANDIDATES, {"task": "t", "key": "k", "now": 1.0,
                                                    "queues": '["default"]', "room": 2})
         assert "conveyor_limit_keys_ready" in ready, ready

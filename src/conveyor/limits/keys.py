@@ -112,6 +112,7 @@ class KeyState:
     # out: a dead worker's job, which the rescue puts back in the queue)
     next_run: float | None  # its first scheduled job's run_at
     queued: int  # queued jobs, counted up to room + 1
+    next_queue: str | None = None  # the queue of its next queued job
     room: int = 0
     found: int = 0  # candidates read for it
     taken: int = 0
@@ -128,6 +129,7 @@ class KeyChange:
     parked_until: float | None
     at_limit: bool
     delete: bool = False
+    queue: str | None = None  # its next job is in another queue: claims from that one read it
 
 
 def in_window(starts: Iterable[float], limit: Limit, now: float) -> list[float]:
@@ -164,12 +166,13 @@ def round_robin(candidates: Iterable[tuple[Any, ...]], states: dict[tuple[str, s
 
 
 def changes(states: Iterable[KeyState], limits: dict[str, Limit], now: float,
-            lease_for: float, served: dict[tuple[str, str], int]) -> list[KeyChange]:
+            lease_for: float, served: dict[tuple[str, str], int],
+            queues: Sequence[str]) -> list[KeyChange]:
     """After a claim: each key served moves to the back of the round; a key at its limit is
     parked until it may have room (a rate's oldest start leaves the window; a running job's
     lease runs out, unless a settle unparks it first); a key with nothing left to claim
     waits for its next scheduled job or running job, or is deleted. `served`: each key
-    taken from, by the position of its first job in the claim."""
+    taken from, by the position of its first job in the claim; `queues`: the claim's."""
     out = []
     for state in states:
         limit = limits[state.task]
@@ -195,8 +198,11 @@ def changes(states: Iterable[KeyState], limits: dict[str, Limit], now: float,
                                  None if until is None else until if until > now
                                  else now + RECHECK, False, delete=not wake))
         elif state.found < state.room and state.found == state.taken:
-            # queued jobs this claimer cannot take (another queue, a paused one)
-            out.append(KeyChange(state.task, state.key, turn, starts, now + RECHECK, False))
+            # queued jobs this claimer cannot take: in a queue it does not claim from (the
+            # key moves there, ready), or in a paused queue, or past their TTL (a second)
+            moved = state.next_queue if state.next_queue not in queues else None
+            out.append(KeyChange(state.task, state.key, turn, starts,
+                                 None if moved else now + RECHECK, False, queue=moved))
         else:
             out.append(KeyChange(state.task, state.key, turn, starts, None, False))
     return out
@@ -214,6 +220,11 @@ def under_drop(jobs: Iterable[NewJob], limits: dict[str, Limit]
         else:
             wanted.setdefault((job.task, job.limit_key), []).append(job.id)
     return kept, wanted
+
+
+def key_queues(jobs: Iterable[NewJob]) -> dict[tuple[str, str], str]:
+    """Each key of a batch and the queue of its last job (where its key row points)."""
+    return {(job.task, job.limit_key): job.queue for job in jobs if job.limit_key is not None}
 
 
 def newest_debounced(stored: Iterable[NewJob], limits: dict[str, Limit]

@@ -268,7 +268,8 @@ class Limits(KeyLimits):
             taken = budget.take(((c[0], c[1], c[2]) for _, c in candidates), limit)
             keys_of = {c[0]: c[5] for c in keyed}
             await self._keys_claimed(conn, budget, states, [
-                (t[0], t[1], t[2], keys_of.get(t[0])) for t in taken], now, params["lease_for"])
+                (t[0], t[1], t[2], keys_of.get(t[0])) for t in taken], now, params["lease_for"],
+                names)
             if not taken:
                 return []
             claimed = await conn.execute(self.statement(CLAIM_IDS), {
