@@ -205,12 +205,11 @@ def fake_rows(count: int, now: float) -> list[tuple[Any, ...]]:
 
 
 async def load(store: Any, rows: list[tuple[Any, ...]]) -> None:
-    from conveyor.store import history_sql as hq
     from conveyor.store.history_rows import error_rollups, rollups_of, worker_rollups
 
-    rollups = [r.params() for r in rollups_of(rows)]
-    workers, errors = worker_rollups(rows), error_rollups(rows)
     if store.url.startswith("sqlite"):
+        rollups = [r.params() for r in rollups_of(rows)]
+        workers, errors = worker_rollups(rows), error_rollups(rows)
         from conveyor.store.sqlite.history import _ATTEMPT, _ERRORS, _ROLLUP, _WORKERS
 
         with store.db.write() as conn:
@@ -224,25 +223,17 @@ async def load(store: Any, rows: list[tuple[Any, ...]]) -> None:
     import orjson
     import psycopg
 
-    from conveyor.store.postgres.history import (
-        UPSERT_ERROR_ROLLUPS,
-        UPSERT_ROLLUPS,
-        UPSERT_WORKER_ROLLUPS,
-    )
+    from conveyor.history.rollup import bucket
+    from conveyor.store.postgres.history import RECORD_LOST
 
     schema = store.target.quoted_schema
     async with (await psycopg.AsyncConnection.connect(PG, autocommit=True) as conn,
                 conn.cursor() as cursor):
-            columns = ", ".join(hq.ATTEMPT_COLUMNS)
-            async with cursor.copy(f"COPY {schema}.conveyor_attempts ({columns}) FROM STDIN"
-                                   ) as copy:
-                for row in rows:
-                    await copy.write_row(row)
-            for statement, values in ((UPSERT_ROLLUPS, rollups), (UPSERT_WORKER_ROLLUPS, workers),
-                                      (UPSERT_ERROR_ROLLUPS, errors)):
-                for start in range(0, len(values), 10_000):
-                    await cursor.execute(statement.replace("{schema}", schema), {
-                        "rows": orjson.dumps(values[start:start + 10_000]).decode()})
+            # the store's own statement: attempt rows and all their rollups, 10,000 at a time
+            for start in range(0, len(rows), 10_000):
+                await cursor.execute(RECORD_LOST.replace("{schema}", schema), {
+                    "rows": orjson.dumps([(*row, bucket(row[10]))
+                                          for row in rows[start:start + 10_000]]).decode()})
             await cursor.execute(f"ANALYZE {schema}.conveyor_attempts")
             for table in ("rollups", "worker_rollups", "error_rollups"):
                 await cursor.execute(f"VACUUM ANALYZE {schema}.conveyor_{table}")

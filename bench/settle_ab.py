@@ -1,10 +1,12 @@
 """Settle throughput, A/B between source trees: a worker in one process drains a backlog of
 no-op jobs (nine in ten return a small result, one in ten raises and goes dead), claim to
 settle, and the drain is timed. Each block runs one source tree (PYTHONPATH) in a child, with
-and without CONVEYOR_ENCRYPTION_KEYS, blocks interleaved in rotating order, so the machine's
-slow and quiet spells fall on every variant alike.
+and without CONVEYOR_ENCRYPTION_KEYS (--no-keys: without only), and with the settings a variant
+names after `@`, blocks interleaved in rotating order, so the machine's slow and quiet spells
+fall on every variant alike.
 
     .venv/bin/python bench/settle_ab.py --variants /work/main/src,src
+    .venv/bin/python bench/settle_ab.py --no-keys --variants old/src,src,src@CONVEYOR_HISTORY=0
     .venv/bin/python bench/settle_ab.py --variants /work/main/src,src \
         --url postgresql://postgres@127.0.0.1:5432/test --jobs 5000
 
@@ -78,18 +80,21 @@ def drop_schema(base: str, name: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="", help="comma-separated src folders")
+    parser.add_argument("--variants", default="", help="comma-separated src folders, each "
+                        "optionally with settings: src@CONVEYOR_HISTORY=0@CONVEYOR_X=1")
     parser.add_argument("--url", default="sqlite")
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--blocks", type=int, default=4)
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--keys", action="store_true")
+    parser.add_argument("--no-keys", action="store_true",
+                        help="leave out the runs with encryption keys")
     args = parser.parse_args()
     if args.child:
         print(child(args.url, args.jobs, args.keys))
         return
     variants = [v for v in args.variants.split(",") if v] or [""]
-    cases = [(v, keys) for v in variants for keys in (False, True)]
+    cases = [(v, keys) for v in variants for keys in ((False,) if args.no_keys else (False, True))]
     results: dict[tuple[str, bool], list[float]] = {case: [] for case in cases}
     with tempfile.TemporaryDirectory() as folder:
         for block in range(args.blocks):
@@ -97,8 +102,10 @@ def main() -> None:
             for variant, keys in order:
                 name = secrets.token_hex(4)
                 env = dict(os.environ)
-                if variant:
-                    env["PYTHONPATH"] = str(Path(variant).resolve())
+                source, *settings = variant.split("@")
+                env.update(setting.split("=", 1) for setting in settings)
+                if source:
+                    env["PYTHONPATH"] = str(Path(source).resolve())
                 command = [sys.executable, __file__, "--child", "--jobs", str(args.jobs),
                            "--url", fresh_url(args.url, folder, name)] + (
                                ["--keys"] if keys else [])

@@ -26,6 +26,7 @@ from .errors import (
     SchemaOutdated,
     StoreUnavailable,
 )
+from .finding import Finding
 from .hooks import Hooks, dead_events
 from .job import EnqueueResult, Job, JobState, NewJob, new_id
 from .limits.control import LimitControl
@@ -48,7 +49,7 @@ log = logging.getLogger("conveyor")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Conveyor(Steering):
+class Conveyor(Steering, Finding):
     """The app: tasks, store and settings in one object (no module-level registry)."""
 
     def __init__(self, url: str | None = None, *, settings: Settings | None = None,

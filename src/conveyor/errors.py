@@ -104,3 +104,12 @@ class InvalidQueueName(ConveyorError):
     def __init__(self, name: object, rule: str) -> None:
         super().__init__(f"queue name {name!r} is not allowed: a queue name is {rule}")
         self.name = name
+
+
+class SearchRefused(ConveyorError):
+    """A search Conveyor will not run: a payload field its task's schema marks Sensitive (a
+    search by it would tell its value), or a query it cannot read."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -231,6 +231,13 @@ class JobFilter:
     # jobs waiting to retry (scheduled again after a failed attempt), besides `states`:
     # `states=(queued,), retrying=True` lists queued jobs and jobs waiting to retry
     retrying: bool = False
+    # any of these tasks / queues (search.py resolves a name fragment to the names it
+    # matches); an exact `task` or `queue` besides them must also be among them
+    tasks: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    # only jobs that have failed at least once (an index of them: the error search's
+    # candidates)
+    with_errors: bool = False
 
 
 RETRYING = "retrying"  # a view of `scheduled`: scheduled again after a failed attempt

@@ -92,10 +92,15 @@ def test_hostile_values_in_every_parameter_and_field(live: Live) -> None:
                     if p["in"] == "path":
                         url = url.replace("{" + p["name"] + "}", quote(value, safe="") or "x")
                 query = {p["name"]: value for p in params if p["in"] == "query"}
+                # a long value in every one of many parameters is longer than a client
+                # sends (httpx stops at 64 KiB of query): then one parameter at a time
+                queries = ([{name: value} for name in query]
+                           if len(value) * len(query) > 60_000 else [query])
                 for client in (tenant, admin):
-                    response = client.request(method.upper(), url, params=query,
-                                              json={} if method == "post" else None)
-                    _judge(failures, method, url, query, response)
+                    for sent in queries:
+                        response = client.request(method.upper(), url, params=sent,
+                                                  json={} if method == "post" else None)
+                        _judge(failures, method, url, sent, response)
         for field in ("task", "queue", "tenant", "idempotency_key", "correlation_id",
                       "priority", "max_attempts", "delay", "ttl", "run_at", "payload"):
             for value in HOSTILE_JSON:

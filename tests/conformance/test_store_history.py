@@ -4,6 +4,8 @@ retention of its own."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from conveyor.history.fingerprint import fingerprint
@@ -72,6 +74,37 @@ async def test_every_outcome_is_recorded_in_one_batch(store: Store) -> None:
     [summary] = await store.task_analytics(ALL)
     assert summary.counts == {"completed": 1, "retried": 0, "dead": 1, "cancelled": 1,
                               "snoozed": 1, "lost": 0}
+
+
+async def test_a_mixed_batch_records_only_its_applied_items(store: Store) -> None:
+    """Stale and current items of several kinds in one settle: every figure (attempt rows,
+    task, worker and error rollups) counts exactly the items that applied."""
+    ids = [await enqueue(store, max_attempts=1) for _ in range(6)]
+    jobs = {j.id: j for j in await store.claim(None, "worker-1", 6, LEASE, now=T0)}
+    j = [jobs[i] for i in ids]
+
+    def stale(job: ClaimedJob) -> ClaimedJob:
+        return dataclasses.replace(job, token=job.token + 1)
+
+    items = [Complete(j[0].lease, attempt=record(j[0])),
+             Complete(stale(j[1]).lease, attempt=record(j[1])),
+             Fail(j[2].lease, error(1), None, attempt=record(j[2], fp="d" * 16)),
+             Fail(stale(j[3]).lease, error(1), None, attempt=record(j[3], fp="d" * 16)),
+             Fail(j[4].lease, error(1), 30, attempt=record(j[4], fp="d" * 16)),
+             Snooze(stale(j[5]).lease, 60, attempt=record(j[5]))]
+    assert await store.settle(items, now=T0 + 1) == [True, False, True, False, True, False]
+    assert [len(await store.job_attempts(i)) for i in ids] == [1, 0, 1, 0, 1, 0]
+    [summary] = await store.task_analytics(ALL)
+    assert summary.counts == {"completed": 1, "retried": 1, "dead": 1, "cancelled": 0,
+                              "snoozed": 0, "lost": 0}
+    [group] = await store.error_groups(ALL)
+    assert group.count == 2
+    [long] = await store.error_groups(TimeRange(T0 - 86400, T0 + 60))
+    assert long.count == 2
+    [worker] = await store.worker_analytics(TimeRange(T0 - 86400, T0 + 60), now=T0 + 1)
+    assert (worker.attempts, worker.failures) == (3, 2)
+    assert await store.settle(items[:1], now=T0 + 2) == [False]  # settled twice: once counted
+    assert len(await store.job_attempts(ids[0])) == 1
 
 
 async def test_a_rescued_attempt_is_recorded_as_lost(store: Store) -> None:

@@ -149,11 +149,52 @@ def test_retention_by_count_reads_an_index(filled: PostgresStore, generic: bool)
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
 def test_dead_letters_read_the_index_of_dead_rows(filled: PostgresStore, generic: bool) -> None:
     for template, params in ((q.DEAD_LETTERS, {"queue": None, "tenant": None, "after": None,
-                                               "limit": 51}),
-                             (q.DEAD_QUEUES, {"tenant": None})):
+                                               "limit": 51}),):
         scans = scans_of_jobs(explain(filled, template, params, generic))
         assert any(name == "conveyor_jobs_dead" for _, name in scans), scans
         assert all(kind != "Seq Scan" for kind, _ in scans), scans
+
+
+def _list(where: Any, after: str | None = None) -> tuple[str, dict[str, Any]]:
+    from conveyor.store.postgres.reads import _where
+
+    where_sql, params = _where(where, after, 200)
+    return f"{q.LIST_SELECT}{where_sql} {q.LIST_ORDER}", params
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+def test_search_candidates_are_bounded_walks_newest_first(filled: PostgresStore,
+                                                          generic: bool) -> None:
+    """A search's pages (search.py): failed jobs from their own partial index; several tasks
+    or queues by walking the primary key backwards, stopping at the LIMIT (no sort)."""
+    from conveyor.job import JobFilter
+
+    nodes = explain(filled, *_list(JobFilter(with_errors=True), after="000000100000"), generic)
+    scans = scans_of_jobs(nodes)
+    assert any(name == "conveyor_jobs_errored" for _, name in scans), scans
+    assert all(kind != "Seq Scan" for kind, _ in scans), scans
+    nodes = explain(filled, *_list(JobFilter(tasks=("fill.task", "other"),
+                                             queues=("queue-1", "queue-2"))), generic)
+    assert nodes[0]["Node Type"] == "Limit", nodes[0]
+    assert not any(n["Node Type"] == "Sort" for n in nodes), nodes
+    assert ("Index Scan", "conveyor_jobs_pkey") in scans_of_jobs(nodes), scans_of_jobs(nodes)
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+def test_name_catalogue_reads_are_bounded(filled: PostgresStore, generic: bool) -> None:
+    from conveyor.store.postgres import catalog
+
+    params = {"tenant": "org-1", "since": 1, "recent": 1000, "window": 20_000}
+    for template in (catalog.RECENT_NAMES, catalog.RECENT_TENANT_NAMES):
+        nodes = explain(filled, template, params, generic)
+        # the newest rows by the key, under a Limit: never a sort of the table
+        assert scans_of_jobs(nodes) == [("Index Scan", "conveyor_jobs_pkey")], nodes
+        walk = next(n for n in nodes if n.get("Relation Name") == "conveyor_jobs")
+        assert walk["Scan Direction"] == "Backward", walk
+        assert any(n["Node Type"] == "Limit" for n in nodes), nodes
+    rolled = explain(filled, catalog.ROLLED_NAMES, params, generic)
+    assert all(n["Node Type"] != "Seq Scan" for n in rolled
+               if n.get("Relation Name") == "conveyor_rollups"), rolled
 
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])

@@ -169,7 +169,8 @@ async def test_a_running_jobs_child_reaches_the_waiting_worker_by_hand_off(url: 
     try:
         await until(lambda: _offers(schema) == 1, 10)  # waiting: its slots are offered
         first = await app.enqueue_async("chain.parent", {}, correlation_id="req-7")
-        await until(lambda: "ran" in seen, 10)
+        # the child may run before its parent resumes from the enqueue: wait for both
+        await until(lambda: "ran" in seen and "child" in seen, 10)
         child_id, state = seen["child"]  # type: ignore[misc]
         assert state == JobState.RUNNING  # leased to the waiting worker by the enqueue
         assert seen["ran"] == (child_id, "req-7", 1)

@@ -60,6 +60,13 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_id_tail')
             conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_dead')
             conn.execute(f'DROP TABLE "{schema}".conveyor_traces')
+            conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_errored')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_cron')
+            for name in ("inserted", "updated", "deleted", "truncated"):  # their triggers too
+                conn.execute(f'DROP FUNCTION "{schema}".conveyor_count_{name}() CASCADE')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_counts')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_tenant_counts')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_count_deltas')
             conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 2')
         # a producer of this release needs the column of version 3: a clear error that says
         # what to run, and nothing stored

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from conveyor.analytics import check_fingerprint, parse_span
@@ -60,6 +62,28 @@ def test_quantiles_come_within_their_bucket() -> None:
     assert p25 is not None and 0.008 < p25 <= 0.016
     assert p75 is not None and 0.064 < p75 <= 0.128
     assert quantile([0] * BUCKETS, 0.5) is None
+
+
+def test_fold_matches_a_row_per_item_sum() -> None:
+    """fold counts per (minute, key, outcome, bucket) first; the rows must equal adding every
+    item to its minute, hour and day row one by one."""
+    rng = random.Random(3)
+    items = [(86400 * 3 + rng.random() * 7200, rng.choice("ab"), rng.choice("qr"),
+              rng.choice([None, "t1"]), rng.choice(["completed", "dead", "retried"]),
+              rng.lognormvariate(-4, 2)) for _ in range(2000)]
+    expected: dict[tuple[object, ...], tuple[dict[str, int], float, list[int]]] = {}
+    for ended, task, queue, tenant, outcome, took in items:
+        for width in (60, 3600, 86400):
+            key = (width, int(ended // width) * width // 60, task, queue, tenant or "")
+            counts, total, slots = expected.setdefault(key, ({}, 0.0, [0] * BUCKETS))
+            counts[outcome] = counts.get(outcome, 0) + 1
+            slots[bucket(took)] += 1
+            expected[key] = (counts, total + took, slots)
+    got = {(r.width, r.minute, r.task, r.queue, r.tenant): r for r in fold(items)}
+    assert got.keys() == expected.keys()
+    for key, (counts, total, slots) in expected.items():
+        assert (got[key].counts, got[key].buckets) == (counts, slots)
+        assert got[key].duration_sum == pytest.approx(total)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("1h", 3600), ("30d", 2_592_000),

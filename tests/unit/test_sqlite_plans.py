@@ -51,14 +51,61 @@ def test_dead_letters_search_the_index_of_dead_rows(tmp_path: Path) -> None:
     conn = migrated(tmp_path / "dead.db")
     try:
         for sql, params in ((q.DEAD_LETTERS, {"queue": None, "tenant": None, "after": None,
-                                              "limit": 51}),
-                            (q.DEAD_QUEUES, {"tenant": None})):
+                                              "limit": 51}),):
             found = plan(conn, sql, params)
             assert "conveyor_jobs_dead" in found, found
             # a walk of the dead rows' index, newest first, that stops at the page's end:
             # never a scan of the table
             assert all("conveyor_jobs_dead" in step for step in found.split(" | ")
                        if step.startswith("SCAN")), found
+    finally:
+        conn.close()
+
+
+def _list_sql(where: object, after: str | None = None) -> tuple[str, dict[str, object]]:
+    from conveyor.store.sqlite.reads import _where
+
+    where_sql, params = _where(where, after, 200)  # type: ignore[arg-type]
+    return f"{q.LIST_SELECT}{where_sql} {q.LIST_ORDER}", params
+
+
+def test_search_candidates_are_bounded_walks_newest_first(tmp_path: Path) -> None:
+    """The pages a search reads (search.py): jobs that failed from their own index, and
+    several tasks or queues by walking the primary key from the newest id; each stops at
+    its LIMIT (no sort of every match first)."""
+    from conveyor.job import JobFilter
+
+    conn = migrated(tmp_path / "search.db")
+    try:
+        conn.execute("ANALYZE")
+        for where in (JobFilter(with_errors=True), JobFilter(with_errors=True, tenant="a")):
+            errored = plan(conn, *_list_sql(where, after="01b"))
+            assert errored == "SEARCH conveyor_jobs USING INDEX conveyor_jobs_errored (id<?)", \
+                errored
+        for where in (JobFilter(tasks=("a", "b")), JobFilter(queues=("q1", "q2"), tasks=("a",))):
+            found = plan(conn, *_list_sql(where)).split(" | ")
+            # the table in key order (newest first), the names as a list looked up per row
+            assert found[0] == "SCAN conveyor_jobs", found
+            assert not any("TEMP B-TREE" in step for step in found), found
+    finally:
+        conn.close()
+
+
+def test_name_catalogue_reads_are_bounded(tmp_path: Path) -> None:
+    from conveyor.store.sqlite import catalog
+
+    conn = migrated(tmp_path / "names.db")
+    try:
+        conn.execute("ANALYZE")
+        params = {"tenant": "org-1", "since": 1, "recent": 1000}
+        rolled = plan(conn, catalog.ROLLED_NAMES, params)
+        assert "SEARCH conveyor_rollups USING PRIMARY KEY (width=? AND minute>?)" in rolled, \
+            rolled
+        recent = plan(conn, catalog.RECENT_TENANT_NAMES, params)
+        assert "conveyor_jobs_tenant" in recent and "TEMP B-TREE FOR ORDER BY" not in recent, \
+            recent
+        every = plan(conn, catalog.RECENT_NAMES, params)
+        assert "TEMP B-TREE FOR ORDER BY" not in every, every  # the newest 1,000 by the key
     finally:
         conn.close()
 

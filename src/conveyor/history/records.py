@@ -20,10 +20,12 @@ class Outcome(StrEnum):
         return self in (Outcome.RETRIED, Outcome.DEAD, Outcome.LOST)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AttemptRecord:
     """What a worker measured of one attempt. It travels with the settle item that ends the
-    attempt; the store takes the outcome and error type from that item."""
+    attempt; the store takes the outcome and error type from that item. Treated as a value
+    (never changed after it is made), but not frozen: a frozen dataclass's __init__ costs a
+    worker 1.5 µs more per job, every job."""
 
     task: str
     queue: str

@@ -57,16 +57,27 @@ class RollupRow:
 def fold(items: Iterable[tuple[float, str, str, str | None, str, float]]
          ) -> list[RollupRow]:
     """(ended_at, task, queue, tenant, outcome, duration) -> one row per distinct key, for
-    each width."""
-    rows: dict[tuple[int, int, str, str, str], RollupRow] = {}
+    each width. Items are first counted per (minute, task, queue, tenant, outcome, bucket),
+    one dict step each (a settle batch has few such keys); the widths are built from those."""
+    counted: dict[tuple[int, str, str, str, str, int], list[float]] = {}
     for ended_at, task, queue, tenant, outcome, duration in items:
-        slot = bucket(duration)
+        key = (int(ended_at // 60), task, queue, tenant or "", outcome, bucket(duration))
+        acc = counted.get(key)
+        if acc is None:
+            counted[key] = [1, duration]
+        else:
+            acc[0] += 1
+            acc[1] += duration
+    rows: dict[tuple[int, int, str, str, str], RollupRow] = {}
+    for (minute, task, queue, tenant, outcome, slot), (count, total) in counted.items():
         for width in WIDTHS:
-            key = (width, int(ended_at // width) * width // 60, task, queue, tenant or "")
+            key = (width, minute * 60 // width * width // 60, task, queue, tenant)
             row = rows.get(key)
             if row is None:
                 row = rows[key] = RollupRow(*key)
-            row.add(outcome, duration, slot)
+            row.counts[outcome] = row.counts.get(outcome, 0) + int(count)
+            row.duration_sum += total
+            row.buckets[slot] += int(count)
     return list(rows.values())
 
 

@@ -135,6 +135,18 @@ class Retention:
 
 
 @dataclass(frozen=True, slots=True)
+class JobCount:
+    """How many jobs one queue, task and tenant hold in one state (`retrying`: scheduled
+    after a failed attempt), as the store keeps it (store/counting.py)."""
+
+    queue: str
+    task: str
+    tenant: str | None
+    state: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     by_state: dict[str, int] = field(default_factory=dict)
     by_queue: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -158,6 +170,24 @@ class SessionRecord:
     idle_expires_at: float
     expires_at: float
     checked_at: float
+
+
+NAMES_DAYS = 30        # the task and queue names of the last 30 days' day rollups ...
+NAMES_RECENT = 1000    # ... and of the newest 1,000 jobs (store job_names)
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Task and queue names a reader may know of, sorted (store job_names)."""
+
+    tasks: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+
+
+def names_of(pairs: Sequence[Sequence[Any]], queues: Sequence[str] = ()) -> Names:
+    """Names from (task, queue) rows and more queue names."""
+    return Names(tuple(sorted({p[0] for p in pairs})),
+                 tuple(sorted({p[1] for p in pairs} | set(queues))))
 
 
 class Store(Protocol):
@@ -255,14 +285,31 @@ class Store(Protocol):
         the last id of the previous page. An index of dead rows only: instant at any size."""
         ...
     async def dead_queues(self, tenant: str | None = None) -> list[str]:
-        """The queues that hold dead jobs (of `tenant`), from the same index."""
+        """The queues that hold dead jobs (of `tenant`), from the kept counts (0011)."""
         ...
     async def find_ids(self, fragment: str, tenant: str | None = None,
                        limit: int = 5) -> list[str]:
         """Up to `limit` ids that start with `fragment`, then that end with it (lowercase
         hex and dashes, checked by lookup.normalize); index range scans, never a table scan."""
         ...
+    async def job_names(self, tenant: str | None = None, now: float | None = None) -> Names:
+        """The task and queue names of `tenant`'s jobs (all, for None): those of the day
+        rollups of the last NAMES_DAYS days and of the newest NAMES_RECENT jobs (a store
+        without a tenant index may look for a tenant's among a fixed window of the newest
+        jobs instead), and for None also every queue with a row of its own (paused once).
+        Bounded reads, so a name only seen long ago in a huge table may be missing: this
+        feeds autocomplete and name search, not an audit."""
+        ...
+    # cron: schedules live in code; the store keeps which are paused, for every node
+    async def paused_schedules(self) -> set[str]: ...
+    async def set_schedule_paused(self, name: str, paused: bool,
+                                  now: float | None = None) -> None: ...
     async def stats(self, tenant: str | None = None, now: float | None = None) -> Stats: ...
+    # counters kept as the jobs change (migration 0011): the counts, the same counted from the
+    # jobs (a scan, for checks), and the upkeep that keeps reading them cheap
+    async def job_counts(self, tenant: str | None = None) -> list[JobCount]: ...
+    async def recount_jobs(self, tenant: str | None = None) -> list[JobCount]: ...
+    async def fold_counts(self) -> int: ...
     async def queues(self, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]: ...
     async def workers(self, now: float | None = None) -> list[WorkerInfo]: ...

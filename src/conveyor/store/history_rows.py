@@ -44,18 +44,26 @@ def attempt_row(item: Settle, record: AttemptRecord, outcome: str) -> tuple[Any,
             sealed, record.fingerprint, record.cpu, record.rss)
 
 
-def history_rows(items: Sequence[Settle], applied: Sequence[bool]
-                 ) -> tuple[list[tuple[Any, ...]], list[RollupRow]]:
-    """The attempt rows and rollup increments of the applied items that carry a record
-    (a refused item's lease had moved on: its attempt is another worker's to record)."""
+def attempt_rows(items: Sequence[Settle], applied: Sequence[bool] | None = None
+                 ) -> list[tuple[Any, ...]]:
+    """The attempt rows of the items that carry a record, of the applied ones only when
+    `applied` is given (a refused item's lease had moved on: its attempt is another
+    worker's to record)."""
     attempts: list[tuple[Any, ...]] = []
-    for item, ok in zip(items, applied, strict=True):
+    for i, item in enumerate(items):
         record = getattr(item, "attempt", None)
-        if not ok or record is None:
+        if record is None or (applied is not None and not applied[i]):
             continue
         outcome = outcome_of(item)
         if outcome is not None:
             attempts.append(attempt_row(item, record, outcome))
+    return attempts
+
+
+def history_rows(items: Sequence[Settle], applied: Sequence[bool]
+                 ) -> tuple[list[tuple[Any, ...]], list[RollupRow]]:
+    """The attempt rows and rollup increments of the applied items that carry a record."""
+    attempts = attempt_rows(items, applied)
     return attempts, rollups_of(attempts)
 
 

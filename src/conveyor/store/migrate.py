@@ -28,8 +28,38 @@ def load_migrations(folder: Path) -> list[Migration]:
     return found
 
 
+_DOLLAR_QUOTE = re.compile(r"\$[A-Za-z_]*\$")
+
+
 def split_statements(sql: str) -> tuple[str, ...]:
-    """Split a migration on `;` at line ends, dropping comments (no triggers or bodies here)."""
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    parts = "\n".join(lines).split(";\n")
-    return tuple(p.strip().rstrip(";") for p in parts if p.strip())
+    """Split a migration into statements: on `;` at a line's end, dropping whole-line `--`
+    comments, except inside a body whose `;` and lines are its own: a dollar-quoted one
+    (`$$ ... $$`, `$tag$ ... $tag$`: a PostgreSQL function's) or a SQLite trigger's
+    (from a line `BEGIN` to a line `END;`). A body left open is an error, not a statement
+    silently glued to the rest of the file."""
+    statements: list[str] = []
+    current: list[str] = []
+    quote: str | None = None  # the dollar quote of the body we are in, if any
+    in_trigger = False  # inside a SQLite trigger's BEGIN ... END;
+    for line in sql.splitlines():
+        word = line.strip().upper()
+        if quote is None and not in_trigger and word.startswith("--"):
+            continue
+        current.append(line)
+        for tag in _DOLLAR_QUOTE.findall(line):
+            if quote is None:
+                quote = tag
+            elif tag == quote:
+                quote = None
+        if quote is None and word == "BEGIN" and "\n".join(current).lstrip().upper(
+                ).startswith("CREATE TRIGGER"):
+            in_trigger = True
+        elif in_trigger and word == "END;":
+            in_trigger = False
+        if quote is None and not in_trigger and line.rstrip().endswith(";"):
+            statements.append("\n".join(current))
+            current = []
+    if quote is not None or in_trigger:
+        raise RuntimeError(f"a migration leaves a {quote or 'trigger'} body open")
+    statements.append("\n".join(current))
+    return tuple(s.strip().rstrip(";").strip() for s in statements if s.strip())

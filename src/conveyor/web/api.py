@@ -18,6 +18,7 @@ from .events import EventFilter, stream
 from .grants import check_grant
 from .inputs import cursor_of, job_filter, job_spec, limit_of
 from .problems import ApiError, JSONResponse, from_conveyor
+from .search_api import search_of, search_page
 from .serialize import accepted_json, job_json, queue_json, stats_json, worker_json
 
 
@@ -102,6 +103,9 @@ async def list_jobs(request: Request) -> Response:
     principal = await reader(request)
     params = request.query_params
     where, limit, cursor = job_filter(params, principal), limit_of(params), cursor_of(params)
+    search = search_of(params)
+    if not search.empty:
+        return await search_page(ctx, where, search, cursor, limit, fields_of(params))
     body = await page_of_jobs(ctx.conveyor.list_jobs, where, cursor, limit, fields_of(params),
                               ctx.conveyor.settings.max_list_bytes)
     return Response(body, media_type="application/json")

@@ -4,6 +4,7 @@ each page asks the app for what it shows, scoped to the signed-in tenant."""
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -13,13 +14,15 @@ from starlette.routing import BaseRoute, Route
 from .. import lookup
 from ..errors import ConveyorError, JobNotFound
 from ..job import Job, JobFilter, JobState
-from . import actions, analytics_pages, bulk, charts, overview, queue_limits
+from ..search import Search
+from . import actions, analytics_pages, bulk, charts, overview, queue_limits, search_view
 from .auth import Principal
 from .bodies import jobs_in_pieces
 from .consumers import consumers_of, starving
 from .context import WebContext
 from .inputs import cursor_of, job_filter, trail_of
 from .problems import ApiError, from_conveyor
+from .search_api import search_of
 from .serialize import queue_json, worker_json
 from .views import fragment, redirect, render, render_off_loop
 
@@ -67,19 +70,32 @@ async def jobs_page(request: Request) -> Response:
             return redirect("/jobs", f"No job id starts or ends with {wanted[:40]}.")
         return redirect(f"/jobs/{quote(job_id, safe='')}")
     where = job_filter(request.query_params, principal)
-    matching = await ctx.call(ctx.conveyor.call, lambda store: store.count_jobs(
-        where, bulk.COUNT_CAP))
     cursor = cursor_of(request.query_params)
     trail = trail_of(request.query_params)  # the cursors of the newer pages, for "← Newer"
-    found = await jobs_in_pieces(ctx.conveyor.list_jobs, where, cursor, PAGE + 1)
     can_discard = hasattr(ctx.conveyor, "discard")
+    common = {"bulk_actions": bulk.fitting_actions(where, can_discard=can_discard),
+              "verbs": bulk.VERBS, "trail": trail, "params": params, "title": "Jobs"}
+    search = searched(request.query_params)
+    if isinstance(search, ApiError) or not search.empty:
+        return await search_view.search_page(request, ctx, principal, where, search, cursor,
+                                             common)
+    matching = await ctx.call(ctx.conveyor.call, lambda store: store.count_jobs(
+        where, bulk.COUNT_CAP))
+    found = await jobs_in_pieces(ctx.conveyor.list_jobs, where, cursor, PAGE + 1)
     return await render_off_loop(
         request, "jobs.html", principal, jobs=found[:PAGE], where=where,
         matching=matching, matching_label=bulk.count_label(matching),
-        bulk_actions=bulk.fitting_actions(where, can_discard=can_discard),
-        filter_fields=bulk.filter_fields(where), verbs=bulk.VERBS, trail=trail,
-        params=params, cursor=cursor, next_cursor=found[PAGE - 1].id
-        if len(found) > PAGE else None, title="Jobs")
+        filter_fields=bulk.filter_fields(where), cursor=cursor, next_cursor=found[PAGE - 1].id
+        if len(found) > PAGE else None, **common)
+
+
+def searched(params: Any) -> Search | ApiError:
+    """The page's search, or the 400 that refuses it (shown on the page, not as an error
+    page: the form stays, with what was typed)."""
+    try:
+        return search_of(params)
+    except ApiError as exc:
+        return exc
 
 
 async def dead_page(request: Request) -> Response:
@@ -98,8 +114,9 @@ async def dead_page(request: Request) -> Response:
                                                               limit))
         return [conveyor.decode(job, redacted=redacted) for job in jobs]
 
-    # the latest to die first, and the queues that hold dead jobs: both from an index of dead
-    # rows only (migration 0009), read off the loop a few jobs at a time (bodies.py)
+    # the latest to die first, from an index of dead rows only (migration 0009), read off the
+    # loop a few jobs at a time (bodies.py); the queues that hold dead jobs from the kept
+    # counts (migration 0011)
     found = await jobs_in_pieces(dead_letters, where, cursor, PAGE + 1)
     queues = await ctx.call(conveyor.call, lambda store: store.dead_queues(principal.scope))
     return await render_off_loop(

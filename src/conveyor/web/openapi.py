@@ -7,6 +7,8 @@ from typing import Any
 from ..names import QUEUE_NAME_PATTERN, QUEUE_NAME_RULE
 from . import queue_limits
 from .analytics import openapi_paths as analytics_paths
+from .search_api import openapi_params as search_params
+from .search_api import openapi_paths as search_paths
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 JOB = {"$ref": "#/components/schemas/Job"}
@@ -105,7 +107,8 @@ def _paths() -> dict[str, Any]:
                    _query("batch_id", "batch id"), _query("limit", "1 to 500", "integer"),
                    _query("cursor", "next_cursor of the previous page"),
                    _query("fields", "comma-separated fields of each job; payload, result, "
-                          "errors and progress_step only when named here")]
+                          "errors and progress_step only when named here"),
+                   *search_params(_query)]
     accepted = (202, {"$ref": "#/components/schemas/Accepted"}, "Accepted")
     return {
         "/api/v1/jobs": {
@@ -160,5 +163,6 @@ def openapi_document() -> dict[str, Any]:
         "components": {"schemas": _schemas(), "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
-        "paths": {**_paths(), **queue_limits.openapi_paths(QUEUE, _op), **analytics_paths()},
+        "paths": {**_paths(), **queue_limits.openapi_paths(QUEUE, _op), **analytics_paths(),
+                  **search_paths(_query, _op)},
     }

@@ -18,6 +18,7 @@ from ..errors import (
     JobNotFound,
     PayloadInvalid,
     SchemaOutdated,
+    SearchRefused,
     StoreUnavailable,
     UnknownTask,
 )
@@ -77,6 +78,8 @@ def from_conveyor(exc: ConveyorError, *, admin: bool = False) -> ApiError:
         case PayloadTooLarge():
             return ApiError(413, "payload_too_large", _with_index(exc, index),
                             {**details, "size": exc.size, "limit": exc.limit})
+        case SearchRefused():
+            return ApiError(400, "search_refused", str(exc), {"field": exc.field})
         case SchemaOutdated():
             return ApiError(503, "unavailable", str(exc))
         case StoreUnavailable():

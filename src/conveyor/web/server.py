@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..app import Conveyor
 from ..errors import ConfigError, ConveyorError
-from . import analytics, api, cron_page, dashboard, enqueue_form, queue_limits
+from . import analytics, api, cron_page, dashboard, enqueue_form, queue_limits, search_api
 from .auth import Authenticator, parse_tokens
 from .bodies import tune_allocator
 from .context import WebContext
@@ -82,6 +82,7 @@ def create_app(conveyor: Conveyor, *, tokens: str | None = None,
 def _routes() -> list[BaseRoute]:
     return [
         *api.routes(),
+        *search_api.routes(),
         *queue_limits.routes(),
         *analytics.routes(),
         *cron_page.routes(),

@@ -114,6 +114,12 @@ class Maintenance:
         queues = await self._run(self.app.store.queues(None, self.clock.store_now()))
         return await enforce(self.app.store, self._run, queues, completed, dead)
 
+    async def fold_counts(self) -> int:
+        """Fold the job counters' deltas into their totals (store/counting.py), so a read of
+        the counts sums a few rows, not every change since the last fold."""
+        folded: int = await self._run(self.app.store.fold_counts())
+        return folded
+
     async def alert_waits(self) -> int:
         """Alerts for queues whose oldest job waits past CONVEYOR_ALERT_QUEUE_WAIT."""
         if not self.app.settings.alert_url or self.app.settings.alert_queue_wait <= 0:
@@ -135,12 +141,13 @@ class Maintenance:
         so run_until_idle does not enqueue a slot that happens to be due."""
         return {"rescued": await self.rescue(), "expired": await self.expire(),
                 "promoted": await self.promote(), "pruned": await self.prune(),
-                "alerted": await self.alert_waits()}
+                "alerted": await self.alert_waits(), "folded": await self.fold_counts()}
 
     async def run(self) -> None:
         """Each concern on its own jittered interval (one shared runner, no logic inside it)."""
         await asyncio.gather(
             _every(self.promote_every, self.promote, "promote"),
+            _every(self.promote_every, self.fold_counts, "fold counts"),
             _every(self.rescue_every, self.rescue, "rescue"),
             _every(self.rescue_every, self.expire, "expire"),
             _every(self.prune_every, self.prune, "prune"),

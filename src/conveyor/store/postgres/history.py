@@ -1,6 +1,7 @@
-"""The PostgreSQL store's attempt history: rows written inside the settle's own transaction
-(pipelined with it: no extra round trip before the commit), and the statements the shared
-reads (store/history_reads.py) run."""
+"""The PostgreSQL store's attempt history: one statement inside the settle's own
+transaction, in the same pipeline (a settle with its history is one round trip), that
+inserts the attempt rows and adds their rollups; and the statements the shared reads
+(store/history_reads.py) run."""
 
 from __future__ import annotations
 
@@ -10,17 +11,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 import psycopg
 
-from ...history.rollup import BUCKETS, OUTCOMES
+from ...history.records import Outcome
+from ...history.rollup import BUCKETS, OUTCOMES, bucket
 from .. import history_sql as hq
 from ..base import Settle
 from ..history_reads import HistoryReads
-from ..history_rows import (
-    error_rollups,
-    history_rows,
-    lost_rows,
-    rollups_of,
-    worker_rollups,
-)
+from ..history_rows import attempt_rows, lost_rows
 
 Rows = list[tuple[Any, ...]]
 
@@ -29,21 +25,29 @@ class _Statements(Protocol):
     def statement(self, template: str) -> str: ...
 
 
-async def write_history(store: _Statements, conn: psycopg.AsyncConnection[Any],
-                        items: Sequence[Settle], applied: Sequence[bool]) -> None:
-    """The attempts that `items` end, in the caller's (the settle's) transaction."""
-    attempts, rollups = history_rows(items, applied)
-    await _write(store, conn, attempts, [row.params() for row in rollups])
+def history_statement(store: _Statements, items: Sequence[Settle]
+                      ) -> tuple[str, dict[str, Any]] | None:
+    """The one statement that records the attempts `items` end, for the settle's pipeline:
+    sent after the settle's UPDATEs and before COMMIT, so the settle stays one round trip.
+    It keeps only the attempts whose job row this transaction updated (`xmin`), which is
+    exactly the settle items that applied: a stale item's lease had moved on, its attempt is
+    another worker's to record. None when no item carries a record."""
+    rows = [(*row, bucket(row[10])) for row in attempt_rows(items)]
+    if not rows:
+        return None
+    return store.statement(RECORD_SETTLED), {"rows": orjson.dumps(rows).decode()}
 
 
 async def write_lost(store: _Statements, conn: psycopg.AsyncConnection[Any],
                      rescued: Rows) -> None:
     """Attempts whose worker died (rescued by maintenance), recorded as lost. `rescued`:
     the rescue's rows (feed columns, then attempt, worker_id, worker_host, started_at, at)."""
+    rows = []
     for at, group in _by_time(rescued).items():
-        attempts = lost_rows([(r[0], r[6], r[3], r[2], r[4], r[7], r[8], r[9])
-                              for r in group], at)
-        await _write(store, conn, attempts, [row.params() for row in rollups_of(attempts)])
+        rows += lost_rows([(r[0], r[6], r[3], r[2], r[4], r[7], r[8], r[9]) for r in group], at)
+    if rows:
+        await conn.execute(store.statement(RECORD_LOST), {
+            "rows": orjson.dumps([(*row, bucket(row[10])) for row in rows]).decode()})
 
 
 def _by_time(rows: Rows) -> dict[float, Rows]:
@@ -53,53 +57,60 @@ def _by_time(rows: Rows) -> dict[float, Rows]:
     return out
 
 
-async def _write(store: _Statements, conn: psycopg.AsyncConnection[Any],
-                 attempts: list[tuple[Any, ...]], rollups: list[tuple[Any, ...]]) -> None:
-    """Two statements whatever the batch's size, each with one parameter: the rows as one
-    JSON array of arrays (orjson writes it in C; the server takes it apart), which costs
-    the client far less than a parameter per row or per column."""
-    if not attempts:
-        return
-    await conn.execute(store.statement(INSERT_ATTEMPTS), {"rows": orjson.dumps(attempts)
-                                                          .decode()})
-    await conn.execute(store.statement(UPSERT_ROLLUPS), {"rows": orjson.dumps(rollups)
-                                                         .decode()})
-    await conn.execute(store.statement(UPSERT_WORKER_ROLLUPS), {
-        "rows": orjson.dumps(worker_rollups(attempts)).decode()})
-    errors = error_rollups(attempts)
-    if errors:
-        await conn.execute(store.statement(UPSERT_ERROR_ROLLUPS), {
-            "rows": orjson.dumps(errors).decode()})
-
-
-def _elements(types: Sequence[str]) -> str:
-    return ("SELECT " + ", ".join(f"(e->>{i})::{t}" for i, t in enumerate(types))
-            + " FROM json_array_elements(%(rows)s::json) AS e")
-
-
 _ATTEMPT_TYPES = ("text", "int4", "text", "text", "text", "text", "text", "int4", "float8",
                   "float8", "float8", "text", "text", "text", "text", "text", "text", "float8",
-                  "int8")
-_ROLLUP_TYPES = ("int8", "int8", "text", "text", "text", *("int8",) * len(OUTCOMES), "float8",
-                 *("int8",) * BUCKETS)
-INSERT_ATTEMPTS = (f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(hq.ATTEMPT_COLUMNS)}) "
-                   + _elements(_ATTEMPT_TYPES))
-# rollups_of gives each key once and in key order: one update per row, locks in one order
-UPSERT_ROLLUPS = hq.UPSERT_ROLLUP.split(" VALUES ")[0] + " " + _elements(_ROLLUP_TYPES) + (
-    " ON CONFLICT " + hq.UPSERT_ROLLUP.split(" ON CONFLICT ")[1])
+                  "int8", "int4")
+_COLUMNS = (*hq.ATTEMPT_COLUMNS, "bucket")
+_FAILED = "a.outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOMES if Outcome(o).failed) + ")"
 
 
-_WORKER_TYPES = ("int8", "text", "text", "text", "int4", "int8", "int8", "float8", "float8",
-                 "int8")
-UPSERT_WORKER_ROLLUPS = (hq.UPSERT_WORKER_ROLLUP.split(" VALUES ")[0] + " "
-                         + _elements(_WORKER_TYPES) + " ON CONFLICT "
-                         + hq.UPSERT_WORKER_ROLLUP.split(" ON CONFLICT ")[1])
+def _record(source: str) -> str:
+    """One statement: the attempt rows of `source` (a query over `parsed`, the JSON
+    parameter's rows) inserted, and their minute/hour/day, worker and error-group rollups
+    added, grouped on the server in key order (concurrent settles lock rollup rows in one
+    order: no deadlock). jsonb, not json: `->>` on json re-parses the element per column."""
+    sums = ", ".join([f"count(*) FILTER (WHERE a.outcome = '{o}')" for o in OUTCOMES]
+                     + ["sum(a.duration)"]
+                     + [f"count(*) FILTER (WHERE a.bucket = {i})" for i in range(BUCKETS)])
+    parsed = ", ".join(f"(e->>{i})::{t} AS {c}"
+                       for i, (c, t) in enumerate(zip(_COLUMNS, _ATTEMPT_TYPES, strict=True)))
+    at = "floor(a.ended_at / w.width)::int8 * w.width / 60"
+    return (
+        f"WITH parsed AS (SELECT {parsed} FROM jsonb_array_elements(%(rows)s::jsonb) AS e),\n"
+        f"a AS MATERIALIZED ({source}),\n"
+        f"attempts AS (INSERT INTO {{schema}}.conveyor_attempts "
+        f"({', '.join(hq.ATTEMPT_COLUMNS)}) SELECT {', '.join(hq.ATTEMPT_COLUMNS)} FROM a),\n"
+        f"rollups AS ({_head(hq.UPSERT_ROLLUP)} SELECT w.width, {at}, a.task, a.queue, "
+        f"coalesce(a.tenant, ''), {sums} "
+        "FROM a CROSS JOIN (VALUES (60::int8), (3600), (86400)) AS w(width) "
+        f"GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 {_tail(hq.UPSERT_ROLLUP)}),\n"
+        f"workers AS ({_head(hq.UPSERT_WORKER_ROLLUP)} SELECT floor(a.ended_at / 3600)::int8, "
+        "a.worker_id, coalesce(a.tenant, ''), max(a.host), max(a.pid), count(*), "
+        f"count(*) FILTER (WHERE {_FAILED}), sum(a.duration), sum(coalesce(a.cpu, 0)), "
+        "max(a.rss) FROM a WHERE a.worker_id IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+        f"{_tail(hq.UPSERT_WORKER_ROLLUP)}),\n"
+        f"errors AS ({_head(hq.UPSERT_ERROR_ROLLUP)} SELECT w.width, {at}, a.fingerprint, "
+        "a.task, a.queue, coalesce(a.tenant, ''), count(*), min(a.ended_at), max(a.ended_at) "
+        "FROM a CROSS JOIN (VALUES (3600::int8), (86400)) AS w(width) "
+        "WHERE a.fingerprint IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6 "
+        f"ORDER BY 1, 2, 3, 4, 5, 6 {_tail(hq.UPSERT_ERROR_ROLLUP)})\n"
+        "SELECT count(*) FROM a")
 
 
-_ERROR_TYPES = ("int8", "int8", "text", "text", "text", "text", "int8", "float8", "float8")
-UPSERT_ERROR_ROLLUPS = (hq.UPSERT_ERROR_ROLLUP.split(" VALUES ")[0] + " "
-                        + _elements(_ERROR_TYPES) + " ON CONFLICT "
-                        + hq.UPSERT_ERROR_ROLLUP.split(" ON CONFLICT ")[1])
+def _head(upsert: str) -> str:
+    return upsert.split(" VALUES ")[0]
+
+
+def _tail(upsert: str) -> str:
+    return "ON CONFLICT " + upsert.split(" ON CONFLICT ")[1]
+
+
+# The settled attempts: those whose job row this very transaction updated (the settle's
+# fenced UPDATEs ran just before it, in the same transaction; no savepoints in between).
+RECORD_SETTLED = _record(
+    "SELECT p.* FROM parsed AS p JOIN {schema}.conveyor_jobs AS j ON j.id = p.job_id "
+    "AND j.xmin = pg_current_xact_id()::xid")
+RECORD_LOST = _record("SELECT * FROM parsed")
 
 
 # Every group's attempt at its last-seen time, in one statement (errors index lookups)

@@ -545,6 +545,9 @@ LIST_CLAUSES = {
     "retrying": "(state = 'scheduled' AND attempt > 0)",
     "queue": "queue = %(queue)s",
     "task": "task = %(task)s",
+    "queues": "queue = ANY(%(queues)s::text[])",
+    "tasks": "task = ANY(%(tasks)s::text[])",
+    "with_errors": "errors <> '[]'::jsonb",  # the partial index conveyor_jobs_errored (0012)
     "tenant": "tenant = %(tenant)s",
     "correlation_id": "correlation_id = %(correlation_id)s",
     "idempotency_key": "idempotency_key = %(idempotency_key)s",
@@ -554,11 +557,6 @@ LIST_CLAUSES = {
 LIST_ORDER = "ORDER BY id DESC LIMIT %(limit)s"
 COUNT_UP_TO = ("SELECT count(*) FROM (SELECT 1 FROM {schema}.conveyor_jobs{where} "
                "LIMIT %(limit)s) AS capped")
-
-COUNTS = """
-SELECT queue, task, state, count(*) FROM {schema}.conveyor_jobs
-WHERE """ + _TENANT + """
-GROUP BY queue, task, state"""
 
 DURATIONS = """
 SELECT finished_at - started_at FROM {schema}.conveyor_jobs
@@ -573,11 +571,6 @@ SELECT count(*) FILTER (WHERE state = 'completed'),
        count(*) FILTER (WHERE state = 'dead' AND attempt > 1)
 FROM {schema}.conveyor_jobs
 WHERE finished_at IS NOT NULL AND finished_at > {now} - 3600 AND """ + _TENANT
-
-QUEUE_COUNTS = """
-SELECT queue, state, count(*), min(run_at) FILTER (WHERE state = 'queued')
-FROM {schema}.conveyor_jobs WHERE """ + _TENANT + """
-GROUP BY queue, state"""
 
 QUEUE_THROUGHPUT = """
 SELECT queue, count(*) FROM {schema}.conveyor_jobs
@@ -637,6 +630,3 @@ WHERE state = 'dead' AND (%(queue)s::text IS NULL OR queue = %(queue)s) AND """ 
        SELECT finished_at, id FROM {schema}.conveyor_jobs
        WHERE id = %(after)s AND state = 'dead'))
 ORDER BY finished_at DESC, id DESC LIMIT %(limit)s"""
-DEAD_QUEUES = """
-SELECT DISTINCT queue FROM {schema}.conveyor_jobs WHERE state = 'dead' AND """ + _TENANT + """
-ORDER BY queue LIMIT 1000"""

@@ -14,9 +14,11 @@ import psycopg
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
+from ..counting import dead_queues, queue_rows, queued_queues, stats_rows
 from ..filters import where_clause
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
+from .counters import Counters
 from .rows import job_from_row, worker_from_row
 
 Rows = list[tuple[Any, ...]]
@@ -36,8 +38,17 @@ class Sessions(Protocol):
     async def _one(self, template: str, params: dict[str, Any] | None = None,
                    tenant: str | None = None) -> Rows: ...
 
+    # the counters (counters.py)
+    async def _kept_count(self, where: JobFilter) -> int | None: ...
 
-class Reads:
+    async def _kept_rows(self, conn: psycopg.AsyncConnection[Any], tenant: str | None
+                         ) -> Rows: ...
+
+    async def _oldest_queued(self, conn: psycopg.AsyncConnection[Any], queues: Sequence[str],
+                             tenant: str | None) -> dict[str, float]: ...
+
+
+class Reads(Counters):
     # --- reading --------------------------------------------------------------------------
 
     async def get(self: Sessions, job_id: str, tenant: str | None = None) -> Job | None:
@@ -63,7 +74,9 @@ class Reads:
         return [job_from_row(r) for r in rows]
 
     async def dead_queues(self: Sessions, tenant: str | None = None) -> list[str]:
-        return [r[0] for r in await self._one(q.DEAD_QUEUES, {"tenant": tenant}, tenant)]
+        """From the kept counts (counters.py): no look at the jobs."""
+        async with self._session(tenant, atomic=True) as conn:
+            return dead_queues(await self._kept_rows(conn, tenant))
 
     async def list_jobs(self: Sessions, where: JobFilter, after: str | None = None,
                         limit: int = 50, *, bodies: bool = True) -> list[Job]:
@@ -74,6 +87,9 @@ class Reads:
         return [job_from_row(r) for r in rows]
 
     async def count_jobs(self: Sessions, where: JobFilter, cap: int = 10_000) -> int:
+        kept = await self._kept_count(where)
+        if kept is not None:  # capped as the scan below is: the same answer, without it
+            return min(kept, cap)
         where_sql, params = _where(where, None, cap)
         rows = await self._one(q.COUNT_UP_TO.replace("{where}", where_sql), params,
                                where.tenant)
@@ -82,7 +98,7 @@ class Reads:
     async def stats(self: Sessions, tenant: str | None = None, now: float | None = None) -> Stats:
         params = {"tenant": tenant, "now": now}
         async with self._session(tenant, atomic=True) as conn:
-            counts = await self._fetch(conn, q.COUNTS, params)
+            counts = stats_rows(await self._kept_rows(conn, tenant))
             durations = [r[0] for r in await self._fetch(conn, q.DURATIONS, params)]
             [outcomes] = await self._fetch(conn, q.OUTCOMES, params)
             last_minute = await self._fetch(conn, q.QUEUE_THROUGHPUT, params)
@@ -92,12 +108,13 @@ class Reads:
                      now: float | None = None) -> list[QueueInfo]:
         params = {"tenant": tenant, "now": now}
         async with self._session(tenant, atomic=True) as conn:
-            counts = await self._fetch(conn, q.QUEUE_COUNTS, params)
+            kept = await self._kept_rows(conn, tenant)
+            oldest = await self._oldest_queued(conn, queued_queues(kept), tenant)
             throughput: dict[str, int] = {r[0]: r[1] for r in
                                           await self._fetch(conn, q.QUEUE_THROUGHPUT, params)}
             flags: dict[str, bool] = {r[0]: r[1] for r in await self._fetch(conn, q.QUEUE_FLAGS)}
             [(clock,)] = await self._fetch(conn, q.CLOCK, params)
-        return build_queue_infos(counts, throughput, flags, clock)
+        return build_queue_infos(queue_rows(kept, oldest), throughput, flags, clock)
 
     async def workers(self: Sessions, now: float | None = None) -> list[WorkerInfo]:
         return [worker_from_row(r) for r in await self._one(q.WORKERS)]
@@ -128,5 +145,4 @@ class Reads:
 
 def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:
     """The WHERE clause of a list or count, and its parameters."""
-    return where_clause(where, after, limit, q.LIST_CLAUSES,
-                        [str(s) for s in where.states])
+    return where_clause(where, after, limit, q.LIST_CLAUSES, list)

@@ -46,6 +46,7 @@ from ..migrate import Migration, load_migrations
 from . import handoff
 from . import queries as q
 from .broadcast import Broadcaster, Stopper
+from .catalog import Catalog
 from .connection import BlockingPool, LoopPools, parse_url
 from .cursor import Cursors, Fetch, in_claim_order
 from .enqueue import (
@@ -57,7 +58,7 @@ from .enqueue import (
     scope,
     stream_blocking,
 )
-from .history import PostgresHistory, write_history, write_lost
+from .history import PostgresHistory, history_statement, write_lost
 from .limits import LimitedNames, Limits
 from .listener import Listener
 from .reads import Reads
@@ -75,7 +76,7 @@ SETTLE_STATEMENTS: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore(Reads, Sessions, Limits, KeepByCount, PostgresHistory, Traces):
+class PostgresStore(Reads, Catalog, Sessions, Limits, KeepByCount, PostgresHistory, Traces):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:
@@ -277,20 +278,19 @@ class PostgresStore(Reads, Sessions, Limits, KeepByCount, PostgresHistory, Trace
         groups = group_settles(items)
         if not groups:
             return []
-        tracked = any(getattr(item, "attempt", None) is not None for item in items)
-        async with self._session(atomic=len(groups) > 1 or tracked or bool(self._limited.keys)
-                                 ) as conn:
+        history = history_statement(self, items)
+        async with self._session(atomic=len(groups) > 1 or history is not None
+                                 or bool(self._limited.keys)) as conn:
             cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
                                           {"now": now, "events": self._events,
                                            "channel": self.target.channel, **g.columns})
                        for g in groups]
-            returned = [await cursor.fetchall() for cursor in cursors]
             await self._unpark_settled(conn, [item.lease.job_id for item in items])  # keys.py
-            applied = settle_results(items, groups, [{(r[0], r[1]) for r in rows}
-                                                     for rows in returned])
-            if tracked:  # history: same transaction, pipelined with its commit
-                await write_history(self, conn, items, applied)
-        return applied
+            if history is not None:  # same transaction and pipeline: no extra round trip
+                await conn.execute(*history)
+        # the pipeline is synced: BEGIN, the UPDATEs, the history, COMMIT went as one trip
+        returned = [await cursor.fetchall() for cursor in cursors]
+        return settle_results(items, groups, [{(r[0], r[1]) for r in rows} for rows in returned])
 
     async def deregister_worker(self, worker_id: str) -> None:
         """Forget a stopped worker; jobs handed off to it that it never heard of go back."""

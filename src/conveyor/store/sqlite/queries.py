@@ -246,6 +246,9 @@ LIST_CLAUSES = {
     "retrying": "(state = 'scheduled' AND attempt > 0)",
     "queue": "queue = :queue",
     "task": "task = :task",
+    "queues": "queue IN (SELECT value FROM json_each(:queues))",
+    "tasks": "task IN (SELECT value FROM json_each(:tasks))",
+    "with_errors": "errors != '[]'",  # the partial index conveyor_jobs_errored (0012)
     "tenant": "tenant = :tenant",
     "correlation_id": "correlation_id = :correlation_id",
     "idempotency_key": "idempotency_key = :idempotency_key",
@@ -254,11 +257,6 @@ LIST_CLAUSES = {
 }
 LIST_ORDER = "ORDER BY id DESC LIMIT :limit"
 COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM conveyor_jobs{where} LIMIT :limit)"
-
-COUNTS = """
-SELECT queue, task, state, count(*) FROM conveyor_jobs
-WHERE (:tenant IS NULL OR tenant = :tenant)
-GROUP BY queue, task, state"""
 
 DURATIONS = """
 SELECT finished_at - started_at FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
@@ -273,11 +271,6 @@ SELECT
   sum(state = 'dead' AND attempt > 1)
 FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
 WHERE finished_at IS NOT NULL AND finished_at > :since AND (:tenant IS NULL OR tenant = :tenant)"""
-
-QUEUE_COUNTS = """
-SELECT queue, state, count(*), min(CASE WHEN state = 'queued' THEN run_at END)
-FROM conveyor_jobs WHERE (:tenant IS NULL OR tenant = :tenant)
-GROUP BY queue, state"""
 
 QUEUE_THROUGHPUT = """
 SELECT queue, count(*) FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
@@ -349,6 +342,3 @@ DEAD_LETTERS = f"""{LIST_SELECT}{_DEAD_WHERE}
   AND (:after IS NULL OR (finished_at, id) < (
        SELECT finished_at, id FROM conveyor_jobs WHERE id = :after AND state = 'dead'))
 ORDER BY finished_at DESC, id DESC LIMIT :limit"""
-DEAD_QUEUES = """
-SELECT DISTINCT queue FROM conveyor_jobs WHERE state = 'dead'
-  AND (:tenant IS NULL OR tenant = :tenant) ORDER BY queue LIMIT 1000"""

@@ -5,6 +5,7 @@ its methods run on the store's connections.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -13,10 +14,12 @@ import orjson
 from ...job import Job, JobFilter, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
+from ..counting import dead_queues, queue_rows, queued_queues, stats_rows
 from ..filters import where_clause
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
 from .connection import Connections
+from .counters import Counters
 from .rows import job_from_row
 
 
@@ -27,8 +30,17 @@ class Database(Protocol):
 
     def _now(self, now: float | None) -> float: ...
 
+    # the counters (counters.py)
+    def _kept_count(self, conn: sqlite3.Connection, where: JobFilter) -> int | None: ...
 
-class Reads:
+    def _kept_rows(self, conn: sqlite3.Connection, tenant: str | None
+                   ) -> list[tuple[Any, ...]]: ...
+
+    def _oldest_queued(self, conn: sqlite3.Connection, queues: Sequence[str],
+                       tenant: str | None) -> dict[str, float]: ...
+
+
+class Reads(Counters):
     # --- reading --------------------------------------------------------------------------
 
     async def get(self: Database, job_id: str, tenant: str | None = None) -> Job | None:
@@ -59,8 +71,9 @@ class Reads:
         return [job_from_row(r) for r in rows]
 
     async def dead_queues(self: Database, tenant: str | None = None) -> list[str]:
+        """From the kept counts (counters.py): no look at the jobs."""
         with self.db.read() as conn:
-            return [r[0] for r in conn.execute(q.DEAD_QUEUES, {"tenant": tenant})]
+            return dead_queues(self._kept_rows(conn, tenant))
 
     async def list_jobs(self: Database, where: JobFilter, after: str | None = None,
                         limit: int = 50, *, bodies: bool = True) -> list[Job]:
@@ -73,13 +86,16 @@ class Reads:
     async def count_jobs(self: Database, where: JobFilter, cap: int = 10_000) -> int:
         where_sql, params = _where(where, None, cap)
         with self.db.read() as conn:
+            kept = self._kept_count(conn, where)
+            if kept is not None:  # capped as the scan below is: the same answer, without it
+                return min(kept, cap)
             row = conn.execute(q.COUNT_UP_TO.format(where=where_sql), params).fetchone()
         return int(row[0])
 
     async def stats(self: Database, tenant: str | None = None, now: float | None = None) -> Stats:
         now = self._now(now)
         with self.db.read() as conn:
-            counts = conn.execute(q.COUNTS, {"tenant": tenant}).fetchall()
+            counts = stats_rows(self._kept_rows(conn, tenant))
             durations = [r[0] for r in conn.execute(
                 q.DURATIONS, {"since": now - 3600, "tenant": tenant})]
             outcomes = conn.execute(q.OUTCOMES, {"since": now - 3600, "tenant": tenant}).fetchone()
@@ -91,11 +107,12 @@ class Reads:
                      now: float | None = None) -> list[QueueInfo]:
         now = self._now(now)
         with self.db.read() as conn:
-            counts = conn.execute(q.QUEUE_COUNTS, {"tenant": tenant}).fetchall()
+            kept = self._kept_rows(conn, tenant)
+            oldest = self._oldest_queued(conn, queued_queues(kept), tenant)
             throughput = dict(conn.execute(q.QUEUE_THROUGHPUT, {"since": now - 60,
                                                                 "tenant": tenant}).fetchall())
             flags = dict(conn.execute(q.QUEUE_FLAGS).fetchall())
-        return build_queue_infos(counts, throughput, flags, now)
+        return build_queue_infos(queue_rows(kept, oldest), throughput, flags, now)
 
     async def workers(self: Database, now: float | None = None) -> list[WorkerInfo]:
         with self.db.read() as conn:
@@ -127,7 +144,7 @@ class Reads:
 def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:
     """The WHERE clause of a list or count, and its parameters."""
     return where_clause(where, after, limit, q.LIST_CLAUSES,
-                        orjson.dumps([str(s) for s in where.states]).decode())
+                        lambda values: orjson.dumps(values).decode())
 
 
 def _all_taken(row: tuple[Any, ...] | None) -> int:

@@ -39,6 +39,7 @@ from ..base import (
 )
 from ..migrate import load_migrations
 from . import queries as q
+from .catalog import Catalog
 from .connection import Connections, parse_url
 from .durability import Durability
 from .history import SQLiteHistory, write_history, write_lost
@@ -66,7 +67,7 @@ class _InsertOneByOne(Exception):
     """Roll the batch back and insert row by row, to learn which rows already exist."""
 
 
-class SQLiteStore(Reads, Sessions, Limits, KeepByCount, SQLiteHistory, Traces):
+class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, Traces):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str | None = None, durability: str = "auto",

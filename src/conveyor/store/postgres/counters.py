@@ -1,0 +1,172 @@
+"""The PostgreSQL store's job counters (migration 0011): exact counts by queue, task, tenant
+and state, read from the kept totals plus the deltas not yet folded into them, never by
+counting conveyor_jobs. A part of PostgresStore (store.py), kept apart for size.
+
+The triggers of migration 0011 append each statement's net change to conveyor_count_deltas;
+`fold_counts` (the maintenance loop, every second or so) moves them into conveyor_counts in
+one statement. A read sums both tables in one snapshot: a delta is either still in the first
+or already in the second, never in both, so a read is exact whenever it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+import psycopg
+
+from ...job import JobFilter
+from ..base import JobCount
+from ..counting import counted_states, filter_countable
+from ..counting import job_counts as counts_of
+
+Rows = list[tuple[Any, ...]]
+
+_TENANT = "(%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
+
+# The kept counts: totals and unfolded deltas, netted per key. All tenants' from their own
+# totals (a few rows per queue and task); one tenant's from its key range; and every tenant's
+# apart (job_counts(), for checks).
+KEPT_ALL = """
+SELECT queue, task, NULL::text, state, sum(n)::bigint FROM (
+    SELECT queue, task, state, n FROM {schema}.conveyor_counts
+    UNION ALL
+    SELECT queue, task, state, n FROM {schema}.conveyor_count_deltas) AS kept
+GROUP BY queue, task, state HAVING sum(n) <> 0"""
+KEPT_TENANT = """
+SELECT queue, task, tenant, state, sum(n)::bigint FROM (
+    SELECT queue, task, tenant, state, n FROM {schema}.conveyor_tenant_counts
+    WHERE tenant = %(tenant)s
+    UNION ALL
+    SELECT queue, task, tenant, state, n FROM {schema}.conveyor_count_deltas
+    WHERE tenant = %(tenant)s) AS kept
+GROUP BY queue, task, tenant, state HAVING sum(n) <> 0"""
+KEPT_EACH_TENANT = """
+SELECT queue, task, tenant, state, sum(n)::bigint FROM (
+    SELECT queue, task, tenant, state, n FROM {schema}.conveyor_tenant_counts
+    UNION ALL
+    SELECT queue, task, tenant, state, n FROM {schema}.conveyor_count_deltas) AS kept
+GROUP BY queue, task, tenant, state HAVING sum(n) <> 0"""
+
+# the same, for the keys a job filter names (count_jobs)
+_MATCHING = """(%(queue)s::text IS NULL OR queue = %(queue)s)
+      AND (%(task)s::text IS NULL OR task = %(task)s) AND state = ANY(%(states)s::text[])"""
+KEPT_MATCHING_ALL = """
+SELECT coalesce(sum(n), 0)::bigint FROM (
+    SELECT n FROM {schema}.conveyor_counts WHERE """ + _MATCHING + """
+    UNION ALL
+    SELECT n FROM {schema}.conveyor_count_deltas WHERE """ + _MATCHING + """) AS kept"""
+KEPT_MATCHING_TENANT = """
+SELECT coalesce(sum(n), 0)::bigint FROM (
+    SELECT n FROM {schema}.conveyor_tenant_counts
+    WHERE tenant = %(tenant)s AND """ + _MATCHING + """
+    UNION ALL
+    SELECT n FROM {schema}.conveyor_count_deltas
+    WHERE tenant = %(tenant)s AND """ + _MATCHING + """) AS kept"""
+
+# the real count, by scanning the jobs: what the kept counts must always equal (tests; repair)
+RECOUNT = """
+SELECT queue, task, tenant,
+       CASE WHEN state = 'scheduled' AND attempt > 0 THEN 'retrying' ELSE state END, count(*)
+FROM {schema}.conveyor_jobs WHERE """ + _TENANT + """
+GROUP BY 1, 2, 3, 4"""
+
+# Move every delta into both totals: rows a concurrent fold already took are skipped (DELETE
+# waits for it and finds them gone), so each delta is added exactly once, to each.
+FOLD = """
+WITH moved AS (DELETE FROM {schema}.conveyor_count_deltas
+               RETURNING queue, task, tenant, state, n),
+each_tenant AS (
+    INSERT INTO {schema}.conveyor_tenant_counts AS total (tenant, queue, task, state, n)
+    SELECT tenant, queue, task, state, sum(n) FROM moved GROUP BY 1, 2, 3, 4
+    ON CONFLICT (tenant, queue, task, state) DO UPDATE SET n = total.n + excluded.n)
+INSERT INTO {schema}.conveyor_counts AS total (queue, task, state, n)
+SELECT queue, task, state, sum(n) FROM moved GROUP BY 1, 2, 3
+ON CONFLICT (queue, task, state) DO UPDATE SET n = total.n + excluded.n"""
+# keys whose count reached zero (a finished tenant, a queue gone): an insert racing this waits
+# for the delete and then inserts afresh
+DROP_ZEROS = "DELETE FROM {schema}.conveyor_counts WHERE n = 0"
+DROP_TENANT_ZEROS = "DELETE FROM {schema}.conveyor_tenant_counts WHERE n = 0"
+
+# The oldest queued job of one queue: the minimum of each priority's first run_at, found by
+# skipping from priority to priority through the claim index (a few index probes per queue,
+# whatever its backlog).
+OLDEST_QUEUED = """
+WITH RECURSIVE level AS (
+    (SELECT priority FROM {schema}.conveyor_jobs
+     WHERE queue = %(queue)s AND state = 'queued' AND """ + _TENANT + """
+     ORDER BY priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT priority FROM {schema}.conveyor_jobs
+            WHERE queue = %(queue)s AND state = 'queued' AND priority < level.priority
+              AND """ + _TENANT + """
+            ORDER BY priority DESC LIMIT 1)
+    FROM level WHERE level.priority IS NOT NULL)
+SELECT min((SELECT run_at FROM {schema}.conveyor_jobs
+            WHERE queue = %(queue)s AND state = 'queued' AND priority = level.priority
+              AND """ + _TENANT + """
+            ORDER BY priority DESC, run_at LIMIT 1))
+FROM level WHERE level.priority IS NOT NULL"""
+
+
+class Sessions(Protocol):
+    """What the counters need of the store (PostgresStore's own session helpers)."""
+
+    def _session(self, tenant: str | None = None, atomic: bool = False
+                 ) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
+
+    def statement(self, template: str) -> str: ...
+
+    async def _one(self, template: str, params: dict[str, Any] | None = None,
+                   tenant: str | None = None) -> Rows: ...
+
+    async def _fetch(self, conn: psycopg.AsyncConnection[Any], template: str,
+                     params: dict[str, Any] | None = None) -> Rows: ...
+
+
+class Counters:
+    async def job_counts(self: Sessions, tenant: str | None = None) -> list[JobCount]:
+        """The kept counts (of `tenant`, else of every tenant apart), one per key with jobs."""
+        return counts_of(await self._one(KEPT_EACH_TENANT if tenant is None else KEPT_TENANT,
+                                         {"tenant": tenant}, tenant))
+
+    async def recount_jobs(self: Sessions, tenant: str | None = None) -> list[JobCount]:
+        """The same, counted from the jobs themselves (a scan: for checks, not for pages)."""
+        return counts_of(await self._one(RECOUNT, {"tenant": tenant}, tenant))
+
+    async def fold_counts(self: Sessions) -> int:
+        """Fold the deltas into the totals; how many keys changed."""
+        async with self._session(None, atomic=True) as conn:
+            cursor = await conn.execute(self.statement(FOLD))
+            folded = max(cursor.rowcount, 0)
+            if folded:
+                await conn.execute(self.statement(DROP_ZEROS))
+                await conn.execute(self.statement(DROP_TENANT_ZEROS))
+        return folded
+
+    async def _kept_count(self: Sessions, where: JobFilter) -> int | None:
+        """count_jobs from the counters, when the filter names only counted keys."""
+        if not filter_countable(where):
+            return None
+        template = KEPT_MATCHING_ALL if where.tenant is None else KEPT_MATCHING_TENANT
+        rows = await self._one(template, {
+            "tenant": where.tenant, "queue": where.queue, "task": where.task,
+            "states": counted_states(where)}, where.tenant)
+        return int(rows[0][0])
+
+    async def _kept_rows(self: Sessions, conn: psycopg.AsyncConnection[Any],
+                         tenant: str | None) -> Rows:
+        return await self._fetch(conn, KEPT_ALL if tenant is None else KEPT_TENANT,
+                                 {"tenant": tenant})
+
+    async def _oldest_queued(self: Sessions, conn: psycopg.AsyncConnection[Any],
+                             queues: Sequence[str], tenant: str | None) -> dict[str, float]:
+        oldest = {}
+        for queue in queues:
+            [(first,)] = await self._fetch(conn, OLDEST_QUEUED, {"queue": queue,
+                                                                 "tenant": tenant})
+            if first is not None:
+                oldest[queue] = float(first)
+        return oldest
+

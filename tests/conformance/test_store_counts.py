@@ -1,0 +1,180 @@
+"""Job counts kept as the jobs change (migration 0011): after any mix of every write path,
+the kept counts equal the jobs counted one by one, exactly, per queue, task, tenant and state;
+a tenant's counts are its own; stats, queues and count_jobs read them."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from conveyor.job import JobFilter, JobState, NewJob, new_id
+from conveyor.store.base import (
+    Cancelled,
+    Complete,
+    Fail,
+    JobCount,
+    Progress,
+    Release,
+    Retention,
+    Snooze,
+    Store,
+)
+from conveyor.store.counting import job_counts as counts_of
+
+from .support import PAYLOAD, T0, error
+
+pytestmark = pytest.mark.anyio
+
+QUEUES = ("mail", "sms", "bulk")
+TASKS = ("send", "render")
+TENANTS = (None, "org-a", "org-b")
+
+
+async def listed(store: Store, tenant: str | None = None) -> list[JobCount]:
+    """The counts made the slow way: every job read back and counted in Python."""
+    jobs = await store.list_jobs(JobFilter(tenant=tenant), limit=100_000, bodies=False)
+    counted = Counter((j.queue, j.task, j.tenant, "retrying" if j.retrying else str(j.state))
+                      for j in jobs)
+    return counts_of((q, t, tn, s, n) for (q, t, tn, s), n in counted.items())
+
+
+async def assert_exact(store: Store) -> set[str]:
+    """The kept counts are the real ones, for all and for each tenant (and so are the totals
+    of all tenants that stats read); the states seen."""
+    kept = await store.job_counts()
+    assert kept == await store.recount_jobs()
+    assert kept == await listed(store)
+    by_queue: Counter[tuple[str, str]] = Counter()
+    by_task: Counter[tuple[str, str]] = Counter()
+    for count in kept:
+        state = "scheduled" if count.state == "retrying" else count.state
+        by_queue[count.queue, state] += count.count
+        by_task[count.task, state] += count.count
+    stats = await store.stats(now=T0)
+    assert {(q, s): n for q, states in stats.by_queue.items() for s, n in states.items()
+            if n} == dict(by_queue)
+    assert {(t, s): n for t, states in stats.by_task.items() for s, n in states.items()
+            if n} == dict(by_task)
+    for tenant in TENANTS[1:]:
+        mine = await store.job_counts(tenant)
+        assert mine == [c for c in kept if c.tenant == tenant]
+        assert mine == await listed(store, tenant)
+    return {c.state for c in kept}
+
+
+def random_job(rng: random.Random, now: float) -> NewJob:
+    delayed = rng.random() < 0.2
+    return NewJob(id=new_id(), task=rng.choice(TASKS), queue=rng.choice(QUEUES),
+                  payload=PAYLOAD, tenant=rng.choice(TENANTS),
+                  priority=rng.choice((0, 0, 5)),
+                  run_at=now + rng.uniform(5, 60) if delayed else None,
+                  ttl=rng.choice((None, None, 20.0)),
+                  idempotency_key=f"key-{rng.randrange(8)}" if rng.random() < 0.15 else None)
+
+
+async def test_kept_counts_equal_a_real_count_after_every_kind_of_write(store: Store) -> None:
+    rng = random.Random(16)
+    now = T0
+    leases = []
+    seen: set[str] = set()
+    for step in range(160):
+        now += rng.uniform(0.5, 4.0)
+        action = rng.randrange(12)
+        if action <= 2:  # enqueue: single jobs and batches
+            batch = [random_job(rng, now) for _ in range(rng.choice((1, 1, 5, 30)))]
+            await store.enqueue_many(batch, now=now)
+        elif action <= 4:  # claim
+            claimed = await store.claim(rng.choice((None, ["mail"], ["sms", "bulk"])),
+                                        f"w{rng.randrange(2)}", rng.randrange(1, 8), 10.0,
+                                        now=now)
+            leases.extend(c.lease for c in claimed)
+        elif action <= 6 and leases:  # settle: every kind, several in one call
+            rng.shuffle(leases)
+            taken, leases = leases[:rng.randrange(1, 5)], leases[4:]
+            outcomes = [rng.choice((
+                Complete(lease, b"1"), Fail(lease, error(1), retry_in=rng.uniform(1, 30)),
+                Fail(lease, error(1)), Snooze(lease, rng.uniform(1, 20)),
+                Cancelled(lease), Release(lease), Progress(lease, 50.0)))
+                for lease in taken]
+            await store.settle(outcomes, now=now)
+            leases.extend(o.lease for o in outcomes if isinstance(o, Progress))
+        elif action == 7:  # maintenance: rescue dead workers' leases, promote, expire
+            await store.rescue_expired(now=now)
+            await store.promote_scheduled(now=now)
+            await store.expire(now=now)
+        elif action == 8:  # control: cancel, requeue (retry), discard, some by tenant
+            some = [j.id for j in await store.list_jobs(JobFilter(), limit=200, bodies=False)]
+            tenant = rng.choice((None, None, "org-a"))
+            picked = rng.sample(some, min(len(some), 3))
+            await rng.choice((store.cancel, store.requeue))(picked, tenant, now=now)
+            await store.discard(rng.sample(some, min(len(some), 2)), tenant)
+        elif action == 9:  # retention: by age and by count
+            await store.prune(Retention(completed=30, dead=60, cancelled=10), now=now)
+            await store.prune_kept(rng.choice(("completed", "dead", "cancelled")), 2,
+                                   queue=rng.choice(QUEUES), now=now)
+        elif action == 10:
+            await store.fold_counts()
+        if step % 8 == 0:
+            seen |= await assert_exact(store)
+    seen |= await assert_exact(store)
+    await store.fold_counts()
+    await assert_exact(store)
+    assert sum(c.count for c in await store.job_counts()) > 50, "the mix left jobs to count"
+    assert seen == {"queued", "scheduled", "retrying", "running", "completed", "dead",
+                    "cancelled"}, "the mix reached every state"
+
+
+async def test_a_retry_after_a_failure_counts_as_retrying_and_stats_show_it_as_scheduled(
+        store: Store) -> None:
+    await store.enqueue_many([NewJob(id=new_id(), task="send", queue="mail", payload=PAYLOAD,
+                                     tenant="org-a")], now=T0)
+    [claimed] = await store.claim(None, "w1", 1, 30.0, now=T0)
+    await store.settle([Fail(claimed.lease, error(1), retry_in=60)], now=T0 + 1)
+    assert await store.job_counts() == [JobCount("mail", "send", "org-a", "retrying", 1)]
+    stats = await store.stats(now=T0 + 2)
+    assert stats.by_state["scheduled"] == 1 and stats.by_state["running"] == 0
+    assert stats.by_queue == {"mail": {"scheduled": 1}}
+    assert stats.by_task == {"send": {"scheduled": 1}}
+    [queue] = await store.queues(now=T0 + 2)
+    assert queue.counts == {"scheduled": 1}
+    assert await store.count_jobs(JobFilter(retrying=True)) == 1
+    assert await store.count_jobs(JobFilter(states=(JobState.SCHEDULED,))) == 1
+    assert await store.count_jobs(JobFilter(states=(JobState.QUEUED,))) == 0
+
+
+async def test_reads_of_counts_are_the_tenants_own(store: Store) -> None:
+    jobs = [NewJob(id=new_id(), task=task, queue=queue, payload=PAYLOAD, tenant=tenant)
+            for task, queue, tenant, n in (("send", "mail", "org-a", 3),
+                                           ("send", "sms", "org-b", 2),
+                                           ("render", "mail", None, 4))
+            for _ in range(n)]
+    await store.enqueue_many(jobs, now=T0)
+    assert [c.count for c in await store.job_counts("org-a")] == [3]
+    assert (await store.stats("org-b", now=T0)).by_queue == {"sms": {"queued": 2}}
+    assert [(q.name, q.counts) for q in await store.queues("org-a", now=T0)] == [
+        ("mail", {"queued": 3})]
+    assert await store.count_jobs(JobFilter(tenant="org-b")) == 2
+    assert await store.count_jobs(JobFilter(tenant="org-b", queue="mail")) == 0
+    assert await store.count_jobs(JobFilter(task="render")) == 4
+    assert await store.count_jobs(JobFilter(), cap=5) == 5  # capped, as the scan was
+
+
+async def test_the_oldest_queued_job_is_found_across_priorities(store: Store) -> None:
+    await store.enqueue_many([
+        NewJob(id=new_id(), task="send", queue="mail", payload=PAYLOAD, priority=5),
+        NewJob(id=new_id(), task="send", queue="mail", payload=PAYLOAD, priority=0,
+               tenant="org-a")], now=T0 + 10)
+    await store.enqueue_many([NewJob(id=new_id(), task="send", queue="mail", payload=PAYLOAD,
+                                     priority=-3, tenant="org-a")], now=T0)
+    [mail] = await store.queues(now=T0 + 100)
+    assert mail.oldest_queued_age == pytest.approx(100)
+    [mine] = await store.queues("org-a", now=T0 + 100)
+    assert mine.oldest_queued_age == pytest.approx(100)
+    [claimed] = await store.claim(None, "w1", 1, 30.0, now=T0 + 100)  # priority 5 first
+    await store.settle([Complete(claimed.lease)], now=T0 + 100)
+    [claimed] = await store.claim(None, "w1", 1, 30.0, now=T0 + 100)  # then priority 0
+    [mail] = await store.queues(now=T0 + 100)
+    assert mail.oldest_queued_age == pytest.approx(100)
+    assert mail.counts == {"queued": 1, "running": 1, "completed": 1}
