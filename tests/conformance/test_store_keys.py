@@ -237,3 +237,19 @@ async def test_a_claim_from_other_queues_leaves_a_keys_jobs_to_their_own(store: 
     await store.settle([Complete(job.lease)], now=T0 + 4)
     assert await claim_ids(store, now=T0 + 5, queues=["default"]) == []  # b moves to "other"
     assert await claim_ids(store, now=T0 + 5, queues=["other"]) == [other.id]
+
+
+async def test_a_jobs_key_and_its_use_say_what_holds_it(store: Store) -> None:
+    limit = Limit("key", TASK, concurrency=1, rate=5, period=60.0)
+    await store.set_limit(limit)
+    a = await _keyed(store, "a", 2)
+    [plain] = await _enqueue(store, None, 1)
+    assert await claim_ids(store, now=T0) == [a[0], plain]
+    use = await store.key_use(a[1], now=T0 + 1)
+    assert use is not None and (use.key, use.running, use.starts) == ("a", 1, [T0])
+    assert use.holding(limit, T0 + 1) == (
+        "each key of task 't.sync': key 'a' at its limit (concurrency 1, rate 5/min; "
+        "1 running, 1 started in the window)")
+    assert await store.key_use(plain, now=T0 + 1) is None
+    later = await store.key_use(a[1], now=T0 + LEASE + 1)  # the lease ran out: room again
+    assert later is not None and later.holding(limit, T0 + LEASE + 1) is None

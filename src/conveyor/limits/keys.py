@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import PayloadInvalid
 from ..job import NewJob
@@ -97,6 +97,23 @@ class KeyLimit:
                                                     f"not {value!r}",
                                          "type": "limit_key"}])
         return str(value)
+
+
+class KeyUse(NamedTuple):
+    """One job's key and that key's use: running jobs (live leases), starts kept."""
+
+    key: str
+    running: int
+    starts: list[float]
+
+    def holding(self, limit: Limit, now: float) -> str | None:
+        """Which of the key's caps holds its jobs back now, in words; None when none."""
+        started = len(in_window(self.starts, limit, now))
+        if allowance(limit, self.running, started) > 0:
+            return None
+        return (f"each key of task {limit.name!r}: key {self.key!r} at its limit "
+                f"({limit.describe().removeprefix('per key: ')}; {self.running} running, "
+                f"{started} started in the window)")
 
 
 @dataclass(slots=True)
@@ -185,12 +202,12 @@ def changes(states: Iterable[KeyState], limits: dict[str, Limit], now: float,
         turn = now + served.get((state.task, state.key), 0) * 1e-6 if state.taken \
             else state.turn  # to the back of the round, in the order served
         if allowance(limit, running, len(starts)) <= 0:
-            until = [lease_min if lease_min and lease_min > now else now + RECHECK] \
+            frees = [lease_min if lease_min and lease_min > now else now + RECHECK] \
                 if limit.concurrency is not None and running >= limit.concurrency else []
             if limit.rate is not None and len(starts) >= limit.rate and limit.period:
-                until.append(starts[len(starts) - limit.rate] + limit.period)
+                frees.append(starts[len(starts) - limit.rate] + limit.period)
             out.append(KeyChange(state.task, state.key, turn, starts,
-                                 max(until or [now + RECHECK]), True))
+                                 max(frees or [now + RECHECK]), True))
         elif state.found < state.room and state.queued <= state.found == state.taken:
             wake = [t for t in (state.next_run, lease_min) if t is not None]
             until = min(wake) if wake else None  # past: its promotion or rescue is due

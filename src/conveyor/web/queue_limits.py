@@ -167,7 +167,7 @@ async def form_limits(request: Request) -> Response:
 
 def openapi_paths(queue_param: dict[str, Any], op: Any) -> dict[str, Any]:
     """This module's part of the OpenAPI document (openapi.py merges it in)."""
-    body = {"type": "object", "additionalProperties": False, "minProperties": 1,
+    body: dict[str, Any] = {"type": "object", "additionalProperties": False, "minProperties": 1,
             "properties": {
                 "concurrency": {"type": ["integer", "null"], "minimum": 0,
                                 "description": "at most this many running across every "

@@ -197,10 +197,27 @@ async def _admitted(session: Session, render: Render, jobs: Sequence[NewJob],
     return kept
 
 
+# A job's key and its use (LimitControl.holding: which limit holds a queued job back).
+KEY_OF_JOB = """
+SELECT job.limit_key,
+    (SELECT count(*) FROM {schema}.conveyor_jobs AS other
+     WHERE other.task = job.task AND other.limit_key = job.limit_key
+       AND other.state = 'running' AND other.lease_expires_at > {now}),
+    (SELECT k.starts FROM {schema}.conveyor_limit_keys AS k
+     WHERE k.task = job.task AND k.limit_key = job.limit_key)
+FROM {schema}.conveyor_jobs AS job WHERE job.id = %(id)s AND job.limit_key IS NOT NULL"""
+
+
 class KeyLimits:
     """PostgresStore's per-key limits (a part of its Limits mixin)."""
 
     _limited: LimitedNames
+
+    async def key_use(self: Any, job_id: str, now: float | None = None) -> keys.KeyUse | None:
+        """The job's key with its running jobs and starts (None: the job has no key)."""
+        rows = await self._one(KEY_OF_JOB, {"id": job_id, "now": now})
+        return None if not rows else keys.KeyUse(rows[0][0], rows[0][1],
+                                                 orjson.loads(rows[0][2] or "[]"))
 
     async def _unpark_settled(self: Any, conn: psycopg.AsyncConnection[Any],
                               ids: Sequence[str]) -> None:

@@ -5,6 +5,7 @@ the caller's write transaction: SQLite's single writer makes each one exact."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,6 +100,17 @@ WHERE task = ? AND limit_key = ?"""
 DELETE_KEY = "DELETE FROM conveyor_limit_keys WHERE task = ? AND limit_key = ?"
 
 
+# A job's key and its use (LimitControl.holding: which limit holds a queued job back).
+KEY_OF_JOB = """
+SELECT job.limit_key,
+    (SELECT count(*) FROM conveyor_jobs AS other INDEXED BY conveyor_jobs_limit_key
+     WHERE other.task = job.task AND other.limit_key = job.limit_key
+       AND other.state = 'running' AND other.lease_expires_at > :now),
+    (SELECT k.starts FROM conveyor_limit_keys AS k
+     WHERE k.task = job.task AND k.limit_key = job.limit_key)
+FROM conveyor_jobs AS job WHERE job.id = :id AND job.limit_key IS NOT NULL"""
+
+
 class KeyLimits:
     """SQLiteStore's per-key limits (a part of its Limits mixin)."""
 
@@ -133,6 +145,13 @@ class KeyLimits:
             queues.add(SCHEDULED_HINT)
         self.wake.notify(queues)
         return results
+
+    async def key_use(self, job_id: str, now: float | None = None) -> keys.KeyUse | None:
+        """The job's key with its running jobs and starts (None: the job has no key)."""
+        with self.db.read() as conn:
+            row = conn.execute(KEY_OF_JOB, {"id": job_id, "now": time.time() if now is None
+                                            else now}).fetchone()
+        return None if row is None else keys.KeyUse(row[0], row[1], orjson.loads(row[2] or "[]"))
 
     def _unpark_settled(self, conn: sqlite3.Connection, items: Sequence[Settle]) -> None:
         """A settled job may have freed its key's slot: the next claim looks at the key."""

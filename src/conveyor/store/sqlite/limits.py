@@ -181,10 +181,11 @@ class Limits(KeyLimits):
             room = budget.queue_room(queue, limit)
             if room <= 0:
                 continue
+            walk = self._limited.walk(room, bool(budget.keys))
             params = {"queue": queue, "now": now, "blocked": blocked, "keyed": keyed,
-                      "limit": room, "walk": self._limited.walk(room, bool(budget.keys))}
+                      "limit": room, "walk": walk}
             rows = conn.execute(CANDIDATES, params).fetchall()
-            if len(rows) < room and self._limited.deep_walk(params["walk"]):
+            if len(rows) < room and self._limited.deep_walk(walk):
                 rows = conn.execute(CANDIDATES, {**params, "walk": -1}).fetchall()
             found.extend(rows)
         return found
