@@ -23,6 +23,15 @@ RateOption = Annotated[str | None, typer.Option(
          "'none' removes it")]
 ResetOption = Annotated[bool, typer.Option(
     "--reset", help="remove the change made at run time: the limit declared in code applies")]
+KeyConcurrencyOption = Annotated[str | None, typer.Option(
+    help="per key (customer, account: the task's KeyLimit): at most this many of one key's "
+         "jobs running; 'none' removes it")]
+KeyRateOption = Annotated[str | None, typer.Option(
+    help="per key: at most COUNT starts of one key's jobs in any sliding window of PERIOD, "
+         "e.g. 10/min; 'none' removes it")]
+KeyStrategyOption = Annotated[str | None, typer.Option(
+    help="a new job whose key is at its limit: queue (waits its turn), drop (not stored), "
+         "debounce (older waiting jobs of the key are cancelled)")]
 
 
 def queues(app: AppOption = None, json_out: JsonOption = False) -> None:
@@ -51,21 +60,31 @@ def queues(app: AppOption = None, json_out: JsonOption = False) -> None:
                       str(counts.get("running", 0)), "yes" if info and info.paused else "",
                       *_limit_cells(limit, now))
     out.print(table)
-    tasks = [u for u in conveyor.limits.usage() if u.limit.kind == "task"]
+    tasks = [u for u in conveyor.limits.usage() if u.limit.kind in ("task", "key")]
     if tasks:
-        task_table = Table(title="task limits")
+        task_table = Table(title="task limits (per key: each key of the task)")
         for header in ("task", "concurrency", "rate (started in window)", "held back by"):
             task_table.add_column(header)
         for limit in tasks:
-            task_table.add_row(limit.limit.name, *_limit_cells(limit, now))
-    if tasks:
+            task_table.add_row(_task_cell(limit), *_limit_cells(limit, now))
         out.print(task_table)
+
+
+def _task_cell(usage: LimitUsage) -> str:
+    limit = usage.limit
+    if limit.kind != "key":
+        return limit.name
+    strategy = "" if limit.strategy == "queue" else f", {limit.strategy}"
+    return f"{limit.name} per key{strategy}"
 
 
 def _limit_cells(usage: LimitUsage | None, now: float) -> tuple[str, str, str]:
     if usage is None:
         return "", "", ""
     limit = usage.limit
+    if limit.kind == "key":  # each key's caps: how many keys are at them
+        caps = limit.describe().removeprefix("per key: ")
+        return caps, "", f"{usage.keys_at_limit} key(s) at their limit"
     concurrency = ("" if limit.concurrency is None
                    else f"{usage.running} / {limit.concurrency}")
     rate = ("" if limit.rate is None or limit.period is None
@@ -89,26 +108,34 @@ def _caps(concurrency: str | None, rate: str | None) -> tuple[object, object]:
 
 
 def _set(kind: str, name: str, app: str | None, concurrency: str | None, rate: str | None,
-         reset: bool, json_out: bool) -> None:
+         reset: bool, strategy: str | None = None) -> LimitUsage | None:
     conveyor = load_app(app)
     if reset:
         conveyor.limits.reset(kind, name)
-    elif concurrency is None and rate is None:
+    elif concurrency is None and rate is None and strategy is None:
         fail("give --concurrency, --rate or --reset")
     else:
         count, per = _caps(concurrency, rate)
         try:
-            conveyor.limits.set(kind, name, concurrency=count, rate=per)  # type: ignore[arg-type]
+            conveyor.limits.set(kind, name, concurrency=count, rate=per,  # type: ignore[arg-type]
+                                strategy=UNSET if strategy is None else strategy)
         except ValueError as exc:
             fail(f"{kind} {name!r}: {exc}")
-    found = conveyor.limits.find(kind, name)
+    return conveyor.limits.find(kind, name)
+
+
+def _show(found: list[tuple[str, LimitUsage | None]], name: str, json_out: bool) -> None:
     if json_out:
-        print_json(usage_json(found, time.time()) if found else None)
-    elif found is None:
-        out.print(f"{kind} {name}: no limit", highlight=False)
-    else:
-        out.print(f"{kind} {name}: {found.limit.describe()} (set by {found.limit.source}); "
-                  "every worker applies it within a second", highlight=False)
+        docs = [usage_json(usage, time.time()) if usage else None for _, usage in found]
+        print_json(docs[0] if len(docs) == 1 else docs)
+        return
+    for kind, usage in found:
+        if usage is None:
+            out.print(f"{kind} {name}: no limit", highlight=False)
+        else:
+            out.print(f"{kind} {name}: {usage.limit.describe()} (set by "
+                      f"{usage.limit.source}); every worker applies it within a second",
+                      highlight=False)
 
 
 @queue_cli.command("set")
@@ -117,13 +144,24 @@ def queue_set(name: str, app: AppOption = None, concurrency: ConcurrencyOption =
               json_out: JsonOption = False) -> None:
     """Change a queue's limits across every worker, e.g.
     `conveyor queue set ai --concurrency 3 --rate 20/min`."""
-    _set("queue", name, app, concurrency, rate, reset, json_out)
+    _show([("queue", _set("queue", name, app, concurrency, rate, reset))], name, json_out)
 
 
 @task_cli.command("set")
 def task_set(name: str, app: AppOption = None, concurrency: ConcurrencyOption = None,
              rate: RateOption = None, reset: ResetOption = False,
-             json_out: JsonOption = False) -> None:
-    """Change a task's limits across every worker (its jobs in any queue), e.g.
-    `conveyor task set reports.build --concurrency 1`."""
-    _set("task", name, app, concurrency, rate, reset, json_out)
+             key_concurrency: KeyConcurrencyOption = None, key_rate: KeyRateOption = None,
+             key_strategy: KeyStrategyOption = None, json_out: JsonOption = False) -> None:
+    """Change a task's limits across every worker (its jobs in any queue), or each key's
+    (--key-*: per customer, account, ... as the task's KeyLimit computes it), e.g.
+    `conveyor task set reports.build --concurrency 1`,
+    `conveyor task set sync --key-concurrency 1 --key-rate 10/min --key-strategy drop`.
+    --reset resets both."""
+    keyed = key_concurrency is not None or key_rate is not None or key_strategy is not None
+    found = []
+    if concurrency is not None or rate is not None or reset or not keyed:
+        found.append(("task", _set("task", name, app, concurrency, rate, reset)))
+    if keyed or reset:
+        found.append(("key", _set("key", name, app, key_concurrency, key_rate, reset,
+                                  key_strategy)))
+    _show(found, name, json_out)

@@ -8,6 +8,8 @@ import uuid
 
 import httpx
 
+from conveyor.job import NewJob, new_id
+
 from .harness import Live, assert_error, sign_in
 
 
@@ -38,6 +40,27 @@ def test_a_task_limit_over_http(live: Live, admin: httpx.Client) -> None:
     assert response.json()["limit"]["concurrency"] == 1
     admin.patch("/api/v1/tasks/echo", json={"concurrency": None})
     assert live.app.limits.find("task", "echo") is None
+
+
+def test_each_keys_limit_of_a_task_over_http(live: Live, admin: httpx.Client) -> None:
+    response = admin.patch("/api/v1/tasks/echo", json={
+        "key_concurrency": 1, "key_rate": "10/min", "key_strategy": "debounce"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["limit"] is None  # the task's own: none
+    key = body["key_limit"]
+    assert (key["kind"], key["concurrency"], key["rate"], key["strategy"],
+            key["keys_at_limit"]) == ("key", 1, "10/min", "debounce", 0)
+    found = live.app.limits.find("key", "echo")
+    assert found is not None and found.limit.strategy == "debounce"
+    assert_error(admin.patch("/api/v1/tasks/echo", json={"key_strategy": "newest"}), 422,
+                 "bad_key_strategy")
+    assert_error(admin.patch("/api/v1/tasks/echo", json={"key_concurrency": "1"}), 422,
+                 "bad_key_concurrency")
+    assert_error(admin.patch("/api/v1/queues/default", json={"key_concurrency": 1}), 422,
+                 "unknown_field")  # keys belong to tasks
+    reset = admin.patch("/api/v1/tasks/echo", json={"reset": True}).json()
+    assert (reset["limit"], reset["key_limit"]) == (None, None)
 
 
 def test_only_an_admin_changes_limits(live: Live, tenant_a: httpx.Client) -> None:
@@ -99,6 +122,30 @@ def test_the_queue_page_shows_limits_and_an_admin_changes_them(live: Live) -> No
         assert bad.status_code == 303
     found = live.app.limits.find("queue", name)
     assert found is not None and found.limit.concurrency == 2
+
+
+def test_the_queue_page_shows_each_keys_limit_and_how_many_keys_are_full(live: Live) -> None:
+    task, queue = f"sync-{uuid.uuid4().hex[:6]}", f"keyq-{uuid.uuid4().hex[:6]}"
+    live.app.limits.set("key", task, concurrency=1, strategy="drop")
+    jobs = [NewJob(new_id(), task, queue, b"{}", limit_key=key) for key in ("a", "a", "b")]
+    live.app.call(lambda store: store.enqueue_many(jobs))
+    claimed = live.app.call(lambda store: store.claim([queue], "w-page", 10, 30.0))
+    assert len(claimed) == 2  # one of each key: both keys now at their limit
+    with _browser(live, "admin-token") as browser:
+        page = browser.get("/queues").text
+        row = page[page.index(f'data-limit="key:{task}"'):][:1500]
+        assert "each key of task" in page[page.index(f'data-limit="key:{task}"') - 10:][:200]
+        assert 'data-keys-at-limit="2"' in row and "2 keys at the limit" in row
+        assert "1 per key" in row and "when full: drop" in row
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert csrf is not None
+        saved = browser.post("/limits", data={"csrf": csrf.group(1), "kind": "key",
+                                              "name": task, "concurrency": "3",
+                                              "strategy": "debounce"})
+        assert saved.status_code == 303
+    found = live.app.limits.find("key", task)
+    assert found is not None and (found.limit.concurrency, found.limit.strategy) == (
+        3, "debounce")
 
 
 def test_a_tenant_sees_limits_but_cannot_change_them(live: Live) -> None:

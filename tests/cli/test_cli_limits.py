@@ -32,6 +32,27 @@ def test_task_set_and_removing_every_cap_removes_the_limit(cli: Cli) -> None:
     assert cli.json("queues")["limits"] == []
 
 
+def test_task_set_changes_each_keys_limit_and_queues_shows_it(cli: Cli) -> None:
+    said = cli.ok("task", "set", "sync", "--key-concurrency", "1", "--key-rate", "10/min",
+                  "--key-strategy", "drop")
+    assert "key sync: per key: concurrency 1, rate 10/min, strategy drop (set by operator)" \
+        in " ".join(said.split())
+    [limit] = cli.json("queues")["limits"]
+    assert (limit["kind"], limit["name"], limit["concurrency"], limit["rate"],
+            limit["strategy"], limit["keys_at_limit"]) == ("key", "sync", 1, "10/min", "drop", 0)
+    assert "sync per key, drop" in cli.ok("queues")
+    assert cli("task", "set", "sync", "--key-strategy", "newest").returncode == 1
+    both = cli.json("task", "set", "sync", "--reset")
+    assert both == [None, None]  # nothing declared in code for it: the task's and its keys'
+
+
+def test_task_set_help_documents_key_limits_with_an_example(cli: Cli) -> None:
+    said = " ".join(cli.ok("task", "set", "--help").split())
+    for words in ("--key-concurrency", "--key-rate", "--key-strategy", "debounce",
+                  "conveyor task set sync --key-concurrency 1 --key-rate 10/min"):
+        assert words in said, words
+
+
 def test_bad_limits_are_one_line_errors_and_store_nothing(cli: Cli) -> None:
     for args in (["--concurrency", "many"], ["--rate", "10"], ["--rate", "5/fortnight"], []):
         result = cli("queue", "set", "ai", *args)

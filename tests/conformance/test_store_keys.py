@@ -211,3 +211,45 @@ async def test_a_dead_job_retried_comes_back_under_its_key(store: Store) -> None
     assert await claim_ids(store, now=T0 + 2) == []  # the key has nothing left: its row goes
     assert await store.requeue([a], now=T0 + 3) == {a: "queued"}
     assert await claim_ids(store, now=T0 + 3) == [a]
+
+
+async def test_a_dead_workers_job_keeps_its_key_until_it_is_rescued(store: Store) -> None:
+    await store.set_limit(Limit("key", TASK, concurrency=1))
+    [a] = await _keyed(store, "a", 1)
+    assert await claim_ids(store, now=T0) == [a]
+    after = T0 + LEASE + 1  # the worker died: nothing queued, its lease ran out
+    assert await claim_ids(store, now=after) == []
+    assert await store.rescue_expired(now=after) == 1
+    assert await claim_ids(store, now=after + 1) == [a]  # its key was kept for it
+
+
+async def test_a_claim_from_other_queues_leaves_a_keys_jobs_to_their_own(store: Store) -> None:
+    await store.set_limit(Limit("key", TASK, concurrency=1))
+    a = await _keyed(store, "a", 2)
+    assert await claim_ids(store, now=T0, queues=["elsewhere"]) == []
+    assert await claim_ids(store, now=T0, queues=["default"]) == [a[0]]  # not parked by it
+    [other] = await store.enqueue_many([new_job(task=TASK, limit_key="b", queue="other")],
+                                       now=T0)
+    [here] = await store.enqueue_many([new_job(task=TASK, limit_key="b")], now=T0 + 1)
+    [job] = await store.claim(["default"], "w-1", 5, LEASE, now=T0 + 2)
+    assert job.id == here.id  # the key's row points at "default", where its last job went
+    assert await claim_ids(store, now=T0 + 3, queues=["other"]) == []  # b: one running
+    await store.settle([Complete(job.lease)], now=T0 + 4)
+    assert await claim_ids(store, now=T0 + 5, queues=["default"]) == []  # b moves to "other"
+    assert await claim_ids(store, now=T0 + 5, queues=["other"]) == [other.id]
+
+
+async def test_a_jobs_key_and_its_use_say_what_holds_it(store: Store) -> None:
+    limit = Limit("key", TASK, concurrency=1, rate=5, period=60.0)
+    await store.set_limit(limit)
+    a = await _keyed(store, "a", 2)
+    [plain] = await _enqueue(store, None, 1)
+    assert await claim_ids(store, now=T0) == [a[0], plain]
+    use = await store.key_use(a[1], now=T0 + 1)
+    assert use is not None and (use.key, use.running, use.starts) == ("a", 1, [T0])
+    assert use.holding(limit, T0 + 1) == (
+        "each key of task 't.sync': key 'a' at its limit (concurrency 1, rate 5/min; "
+        "1 running, 1 started in the window)")
+    assert await store.key_use(plain, now=T0 + 1) is None
+    later = await store.key_use(a[1], now=T0 + LEASE + 1)  # the lease ran out: room again
+    assert later is not None and later.holding(limit, T0 + LEASE + 1) is None

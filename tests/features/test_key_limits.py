@@ -13,6 +13,7 @@ import pytest
 from conveyor import Conveyor, FakeClock, JobState, KeyLimit, PayloadInvalid
 from conveyor.limits.model import Limit
 from conveyor.testing import run_until_idle_async
+from conveyor.web.serialize import accepted_json
 
 T0 = 1_800_000_000.0
 
@@ -105,4 +106,21 @@ def test_drop_answers_that_the_job_was_dropped(tmp_path: Path) -> None:
     assert (second.state, second.dead_reason) == (JobState.CANCELLED,
                                                   "dropped: key at its limit")
     assert second.to_dict()["dropped"] is True
+    assert accepted_json(second)["dropped"] is True and "dropped" not in accepted_json(first)
+    app.close()
+
+
+def test_a_job_held_back_by_its_key_says_so(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    app = make_app(tmp_path, clock)
+    app.limits.set("key", "sync", concurrency=1)
+    first = app.enqueue("sync", {"customer": {"id": 7}})
+    second = app.enqueue("sync", {"customer": {"id": 7}})
+    other = app.enqueue("sync", {"customer": {"id": 8}})
+    claimed = app.call(lambda store: store.claim(None, "w-1", 1, 30.0, now=T0))
+    assert [job.id for job in claimed] == [first.id]
+    assert app.limits.holding(app.get(second.id)) == [
+        "each key of task 'sync': key '7' at its limit (concurrency 1; 1 running, "
+        "0 started in the window)"]
+    assert app.limits.holding(app.get(other.id)) == []
     app.close()

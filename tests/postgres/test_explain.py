@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from conveyor.store.postgres import keys
 from conveyor.store.postgres import queries as q
 from conveyor.store.postgres.store import PostgresStore
 
@@ -194,3 +195,20 @@ def test_name_catalogue_reads_are_bounded(filled: PostgresStore, generic: bool) 
     rolled = explain(filled, catalog.ROLLED_NAMES, params, generic)
     assert all(n["Node Type"] != "Seq Scan" for n in rolled
                if n.get("Relation Name") == "conveyor_rollups"), rolled
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+def test_a_keyed_claim_reads_only_the_keys_it_picked(filled: PostgresStore,
+                                                     generic: bool) -> None:
+    """Per-key limits: a key's counts and its next jobs come from the index of keyed jobs
+    (task, limit_key, state, ...), never from a walk of the queue or of other keys' jobs."""
+    ready = explain(filled, keys.READY_KEYS, {"tasks": ["fill.task"], "now": 1_800_000_000.0,
+                                              "queues": ["queue-0"],
+                                              "probe": 11, "keys": 32}, generic)
+    picked = explain(filled, keys.KEY_CANDIDATES, {
+        "tasks": ["fill.task"], "keys": ["k1"], "rooms": [2], "now": 1_800_000_000.0,
+        "queues": ["queue-0"]}, generic)
+    for nodes in (ready, picked):
+        scans = scans_of_jobs(nodes)
+        assert scans and all(name == "conveyor_jobs_limit_key" for _, name in scans), scans
+    assert any(n.get("Index Name") == "conveyor_limit_keys_ready" for n in ready), ready

@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any
 
-from conveyor import Conveyor, JobContext, Retry
+from conveyor import Conveyor, JobContext, KeyLimit, Retry
 
 app = Conveyor()
 app.queue("capped", concurrency=3)
@@ -43,4 +43,16 @@ async def solo(ctx: JobContext, payload: dict[str, Any]) -> int:
 
 @app.task(queue="rated", retry=Retry(attempts=20, backoff="fixed", base=0.1))
 async def rated(ctx: JobContext, payload: dict[str, Any]) -> int:
+    return await _run(ctx, payload)
+
+
+@app.task(queue="keyed", key=KeyLimit("payload.customer", concurrency=1),
+          retry=Retry(attempts=20, backoff="fixed", base=0.1))
+async def per_customer(ctx: JobContext, payload: dict[str, Any]) -> int:
+    return await _run(ctx, payload)
+
+
+@app.task(queue="fair", key=KeyLimit("payload.customer", concurrency=2),
+          retry=Retry(attempts=20, backoff="fixed", base=0.1))
+async def fair(ctx: JobContext, payload: dict[str, Any]) -> int:
     return await _run(ctx, payload)

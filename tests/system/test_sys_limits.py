@@ -1,8 +1,9 @@
 """Flow control with real `conveyor worker` processes (2 on SQLite, 4 on PostgreSQL), a random
 one SIGKILLed and started again about every second. A ledger of every run's start and end
 (limitapp.py; a killed run ends when its worker was killed) shows that a queue limited to 3
-never had more than 3 running at any instant, and a task limited to 1 never ran two at once;
-and that every job completed all the same."""
+never had more than 3 running at any instant, a task limited to 1 never ran two at once, a
+key limited to 1 never ran two of its jobs at once; and that every job completed all the
+same. Keys take turns: two small keys finish before a big key's 50th job starts."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor import Conveyor, JobFilter, JobState
+from conveyor import Conveyor, JobFilter, JobState, KeyLimit
 
 pytestmark = pytest.mark.system
 
@@ -181,4 +182,93 @@ def test_a_rate_holds_in_every_window_across_workers(cluster: tuple[Cluster, int
         most = max(most, high - low + 1)
     assert most == 20  # reached, never over
     assert claims[-1] - claims[0] >= 3.0  # 80 starts at 20 a second take three windows more
+    app.close()
+
+
+def _until_completed(app: Conveyor, ids: list[str], seconds: float,
+                     system: Cluster | None = None, rng: random.Random | None = None,
+                     count: int = 0) -> int:
+    """Wait for `ids` to complete, killing a random worker about every second (6 at most)
+    when `system` is given; returns how many were killed."""
+    deadline, kills = time.monotonic() + seconds, 0
+    while time.monotonic() < deadline:
+        done = app.list_jobs(JobFilter(states=(JobState.COMPLETED,)), limit=1000)
+        if len({j.id for j in done} & set(ids)) == len(ids):
+            break
+        if system is None or rng is None:
+            time.sleep(0.1)
+            continue
+        time.sleep(rng.uniform(0.8, 1.4))
+        if kills < 6:
+            index = rng.randrange(count)
+            system.kill(system.procs[index])
+            system.procs[index] = system.start(index, queues="keyed")
+            kills += 1
+    return kills
+
+
+def producer(url: str) -> Conveyor:
+    """A producer that knows the keyed tasks (it computes their keys at enqueue)."""
+    app = Conveyor(url)
+    for name, queue, most in (("per_customer", "keyed", 1), ("fair", "fair", 2)):
+        app.task(name=name, queue=queue, key=KeyLimit("payload.customer", concurrency=most))(
+            lambda ctx, payload: None)
+    app.migrate()
+    return app
+
+
+def test_a_key_limited_to_one_never_runs_two_of_its_jobs_at_once(
+        cluster: tuple[Cluster, int]) -> None:
+    system, count = cluster
+    app = producer(system.url)
+    rng = random.Random(15)
+    keys: dict[str, list[str]] = {f"c{n}": [] for n in range(8)}
+    for index in range(200):  # 25 a key, about 3.5 s of work each: the kills land mid-run
+        customer = f"c{index % 8}"
+        keys[customer].append(app.enqueue("per_customer", {"ms": rng.randint(80, 200),
+                                                           "customer": customer}).id)
+    ids = [job_id for found in keys.values() for job_id in found]
+    system.procs = [system.start(i, queues="keyed") for i in range(count)]
+    try:
+        kills = _until_completed(app, ids, 55, system, rng, count)
+    finally:
+        system.close()
+    assert {app.get(job_id).state for job_id in ids} == {"completed"}
+    assert kills == 6
+    every = runs(system)
+    for customer, found in keys.items():
+        assert most_at_once([run for job_id in found for run in every[job_id]]) == 1, customer
+    assert most_at_once([run for job_id in ids for run in every[job_id]]) >= 3  # keys overlap
+    app.close()
+
+
+def test_keys_take_turns_across_workers(cluster: tuple[Cluster, int]) -> None:
+    """Backlogs of 1,000, 10 and 10 under 2 per key: both small keys finish before the big
+    key's 50th job starts. No kills here: a killed small job waits out its lease (2 s) while
+    the big key goes on, which says nothing about turns."""
+    system, count = cluster
+    app = producer(system.url)
+    big = [j.id for j in app.enqueue_many(
+        [{"task": "fair", "payload": {"ms": 30, "customer": "big"}}] * 1000)]
+    small = [app.enqueue("fair", {"ms": 30, "customer": name}).id
+             for name in ("s1", "s2") for _ in range(10)]
+    system.procs = [system.start(i, queues="fair") for i in range(count)]
+    try:
+        _until_completed(app, small, 55)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(app.list_jobs(
+                JobFilter(states=(JobState.COMPLETED,), task="fair"), limit=200)) < 80:
+            time.sleep(0.1)
+    finally:
+        system.close()
+    events: dict[str, list[tuple[str, float]]] = {}  # the workers were stopped mid-run:
+    for line in system.ledger.read_text().splitlines():  # starts and ends, not runs()
+        event, job_id, _, at = line.split()
+        events.setdefault(job_id, []).append((event, float(at)))
+    big_starts = sorted(at for job_id in big for event, at in events.get(job_id, [])
+                        if event == "start")
+    small_ends = [at for job_id in small for event, at in events[job_id] if event == "end"]
+    assert len(small_ends) == len(small)
+    assert len(big_starts) >= 50
+    assert max(small_ends) < big_starts[49]
     app.close()

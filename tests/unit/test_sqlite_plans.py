@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from conveyor.store.sqlite import keys
 from conveyor.store.sqlite import queries as q
 from conveyor.store.sqlite.store import SQLiteStore
 
@@ -105,5 +106,23 @@ def test_name_catalogue_reads_are_bounded(tmp_path: Path) -> None:
             recent
         every = plan(conn, catalog.RECENT_NAMES, params)
         assert "TEMP B-TREE FOR ORDER BY" not in every, every  # the newest 1,000 by the key
+    finally:
+        conn.close()
+
+
+def test_a_keyed_claim_reads_only_the_keys_it_picked(tmp_path: Path) -> None:
+    """Per-key limits: ready keys from their partial index (parked ones are not in it), a
+    key's counts and next jobs from the index of keyed jobs, never a scan of the jobs."""
+    conn = migrated(tmp_path / "keys.db")
+    try:
+        ready = plan(conn, keys.READY_KEYS, {"task": "t", "now": 1.0, "probe": 11, "keys": 32,
+                                             "queues": '["default"]'})
+        picked = plan(conn, keys.KEY_CANDIDATES, {"task": "t", "key": "k", "now": 1.0,
+                                                   "queues": '["default"]', "room": 2})
+        assert "conveyor_limit_keys_ready" in ready, ready
+        for found in (ready, picked):
+            assert "conveyor_jobs_limit_key" in found, found
+            assert not any(step.startswith("SCAN job") or step == "SCAN conveyor_jobs"
+                           for step in found.split(" | ")), found
     finally:
         conn.close()

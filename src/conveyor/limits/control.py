@@ -125,7 +125,13 @@ class LimitControl:
             return []
         now = self.app.clock.now()
         wanted = {("queue", job.queue), ("task", job.task)}
-        reasons = [usage.holding(now) for usage in self.usage()
+        usages = self.usage()
+        reasons = [usage.holding(now) for usage in usages
                    if (usage.limit.kind, usage.limit.name) in wanted]
+        keyed = next((u.limit for u in usages if (u.limit.kind, u.limit.name) == (
+            "key", job.task)), None)
+        if keyed is not None:  # its own key's use, read for this job
+            use = self.app.call(lambda s: s.key_use(job.id, self.app.clock.store_now()))
+            reasons.append(use.holding(keyed, now) if use is not None else None)
         return [reason for reason in reasons if reason]
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import PayloadInvalid
 from ..job import NewJob
@@ -99,6 +99,23 @@ class KeyLimit:
         return str(value)
 
 
+class KeyUse(NamedTuple):
+    """One job's key and that key's use: running jobs (live leases), starts kept."""
+
+    key: str
+    running: int
+    starts: list[float]
+
+    def holding(self, limit: Limit, now: float) -> str | None:
+        """Which of the key's caps holds its jobs back now, in words; None when none."""
+        started = len(in_window(self.starts, limit, now))
+        if allowance(limit, self.running, started) > 0:
+            return None
+        return (f"each key of task {limit.name!r}: key {self.key!r} at its limit "
+                f"({limit.describe().removeprefix('per key: ')}; {self.running} running, "
+                f"{started} started in the window)")
+
+
 @dataclass(slots=True)
 class KeyState:
     """One key's row as a claim reads it (locked), with its use counted from the jobs."""
@@ -108,9 +125,11 @@ class KeyState:
     turn: float
     starts: list[float]  # its starts in the window, oldest first
     running: int  # running jobs with live leases
-    lease_min: float | None  # the first of their leases to run out
+    lease_min: float | None  # the first lease of its running jobs to run out (or that ran
+    # out: a dead worker's job, which the rescue puts back in the queue)
     next_run: float | None  # its first scheduled job's run_at
     queued: int  # queued jobs, counted up to room + 1
+    next_queue: str | None = None  # the queue of its next queued job
     room: int = 0
     found: int = 0  # candidates read for it
     taken: int = 0
@@ -127,6 +146,7 @@ class KeyChange:
     parked_until: float | None
     at_limit: bool
     delete: bool = False
+    queue: str | None = None  # its next job is in another queue: claims from that one read it
 
 
 def in_window(starts: Iterable[float], limit: Limit, now: float) -> list[float]:
@@ -163,29 +183,31 @@ def round_robin(candidates: Iterable[tuple[Any, ...]], states: dict[tuple[str, s
 
 
 def changes(states: Iterable[KeyState], limits: dict[str, Limit], now: float,
-            lease_for: float, served: dict[tuple[str, str], int]) -> list[KeyChange]:
+            lease_for: float, served: dict[tuple[str, str], int],
+            queues: Sequence[str]) -> list[KeyChange]:
     """After a claim: each key served moves to the back of the round; a key at its limit is
     parked until it may have room (a rate's oldest start leaves the window; a running job's
     lease runs out, unless a settle unparks it first); a key with nothing left to claim
     waits for its next scheduled job or running job, or is deleted. `served`: each key
-    taken from, by the position of its first job in the claim."""
+    taken from, by the position of its first job in the claim; `queues`: the claim's."""
     out = []
     for state in states:
         limit = limits[state.task]
         running = state.running + state.taken
         starts = in_window(state.starts + [now] * state.taken, limit, now) \
             if limit.rate is not None else []
-        lease_min = min(x for x in (state.lease_min, now + lease_for if state.taken else None)
-                        if x is not None) if running else None
+        leases = [x for x in (state.lease_min, now + lease_for if state.taken else None)
+                  if x is not None]
+        lease_min = min(leases) if leases else None
         turn = now + served.get((state.task, state.key), 0) * 1e-6 if state.taken \
             else state.turn  # to the back of the round, in the order served
         if allowance(limit, running, len(starts)) <= 0:
-            until = [lease_min or now + RECHECK] if limit.concurrency is not None and \
-                running >= limit.concurrency else []
+            frees = [lease_min if lease_min and lease_min > now else now + RECHECK] \
+                if limit.concurrency is not None and running >= limit.concurrency else []
             if limit.rate is not None and len(starts) >= limit.rate and limit.period:
-                until.append(starts[len(starts) - limit.rate] + limit.period)
+                frees.append(starts[len(starts) - limit.rate] + limit.period)
             out.append(KeyChange(state.task, state.key, turn, starts,
-                                 max(until or [now + RECHECK]), True))
+                                 max(frees or [now + RECHECK]), True))
         elif state.found < state.room and state.queued <= state.found == state.taken:
             wake = [t for t in (state.next_run, lease_min) if t is not None]
             until = min(wake) if wake else None  # past: its promotion or rescue is due
@@ -193,8 +215,11 @@ def changes(states: Iterable[KeyState], limits: dict[str, Limit], now: float,
                                  None if until is None else until if until > now
                                  else now + RECHECK, False, delete=not wake))
         elif state.found < state.room and state.found == state.taken:
-            # queued jobs this claimer cannot take (another queue, a paused one)
-            out.append(KeyChange(state.task, state.key, turn, starts, now + RECHECK, False))
+            # queued jobs this claimer cannot take: in a queue it does not claim from (the
+            # key moves there, ready), or in a paused queue, or past their TTL (a second)
+            moved = state.next_queue if state.next_queue not in queues else None
+            out.append(KeyChange(state.task, state.key, turn, starts,
+                                 None if moved else now + RECHECK, False, queue=moved))
         else:
             out.append(KeyChange(state.task, state.key, turn, starts, None, False))
     return out
@@ -212,6 +237,11 @@ def under_drop(jobs: Iterable[NewJob], limits: dict[str, Limit]
         else:
             wanted.setdefault((job.task, job.limit_key), []).append(job.id)
     return kept, wanted
+
+
+def key_queues(jobs: Iterable[NewJob]) -> dict[tuple[str, str], str]:
+    """Each key of a batch and the queue of its last job (where its key row points)."""
+    return {(job.task, job.limit_key): job.queue for job in jobs if job.limit_key is not None}
 
 
 def newest_debounced(stored: Iterable[NewJob], limits: dict[str, Limit]

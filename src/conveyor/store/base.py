@@ -31,6 +31,7 @@ from ..job import (
     QueueInfo,
     WorkerInfo,
 )
+from ..limits.keys import KeyUse
 from ..limits.model import Limit, LimitUsage
 
 if TYPE_CHECKING:
@@ -251,6 +252,7 @@ class Store(Protocol):
     async def slow_down(self, kind: str, name: str, seconds: float,
                         now: float | None = None) -> bool: ...
     async def limits(self, now: float | None = None) -> list[LimitUsage]: ...
+    async def key_use(self, job_id: str, now: float | None = None) -> KeyUse | None: ...
 
     # maintenance: bounded, idempotent, safe on every node
     async def rescue_expired(self, now: float | None = None, limit: int = 1000) -> int: ...

@@ -74,7 +74,9 @@ def _schemas() -> dict[str, Any]:
                                   "description": "admin tokens only; a tenant token's jobs "
                                                  "always get its tenant"}}},
         "Accepted": {"type": "object", "properties": {
-            "id": s, "state": s, "status_url": s, "duplicate": {"type": "boolean"}}},
+            "id": s, "state": s, "status_url": s, "duplicate": {"type": "boolean"},
+            "dropped": {"type": "boolean", "description": "present and true when the job was "
+                        "not stored: its key was at its limit under the drop strategy"}}},
         "Job": {"type": "object", "properties": {
             "id": s, "task": s, "queue": s, "payload": {"description": "sensitive fields "
                                                         "read [redacted]"},

@@ -21,8 +21,11 @@ def job_json(job: Job) -> dict[str, Any]:
 
 
 def accepted_json(job: Job) -> dict[str, Any]:
-    return {"id": job.id, "state": str(job.state), "status_url": status_path(job.id),
+    body = {"id": job.id, "state": str(job.state), "status_url": status_path(job.id),
             "duplicate": job.duplicate}
+    if job.dropped:  # not stored: its key was at its limit under "drop" (limits/keys.py)
+        body["dropped"] = True
+    return body
 
 
 def queue_json(queue: QueueInfo) -> dict[str, Any]:

@@ -65,18 +65,22 @@ SELECT count(*) FROM changed WHERE (SELECT count(*) FROM feed) >= 0"""
 # Enqueue unparks each key (the claim looks at it again and parks it again if it is full).
 # DO UPDATE locks an existing row, so it waits for a claim holding it: see the docstring.
 TOUCH_KEYS = """
-INSERT INTO {schema}.conveyor_limit_keys AS k (task, limit_key, turn)
-SELECT task, key, {now} FROM unnest(%(tasks)s::text[], %(keys)s::text[]) AS wanted(task, key)
+INSERT INTO {schema}.conveyor_limit_keys AS k (task, limit_key, queue, turn)
+SELECT task, key, queue, {now}
+FROM unnest(%(tasks)s::text[], %(keys)s::text[], %(queues)s::text[]) AS wanted(task, key, queue)
 ORDER BY task, key
-ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = false"""
+ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = false,
+    queue = excluded.queue"""
 
 # A requeued job (a retry of a dead one) may belong to a key whose row is gone.
 TOUCH_REQUEUED = """
-INSERT INTO {schema}.conveyor_limit_keys AS k (task, limit_key, turn)
-SELECT DISTINCT task, limit_key, {now} FROM {schema}.conveyor_jobs
+INSERT INTO {schema}.conveyor_limit_keys AS k (task, limit_key, queue, turn)
+SELECT DISTINCT ON (task, limit_key) task, limit_key, queue, {now}
+FROM {schema}.conveyor_jobs
 WHERE id = ANY(%(ids)s::text[]) AND limit_key IS NOT NULL
 ORDER BY task, limit_key
-ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = false"""
+ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = false,
+    queue = excluded.queue"""
 
 UNPARK_SETTLED = """
 UPDATE {schema}.conveyor_limit_keys AS k SET parked_until = NULL, at_limit = false
@@ -101,15 +105,17 @@ READY_KEYS = f"""
 SELECT k.task, k.limit_key, k.turn, k.starts,
     (SELECT count(*) {_KEY_JOBS} AND job.state = 'running'
         AND job.lease_expires_at > %(now)s),
-    (SELECT min(job.lease_expires_at) {_KEY_JOBS} AND job.state = 'running'
-        AND job.lease_expires_at > %(now)s),
+    (SELECT min(job.lease_expires_at) {_KEY_JOBS} AND job.state = 'running'),
     (SELECT min(job.run_at) {_KEY_JOBS} AND job.state = 'scheduled'),
     (SELECT count(*) FROM (SELECT 1 {_KEY_JOBS} AND job.state = 'queued'
-                           LIMIT %(probe)s) AS queued)
+                           LIMIT %(probe)s) AS queued),
+    (SELECT job.queue {_KEY_JOBS} AND job.state = 'queued'
+     ORDER BY job.priority DESC, job.run_at, job.id LIMIT 1)
 FROM (SELECT picked.task, picked.limit_key FROM unnest(%(tasks)s::text[]) AS wanted(name)
       CROSS JOIN LATERAL (
           SELECT ready.task, ready.limit_key FROM {{schema}}.conveyor_limit_keys AS ready
-          WHERE ready.task = wanted.name AND ready.parked_until IS NULL
+          WHERE ready.task = wanted.name AND ready.queue = ANY(%(queues)s::text[])
+            AND ready.parked_until IS NULL
           ORDER BY ready.turn LIMIT %(keys)s FOR UPDATE SKIP LOCKED) AS picked) AS picked
 JOIN {{schema}}.conveyor_limit_keys AS k USING (task, limit_key)"""
 
@@ -132,10 +138,11 @@ KEYS_CLAIMED = """
 WITH changed AS (
     UPDATE {schema}.conveyor_limit_keys AS k
     SET turn = change.turn, starts = change.starts, parked_until = change.parked_until,
-        at_limit = change.at_limit
+        at_limit = change.at_limit, queue = coalesce(change.queue, k.queue)
     FROM unnest(%(tasks)s::text[], %(keys)s::text[], %(turns)s::float8[], %(starts)s::text[],
-                %(parked)s::float8[], %(at_limit)s::boolean[], %(delete)s::boolean[])
-        AS change(task, key, turn, starts, parked_until, at_limit, gone)
+                %(parked)s::float8[], %(at_limit)s::boolean[], %(delete)s::boolean[],
+                %(queues)s::text[])
+        AS change(task, key, turn, starts, parked_until, at_limit, gone, queue)
     WHERE k.task = change.task AND k.limit_key = change.key AND NOT change.gone)
 DELETE FROM {schema}.conveyor_limit_keys AS k
 USING unnest(%(tasks)s::text[], %(keys)s::text[], %(delete)s::boolean[])
@@ -168,7 +175,9 @@ async def insert_keyed(session: Session, render: Render, jobs: Sequence[NewJob],
             "now": now, "events": channels.events, "tasks": [t for t, _ in newest],
             "keys": [k for _, k in newest], "ids": list(newest.values())})
     if named:
-        await session.run(render(TOUCH_KEYS), {"now": now, "tasks": tasks, "keys": names})
+        queues = keys.key_queues(jobs)
+        await session.run(render(TOUCH_KEYS), {"now": now, "tasks": tasks, "keys": names,
+                                               "queues": [queues[n] for n in named]})
     return answers
 
 
@@ -188,10 +197,27 @@ async def _admitted(session: Session, render: Render, jobs: Sequence[NewJob],
     return kept
 
 
+# A job's key and its use (LimitControl.holding: which limit holds a queued job back).
+KEY_OF_JOB = """
+SELECT job.limit_key,
+    (SELECT count(*) FROM {schema}.conveyor_jobs AS other
+     WHERE other.task = job.task AND other.limit_key = job.limit_key
+       AND other.state = 'running' AND other.lease_expires_at > {now}),
+    (SELECT k.starts FROM {schema}.conveyor_limit_keys AS k
+     WHERE k.task = job.task AND k.limit_key = job.limit_key)
+FROM {schema}.conveyor_jobs AS job WHERE job.id = %(id)s AND job.limit_key IS NOT NULL"""
+
+
 class KeyLimits:
     """PostgresStore's per-key limits (a part of its Limits mixin)."""
 
     _limited: LimitedNames
+
+    async def key_use(self: Any, job_id: str, now: float | None = None) -> keys.KeyUse | None:
+        """The job's key with its running jobs and starts (None: the job has no key)."""
+        rows = await self._one(KEY_OF_JOB, {"id": job_id, "now": now})
+        return None if not rows else keys.KeyUse(rows[0][0], rows[0][1],
+                                                 orjson.loads(rows[0][2] or "[]"))
 
     async def _unpark_settled(self: Any, conn: psycopg.AsyncConnection[Any],
                               ids: Sequence[str]) -> None:
@@ -213,10 +239,10 @@ class KeyLimits:
         tasks = sorted(budget.keys)
         await conn.execute(self.statement(UNPARK_DUE), {"tasks": tasks, "now": now})
         rows = await self._fetch(conn, READY_KEYS, {
-            "tasks": tasks, "now": now, "probe": limit + 1,
+            "tasks": tasks, "now": now, "probe": limit + 1, "queues": list(queues),
             "keys": max(limit, keys.KEYS_PER_CLAIM)})
         states = {(r[0], r[1]): keys.KeyState(r[0], r[1], r[2], orjson.loads(r[3]), r[4],
-                                              r[5], r[6], r[7]) for r in rows}
+                                              r[5], r[6], r[7], r[8]) for r in rows}
         keys.rooms(list(states.values()), budget.keys, now, limit)
         open_keys = [s for s in states.values() if s.room > 0]
         if not open_keys:
@@ -229,15 +255,16 @@ class KeyLimits:
     async def _keys_claimed(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
                             states: dict[tuple[str, str], keys.KeyState],
                             taken: Sequence[tuple[Any, ...]], now: float,
-                            lease_for: float) -> None:
+                            lease_for: float, queues: Sequence[str]) -> None:
         """Write back each key read: its turn, its starts, parked or not (keys.changes)."""
         if not states:
             return
         served = keys.count_taken(states, taken)
-        changes = keys.changes(states.values(), budget.keys, now, lease_for, served)
+        changes = keys.changes(states.values(), budget.keys, now, lease_for, served, queues)
         await conn.execute(self.statement(KEYS_CLAIMED), {
             "tasks": [c.task for c in changes], "keys": [c.key for c in changes],
             "turns": [c.turn for c in changes],
             "starts": [orjson.dumps(c.starts).decode() for c in changes],
             "parked": [c.parked_until for c in changes],
-            "at_limit": [c.at_limit for c in changes], "delete": [c.delete for c in changes]})
+            "at_limit": [c.at_limit for c in changes], "delete": [c.delete for c in changes],
+            "queues": [c.queue for c in changes]})

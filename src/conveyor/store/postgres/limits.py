@@ -50,9 +50,10 @@ USAGE_AT_CLOCK = """
 WITH clock(now) AS (SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp())))
 SELECT clock.now, lim.kind, lim.name, lim.concurrency, lim.rate, lim.period, lim.source,
     lim.blocked_until,
-    (SELECT count(*) FROM {schema}.conveyor_jobs AS job
+    CASE WHEN lim.kind = 'key' THEN 0 ELSE (  -- a key limit: each key's own, in keys.py
+    SELECT count(*) FROM {schema}.conveyor_jobs AS job
      WHERE job.state = 'running' AND job.lease_expires_at > clock.now
-       AND CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name),
+       AND CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name) END,
     CASE WHEN lim.rate IS NULL THEN 0 ELSE (
         SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
         WHERE start.kind = lim.kind AND start.name = lim.name
@@ -257,15 +258,18 @@ class Limits(KeyLimits):
                                                              "queues": names})
             now = found[0][0]
             budget = Budget.of([usage_from_row(r[1:]) for r in found if r[1] is not None], now)
+            # CANDIDATES goes out first, and comes back with the keys' reads (one trip)
+            general = await self._send_candidates(conn, budget, names, limit, now)
             keyed, states = await self._key_candidates(conn, budget, names, limit, now)
             candidates = [((-c[3], 0, c[4], c[0]), c)
-                          for c in await self._candidates(conn, budget, names, limit, now)]
+                          for c in await self._candidates(conn, *general)]
             candidates.extend(((-c[3], 1, 0.0, ""), c) for c in keyed)  # round-robin order
             candidates.sort(key=lambda pair: pair[0])
             taken = budget.take(((c[0], c[1], c[2]) for _, c in candidates), limit)
             keys_of = {c[0]: c[5] for c in keyed}
             await self._keys_claimed(conn, budget, states, [
-                (t[0], t[1], t[2], keys_of.get(t[0])) for t in taken], now, params["lease_for"])
+                (t[0], t[1], t[2], keys_of.get(t[0])) for t in taken], now, params["lease_for"],
+                names)
             if not taken:
                 return []
             claimed = await conn.execute(self.statement(CLAIM_IDS), {
@@ -274,15 +278,23 @@ class Limits(KeyLimits):
             rows: Rows = await claimed.fetchall()
         return rows
 
-    async def _candidates(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
-                          names: list[str], limit: int, now: float) -> Rows:
-        """Each queue's best candidates without a key limit (see CANDIDATES)."""
+    async def _send_candidates(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
+                               names: list[str], limit: int, now: float
+                               ) -> tuple[Any, dict[str, Any], int]:
+        """Queue each queue's best candidates without a key limit (see CANDIDATES)."""
         rooms = [budget.queue_room(n, limit) for n in names]
         walk = self._limited.walk(max(rooms, default=0), bool(budget.keys))
         params = {"queues": names, "rooms": rooms, "blocked": budget.blocked_tasks(),
                   "keyed": sorted(budget.keys), "now": now, "walk": None if walk < 0 else walk}
-        rows: Rows = await self._fetch(conn, CANDIDATES, params)
-        if len(rows) < sum(rooms) and self._limited.deep_walk(walk):
+        return await conn.execute(self.statement(CANDIDATES), params), params, sum(rooms)
+
+    async def _candidates(self: Any, conn: psycopg.AsyncConnection[Any], cursor: Any,
+                          params: dict[str, Any], wanted: int) -> Rows:
+        """The candidates sent: a bounded walk that found too few is done whole (at most
+        once a second: claiming.LimitedNames.deep_walk)."""
+        rows: Rows = await cursor.fetchall()
+        walk = -1 if params["walk"] is None else params["walk"]
+        if len(rows) < wanted and self._limited.deep_walk(walk):
             rows = await self._fetch(conn, CANDIDATES, {**params, "walk": None})
         return rows
 

@@ -5,6 +5,7 @@ the caller's write transaction: SQLite's single writer makes each one exact."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,16 +44,17 @@ RETURNING id, state, queue, task, tenant, progress"""
 
 # Enqueue unparks the key: the claim looks at it again, and parks it again if it is full.
 TOUCH_KEY = """
-INSERT INTO conveyor_limit_keys (task, limit_key, turn) VALUES (:task, :key, :now)
-ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = 0
-WHERE parked_until IS NOT NULL"""
+INSERT INTO conveyor_limit_keys (task, limit_key, queue, turn) VALUES (:task, :key, :queue, :now)
+ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = 0,
+    queue = excluded.queue"""
 
 # A requeued job (a retry of a dead one) may belong to a key whose row is gone.
 TOUCH_REQUEUED = """
-INSERT INTO conveyor_limit_keys (task, limit_key, turn)
-SELECT task, limit_key, :now FROM conveyor_jobs
+INSERT INTO conveyor_limit_keys (task, limit_key, queue, turn)
+SELECT task, limit_key, queue, :now FROM conveyor_jobs
 WHERE id IN (SELECT value FROM json_each(:ids)) AND limit_key IS NOT NULL
-ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = 0"""
+ON CONFLICT (task, limit_key) DO UPDATE SET parked_until = NULL, at_limit = 0,
+    queue = excluded.queue"""
 
 UNPARK_SETTLED = """
 UPDATE conveyor_limit_keys SET parked_until = NULL, at_limit = 0
@@ -73,12 +75,14 @@ _KEY_JOBS = "FROM conveyor_jobs AS job INDEXED BY conveyor_jobs_limit_key " \
 READY_KEYS = f"""
 SELECT k.task, k.limit_key, k.turn, k.starts,
     (SELECT count(*) {_KEY_JOBS} AND job.state = 'running' AND job.lease_expires_at > :now),
-    (SELECT min(job.lease_expires_at) {_KEY_JOBS} AND job.state = 'running'
-        AND job.lease_expires_at > :now),
+    (SELECT min(job.lease_expires_at) {_KEY_JOBS} AND job.state = 'running'),
     (SELECT min(job.run_at) {_KEY_JOBS} AND job.state = 'scheduled'),
-    (SELECT count(*) FROM (SELECT 1 {_KEY_JOBS} AND job.state = 'queued' LIMIT :probe))
+    (SELECT count(*) FROM (SELECT 1 {_KEY_JOBS} AND job.state = 'queued' LIMIT :probe)),
+    (SELECT job.queue {_KEY_JOBS} AND job.state = 'queued'
+     ORDER BY job.priority DESC, job.run_at, job.id LIMIT 1)
 FROM conveyor_limit_keys AS k INDEXED BY conveyor_limit_keys_ready
-WHERE k.task = :task AND k.parked_until IS NULL
+WHERE k.task = :task AND k.queue IN (SELECT value FROM json_each(:queues))
+  AND k.parked_until IS NULL
 ORDER BY k.turn LIMIT :keys"""
 
 KEY_CANDIDATES = """
@@ -90,9 +94,21 @@ WHERE task = :task AND limit_key = :key AND state = 'queued'
 ORDER BY priority DESC, run_at, id LIMIT :room"""
 
 UPDATE_KEY = """
-UPDATE conveyor_limit_keys SET turn = ?, starts = ?, parked_until = ?, at_limit = ?
+UPDATE conveyor_limit_keys SET turn = ?, starts = ?, parked_until = ?, at_limit = ?,
+    queue = coalesce(?, queue)
 WHERE task = ? AND limit_key = ?"""
 DELETE_KEY = "DELETE FROM conveyor_limit_keys WHERE task = ? AND limit_key = ?"
+
+
+# A job's key and its use (LimitControl.holding: which limit holds a queued job back).
+KEY_OF_JOB = """
+SELECT job.limit_key,
+    (SELECT count(*) FROM conveyor_jobs AS other INDEXED BY conveyor_jobs_limit_key
+     WHERE other.task = job.task AND other.limit_key = job.limit_key
+       AND other.state = 'running' AND other.lease_expires_at > :now),
+    (SELECT k.starts FROM conveyor_limit_keys AS k
+     WHERE k.task = job.task AND k.limit_key = job.limit_key)
+FROM conveyor_jobs AS job WHERE job.id = :id AND job.limit_key IS NOT NULL"""
 
 
 class KeyLimits:
@@ -117,9 +133,8 @@ class KeyLimits:
             stored = [(job, result) for job, result in zip(jobs, results, strict=True)
                       if not (result.dropped or result.duplicate)]
             superseded = _supersede(conn, [job for job, _ in stored], limits, now)
-            for task, key in sorted({(job.task, job.limit_key) for job, _ in stored
-                                     if job.limit_key is not None}):
-                conn.execute(TOUCH_KEY, {"task": task, "key": key, "now": now})
+            for (task, key), queue in sorted(keys.key_queues(j for j, _ in stored).items()):
+                conn.execute(TOUCH_KEY, {"task": task, "key": key, "queue": queue, "now": now})
             self._publish_enqueued([j for j, _ in stored],  # type: ignore[attr-defined]
                                    [r for _, r in stored])
             if superseded and self.wake.has_subscribers():
@@ -130,6 +145,13 @@ class KeyLimits:
             queues.add(SCHEDULED_HINT)
         self.wake.notify(queues)
         return results
+
+    async def key_use(self, job_id: str, now: float | None = None) -> keys.KeyUse | None:
+        """The job's key with its running jobs and starts (None: the job has no key)."""
+        with self.db.read() as conn:
+            row = conn.execute(KEY_OF_JOB, {"id": job_id, "now": time.time() if now is None
+                                            else now}).fetchone()
+        return None if row is None else keys.KeyUse(row[0], row[1], orjson.loads(row[2] or "[]"))
 
     def _unpark_settled(self, conn: sqlite3.Connection, items: Sequence[Settle]) -> None:
         """A settled job may have freed its key's slot: the next claim looks at the key."""
@@ -152,13 +174,15 @@ class KeyLimits:
         conn.execute(UNPARK_DUE, {"tasks": orjson.dumps(sorted(budget.keys)).decode(),
                                   "now": now})
         states: dict[tuple[str, str], keys.KeyState] = {}
+        wanted = orjson.dumps(list(queues)).decode()
         for task in sorted(budget.keys):
             for row in conn.execute(READY_KEYS, {"task": task, "now": now, "probe": limit + 1,
-                                                 "keys": max(limit, keys.KEYS_PER_CLAIM)}):
+                                                 "keys": max(limit, keys.KEYS_PER_CLAIM),
+                                                 "queues": wanted}):
                 states[(row[0], row[1])] = keys.KeyState(
-                    row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7])
+                    row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7],
+                    row[8])
         keys.rooms(list(states.values()), budget.keys, now, limit)
-        wanted = orjson.dumps(list(queues)).decode()
         found: list[tuple[Any, ...]] = []
         for state in states.values():
             if state.room > 0:
@@ -170,18 +194,20 @@ class KeyLimits:
     @staticmethod
     def _keys_claimed(conn: sqlite3.Connection, budget: Budget,
                       states: dict[tuple[str, str], keys.KeyState],
-                      taken: Sequence[tuple[Any, ...]], now: float, lease_for: float) -> None:
+                      taken: Sequence[tuple[Any, ...]], now: float, lease_for: float,
+                      queues: Sequence[str]) -> None:
         """Write back each key read: its turn, its starts, parked or not (keys.changes)."""
         if not states:
             return
         served = keys.count_taken(states, taken)
-        for change in keys.changes(states.values(), budget.keys, now, lease_for, served):
+        for change in keys.changes(states.values(), budget.keys, now, lease_for, served,
+                                   queues):
             if change.delete:
                 conn.execute(DELETE_KEY, (change.task, change.key))
             else:
                 conn.execute(UPDATE_KEY, (change.turn, orjson.dumps(change.starts).decode(),
-                                          change.parked_until, change.at_limit, change.task,
-                                          change.key))
+                                          change.parked_until, change.at_limit, change.queue,
+                                          change.task, change.key))
 
 
 def _key_limits(conn: sqlite3.Connection, tasks: set[str]) -> dict[str, Limit]:

@@ -19,23 +19,27 @@ from .keys import UNPARK_TASK, KeyLimits
 
 LIMITED_NAMES = "SELECT kind, name FROM conveyor_limits"
 
+_RUNNING = """(SELECT count(*) FROM conveyor_jobs AS job INDEXED BY conveyor_jobs_lease
+     WHERE job.state = 'running' AND job.lease_expires_at > :now
+       AND CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name)"""
+_KEYS_AT_LIMIT = """CASE WHEN kind = 'key' THEN (
+        SELECT count(*) FROM conveyor_limit_keys AS k
+        WHERE k.task = lim.name AND k.at_limit AND k.parked_until > :now) ELSE 0 END"""
 _USAGE = """
 SELECT kind, name, concurrency, rate, period, source, blocked_until,
-    (SELECT count(*) FROM conveyor_jobs AS job INDEXED BY conveyor_jobs_lease
-     WHERE job.state = 'running' AND job.lease_expires_at > :now
-       AND CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name),
+    """ + _RUNNING + """,
     CASE WHEN rate IS NULL THEN 0 ELSE (
         SELECT count(*) FROM conveyor_limit_starts AS start
         WHERE start.kind = lim.kind AND start.name = lim.name
           AND start.started_at > :now - lim.period) END,
     strategy,
-    CASE WHEN kind = 'key' THEN (
-        SELECT count(*) FROM conveyor_limit_keys AS k
-        WHERE k.task = lim.name AND k.at_limit AND k.parked_until > :now) ELSE 0 END
+    """ + _KEYS_AT_LIMIT + """
 FROM conveyor_limits AS lim"""
 USAGE_ALL = _USAGE + " ORDER BY kind, name"
-# The limits a claim from these queues answers to: theirs, and every task's.
-USAGE_FOR_QUEUES = _USAGE + """
+# The limits a claim from these queues answers to: theirs, and every task's. A key limit's
+# running jobs and full keys are for the operator only: the claim counts each key's own.
+USAGE_FOR_QUEUES = _USAGE.replace(_RUNNING, "CASE WHEN lim.kind = 'key' THEN 0 ELSE "
+                                  + _RUNNING + " END").replace(_KEYS_AT_LIMIT, "0") + """
 WHERE lim.kind IN ('task', 'key') OR lim.name IN (SELECT value FROM json_each(:queues))"""
 
 SET_LIMIT = """
@@ -159,7 +163,8 @@ class Limits(KeyLimits):
         taken = budget.take(((c[0], c[1], c[2]) for _, c in candidates), limit)
         keys_of = {c[0]: c[5] for c in keyed}
         self._keys_claimed(conn, budget, states, [(t[0], t[1], t[2], keys_of.get(t[0]))
-                                                  for t in taken], now, params["lease_for"])
+                                                  for t in taken], now, params["lease_for"],
+                           queues)
         if not taken:
             return []
         self._log_starts(conn, budget, taken, now)
@@ -176,10 +181,11 @@ class Limits(KeyLimits):
             room = budget.queue_room(queue, limit)
             if room <= 0:
                 continue
+            walk = self._limited.walk(room, bool(budget.keys))
             params = {"queue": queue, "now": now, "blocked": blocked, "keyed": keyed,
-                      "limit": room, "walk": self._limited.walk(room, bool(budget.keys))}
+                      "limit": room, "walk": walk}
             rows = conn.execute(CANDIDATES, params).fetchall()
-            if len(rows) < room and self._limited.deep_walk(params["walk"]):
+            if len(rows) < room and self._limited.deep_walk(walk):
                 rows = conn.execute(CANDIDATES, {**params, "walk": -1}).fetchall()
             found.extend(rows)
         return found
