@@ -128,6 +128,25 @@ async def test_kept_counts_equal_a_real_count_after_every_kind_of_write(store: S
                     "cancelled"}, "the mix reached every state"
 
 
+@pytest.mark.parametrize("strategy", ["queue", "drop", "debounce"])
+async def test_keyed_enqueues_are_counted_whatever_their_keys_strategy(
+        store: Store, strategy: str) -> None:
+    """Keyed jobs take their own insert path (limits per key): the jobs it stores are
+    counted, a dropped one is not, a superseded (debounced) one moves to cancelled."""
+    from conveyor.limits.model import Limit
+
+    await store.set_limit(Limit("key", "send", concurrency=1, strategy=strategy))
+    for n in range(6):
+        await store.enqueue_many([NewJob(new_id(), "send", "mail", PAYLOAD,
+                                         limit_key=f"k{n % 2}", tenant=TENANTS[n % 3])],
+                                 now=T0 + n)
+    await store.claim(None, "w-1", 10, 30, now=T0 + 10)
+    await store.enqueue_many([NewJob(new_id(), "send", "mail", PAYLOAD, limit_key="k0")],
+                             now=T0 + 11)
+    states = await assert_exact(store)
+    assert "running" in states
+
+
 async def test_a_retry_after_a_failure_counts_as_retrying_and_stats_show_it_as_scheduled(
         store: Store) -> None:
     await store.enqueue_many([NewJob(id=new_id(), task="send", queue="mail", payload=PAYLOAD,

@@ -135,8 +135,9 @@ class KeyLimits:
             superseded = _supersede(conn, [job for job, _ in stored], limits, now)
             for (task, key), queue in sorted(keys.key_queues(j for j, _ in stored).items()):
                 conn.execute(TOUCH_KEY, {"task": task, "key": key, "queue": queue, "now": now})
-            self._publish_enqueued([j for j, _ in stored],  # type: ignore[attr-defined]
-                                   [r for _, r in stored])
+            # count the stored jobs (counters.py) and publish their first events
+            self._enqueued(conn, [j for j, _ in stored],  # type: ignore[attr-defined]
+                           [r for _, r in stored])
             if superseded and self.wake.has_subscribers():
                 self.wake.publish([JobEvent(r[0], r[1], r[2], r[3], r[4] or None)
                                    for r in superseded])
