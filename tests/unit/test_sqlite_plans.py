@@ -78,10 +78,14 @@ def test_search_candidates_are_bounded_walks_newest_first(tmp_path: Path) -> Non
     conn = migrated(tmp_path / "search.db")
     try:
         conn.execute("ANALYZE")
-        for where in (JobFilter(with_errors=True), JobFilter(with_errors=True, tenant="a")):
-            errored = plan(conn, *_list_sql(where, after="01b"))
-            assert errored == "SEARCH conveyor_jobs USING INDEX conveyor_jobs_errored (id<?)", \
-                errored
+        errored = plan(conn, *_list_sql(JobFilter(with_errors=True), after="01b"))
+        assert errored == "SEARCH conveyor_jobs USING INDEX conveyor_jobs_errored (id<?)", \
+            errored
+        # a tenant's: either partial index, each a walk newest first (no sort)
+        errored = plan(conn, *_list_sql(JobFilter(with_errors=True, tenant="a"), after="01b"))
+        assert errored in ("SEARCH conveyor_jobs USING INDEX conveyor_jobs_errored (id<?)",
+                           "SEARCH conveyor_jobs USING INDEX conveyor_jobs_tenant "
+                           "(tenant=? AND id<?)"), errored
         for where in (JobFilter(tasks=("a", "b")), JobFilter(queues=("q1", "q2"), tasks=("a",))):
             found = plan(conn, *_list_sql(where)).split(" | ")
             # the table in key order (newest first), the names as a list looked up per row
@@ -124,5 +128,23 @@ def test_a_keyed_claim_reads_only_the_keys_it_picked(tmp_path: Path) -> None:
             assert "conveyor_jobs_limit_key" in found, found
             assert not any(step.startswith("SCAN job") or step == "SCAN conveyor_jobs"
                            for step in found.split(" | ")), found
+    finally:
+        conn.close()
+
+
+def test_a_tenants_list_reads_the_index_of_tenants_jobs(tmp_path: Path) -> None:
+    """A tenant's job list walks its partial index (tenant, id), which covers only jobs with
+    a tenant: the clause must say so (tenant != '') or SQLite cannot use it."""
+    from conveyor.job import JobFilter, JobState
+
+    conn = migrated(tmp_path / "tenant.db")
+    try:
+        conn.execute("ANALYZE")
+        for where in (JobFilter(tenant="org-1"), JobFilter(tenant="org-1", task="send"),
+                      JobFilter(tenant="org-1", states=(JobState.DEAD,))):
+            found = plan(conn, *_list_sql(where, after="01b"))
+            assert found.startswith("SEARCH conveyor_jobs USING INDEX conveyor_jobs_tenant "
+                                    "(tenant=? AND id<?)"), found
+            assert "TEMP B-TREE" not in found, found
     finally:
         conn.close()

@@ -249,7 +249,7 @@ LIST_CLAUSES = {
     "queues": "queue IN (SELECT value FROM json_each(:queues))",
     "tasks": "task IN (SELECT value FROM json_each(:tasks))",
     "with_errors": "errors != '[]'",  # the partial index conveyor_jobs_errored (0012)
-    "tenant": "tenant = :tenant",
+    "tenant": "tenant = :tenant AND tenant != ''",  # the partial index of tenants' jobs
     "correlation_id": "correlation_id = :correlation_id",
     "idempotency_key": "idempotency_key = :idempotency_key",
     "batch_id": "batch_id = :batch_id",
