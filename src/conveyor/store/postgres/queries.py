@@ -605,10 +605,15 @@ WHERE id >= %(low)s AND id < %(high)s AND left(id, length(%(fragment)s)) = %(fra
   AND """ + _TENANT + """
 ORDER BY id LIMIT %(limit)s"""
 # the suffix: index conveyor_jobs_id_tail (migration 0008), reverse(id) text_pattern_ops
+# in the tail index's own order (USING ~<~: text_pattern_ops), so that the planner walks it
+# and stops at the limit; walking the primary key in id order instead, filtering every row,
+# was the plan it sometimes chose
 FIND_BY_SUFFIX = """
-SELECT id FROM {schema}.conveyor_jobs
-WHERE reverse(id) LIKE %(reversed)s AND """ + _TENANT + """
-ORDER BY id LIMIT %(limit)s"""
+SELECT id FROM (
+    SELECT id FROM {schema}.conveyor_jobs
+    WHERE reverse(id) LIKE %(reversed)s AND """ + _TENANT + """
+    ORDER BY reverse(id) USING ~<~ LIMIT %(limit)s) AS found
+ORDER BY id"""
 
 # --- dead letters by time of death (index conveyor_jobs_dead, migration 0009) ---------------
 DEAD_LETTERS = LIST_SELECT + """
