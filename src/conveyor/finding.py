@@ -7,6 +7,7 @@ that each module stays readable.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -103,7 +104,7 @@ class Finding:
         scanned, last = 0, after
         while scanned < search.scan:
             want = min(PIECE, search.scan - scanned)
-            piece = self.call(lambda s, at=last, n=want: s.list_jobs(where, at, n))
+            piece = self.call(functools.partial(_page, where=where, after=last, limit=want))
             for job in piece:
                 scanned, last = scanned + 1, job.id
                 shown = self._matching(job, search)
@@ -134,3 +135,8 @@ class Finding:
         if search.error is not None and not error_matches(shown, search.error):
             return None
         return shown
+
+
+async def _page(store: Store, *, where: JobFilter, after: str | None, limit: int) -> list[Job]:
+    """One page of a scan's candidates."""
+    return await store.list_jobs(where, after, limit)

@@ -71,10 +71,10 @@ def fold(items: Iterable[tuple[float, str, str, str | None, str, float]]
     rows: dict[tuple[int, int, str, str, str], RollupRow] = {}
     for (minute, task, queue, tenant, outcome, slot), (count, total) in counted.items():
         for width in WIDTHS:
-            key = (width, minute * 60 // width * width // 60, task, queue, tenant)
-            row = rows.get(key)
+            at = (width, minute * 60 // width * width // 60, task, queue, tenant)
+            row = rows.get(at)
             if row is None:
-                row = rows[key] = RollupRow(*key)
+                row = rows[at] = RollupRow(*at)
             row.counts[outcome] = row.counts.get(outcome, 0) + int(count)
             row.duration_sum += total
             row.buckets[slot] += int(count)
