@@ -116,7 +116,9 @@ class Maintenance:
 
     async def fold_counts(self) -> int:
         """Fold the job counters' deltas into their totals (store/counting.py), so a read of
-        the counts sums a few rows, not every change since the last fold."""
+        the counts sums a few rows, not every change since the last fold. On its own interval
+        in run(), not in run_once: the counts are exact unfolded too, and run_until_idle
+        calls run_once between every two claims."""
         folded: int = await self._run(self.app.store.fold_counts())
         return folded
 
@@ -141,7 +143,7 @@ class Maintenance:
         so run_until_idle does not enqueue a slot that happens to be due."""
         return {"rescued": await self.rescue(), "expired": await self.expire(),
                 "promoted": await self.promote(), "pruned": await self.prune(),
-                "alerted": await self.alert_waits(), "folded": await self.fold_counts()}
+                "alerted": await self.alert_waits()}
 
     async def run(self) -> None:
         """Each concern on its own jittered interval (one shared runner, no logic inside it)."""

@@ -10,6 +10,7 @@ or already in the second, never in both, so a read is exact whenever it runs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -119,8 +120,9 @@ SELECT minute, queue, state, retried, sum(n) FROM moved GROUP BY 1, 2, 3, 4
 ON CONFLICT (minute, queue, state, retried) DO UPDATE SET n = total.n + excluded.n"""
 # The deltas live a second: every fold leaves the table's rows dead, and a read that sums
 # the deltas walks dead rows until a vacuum (10M jobs loaded, then folded: 100 ms per read).
-# Vacuumed after each fold that moved anything, not at autovacuum's pace; a vacuum that
-# would wait for a lock is skipped (the next fold's will do).
+# Vacuumed after a fold that moved anything, at most every VACUUM_EVERY seconds per store,
+# not at autovacuum's pace; a vacuum that would wait for a lock is skipped.
+VACUUM_EVERY = 10.0
 VACUUM_DELTAS = ("VACUUM (SKIP_LOCKED) {schema}.conveyor_count_deltas, "
                  "{schema}.conveyor_finished_deltas")
 DROP_FINISHED = """
@@ -187,7 +189,9 @@ class Counters:
         folded += await self._count(FOLD_FINISHED, {})
         for template in (DROP_FINISHED, DROP_TENANT_FINISHED):
             await self._count(template, {"keep": KEEP_MINUTES, "now": None})
-        if folded:
+        now = time.monotonic()
+        if folded and now - getattr(self, "_deltas_vacuumed", 0.0) >= VACUUM_EVERY:
+            self._deltas_vacuumed = now
             await self._count(VACUUM_DELTAS, {})
         return folded
 

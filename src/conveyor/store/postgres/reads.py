@@ -93,7 +93,9 @@ class Reads(Counters):
                         limit: int = 50, *, bodies: bool = True) -> list[Job]:
         where_sql, params = _where(where, after, limit)
         select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
-        if await self._kept_count(where) == 0:  # the counters know: no walk of every id
+        # the counters know a filter that matches nothing: no walk of every id for it (asked
+        # once, on the first page: a page after it has a job that matched)
+        if after is None and await self._kept_count(where) == 0:
             return []
         rows = await self._one(f"{select}{where_sql} {q.LIST_ORDER}", params,
                                where.tenant)

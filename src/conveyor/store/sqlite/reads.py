@@ -91,7 +91,9 @@ class Reads(Counters):
         where_sql, params = _where(where, after, limit)
         select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
         with self.db.read() as conn:
-            if self._kept_count(conn, where) == 0:  # the counters know: no walk of every id
+            # the counters know a filter that matches nothing: no walk of every id for it
+            # (asked on the first page: a page after it has a job that matched)
+            if after is None and self._kept_count(conn, where) == 0:
                 return []
             rows = conn.execute(f"{select}{where_sql} {q.LIST_ORDER}", params).fetchall()
         return [job_from_row(r) for r in rows]

@@ -7,7 +7,8 @@
 -- transaction itself: every update and delete (claim, settle, rescue, cancel, requeue,
 -- prune...) moves them, with no hot row shared between concurrent writers to worry about.
 -- Inserts have one path, the store's enqueue, which counts its batch itself (one upsert per
--- key, sqlite/counters.py): a row trigger per job cost a bulk enqueue half its speed.
+-- key, sqlite/counters.py): a row trigger per job cost a bulk enqueue half its speed. (Rows
+-- inserted behind the store's back are not counted; bench/reads.py recounts after its load.)
 -- An update moves a count only when the job's key changed (not on a heartbeat or progress).
 -- Two totals: all tenants' (a few rows per queue and task, what the operator's pages read)
 -- and each tenant's (what a tenant's pages read, by its own key range; tenanted jobs only).
