@@ -49,6 +49,7 @@ from . import queries as q
 from .broadcast import Broadcaster, Stopper
 from .catalog import Catalog
 from .connection import BlockingPool, LoopPools, parse_url
+from .control import Control
 from .cursor import Cursors, Fetch, in_claim_order
 from .enqueue import (
     AsyncSession,
@@ -77,7 +78,8 @@ SETTLE_STATEMENTS: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore(Reads, Catalog, Sessions, Limits, KeepByCount, PostgresHistory, Traces):
+class PostgresStore(Reads, Catalog, Control, Sessions, Limits, KeepByCount, PostgresHistory,
+                    Traces):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:
@@ -306,56 +308,6 @@ class PostgresStore(Reads, Catalog, Sessions, Limits, KeepByCount, PostgresHisto
     async def withdraw_offer(self, worker_id: str) -> None:
         """No more hand-offs to this worker (it is stopping)."""
         await self._count(handoff.WITHDRAW, {"id": worker_id})
-
-    # --- control --------------------------------------------------------------------------
-
-    async def cancel(self, ids: Sequence[str], tenant: str | None = None,
-                     now: float | None = None) -> dict[str, str]:
-        params: dict[str, Any] = {"ids": list(ids), "tenant": tenant, "now": now}
-        async with self._session(tenant, atomic=True) as conn:
-            cancelled = await self._fetch(conn, q.CANCEL_WAITING, params)
-            out = {r[0]: "cancelled" for r in cancelled}
-            params["ids"] = [i for i in ids if i not in out]
-            asked = await self._fetch(conn, q.CANCEL_RUNNING, params)
-            out |= {r[0]: "cancel_requested" for r in asked}
-            return await self._with_states(conn, ids, out, tenant)
-
-    async def requeue(self, ids: Sequence[str], tenant: str | None = None,
-                      now: float | None = None) -> dict[str, str]:
-        params: dict[str, Any] = {"ids": list(ids), "tenant": tenant, "now": now}
-        async with self._session(tenant, atomic=True) as conn:
-            requeued = await self._fetch(conn, q.REQUEUE, params)
-            await self._touch_requeued(conn, [r[0] for r in requeued])  # keys.py
-            if requeued:
-                await self._notify_on(conn, sorted({r[2] for r in requeued}))
-            out = await self._with_states(conn, ids, {r[0]: "queued" for r in requeued}, tenant)
-        done = {r[0] for r in requeued}  # a job already queued is left as it is, and says so
-        return {i: "already_queued" if o == "queued" and i not in done else o
-                for i, o in out.items()}
-
-    async def _with_states(self, conn: psycopg.AsyncConnection[Any], ids: Sequence[str],
-                           out: dict[str, str], tenant: str | None) -> dict[str, str]:
-        rest = [i for i in ids if i not in out]
-        if rest:
-            rows = await self._fetch(conn, q.STATES_OF, {"ids": rest, "tenant": tenant})
-            states: dict[str, str] = {r[0]: r[1] for r in rows}
-            out |= {i: states.get(i, "not_found") for i in rest}
-        return {i: out[i] for i in ids}
-
-    async def discard(self, ids: Sequence[str], tenant: str | None = None) -> int:
-        """Delete finished jobs (completed, dead, cancelled) by id; returns how many."""
-        async with self._session(tenant, atomic=tenant is not None) as conn:
-            cursor = await conn.execute(self.statement(q.DISCARD),
-                                        {"ids": list(ids), "tenant": tenant})
-        return max(cursor.rowcount, 0)
-
-    async def pause(self, queue: str) -> None:
-        await self._count(q.SET_PAUSED, {"name": queue, "paused": True})
-
-    async def resume(self, queue: str) -> None:
-        async with self._session(atomic=True) as conn:
-            await self._run(conn, q.SET_PAUSED, {"name": queue, "paused": False})
-            await self._notify_on(conn, [queue])
 
     # --- maintenance: bounded, SKIP LOCKED, safe on every node ---------------------------
 
