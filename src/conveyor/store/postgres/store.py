@@ -68,6 +68,7 @@ from .retention import KeepByCount, events_of
 from .rows import group_settles, settle_results
 from .sessions import Sessions
 from .traces import Traces
+from .trip import one_trip
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -111,15 +112,15 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, KeepByCount, Post
     @contextlib.asynccontextmanager
     async def _session(self, tenant: str | None = None,
                        atomic: bool = False) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A connection; in one transaction when `atomic` or tenant-scoped. Pipeline mode
-        sends BEGIN and the tenant setting along with the first statement (no extra trips).
-        set_config(..., true) lasts for this transaction only, so a pooled connection never
-        carries one caller's tenant into the next caller's transaction."""
+        """A connection; in one transaction when `atomic` or tenant-scoped, sent as one round
+        trip (trip.one_trip: BEGIN, the tenant setting, the statements and COMMIT in one
+        pipeline). set_config(..., true) lasts for this transaction only, so a pooled
+        connection never carries one caller's tenant into the next caller's transaction."""
         async with self.pools.connection() as conn:
             if tenant is None and not atomic:
                 yield conn
                 return
-            async with conn.pipeline(), conn.transaction():
+            async with one_trip(conn):
                 if tenant is not None:
                     await self._run(conn, q.SET_TENANT, {"tenant": tenant})
                 yield conn
