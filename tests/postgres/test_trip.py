@@ -156,3 +156,32 @@ async def test_a_limited_claim_and_an_atomic_settle_take_their_fewest_trips(
     assert await syncs(conn, claim) == (1 if len(limits) == 1 else 3)
     assert len(claimed) == 2
     assert await syncs(conn, settle) == 1  # two kinds of outcome: a transaction, one trip
+
+
+async def test_only_a_settle_of_a_keyed_job_is_a_transaction(lone: PostgresStore) -> None:
+    """With a key limit set, a settle of an unkeyed job is a plain statement (no BEGIN, no
+    unpark); the settle of the keyed job unparks its key in the same one trip."""
+    await lone.set_limit(Limit("key", "k", concurrency=1))
+    await lone.enqueue_many([NewJob(new_id(), "k", "q", b"{}", limit_key="a"),
+                             NewJob(new_id(), "plain", "q", b"{}")])
+    claimed = {j.task: j for j in await lone.claim(["q"], "w", 5, 30)}
+    async with lone.pools.connection() as conn:
+        pass
+
+    async def sent(job: ClaimedJob) -> str:
+        descriptor, path = tempfile.mkstemp()
+        conn.pgconn.trace(descriptor)
+        try:
+            await lone.settle([Complete(job.lease)])
+        finally:
+            conn.pgconn.untrace()
+            os.close(descriptor)
+        with open(path) as trace:
+            text = trace.read()
+        os.unlink(path)
+        return text
+
+    plain = await sent(claimed["plain"])
+    assert "BEGIN" not in plain and "conveyor_limit_keys" not in plain
+    keyed = await sent(claimed["k"])
+    assert "BEGIN" in keyed and "conveyor_limit_keys" in keyed

@@ -24,6 +24,29 @@ Candidate = tuple[str, str, str]  # id, task, queue: in claim order
 
 
 @dataclass(slots=True)
+class KeyedClaims:
+    """The jobs this store claimed under a key limit, until it settles them. Only their
+    settles unpark a key (the settle of any other job frees no key's slot), so a settle
+    runs the unpark statement, and on PostgreSQL a transaction, only when one of them ends.
+
+    Bounded: a job never settled here (its worker died; it was rescued) is forgotten, oldest
+    first. A key whose unpark is missed that way is looked at again when its parked time
+    (the end of a lease, or of a rate's window) is up: later, never wrongly."""
+
+    most: int = 100_000
+    ids: dict[str, None] = field(default_factory=dict)  # insertion order: oldest first
+
+    def claimed(self, ids: Iterable[str]) -> None:
+        self.ids.update(dict.fromkeys(ids))
+        while len(self.ids) > self.most:
+            del self.ids[next(iter(self.ids))]
+
+    def ended(self, ids: Iterable[str]) -> list[str]:
+        """The ids among these that this store claimed under a key limit (now forgotten)."""
+        return [job_id for job_id in ids if self.ids.pop(job_id, 0) is None]
+
+
+@dataclass(slots=True)
 class LimitedNames:
     """The queues and tasks that have a limit, as a store last read them."""
 
@@ -32,6 +55,7 @@ class LimitedNames:
     keys: frozenset[str] = frozenset()  # tasks with a limit per key (limits/keys.py)
     read_at: float = float("-inf")  # time.monotonic()
     deep_at: float = float("-inf")  # the last unbounded walk (walk, deep_walk)
+    keyed_claims: KeyedClaims = field(default_factory=KeyedClaims)
 
     def stale(self) -> bool:
         return time.monotonic() - self.read_at >= REFRESH
@@ -121,3 +145,4 @@ class Budget:
         for _, task, queue in taken:
             out.extend(key for key in (("queue", queue), ("task", task)) if key in self.rated)
         return out
+

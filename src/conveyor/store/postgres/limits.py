@@ -285,6 +285,7 @@ class Limits(KeyLimits):
         candidates.sort(key=lambda pair: pair[0])
         taken = budget.take(((c[0], c[1], c[2]) for _, c in candidates), limit)
         keys_of = {c[0]: c[5] for c in keyed}
+        self._limited.keyed_claims.claimed(t[0] for t in taken if t[0] in keys_of)
         await self._keys_claimed(conn, budget, states, [
             (t[0], t[1], t[2], keys_of.get(t[0])) for t in taken], now, params["lease_for"],
             names)

@@ -283,13 +283,14 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, KeepByCount, Post
         if not groups:
             return []
         history = history_statement(self, items)
+        keyed = self._keyed_ended(items)  # keys.py: only these may unpark a key
         async with self._session(atomic=len(groups) > 1 or history is not None
-                                 or bool(self._limited.keys)) as conn:
+                                 or bool(keyed)) as conn:
             cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
                                           {"now": now, "events": self._events,
                                            "channel": self.target.channel, **g.columns})
                        for g in groups]
-            await self._unpark_settled(conn, [item.lease.job_id for item in items])  # keys.py
+            await self._unpark_settled(conn, keyed)
             if history is not None:  # same transaction and pipeline: no extra round trip
                 await conn.execute(*history)
         # the pipeline is synced: BEGIN, the UPDATEs, the history, COMMIT went as one trip
