@@ -58,6 +58,15 @@ def test_limited_names_decide_which_claims_go_the_limited_way() -> None:
     assert not names.touches(None)
 
 
+def test_limited_names_say_which_claims_a_rate_may_hold_back() -> None:
+    names = LimitedNames()
+    names.update([("queue", "ai", True), ("queue", "mail", False), ("key", "k", True)])
+    assert names.paces(["ai"]) and names.paces(None)
+    assert not names.paces(["mail"]) and not names.paces(["other"])
+    names.update([("task", "t", True)])
+    assert names.paces(["other"])  # a task's jobs may be in any queue
+
+
 @pytest.mark.parametrize("bad", [{"kind": "tenant"}, {"concurrency": -1}, {"rate": 3},
                                  {"rate": 3, "period": 0.0}, {"name": ""}])
 def test_bad_limits(bad: dict[str, object]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .model import Limit, LimitUsage
 
@@ -53,6 +54,7 @@ class LimitedNames:
     queues: frozenset[str] = frozenset()
     tasks: frozenset[str] = frozenset()
     keys: frozenset[str] = frozenset()  # tasks with a limit per key (limits/keys.py)
+    paced: frozenset[tuple[str, str]] = frozenset()  # (kind, name) with a rate or slow-down
     read_at: float = float("-inf")  # time.monotonic()
     deep_at: float = float("-inf")  # the last unbounded walk (walk, deep_walk)
     keyed_claims: KeyedClaims = field(default_factory=KeyedClaims)
@@ -60,11 +62,13 @@ class LimitedNames:
     def stale(self) -> bool:
         return time.monotonic() - self.read_at >= REFRESH
 
-    def update(self, rows: Iterable[tuple[str, str]]) -> None:
+    def update(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """From rows of (kind, name) or (kind, name, has a rate or slow-down)."""
         rows = list(rows)
-        self.queues = frozenset(name for kind, name in rows if kind == "queue")
-        self.tasks = frozenset(name for kind, name in rows if kind == "task")
-        self.keys = frozenset(name for kind, name in rows if kind == "key")
+        self.paced = frozenset((row[0], row[1]) for row in rows if len(row) > 2 and row[2])
+        self.queues = frozenset(name for kind, name, *_ in rows if kind == "queue")
+        self.tasks = frozenset(name for kind, name, *_ in rows if kind == "task")
+        self.keys = frozenset(name for kind, name, *_ in rows if kind == "key")
         self.read_at = time.monotonic()
 
     @staticmethod
@@ -85,6 +89,11 @@ class LimitedNames:
     def forget(self) -> None:
         """This process changed a limit: read them again at the next claim."""
         self.read_at = float("-inf")
+
+    def paces(self, queues: Sequence[str] | None) -> bool:
+        """May a rate or a slow-down hold back a claim from `queues` (None: every queue)?"""
+        return any(kind == "task" or queues is None or name in queues
+                   for kind, name in self.paced if kind in ("queue", "task"))
 
     def touches(self, queues: Sequence[str] | None) -> bool:
         """Must a claim from `queues` (None: every queue) go the limited way?"""
@@ -146,3 +155,16 @@ class Budget:
             out.extend(key for key in (("queue", queue), ("task", task)) if key in self.rated)
         return out
 
+
+def earliest_room(found: Iterable[tuple[float | None, float | None]]) -> float | None:
+    """When a limit held back by its rate (or a slow-down) has room again, the earliest over
+    limits. Each of `found` is one limit's (slowed down until, if later than now; when its
+    rate's window will have room, if it is full now): the later of the two. None: no rate
+    and no slow-down holds anything back now.
+
+    >>> earliest_room([(None, 12.0), (15.0, 11.0), (None, None)])
+    12.0
+    """
+    times = [max(t for t in pair if t is not None) for pair in found
+             if any(t is not None for t in pair)]
+    return min(times, default=None)

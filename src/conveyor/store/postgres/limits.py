@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from ...limits.claiming import Budget, Candidate, LimitedNames
+from ...limits.claiming import Budget, Candidate, LimitedNames, earliest_room
 from ...limits.model import Limit, LimitUsage
 from .keys import UNPARK_TASK, KeyLimits
 from .queries import _CLAIMED, _CLAIMED_COLUMNS, feed, with_feed
@@ -24,7 +24,9 @@ from .trip import one_trip
 
 Rows = list[tuple[Any, ...]]
 
-LIMITED_NAMES = "SELECT kind, name FROM {schema}.conveyor_limits"
+# With each name: may a rate or a slow-down hold its jobs back (room_at asks only then)?
+LIMITED_NAMES = """SELECT kind, name, rate IS NOT NULL OR blocked_until IS NOT NULL
+FROM {schema}.conveyor_limits"""
 
 # A limited claim counts each limited queue's running jobs (a few rows of the partial
 # index of running jobs, conveyor_jobs_lease). With bitmap scans allowed the planner often
@@ -174,6 +176,22 @@ WHERE start.kind = lim.kind AND start.name = lim.name
   AND (lim.kind, lim.name) IN (SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[]))
   AND start.started_at <= %(now)s - lim.period"""
 
+# For each rate or slow-down the claim answers to: until when it is slowed down, and when
+# its full window has room again (its rate-th newest start leaves the window). See
+# claiming.earliest_room.
+ROOM_AT = """
+WITH clock(now) AS (SELECT {now})
+SELECT CASE WHEN lim.blocked_until > clock.now THEN lim.blocked_until END,
+    CASE WHEN lim.rate IS NOT NULL THEN (
+        SELECT start.started_at + lim.period FROM {schema}.conveyor_limit_starts AS start
+        WHERE start.kind = lim.kind AND start.name = lim.name
+          AND start.started_at > clock.now - lim.period
+        ORDER BY start.started_at DESC LIMIT 1 OFFSET lim.rate - 1) END
+FROM clock, {schema}.conveyor_limits AS lim
+WHERE (lim.rate IS NOT NULL OR lim.blocked_until > clock.now)
+  AND (lim.kind = 'task' OR lim.kind = 'queue'
+       AND (%(queues)s::text[] IS NULL OR lim.name = ANY(%(queues)s::text[])))"""
+
 SET_LIMIT = """
 INSERT INTO {schema}.conveyor_limits AS lim (kind, name, concurrency, rate, period, source,
                                              strategy, updated_at)
@@ -244,6 +262,16 @@ class Limits(KeyLimits):
             return [usage_from_row(r) for r in await self._one(USAGE_ALL, {"now": now})]
         except psycopg.errors.UndefinedTable:  # a schema before 0005
             return []
+
+    async def room_at(self: Any, queues: Sequence[str] | None,
+                      now: float | None = None) -> float | None:
+        """The earliest store time a rate (or slow-down) of these queues or of any task has
+        room again; None when none holds anything back (claiming.earliest_room)."""
+        if not await self._limits_touch(queues) or not self._limited.paces(queues):
+            return None
+        found = await self._one(ROOM_AT, {"now": now,
+                                          "queues": list(queues) if queues else None})
+        return earliest_room(found)
 
     async def _claim_limited(self: Any, queues: Sequence[str] | None, params: dict[str, Any],
                              limit: int) -> Rows:
