@@ -228,9 +228,10 @@ def test_a_rate_of_50_a_second_for_60_s_starts_within_2_percent(
     assert busiest(claims) == 50  # reached, never over
     if count == 4 and abs(len(in_run) - 3000) > 60:
         request.applymarker(pytest.mark.xfail(strict=False, reason=(
-            "PostgreSQL, 4 workers on the shared 2-core machine, 2026-12-05: 2,920 (-2.7 %) "
-            "and 2,940 (-2.0 %) starts in two runs; each window's claims come some ms after "
-            "its room time (the wake, a settle trip, the claim's turn at the limit's lock)")))
+            "PostgreSQL, 4 workers of 4 slots on the shared 2-core machine, 2026-12-05: "
+            "2,920, 2,940 and 2,833 starts in three runs (bench/limits.py, 20 slots: 3,000). "
+            "Claims of at most 8 take 7+ turns at the limit's lock per window, each some ms "
+            "after its room time (the wake, a settle trip, the claim)")))
     assert abs(len(in_run) - 3000) <= 60, f"{len(in_run)} starts in 60 s"
     app.close()
 
