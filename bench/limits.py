@@ -80,7 +80,10 @@ def rate_run(url: str, seconds: float, workers: int, folder: Path) -> dict[str, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env.update({"CONVEYOR_URL": url, "LIMITS_LEDGER": str(ledger),
                 "CONVEYOR_POLL_INTERVAL": "0.05", "CONVEYOR_CONFIG": str(folder / "none"),
-                "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "tests" / "system")})
+                # the app, then this checkout's sources (the installed package may be another)
+                "PYTHONPATH": os.pathsep.join(filter(None, [
+                    str(Path(__file__).resolve().parents[1] / "tests" / "system"),
+                    os.environ.get("PYTHONPATH")]))})
     store = open_store(url)
 
     async def prepare() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from conveyor.job import JobState
 from conveyor.limits.model import Limit
-from conveyor.store.base import Complete, Fail, Store
+from conveyor.store.base import Complete, Fail, Progress, Store
 
 from .conftest import StoreSetup
 from .support import LEASE, T0, claim_ids, error, new_job
@@ -253,3 +253,17 @@ async def test_a_jobs_key_and_its_use_say_what_holds_it(store: Store) -> None:
     assert await store.key_use(plain, now=T0 + 1) is None
     later = await store.key_use(a[1], now=T0 + LEASE + 1)  # the lease ran out: room again
     assert later is not None and later.holding(limit, T0 + LEASE + 1) is None
+
+
+async def test_a_keys_slot_frees_at_the_settle_of_its_own_job_only(store: Store) -> None:
+    """Settles of other jobs, and progress of the key's own, leave the key at its limit."""
+    await store.set_limit(Limit("key", TASK, concurrency=1))
+    a = await _keyed(store, "a", 2)
+    [plain] = await store.enqueue_many([new_job(task="t.plain")], now=T0)
+    first = {j.id: j for j in await store.claim(None, "w-1", 10, LEASE, now=T0 + 1)}
+    assert set(first) == {a[0], plain.id}
+    await store.settle([Complete(first[plain.id].lease),
+                        Progress(first[a[0]].lease, 50.0)], now=T0 + 2)
+    assert await claim_ids(store, now=T0 + 3) == []
+    await store.settle([Complete(first[a[0]].lease)], now=T0 + 4)
+    assert await claim_ids(store, now=T0 + 5) == [a[1]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conveyor.errors import ConfigError
-from conveyor.limits.claiming import Budget, LimitedNames
+from conveyor.limits.claiming import Budget, KeyedClaims, LimitedNames
 from conveyor.limits.model import Limit, LimitUsage, format_rate, parse_rate
 from conveyor.worker.groups import QueueGroup, parse_queues
 
@@ -58,6 +58,15 @@ def test_limited_names_decide_which_claims_go_the_limited_way() -> None:
     assert not names.touches(None)
 
 
+def test_limited_names_say_which_claims_a_rate_may_hold_back() -> None:
+    names = LimitedNames()
+    names.update([("queue", "ai", True), ("queue", "mail", False), ("key", "k", True)])
+    assert names.paces(["ai"]) and names.paces(None)
+    assert not names.paces(["mail"]) and not names.paces(["other"])
+    names.update([("task", "t", True)])
+    assert names.paces(["other"])  # a task's jobs may be in any queue
+
+
 @pytest.mark.parametrize("bad", [{"kind": "tenant"}, {"concurrency": -1}, {"rate": 3},
                                  {"rate": 3, "period": 0.0}, {"name": ""}])
 def test_bad_limits(bad: dict[str, object]) -> None:
@@ -76,3 +85,12 @@ def test_queue_groups() -> None:
     for bad in ("a:0", "a,a", "bad name:2", ","):
         with pytest.raises(ConfigError, match="queues"):
             parse_queues(bad)
+
+
+def test_keyed_claims_name_the_settles_that_unpark_a_key_once_and_stay_bounded() -> None:
+    claims = KeyedClaims(most=3)
+    claims.claimed(["a", "b"])
+    assert claims.ended(["x", "a", "a"]) == ["a"]  # an unkeyed job, and "a" counted once
+    claims.claimed(["c", "d", "e"])  # "b" is the oldest: forgotten at the bound
+    assert claims.ended(["b", "c", "d", "e"]) == ["c", "d", "e"]
+    assert claims.ids == {}

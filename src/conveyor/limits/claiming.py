@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .model import Limit, LimitUsage
 
@@ -24,23 +25,50 @@ Candidate = tuple[str, str, str]  # id, task, queue: in claim order
 
 
 @dataclass(slots=True)
+class KeyedClaims:
+    """The jobs this store claimed under a key limit, until it settles them. Only their
+    settles unpark a key (the settle of any other job frees no key's slot), so a settle
+    runs the unpark statement, and on PostgreSQL a transaction, only when one of them ends.
+
+    Bounded: a job never settled here (its worker died; it was rescued) is forgotten, oldest
+    first. A key whose unpark is missed that way is looked at again when its parked time
+    (the end of a lease, or of a rate's window) is up: later, never wrongly."""
+
+    most: int = 100_000
+    ids: dict[str, None] = field(default_factory=dict)  # insertion order: oldest first
+
+    def claimed(self, ids: Iterable[str]) -> None:
+        self.ids.update(dict.fromkeys(ids))
+        while len(self.ids) > self.most:
+            del self.ids[next(iter(self.ids))]
+
+    def ended(self, ids: Iterable[str]) -> list[str]:
+        """The ids among these that this store claimed under a key limit (now forgotten)."""
+        return [job_id for job_id in ids if self.ids.pop(job_id, 0) is None]
+
+
+@dataclass(slots=True)
 class LimitedNames:
     """The queues and tasks that have a limit, as a store last read them."""
 
     queues: frozenset[str] = frozenset()
     tasks: frozenset[str] = frozenset()
     keys: frozenset[str] = frozenset()  # tasks with a limit per key (limits/keys.py)
+    paced: frozenset[tuple[str, str]] = frozenset()  # (kind, name) with a rate or slow-down
     read_at: float = float("-inf")  # time.monotonic()
     deep_at: float = float("-inf")  # the last unbounded walk (walk, deep_walk)
+    keyed_claims: KeyedClaims = field(default_factory=KeyedClaims)
 
     def stale(self) -> bool:
         return time.monotonic() - self.read_at >= REFRESH
 
-    def update(self, rows: Iterable[tuple[str, str]]) -> None:
+    def update(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """From rows of (kind, name) or (kind, name, has a rate or slow-down)."""
         rows = list(rows)
-        self.queues = frozenset(name for kind, name in rows if kind == "queue")
-        self.tasks = frozenset(name for kind, name in rows if kind == "task")
-        self.keys = frozenset(name for kind, name in rows if kind == "key")
+        self.paced = frozenset((row[0], row[1]) for row in rows if len(row) > 2 and row[2])
+        self.queues = frozenset(name for kind, name, *_ in rows if kind == "queue")
+        self.tasks = frozenset(name for kind, name, *_ in rows if kind == "task")
+        self.keys = frozenset(name for kind, name, *_ in rows if kind == "key")
         self.read_at = time.monotonic()
 
     @staticmethod
@@ -61,6 +89,11 @@ class LimitedNames:
     def forget(self) -> None:
         """This process changed a limit: read them again at the next claim."""
         self.read_at = float("-inf")
+
+    def paces(self, queues: Sequence[str] | None) -> bool:
+        """May a rate or a slow-down hold back a claim from `queues` (None: every queue)?"""
+        return any(kind == "task" or queues is None or name in queues
+                   for kind, name in self.paced if kind in ("queue", "task"))
 
     def touches(self, queues: Sequence[str] | None) -> bool:
         """Must a claim from `queues` (None: every queue) go the limited way?"""
@@ -121,3 +154,17 @@ class Budget:
         for _, task, queue in taken:
             out.extend(key for key in (("queue", queue), ("task", task)) if key in self.rated)
         return out
+
+
+def earliest_room(found: Iterable[tuple[float | None, float | None]]) -> float | None:
+    """When a limit held back by its rate (or a slow-down) has room again, the earliest over
+    limits. Each of `found` is one limit's (slowed down until, if later than now; when its
+    rate's window will have room, if it is full now): the later of the two. None: no rate
+    and no slow-down holds anything back now.
+
+    >>> earliest_room([(None, 12.0), (15.0, 11.0), (None, None)])
+    12.0
+    """
+    times = [max(t for t in pair if t is not None) for pair in found
+             if any(t is not None for t in pair)]
+    return min(times, default=None)

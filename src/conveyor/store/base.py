@@ -252,6 +252,13 @@ class Store(Protocol):
     async def slow_down(self, kind: str, name: str, seconds: float,
                         now: float | None = None) -> bool: ...
     async def limits(self, now: float | None = None) -> list[LimitUsage]: ...
+    async def room_at(self, queues: Sequence[str] | None,
+                      now: float | None = None) -> float | None:
+        """The earliest store time at which a rate of these queues (None: every queue) or of
+        any task, full now, has room again, or a slow-down ends; None when no rate or
+        slow-down holds anything back. A worker whose claim came back short sleeps until
+        then rather than polling blindly."""
+        ...
     async def key_use(self, job_id: str, now: float | None = None) -> KeyUse | None: ...
 
     # maintenance: bounded, idempotent, safe on every node

@@ -36,6 +36,7 @@ from .handoffs import HandOffs
 from .heartbeat import Heartbeat
 from .maintenance import Maintenance
 from .outcomes import Outcomes
+from .pacing import Pacing
 from .slots import Slots
 from .watchdog import LeaseWatch
 
@@ -100,6 +101,7 @@ class Worker:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
+        self.pacing = Pacing(self.store, self.queues)  # wake when a rate has room again
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -228,7 +230,7 @@ class Worker:
             want = self.slots.free + self._prefetch_now()
             self.handoffs.claiming = True  # until the claimed jobs are held
             try:
-                jobs = await self._settle_and_claim(max(want, 0))
+                jobs = await self._settle_and_claim(max(want, 0), pace=True)
                 self.handoffs.claimed(len(jobs), want)
                 if jobs:
                     self.slots.hold(jobs)
@@ -237,17 +239,18 @@ class Worker:
             if jobs and len(jobs) == want:
                 await asyncio.sleep(0)  # let the slots run, then come back for more
                 continue
-            await self._wait(self._poll_delay())
+            await self._wait(self.pacing.delay(self._poll_delay(), self.clock.now()))
 
     def _prefetch_now(self) -> int:
         average = self.slots.average_duration
         short = average is not None and average < self.prefetch_below
         return self.prefetch if short else 0
 
-    async def _settle_and_claim(self, want: int) -> list[ClaimedJob]:
-        """Write finished outcomes, then claim up to `want` jobs: one trip to the store."""
+    async def _settle_and_claim(self, want: int, pace: bool = False) -> list[ClaimedJob]:
+        """Write finished outcomes, then claim up to `want` jobs: one trip to the store
+        (`pace`: and after a short claim, when a rate has room again: pacing.py)."""
         items = self.outcomes.take()
-        applied, jobs, failure = await self._exchange(items, want)
+        applied, jobs, failure = await self._exchange(items, want, pace)
         if applied is None:  # the outcomes were not written: keep them for the next trip
             self.outcomes.put_back(items)
         else:
@@ -259,7 +262,7 @@ class Worker:
             await asyncio.sleep(min(self.poll_interval, 1.0))
         return jobs
 
-    async def _exchange(self, items: list[Settle], want: int
+    async def _exchange(self, items: list[Settle], want: int, pace: bool = False
                         ) -> tuple[list[bool] | None, list[ClaimedJob], Exception | None]:
         """Settle `items`, then claim. A failure of either is returned, not raised, so that a
         settle that succeeded is never written twice because the claim after it failed."""
@@ -274,6 +277,8 @@ class Worker:
                 jobs = (await store.claim(self.queues, self.id, want, self.lease, now,
                                           offer=self.handoffs.offer(self._stopping))
                         if want > 0 and not self._stopping else [])
+                if pace and want > 0:
+                    await self.pacing.after_claim(len(jobs), want, now, self.clock.now())
             except Exception as exc:
                 return applied, [], exc
             return applied, jobs, None

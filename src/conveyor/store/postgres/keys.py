@@ -21,6 +21,7 @@ from ...job import EnqueueResult, JobState, NewJob
 from ...limits import keys
 from ...limits.claiming import Budget, LimitedNames
 from ...limits.model import Limit
+from ..base import Progress, Settle
 from .enqueue import Channels, Render, Session, insert_jobs
 from .queries import feed
 
@@ -219,10 +220,15 @@ class KeyLimits:
         return None if not rows else keys.KeyUse(rows[0][0], rows[0][1],
                                                  orjson.loads(rows[0][2] or "[]"))
 
+    def _keyed_ended(self, items: Sequence[Settle]) -> list[str]:
+        """The settled jobs that this store claimed under a key limit, whose run ends."""
+        return self._limited.keyed_claims.ended(
+            item.lease.job_id for item in items if not isinstance(item, Progress))
+
     async def _unpark_settled(self: Any, conn: psycopg.AsyncConnection[Any],
                               ids: Sequence[str]) -> None:
-        """A settled job may have freed its key's slot: the next claim looks at the key."""
-        if self._limited.keys and ids:
+        """A settled job freed its key's slot: the next claim looks at the key."""
+        if ids:
             await conn.execute(self.statement(UNPARK_SETTLED), {"ids": list(ids)})
 
     async def _touch_requeued(self: Any, conn: psycopg.AsyncConnection[Any],

@@ -16,14 +16,23 @@ from typing import Any
 
 import psycopg
 
-from ...limits.claiming import Budget, Candidate, LimitedNames
+from ...limits.claiming import Budget, Candidate, LimitedNames, earliest_room
 from ...limits.model import Limit, LimitUsage
 from .keys import UNPARK_TASK, KeyLimits
 from .queries import _CLAIMED, _CLAIMED_COLUMNS, feed, with_feed
+from .trip import one_trip
 
 Rows = list[tuple[Any, ...]]
 
-LIMITED_NAMES = "SELECT kind, name FROM {schema}.conveyor_limits"
+# With each name: may a rate or a slow-down hold its jobs back (room_at asks only then)?
+LIMITED_NAMES = """SELECT kind, name, rate IS NOT NULL OR blocked_until IS NOT NULL
+FROM {schema}.conveyor_limits"""
+
+# A limited claim counts each limited queue's running jobs (a few rows of the partial
+# index of running jobs, conveyor_jobs_lease). With bitmap scans allowed the planner often
+# built a bitmap for that count instead of walking the index, at a measured cost (bench
+# results 2026-12-05-flow.md). For the claim's transaction only.
+NO_BITMAP_SCANS = "SET LOCAL enable_bitmapscan = off"
 
 _USAGE = """
 SELECT kind, name, concurrency, rate, period, source, blocked_until,
@@ -167,6 +176,22 @@ WHERE start.kind = lim.kind AND start.name = lim.name
   AND (lim.kind, lim.name) IN (SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[]))
   AND start.started_at <= %(now)s - lim.period"""
 
+# For each rate or slow-down the claim answers to: until when it is slowed down, and when
+# its full window has room again (its rate-th newest start leaves the window). See
+# claiming.earliest_room.
+ROOM_AT = """
+WITH clock(now) AS (SELECT {now})
+SELECT CASE WHEN lim.blocked_until > clock.now THEN lim.blocked_until END,
+    CASE WHEN lim.rate IS NOT NULL THEN (
+        SELECT start.started_at + lim.period FROM {schema}.conveyor_limit_starts AS start
+        WHERE start.kind = lim.kind AND start.name = lim.name
+          AND start.started_at > clock.now - lim.period
+        ORDER BY start.started_at DESC LIMIT 1 OFFSET lim.rate - 1) END
+FROM clock, {schema}.conveyor_limits AS lim
+WHERE (lim.rate IS NOT NULL OR lim.blocked_until > clock.now)
+  AND (lim.kind = 'task' OR lim.kind = 'queue'
+       AND (%(queues)s::text[] IS NULL OR lim.name = ANY(%(queues)s::text[])))"""
+
 SET_LIMIT = """
 INSERT INTO {schema}.conveyor_limits AS lim (kind, name, concurrency, rate, period, source,
                                              strategy, updated_at)
@@ -238,45 +263,66 @@ class Limits(KeyLimits):
         except psycopg.errors.UndefinedTable:  # a schema before 0005
             return []
 
+    async def room_at(self: Any, queues: Sequence[str] | None,
+                      now: float | None = None) -> float | None:
+        """The earliest store time a rate (or slow-down) of these queues or of any task has
+        room again; None when none holds anything back (claiming.earliest_room)."""
+        if not await self._limits_touch(queues) or not self._limited.paces(queues):
+            return None
+        found = await self._one(ROOM_AT, {"now": now,
+                                          "queues": list(queues) if queues else None})
+        return earliest_room(found)
+
     async def _claim_limited(self: Any, queues: Sequence[str] | None, params: dict[str, Any],
                              limit: int) -> Rows:
         """Claim up to `limit` jobs that every limit they answer to has room for."""
         if queues and len(queues) == 1 and not (self._limited.tasks or self._limited.keys):
             return await self._claim_room(queues[0], params, limit)
-        # Round trips: the lock goes with the usage read, the claim with its start log and
-        # the commit (pipeline mode); the server still runs each statement after the last.
-        async with self.pools.connection() as conn, conn.pipeline(), conn.transaction():
-            names = list(queues) if queues else [
-                r[0] for r in await self._fetch(conn, QUEUED_QUEUES, {})]
-            if not names:
-                return []
-            await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
-            if not (self._limited.tasks or self._limited.keys) and len(names) == 1:
-                return await self._fetch(conn, CLAIM_ROOM, {**params, "queue": names[0],
-                                                            "limit": limit})
-            found = await self._fetch(conn, USAGE_AT_CLOCK, {"now": params["now"],
-                                                             "queues": names})
-            now = found[0][0]
-            budget = Budget.of([usage_from_row(r[1:]) for r in found if r[1] is not None], now)
-            # CANDIDATES goes out first, and comes back with the keys' reads (one trip)
-            general = await self._send_candidates(conn, budget, names, limit, now)
-            keyed, states = await self._key_candidates(conn, budget, names, limit, now)
-            candidates = [((-c[3], 0, c[4], c[0]), c)
-                          for c in await self._candidates(conn, *general)]
-            candidates.extend(((-c[3], 1, 0.0, ""), c) for c in keyed)  # round-robin order
-            candidates.sort(key=lambda pair: pair[0])
-            taken = budget.take(((c[0], c[1], c[2]) for _, c in candidates), limit)
-            keys_of = {c[0]: c[5] for c in keyed}
-            await self._keys_claimed(conn, budget, states, [
-                (t[0], t[1], t[2], keys_of.get(t[0])) for t in taken], now, params["lease_for"],
-                names)
-            if not taken:
-                return []
-            claimed = await conn.execute(self.statement(CLAIM_IDS), {
-                "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
-            await self._log_starts(conn, budget, taken, now)
-            rows: Rows = await claimed.fetchall()
+        # Round trips (trip.one_trip): BEGIN, the lock and the usage read; the candidates
+        # with the keys' reads; the claim, its start log and COMMIT with the pipeline's sync.
+        async with self.pools.connection() as conn:
+            async with one_trip(conn):
+                claimed = await self._claim_in(conn, queues, params, limit)
+            rows: Rows = [] if claimed is None else await claimed.fetchall()
         return rows
+
+    async def _claim_in(self: Any, conn: psycopg.AsyncConnection[Any],
+                        queues: Sequence[str] | None, params: dict[str, Any],
+                        limit: int) -> psycopg.AsyncCursor[Any] | None:
+        """Queue a limited claim in the caller's transaction: its cursor (read after the
+        commit), or None when there is nothing to claim."""
+        await conn.execute(NO_BITMAP_SCANS)
+        names = list(queues) if queues else [
+            r[0] for r in await self._fetch(conn, QUEUED_QUEUES, {})]
+        if not names:
+            return None
+        await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
+        if not (self._limited.tasks or self._limited.keys) and len(names) == 1:
+            return await conn.execute(self.statement(CLAIM_ROOM), {
+                "events": self._events, **params, "queue": names[0], "limit": limit})
+        found = await self._fetch(conn, USAGE_AT_CLOCK, {"now": params["now"],
+                                                         "queues": names})
+        now = found[0][0]
+        budget = Budget.of([usage_from_row(r[1:]) for r in found if r[1] is not None], now)
+        # CANDIDATES goes out first, and comes back with the keys' reads (one trip)
+        general = await self._send_candidates(conn, budget, names, limit, now)
+        keyed, states = await self._key_candidates(conn, budget, names, limit, now)
+        candidates = [((-c[3], 0, c[4], c[0]), c)
+                      for c in await self._candidates(conn, *general)]
+        candidates.extend(((-c[3], 1, 0.0, ""), c) for c in keyed)  # round-robin order
+        candidates.sort(key=lambda pair: pair[0])
+        taken = budget.take(((c[0], c[1], c[2]) for _, c in candidates), limit)
+        keys_of = {c[0]: c[5] for c in keyed}
+        self._limited.keyed_claims.claimed(t[0] for t in taken if t[0] in keys_of)
+        await self._keys_claimed(conn, budget, states, [
+            (t[0], t[1], t[2], keys_of.get(t[0])) for t in taken], now, params["lease_for"],
+            names)
+        if not taken:
+            return None
+        claimed: psycopg.AsyncCursor[Any] = await conn.execute(self.statement(CLAIM_IDS), {
+            "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
+        await self._log_starts(conn, budget, taken, now)
+        return claimed
 
     async def _send_candidates(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
                                names: list[str], limit: int, now: float
@@ -300,9 +346,10 @@ class Limits(KeyLimits):
 
     async def _claim_room(self: Any, queue: str, params: dict[str, Any], limit: int) -> Rows:
         """One queue limited by its own caps: BEGIN, the lock, CLAIM_ROOM and COMMIT sent
-        together in one pipeline, one round trip."""
-        async with self.pools.connection() as conn, conn.pipeline():
-            async with conn.transaction():
+        together in one pipeline, one round trip (trip.one_trip)."""
+        async with self.pools.connection() as conn:
+            async with one_trip(conn):
+                await conn.execute(NO_BITMAP_SCANS)
                 await conn.execute(self.statement(LOCK_LIMITS), {"queues": [queue]})
                 claimed = await conn.execute(self.statement(CLAIM_ROOM), {
                     "events": self._events, **params, "queue": queue, "limit": limit})

@@ -68,6 +68,7 @@ from .retention import KeepByCount, events_of
 from .rows import group_settles, settle_results
 from .sessions import Sessions
 from .traces import Traces
+from .trip import one_trip
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -111,15 +112,15 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, KeepByCount, Post
     @contextlib.asynccontextmanager
     async def _session(self, tenant: str | None = None,
                        atomic: bool = False) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A connection; in one transaction when `atomic` or tenant-scoped. Pipeline mode
-        sends BEGIN and the tenant setting along with the first statement (no extra trips).
-        set_config(..., true) lasts for this transaction only, so a pooled connection never
-        carries one caller's tenant into the next caller's transaction."""
+        """A connection; in one transaction when `atomic` or tenant-scoped, sent as one round
+        trip (trip.one_trip: BEGIN, the tenant setting, the statements and COMMIT in one
+        pipeline). set_config(..., true) lasts for this transaction only, so a pooled
+        connection never carries one caller's tenant into the next caller's transaction."""
         async with self.pools.connection() as conn:
             if tenant is None and not atomic:
                 yield conn
                 return
-            async with conn.pipeline(), conn.transaction():
+            async with one_trip(conn):
                 if tenant is not None:
                     await self._run(conn, q.SET_TENANT, {"tenant": tenant})
                 yield conn
@@ -282,13 +283,14 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, KeepByCount, Post
         if not groups:
             return []
         history = history_statement(self, items)
+        keyed = self._keyed_ended(items)  # keys.py: only these may unpark a key
         async with self._session(atomic=len(groups) > 1 or history is not None
-                                 or bool(self._limited.keys)) as conn:
+                                 or bool(keyed)) as conn:
             cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
                                           {"now": now, "events": self._events,
                                            "channel": self.target.channel, **g.columns})
                        for g in groups]
-            await self._unpark_settled(conn, [item.lease.job_id for item in items])  # keys.py
+            await self._unpark_settled(conn, keyed)
             if history is not None:  # same transaction and pipeline: no extra round trip
                 await conn.execute(*history)
         # the pipeline is synced: BEGIN, the UPDATEs, the history, COMMIT went as one trip

@@ -15,7 +15,7 @@ from ...job import EnqueueResult, JobEvent, JobState, NewJob
 from ...limits import keys
 from ...limits.claiming import Budget, LimitedNames
 from ...limits.model import Limit
-from ..base import SCHEDULED_HINT, Settle
+from ..base import SCHEDULED_HINT, Progress, Settle
 from .connection import Connections
 from .rows import insert_row
 
@@ -155,10 +155,12 @@ class KeyLimits:
         return None if row is None else keys.KeyUse(row[0], row[1], orjson.loads(row[2] or "[]"))
 
     def _unpark_settled(self, conn: sqlite3.Connection, items: Sequence[Settle]) -> None:
-        """A settled job may have freed its key's slot: the next claim looks at the key."""
-        if self._limited.keys and items:
-            ids = orjson.dumps([item.lease.job_id for item in items]).decode()
-            conn.execute(UNPARK_SETTLED, {"ids": ids})
+        """A settled job of a key freed its slot: the next claim looks at the key. Only the
+        jobs this store claimed under a key limit (claiming.KeyedClaims) run the statement."""
+        ended = self._limited.keyed_claims.ended(
+            item.lease.job_id for item in items if not isinstance(item, Progress))
+        if ended:
+            conn.execute(UNPARK_SETTLED, {"ids": orjson.dumps(ended).decode()})
 
     @staticmethod
     def _touch_requeued(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> None:

@@ -11,13 +11,15 @@ from typing import Any
 
 import orjson
 
-from ...limits.claiming import Budget, Candidate, LimitedNames
+from ...limits.claiming import Budget, Candidate, LimitedNames, earliest_room
 from ...limits.model import Limit, LimitUsage
 from . import queries as q
 from .connection import Connections
 from .keys import UNPARK_TASK, KeyLimits
 
-LIMITED_NAMES = "SELECT kind, name FROM conveyor_limits"
+# With each name: may a rate or a slow-down hold its jobs back (room_at asks only then)?
+LIMITED_NAMES = """SELECT kind, name, rate IS NOT NULL OR blocked_until IS NOT NULL
+FROM conveyor_limits"""
 
 _RUNNING = """(SELECT count(*) FROM conveyor_jobs AS job INDEXED BY conveyor_jobs_lease
      WHERE job.state = 'running' AND job.lease_expires_at > :now
@@ -41,6 +43,18 @@ USAGE_ALL = _USAGE + " ORDER BY kind, name"
 USAGE_FOR_QUEUES = _USAGE.replace(_RUNNING, "CASE WHEN lim.kind = 'key' THEN 0 ELSE "
                                   + _RUNNING + " END").replace(_KEYS_AT_LIMIT, "0") + """
 WHERE lim.kind IN ('task', 'key') OR lim.name IN (SELECT value FROM json_each(:queues))"""
+
+# The rates and slow-downs a claim answers to, then for each rate its rate-th newest start
+# in the window (its window has room again when that start leaves it): claiming.earliest_room.
+HELD_BY_RATE = """
+SELECT kind, name, rate, period, CASE WHEN blocked_until > :now THEN blocked_until END
+FROM conveyor_limits
+WHERE (rate IS NOT NULL OR blocked_until > :now)
+  AND (kind = 'task' OR kind = 'queue'
+       AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues))))"""
+NTH_NEWEST_START = """
+SELECT started_at FROM conveyor_limit_starts
+WHERE kind = ? AND name = ? AND started_at > ? ORDER BY started_at DESC LIMIT 1 OFFSET ?"""
 
 SET_LIMIT = """
 INSERT INTO conveyor_limits (kind, name, concurrency, rate, period, source, strategy,
@@ -94,7 +108,7 @@ class Limits(KeyLimits):
     db: Connections
     _limited: LimitedNames
 
-    def _limits_touch(self, queues: Sequence[str]) -> bool:
+    def _limits_touch(self, queues: Sequence[str] | None) -> bool:
         if self._limited.stale():
             try:
                 with self.db.read() as conn:
@@ -142,6 +156,23 @@ class Limits(KeyLimits):
         except sqlite3.OperationalError:  # a schema before 0005
             return []
 
+    async def room_at(self, queues: Sequence[str] | None,
+                      now: float | None = None) -> float | None:
+        """The earliest store time a rate (or slow-down) of these queues or of any task has
+        room again; None when none holds anything back (claiming.earliest_room)."""
+        if not self._limits_touch(queues) or not self._limited.paces(queues):
+            return None
+        now = time.time() if now is None else now
+        found: list[tuple[float | None, float | None]] = []
+        with self.db.read() as conn:
+            held = conn.execute(HELD_BY_RATE, {"now": now, "queues": None if not queues
+                                               else orjson.dumps(list(queues)).decode()})
+            for kind, name, rate, period, blocked in held.fetchall():
+                nth = None if rate is None else conn.execute(
+                    NTH_NEWEST_START, (kind, name, now - period, rate - 1)).fetchone()
+                found.append((blocked, None if nth is None else nth[0] + period))
+        return earliest_room(found)
+
     def _claim_limited(self, conn: sqlite3.Connection, queues: Sequence[str],
                        params: dict[str, Any], limit: int) -> list[tuple[Any, ...]]:
         """Inside the claim's write transaction: claim what the limits have room for."""
@@ -162,6 +193,7 @@ class Limits(KeyLimits):
         candidates.sort(key=lambda pair: pair[0])
         taken = budget.take(((c[0], c[1], c[2]) for _, c in candidates), limit)
         keys_of = {c[0]: c[5] for c in keyed}
+        self._limited.keyed_claims.claimed(t[0] for t in taken if t[0] in keys_of)
         self._keys_claimed(conn, budget, states, [(t[0], t[1], t[2], keys_of.get(t[0]))
                                                   for t in taken], now, params["lease_for"],
                            queues)
