@@ -54,6 +54,7 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             conn.execute(f'DROP TABLE "{schema}".conveyor_limit_keys')
             conn.execute(f'ALTER TABLE "{schema}".conveyor_jobs DROP COLUMN limit_key')
             conn.execute(f'DROP TABLE "{schema}".conveyor_attempts')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_attempts_pending')
             conn.execute(f'DROP TABLE "{schema}".conveyor_rollups')
             conn.execute(f'DROP TABLE "{schema}".conveyor_worker_rollups')
             conn.execute(f'DROP TABLE "{schema}".conveyor_error_rollups')
