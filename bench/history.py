@@ -225,12 +225,15 @@ def fake_rows(count: int, now: float) -> list[tuple[Any, ...]]:
 
 async def load(store: Any, rows: list[tuple[Any, ...]]) -> None:
     """The rows as a settle leaves them (pending), then folded by the store's own fold."""
+    from conveyor.history.rollup import bucket
+
     if store.url.startswith("sqlite"):
         from conveyor.store.sqlite.history import _PENDING
 
         for start in range(0, len(rows), 100_000):
             with store.db.write() as conn:
-                conn.executemany(_PENDING, rows[start:start + 100_000])
+                conn.executemany(_PENDING, [(*row, bucket(row[10]))
+                                            for row in rows[start:start + 100_000]])
             while await store.fold_history(10_000):
                 pass
         with store.db.write() as conn:
@@ -239,7 +242,6 @@ async def load(store: Any, rows: list[tuple[Any, ...]]) -> None:
     import orjson
     import psycopg
 
-    from conveyor.history.rollup import bucket
     from conveyor.store.postgres.history import RECORD_LOST
 
     schema = store.target.quoted_schema

@@ -13,8 +13,8 @@ import orjson
 import psycopg
 
 from ...history.rollup import bucket
-from .. import history_sql as hq
 from ..base import Settle
+from ..history_fold_sql import PENDING_COLUMNS
 from ..history_reads import HistoryReads
 from ..history_rows import attempt_rows, lost_rows
 from .history_fold import HistoryFold
@@ -61,7 +61,6 @@ def _by_time(rows: Rows) -> dict[float, Rows]:
 _ATTEMPT_TYPES = ("text", "int4", "text", "text", "text", "text", "text", "int4", "float8",
                   "float8", "float8", "text", "text", "text", "text", "text", "text", "float8",
                   "int8", "int4")
-PENDING_COLUMNS = (*hq.ATTEMPT_COLUMNS, "bucket")
 _PARSED = ("WITH parsed AS (SELECT " + ", ".join(
     f"(e->>{i})::{t} AS {c}" for i, (c, t) in enumerate(zip(PENDING_COLUMNS, _ATTEMPT_TYPES,
                                                            strict=True)))

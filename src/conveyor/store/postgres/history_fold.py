@@ -17,53 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from ...history.records import Outcome
-from ...history.rollup import BUCKETS, OUTCOMES
-from .. import history_sql as hq
+from ..history_fold_sql import fold_statements
 
 log = logging.getLogger("conveyor.store")
 Rows = list[tuple[Any, ...]]
 
-_FAILED = "a.outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOMES if Outcome(o).failed) + ")"
+_PENDING = "{schema}.conveyor_attempts_pending"
+_ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS = fold_statements("a", lambda x: f"floor({x})::int8")
 
-
-def _head(upsert: str) -> str:
-    return upsert.split(" VALUES ")[0]
-
-
-def _tail(upsert: str) -> str:
-    return "ON CONFLICT " + upsert.split(" ON CONFLICT ")[1]
-
-
-def _fold_statement() -> str:
-    sums = ", ".join([f"count(*) FILTER (WHERE a.outcome = '{o}')" for o in OUTCOMES]
-                     + ["sum(a.duration)"]
-                     + [f"count(*) FILTER (WHERE a.bucket = {i})" for i in range(BUCKETS)])
-    at = "floor(a.ended_at / w.width)::int8 * w.width / 60"
-    pending = "{schema}.conveyor_attempts_pending"
-    return (
-        f"WITH a AS (DELETE FROM {pending} WHERE ctid = ANY(ARRAY("
-        f"SELECT ctid FROM {pending} LIMIT %(limit)s FOR UPDATE SKIP LOCKED)) RETURNING *),\n"
-        f"attempts AS (INSERT INTO {{schema}}.conveyor_attempts "
-        f"({', '.join(hq.ATTEMPT_COLUMNS)}) SELECT {', '.join(hq.ATTEMPT_COLUMNS)} FROM a),\n"
-        f"rollups AS ({_head(hq.UPSERT_ROLLUP)} SELECT w.width, {at}, a.task, a.queue, "
-        f"coalesce(a.tenant, ''), {sums} "
-        "FROM a CROSS JOIN (VALUES (60::int8), (3600), (86400)) AS w(width) "
-        f"GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 {_tail(hq.UPSERT_ROLLUP)}),\n"
-        f"workers AS ({_head(hq.UPSERT_WORKER_ROLLUP)} SELECT floor(a.ended_at / 3600)::int8, "
-        "a.worker_id, coalesce(a.tenant, ''), max(a.host), max(a.pid), count(*), "
-        f"count(*) FILTER (WHERE {_FAILED}), sum(a.duration), sum(coalesce(a.cpu, 0)), "
-        "max(a.rss) FROM a WHERE a.worker_id IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
-        f"{_tail(hq.UPSERT_WORKER_ROLLUP)}),\n"
-        f"errors AS ({_head(hq.UPSERT_ERROR_ROLLUP)} SELECT w.width, {at}, a.fingerprint, "
-        "a.task, a.queue, coalesce(a.tenant, ''), count(*), min(a.ended_at), max(a.ended_at) "
-        "FROM a CROSS JOIN (VALUES (3600::int8), (86400)) AS w(width) "
-        "WHERE a.fingerprint IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6 "
-        f"ORDER BY 1, 2, 3, 4, 5, 6 {_tail(hq.UPSERT_ERROR_ROLLUP)})\n"
-        "SELECT count(*) FROM a")
-
-
-FOLD_HISTORY = _fold_statement()
+# One statement: the rows taken (by ctid, a TID scan) feed every insert and upsert
+FOLD_HISTORY = (
+    f"WITH a AS (DELETE FROM {_PENDING} WHERE ctid = ANY(ARRAY("
+    f"SELECT ctid FROM {_PENDING} LIMIT %(limit)s FOR UPDATE SKIP LOCKED)) RETURNING *),\n"
+    f"attempts AS ({_ATTEMPTS}),\nrollups AS ({_ROLLUPS}),\nworkers AS ({_WORKERS}),\n"
+    f"errors AS ({_ERRORS})\nSELECT count(*) FROM a")
 
 
 class HistoryFold:

@@ -8,15 +8,17 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from ...history.rollup import bucket
 from .. import history_sql as hq
 from ..base import Settle
+from ..history_fold_sql import PENDING_COLUMNS
 from ..history_reads import HistoryReads
 from ..history_rows import attempt_rows, lost_rows
 from .connection import Connections
 from .history_fold import SQLiteHistoryFold
 
-_PENDING = ("INSERT INTO conveyor_attempts_pending (" + ", ".join(hq.ATTEMPT_COLUMNS)
-            + ") VALUES (" + ", ".join("?" * len(hq.ATTEMPT_COLUMNS)) + ")")
+_PENDING = ("INSERT INTO conveyor_attempts_pending (" + ", ".join(PENDING_COLUMNS)
+            + ") VALUES (" + ", ".join("?" * len(PENDING_COLUMNS)) + ")")
 _SQLITE: dict[str, str] = {}
 
 
@@ -26,7 +28,7 @@ def write_history(conn: sqlite3.Connection, items: Sequence[Settle],
     rows only (no index, no rollup: the fold adds those)."""
     attempts = attempt_rows(items, applied)
     if attempts:
-        conn.executemany(_PENDING, attempts)
+        conn.executemany(_PENDING, [(*row, bucket(row[10])) for row in attempts])
 
 
 def write_lost(conn: sqlite3.Connection, rescued: Sequence[tuple[Any, ...]],
@@ -34,7 +36,7 @@ def write_lost(conn: sqlite3.Connection, rescued: Sequence[tuple[Any, ...]],
     """Attempts whose worker died (rescued by maintenance), recorded as lost."""
     attempts = lost_rows(rescued, now)
     if attempts:
-        conn.executemany(_PENDING, attempts)
+        conn.executemany(_PENDING, [(*row, bucket(row[10])) for row in attempts])
 
 
 def _statement(template: str) -> str:

@@ -2,7 +2,8 @@
 -- attempt rows here, in its own transaction, and nothing else: no secondary index to update,
 -- no rollup row to upsert. Maintenance (and every history read, first) moves them into
 -- conveyor_attempts and adds them to the rollups in one write transaction, up to a rowid
--- watermark (store/sqlite/history_fold.py), so each row is counted exactly once.
+-- watermark (store/sqlite/history_fold.py), so each row is counted exactly once. `bucket`: the
+-- duration's histogram bucket (history/rollup.py), so the fold runs in SQL alone.
 CREATE TABLE conveyor_attempts_pending (
     job_id          TEXT NOT NULL,
     attempt         INTEGER NOT NULL,
@@ -22,5 +23,6 @@ CREATE TABLE conveyor_attempts_pending (
     error_sealed    TEXT,
     fingerprint     TEXT,
     cpu             REAL,
-    rss             INTEGER
+    rss             INTEGER,
+    bucket          INTEGER NOT NULL
 )
