@@ -74,6 +74,49 @@ def child(url: str, jobs: int, history: bool) -> tuple[float, float, float, floa
         app.close()
 
 
+def child_live(url: str, jobs: int, history: bool) -> tuple[float, float, float, float]:
+    """The same drain by a live worker (worker.run(): maintenance on its own intervals, so
+    the history fold runs about once a second beside the claims, as in production) until
+    every job ran; then what is still pending is folded, timed apart. Same figures as
+    child(). Works with a checkout that has no fold (its fold figures are then 0)."""
+    from conveyor import Conveyor, Retry, Settings
+
+    settings = Settings.load(url=url, history=history, log_level="CRITICAL")
+    app = Conveyor(settings=settings, auto_migrate=True)
+    ran = [0]
+    worker = app.worker(concurrency=50, worker_id=f"bench-{secrets.token_hex(3)}")
+
+    @app.task(name="work", retry=Retry(attempts=1))
+    async def work(ctx: object, payload: dict[str, int]) -> dict[str, object]:
+        ran[0] += 1
+        if ran[0] == jobs:
+            worker.stop()
+        if payload["n"] % 10 == 0:
+            raise ValueError(f"job {payload['n']} failed on purpose")
+        return {"n": payload["n"], "ok": True}
+
+    for start in range(0, jobs, 1000):
+        app.enqueue_many([("work", {"n": n}) for n in range(start, min(jobs, start + 1000))])
+
+    async def drain() -> tuple[float, float, float, float]:
+        cpu, began = time.process_time(), time.perf_counter()
+        await worker.run(install_signals=False)
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+        fold = getattr(app.store, "fold_history", None)
+        fold_cpu, fold_began = time.process_time(), time.perf_counter()
+        while fold is not None and await fold(10_000):
+            pass
+        folded = time.perf_counter() - fold_began
+        fold_cpu = time.process_time() - fold_cpu
+        assert ran[0] == jobs, (ran, jobs)
+        return jobs / elapsed, cpu / jobs * 1e6, folded / jobs * 1e6, fold_cpu / jobs * 1e6
+
+    try:
+        return asyncio.run(drain())
+    finally:
+        app.close()
+
+
 def fresh_url(kind: str, folder: str) -> str:
     if kind == "sqlite":
         return f"sqlite:///{folder}/drain-{secrets.token_hex(4)}.db"
@@ -89,9 +132,11 @@ def drop_schema(url: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{url.split("schema=")[1]}" CASCADE')
 
 
-def run_child(url: str, jobs: int, history: bool) -> tuple[float, float, float, float]:
+def run_child(url: str, jobs: int, history: bool, live: bool = False
+              ) -> tuple[float, float, float, float]:
+    function = "child_live" if live else "child"
     code = ("import sys; sys.path.insert(0, 'bench'); import history; "
-            f"print(*history.child({url!r}, {jobs}, {history}))")
+            f"print(*history.{function}({url!r}, {jobs}, {history}))")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True, timeout=900)
@@ -99,11 +144,12 @@ def run_child(url: str, jobs: int, history: bool) -> tuple[float, float, float, 
     return float(rate), float(cpu), float(fold), float(fold_cpu)
 
 
-def drain_bench(kinds: list[str], jobs: int, rounds: int) -> None:
+def drain_bench(kinds: list[str], jobs: int, rounds: int, live: bool = False) -> None:
     """Rounds of one drain with history off and one with it on (order alternating), each in
     a fresh database; the overhead is the median of the rounds' own ratios (a round's two
     drains ran close together, so the machine's load drifts less between them)."""
-    print(f"## Drain: {jobs} jobs, one worker (concurrency 50), {rounds} rounds\n")
+    how = "worker.run(), maintenance on its intervals" if live else "run_until_idle"
+    print(f"## Drain: {jobs} jobs, one worker (concurrency 50, {how}), {rounds} rounds\n")
     print("| store | history | jobs/s (median) | runs | worker CPU µs/job | fold µs/job "
           "(wall, client CPU) |")
     print("| --- | --- | ---: | --- | ---: | ---: |")
@@ -115,7 +161,7 @@ def drain_bench(kinds: list[str], jobs: int, rounds: int) -> None:
                 for history in order:
                     url = fresh_url(kind, folder)
                     try:
-                        results[history].append(run_child(url, jobs, history))
+                        results[history].append(run_child(url, jobs, history, live))
                     finally:
                         drop_schema(url)
         for history in (False, True):
@@ -318,12 +364,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--skip-drain", action="store_true")
     parser.add_argument("--skip-reads", action="store_true")
+    parser.add_argument("--live", action="store_true",
+                        help="drain with worker.run() (maintenance folds on its interval) "
+                             "rather than run_until_idle (maintenance between claims)")
     args = parser.parse_args()
     kinds = args.stores.split(",")
     print(f"# Attempt history bench ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs)\n")
     if not args.skip_drain:
-        drain_bench(kinds, args.jobs, args.rounds)
+        drain_bench(kinds, args.jobs, args.rounds, args.live)
         tracker_bench()
         if "sqlite" in kinds:
             settle_bench()
