@@ -36,8 +36,10 @@ def stored_states(schema: str) -> list[str]:
 @pytest.mark.timeout(120)
 def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: str,
                                                              tmp_path: Path) -> None:
+    # this checkout's sources first: the `conveyor` script's own install may be another's
     env = {**os.environ, "CONVEYOR_URL": url, "CONVEYOR_POLL_INTERVAL": "0.2",
-           "CONVEYOR_TEST_RUN_LOG": str(tmp_path / "runs.log"), "PYTHONPATH": str(ROOT)}
+           "CONVEYOR_TEST_RUN_LOG": str(tmp_path / "runs.log"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     migrate = [CONVEYOR, "migrate"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
     newest = schema_versions(schema)[-1]

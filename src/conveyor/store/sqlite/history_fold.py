@@ -5,10 +5,8 @@ rows never come back to Python).
 
 Exactly once: SQLite has one writer at a time (BEGIN IMMEDIATE), and the watermark read,
 the attempts and rollups written and the pending rows up to the watermark deleted all
-commit together or not at all. Rows a settle adds meanwhile wait for the next fold (their
-rowid is above the watermark: pending rows are only ever appended, and without
-AUTOINCREMENT a new rowid is above the largest one present, which the watermark row
-still is until the DELETE in the same transaction).
+commit together or not at all; no settle can insert in between. The watermark never
+outlives its transaction, so rowids reused after the table empties do not matter.
 """
 
 from __future__ import annotations
