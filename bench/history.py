@@ -34,8 +34,12 @@ PG = "postgresql://postgres@127.0.0.1:5432/test"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def child(url: str, jobs: int, history: bool) -> tuple[float, float]:
-    """Enqueue `jobs`, drain them with one worker: (jobs/s, worker CPU µs per job)."""
+def child(url: str, jobs: int, history: bool) -> tuple[float, float, float, float]:
+    """Enqueue `jobs`, drain them with one worker, then fold the attempts the settles left
+    pending (what the worker's maintenance does about every second): (jobs/s of the drain,
+    worker CPU µs per job in the drain, the fold's wall µs per job, its client CPU µs per
+    job). run_until_idle runs no fold, so the drain's figures leave the fold out and the
+    fold's are its own; drain + fold is the whole cost."""
     from conveyor import Conveyor, Retry, Settings
 
     settings = Settings.load(url=url, history=history, log_level="CRITICAL")
@@ -50,14 +54,62 @@ def child(url: str, jobs: int, history: bool) -> tuple[float, float]:
     for start in range(0, jobs, 1000):
         app.enqueue_many([("work", {"n": n}) for n in range(start, min(jobs, start + 1000))])
 
-    async def drain() -> tuple[float, float]:
+    async def drain() -> tuple[float, float, float, float]:
         worker = app.worker(concurrency=50, worker_id=f"bench-{secrets.token_hex(3)}")
         cpu, began = time.process_time(), time.perf_counter()
         ran = await worker.run_until_idle()
         elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+        fold_cpu, fold_began = time.process_time(), time.perf_counter()
+        while await app.store.fold_history(10_000):
+            pass
+        folded = time.perf_counter() - fold_began
+        fold_cpu = time.process_time() - fold_cpu
         worker.close()
         assert ran == jobs, (ran, jobs)
-        return jobs / elapsed, cpu / jobs * 1e6
+        return jobs / elapsed, cpu / jobs * 1e6, folded / jobs * 1e6, fold_cpu / jobs * 1e6
+
+    try:
+        return asyncio.run(drain())
+    finally:
+        app.close()
+
+
+def child_live(url: str, jobs: int, history: bool) -> tuple[float, float, float, float]:
+    """The same drain by a live worker (worker.run(): maintenance on its own intervals, so
+    the history fold runs about once a second beside the claims, as in production) until
+    every job ran; then what is still pending is folded, timed apart. Same figures as
+    child(). Works with a checkout that has no fold (its fold figures are then 0)."""
+    from conveyor import Conveyor, Retry, Settings
+
+    settings = Settings.load(url=url, history=history, log_level="CRITICAL")
+    app = Conveyor(settings=settings, auto_migrate=True)
+    ran = [0]
+    worker = app.worker(concurrency=50, worker_id=f"bench-{secrets.token_hex(3)}")
+
+    @app.task(name="work", retry=Retry(attempts=1))
+    async def work(ctx: object, payload: dict[str, int]) -> dict[str, object]:
+        ran[0] += 1
+        if ran[0] == jobs:
+            worker.stop()
+        if payload["n"] % 10 == 0:
+            raise ValueError(f"job {payload['n']} failed on purpose")
+        return {"n": payload["n"], "ok": True}
+
+    for start in range(0, jobs, 1000):
+        app.enqueue_many([("work", {"n": n}) for n in range(start, min(jobs, start + 1000))])
+
+    async def drain() -> tuple[float, float, float, float]:
+        cpu, began = time.process_time(), time.perf_counter()
+        await worker.run(install_signals=False)
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+        fold = getattr(app.store, "fold_history", None)
+        fold_cpu, fold_began = time.process_time(), time.perf_counter()
+        while fold is not None and await fold(10_000):
+            pass
+        folded = time.perf_counter() - fold_began
+        fold_cpu = time.process_time() - fold_cpu
+        assert ran[0] == jobs, (ran, jobs)
+        return jobs / elapsed, cpu / jobs * 1e6, folded / jobs * 1e6, fold_cpu / jobs * 1e6
 
     try:
         return asyncio.run(drain())
@@ -80,41 +132,54 @@ def drop_schema(url: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{url.split("schema=")[1]}" CASCADE')
 
 
-def run_child(url: str, jobs: int, history: bool) -> tuple[float, float]:
+def run_child(url: str, jobs: int, history: bool, live: bool = False
+              ) -> tuple[float, float, float, float]:
+    function = "child_live" if live else "child"
     code = ("import sys; sys.path.insert(0, 'bench'); import history; "
-            f"print(*history.child({url!r}, {jobs}, {history}))")
+            f"print(*history.{function}({url!r}, {jobs}, {history}))")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True, timeout=900)
-    rate, cpu = done.stdout.split()[-2:]
-    return float(rate), float(cpu)
+    rate, cpu, fold, fold_cpu = done.stdout.split()[-4:]
+    return float(rate), float(cpu), float(fold), float(fold_cpu)
 
 
-def drain_bench(kinds: list[str], jobs: int, rounds: int) -> None:
-    print(f"## Drain: {jobs} jobs, one worker (concurrency 50), {rounds} rounds\n")
-    print("| store | history | jobs/s (median) | runs | worker CPU µs/job (median) |")
-    print("| --- | --- | ---: | --- | ---: |")
+def drain_bench(kinds: list[str], jobs: int, rounds: int, live: bool = False) -> None:
+    """Rounds of one drain with history off and one with it on (order alternating), each in
+    a fresh database; the overhead is the median of the rounds' own ratios (a round's two
+    drains ran close together, so the machine's load drifts less between them)."""
+    how = "worker.run(), maintenance on its intervals" if live else "run_until_idle"
+    print(f"## Drain: {jobs} jobs, one worker (concurrency 50, {how}), {rounds} rounds\n")
+    print("| store | history | jobs/s (median) | runs | worker CPU µs/job | fold µs/job "
+          "(wall, client CPU) |")
+    print("| --- | --- | ---: | --- | ---: | ---: |")
     for kind in kinds:
-        results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+        results: dict[bool, list[tuple[float, float, float, float]]] = {True: [], False: []}
         with tempfile.TemporaryDirectory() as folder:
             for r in range(rounds):
                 order = [False, True] if r % 2 == 0 else [True, False]
                 for history in order:
                     url = fresh_url(kind, folder)
                     try:
-                        results[history].append(run_child(url, jobs, history))
+                        results[history].append(run_child(url, jobs, history, live))
                     finally:
                         drop_schema(url)
-        medians = {}
         for history in (False, True):
-            rates = [x[0] for x in results[history]]
-            cpus = [x[1] for x in results[history]]
-            medians[history] = (statistics.median(rates), statistics.median(cpus))
-            print(f"| {kind} | {'on' if history else 'off'} | {medians[history][0]:.0f} | "
-                  f"{', '.join(f'{x:.0f}' for x in rates)} | {medians[history][1]:.0f} |")
-        off, on = medians[False], medians[True]
-        print(f"| {kind} | overhead | drain time +{(off[0] / on[0] - 1) * 100:.1f} % | | "
-              f"+{on[1] - off[1]:.0f} µs/job |")
+            runs = results[history]
+            print(f"| {kind} | {'on' if history else 'off'} | "
+                  f"{statistics.median(x[0] for x in runs):.0f} | "
+                  f"{', '.join(f'{x[0]:.0f}' for x in runs)} | "
+                  f"{statistics.median(x[1] for x in runs):.0f} | "
+                  f"{statistics.median(x[2] for x in runs):.1f}, "
+                  f"{statistics.median(x[3] for x in runs):.1f} |")
+        pairs = list(zip(results[False], results[True], strict=True))
+        drain = [off[0] / on[0] - 1 for off, on in pairs]
+        whole = [(1 / on[0] + on[2] / 1e6) / (1 / off[0] + off[2] / 1e6) - 1 for off, on in pairs]
+        cpu = [(on[1] + on[3]) - (off[1] + off[3]) for off, on in pairs]
+        print(f"| {kind} | overhead | drain time +{statistics.median(drain) * 100:.1f} % "
+              f"(rounds: {', '.join(f'{x * 100:+.0f}' for x in drain)}); drain + fold "
+              f"+{statistics.median(whole) * 100:.1f} % | | +{statistics.median(cpu):.0f} "
+              "µs/job (drain + fold) | |")
     print()
 
 
@@ -205,39 +270,39 @@ def fake_rows(count: int, now: float) -> list[tuple[Any, ...]]:
 
 
 async def load(store: Any, rows: list[tuple[Any, ...]]) -> None:
-    from conveyor.store.history_rows import error_rollups, rollups_of, worker_rollups
+    """The rows as a settle leaves them (pending), then folded by the store's own fold."""
+    from conveyor.history.rollup import bucket
 
     if store.url.startswith("sqlite"):
-        rollups = [r.params() for r in rollups_of(rows)]
-        workers, errors = worker_rollups(rows), error_rollups(rows)
-        from conveyor.store.sqlite.history import _ATTEMPT, _ERRORS, _ROLLUP, _WORKERS
+        from conveyor.store.sqlite.history import _PENDING
 
-        with store.db.write() as conn:
-            conn.executemany(_ATTEMPT, rows)
-            conn.executemany(_ROLLUP, rollups)
-            conn.executemany(_WORKERS, workers)
-            conn.executemany(_ERRORS, errors)
+        for start in range(0, len(rows), 100_000):
+            with store.db.write() as conn:
+                conn.executemany(_PENDING, [(*row, bucket(row[10]))
+                                            for row in rows[start:start + 100_000]])
+            while await store.fold_history(10_000):
+                pass
         with store.db.write() as conn:
             conn.execute("ANALYZE")
         return
     import orjson
     import psycopg
 
-    from conveyor.history.rollup import bucket
     from conveyor.store.postgres.history import RECORD_LOST
 
     schema = store.target.quoted_schema
     async with (await psycopg.AsyncConnection.connect(PG, autocommit=True) as conn,
                 conn.cursor() as cursor):
-            # the store's own statement: attempt rows and all their rollups, 10,000 at a time
-            for start in range(0, len(rows), 10_000):
-                await cursor.execute(RECORD_LOST.replace("{schema}", schema), {
-                    "rows": orjson.dumps([(*row, bucket(row[10]))
-                                          for row in rows[start:start + 10_000]]).decode()})
-            await cursor.execute(f"ANALYZE {schema}.conveyor_attempts")
-            for table in ("rollups", "worker_rollups", "error_rollups"):
-                await cursor.execute(f"VACUUM ANALYZE {schema}.conveyor_{table}")
-            await cursor.execute(f"VACUUM {schema}.conveyor_attempts")
+        for start in range(0, len(rows), 10_000):
+            await cursor.execute(RECORD_LOST.replace("{schema}", schema), {
+                "rows": orjson.dumps([(*row, bucket(row[10]))
+                                      for row in rows[start:start + 10_000]]).decode()})
+            while await store.fold_history(10_000):
+                pass
+        await cursor.execute(f"ANALYZE {schema}.conveyor_attempts")
+        for table in ("rollups", "worker_rollups", "error_rollups", "attempts_pending"):
+            await cursor.execute(f"VACUUM ANALYZE {schema}.conveyor_{table}")
+        await cursor.execute(f"VACUUM {schema}.conveyor_attempts")
 
 
 async def reads_bench(kind: str, count: int, repeat: int) -> None:
@@ -299,12 +364,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--skip-drain", action="store_true")
     parser.add_argument("--skip-reads", action="store_true")
+    parser.add_argument("--live", action="store_true",
+                        help="drain with worker.run() (maintenance folds on its interval) "
+                             "rather than run_until_idle (maintenance between claims)")
     args = parser.parse_args()
     kinds = args.stores.split(",")
     print(f"# Attempt history bench ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs)\n")
     if not args.skip_drain:
-        drain_bench(kinds, args.jobs, args.rounds)
+        drain_bench(kinds, args.jobs, args.rounds, args.live)
         tracker_bench()
         if "sqlite" in kinds:
             settle_bench()

@@ -46,3 +46,13 @@ def error(attempt: int, message: str = "boom", worker: str = "worker-1",
 def worker_info(worker_id: str = "worker-1", queues: tuple[str, ...] = ("default",)
                 ) -> WorkerInfo:
     return WorkerInfo(id=worker_id, host="host-a", pid=4242, queues=queues, concurrency=4)
+
+
+async def rows_in(store: Store, table: str) -> int:
+    """How many rows one of the store's tables holds, read behind the store's back (for
+    tests of what a write left where; no store read folds or touches anything first)."""
+    if store.__class__.__name__ == "SQLiteStore":
+        with store.db.read() as conn:  # type: ignore[attr-defined]
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    [(count,)] = await store._one(f"SELECT count(*) FROM {{schema}}.{table}")  # type: ignore[attr-defined]
+    return int(count)

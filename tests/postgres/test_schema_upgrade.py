@@ -36,8 +36,10 @@ def stored_states(schema: str) -> list[str]:
 @pytest.mark.timeout(120)
 def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: str,
                                                              tmp_path: Path) -> None:
+    # this checkout's sources first: the `conveyor` script's own install may be another's
     env = {**os.environ, "CONVEYOR_URL": url, "CONVEYOR_POLL_INTERVAL": "0.2",
-           "CONVEYOR_TEST_RUN_LOG": str(tmp_path / "runs.log"), "PYTHONPATH": str(ROOT)}
+           "CONVEYOR_TEST_RUN_LOG": str(tmp_path / "runs.log"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     migrate = [CONVEYOR, "migrate"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
     newest = schema_versions(schema)[-1]
@@ -54,6 +56,7 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             conn.execute(f'DROP TABLE "{schema}".conveyor_limit_keys')
             conn.execute(f'ALTER TABLE "{schema}".conveyor_jobs DROP COLUMN limit_key')
             conn.execute(f'DROP TABLE "{schema}".conveyor_attempts')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_attempts_pending')
             conn.execute(f'DROP TABLE "{schema}".conveyor_rollups')
             conn.execute(f'DROP TABLE "{schema}".conveyor_worker_rollups')
             conn.execute(f'DROP TABLE "{schema}".conveyor_error_rollups')

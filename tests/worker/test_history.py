@@ -138,3 +138,24 @@ async def test_history_can_be_switched_off(db_url: str, clock: FakeClock) -> Non
         assert app.analytics.attempts(job.id) == []
     finally:
         app.close()
+
+
+async def test_maintenance_folds_what_the_settles_left_pending(app: Conveyor, worker: Worker,
+                                                               db_url: str) -> None:
+    @app.task(retry=Retry(attempts=1))
+    def noop(ctx: JobContext, payload: dict[str, Any]) -> None:
+        return None
+
+    for _ in range(3):
+        noop.enqueue()
+    assert await worker.run_once() == 3  # no maintenance: the attempts stay pending
+
+    def stored(table: str) -> int:
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    assert (stored("conveyor_attempts_pending"), stored("conveyor_attempts")) == (3, 0)
+    assert worker.maintenance is not None
+    assert await worker.maintenance.fold_history() == 3
+    assert await worker.maintenance.fold_history() == 0
+    assert (stored("conveyor_attempts_pending"), stored("conveyor_attempts")) == (0, 3)

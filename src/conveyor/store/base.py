@@ -332,7 +332,8 @@ class Store(Protocol):
                      now: float | None = None) -> list[QueueInfo]: ...
     async def workers(self, now: float | None = None) -> list[WorkerInfo]: ...
 
-    # attempt history (settle and rescue_expired write it in their own transaction): reads
+    # attempt history (settle and rescue_expired write it in their own transaction, as
+    # pending rows that fold_history moves on): reads
     # for the analytics, the dead jobs of an error group, pruning on its own retention
     async def job_attempts(self, job_id: str, tenant: str | None = None
                            ) -> list[AttemptInfo]: ...
@@ -346,6 +347,11 @@ class Store(Protocol):
     async def slow_attempts(self, window: TimeRange, limit: int = 20) -> list[AttemptInfo]: ...
     async def prune_history(self, attempts_before: float, rollups_before: float,
                             limit: int = 10_000) -> int: ...
+    # a settle writes its attempts as pending rows only (no index, no rollup on that path);
+    # this moves up to `limit` of them into the attempts and the rollups, each exactly once
+    # however many nodes fold at once, and returns how many moved. Every read above folds
+    # first, so reads are exact; a store whose role may not write folds nothing (0).
+    async def fold_history(self, limit: int = 10_000) -> int: ...
 
     # dashboard sessions: opened at sign-in, found on each request, revoked at sign-out;
     # idle and absolute expiry; expired ones pruned by maintenance

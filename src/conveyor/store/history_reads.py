@@ -1,7 +1,9 @@
 """Attempt history reads for both stores: the analytics (tasks, errors, workers, slow
 attempts), a job's attempts, the dead jobs of an error group, and history pruning. The
 logic lives here once; each store supplies `_history_rows` (run one statement of
-history_sql.py, return its rows) and `_history_count` (run one, return the rows changed)."""
+history_sql.py, return its rows) and `_history_count` (run one, return the rows changed),
+and `fold_history` (a settle writes pending rows only; every read here folds them first,
+so each read is exact, however long ago maintenance last folded)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from ..job import WorkerInfo
 
 Rows = list[tuple[Any, ...]]
+FOLD_BATCH = 10_000  # pending rows moved per fold statement (one short transaction each)
 
 
 def _scope(window: TimeRange) -> dict[str, Any]:
@@ -29,11 +32,21 @@ class HistoryReads:
     async def _history_count(self, template: str, params: dict[str, Any]) -> int:
         raise NotImplementedError
 
+    async def fold_history(self, limit: int = FOLD_BATCH) -> int:
+        raise NotImplementedError
+
+    async def _fold_pending(self) -> None:
+        """Fold every pending attempt row before a read (a few at most: maintenance folds
+        about every second). A store that may not write skips it (fold_history says 0)."""
+        while await self.fold_history(FOLD_BATCH) >= FOLD_BATCH:
+            pass
+
     if TYPE_CHECKING:
         async def workers(self, now: float | None = None) -> list[WorkerInfo]: ...
 
     async def job_attempts(self, job_id: str, tenant: str | None = None) -> list[AttemptInfo]:
         """Every recorded attempt of one job, oldest first (still there after it is pruned)."""
+        await self._fold_pending()
         rows = await self._history_rows(hq.JOB_ATTEMPTS, {"id": job_id, "tenant": tenant})
         return [attempt_info(r) for r in rows]
 
@@ -42,6 +55,7 @@ class HistoryReads:
         and about `points` buckets of attempts and failures (for sparklines). From 12 hours
         on, hour rollups are summed (from 20 days, day rollups): the range then starts at
         its first whole hour (day, UTC), and a point is a whole number of them."""
+        await self._fold_pending()
         span = window.end - window.start
         width = 86400 if span >= 20 * 86400 else 3600 if span >= 12 * 3600 else 60
         first = int(window.start // width) * width // 60
@@ -55,11 +69,13 @@ class HistoryReads:
         return task_summaries(rows, points)
 
     async def slow_attempts(self, window: TimeRange, limit: int = 20) -> list[AttemptInfo]:
+        await self._fold_pending()
         rows = await self._history_rows(hq.SLOW, {**_scope(window), "limit": limit})
         return [attempt_info(r) for r in rows]
 
     async def error_groups(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]:
         """Failed attempts grouped by fingerprint, most frequent first."""
+        await self._fold_pending()
         groups: dict[str, list[Any]] = {}   # fingerprint: [count, first, last, tasks]
         for fingerprint, task, count, first, last in await self._error_rows(window):
             group = groups.setdefault(fingerprint, [0, first, last, set()])
@@ -107,6 +123,7 @@ class HistoryReads:
     async def group_dead_jobs(self, fingerprint: str, tenant: str | None = None,
                               limit: int = 10_000) -> list[str]:
         """Ids of the dead jobs still stored whose final attempt is in the error group."""
+        await self._fold_pending()
         rows = await self._history_rows(hq.GROUP_DEAD_JOBS, {
             "fingerprint": fingerprint, "tenant": tenant, "limit": limit})
         return sorted(r[0] for r in rows)
@@ -116,6 +133,7 @@ class HistoryReads:
         """Per worker over the range: attempts, failures, busy time and share, CPU, peak RSS;
         with what each live worker runs now. From 6 hours on, read from the hour rollups
         (the range then starts at its first whole hour)."""
+        await self._fold_pending()
         if window.end - window.start >= 6 * 3600 and not (window.task or window.queue):
             rows = await self._history_rows(hq.WORKER_HOURS, {  # whole hours from the start
                 "first_hour": int(window.start // 3600), "tenant": window.tenant,
@@ -154,6 +172,7 @@ class HistoryReads:
                             limit: int = 10_000) -> int:
         """Delete attempts that ended and rollup minutes that began before the cut-offs,
         independent of the jobs' own retention. Returns the attempts deleted."""
+        await self._fold_pending()
         count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
                                                               "limit": limit})
         for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS, hq.PRUNE_ERROR_ROLLUPS):

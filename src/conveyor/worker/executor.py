@@ -85,14 +85,12 @@ class JobRunner:
             return self._failed(job, UnknownTask(job.task, self.app.registry.names()), Retry(),
                                 DeadReason.UNKNOWN_TASK)
         try:
-            raw = self.app.codec.decode(job.payload, job.id, job.tenant)
+            raw = self.app.codec.decode(job.payload, job.id, job.tenant)  # once: not per use
             if task.sensitive:  # ctx.logger and the job's log lines hash these values
                 ctx.logger.hide = self.hasher.hider(sensitive_values(raw, task.sensitive))
+                if (meter := self._meters.get(job.id)) is not None:  # history scrubs them
+                    meter.sensitive(raw, task.sensitive)
             payload = task.load(raw)
-            decoded = self.app.codec.decode(job.payload, job.id, job.tenant)
-            if task.sensitive and (meter := self._meters.get(job.id)) is not None:
-                meter.sensitive(decoded, task.sensitive)
-            payload = task.load(decoded)
         except PayloadUndecodable as exc:
             return self._failed(job, exc, task.retry, DeadReason.UNDECODABLE, final=True)
         except ValidationError as exc:  # the stored payload no longer fits the schema

@@ -122,6 +122,17 @@ class Maintenance:
         folded: int = await self._run(self.app.store.fold_counts())
         return folded
 
+    async def fold_history(self) -> int:
+        """Move the attempts settles left pending into the attempt history and its rollups
+        (store.fold_history), all of them, a bounded batch per transaction. On its own
+        interval in run(), like fold_counts: every history read folds first anyway."""
+        total = 0
+        while True:
+            moved: int = await self._run(self.app.store.fold_history(10_000))
+            total += moved
+            if moved < 10_000:
+                return total
+
     async def alert_waits(self) -> int:
         """Alerts for queues whose oldest job waits past CONVEYOR_ALERT_QUEUE_WAIT."""
         if not self.app.settings.alert_url or self.app.settings.alert_queue_wait <= 0:
@@ -150,6 +161,7 @@ class Maintenance:
         await asyncio.gather(
             _every(self.promote_every, self.promote, "promote"),
             _every(self.promote_every, self.fold_counts, "fold counts"),
+            _every(self.promote_every, self.fold_history, "fold history"),
             _every(self.rescue_every, self.rescue, "rescue"),
             _every(self.rescue_every, self.expire, "expire"),
             _every(self.prune_every, self.prune, "prune"),

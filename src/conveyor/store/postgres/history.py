@@ -1,7 +1,8 @@
 """The PostgreSQL store's attempt history: one statement inside the settle's own
 transaction, in the same pipeline (a settle with its history is one round trip), that
-inserts the attempt rows and adds their rollups; and the statements the shared reads
-(store/history_reads.py) run."""
+inserts the attempt rows into the pending table (history_fold.py moves them into the
+attempts and the rollups); and the statements the shared reads (store/history_reads.py)
+run."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 import psycopg
 
-from ...history.records import Outcome
-from ...history.rollup import BUCKETS, OUTCOMES, bucket
-from .. import history_sql as hq
+from ...history.rollup import bucket
 from ..base import Settle
+from ..history_fold_sql import PENDING_COLUMNS
 from ..history_reads import HistoryReads
 from ..history_rows import attempt_rows, lost_rows
+from .history_fold import HistoryFold
 
 Rows = list[tuple[Any, ...]]
 
@@ -60,57 +61,21 @@ def _by_time(rows: Rows) -> dict[float, Rows]:
 _ATTEMPT_TYPES = ("text", "int4", "text", "text", "text", "text", "text", "int4", "float8",
                   "float8", "float8", "text", "text", "text", "text", "text", "text", "float8",
                   "int8", "int4")
-_COLUMNS = (*hq.ATTEMPT_COLUMNS, "bucket")
-_FAILED = "a.outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOMES if Outcome(o).failed) + ")"
+_PARSED = ("WITH parsed AS (SELECT " + ", ".join(
+    f"(e->>{i})::{t} AS {c}" for i, (c, t) in enumerate(zip(PENDING_COLUMNS, _ATTEMPT_TYPES,
+                                                           strict=True)))
+    + " FROM jsonb_array_elements(%(rows)s::jsonb) AS e)\n")
+_INTO_PENDING = ("INSERT INTO {schema}.conveyor_attempts_pending ("
+                 + ", ".join(PENDING_COLUMNS) + ")\n")
 
-
-def _record(source: str) -> str:
-    """One statement: the attempt rows of `source` (a query over `parsed`, the JSON
-    parameter's rows) inserted, and their minute/hour/day, worker and error-group rollups
-    added, grouped on the server in key order (concurrent settles lock rollup rows in one
-    order: no deadlock). jsonb, not json: `->>` on json re-parses the element per column."""
-    sums = ", ".join([f"count(*) FILTER (WHERE a.outcome = '{o}')" for o in OUTCOMES]
-                     + ["sum(a.duration)"]
-                     + [f"count(*) FILTER (WHERE a.bucket = {i})" for i in range(BUCKETS)])
-    parsed = ", ".join(f"(e->>{i})::{t} AS {c}"
-                       for i, (c, t) in enumerate(zip(_COLUMNS, _ATTEMPT_TYPES, strict=True)))
-    at = "floor(a.ended_at / w.width)::int8 * w.width / 60"
-    return (
-        f"WITH parsed AS (SELECT {parsed} FROM jsonb_array_elements(%(rows)s::jsonb) AS e),\n"
-        f"a AS MATERIALIZED ({source}),\n"
-        f"attempts AS (INSERT INTO {{schema}}.conveyor_attempts "
-        f"({', '.join(hq.ATTEMPT_COLUMNS)}) SELECT {', '.join(hq.ATTEMPT_COLUMNS)} FROM a),\n"
-        f"rollups AS ({_head(hq.UPSERT_ROLLUP)} SELECT w.width, {at}, a.task, a.queue, "
-        f"coalesce(a.tenant, ''), {sums} "
-        "FROM a CROSS JOIN (VALUES (60::int8), (3600), (86400)) AS w(width) "
-        f"GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 {_tail(hq.UPSERT_ROLLUP)}),\n"
-        f"workers AS ({_head(hq.UPSERT_WORKER_ROLLUP)} SELECT floor(a.ended_at / 3600)::int8, "
-        "a.worker_id, coalesce(a.tenant, ''), max(a.host), max(a.pid), count(*), "
-        f"count(*) FILTER (WHERE {_FAILED}), sum(a.duration), sum(coalesce(a.cpu, 0)), "
-        "max(a.rss) FROM a WHERE a.worker_id IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
-        f"{_tail(hq.UPSERT_WORKER_ROLLUP)}),\n"
-        f"errors AS ({_head(hq.UPSERT_ERROR_ROLLUP)} SELECT w.width, {at}, a.fingerprint, "
-        "a.task, a.queue, coalesce(a.tenant, ''), count(*), min(a.ended_at), max(a.ended_at) "
-        "FROM a CROSS JOIN (VALUES (3600::int8), (86400)) AS w(width) "
-        "WHERE a.fingerprint IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6 "
-        f"ORDER BY 1, 2, 3, 4, 5, 6 {_tail(hq.UPSERT_ERROR_ROLLUP)})\n"
-        "SELECT count(*) FROM a")
-
-
-def _head(upsert: str) -> str:
-    return upsert.split(" VALUES ")[0]
-
-
-def _tail(upsert: str) -> str:
-    return "ON CONFLICT " + upsert.split(" ON CONFLICT ")[1]
-
-
-# The settled attempts: those whose job row this very transaction updated (the settle's
-# fenced UPDATEs ran just before it, in the same transaction; no savepoints in between).
-RECORD_SETTLED = _record(
-    "SELECT p.* FROM parsed AS p JOIN {schema}.conveyor_jobs AS j ON j.id = p.job_id "
-    "AND j.xmin = pg_current_xact_id()::xid")
-RECORD_LOST = _record("SELECT * FROM parsed")
+# The settled attempts, into the pending rows only (history_fold.py moves them on): those
+# whose job row this very transaction updated (the settle's fenced UPDATEs ran just before
+# it, in the same transaction; no savepoints in between). jsonb, not json: `->>` on json
+# re-parses the element per column.
+RECORD_SETTLED = (_PARSED + _INTO_PENDING + "SELECT p.* FROM parsed AS p "
+                  "JOIN {schema}.conveyor_jobs AS j ON j.id = p.job_id "
+                  "AND j.xmin = pg_current_xact_id()::xid")
+RECORD_LOST = _PARSED + _INTO_PENDING + "SELECT * FROM parsed"
 
 
 # Every group's attempt at its last-seen time, in one statement (errors index lookups)
@@ -122,7 +87,7 @@ WHERE (%(tenant)s::text IS NULL OR a.tenant = %(tenant)s)
 ORDER BY a.fingerprint"""
 
 
-class PostgresHistory(HistoryReads):
+class PostgresHistory(HistoryFold, HistoryReads):
     if TYPE_CHECKING:  # PostgresStore's own
         async def _one(self, template: str, params: dict[str, Any] | None = None,
                        tenant: str | None = None) -> Rows: ...

@@ -1,6 +1,6 @@
 """The SQLite store's attempt history: rows written inside the settle's own transaction
-(one executemany for the attempts, one upsert per distinct rollup key of the batch), and
-the statements the shared reads (store/history_reads.py) run."""
+into the pending table (one executemany; history_fold.py moves them into the attempts and
+the rollups), and the statements the shared reads (store/history_reads.py) run."""
 
 from __future__ import annotations
 
@@ -8,41 +8,27 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from ...history.rollup import bucket
 from .. import history_sql as hq
 from ..base import Settle
+from ..history_fold_sql import PENDING_COLUMNS
 from ..history_reads import HistoryReads
-from ..history_rows import (
-    error_rollups,
-    history_rows,
-    lost_rows,
-    rollups_of,
-    worker_rollups,
-)
+from ..history_rows import attempt_rows, lost_rows
 from .connection import Connections
+from .history_fold import SQLiteHistoryFold
 
-_ATTEMPT = ("INSERT INTO conveyor_attempts (" + ", ".join(hq.ATTEMPT_COLUMNS) + ") VALUES ("
-            + ", ".join("?" * len(hq.ATTEMPT_COLUMNS)) + ")")
-_ROLLUP = hq.for_sqlite(hq.UPSERT_ROLLUP)
-for _column in hq.ROLLUP_COLUMNS:  # positional: the rows are tuples
-    _ROLLUP = _ROLLUP.replace(f":{_column},", "?,").replace(f":{_column})", "?)")
-_WORKERS = hq.for_sqlite(hq.UPSERT_WORKER_ROLLUP)
-for _column in hq.WORKER_ROLLUP_COLUMNS:
-    _WORKERS = _WORKERS.replace(f":{_column},", "?,").replace(f":{_column})", "?)")
-_ERRORS = hq.for_sqlite(hq.UPSERT_ERROR_ROLLUP)
-for _column in hq.ERROR_ROLLUP_COLUMNS:
-    _ERRORS = _ERRORS.replace(f":{_column},", "?,").replace(f":{_column})", "?)")
+_PENDING = ("INSERT INTO conveyor_attempts_pending (" + ", ".join(PENDING_COLUMNS)
+            + ") VALUES (" + ", ".join("?" * len(PENDING_COLUMNS)) + ")")
 _SQLITE: dict[str, str] = {}
 
 
 def write_history(conn: sqlite3.Connection, items: Sequence[Settle],
                   applied: Sequence[bool]) -> None:
-    """The attempts that `items` end, in the caller's (the settle's) transaction."""
-    attempts, rollups = history_rows(items, applied)
+    """The attempts that `items` end, in the caller's (the settle's) transaction: pending
+    rows only (no index, no rollup: the fold adds those)."""
+    attempts = attempt_rows(items, applied)
     if attempts:
-        conn.executemany(_ATTEMPT, attempts)
-        conn.executemany(_ROLLUP, [row.params() for row in rollups])
-        conn.executemany(_WORKERS, worker_rollups(attempts))
-        conn.executemany(_ERRORS, error_rollups(attempts))
+        conn.executemany(_PENDING, [(*row, bucket(row[10])) for row in attempts])
 
 
 def write_lost(conn: sqlite3.Connection, rescued: Sequence[tuple[Any, ...]],
@@ -50,10 +36,7 @@ def write_lost(conn: sqlite3.Connection, rescued: Sequence[tuple[Any, ...]],
     """Attempts whose worker died (rescued by maintenance), recorded as lost."""
     attempts = lost_rows(rescued, now)
     if attempts:
-        conn.executemany(_ATTEMPT, attempts)
-        conn.executemany(_ROLLUP, [row.params() for row in rollups_of(attempts)])
-        conn.executemany(_WORKERS, worker_rollups(attempts))
-        conn.executemany(_ERRORS, error_rollups(attempts))
+        conn.executemany(_PENDING, [(*row, bucket(row[10])) for row in attempts])
 
 
 def _statement(template: str) -> str:
@@ -63,7 +46,7 @@ def _statement(template: str) -> str:
     return sql
 
 
-class SQLiteHistory(HistoryReads):
+class SQLiteHistory(SQLiteHistoryFold, HistoryReads):
     db: Connections
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> list[Any]:

@@ -1,0 +1,65 @@
+"""The history fold's statements, written once for both dialects: each reads the pending
+attempt rows being folded as `a` (PostgreSQL: the rows its DELETE ... RETURNING took;
+SQLite: the pending rows up to a rowid watermark) and inserts them into conveyor_attempts
+or adds them to one kind of rollup, grouped on the server in key order (concurrent folds
+lock rollup rows in one order: no deadlock). `floor` says how the dialect truncates a
+positive number to an integer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..history.records import Outcome
+from ..history.rollup import BUCKETS, OUTCOMES
+from . import history_sql as hq
+
+PENDING_COLUMNS = (*hq.ATTEMPT_COLUMNS, "bucket")  # bucket: history/rollup.py's, of duration
+
+_FAILED = "a.outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOMES if Outcome(o).failed) + ")"
+
+
+# The task rollups' sums over `k`: the rows first counted per (minute, key, outcome, bucket),
+# so the 33 conditional sums run over those few groups, not over every row and width
+_SUMS = ", ".join([f"sum(CASE WHEN k.outcome = '{o}' THEN k.n ELSE 0 END)" for o in OUTCOMES]
+                  + ["sum(k.duration)"]
+                  + [f"sum(CASE WHEN k.bucket = {i} THEN k.n ELSE 0 END)"
+                     for i in range(BUCKETS)])
+
+
+def _widths(*widths: int) -> str:
+    return "(" + " UNION ALL ".join(f"SELECT {w} AS width" for w in widths) + ") AS w"
+
+
+def _head(upsert: str) -> str:
+    return upsert.split(" VALUES ")[0]
+
+
+def _tail(upsert: str) -> str:
+    return "ON CONFLICT " + upsert.split(" ON CONFLICT ")[1]
+
+
+def fold_statements(source: str, floor: Callable[[str], str]) -> tuple[str, ...]:
+    """(attempts insert, task rollups, worker rollups, error-group rollups), each over the
+    rows of `source` (a table expression aliased `a`). Every SELECT has a WHERE: SQLite
+    needs one before an upsert's ON CONFLICT."""
+    at = f"{floor('a.ended_at / w.width')} * w.width / 60"  # a width's first minute
+    return (
+        f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(hq.ATTEMPT_COLUMNS)}) "
+        f"SELECT {', '.join(hq.ATTEMPT_COLUMNS)} FROM {source}",
+        f"{_head(hq.UPSERT_ROLLUP)} SELECT w.width, k.minute * 60 / w.width * w.width / 60, "
+        f"k.task, k.queue, k.tenant, {_SUMS} FROM (SELECT {floor('a.ended_at / 60')} AS minute, "
+        "a.task, a.queue, coalesce(a.tenant, '') AS tenant, a.outcome, a.bucket, "
+        "CAST(count(*) AS INTEGER) AS n, sum(a.duration) AS duration "
+        f"FROM {source} WHERE true GROUP BY 1, 2, 3, 4, 5, 6) AS k "
+        f"CROSS JOIN {_widths(60, 3600, 86400)} WHERE true "
+        f"GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 {_tail(hq.UPSERT_ROLLUP)}",
+        f"{_head(hq.UPSERT_WORKER_ROLLUP)} SELECT {floor('a.ended_at / 3600')}, "
+        "a.worker_id, coalesce(a.tenant, ''), max(a.host), max(a.pid), count(*), "
+        f"count(*) FILTER (WHERE {_FAILED}), sum(a.duration), sum(coalesce(a.cpu, 0)), "
+        f"max(a.rss) FROM {source} WHERE a.worker_id IS NOT NULL "
+        f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 {_tail(hq.UPSERT_WORKER_ROLLUP)}",
+        f"{_head(hq.UPSERT_ERROR_ROLLUP)} SELECT w.width, {at}, a.fingerprint, "
+        "a.task, a.queue, coalesce(a.tenant, ''), count(*), min(a.ended_at), max(a.ended_at) "
+        f"FROM {source} CROSS JOIN {_widths(3600, 86400)} WHERE a.fingerprint IS NOT NULL "
+        f"GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {_tail(hq.UPSERT_ERROR_ROLLUP)}",
+    )

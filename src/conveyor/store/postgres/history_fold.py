@@ -1,0 +1,58 @@
+"""The PostgreSQL store's history fold: pending attempt rows (a settle's only history write,
+history.py) moved into conveyor_attempts and added to the minute/hour/day, worker and
+error-group rollups, in one statement.
+
+Exactly once, whoever folds: the rows are taken by `FOR UPDATE SKIP LOCKED` (a concurrent
+fold skips them) and deleted by ctid with `RETURNING`, and only what this DELETE returned
+feeds the attempts insert and the rollup upserts. A row is therefore inserted and counted
+by the one transaction that deleted it; if that transaction rolls back, the row stays
+pending for the next fold. The rollups are upserted grouped in key order, so concurrent
+folds lock rollup rows in one order (no deadlock).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from ..history_fold_sql import fold_statements
+
+log = logging.getLogger("conveyor.store")
+Rows = list[tuple[Any, ...]]
+
+_PENDING = "{schema}.conveyor_attempts_pending"
+_ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS = fold_statements("a", lambda x: f"floor({x})::int8")
+
+# One statement: the rows taken (by ctid, a TID scan) feed every insert and upsert
+FOLD_HISTORY = (
+    f"WITH a AS (DELETE FROM {_PENDING} WHERE ctid = ANY(ARRAY("
+    f"SELECT ctid FROM {_PENDING} LIMIT %(limit)s FOR UPDATE SKIP LOCKED)) RETURNING *),\n"
+    f"attempts AS ({_ATTEMPTS}),\nrollups AS ({_ROLLUPS}),\nworkers AS ({_WORKERS}),\n"
+    f"errors AS ({_ERRORS})\nSELECT count(*) FROM a")
+
+
+class HistoryFold:
+    """A part of PostgresStore (store.py)."""
+
+    _history_fold_refused = False  # set on the instance when its role may not write
+
+    if TYPE_CHECKING:  # PostgresStore's own
+        async def _one(self, template: str, params: dict[str, Any] | None = None,
+                       tenant: str | None = None) -> Rows: ...
+
+    async def fold_history(self, limit: int = 10_000) -> int:
+        """Move up to `limit` pending attempt rows into the attempts and the rollups; how
+        many moved. A role that may not write them (a read-only one) folds nothing: the
+        workers' maintenance does it, and this store's reads skip it from then on."""
+        if self._history_fold_refused:
+            return 0
+        try:
+            [(moved,)] = await self._one(FOLD_HISTORY, {"limit": limit})
+        except psycopg.errors.InsufficientPrivilege as exc:
+            self._history_fold_refused = True
+            log.info("this role cannot fold the attempt history (%s): reads show what the "
+                     "workers' maintenance folded", str(exc).strip())
+            return 0
+        return int(moved)

@@ -1,0 +1,162 @@
+"""The attempt history's pending rows: a settle writes its attempts there only (no attempts
+row, no rollup, in the settle's own trip); fold_history moves them into the attempts and
+the rollups exactly once, in bounded batches, however many folders run at once; every
+history read folds first, so reads are exact; history retention is unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from conveyor.history.fingerprint import fingerprint
+from conveyor.history.records import AttemptRecord, TimeRange
+from conveyor.job import ClaimedJob
+from conveyor.store.base import Complete, Fail, Settle, Store
+
+from .conftest import StoreSetup
+from .support import LEASE, T0, claim_one, enqueue, error, new_job, rows_in, worker_info
+
+pytestmark = pytest.mark.anyio
+
+ALL = TimeRange(T0 - 3600, T0 + 3600)
+PENDING, ATTEMPTS = "conveyor_attempts_pending", "conveyor_attempts"
+ROLLUP_TABLES = ("conveyor_rollups", "conveyor_worker_rollups", "conveyor_error_rollups")
+FP = fingerprint("ValueError", "boom", "tasks.py:charge")
+
+
+def record(job: ClaimedJob, took: float = 0.5, at: float = T0) -> AttemptRecord:
+    return AttemptRecord(task=job.task, queue=job.queue, tenant=job.tenant, number=job.attempt,
+                         started_at=at, ended_at=at + took, worker_id="worker-1",
+                         host="host-a", pid=4242, cpu=took / 2, rss=1000,
+                         fingerprint=None)
+
+
+async def settle_many(store: Store, count: int, at: float = T0) -> list[str]:
+    """`count` jobs run once: one in five failed (dead), the others completed."""
+    await store.enqueue_many([new_job(max_attempts=1) for _ in range(count)], now=at)
+    jobs = await store.claim(None, "worker-1", count, LEASE, now=at)
+    assert len(jobs) == count
+    items: list[Settle] = []
+    for i, job in enumerate(jobs):
+        attempt = record(job, at=at)
+        if i % 5 == 0:
+            attempt.fingerprint = FP
+            items.append(Fail(job.lease, error(1), None, attempt=attempt))
+        else:
+            items.append(Complete(job.lease, attempt=attempt))
+    assert await store.settle(items, now=at + 1) == [True] * count
+    return [job.id for job in jobs]
+
+
+async def fold_all(store: Store) -> int:
+    total = 0
+    while moved := await store.fold_history(1000):
+        total += moved
+    return total
+
+
+async def rollup_total(store: Store) -> int:
+    return sum(s.total for s in await store.task_analytics(ALL))
+
+
+async def test_a_settle_writes_pending_rows_only(store: Store) -> None:
+    await settle_many(store, 10)
+    assert await rows_in(store, PENDING) == 10
+    assert await rows_in(store, ATTEMPTS) == 0
+    for table in ROLLUP_TABLES:
+        assert await rows_in(store, table) == 0, table
+
+
+async def test_a_refused_settle_leaves_nothing_pending(store: Store) -> None:
+    await enqueue(store)
+    job = await claim_one(store)
+    stale = job.lease._replace(token=job.token + 1)
+    assert await store.settle([Complete(stale, attempt=record(job))], now=T0 + 1) == [False]
+    assert await rows_in(store, PENDING) == 0
+
+
+async def test_fold_moves_each_pending_row_once(store: Store) -> None:
+    await settle_many(store, 12)
+    assert await store.fold_history(5) == 5     # bounded by its limit
+    assert await rows_in(store, PENDING) == 7
+    assert await rows_in(store, ATTEMPTS) == 5
+    assert await fold_all(store) == 7
+    assert await store.fold_history(1000) == 0  # nothing left: nothing added twice
+    assert await rows_in(store, PENDING) == 0
+    assert await rows_in(store, ATTEMPTS) == 12
+    [summary] = await store.task_analytics(ALL)
+    assert summary.counts["completed"] == 9 and summary.counts["dead"] == 3
+    [worker] = [w for w in await store.worker_analytics(ALL) if w.worker_id == "worker-1"]
+    assert (worker.attempts, worker.failures) == (12, 3)
+    month = TimeRange(T0 - 25 * 86400, T0 + 3600)  # read from the error day rollups
+    [group] = await store.error_groups(month)
+    assert (group.fingerprint, group.count) == (FP, 3)
+
+
+async def test_reads_see_attempts_not_yet_folded(store: Store) -> None:
+    ids = await settle_many(store, 5)
+    assert await rows_in(store, PENDING) == 5
+    [attempt] = await store.job_attempts(ids[1])
+    assert attempt.outcome == "completed"
+    assert await rows_in(store, PENDING) == 0, "the read folded first"
+    await settle_many(store, 5, at=T0 + 2)  # more pending, read by each kind of read
+    assert await rollup_total(store) == 10
+    await settle_many(store, 5, at=T0 + 3)
+    [group] = await store.error_groups(ALL)
+    assert group.count == 3 and group.dead_jobs == 3
+    await settle_many(store, 5, at=T0 + 4)
+    assert len(await store.group_dead_jobs(FP)) == 4
+    await settle_many(store, 5, at=T0 + 5)
+    assert len(await store.slow_attempts(ALL, limit=100)) == 25
+    await settle_many(store, 5, at=T0 + 6)
+    [worker] = [w for w in await store.worker_analytics(ALL) if w.worker_id == "worker-1"]
+    assert worker.attempts == 30
+    assert await rows_in(store, ATTEMPTS) == 30 and await rollup_total(store) == 30
+
+
+async def test_a_rescued_attempt_is_pending_then_folded(store: Store) -> None:
+    await enqueue(store, max_attempts=2)
+    await store.heartbeat(worker_info(), [], LEASE, now=T0)
+    await claim_one(store, now=T0)
+    assert await store.rescue_expired(now=T0 + LEASE + 5) == 1
+    assert (await rows_in(store, PENDING), await rows_in(store, ATTEMPTS)) == (1, 0)
+    assert await store.fold_history() == 1
+    [summary] = await store.task_analytics(ALL)
+    assert summary.counts["lost"] == 1
+
+
+async def test_retention_prunes_pending_attempts_too(store: Store) -> None:
+    [old] = await settle_many(store, 1, at=T0 - 7200)
+    [new] = await settle_many(store, 1)
+    assert await rows_in(store, PENDING) == 2
+    assert await store.prune_history(T0 - 3600, T0 - 3600) == 1  # folds, then prunes
+    assert await rows_in(store, PENDING) == 0
+    assert await store.job_attempts(old) == []
+    assert len(await store.job_attempts(new)) == 1
+    assert await rollup_total(store) == 1
+
+
+async def test_concurrent_folders_count_each_attempt_once(store: Store,
+                                                          store_setup: StoreSetup) -> None:
+    if not store_setup.shared:
+        pytest.skip("the in-memory store is one connection")
+    await settle_many(store, 600)
+    others = [store_setup.make() for _ in range(2)]
+    for other in others:
+        await other.open()
+    try:
+        async def folder(folding: Store) -> int:
+            total = 0
+            while moved := await folding.fold_history(40):
+                total += moved
+                await asyncio.sleep(0)
+            return total
+
+        moved = await asyncio.gather(folder(store), *(folder(o) for o in others))
+    finally:
+        for other in others:
+            await other.close()
+    assert sum(moved) == 600
+    assert await rows_in(store, ATTEMPTS) == 600 and await rows_in(store, PENDING) == 0
+    assert await rollup_total(store) == 600

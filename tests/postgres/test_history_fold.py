@@ -1,0 +1,101 @@
+"""The attempt history's fold on PostgreSQL: a role that may only read skips folding (its
+reads show what was folded, and fail on nothing), the pending rows are tenant-isolated like
+the attempts, and the fold deletes the rows it takes by ctid (a TID scan, not a scan of the
+table per batch)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from conveyor.history.records import AttemptRecord, TimeRange
+from conveyor.job import NewJob, new_id
+from conveyor.store.base import Complete
+from conveyor.store.postgres.history_fold import FOLD_HISTORY
+from conveyor.store.postgres.store import PostgresStore
+
+from .conftest import BASE_URL, admin_connect
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+T0 = 1_700_000_000.0
+ALL = TimeRange(T0 - 3600, T0 + 3600)
+
+
+@pytest.fixture
+def reader_role(store: PostgresStore, schema: str) -> Iterator[str]:
+    """A login role for dashboards that only read: SELECT on every table, nothing else."""
+    role = f"conveyor_reader_{secrets.token_hex(4)}"
+    with admin_connect() as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER BYPASSRLS')
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+    try:
+        yield role
+    finally:
+        with admin_connect() as conn:
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+
+
+async def settle(store: PostgresStore, count: int, tenant: str | None = None) -> None:
+    await store.enqueue_many([NewJob(id=new_id(), task="fold.task", queue="default",
+                                     payload=b"{}", tenant=tenant) for _ in range(count)],
+                             now=T0)
+    jobs = await store.claim(None, "worker-1", count, 30.0, now=T0)
+    items = [Complete(job.lease, attempt=AttemptRecord(
+        task=job.task, queue=job.queue, tenant=job.tenant, number=job.attempt, started_at=T0,
+        ended_at=T0 + 0.1, worker_id="worker-1", host="h", pid=1)) for job in jobs]
+    assert await store.settle(items, now=T0 + 1) == [True] * count
+
+
+def pending(schema: str, tenant: str | None = None) -> int:
+    with admin_connect() as conn:
+        [(count,)] = conn.execute(
+            f'SELECT count(*) FROM "{schema}".conveyor_attempts_pending '
+            "WHERE %(t)s::text IS NULL OR tenant = %(t)s", {"t": tenant}).fetchall()
+        return int(count)
+
+
+async def test_a_read_only_role_reads_what_was_folded_and_folds_nothing(
+        store: PostgresStore, schema: str, reader_role: str) -> None:
+    await settle(store, 2)
+    assert await store.fold_history() == 2
+    await settle(store, 1)
+    reader = PostgresStore(BASE_URL.replace("postgres@", f"{reader_role}@", 1)
+                           + f"?schema={schema}")
+    await reader.open()
+    try:
+        [summary] = await reader.task_analytics(ALL)  # its fold is refused: no error
+        assert summary.total == 2
+        assert await reader.fold_history() == 0
+        assert len(await reader.slow_attempts(ALL)) == 2
+    finally:
+        await reader.close()
+    assert pending(schema) == 1
+    [summary] = await store.task_analytics(ALL)  # a role that may write folds first
+    assert summary.total == 3 and pending(schema) == 0
+
+
+async def test_pending_rows_are_tenant_isolated(store: PostgresStore, schema: str) -> None:
+    await settle(store, 1, tenant="org-a")
+    with admin_connect() as conn:
+        policies = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_policies WHERE schemaname = %s", (schema,))}
+        [(forced,)] = conn.execute(
+            "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass",
+            (f'"{schema}".conveyor_attempts_pending',)).fetchall()
+    assert "conveyor_attempts_pending" in policies and forced
+    assert pending(schema, "org-a") == 1
+
+
+async def test_the_fold_takes_its_rows_by_tid(store: PostgresStore, schema: str) -> None:
+    await settle(store, 3000)  # a backlog: the fold must not scan it once per batch
+    with admin_connect() as conn:
+        conn.execute(f'ANALYZE "{schema}".conveyor_attempts_pending')
+    async with store._session() as conn:
+        cursor = await conn.execute("EXPLAIN " + store.statement(FOLD_HISTORY), {"limit": 100})
+        plan = "\n".join(str(r[0]) for r in await cursor.fetchall())
+    assert "Tid Scan" in plan, plan
