@@ -37,7 +37,8 @@ def stored_states(schema: str) -> list[str]:
 def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: str,
                                                              tmp_path: Path) -> None:
     env = {**os.environ, "CONVEYOR_URL": url, "CONVEYOR_POLL_INTERVAL": "0.2",
-           "CONVEYOR_TEST_RUN_LOG": str(tmp_path / "runs.log"), "PYTHONPATH": str(ROOT)}
+           "CONVEYOR_TEST_RUN_LOG": str(tmp_path / "runs.log"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}  # this tree's code
     migrate = [CONVEYOR, "migrate"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
     newest = schema_versions(schema)[-1]
@@ -69,6 +70,9 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             conn.execute(f'DROP TABLE "{schema}".conveyor_tenant_counts')
             conn.execute(f'DROP TABLE "{schema}".conveyor_count_deltas')
             conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_retrying')
+            conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_running_ids')
+            conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_tenant_fields')
+            conn.execute(f'ALTER TABLE "{schema}".conveyor_workers DROP COLUMN claimed_queues')
             conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_tenant')
             for table in ("finished", "tenant_finished", "finished_deltas"):
                 conn.execute(f'DROP TABLE "{schema}".conveyor_{table}')

@@ -542,14 +542,17 @@ LIST_SELECT_LIGHT = ("SELECT " + JOB_COLUMNS.replace("payload,", "NULL,", 1)
                      .replace("progress_step, result, errors,", "NULL, NULL, NULL,", 1)
                      + " FROM {schema}.conveyor_jobs")
 LIST_CLAUSES = {
-    "states": "state = ANY(%(states)s::text[])",
+    # literals from the JobState enum, in this place (filters.states_clause): a single state
+    # is the very predicate of its partial index (conveyor_jobs_running_ids, 0015)
+    "states": "state",
     "retrying": "(state = 'scheduled' AND attempt > 0)",
     "queue": "queue = %(queue)s",
     "task": "task = %(task)s",
     "queues": "queue = ANY(%(queues)s::text[])",
     "tasks": "task = ANY(%(tasks)s::text[])",
     "with_errors": "errors <> '[]'::jsonb",  # the partial index conveyor_jobs_errored (0012)
-    "tenant": "tenant = %(tenant)s",
+    # the partial indexes of tenants' jobs (0011, 0015), their predicate written out
+    "tenant": "tenant = %(tenant)s AND tenant <> ''",
     "correlation_id": "correlation_id = %(correlation_id)s",
     "idempotency_key": "idempotency_key = %(idempotency_key)s",
     "batch_id": "batch_id = %(batch_id)s",
