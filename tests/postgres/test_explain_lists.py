@@ -91,3 +91,32 @@ def test_counts_read_the_counters_and_never_the_jobs(filled: PostgresStore  # no
     scans = scans_of_jobs(explain(filled, counters.OLDEST_QUEUED,
                                   {"queue": "queue-3", "tenant": None}))
     assert scans and all(name == "conveyor_jobs_claim_queue" for _, name in scans), scans
+
+
+@pytest.mark.parametrize("name", ["none", "running", "dead", "queue and state", "tenant"])
+def test_a_page_with_a_byte_budget_is_one_bounded_walk(filled: PostgresStore,  # noqa: F811
+                                                       name: str) -> None:
+    """list_jobs(budget=...): the running sum rides the same index walk, which stops at the
+    page's LIMIT (the sum streams: no sort, no scan of every match first)."""
+    where, index = FILTERS[name]
+    where_sql, params = _where(where, None, 51)
+    nodes = explain(filled, q.LIST_BUDGETED.replace("{where}", where_sql),
+                    {**params, "budget": 2 * 1024 * 1024})
+    scans = scans_of_jobs(nodes)
+    assert scans and all(kind != "Seq Scan" for kind, _ in scans), scans
+    if index is not None:
+        assert any(found == index for _, found in scans), scans
+    kinds = [n["Node Type"] for n in nodes]
+    assert "WindowAgg" in kinds and "Limit" in kinds, kinds
+    # the limit sits above the window, which streams along the scan: a walk that stops
+    assert kinds.index("Limit") < kinds.index("WindowAgg"), kinds
+    if name != "dead":  # (this table has no dead rows: the planner may sort none of them)
+        assert "Sort" not in kinds, kinds
+
+
+def test_dead_letters_with_a_byte_budget_walk_the_dead_rows(filled: PostgresStore  # noqa: F811
+                                                            ) -> None:
+    nodes = explain(filled, q.DEAD_LETTERS_BUDGETED, {"queue": None, "tenant": None,
+                                                      "after": None, "limit": 51,
+                                                      "budget": 2 * 1024 * 1024})
+    assert [index for _, index in scans_of_jobs(nodes)] == ["conveyor_jobs_dead"], nodes

@@ -282,17 +282,23 @@ class Store(Protocol):
     # reading
     async def get(self, job_id: str, tenant: str | None = None) -> Job | None: ...
     # bodies=False: payload, result, errors and progress_step are not read (None, None, ()
-    # and None), for pages that do not show them
+    # and None), for pages that do not show them. budget=N (with bodies): the read stops
+    # adding jobs once their stored bodies reach N bytes (the job that reaches it is in, the
+    # first always is), so a page of large jobs is one read of bounded size, not a read per
+    # job or two; fewer than `limit` jobs then need not be the end: go on after the last
     async def list_jobs(self, where: JobFilter, after: str | None = None,
-                        limit: int = 50, *, bodies: bool = True) -> list[Job]: ...
+                        limit: int = 50, *, bodies: bool = True,
+                        budget: int | None = None) -> list[Job]: ...
     async def count_jobs(self, where: JobFilter, cap: int = 10_000) -> int:
         """How many jobs list_jobs would list, counting no further than `cap` (a bounded
         plan: "10,000+" is an answer, a scan of ten million rows is not)."""
         ...
     async def dead_letters(self, queue: str | None = None, tenant: str | None = None,
-                           after: str | None = None, limit: int = 50) -> list[Job]:
+                           after: str | None = None, limit: int = 50, *,
+                           budget: int | None = None) -> list[Job]:
         """Dead jobs, the latest to die first (finished_at, then id, descending); `after` is
-        the last id of the previous page. An index of dead rows only: instant at any size."""
+        the last id of the previous page; `budget` as for list_jobs. An index of dead rows
+        only: instant at any size."""
         ...
     async def dead_queues(self, tenant: str | None = None) -> list[str]:
         """The queues that hold dead jobs (of `tenant`), from the kept counts (0011)."""

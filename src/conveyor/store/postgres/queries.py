@@ -619,9 +619,28 @@ SELECT id FROM (
 ORDER BY id"""
 
 # --- dead letters by time of death (index conveyor_jobs_dead, migration 0009) ---------------
-DEAD_LETTERS = LIST_SELECT + """
+_DEAD_WHERE = """
 WHERE state = 'dead' AND (%(queue)s::text IS NULL OR queue = %(queue)s) AND """ + _TENANT + """
   AND (%(after)s::text IS NULL OR (finished_at, id) < (
        SELECT finished_at, id FROM {schema}.conveyor_jobs
        WHERE id = %(after)s AND state = 'dead'))
 ORDER BY finished_at DESC, id DESC LIMIT %(limit)s"""
+DEAD_LETTERS = LIST_SELECT + _DEAD_WHERE
+
+# A read with a byte budget (store/budget.py): a running sum of each row's stored bodies, in
+# the page's order, and only the rows that begin under the budget leave the server (their
+# bodies are not even detoasted past it: octet_length and pg_column_size read the headers).
+# ROWS, not the default RANGE: the sum streams along the index scan, which stops at LIMIT.
+_BODY_BYTES = ("(octet_length(payload) + coalesce(octet_length(result), 0)"
+               " + coalesce(octet_length(progress_step), 0) + pg_column_size(errors))")
+
+
+def _budgeted(order: str, rest: str) -> str:
+    return ("SELECT * FROM (SELECT " + JOB_COLUMNS + ", sum(" + _BODY_BYTES + ") OVER (ORDER BY "
+            + order + " ROWS UNBOUNDED PRECEDING) - " + _BODY_BYTES
+            + " AS bytes_before FROM {schema}.conveyor_jobs" + rest
+            + ") AS page WHERE bytes_before < %(budget)s ORDER BY " + order)
+
+
+LIST_BUDGETED = _budgeted("id DESC", "{where} " + LIST_ORDER)
+DEAD_LETTERS_BUDGETED = _budgeted("finished_at DESC, id DESC", _DEAD_WHERE)

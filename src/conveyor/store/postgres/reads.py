@@ -78,10 +78,12 @@ class Reads(Counters):
         return list(dict.fromkeys(found))[:limit]
 
     async def dead_letters(self: Sessions, queue: str | None = None, tenant: str | None = None,
-                           after: str | None = None, limit: int = 50) -> list[Job]:
+                           after: str | None = None, limit: int = 50, *,
+                           budget: int | None = None) -> list[Job]:
         """Dead jobs, the latest to die first; `after`: the last id of the previous page."""
-        rows = await self._one(q.DEAD_LETTERS, {"queue": queue, "tenant": tenant,
-                                                "after": after, "limit": limit}, tenant)
+        template = q.DEAD_LETTERS if budget is None else q.DEAD_LETTERS_BUDGETED
+        rows = await self._one(template, {"queue": queue, "tenant": tenant, "after": after,
+                                          "limit": limit, "budget": budget}, tenant)
         return [job_from_row(r) for r in rows]
 
     async def dead_queues(self: Sessions, tenant: str | None = None) -> list[str]:
@@ -90,15 +92,19 @@ class Reads(Counters):
             return dead_queues(await self._kept_rows(conn, tenant))
 
     async def list_jobs(self: Sessions, where: JobFilter, after: str | None = None,
-                        limit: int = 50, *, bodies: bool = True) -> list[Job]:
+                        limit: int = 50, *, bodies: bool = True,
+                        budget: int | None = None) -> list[Job]:
         where_sql, params = _where(where, after, limit)
         select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
+        statement = f"{select}{where_sql} {q.LIST_ORDER}"
+        if bodies and budget is not None:  # one read, cut at the budget (store/budget.py)
+            statement = q.LIST_BUDGETED.replace("{where}", where_sql)
+            params["budget"] = budget
         # the counters know a filter that matches nothing: no walk of every id for it (asked
         # once, on the first page: a page after it has a job that matched)
         if after is None and await self._kept_count(where) == 0:
             return []
-        rows = await self._one(f"{select}{where_sql} {q.LIST_ORDER}", params,
-                               where.tenant)
+        rows = await self._one(statement, params, where.tenant)
         return [job_from_row(r) for r in rows]
 
     async def count_jobs(self: Sessions, where: JobFilter, cap: int = 10_000) -> int:

@@ -14,6 +14,7 @@ import orjson
 from ...job import Job, JobFilter, JobState, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
+from ..budget import within_budget
 from ..counting import (
     completed_last_minute,
     dead_queues,
@@ -74,11 +75,12 @@ class Reads(Counters):
         return list(dict.fromkeys(found))[:limit]
 
     async def dead_letters(self: Database, queue: str | None = None, tenant: str | None = None,
-                           after: str | None = None, limit: int = 50) -> list[Job]:
+                           after: str | None = None, limit: int = 50, *,
+                           budget: int | None = None) -> list[Job]:
         """Dead jobs, the latest to die first; `after`: the last id of the previous page."""
         params = {"queue": queue, "tenant": tenant, "after": after, "limit": limit}
         with self.db.read() as conn:
-            rows = conn.execute(q.DEAD_LETTERS, params).fetchall()
+            rows = within_budget(conn.execute(q.DEAD_LETTERS, params), budget, _body_bytes)
         return [job_from_row(r) for r in rows]
 
     async def dead_queues(self: Database, tenant: str | None = None) -> list[str]:
@@ -87,14 +89,17 @@ class Reads(Counters):
             return dead_queues(self._kept_rows(conn, tenant))
 
     async def list_jobs(self: Database, where: JobFilter, after: str | None = None,
-                        limit: int = 50, *, bodies: bool = True) -> list[Job]:
+                        limit: int = 50, *, bodies: bool = True,
+                        budget: int | None = None) -> list[Job]:
         sql, params = list_statement(where, after, limit, bodies)
         with self.db.read() as conn:
             # the counters know a filter that matches nothing: no walk of every id for it
             # (asked on the first page: a page after it has a job that matched)
             if after is None and self._kept_count(conn, where) == 0:
                 return []
-            rows = conn.execute(sql, params).fetchall()
+            # stepped row by row: the rows past the budget are never read
+            rows = within_budget(conn.execute(sql, params), budget if bodies else None,
+                                 _body_bytes)
         return [job_from_row(r) for r in rows]
 
     async def count_jobs(self: Database, where: JobFilter, cap: int = 10_000) -> int:
@@ -175,6 +180,11 @@ def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[s
     """The WHERE clause of a list or count, and its parameters."""
     return where_clause(where, after, limit, q.LIST_CLAUSES,
                         lambda values: orjson.dumps(values).decode())
+
+
+def _body_bytes(row: tuple[Any, ...]) -> int:
+    """A job row's stored bodies: payload, progress step, result and errors."""
+    return sum(len(row[at]) for at in (3, 17, 18, 19) if row[at] is not None)
 
 
 def _all_taken(row: tuple[Any, ...] | None) -> int:
