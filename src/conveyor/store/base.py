@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import orjson
+
 from ..history.records import (
     AttemptInfo,
     AttemptRecord,
@@ -156,6 +158,9 @@ class Stats:
     failure_rate: float | None = None
     retry_success_rate: float | None = None
     completed_last_minute: int = 0
+    # running jobs that live workers claimed ahead and have not started: by_state["running"]
+    # and by_queue's leave them out (by_task's count them: workers report them by queue)
+    claimed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,10 +387,12 @@ def events_of(rows: Sequence[Any]) -> list[JobEvent]:
     return [JobEvent(r[0], r[1], r[2], r[3], r[4] or None, r[5]) for r in rows if r is not None]
 
 
-def held_counts(worker: WorkerInfo, leases: Sequence[Lease]) -> dict[str, int]:
+def held_counts(worker: WorkerInfo, leases: Sequence[Lease]) -> dict[str, Any]:
     """A heartbeat's counts: of the leases listed, `claimed` are held ahead, not started."""
     claimed = min(max(worker.claimed, 0), len(leases))
-    return {"running": len(leases) - claimed, "claimed": claimed}
+    by_queue = {str(q): int(n) for q, n in worker.claimed_queues.items() if int(n) > 0}
+    return {"running": len(leases) - claimed, "claimed": claimed,
+            "claimed_queues": orjson.dumps(by_queue).decode()}
 
 
 def check_kept(state: str, keep: int, limit: int) -> None:

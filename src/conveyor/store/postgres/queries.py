@@ -326,11 +326,12 @@ CLAIM_ANY = with_feed(_CLAIM_FROM.replace("{queues}", """wanted(queue) AS (
 HEARTBEAT = """
 WITH worker AS (
     INSERT INTO {schema}.conveyor_workers (id, host, pid, queues, concurrency, started_at,
-                                           heartbeat_at, running, claimed)
+                                           heartbeat_at, running, claimed, claimed_queues)
     VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, {now}, {now}, %(running)s,
-            %(claimed)s)
+            %(claimed)s, %(claimed_queues)s::jsonb)
     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-                                   running = excluded.running, claimed = excluded.claimed)
+                                   running = excluded.running, claimed = excluded.claimed,
+                                   claimed_queues = excluded.claimed_queues)
 UPDATE {schema}.conveyor_jobs SET lease_expires_at = {now} + %(lease_for)s
 WHERE worker_id = %(id)s AND state = 'running'
 RETURNING id, lease_token, cancel_requested"""
@@ -523,6 +524,9 @@ WITH picked AS MATERIALIZED (
 DELETE FROM {schema}.conveyor_jobs AS job USING picked WHERE job.id = picked.id"""
 
 CLOCK = "SELECT {now}"
+# live workers' claimed-ahead jobs by queue (counting.claimed_ahead): a few rows, one a worker
+CLAIMED_AHEAD = """SELECT claimed_queues FROM {schema}.conveyor_workers
+WHERE claimed > 0 AND heartbeat_at > {now} - %(fresh)s"""
 
 # --- reading ---------------------------------------------------------------------------------
 
@@ -571,7 +575,8 @@ ORDER BY finished_at DESC LIMIT 5000"""
 QUEUE_FLAGS = "SELECT name, paused FROM {schema}.conveyor_queues"
 
 WORKERS = """
-SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running, claimed
+SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running, claimed,
+       claimed_queues
 FROM {schema}.conveyor_workers ORDER BY started_at"""
 
 # --- key rotation ----------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from ...job import Job, JobFilter, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
 from ..counting import (
+    CLAIMED_FRESH,
+    claimed_ahead,
     completed_last_minute,
     dead_queues,
     first_minute,
@@ -123,8 +125,9 @@ class Reads(Counters):
             durations = [r[0] for r in await self._fetch(conn, q.DURATIONS, params)]
             [(clock,)] = await self._fetch(conn, q.CLOCK, params)
             finished = await self._finished(conn, tenant, first_minute(clock, 3600))
+            claimed = await _claimed(self, conn, tenant, now)
         return build_stats(counts, durations, outcomes(finished),
-                           sum(completed_last_minute(finished, clock).values()))
+                           sum(completed_last_minute(finished, clock).values()), claimed)
 
     async def queues(self: Sessions, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]:
@@ -135,8 +138,9 @@ class Reads(Counters):
             flags: dict[str, bool] = {r[0]: r[1] for r in await self._fetch(conn, q.QUEUE_FLAGS)}
             [(clock,)] = await self._fetch(conn, q.CLOCK, params)
             finished = await self._finished(conn, tenant, first_minute(clock, 60))
+            claimed = await _claimed(self, conn, tenant, now)
         return build_queue_infos(queue_rows(kept, oldest),
-                                 completed_last_minute(finished, clock), flags, clock)
+                                 completed_last_minute(finished, clock), flags, clock, claimed)
 
     async def workers(self: Sessions, now: float | None = None) -> list[WorkerInfo]:
         return [worker_from_row(r) for r in await self._one(q.WORKERS)]
@@ -163,6 +167,16 @@ class Reads(Counters):
             "old_errors": [old.errors for old, _ in swaps],
             "new_errors": [new.errors for _, new in swaps]})
         return sum(1 for (taken,) in rows if taken)
+
+
+async def _claimed(store: Sessions, conn: psycopg.AsyncConnection[Any], tenant: str | None,
+                   now: float | None) -> dict[str, int]:
+    """Live workers' claimed-ahead jobs by queue; none for a tenant's view (workers count
+    them by queue, not by tenant)."""
+    if tenant is not None:
+        return {}
+    return claimed_ahead(await store._fetch(conn, q.CLAIMED_AHEAD,
+                                            {"now": now, "fresh": CLAIMED_FRESH}))
 
 
 def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:

@@ -16,6 +16,8 @@ from ...lookup import after_prefix
 from ..base import Sealable, Stats
 from ..budget import within_budget
 from ..counting import (
+    CLAIMED_FRESH,
+    claimed_ahead,
     completed_last_minute,
     dead_queues,
     first_minute,
@@ -118,8 +120,9 @@ class Reads(Counters):
             durations = [r[0] for r in conn.execute(
                 q.DURATIONS, {"since": now - 3600, "tenant": tenant})]
             finished = self._finished(conn, tenant, first_minute(now, 3600))
+            claimed = _claimed(conn, tenant, now)
         return build_stats(counts, durations, outcomes(finished),
-                           sum(completed_last_minute(finished, now).values()))
+                           sum(completed_last_minute(finished, now).values()), claimed)
 
     async def queues(self: Database, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]:
@@ -130,14 +133,16 @@ class Reads(Counters):
             throughput = completed_last_minute(
                 self._finished(conn, tenant, first_minute(now, 60)), now)
             flags = dict(conn.execute(q.QUEUE_FLAGS).fetchall())
-        return build_queue_infos(queue_rows(kept, oldest), throughput, flags, now)
+            claimed = _claimed(conn, tenant, now)
+        return build_queue_infos(queue_rows(kept, oldest), throughput, flags, now, claimed)
 
     async def workers(self: Database, now: float | None = None) -> list[WorkerInfo]:
         with self.db.read() as conn:
             rows = conn.execute(q.WORKERS).fetchall()
         return [WorkerInfo(id=r[0], host=r[1], pid=r[2],
                            queues=tuple(filter(None, r[3].split(","))), concurrency=r[4],
-                           started_at=r[5], heartbeat_at=r[6], running=r[7], claimed=r[8])
+                           started_at=r[5], heartbeat_at=r[6], running=r[7], claimed=r[8],
+                           claimed_queues=orjson.loads(r[9] or "{}"))
                 for r in rows]
 
     # --- key rotation ---------------------------------------------------------------------
@@ -180,6 +185,15 @@ def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[s
     """The WHERE clause of a list or count, and its parameters."""
     return where_clause(where, after, limit, q.LIST_CLAUSES,
                         lambda values: orjson.dumps(values).decode())
+
+
+def _claimed(conn: sqlite3.Connection, tenant: str | None, now: float) -> dict[str, int]:
+    """Live workers' claimed-ahead jobs by queue; none for a tenant's view (workers count
+    them by queue, not by tenant)."""
+    if tenant is not None:
+        return {}
+    return claimed_ahead(conn.execute(q.CLAIMED_AHEAD, {"since": now - CLAIMED_FRESH})
+                         .fetchall())
 
 
 def _body_bytes(row: tuple[Any, ...]) -> int:
