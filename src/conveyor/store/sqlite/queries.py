@@ -247,7 +247,7 @@ LIST_CLAUSES = {
     # literals from the JobState enum, in this place (filters.states_clause). `+state`: no
     # index for the state, so a list walks the key newest first and stops at its LIMIT (the
     # partial index of dead rows, say, would read and sort a tenth of the table first);
-    # but running jobs, few (the workers' slots), are read from their own index and sorted
+    # but running jobs, few (the workers' slots), are read from their own index (0015)
     "states": "+state",
     "state:running": "state = 'running'",
     "retrying": "(state = 'scheduled' AND attempt > 0)",

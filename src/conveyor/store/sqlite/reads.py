@@ -169,14 +169,14 @@ def list_statement(where: JobFilter, after: str | None, limit: int,
                    bodies: bool = True) -> tuple[str, dict[str, Any]]:
     """A page's SELECT and its parameters, its plan pinned where the planner would guess
     wrong without statistics of the moment: a batch's jobs from their index (0015), not a
-    walk of the key; running jobs (only as many as the workers' slots) from the index of
-    running leases, then sorted, not a walk of the key past millions of finished jobs."""
+    walk of the key; running jobs (only as many as the workers' slots) from their own index
+    (0015), newest first, not a walk of the key past millions of finished jobs."""
     where_sql, params = _where(where, after, limit)
     select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
     if where.batch_id:
         select += " INDEXED BY conveyor_jobs_batch"
     elif tuple(where.states) == (JobState.RUNNING,) and not where.retrying:
-        select += " INDEXED BY conveyor_jobs_lease"  # its predicate: state = 'running'
+        select += " INDEXED BY conveyor_jobs_running_ids"  # its predicate: state = 'running'
 
     return f"{select}{where_sql} {q.LIST_ORDER}", params
 
