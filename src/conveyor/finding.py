@@ -45,7 +45,7 @@ class Finding:
 
         def list_jobs(self, where: JobFilter | None = None, *, after: str | None = None,
                       limit: int = 50, redacted: bool = False,
-                      bodies: bool = True) -> list[Job]: ...
+                      bodies: bool = True, budget: int | None = None) -> list[Job]: ...
 
     def job_names(self, tenant: str | None = None) -> Names:
         """Task and queue names for autocomplete and name search: the store's (job_names),

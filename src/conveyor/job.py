@@ -266,6 +266,9 @@ class QueueInfo:
     counts: dict[str, int] = field(default_factory=dict)
     oldest_queued_age: float | None = None
     completed_last_minute: int = 0
+    # of the queue's running jobs, those its live workers claimed ahead (prefetched) and have
+    # not started: counts["running"] leaves them out ("running N (+M claimed)")
+    claimed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +284,8 @@ class WorkerInfo:
     # of the leases a heartbeat lists, how many are claimed ahead (prefetched) and not
     # started: the store keeps running = leases - claimed, and claimed
     claimed: int = 0
+    # ... and those by queue ({"emails": 3}): the queues' "running N (+M claimed)"
+    claimed_queues: dict[str, int] = field(default_factory=dict)
 
 
 # --- ids ------------------------------------------------------------------------------------

@@ -56,9 +56,13 @@ class Steering:
         return reveal(job, self.codec, self.registry, redacted=redacted)
 
     def list_jobs(self, where: JobFilter | None = None, *, after: str | None = None,
-                  limit: int = 50, redacted: bool = False, bodies: bool = True) -> list[Job]:
-        """bodies=False: payload, result, errors and progress step are neither read nor shown."""
-        jobs = self.call(lambda s: s.list_jobs(where or JobFilter(), after, limit, bodies=bodies))
+                  limit: int = 50, redacted: bool = False, bodies: bool = True,
+                  budget: int | None = None) -> list[Job]:
+        """bodies=False: payload, result, errors and progress step are neither read nor shown.
+        budget=N: stop once the jobs' stored bodies reach N bytes (the store's list_jobs):
+        fewer than `limit` jobs is then not the end; go on after the last one."""
+        jobs = self.call(lambda s: s.list_jobs(where or JobFilter(), after, limit, bodies=bodies,
+                                               budget=budget))
         return [self.decode(j, redacted=redacted) if bodies else j for j in jobs]
 
     def wait(self, job_id: str, timeout: float = 30.0, *,

@@ -133,3 +133,36 @@ async def test_heartbeat_keeps_running_and_claimed_apart(store: Store) -> None:
     await store.heartbeat(replace(info, claimed=0), [j.lease for j in jobs], LEASE, now=T0 + 3)
     [worker] = await store.workers(now=T0 + 3)
     assert (worker.running, worker.claimed) == (5, 0)
+
+
+async def test_queues_and_stats_leave_jobs_claimed_ahead_out_of_running(store: Store) -> None:
+    """Issue 16: workers report their claimed-ahead jobs by queue; a queue's running count
+    is of started jobs, with the claimed-ahead ones beside it ("running 1 (+2 claimed)"),
+    and so are the stats' running by state and by queue. A worker that stopped
+    heartbeating is no longer believed; a tenant's view is not adjusted."""
+    for queue in ("a", "a", "a", "b"):
+        await enqueue(store, queue=queue, tenant="org-1")
+    jobs = await store.claim(None, "worker-a", 4, LEASE, now=T0)
+    info = replace(worker_info("worker-a", queues=("a", "b")), claimed=2,
+                   claimed_queues={"a": 2})
+    await store.heartbeat(info, [j.lease for j in jobs], LEASE, now=T0 + 1)
+    [worker] = await store.workers(now=T0 + 1)
+    assert worker.claimed_queues == {"a": 2}
+
+    queues = {q.name: q for q in await store.queues(now=T0 + 2)}
+    assert (queues["a"].counts.get("running"), queues["a"].claimed) == (1, 2)
+    assert (queues["b"].counts.get("running"), queues["b"].claimed) == (1, 0)
+    stats = await store.stats(now=T0 + 2)
+    assert (stats.by_state["running"], stats.claimed) == (2, 2)
+    assert stats.by_queue["a"]["running"] == 1
+    # a tenant's view counts its running jobs as they are stored
+    [tenant_a] = [q for q in await store.queues("org-1", now=T0 + 2) if q.name == "a"]
+    assert (tenant_a.counts.get("running"), tenant_a.claimed) == (3, 0)
+    # the worker stops heartbeating: after a minute its report is not believed
+    queues = {q.name: q for q in await store.queues(now=T0 + 120)}
+    assert (queues["a"].counts.get("running"), queues["a"].claimed) == (3, 0)
+    # a report of more than the queue runs is cut to what it runs
+    await store.heartbeat(replace(info, claimed_queues={"a": 9}), [j.lease for j in jobs],
+                          LEASE, now=T0 + 121)
+    queues = {q.name: q for q in await store.queues(now=T0 + 122)}
+    assert (queues["a"].counts.get("running"), queues["a"].claimed) == (0, 3)

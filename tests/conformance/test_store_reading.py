@@ -225,3 +225,37 @@ async def test_dead_letters_come_latest_death_first_in_keyset_pages(store: Store
     assert await store.dead_letters(tenant="org-b") == []
     assert await store.dead_queues() == ["a", "b"]
     assert await store.dead_queues(tenant="org-b") == []
+
+
+async def test_a_byte_budget_ends_a_page_after_the_job_that_reaches_it(store: Store) -> None:
+    """budget=N: one read stops adding jobs once their stored bodies (payload, result,
+    errors, progress step) reach N bytes; the job that reaches it is in, the first always
+    is, and the page goes on from its last id."""
+    body = b'"' + b"x" * 998 + b'"'  # 1,000 bytes stored
+    ids = [await enqueue(store, now=T0 + i, payload=body) for i in range(5)]
+    newest_first = list(reversed(ids))
+
+    page = await store.list_jobs(JobFilter(), limit=10, budget=2500)
+    assert [j.id for j in page] == newest_first[:3]  # 0, ~1,000, ~2,000 bytes before each
+    rest = await store.list_jobs(JobFilter(), after=page[-1].id, limit=10, budget=2500)
+    assert [j.id for j in rest] == newest_first[3:]
+    assert [j.id for j in await store.list_jobs(JobFilter(), limit=10, budget=1)] == \
+        newest_first[:1]
+    assert len(await store.list_jobs(JobFilter(), limit=4, budget=10**9)) == 4
+    assert page[0].payload == body  # the bodies themselves are read
+    light = await store.list_jobs(JobFilter(), limit=10, budget=1, bodies=False)
+    assert len(light) == 5  # without bodies there is nothing to budget
+
+
+async def test_dead_letters_take_a_byte_budget_too(store: Store) -> None:
+    body = b'"' + b"x" * 998 + b'"'
+    for i in range(3):
+        await enqueue(store, now=T0 + i, max_attempts=1, payload=body)
+    for n in range(3):
+        claimed = await claim_one(store, now=T0 + 5 + n)
+        await store.settle([Fail(claimed.lease, error(1))], now=T0 + 10 + n)
+    every = await store.dead_letters(limit=10)
+    page = await store.dead_letters(limit=10, budget=1500)
+    assert [j.id for j in page] == [j.id for j in every[:2]]
+    rest = await store.dead_letters(after=page[-1].id, limit=10, budget=1500)
+    assert [j.id for j in rest] == [every[2].id]

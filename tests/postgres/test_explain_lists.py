@@ -26,7 +26,7 @@ FILTERS = {
     "queued": (JobFilter(states=(JobState.QUEUED,)), None),
     "scheduled": (JobFilter(states=(JobState.SCHEDULED,)), None),
     "retrying": (JobFilter(retrying=True), "conveyor_jobs_retrying"),
-    "running": (JobFilter(states=(JobState.RUNNING,)), None),
+    "running": (JobFilter(states=(JobState.RUNNING,)), "conveyor_jobs_running_ids"),
     "completed": (JobFilter(states=(JobState.COMPLETED,)), None),
     "dead": (JobFilter(states=(JobState.DEAD,)), None),
     "cancelled": (JobFilter(states=(JobState.CANCELLED,)), None),
@@ -36,9 +36,12 @@ FILTERS = {
     "tenant": (JobFilter(tenant="org-1"), "conveyor_jobs_tenant"),
     "correlation id": (JobFilter(correlation_id="req-42"), "conveyor_jobs_correlation"),
     "task and state": (JobFilter(task="fill.task", states=(JobState.DEAD,)), None),
-    "queue and state": (JobFilter(queue="queue-3", states=(JobState.RUNNING,)), None),
+    "queue and state": (JobFilter(queue="queue-3", states=(JobState.RUNNING,)),
+                        "conveyor_jobs_running_ids"),
+    "task and running": (JobFilter(task="fill.task", states=(JobState.RUNNING,)),
+                         "conveyor_jobs_running_ids"),
     "every field": (JobFilter(queue="queue-3", task="fill.task", tenant="org-1",
-                              states=(JobState.COMPLETED,)), None),
+                              states=(JobState.COMPLETED,)), "conveyor_jobs_tenant_fields"),
 }
 
 
@@ -59,11 +62,17 @@ def test_each_list_filter_reads_an_index(filled: PostgresStore, name: str,  # no
         assert any(found == index for _, found in scans), scans
 
 
-@pytest.mark.parametrize("name", ["none", "queued", "running", "dead", "queue", "retrying"])
+@pytest.mark.parametrize("name", ["none", "queued", "running", "dead", "queue", "retrying",
+                                  "queue and state", "every field"])
 def test_a_prepared_list_reads_an_index_too(filled: PostgresStore, name: str  # noqa: F811
                                             ) -> None:
-    scans = scans_of_jobs(list_plan(filled, FILTERS[name][0], None, True))
+    where, index = FILTERS[name]
+    scans = scans_of_jobs(list_plan(filled, where, None, True))
     assert scans and all(kind != "Seq Scan" for kind, _ in scans), scans
+    # the state is a literal in the statement (filters.states_clause), so even a generic
+    # plan proves a partial index's predicate
+    if index is not None:
+        assert any(found == index for _, found in scans), scans
 
 
 def test_counts_read_the_counters_and_never_the_jobs(filled: PostgresStore  # noqa: F811
@@ -82,3 +91,32 @@ def test_counts_read_the_counters_and_never_the_jobs(filled: PostgresStore  # no
     scans = scans_of_jobs(explain(filled, counters.OLDEST_QUEUED,
                                   {"queue": "queue-3", "tenant": None}))
     assert scans and all(name == "conveyor_jobs_claim_queue" for _, name in scans), scans
+
+
+@pytest.mark.parametrize("name", ["none", "running", "dead", "queue and state", "tenant"])
+def test_a_page_with_a_byte_budget_is_one_bounded_walk(filled: PostgresStore,  # noqa: F811
+                                                       name: str) -> None:
+    """list_jobs(budget=...): the running sum rides the same index walk, which stops at the
+    page's LIMIT (the sum streams: no sort, no scan of every match first)."""
+    where, index = FILTERS[name]
+    where_sql, params = _where(where, None, 51)
+    nodes = explain(filled, q.LIST_BUDGETED.replace("{where}", where_sql),
+                    {**params, "budget": 2 * 1024 * 1024})
+    scans = scans_of_jobs(nodes)
+    assert scans and all(kind != "Seq Scan" for kind, _ in scans), scans
+    if index is not None:
+        assert any(found == index for _, found in scans), scans
+    kinds = [n["Node Type"] for n in nodes]
+    assert "WindowAgg" in kinds and "Limit" in kinds, kinds
+    # the limit sits above the window, which streams along the scan: a walk that stops
+    assert kinds.index("Limit") < kinds.index("WindowAgg"), kinds
+    if name != "dead":  # (this table has no dead rows: the planner may sort none of them)
+        assert "Sort" not in kinds, kinds
+
+
+def test_dead_letters_with_a_byte_budget_walk_the_dead_rows(filled: PostgresStore  # noqa: F811
+                                                            ) -> None:
+    nodes = explain(filled, q.DEAD_LETTERS_BUDGETED, {"queue": None, "tenant": None,
+                                                      "after": None, "limit": 51,
+                                                      "budget": 2 * 1024 * 1024})
+    assert [index for _, index in scans_of_jobs(nodes)] == ["conveyor_jobs_dead"], nodes

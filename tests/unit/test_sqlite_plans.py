@@ -148,3 +148,30 @@ def test_a_tenants_list_reads_the_index_of_tenants_jobs(tmp_path: Path) -> None:
             assert "TEMP B-TREE" not in found, found
     finally:
         conn.close()
+
+
+def test_list_filters_take_their_pinned_plans(tmp_path: Path) -> None:
+    """Migration 0015 and the state literals (filters.states_clause): a batch's jobs are one
+    range of conveyor_jobs_batch; a state with other fields walks the key newest first (not
+    the partial index of dead rows, which would read and sort a tenth of the table); running
+    jobs come from their own small index, newest first (no sort)."""
+    from conveyor.job import JobFilter, JobState
+
+    conn = migrated(tmp_path / "lists.db")
+    try:
+        conn.execute("ANALYZE")
+        from conveyor.store.sqlite.reads import list_statement
+
+        batch = plan(conn, *list_statement(JobFilter(batch_id="b-1", tenant="t"), "01b", 51))
+        assert batch == "SEARCH conveyor_jobs USING INDEX conveyor_jobs_batch " \
+            "(batch_id=? AND id<?)", batch
+        for where in (JobFilter(states=(JobState.DEAD,), task="t"),
+                      JobFilter(states=(JobState.COMPLETED,), queue="q"),
+                      JobFilter(states=(JobState.QUEUED, JobState.DEAD))):
+            found = plan(conn, *_list_sql(where))
+            assert found == "SCAN conveyor_jobs", (where, found)
+        running = plan(conn, *list_statement(JobFilter(states=(JobState.RUNNING,), queue="q"),
+                                             None, 51))
+        assert running == "SCAN conveyor_jobs USING INDEX conveyor_jobs_running_ids", running
+    finally:
+        conn.close()

@@ -152,7 +152,11 @@ async def test_prefetched_jobs_are_claimed_not_running(app: Conveyor) -> None:
         await asyncio.to_thread(worker.heartbeat.run_once)
         [info] = [w for w in app.workers() if w.id == "worker-claims-ahead"]
         assert (info.running, info.claimed, info.concurrency) == (2, 3, 2)
+        assert info.claimed_queues == {hold.queue: 3}  # by queue too
         assert sum(1 for j in app.list_jobs() if j.state == JobState.RUNNING) == 5
+        # the queue's running count is of started jobs, with the claimed-ahead beside it
+        [queue] = [q for q in app.queues() if q.name == hold.queue]
+        assert (queue.counts["running"], queue.claimed) == (2, 3)
     finally:
         worker.stop()
         release.set()

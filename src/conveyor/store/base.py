@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import orjson
+
 from ..history.records import (
     AttemptInfo,
     AttemptRecord,
@@ -156,6 +158,9 @@ class Stats:
     failure_rate: float | None = None
     retry_success_rate: float | None = None
     completed_last_minute: int = 0
+    # running jobs that live workers claimed ahead and have not started: by_state["running"]
+    # and by_queue's leave them out (by_task's count them: workers report them by queue)
+    claimed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,17 +294,23 @@ class Store(Protocol):
     # reading
     async def get(self, job_id: str, tenant: str | None = None) -> Job | None: ...
     # bodies=False: payload, result, errors and progress_step are not read (None, None, ()
-    # and None), for pages that do not show them
+    # and None), for pages that do not show them. budget=N (with bodies): the read stops
+    # adding jobs once their stored bodies reach N bytes (the job that reaches it is in, the
+    # first always is), so a page of large jobs is one read of bounded size, not a read per
+    # job or two; fewer than `limit` jobs then need not be the end: go on after the last
     async def list_jobs(self, where: JobFilter, after: str | None = None,
-                        limit: int = 50, *, bodies: bool = True) -> list[Job]: ...
+                        limit: int = 50, *, bodies: bool = True,
+                        budget: int | None = None) -> list[Job]: ...
     async def count_jobs(self, where: JobFilter, cap: int = 10_000) -> int:
         """How many jobs list_jobs would list, counting no further than `cap` (a bounded
         plan: "10,000+" is an answer, a scan of ten million rows is not)."""
         ...
     async def dead_letters(self, queue: str | None = None, tenant: str | None = None,
-                           after: str | None = None, limit: int = 50) -> list[Job]:
+                           after: str | None = None, limit: int = 50, *,
+                           budget: int | None = None) -> list[Job]:
         """Dead jobs, the latest to die first (finished_at, then id, descending); `after` is
-        the last id of the previous page. An index of dead rows only: instant at any size."""
+        the last id of the previous page; `budget` as for list_jobs. An index of dead rows
+        only: instant at any size."""
         ...
     async def dead_queues(self, tenant: str | None = None) -> list[str]:
         """The queues that hold dead jobs (of `tenant`), from the kept counts (0011)."""
@@ -389,10 +400,12 @@ def events_of(rows: Sequence[Any]) -> list[JobEvent]:
     return [JobEvent(r[0], r[1], r[2], r[3], r[4] or None, r[5]) for r in rows if r is not None]
 
 
-def held_counts(worker: WorkerInfo, leases: Sequence[Lease]) -> dict[str, int]:
+def held_counts(worker: WorkerInfo, leases: Sequence[Lease]) -> dict[str, Any]:
     """A heartbeat's counts: of the leases listed, `claimed` are held ahead, not started."""
     claimed = min(max(worker.claimed, 0), len(leases))
-    return {"running": len(leases) - claimed, "claimed": claimed}
+    by_queue = {str(q): int(n) for q, n in worker.claimed_queues.items() if int(n) > 0}
+    return {"running": len(leases) - claimed, "claimed": claimed,
+            "claimed_queues": orjson.dumps(by_queue).decode()}
 
 
 def check_kept(state: str, keep: int, limit: int) -> None:

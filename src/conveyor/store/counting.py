@@ -10,8 +10,10 @@ their shape.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+import orjson
 
 from ..job import RETRYING, JobFilter, JobState
 from .base import JobCount
@@ -110,3 +112,19 @@ def outcomes(finished: Iterable[tuple[Any, ...]]) -> tuple[int, int, int, int]:
     return (counted[completed, False] + counted[completed, True],
             counted[dead, False] + counted[dead, True], counted[completed, True],
             counted[dead, True])
+
+
+# A worker's claimed-ahead counts are believed while it heartbeats: a worker that died with
+# jobs prefetched no longer holds them once their leases run out and they are rescued.
+CLAIMED_FRESH = 60.0
+
+
+def claimed_ahead(rows: Sequence[tuple[Any, ...]]) -> dict[str, int]:
+    """Live workers' claimed-ahead jobs by queue, from rows of their claimed_queues (a dict,
+    or its JSON text)."""
+    total: dict[str, int] = {}
+    for (by_queue,) in rows:
+        for queue, n in (orjson.loads(by_queue) if isinstance(by_queue, str)
+                         else by_queue or {}).items():
+            total[queue] = total.get(queue, 0) + int(n)
+    return total

@@ -17,7 +17,10 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def build_stats(counts: list[tuple[Any, ...]], durations: list[float],
-                outcomes: tuple[Any, ...], last_minute: int) -> Stats:
+                outcomes: tuple[Any, ...], last_minute: int,
+                claimed: dict[str, int] | None = None) -> Stats:
+    """`claimed`: live workers' claimed-ahead jobs by queue (counting.claimed_ahead), left
+    out of the running counts by state and by queue."""
     by_state: dict[str, int] = {str(s): 0 for s in JobState}
     by_queue: dict[str, dict[str, int]] = {}
     by_task: dict[str, dict[str, int]] = {}
@@ -25,6 +28,14 @@ def build_stats(counts: list[tuple[Any, ...]], durations: list[float],
         by_state[state] = by_state.get(state, 0) + n
         by_queue.setdefault(queue, {})[state] = by_queue.get(queue, {}).get(state, 0) + n
         by_task.setdefault(task, {})[state] = by_task.get(task, {}).get(state, 0) + n
+    ahead = 0
+    for queue, n in (claimed or {}).items():
+        counted = by_queue.get(queue, {})
+        taken = min(n, counted.get("running", 0))
+        if taken > 0:
+            counted["running"] -= taken
+            by_state["running"] -= taken
+            ahead += taken
     completed, dead, completed_retried, dead_retried = (v or 0 for v in outcomes)
     finished = completed + dead
     retried = completed_retried + dead_retried
@@ -34,11 +45,14 @@ def build_stats(counts: list[tuple[Any, ...]], durations: list[float],
                    "p99": percentile(durations, 99)},
         failure_rate=(dead / finished) if finished else None,
         retry_success_rate=(completed_retried / retried) if retried else None,
-        completed_last_minute=last_minute)
+        completed_last_minute=last_minute, claimed=ahead)
 
 
 def build_queue_infos(counts: list[tuple[Any, ...]], throughput: dict[str, int],
-                      flags: dict[str, int] | dict[str, bool], now: float) -> list[QueueInfo]:
+                      flags: dict[str, int] | dict[str, bool], now: float,
+                      claimed: dict[str, int] | None = None) -> list[QueueInfo]:
+    """`claimed`: live workers' claimed-ahead jobs by queue: out of counts["running"], into
+    QueueInfo.claimed (never more than the queue's running jobs)."""
     names = sorted({r[0] for r in counts} | set(flags))
     by_queue: dict[str, dict[str, int]] = {n: {} for n in names}
     oldest: dict[str, float] = {}
@@ -46,6 +60,12 @@ def build_queue_infos(counts: list[tuple[Any, ...]], throughput: dict[str, int],
         by_queue[queue][state] = n
         if first_run is not None:
             oldest[queue] = first_run
+    ahead = {n: max(0, min((claimed or {}).get(n, 0), by_queue[n].get("running", 0)))
+             for n in names}
+    for n in names:
+        if ahead[n]:
+            by_queue[n]["running"] -= ahead[n]
     return [QueueInfo(name=n, paused=bool(flags.get(n, False)), counts=by_queue[n],
                       oldest_queued_age=(now - oldest[n]) if n in oldest else None,
-                      completed_last_minute=throughput.get(n, 0)) for n in names]
+                      completed_last_minute=throughput.get(n, 0), claimed=ahead[n])
+            for n in names]

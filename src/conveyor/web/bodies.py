@@ -12,7 +12,8 @@ brackets and braces: a bound from above) and a body over CONVEYOR_MAX_BODY_VALUE
 Out: a page of jobs leaves payloads, results, errors and progress steps out unless `fields=`
 names them (the store then does not even read them), and stops adding jobs once the JSON
 passes CONVEYOR_MAX_LIST_BYTES (next_cursor goes on from there; truncated says so). Pages
-are read off the event loop (with bodies, two jobs at a time), so /healthz answers meanwhile.
+are read off the event loop (with bodies, up to BUDGET bytes of them per store read), so
+/healthz answers meanwhile.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ LIST_FIELDS = frozenset({
     "retrying",
     "status_url", *BODY_FIELDS})
 DEFAULT_FIELDS = LIST_FIELDS - BODY_FIELDS
-PIECE = 2  # jobs per store read when a page carries bodies
+# bytes of stored bodies per store read when a page carries them (list_jobs' budget): a page
+# of ordinary jobs is one read; one of large jobs, a read per BUDGET bytes
+BUDGET = 2 * 1024 * 1024
 
 
 class BodySlots:
@@ -149,17 +152,21 @@ async def page_of_jobs(list_jobs: Callable[..., Sequence[Job]],
                        where: JobFilter, cursor: str | None, limit: int,
                        fields: frozenset[str], max_bytes: int) -> memoryview:
     """{"jobs": [...], "next_cursor", "truncated"} as JSON, written row by row into one
-    buffer (no list of rows, no joined copy)."""
+    buffer (no list of rows, no joined copy). One store read for the page and the job after
+    it (is there a next page?), cut at BUDGET bytes of bodies; only a page of jobs larger
+    than that takes another read."""
     bodies = bool(fields & BODY_FIELDS)
     out = bytearray(b'{"jobs":[')
-    count, last, truncated = 0, cursor, False
-    while count < limit and not truncated:
-        want = min(PIECE, limit - count) if bodies else limit - count
+    count, last, truncated, more = 0, cursor, False, False
+    while count < limit and not truncated and not more:
+        want = limit - count
         # off the loop on every store: even without bodies, SQLite walks a row's payload
         # pages to reach the columns stored after it
-        jobs = await run_in_threadpool(list_jobs, where, after=last, limit=want,
-                                       redacted=True, bodies=bodies)
-        for job in jobs:
+        jobs = await run_in_threadpool(list_jobs, where, after=last, limit=want + 1,
+                                       redacted=True, bodies=bodies,
+                                       budget=BUDGET if bodies else None)
+        more = len(jobs) > want
+        for job in jobs[:want]:
             row = row_json(job, fields)
             if count and len(out) + len(row) > max_bytes:
                 truncated = True
@@ -170,11 +177,10 @@ async def page_of_jobs(list_jobs: Callable[..., Sequence[Job]],
             count += 1
             last = job.id
         got = len(jobs)
-        del jobs  # a piece's decoded jobs go before the next piece is read
-        if got < want:
-            break
-    more = truncated or (count == limit and bool(
-        await run_in_threadpool(list_jobs, where, after=last, limit=1, bodies=False)))
+        del jobs  # a read's decoded jobs go before the next read
+        if got == 0 or not bodies:
+            break  # (with bodies, fewer than asked may be the budget's cut: read on)
+    more = more or truncated
     out += b'],"next_cursor":' + orjson.dumps(last if more and count else None)
     out += b',"truncated":' + (b"true" if truncated else b"false") + b"}"
     return memoryview(out)
@@ -183,16 +189,17 @@ async def page_of_jobs(list_jobs: Callable[..., Sequence[Job]],
 async def jobs_in_pieces(list_jobs: Callable[..., Sequence[Job]], where: JobFilter,
                          cursor: str | None, limit: int) -> list[Job]:
     """Up to `limit` jobs for a page that shows their errors but not their payloads or
-    results (the dashboard's lists): read off the loop a few at a time, each job's payload
-    and result dropped before the next piece is read, so a page of one-MiB jobs never holds
-    more than a piece of them at once."""
+    results (the dashboard's lists): read off the loop, BUDGET bytes of bodies per store
+    read (one read for a page of ordinary jobs), each job's payload and result dropped
+    before the next read, so a page of one-MiB jobs never holds more than a budget's worth
+    of them at once."""
     found: list[Job] = []
     last = cursor
     while len(found) < limit:
-        want = min(PIECE, limit - len(found))
-        jobs = await run_in_threadpool(list_jobs, where, after=last, limit=want, redacted=True)
+        jobs = await run_in_threadpool(list_jobs, where, after=last, limit=limit - len(found),
+                                       redacted=True, budget=BUDGET)
         found += [replace(job, payload=None, result=None) for job in jobs]
-        if len(jobs) < want:
+        if not jobs:
             break
         last = jobs[-1].id
     return found

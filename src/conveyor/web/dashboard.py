@@ -118,14 +118,14 @@ async def dead_page(request: Request) -> Response:
     conveyor = ctx.conveyor
 
     def dead_letters(where: JobFilter, *, after: str | None, limit: int,
-                     redacted: bool) -> list[Job]:
+                     redacted: bool, budget: int | None = None) -> list[Job]:
         jobs = conveyor.call(lambda store: store.dead_letters(queue, principal.scope, after,
-                                                              limit))
+                                                              limit, budget=budget))
         return [conveyor.decode(job, redacted=redacted) for job in jobs]
 
     # the latest to die first, from an index of dead rows only (migration 0009), read off the
-    # loop a few jobs at a time (bodies.py); the queues that hold dead jobs from the kept
-    # counts (migration 0011)
+    # loop, a byte budget of bodies per read (bodies.py); the queues that hold dead jobs from
+    # the kept counts (migration 0011)
     found = await jobs_in_pieces(dead_letters, where, cursor, PAGE + 1)
     queues = await ctx.call(conveyor.call, lambda store: store.dead_queues(principal.scope))
     return await render_off_loop(

@@ -204,7 +204,8 @@ class StoreCollector(Collector):
     def _queue_families(self) -> Iterator[Metric]:
         backlog = GaugeMetricFamily("conveyor_queue_backlog", "Jobs waiting (queued and "
                                     "scheduled)", labels=["queue"])
-        running = GaugeMetricFamily("conveyor_queue_running", "Jobs running", labels=["queue"])
+        running = GaugeMetricFamily("conveyor_queue_running", "Jobs running (started; not "
+                                    "those claimed ahead)", labels=["queue"])
         oldest = GaugeMetricFamily("conveyor_queue_oldest_job_age_seconds",
                                    "Age of the oldest queued job", labels=["queue"])
         paused = GaugeMetricFamily("conveyor_queue_paused", "1 when paused (under (other): "

@@ -33,7 +33,7 @@ def queue_json(queue: QueueInfo) -> dict[str, Any]:
     return {"name": queue.name, "paused": queue.paused, "counts": counts,
             "backlog": counts.get("queued", 0) + counts.get("scheduled", 0),
             "queued": counts.get("queued", 0), "scheduled": counts.get("scheduled", 0),
-            "running": counts.get("running", 0),
+            "running": counts.get("running", 0), "claimed": queue.claimed,
             "oldest_queued_age": queue.oldest_queued_age,
             "throughput_per_minute": queue.completed_last_minute}
 
@@ -42,7 +42,7 @@ def stats_json(stats: Stats) -> dict[str, Any]:
     return {"by_state": stats.by_state, "by_queue": stats.by_queue, "by_task": stats.by_task,
             "durations": stats.durations, "failure_rate": stats.failure_rate,
             "retry_success_rate": stats.retry_success_rate,
-            "completed_last_minute": stats.completed_last_minute}
+            "completed_last_minute": stats.completed_last_minute, "claimed": stats.claimed}
 
 
 def worker_json(worker: WorkerInfo, now: float | None = None) -> dict[str, Any]:

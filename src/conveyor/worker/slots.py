@@ -69,6 +69,12 @@ class Slots:
             return ([r.job.lease for r in self.running.values()] +
                     [job.lease for job in self.buffer])
 
+    def held_by_queue(self) -> dict[str, int]:
+        """The jobs held claimed ahead (not started), by queue; safe from any thread."""
+        with self.lock:
+            queues = [job.queue for job in self.buffer]
+        return {queue: queues.count(queue) for queue in set(queues)}
+
     def known(self) -> set[str]:
         """Jobs this worker runs, holds, or has an outcome to write for."""
         return set(self.running) | {job.id for job in self.buffer} | self.outcomes.job_ids()

@@ -106,9 +106,10 @@ class Worker:
 
     @property
     def info(self) -> WorkerInfo:
+        ahead = self.slots.held_by_queue()  # prefetched, not started
         return WorkerInfo(id=self.id, host=self.host, pid=os.getpid(),
                           queues=self.queues or ("*",), concurrency=self.concurrency,
-                          claimed=len(self.slots.buffer))  # prefetched, not started
+                          claimed=sum(ahead.values()), claimed_queues=ahead)
 
     def leases(self) -> list[Lease]:
         """Every lease this worker holds (running and prefetched); safe from any thread."""

@@ -326,11 +326,12 @@ CLAIM_ANY = with_feed(_CLAIM_FROM.replace("{queues}", """wanted(queue) AS (
 HEARTBEAT = """
 WITH worker AS (
     INSERT INTO {schema}.conveyor_workers (id, host, pid, queues, concurrency, started_at,
-                                           heartbeat_at, running, claimed)
+                                           heartbeat_at, running, claimed, claimed_queues)
     VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, {now}, {now}, %(running)s,
-            %(claimed)s)
+            %(claimed)s, %(claimed_queues)s::jsonb)
     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-                                   running = excluded.running, claimed = excluded.claimed)
+                                   running = excluded.running, claimed = excluded.claimed,
+                                   claimed_queues = excluded.claimed_queues)
 UPDATE {schema}.conveyor_jobs SET lease_expires_at = {now} + %(lease_for)s
 WHERE worker_id = %(id)s AND state = 'running'
 RETURNING id, lease_token, cancel_requested"""
@@ -523,6 +524,9 @@ WITH picked AS MATERIALIZED (
 DELETE FROM {schema}.conveyor_jobs AS job USING picked WHERE job.id = picked.id"""
 
 CLOCK = "SELECT {now}"
+# live workers' claimed-ahead jobs by queue (counting.claimed_ahead): a few rows, one a worker
+CLAIMED_AHEAD = """SELECT claimed_queues FROM {schema}.conveyor_workers
+WHERE claimed > 0 AND heartbeat_at > {now} - %(fresh)s"""
 
 # --- reading ---------------------------------------------------------------------------------
 
@@ -542,14 +546,17 @@ LIST_SELECT_LIGHT = ("SELECT " + JOB_COLUMNS.replace("payload,", "NULL,", 1)
                      .replace("progress_step, result, errors,", "NULL, NULL, NULL,", 1)
                      + " FROM {schema}.conveyor_jobs")
 LIST_CLAUSES = {
-    "states": "state = ANY(%(states)s::text[])",
+    # literals from the JobState enum, in this place (filters.states_clause): a single state
+    # is the very predicate of its partial index (conveyor_jobs_running_ids, 0015)
+    "states": "state",
     "retrying": "(state = 'scheduled' AND attempt > 0)",
     "queue": "queue = %(queue)s",
     "task": "task = %(task)s",
     "queues": "queue = ANY(%(queues)s::text[])",
     "tasks": "task = ANY(%(tasks)s::text[])",
     "with_errors": "errors <> '[]'::jsonb",  # the partial index conveyor_jobs_errored (0012)
-    "tenant": "tenant = %(tenant)s",
+    # the partial indexes of tenants' jobs (0011, 0015), their predicate written out
+    "tenant": "tenant = %(tenant)s AND tenant <> ''",
     "correlation_id": "correlation_id = %(correlation_id)s",
     "idempotency_key": "idempotency_key = %(idempotency_key)s",
     "batch_id": "batch_id = %(batch_id)s",
@@ -568,7 +575,8 @@ ORDER BY finished_at DESC LIMIT 5000"""
 QUEUE_FLAGS = "SELECT name, paused FROM {schema}.conveyor_queues"
 
 WORKERS = """
-SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running, claimed
+SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running, claimed,
+       claimed_queues
 FROM {schema}.conveyor_workers ORDER BY started_at"""
 
 # --- key rotation ----------------------------------------------------------------------------
@@ -616,9 +624,28 @@ SELECT id FROM (
 ORDER BY id"""
 
 # --- dead letters by time of death (index conveyor_jobs_dead, migration 0009) ---------------
-DEAD_LETTERS = LIST_SELECT + """
+_DEAD_WHERE = """
 WHERE state = 'dead' AND (%(queue)s::text IS NULL OR queue = %(queue)s) AND """ + _TENANT + """
   AND (%(after)s::text IS NULL OR (finished_at, id) < (
        SELECT finished_at, id FROM {schema}.conveyor_jobs
        WHERE id = %(after)s AND state = 'dead'))
 ORDER BY finished_at DESC, id DESC LIMIT %(limit)s"""
+DEAD_LETTERS = LIST_SELECT + _DEAD_WHERE
+
+# A read with a byte budget (store/budget.py): a running sum of each row's stored bodies, in
+# the page's order, and only the rows that begin under the budget leave the server (their
+# bodies are not even detoasted past it: octet_length and pg_column_size read the headers).
+# ROWS, not the default RANGE: the sum streams along the index scan, which stops at LIMIT.
+_BODY_BYTES = ("(octet_length(payload) + coalesce(octet_length(result), 0)"
+               " + coalesce(octet_length(progress_step), 0) + pg_column_size(errors))")
+
+
+def _budgeted(order: str, rest: str) -> str:
+    return ("SELECT * FROM (SELECT " + JOB_COLUMNS + ", sum(" + _BODY_BYTES + ") OVER (ORDER BY "
+            + order + " ROWS UNBOUNDED PRECEDING) - " + _BODY_BYTES
+            + " AS bytes_before FROM {schema}.conveyor_jobs" + rest
+            + ") AS page WHERE bytes_before < %(budget)s ORDER BY " + order)
+
+
+LIST_BUDGETED = _budgeted("id DESC", "{where} " + LIST_ORDER)
+DEAD_LETTERS_BUDGETED = _budgeted("finished_at DESC, id DESC", _DEAD_WHERE)

@@ -15,6 +15,8 @@ from ...job import Job, JobFilter, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
 from ..counting import (
+    CLAIMED_FRESH,
+    claimed_ahead,
     completed_last_minute,
     dead_queues,
     first_minute,
@@ -78,10 +80,12 @@ class Reads(Counters):
         return list(dict.fromkeys(found))[:limit]
 
     async def dead_letters(self: Sessions, queue: str | None = None, tenant: str | None = None,
-                           after: str | None = None, limit: int = 50) -> list[Job]:
+                           after: str | None = None, limit: int = 50, *,
+                           budget: int | None = None) -> list[Job]:
         """Dead jobs, the latest to die first; `after`: the last id of the previous page."""
-        rows = await self._one(q.DEAD_LETTERS, {"queue": queue, "tenant": tenant,
-                                                "after": after, "limit": limit}, tenant)
+        template = q.DEAD_LETTERS if budget is None else q.DEAD_LETTERS_BUDGETED
+        rows = await self._one(template, {"queue": queue, "tenant": tenant, "after": after,
+                                          "limit": limit, "budget": budget}, tenant)
         return [job_from_row(r) for r in rows]
 
     async def dead_queues(self: Sessions, tenant: str | None = None) -> list[str]:
@@ -90,15 +94,19 @@ class Reads(Counters):
             return dead_queues(await self._kept_rows(conn, tenant))
 
     async def list_jobs(self: Sessions, where: JobFilter, after: str | None = None,
-                        limit: int = 50, *, bodies: bool = True) -> list[Job]:
+                        limit: int = 50, *, bodies: bool = True,
+                        budget: int | None = None) -> list[Job]:
         where_sql, params = _where(where, after, limit)
         select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
+        statement = f"{select}{where_sql} {q.LIST_ORDER}"
+        if bodies and budget is not None:  # one read, cut at the budget (store/budget.py)
+            statement = q.LIST_BUDGETED.replace("{where}", where_sql)
+            params["budget"] = budget
         # the counters know a filter that matches nothing: no walk of every id for it (asked
         # once, on the first page: a page after it has a job that matched)
         if after is None and await self._kept_count(where) == 0:
             return []
-        rows = await self._one(f"{select}{where_sql} {q.LIST_ORDER}", params,
-                               where.tenant)
+        rows = await self._one(statement, params, where.tenant)
         return [job_from_row(r) for r in rows]
 
     async def count_jobs(self: Sessions, where: JobFilter, cap: int = 10_000) -> int:
@@ -117,8 +125,9 @@ class Reads(Counters):
             durations = [r[0] for r in await self._fetch(conn, q.DURATIONS, params)]
             [(clock,)] = await self._fetch(conn, q.CLOCK, params)
             finished = await self._finished(conn, tenant, first_minute(clock, 3600))
+            claimed = await _claimed(self, conn, tenant, now)
         return build_stats(counts, durations, outcomes(finished),
-                           sum(completed_last_minute(finished, clock).values()))
+                           sum(completed_last_minute(finished, clock).values()), claimed)
 
     async def queues(self: Sessions, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]:
@@ -129,8 +138,9 @@ class Reads(Counters):
             flags: dict[str, bool] = {r[0]: r[1] for r in await self._fetch(conn, q.QUEUE_FLAGS)}
             [(clock,)] = await self._fetch(conn, q.CLOCK, params)
             finished = await self._finished(conn, tenant, first_minute(clock, 60))
+            claimed = await _claimed(self, conn, tenant, now)
         return build_queue_infos(queue_rows(kept, oldest),
-                                 completed_last_minute(finished, clock), flags, clock)
+                                 completed_last_minute(finished, clock), flags, clock, claimed)
 
     async def workers(self: Sessions, now: float | None = None) -> list[WorkerInfo]:
         return [worker_from_row(r) for r in await self._one(q.WORKERS)]
@@ -157,6 +167,16 @@ class Reads(Counters):
             "old_errors": [old.errors for old, _ in swaps],
             "new_errors": [new.errors for _, new in swaps]})
         return sum(1 for (taken,) in rows if taken)
+
+
+async def _claimed(store: Sessions, conn: psycopg.AsyncConnection[Any], tenant: str | None,
+                   now: float | None) -> dict[str, int]:
+    """Live workers' claimed-ahead jobs by queue; none for a tenant's view (workers count
+    them by queue, not by tenant)."""
+    if tenant is not None:
+        return {}
+    return claimed_ahead(await store._fetch(conn, q.CLAIMED_AHEAD,
+                                            {"now": now, "fresh": CLAIMED_FRESH}))
 
 
 def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:

@@ -181,4 +181,4 @@ def job_from_row(r: tuple[Any, ...]) -> Job:
 def worker_from_row(r: tuple[Any, ...]) -> WorkerInfo:
     return WorkerInfo(id=r[0], host=r[1], pid=r[2], queues=tuple(filter(None, r[3].split(","))),
                       concurrency=r[4], started_at=r[5], heartbeat_at=r[6], running=r[7],
-                      claimed=r[8])
+                      claimed=r[8], claimed_queues=dict(r[9] or {}))

@@ -80,10 +80,12 @@ PAUSED_QUEUES = "SELECT name FROM conveyor_queues WHERE paused = 1"
 
 UPSERT_WORKER = """
 INSERT INTO conveyor_workers (id, host, pid, queues, concurrency, started_at, heartbeat_at,
-                              running, claimed)
-VALUES (:id, :host, :pid, :queues, :concurrency, :now, :now, :running, :claimed)
+                              running, claimed, claimed_queues)
+VALUES (:id, :host, :pid, :queues, :concurrency, :now, :now, :running, :claimed,
+        :claimed_queues)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-                               running = excluded.running, claimed = excluded.claimed"""
+                               running = excluded.running, claimed = excluded.claimed,
+                               claimed_queues = excluded.claimed_queues"""
 
 EXTEND_LEASES = """
 UPDATE conveyor_jobs SET lease_expires_at = :now + :lease_for
@@ -242,7 +244,12 @@ LIST_SELECT_LIGHT = ("SELECT " + JOB_COLUMNS.replace("payload,", "NULL,", 1)
                      .replace("progress_step, result, errors,", "NULL, NULL, NULL,", 1)
                      + " FROM conveyor_jobs")
 LIST_CLAUSES = {
-    "states": "state IN (SELECT value FROM json_each(:states))",
+    # literals from the JobState enum, in this place (filters.states_clause). `+state`: no
+    # index for the state, so a list walks the key newest first and stops at its LIMIT (the
+    # partial index of dead rows, say, would read and sort a tenth of the table first);
+    # but running jobs, few (the workers' slots), are read from their own index (0015)
+    "states": "+state",
+    "state:running": "state = 'running'",
     "retrying": "(state = 'scheduled' AND attempt > 0)",
     "queue": "queue = :queue",
     "task": "task = :task",
@@ -266,8 +273,13 @@ ORDER BY finished_at DESC LIMIT 5000"""
 
 QUEUE_FLAGS = "SELECT name, paused FROM conveyor_queues"
 
+# live workers' claimed-ahead jobs by queue (counting.claimed_ahead): a few rows, one a worker
+CLAIMED_AHEAD = """SELECT claimed_queues FROM conveyor_workers
+WHERE claimed > 0 AND heartbeat_at > :since"""
+
 WORKERS = """
-SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running, claimed
+SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running, claimed,
+       claimed_queues
 FROM conveyor_workers ORDER BY started_at"""
 
 # --- key rotation ----------------------------------------------------------------------------

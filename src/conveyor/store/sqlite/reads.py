@@ -11,10 +11,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from ...job import Job, JobFilter, QueueInfo, WorkerInfo
+from ...job import Job, JobFilter, JobState, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
+from ..budget import within_budget
 from ..counting import (
+    CLAIMED_FRESH,
+    claimed_ahead,
     completed_last_minute,
     dead_queues,
     first_minute,
@@ -74,11 +77,12 @@ class Reads(Counters):
         return list(dict.fromkeys(found))[:limit]
 
     async def dead_letters(self: Database, queue: str | None = None, tenant: str | None = None,
-                           after: str | None = None, limit: int = 50) -> list[Job]:
+                           after: str | None = None, limit: int = 50, *,
+                           budget: int | None = None) -> list[Job]:
         """Dead jobs, the latest to die first; `after`: the last id of the previous page."""
         params = {"queue": queue, "tenant": tenant, "after": after, "limit": limit}
         with self.db.read() as conn:
-            rows = conn.execute(q.DEAD_LETTERS, params).fetchall()
+            rows = within_budget(conn.execute(q.DEAD_LETTERS, params), budget, _body_bytes)
         return [job_from_row(r) for r in rows]
 
     async def dead_queues(self: Database, tenant: str | None = None) -> list[str]:
@@ -87,15 +91,17 @@ class Reads(Counters):
             return dead_queues(self._kept_rows(conn, tenant))
 
     async def list_jobs(self: Database, where: JobFilter, after: str | None = None,
-                        limit: int = 50, *, bodies: bool = True) -> list[Job]:
-        where_sql, params = _where(where, after, limit)
-        select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
+                        limit: int = 50, *, bodies: bool = True,
+                        budget: int | None = None) -> list[Job]:
+        sql, params = list_statement(where, after, limit, bodies)
         with self.db.read() as conn:
             # the counters know a filter that matches nothing: no walk of every id for it
             # (asked on the first page: a page after it has a job that matched)
             if after is None and self._kept_count(conn, where) == 0:
                 return []
-            rows = conn.execute(f"{select}{where_sql} {q.LIST_ORDER}", params).fetchall()
+            # stepped row by row: the rows past the budget are never read
+            rows = within_budget(conn.execute(sql, params), budget if bodies else None,
+                                 _body_bytes)
         return [job_from_row(r) for r in rows]
 
     async def count_jobs(self: Database, where: JobFilter, cap: int = 10_000) -> int:
@@ -114,8 +120,9 @@ class Reads(Counters):
             durations = [r[0] for r in conn.execute(
                 q.DURATIONS, {"since": now - 3600, "tenant": tenant})]
             finished = self._finished(conn, tenant, first_minute(now, 3600))
+            claimed = _claimed(conn, tenant, now)
         return build_stats(counts, durations, outcomes(finished),
-                           sum(completed_last_minute(finished, now).values()))
+                           sum(completed_last_minute(finished, now).values()), claimed)
 
     async def queues(self: Database, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]:
@@ -126,14 +133,16 @@ class Reads(Counters):
             throughput = completed_last_minute(
                 self._finished(conn, tenant, first_minute(now, 60)), now)
             flags = dict(conn.execute(q.QUEUE_FLAGS).fetchall())
-        return build_queue_infos(queue_rows(kept, oldest), throughput, flags, now)
+            claimed = _claimed(conn, tenant, now)
+        return build_queue_infos(queue_rows(kept, oldest), throughput, flags, now, claimed)
 
     async def workers(self: Database, now: float | None = None) -> list[WorkerInfo]:
         with self.db.read() as conn:
             rows = conn.execute(q.WORKERS).fetchall()
         return [WorkerInfo(id=r[0], host=r[1], pid=r[2],
                            queues=tuple(filter(None, r[3].split(","))), concurrency=r[4],
-                           started_at=r[5], heartbeat_at=r[6], running=r[7], claimed=r[8])
+                           started_at=r[5], heartbeat_at=r[6], running=r[7], claimed=r[8],
+                           claimed_queues=orjson.loads(r[9] or "{}"))
                 for r in rows]
 
     # --- key rotation ---------------------------------------------------------------------
@@ -156,10 +165,40 @@ class Reads(Counters):
                 for old, new in swaps)
 
 
+def list_statement(where: JobFilter, after: str | None, limit: int,
+                   bodies: bool = True) -> tuple[str, dict[str, Any]]:
+    """A page's SELECT and its parameters, its plan pinned where the planner would guess
+    wrong without statistics of the moment: a batch's jobs from their index (0015), not a
+    walk of the key; running jobs (only as many as the workers' slots) from their own index
+    (0015), newest first, not a walk of the key past millions of finished jobs."""
+    where_sql, params = _where(where, after, limit)
+    select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
+    if where.batch_id:
+        select += " INDEXED BY conveyor_jobs_batch"
+    elif tuple(where.states) == (JobState.RUNNING,) and not where.retrying:
+        select += " INDEXED BY conveyor_jobs_running_ids"  # its predicate: state = 'running'
+
+    return f"{select}{where_sql} {q.LIST_ORDER}", params
+
+
 def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:
     """The WHERE clause of a list or count, and its parameters."""
     return where_clause(where, after, limit, q.LIST_CLAUSES,
                         lambda values: orjson.dumps(values).decode())
+
+
+def _claimed(conn: sqlite3.Connection, tenant: str | None, now: float) -> dict[str, int]:
+    """Live workers' claimed-ahead jobs by queue; none for a tenant's view (workers count
+    them by queue, not by tenant)."""
+    if tenant is not None:
+        return {}
+    return claimed_ahead(conn.execute(q.CLAIMED_AHEAD, {"since": now - CLAIMED_FRESH})
+                         .fetchall())
+
+
+def _body_bytes(row: tuple[Any, ...]) -> int:
+    """A job row's stored bodies: payload, progress step, result and errors."""
+    return sum(len(row[at]) for at in (3, 17, 18, 19) if row[at] is not None)
 
 
 def _all_taken(row: tuple[Any, ...] | None) -> int:
