@@ -40,7 +40,7 @@ def test_queues_show_running_apart_from_claimed_ahead(live: Live, admin: httpx.C
             overview = page.get("/").text
         for html in (queues_page, overview):
             row = next(r for r in html.split("<tr") if f">{queue}<" in r)
-            assert re.search(r'data-label="Running">1 <span[^>]*data-claimed="2"[^>]*>'
+            assert re.search(r'data-label="Running"><span>1 <span[^>]*data-claimed="2"[^>]*>'
                              r"\(\+2 claimed\)", row), row
         cards = overview.split('id="states-h"')[1].split("</section>")[0]
         assert re.search(r'running.*data-claimed="2"', cards.split("/jobs?state=completed")[0],
