@@ -47,6 +47,18 @@ ensure_faketime() {  # libfaketime, for the multi-host test of a worker whose cl
   compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null
 }
 
+run_split() {  # the minute-long tests (mostly waiting) in a second pytest beside the rest
+  local long_log rc=0 long_rc=0 long_pid
+  long_log="$(mktemp)"
+  "$venv/bin/python" -m pytest "$here/tests" -m long -p no:cacheprovider >"$long_log" 2>&1 &
+  long_pid=$!
+  "$venv/bin/python" -m pytest "$here/tests" -m "not long" || rc=$?
+  wait "$long_pid" || long_rc=$?
+  echo "---- the long tests (run beside the rest) ----"
+  cat "$long_log"; rm -f "$long_log"
+  [ "$rc" -eq 0 ] && [ "$long_rc" -eq 0 ]
+}
+
 case "${1:-}" in
   demo)
     shift; setup
@@ -64,7 +76,8 @@ case "${1:-}" in
     fi
     "$venv/bin/ruff" check "$here/src" "$here/tests" "$here/bench"
     (cd "$here" && "$venv/bin/mypy")
-    exec "$venv/bin/python" -m pytest "$here/tests" "$@" ;;
+    if [ "$#" -gt 0 ]; then exec "$venv/bin/python" -m pytest "$here/tests" "$@"; fi
+    run_split ;;
   *)
     echo "usage: ./run.sh demo | ./run.sh test [pytest args]" >&2; exit 2 ;;
 esac

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.system
 
 
+@pytest.mark.long
 @pytest.mark.timeout(300)
 def test_a_minute_of_mixed_load_loses_nothing_and_leaks_nothing(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"

@@ -195,6 +195,7 @@ def busiest(times: list[float], window: float = 1.0) -> int:
     return most
 
 
+@pytest.mark.long
 def test_a_rate_of_50_a_second_for_60_s_starts_within_2_percent(
         cluster: tuple[Cluster, int], request: pytest.FixtureRequest) -> None:
     """Issue 14: 50 starts a second held for 60 s with real workers. The store's claim times
