@@ -1,7 +1,8 @@
 """The attempt history's pending rows: a settle writes its attempts there only (no attempts
 row, no rollup, in the settle's own trip); fold_history moves them into the attempts and
 the rollups exactly once, in bounded batches, however many folders run at once; every
-history read folds first, so reads are exact; history retention is unchanged."""
+history read folds first, or (task_analytics, the dashboard's charts) sums the pending rows
+beside the rollups without writing, so reads are exact; history retention is unchanged."""
 
 from __future__ import annotations
 
@@ -113,6 +114,22 @@ async def test_reads_see_attempts_not_yet_folded(store: Store) -> None:
     [worker] = [w for w in await store.worker_analytics(ALL) if w.worker_id == "worker-1"]
     assert worker.attempts == 30
     assert await rows_in(store, ATTEMPTS) == 30 and await rollup_total(store) == 30
+
+
+async def test_task_analytics_sums_pending_rows_without_folding(store: Store) -> None:
+    await settle_many(store, 10)
+    assert await fold_all(store) == 10
+    await settle_many(store, 5, at=T0 + 120)    # pending, two minutes on
+    await settle_many(store, 5, at=T0 + 7200)   # pending, past the hour read below
+    windows = [(ALL, 120), (TimeRange(T0 - 86400, T0 + 3600), 30),   # minute, hour
+               (TimeRange(T0 - 30 * 86400, T0 + 3600), 30)]          # and day rollups
+    unfolded = [await store.task_analytics(w, points) for w, points in windows]
+    assert await rows_in(store, PENDING) == 10, "a read, not a fold"
+    [summary] = unfolded[0]
+    assert (summary.counts["completed"], summary.counts["dead"]) == (12, 3)
+    assert sum(summary.series) == 15 and summary.series[60] == 10 and summary.series[62] == 5
+    assert await fold_all(store) == 10
+    assert [await store.task_analytics(w, points) for w, points in windows] == unfolded
 
 
 async def test_a_rescued_attempt_is_pending_then_folded(store: Store) -> None:

@@ -6,6 +6,7 @@ compares an optional parameter with NULL casts it, so PostgreSQL knows its type.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ..history.rollup import BUCKET_COLUMNS, OUTCOMES
 from .history_rows import ATTEMPT_COLUMNS
@@ -56,15 +57,33 @@ _SCOPE = """
   AND (CAST(%(task)s AS TEXT) IS NULL OR task = %(task)s)
   AND (CAST(%(queue)s AS TEXT) IS NULL OR queue = %(queue)s)"""
 
-# Per point of the range and (task, queue): the summed counts, time and histogram.
-TASK_ROLLUPS = (
-    "SELECT (minute - %(first_minute)s) / %(minutes_per_point)s AS point, task, queue, "
-    + ", ".join(f"sum({c})" if c == "duration_sum" else f"CAST(sum({c}) AS BIGINT)"
-                for c in _ADDED)
-    + " FROM {schema}.conveyor_rollups WHERE width = %(width)s AND minute >= %(first_minute)s "
-    "AND minute < %(end_minute)s" + _SCOPE.replace("tenant = %(tenant)s",
-                                                   "tenant = coalesce(%(tenant)s, '')")
-    + " GROUP BY 1, task, queue")
+# Per point of the range and (task, queue): the summed counts, time and histogram, of the
+# folded rollups and of the pending attempts not folded yet (a second or so of them:
+# maintenance folds), in one statement, so one snapshot: a row is pending or folded, never
+# both. Exact without a fold (a write, waiting for the write lock) before each read.
+_TASK_SCOPE = _SCOPE.replace("tenant = %(tenant)s", "tenant = coalesce(%(tenant)s, '')")
+_PENDING_SUMS = ", ".join([f"CASE WHEN a.outcome = '{o}' THEN 1 ELSE 0 END" for o in OUTCOMES]
+                          + ["a.duration"]
+                          + [f"CASE WHEN a.bucket = {i} THEN 1 ELSE 0 END"
+                             for i in range(len(BUCKET_COLUMNS))])
+
+
+def task_rollups(floor: Callable[[str], str]) -> str:
+    """TASK_ROLLUPS in a dialect: `floor` truncates a positive number to an integer."""
+    minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
+    pending = (f"SELECT {minute} AS minute, a.task, a.queue, {_PENDING_SUMS} "
+               "FROM {schema}.conveyor_attempts_pending AS a WHERE "
+               f"{minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
+               + _TASK_SCOPE.replace("tenant =", "coalesce(a.tenant, '') =")
+               .replace(" task =", " a.task =").replace(" queue =", " a.queue ="))
+    folded = (f"SELECT minute, task, queue, {', '.join(_ADDED)} "
+              "FROM {schema}.conveyor_rollups WHERE width = %(width)s "
+              "AND minute >= %(first_minute)s AND minute < %(end_minute)s" + _TASK_SCOPE)
+    return ("SELECT (minute - %(first_minute)s) / %(minutes_per_point)s AS point, task, queue, "
+            + ", ".join(f"sum({c})" if c == "duration_sum" else f"CAST(sum({c}) AS BIGINT)"
+                        for c in _ADDED)
+            + f" FROM ({folded} UNION ALL {pending}) AS r GROUP BY 1, task, queue")
+
 
 _INFO = ("job_id, attempt, task, queue, tenant, worker_id, started_at, duration, outcome, cpu, "
          "rss, host, error_type, error_message, fingerprint")
