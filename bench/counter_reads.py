@@ -6,9 +6,10 @@ calls timed in this process (stats, queues, workers), the rows they touch, and a
 2. Start 2 `conveyor worker` processes; time everything again while they drain.
 Per round, in this order: each HTTP read once, each store call once, each probe once; p50/p95
 over --rounds rounds. Rows touched: the durations read's rows (jobs completed in the last
-hour, at most 5,000), on PostgreSQL the unfolded delta rows (live and dead: what a read sums
-or walks). The CPU probe is a fixed pure-Python loop (about 1 ms alone): its wall time over
-its idle time is how long a runnable thread waits for a core on this machine.
+hour, at most 5,000), the attempt history's pending rows and minute rollups of the last hour
+(what the throughput charts sum), on PostgreSQL the unfolded delta rows (live and dead: what
+a read sums or walks). The CPU probe is a fixed pure-Python loop (about 1 ms alone): its
+wall time over its idle time is how long a runnable thread waits for a core on this machine.
 
     .venv/bin/python bench/counter_reads.py --store sqlite --jobs 1000000
     .venv/bin/python bench/counter_reads.py --store postgres --jobs 2000000 --load-budget 120
@@ -49,7 +50,10 @@ PAGES = [("overview", "/"), ("metrics", "/metrics"), ("queues page", "/queues"),
 SQLITE_ROWS = {
     "durations rows": """SELECT count(*) FROM (SELECT 1 FROM conveyor_jobs
         INDEXED BY conveyor_jobs_finished WHERE finished_at > :since AND state = 'completed'
-        AND started_at IS NOT NULL LIMIT 5000)"""}
+        AND started_at IS NOT NULL LIMIT 5000)""",
+    "pending attempt rows": "SELECT count(*) FROM conveyor_attempts_pending",
+    "minute rollup rows, last hour": """SELECT count(*) FROM conveyor_rollups
+        WHERE width = 60 AND minute >= CAST(:since / 60 AS INTEGER)"""}
 PG_ROWS = {
     "durations rows": """SELECT count(*) FROM (SELECT 1 FROM {schema}.conveyor_jobs
         WHERE finished_at > %(since)s AND state = 'completed' AND started_at IS NOT NULL
@@ -57,7 +61,10 @@ PG_ROWS = {
     "count delta rows": "SELECT count(*) FROM {schema}.conveyor_count_deltas",
     "count delta dead rows": """SELECT n_dead_tup FROM pg_stat_user_tables
         WHERE schemaname = '{raw}' AND relname = 'conveyor_count_deltas'""",
-    "finished delta rows": "SELECT count(*) FROM {schema}.conveyor_finished_deltas"}
+    "finished delta rows": "SELECT count(*) FROM {schema}.conveyor_finished_deltas",
+    "pending attempt rows": "SELECT count(*) FROM {schema}.conveyor_attempts_pending",
+    "minute rollup rows, last hour": """SELECT count(*) FROM {schema}.conveyor_rollups
+        WHERE width = 60 AND minute >= floor(%(since)s / 60)"""}
 
 
 def cpu_probe() -> float:
