@@ -28,7 +28,8 @@ def _scope(window: TimeRange) -> dict[str, Any]:
 
 
 class HistoryReads:
-    _task_rollups: str  # history_sql.task_rollups in the store's dialect
+    # history_sql.task_rollups in the store's dialect: (a tenant's, all tenants')
+    _task_rollups: tuple[str, str]
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> Rows:
         raise NotImplementedError
@@ -69,7 +70,7 @@ class HistoryReads:
         points = -(-(end - first) // per)
         params = {**_scope(window), "first_minute": first, "end_minute": end,
                   "minutes_per_point": per, "width": width}
-        rows = await self._history_rows(self._task_rollups, params)
+        rows = await self._history_rows(self._task_rollups[window.tenant is None], params)
         return task_summaries(rows, points)
 
     async def slow_attempts(self, window: TimeRange, limit: int = 20) -> list[AttemptInfo]:
@@ -179,6 +180,7 @@ class HistoryReads:
         await self._fold_pending()
         count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
                                                               "limit": limit})
-        for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS, hq.PRUNE_ERROR_ROLLUPS):
+        for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_ALL_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS,
+                         hq.PRUNE_ERROR_ROLLUPS):
             await self._history_count(template, {"before_minute": int(rollups_before // 60)})
         return count

@@ -29,6 +29,14 @@ UPSERT_ROLLUP = (
     "ON CONFLICT (width, minute, task, queue, tenant) DO UPDATE SET "
     + ", ".join(f"{c} = r.{c} + excluded.{c}" for c in _ADDED))
 
+# all tenants' sums (migration 0016): the same, without the tenant
+ALL_ROLLUP_COLUMNS = ("width", "minute", "task", "queue", *_ADDED)
+UPSERT_ALL_ROLLUP = (
+    f"INSERT INTO {{schema}}.conveyor_rollups_all AS r ({', '.join(ALL_ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in ALL_ROLLUP_COLUMNS)}) "
+    "ON CONFLICT (width, minute, task, queue) DO UPDATE SET "
+    + ", ".join(f"{c} = r.{c} + excluded.{c}" for c in _ADDED))
+
 WORKER_ROLLUP_COLUMNS = ("hour", "worker_id", "tenant", "host", "pid", "attempts", "failures",
                          "busy", "cpu", "peak_rss")
 UPSERT_WORKER_ROLLUP = (
@@ -68,17 +76,23 @@ _PENDING_SUMS = ", ".join([f"CASE WHEN a.outcome = '{o}' THEN 1 ELSE 0 END" for 
                              for i in range(len(BUCKET_COLUMNS))])
 
 
-def task_rollups(floor: Callable[[str], str]) -> str:
-    """TASK_ROLLUPS in a dialect: `floor` truncates a positive number to an integer."""
+def task_rollups(floor: Callable[[str], str], every_tenant: bool = False) -> str:
+    """TASK_ROLLUPS in a dialect (`floor` truncates a positive number to an integer): of the
+    range's tenant, or, `every_tenant`, of all tenants summed (conveyor_rollups_all, 0016:
+    a row per minute, task and queue, not one per tenant too)."""
     minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
+    scope = _TASK_SCOPE
+    if every_tenant:
+        scope = "\n".join(line for line in _TASK_SCOPE.splitlines() if "tenant" not in line)
     pending = (f"SELECT {minute} AS minute, a.task, a.queue, {_PENDING_SUMS} "
                "FROM {schema}.conveyor_attempts_pending AS a WHERE "
                f"{minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
-               + _TASK_SCOPE.replace("tenant =", "coalesce(a.tenant, '') =")
+               + scope.replace("tenant =", "coalesce(a.tenant, '') =")
                .replace(" task =", " a.task =").replace(" queue =", " a.queue ="))
-    folded = (f"SELECT minute, task, queue, {', '.join(_ADDED)} "
-              "FROM {schema}.conveyor_rollups WHERE width = %(width)s "
-              "AND minute >= %(first_minute)s AND minute < %(end_minute)s" + _TASK_SCOPE)
+    folded = (f"SELECT minute, task, queue, {', '.join(_ADDED)} FROM {{schema}}."
+              f"{'conveyor_rollups_all' if every_tenant else 'conveyor_rollups'} "
+              "WHERE width = %(width)s AND minute >= %(first_minute)s "
+              "AND minute < %(end_minute)s" + scope)
     return ("SELECT (minute - %(first_minute)s) / %(minutes_per_point)s AS point, task, queue, "
             + ", ".join(f"sum({c})" if c == "duration_sum" else f"CAST(sum({c}) AS BIGINT)"
                         for c in _ADDED)
@@ -165,6 +179,8 @@ DELETE FROM {schema}.conveyor_attempts WHERE id IN (
     SELECT id FROM {schema}.conveyor_attempts WHERE ended_at < %(before)s LIMIT %(limit)s)"""
 
 PRUNE_ROLLUPS = "DELETE FROM {schema}.conveyor_rollups WHERE minute < %(before_minute)s"
+PRUNE_ALL_ROLLUPS = ("DELETE FROM {schema}.conveyor_rollups_all "
+                     "WHERE minute < %(before_minute)s")
 PRUNE_ERROR_ROLLUPS = ("DELETE FROM {schema}.conveyor_error_rollups "
                        "WHERE minute < %(before_minute)s")
 PRUNE_WORKER_ROLLUPS = ("DELETE FROM {schema}.conveyor_worker_rollups "
