@@ -70,10 +70,10 @@ _SCOPE = """
 # maintenance folds), in one statement, so one snapshot: a row is pending or folded, never
 # both. Exact without a fold (a write, waiting for the write lock) before each read.
 _TASK_SCOPE = _SCOPE.replace("tenant = %(tenant)s", "tenant = coalesce(%(tenant)s, '')")
-_PENDING_SUMS = ", ".join([f"CASE WHEN a.outcome = '{o}' THEN 1 ELSE 0 END" for o in OUTCOMES]
-                          + ["a.duration"]
-                          + [f"CASE WHEN a.bucket = {i} THEN 1 ELSE 0 END"
-                             for i in range(len(BUCKET_COLUMNS))])
+_PENDING_SUMS = ", ".join(  # over `k`: pending rows first counted per minute, key, outcome, bucket
+    [f"sum(CASE WHEN k.outcome = '{o}' THEN k.n ELSE 0 END)" for o in OUTCOMES]
+    + ["sum(k.duration)"]
+    + [f"sum(CASE WHEN k.bucket = {i} THEN k.n ELSE 0 END)" for i in range(len(BUCKET_COLUMNS))])
 
 
 def task_rollups(floor: Callable[[str], str], every_tenant: bool = False) -> str:
@@ -84,11 +84,13 @@ def task_rollups(floor: Callable[[str], str], every_tenant: bool = False) -> str
     scope = _TASK_SCOPE
     if every_tenant:
         scope = "\n".join(line for line in _TASK_SCOPE.splitlines() if "tenant" not in line)
-    pending = (f"SELECT {minute} AS minute, a.task, a.queue, {_PENDING_SUMS} "
-               "FROM {schema}.conveyor_attempts_pending AS a WHERE "
-               f"{minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
+    pending = (f"SELECT k.minute, k.task, k.queue, {_PENDING_SUMS} FROM (SELECT {minute} AS "
+               "minute, a.task, a.queue, a.outcome, a.bucket, count(*) AS n, "
+               "sum(a.duration) AS duration FROM {schema}.conveyor_attempts_pending AS a "
+               f"WHERE {minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
                + scope.replace("tenant =", "coalesce(a.tenant, '') =")
-               .replace(" task =", " a.task =").replace(" queue =", " a.queue ="))
+               .replace(" task =", " a.task =").replace(" queue =", " a.queue =")
+               + " GROUP BY 1, 2, 3, 4, 5) AS k GROUP BY 1, 2, 3")
     folded = (f"SELECT minute, task, queue, {', '.join(_ADDED)} FROM {{schema}}."
               f"{'conveyor_rollups_all' if every_tenant else 'conveyor_rollups'} "
               "WHERE width = %(width)s AND minute >= %(first_minute)s "
