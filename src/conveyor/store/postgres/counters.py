@@ -121,8 +121,10 @@ ON CONFLICT (minute, queue, state, retried) DO UPDATE SET n = total.n + excluded
 # The deltas live a second: every fold leaves the table's rows dead, and a read that sums
 # the deltas walks dead rows until a vacuum (10M jobs loaded, then folded: 100 ms per read).
 # Vacuumed after a fold that moved anything, at most every VACUUM_EVERY seconds per store,
-# not at autovacuum's pace; a vacuum that would wait for a lock is skipped.
-VACUUM_EVERY = 10.0
+# not at autovacuum's pace; a vacuum that would wait for a lock is skipped. Every 2 s, not
+# 10: 2 workers draining 2M jobs left 18,000-50,000 dead delta rows for every counter read
+# to walk at 10 s (bench/counter_reads.py, 2026-12-05 stop 24).
+VACUUM_EVERY = 2.0
 VACUUM_DELTAS = ("VACUUM (SKIP_LOCKED) {schema}.conveyor_count_deltas, "
                  "{schema}.conveyor_finished_deltas")
 DROP_FINISHED = """
