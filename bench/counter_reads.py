@@ -75,6 +75,22 @@ def cpu_probe() -> float:
     return (time.perf_counter() - began) * 1000
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_share(processes: Processes, seconds: float = 10.0) -> str:
+    """Each process's CPU (% of one core) over `seconds` with no request: the server's is
+    what the event feed (metrics, chart history) and its sampler cost it while jobs move."""
+    pids = {name: proc.pid for name, proc in processes.procs.items()}
+    first = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    time.sleep(seconds)
+    return ", ".join(f"{name} {(cpu_seconds(pid) - first[name]) / seconds * 100:.0f} %"
+                     for name, pid in pids.items())
+
+
 def timed(fn: Callable[[], Any]) -> float:
     began = time.perf_counter()
     fn()
@@ -166,12 +182,14 @@ def main() -> None:
                                 ",".join(QUEUES), "--concurrency", "20")
             time.sleep(5)
             busy = measure(client, app, rows, args.rounds)
+            share = server_share(processes)
             print(f"uptime: {uptime()}\n\n{args.rounds} rounds each (ms, or rows)\n")
             print("| measure | idle p50 | idle p95 | draining p50 | draining p95 |")
             print("| --- | --: | --: | --: | --: |")
             for label, (p50, p95) in idle.items():
                 b50, b95 = busy[label]
                 print(f"| {label} | {p50:.1f} | {p95:.1f} | {b50:.1f} | {b95:.1f} |")
+            print(f"\nCPU over 10 s of the drain with no request (% of a core): {share}")
     finally:
         processes.stop(*list(processes.procs))
         app.close()
