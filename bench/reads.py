@@ -178,9 +178,12 @@ def reads(client: httpx.Client) -> list[tuple[str, str]]:
     return pages + lists
 
 
-def time_reads(client: httpx.Client, requests: int) -> dict[str, tuple[float, float]]:
+def time_reads(client: httpx.Client, requests: int,
+               only: set[str] | None = None) -> dict[str, tuple[float, float]]:
     timed = {}
     for label, path in reads(client):
+        if only and label not in only:
+            continue
         took = []
         for _ in range(requests):
             began = time.perf_counter()
@@ -252,6 +255,8 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--only", default="", help="comma-separated labels of the reads to "
+                        "time, e.g. 'overview,metrics' (default: all)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="conveyor-reads-"))
     schema = f"bench_reads_{os.getpid()}"
@@ -276,13 +281,14 @@ def main() -> None:
         processes.start("serve", "serve", "--port", str(args.port))
         with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=60) as client:
             wait_up(client)
-            time_reads(client, 2)  # warm: templates, caches, prepared statements
-            idle = time_reads(client, args.requests)
+            only = set(filter(None, args.only.split(",")))
+            time_reads(client, 2, only)  # warm: templates, caches, prepared statements
+            idle = time_reads(client, args.requests, only)
             for n in range(2):
                 processes.start(f"worker{n}", "worker", "--app", "reads_app:app", "--queues",
                                 ",".join(QUEUES), "--concurrency", "20")
             time.sleep(5)
-            busy = time_reads(client, max(5, args.requests // 2))
+            busy = time_reads(client, max(5, args.requests // 2), only)
             rates: dict[bool, list[float]] = {False: [], True: []}
             for _ in range(args.rounds):
                 for refresh in (False, True):

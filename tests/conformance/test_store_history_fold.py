@@ -1,7 +1,8 @@
 """The attempt history's pending rows: a settle writes its attempts there only (no attempts
 row, no rollup, in the settle's own trip); fold_history moves them into the attempts and
 the rollups exactly once, in bounded batches, however many folders run at once; every
-history read folds first, so reads are exact; history retention is unchanged."""
+history read folds first, or (task_analytics, the dashboard's charts) sums the pending rows
+beside the rollups without writing, so reads are exact; history retention is unchanged."""
 
 from __future__ import annotations
 
@@ -113,6 +114,46 @@ async def test_reads_see_attempts_not_yet_folded(store: Store) -> None:
     [worker] = [w for w in await store.worker_analytics(ALL) if w.worker_id == "worker-1"]
     assert worker.attempts == 30
     assert await rows_in(store, ATTEMPTS) == 30 and await rollup_total(store) == 30
+
+
+async def test_task_analytics_sums_pending_rows_without_folding(store: Store) -> None:
+    await settle_many(store, 10)
+    assert await fold_all(store) == 10
+    await settle_many(store, 5, at=T0 + 120)    # pending, two minutes on
+    await settle_many(store, 5, at=T0 + 7200)   # pending, past the hour read below
+    windows = [(ALL, 120), (TimeRange(T0 - 86400, T0 + 3600), 30),   # minute, hour
+               (TimeRange(T0 - 30 * 86400, T0 + 3600), 30)]          # and day rollups
+    unfolded = [await store.task_analytics(w, points) for w, points in windows]
+    assert await rows_in(store, PENDING) == 10, "a read, not a fold"
+    [summary] = unfolded[0]
+    assert (summary.counts["completed"], summary.counts["dead"]) == (12, 3)
+    assert sum(summary.series) == 15 and summary.series[60] == 10 and summary.series[62] == 5
+    assert await fold_all(store) == 10
+    assert [await store.task_analytics(w, points) for w, points in windows] == unfolded
+
+
+async def test_all_tenants_figures_are_kept_apart_summed(store: Store) -> None:
+    """task_analytics without a tenant reads all tenants' own rollups (0016): one row per
+    width, minute, task and queue, however many tenants; the same sums as each tenant's."""
+    for tenant, count in (("acme", 3), ("globex", 2), (None, 1)):
+        await store.enqueue_many([new_job(tenant=tenant, max_attempts=1)
+                                  for _ in range(count)], now=T0)
+        jobs = await store.claim(None, "worker-1", count, LEASE, now=T0)
+        assert await store.settle([Complete(j.lease, attempt=record(j)) for j in jobs],
+                                  now=T0 + 1) == [True] * count
+    await fold_all(store)
+    assert await rows_in(store, "conveyor_rollups_all") == 3  # minute, hour, day
+    assert await rows_in(store, "conveyor_rollups") == 9      # and per tenant
+    await settle_many(store, 4, at=T0 + 60)                    # pending, untenanted
+    days = TimeRange(T0 - 30 * 86400, T0 + 3600)
+    for window in (ALL, TimeRange(T0 - 86400, T0 + 3600), days):
+        [every] = await store.task_analytics(window)
+        assert (every.total, every.counts["completed"], every.counts["dead"]) == (10, 9, 1)
+        for tenant, total in (("acme", 3), ("globex", 2)):
+            [own] = await store.task_analytics(TimeRange(window.start, window.end, tenant=tenant))
+            assert own.total == total
+    assert await store.prune_history(T0 + 7 * 86400, T0 + 7 * 86400) >= 0
+    assert await rows_in(store, "conveyor_rollups_all") == 0, "pruned with the rollups"
 
 
 async def test_a_rescued_attempt_is_pending_then_folded(store: Store) -> None:

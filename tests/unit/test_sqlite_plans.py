@@ -175,3 +175,15 @@ def test_list_filters_take_their_pinned_plans(tmp_path: Path) -> None:
         assert running == "SCAN conveyor_jobs USING INDEX conveyor_jobs_running_ids", running
     finally:
         conn.close()
+
+
+def test_the_stats_durations_read_the_finished_index_alone(tmp_path: Path) -> None:
+    """The last hour's durations (stats) walk conveyor_jobs_finished, which carries every
+    column they read (0016): no lookup of each job's row, for the tenants' stats too."""
+    conn = migrated(tmp_path / "durations.db")
+    try:
+        for tenant in (None, "acme"):
+            found = plan(conn, q.DURATIONS, {"since": 0.0, "tenant": tenant})
+            assert "COVERING INDEX conveyor_jobs_finished" in found, found
+    finally:
+        conn.close()

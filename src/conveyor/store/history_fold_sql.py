@@ -39,9 +39,9 @@ def _tail(upsert: str) -> str:
 
 
 def fold_statements(source: str, floor: Callable[[str], str]) -> tuple[str, ...]:
-    """(attempts insert, task rollups, worker rollups, error-group rollups), each over the
-    rows of `source` (a table expression aliased `a`). Every SELECT has a WHERE: SQLite
-    needs one before an upsert's ON CONFLICT."""
+    """(attempts insert, task rollups, worker rollups, error-group rollups, all tenants' task
+    rollups), each over the rows of `source` (a table expression aliased `a`). Every SELECT
+    has a WHERE: SQLite needs one before an upsert's ON CONFLICT."""
     at = f"{floor('a.ended_at / w.width')} * w.width / 60"  # a width's first minute
     return (
         f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(hq.ATTEMPT_COLUMNS)}) "
@@ -62,4 +62,10 @@ def fold_statements(source: str, floor: Callable[[str], str]) -> tuple[str, ...]
         "a.task, a.queue, coalesce(a.tenant, ''), count(*), min(a.ended_at), max(a.ended_at) "
         f"FROM {source} CROSS JOIN {_widths(3600, 86400)} WHERE a.fingerprint IS NOT NULL "
         f"GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {_tail(hq.UPSERT_ERROR_ROLLUP)}",
+        f"{_head(hq.UPSERT_ALL_ROLLUP)} SELECT w.width, k.minute * 60 / w.width * w.width / 60, "
+        f"k.task, k.queue, {_SUMS} FROM (SELECT {floor('a.ended_at / 60')} AS minute, "
+        "a.task, a.queue, a.outcome, a.bucket, CAST(count(*) AS INTEGER) AS n, "
+        f"sum(a.duration) AS duration FROM {source} WHERE true GROUP BY 1, 2, 3, 4, 5) AS k "
+        f"CROSS JOIN {_widths(60, 3600, 86400)} WHERE true "
+        f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 {_tail(hq.UPSERT_ALL_ROLLUP)}",
     )

@@ -3,7 +3,9 @@ attempts), a job's attempts, the dead jobs of an error group, and history prunin
 logic lives here once; each store supplies `_history_rows` (run one statement of
 history_sql.py, return its rows) and `_history_count` (run one, return the rows changed),
 and `fold_history` (a settle writes pending rows only; every read here folds them first,
-so each read is exact, however long ago maintenance last folded)."""
+so each read is exact, however long ago maintenance last folded), but task_analytics, which
+the dashboard's charts read every refresh: it sums the pending rows beside the rollups in
+one statement (`_task_rollups`, history_sql.task_rollups), exact without a write."""
 
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ def _scope(window: TimeRange) -> dict[str, Any]:
 
 
 class HistoryReads:
+    # history_sql.task_rollups in the store's dialect: (a tenant's, all tenants')
+    _task_rollups: tuple[str, str]
+
     async def _history_rows(self, template: str, params: dict[str, Any]) -> Rows:
         raise NotImplementedError
 
@@ -54,8 +59,8 @@ class HistoryReads:
         """Per (task, queue) over the range, from the rollups: counts by outcome, p50/p95/p99
         and about `points` buckets of attempts and failures (for sparklines). From 12 hours
         on, hour rollups are summed (from 20 days, day rollups): the range then starts at
-        its first whole hour (day, UTC), and a point is a whole number of them."""
-        await self._fold_pending()
+        its first whole hour (day, UTC), and a point is a whole number of them. The
+        pending attempts are summed with the rollups, not folded first (a write)."""
         span = window.end - window.start
         width = 86400 if span >= 20 * 86400 else 3600 if span >= 12 * 3600 else 60
         first = int(window.start // width) * width // 60
@@ -65,7 +70,7 @@ class HistoryReads:
         points = -(-(end - first) // per)
         params = {**_scope(window), "first_minute": first, "end_minute": end,
                   "minutes_per_point": per, "width": width}
-        rows = await self._history_rows(hq.TASK_ROLLUPS, params)
+        rows = await self._history_rows(self._task_rollups[window.tenant is None], params)
         return task_summaries(rows, points)
 
     async def slow_attempts(self, window: TimeRange, limit: int = 20) -> list[AttemptInfo]:
@@ -175,6 +180,7 @@ class HistoryReads:
         await self._fold_pending()
         count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
                                                               "limit": limit})
-        for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS, hq.PRUNE_ERROR_ROLLUPS):
+        for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_ALL_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS,
+                         hq.PRUNE_ERROR_ROLLUPS):
             await self._history_count(template, {"before_minute": int(rollups_before // 60)})
         return count

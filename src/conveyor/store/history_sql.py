@@ -6,6 +6,7 @@ compares an optional parameter with NULL casts it, so PostgreSQL knows its type.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ..history.rollup import BUCKET_COLUMNS, OUTCOMES
 from .history_rows import ATTEMPT_COLUMNS
@@ -26,6 +27,14 @@ UPSERT_ROLLUP = (
     f"INSERT INTO {{schema}}.conveyor_rollups AS r ({', '.join(ROLLUP_COLUMNS)}) "
     f"VALUES ({', '.join(f'%({c})s' for c in ROLLUP_COLUMNS)}) "
     "ON CONFLICT (width, minute, task, queue, tenant) DO UPDATE SET "
+    + ", ".join(f"{c} = r.{c} + excluded.{c}" for c in _ADDED))
+
+# all tenants' sums (migration 0016): the same, without the tenant
+ALL_ROLLUP_COLUMNS = ("width", "minute", "task", "queue", *_ADDED)
+UPSERT_ALL_ROLLUP = (
+    f"INSERT INTO {{schema}}.conveyor_rollups_all AS r ({', '.join(ALL_ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in ALL_ROLLUP_COLUMNS)}) "
+    "ON CONFLICT (width, minute, task, queue) DO UPDATE SET "
     + ", ".join(f"{c} = r.{c} + excluded.{c}" for c in _ADDED))
 
 WORKER_ROLLUP_COLUMNS = ("hour", "worker_id", "tenant", "host", "pid", "attempts", "failures",
@@ -56,15 +65,41 @@ _SCOPE = """
   AND (CAST(%(task)s AS TEXT) IS NULL OR task = %(task)s)
   AND (CAST(%(queue)s AS TEXT) IS NULL OR queue = %(queue)s)"""
 
-# Per point of the range and (task, queue): the summed counts, time and histogram.
-TASK_ROLLUPS = (
-    "SELECT (minute - %(first_minute)s) / %(minutes_per_point)s AS point, task, queue, "
-    + ", ".join(f"sum({c})" if c == "duration_sum" else f"CAST(sum({c}) AS BIGINT)"
-                for c in _ADDED)
-    + " FROM {schema}.conveyor_rollups WHERE width = %(width)s AND minute >= %(first_minute)s "
-    "AND minute < %(end_minute)s" + _SCOPE.replace("tenant = %(tenant)s",
-                                                   "tenant = coalesce(%(tenant)s, '')")
-    + " GROUP BY 1, task, queue")
+# Per point of the range and (task, queue): the summed counts, time and histogram, of the
+# folded rollups and of the pending attempts not folded yet (a second or so of them:
+# maintenance folds), in one statement, so one snapshot: a row is pending or folded, never
+# both. Exact without a fold (a write, waiting for the write lock) before each read.
+_TASK_SCOPE = _SCOPE.replace("tenant = %(tenant)s", "tenant = coalesce(%(tenant)s, '')")
+_PENDING_SUMS = ", ".join(  # over `k`: pending rows first counted per minute, key, outcome, bucket
+    [f"sum(CASE WHEN k.outcome = '{o}' THEN k.n ELSE 0 END)" for o in OUTCOMES]
+    + ["sum(k.duration)"]
+    + [f"sum(CASE WHEN k.bucket = {i} THEN k.n ELSE 0 END)" for i in range(len(BUCKET_COLUMNS))])
+
+
+def task_rollups(floor: Callable[[str], str], every_tenant: bool = False) -> str:
+    """TASK_ROLLUPS in a dialect (`floor` truncates a positive number to an integer): of the
+    range's tenant, or, `every_tenant`, of all tenants summed (conveyor_rollups_all, 0016:
+    a row per minute, task and queue, not one per tenant too)."""
+    minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
+    scope = _TASK_SCOPE
+    if every_tenant:
+        scope = "\n".join(line for line in _TASK_SCOPE.splitlines() if "tenant" not in line)
+    pending = (f"SELECT k.minute, k.task, k.queue, {_PENDING_SUMS} FROM (SELECT {minute} AS "
+               "minute, a.task, a.queue, a.outcome, a.bucket, count(*) AS n, "
+               "sum(a.duration) AS duration FROM {schema}.conveyor_attempts_pending AS a "
+               f"WHERE {minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
+               + scope.replace("tenant =", "coalesce(a.tenant, '') =")
+               .replace(" task =", " a.task =").replace(" queue =", " a.queue =")
+               + " GROUP BY 1, 2, 3, 4, 5) AS k GROUP BY 1, 2, 3")
+    folded = (f"SELECT minute, task, queue, {', '.join(_ADDED)} FROM {{schema}}."
+              f"{'conveyor_rollups_all' if every_tenant else 'conveyor_rollups'} "
+              "WHERE width = %(width)s AND minute >= %(first_minute)s "
+              "AND minute < %(end_minute)s" + scope)
+    return ("SELECT (minute - %(first_minute)s) / %(minutes_per_point)s AS point, task, queue, "
+            + ", ".join(f"sum({c})" if c == "duration_sum" else f"CAST(sum({c}) AS BIGINT)"
+                        for c in _ADDED)
+            + f" FROM ({folded} UNION ALL {pending}) AS r GROUP BY 1, task, queue")
+
 
 _INFO = ("job_id, attempt, task, queue, tenant, worker_id, started_at, duration, outcome, cpu, "
          "rss, host, error_type, error_message, fingerprint")
@@ -146,6 +181,8 @@ DELETE FROM {schema}.conveyor_attempts WHERE id IN (
     SELECT id FROM {schema}.conveyor_attempts WHERE ended_at < %(before)s LIMIT %(limit)s)"""
 
 PRUNE_ROLLUPS = "DELETE FROM {schema}.conveyor_rollups WHERE minute < %(before_minute)s"
+PRUNE_ALL_ROLLUPS = ("DELETE FROM {schema}.conveyor_rollups_all "
+                     "WHERE minute < %(before_minute)s")
 PRUNE_ERROR_ROLLUPS = ("DELETE FROM {schema}.conveyor_error_rollups "
                        "WHERE minute < %(before_minute)s")
 PRUNE_WORKER_ROLLUPS = ("DELETE FROM {schema}.conveyor_worker_rollups "

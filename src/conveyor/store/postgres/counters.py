@@ -121,8 +121,10 @@ ON CONFLICT (minute, queue, state, retried) DO UPDATE SET n = total.n + excluded
 # The deltas live a second: every fold leaves the table's rows dead, and a read that sums
 # the deltas walks dead rows until a vacuum (10M jobs loaded, then folded: 100 ms per read).
 # Vacuumed after a fold that moved anything, at most every VACUUM_EVERY seconds per store,
-# not at autovacuum's pace; a vacuum that would wait for a lock is skipped.
-VACUUM_EVERY = 10.0
+# not at autovacuum's pace; a vacuum that would wait for a lock is skipped. Every 2 s, not
+# 10: 2 workers draining 2M jobs left 18,000-50,000 dead delta rows for every counter read
+# to walk at 10 s (bench/counter_reads.py, 2026-12-05 stop 24).
+VACUUM_EVERY = 2.0
 VACUUM_DELTAS = ("VACUUM (SKIP_LOCKED) {schema}.conveyor_count_deltas, "
                  "{schema}.conveyor_finished_deltas")
 DROP_FINISHED = """
@@ -130,25 +132,27 @@ DELETE FROM {schema}.conveyor_finished WHERE minute < floor({now} / 60) - %(keep
 DROP_TENANT_FINISHED = """
 DELETE FROM {schema}.conveyor_tenant_finished WHERE minute < floor({now} / 60) - %(keep)s"""
 
-# The oldest queued job of one queue: the minimum of each priority's first run_at, found by
-# skipping from priority to priority through the claim index (a few index probes per queue,
-# whatever its backlog).
+# The oldest queued job of each queue named: the minimum of each priority's first run_at, found
+# by skipping from priority to priority through the claim index (a few index probes per queue,
+# whatever its backlog); every queue in one statement (one trip, not one a queue).
 OLDEST_QUEUED = """
-WITH RECURSIVE level AS (
-    (SELECT priority FROM {schema}.conveyor_jobs
-     WHERE queue = %(queue)s AND state = 'queued' AND """ + _TENANT + """
-     ORDER BY priority DESC LIMIT 1)
-    UNION ALL
-    SELECT (SELECT priority FROM {schema}.conveyor_jobs
-            WHERE queue = %(queue)s AND state = 'queued' AND priority < level.priority
-              AND """ + _TENANT + """
-            ORDER BY priority DESC LIMIT 1)
+SELECT named.queue, (
+    WITH RECURSIVE level AS (
+        (SELECT priority FROM {schema}.conveyor_jobs
+         WHERE queue = named.queue AND state = 'queued' AND """ + _TENANT + """
+         ORDER BY priority DESC LIMIT 1)
+        UNION ALL
+        SELECT (SELECT priority FROM {schema}.conveyor_jobs
+                WHERE queue = named.queue AND state = 'queued' AND priority < level.priority
+                  AND """ + _TENANT + """
+                ORDER BY priority DESC LIMIT 1)
+        FROM level WHERE level.priority IS NOT NULL)
+    SELECT min((SELECT run_at FROM {schema}.conveyor_jobs
+                WHERE queue = named.queue AND state = 'queued' AND priority = level.priority
+                  AND """ + _TENANT + """
+                ORDER BY priority DESC, run_at LIMIT 1))
     FROM level WHERE level.priority IS NOT NULL)
-SELECT min((SELECT run_at FROM {schema}.conveyor_jobs
-            WHERE queue = %(queue)s AND state = 'queued' AND priority = level.priority
-              AND """ + _TENANT + """
-            ORDER BY priority DESC, run_at LIMIT 1))
-FROM level WHERE level.priority IS NOT NULL"""
+FROM unnest(%(queues)s::text[]) AS named(queue)"""
 
 
 class Sessions(Protocol):
@@ -218,11 +222,8 @@ class Counters:
 
     async def _oldest_queued(self: Sessions, conn: psycopg.AsyncConnection[Any],
                              queues: Sequence[str], tenant: str | None) -> dict[str, float]:
-        oldest = {}
-        for queue in queues:
-            [(first,)] = await self._fetch(conn, OLDEST_QUEUED, {"queue": queue,
-                                                                 "tenant": tenant})
-            if first is not None:
-                oldest[queue] = float(first)
-        return oldest
+        if not queues:
+            return {}
+        rows = await self._fetch(conn, OLDEST_QUEUED, {"queues": list(queues), "tenant": tenant})
+        return {queue: float(first) for queue, first in rows if first is not None}
 

@@ -13,6 +13,7 @@ import orjson
 import psycopg
 
 from ...history.rollup import bucket
+from .. import history_sql as hq
 from ..base import Settle
 from ..history_fold_sql import PENDING_COLUMNS
 from ..history_reads import HistoryReads
@@ -88,6 +89,8 @@ ORDER BY a.fingerprint"""
 
 
 class PostgresHistory(HistoryFold, HistoryReads):
+    _task_rollups = (hq.task_rollups(lambda x: f"floor({x})::int8"),
+                     hq.task_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
     if TYPE_CHECKING:  # PostgresStore's own
         async def _one(self, template: str, params: dict[str, Any] | None = None,
                        tenant: str | None = None) -> Rows: ...

@@ -23,14 +23,15 @@ log = logging.getLogger("conveyor.store")
 Rows = list[tuple[Any, ...]]
 
 _PENDING = "{schema}.conveyor_attempts_pending"
-_ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS = fold_statements("a", lambda x: f"floor({x})::int8")
+_ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS, _ALL_ROLLUPS = fold_statements(
+    "a", lambda x: f"floor({x})::int8")
 
 # One statement: the rows taken (by ctid, a TID scan) feed every insert and upsert
 FOLD_HISTORY = (
     f"WITH a AS (DELETE FROM {_PENDING} WHERE ctid = ANY(ARRAY("
     f"SELECT ctid FROM {_PENDING} LIMIT %(limit)s FOR UPDATE SKIP LOCKED)) RETURNING *),\n"
     f"attempts AS ({_ATTEMPTS}),\nrollups AS ({_ROLLUPS}),\nworkers AS ({_WORKERS}),\n"
-    f"errors AS ({_ERRORS})\nSELECT count(*) FROM a")
+    f"errors AS ({_ERRORS}),\nall_rollups AS ({_ALL_ROLLUPS})\nSELECT count(*) FROM a")
 
 
 class HistoryFold:
