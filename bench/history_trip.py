@@ -1,0 +1,204 @@
+"""What attempt history adds to one settle batch on PostgreSQL, at the store level: the
+settle's wall time and client CPU per job with and without attempt records (batches of 50,
+one in ten a dead failure, interleaved in rotating blocks), and then, by EXPLAIN (ANALYZE,
+BUFFERS, WAL) in a transaction rolled back, the server's time, buffers and WAL of the
+history statement of one batch and of the fold of 5,000 pending rows.
+
+    PYTHONPATH=src .venv/bin/python bench/history_trip.py --jobs 5000 --rounds 4
+
+Figures only: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import time
+from typing import Any
+
+from history import PG, drop_schema
+
+BATCH = 50
+
+
+def items_of(jobs: list[Any], track: bool, now: float) -> list[Any]:
+    from conveyor.history.records import AttemptRecord
+    from conveyor.job import ErrorInfo
+    from conveyor.store.base import Complete, Fail
+
+    items = []
+    for i, job in enumerate(jobs):
+        record = AttemptRecord(
+            task=job.task, queue=job.queue, tenant=None, number=1, started_at=now,
+            ended_at=now + 0.001, worker_id="w", host="h", pid=1, cpu=None, rss=80_000_000,
+            fingerprint="a" * 16 if i % 10 == 0 else None,
+            error_message="x" if i % 10 == 0 else None) if track else None
+        items.append(Fail(job.lease, ErrorInfo(1, "ValueError", "x", "Traceback..."), None,
+                          attempt=record) if i % 10 == 0
+                     else Complete(job.lease, b'{"n":1,"ok":true}', attempt=record))
+    return items
+
+
+async def settle_cost(store: Any, jobs: int, track: bool) -> tuple[float, float]:
+    """(settle wall µs per job, settle client CPU µs per job) over `jobs` jobs."""
+    from conveyor.job import NewJob, new_id
+
+    for start in range(0, jobs, 1000):
+        await store.enqueue_many([NewJob(new_id(), "work", "default", b"{}")
+                                  for _ in range(min(1000, jobs - start))])
+    wall = cpu = 0.0
+    while claimed := await store.claim(None, "w", BATCH, 30):
+        items = items_of(claimed, track, time.time())
+        c, w = time.process_time(), time.perf_counter()
+        await store.settle(items)
+        wall += time.perf_counter() - w
+        cpu += time.process_time() - c
+    return wall / jobs * 1e6, cpu / jobs * 1e6
+
+
+async def explain(store: Any, sql: str, params: dict[str, Any]) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS, WAL) of `sql` in a transaction rolled back: the top
+    node's time, and the buffers and WAL of the whole statement."""
+    async with store.pools.connection() as conn:
+        await conn.execute("BEGIN")
+        cursor = await conn.execute("EXPLAIN (ANALYZE, BUFFERS, WAL) " + sql, params)
+        lines = [r[0] for r in await cursor.fetchall()]
+        await conn.execute("ROLLBACK")
+    wal = [line.strip() for line in lines if line.strip().startswith("WAL:")][:1]
+    timing = [line.strip() for line in lines if "Execution Time" in line]
+    return "; ".join(wal + timing)
+
+
+async def statement_costs(store: Any) -> None:
+    """The history statement of one batch of 50 (the no-join form, as the rescue's), and the
+    fold of 5,000 pending rows."""
+    import orjson
+
+    from conveyor.history.rollup import bucket
+    from conveyor.store.history_rows import attempt_rows
+    from conveyor.store.postgres import history, history_fold
+
+    now = time.time()
+
+    class Fake:
+        def __init__(self, n: int) -> None:
+            from conveyor.job import Lease
+            self.lease, self.task, self.queue = Lease(f"job-{n}", 1), "work", "default"
+
+    items = items_of([Fake(n) for n in range(BATCH)], True, now)
+    rows = [(*row, bucket(row[10])) for row in attempt_rows(items)]
+    for name, sql in pending_forms(history).items():
+        params = {"rows": orjson.dumps(rows).decode()}
+        print(f"- settle's history rows, {BATCH} rows, {name}: "
+              f"{await explain(store, store.statement(sql), params)}")
+    fill = store.statement(history.RECORD_LOST)
+    await store._count(fill, {"rows": orjson.dumps(rows * (5000 // BATCH)).decode()})
+    print(f"- fold of 5,000 pending rows: "
+          f"{await explain(store, store.statement(history_fold.FOLD_HISTORY), {'limit': 10_000})}")
+
+
+def pending_forms(history: Any) -> dict[str, str]:
+    forms = {"as shipped (RECORD_LOST: no join)": history.RECORD_LOST}
+    extra = getattr(history, "BENCH_FORMS", {})
+    forms.update(extra)
+    return forms
+
+
+async def one_round(jobs: int, track: bool) -> tuple[float, float]:
+    from conveyor.store.base import open_store
+
+    url = f"{PG}?schema=bench_{secrets.token_hex(4)}"
+    store = open_store(url)
+    await store.open()
+    try:
+        await store.migrate()
+        return await settle_cost(store, jobs, track)
+    finally:
+        await store.close()
+        drop_schema(url)
+
+
+async def main_async(jobs: int, rounds: int) -> None:
+    from conveyor.store.base import open_store
+
+    got: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for r in range(rounds):
+        for track in ((False, True) if r % 2 == 0 else (True, False)):
+            got[track].append(await one_round(jobs, track))
+    print(f"## PostgreSQL settle, batches of {BATCH}, {jobs} jobs, {rounds} rounds\n")
+    print("| history | settle wall µs/job | settle client CPU µs/job |\n| --- | ---: | ---: |")
+    for track in (False, True):
+        print(f"| {'on' if track else 'off'} | "
+              f"{statistics.median(x[0] for x in got[track]):.1f} | "
+              f"{statistics.median(x[1] for x in got[track]):.1f} |")
+    print("\n## Server cost (EXPLAIN ANALYZE, BUFFERS, WAL; rolled back)\n")
+    url = f"{PG}?schema=bench_{secrets.token_hex(4)}"
+    store = open_store(url)
+    await store.open()
+    try:
+        await store.migrate()
+        await statement_costs(store)
+    finally:
+        await store.close()
+        drop_schema(url)
+
+
+def backend_cpu_child(url: str, jobs: int, history: bool) -> tuple[float, ...]:
+    """history.child_live with the CPU seconds of every PostgreSQL backend its connections
+    used (read from /proc before the pools close): (jobs/s, worker CPU µs/job, fold µs/job,
+    fold client CPU µs/job, server CPU µs/job). Run in a child process of its own."""
+    import psycopg
+    from history import child_live
+
+    pids: set[int] = set()
+    original = psycopg.AsyncConnection.connect.__func__  # type: ignore[attr-defined]
+
+    async def connect(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = await original(cls, *args, **kwargs)
+        pids.add(conn.info.backend_pid)
+        return conn
+
+    psycopg.AsyncConnection.connect = classmethod(connect)  # type: ignore[assignment]
+    from conveyor import app as app_module
+
+    close, spent = app_module.Conveyor.close, [0.0]
+
+    def close_counting(self: Any) -> None:
+        spent[0] = sum(backend_cpu(pid) for pid in pids)
+        close(self)
+
+    app_module.Conveyor.close = close_counting  # type: ignore[method-assign]
+    if os.environ.get("BENCH_NO_FOLD"):  # the settles' share alone: nothing folded
+        from conveyor.store.postgres.store import PostgresStore
+
+        async def no_fold(self: Any, limit: int = 0) -> int:
+            return 0
+
+        PostgresStore.fold_history = no_fold  # type: ignore[method-assign]
+    result = child_live(url, jobs, history)
+    return (*result, spent[0] / jobs * 1e6)
+
+
+def backend_cpu(pid: int) -> float:
+    """A live process's user + system CPU seconds (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    asyncio.run(main_async(args.jobs, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
