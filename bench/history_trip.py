@@ -171,15 +171,28 @@ def backend_cpu_child(url: str, jobs: int, history: bool) -> tuple[float, ...]:
         close(self)
 
     app_module.Conveyor.close = close_counting  # type: ignore[method-assign]
-    if os.environ.get("BENCH_NO_FOLD"):  # the settles' share alone: nothing folded
-        from conveyor.store.postgres.store import PostgresStore
-
-        async def no_fold(self: Any, limit: int = 0) -> int:
-            return 0
-
-        PostgresStore.fold_history = no_fold  # type: ignore[method-assign]
+    parts(os.environ.get("BENCH_PARTS", ""))
     result = child_live(url, jobs, history)
     return (*result, spent[0] / jobs * 1e6)
+
+
+def parts(which: str) -> None:
+    """Leave parts of history out, to split its cost: `nofold` (the settles' share alone:
+    nothing folded), `nowrite` (the worker's records alone: the settle writes none),
+    `foldafter` (none folded during the drain, all of it after)."""
+    from conveyor.store.postgres import store
+
+    async def no_fold(self: Any, limit: int = 0) -> int:
+        return 0
+
+    if "nofold" in which:
+        store.PostgresStore.fold_history = no_fold  # type: ignore[method-assign]
+    if "foldafter" in which:  # maintenance folds nothing: it is all folded after the drain
+        from conveyor.worker.maintenance import Maintenance
+
+        Maintenance.fold_history = no_fold  # type: ignore[assignment,method-assign]
+    if "nowrite" in which:
+        store.settled_rows = lambda items: None
 
 
 def backend_cpu(pid: int) -> float:
