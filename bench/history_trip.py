@@ -179,7 +179,8 @@ def backend_cpu_child(url: str, jobs: int, history: bool) -> tuple[float, ...]:
 def parts(which: str) -> None:
     """Leave parts of history out, to split its cost: `nofold` (the settles' share alone:
     nothing folded), `nowrite` (the worker's records alone: the settle writes none),
-    `foldafter` (none folded during the drain, all of it after)."""
+    `foldafter` (none folded during the drain, all of it after), `unlogged` (the pending
+    table UNLOGGED: a figure, never to ship, as it loses pending history on a crash)."""
     from conveyor.store.postgres import store
 
     async def no_fold(self: Any, limit: int = 0) -> int:
@@ -191,6 +192,15 @@ def parts(which: str) -> None:
         from conveyor.worker.maintenance import Maintenance
 
         Maintenance.fold_history = no_fold  # type: ignore[assignment,method-assign]
+    if "unlogged" in which:  # a figure only: the pending rows would not survive a crash
+        migrate = store.PostgresStore.migrate
+
+        async def migrate_unlogged(self: Any) -> int:
+            applied: int = await migrate(self)
+            await self._count("ALTER TABLE {schema}.conveyor_attempts_pending SET UNLOGGED", {})
+            return applied
+
+        store.PostgresStore.migrate = migrate_unlogged  # type: ignore[method-assign]
     if "nowrite" in which:
         store.settled_rows = lambda items: None
 
