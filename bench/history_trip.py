@@ -6,6 +6,14 @@ history statement of one batch and of the fold of 5,000 pending rows.
 
     PYTHONPATH=src .venv/bin/python bench/history_trip.py --jobs 5000 --rounds 4
 
+With --settle-ab OLD_ROOT: the settles alone (claims made first), this checkout against
+another, history off and on, interleaved, with the backends' CPU (read from /proc):
+
+    PYTHONPATH=src .venv/bin/python bench/history_trip.py --settle-ab /tmp/hist-old \
+        --jobs 10000 --batch 10 --rounds 5
+
+backend_cpu_child (a live drain with the backends' CPU) serves bench/history_ab.py.
+
 Figures only: it asserts nothing.
 """
 
@@ -17,6 +25,7 @@ import os
 import secrets
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from history import PG, drop_schema
@@ -176,6 +185,85 @@ def backend_cpu_child(url: str, jobs: int, history: bool) -> tuple[float, ...]:
     return (*result, spent[0] / jobs * 1e6)
 
 
+def settle_child(url: str, jobs: int, batch: int, track: bool, analyze: bool = False
+                 ) -> tuple[float, float, float]:
+    """Settle `jobs` claimed jobs in batches of `batch` (records on or off), the claims made
+    first (`analyze`: then the jobs table analyzed, as autovacuum would in time): (settle
+    wall, client CPU, backends' CPU) in µs per job, the settles alone. Run in a child process
+    of its own, on whichever checkout's sources are on its path."""
+    import psycopg
+
+    pids: set[int] = set()
+    original = psycopg.AsyncConnection.connect.__func__  # type: ignore[attr-defined]
+
+    async def connect(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = await original(cls, *args, **kwargs)
+        pids.add(conn.info.backend_pid)
+        return conn
+
+    psycopg.AsyncConnection.connect = classmethod(connect)  # type: ignore[assignment]
+
+    async def run() -> tuple[float, float, float]:
+        from conveyor.job import NewJob, new_id
+        from conveyor.store.base import open_store
+
+        store = open_store(url)
+        await store.open()
+        try:
+            await store.migrate()
+            for start in range(0, jobs, 1000):
+                await store.enqueue_many([NewJob(new_id(), "work", "default", b"{}")
+                                          for _ in range(min(1000, jobs - start))])
+            claimed = []
+            while more := await store.claim(None, "w", batch, 300):
+                claimed.append(items_of(more, track, time.time()))
+            if analyze:
+                await store._count("ANALYZE {schema}.conveyor_jobs", {})
+            server = sum(backend_cpu(pid) for pid in pids)
+            cpu, wall = time.process_time(), time.perf_counter()
+            for items in claimed:
+                await store.settle(items)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            server = sum(backend_cpu(pid) for pid in pids) - server
+        finally:
+            await store.close()
+        return wall / jobs * 1e6, cpu / jobs * 1e6, server / jobs * 1e6
+
+    return asyncio.run(run())
+
+
+def settle_ab(old: str, jobs: int, batch: int, rounds: int, analyze: bool) -> None:
+    """The settles alone, old checkout against this one, history off and on, interleaved
+    round by round in rotating order: medians in µs per job."""
+    import subprocess
+    import sys
+
+    roots = {"old": old, "new": str(Path(__file__).resolve().parents[1])}
+    variants = [(code, track) for code in ("old", "new") for track in (False, True)]
+    got: dict[tuple[str, bool], list[list[float]]] = {v: [] for v in variants}
+    for r in range(rounds):
+        for code, track in variants[r % 4:] + variants[:r % 4]:
+            url = f"{PG}?schema=bench_{secrets.token_hex(4)}"
+            run = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                   f"import history_trip as t; print(*t.settle_child({url!r}, {jobs}, "
+                   f"{batch}, {track}, {analyze}))")
+            try:
+                done = subprocess.run([sys.executable, "-c", run], check=True, text=True,
+                                      capture_output=True, timeout=900,
+                                      env={**os.environ, "PYTHONPATH": roots[code] + "/src"})
+            finally:
+                drop_schema(url)
+            got[code, track].append([float(x) for x in done.stdout.split()[-3:]])
+    print(f"## PostgreSQL settles alone: {jobs} jobs in batches of {batch}, {rounds} rounds, "
+          f"jobs table {'analyzed' if analyze else 'fresh (no statistics)'}\n")
+    print("| checkout | history | settle wall µs/job | client CPU µs/job | backends' CPU µs/job |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for code, track in variants:
+        print(f"| {code} | {'on' if track else 'off'} | " + " | ".join(
+            f"{statistics.median(x[i] for x in got[code, track]):.1f}" for i in range(3)) + " |")
+    print()
+
+
 def parts(which: str) -> None:
     """Leave parts of history out, to split its cost: `nofold` (the settles' share alone:
     nothing folded), `nowrite` (the worker's records alone: the settle writes none),
@@ -219,8 +307,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--settle-ab", metavar="OLD_ROOT",
+                        help="only the settles, this checkout against the one at OLD_ROOT")
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--analyze", action="store_true",
+                        help="--settle-ab: ANALYZE the jobs table before the settles")
     args = parser.parse_args()
-    asyncio.run(main_async(args.jobs, args.rounds))
+    if args.settle_ab:
+        settle_ab(args.settle_ab, args.jobs, args.batch, args.rounds, args.analyze)
+    else:
+        asyncio.run(main_async(args.jobs, args.rounds))
 
 
 if __name__ == "__main__":
