@@ -27,18 +27,22 @@ NEW = Path(__file__).resolve().parents[1]
 
 
 def drain(root: Path, url: str, jobs: int, history: bool, live: bool
-          ) -> tuple[float, float]:
-    """(jobs/s, worker CPU µs per job) of one drain by the checkout at `root`, by this
-    checkout's harness (bench/history.py): drain, then fold what is left pending."""
-    function = "child_live" if live else "child"
-    code = (f"import sys; sys.path.insert(0, {str(NEW / 'bench')!r}); import history; "
-            f"r = history.{function}({url!r}, {jobs}, {history}); "
-            "print(1 / (1 / r[0] + r[2] / 1e6), r[1] + r[3])")
+          ) -> tuple[float, float, float]:
+    """(jobs/s, worker CPU µs per job, PostgreSQL backends' CPU µs per job) of one drain by
+    the checkout at `root`, by this checkout's harness (bench/history.py; live drains on
+    PostgreSQL through history_trip.py, which also reads its backends' CPU): drain, then
+    fold what is left pending."""
+    module, function = "history", "child_live" if live else "child"
+    if live and "schema=" in url:
+        module, function = "history_trip", "backend_cpu_child"
+    code = (f"import sys; sys.path.insert(0, {str(NEW / 'bench')!r}); import {module}; "
+            f"r = {module}.{function}({url!r}, {jobs}, {history}); "
+            "print(1 / (1 / r[0] + r[2] / 1e6), r[1] + r[3], r[4] if len(r) > 4 else 0)")
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
     done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True,
                           capture_output=True, text=True, timeout=900)
-    rate, cpu = done.stdout.split()[-2:]
-    return float(rate), float(cpu)
+    rate, cpu, server = done.stdout.split()[-3:]
+    return float(rate), float(cpu), float(server)
 
 
 def main() -> None:
@@ -57,6 +61,8 @@ def main() -> None:
         print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         ratios: dict[str, list[float]] = {"old": [], "new": [], "off": [], "on": []}
         cpus: dict[tuple[str, bool], list[float]] = {v: [] for v in variants}
+        servers: dict[tuple[str, bool], list[float]] = {v: [] for v in variants}
+        cpu_ratios: dict[str, list[float]] = {"old": [], "new": []}
         with tempfile.TemporaryDirectory() as folder:
             for r in range(args.rounds):
                 got = {}
@@ -68,8 +74,11 @@ def main() -> None:
                     finally:
                         drop_schema(url)
                     cpus[code, history].append(got[code, history][1])
-                for code in ("old", "new"):  # drain time on / off - 1
+                    servers[code, history].append(got[code, history][2])
+                for code in ("old", "new"):  # drain time on / off - 1, CPU on / off - 1
                     ratios[code].append(got[code, False][0] / got[code, True][0] - 1)
+                    cpu_ratios[code].append(sum(got[code, True][1:]) / sum(got[code, False][1:])
+                                            - 1)
                 for mode, history in (("off", False), ("on", True)):  # new vs old time
                     ratios[mode].append(got["old", history][0] / got["new", history][0] - 1)
                 print(f"| {r + 1} | " + " | ".join(f"{got[v][0]:.0f}" for v in variants)
@@ -80,7 +89,13 @@ def main() -> None:
               f"off {med['off']:+.1f} %, on {med['on']:+.1f} %.")
         print("Worker CPU µs/job (median): " + ", ".join(
             f"{code} {'on' if history else 'off'} {statistics.median(cpus[code, history]):.0f}"
-            for code, history in variants) + "\n")
+            for code, history in variants))
+        print("PostgreSQL backends' CPU µs/job (median): " + ", ".join(
+            f"{code} {'on' if history else 'off'} {statistics.median(servers[code, history]):.0f}"
+            for code, history in variants))
+        print("History's CPU overhead (worker + backends, per job; medians of the per-round "
+              "ratios): " + ", ".join(f"{code} {statistics.median(cpu_ratios[code]) * 100:+.1f} %"
+                                      for code in ("old", "new")) + "\n")
 
 
 if __name__ == "__main__":

@@ -107,6 +107,22 @@ async def test_a_mixed_batch_records_only_its_applied_items(store: Store) -> Non
     assert len(await store.job_attempts(ids[0])) == 1
 
 
+async def test_one_lease_under_two_kinds_in_a_batch_records_the_applied_one(
+        store: Store) -> None:
+    """The same lease ended twice in one batch (a complete and a fail): one item applies,
+    and exactly its attempt is recorded, with its outcome."""
+    job_id = await enqueue(store, max_attempts=1)
+    job = await claim_one(store)
+    items = [Complete(job.lease, attempt=record(job)),
+             Fail(job.lease, error(1), None, attempt=record(job, fp="e" * 16))]
+    applied = await store.settle(items, now=T0 + 1)
+    assert sorted(applied) == [False, True]
+    outcome = "completed" if applied[0] else "dead"
+    assert [r.outcome for r in await store.job_attempts(job_id)] == [outcome]
+    [summary] = await store.task_analytics(ALL)
+    assert sum(summary.counts.values()) == 1
+
+
 async def test_a_rescued_attempt_is_recorded_as_lost(store: Store) -> None:
     job_id = await enqueue(store, max_attempts=2)
     await store.heartbeat(worker_info(), [], LEASE, now=T0)

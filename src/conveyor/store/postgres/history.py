@@ -1,8 +1,8 @@
-"""The PostgreSQL store's attempt history: one statement inside the settle's own
-transaction, in the same pipeline (a settle with its history is one round trip), that
-inserts the attempt rows into the pending table (history_fold.py moves them into the
-attempts and the rollups); and the statements the shared reads (store/history_reads.py)
-run."""
+"""The PostgreSQL store's attempt history: the attempt rows of a settle go into the pending
+table inside the settle's own statements (each kind's UPDATE carries the rows of its items
+as one more CTE: no statement, transaction or round trip of their own; history_fold.py
+moves them into the attempts and the rollups); the rescue's lost attempts; and the
+statements the shared reads (store/history_reads.py) run."""
 
 from __future__ import annotations
 
@@ -27,17 +27,21 @@ class _Statements(Protocol):
     def statement(self, template: str) -> str: ...
 
 
-def history_statement(store: _Statements, items: Sequence[Settle]
-                      ) -> tuple[str, dict[str, Any]] | None:
-    """The one statement that records the attempts `items` end, for the settle's pipeline:
-    sent after the settle's UPDATEs and before COMMIT, so the settle stays one round trip.
-    It keeps only the attempts whose job row this transaction updated (`xmin`), which is
-    exactly the settle items that applied: a stale item's lease had moved on, its attempt is
-    another worker's to record. None when no item carries a record."""
+def settled_rows(items: Sequence[Settle]) -> str | None:
+    """The attempt rows that `items` (one settle kind's) end, as the `rows` parameter of
+    that kind's statement with_history; None when no item carries a record."""
     rows = [(*row, bucket(row[10])) for row in attempt_rows(items)]
-    if not rows:
-        return None
-    return store.statement(RECORD_SETTLED), {"rows": orjson.dumps(rows).decode()}
+    return orjson.dumps(rows).decode() if rows else None
+
+
+def with_history(settle: str) -> str:
+    """`settle` (a queries.with_feed statement: `WITH changed AS (UPDATE ... RETURNING
+    job.id ...), feed AS (...) SELECT ...`) that also inserts the pending attempt rows of
+    the jobs it changed: only the items that applied (a stale item's lease had moved on, its
+    attempt is another worker's to record), written or not with the settle itself."""
+    head, select, tail = settle.rpartition("\nSELECT ")
+    assert head.startswith("WITH changed AS ("), settle
+    return head + _HISTORY + select + tail
 
 
 async def write_lost(store: _Statements, conn: psycopg.AsyncConnection[Any],
@@ -70,12 +74,10 @@ _INTO_PENDING = ("INSERT INTO {schema}.conveyor_attempts_pending ("
                  + ", ".join(PENDING_COLUMNS) + ")\n")
 
 # The settled attempts, into the pending rows only (history_fold.py moves them on): those
-# whose job row this very transaction updated (the settle's fenced UPDATEs ran just before
-# it, in the same transaction; no savepoints in between). jsonb, not json: `->>` on json
-# re-parses the element per column.
-RECORD_SETTLED = (_PARSED + _INTO_PENDING + "SELECT p.* FROM parsed AS p "
-                  "JOIN {schema}.conveyor_jobs AS j ON j.id = p.job_id "
-                  "AND j.xmin = pg_current_xact_id()::xid")
+# of the jobs the settle's own UPDATE returned (`changed`, in memory: no index lookup).
+# jsonb, not json: `->>` on json re-parses the element per column.
+_HISTORY = (",\n" + _PARSED.removeprefix("WITH ").rstrip("\n") + ",\nhistory AS ("
+            + _INTO_PENDING + "SELECT * FROM parsed WHERE job_id IN (SELECT id FROM changed))")
 RECORD_LOST = _PARSED + _INTO_PENDING + "SELECT * FROM parsed"
 
 

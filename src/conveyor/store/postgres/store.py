@@ -60,12 +60,12 @@ from .enqueue import (
     scope,
     stream_blocking,
 )
-from .history import PostgresHistory, history_statement, write_lost
+from .history import PostgresHistory, settled_rows, with_history, write_lost
 from .limits import LimitedNames, Limits
 from .listener import Listener
 from .reads import Reads
 from .retention import KeepByCount, events_of
-from .rows import group_settles, settle_results
+from .rows import SettleGroup, group_settles, settle_results
 from .sessions import Sessions
 from .traces import Traces
 from .trip import one_trip
@@ -76,6 +76,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SETTLE_STATEMENTS: dict[type, str] = {
     Complete: q.COMPLETE, Fail: q.FAIL, Snooze: q.SNOOZE, Cancelled: q.FINISH_CANCELLED,
     Release: q.RELEASE, Progress: q.PROGRESS}
+# The same, also writing the attempt rows of the items that applied (history.py)
+SETTLE_WITH_HISTORY: dict[type, str] = {
+    kind: with_history(SETTLE_STATEMENTS[kind]) for kind in (Complete, Fail, Snooze, Cancelled)}
 Rows = list[tuple[Any, ...]]
 
 
@@ -278,24 +281,30 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, KeepByCount, Post
         return HeartbeatReply(lost=lost, cancel_requested=cancel, unknown=unknown)
 
     async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]:
-        """Write a batch of outcomes: one fenced UPDATE per kind, all sent in one pipeline."""
+        """Write a batch of outcomes: one fenced UPDATE per kind (with its attempt history),
+        all sent in one pipeline."""
         groups = group_settles(items)
         if not groups:
             return []
-        history = history_statement(self, items)
         keyed = self._keyed_ended(items)  # keys.py: only these may unpark a key
-        async with self._session(atomic=len(groups) > 1 or history is not None
-                                 or bool(keyed)) as conn:
-            cursors = [await conn.execute(self.statement(SETTLE_STATEMENTS[g.kind]),
-                                          {"now": now, "events": self._events,
-                                           "channel": self.target.channel, **g.columns})
+        async with self._session(atomic=len(groups) > 1 or bool(keyed)) as conn:
+            cursors = [await conn.execute(*self._settle_statement(g, items, now))
                        for g in groups]
             await self._unpark_settled(conn, keyed)
-            if history is not None:  # same transaction and pipeline: no extra round trip
-                await conn.execute(*history)
-        # the pipeline is synced: BEGIN, the UPDATEs, the history, COMMIT went as one trip
+        # the pipeline is synced: BEGIN, the UPDATEs, COMMIT went as one trip
         returned = [await cursor.fetchall() for cursor in cursors]
         return settle_results(items, groups, [{(r[0], r[1]) for r in rows} for rows in returned])
+
+    def _settle_statement(self, group: SettleGroup, items: Sequence[Settle],
+                          now: float | None) -> tuple[str, dict[str, Any]]:
+        """One kind's fenced UPDATE and its parameters; with the attempt rows of its items
+        when they carry records (in the same statement: written with the settle or not)."""
+        params = {"now": now, "events": self._events, "channel": self.target.channel,
+                  **group.columns}
+        rows = settled_rows([items[p] for p in group.positions])
+        if rows is None:
+            return self.statement(SETTLE_STATEMENTS[group.kind]), params
+        return self.statement(SETTLE_WITH_HISTORY[group.kind]), {**params, "rows": rows}
 
     async def deregister_worker(self, worker_id: str) -> None:
         """Forget a stopped worker; jobs handed off to it that it never heard of go back."""
