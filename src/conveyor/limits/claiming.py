@@ -29,7 +29,7 @@ from .model import Limit, LimitUsage
 
 REFRESH = 1.0  # seconds: how stale a store's set of limited names may be
 UNCAPPED = 1 << 30
-BOOK_AHEAD = 0.05  # seconds: how far ahead a claim may book its starts (claim_time)
+BOOK_AHEAD = 0.08  # seconds: how far ahead a claim may book its starts (claim_time)
 WALK = 256  # claim-index entries a claim reads past its room while keyed jobs may fill them
 
 Candidate = tuple[str, str, str]  # id, task, queue: in claim order
@@ -188,9 +188,9 @@ def claim_time(now: float, room_times: Iterable[float | None], keyed: bool) -> f
     starts that left its window at its claim's time, which a claim booked ahead must not
     move (a key's concurrency is no matter: it counts live leases, at either time).
 
-    >>> claim_time(10.0, [10.03, 10.2, None, 9.0], keyed=False)
-    10.03
-    >>> claim_time(10.0, [10.2], keyed=False), claim_time(10.0, [10.03], keyed=True)
+    >>> claim_time(10.0, [10.06, 10.2, None, 9.0], keyed=False)
+    10.06
+    >>> claim_time(10.0, [10.2], keyed=False), claim_time(10.0, [10.06], keyed=True)
     (10.0, 10.0)
     """
     if keyed:
