@@ -72,10 +72,8 @@ clock(now, wall) AS (
               AND start.started_at > wall.now - lim.period
             ORDER BY start.started_at DESC LIMIT 1 OFFSET lim.rate - 1) AS nth
         WHERE lim.rate > 0 AND lim.kind IN ('queue', 'task') AND nth.at > wall.now) AS room)"""
-WALL = """wall(now) AS (
-    SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp())))"""
-# The claim's time (BOOKED_CLOCK) with every limit the claim answers to and its use there;
-# one row of NULL limit when there is none. Its clock last.
+WALL = "wall(now) AS (SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp())))"
+# The claim's time, each limit it answers to and its use then (a NULL limit: none); wall last.
 USAGE_AT_CLOCK = """
 WITH """ + WALL + """,
 lim AS (SELECT * FROM {schema}.conveyor_limits
