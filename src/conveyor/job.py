@@ -211,6 +211,9 @@ class ClaimedJob:
     created_at: float | None = None
     expires_at: float | None = None
     run_at: float | None = None
+    # The store's start time of this run (its started_at). A rate-limited claim may book it
+    # a little ahead (limits/claiming.claim_time): the worker starts the job no sooner.
+    starts_at: float | None = None
 
     @property
     def lease(self) -> Lease:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from conveyor.limits.claiming import BOOK_AHEAD
 from conveyor.limits.model import Limit
 from conveyor.store.base import Complete, Store
 
@@ -78,3 +79,53 @@ async def test_a_slow_down_holds_until_it_ends_or_the_window_frees_later(
     assert len(await claim_ids(store, now=T0 + 1, queues=["ai"])) == 1
     assert await store.slow_down("queue", "ai", 10.0, now=T0 + 2)
     assert await store.room_at(["ai"], now=T0 + 3) == T0 + 101  # the window is later
+
+
+# --- booked starts (limits/claiming.claim_time): a claim up to BOOK_AHEAD before the room
+# time happens at the room time; its jobs' started_at (ClaimedJob.starts_at) is that time.
+
+
+async def test_a_claim_just_before_the_room_time_books_its_start_there(store: Store) -> None:
+    await store.set_limit(Limit("queue", "ai", rate=2, period=10.0))
+    await _enqueue(store, 6, queue="ai")
+    assert len(await claim_ids(store, now=T0 + 1, limit=1, queues=["ai"])) == 1
+    assert len(await claim_ids(store, now=T0 + 3, limit=1, queues=["ai"])) == 1
+    assert await claim_ids(store, now=T0 + 11 - 2 * BOOK_AHEAD, queues=["ai"]) == []  # too far
+    [job] = await store.claim(["ai"], "w-1", 5, 30, now=T0 + 11 - BOOK_AHEAD / 2)
+    assert job.starts_at == T0 + 11  # booked: the start of T0 + 1 leaves the window then
+    assert (await store.get(job.id)).started_at == T0 + 11
+    assert await claim_ids(store, now=T0 + 11 - BOOK_AHEAD / 4, queues=["ai"]) == []  # full
+    assert await store.room_at(["ai"], now=T0 + 11) == T0 + 13
+    [job] = await store.claim(["ai"], "w-1", 5, 30, now=T0 + 13)  # at once: no booking
+    assert job.starts_at == T0 + 13
+    assert len(await claim_ids(store, now=T0 + 21 - BOOK_AHEAD, queues=["ai"])) == 1
+
+
+async def test_a_task_rate_books_too_and_a_key_rate_stops_it(store: Store) -> None:
+    await store.set_limit(Limit("task", "t.rated", rate=1, period=5.0))
+    await _enqueue(store, 4, task="t.rated", queue="a")
+    assert len(await claim_ids(store, now=T0, queues=["a"])) == 1
+    [job] = await store.claim(["a", "b"], "w-1", 5, 30, now=T0 + 5 - BOOK_AHEAD / 2)
+    assert job.starts_at == T0 + 5
+    await store.set_limit(Limit("key", "t.other", concurrency=1))  # answers to every claim
+    [job] = await store.claim(["a"], "w-1", 5, 30, now=T0 + 10 - BOOK_AHEAD / 2)
+    assert job.starts_at == T0 + 10  # a key's concurrency: booked all the same
+    await store.set_limit(Limit("key", "t.other", concurrency=1, rate=5, period=1.0))
+    assert await claim_ids(store, now=T0 + 15 - BOOK_AHEAD / 2, queues=["a"]) == []
+    assert len(await claim_ids(store, now=T0 + 15, queues=["a"])) == 1  # a key's rate: at once
+
+
+async def test_claims_at_odd_times_keep_the_starts_a_period_apart(store: Store) -> None:
+    """3 a second, claims of at most 2 every 3/64 s for 4 s (never at a room time): each
+    window's starts are the first window's moved by whole periods, and no window of the
+    store's start times holds more than 3."""
+    await store.set_limit(Limit("queue", "ai", rate=3, period=1.0))
+    await _enqueue(store, 40, queue="ai")
+    starts: list[float] = []
+    for step in range(84):  # the last at 3.89 s: the room at 4 s is too far
+        jobs = await store.claim(["ai"], "w-1", 2, 30, now=T0 + step * 3 / 64)
+        starts.extend(job.starts_at - T0 for job in jobs if job.starts_at is not None)
+    first = [at for at in starts if at < 1]
+    assert first == [0.0, 0.0, 3 / 64]
+    assert starts == [at + period for period in range(4) for at in first]
+    assert max(sum(1 for at in starts if t - 1 < at <= t) for t in starts) == 3

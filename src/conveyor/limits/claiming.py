@@ -6,6 +6,16 @@ A store claims as before while none of the queues it claims from, and no task, h
 worker within that time). Otherwise it claims inside one write transaction that holds every
 limit it reads (SQLite: the single writer; PostgreSQL: the limit rows FOR UPDATE), counts
 running jobs and starts in each window there, and takes candidates while `Budget` has room.
+
+A claim may book its starts a little ahead (`claim_time`): when a queue's or task's rate it
+answers to is full now and has room again within BOOK_AHEAD seconds, the claim happens at
+that time instead of now. Its jobs' started_at is the booked time, the window counts them
+there, and the worker starts them no sooner (ClaimedJob.starts_at). A worker that wakes a
+little before a window has room (worker/pacing.py) so starts its jobs at the exact room
+time, and each window's starts follow the last window's by exactly the period, not by the
+period plus the claims' latency. Still exact: a claim at time t counts every logged start
+after t - period, later ones too, so every window holding t holds at most the rate
+(whatever order starts are booked in).
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from .model import Limit, LimitUsage
 
 REFRESH = 1.0  # seconds: how stale a store's set of limited names may be
 UNCAPPED = 1 << 30
+BOOK_AHEAD = 0.08  # seconds: how far ahead a claim may book its starts (claim_time)
 WALK = 256  # claim-index entries a claim reads past its room while keyed jobs may fill them
 
 Candidate = tuple[str, str, str]  # id, task, queue: in claim order
@@ -168,3 +179,21 @@ def earliest_room(found: Iterable[tuple[float | None, float | None]]) -> float |
     times = [max(t for t in pair if t is not None) for pair in found
              if any(t is not None for t in pair)]
     return min(times, default=None)
+
+
+def claim_time(now: float, room_times: Iterable[float | None], keyed: bool) -> float:
+    """When a limited claim happens: `now`, or the earliest time within BOOK_AHEAD a full
+    rate of the claim has room again (`room_times`: each rate's, as for earliest_room). Never
+    ahead when a key limit with a rate answers to the claim (`keyed`): a key forgets the
+    starts that left its window at its claim's time, which a claim booked ahead must not
+    move (a key's concurrency is no matter: it counts live leases, at either time).
+
+    >>> claim_time(10.0, [10.06, 10.2, None, 9.0], keyed=False)
+    10.06
+    >>> claim_time(10.0, [10.2], keyed=False), claim_time(10.0, [10.06], keyed=True)
+    (10.0, 10.0)
+    """
+    if keyed:
+        return now
+    ahead = [t for t in room_times if t is not None and now < t <= now + BOOK_AHEAD]
+    return min(ahead, default=now)

@@ -9,6 +9,11 @@ store when a rate it answers to has room again (Store.room_at, in the same trip 
 store) and waits until then if that comes before its next poll, never longer: other queues
 still get their polls.
 
+It wakes LEAD before that time: its claim reaches the store before the room time, and the
+store books the starts at exactly the room time (limits/claiming.claim_time), so each
+window's starts follow the last window's by exactly the period, not by the period plus the
+latency of a wake-up, a trip and a claim (which let 50/s for 60 s start 2,833-2,940).
+
 The store answers in its own time (the database's clock on PostgreSQL); the wait is
 measured on this host's clock, close to the database's in any sane cluster (NTP). A skew
 only moves the wake-up: a claim that comes too early finds no room and asks again.
@@ -19,11 +24,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from ..limits.claiming import BOOK_AHEAD
 from ..store.base import Store
 
-# After the room time: the window's edge is exclusive ((t - period, t]), and a few ms cover
-# the trip to the store and a small clock skew without a burst of empty claims.
-SLACK = 0.003
+# Before the room time: a claim's trip, even on a loaded host (a wake-up, a queue at the
+# limit's lock: 50 ms and more seen), reaches the store before it; one that comes later starts
+# at its own time, and that window's starts drift by the difference.
+LEAD = 0.7 * BOOK_AHEAD
 
 log = logging.getLogger("conveyor.worker")
 
@@ -42,7 +49,7 @@ class Pacing:
         short claim learns when a rate has room again, unless that is still ahead."""
         if got >= wanted:
             self.room_at = None
-        elif self.room_at is None or self.room_at <= host_now:
+        elif self.room_at is None or self.room_at - LEAD <= host_now:
             try:  # never lose the jobs just claimed to this question: the poll stays
                 self.room_at = await self.store.room_at(self.queues, now)
             except Exception as exc:
@@ -54,4 +61,4 @@ class Pacing:
         has room again sooner."""
         if self.room_at is None:
             return poll_delay
-        return min(poll_delay, max(self.room_at - host_now, 0.0) + SLACK)
+        return min(poll_delay, max(self.room_at - LEAD - host_now, 0.0))

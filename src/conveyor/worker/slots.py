@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..job import ClaimedJob, Lease
+from ..limits.claiming import BOOK_AHEAD
 from ..store.base import Cancelled, Release, Settle
 from .executor import JobRunner
 from .outcomes import Outcomes
@@ -99,6 +100,14 @@ class Slots:
         with self.lock:
             self.running[job.id] = Running(job, ctx, task)
 
+    async def _until_booked(self, job: ClaimedJob) -> None:
+        """A start the store booked a little ahead (ClaimedJob.starts_at) waits for its time,
+        never longer than BOOK_AHEAD (the store's clock may be a little off this host's)."""
+        if job.starts_at is not None:
+            ahead = job.starts_at - self.runner.clock.now()
+            if ahead > 0:
+                await asyncio.sleep(min(ahead, BOOK_AHEAD))
+
     async def join(self) -> None:
         """Until every running job has ended."""
         while self.running:
@@ -107,6 +116,7 @@ class Slots:
 
     async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
         loop = asyncio.get_running_loop()
+        await self._until_booked(job)
         started = loop.time()
         self.runner.lifecycle.started(job)
         try:

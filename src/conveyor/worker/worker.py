@@ -2,23 +2,21 @@
 
 One loop claims `min(free slots + prefetch, batch)` jobs per store call, starts them, and
 writes finished outcomes back in batches. It wakes on a store notification, a freed slot or a
-jittered poll. A heartbeat thread extends every held lease in one call, so a CPU-bound task
-cannot make its own job look dead. Sync task functions run in a thread pool sized to the slots.
+jittered poll (how many to claim, and when to go round again: intake.py). A heartbeat thread
+extends every held lease in one call, so a CPU-bound task cannot make its own job look dead.
+Sync task functions run in a thread pool sized to the slots.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
-import random
 import signal
 import socket
-from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
@@ -29,22 +27,22 @@ from ..store.base import (
     Release,
     Settle,
     Snooze,
-    drive_inline,
 )
 from .executor import JobRunner
 from .handoffs import HandOffs
 from .heartbeat import Heartbeat
+from .intake import Intake
 from .maintenance import Maintenance
 from .outcomes import Outcomes
 from .pacing import Pacing
 from .slots import Slots
+from .storecalls import StoreCalls
 from .watchdog import LeaseWatch
 
 if TYPE_CHECKING:
     from ..app import Conveyor
 
 log = logging.getLogger("conveyor.worker")
-T = TypeVar("T")
 
 
 class Worker:
@@ -73,11 +71,6 @@ class Worker:
         else:
             self.queues = tuple(app.registry.queues()) or None
         self.concurrency = concurrency or s.concurrency
-        # Prefetched jobs wait in this process while holding their lease: worth it for short
-        # jobs (a freed slot starts its next job at once), unfair for long ones, which other
-        # workers could start. So prefetch only while recent jobs are short.
-        self.prefetch = self.concurrency if prefetch is None else prefetch
-        self.prefetch_below = 0.25  # seconds: the average job duration that allows it
         self.lease = lease or s.lease
         self.heartbeat_interval = heartbeat or min(s.heartbeat or 5.0, self.lease / 3)
         self.poll_interval = poll_interval or s.poll_interval
@@ -86,10 +79,8 @@ class Worker:
         self.id = worker_id or f"{self.host}:{os.getpid()}:{os.urandom(3).hex()}"
         self.threads = ThreadPoolExecutor(max_workers=self.concurrency,
                                           thread_name_prefix="conveyor-task")
-        # An inline store (SQLite) would block the loop for each write, delaying every job's
-        # wake-up; its calls go to one thread instead (sqlite3 releases the GIL while it works).
-        self.store_thread = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-store")
-                             if getattr(self.store, "inline", False) else None)
+        self.store_calls = StoreCalls(self.store)  # an inline store's on a thread of its own
+        self._off_loop = self.store_calls.run
         self.runner = JobRunner(app, self.id, self.host, self.threads, self.clock,
                                 logging.getLogger("conveyor.task"), self._on_progress)
         self.outcomes = Outcomes(self.runner.lifecycle.written)
@@ -102,6 +93,9 @@ class Worker:
         self._stopping = False
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
         self.pacing = Pacing(self.store, self.queues)  # wake when a rate has room again
+        self.intake = Intake(self.slots, self.pacing, self.clock,
+                             self.concurrency if prefetch is None else prefetch,
+                             self.poll_interval, self.maintenance)  # how much, and when
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -193,8 +187,7 @@ class Worker:
     def close(self) -> None:
         """Release the worker's thread pools (run() does it when it returns)."""
         self.threads.shutdown(wait=False, cancel_futures=True)
-        if self.store_thread is not None:
-            self.store_thread.shutdown(wait=True)
+        self.store_calls.close()
 
     def stop(self, now: bool = False) -> None:
         """Stop claiming; running jobs get the grace period to finish (none with `now`), then
@@ -226,9 +219,9 @@ class Worker:
         assert self._wake is not None
         while not self._stopping:
             self._wake.clear()
-            if self._schedule_due():
-                await self._promote()
-            want = self.slots.free + self._prefetch_now()
+            if self.intake.schedule_due():
+                await self.intake.promote()
+            want = self.intake.wanted()
             self.handoffs.claiming = True  # until the claimed jobs are held
             try:
                 jobs = await self._settle_and_claim(max(want, 0), pace=True)
@@ -240,12 +233,7 @@ class Worker:
             if jobs and len(jobs) == want:
                 await asyncio.sleep(0)  # let the slots run, then come back for more
                 continue
-            await self._wait(self.pacing.delay(self._poll_delay(), self.clock.now()))
-
-    def _prefetch_now(self) -> int:
-        average = self.slots.average_duration
-        short = average is not None and average < self.prefetch_below
-        return self.prefetch if short else 0
+            await self._wait(self.intake.delay())
 
     async def _settle_and_claim(self, want: int, pace: bool = False) -> list[ClaimedJob]:
         """Write finished outcomes, then claim up to `want` jobs: one trip to the store
@@ -257,7 +245,7 @@ class Worker:
         else:
             self.outcomes.report(items, applied)
             if any(isinstance(item, (Fail, Snooze)) for item in items):
-                self._schedule_dirty = True  # a retry was scheduled: learn when it is due
+                self.intake.schedule_dirty = True  # a retry was scheduled: when is it due
         if failure is not None:  # store down or locked: back off, keep running jobs
             log.warning("store unavailable, retrying: %s", failure)
             await asyncio.sleep(min(self.poll_interval, 1.0))
@@ -286,45 +274,6 @@ class Worker:
 
         return await self._off_loop(both())
 
-    async def _off_loop(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await a store coroutine; an inline store's runs on the store thread instead."""
-        if self.store_thread is None:
-            return await coro
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.store_thread, drive_inline, coro)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if future.cancelled() and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
-                with contextlib.suppress(ValueError):  # the thread took it just now
-                    coro.close()  # the store thread never took it: no "never awaited" warning
-            raise
-
-    def _schedule_due(self) -> bool:
-        """Promote now? When a scheduled job may be due: one we know of is, or a producer or
-        a retry just scheduled one (the periodic promote would find it up to a second late)."""
-        if self.maintenance is None:
-            return False
-        due = self.maintenance.next_due
-        return self._schedule_dirty or (due is not None and due <= self.clock.now())
-
-    async def _promote(self) -> None:
-        self._schedule_dirty = False
-        assert self.maintenance is not None
-        try:
-            await self.maintenance.promote()
-        except Exception as exc:
-            log.warning("promote failed: %s", exc)
-            self.maintenance.next_due = None
-
-    def _poll_delay(self) -> float:
-        if self._schedule_dirty:
-            return 0.0
-        delay = self.poll_interval * random.uniform(0.8, 1.2)
-        if self.maintenance is not None and self.maintenance.next_due is not None:
-            delay = min(delay, max(0.001, self.maintenance.next_due - self.clock.now()))
-        return delay
-
     async def _wait(self, timeout: float) -> None:
         assert self._wake is not None
         with contextlib.suppress(TimeoutError):
@@ -348,7 +297,7 @@ class Worker:
         if self._wake is None:
             return
         if queue == SCHEDULED_HINT:
-            self._schedule_dirty = True
+            self.intake.schedule_dirty = True
             self._wake.set()
         elif queue == "*" or self.queues is None or queue in self.queues:
             self._wake.set()
@@ -411,7 +360,7 @@ class Worker:
         if self._wake is None:
             self._wake = asyncio.Event()
             self._loop = asyncio.get_running_loop()
-            self._schedule_dirty = True
+            self.intake.schedule_dirty = True
 
 
 def _current_loop() -> asyncio.AbstractEventLoop | None:

@@ -7,6 +7,8 @@ deadlock), then counts running jobs and starts in each window, then claims. A cl
 same limits waits for the commit and counts again with a new snapshot (READ COMMITTED), so
 it sees the jobs just claimed. Its clock is read after the lock (clock_timestamp()).
 Hand-off never leases a job of a limited queue or task (handoff.INSERT_ONE_HANDOFF).
+A claim may book its starts up to BOOK_AHEAD later than its clock (claiming.claim_time):
+BOOKED_CLOCK says when, and the claim counts, leases and logs at that time.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from ...limits.claiming import Budget, Candidate, LimitedNames, earliest_room
+from ...limits.claiming import BOOK_AHEAD, Budget, Candidate, LimitedNames, earliest_room
 from ...limits.model import Limit, LimitUsage
 from .keys import UNPARK_TASK, KeyLimits
 from .queries import _CLAIMED, _CLAIMED_COLUMNS, feed, with_feed
@@ -53,10 +55,30 @@ _ANSWERS_TO = "(kind IN ('task', 'key') OR name = ANY(%(queues)s::text[]))"
 USAGE_FOR_QUEUES = _USAGE + " WHERE " + _ANSWERS_TO
 LOCK_LIMITS = ("SELECT kind, name FROM {schema}.conveyor_limits WHERE " + _ANSWERS_TO +
                " ORDER BY kind, name FOR UPDATE")
-# The claim's clock, read once after the lock (a volatile CTE is evaluated once), with every
-# limit the claim answers to and its use; one row of NULL limit when there is none.
+# When a claim happens (claiming.claim_time), from `wall` (its clock, read once after the
+# lock: a volatile CTE is evaluated once) and `lim` (the limits it answers to): at the
+# earliest time within %(ahead)s s a full rate has room again, else at once; at once when a
+# key limit with a rate answers to it. As (now, wall).
+BOOKED_CLOCK = """
+clock(now, wall) AS (
+    SELECT CASE WHEN room.at <= wall.now + %(ahead)s
+                 AND NOT EXISTS (SELECT FROM lim WHERE lim.kind = 'key' AND lim.rate IS NOT NULL)
+                THEN room.at ELSE wall.now END, wall.now
+    FROM wall, LATERAL (
+        SELECT min(nth.at) AS at FROM lim CROSS JOIN LATERAL (
+            SELECT start.started_at + lim.period AS at
+            FROM {schema}.conveyor_limit_starts AS start
+            WHERE start.kind = lim.kind AND start.name = lim.name
+              AND start.started_at > wall.now - lim.period
+            ORDER BY start.started_at DESC LIMIT 1 OFFSET lim.rate - 1) AS nth
+        WHERE lim.rate > 0 AND lim.kind IN ('queue', 'task') AND nth.at > wall.now) AS room)"""
+WALL = "wall(now) AS (SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp())))"
+# The claim's time, each limit it answers to and its use then (a NULL limit: none); wall last.
 USAGE_AT_CLOCK = """
-WITH clock(now) AS (SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp())))
+WITH """ + WALL + """,
+lim AS (SELECT * FROM {schema}.conveyor_limits
+        WHERE kind IN ('task', 'key') OR name = ANY(%(queues)s::text[])),
+""" + BOOKED_CLOCK + """
 SELECT clock.now, lim.kind, lim.name, lim.concurrency, lim.rate, lim.period, lim.source,
     lim.blocked_until,
     CASE WHEN lim.kind = 'key' THEN 0 ELSE (  -- a key limit: each key's own, in keys.py
@@ -67,9 +89,8 @@ SELECT clock.now, lim.kind, lim.name, lim.concurrency, lim.rate, lim.period, lim
         SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
         WHERE start.kind = lim.kind AND start.name = lim.name
           AND start.started_at > clock.now - lim.period) END,
-    lim.strategy, 0
-FROM clock LEFT JOIN {schema}.conveyor_limits AS lim
-    ON lim.kind IN ('task', 'key') OR lim.name = ANY(%(queues)s::text[])"""
+    lim.strategy, 0, clock.wall
+FROM clock LEFT JOIN lim ON true"""
 
 # The queues that have queued jobs: a skip scan through the claim index.
 QUEUED_QUEUES = """
@@ -108,6 +129,9 @@ WHERE wanted.room > 0
   AND wanted.queue NOT IN (SELECT name FROM {schema}.conveyor_queues WHERE paused)
 ORDER BY candidate.priority DESC, candidate.run_at, candidate.id"""
 
+# A limited claim returns each job's started_at too (ClaimedJob.starts_at).
+_BOOKED = _CLAIMED + ", job.started_at"
+_BOOKED_COLUMNS = _CLAIMED_COLUMNS + ", started_at"
 CLAIM_IDS = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
 SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
@@ -115,17 +139,18 @@ SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
     worker_id = %(worker_id)s, worker_host = %(host)s, cancel_requested = false
 FROM unnest(%(ids)s::text[]) AS picked(id)
 WHERE job.id = picked.id AND job.state = 'queued'
-RETURNING """ + _CLAIMED, _CLAIMED_COLUMNS)
+RETURNING """ + _BOOKED, _BOOKED_COLUMNS)
 
 # One queue limited by its own caps only (no task limits anywhere): its room, the claim and
 # the start log in one statement. It runs after LOCK_LIMITS in the same transaction, so its
 # snapshot sees every claim committed before the lock was granted. least() skips a cap that
 # is NULL; a limit removed meanwhile leaves the plain `limit`.
 CLAIM_ROOM = """
-WITH clock(now) AS (SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp()))),
+WITH """ + WALL + """,
 lim AS (
-    SELECT concurrency, rate, period, blocked_until FROM {schema}.conveyor_limits
+    SELECT kind, name, concurrency, rate, period, blocked_until FROM {schema}.conveyor_limits
     WHERE kind = 'queue' AND name = %(queue)s),
+""" + BOOKED_CLOCK + """,
 room(n) AS (
     SELECT coalesce((
         SELECT CASE WHEN lim.blocked_until > clock.now THEN 0 ELSE greatest(0, least(
@@ -151,7 +176,7 @@ changed AS (
         lease_expires_at = clock.now + %(lease_for)s, started_at = clock.now,
         worker_id = %(worker_id)s, worker_host = %(host)s, cancel_requested = false
     FROM picked, clock WHERE job.id = picked.id
-    RETURNING """ + _CLAIMED + """),
+    RETURNING """ + _BOOKED + """),
 logged AS (
     INSERT INTO {schema}.conveyor_limit_starts (kind, name, started_at)
     SELECT 'queue', %(queue)s, clock.now FROM changed, clock
@@ -160,11 +185,12 @@ forgotten AS (
     DELETE FROM {schema}.conveyor_limit_starts AS start
     USING lim, clock
     WHERE start.kind = 'queue' AND start.name = %(queue)s
-      AND start.started_at <= clock.now - lim.period),
+      AND start.started_at <= clock.wall - lim.period),
 feed AS (""" + feed("changed") + """)
-SELECT """ + _CLAIMED_COLUMNS + """ FROM changed WHERE (SELECT count(*) FROM feed) >= 0"""
+SELECT """ + _BOOKED_COLUMNS + """ FROM changed WHERE (SELECT count(*) FROM feed) >= 0"""
 
-# Log the starts, and forget those that have left their limit's window.
+# Log the starts (at the claim's time), and forget those that have left their limit's window
+# by its clock (`wall`: a claim booked before `now` may still count them).
 LOG_STARTS = """
 WITH logged AS (
     INSERT INTO {schema}.conveyor_limit_starts (kind, name, started_at)
@@ -174,7 +200,7 @@ DELETE FROM {schema}.conveyor_limit_starts AS start
 USING {schema}.conveyor_limits AS lim
 WHERE start.kind = lim.kind AND start.name = lim.name
   AND (lim.kind, lim.name) IN (SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[]))
-  AND start.started_at <= %(now)s - lim.period"""
+  AND start.started_at <= %(wall)s - lim.period"""
 
 # For each rate or slow-down the claim answers to: until when it is slowed down, and when
 # its full window has room again (its rate-th newest start leaves the window). See
@@ -299,10 +325,11 @@ class Limits(KeyLimits):
         await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
         if not (self._limited.tasks or self._limited.keys) and len(names) == 1:
             return await conn.execute(self.statement(CLAIM_ROOM), {
-                "events": self._events, **params, "queue": names[0], "limit": limit})
+                "events": self._events, **params, "queue": names[0], "limit": limit,
+                "ahead": BOOK_AHEAD})
         found = await self._fetch(conn, USAGE_AT_CLOCK, {"now": params["now"],
-                                                         "queues": names})
-        now = found[0][0]
+                                                         "queues": names, "ahead": BOOK_AHEAD})
+        now, wall = found[0][0], found[0][-1]  # the claim's (booked) time, its clock
         budget = Budget.of([usage_from_row(r[1:]) for r in found if r[1] is not None], now)
         # CANDIDATES goes out first, and comes back with the keys' reads (one trip)
         general = await self._send_candidates(conn, budget, names, limit, now)
@@ -321,7 +348,7 @@ class Limits(KeyLimits):
             return None
         claimed: psycopg.AsyncCursor[Any] = await conn.execute(self.statement(CLAIM_IDS), {
             "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
-        await self._log_starts(conn, budget, taken, now)
+        await self._log_starts(conn, budget, taken, now, wall)
         return claimed
 
     async def _send_candidates(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
@@ -352,17 +379,19 @@ class Limits(KeyLimits):
                 await conn.execute(NO_BITMAP_SCANS)
                 await conn.execute(self.statement(LOCK_LIMITS), {"queues": [queue]})
                 claimed = await conn.execute(self.statement(CLAIM_ROOM), {
-                    "events": self._events, **params, "queue": queue, "limit": limit})
+                    "events": self._events, **params, "queue": queue, "limit": limit,
+                    "ahead": BOOK_AHEAD})
             rows: Rows = await claimed.fetchall()
         return rows
 
     async def _log_starts(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
-                          taken: list[Candidate], now: float) -> None:
+                          taken: list[Candidate], now: float, wall: float) -> None:
         """Queue the start log of rate-limited claims (sent with the commit)."""
         starts = budget.starts(taken)
         if starts:
             await conn.execute(self.statement(LOG_STARTS), {
-                "now": now, "kinds": [s[0] for s in starts], "names": [s[1] for s in starts]})
+                "now": now, "wall": wall, "kinds": [s[0] for s in starts],
+                "names": [s[1] for s in starts]})
 
 
 def _params(limit: Limit, now: float | None) -> dict[str, Any]:

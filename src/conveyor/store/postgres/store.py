@@ -243,7 +243,7 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, KeepByCount, Post
                                   "host": self._host}
         if await self._limits_touch(queues):  # limits.py; a limited claim offers nothing
             return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
-                               r[9], r[10], r[11])
+                               r[9], r[10], r[11], r[12], r[13])
                     for r in in_claim_order(await self._claim_limited(queues, params, limit))]
         fetch: Fetch = self._one
         listener = self._takers.get(worker_id) if offer is not None else None

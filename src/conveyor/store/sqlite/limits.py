@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ...limits.claiming import Budget, Candidate, LimitedNames, earliest_room
+from ...limits.claiming import Budget, Candidate, LimitedNames, claim_time, earliest_room
 from ...limits.model import Limit, LimitUsage
 from . import queries as q
 from .connection import Connections
@@ -163,28 +163,21 @@ class Limits(KeyLimits):
         if not self._limits_touch(queues) or not self._limited.paces(queues):
             return None
         now = time.time() if now is None else now
-        found: list[tuple[float | None, float | None]] = []
         with self.db.read() as conn:
-            held = conn.execute(HELD_BY_RATE, {"now": now, "queues": None if not queues
-                                               else orjson.dumps(list(queues)).decode()})
-            for kind, name, rate, period, blocked in held.fetchall():
-                nth = None if rate is None else conn.execute(
-                    NTH_NEWEST_START, (kind, name, now - period, rate - 1)).fetchone()
-                found.append((blocked, None if nth is None else nth[0] + period))
-        return earliest_room(found)
+            return earliest_room(_held(conn, queues, now))
 
     def _claim_limited(self, conn: sqlite3.Connection, queues: Sequence[str],
                        params: dict[str, Any], limit: int) -> list[tuple[Any, ...]]:
-        """Inside the claim's write transaction: claim what the limits have room for."""
-        now = params["now"]
-        usages = [usage_from_row(r) for r in conn.execute(
-            USAGE_FOR_QUEUES, {"now": now, "queues": orjson.dumps(list(queues)).decode()})]
-        budget = Budget.of(usages, now)
+        """Inside the claim's write transaction: claim what the limits have room for, at
+        the claim's time (claiming.claim_time: now, or booked a little ahead)."""
+        wall = params["now"]
+        budget, now = _at_claim_time(conn, queues, wall)
+        params = {**params, "now": now}
         if not budget.tasks and not budget.keys and len(queues) == 1:  # the queue's room
             room = budget.queue_room(queues[0], limit)
             rows = conn.execute(q.CLAIM_ONE_QUEUE, {**params, "queue": queues[0],
                                                     "limit": room}).fetchall() if room else []
-            self._log_starts(conn, budget, [(r[0], r[1], r[2]) for r in rows], now)
+            self._log_starts(conn, budget, [(r[0], r[1], r[2]) for r in rows], now, wall)
             return rows
         keyed, states = self._key_candidates(conn, budget, queues, limit, now)
         candidates = [((-c[3], 0, c[4], c[0]), c) for c in self._candidates(
@@ -199,7 +192,7 @@ class Limits(KeyLimits):
                            queues)
         if not taken:
             return []
-        self._log_starts(conn, budget, taken, now)
+        self._log_starts(conn, budget, taken, now, wall)
         ids = orjson.dumps([c[0] for c in taken]).decode()
         return conn.execute(q.CLAIM_IDS, {**params, "ids": ids}).fetchall()
 
@@ -224,12 +217,44 @@ class Limits(KeyLimits):
 
     @staticmethod
     def _log_starts(conn: sqlite3.Connection, budget: Budget, taken: list[Candidate],
-                    now: float) -> None:
+                    now: float, wall: float) -> None:
+        """Log the starts at the claim's time; forget those out of their window by the
+        clock (`wall`: a claim booked before `now` may still count them)."""
         starts = budget.starts(taken)
         if starts:
             conn.executemany(LOG_START, [(kind, name, now) for kind, name in starts])
             for kind, name in set(starts):
-                conn.execute(FORGET_STARTS, {"kind": kind, "name": name, "now": now})
+                conn.execute(FORGET_STARTS, {"kind": kind, "name": name, "now": wall})
+
+
+def _budget(conn: sqlite3.Connection, queues: Sequence[str], now: float) -> Budget:
+    """The room of every limit a claim from `queues` answers to, at `now`."""
+    return Budget.of([usage_from_row(r) for r in conn.execute(
+        USAGE_FOR_QUEUES, {"now": now, "queues": orjson.dumps(list(queues)).decode()})], now)
+
+
+def _at_claim_time(conn: sqlite3.Connection, queues: Sequence[str],
+                   wall: float) -> tuple[Budget, float]:
+    """The claim's time (claiming.claim_time: `wall`, the clock, or booked a little ahead)
+    and the room of its limits then."""
+    budget = _budget(conn, queues, wall)
+    key_rated = any(limit.rate is not None for limit in budget.keys.values())
+    now = claim_time(wall, [at for _, at in _held(conn, queues, wall)], key_rated)
+    return (budget, now) if now == wall else (_budget(conn, queues, now), now)
+
+
+def _held(conn: sqlite3.Connection, queues: Sequence[str] | None,
+          now: float) -> list[tuple[float | None, float | None]]:
+    """For each rate and slow-down a claim from `queues` answers to: (slowed down until, when
+    its window has room again), as claiming.earliest_room takes them."""
+    found: list[tuple[float | None, float | None]] = []
+    held = conn.execute(HELD_BY_RATE, {"now": now, "queues": None if not queues
+                                       else orjson.dumps(list(queues)).decode()})
+    for kind, name, rate, period, blocked in held.fetchall():
+        nth = None if not rate else conn.execute(
+            NTH_NEWEST_START, (kind, name, now - period, rate - 1)).fetchone()
+        found.append((blocked, None if nth is None else nth[0] + period))
+    return found
 
 
 def _params(limit: Limit, now: float | None) -> dict[str, Any]:

@@ -49,7 +49,7 @@ WHERE id IN (
     ORDER BY priority DESC, run_at, id
     LIMIT :limit)
 RETURNING id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
-          correlation_id, priority, created_at, expires_at, run_at"""
+          correlation_id, priority, created_at, expires_at, run_at, started_at"""
 
 # Several queues: the best `limit` candidates of each, merged by the store, then one UPDATE.
 CLAIM_CANDIDATES = """
@@ -65,7 +65,7 @@ SET state = 'running', attempt = attempt + 1, lease_token = :token,
     worker_host = :host, cancel_requested = 0
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'queued'
 RETURNING id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
-          correlation_id, priority, created_at, expires_at, run_at"""
+          correlation_id, priority, created_at, expires_at, run_at, started_at"""
 
 # The queues that have queued jobs: a skip-scan over the claim index, one seek per queue.
 QUEUED_QUEUES = """

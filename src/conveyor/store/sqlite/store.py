@@ -225,7 +225,7 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, 
             self.wake.publish([JobEvent(r[0], "running", r[2], r[1], r[7] or None)
                                for r in rows])
         jobs = [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
-                           r[10], r[11], r[12]) for r in rows]
+                           r[10], r[11], r[12], r[13]) for r in rows]
         if len(jobs) > 1:
             jobs.sort(key=claim_order)
         return jobs
