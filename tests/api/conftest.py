@@ -9,33 +9,20 @@ from typing import Any
 import httpx
 import pytest
 
-from conveyor.web.server import build_server
-
 from .harness import (
-    TOKENS,
     Live,
-    ServerThread,
     WorkerThread,
-    close_app,
-    free_port,
     make_url,
+    serving,
     store_urls,
 )
-from .webapp import build_app
 
 
 @pytest.fixture(params=store_urls(), scope="module")
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[Live]:
-    url = make_url(request.param, tmp_path_factory.mktemp("api"))
-    app, flags = build_app(url)
-    if request.param == "postgres":
-        app.migrate()
-    server = build_server(app, "127.0.0.1", free_port(), tokens=TOKENS, sample_every=0.5,
-                          log_level="warning")
-    with ServerThread(server):
-        yield Live(app, f"http://127.0.0.1:{server.config.port}", flags, server)
-    close_app(app)
+    with serving(make_url(request.param, tmp_path_factory.mktemp("api")), sample_every=0.5) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

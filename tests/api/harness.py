@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ import httpx
 import pytest
 
 from conveyor import Conveyor
-from conveyor.web.server import ConveyorServer
+from conveyor.web.server import ConveyorServer, build_server
 
 TOKENS = ("admin-token=ops:admin,token-a=acme:tenant,token-b=globex:tenant,"
           "viewer-token=*:viewer,viewer-a=acme:viewer")
@@ -147,3 +149,19 @@ def close_app(app: Conveyor) -> None:
         time.sleep(0.01)
     if not loop.is_running() and not loop.is_closed():
         loop.close()
+
+
+@contextmanager
+def serving(url: str, *, tokens: str = TOKENS, worker: bool = False, **server: Any
+            ) -> Iterator[Live]:
+    """The test app (webapp.build_app) on `url` behind a real HTTP server on a free port, with a
+    worker thread when asked; `server` goes to build_server (sample_every ...). Closed after."""
+    from .webapp import build_app
+
+    app, flags = build_app(url)
+    if url.startswith("postgres"):
+        app.migrate()
+    srv = build_server(app, "127.0.0.1", free_port(), tokens=tokens, log_level="warning", **server)
+    with ServerThread(srv), (WorkerThread(app) if worker else nullcontext()):
+        yield Live(app, f"http://127.0.0.1:{srv.config.port}", flags, srv)
+    close_app(app)

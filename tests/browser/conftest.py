@@ -10,17 +10,7 @@ from typing import Any
 
 import pytest
 
-from api.harness import (
-    TOKENS,
-    Live,
-    ServerThread,
-    WorkerThread,
-    close_app,
-    free_port,
-    sign_in,
-)
-from api.webapp import build_app
-from conveyor.web.server import build_server
+from api.harness import Live, serving, sign_in
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -30,12 +20,9 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    app, flags = build_app(f"sqlite:///{tmp_path_factory.mktemp('browser') / 'ui.db'}")
-    server = build_server(app, "127.0.0.1", free_port(), tokens=TOKENS, sample_every=0.5,
-                          log_level="warning")
-    with ServerThread(server), WorkerThread(app):
-        yield Live(app, f"http://127.0.0.1:{server.config.port}", flags, server)
-    close_app(app)
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'ui.db'}"
+    with serving(url, worker=True, sample_every=0.5) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +57,19 @@ def page(browser: Any, live: Live) -> Iterator[Any]:
     yield page
     context.close()
     assert not errors, errors
+
+
+def new_page(browser: Any, live: Live, **options: Any) -> tuple[Any, Any]:
+    """A signed-in admin page in a context with these options (viewport, color_scheme ...)."""
+    context = browser.new_context(**{"viewport": {"width": 1440, "height": 900}, **options})
+    context.add_cookies([{"name": "conveyor_session", "value": sign_in(live.url, "admin-token"),
+                          "url": live.url}])
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    return context, page
 
 
 def shot(page: Any, name: str) -> None:

@@ -11,24 +11,19 @@ from typing import Any
 
 import pytest
 
-from api.harness import TOKENS, Live, ServerThread, close_app, free_port, sign_in
-from api.webapp import build_app
+from api.harness import Live, serving
 from conveyor.job import WorkerInfo
-from conveyor.web.server import build_server
 
-from .conftest import shot
+from .conftest import new_page, shot
 
 SIZES = {"desk": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
 @pytest.fixture(scope="module")
 def idle_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    app, flags = build_app(f"sqlite:///{tmp_path_factory.mktemp('ahead') / 'ui.db'}")
-    server = build_server(app, "127.0.0.1", free_port(), tokens=TOKENS, sample_every=0.5,
-                          log_level="warning")
-    with ServerThread(server):
-        yield Live(app, f"http://127.0.0.1:{server.config.port}", flags, server)
-    close_app(app)
+    url = f"sqlite:///{tmp_path_factory.mktemp('ahead') / 'ui.db'}"
+    with serving(url, sample_every=0.5) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +43,6 @@ def ahead_queue(idle_live: Live) -> Iterator[str]:
     idle_live.app.call(lambda store: store.deregister_worker("worker-ahead"))
 
 
-def page_for(browser: Any, live: Live, size: str) -> tuple[Any, Any]:
-    context = browser.new_context(viewport=SIZES[size])
-    context.add_cookies([{"name": "conveyor_session", "value": sign_in(live.url, "admin-token"),
-                          "url": live.url}])
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors
-    return context, page
-
-
 def document_width(page: Any) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth"))
 
@@ -67,7 +50,7 @@ def document_width(page: Any) -> int:
 @pytest.mark.parametrize("size", list(SIZES))
 def test_running_and_claimed_ahead_read_apart(browser: Any, idle_live: Live, ahead_queue: str,
                                               size: str) -> None:
-    context, page = page_for(browser, idle_live, size)
+    context, page = new_page(browser, idle_live, viewport=SIZES[size])
     page.goto(idle_live.url + "/queues")
     row = page.locator("tr", has_text=ahead_queue)
     running = row.locator('[data-label="Running"]')

@@ -16,10 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.harness import Live, ServerThread, close_app, free_port
-from api.webapp import build_app
+from api.harness import Live, free_port, serving
 from conveyor.job import JobFilter
-from conveyor.web.server import build_server
 
 from .conftest import shot
 
@@ -68,11 +66,8 @@ def attacker() -> Iterator[AttackerSite]:
 @pytest.fixture(scope="module")
 def open_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """A server in open mode (no tokens): any page on this machine could try to drive it."""
-    app, flags = build_app(f"sqlite:///{tmp_path_factory.mktemp('open') / 'open.db'}")
-    server = build_server(app, "127.0.0.1", free_port(), tokens="", log_level="warning")
-    with ServerThread(server):
-        yield Live(app, f"http://127.0.0.1:{server.config.port}", flags, server)
-    close_app(app)
+    with serving(f"sqlite:///{tmp_path_factory.mktemp('open') / 'open.db'}", tokens="") as live:
+        yield live
 
 
 def stored(live: Live, correlation: str) -> int:

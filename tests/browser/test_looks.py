@@ -8,10 +8,10 @@ import time
 import uuid
 from typing import Any
 
-from api.harness import Live, sign_in
+from api.harness import Live
 from conveyor.web.views import hue
 
-from .conftest import shot
+from .conftest import new_page, shot
 
 PAGES = ("/", "/jobs", "/dead", "/queues", "/tasks", "/errors", "/workers", "/cron")
 
@@ -24,19 +24,6 @@ def is_dark(rgb: str) -> bool:
     assert rgb.startswith("rgb(") and "rgba" not in rgb, rgb  # an opaque colour, not none
     r, g, b = (int(part) for part in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3])
     return (r + g + b) / 3 < 80
-
-
-def new_page(browser: Any, live: Live, **options: Any) -> tuple[Any, Any]:
-    """A signed-in admin page in a context with these options (viewport, color_scheme ...)."""
-    context = browser.new_context(**{"viewport": {"width": 1440, "height": 900}, **options})
-    context.add_cookies([{"name": "conveyor_session", "value": sign_in(live.url, "admin-token"),
-                          "url": live.url}])
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors
-    return context, page
 
 
 def test_dark_mode_follows_the_system_and_the_toggle_sticks(browser: Any, live: Live) -> None:
