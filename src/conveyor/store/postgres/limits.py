@@ -22,19 +22,13 @@ from ...limits.claiming import BOOK_AHEAD, Budget, Candidate, LimitedNames, earl
 from ...limits.model import Limit, LimitUsage
 from .keys import UNPARK_TASK, KeyLimits
 from .queries import _CLAIMED, _CLAIMED_COLUMNS, feed, with_feed
-from .trip import one_trip
+from .trip import LIMITED_CLAIM, one_trip
 
 Rows = list[tuple[Any, ...]]
 
 # With each name: may a rate or a slow-down hold its jobs back (room_at asks only then)?
 LIMITED_NAMES = """SELECT kind, name, rate IS NOT NULL OR blocked_until IS NOT NULL
 FROM {schema}.conveyor_limits"""
-
-# A limited claim counts each limited queue's running jobs (a few rows of the partial
-# index of running jobs, conveyor_jobs_lease). With bitmap scans allowed the planner often
-# built a bitmap for that count instead of walking the index, at a measured cost (bench
-# results 2026-12-05-flow.md). For the claim's transaction only.
-NO_BITMAP_SCANS = "SET LOCAL enable_bitmapscan = off"
 
 _USAGE = """
 SELECT kind, name, concurrency, rate, period, source, blocked_until,
@@ -317,7 +311,7 @@ class Limits(KeyLimits):
                         limit: int) -> psycopg.AsyncCursor[Any] | None:
         """Queue a limited claim in the caller's transaction: its cursor (read after the
         commit), or None when there is nothing to claim."""
-        await conn.execute(NO_BITMAP_SCANS)
+        await conn.execute(LIMITED_CLAIM)
         names = list(queues) if queues else [
             r[0] for r in await self._fetch(conn, QUEUED_QUEUES, {})]
         if not names:
@@ -376,7 +370,7 @@ class Limits(KeyLimits):
         together in one pipeline, one round trip (trip.one_trip)."""
         async with self.pools.connection() as conn:
             async with one_trip(conn):
-                await conn.execute(NO_BITMAP_SCANS)
+                await conn.execute(LIMITED_CLAIM)
                 await conn.execute(self.statement(LOCK_LIMITS), {"queues": [queue]})
                 claimed = await conn.execute(self.statement(CLAIM_ROOM), {
                     "events": self._events, **params, "queue": queue, "limit": limit,

@@ -30,6 +30,18 @@ BEGIN = "BEGIN"
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 
+# A limited claim's transaction (limits.py) sets, for itself only:
+# - no bitmap scans: it counts each limited queue's running jobs (a few rows of the partial
+#   index conveyor_jobs_lease), and with bitmap scans allowed the planner often built a bitmap
+#   for that count instead of walking the index, at a measured cost (2026-12-05-flow.md);
+# - a commit that does not wait for its WAL flush. Claimers on one limit wait for each other's
+#   commit (the limit rows' lock), so a flush in each commit capped a limited queue at one claim
+#   per flush however many workers (2 workers under a limit of 20 drained at half the unlimited
+#   rate: 2026-12-05-peers-ab.md). The job's settle is durable and flushes the claim with it; a
+#   claim lost in a server crash leaves its job queued, to run again as after a lost lease.
+LIMITED_CLAIM = ("SELECT set_config('enable_bitmapscan', 'off', true),"
+                 " set_config('synchronous_commit', 'off', true)")
+
 
 @contextlib.asynccontextmanager
 async def one_trip(conn: psycopg.AsyncConnection[Any]
