@@ -56,3 +56,14 @@ async def rows_in(store: Store, table: str) -> int:
             return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     [(count,)] = await store._one(f"SELECT count(*) FROM {{schema}}.{table}")  # type: ignore[attr-defined]
     return int(count)
+
+
+async def limit_times(store: Store) -> dict[tuple[str, str], float]:
+    """Each stored limit's updated_at, read behind the store's back (when was it written)."""
+    statement = "SELECT kind, name, updated_at FROM {schema}.conveyor_limits"
+    if store.__class__.__name__ == "SQLiteStore":
+        with store.db.read() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute(statement.replace("{schema}.", "")).fetchall()
+    else:
+        rows = await store._one(statement)  # type: ignore[attr-defined]
+    return {(kind, name): float(at) for kind, name, at in rows}

@@ -12,7 +12,7 @@ from conveyor.limits.model import Limit
 from conveyor.store.base import Complete, Fail, Release, Snooze, Store
 
 from .conftest import StoreSetup
-from .support import LEASE, T0, claim_ids, error, new_job
+from .support import LEASE, T0, claim_ids, error, limit_times, new_job
 
 pytestmark = pytest.mark.anyio
 
@@ -146,6 +146,33 @@ async def test_code_declarations_never_override_an_operator_change(store: Store)
     assert got[("task", "t.x")] == Limit("task", "t.x", rate=20, period=60.0, source="code")
 
 
+async def test_declaring_the_stored_limits_again_writes_nothing(store: Store) -> None:
+    """A worker declares its code's limits at every start, while others claim under them: a
+    declaration that changes nothing writes (and on PostgreSQL locks) nothing."""
+    declared = [Limit("queue", "ai", concurrency=5, source="code"),
+                Limit("task", "t.x", rate=10, period=60.0, source="code"),
+                Limit("key", "t.k", concurrency=1, strategy="debounce", source="code")]
+    await store.declare_limits(declared, now=T0)
+    await store.declare_limits(list(reversed(declared)), now=T0 + 100)
+    assert await limit_times(store) == {("queue", "ai"): T0, ("task", "t.x"): T0,
+                                        ("key", "t.k"): T0}
+    await store.declare_limits([Limit("queue", "ai", concurrency=6, source="code"),
+                                *declared[1:]], now=T0 + 200)
+    assert await limit_times(store) == {("queue", "ai"): T0 + 200, ("task", "t.x"): T0,
+                                        ("key", "t.k"): T0}
+    got = {(u.limit.kind, u.limit.name): u.limit for u in await store.limits(now=T0)}
+    assert got[("queue", "ai")] == Limit("queue", "ai", concurrency=6, source="code")
+    assert got[("key", "t.k")] == declared[2]
+
+
+async def test_a_declaration_names_each_limit_once_the_last_wins(store: Store) -> None:
+    await store.declare_limits([Limit("queue", "ai", concurrency=5, source="code"),
+                                Limit("queue", "ai", concurrency=7, source="code"),
+                                Limit("task", "t.x", source="code")], now=T0)
+    got = {(u.limit.kind, u.limit.name): u.limit for u in await store.limits(now=T0)}
+    assert got == {("queue", "ai"): Limit("queue", "ai", concurrency=7, source="code")}
+
+
 async def test_another_store_instance_sees_a_change(store_setup: StoreSetup,
                                                     store: Store) -> None:
     if not store_setup.shared:
@@ -158,6 +185,26 @@ async def test_another_store_instance_sees_a_change(store_setup: StoreSetup,
         await store.set_limit(Limit("queue", "ai", concurrency=2))
         await asyncio.sleep(1.1)  # a store re-reads the limited names at most 1 s later
         assert len(await other.claim(["ai"], "w-2", 10, LEASE, now=T0)) == 1
+    finally:
+        await other.close()
+
+
+async def test_a_rate_set_meanwhile_holds_for_a_claimer_that_has_not_read_it(
+        store_setup: StoreSetup, store: Store) -> None:
+    """A claimer whose limits (as it last read them) have no rate claims at its clock,
+    reading no start to book ahead; a rate set meanwhile still counts its claims exactly."""
+    if not store_setup.shared:
+        pytest.skip("the in-memory store cannot be shared between store instances")
+    other: Store = store_setup.make()  # type: ignore[misc]
+    await other.open()
+    try:
+        await store.set_limit(Limit("queue", "ai", concurrency=10))
+        await _enqueue(store, 8, queue="ai")
+        assert len(await other.claim(["ai"], "w-2", 1, LEASE, now=T0)) == 1  # read: no rate
+        await store.set_limit(Limit("queue", "ai", concurrency=10, rate=3, period=10.0))
+        assert len(await other.claim(["ai"], "w-2", 10, LEASE, now=T0 + 1)) == 3
+        assert len(await store.claim(["ai"], "w-1", 10, LEASE, now=T0 + 2)) == 0
+        assert len(await store.claim(["ai"], "w-1", 10, LEASE, now=T0 + 11.5)) == 3
     finally:
         await other.close()
 

@@ -8,6 +8,7 @@ same. Keys take turns: two small keys finish before a big key's 50th job starts.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import secrets
@@ -48,9 +49,10 @@ class Cluster:
                     "LIMITS_LEDGER": str(self.ledger)})
         return env
 
-    def start(self, index: int, queues: str = "capped,mixed") -> subprocess.Popen[bytes]:
+    def start(self, index: int, queues: str = "capped,mixed",
+              app: str = "limitapp:app") -> subprocess.Popen[bytes]:
         log = open(self.folder / f"worker-{index}.log", "ab")  # noqa: SIM115 - the child's
-        proc = subprocess.Popen([CONVEYOR, "worker", "--app", "limitapp:app", "--queues",
+        proc = subprocess.Popen([CONVEYOR, "worker", "--app", app, "--queues",
                                  queues, "--concurrency", "4"], cwd=self.folder,
                                 env=self.env(), stdout=log, stderr=log,
                                 start_new_session=True)
@@ -203,19 +205,16 @@ def test_a_rate_of_50_a_second_for_60_s_starts_within_2_percent(
     60 s hold 3,000 within 2 %: workers wake a little before the window has room again
     (Store.room_at, worker/pacing.py), and the store books their starts at exactly that time
     (limits/claiming.claim_time). The ledger agrees: no run began before its booked start.
-    The jobs come once every worker has started: 60 s of a held rate, not of start-ups."""
+    The jobs wait before the workers start: the 60 s include the later workers' start-ups,
+    which no longer stall the claims (test_workers_starting_one_after_another_...)."""
     system, count = cluster
     app = Conveyor(system.url)
     app.migrate()
     app.limits.set("queue", "rated", rate="50/s")
+    for _ in range(9):  # 4,500: more than 60 s can start
+        app.enqueue_many([{"task": "rated", "queue": "rated", "payload": {"ms": 5}}] * 500)
     system.procs = [system.start(i, queues="rated") for i in range(count)]
     try:
-        pids, up = {proc.pid for proc in system.procs}, time.monotonic() + 30
-        while time.monotonic() < up and not pids <= {w.pid for w in app.workers()}:
-            time.sleep(0.1)  # every worker has started (its first heartbeat)
-        assert pids <= {w.pid for w in app.workers()}
-        for _ in range(9):  # 4,500: more than 60 s can start
-            app.enqueue_many([{"task": "rated", "queue": "rated", "payload": {"ms": 5}}] * 500)
         first: float | None = None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -244,6 +243,57 @@ def test_a_rate_of_50_a_second_for_60_s_starts_within_2_percent(
     early = [job_id for job_id, at in began.items() if at < booked[job_id] - 0.001]
     assert early == [], f"{len(early)} runs began before their booked start"
     assert abs(len(in_run) - 3000) <= 60, f"{len(in_run)} starts in 60 s"
+    app.close()
+
+
+# The longest pause between two starts under "5/0.1s" while workers start: the starts come
+# five every 0.1 s, and a claim stalled behind a deadlock waited deadlock_timeout (1 s).
+STALL = 0.5
+
+
+def test_workers_starting_one_after_another_never_stall_the_claims(
+        cluster: tuple[Cluster, int]) -> None:
+    """Jobs wait under a rate of 5 per 0.1 s while workers start one after another, then
+    each is stopped and started again: each start-up declares the app's limits (startapp.py)
+    while the others claim. The starts never pause for more than STALL. Before declarations
+    wrote in the claims' lock order (store/postgres/limit_settings.py), a start-up could
+    deadlock with a claim on PostgreSQL, and every claim stalled for 1 s."""
+    system, count = cluster
+    app = Conveyor(system.url)
+    app.migrate()
+    ids = [j.id for j in app.enqueue_many(
+        [{"task": "paced", "queue": "paced", "payload": {"ms": 5}}] * 900)]
+    ups: list[float] = []  # when each worker had started (its first heartbeat)
+
+    def start(index: int) -> None:
+        proc = system.start(index, queues="paced", app="startapp:app")
+        system.procs[index:index + 1] = [proc]
+        deadline = time.monotonic() + 30
+        while proc.pid not in {w.pid for w in app.workers()}:
+            assert proc.poll() is None and time.monotonic() < deadline, f"worker {index}"
+            time.sleep(0.05)
+        ups.append(time.time())
+        time.sleep(0.5)
+
+    try:
+        system.procs = []
+        for index in range(count):
+            start(index)
+        for index in range(count):  # stopped, and started again
+            system.procs[index].send_signal(signal.SIGTERM)
+            system.procs[index].wait(30)
+            start(index)
+        _until_completed(app, ids, 60)
+    finally:
+        system.close()
+    jobs = [app.get(job_id) for job_id in ids]
+    assert {job.state for job in jobs} == {"completed"}
+    starts = sorted((job.started_at or 0.0, job.worker_id or "") for job in jobs)
+    gap, after = max((b[0] - a[0], a) for a, b in itertools.pairwise(starts))
+    print(f"{len(starts)} starts over {starts[-1][0] - starts[0][0]:.1f} s, longest pause "
+          f"{gap:.3f} s; workers up at "
+          + ", ".join(f"{at - starts[0][0]:+.2f}" for at in ups))
+    assert gap <= STALL, f"the starts paused {gap:.2f} s after {after[0] - starts[0][0]:.2f} s"
     app.close()
 
 

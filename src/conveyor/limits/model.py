@@ -19,6 +19,7 @@ A job held back waits `queued`, using no attempt.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 KINDS = ("queue", "task", "key")  # "key": the name is the task's, the caps each key's
@@ -145,6 +146,18 @@ def allowance(limit: Limit, running: int, started: int) -> int:
     if limit.rate is not None:
         room = min(room, limit.rate - started)
     return max(room, 0)
+
+
+def declared_once(limits: Iterable[Limit]) -> list[Limit]:
+    """Limits to declare, as a store writes them: none without caps, each (kind, name) once
+    (the last wins), in (kind, name) order, the order a limited claim locks them in.
+
+    >>> [(d.kind, d.name) for d in declared_once([Limit("task", "b", 1), Limit("key", "b", 2),
+    ...                                           Limit("task", "b", 3), Limit("queue", "q")])]
+    [('key', 'b'), ('task', 'b')]
+    """
+    found = {(limit.kind, limit.name): limit for limit in limits if not limit.empty}
+    return [found[key] for key in sorted(found)]
 
 
 def parse_rate(text: str) -> tuple[int, float]:

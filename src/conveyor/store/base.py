@@ -250,7 +250,7 @@ class Store(Protocol):
 
     # flow control (limits/model.py): cluster-wide caps per queue and per task, applied by
     # `claim` in its own transaction; an operator's limit (set_limit) is never overridden by
-    # a declaration in code (declare_limits); a limit with no caps removes it
+    # a declaration in code (declare_limits: writes only what differs); no caps removes it
     async def set_limit(self, limit: Limit, now: float | None = None) -> None: ...
     async def declare_limits(self, limits: Sequence[Limit],
                              now: float | None = None) -> None: ...

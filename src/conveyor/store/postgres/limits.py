@@ -20,7 +20,8 @@ import psycopg
 
 from ...limits.claiming import BOOK_AHEAD, Budget, Candidate, LimitedNames, earliest_room
 from ...limits.model import Limit, LimitUsage
-from .keys import UNPARK_TASK, KeyLimits
+from .keys import KeyLimits
+from .limit_settings import LimitSettings
 from .queries import _CLAIMED, _CLAIMED_COLUMNS, feed, with_feed
 from .trip import LIMITED_CLAIM, one_trip
 
@@ -152,9 +153,10 @@ room(n) AS (
             lim.concurrency - (SELECT count(*) FROM {schema}.conveyor_jobs AS job
                                WHERE job.state = 'running' AND job.queue = %(queue)s
                                  AND job.lease_expires_at > clock.now),
-            lim.rate - (SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
-                        WHERE start.kind = 'queue' AND start.name = %(queue)s
-                          AND start.started_at > clock.now - lim.period))) END
+            CASE WHEN lim.rate IS NOT NULL THEN
+                lim.rate - (SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
+                            WHERE start.kind = 'queue' AND start.name = %(queue)s
+                              AND start.started_at > clock.now - lim.period) END)) END
         FROM lim, clock), %(limit)s)),
 picked AS (
     SELECT id FROM {schema}.conveyor_jobs
@@ -178,10 +180,18 @@ logged AS (
 forgotten AS (
     DELETE FROM {schema}.conveyor_limit_starts AS start
     USING lim, clock
-    WHERE start.kind = 'queue' AND start.name = %(queue)s
+    WHERE lim.rate IS NOT NULL AND start.kind = 'queue' AND start.name = %(queue)s
       AND start.started_at <= clock.wall - lim.period),
 feed AS (""" + feed("changed") + """)
 SELECT """ + _BOOKED_COLUMNS + """ FROM changed WHERE (SELECT count(*) FROM feed) >= 0"""
+
+# The same at the claim's clock: a claim none of whose limits has a rate or a slow-down (as
+# the store last read them: LimitedNames.paces) cannot book ahead, and reads no start for
+# it. Booking only picks the claim's time, so a rate set meanwhile is still counted and its
+# starts logged, at the clock's time.
+WALL_CLOCK = "\nclock(now, wall) AS (SELECT wall.now, wall.now FROM wall)"
+USAGE_AT_WALL = USAGE_AT_CLOCK.replace(BOOKED_CLOCK, WALL_CLOCK)
+CLAIM_ROOM_AT_WALL = CLAIM_ROOM.replace(BOOKED_CLOCK, WALL_CLOCK)
 
 # Log the starts (at the claim's time), and forget those that have left their limit's window
 # by its clock (`wall`: a claim booked before `now` may still count them).
@@ -212,34 +222,12 @@ WHERE (lim.rate IS NOT NULL OR lim.blocked_until > clock.now)
   AND (lim.kind = 'task' OR lim.kind = 'queue'
        AND (%(queues)s::text[] IS NULL OR lim.name = ANY(%(queues)s::text[])))"""
 
-SET_LIMIT = """
-INSERT INTO {schema}.conveyor_limits AS lim (kind, name, concurrency, rate, period, source,
-                                             strategy, updated_at)
-VALUES (%(kind)s, %(name)s, %(concurrency)s, %(rate)s, %(period)s, %(source)s, %(strategy)s,
-        {now})
-ON CONFLICT (kind, name) DO UPDATE
-SET concurrency = excluded.concurrency, rate = excluded.rate, period = excluded.period,
-    source = excluded.source, strategy = excluded.strategy, updated_at = excluded.updated_at"""
-# A declaration in code changes only what code set before: an operator's change stays.
-DECLARE_LIMIT = SET_LIMIT + " WHERE lim.source = 'code'"
-DELETE_LIMIT = """
-WITH gone AS (DELETE FROM {schema}.conveyor_limits WHERE kind = %(kind)s AND name = %(name)s)
-DELETE FROM {schema}.conveyor_limit_starts WHERE kind = %(kind)s AND name = %(name)s"""
-# A slow-down on a name without a limit makes a row with no caps (listed, removable with
-# set_limit of no caps); claims of that name then take the limited way.
-SLOW_DOWN = """
-INSERT INTO {schema}.conveyor_limits AS lim (kind, name, source, blocked_until, updated_at)
-VALUES (%(kind)s, %(name)s, 'code', {now} + %(seconds)s, {now})
-ON CONFLICT (kind, name) DO UPDATE
-SET blocked_until = greatest(coalesce(lim.blocked_until, 0), excluded.blocked_until)"""
-
-
 def usage_from_row(row: tuple[Any, ...]) -> LimitUsage:
     limit = Limit(row[0], row[1], row[2], row[3], row[4], row[5], row[9])
     return LimitUsage(limit, int(row[7]), int(row[8]), row[6], int(row[10]))
 
 
-class Limits(KeyLimits):
+class Limits(LimitSettings, KeyLimits):
     """PostgresStore's limits: set and read them, and the claim that respects them."""
 
     _limited: LimitedNames
@@ -252,30 +240,6 @@ class Limits(KeyLimits):
                 self._limited.update([])
         touches: bool = self._limited.touches(queues)
         return touches
-
-    async def set_limit(self: Any, limit: Limit, now: float | None = None) -> None:
-        """Set (or with no caps, remove) an operator's limit."""
-        await self._count(DELETE_LIMIT if limit.empty else SET_LIMIT, _params(limit, now))
-        if limit.kind == "key":  # its parked keys are looked at again under the new caps
-            await self._count(UNPARK_TASK, {"name": limit.name})
-        self._limited.forget()
-
-    async def declare_limits(self: Any, limits: Sequence[Limit],
-                             now: float | None = None) -> None:
-        """Write limits declared in code, leaving alone any an operator has set."""
-        async with self._session(atomic=True) as conn:
-            for limit in limits:
-                if not limit.empty:
-                    await self._fetch(conn, DECLARE_LIMIT + " RETURNING 1", _params(limit, now))
-        self._limited.forget()
-
-    async def slow_down(self: Any, kind: str, name: str, seconds: float,
-                        now: float | None = None) -> bool:
-        """No starts under this limit for `seconds` (a RateLimited with slow=True)."""
-        changed: int = await self._count(SLOW_DOWN, {"kind": kind, "name": name,
-                                                     "seconds": seconds, "now": now})
-        self._limited.forget()
-        return changed == 1
 
     async def limits(self: Any, now: float | None = None) -> list[LimitUsage]:
         try:
@@ -317,12 +281,14 @@ class Limits(KeyLimits):
         if not names:
             return None
         await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
+        paced = self._limited.paces(names)
         if not (self._limited.tasks or self._limited.keys) and len(names) == 1:
-            return await conn.execute(self.statement(CLAIM_ROOM), {
+            return await conn.execute(self.statement(CLAIM_ROOM if paced else
+                                                     CLAIM_ROOM_AT_WALL), {
                 "events": self._events, **params, "queue": names[0], "limit": limit,
                 "ahead": BOOK_AHEAD})
-        found = await self._fetch(conn, USAGE_AT_CLOCK, {"now": params["now"],
-                                                         "queues": names, "ahead": BOOK_AHEAD})
+        found = await self._fetch(conn, USAGE_AT_CLOCK if paced else USAGE_AT_WALL, {
+            "now": params["now"], "queues": names, "ahead": BOOK_AHEAD})
         now, wall = found[0][0], found[0][-1]  # the claim's (booked) time, its clock
         budget = Budget.of([usage_from_row(r[1:]) for r in found if r[1] is not None], now)
         # CANDIDATES goes out first, and comes back with the keys' reads (one trip)
@@ -372,7 +338,8 @@ class Limits(KeyLimits):
             async with one_trip(conn):
                 await conn.execute(LIMITED_CLAIM)
                 await conn.execute(self.statement(LOCK_LIMITS), {"queues": [queue]})
-                claimed = await conn.execute(self.statement(CLAIM_ROOM), {
+                room = CLAIM_ROOM if self._limited.paces([queue]) else CLAIM_ROOM_AT_WALL
+                claimed = await conn.execute(self.statement(room), {
                     "events": self._events, **params, "queue": queue, "limit": limit,
                     "ahead": BOOK_AHEAD})
             rows: Rows = await claimed.fetchall()
@@ -387,8 +354,3 @@ class Limits(KeyLimits):
                 "now": now, "wall": wall, "kinds": [s[0] for s in starts],
                 "names": [s[1] for s in starts]})
 
-
-def _params(limit: Limit, now: float | None) -> dict[str, Any]:
-    return {"kind": limit.kind, "name": limit.name, "concurrency": limit.concurrency,
-            "rate": limit.rate, "period": limit.period, "source": limit.source,
-            "strategy": limit.strategy, "now": now}

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ...limits.claiming import Budget, Candidate, LimitedNames, claim_time, earliest_room
-from ...limits.model import Limit, LimitUsage
+from ...limits.model import Limit, LimitUsage, declared_once
 from . import queries as q
 from .connection import Connections
 from .keys import UNPARK_TASK, KeyLimits
@@ -63,8 +63,14 @@ VALUES (:kind, :name, :concurrency, :rate, :period, :source, :strategy, :now)
 ON CONFLICT (kind, name) DO UPDATE
 SET concurrency = excluded.concurrency, rate = excluded.rate, period = excluded.period,
     source = excluded.source, strategy = excluded.strategy, updated_at = excluded.updated_at"""
-# A declaration in code changes only what code set before: an operator's change stays.
-DECLARE_LIMIT = SET_LIMIT + " WHERE conveyor_limits.source = 'code'"
+# A declaration in code changes only what code set before (an operator's change stays),
+# and only when it differs from what is stored.
+DECLARE_LIMIT = SET_LIMIT + """ WHERE conveyor_limits.source = 'code'
+  AND (conveyor_limits.concurrency, conveyor_limits.rate, conveyor_limits.period,
+       conveyor_limits.strategy) IS NOT
+      (excluded.concurrency, excluded.rate, excluded.period, excluded.strategy)"""
+STORED_LIMITS = "SELECT kind, name, concurrency, rate, period, source, strategy " \
+                "FROM conveyor_limits"
 DELETE_LIMIT = "DELETE FROM conveyor_limits WHERE kind = :kind AND name = :name"
 DELETE_STARTS = "DELETE FROM conveyor_limit_starts WHERE kind = :kind AND name = :name"
 # A slow-down on a name without a limit makes a row with no caps (listed, removable with
@@ -131,10 +137,16 @@ class Limits(KeyLimits):
         self._limited.forget()
 
     async def declare_limits(self, limits: Sequence[Limit], now: float | None = None) -> None:
-        """Write limits declared in code, leaving alone any an operator has set."""
-        with self.db.write() as conn:
-            for limit in limits:
-                if not limit.empty:
+        """Write limits declared in code, leaving alone any an operator has set. No write
+        (no write lock) when the stored limits already are the declared ones: a worker's
+        start-up does not queue behind the claims, nor they behind it."""
+        with self.db.read() as conn:
+            stored = {(r[0], r[1]): r for r in conn.execute(STORED_LIMITS)}
+        changed = [limit for limit in declared_once(limits)
+                   if _differs(limit, stored.get((limit.kind, limit.name)))]
+        if changed:
+            with self.db.write() as conn:
+                for limit in changed:
                     conn.execute(DECLARE_LIMIT, _params(limit, now))
         self._limited.forget()
 
@@ -227,20 +239,31 @@ class Limits(KeyLimits):
                 conn.execute(FORGET_STARTS, {"kind": kind, "name": name, "now": wall})
 
 
-def _budget(conn: sqlite3.Connection, queues: Sequence[str], now: float) -> Budget:
-    """The room of every limit a claim from `queues` answers to, at `now`."""
-    return Budget.of([usage_from_row(r) for r in conn.execute(
-        USAGE_FOR_QUEUES, {"now": now, "queues": orjson.dumps(list(queues)).decode()})], now)
+def _usages(conn: sqlite3.Connection, queues: Sequence[str], now: float) -> list[LimitUsage]:
+    """Every limit a claim from `queues` answers to, with its use at `now`."""
+    return [usage_from_row(r) for r in conn.execute(
+        USAGE_FOR_QUEUES, {"now": now, "queues": orjson.dumps(list(queues)).decode()})]
 
 
 def _at_claim_time(conn: sqlite3.Connection, queues: Sequence[str],
                    wall: float) -> tuple[Budget, float]:
     """The claim's time (claiming.claim_time: `wall`, the clock, or booked a little ahead)
-    and the room of its limits then."""
-    budget = _budget(conn, queues, wall)
-    key_rated = any(limit.rate is not None for limit in budget.keys.values())
-    now = claim_time(wall, [at for _, at in _held(conn, queues, wall)], key_rated)
-    return (budget, now) if now == wall else (_budget(conn, queues, now), now)
+    and the room of its limits then. Only a rate or a slow-down of a queue or task may book
+    ahead, and none when a key limit has a rate: without one, no rate is read at all."""
+    usages = _usages(conn, queues, wall)
+    if not _may_book_ahead(usages, wall):
+        return Budget.of(usages, wall), wall
+    now = claim_time(wall, [at for _, at in _held(conn, queues, wall)], keyed=False)
+    return Budget.of(usages if now == wall else _usages(conn, queues, now), now), now
+
+
+def _may_book_ahead(usages: list[LimitUsage], wall: float) -> bool:
+    """Might claim_time book ahead of `wall` (a queue's or task's rate or slow-down, and no
+    key limit with a rate)?"""
+    if any(u.limit.kind == "key" and u.limit.rate is not None for u in usages):
+        return False
+    return any(u.limit.rate is not None or (u.blocked_until or 0.0) > wall for u in usages
+               if u.limit.kind != "key")
 
 
 def _held(conn: sqlite3.Connection, queues: Sequence[str] | None,
@@ -255,6 +278,15 @@ def _held(conn: sqlite3.Connection, queues: Sequence[str] | None,
             NTH_NEWEST_START, (kind, name, now - period, rate - 1)).fetchone()
         found.append((blocked, None if nth is None else nth[0] + period))
     return found
+
+
+def _differs(limit: Limit, stored: tuple[Any, ...] | None) -> bool:
+    """Would declaring `limit` change the stored row (kind, name, caps, source, strategy)?"""
+    if stored is None:
+        return True
+    _, _, concurrency, rate, period, source, strategy = stored
+    return source == "code" and (concurrency, rate, period, strategy) != (
+        limit.concurrency, limit.rate, limit.period, limit.strategy)
 
 
 def _params(limit: Limit, now: float | None) -> dict[str, Any]:
