@@ -255,6 +255,8 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--snapshot", default=None, help="CONVEYOR_DASHBOARD_SNAPSHOT for the "
+                        "server (seconds; 0: the overview and /metrics read on every request)")
     parser.add_argument("--only", default="", help="comma-separated labels of the reads to "
                         "time, e.g. 'overview,metrics' (default: all)")
     args = parser.parse_args()
@@ -277,6 +279,9 @@ def main() -> None:
     print(f"folded the load's {folded:,} counter keys in {time.perf_counter() - began:.1f} s")
     app.close()
     processes = Processes(url, folder)
+    if args.snapshot is not None:
+        processes.env["CONVEYOR_DASHBOARD_SNAPSHOT"] = args.snapshot
+        print(f"CONVEYOR_DASHBOARD_SNAPSHOT={args.snapshot}")
     try:
         processes.start("serve", "serve", "--port", str(args.port))
         with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=60) as client:

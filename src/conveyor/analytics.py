@@ -60,6 +60,10 @@ class Analytics:
     def tasks(self, window: TimeRange, points: int = 30) -> list[TaskSummary]:
         return self.app.call(lambda s: s.task_analytics(window, points))
 
+    def queues(self, window: TimeRange, points: int = 30) -> list[TaskSummary]:
+        """tasks() per queue, every task summed (task ''), without durations: the charts."""
+        return self.app.call(lambda s: s.queue_analytics(window, points))
+
     def errors(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]:
         return self.app.call(lambda s: s.error_groups(window, limit))
 

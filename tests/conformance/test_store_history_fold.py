@@ -156,6 +156,39 @@ async def test_all_tenants_figures_are_kept_apart_summed(store: Store) -> None:
     assert await rows_in(store, "conveyor_rollups_all") == 0, "pruned with the rollups"
 
 
+
+async def test_queue_analytics_is_task_analytics_summed_per_queue(store: Store) -> None:
+    """queue_analytics (the charts' read): per queue, every task summed, the same counts and
+    points as task_analytics, folded or pending, all tenants or one."""
+    for tenant, task, queue, count in (("acme", "a", "q1", 3), ("acme", "b", "q1", 2),
+                                       ("globex", "a", "q2", 4), (None, "b", "q2", 1)):
+        await store.enqueue_many([new_job(task=task, queue=queue, tenant=tenant,
+                                          max_attempts=1) for _ in range(count)], now=T0)
+        jobs = await store.claim([queue], "worker-1", count, LEASE, now=T0)
+        items: list[Settle] = [Complete(j.lease, attempt=record(j)) for j in jobs[1:]]
+        items.append(Fail(jobs[0].lease, error(1), None, attempt=record(jobs[0])))
+        assert await store.settle(items, now=T0 + 1) == [True] * count
+    await fold_all(store)
+    await settle_many(store, 5, at=T0 + 120)   # pending, on the default queue
+    windows = [(ALL, 120), (TimeRange(T0 - 86400, T0 + 3600), 30),
+               (TimeRange(T0 - 30 * 86400, T0 + 3600), 30),
+               (TimeRange(T0 - 3600, T0 + 3600, tenant="acme"), 120)]
+    for window, points in windows:
+        per_task = await store.task_analytics(window, points)
+        per_queue = await store.queue_analytics(window, points)
+        assert [s.queue for s in per_queue] == sorted({s.queue for s in per_task})
+        for summary in per_queue:
+            same = [s for s in per_task if s.queue == summary.queue]
+            assert summary.task == "" and summary.total == sum(s.total for s in same)
+            assert summary.counts == {o: sum(s.counts[o] for s in same) for o in summary.counts}
+            assert list(summary.series) == [sum(col) for col in zip(*(s.series for s in same),
+                                                                    strict=True)]
+            assert list(summary.failures) == [sum(col) for col in zip(
+                *(s.failures for s in same), strict=True)]
+    [q1] = [s for s in await store.queue_analytics(ALL, 120) if s.queue == "q1"]
+    assert (q1.total, q1.failed, q1.series[60]) == (5, 2, 5)
+    assert await rows_in(store, PENDING) == 5, "a read, not a fold"
+
 async def test_a_rescued_attempt_is_pending_then_folded(store: Store) -> None:
     await enqueue(store, max_attempts=2)
     await store.heartbeat(worker_info(), [], LEASE, now=T0)

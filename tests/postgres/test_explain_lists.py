@@ -81,8 +81,9 @@ def test_counts_read_the_counters_and_never_the_jobs(filled: PostgresStore  # no
     for template, params in ((counters.KEPT_ALL, {}), (counters.KEPT_TENANT, {"tenant": "t"}),
                              (counters.KEPT_MATCHING_ALL, matching),
                              (counters.KEPT_MATCHING_TENANT, matching),
-                             (counters.FINISHED_ALL, {"since": 1}),
-                             (counters.FINISHED_TENANT, {"tenant": "t", "since": 1})):
+                             (counters.FINISHED_ALL, {"window": 3600, "now": None}),
+                             (counters.FINISHED_TENANT, {"tenant": "t", "window": 3600,
+                                                         "now": None})):
         nodes = explain(filled, template, params)
         assert scans_of_jobs(nodes) == [], template
         assert {n.get("Relation Name") for n in nodes} - {None} <= {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..history.records import AttemptInfo, ErrorGroup, TaskSummary, TimeRange, WorkerSummary
 from . import history_sql as hq
-from .history_rows import attempt_info, task_summaries
+from .history_rows import attempt_info, queue_summaries, task_summaries
 
 if TYPE_CHECKING:
     from ..job import WorkerInfo
@@ -22,14 +22,29 @@ Rows = list[tuple[Any, ...]]
 FOLD_BATCH = 10_000  # pending rows moved per fold statement (one short transaction each)
 
 
+def _points(window: TimeRange, points: int) -> tuple[dict[str, Any], int]:
+    """The rollup width, minutes and points of a range (task_analytics), as parameters; and
+    how many points that makes."""
+    span = window.end - window.start
+    width = 86400 if span >= 20 * 86400 else 3600 if span >= 12 * 3600 else 60
+    first = int(window.start // width) * width // 60
+    end = max(first + 1, int(-(-window.end // 60)))
+    step = width // 60  # a point is a whole number of rollup rows
+    per = step * max(1, round((end - first) / step / points))
+    return ({**_scope(window), "first_minute": first, "end_minute": end,
+             "minutes_per_point": per, "width": width}, -(-(end - first) // per))
+
+
 def _scope(window: TimeRange) -> dict[str, Any]:
     return {"start": window.start, "end": window.end, "tenant": window.tenant,
             "task": window.task, "queue": window.queue}
 
 
 class HistoryReads:
-    # history_sql.task_rollups in the store's dialect: (a tenant's, all tenants')
+    # history_sql.task_rollups and queue_rollups in the store's dialect: (a tenant's, all
+    # tenants')
     _task_rollups: tuple[str, str]
+    _queue_rollups: tuple[str, str]
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> Rows:
         raise NotImplementedError
@@ -61,17 +76,18 @@ class HistoryReads:
         on, hour rollups are summed (from 20 days, day rollups): the range then starts at
         its first whole hour (day, UTC), and a point is a whole number of them. The
         pending attempts are summed with the rollups, not folded first (a write)."""
-        span = window.end - window.start
-        width = 86400 if span >= 20 * 86400 else 3600 if span >= 12 * 3600 else 60
-        first = int(window.start // width) * width // 60
-        end = max(first + 1, int(-(-window.end // 60)))
-        step = width // 60  # a point is a whole number of rollup rows
-        per = step * max(1, round((end - first) / step / points))
-        points = -(-(end - first) // per)
-        params = {**_scope(window), "first_minute": first, "end_minute": end,
-                  "minutes_per_point": per, "width": width}
+        params, points = _points(window, points)
         rows = await self._history_rows(self._task_rollups[window.tenant is None], params)
         return task_summaries(rows, points)
+
+    async def queue_analytics(self, window: TimeRange, points: int = 30
+                              ) -> list[TaskSummary]:
+        """task_analytics per queue, every task summed (task ''): counts by outcome and the
+        points of attempts and failures, no durations. What the charts draw, in at most
+        points x queues rows."""
+        params, points = _points(window, points)
+        rows = await self._history_rows(self._queue_rollups[window.tenant is None], params)
+        return queue_summaries(rows, points)
 
     async def slow_attempts(self, window: TimeRange, limit: int = 20) -> list[AttemptInfo]:
         await self._fold_pending()

@@ -159,6 +159,25 @@ def task_summaries(rows: Sequence[tuple[Any, ...]], points: int) -> list[TaskSum
     return out
 
 
+
+def queue_summaries(rows: Sequence[tuple[Any, ...]], points: int) -> list[TaskSummary]:
+    """Rows (point, queue, outcome counts...) summed per queue (task ''), with `points`
+    buckets of attempts and failures."""
+    totals: dict[str, tuple[list[int], list[int], list[int]]] = {}
+    failed = [Outcome(o).failed for o in OUTCOMES]
+    for row in rows:
+        counts, series, failures = totals.setdefault(
+            row[1], ([0] * len(OUTCOMES), [0] * points, [0] * points))
+        slot = min(points - 1, max(0, int(row[0])))
+        for i, n in enumerate(row[2:2 + len(OUTCOMES)]):
+            counts[i] += n
+            series[slot] += n
+            if failed[i]:
+                failures[slot] += n
+    return [TaskSummary(task="", queue=queue, counts=dict(zip(OUTCOMES, counts, strict=True)),
+                        series=tuple(series), failures=tuple(failures))
+            for queue, (counts, series, failures) in sorted(totals.items())]
+
 def attempt_info(r: tuple[Any, ...]) -> AttemptInfo:
     """(job_id, attempt, task, queue, tenant, worker_id, started_at, duration, outcome, cpu,
     rss, host, error_type, error_message, fingerprint)"""

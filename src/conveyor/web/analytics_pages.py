@@ -108,7 +108,7 @@ async def group_action(request: Request) -> Response:
 async def stored_chart(ctx: WebContext, principal: Principal, span: str) -> Any:
     """The overview's chart of the last `span` from the rollups (it survives restarts)."""
     where = window(ctx, principal, span)
-    found = await ctx.call(ctx.conveyor.analytics.tasks, where, 30)
+    found = await ctx.call(ctx.conveyor.analytics.queues, where, 30)
     return history_chart(found, where, span)
 
 

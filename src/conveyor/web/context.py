@@ -15,6 +15,7 @@ from .enqueue_rate import EnqueueRate
 from .events import EventHub
 from .history import History
 from .metrics import Metrics, Transitions
+from .snapshot import Snapshot
 
 T = TypeVar("T")
 
@@ -31,6 +32,10 @@ class WebContext:
         self.enqueue_rate = EnqueueRate(conveyor.settings.api_enqueue_rate)  # 429s
         self.hub.add_listener(self._observe)
         self.body_slots = BodySlots(conveyor.settings.max_large_bodies)
+        # shared reads, at most CONVEYOR_DASHBOARD_SNAPSHOT seconds old (snapshot.py): the
+        # overview's store reads per scope, and the gauges of /metrics
+        self.overview: Snapshot[Any] = Snapshot(conveyor.settings.dashboard_snapshot)
+        self.gauges: Snapshot[Any] = Snapshot(conveyor.settings.dashboard_snapshot)
 
     def _observe(self, events: list[JobEvent]) -> None:
         """Metrics and chart history both count transitions, worked out once per batch."""

@@ -3,6 +3,7 @@ each page asks the app for what it shows, scoped to the signed-in tenant."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import quote
@@ -171,20 +172,20 @@ async def queues_page(request: Request) -> Response:
     if principal is None:
         return to_login(request)
     ctx = ctx_of(request)
-    found = await ctx.call(ctx.conveyor.queues, tenant=principal.scope)
+    # the page's reads at once (on PostgreSQL each on its own pooled connection)
+    found, workers, (found_hour, hour, first), limits = await asyncio.gather(
+        ctx.call(ctx.conveyor.queues, tenant=principal.scope), ctx.call(ctx.conveyor.workers),
+        throughput.last_hour(ctx, principal), queue_limits.limits_view(ctx))
     samples = ctx.history.samples(principal.scope)[-120:]
     trends = {q.name: charts.sparkline(f"backlog of {q.name}",
                                        [float(s.backlog.get(q.name, 0)) for s in samples])
               for q in found}
     shown = [queue_json(q) for q in found]
-    takers = consumers_of([q.name for q in found], await ctx.call(ctx.conveyor.workers),
-                          ctx.conveyor.settings.lease)
-    found_hour, hour, first = await throughput.last_hour(ctx, principal)
+    takers = consumers_of([q.name for q in found], workers, ctx.conveyor.settings.lease)
     minutes = throughput.queue_sparklines(found_hour, [q.name for q in found], hour, first)
     return render(request, "queues.html", principal, queues=shown, consumers=takers,
                   starving=starving(shown, takers), trends=trends, minutes=minutes,
-                  title="Queues",
-                  limits=await queue_limits.limits_view(ctx))
+                  title="Queues", limits=limits)
 
 
 async def workers_page(request: Request) -> Response:

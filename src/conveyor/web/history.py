@@ -90,7 +90,13 @@ class History:
 
     async def fold_counts(self, call: Call) -> None:
         """Fold the job counters' deltas as the workers' maintenance does (store/counting.py):
-        jobs enqueued while no worker runs would otherwise make every count read sum them."""
+        jobs enqueued while no worker runs would otherwise make every count read sum them.
+        Not on an inline store (SQLite): its counts are exact without a fold (the fold only
+        drops zero keys and old minutes, the workers' housekeeping), and the fold is a write
+        that would wait for the write lock behind the workers on the server's event loop,
+        holding up every request meanwhile."""
+        if getattr(self.conveyor.store, "inline", False):
+            return
         await call(self.conveyor.call, lambda store: store.fold_counts())
 
     async def sample_all(self, call: Call) -> None:

@@ -1,8 +1,9 @@
-"""Prometheus metrics with the app's own CollectorRegistry (no global registry).
+"""Prometheus metrics, written as text by this package (exposition.py, store_gauges.py): no
+global registry, no Sample object per line.
 
 Counters and the duration histogram follow the event feed: each event is compared with the
 last state this process saw for that job. Gauges (backlog, oldest job, workers, rates) are read
-from app.queues(), app.stats() and app.workers() at scrape time.
+from app.queues(), app.stats() and app.workers() at scrape time (store_gauges.py).
 
 Label values are capped (LabelLimits): CONVEYOR_METRICS_MAX_LABELS distinct queues, as many
 tasks and as many task/queue pairs get series of their own; the app's own tasks and queues
@@ -12,19 +13,21 @@ tenant that enqueues into a thousand new queues cannot add thousands of series.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any, NamedTuple
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from ..app import Conveyor
 from ..job import JobEvent
+from .exposition import CounterFamily, HistogramFamily
+from .snapshot import Snapshot
+from .store_gauges import StoreRead, store_gauges
+
+Call = Callable[..., Awaitable[Any]]  # WebContext.call: runs a sync app method
 
 log = logging.getLogger("conveyor.web")
 TRACKED = 100_000
@@ -114,32 +117,27 @@ class LabelLimits:
 
 
 class Metrics:
-    def __init__(self, conveyor: Conveyor) -> None:
-        self.limits = LabelLimits(conveyor.settings.metrics_max_labels, conveyor)
-        self.registry = CollectorRegistry(auto_describe=False)
-        labels = ["task", "queue"]
-        r = self.registry
-        self.enqueued = Counter("conveyor_jobs_enqueued", "Jobs enqueued", labels, registry=r)
-        self.completed = Counter("conveyor_jobs_completed", "Jobs completed", labels, registry=r)
-        self.failed = Counter("conveyor_jobs_failed", "Failed attempts", labels, registry=r)
-        self.retried = Counter("conveyor_jobs_retried", "Jobs run again after a failure",
-                               labels, registry=r)
-        self.dead = Counter("conveyor_jobs_dead", "Jobs moved to dead", labels, registry=r)
-        self.cancelled = Counter("conveyor_jobs_cancelled", "Jobs cancelled", labels,
-                                 registry=r)
-        self.duration = Histogram("conveyor_job_duration_seconds",
-                                  "Run time of completed jobs, seen from the event feed",
-                                  labels, buckets=BUCKETS, registry=r)
-        self._children: dict[tuple[int, str, str], Any] = {}
-        r.register(StoreCollector(conveyor, self.limits))
+    """The event-fed counters and histogram (exposition.py: formatted by hand, cheaply) and
+    the gauges read from the store at a scrape (store_gauges.py)."""
 
-    def _child(self, metric: Any, event: JobEvent) -> Any:
-        task, queue = self.limits.pair(event.task, event.queue)
-        key = (id(metric), task, queue)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(task, queue)
-        return child
+    def __init__(self, conveyor: Conveyor) -> None:
+        self.conveyor = conveyor
+        self.limits = LabelLimits(conveyor.settings.metrics_max_labels, conveyor)
+        self.enqueued = CounterFamily("conveyor_jobs_enqueued", "Jobs enqueued")
+        self.completed = CounterFamily("conveyor_jobs_completed", "Jobs completed")
+        self.failed = CounterFamily("conveyor_jobs_failed", "Failed attempts")
+        self.retried = CounterFamily("conveyor_jobs_retried", "Jobs run again after a failure")
+        self.dead = CounterFamily("conveyor_jobs_dead", "Jobs moved to dead")
+        self.cancelled = CounterFamily("conveyor_jobs_cancelled", "Jobs cancelled")
+        self.duration = HistogramFamily("conveyor_job_duration_seconds",
+                                        "Run time of completed jobs, seen from the event feed",
+                                        BUCKETS)
+        self.families: list[CounterFamily | HistogramFamily] = [
+            self.enqueued, self.completed, self.failed, self.retried, self.dead,
+            self.cancelled, self.duration]
+
+    def _pair(self, event: JobEvent) -> tuple[str, str]:
+        return self.limits.pair(event.task, event.queue)
 
     def observe(self, moves: list[Transition]) -> None:
         for t in moves:
@@ -148,118 +146,41 @@ class Metrics:
     def _count(self, t: Transition) -> None:
         state = t.event.state
         if t.before is None and state in ("queued", "scheduled"):
-            self._child(self.enqueued, t.event).inc()
+            self.enqueued.inc(self._pair(t.event))
         if is_failure(t):
-            self._child(self.failed, t.event).inc()
+            self.failed.inc(self._pair(t.event))
         if is_retry(t):
-            self._child(self.retried, t.event).inc()
+            self.retried.inc(self._pair(t.event))
         if state == "completed":
-            self._child(self.completed, t.event).inc()
+            self.completed.inc(self._pair(t.event))
             if t.ran_for is not None:
-                self._child(self.duration, t.event).observe(t.ran_for)
+                self.duration.observe(self._pair(t.event), t.ran_for)
         elif state == "dead":
-            self._child(self.dead, t.event).inc()
+            self.dead.inc(self._pair(t.event))
         elif state == "cancelled":
-            self._child(self.cancelled, t.event).inc()
+            self.cancelled.inc(self._pair(t.event))
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    async def scrape(self, call: Call, gauges: Snapshot[StoreRead]) -> bytes:
+        """The whole exposition: the event-fed series, then the store's gauges from a copy
+        at most CONVEYOR_DASHBOARD_SNAPSHOT seconds old (`gauges`, shared by concurrent
+        scrapes; its age is conveyor_metrics_snapshot_age_seconds). `call`: WebContext.call;
+        on PostgreSQL the three reads of a copy run side by side."""
+        conveyor = self.conveyor
 
+        async def read() -> StoreRead:
+            queues, stats, workers = await asyncio.gather(
+                call(conveyor.queues), call(conveyor.stats), call(conveyor.workers))
+            return StoreRead(queues, stats, workers)
 
-class StoreCollector(Collector):
-    """Gauges read from the store at scrape time."""
-
-    def __init__(self, conveyor: Conveyor, limits: LabelLimits) -> None:
-        self.conveyor = conveyor
-        self.limits = limits
-
-    def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("conveyor_store_up", "1 when the store answered this scrape")
         try:
-            families = list(self._families())
+            found: StoreRead | None
+            found, age = await gauges.get(None, read)
         except Exception as exc:
             log.warning("metrics: the store did not answer: %s", exc)
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        yield from families
+            found, age = None, None
+        return self.render(found, age)
 
-    def _families(self) -> Iterator[Metric]:
-        yield from self._queue_families()
-        yield from self._stats_families()
-        workers = self.conveyor.workers()
-        count = GaugeMetricFamily("conveyor_workers", "Live workers")
-        count.add_metric([], len(workers))
-        slots = GaugeMetricFamily("conveyor_worker_jobs_running", "Jobs running on workers")
-        slots.add_metric([], sum(w.running for w in workers))
-        ahead = GaugeMetricFamily("conveyor_worker_jobs_claimed",
-                                  "Jobs workers have claimed ahead (prefetched), not started")
-        ahead.add_metric([], sum(w.claimed for w in workers))
-        yield count
-        yield slots
-        yield ahead
-
-    def _queue_families(self) -> Iterator[Metric]:
-        backlog = GaugeMetricFamily("conveyor_queue_backlog", "Jobs waiting (queued and "
-                                    "scheduled)", labels=["queue"])
-        running = GaugeMetricFamily("conveyor_queue_running", "Jobs running (started; not "
-                                    "those claimed ahead)", labels=["queue"])
-        oldest = GaugeMetricFamily("conveyor_queue_oldest_job_age_seconds",
-                                   "Age of the oldest queued job", labels=["queue"])
-        paused = GaugeMetricFamily("conveyor_queue_paused", "1 when paused (under (other): "
-                                   "how many are)", labels=["queue"])
-        folded: dict[str, list[float]] = {}  # backlog, running, oldest age, paused
-        for q in self.conveyor.queues():
-            row = folded.setdefault(self.limits.queue(q.name), [0, 0, 0.0, 0])
-            row[0] += q.counts.get("queued", 0) + q.counts.get("scheduled", 0)
-            row[1] += q.counts.get("running", 0)
-            row[2] = max(row[2], q.oldest_queued_age or 0.0)
-            row[3] += 1 if q.paused else 0
-        for name, (waiting, busy, age, held) in folded.items():
-            backlog.add_metric([name], waiting)
-            running.add_metric([name], busy)
-            oldest.add_metric([name], age)
-            paused.add_metric([name], held)
-        yield from (backlog, running, oldest, paused)
-
-    def _stats_families(self) -> Iterator[Metric]:
-        stats = self.conveyor.stats()
-        jobs = GaugeMetricFamily("conveyor_jobs", "Jobs stored, by queue and state",
-                                 labels=["queue", "state"])
-        for (queue, state), n in _folded(stats.by_queue, self.limits.queue).items():
-            jobs.add_metric([queue, state], n)
-        yield jobs
-        tasks = GaugeMetricFamily("conveyor_task_jobs", "Jobs stored, by task and state",
-                                  labels=["task", "state"])
-        for (task, state), n in _folded(stats.by_task, self.limits.task).items():
-            tasks.add_metric([task, state], n)
-        yield tasks
-        quantiles = GaugeMetricFamily("conveyor_job_duration_quantile_seconds",
-                                      "Run time percentiles over the last hour",
-                                      labels=["quantile"])
-        for name, value in stats.durations.items():
-            if value is not None:
-                quantiles.add_metric([name.lstrip("p")], value)
-        yield quantiles
-        for name, value, text in (
-                ("conveyor_retry_success_rate", stats.retry_success_rate,
-                 "Share of retried jobs that completed (last hour)"),
-                ("conveyor_failure_rate", stats.failure_rate,
-                 "Share of finished jobs that failed (last hour)")):
-            family = GaugeMetricFamily(name, text)
-            if value is not None:
-                family.add_metric([], value)
-            yield family
-
-
-def _folded(counts: dict[str, dict[str, int]],
-            label: Callable[[str], str]) -> dict[tuple[str, str], int]:
-    """Counts by (name, state), with names outside the budget summed under OVERFLOW."""
-    out: dict[tuple[str, str], int] = {}
-    for name, by_state in counts.items():
-        folded = label(name)
-        for state, n in by_state.items():
-            out[folded, state] = out.get((folded, state), 0) + n
-    return out
+    def render(self, read: StoreRead | None, age: float | None = None) -> bytes:
+        events = "".join(family.render() for family in self.families)
+        return (events + store_gauges(read, self.limits.queue, self.limits.task, age)
+                ).encode()

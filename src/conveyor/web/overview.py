@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..job import JobFilter, JobState
@@ -16,20 +17,35 @@ MAX_QUEUES_CHARTED = 8
 
 
 async def gather(ctx: WebContext, principal: Principal) -> dict[str, Any]:
+    """What the page shows: the store's figures from a copy at most CONVEYOR_DASHBOARD_SNAPSHOT
+    seconds old, shared by every viewer of the same scope (snapshot.py); its age is shown."""
     scope = principal.scope
-    stats = await ctx.call(ctx.conveyor.stats, tenant=scope)
-    queues = await ctx.call(ctx.conveyor.queues, tenant=scope)
-    dead = await ctx.call(ctx.conveyor.list_jobs, JobFilter(states=(JobState.DEAD,),
-                                                            tenant=scope),
-                          limit=5, redacted=True)
-    workers = await ctx.call(ctx.conveyor.workers) if principal.scope is None else None
+    read, age = await ctx.overview.get(scope, lambda: read_store(ctx, principal))
     samples = ctx.history.samples(scope)
-    stored = await analytics_pages.stored_chart(ctx, principal, "24h")
-    minutes = throughput.throughput_chart(*await throughput.last_hour(ctx, principal))
+    return {**read, "charts": [*read["charts"], *build_charts(samples, ctx.history.every)],
+            "title": "Overview", "sample_every": ctx.history.every, "snapshot_age": age,
+            "snapshot_max": ctx.overview.max_age}
+
+
+async def read_store(ctx: WebContext, principal: Principal) -> dict[str, Any]:
+    scope = principal.scope
+    # the page's store reads at once: on PostgreSQL each runs on its own pooled connection,
+    # so the page waits for the slowest read, not for their sum (SQLite runs them inline,
+    # one after another, as before)
+    stats, queues, dead, workers, stored, hour = await asyncio.gather(
+        ctx.call(ctx.conveyor.stats, tenant=scope),
+        ctx.call(ctx.conveyor.queues, tenant=scope),
+        ctx.call(ctx.conveyor.list_jobs, JobFilter(states=(JobState.DEAD,), tenant=scope),
+                 limit=5, redacted=True),
+        ctx.call(ctx.conveyor.workers) if principal.scope is None else _none(),
+        analytics_pages.stored_chart(ctx, principal, "24h"),
+        throughput.last_hour(ctx, principal))
     return {"stats": stats, "queues": [queue_json(q) for q in queues], "recent_dead": dead,
-            "workers": workers,
-            "charts": [minutes, stored, *build_charts(samples, ctx.history.every)],
-            "title": "Overview", "sample_every": ctx.history.every}
+            "workers": workers, "charts": [throughput.throughput_chart(*hour), stored]}
+
+
+async def _none() -> None:
+    return None
 
 
 def build_charts(samples: list[Sample], every: float) -> list[Any]:

@@ -137,7 +137,7 @@ async def _is_admin(ctx: WebContext, request: Request) -> bool:
 async def metrics(request: Request) -> Response:
     ctx: WebContext = request.app.state.web
     await ctx.auth.require(request, admin=True)
-    body = await ctx.call(ctx.metrics.render)
+    body = await ctx.metrics.scrape(ctx.call, ctx.gauges)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

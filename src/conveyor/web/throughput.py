@@ -1,7 +1,8 @@
 """Throughput in per-minute buckets, read from the stored minute rollups (conveyor_rollups,
 width 60: written with each settle when the attempt history is on), so the charts have the
 whole last hour after a restart, not only what this server saw since it started. One store
-read per page: every (task, queue) of the hour, summed here per minute and per queue."""
+read per page: every queue's attempts per minute of the hour (store.queue_analytics), summed
+here over the queues for the overview."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ async def last_hour(ctx: WebContext, principal: Principal) -> tuple[list[TaskSum
     where = ctx.conveyor.analytics.window(HOUR, tenant=principal.scope)
     first = int(where.start // 60)
     minutes = max(1, math.ceil(where.end / 60) - first)
-    found = await ctx.call(ctx.conveyor.analytics.tasks, where, minutes)
+    found = await ctx.call(ctx.conveyor.analytics.queues, where, minutes)
     now = ctx.conveyor.clock.now()
     return found, TimeRange(where.start, now, tenant=where.tenant), first
 

@@ -11,7 +11,6 @@ or already in the second, never in both, so a read is exact whenever it runs.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -90,22 +89,23 @@ ON CONFLICT (queue, task, state) DO UPDATE SET n = total.n + excluded.n"""
 DROP_ZEROS = "DELETE FROM {schema}.conveyor_counts WHERE n = 0"
 DROP_TENANT_ZEROS = "DELETE FROM {schema}.conveyor_tenant_counts WHERE n = 0"
 
-# jobs finished per minute, from `since` (a minute bucket) on: buckets and unfolded deltas
+# jobs finished per minute, from the minute that holds `window` seconds before now on (the
+# database's clock: counting.first_minute), buckets and unfolded deltas
 FINISHED_ALL = """
 SELECT queue, minute, state, retried, sum(n)::bigint FROM (
     SELECT queue, minute, state, retried, n FROM {schema}.conveyor_finished
-    WHERE minute >= %(since)s
+    WHERE minute >= floor(({now} - %(window)s) / 60)
     UNION ALL
     SELECT queue, minute, state, retried, n FROM {schema}.conveyor_finished_deltas
-    WHERE minute >= %(since)s) AS kept
+    WHERE minute >= floor(({now} - %(window)s) / 60)) AS kept
 GROUP BY 1, 2, 3, 4"""
 FINISHED_TENANT = """
 SELECT queue, minute, state, retried, sum(n)::bigint FROM (
     SELECT queue, minute, state, retried, n FROM {schema}.conveyor_tenant_finished
-    WHERE tenant = %(tenant)s AND minute >= %(since)s
+    WHERE tenant = %(tenant)s AND minute >= floor(({now} - %(window)s) / 60)
     UNION ALL
     SELECT queue, minute, state, retried, n FROM {schema}.conveyor_finished_deltas
-    WHERE tenant = %(tenant)s AND minute >= %(since)s) AS kept
+    WHERE tenant = %(tenant)s AND minute >= floor(({now} - %(window)s) / 60)) AS kept
 GROUP BY 1, 2, 3, 4"""
 FOLD_FINISHED = """
 WITH moved AS (DELETE FROM {schema}.conveyor_finished_deltas
@@ -213,17 +213,3 @@ class Counters:
                          tenant: str | None) -> Rows:
         return await self._fetch(conn, KEPT_ALL if tenant is None else KEPT_TENANT,
                                  {"tenant": tenant})
-
-    async def _finished(self: Sessions, conn: psycopg.AsyncConnection[Any], tenant: str | None,
-                        since: int) -> Rows:
-        """(queue, minute, state, retried, count) of the jobs finished from minute `since`."""
-        return await self._fetch(conn, FINISHED_ALL if tenant is None else FINISHED_TENANT,
-                                 {"tenant": tenant, "since": since})
-
-    async def _oldest_queued(self: Sessions, conn: psycopg.AsyncConnection[Any],
-                             queues: Sequence[str], tenant: str | None) -> dict[str, float]:
-        if not queues:
-            return {}
-        rows = await self._fetch(conn, OLDEST_QUEUED, {"queues": list(queues), "tenant": tenant})
-        return {queue: float(first) for queue, first in rows if first is not None}
-

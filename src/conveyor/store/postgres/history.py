@@ -93,6 +93,8 @@ ORDER BY a.fingerprint"""
 class PostgresHistory(HistoryFold, HistoryReads):
     _task_rollups = (hq.task_rollups(lambda x: f"floor({x})::int8"),
                      hq.task_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
+    _queue_rollups = (hq.queue_rollups(lambda x: f"floor({x})::int8"),
+                      hq.queue_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
     if TYPE_CHECKING:  # PostgresStore's own
         async def _one(self, template: str, params: dict[str, Any] | None = None,
                        tenant: str | None = None) -> Rows: ...

@@ -19,7 +19,6 @@ from ..counting import (
     claimed_ahead,
     completed_last_minute,
     dead_queues,
-    first_minute,
     outcomes,
     queue_rows,
     queued_queues,
@@ -28,7 +27,14 @@ from ..counting import (
 from ..filters import where_clause
 from ..summaries import build_queue_infos, build_stats
 from . import queries as q
-from .counters import Counters
+from .counters import (
+    FINISHED_ALL,
+    FINISHED_TENANT,
+    KEPT_ALL,
+    KEPT_TENANT,
+    OLDEST_QUEUED,
+    Counters,
+)
 from .rows import job_from_row, worker_from_row
 
 Rows = list[tuple[Any, ...]]
@@ -54,11 +60,7 @@ class Sessions(Protocol):
     async def _kept_rows(self, conn: psycopg.AsyncConnection[Any], tenant: str | None
                          ) -> Rows: ...
 
-    async def _oldest_queued(self, conn: psycopg.AsyncConnection[Any], queues: Sequence[str],
-                             tenant: str | None) -> dict[str, float]: ...
-
-    async def _finished(self, conn: psycopg.AsyncConnection[Any], tenant: str | None,
-                        since: int) -> Rows: ...
+    def statement(self, template: str) -> str: ...
 
 
 class Reads(Counters):
@@ -120,27 +122,38 @@ class Reads(Counters):
 
     async def stats(self: Sessions, tenant: str | None = None, now: float | None = None) -> Stats:
         params = {"tenant": tenant, "now": now}
+        # one round trip: every statement goes out in the pipeline before any row is read
         async with self._session(tenant, atomic=True) as conn:
-            counts = stats_rows(await self._kept_rows(conn, tenant))
-            durations = [r[0] for r in await self._fetch(conn, q.DURATIONS, params)]
-            [(clock,)] = await self._fetch(conn, q.CLOCK, params)
-            finished = await self._finished(conn, tenant, first_minute(clock, 3600))
-            claimed = await _claimed(self, conn, tenant, now)
-        return build_stats(counts, durations, outcomes(finished),
-                           sum(completed_last_minute(finished, clock).values()), claimed)
+            sent = [await _send(self, conn, KEPT_ALL if tenant is None else KEPT_TENANT, params),
+                    await _send(self, conn, q.DURATIONS, params),
+                    await _send(self, conn, q.CLOCK, params),
+                    await _send(self, conn, FINISHED_ALL if tenant is None else FINISHED_TENANT,
+                                {**params, "window": 3600}),
+                    await _send_claimed(self, conn, tenant, now)]
+        kept, durations, [(clock,)], finished, claimed = [await _rows(c) for c in sent]
+        return build_stats(stats_rows(kept), [r[0] for r in durations], outcomes(finished),
+                           sum(completed_last_minute(finished, clock).values()),
+                           _claimed_of(tenant, claimed))
 
     async def queues(self: Sessions, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]:
         params = {"tenant": tenant, "now": now}
+        # two round trips: the kept counts (which queues have queued jobs), then the rest
         async with self._session(tenant, atomic=True) as conn:
             kept = await self._kept_rows(conn, tenant)
-            oldest = await self._oldest_queued(conn, queued_queues(kept), tenant)
-            flags: dict[str, bool] = {r[0]: r[1] for r in await self._fetch(conn, q.QUEUE_FLAGS)}
-            [(clock,)] = await self._fetch(conn, q.CLOCK, params)
-            finished = await self._finished(conn, tenant, first_minute(clock, 60))
-            claimed = await _claimed(self, conn, tenant, now)
-        return build_queue_infos(queue_rows(kept, oldest),
-                                 completed_last_minute(finished, clock), flags, clock, claimed)
+            queued = queued_queues(kept)
+            sent = [await _send(self, conn, OLDEST_QUEUED, {"queues": queued, "tenant": tenant})
+                    if queued else None,
+                    await _send(self, conn, q.QUEUE_FLAGS, params),
+                    await _send(self, conn, q.CLOCK, params),
+                    await _send(self, conn, FINISHED_ALL if tenant is None else FINISHED_TENANT,
+                                {**params, "window": 60}),
+                    await _send_claimed(self, conn, tenant, now)]
+        oldest, flags, [(clock,)], finished, claimed = [await _rows(c) for c in sent]
+        return build_queue_infos(
+            queue_rows(kept, {name: float(first) for name, first in oldest if first is not None}),
+            completed_last_minute(finished, clock), {r[0]: r[1] for r in flags}, clock,
+            _claimed_of(tenant, claimed))
 
     async def workers(self: Sessions, now: float | None = None) -> list[WorkerInfo]:
         return [worker_from_row(r) for r in await self._one(q.WORKERS)]
@@ -169,14 +182,28 @@ class Reads(Counters):
         return sum(1 for (taken,) in rows if taken)
 
 
-async def _claimed(store: Sessions, conn: psycopg.AsyncConnection[Any], tenant: str | None,
-                   now: float | None) -> dict[str, int]:
+async def _send(store: Sessions, conn: psycopg.AsyncConnection[Any], template: str,
+                params: dict[str, Any]) -> psycopg.AsyncCursor[Any]:
+    """Queue a statement in the session's pipeline; its rows are read after the trip."""
+    return await conn.execute(store.statement(template), params)
+
+
+async def _send_claimed(store: Sessions, conn: psycopg.AsyncConnection[Any],
+                        tenant: str | None, now: float | None
+                        ) -> psycopg.AsyncCursor[Any] | None:
     """Live workers' claimed-ahead jobs by queue; none for a tenant's view (workers count
     them by queue, not by tenant)."""
     if tenant is not None:
-        return {}
-    return claimed_ahead(await store._fetch(conn, q.CLAIMED_AHEAD,
-                                            {"now": now, "fresh": CLAIMED_FRESH}))
+        return None
+    return await _send(store, conn, q.CLAIMED_AHEAD, {"now": now, "fresh": CLAIMED_FRESH})
+
+
+async def _rows(cursor: psycopg.AsyncCursor[Any] | None) -> Rows:
+    return [] if cursor is None else await cursor.fetchall()
+
+
+def _claimed_of(tenant: str | None, rows: Rows) -> dict[str, int]:
+    return {} if tenant is not None else claimed_ahead(rows)
 
 
 def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:

@@ -49,6 +49,8 @@ def _statement(template: str) -> str:
 class SQLiteHistory(SQLiteHistoryFold, HistoryReads):
     _task_rollups = (hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)"),
                      hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
+    _queue_rollups = (hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)"),
+                      hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
     db: Connections
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> list[Any]:

@@ -1,0 +1,84 @@
+"""A shared, short-lived copy of a read, for the dashboard overview and the gauges of
+/metrics (not for the API's job lists or a job's page, which are always read fresh).
+
+    overview = Snapshot(max_age=1.0)
+    data, age = await overview.get(tenant, lambda: read_overview(tenant))
+
+- **Never older than `max_age`:** a copy is handed out only while its read began at most
+  `max_age` seconds before the request came in; its age (seconds since that read began) goes
+  with it, shown on the page and as a metric.
+- **Single-flight:** requests that come in while a read of the same key is under way wait
+  for that read and share its result: N dashboards refreshing together cost one read.
+- A read that fails is not kept: each of its waiters gets the error, the next request reads
+  again.
+- Keys (a tenant's scope, or None for all tenants) whose copy is stale are dropped as new
+  copies are made, so the copies held stay a handful.
+
+It runs on the server's event loop only (no locks: nothing here awaits between a check and
+the write that depends on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Copy(Generic[T]):
+    value: T
+    began: float  # the clock's time when its read began
+
+
+class Snapshot(Generic[T]):
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_age < 0:
+            raise ValueError(f"a snapshot's max_age is 0 seconds or more; got {max_age!r}")
+        self.max_age = max_age
+        self.clock = clock
+        self.copies: dict[Hashable, Copy[T]] = {}
+        self.reading: dict[Hashable, asyncio.Future[Copy[T]]] = {}  # reads under way
+        self.reads = 0  # store reads made (tests, and the dashboard's age line)
+
+    async def get(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+        """(value, age in seconds): the kept copy if fresh enough, else one read shared by
+        every request for `key` that comes in while it runs (a task of its own: a request
+        that goes away does not cancel it for the others)."""
+        asked = self.clock()
+        kept = self.copies.get(key)
+        if kept is not None and asked - kept.began <= self.max_age:
+            return kept.value, asked - kept.began
+        task = self.reading.get(key)
+        if task is None:
+            task = self.reading[key] = asyncio.ensure_future(self._read(key, read))
+            task.add_done_callback(_retrieved)
+        made = await asyncio.shield(task)
+        return made.value, self.clock() - made.began
+
+    async def _read(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> Copy[T]:
+        began = self.clock()
+        self.reads += 1
+        try:
+            made = Copy(await read(), began)
+        finally:
+            del self.reading[key]
+        self._keep(key, made)
+        return made
+
+    def _keep(self, key: Hashable, made: Copy[T]) -> None:
+        now = self.clock()
+        for stale in [k for k, c in self.copies.items() if now - c.began > self.max_age]:
+            del self.copies[stale]
+        if self.max_age > 0:
+            self.copies[key] = made
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Mark a failed read's error as seen (its waiters got it; there may be none left)."""
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,107 @@
+"""The dashboard's shared read (web/snapshot.py): concurrent requests cause one read, a copy
+is never handed out older than its max age, a failed read is not kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from conveyor.web.snapshot import Snapshot
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_concurrent_requests_share_one_read() -> None:
+    shared: Snapshot[int] = Snapshot(1.0)
+    started, release = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def read() -> int:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await release.wait()
+        return calls
+
+    waiting = [asyncio.ensure_future(shared.get("all", read)) for _ in range(10)]
+    await started.wait()
+    await asyncio.sleep(0)  # every request has come in while the read runs
+    release.set()
+    found = await asyncio.gather(*waiting)
+    assert calls == 1 and shared.reads == 1
+    assert {value for value, _ in found} == {1}
+
+
+async def test_a_copy_is_never_older_than_its_max_age() -> None:
+    clock = Clock()
+    shared: Snapshot[float] = Snapshot(1.0, clock=clock)
+    reads: list[float] = []
+
+    async def read() -> float:
+        reads.append(clock.now)
+        return clock.now
+
+    # steps that add up exactly in binary: the edge (exactly 1 s old) is served
+    for step in [0.0, 0.25, 0.5, 0.25, 0.0078125, 0.25, 2.0, 0.875, 0.25, 0.5, 0.5, 0.5]:
+        clock.now += step
+        value, age = await shared.get(None, read)
+        assert age == pytest.approx(clock.now - value)
+        assert 0 <= age <= 1.0, (clock.now, value)
+    # 100.0 read and served up to 101.0 (1 s old); at 101.0078125 read again, and so on
+    assert reads == [100.0, 101.0078125, 103.2578125, 104.3828125, 105.8828125]
+
+
+async def test_scopes_have_copies_of_their_own() -> None:
+    shared: Snapshot[str] = Snapshot(1.0)
+
+    async def read_of(scope: str | None) -> str:
+        return f"figures of {scope}"
+
+    assert (await shared.get(None, lambda: read_of(None)))[0] == "figures of None"
+    assert (await shared.get("acme", lambda: read_of("acme")))[0] == "figures of acme"
+    assert (await shared.get(None, lambda: read_of("acme")))[0] == "figures of None"
+    assert shared.reads == 2
+
+
+async def test_a_failed_read_is_not_kept() -> None:
+    shared: Snapshot[int] = Snapshot(1.0)
+    outcomes: list[BaseException | int] = [RuntimeError("store down"), 7]
+
+    async def read() -> int:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    with pytest.raises(RuntimeError, match="store down"):
+        await shared.get(None, read)
+    assert (await shared.get(None, read))[0] == 7 and shared.reads == 2
+
+
+async def test_no_copies_at_zero_but_concurrent_requests_still_share() -> None:
+    shared: Snapshot[int] = Snapshot(0.0)
+    calls = 0
+
+    async def read() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return calls
+
+    assert [v for v, _ in await asyncio.gather(*(shared.get(None, read) for _ in range(5)))] \
+        == [1] * 5
+    assert (await shared.get(None, read))[0] == 2
+
+
+def test_a_negative_max_age_is_refused() -> None:
+    with pytest.raises(ValueError, match="0 seconds or more"):
+        Snapshot(-1.0)
