@@ -270,17 +270,16 @@ def fake_rows(count: int, now: float) -> list[tuple[Any, ...]]:
 
 
 async def load(store: Any, rows: list[tuple[Any, ...]]) -> None:
-    """The rows as a settle leaves them (SQLite: attempts past the fold's watermark;
-    PostgreSQL: pending), then folded by the store's own fold."""
+    """The rows as a settle leaves them (pending), then folded by the store's own fold."""
     from conveyor.history.rollup import bucket
 
     if store.url.startswith("sqlite"):
-        from conveyor.store.sqlite.history import INSERT
+        from conveyor.store.sqlite.history import _PENDING
 
         for start in range(0, len(rows), 100_000):
             with store.db.write() as conn:
-                conn.executemany(INSERT, [(*row, bucket(row[10]))
-                                          for row in rows[start:start + 100_000]])
+                conn.executemany(_PENDING, [(*row, bucket(row[10]))
+                                            for row in rows[start:start + 100_000]])
             while await store.fold_history(10_000):
                 pass
         with store.db.write() as conn:

@@ -1,10 +1,9 @@
-"""The attempt history's uncounted rows: a settle writes its attempts, no rollup, in the
-settle's own trip (PostgreSQL: into the pending table only; SQLite: straight into the
-attempts, past the fold's watermark); fold_history adds them to the rollups (PostgreSQL:
-moves them into the attempts too) exactly once, in bounded batches, however many folders
-run at once; every history read folds first, or (task_analytics, the dashboard's charts)
-sums the uncounted rows beside the rollups without writing, so reads are exact; history
-retention is unchanged."""
+"""The attempt history's pending rows: a settle writes its attempts there only (no attempts
+row, no rollup, in the settle's own trip); fold_history moves them into the attempts and
+the rollups exactly once, in bounded batches, however many folders run at once, and the
+rollups it writes are the Python fold (history_rows) of every attempt stored; every history
+read folds first, or (task_analytics, the dashboard's charts) sums the pending rows beside
+the rollups without writing, so reads are exact; history retention is unchanged."""
 
 from __future__ import annotations
 
@@ -15,11 +14,9 @@ import pytest
 
 from conveyor.history.fingerprint import fingerprint
 from conveyor.history.records import AttemptRecord, TimeRange
-from conveyor.history.rollup import bucket
 from conveyor.job import ClaimedJob
 from conveyor.store import history_rows as hr
 from conveyor.store.base import Complete, Fail, Settle, Store
-from conveyor.store.history_fold_sql import PENDING_COLUMNS
 from conveyor.store.history_sql import ROLLUP_COLUMNS
 
 from .conftest import StoreSetup
@@ -44,25 +41,14 @@ def _sqlite(store: Store) -> bool:
     return store.__class__.__name__ == "SQLiteStore"
 
 
-def _sqlite_count(store: Store, sql: str) -> int:
-    with store.db.read() as conn:  # type: ignore[attr-defined]
-        return int(conn.execute(sql).fetchone()[0])
-
-
-_PAST_WATERMARK = ("SELECT count(*) FROM conveyor_attempts "
-                   "WHERE id > (SELECT upto FROM conveyor_attempts_folded)")
-
-
 async def uncounted(store: Store) -> int:
-    """Attempt rows the rollups do not count yet (the fold's to add)."""
-    pending = await rows_in(store, PENDING)
-    return pending + (_sqlite_count(store, _PAST_WATERMARK) if _sqlite(store) else 0)
+    """Attempt rows the rollups do not count yet (pending: the fold's to move)."""
+    return await rows_in(store, PENDING)
 
 
 async def counted(store: Store) -> int:
     """Attempt rows stored and counted in the rollups."""
-    stored = await rows_in(store, ATTEMPTS)
-    return stored - (_sqlite_count(store, _PAST_WATERMARK) if _sqlite(store) else 0)
+    return await rows_in(store, ATTEMPTS)
 
 
 async def settle_many(store: Store, count: int, at: float = T0) -> list[str]:
@@ -96,7 +82,6 @@ async def rollup_total(store: Store) -> int:
 async def test_a_settle_writes_uncounted_rows_only(store: Store) -> None:
     await settle_many(store, 10)
     assert (await uncounted(store), await counted(store)) == (10, 0)
-    assert await rows_in(store, ATTEMPTS) == (10 if _sqlite(store) else 0)
     for table in ROLLUP_TABLES:
         assert await rows_in(store, table) == 0, table
 
@@ -258,20 +243,12 @@ async def test_the_rollups_are_the_fold_of_every_attempt_stored(store: Store) ->
     await store.heartbeat(worker_info(), [], LEASE, now=T0)
     await claim_one(store, now=T0)
     assert await store.rescue_expired(now=T0 + LEASE + 5) == 1
-    if _sqlite(store):  # an older worker's settle: a pending row, bucket and all
-        with store.db.write() as conn:  # type: ignore[attr-defined]
-            conn.execute(
-                f"INSERT INTO conveyor_attempts_pending ({', '.join(PENDING_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(PENDING_COLUMNS))})",
-                ("old-worker-job", 1, "task", "default", None, "worker-0", "host-b", 7,
-                 T0 + 3599.0, T0 + 3601.5, 2.5, "dead", "KeyError", "k", None, None, FP,
-                 1.0, 2000, bucket(2.5)))
     assert await uncounted(store) > 0
     await fold_all(store)
     assert await uncounted(store) == 0
     attempts = await _select(store, f"SELECT {', '.join(hr.ATTEMPT_COLUMNS)} "
                                     "FROM {schema}.conveyor_attempts")
-    assert len(attempts) == 14 + _sqlite(store)
+    assert len(attempts) == 14
     expected = sorted(r.params() for r in hr.rollups_of(attempts))
     stored = sorted(await _select(store, f"SELECT {', '.join(ROLLUP_COLUMNS)} "
                                          "FROM {schema}.conveyor_rollups"))
@@ -302,19 +279,3 @@ async def test_attempts_after_pruning_every_row_are_counted(store: Store) -> Non
     assert sum(s.total for s in await store.task_analytics(wide)) == 5
     assert len(await store.job_attempts(ids[0])) == 1
 
-
-async def test_rows_an_older_fold_inserted_are_not_counted_again(store: Store) -> None:
-    """SQLite: an older worker's fold inserts the attempts it counted into
-    conveyor_attempts itself, with no bucket (migration 0017); the new fold passes them."""
-    if not _sqlite(store):
-        pytest.skip("SQLite's attempts past a watermark")
-    await settle_many(store, 2)
-    with store.db.write() as conn:  # type: ignore[attr-defined]
-        conn.execute(f"INSERT INTO conveyor_attempts ({', '.join(hr.ATTEMPT_COLUMNS)}) "
-                     f"VALUES ({', '.join('?' * len(hr.ATTEMPT_COLUMNS))})",
-                     ("counted-job", 1, "task", "default", None, "worker-0", "host-b", 7,
-                      T0, T0 + 1.0, 1.0, "completed", None, None, None, None, None, None,
-                      None))
-    assert await fold_all(store) == 3   # passed over, not counted
-    assert await rollup_total(store) == 2
-    assert await store.fold_history() == 0

@@ -76,23 +76,17 @@ _PENDING_SUMS = ", ".join(  # over `k`: pending rows first counted per minute, k
     + [f"sum(CASE WHEN k.bucket = {i} THEN k.n ELSE 0 END)" for i in range(len(BUCKET_COLUMNS))])
 
 
-PENDING = "{schema}.conveyor_attempts_pending"
-
-
-def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
-                 pending_rows: str = PENDING) -> str:
+def task_rollups(floor: Callable[[str], str], every_tenant: bool = False) -> str:
     """TASK_ROLLUPS in a dialect (`floor` truncates a positive number to an integer): of the
     range's tenant, or, `every_tenant`, of all tenants summed (conveyor_rollups_all, 0016:
-    a row per minute, task and queue, not one per tenant too). `pending_rows`: the attempt
-    rows not counted in the rollups yet, a table or a parenthesized query (SQLite's are
-    in conveyor_attempts past a watermark, 0017)."""
+    a row per minute, task and queue, not one per tenant too)."""
     minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
     scope = _TASK_SCOPE
     if every_tenant:
         scope = "\n".join(line for line in _TASK_SCOPE.splitlines() if "tenant" not in line)
     pending = (f"SELECT k.minute, k.task, k.queue, {_PENDING_SUMS} FROM (SELECT {minute} AS "
                "minute, a.task, a.queue, a.outcome, a.bucket, count(*) AS n, "
-               f"sum(a.duration) AS duration FROM {pending_rows} AS a "
+               "sum(a.duration) AS duration FROM {schema}.conveyor_attempts_pending AS a "
                f"WHERE {minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
                + scope.replace("tenant =", "coalesce(a.tenant, '') =")
                .replace(" task =", " a.task =").replace(" queue =", " a.queue =")
