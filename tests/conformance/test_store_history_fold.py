@@ -1,19 +1,23 @@
 """The attempt history's pending rows: a settle writes its attempts there only (no attempts
 row, no rollup, in the settle's own trip); fold_history moves them into the attempts and
-the rollups exactly once, in bounded batches, however many folders run at once; every
-history read folds first, or (task_analytics, the dashboard's charts) sums the pending rows
-beside the rollups without writing, so reads are exact; history retention is unchanged."""
+the rollups exactly once, in bounded batches, however many folders run at once, and the
+rollups it writes are the Python fold (history_rows) of every attempt stored; every history
+read folds first, or (task_analytics, the dashboard's charts) sums the pending rows beside
+the rollups without writing, so reads are exact; history retention is unchanged."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
 from conveyor.history.fingerprint import fingerprint
 from conveyor.history.records import AttemptRecord, TimeRange
 from conveyor.job import ClaimedJob
+from conveyor.store import history_rows as hr
 from conveyor.store.base import Complete, Fail, Settle, Store
+from conveyor.store.history_sql import ROLLUP_COLUMNS
 
 from .conftest import StoreSetup
 from .support import LEASE, T0, claim_one, enqueue, error, new_job, rows_in, worker_info
@@ -31,6 +35,20 @@ def record(job: ClaimedJob, took: float = 0.5, at: float = T0) -> AttemptRecord:
                          started_at=at, ended_at=at + took, worker_id="worker-1",
                          host="host-a", pid=4242, cpu=took / 2, rss=1000,
                          fingerprint=None)
+
+
+def _sqlite(store: Store) -> bool:
+    return store.__class__.__name__ == "SQLiteStore"
+
+
+async def uncounted(store: Store) -> int:
+    """Attempt rows the rollups do not count yet (pending: the fold's to move)."""
+    return await rows_in(store, PENDING)
+
+
+async def counted(store: Store) -> int:
+    """Attempt rows stored and counted in the rollups."""
+    return await rows_in(store, ATTEMPTS)
 
 
 async def settle_many(store: Store, count: int, at: float = T0) -> list[str]:
@@ -61,10 +79,9 @@ async def rollup_total(store: Store) -> int:
     return sum(s.total for s in await store.task_analytics(ALL))
 
 
-async def test_a_settle_writes_pending_rows_only(store: Store) -> None:
+async def test_a_settle_writes_uncounted_rows_only(store: Store) -> None:
     await settle_many(store, 10)
-    assert await rows_in(store, PENDING) == 10
-    assert await rows_in(store, ATTEMPTS) == 0
+    assert (await uncounted(store), await counted(store)) == (10, 0)
     for table in ROLLUP_TABLES:
         assert await rows_in(store, table) == 0, table
 
@@ -74,17 +91,16 @@ async def test_a_refused_settle_leaves_nothing_pending(store: Store) -> None:
     job = await claim_one(store)
     stale = job.lease._replace(token=job.token + 1)
     assert await store.settle([Complete(stale, attempt=record(job))], now=T0 + 1) == [False]
-    assert await rows_in(store, PENDING) == 0
+    assert await uncounted(store) == 0 and await rows_in(store, ATTEMPTS) == 0
 
 
 async def test_fold_moves_each_pending_row_once(store: Store) -> None:
     await settle_many(store, 12)
     assert await store.fold_history(5) == 5     # bounded by its limit
-    assert await rows_in(store, PENDING) == 7
-    assert await rows_in(store, ATTEMPTS) == 5
+    assert (await uncounted(store), await counted(store)) == (7, 5)
     assert await fold_all(store) == 7
     assert await store.fold_history(1000) == 0  # nothing left: nothing added twice
-    assert await rows_in(store, PENDING) == 0
+    assert (await uncounted(store), await counted(store)) == (0, 12)
     assert await rows_in(store, ATTEMPTS) == 12
     [summary] = await store.task_analytics(ALL)
     assert summary.counts["completed"] == 9 and summary.counts["dead"] == 3
@@ -97,10 +113,10 @@ async def test_fold_moves_each_pending_row_once(store: Store) -> None:
 
 async def test_reads_see_attempts_not_yet_folded(store: Store) -> None:
     ids = await settle_many(store, 5)
-    assert await rows_in(store, PENDING) == 5
+    assert await uncounted(store) == 5
     [attempt] = await store.job_attempts(ids[1])
     assert attempt.outcome == "completed"
-    assert await rows_in(store, PENDING) == 0, "the read folded first"
+    assert await uncounted(store) == 0, "the read folded first"
     await settle_many(store, 5, at=T0 + 2)  # more pending, read by each kind of read
     assert await rollup_total(store) == 10
     await settle_many(store, 5, at=T0 + 3)
@@ -124,7 +140,7 @@ async def test_task_analytics_sums_pending_rows_without_folding(store: Store) ->
     windows = [(ALL, 120), (TimeRange(T0 - 86400, T0 + 3600), 30),   # minute, hour
                (TimeRange(T0 - 30 * 86400, T0 + 3600), 30)]          # and day rollups
     unfolded = [await store.task_analytics(w, points) for w, points in windows]
-    assert await rows_in(store, PENDING) == 10, "a read, not a fold"
+    assert await uncounted(store) == 10, "a read, not a fold"
     [summary] = unfolded[0]
     assert (summary.counts["completed"], summary.counts["dead"]) == (12, 3)
     assert sum(summary.series) == 15 and summary.series[60] == 10 and summary.series[62] == 5
@@ -194,7 +210,7 @@ async def test_a_rescued_attempt_is_pending_then_folded(store: Store) -> None:
     await store.heartbeat(worker_info(), [], LEASE, now=T0)
     await claim_one(store, now=T0)
     assert await store.rescue_expired(now=T0 + LEASE + 5) == 1
-    assert (await rows_in(store, PENDING), await rows_in(store, ATTEMPTS)) == (1, 0)
+    assert (await uncounted(store), await counted(store)) == (1, 0)
     assert await store.fold_history() == 1
     [summary] = await store.task_analytics(ALL)
     assert summary.counts["lost"] == 1
@@ -203,9 +219,9 @@ async def test_a_rescued_attempt_is_pending_then_folded(store: Store) -> None:
 async def test_retention_prunes_pending_attempts_too(store: Store) -> None:
     [old] = await settle_many(store, 1, at=T0 - 7200)
     [new] = await settle_many(store, 1)
-    assert await rows_in(store, PENDING) == 2
+    assert await uncounted(store) == 2
     assert await store.prune_history(T0 - 3600, T0 - 3600) == 1  # folds, then prunes
-    assert await rows_in(store, PENDING) == 0
+    assert await uncounted(store) == 0
     assert await store.job_attempts(old) == []
     assert len(await store.job_attempts(new)) == 1
     assert await rollup_total(store) == 1
@@ -232,5 +248,67 @@ async def test_concurrent_folders_count_each_attempt_once(store: Store,
         for other in others:
             await other.close()
     assert sum(moved) == 600
-    assert await rows_in(store, ATTEMPTS) == 600 and await rows_in(store, PENDING) == 0
+    assert await rows_in(store, ATTEMPTS) == 600 and await uncounted(store) == 0
     assert await rollup_total(store) == 600
+
+
+async def _select(store: Store, sql: str) -> list[tuple[object, ...]]:
+    """Rows of a query behind the store's back (no fold first)."""
+    if _sqlite(store):
+        with store.db.read() as conn:  # type: ignore[attr-defined]
+            return [tuple(r) for r in conn.execute(sql.replace("{schema}.", ""))]
+    return [tuple(r) for r in await store._one(sql)]  # type: ignore[attr-defined]
+
+
+def _rounded(rows: Sequence[Sequence[object]]) -> list[tuple[object, ...]]:
+    return sorted(tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+                  for row in rows)
+
+
+async def test_the_rollups_are_the_fold_of_every_attempt_stored(store: Store) -> None:
+    """What the fold wrote, whichever way the attempts came (a settle's, a rescue's lost
+    attempt, on SQLite an older worker's pending rows too), is history_rows.rollups_of over
+    the attempt rows stored: the Python fold the first version of history ran per settle."""
+    await settle_many(store, 7, at=T0)
+    await fold_all(store)
+    await settle_many(store, 6, at=T0 + 61.5)   # the next minute, some left uncounted
+    await enqueue(store, max_attempts=2)
+    await store.heartbeat(worker_info(), [], LEASE, now=T0)
+    await claim_one(store, now=T0)
+    assert await store.rescue_expired(now=T0 + LEASE + 5) == 1
+    assert await uncounted(store) > 0
+    await fold_all(store)
+    assert await uncounted(store) == 0
+    attempts = await _select(store, f"SELECT {', '.join(hr.ATTEMPT_COLUMNS)} "
+                                    "FROM {schema}.conveyor_attempts")
+    assert len(attempts) == 14
+    expected = sorted(r.params() for r in hr.rollups_of(attempts))
+    stored = sorted(await _select(store, f"SELECT {', '.join(ROLLUP_COLUMNS)} "
+                                         "FROM {schema}.conveyor_rollups"))
+    assert _rounded(stored) == _rounded(expected)
+    workers = [(*r[:3], *r[5:]) for r in hr.worker_rollups(attempts)]  # host: any one
+    assert _rounded(await _select(store, "SELECT hour, worker_id, tenant, attempts, failures, "
+                                         "busy, cpu, peak_rss "
+                                         "FROM {schema}.conveyor_worker_rollups")
+                    ) == _rounded(workers)
+    assert _rounded(await _select(store, "SELECT width, minute, fingerprint, task, queue, "
+                                       "tenant, failures, first_seen, last_seen "
+                                       "FROM {schema}.conveyor_error_rollups")
+                  ) == _rounded(hr.error_rollups(attempts))
+
+
+async def test_attempts_after_pruning_every_row_are_counted(store: Store) -> None:
+    """Pruning the whole attempts table, then settling again: SQLite hands out ids from 1
+    again, below the fold's watermark; the new attempts are still counted, once."""
+    await settle_many(store, 3, at=T0 - 7200)
+    assert await fold_all(store) == 3
+    assert await store.prune_history(T0 - 3600, T0 - 30 * 86400) == 3
+    assert await rows_in(store, ATTEMPTS) == 0
+    ids = await settle_many(store, 2, at=T0)
+    assert await uncounted(store) == 2
+    assert await fold_all(store) == 2
+    assert await fold_all(store) == 0
+    wide = TimeRange(T0 - 86400, T0 + 3600)
+    assert sum(s.total for s in await store.task_analytics(wide)) == 5
+    assert len(await store.job_attempts(ids[0])) == 1
+

@@ -1,0 +1,94 @@
+"""Where history's CPU goes in a SQLite drain: a live worker (worker.run()) drains no-op
+jobs (one in ten dead) with history on or off, and the store thread's and the loop thread's
+CPU in each part is summed by wrapping it (time.thread_time): the settle (and in it
+write_history, the attempt rows' insert), the claim, the fold, Tracker.attach.
+
+    PYTHONPATH=src .venv/bin/python bench/history_parts.py on 5000
+    PYTHONPATH=src .venv/bin/python bench/history_parts.py off 5000
+
+Figures only: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+spent: dict[str, float] = defaultdict(float)
+calls: dict[str, int] = defaultdict(int)
+
+
+def _timed(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        began = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[key] += time.thread_time() - began
+            calls[key] += 1
+    return run
+
+
+def _timed_async(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
+    async def run(*args: Any, **kwargs: Any) -> Any:  # driven inline on the store thread
+        began = time.thread_time()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            spent[key] += time.thread_time() - began
+            calls[key] += 1
+    return run
+
+
+def main(history: bool, jobs: int) -> None:
+    import conveyor.store.sqlite.store as sqlite_store
+    from conveyor import Conveyor, Retry, Settings
+    from conveyor.store.sqlite.store import SQLiteStore
+    from conveyor.worker import tracking
+
+    sqlite_store.write_history = _timed(sqlite_store.write_history, "write_history")  # type: ignore[assignment]
+    for name, key in (("settle", "settle"), ("fold_history", "fold"), ("claim", "claim")):
+        setattr(SQLiteStore, name, _timed_async(getattr(SQLiteStore, name), key))
+    tracking.Tracker.attach = _timed(tracking.Tracker.attach, "attach")  # type: ignore[method-assign]
+    url = f"sqlite:///{tempfile.mkdtemp()}/parts.db"
+    app = Conveyor(settings=Settings.load(url=url, history=history, log_level="CRITICAL"),
+                   auto_migrate=True)
+    ran = [0]
+    worker = app.worker(concurrency=50, worker_id=f"bench-{secrets.token_hex(3)}")
+
+    @app.task(name="work", retry=Retry(attempts=1))
+    async def work(ctx: object, payload: dict[str, int]) -> dict[str, object]:
+        ran[0] += 1
+        if ran[0] == jobs:
+            worker.stop()
+        if payload["n"] % 10 == 0:
+            raise ValueError(f"job {payload['n']} failed on purpose")
+        return {"n": payload["n"], "ok": True}
+
+    for start in range(0, jobs, 1000):
+        app.enqueue_many([("work", {"n": n}) for n in range(start, min(jobs, start + 1000))])
+
+    async def drain() -> tuple[float, float]:
+        cpu, began = time.process_time(), time.perf_counter()
+        await worker.run(install_signals=False)
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+        while await app.store.fold_history(10_000):  # what the drain left: counted apart
+            pass
+        return elapsed, cpu
+
+    elapsed, cpu = asyncio.run(drain())
+    app.close()
+    print(f"history {'on' if history else 'off'}: drain wall {elapsed / jobs * 1e6:.1f} "
+          f"µs/job, process CPU {cpu / jobs * 1e6:.1f} µs/job")
+    for key in sorted(spent):
+        print(f"  {key}: {spent[key] / jobs * 1e6:.1f} µs/job ({calls[key]} calls)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] == "on", int(sys.argv[2]) if len(sys.argv) > 2 else 5000)
