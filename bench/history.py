@@ -74,11 +74,9 @@ def child(url: str, jobs: int, history: bool) -> tuple[float, float, float, floa
         app.close()
 
 
-def child_live(url: str, jobs: int, history: bool) -> tuple[float, float, float, float]:
-    """The same drain by a live worker (worker.run(): maintenance on its own intervals, so
-    the history fold runs about once a second beside the claims, as in production) until
-    every job ran; then what is still pending is folded, timed apart. Same figures as
-    child(). Works with a checkout that has no fold (its fold figures are then 0)."""
+def live_drain(url: str, jobs: int, history: bool) -> tuple[Any, Any, list[int]]:
+    """An app with `jobs` jobs of task work queued (one in ten fails, no retry), a worker of
+    50 slots that stops after the last, and the count of jobs run so far."""
     from conveyor import Conveyor, Retry, Settings
 
     settings = Settings.load(url=url, history=history, log_level="CRITICAL")
@@ -97,6 +95,15 @@ def child_live(url: str, jobs: int, history: bool) -> tuple[float, float, float,
 
     for start in range(0, jobs, 1000):
         app.enqueue_many([("work", {"n": n}) for n in range(start, min(jobs, start + 1000))])
+    return app, worker, ran
+
+
+def child_live(url: str, jobs: int, history: bool) -> tuple[float, float, float, float]:
+    """The same drain by a live worker (worker.run(): maintenance on its own intervals, so
+    the history fold runs about once a second beside the claims, as in production) until
+    every job ran; then what is still pending is folded, timed apart. Same figures as
+    child(). Works with a checkout that has no fold (its fold figures are then 0)."""
+    app, worker, ran = live_drain(url, jobs, history)
 
     async def drain() -> tuple[float, float, float, float]:
         cpu, began = time.process_time(), time.perf_counter()

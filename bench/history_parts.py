@@ -12,13 +12,14 @@ Figures only: it asserts nothing.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
+
+from history import live_drain
 
 spent: dict[str, float] = defaultdict(float)
 calls: dict[str, int] = defaultdict(int)
@@ -48,7 +49,6 @@ def _timed_async(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
 
 def main(history: bool, jobs: int) -> None:
     import conveyor.store.sqlite.store as sqlite_store
-    from conveyor import Conveyor, Retry, Settings
     from conveyor.store.sqlite.store import SQLiteStore
     from conveyor.worker import tracking
 
@@ -57,22 +57,7 @@ def main(history: bool, jobs: int) -> None:
         setattr(SQLiteStore, name, _timed_async(getattr(SQLiteStore, name), key))
     tracking.Tracker.attach = _timed(tracking.Tracker.attach, "attach")  # type: ignore[method-assign]
     url = f"sqlite:///{tempfile.mkdtemp()}/parts.db"
-    app = Conveyor(settings=Settings.load(url=url, history=history, log_level="CRITICAL"),
-                   auto_migrate=True)
-    ran = [0]
-    worker = app.worker(concurrency=50, worker_id=f"bench-{secrets.token_hex(3)}")
-
-    @app.task(name="work", retry=Retry(attempts=1))
-    async def work(ctx: object, payload: dict[str, int]) -> dict[str, object]:
-        ran[0] += 1
-        if ran[0] == jobs:
-            worker.stop()
-        if payload["n"] % 10 == 0:
-            raise ValueError(f"job {payload['n']} failed on purpose")
-        return {"n": payload["n"], "ok": True}
-
-    for start in range(0, jobs, 1000):
-        app.enqueue_many([("work", {"n": n}) for n in range(start, min(jobs, start + 1000))])
+    app, worker, _ran = live_drain(url, jobs, history)
 
     async def drain() -> tuple[float, float]:
         cpu, began = time.process_time(), time.perf_counter()
