@@ -14,12 +14,16 @@ from .support import T0, claim_one, error, new_job
 pytestmark = pytest.mark.anyio
 
 
-async def _complete(store: Store, durations: list[float], start: float = T0,
-                    tenant: str | None = None, queue: str = "default") -> float:
+async def _complete(
+    store: Store,
+    durations: list[float],
+    start: float = T0,
+    tenant: str | None = None,
+    queue: str = "default",
+) -> float:
     """One completed job per duration, finished one after another from `start`; returns
     the last finish time."""
-    await store.enqueue_many([new_job(queue=queue, tenant=tenant) for _ in durations],
-                             now=start)
+    await store.enqueue_many([new_job(queue=queue, tenant=tenant) for _ in durations], now=start)
     clock = start
     for duration in durations:
         job = await claim_one(store, now=clock, queues=[queue])
@@ -48,8 +52,7 @@ async def test_five_durations_round_the_median_rank_half_to_even(store: Store) -
 async def test_thirty_durations_round_the_p95_rank_half_to_even(store: Store) -> None:
     # p95 of thirty: rank round(28.5) = 28; p99: round(29.7) = 30
     finished = await _complete(store, [float(d) for d in reversed(range(1, 31))])
-    assert (await store.stats(now=finished)).durations == {"p50": 15.0, "p95": 28.0,
-                                                            "p99": 30.0}
+    assert (await store.stats(now=finished)).durations == {"p50": 15.0, "p95": 28.0, "p99": 30.0}
 
 
 async def test_ties_count_each_job(store: Store) -> None:
@@ -62,8 +65,7 @@ async def test_only_completed_jobs_count(store: Store) -> None:
     await store.enqueue_many([new_job(queue="failing")], now=finished)
     job = await claim_one(store, now=finished, queues=["failing"])
     await store.settle([Fail(job.lease, error(1))], now=finished + 100)
-    assert (await store.stats(now=finished + 100)).durations == {"p50": 1.0, "p95": 2.0,
-                                                                 "p99": 2.0}
+    assert (await store.stats(now=finished + 100)).durations == {"p50": 1.0, "p95": 2.0, "p99": 2.0}
 
 
 async def test_the_window_is_the_hour_before_now(store: Store) -> None:
@@ -93,10 +95,19 @@ async def test_a_tenant_sees_its_own_durations(store: Store) -> None:
     clock = await _complete(store, [1.0, 2.0, 3.0], tenant="org-1", queue="one")
     clock = await _complete(store, [40.0, 50.0], start=clock, tenant="org-2", queue="two")
     assert (await store.stats(tenant="org-1", now=clock)).durations == {
-        "p50": 2.0, "p95": 3.0, "p99": 3.0}
+        "p50": 2.0,
+        "p95": 3.0,
+        "p99": 3.0,
+    }
     assert (await store.stats(tenant="org-2", now=clock)).durations == {
-        "p50": 40.0, "p95": 50.0, "p99": 50.0}
+        "p50": 40.0,
+        "p95": 50.0,
+        "p99": 50.0,
+    }
     assert (await store.stats(tenant="org-3", now=clock)).durations == {
-        "p50": None, "p95": None, "p99": None}
+        "p50": None,
+        "p95": None,
+        "p99": None,
+    }
     # everyone's: 1, 2, 3, 40, 50
     assert (await store.stats(now=clock)).durations == {"p50": 2.0, "p95": 50.0, "p99": 50.0}

@@ -125,13 +125,14 @@ class Reads(Counters):
         # one round trip: every statement goes out in the pipeline before any row is read
         async with self._session(tenant, atomic=True) as conn:
             sent = [await _send(self, conn, KEPT_ALL if tenant is None else KEPT_TENANT, params),
-                    await _send(self, conn, q.DURATIONS, params),
+                    await _send(self, conn, q.DURATION_PERCENTILES, params),
                     await _send(self, conn, q.CLOCK, params),
                     await _send(self, conn, FINISHED_ALL if tenant is None else FINISHED_TENANT,
                                 {**params, "window": 3600}),
                     await _send_claimed(self, conn, tenant, now)]
-        kept, durations, [(clock,)], finished, claimed = [await _rows(c) for c in sent]
-        return build_stats(stats_rows(kept), [r[0] for r in durations], outcomes(finished),
+        kept, [(p50, p95, p99)], [(clock,)], finished, claimed = [await _rows(c) for c in sent]
+        return build_stats(stats_rows(kept), {"p50": p50, "p95": p95, "p99": p99},
+                           outcomes(finished),
                            sum(completed_last_minute(finished, clock).values()),
                            _claimed_of(tenant, claimed))
 
