@@ -1,9 +1,14 @@
 """Stats' durations: p50/p95/p99 of the run times (finished_at - started_at) of the last
 5,000 jobs completed in the hour before `now`, nearest rank with the rank rounded half to
 even (index min(n - 1, max(0, round(p / 100 * n) - 1)) of the sorted durations), per tenant
-when one is asked for. Every store gives the same numbers for the same jobs."""
+when one is asked for. And the rates beside them: failure and retry success over the
+minutes that hold the last hour, completed in the last minute rounded per queue. Every store
+gives the same numbers for the same jobs."""
 
 from __future__ import annotations
+
+import math
+import time
 
 import pytest
 
@@ -111,3 +116,47 @@ async def test_a_tenant_sees_its_own_durations(store: Store) -> None:
     }
     # everyone's: 1, 2, 3, 40, 50
     assert (await store.stats(now=clock)).durations == {"p50": 2.0, "p95": 50.0, "p99": 50.0}
+
+
+async def _finish(
+    store: Store, queue: str, at: float, fail: bool = False, retried: bool = False
+) -> None:
+    """One job of `queue` completed (or dead) at `at`; `retried`: after a failed attempt."""
+    await store.enqueue_many([new_job(queue=queue, max_attempts=2)], now=at - 3)
+    job = await claim_one(store, now=at - 3, queues=[queue])
+    if retried:
+        await store.settle([Fail(job.lease, error(1), retry_in=1)], now=at - 2)
+        await store.promote_scheduled(now=at - 1)
+        job = await claim_one(store, now=at - 1, queues=[queue])
+    outcome = Fail(job.lease, error(2 if retried else 1)) if fail else Complete(job.lease)
+    await store.settle([outcome], now=at)
+
+
+async def test_rates_sum_the_hours_minutes_and_round_the_last_minute_per_queue(
+    store: Store,
+) -> None:
+    # recent minutes (folding drops minutes two hours behind the store's clock)
+    start = math.floor(time.time() / 60) * 60.0 - 1200
+    await _finish(store, "a", start + 10, fail=True)  # minute 0: dead
+    await _finish(store, "a", start + 70)  # minute 1
+    await _finish(store, "b", start + 70)
+    await _finish(store, "b", start + 130, fail=True, retried=True)  # minute 2
+    for _ in range(3):
+        await _finish(store, "c", start + 130)
+    await _finish(store, "c", start + 131, retried=True)
+
+    stats = await store.stats(now=start + 150)
+    # minute 2 whole (c: 4) and half of minute 1, rounded per queue: a 0.5 -> 0, b 0.5 -> 0
+    assert stats.completed_last_minute == 4
+    assert stats.failure_rate == pytest.approx(2 / 8)
+    assert stats.retry_success_rate == pytest.approx(1 / 2)
+    assert {q.name: q.completed_last_minute for q in await store.queues(now=start + 150)} == {
+        "a": 0,
+        "b": 0,
+        "c": 4,
+    }
+    # an hour on, from the minute that holds the hour's start: minute 0, then not
+    assert (await store.stats(now=start + 3605)).failure_rate == pytest.approx(2 / 8)
+    later = await store.stats(now=start + 3665)
+    assert later.failure_rate == pytest.approx(1 / 7)
+    assert later.completed_last_minute == 0
