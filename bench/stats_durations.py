@@ -3,6 +3,9 @@ to 5,000 jobs completed in the last hour, percentiles in Python) against today's
 (queries.DURATION_PERCENTILES: the three percentiles in one statement), interleaved, on
 `--jobs` jobs finished a second apart (the last hour holds 3,600 of them, one in ten dead).
 First checks that both give the same numbers for several windows and tenants.
+Then the same for the stats' rates: the hour's rows per queue, minute, outcome and retried
+(`--queues` queues, every minute of the hour) fetched and summed in Python, against
+counters.OUTCOMES_ALL (four sums) plus the last two minutes' rows.
 
     PYTHONPATH=src .venv/bin/python bench/stats_durations.py --jobs 200000 --rounds 300
 
@@ -23,6 +26,8 @@ from typing import Any
 
 import psycopg
 
+from conveyor.store.counting import completed_last_minute, outcomes
+from conveyor.store.postgres import counters
 from conveyor.store.postgres import queries as q
 from conveyor.store.postgres.store import PostgresStore
 from conveyor.store.summaries import duration_percentiles
@@ -41,6 +46,12 @@ SELECT lpad(n::text, 12, '0'), 't', 'q' || (n %% 7), 'org-' || (n %% 50),
        %(now)s - %(jobs)s + n - random() * 3, %(now)s - %(jobs)s + n, 0
 FROM generate_series(1, %(jobs)s) AS n"""
 
+MINUTES = """
+INSERT INTO {schema}.conveyor_finished (minute, queue, state, retried, n)
+SELECT floor(%(now)s / 60) - m, 'q' || k, s, r, 1 + (m + k) %% 7
+FROM generate_series(0, 60) AS m, generate_series(1, %(queues)s) AS k,
+     unnest(ARRAY['completed', 'dead']) AS s, unnest(ARRAY[false, true]) AS r"""
+
 Read = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, Any]]
 
 
@@ -53,6 +64,24 @@ def reads(store: PostgresStore) -> dict[str, Read]:
     def new(conn: psycopg.Connection[Any], params: dict[str, Any]) -> dict[str, Any]:
         [row] = conn.execute(new_sql, params).fetchall()
         return dict(zip(("p50", "p95", "p99"), row, strict=True))
+
+    return {"old": old, "new": new}
+
+
+def rate_reads(store: PostgresStore) -> dict[str, Read]:
+    hour_sql, outcomes_sql = (store.statement(counters.FINISHED_ALL),
+                              store.statement(counters.OUTCOMES_ALL))
+
+    def old(conn: psycopg.Connection[Any], params: dict[str, Any]) -> dict[str, Any]:
+        rows = conn.execute(hour_sql, {**params, "window": 3600}).fetchall()
+        return {"outcomes": outcomes(rows),
+                "last minute": sum(completed_last_minute(rows, params["now"]).values())}
+
+    def new(conn: psycopg.Connection[Any], params: dict[str, Any]) -> dict[str, Any]:
+        [hour] = conn.execute(outcomes_sql, {**params, "window": 3600}).fetchall()
+        rows = conn.execute(hour_sql, {**params, "window": 60}).fetchall()
+        return {"outcomes": tuple(v or 0 for v in hour),
+                "last minute": sum(completed_last_minute(rows, params["now"]).values())}
 
     return {"old": old, "new": new}
 
@@ -78,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--queues", type=int, default=200)
     args = parser.parse_args()
     schema = f"bench_durations_{secrets.token_hex(4)}"
     store = PostgresStore(f"{PG}?schema={schema}")
@@ -94,7 +124,17 @@ def main() -> None:
                     old, new = ways["old"](conn, params), ways["new"](conn, params)
                     assert old == new, (params, old, new)
             print(f"{args.jobs:,} jobs: old and new agree on 12 windows and tenants")
+            print("durations:")
             measure(conn, ways, args.rounds)
+            conn.execute(store.statement(MINUTES), {"now": NOW, "queues": args.queues})
+            conn.execute(store.statement("ANALYZE {schema}.conveyor_finished"))
+            rates = rate_reads(store)
+            for now in (NOW, NOW + 20, NOW - 1800):
+                params = {"now": now, "tenant": None}
+                old, new = rates["old"](conn, params), rates["new"](conn, params)
+                assert old == new, (params, old, new)
+            print(f"rates, {args.queues} queues x 61 minutes x 4 rows: old and new agree")
+            measure(conn, rates, args.rounds)
         finally:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
