@@ -69,19 +69,25 @@ def reads(store: PostgresStore) -> dict[str, Read]:
 
 
 def rate_reads(store: PostgresStore) -> dict[str, Read]:
-    hour_sql, outcomes_sql = (store.statement(counters.FINISHED_ALL),
-                              store.statement(counters.OUTCOMES_ALL))
+    hour_sql, outcomes_sql = (
+        store.statement(counters.FINISHED_ALL),
+        store.statement(counters.OUTCOMES_ALL),
+    )
 
     def old(conn: psycopg.Connection[Any], params: dict[str, Any]) -> dict[str, Any]:
         rows = conn.execute(hour_sql, {**params, "window": 3600}).fetchall()
-        return {"outcomes": outcomes(rows),
-                "last minute": sum(completed_last_minute(rows, params["now"]).values())}
+        return {
+            "outcomes": outcomes(rows),
+            "last minute": sum(completed_last_minute(rows, params["now"]).values()),
+        }
 
     def new(conn: psycopg.Connection[Any], params: dict[str, Any]) -> dict[str, Any]:
         [hour] = conn.execute(outcomes_sql, {**params, "window": 3600}).fetchall()
         rows = conn.execute(hour_sql, {**params, "window": 60}).fetchall()
-        return {"outcomes": tuple(v or 0 for v in hour),
-                "last minute": sum(completed_last_minute(rows, params["now"]).values())}
+        return {
+            "outcomes": tuple(v or 0 for v in hour),
+            "last minute": sum(completed_last_minute(rows, params["now"]).values()),
+        }
 
     return {"old": old, "new": new}
 
@@ -98,9 +104,11 @@ def measure(conn: psycopg.Connection[Any], ways: dict[str, Read], rounds: int) -
             cpu[name].append((time.process_time() - cpu_began) * 1000)
     for name in ways:
         took = sorted(wall[name])
-        print(f"{name}: wall p50 {statistics.median(took):.2f} ms, "
-              f"p95 {took[max(0, round(0.95 * len(took)) - 1)]:.2f} ms; "
-              f"client CPU p50 {statistics.median(cpu[name]):.3f} ms")
+        print(
+            f"{name}: wall p50 {statistics.median(took):.2f} ms, "
+            f"p95 {took[max(0, round(0.95 * len(took)) - 1)]:.2f} ms; "
+            f"client CPU p50 {statistics.median(cpu[name]):.3f} ms"
+        )
 
 
 def main() -> None:
