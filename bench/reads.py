@@ -15,6 +15,10 @@ refreshing every second).
 
     .venv/bin/python bench/reads.py --store sqlite --jobs 1000000
     .venv/bin/python bench/reads.py --store postgres --jobs 10000000 --load-budget 300
+    .venv/bin/python bench/reads.py --store postgres --jobs 200000 --json /tmp/reads.json
+
+`--json PATH` also writes the figures as JSON: per read, p50/p95 ms idle and draining; the
+drain rates; the store, the jobs loaded, the time and the load average.
 
 Figures only: it asserts nothing.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import statistics
@@ -246,6 +251,22 @@ def table(idle: dict[str, tuple[float, float]], busy: dict[str, tuple[float, flo
     print(f"\nreads over p95 50 ms: {', '.join(sorted(set(over))) or 'none'}")
 
 
+def write_json(path: str, run: dict[str, object], idle: dict[str, tuple[float, float]],
+               busy: dict[str, tuple[float, float]], rates: dict[bool, list[float]]) -> None:
+    """The figures as JSON, for comparing runs by script (`--json`)."""
+    def figures(timed: dict[str, tuple[float, float]], label: str) -> dict[str, float] | None:
+        return ({"p50_ms": round(timed[label][0], 3), "p95_ms": round(timed[label][1], 3)}
+                if label in timed else None)
+
+    report = {**run,
+              "reads": {label: {"idle": figures(idle, label), "draining": figures(busy, label)}
+                        for label in {**idle, **busy}},
+              "drain_jobs_per_s": {"without_dashboard": rates[False],
+                                   "with_dashboard": rates[True]}}
+    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
@@ -259,6 +280,8 @@ def main() -> None:
                         "server (seconds; 0: the overview and /metrics read on every request)")
     parser.add_argument("--only", default="", help="comma-separated labels of the reads to "
                         "time, e.g. 'overview,metrics' (default: all)")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the figures to PATH as JSON")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="conveyor-reads-"))
     schema = f"bench_reads_{os.getpid()}"
@@ -269,7 +292,8 @@ def main() -> None:
     from reads_app import app
 
     app.migrate()
-    print(f"# reads at size: {args.store}, {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    print(f"# reads at size: {args.store}, {started}")
     print(f"uptime: {uptime()}")
     loaded, took = (load_sqlite(folder / "reads.db", args.jobs) if args.store == "sqlite"
                     else load_postgres(url, schema, args.jobs, args.load_budget))
@@ -308,6 +332,12 @@ def main() -> None:
                   f"({', '.join(f'{r:,.0f}' for r in rates[False])}); with GET / every second "
                   f"{refreshed:,.0f} ({', '.join(f'{r:,.0f}' for r in rates[True])}): "
                   f"{(refreshed / plain - 1) * 100 if plain else float('nan'):+.1f} %")
+            if args.json:
+                write_json(args.json, {
+                    "store": args.store, "jobs": args.jobs, "loaded": loaded,
+                    "started": started, "uptime": uptime(), "requests_idle": args.requests,
+                    "requests_draining": max(5, args.requests // 2),
+                    "snapshot": args.snapshot}, idle, busy, rates)
     finally:
         processes.stop(*list(processes.procs))
         if args.store == "postgres":

@@ -7,19 +7,29 @@ from typing import Any
 from ..job import JobState, QueueInfo
 from .base import Stats
 
+# the percentiles of Stats.durations; PostgreSQL's DURATION_PERCENTILES computes the same
+PERCENTILES = (50, 95, 99)
+
 
 def percentile(values: list[float], p: float) -> float | None:
-    """Nearest rank."""
+    """Nearest rank, the rank rounded half to even (Python's round; PostgreSQL's round of
+    a double precision, which DURATION_PERCENTILES relies on to give the same numbers)."""
     if not values:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def build_stats(counts: list[tuple[Any, ...]], durations: list[float],
+def duration_percentiles(values: list[float]) -> dict[str, float | None]:
+    """Stats.durations from the durations themselves: {"p50": ..., "p95": ..., "p99": ...}."""
+    return {f"p{p}": percentile(values, p) for p in PERCENTILES}
+
+
+def build_stats(counts: list[tuple[Any, ...]], durations: dict[str, float | None],
                 outcomes: tuple[Any, ...], last_minute: int,
                 claimed: dict[str, int] | None = None) -> Stats:
-    """`claimed`: live workers' claimed-ahead jobs by queue (counting.claimed_ahead), left
+    """`durations`: p50/p95/p99 as duration_percentiles gives them (or PostgreSQL computes
+    them). `claimed`: live workers' claimed-ahead jobs by queue (counting.claimed_ahead), left
     out of the running counts by state and by queue."""
     by_state: dict[str, int] = {str(s): 0 for s in JobState}
     by_queue: dict[str, dict[str, int]] = {}
@@ -41,8 +51,7 @@ def build_stats(counts: list[tuple[Any, ...]], durations: list[float],
     retried = completed_retried + dead_retried
     return Stats(
         by_state=by_state, by_queue=by_queue, by_task=by_task,
-        durations={"p50": percentile(durations, 50), "p95": percentile(durations, 95),
-                   "p99": percentile(durations, 99)},
+        durations=durations,
         failure_rate=(dead / finished) if finished else None,
         retry_success_rate=(completed_retried / retried) if retried else None,
         completed_last_minute=last_minute, claimed=ahead)

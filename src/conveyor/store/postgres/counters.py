@@ -91,22 +91,33 @@ DROP_TENANT_ZEROS = "DELETE FROM {schema}.conveyor_tenant_counts WHERE n = 0"
 
 # jobs finished per minute, from the minute that holds `window` seconds before now on (the
 # database's clock: counting.first_minute), buckets and unfolded deltas
-FINISHED_ALL = """
-SELECT queue, minute, state, retried, sum(n)::bigint FROM (
+_FINISHED_KEPT_ALL = """(
     SELECT queue, minute, state, retried, n FROM {schema}.conveyor_finished
     WHERE minute >= floor(({now} - %(window)s) / 60)
     UNION ALL
     SELECT queue, minute, state, retried, n FROM {schema}.conveyor_finished_deltas
-    WHERE minute >= floor(({now} - %(window)s) / 60)) AS kept
-GROUP BY 1, 2, 3, 4"""
-FINISHED_TENANT = """
-SELECT queue, minute, state, retried, sum(n)::bigint FROM (
+    WHERE minute >= floor(({now} - %(window)s) / 60)) AS kept"""
+_FINISHED_KEPT_TENANT = """(
     SELECT queue, minute, state, retried, n FROM {schema}.conveyor_tenant_finished
     WHERE tenant = %(tenant)s AND minute >= floor(({now} - %(window)s) / 60)
     UNION ALL
     SELECT queue, minute, state, retried, n FROM {schema}.conveyor_finished_deltas
-    WHERE tenant = %(tenant)s AND minute >= floor(({now} - %(window)s) / 60)) AS kept
-GROUP BY 1, 2, 3, 4"""
+    WHERE tenant = %(tenant)s AND minute >= floor(({now} - %(window)s) / 60)) AS kept"""
+FINISHED_ALL = ("SELECT queue, minute, state, retried, sum(n)::bigint FROM "
+                + _FINISHED_KEPT_ALL + " GROUP BY 1, 2, 3, 4")
+FINISHED_TENANT = ("SELECT queue, minute, state, retried, sum(n)::bigint FROM "
+                   + _FINISHED_KEPT_TENANT + " GROUP BY 1, 2, 3, 4")
+# what counting.outcomes makes of those rows, summed here: one row of (completed, dead,
+# completed after a retry, dead after a retry), NULL for none. The stats' hour holds a row
+# per queue, minute, outcome and retried (thousands with many queues), none of which need
+# to cross the wire for four sums.
+_OUTCOMES = """SELECT sum(n) FILTER (WHERE state = 'completed')::bigint,
+       sum(n) FILTER (WHERE state = 'dead')::bigint,
+       sum(n) FILTER (WHERE state = 'completed' AND retried)::bigint,
+       sum(n) FILTER (WHERE state = 'dead' AND retried)::bigint
+FROM """
+OUTCOMES_ALL = _OUTCOMES + _FINISHED_KEPT_ALL
+OUTCOMES_TENANT = _OUTCOMES + _FINISHED_KEPT_TENANT
 FOLD_FINISHED = """
 WITH moved AS (DELETE FROM {schema}.conveyor_finished_deltas
                RETURNING tenant, minute, queue, state, retried, n),

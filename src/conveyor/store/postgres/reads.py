@@ -19,7 +19,6 @@ from ..counting import (
     claimed_ahead,
     completed_last_minute,
     dead_queues,
-    outcomes,
     queue_rows,
     queued_queues,
     stats_rows,
@@ -33,6 +32,8 @@ from .counters import (
     KEPT_ALL,
     KEPT_TENANT,
     OLDEST_QUEUED,
+    OUTCOMES_ALL,
+    OUTCOMES_TENANT,
     Counters,
 )
 from .rows import job_from_row, worker_from_row
@@ -125,14 +126,19 @@ class Reads(Counters):
         # one round trip: every statement goes out in the pipeline before any row is read
         async with self._session(tenant, atomic=True) as conn:
             sent = [await _send(self, conn, KEPT_ALL if tenant is None else KEPT_TENANT, params),
-                    await _send(self, conn, q.DURATIONS, params),
+                    await _send(self, conn, q.DURATION_PERCENTILES, params),
                     await _send(self, conn, q.CLOCK, params),
-                    await _send(self, conn, FINISHED_ALL if tenant is None else FINISHED_TENANT,
+                    # the hour's outcomes summed in the database; the last minute's rows
+                    # (two minutes' worth) for completed_last_minute
+                    await _send(self, conn, OUTCOMES_ALL if tenant is None else OUTCOMES_TENANT,
                                 {**params, "window": 3600}),
+                    await _send(self, conn, FINISHED_ALL if tenant is None else FINISHED_TENANT,
+                                {**params, "window": 60}),
                     await _send_claimed(self, conn, tenant, now)]
-        kept, durations, [(clock,)], finished, claimed = [await _rows(c) for c in sent]
-        return build_stats(stats_rows(kept), [r[0] for r in durations], outcomes(finished),
-                           sum(completed_last_minute(finished, clock).values()),
+        kept, [(p50, p95, p99)], [(clock,)], [hour], minutes, claimed = [
+            await _rows(c) for c in sent]
+        return build_stats(stats_rows(kept), {"p50": p50, "p95": p95, "p99": p99}, hour,
+                           sum(completed_last_minute(minutes, clock).values()),
                            _claimed_of(tenant, claimed))
 
     async def queues(self: Sessions, tenant: str | None = None,

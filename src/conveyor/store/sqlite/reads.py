@@ -27,7 +27,7 @@ from ..counting import (
     stats_rows,
 )
 from ..filters import where_clause
-from ..summaries import build_queue_infos, build_stats
+from ..summaries import build_queue_infos, build_stats, duration_percentiles
 from . import queries as q
 from .connection import Connections
 from .counters import Counters
@@ -121,7 +121,7 @@ class Reads(Counters):
                 q.DURATIONS, {"since": now - 3600, "tenant": tenant})]
             finished = self._finished(conn, tenant, first_minute(now, 3600))
             claimed = _claimed(conn, tenant, now)
-        return build_stats(counts, durations, outcomes(finished),
+        return build_stats(counts, duration_percentiles(durations), outcomes(finished),
                            sum(completed_last_minute(finished, now).values()), claimed)
 
     async def queues(self: Database, tenant: str | None = None,
