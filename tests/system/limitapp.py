@@ -56,3 +56,8 @@ async def per_customer(ctx: JobContext, payload: dict[str, Any]) -> int:
           retry=Retry(attempts=20, backoff="fixed", base=0.1))
 async def fair(ctx: JobContext, payload: dict[str, Any]) -> int:
     return await _run(ctx, payload)
+
+
+@app.task(queue="changing")
+async def changing(ctx: JobContext, payload: dict[str, Any]) -> int:
+    return await _run(ctx, payload)

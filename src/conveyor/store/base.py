@@ -43,6 +43,10 @@ T = TypeVar("T")
 
 # A wake-up that names no queue: "a scheduled job was added; look at the schedule again".
 SCHEDULED_HINT = "*scheduled"
+# A wake-up that says "a limit changed": every store that hears it reads its limits again at
+# its next claim, and its worker claims at once (so a change applies everywhere within the
+# time a notification takes, not at the next poll; limits/claiming.py).
+LIMITS_HINT = "*limits"
 
 # --- what a worker writes back: one batch of these per call to `settle` ----------------------
 

@@ -253,7 +253,7 @@ class KeyLimits:
         [(slowed, created)] = await self._one(SLOW_KEY, {"id": job_id, "seconds": seconds,
                                                          "now": now})
         if created:
-            self._limited.forget()
+            await self._limits_changed()
         return bool(slowed)
 
     def _keyed_ended(self, items: Sequence[Settle]) -> list[str]:

@@ -185,7 +185,7 @@ class KeyLimits:
             conn.execute(SLOW_KEY, {"task": row[0], "key": row[1], "queue": row[2],
                                     "now": now, "until": now + seconds})
         if created:
-            self._limited.forget()
+            self._limits_changed()  # type: ignore[attr-defined]
         return True
 
     def _unpark_settled(self, conn: sqlite3.Connection, items: Sequence[Settle]) -> None:
