@@ -7,8 +7,9 @@ wake-up (store/base.LIMITS_HINT): a store that hears it reads the names again at
 claim, and its worker claims at once, so a change reaches every worker within the time a
 notification takes, not at its next poll.
 
-Otherwise it claims inside one write transaction that holds every limit it reads (SQLite: the single writer; PostgreSQL: the limit rows FOR UPDATE), counts
-running jobs and starts in each window there, and takes candidates while `Budget` has room.
+Otherwise it claims inside one write transaction that holds every limit it reads (SQLite:
+the single writer; PostgreSQL: the limit rows FOR UPDATE), counts running jobs and starts in
+each window there, and takes candidates while `Budget` has room.
 
 A claim may book its starts a little ahead (`claim_time`): when a queue's or task's rate it
 answers to is full now and has room again within BOOK_AHEAD seconds, the claim happens at
