@@ -118,6 +118,9 @@ def test_worker_help_says_what_queues_defaults_to(cli: Cli) -> None:
     assert "default: all" not in text
     assert "CONVEYOR_QUEUES" in text and "the queues of the app's tasks" in text
     assert "critical:10,emails:5,ai:2" in text
+    assert "Priority between queues is by reserved slots, not by order" in text
+    assert "no queue borrows another's idle slots" in text
+    assert "jobs start by job priority (higher first), then oldest first" in text
 
 
 def test_conveyor_job_says_which_limit_holds_a_job_back(cli: Cli) -> None:
