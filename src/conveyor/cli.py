@@ -192,9 +192,12 @@ def enqueue(task: str,
     except ConveyorError as exc:
         fail(str(exc))
     if json_out:
-        print_json({"id": job.id, "state": str(job.state), "duplicate": job.duplicate})
+        print_json({"id": job.id, "state": str(job.state), "duplicate": job.duplicate,
+                    "dropped": job.dropped})
         return
     note = " (duplicate: the existing job)" if job.duplicate else ""
+    if job.dropped:  # limits/keys.py: the task's key limit has strategy "drop"
+        note = " (dropped: its key is at its limit; nothing was stored)"
     out.print(Text.assemble(job.id, " ", state_text(job.state), note))
 
 
