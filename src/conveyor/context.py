@@ -40,8 +40,9 @@ class JobContext:
         self.tenant = job.tenant
         self.correlation_id = job.correlation_id
         self.worker_id = worker_id
-        # the store's start time of this run, as a claim under a limit reports it (the time
-        # its rate counted; it may be booked a moment ahead); None for other claims
+        # the store's start time of this run (the time a rate counted; a limited claim may
+        # book it a moment ahead): always on SQLite, on PostgreSQL for a claim under a limit
+        # (its plain claims do not return it: None)
         self.started_at: float | None = job.starts_at
         self.logger = _JobLogger(logger, job, worker_id)
         self._on_progress = on_progress
