@@ -109,7 +109,17 @@ def print_json(data: Any) -> None:
 # --- commands ---------------------------------------------------------------------------------
 
 
-@cli.command()
+WORKER_HELP = (
+    "Run jobs until SIGTERM or Ctrl-C.\n\n"
+    "Priority between queues is by reserved slots, not by order. `--queues "
+    "critical:10,emails:5,ai:2` runs three workers in this process with 10, 5 and 2 slots "
+    "of their own: no queue borrows another's idle slots, no backlog takes another's, and "
+    "no counted queue is claimed before another. Queues named without slots share one pool "
+    "of --concurrency slots, where jobs start by job priority (higher first), then oldest "
+    "first, whatever their queue. Cluster-wide limits: `conveyor queue set`.")
+
+
+@cli.command(help=WORKER_HELP)
 def worker(app: AppOption = None,
            queues: Annotated[str | None, typer.Option(help=(
                "comma-separated queues, e.g. emails,sms; NAME:SLOTS gives a queue slots of "
@@ -120,12 +130,7 @@ def worker(app: AppOption = None,
                                                   help="worker processes")] = 1,
            grace: Annotated[float | None, typer.Option(help="seconds running jobs get to "
                                                        "finish on SIGTERM")] = None) -> None:
-    """Run jobs until SIGTERM or Ctrl-C.
-
-    `--queues critical:10,emails:5,ai:2` runs three workers in this process, each with its
-    own slots, so no queue's backlog takes another's. Queues named without slots share one
-    pool of --concurrency slots, where jobs start by job priority, then oldest first,
-    whatever their queue. Cluster-wide limits: `conveyor queue set`."""
+    """Run jobs until SIGTERM or Ctrl-C (the help text: WORKER_HELP)."""
     conveyor = load_app(app)
     configure_logging(conveyor.settings)
     if processes > 1:
@@ -187,9 +192,12 @@ def enqueue(task: str,
     except ConveyorError as exc:
         fail(str(exc))
     if json_out:
-        print_json({"id": job.id, "state": str(job.state), "duplicate": job.duplicate})
+        print_json({"id": job.id, "state": str(job.state), "duplicate": job.duplicate,
+                    "dropped": job.dropped})
         return
     note = " (duplicate: the existing job)" if job.duplicate else ""
+    if job.dropped:  # limits/keys.py: the task's key limit has strategy "drop"
+        note = " (dropped: its key is at its limit; nothing was stored)"
     out.print(Text.assemble(job.id, " ", state_text(job.state), note))
 
 

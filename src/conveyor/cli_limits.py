@@ -60,31 +60,38 @@ def queues(app: AppOption = None, json_out: JsonOption = False) -> None:
                       str(counts.get("running", 0)), "yes" if info and info.paused else "",
                       *_limit_cells(limit, now))
     out.print(table)
-    tasks = [u for u in conveyor.limits.usage() if u.limit.kind in ("task", "key")]
+    tasks: dict[str, dict[str, LimitUsage]] = {}
+    for usage_row in conveyor.limits.usage():
+        if usage_row.limit.kind in ("task", "key"):
+            tasks.setdefault(usage_row.limit.name, {})[usage_row.limit.kind] = usage_row
     if tasks:
-        task_table = Table(title="task limits (per key: each key of the task)")
-        for header in ("task", "concurrency", "rate (started in window)", "held back by"):
+        task_table = Table(title="task limits (per key: each key of the task on its own)")
+        for header in ("task", "concurrency", "rate (started in window)", "per key: concurrency",
+                       "per key: rate", "key strategy", "held back by"):
             task_table.add_column(header)
-        for limit in tasks:
-            task_table.add_row(_task_cell(limit), *_limit_cells(limit, now))
+        for name in sorted(tasks):
+            task_table.add_row(name, *_task_cells(tasks[name], now))
         out.print(task_table)
 
 
-def _task_cell(usage: LimitUsage) -> str:
-    limit = usage.limit
-    if limit.kind != "key":
-        return limit.name
-    strategy = "" if limit.strategy == "queue" else f", {limit.strategy}"
-    return f"{limit.name} per key{strategy}"
+def _task_cells(found: dict[str, LimitUsage], now: float) -> tuple[str, ...]:
+    """A task's own caps and its keys' caps, each in its own column."""
+    concurrency, rate, holding = _limit_cells(found.get("task"), now)
+    keyed = found.get("key")
+    if keyed is None:
+        return concurrency, rate, "", "", "", holding
+    limit = keyed.limit
+    key_rate = "" if limit.rate is None or limit.period is None \
+        else format_rate(limit.rate, limit.period)
+    at_limit = f"{keyed.keys_at_limit} key(s) at their limit" if keyed.keys_at_limit else ""
+    return (concurrency, rate, "" if limit.concurrency is None else str(limit.concurrency),
+            key_rate, limit.strategy, "; ".join(filter(None, [holding, at_limit])))
 
 
 def _limit_cells(usage: LimitUsage | None, now: float) -> tuple[str, str, str]:
     if usage is None:
         return "", "", ""
     limit = usage.limit
-    if limit.kind == "key":  # each key's caps: how many keys are at them
-        caps = limit.describe().removeprefix("per key: ")
-        return caps, "", f"{usage.keys_at_limit} key(s) at their limit"
     concurrency = ("" if limit.concurrency is None
                    else f"{usage.running} / {limit.concurrency}")
     rate = ("" if limit.rate is None or limit.period is None

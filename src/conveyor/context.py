@@ -25,8 +25,8 @@ class JobContext:
     """
 
     __slots__ = ("_app", "_cancelled", "_last_progress", "_on_progress", "attempt",
-                 "correlation_id", "job_id", "logger", "max_attempts", "queue", "task", "tenant",
-                 "worker_id")
+                 "correlation_id", "job_id", "logger", "max_attempts", "queue", "started_at",
+                 "task", "tenant", "worker_id")
 
     def __init__(self, app: Conveyor, job: ClaimedJob, worker_id: str,
                  logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
@@ -40,6 +40,10 @@ class JobContext:
         self.tenant = job.tenant
         self.correlation_id = job.correlation_id
         self.worker_id = worker_id
+        # the store's start time of this run (the time a rate counted; a limited claim may
+        # book it a moment ahead): always on SQLite, on PostgreSQL for a claim under a limit
+        # (its plain claims do not return it: None)
+        self.started_at: float | None = job.starts_at
         self.logger = _JobLogger(logger, job, worker_id)
         self._on_progress = on_progress
         self._cancelled = False  # set from the loop; read by the task (a bool is GIL-atomic)

@@ -17,14 +17,19 @@ class Snooze(Exception):
 class RateLimited(Snooze):
     """The service this task calls answered "too many requests" (HTTP 429): run the job again
     after `retry_in` seconds, without counting an attempt. With `slow="queue"` (or "task"),
-    no job of its queue (or task) starts on any worker for that long either.
+    no job of its queue (or task) starts on any worker for that long either. With
+    `slow="key"`, no job of its key (the task's `key=KeyLimit(...)`: one customer, one
+    account) starts on any worker for that long, and other keys go on; a job without a key
+    slows nothing down.
 
     >>> raise RateLimited(retry_in=30, slow="queue")   # doctest: +SKIP
+    >>> raise RateLimited(retry_in=30, slow="key")   # this customer only  # doctest: +SKIP
     """
 
     def __init__(self, retry_in: float, *, slow: str | None = None) -> None:
-        if slow not in (None, "queue", "task"):
-            raise ValueError(f"RateLimited(slow=...) is 'queue', 'task' or None, not {slow!r}")
+        if slow not in (None, "queue", "task", "key"):
+            raise ValueError("RateLimited(slow=...) is 'queue', 'task', 'key' or None, "
+                             f"not {slow!r}")
         super().__init__(retry_in)
         self.args = (f"rate limited: retry in {float(retry_in):g}s",)
         self.slow = slow

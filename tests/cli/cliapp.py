@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel
 
-from conveyor import Conveyor, JobContext, Retry, Sensitive
+from conveyor import Conveyor, JobContext, KeyLimit, Retry, Sensitive
 from conveyor.clock import Clock
 
 
@@ -34,6 +34,11 @@ def make_app(url: str | None = None, clock: Clock | None = None) -> Conveyor:
     @app.task(queue="emails", schema=Signup)
     def signup(ctx: JobContext, payload: Signup) -> dict[str, Any]:
         return {"user": payload.user_id}
+
+    # a key per customer, no caps in code: `conveyor task set sync_customer --key-...` sets them
+    @app.task(queue="sync", key=KeyLimit("payload.customer"))
+    def sync_customer(ctx: JobContext, payload: dict[str, Any]) -> None:
+        return None
 
     return app
 

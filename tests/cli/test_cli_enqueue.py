@@ -28,7 +28,7 @@ def test_enqueue_prints_the_id_and_state(cli: Cli) -> None:
 def test_the_same_idempotency_key_returns_the_existing_job(cli: Cli) -> None:
     first = cli.json("enqueue", "send_welcome", "--idempotency-key", "k1")
     second = cli.json("enqueue", "send_welcome", "--idempotency-key", "k1")
-    assert second == {"id": first["id"], "state": "queued", "duplicate": True}
+    assert second == {"id": first["id"], "state": "queued", "duplicate": True, "dropped": False}
     assert len(cli.json("jobs")) == 1
 
 

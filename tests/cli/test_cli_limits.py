@@ -40,10 +40,30 @@ def test_task_set_changes_each_keys_limit_and_queues_shows_it(cli: Cli) -> None:
     [limit] = cli.json("queues")["limits"]
     assert (limit["kind"], limit["name"], limit["concurrency"], limit["rate"],
             limit["strategy"], limit["keys_at_limit"]) == ("key", "sync", 1, "10/min", "drop", 0)
-    assert "sync per key, drop" in cli.ok("queues")
+    cli.ok("task", "set", "sync", "--concurrency", "5")
+    table = cli.ok("queues", env_columns=200)
+    [row] = [line for line in table.splitlines() if line.strip("│ ").startswith("sync ")]
+    cells = [cell.strip() for cell in row.strip().strip("│").split("│")]
+    assert cells[:6] == ["sync", "0 / 5", "", "1", "10/min", "drop"]  # each in its column
+    for header in ("per key: concurrency", "per key: rate", "key strategy"):
+        assert header in table
     assert cli("task", "set", "sync", "--key-strategy", "newest").returncode == 1
+    cli.ok("task", "set", "sync", "--concurrency", "none")
     both = cli.json("task", "set", "sync", "--reset")
     assert both == [None, None]  # nothing declared in code for it: the task's and its keys'
+
+
+def test_enqueue_says_when_a_keys_drop_strategy_left_the_job_out(cli: Cli) -> None:
+    cli.ok("task", "set", "sync_customer", "--key-concurrency", "1", "--key-strategy", "drop")
+    payload, knows = '{"customer": "acme"}', ("--app", "cliapp:make_app")  # computes the key
+    kept = cli.json("enqueue", "sync_customer", "--payload", payload, *knows)
+    assert (kept["state"], kept["dropped"], kept["duplicate"]) == ("queued", False, False)
+    dropped = cli.json("enqueue", "sync_customer", "--payload", payload, *knows)
+    assert (dropped["state"], dropped["dropped"]) == ("cancelled", True)
+    said = " ".join(cli.ok("enqueue", "sync_customer", "--payload", payload, *knows).split())
+    assert "dropped: its key is at its limit; nothing was stored" in said
+    other = cli.json("enqueue", "sync_customer", "--payload", '{"customer": "globex"}', *knows)
+    assert other["dropped"] is False
 
 
 def test_task_set_help_documents_key_limits_with_an_example(cli: Cli) -> None:
@@ -118,6 +138,9 @@ def test_worker_help_says_what_queues_defaults_to(cli: Cli) -> None:
     assert "default: all" not in text
     assert "CONVEYOR_QUEUES" in text and "the queues of the app's tasks" in text
     assert "critical:10,emails:5,ai:2" in text
+    assert "Priority between queues is by reserved slots, not by order" in text
+    assert "no queue borrows another's idle slots" in text
+    assert "jobs start by job priority (higher first), then oldest first" in text
 
 
 def test_conveyor_job_says_which_limit_holds_a_job_back(cli: Cli) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from conveyor.job import JobState
 from conveyor.limits.model import Limit
-from conveyor.store.base import Complete, Fail, Progress, Store
+from conveyor.store.base import Complete, Fail, Progress, Snooze, Store
 
 from .conftest import StoreSetup
 from .support import LEASE, T0, claim_ids, error, new_job
@@ -267,3 +267,44 @@ async def test_a_keys_slot_frees_at_the_settle_of_its_own_job_only(store: Store)
     assert await claim_ids(store, now=T0 + 3) == []
     await store.settle([Complete(first[a[0]].lease)], now=T0 + 4)
     assert await claim_ids(store, now=T0 + 5) == [a[1]]
+
+
+async def test_a_slowed_key_starts_nothing_until_its_time_other_keys_go_on(
+        store: Store) -> None:
+    """RateLimited(retry_in, slow="key"): the job's key waits, on every claimer."""
+    await store.set_limit(Limit("key", TASK, concurrency=5))
+    a = await _keyed(store, "a", 4)
+    b = await _keyed(store, "b", 2)
+    [first] = await store.claim(None, "w-1", 1, LEASE, now=T0)
+    assert first.id == a[0]
+    assert await store.slow_key(first.id, 30.0, now=T0 + 1)
+    await store.settle([Snooze(first.lease, 30.0)], now=T0 + 1)  # unparks the key
+    await _keyed(store, "a", 1, now=T0 + 2)  # an enqueue unparks it too
+    assert sorted(await claim_ids(store, now=T0 + 3)) == sorted(b)
+    assert await claim_ids(store, now=T0 + 30.9) == []
+    use = await store.key_use(a[1], now=T0 + 11)
+    assert use is not None and use.slowed_until == T0 + 31
+    assert use.holding(Limit("key", TASK, concurrency=5), T0 + 11) == (
+        "each key of task 't.sync': key 'a' slowed down for 20 s more (RateLimited)")
+    await store.promote_scheduled(now=T0 + 31)
+    assert len(await claim_ids(store, now=T0 + 31)) == 5  # a's 3 left, the new one, a[0]
+
+
+async def test_slowing_a_key_keeps_the_longer_wait_and_needs_a_key(store: Store) -> None:
+    await store.set_limit(Limit("key", TASK, rate=100, period=60.0))
+    a = await _keyed(store, "a", 3)
+    [plain] = await _enqueue(store, None, 1)
+    assert await store.slow_key(a[0], 60.0, now=T0)
+    assert await store.slow_key(a[1], 10.0, now=T0)  # the later end stays
+    assert not await store.slow_key(plain, 10.0, now=T0)  # no key: nothing slowed
+    assert await claim_ids(store, now=T0 + 59) == [plain]
+    assert len(await claim_ids(store, now=T0 + 60)) == 3
+
+
+async def test_a_key_limit_without_caps_can_be_slowed_down(store: Store) -> None:
+    """A task declared with key=KeyLimit(...) and no caps stores keys but no key limit."""
+    a = await _keyed(store, "a", 2)
+    b = await _keyed(store, "b", 1)
+    assert await store.slow_key(a[0], 20.0, now=T0)
+    assert await claim_ids(store, now=T0 + 1) == b
+    assert sorted(await claim_ids(store, now=T0 + 20)) == sorted(a)

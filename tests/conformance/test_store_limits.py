@@ -189,6 +189,27 @@ async def test_another_store_instance_sees_a_change(store_setup: StoreSetup,
         await other.close()
 
 
+async def test_a_change_wakes_listeners_who_apply_it_at_their_next_claim(
+        store_setup: StoreSetup, store: Store) -> None:
+    """A listening store hears a change at once (no wait for its cache to go stale): its
+    worker claims again, under the new limit."""
+    if not store_setup.shared:
+        pytest.skip("the in-memory store cannot be shared between store instances")
+    other: Store = store_setup.make()  # type: ignore[misc]
+    await other.open()
+    heard = asyncio.Event()
+    stop = await other.listen(lambda queue: heard.set() if queue == "*" else None)
+    try:
+        await _enqueue(store, 6, queue="ai")
+        assert len(await other.claim(["ai"], "w-2", 1, LEASE, now=T0)) == 1  # cache: none
+        await store.set_limit(Limit("queue", "ai", concurrency=2))
+        await asyncio.wait_for(heard.wait(), 10)
+        assert len(await other.claim(["ai"], "w-2", 10, LEASE, now=T0)) == 1
+    finally:
+        await stop()
+        await other.close()
+
+
 async def test_a_rate_set_meanwhile_holds_for_a_claimer_that_has_not_read_it(
         store_setup: StoreSetup, store: Store) -> None:
     """A claimer whose limits (as it last read them) have no rate claims at its clock,

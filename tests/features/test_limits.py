@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor import Conveyor, FakeClock, JobState, RateLimited
+from conveyor import Conveyor, FakeClock, JobState, KeyLimit, RateLimited
 from conveyor.limits.model import Limit, parse_rate
 from conveyor.testing import run_until_idle_async
 
@@ -150,6 +150,38 @@ def test_rate_limited_waits_without_an_attempt_and_can_slow_the_queue(tmp_path: 
     clock.advance(30)
     assert asyncio.run(_one_at_a_time(app)) == 2
     assert app.get(first.id).attempt == 1 and app.get(second.id).state == JobState.COMPLETED
+    app.close()
+
+
+def test_rate_limited_can_slow_only_its_key(tmp_path: Path) -> None:
+    """slow="key": the customer the service refused waits; other customers go on."""
+    clock = FakeClock(T0)
+    app = Conveyor(f"sqlite:///{tmp_path / 'rlkey.db'}", clock=clock)
+    calls: list[str] = []
+
+    @app.task(queue="api", key=KeyLimit("payload.customer", concurrency=5))
+    def call_service(ctx: object, payload: dict[str, str]) -> str:
+        calls.append(payload["n"])
+        if payload["n"] == "first" and calls.count("first") == 1:
+            raise RateLimited(retry_in=30, slow="key")
+        return "ok"
+
+    first = app.enqueue("call_service", {"n": "first", "customer": "acme"}, priority=5)
+    second = app.enqueue("call_service", {"n": "second", "customer": "acme"})
+    other = app.enqueue("call_service", {"n": "other", "customer": "globex"})
+    assert asyncio.run(_one_at_a_time(app)) == 2  # acme's first, then globex's only
+    assert calls == ["first", "other"]
+    job = app.get(first.id)
+    assert (job.state, job.attempt, job.errors) == (JobState.SCHEDULED, 0, ())
+    assert app.get(other.id).state == JobState.COMPLETED
+    [reason] = app.limits.holding(app.get(second.id))
+    assert reason == ("each key of task 'call_service': key 'acme' slowed down for "
+                      "30 s more (RateLimited)")
+    clock.advance(29)
+    assert asyncio.run(_one_at_a_time(app)) == 0
+    clock.advance(1)
+    assert asyncio.run(_one_at_a_time(app)) == 2
+    assert app.get(second.id).state == JobState.COMPLETED
     app.close()
 
 

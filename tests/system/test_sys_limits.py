@@ -38,13 +38,14 @@ class Cluster:
     ledger: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     killed_at: dict[int, float] = field(default_factory=dict)  # pid: when it was SIGKILLed
+    poll_interval: str = "0.2"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "PYTEST"))}
         env.update({"PYTHONPATH": os.pathsep.join(filter(None, [str(HERE),
                                                                env.get("PYTHONPATH")])),
                     "CONVEYOR_URL": self.url, "CONVEYOR_LEASE": "2",
-                    "CONVEYOR_HEARTBEAT": "0.5", "CONVEYOR_POLL_INTERVAL": "0.2",
+                    "CONVEYOR_HEARTBEAT": "0.5", "CONVEYOR_POLL_INTERVAL": self.poll_interval,
                     "CONVEYOR_CONFIG": str(self.folder / "none.toml"),
                     "LIMITS_LEDGER": str(self.ledger)})
         return env
@@ -187,6 +188,46 @@ def test_a_rate_holds_in_every_window_across_workers(cluster: tuple[Cluster, int
     app.close()
 
 
+def ledger_starts(cluster: Cluster) -> list[float]:
+    return sorted(float(line.split()[3]) for line in cluster.ledger.read_text().splitlines()
+                  if line.startswith("start "))
+
+
+def test_a_limit_changed_at_run_time_reaches_every_worker_within_a_second(
+        cluster: tuple[Cluster, int]) -> None:
+    """Issue 14: "every worker applies a change within a second". The workers poll only
+    every 5 s here, and the jobs run far longer than the test: only the change's own
+    wake-up (LIMITS_HINT) can make them claim. Concurrency 1 -> 6 over 2 or 4 workers of 4
+    slots: the five more starts happen within a second of the change, on several workers."""
+    system, count = cluster
+    system.poll_interval = "5"
+    app = Conveyor(system.url)
+    app.migrate()
+    app.limits.set("queue", "changing", concurrency=1)
+    app.enqueue_many([{"task": "changing", "queue": "changing", "payload": {"ms": 60_000}}]
+                     * 12)
+    system.procs = [system.start(i, queues="changing") for i in range(count)]
+    try:
+        deadline = time.monotonic() + 30
+        while not system.ledger.exists() or not ledger_starts(system):
+            assert time.monotonic() < deadline, "no job started"
+            time.sleep(0.05)
+        time.sleep(2.0)  # every worker is up and waiting out its poll
+        assert len(ledger_starts(system)) == 1
+        changed = time.time()
+        app.limits.set("queue", "changing", concurrency=6)
+        time.sleep(2.5)
+        starts = ledger_starts(system)
+    finally:
+        system.close()
+    pids = {line.split()[2] for line in system.ledger.read_text().splitlines()}
+    print(f"starts after the change: {[round(at - changed, 3) for at in starts[1:]]}")
+    assert len(starts) == 6  # the new cap, reached and never over
+    assert starts[-1] - changed < 1.0
+    assert len(pids) >= 2  # more than one worker took the change
+    app.close()
+
+
 def busiest(times: list[float], window: float = 1.0) -> int:
     """The most of `times` (sorted) in any window (t - window, t]."""
     low, most = 0, 0
@@ -200,13 +241,15 @@ def busiest(times: list[float], window: float = 1.0) -> int:
 @pytest.mark.long
 def test_a_rate_of_50_a_second_for_60_s_starts_within_2_percent(
         cluster: tuple[Cluster, int]) -> None:
-    """Issue 14: 50 starts a second held for 60 s with real workers. The store's start times
-    (what the rate counts) never put more than 50 in any one-second window, and the first
-    60 s hold 3,000 within 2 %: workers wake a little before the window has room again
-    (Store.room_at, worker/pacing.py), and the store books their starts at exactly that time
-    (limits/claiming.claim_time). The ledger agrees: no run began before its booked start.
-    The jobs wait before the workers start: the 60 s include the later workers' start-ups,
-    which no longer stall the claims (test_workers_starting_one_after_another_...)."""
+    """Issue 14: 50 starts a second held for 60 s by real workers, a random one SIGKILLed
+    and started again every 3 to 5 s. Each run's body writes the store's start time of that
+    run (what the rate counts; limitapp.rated) to the ledger, reruns of killed jobs too: no
+    one-second window holds more than 50, and the first 60 s hold 3,000 within 2 %. Workers
+    wake a little before the window has room again (Store.room_at, worker/pacing.py), and
+    the store books their starts at exactly that time (limits/claiming.claim_time); no body
+    began before its booked start. A killed worker's claims that never reached a body (its
+    prefetched jobs) are missing from the ledger: the count there is a lower bound. The jobs
+    wait before the workers start: the 60 s include the later workers' start-ups."""
     system, count = cluster
     app = Conveyor(system.url)
     app.migrate()
@@ -214,11 +257,19 @@ def test_a_rate_of_50_a_second_for_60_s_starts_within_2_percent(
     for _ in range(9):  # 4,500: more than 60 s can start
         app.enqueue_many([{"task": "rated", "queue": "rated", "payload": {"ms": 5}}] * 500)
     system.procs = [system.start(i, queues="rated") for i in range(count)]
+    rng, kills = random.Random(50), 0
     try:
         first: float | None = None
         deadline = time.monotonic() + 120
+        next_kill = time.monotonic() + rng.uniform(3, 5)
         while time.monotonic() < deadline:
-            time.sleep(1.0)
+            time.sleep(0.5)
+            if time.monotonic() >= next_kill:
+                index = rng.randrange(count)
+                system.kill(system.procs[index])
+                system.procs[index] = system.start(index, queues="rated")
+                kills += 1
+                next_kill = time.monotonic() + rng.uniform(3, 5)
             started = [j.started_at for j in app.list_jobs(JobFilter(), limit=5000, bodies=False)
                        if j.started_at is not None]
             if first is None and started:
@@ -227,21 +278,21 @@ def test_a_rate_of_50_a_second_for_60_s_starts_within_2_percent(
                 break
     finally:
         system.close()
-    booked = {j.id: j.started_at for j in app.list_jobs(JobFilter(), limit=5000, bodies=False)
-              if j.started_at is not None}
-    claims = sorted(booked.values())
-    in_run = [at for at in claims if at < claims[0] + 60]
-    began: dict[str, float] = {}  # each job's first start in the ledger
+    booked: list[float] = []  # every run's store start time, as its body wrote it
+    early, bodies = 0, []
     for line in system.ledger.read_text().splitlines():
-        event, job_id, _, at = line.split()
-        if event == "start":
-            began[job_id] = min(float(at), began.get(job_id, float("inf")))
-    print(f"{len(in_run)} starts in the first 60 s, busiest second {busiest(claims)}, "
-          f"busiest second of the ledger {busiest(sorted(began.values()))}")
-    assert busiest(claims) == 50  # reached, never over
-    assert began and set(began) <= set(booked)
-    early = [job_id for job_id, at in began.items() if at < booked[job_id] - 0.001]
-    assert early == [], f"{len(early)} runs began before their booked start"
+        event, _, _, at, *rest = line.split()
+        if event == "booked":
+            booked.append(float(rest[0]))
+            bodies.append(float(at))
+            early += float(at) < float(rest[0]) - 0.001
+    booked.sort()
+    in_run = [at for at in booked if at < booked[0] + 60]
+    print(f"{kills} kills; {len(in_run)} starts in the first 60 s, busiest second "
+          f"{busiest(booked)}; the bodies' own clocks: busiest second {busiest(sorted(bodies))}")
+    assert kills >= 10
+    assert busiest(booked) == 50  # reached, never over
+    assert early == 0, f"{early} runs began before their booked start"
     assert abs(len(in_run) - 3000) <= 60, f"{len(in_run)} starts in 60 s"
     app.close()
 

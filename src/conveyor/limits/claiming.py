@@ -2,10 +2,14 @@
 store keeps), and, inside the claim's transaction, how many of which candidates may start.
 
 A store claims as before while none of the queues it claims from, and no task, has a limit
-(the names are re-read at most every REFRESH seconds, so a change made anywhere reaches every
-worker within that time). Otherwise it claims inside one write transaction that holds every
-limit it reads (SQLite: the single writer; PostgreSQL: the limit rows FOR UPDATE), counts
-running jobs and starts in each window there, and takes candidates while `Budget` has room.
+(the names are re-read at most every REFRESH seconds). A change of limits also sends a
+wake-up (store/base.LIMITS_HINT): a store that hears it reads the names again at its next
+claim, and its worker claims at once, so a change reaches every worker within the time a
+notification takes, not at its next poll.
+
+Otherwise it claims inside one write transaction that holds every limit it reads (SQLite:
+the single writer; PostgreSQL: the limit rows FOR UPDATE), counts running jobs and starts in
+each window there, and takes candidates while `Budget` has room.
 
 A claim may book its starts a little ahead (`claim_time`): when a queue's or task's rate it
 answers to is full now and has room again within BOOK_AHEAD seconds, the claim happens at

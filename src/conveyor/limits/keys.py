@@ -17,6 +17,11 @@ first), so a key with 10 waiting jobs never waits behind a key with 100,000. A k
 limit is parked in its own row (conveyor_limit_keys) until it may have room again, so a claim
 never reads the jobs of keys that cannot start one.
 
+A task may also slow one key down: `raise RateLimited(retry_in=30, slow="key")` (the
+service answered 429 for this customer) snoozes the job and lets no job of its key start on
+any worker for 30 s; other keys go on. The end is kept in the key's row (`slowed_until`);
+a claim that reads the key before then parks it again until that time.
+
 A strategy says what becomes of a new job whose key is at its limit:
 
 - "queue" (the default): it waits its turn, like any other job.
@@ -100,14 +105,23 @@ class KeyLimit:
 
 
 class KeyUse(NamedTuple):
-    """One job's key and that key's use: running jobs (live leases), starts kept."""
+    """One job's key and that key's use: running jobs (live leases), starts kept, and the
+    end of a slow-down (RateLimited(..., slow="key")), if any."""
 
     key: str
     running: int
     starts: list[float]
+    slowed_until: float | None = None
 
     def holding(self, limit: Limit, now: float) -> str | None:
-        """Which of the key's caps holds its jobs back now, in words; None when none."""
+        """Which of the key's caps holds its jobs back now, in words; None when none.
+
+        >>> KeyUse("acme", 0, [], slowed_until=130.0).holding(Limit("key", "sync"), 100.0)
+        "each key of task 'sync': key 'acme' slowed down for 30 s more (RateLimited)"
+        """
+        if self.slowed_until is not None and self.slowed_until > now:
+            return (f"each key of task {limit.name!r}: key {self.key!r} slowed down for "
+                    f"{self.slowed_until - now:.0f} s more (RateLimited)")
         started = len(in_window(self.starts, limit, now))
         if allowance(limit, self.running, started) > 0:
             return None
@@ -130,6 +144,7 @@ class KeyState:
     next_run: float | None  # its first scheduled job's run_at
     queued: int  # queued jobs, counted up to room + 1
     next_queue: str | None = None  # the queue of its next queued job
+    slowed_until: float | None = None  # RateLimited(..., slow="key"): no starts before
     room: int = 0
     found: int = 0  # candidates read for it
     taken: int = 0
@@ -161,7 +176,13 @@ def rooms(states: Sequence[KeyState], limits: dict[str, Limit], now: float,
     for state in states:
         limit = limits[state.task]
         state.starts = in_window(state.starts, limit, now)
-        state.room = min(wanted, allowance(limit, state.running, len(state.starts)))
+        state.room = 0 if slowed(state, now) else \
+            min(wanted, allowance(limit, state.running, len(state.starts)))
+
+
+def slowed(state: KeyState, now: float) -> bool:
+    """Is the key slowed down now (RateLimited(..., slow="key"))?"""
+    return state.slowed_until is not None and state.slowed_until > now
 
 
 def round_robin(candidates: Iterable[tuple[Any, ...]], states: dict[tuple[str, str], KeyState]
@@ -201,7 +222,9 @@ def changes(states: Iterable[KeyState], limits: dict[str, Limit], now: float,
         lease_min = min(leases) if leases else None
         turn = now + served.get((state.task, state.key), 0) * 1e-6 if state.taken \
             else state.turn  # to the back of the round, in the order served
-        if allowance(limit, running, len(starts)) <= 0:
+        if slowed(state, now) and state.slowed_until is not None:  # parked until its end
+            out.append(KeyChange(state.task, state.key, turn, starts, state.slowed_until, True))
+        elif allowance(limit, running, len(starts)) <= 0:
             frees = [lease_min if lease_min and lease_min > now else now + RECHECK] \
                 if limit.concurrency is not None and running >= limit.concurrency else []
             if limit.rate is not None and len(starts) >= limit.rate and limit.period:

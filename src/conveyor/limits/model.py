@@ -38,7 +38,7 @@ class Limit:
     written when a worker starts) or "operator" (CLI, API, dashboard; code never overrides it).
 
     >>> Limit("queue", "ai", concurrency=5, rate=10, period=60.0).describe()
-    'concurrency 5, rate 10/60s'
+    'concurrency 5, rate 10/min'
     """
 
     kind: str

@@ -43,6 +43,10 @@ T = TypeVar("T")
 
 # A wake-up that names no queue: "a scheduled job was added; look at the schedule again".
 SCHEDULED_HINT = "*scheduled"
+# A wake-up that says "a limit changed": every store that hears it reads its limits again at
+# its next claim, and its worker claims at once (so a change applies everywhere within the
+# time a notification takes, not at the next poll; limits/claiming.py).
+LIMITS_HINT = "*limits"
 
 # --- what a worker writes back: one batch of these per call to `settle` ----------------------
 
@@ -256,6 +260,9 @@ class Store(Protocol):
                              now: float | None = None) -> None: ...
     async def slow_down(self, kind: str, name: str, seconds: float,
                         now: float | None = None) -> bool: ...
+    # RateLimited(..., slow="key"): no job of this job's key starts before now + seconds;
+    # False when the job has no key (limits/keys.py)
+    async def slow_key(self, job_id: str, seconds: float, now: float | None = None) -> bool: ...
     async def limits(self, now: float | None = None) -> list[LimitUsage]: ...
     async def room_at(self, queues: Sequence[str] | None,
                       now: float | None = None) -> float | None:

@@ -125,12 +125,13 @@ class JobRunner:
         return Complete(job.lease, seal_result(self.app.codec, encoded, job.id, job.tenant))
 
     async def _slow_down(self, job: ClaimedJob, limited: RateLimited) -> None:
-        """No starts of the job's queue (or task) anywhere for `retry_in` (limits/model.py).
-        A failure only loses the slow-down: the job itself is snoozed all the same."""
-        name = job.queue if limited.slow == "queue" else job.task
+        """No starts of the job's queue (task, key) anywhere for `retry_in` (limits/model.py,
+        limits/keys.py). A failure only loses the slow-down: the job is snoozed all the same."""
+        name = {"queue": job.queue, "task": job.task}.get(str(limited.slow), job.id)
         store, now = self.app.store, self.clock.store_now()
         try:
-            coro = store.slow_down(str(limited.slow), name, limited.seconds, now)
+            coro = store.slow_key(job.id, limited.seconds, now) if limited.slow == "key" \
+                else store.slow_down(str(limited.slow), name, limited.seconds, now)
             if getattr(store, "inline", False):  # off the loop, as the worker's store calls
                 await asyncio.get_running_loop().run_in_executor(None, drive_inline, coro)
             else:

@@ -5,7 +5,9 @@
 
 Each `queue:slots` entry becomes a Worker of its own in this process (its own claim loop,
 slots and heartbeat, on one event loop), so a backlog in one queue never takes the slots of
-another. Entries without a count share one pool of `--concurrency` slots; inside a pool, jobs
+another, and idle slots of one are never lent to another: priority between queues is by
+reserved slots (the counts are the weights), never by claim order. Entries without a count
+share one pool of `--concurrency` slots; inside a pool, jobs
 of its queues start in job priority order, then oldest first, whatever their queue (no
 queue outranks another). Only the first worker runs maintenance.
 """

@@ -111,7 +111,8 @@ SELECT k.task, k.limit_key, k.turn, k.starts,
     (SELECT count(*) FROM (SELECT 1 {_KEY_JOBS} AND job.state = 'queued'
                            LIMIT %(probe)s) AS queued),
     (SELECT job.queue {_KEY_JOBS} AND job.state = 'queued'
-     ORDER BY job.priority DESC, job.run_at, job.id LIMIT 1)
+     ORDER BY job.priority DESC, job.run_at, job.id LIMIT 1),
+    k.slowed_until
 FROM (SELECT picked.task, picked.limit_key FROM unnest(%(tasks)s::text[]) AS wanted(name)
       CROSS JOIN LATERAL (
           SELECT ready.task, ready.limit_key FROM {{schema}}.conveyor_limit_keys AS ready
@@ -205,8 +206,34 @@ SELECT job.limit_key,
      WHERE other.task = job.task AND other.limit_key = job.limit_key
        AND other.state = 'running' AND other.lease_expires_at > {now}),
     (SELECT k.starts FROM {schema}.conveyor_limit_keys AS k
+     WHERE k.task = job.task AND k.limit_key = job.limit_key),
+    (SELECT k.slowed_until FROM {schema}.conveyor_limit_keys AS k
      WHERE k.task = job.task AND k.limit_key = job.limit_key)
 FROM {schema}.conveyor_jobs AS job WHERE job.id = %(id)s AND job.limit_key IS NOT NULL"""
+
+# RateLimited(..., slow="key"): the job's key is parked until the slow-down ends (a claim
+# that reads it sooner, after an enqueue or a settle unparked it, parks it again). A task
+# whose key limit has no caps gets a row with none, so claims of it take the keyed way
+# (DO NOTHING locks no existing limit row: no lock-order question with claims).
+SLOW_KEY = """
+WITH job AS (
+    SELECT task, limit_key, queue FROM {schema}.conveyor_jobs
+    WHERE id = %(id)s AND limit_key IS NOT NULL),
+created AS (
+    INSERT INTO {schema}.conveyor_limits (kind, name, source, updated_at)
+    SELECT 'key', task, 'code', {now} FROM job
+    ON CONFLICT (kind, name) DO NOTHING RETURNING name),
+slowed AS (
+    INSERT INTO {schema}.conveyor_limit_keys AS k
+        (task, limit_key, queue, turn, slowed_until, parked_until, at_limit)
+    SELECT task, limit_key, queue, {now}, {now} + %(seconds)s, {now} + %(seconds)s, true
+    FROM job
+    ON CONFLICT (task, limit_key) DO UPDATE
+    SET slowed_until = greatest(coalesce(k.slowed_until, 0), excluded.slowed_until),
+        parked_until = greatest(coalesce(k.parked_until, 0), excluded.slowed_until),
+        at_limit = true
+    RETURNING 1)
+SELECT (SELECT count(*) FROM slowed), (SELECT count(*) FROM created)"""
 
 
 class KeyLimits:
@@ -218,7 +245,16 @@ class KeyLimits:
         """The job's key with its running jobs and starts (None: the job has no key)."""
         rows = await self._one(KEY_OF_JOB, {"id": job_id, "now": now})
         return None if not rows else keys.KeyUse(rows[0][0], rows[0][1],
-                                                 orjson.loads(rows[0][2] or "[]"))
+                                                 orjson.loads(rows[0][2] or "[]"), rows[0][3])
+
+    async def slow_key(self: Any, job_id: str, seconds: float,
+                       now: float | None = None) -> bool:
+        """No job of this job's key starts before now + seconds (False: it has no key)."""
+        [(slowed, created)] = await self._one(SLOW_KEY, {"id": job_id, "seconds": seconds,
+                                                         "now": now})
+        if created:
+            await self._limits_changed()
+        return bool(slowed)
 
     def _keyed_ended(self, items: Sequence[Settle]) -> list[str]:
         """The settled jobs that this store claimed under a key limit, whose run ends."""
@@ -248,7 +284,8 @@ class KeyLimits:
             "tasks": tasks, "now": now, "probe": limit + 1, "queues": list(queues),
             "keys": max(limit, keys.KEYS_PER_CLAIM)})
         states = {(r[0], r[1]): keys.KeyState(r[0], r[1], r[2], orjson.loads(r[3]), r[4],
-                                              r[5], r[6], r[7], r[8]) for r in rows}
+                                              r[5], r[6], r[7], r[8], slowed_until=r[9])
+                  for r in rows}
         keys.rooms(list(states.values()), budget.keys, now, limit)
         open_keys = [s for s in states.values() if s.room > 0]
         if not open_keys:

@@ -15,12 +15,16 @@ is stored: a worker started again with the same code locks nothing at all.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from ...limits.claiming import LimitedNames
 from ...limits.model import Limit, declared_once
+from ..base import LIMITS_HINT
 from .keys import UNPARK_TASK
+
+log = logging.getLogger("conveyor.store.postgres")
 
 SET_LIMIT = """
 INSERT INTO {schema}.conveyor_limits AS lim (kind, name, concurrency, rate, period, source,
@@ -63,6 +67,8 @@ INSERT INTO {schema}.conveyor_limits AS lim (kind, name, source, blocked_until, 
 VALUES (%(kind)s, %(name)s, 'code', {now} + %(seconds)s, {now})
 ON CONFLICT (kind, name) DO UPDATE
 SET blocked_until = greatest(coalesce(lim.blocked_until, 0), excluded.blocked_until)"""
+# Sent after the change committed, and awaited: a CLI that exits at once still sends it.
+LIMITS_CHANGED = "SELECT pg_notify(%(channel)s, %(hint)s)"
 
 
 class LimitSettings:
@@ -75,7 +81,16 @@ class LimitSettings:
         await self._count(DELETE_LIMIT if limit.empty else SET_LIMIT, _params(limit, now))
         if limit.kind == "key":  # its parked keys are looked at again under the new caps
             await self._count(UNPARK_TASK, {"name": limit.name})
+        await self._limits_changed()
+
+    async def _limits_changed(self: Any) -> None:
+        """Read the limits again here at the next claim, and tell every worker to."""
         self._limited.forget()
+        try:
+            await self._one(LIMITS_CHANGED, {"channel": self.target.channel,
+                                             "hint": LIMITS_HINT})
+        except Exception as exc:  # a hint: workers still read limits again within REFRESH
+            log.warning("could not tell workers that a limit changed: %s", exc)
 
     async def declare_limits(self: Any, limits: Sequence[Limit],
                              now: float | None = None) -> None:
@@ -83,12 +98,12 @@ class LimitSettings:
         statement, in the claims' lock order; nothing is written or locked when the stored
         limits already are the declared ones)."""
         declared = declared_once(limits)
-        if declared:
-            await self._count(DECLARE_LIMITS, {
+        if declared and await self._count(DECLARE_LIMITS, {
                 "kinds": [d.kind for d in declared], "names": [d.name for d in declared],
                 "concurrencies": [d.concurrency for d in declared],
                 "rates": [d.rate for d in declared], "periods": [d.period for d in declared],
-                "strategies": [d.strategy for d in declared], "now": now})
+                "strategies": [d.strategy for d in declared], "now": now}):
+            await self._limits_changed()
         self._limited.forget()
 
     async def slow_down(self: Any, kind: str, name: str, seconds: float,
@@ -96,7 +111,7 @@ class LimitSettings:
         """No starts under this limit for `seconds` (a RateLimited with slow=True)."""
         changed: int = await self._count(SLOW_DOWN, {"kind": kind, "name": name,
                                                      "seconds": seconds, "now": now})
-        self._limited.forget()
+        await self._limits_changed()
         return changed == 1
 
 

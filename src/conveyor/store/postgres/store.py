@@ -30,6 +30,7 @@ from ...job import (
     WorkerInfo,
 )
 from ..base import (
+    LIMITS_HINT,
     Cancelled,
     Capabilities,
     Complete,
@@ -375,7 +376,12 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, KeepByCount, Post
         taker = (worker_id if on_job is not None and worker_id is not None
                  and handoff.offerable(worker_id) else None)
 
+        limited = self._limited
+
         def deliver(payload: str) -> None:
+            if payload == LIMITS_HINT:  # a limit changed: read them again, claim at once
+                limited.forget()
+                payload = "*"
             if payload.startswith(handoff.MARK):
                 target, _, body = payload[len(handoff.MARK):].partition("\n")
                 if target == taker and on_job is not None:

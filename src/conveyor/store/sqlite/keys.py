@@ -79,7 +79,8 @@ SELECT k.task, k.limit_key, k.turn, k.starts,
     (SELECT min(job.run_at) {_KEY_JOBS} AND job.state = 'scheduled'),
     (SELECT count(*) FROM (SELECT 1 {_KEY_JOBS} AND job.state = 'queued' LIMIT :probe)),
     (SELECT job.queue {_KEY_JOBS} AND job.state = 'queued'
-     ORDER BY job.priority DESC, job.run_at, job.id LIMIT 1)
+     ORDER BY job.priority DESC, job.run_at, job.id LIMIT 1),
+    k.slowed_until
 FROM conveyor_limit_keys AS k INDEXED BY conveyor_limit_keys_ready
 WHERE k.task = :task AND k.queue IN (SELECT value FROM json_each(:queues))
   AND k.parked_until IS NULL
@@ -107,8 +108,26 @@ SELECT job.limit_key,
      WHERE other.task = job.task AND other.limit_key = job.limit_key
        AND other.state = 'running' AND other.lease_expires_at > :now),
     (SELECT k.starts FROM conveyor_limit_keys AS k
+     WHERE k.task = job.task AND k.limit_key = job.limit_key),
+    (SELECT k.slowed_until FROM conveyor_limit_keys AS k
      WHERE k.task = job.task AND k.limit_key = job.limit_key)
 FROM conveyor_jobs AS job WHERE job.id = :id AND job.limit_key IS NOT NULL"""
+
+# RateLimited(..., slow="key"): the job's key is parked until the slow-down ends (a claim
+# that reads it sooner, after an enqueue or a settle unparked it, parks it again). A task
+# whose key limit has no caps gets a row with none, so claims of it take the keyed way.
+KEY_OF_SLOWED = """
+SELECT task, limit_key, queue FROM conveyor_jobs WHERE id = :id AND limit_key IS NOT NULL"""
+KEY_LIMIT_FOR_SLOW = """
+INSERT INTO conveyor_limits (kind, name, source, updated_at) VALUES ('key', :task, 'code', :now)
+ON CONFLICT (kind, name) DO NOTHING"""
+SLOW_KEY = """
+INSERT INTO conveyor_limit_keys (task, limit_key, queue, turn, slowed_until, parked_until,
+                                 at_limit)
+VALUES (:task, :key, :queue, :now, :until, :until, 1)
+ON CONFLICT (task, limit_key) DO UPDATE
+SET slowed_until = max(coalesce(slowed_until, 0), excluded.slowed_until),
+    parked_until = max(coalesce(parked_until, 0), excluded.slowed_until), at_limit = 1"""
 
 
 class KeyLimits:
@@ -152,7 +171,22 @@ class KeyLimits:
         with self.db.read() as conn:
             row = conn.execute(KEY_OF_JOB, {"id": job_id, "now": time.time() if now is None
                                             else now}).fetchone()
-        return None if row is None else keys.KeyUse(row[0], row[1], orjson.loads(row[2] or "[]"))
+        return None if row is None else keys.KeyUse(row[0], row[1], orjson.loads(row[2] or "[]"),
+                                                    row[3])
+
+    async def slow_key(self, job_id: str, seconds: float, now: float | None = None) -> bool:
+        """No job of this job's key starts before now + seconds (False: it has no key)."""
+        now = time.time() if now is None else now
+        with self.db.write() as conn:
+            row = conn.execute(KEY_OF_SLOWED, {"id": job_id}).fetchone()
+            if row is None:
+                return False
+            created = conn.execute(KEY_LIMIT_FOR_SLOW, {"task": row[0], "now": now}).rowcount
+            conn.execute(SLOW_KEY, {"task": row[0], "key": row[1], "queue": row[2],
+                                    "now": now, "until": now + seconds})
+        if created:
+            self._limits_changed()  # type: ignore[attr-defined]
+        return True
 
     def _unpark_settled(self, conn: sqlite3.Connection, items: Sequence[Settle]) -> None:
         """A settled job of a key freed its slot: the next claim looks at the key. Only the
@@ -184,7 +218,7 @@ class KeyLimits:
                                                  "queues": wanted}):
                 states[(row[0], row[1])] = keys.KeyState(
                     row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7],
-                    row[8])
+                    row[8], slowed_until=row[9])
         keys.rooms(list(states.values()), budget.keys, now, limit)
         found: list[tuple[Any, ...]] = []
         for state in states.values():

@@ -13,6 +13,7 @@ import orjson
 
 from ...limits.claiming import Budget, Candidate, LimitedNames, claim_time, earliest_room
 from ...limits.model import Limit, LimitUsage, declared_once
+from ..base import LIMITS_HINT
 from . import queries as q
 from .connection import Connections
 from .keys import UNPARK_TASK, KeyLimits
@@ -134,7 +135,12 @@ class Limits(KeyLimits):
                 conn.execute(SET_LIMIT, params)
             if limit.kind == "key":  # its parked keys are looked at again under the new caps
                 conn.execute(UNPARK_TASK, params)
+        self._limits_changed()
+
+    def _limits_changed(self) -> None:
+        """Read the limits again here at the next claim, and tell every worker to."""
         self._limited.forget()
+        self.wake.notify({LIMITS_HINT})
 
     async def declare_limits(self, limits: Sequence[Limit], now: float | None = None) -> None:
         """Write limits declared in code, leaving alone any an operator has set. No write
@@ -148,6 +154,7 @@ class Limits(KeyLimits):
             with self.db.write() as conn:
                 for limit in changed:
                     conn.execute(DECLARE_LIMIT, _params(limit, now))
+            self._limits_changed()
         self._limited.forget()
 
     async def slow_down(self, kind: str, name: str, seconds: float,
@@ -157,7 +164,7 @@ class Limits(KeyLimits):
         with self.db.write() as conn:
             changed = conn.execute(SLOW_DOWN, {"kind": kind, "name": name,
                                                "until": now + seconds, "now": now})
-        self._limited.forget()
+        self._limits_changed()
         return changed.rowcount == 1
 
     async def limits(self, now: float | None = None) -> list[LimitUsage]:

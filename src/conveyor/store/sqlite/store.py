@@ -30,6 +30,7 @@ from ...job import (
     WorkerInfo,
 )
 from ..base import (
+    LIMITS_HINT,
     SCHEDULED_HINT,
     Capabilities,
     HeartbeatReply,
@@ -396,5 +397,14 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, 
     async def listen(self, callback: Callable[[str], None], worker_id: str | None = None,
                      on_job: Callable[[ClaimedJob], None] | None = None
                      ) -> Callable[[], Awaitable[None]]:
-        """Wake-ups only: a SQLite store hands no jobs off (`worker_id`, `on_job` unused)."""
-        return await self.wake.listen(callback)
+        """Wake-ups only: a SQLite store hands no jobs off (`worker_id`, `on_job` unused).
+        A change of limits (LIMITS_HINT) is read again at the next claim, and wakes all."""
+        limited = self._limited
+
+        def deliver(queue: str) -> None:
+            if queue == LIMITS_HINT:
+                limited.forget()
+                queue = "*"
+            callback(queue)
+
+        return await self.wake.listen(deliver)
