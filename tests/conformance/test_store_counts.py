@@ -243,3 +243,53 @@ async def test_a_list_that_the_counts_say_is_empty_is_empty(store: Store) -> Non
     assert [j.id for j in await store.list_jobs(JobFilter(states=(JobState.RUNNING,)))] == [
         claimed.id]
     assert len(await store.list_jobs(JobFilter(queue="mail"))) == 3
+
+
+async def test_each_transition_of_a_drain_moves_the_counts_and_the_finished_events_exactly(
+        store: Store) -> None:
+    """Claim, settle (complete, retry, dead) in batches, requeue of dead and retrying
+    jobs, claim and settle again: after each statement the counts are exact, and the jobs
+    finished per minute are those that finished, once each (a requeued job that completes
+    again is a second event; a claim, a retry or a requeue is none)."""
+    start = math.floor(time.time() / 60) * 60.0 - 600  # a minute's first second, of late
+    await store.enqueue_many([NewJob(id=new_id(), task=TASKS[n % 2], queue=QUEUES[n % 3],
+                                     payload=PAYLOAD, tenant=TENANTS[n % 3], max_attempts=2)
+                              for n in range(12)], now=start)
+    claimed = await store.claim(None, "w1", 12, 30.0, now=start + 1)
+    assert {c.state for c in await store.job_counts()} == {"running"}
+    await assert_exact(store)
+    assert (await store.stats(now=start + 30)).completed_last_minute == 0
+
+    # one settle: 6 completed, 3 to retry, 3 dead
+    await store.settle([Complete(c.lease) for c in claimed[:6]]
+                       + [Fail(c.lease, error(1), retry_in=1) for c in claimed[6:9]]
+                       + [Fail(c.lease, error(1)) for c in claimed[9:]], now=start + 2)
+    assert await assert_exact(store) == {"completed", "retrying", "dead"}
+    stats = await store.stats(now=start + 30)
+    assert stats.completed_last_minute == 6
+    assert stats.failure_rate == pytest.approx(3 / 9)
+
+    # the dead and the retrying requeued in one statement: no finished event
+    retrying, dead = [c.id for c in claimed[6:9]], [c.id for c in claimed[9:]]
+    assert set((await store.requeue(retrying + dead, now=start + 3)).values()) == {"queued"}
+    assert await assert_exact(store) == {"completed", "queued"}
+    again = await store.claim(None, "w1", 12, 30.0, now=start + 4)
+    assert sorted(c.id for c in again) == sorted(retrying + dead)
+    assert await assert_exact(store) == {"completed", "running"}
+    assert (await store.stats(now=start + 30)).completed_last_minute == 6
+
+    # settled again: the once-retried complete, the once-dead die again
+    await store.settle([Complete(c.lease) for c in again if c.id in retrying]
+                       + [Fail(c.lease, error(2)) for c in again if c.id in dead],
+                       now=start + 5)
+    assert await assert_exact(store) == {"completed", "dead"}
+    stats = await store.stats(now=start + 30)
+    assert stats.completed_last_minute == 9
+    assert stats.failure_rate == pytest.approx(6 / 15)
+    await store.fold_counts()
+    assert await assert_exact(store) == {"completed", "dead"}
+    assert (await store.stats(now=start + 30)).completed_last_minute == 9
+    totals: Counter[str] = Counter()
+    for count in await store.job_counts():
+        totals[count.state] += count.count
+    assert totals == {"completed": 9, "dead": 3}

@@ -224,3 +224,34 @@ async def test_cancelled_record_ends_the_job_cancelled(store: Store) -> None:
     assert got is not None
     assert got.state == JobState.CANCELLED
     assert got.finished_at == pytest.approx(T0 + 3)
+
+
+async def test_a_trip_of_many_completions_settles_each_by_its_own_lease(store: Store) -> None:
+    """Many completions in one settle, among other outcomes and stale leases (SQLite writes
+    the completions in one statement): each reports and stores exactly what it would alone:
+    its own result, its progress made 100, its fence."""
+    for _ in range(8):
+        await enqueue(store)
+    jobs = await store.claim(None, "worker-1", 8, LEASE, now=T0)
+    assert await store.settle([Progress(jobs[1].lease, 40.0)], now=T0) == [True]
+    results = [orjson.dumps({"n": n}) for n in range(8)]
+    items: list[Settle] = [
+        Complete(jobs[0].lease, results[0]), Complete(jobs[1].lease, results[1]),
+        Fail(jobs[2].lease, error(1), retry_in=None), Complete(jobs[3].lease),
+        Complete(Lease(jobs[4].id, jobs[4].token + 1), results[4]),
+        Progress(jobs[5].lease, 70.0), Complete(jobs[6].lease, results[6]),
+        Complete(Lease("no-such-job", 1), b"1"), Complete(jobs[7].lease, results[7])]
+    assert await store.settle(items, now=T0 + 1) == [
+        True, True, True, True, False, True, True, False, True]
+    got = [await store.get(job.id) for job in jobs]
+    assert [j.state if j else None for j in got] == [
+        JobState.COMPLETED, JobState.COMPLETED, JobState.DEAD, JobState.COMPLETED,
+        JobState.RUNNING, JobState.RUNNING, JobState.COMPLETED, JobState.COMPLETED]
+    assert [j.result if j else None for j in got] == [
+        {"n": 0}, {"n": 1}, None, None, None, None, {"n": 6}, {"n": 7}]
+    assert [j.progress if j else None for j in got] == [
+        None, 100, None, None, None, 70.0, None, None]
+    assert all(j is not None and j.finished_at == T0 + 1 for j in (got[0], got[1], got[6]))
+    # a completion written in the batch is final: its lease settles nothing more
+    assert await store.settle([Complete(jobs[0].lease), Complete(jobs[6].lease)],
+                              now=T0 + 2) == [False, False]

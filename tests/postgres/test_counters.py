@@ -86,3 +86,28 @@ async def test_a_fold_says_how_many_keys_it_folded(store: PostgresStore) -> None
     assert await store.fold_counts() == 2  # mail and sms, queued
     assert await store.fold_counts() == 0
     await assert_exact(store)
+
+
+def finished_events(schema: str) -> list[tuple[str, int]]:
+    with admin_connect() as conn:
+        rows = conn.execute(f'SELECT state, sum(n)::int FROM "{schema}".conveyor_finished_deltas'
+                            " GROUP BY 1 ORDER BY 1").fetchall()
+    return [(str(state), int(n)) for state, n in rows]
+
+
+async def test_an_update_of_finished_and_finishing_jobs_at_once_counts_only_the_finishing(
+        store: PostgresStore, schema: str) -> None:
+    """The trigger's slow path (migration 0018): one statement that touches a job finished
+    before it and finishes another counts one finished event, not two. No store method does
+    this today; an operator's UPDATE may."""
+    await store.enqueue_many([job(), job()])
+    first, second = await store.claim(None, "w1", 2, 30.0)
+    assert await store.settle([Complete(first.lease, b"{}")]) == [True]
+    assert finished_events(schema) == [("completed", 1)]
+    with admin_connect() as conn:
+        conn.execute(f'UPDATE "{schema}".conveyor_jobs SET state = \'completed\','
+                     " finished_at = coalesce(finished_at, date_part('epoch', now())),"
+                     " lease_expires_at = NULL WHERE id = ANY(%s)", ([first.id, second.id],))
+    assert finished_events(schema) == [("completed", 2)]
+    assert [(c.state, c.count) for c in await store.job_counts()] == [("completed", 2)]
+    await assert_exact(store)

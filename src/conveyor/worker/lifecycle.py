@@ -60,7 +60,8 @@ class Lifecycle:
 
     def started(self, job: ClaimedJob) -> None:
         try:  # telling must never cost a job (a log handler that raises, say)
-            self._kept[job.id] = self.job_log.started(job)
+            if self.job_log.started(job):  # only the kept: a quiet log keeps no entry
+                self._kept[job.id] = True
             if self.hooks.wanted("started"):
                 self.hooks.fire(self._event("started", job))
         except Exception:
@@ -75,13 +76,16 @@ class Lifecycle:
 
     def _ended_now(self, job: ClaimedJob, ctx: JobContext, outcome: Settle | None,
                    seconds: float) -> None:
-        name = outcome_name(outcome)
-        error = None
-        if isinstance(outcome, Fail):
-            opened = self._opened(job, outcome.error)
-            error = (opened.type, opened.message)
-        self.job_log.ended(job, name, seconds, self._kept.pop(job.id, False), error,
-                           ctx.logger.hide)
+        kept = self._kept.pop(job.id, False) if self._kept else False
+        if type(outcome) is Complete:  # most ends: no error to open, no match to walk
+            self.job_log.ended(job, "completed", seconds, kept, None, ctx.logger.hide)
+        else:
+            error = None
+            if isinstance(outcome, Fail):
+                opened = self._opened(job, outcome.error)
+                error = (opened.type, opened.message)
+            self.job_log.ended(job, outcome_name(outcome), seconds, kept, error,
+                               ctx.logger.hide)
         if self.hooks.after_settle and outcome is not None and not isinstance(outcome, Release):
             self._ended[outcome.lease] = job
 

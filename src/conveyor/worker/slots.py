@@ -103,10 +103,10 @@ class Slots:
     async def _until_booked(self, job: ClaimedJob) -> None:
         """A start the store booked a little ahead (ClaimedJob.starts_at) waits for its time,
         never longer than BOOK_AHEAD (the store's clock may be a little off this host's)."""
-        if job.starts_at is not None:
-            ahead = job.starts_at - self.runner.clock.now()
-            if ahead > 0:
-                await asyncio.sleep(min(ahead, BOOK_AHEAD))
+        assert job.starts_at is not None
+        ahead = job.starts_at - self.runner.clock.now()
+        if ahead > 0:
+            await asyncio.sleep(min(ahead, BOOK_AHEAD))
 
     async def join(self) -> None:
         """Until every running job has ended."""
@@ -116,7 +116,8 @@ class Slots:
 
     async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
         loop = asyncio.get_running_loop()
-        await self._until_booked(job)
+        if job.starts_at is not None:  # most jobs were not booked ahead: no wait to await
+            await self._until_booked(job)
         started = loop.time()
         self.runner.lifecycle.started(job)
         try:
@@ -132,8 +133,9 @@ class Slots:
         self.runner.lifecycle.ended(job, ctx, outcome, took)
         average = self.average_duration
         self.average_duration = took if average is None else average + 0.2 * (took - average)
-        self._lost.discard(job.id)
-        self._cancelled.discard(job.id)
+        if self._lost or self._cancelled:  # empty but while a job is being stopped
+            self._lost.discard(job.id)
+            self._cancelled.discard(job.id)
         if outcome is not None:
             self.outcomes.add(outcome)
         self.processed += 1

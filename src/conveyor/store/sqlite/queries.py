@@ -104,6 +104,21 @@ SET state = 'completed', result = :result, finished_at = :now, lease_expires_at 
 {_FENCE}
 RETURNING id, state, queue, task, tenant, progress"""
 
+# A trip's completions in one statement (settling.py): the same write as COMPLETE, each row
+# fenced by its own lease. {rows} is one "(?, ?, ?)" per completion (its id, token, result),
+# after ?1, the time; RETURNING gives each written row once, matched back by id.
+COMPLETE_MANY = """
+UPDATE conveyor_jobs
+SET state = 'completed', result = item.column3, finished_at = ?1, lease_expires_at = NULL,
+    progress = CASE WHEN progress IS NULL THEN NULL ELSE 100 END,
+    dedupe_key = CASE WHEN unique_for IS NULL THEN NULL ELSE dedupe_key END,
+    unique_until = CASE WHEN unique_for IS NULL THEN NULL ELSE ?1 + unique_for END
+FROM (VALUES {rows}) AS item
+WHERE conveyor_jobs.id = item.column1 AND conveyor_jobs.lease_token = item.column2
+  AND conveyor_jobs.state = 'running'
+RETURNING conveyor_jobs.id, conveyor_jobs.state, conveyor_jobs.queue, conveyor_jobs.task,
+    conveyor_jobs.tenant, conveyor_jobs.progress"""
+
 FAIL = f"""
 UPDATE conveyor_jobs
 SET state = CASE WHEN :retry_at IS NULL THEN 'dead'

@@ -53,10 +53,10 @@ from .rows import (
     best_candidates,
     claim_order,
     insert_row,
-    settle_statement,
     state_or_missing,
 )
 from .sessions import Sessions
+from .settling import settle_rows
 from .traces import Traces
 from .wake import WakeChannel
 
@@ -250,7 +250,7 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, 
     async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]:
         now = self._now(now)
         with self.db.write() as conn:
-            rows = [conn.execute(*settle_statement(item, now)).fetchone() for item in items]
+            rows = settle_rows(conn, items, now)  # settling.py: completions at once
             write_history(conn, items, [row is not None for row in rows])
             self._unpark_settled(conn, items)  # keys.py
         self._publish(rows)
