@@ -117,7 +117,7 @@ FROM (VALUES {rows}) AS item
 WHERE conveyor_jobs.id = item.column1 AND conveyor_jobs.lease_token = item.column2
   AND conveyor_jobs.state = 'running'
 RETURNING conveyor_jobs.id, conveyor_jobs.state, conveyor_jobs.queue, conveyor_jobs.task,
-    conveyor_jobs.tenant, conveyor_jobs.progress"""
+    conveyor_jobs.tenant, conveyor_jobs.progress, conveyor_jobs.attempt"""
 
 FAIL = f"""
 UPDATE conveyor_jobs

@@ -3,6 +3,7 @@ in one statement (queries.COMPLETE_MANY), not one UPDATE each, which took about 
 drain's store-thread CPU (bench/results/2026-12-06-perf.md). Every other outcome, and any
 trip that names a job twice (its items must then apply in order), is written item by item.
 Jobs are distinct rows, so the order between the completions and the rest does not matter.
+The completions' counts are written as sums (count_sums.py), not by a trigger per row.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from ..base import Complete, Settle
 from . import queries as q
+from .count_sums import deferred, move
 from .rows import settle_statement
 
 # completions per statement: 3 parameters each, well under SQLite's 32,766
@@ -39,7 +41,11 @@ def settle_rows(conn: sqlite3.Connection, items: Sequence[Settle], now: float
             assert isinstance(done, Complete)
             params += (done.lease.job_id, done.lease.token, done.result)
         statement = q.COMPLETE_MANY.format(rows=", ".join(["(?, ?, ?)"] * len(chunk)))
-        written = {row[0]: row for row in conn.execute(statement, params).fetchall()}
+        with deferred(conn):
+            done_rows = conn.execute(statement, params).fetchall()
+            move(conn, [(r[2], r[3], r[4]) for r in done_rows], "running", "completed",
+                 finished_at=now, retried=[r[6] > 1 for r in done_rows])
+        written = {row[0]: row for row in done_rows}
         for i in chunk:
             rows[i] = written.get(items[i].lease.job_id)
     return rows
