@@ -1,8 +1,9 @@
 """Counts written as sums (migration 0019). The count triggers of 0011 fire once per updated
-row; a claim (queued -> running) or a trip's completions (running -> completed) move many jobs
-in one statement, every row from one known state to another, so the store runs that statement
-with the triggers standing aside (`deferred`) and writes what they would have written, summed
-per key: the counts of all tenants and each tenant's and, for finished jobs, their minute.
+row; a claim (queued -> running), a trip's completions (running -> completed) or its failures
+(running -> queued, retrying or dead, as each returned row tells) move many jobs in one
+statement, each row from a known state to another, so the store runs that statement with the
+triggers standing aside (`deferred`) and writes what they would have written, summed per key:
+the counts of all tenants and each tenant's and, for finished jobs, their minute.
 Everything happens inside the caller's write transaction, as the triggers' writes did.
 """
 
@@ -50,8 +51,9 @@ def deferred(conn: sqlite3.Connection) -> Iterator[None]:
 def move(conn: sqlite3.Connection, moved: Iterable[tuple[str, str, str]], old: str,
          new: str, finished_at: float | None = None,
          retried: Iterable[bool] | None = None) -> None:
-    """Count jobs `moved` ((queue, task, tenant) each, tenant '' for none) from state `old`
-    to state `new` (neither 'scheduled': no 'retrying' mapping), as 0011's triggers would;
+    """Count jobs `moved` ((queue, task, tenant) each, tenant '' for none) from counted
+    state `old` to counted state `new` (the caller maps a scheduled job with an attempt to
+    'retrying', as 0011's triggers do), as 0011's triggers would;
     with `finished_at`, each also counts as finished in that minute, `retried` (one flag per
     job: attempt > 1) telling which bucket."""
     jobs = list(moved)

@@ -136,8 +136,9 @@ RETURNING id, state, queue, task, tenant, progress"""
 
 # A trip's failures in one statement (settling.py): the same write as FAIL, each row fenced by
 # its own lease. {rows} is one "(?, ?, ?, ?, ?)" per failure (its id, token, error, retry_at,
-# reason), after ?1, the time. The count triggers fire per row as for FAIL (a retry's state
-# depends on each row's time: queued, scheduled counted as retrying, or dead).
+# reason), after ?1, the time. Its counts are written as sums by state (settling.py): a retry
+# due now is queued, a later one scheduled (counted as retrying: a claimed job has an
+# attempt), a failure without one dead.
 FAIL_MANY = """
 UPDATE conveyor_jobs
 SET state = CASE WHEN item.column4 IS NULL THEN 'dead'
@@ -155,7 +156,7 @@ FROM (VALUES {rows}) AS item
 WHERE conveyor_jobs.id = item.column1 AND conveyor_jobs.lease_token = item.column2
   AND conveyor_jobs.state = 'running'
 RETURNING conveyor_jobs.id, conveyor_jobs.state, conveyor_jobs.queue, conveyor_jobs.task,
-    conveyor_jobs.tenant, conveyor_jobs.progress"""
+    conveyor_jobs.tenant, conveyor_jobs.progress, conveyor_jobs.attempt"""
 
 SNOOZE = f"""
 UPDATE conveyor_jobs

@@ -4,7 +4,7 @@ UPDATE per item, which took about a third of a drain's store-thread CPU
 (bench/results/2026-12-06-perf.md). Every other outcome, a kind with one item in the trip,
 and any trip that names a job twice (its items must then apply in order) are written item
 by item. Jobs are distinct rows, so the order between the kinds does not matter. The
-completions' counts are written as sums (count_sums.py), not by a trigger per row.
+batched statements' counts are written as sums (count_sums.py), not by a trigger per row.
 """
 
 from __future__ import annotations
@@ -71,7 +71,15 @@ def _fail_many(conn: sqlite3.Connection, failed: Sequence[Settle], now: float) -
         params += (item.lease.job_id, item.lease.token,
                    orjson.dumps(item.error.to_dict()).decode(),
                    None if item.retry_in is None else now + item.retry_in, item.dead_reason)
-    return conn.execute(_many(q.FAIL_MANY, 5, len(failed)), params).fetchall()
+    with deferred(conn):
+        rows = conn.execute(_many(q.FAIL_MANY, 5, len(failed)), params).fetchall()
+        for state, counted in (("queued", "queued"), ("scheduled", "retrying")):
+            move(conn, [(r[2], r[3], r[4]) for r in rows if r[1] == state], "running",
+                 counted)
+        dead = [r for r in rows if r[1] == "dead"]
+        move(conn, [(r[2], r[3], r[4]) for r in dead], "running", "dead", finished_at=now,
+             retried=[r[6] > 1 for r in dead])
+    return rows
 
 
 def _many(template: str, width: int, count: int) -> str:
