@@ -1,7 +1,8 @@
 -- Conveyor schema, version 19: a store statement may write the counts itself. The two update
--- triggers of version 11 fire once per row; a claim or a trip's completions move many jobs in
--- one statement whose rows all leave one known state for another, so the store sums them and
--- writes one upsert per key instead (sqlite/count_sums.py), about a sixth of a drain's CPU.
+-- triggers of version 11 fire once per row; a claim or a trip's completions or failures move
+-- many jobs in one statement, each row from a known state to another, so the store sums them
+-- and writes one upsert per key instead (sqlite/count_sums.py). Each trigger is still called
+-- per row to evaluate its WHEN; its three statements per row are what is saved.
 -- While conveyor_count_deferred holds a row the update triggers stand aside. The store inserts
 -- that row, runs the statement, writes the sums and deletes the row, all in its one write
 -- transaction: no other connection ever sees the row, so every other write, the store's own
