@@ -293,3 +293,75 @@ async def test_each_transition_of_a_drain_moves_the_counts_and_the_finished_even
     for count in await store.job_counts():
         totals[count.state] += count.count
     assert totals == {"completed": 9, "dead": 3}
+
+
+async def test_a_claim_and_a_trip_of_many_completions_count_exactly_with_stale_leases(
+        store: Store) -> None:
+    """A claim over several queues and a trip of many completions move many jobs in one
+    statement each (SQLite writes their counts as sums, migration 0019): mixed with other
+    outcomes, leases gone stale (completed already, rescued and claimed again) and a trip
+    naming a job twice, the counts and the jobs finished per minute stay exact, for all
+    tenants and for each."""
+    start = math.floor(time.time() / 60) * 60.0 - 600  # a minute's first second, of late
+    await store.enqueue_many([NewJob(id=new_id(), task=TASKS[n % 2], queue=QUEUES[n % 3],
+                                     payload=PAYLOAD, tenant=TENANTS[n % 3], max_attempts=3)
+                              for n in range(30)], now=start)
+    first = await store.claim(["mail", "sms"], "w1", 8, 5.0, now=start + 1)
+    rest = await store.claim(None, "w2", 30, 60.0, now=start + 1)
+    assert len(first) == 8 and len(first) + len(rest) == 30
+    await assert_exact(store)
+
+    # w1's leases expire and its jobs are rescued and claimed again by w3: w1's are stale
+    assert await store.rescue_expired(now=start + 10) == 8
+    again = await store.claim(["mail", "sms"], "w3", 8, 60.0, now=start + 11)
+    assert sorted(c.id for c in again) == sorted(c.id for c in first)
+    await assert_exact(store)
+
+    # one trip: completions of w2's jobs, w1's stale completions, a retry and a dead job
+    done, retried, dead = rest[:12], rest[12], rest[13]
+    applied = await store.settle(
+        [Complete(c.lease, b"1") for c in done[:6]]
+        + [Complete(c.lease, b"1") for c in first]
+        + [Fail(retried.lease, error(1), retry_in=1), Fail(dead.lease, error(1))]
+        + [Complete(c.lease, b"1") for c in done[6:]], now=start + 12)
+    assert applied == [True] * 6 + [False] * 8 + [True, True] + [True] * 6
+    assert await assert_exact(store) == {"running", "completed", "retrying", "dead"}
+    stats = await store.stats(now=start + 30)
+    assert stats.completed_last_minute == 12
+
+    # completed again (stale: already completed), and a trip naming a job twice
+    twice = rest[14]
+    applied = await store.settle([Complete(c.lease, b"1") for c in done[:3]]
+                                 + [Progress(twice.lease, 50.0), Complete(twice.lease, b"2"),
+                                    Complete(again[0].lease, b"1"),
+                                    Complete(again[1].lease, b"1")], now=start + 13)
+    assert applied == [False] * 3 + [True] * 4
+    await assert_exact(store)
+
+    # the retried job completes on its second attempt: a retried finished event
+    await store.promote_scheduled(now=start + 14)
+    [second] = await store.claim(None, "w2", 1, 60.0, now=start + 14)
+    assert second.id == retried.id
+    # (again's jobs are on their second attempt too: rescued): 4 completed after a retry,
+    # 2 dead after one
+    assert await store.settle([Complete(second.lease, b"1"), Complete(again[2].lease, b"1"),
+                               Fail(again[3].lease, error(2)), Fail(again[4].lease, error(2))],
+                              now=start + 15) == [True] * 4
+    await assert_exact(store)
+    stats = await store.stats(now=start + 30)
+    assert stats.completed_last_minute == 12 + 3 + 2
+    assert stats.failure_rate == pytest.approx(3 / 20)
+    assert stats.retry_success_rate == pytest.approx(4 / 6)
+    for tenant in TENANTS[1:]:
+        ended = [c for c in [*done, twice, *again[:3], second] if c.tenant == tenant]
+        mine = await store.stats(tenant, now=start + 30)
+        assert mine.completed_last_minute == len(ended)
+        won = sum(c.tenant == tenant for c in [*again[:3], second])
+        lost = sum(c.tenant == tenant for c in again[3:5])
+        assert mine.retry_success_rate == (won / (won + lost) if won + lost else None)
+    await store.fold_counts()
+    totals: Counter[str] = Counter()
+    for count in await store.job_counts():
+        totals[count.state] += count.count
+    assert totals == {"completed": 17, "dead": 3, "running": 10}
+    await assert_exact(store)

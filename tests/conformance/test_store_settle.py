@@ -17,7 +17,7 @@ from conveyor.store.base import (
     Store,
 )
 
-from .support import LEASE, T0, claim_ids, claim_one, enqueue, error
+from .support import LEASE, T0, claim_ids, claim_one, enqueue, error, new_job
 
 pytestmark = pytest.mark.anyio
 
@@ -255,3 +255,39 @@ async def test_a_trip_of_many_completions_settles_each_by_its_own_lease(store: S
     # a completion written in the batch is final: its lease settles nothing more
     assert await store.settle([Complete(jobs[0].lease), Complete(jobs[6].lease)],
                               now=T0 + 2) == [False, False]
+
+
+async def test_a_trip_of_many_failures_settles_each_as_it_would_alone(store: Store) -> None:
+    """Many failures in one settle (SQLite writes them in one statement), among completions
+    and stale leases: a retry due now is queued, a later one scheduled, a failure without a
+    retry dead with its own reason; each gets its own error appended and keeps or frees its
+    idempotency key as alone; a stale lease's failure writes nothing."""
+    ids = [await enqueue(store, max_attempts=3, idempotency_key=f"k{n}") for n in range(7)]
+    jobs = {job.id: job for job in await store.claim(None, "worker-1", 7, LEASE, now=T0)}
+    first, second, third, fourth, fifth, sixth, seventh = (jobs[i] for i in ids)
+    items: list[Settle] = [
+        Fail(first.lease, error(1, "a"), retry_in=0), Complete(second.lease, b"2"),
+        Fail(third.lease, error(1, "c"), retry_in=20),
+        Fail(Lease(fourth.id, fourth.token + 1), error(1, "stale"), retry_in=5),
+        Fail(fifth.lease, error(1, "e"), dead_reason="discarded"),
+        Complete(sixth.lease, b"6"), Fail(seventh.lease, error(1, "g"))]
+    assert await store.settle(items, now=T0 + 1) == [True, True, True, False, True, True, True]
+    got = {job_id: await store.get(job_id) for job_id in ids}
+    states = {job_id: (j.state, j.run_at, j.finished_at, j.dead_reason,
+                       [(e.attempt, e.message) for e in j.errors])
+              for job_id, j in got.items() if j is not None}
+    assert states == {
+        first.id: (JobState.QUEUED, T0 + 1, None, None, [(1, "a")]),
+        second.id: (JobState.COMPLETED, T0, T0 + 1, None, []),
+        third.id: (JobState.SCHEDULED, T0 + 21, None, None, [(1, "c")]),
+        fourth.id: (JobState.RUNNING, T0, None, None, []),
+        fifth.id: (JobState.DEAD, T0, T0 + 1, "discarded", [(1, "e")]),
+        sixth.id: (JobState.COMPLETED, T0, T0 + 1, None, []),
+        seventh.id: (JobState.DEAD, T0, T0 + 1, "failed", [(1, "g")])}
+    # a retrying job still holds its key; a finished one (no unique_for) frees it
+    again = await store.enqueue_many([new_job(idempotency_key=f"k{n}") for n in range(7)],
+                                     now=T0 + 2)
+    assert [r.duplicate for r in again] == [True, False, True, True, False, False, False]
+    # the failures written in the batch are final: their leases settle nothing more
+    assert await store.settle([Fail(first.lease, error(1)), Fail(third.lease, error(1))],
+                              now=T0 + 3) == [False, False]

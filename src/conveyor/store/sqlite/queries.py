@@ -117,7 +117,7 @@ FROM (VALUES {rows}) AS item
 WHERE conveyor_jobs.id = item.column1 AND conveyor_jobs.lease_token = item.column2
   AND conveyor_jobs.state = 'running'
 RETURNING conveyor_jobs.id, conveyor_jobs.state, conveyor_jobs.queue, conveyor_jobs.task,
-    conveyor_jobs.tenant, conveyor_jobs.progress"""
+    conveyor_jobs.tenant, conveyor_jobs.progress, conveyor_jobs.attempt"""
 
 FAIL = f"""
 UPDATE conveyor_jobs
@@ -133,6 +133,30 @@ SET state = CASE WHEN :retry_at IS NULL THEN 'dead'
                         THEN :now + unique_for END
 {_FENCE}
 RETURNING id, state, queue, task, tenant, progress"""
+
+# A trip's failures in one statement (settling.py): the same write as FAIL, each row fenced by
+# its own lease. {rows} is one "(?, ?, ?, ?, ?)" per failure (its id, token, error, retry_at,
+# reason), after ?1, the time. Its counts are written as sums by state (settling.py): a retry
+# due now is queued, a later one scheduled (counted as retrying: a claimed job has an
+# attempt), a failure without one dead.
+FAIL_MANY = """
+UPDATE conveyor_jobs
+SET state = CASE WHEN item.column4 IS NULL THEN 'dead'
+                 WHEN item.column4 <= ?1 THEN 'queued' ELSE 'scheduled' END,
+    run_at = coalesce(item.column4, run_at),
+    errors = json_insert(errors, '$[#]', json(item.column3)),
+    finished_at = CASE WHEN item.column4 IS NULL THEN ?1 END,
+    dead_reason = CASE WHEN item.column4 IS NULL THEN item.column5 END,
+    lease_expires_at = NULL,
+    dedupe_key = CASE WHEN item.column4 IS NOT NULL OR unique_for IS NOT NULL
+                      THEN dedupe_key END,
+    unique_until = CASE WHEN item.column4 IS NULL AND unique_for IS NOT NULL
+                        THEN ?1 + unique_for END
+FROM (VALUES {rows}) AS item
+WHERE conveyor_jobs.id = item.column1 AND conveyor_jobs.lease_token = item.column2
+  AND conveyor_jobs.state = 'running'
+RETURNING conveyor_jobs.id, conveyor_jobs.state, conveyor_jobs.queue, conveyor_jobs.task,
+    conveyor_jobs.tenant, conveyor_jobs.progress, conveyor_jobs.attempt"""
 
 SNOOZE = f"""
 UPDATE conveyor_jobs

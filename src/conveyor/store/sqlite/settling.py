@@ -1,8 +1,10 @@
-"""A settle trip's writes on SQLite. A worker's trip is mostly completions: they are written
-in one statement (queries.COMPLETE_MANY), not one UPDATE each, which took about a third of a
-drain's store-thread CPU (bench/results/2026-12-06-perf.md). Every other outcome, and any
-trip that names a job twice (its items must then apply in order), is written item by item.
-Jobs are distinct rows, so the order between the completions and the rest does not matter.
+"""A settle trip's writes on SQLite. A worker's trip is mostly completions, with some
+failures: each kind is written in one statement (queries.COMPLETE_MANY, FAIL_MANY), not one
+UPDATE per item, which took about a third of a drain's store-thread CPU
+(bench/results/2026-12-06-perf.md). Every other outcome, a kind with one item in the trip,
+and any trip that names a job twice (its items must then apply in order) are written item
+by item. Jobs are distinct rows, so the order between the kinds does not matter. The
+batched statements' counts are written as sums (count_sums.py), not by a trigger per row.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import Complete, Settle
+import orjson
+
+from ..base import Complete, Fail, Settle
 from . import queries as q
+from .count_sums import deferred, move
 from .rows import settle_statement
 
-# completions per statement: 3 parameters each, well under SQLite's 32,766
+# items per statement: at most 5 parameters each, well under SQLite's 32,766
 _CHUNK = 500
 
 
@@ -23,23 +28,61 @@ def settle_rows(conn: sqlite3.Connection, items: Sequence[Settle], now: float
                 ) -> list[Any]:
     """Each item's RETURNING row (id, state, queue, task, tenant, progress), or None where
     its lease no longer held the job; in the order of `items`."""
-    completions = [i for i, item in enumerate(items) if type(item) is Complete]
-    ids = {item.lease.job_id for item in items}
-    if len(completions) < 2 or len(ids) != len(items):
+    if len(items) < 2 or len({item.lease.job_id for item in items}) != len(items):
         return [conn.execute(*settle_statement(item, now)).fetchone() for item in items]
     rows: list[Any] = [None] * len(items)
+    batched: dict[type, list[int]] = {Complete: [], Fail: []}
     for i, item in enumerate(items):
-        if type(item) is not Complete:
+        same = batched.get(type(item))
+        if same is not None:
+            same.append(i)
+    for single in [kind for kind, same in batched.items() if len(same) < 2]:
+        del batched[single]
+    for i, item in enumerate(items):
+        if type(item) not in batched:
             rows[i] = conn.execute(*settle_statement(item, now)).fetchone()
-    for start in range(0, len(completions), _CHUNK):
-        chunk = completions[start:start + _CHUNK]
-        params: list[Any] = [now]
-        for i in chunk:
-            done = items[i]
-            assert isinstance(done, Complete)
-            params += (done.lease.job_id, done.lease.token, done.result)
-        statement = q.COMPLETE_MANY.format(rows=", ".join(["(?, ?, ?)"] * len(chunk)))
-        written = {row[0]: row for row in conn.execute(statement, params).fetchall()}
-        for i in chunk:
-            rows[i] = written.get(items[i].lease.job_id)
+    for kind, indexes in batched.items():
+        write = _complete_many if kind is Complete else _fail_many
+        for start in range(0, len(indexes), _CHUNK):
+            chunk = indexes[start:start + _CHUNK]
+            written = {row[0]: row for row in write(conn, [items[i] for i in chunk], now)}
+            for i in chunk:
+                rows[i] = written.get(items[i].lease.job_id)
     return rows
+
+
+def _complete_many(conn: sqlite3.Connection, done: Sequence[Settle], now: float
+                   ) -> list[Any]:
+    params: list[Any] = [now]
+    for item in done:
+        assert isinstance(item, Complete)
+        params += (item.lease.job_id, item.lease.token, item.result)
+    with deferred(conn):
+        rows = conn.execute(_many(q.COMPLETE_MANY, 3, len(done)), params).fetchall()
+        move(conn, [(r[2], r[3], r[4]) for r in rows], "running", "completed",
+             finished_at=now, retried=[r[6] > 1 for r in rows])
+    return rows
+
+
+def _fail_many(conn: sqlite3.Connection, failed: Sequence[Settle], now: float) -> list[Any]:
+    params: list[Any] = [now]
+    for item in failed:
+        assert isinstance(item, Fail)
+        params += (item.lease.job_id, item.lease.token,
+                   orjson.dumps(item.error.to_dict()).decode(),
+                   None if item.retry_in is None else now + item.retry_in, item.dead_reason)
+    with deferred(conn):
+        rows = conn.execute(_many(q.FAIL_MANY, 5, len(failed)), params).fetchall()
+        for state, counted in (("queued", "queued"), ("scheduled", "retrying")):
+            move(conn, [(r[2], r[3], r[4]) for r in rows if r[1] == state], "running",
+                 counted)
+        dead = [r for r in rows if r[1] == "dead"]
+        move(conn, [(r[2], r[3], r[4]) for r in dead], "running", "dead", finished_at=now,
+             retried=[r[6] > 1 for r in dead])
+    return rows
+
+
+def _many(template: str, width: int, count: int) -> str:
+    """`template` with `count` VALUES rows of `width` parameters each."""
+    row = "(" + ", ".join(["?"] * width) + ")"
+    return template.format(rows=", ".join([row] * count))

@@ -17,8 +17,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ...errors import ConfigError
 from ...job import (
     ClaimedJob,
@@ -42,6 +40,7 @@ from ..base import (
 from ..migrate import load_migrations
 from . import queries as q
 from .catalog import Catalog
+from .claims import claim_rows
 from .connection import Connections, parse_url
 from .durability import Durability
 from .history import SQLiteHistory, write_history, write_lost
@@ -50,7 +49,6 @@ from .reads import Reads
 from .retention import KeepByCount, events_of
 from .rows import (
     apply,
-    best_candidates,
     claim_order,
     insert_row,
     state_or_missing,
@@ -215,13 +213,8 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, 
         with self.db.write() as conn:
             if limited:
                 rows = self._claim_limited(conn, names, params, limit)
-            elif len(names) == 1:
-                rows = conn.execute(q.CLAIM_ONE_QUEUE,
-                                    {**params, "queue": names[0], "limit": limit}).fetchall()
             else:
-                ids = best_candidates(conn, names, now, limit)
-                rows = conn.execute(q.CLAIM_IDS, {**params, "ids": orjson.dumps(ids).decode()}
-                                    ).fetchall() if ids else []
+                rows = claim_rows(conn, names, params, limit)  # count_sums.py
         if rows and self.wake.has_subscribers():
             self.wake.publish([JobEvent(r[0], "running", r[2], r[1], r[7] or None)
                                for r in rows])

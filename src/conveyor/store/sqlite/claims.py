@@ -1,0 +1,32 @@
+"""An unlimited claim on SQLite: one UPDATE ... RETURNING over one queue's index, or over the
+best candidates of several queues, its count changes written as sums (count_sums.py, every
+row goes from queued to running) rather than by a trigger per claimed job."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from . import queries as q
+from .count_sums import deferred, move
+from .rows import best_candidates
+
+
+def claim_rows(conn: sqlite3.Connection, names: Sequence[str], params: dict[str, Any],
+               limit: int) -> list[Any]:
+    """The claimed jobs' rows (queries.CLAIM_ONE_QUEUE's columns), in the caller's write
+    transaction."""
+    if len(names) == 1:
+        statement, values = q.CLAIM_ONE_QUEUE, {**params, "queue": names[0], "limit": limit}
+    else:
+        ids = best_candidates(conn, names, params["now"], limit)
+        if not ids:
+            return []
+        statement, values = q.CLAIM_IDS, {**params, "ids": orjson.dumps(ids).decode()}
+    with deferred(conn):
+        rows = conn.execute(statement, values).fetchall()
+        move(conn, [(r[2], r[1], r[7]) for r in rows], "queued", "running")
+    return rows

@@ -1,0 +1,83 @@
+"""Migration 0019 (SQLite): the store writes the counts of its claims and of a trip's
+completions as sums while the update triggers stand aside; the row that tells them so never
+outlives the store's transaction, so any other writer is counted by the triggers as before."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conveyor.job import NewJob, new_id
+from conveyor.store.base import Complete
+from conveyor.store.sqlite.count_sums import deferred, move
+from conveyor.store.sqlite.store import SQLiteStore
+
+T0 = 1_700_000_000.0
+
+
+def _jobs(n: int) -> list[NewJob]:
+    return [NewJob(id=new_id(), task="send", queue="mail", payload=b"{}",
+                   tenant=("acme" if i % 2 else None)) for i in range(n)]
+
+
+def test_the_deferral_lasts_one_transaction_and_others_are_counted_by_the_triggers(
+        tmp_path: Path) -> None:
+    path = tmp_path / "sums.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+
+    async def drain() -> None:
+        await store.migrate()
+        await store.enqueue_many(_jobs(6), now=T0)
+        claimed = await store.claim(None, "w1", 6, 30.0, now=T0 + 1)
+        assert await store.settle([Complete(c.lease) for c in claimed[:4]], now=T0 + 2) == [
+            True] * 4
+        await store.close()
+
+    asyncio.run(drain())
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM conveyor_count_deferred").fetchone() == (0,)
+        # a writer behind the store's back: the triggers count it
+        conn.execute("UPDATE conveyor_jobs SET state = 'cancelled' WHERE state = 'running'")
+        counts = dict(conn.execute("SELECT state, n FROM conveyor_counts WHERE n <> 0"))
+        tenant = dict(conn.execute("SELECT state, n FROM conveyor_tenant_counts WHERE n <> 0"))
+    assert counts == {"completed": 4, "cancelled": 2}
+    assert tenant == {"completed": 2, "cancelled": 1}
+
+
+def test_a_statement_that_fails_while_deferred_leaves_no_deferral_behind(
+        tmp_path: Path) -> None:
+    path = tmp_path / "failing.db"
+    asyncio.run(SQLiteStore(f"sqlite:///{path}").migrate())
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError), deferred(conn):
+        conn.execute("UPDATE no_such_table SET x = 1")
+    assert conn.execute("SELECT count(*) FROM conveyor_count_deferred").fetchone() == (0,)
+    conn.execute("ROLLBACK")
+    conn.close()
+
+
+def test_sums_move_each_key_once_and_finished_minutes_by_retry(tmp_path: Path) -> None:
+    path = tmp_path / "move.db"
+    asyncio.run(SQLiteStore(f"sqlite:///{path}").migrate())
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("INSERT INTO conveyor_counts VALUES ('mail', 'send', 'running', 3), "
+                 "('sms', 'send', 'running', 1)")
+    conn.execute("INSERT INTO conveyor_tenant_counts VALUES "
+                 "('acme', 'mail', 'send', 'running', 2)")
+    move(conn, [("mail", "send", "acme"), ("mail", "send", ""), ("mail", "send", "acme"),
+                ("sms", "send", "")], "running", "completed", finished_at=125.0,
+         retried=[False, True, True, False])
+    assert sorted(conn.execute("SELECT * FROM conveyor_counts WHERE n <> 0")) == [
+        ("mail", "send", "completed", 3), ("sms", "send", "completed", 1)]
+    assert sorted(conn.execute("SELECT * FROM conveyor_tenant_counts WHERE n <> 0")) == [
+        ("acme", "mail", "send", "completed", 2)]
+    assert sorted(conn.execute("SELECT * FROM conveyor_finished")) == [
+        (2, "mail", "completed", 0, 1), (2, "mail", "completed", 1, 2),
+        (2, "sms", "completed", 0, 1)]
+    assert sorted(conn.execute("SELECT * FROM conveyor_tenant_finished")) == [
+        ("acme", 2, "mail", "completed", 0, 1), ("acme", 2, "mail", "completed", 1, 1)]
+    conn.close()
