@@ -28,6 +28,7 @@ from ..store.base import (
     Settle,
     Snooze,
 )
+from .caps import Caps
 from .executor import JobRunner
 from .handoffs import HandOffs
 from .heartbeat import Heartbeat
@@ -93,9 +94,10 @@ class Worker:
         self._stopping = False
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
         self.pacing = Pacing(self.store, self.queues)  # wake when a rate has room again
+        self.caps = Caps(self.store, self.queues)  # no prefetch under a concurrency cap
         self.intake = Intake(self.slots, self.pacing, self.clock,
                              self.concurrency if prefetch is None else prefetch,
-                             self.poll_interval, self.maintenance)  # how much, and when
+                             self.poll_interval, self.maintenance, self.caps)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -155,6 +157,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         await self.app.check_schema()
         await self.declare_limits()
+        await self._off_loop(self.caps.before_claim(self.clock.store_now()))  # the first claim's
         if self.maintenance is not None:
             self.maintenance.scheduler.check()
         stop_listening = await self.store.listen(self._on_notify, self.id, self._on_job)
@@ -230,10 +233,12 @@ class Worker:
                     self.slots.hold(jobs)
             finally:
                 self.handoffs.claiming = False
-            if jobs and len(jobs) == want:
+            if jobs and len(jobs) == want and not self.caps.capped:
                 await asyncio.sleep(0)  # let the slots run, then come back for more
                 continue
-            await self._wait(self.intake.delay())
+            # under a cap (caps.py): a full claim waits for a job to end, a short one retries
+            # soon when the cap was full
+            await self._wait(self.caps.delay(self.intake.delay()))
 
     async def _settle_and_claim(self, want: int, pace: bool = False) -> list[ClaimedJob]:
         """Write finished outcomes, then claim up to `want` jobs: one trip to the store
@@ -263,11 +268,15 @@ class Worker:
             except Exception as exc:
                 return None, [], exc
             try:
+                if want > 0 and not self._stopping:
+                    await self.caps.before_claim(now)
                 jobs = (await store.claim(self.queues, self.id, want, self.lease, now,
                                           offer=self.handoffs.offer(self._stopping))
                         if want > 0 and not self._stopping else [])
                 if pace and want > 0:
                     await self.pacing.after_claim(len(jobs), want, now, self.clock.now())
+                if pace:
+                    await self.caps.after_claim(len(jobs), want, now)
             except Exception as exc:
                 return applied, [], exc
             return applied, jobs, None
