@@ -1,7 +1,6 @@
-"""Under a concurrency cap a worker claims only its free slots, so the cap's slots go to jobs
-that run, spread across workers (worker/caps.py, issue 14); after a claim a full cap cut
-short it retries soon instead of waiting its poll. A real SQLite file; two workers are two
-apps on it, as two processes would be."""
+"""A worker whose claim a full concurrency cap cut short retries soon instead of waiting its
+poll (worker/caps.py, issue 14). A real SQLite file; two workers are two apps on it, as two
+processes would be."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import pytest
 from conveyor import Conveyor, FakeClock, JobContext, JobState, Settings
 from conveyor.job import new_id
 from conveyor.limits.model import Limit
-from conveyor.store.base import NewJob
+from conveyor.store.base import NewJob, Release
 from conveyor.worker.caps import CAPPED_RETRY, Caps
 from conveyor.worker.worker import Worker
 
@@ -79,7 +78,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[list[tuple[Conveyor, Worker]]]:
     made = []
     for name in ("a", "b"):
         app = Conveyor(url, settings=Settings(), clock=FakeClock(T0))
-        worker = app.worker(concurrency=2, queues=["capped"], poll_interval=0.05,
+        worker = app.worker(concurrency=2, queues=["capped"], poll_interval=30.0,
                             grace=0, worker_id=name)
         made.append((app, worker))
     yield made
@@ -89,45 +88,42 @@ async def pair(tmp_path: Path) -> AsyncIterator[list[tuple[Conveyor, Worker]]]:
         app.close()
 
 
-async def test_two_workers_under_a_cap_both_run_its_jobs(
+async def test_two_workers_waiting_on_a_full_cap_both_run_its_freed_slots(
         pair: list[tuple[Conveyor, Worker]]) -> None:
-    """Limit 4, two workers of 2 slots that prefetch (recent jobs were short): the first must
-    not take all 4 of the cap's slots, 2 to run and 2 to hold, while the second finds the cap
-    full (issue 14)."""
+    """Limit 4, all 4 slots held by another claimer, two workers of 2 slots polling every
+    30 s: nothing wakes them when the slots free up, yet both start jobs within seconds
+    (before, each waited its poll: issue 14)."""
     release = asyncio.Event()
     running: Counter[str] = Counter()
-    ran: Counter[str] = Counter()
     four = asyncio.Event()
     for app, _ in pair:
         @app.task(queue="capped", name="hold")
         async def hold(ctx: JobContext, payload: dict[str, Any]) -> None:
             running[ctx.worker_id] += 1
-            ran[ctx.worker_id] += 1
             if sum(running.values()) == 4:
                 four.set()
             await release.wait()
-            running[ctx.worker_id] -= 1
 
-    first_app, first = pair[0]
-    first_app.limits.set("queue", "capped", concurrency=4)
+    first_app, _ = pair[0]
+    store = first_app.store
+    await store.set_limit(Limit("queue", "capped", concurrency=4), now=T0)
     ids = [job.id for job in first_app.enqueue_many([{"task": "hold", "payload": {}}] * 8)]
-    for _, worker in pair:
-        worker.slots.average_duration = 0.001  # recent jobs were short: it would prefetch
-    runs = [asyncio.create_task(first.run(install_signals=False))]
+    other = await store.claim(["capped"], "elsewhere", 4, 30, now=T0)  # the cap is full
+    assert len(other) == 4
+    runs = [asyncio.create_task(worker.run(install_signals=False)) for _, worker in pair]
     try:
-        while running["a"] < 2:
-            await asyncio.sleep(0.01)
-        runs.append(asyncio.create_task(pair[1][1].run(install_signals=False)))
-        await asyncio.wait_for(four.wait(), 10)  # the second worker got the other 2 slots
+        for _, worker in pair:  # each has claimed, found the cap full, and waits
+            while not worker.caps.full:
+                await asyncio.sleep(0.01)
+        await store.settle([Release(job.lease) for job in other], now=T0)  # no wake-up
+        await asyncio.wait_for(four.wait(), 10)  # well before either worker's poll
         assert running == {"a": 2, "b": 2}
-        assert first.slots.held_by_queue() == {}  # nothing claimed ahead under the cap
         release.set()
-        while sum(ran.values()) < 8:
+        while sum(running.values()) < 8:
             await asyncio.sleep(0.01)
     finally:
         release.set()
         for _, worker in pair:
             worker.stop()
         await asyncio.wait_for(asyncio.gather(*runs), 10)
-    assert ran["a"] >= 2 and ran["b"] >= 2
     assert {first_app.get(job_id).state for job_id in ids} == {JobState.COMPLETED}

@@ -1,23 +1,22 @@
-"""How a worker claims under a concurrency cap: its slots go to jobs that run, spread across
-workers.
+"""A worker whose claim a full concurrency cap cut short retries soon, not at its next poll.
 
-A prefetched job is claimed (state running, its lease held) before a slot of this worker is
-free to run it: under a queue's or a task's concurrency limit it holds one of the limit's
-slots while it waits. With two workers of 10 slots under a limit of 20 (issue 14), the one
-that prefetched claimed all 20, re-claimed each freed slot in its next trip, and the other
-found the limit full and slept its poll (16,580 jobs against 3,420). So a worker whose
-claims answer to a concurrency cap:
+Under a queue's or a task's concurrency limit, nothing wakes a worker when another worker
+frees one of the limit's slots: a settle is no event it hears. Waiting its poll (about a
+second), it lost the race for every freed slot to the worker that freed it, which settles
+and claims again in one trip: two workers of 10 slots under a limit of 20 (issue 14) split
+a drain 16,580 to 3,420, or 20,000 to 0, and drained at about the rate of one. So after a
+claim that came back short, a worker whose claims answer to a concurrency cap asks the store
+(Store.limits, in the same trip) whether such a cap is full, and if so claims again after
+CAPPED_RETRY (jittered) rather than its poll. A short claim on an empty queue keeps the poll.
 
-- claims only its free slots, no prefetch (Intake.wanted);
-- after a claim that filled them, waits for a job of its own to end (a wake-up) rather than
-  going round at once, so that the jobs ending together are settled and replaced in one trip;
-- after a claim that came back short because a cap answering to it is full (not because the
-  queue is empty: it asks the store, Store.limits, in the same trip), retries after a short
-  jittered delay (CAPPED_RETRY) rather than its poll: nothing wakes it when another worker
-  frees a slot.
+Tried and measured against it (bench/results/2026-12-06-limit20.md): no prefetch under a cap
+(a prefetched job holds one of the cap's slots before it runs), with each worker then
+settling and replacing its jobs in batches of its free slots. It split the drain evenly but
+cost ~50 % more worker CPU per job (trips of 10 jobs, not ~15-20), and drained slower on a
+loaded two-core machine; prefetch stays.
 
-Which caps answer to it is read from the store at most every REFRESH seconds, in the claim
-loop's own trip to the store.
+Which caps answer to the worker is read from the store at most every REFRESH seconds (and
+when it starts), in the claim loop's own trip to the store.
 """
 
 from __future__ import annotations

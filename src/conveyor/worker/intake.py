@@ -14,7 +14,6 @@ import random
 from typing import TYPE_CHECKING
 
 from ..clock import Clock
-from .caps import Caps
 from .pacing import Pacing
 from .slots import Slots
 
@@ -31,10 +30,8 @@ class Intake:
     wait."""
 
     def __init__(self, slots: Slots, pacing: Pacing, clock: Clock, prefetch: int,
-                 poll_interval: float, maintenance: Maintenance | None,
-                 caps: Caps | None = None) -> None:
+                 poll_interval: float, maintenance: Maintenance | None) -> None:
         self.slots = slots
-        self.caps = caps
         self.pacing = pacing
         self.clock = clock
         self.prefetch = prefetch
@@ -45,12 +42,10 @@ class Intake:
         self.schedule_dirty = True
 
     def wanted(self) -> int:
-        """Free slots, and the prefetch while recent jobs are short and no concurrency cap
-        answers to the claim (caps.py: a prefetched job would sit on one of its slots)."""
+        """Free slots, and the prefetch while recent jobs are short."""
         average = self.slots.average_duration
         short = average is not None and average < self.prefetch_below
-        capped = self.caps is not None and self.caps.capped
-        return self.slots.free + (self.prefetch if short and not capped else 0)
+        return self.slots.free + (self.prefetch if short else 0)
 
     def schedule_due(self) -> bool:
         """Promote now? When a scheduled job may be due: one we know of is, or a producer or

@@ -94,10 +94,10 @@ class Worker:
         self._stopping = False
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
         self.pacing = Pacing(self.store, self.queues)  # wake when a rate has room again
-        self.caps = Caps(self.store, self.queues)  # no prefetch under a concurrency cap
+        self.caps = Caps(self.store, self.queues)  # retry soon when a full cap cut a claim
         self.intake = Intake(self.slots, self.pacing, self.clock,
                              self.concurrency if prefetch is None else prefetch,
-                             self.poll_interval, self.maintenance, self.caps)
+                             self.poll_interval, self.maintenance)  # how much, and when
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -157,7 +157,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         await self.app.check_schema()
         await self.declare_limits()
-        await self._off_loop(self.caps.before_claim(self.clock.store_now()))  # the first claim's
+        await self._off_loop(self.caps.before_claim(self.clock.store_now()))  # for the 1st claim
         if self.maintenance is not None:
             self.maintenance.scheduler.check()
         stop_listening = await self.store.listen(self._on_notify, self.id, self._on_job)
@@ -233,11 +233,10 @@ class Worker:
                     self.slots.hold(jobs)
             finally:
                 self.handoffs.claiming = False
-            if jobs and len(jobs) == want and not self.caps.capped:
+            if jobs and len(jobs) == want:
                 await asyncio.sleep(0)  # let the slots run, then come back for more
                 continue
-            # under a cap (caps.py): a full claim waits for a job to end, a short one retries
-            # soon when the cap was full
+            # a claim a full concurrency cap cut short retries soon, not at the poll (caps.py)
             await self._wait(self.caps.delay(self.intake.delay()))
 
     async def _settle_and_claim(self, want: int, pace: bool = False) -> list[ClaimedJob]:
