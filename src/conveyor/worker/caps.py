@@ -4,16 +4,17 @@ Under a queue's or a task's concurrency limit, nothing wakes a worker when anoth
 frees one of the limit's slots: a settle is no event it hears. Waiting its poll (about a
 second), it lost the race for every freed slot to the worker that freed it, which settles
 and claims again in one trip: two workers of 10 slots under a limit of 20 (issue 14) split
-a drain 16,580 to 3,420, or 20,000 to 0, and drained at about the rate of one. So after a
-claim that came back short, a worker whose claims answer to a concurrency cap asks the store
-(Store.limits, in the same trip) whether such a cap is full, and if so claims again after
-CAPPED_RETRY (jittered) rather than its poll. A short claim on an empty queue keeps the poll.
+a drain 16,580 to 3,420, or 20,000 to 0. So after a claim that came back short, a worker
+whose claims answer to a concurrency cap asks the store (Store.limits, in the same trip)
+whether such a cap is full, and if so claims again after CAPPED_RETRY (jittered) rather than
+its poll. A short claim on an empty queue keeps the poll.
 
 Tried and measured against it (bench/results/2026-12-06-limit20.md): no prefetch under a cap
 (a prefetched job holds one of the cap's slots before it runs), with each worker then
 settling and replacing its jobs in batches of its free slots. It split the drain evenly but
-cost ~50 % more worker CPU per job (trips of 10 jobs, not ~15-20), and drained slower on a
-loaded two-core machine; prefetch stays.
+cost ~50 % more worker CPU per job (trips of 10 jobs, not ~15-20), and drained slower; prefetch
+stays. Neither moves the no-op drain on an idle PostgreSQL much: it is bound by how long each
+of the 20 slots is held, from the claim's commit to the settle's, not by the split.
 
 Which caps answer to the worker is read from the store at most every REFRESH seconds (and
 when it starts), in the claim loop's own trip to the store.
