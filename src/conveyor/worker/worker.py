@@ -28,6 +28,7 @@ from ..store.base import (
     Settle,
     Snooze,
 )
+from .caps import Caps
 from .executor import JobRunner
 from .handoffs import HandOffs
 from .heartbeat import Heartbeat
@@ -93,6 +94,7 @@ class Worker:
         self._stopping = False
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
         self.pacing = Pacing(self.store, self.queues)  # wake when a rate has room again
+        self.caps = Caps(self.store, self.queues)  # retry soon when a full cap cut a claim
         self.intake = Intake(self.slots, self.pacing, self.clock,
                              self.concurrency if prefetch is None else prefetch,
                              self.poll_interval, self.maintenance)  # how much, and when
@@ -155,6 +157,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         await self.app.check_schema()
         await self.declare_limits()
+        await self._off_loop(self.caps.before_claim(self.clock.store_now()))  # for the 1st claim
         if self.maintenance is not None:
             self.maintenance.scheduler.check()
         stop_listening = await self.store.listen(self._on_notify, self.id, self._on_job)
@@ -233,7 +236,8 @@ class Worker:
             if jobs and len(jobs) == want:
                 await asyncio.sleep(0)  # let the slots run, then come back for more
                 continue
-            await self._wait(self.intake.delay())
+            # a claim a full concurrency cap cut short retries soon, not at the poll (caps.py)
+            await self._wait(self.caps.delay(self.intake.delay()))
 
     async def _settle_and_claim(self, want: int, pace: bool = False) -> list[ClaimedJob]:
         """Write finished outcomes, then claim up to `want` jobs: one trip to the store
@@ -263,11 +267,15 @@ class Worker:
             except Exception as exc:
                 return None, [], exc
             try:
+                if want > 0 and not self._stopping:
+                    await self.caps.before_claim(now)
                 jobs = (await store.claim(self.queues, self.id, want, self.lease, now,
                                           offer=self.handoffs.offer(self._stopping))
                         if want > 0 and not self._stopping else [])
                 if pace and want > 0:
                     await self.pacing.after_claim(len(jobs), want, now, self.clock.now())
+                if pace:
+                    await self.caps.after_claim(len(jobs), want, now)
             except Exception as exc:
                 return applied, [], exc
             return applied, jobs, None
