@@ -38,19 +38,37 @@ def _tail(upsert: str) -> str:
     return "ON CONFLICT " + upsert.split(" ON CONFLICT ")[1]
 
 
-def fold_statements(source: str, floor: Callable[[str], str]) -> tuple[str, ...]:
+def keys_statement(source: str, floor: Callable[[str], str]) -> str:
+    """The rows of `source` counted per (minute, task, queue, tenant, outcome, bucket): the
+    `keys` that fold_statements' two task rollups can share (a SELECT, columns minute, task,
+    queue, tenant, outcome, bucket, n, duration)."""
+    return (f"SELECT {floor('a.ended_at / 60')} AS minute, a.task, a.queue, "
+            "coalesce(a.tenant, '') AS tenant, a.outcome, a.bucket, "
+            "CAST(count(*) AS INTEGER) AS n, sum(a.duration) AS duration "
+            f"FROM {source} WHERE true GROUP BY 1, 2, 3, 4, 5, 6")
+
+
+def fold_statements(source: str, floor: Callable[[str], str], keys: str | None = None
+                    ) -> tuple[str, ...]:
     """(attempts insert, task rollups, worker rollups, error-group rollups, all tenants' task
     rollups), each over the rows of `source` (a table expression aliased `a`). Every SELECT
-    has a WHERE: SQLite needs one before an upsert's ON CONFLICT."""
+    has a WHERE: SQLite needs one before an upsert's ON CONFLICT. With `keys` (a table
+    holding keys_statement's rows of the same `source`), the two task rollups read those
+    few counted rows instead of grouping every row of `source` twice."""
     at = f"{floor('a.ended_at / w.width')} * w.width / 60"  # a width's first minute
+    counted = f"({keys_statement(source, floor)})" if keys is None else keys
+    every_tenant = (
+        "(SELECT minute, task, queue, outcome, bucket, CAST(sum(n) AS INTEGER) AS n, "
+        f"sum(duration) AS duration FROM {keys} WHERE true GROUP BY 1, 2, 3, 4, 5)"
+        if keys is not None else
+        f"(SELECT {floor('a.ended_at / 60')} AS minute, "
+        "a.task, a.queue, a.outcome, a.bucket, CAST(count(*) AS INTEGER) AS n, "
+        f"sum(a.duration) AS duration FROM {source} WHERE true GROUP BY 1, 2, 3, 4, 5)")
     return (
         f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(hq.ATTEMPT_COLUMNS)}) "
         f"SELECT {', '.join(hq.ATTEMPT_COLUMNS)} FROM {source}",
         f"{_head(hq.UPSERT_ROLLUP)} SELECT w.width, k.minute * 60 / w.width * w.width / 60, "
-        f"k.task, k.queue, k.tenant, {_SUMS} FROM (SELECT {floor('a.ended_at / 60')} AS minute, "
-        "a.task, a.queue, coalesce(a.tenant, '') AS tenant, a.outcome, a.bucket, "
-        "CAST(count(*) AS INTEGER) AS n, sum(a.duration) AS duration "
-        f"FROM {source} WHERE true GROUP BY 1, 2, 3, 4, 5, 6) AS k "
+        f"k.task, k.queue, k.tenant, {_SUMS} FROM {counted} AS k "
         f"CROSS JOIN {_widths(60, 3600, 86400)} WHERE true "
         f"GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 {_tail(hq.UPSERT_ROLLUP)}",
         f"{_head(hq.UPSERT_WORKER_ROLLUP)} SELECT {floor('a.ended_at / 3600')}, "
@@ -63,9 +81,7 @@ def fold_statements(source: str, floor: Callable[[str], str]) -> tuple[str, ...]
         f"FROM {source} CROSS JOIN {_widths(3600, 86400)} WHERE a.fingerprint IS NOT NULL "
         f"GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {_tail(hq.UPSERT_ERROR_ROLLUP)}",
         f"{_head(hq.UPSERT_ALL_ROLLUP)} SELECT w.width, k.minute * 60 / w.width * w.width / 60, "
-        f"k.task, k.queue, {_SUMS} FROM (SELECT {floor('a.ended_at / 60')} AS minute, "
-        "a.task, a.queue, a.outcome, a.bucket, CAST(count(*) AS INTEGER) AS n, "
-        f"sum(a.duration) AS duration FROM {source} WHERE true GROUP BY 1, 2, 3, 4, 5) AS k "
+        f"k.task, k.queue, {_SUMS} FROM {every_tenant} AS k "
         f"CROSS JOIN {_widths(60, 3600, 86400)} WHERE true "
         f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 {_tail(hq.UPSERT_ALL_ROLLUP)}",
     )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..history.records import AttemptInfo, AttemptRecord, Outcome, TaskSummary
-from ..history.rollup import BUCKETS, OUTCOMES, RollupRow, fold, quantile
+from ..history.rollup import BUCKETS, OUTCOMES, RollupRow, bucket, fold, quantile
 from .base import Cancelled, Complete, Fail, Settle, Snooze
 
 # The attempts table's columns, in the order attempt_row gives them
@@ -58,6 +58,39 @@ def attempt_rows(items: Sequence[Settle], applied: Sequence[bool] | None = None
         if outcome is not None:
             attempts.append(attempt_row(item, record, outcome))
     return attempts
+
+
+# The outcome of a settle item by its exact type, when that alone decides it (Fail does not)
+_OUTCOME_OF_TYPE: dict[type, str] = {Complete: Outcome.COMPLETED, Snooze: Outcome.SNOOZED,
+                                     Cancelled: Outcome.CANCELLED}
+
+
+def pending_rows(items: Sequence[Settle], applied: Sequence[bool] | None = None
+                 ) -> list[tuple[Any, ...]]:
+    """attempt_rows(items, applied), each row with its duration's bucket appended (the
+    pending table's columns, PENDING_COLUMNS), built in one pass: a settle's only history
+    write, once per job. Items with no error (the common case: completed, snoozed,
+    cancelled) skip attempt_row's error lookups."""
+    rows: list[tuple[Any, ...]] = []
+    for i, item in enumerate(items):
+        record = getattr(item, "attempt", None)
+        if record is None or (applied is not None and not applied[i]):
+            continue
+        outcome = _OUTCOME_OF_TYPE.get(type(item))
+        if outcome is None or record.error_message is not None:
+            outcome = outcome or outcome_of(item)
+            if outcome is None:
+                continue
+            row = attempt_row(item, record, outcome)
+            rows.append((*row, bucket(row[10])))
+            continue
+        started, ended = record.started_at, record.ended_at
+        duration = ended - started if ended > started else 0.0
+        rows.append((item.lease.job_id, record.number, record.task, record.queue,
+                     record.tenant, record.worker_id, record.host, record.pid, started, ended,
+                     duration, outcome, None, None, None, None, record.fingerprint,
+                     record.cpu, record.rss, bucket(duration)))
+    return rows
 
 
 def history_rows(items: Sequence[Settle], applied: Sequence[bool]

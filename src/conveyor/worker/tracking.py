@@ -88,6 +88,9 @@ class Meter:
         self.error = (error, frame)
 
 
+_RECORDED = (Complete, Fail, Snooze, Cancelled)  # the outcomes that end an attempt
+
+
 class Tracker:
     """Builds the attempt records of one worker."""
 
@@ -99,13 +102,13 @@ class Tracker:
 
     def attach(self, job: ClaimedJob, outcome: Settle, started_at: float, took: float,
                meter: Meter) -> Settle:
-        if not isinstance(outcome, Complete | Fail | Snooze | Cancelled):
+        if not isinstance(outcome, _RECORDED):  # a tuple: `A | B` is built on every call
             return outcome
+        # positional, in AttemptRecord's field order: keywords cost ~0.3 µs more per job
         record = AttemptRecord(
-            task=job.task, queue=job.queue, tenant=job.tenant, number=job.attempt,
-            started_at=started_at, ended_at=started_at + took, worker_id=self.worker_id,
-            host=self.host, pid=self.pid, cpu=meter.cpu,
-            rss=meter.rss if meter.rss is not None else peak_rss())
+            job.task, job.queue, job.tenant, job.attempt, started_at, started_at + took,
+            self.worker_id, self.host, self.pid, meter.cpu,
+            meter.rss if meter.rss is not None else peak_rss())
         return with_record(outcome, record) if not (isinstance(outcome, Fail)
                                                      and meter.error is not None) else (
             replace(outcome, attempt=self._with_error(job, record, meter)))

@@ -17,7 +17,7 @@ from .. import history_sql as hq
 from ..base import Settle
 from ..history_fold_sql import PENDING_COLUMNS
 from ..history_reads import HistoryReads
-from ..history_rows import attempt_rows, lost_rows
+from ..history_rows import lost_rows, pending_rows
 from .history_fold import HistoryFold
 
 Rows = list[tuple[Any, ...]]
@@ -30,7 +30,7 @@ class _Statements(Protocol):
 def settled_rows(items: Sequence[Settle]) -> str | None:
     """The attempt rows that `items` (one settle kind's) end, as the `rows` parameter of
     that kind's statement with_history; None when no item carries a record."""
-    rows = [(*row, bucket(row[10])) for row in attempt_rows(items)]
+    rows = pending_rows(items)
     return orjson.dumps(rows).decode() if rows else None
 
 

@@ -13,7 +13,7 @@ from .. import history_sql as hq
 from ..base import Settle
 from ..history_fold_sql import PENDING_COLUMNS
 from ..history_reads import HistoryReads
-from ..history_rows import attempt_rows, lost_rows
+from ..history_rows import lost_rows, pending_rows
 from .connection import Connections
 from .history_fold import SQLiteHistoryFold
 
@@ -26,9 +26,9 @@ def write_history(conn: sqlite3.Connection, items: Sequence[Settle],
                   applied: Sequence[bool]) -> None:
     """The attempts that `items` end, in the caller's (the settle's) transaction: pending
     rows only (no index, no rollup: the fold adds those)."""
-    attempts = attempt_rows(items, applied)
-    if attempts:
-        conn.executemany(_PENDING, [(*row, bucket(row[10])) for row in attempts])
+    rows = pending_rows(items, applied)
+    if rows:
+        conn.executemany(_PENDING, rows)
 
 
 def write_lost(conn: sqlite3.Connection, rescued: Sequence[tuple[Any, ...]],

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from ...errors import StoreUnavailable
-from ..history_fold_sql import fold_statements
+from ..history_fold_sql import fold_statements, keys_statement
 from ..history_sql import for_sqlite
 from .connection import Connections
 
@@ -24,9 +24,19 @@ ANY_PENDING = "SELECT 1 FROM conveyor_attempts_pending LIMIT 1"
 WATERMARK = """
 SELECT max(rowid), count(*) FROM (
     SELECT rowid FROM conveyor_attempts_pending ORDER BY rowid LIMIT :limit)"""
-FOLD = tuple(for_sqlite(sql) for sql in fold_statements(
-    "(SELECT * FROM main.conveyor_attempts_pending WHERE rowid <= %(watermark)s) AS a",
-    lambda x: f"CAST({x} AS INTEGER)"))
+_SOURCE = "(SELECT * FROM main.conveyor_attempts_pending WHERE rowid <= %(watermark)s) AS a"
+_FLOOR = lambda x: f"CAST({x} AS INTEGER)"  # noqa: E731
+# The pending rows counted once per (minute, task, queue, tenant, outcome, bucket), into a
+# table of this connection's own (temp: never written to the file, gone with the
+# connection; its rows go in the fold's transaction and are deleted before it commits), so
+# the two task rollups (per tenant, all tenants) read those few rows instead of grouping
+# every pending row twice. No declared types: the values stay as the SELECT made them.
+KEYS = "temp.conveyor_fold_keys"
+CREATE_KEYS = ("CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_keys "
+               "(minute, task, queue, tenant, outcome, bucket, n, duration)")
+FILL_KEYS = for_sqlite(f"INSERT INTO {KEYS} {keys_statement(_SOURCE, _FLOOR)}")
+CLEAR_KEYS = f"DELETE FROM {KEYS}"
+FOLD = tuple(for_sqlite(sql) for sql in fold_statements(_SOURCE, _FLOOR, keys=KEYS))
 DROP_PENDING = "DELETE FROM conveyor_attempts_pending WHERE rowid <= :watermark"
 
 
@@ -48,8 +58,12 @@ class SQLiteHistoryFold:
             with self.db.write() as conn:
                 watermark, count = conn.execute(WATERMARK, {"limit": limit}).fetchone()
                 if count:
+                    conn.execute(CREATE_KEYS)
+                    conn.execute(CLEAR_KEYS)  # empty already: a failed fold rolled back
+                    conn.execute(FILL_KEYS, {"watermark": watermark})
                     for sql in (*FOLD, DROP_PENDING):
                         conn.execute(sql, {"watermark": watermark})
+                    conn.execute(CLEAR_KEYS)
         except StoreUnavailable as exc:
             if "readonly" not in str(exc):
                 raise

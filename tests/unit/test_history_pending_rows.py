@@ -1,0 +1,54 @@
+"""The pending rows a settle writes (history_rows.pending_rows, its fast path for items with
+no error) are exactly the generic attempt rows with their duration's bucket appended."""
+
+from __future__ import annotations
+
+from conveyor.history.records import AttemptRecord
+from conveyor.history.rollup import bucket
+from conveyor.job import ErrorInfo
+from conveyor.store.base import Cancelled, Complete, Fail, Lease, Release, Settle, Snooze
+from conveyor.store.history_rows import attempt_rows, pending_rows
+
+
+def _record(n: int, took: float, **errors: str) -> AttemptRecord:
+    return AttemptRecord(f"task{n % 3}", "q", None if n % 2 else "acme", n, 1000.0 + n,
+                         1000.0 + n + took, "w1", "host", 42, 0.25 if n % 2 else None,
+                         1 << 20 if n % 3 else None, **errors)
+
+
+def _error(n: int) -> ErrorInfo:
+    return ErrorInfo(attempt=n, type="ValueError", message=f"boom {n}", traceback="tb",
+                     worker="w1", host="host", at=2000.0)
+
+
+class _MyComplete(Complete):  # a subclass: its outcome is found the generic way
+    pass
+
+
+def test_pending_rows_are_attempt_rows_with_their_bucket() -> None:
+    items: list[Settle] = [
+        Complete(Lease("a", 1), b"{}", _record(1, 0.003)),
+        Complete(Lease("b", 1), None, _record(2, -1.0)),           # clock went back: 0
+        Snooze(Lease("c", 1), 5.0, _record(3, 0.2)),
+        Cancelled(Lease("d", 1), "stop", _record(4, 12.0)),
+        Fail(Lease("e", 1), _error(5), 3.0, attempt=_record(5, 0.01)),         # retried
+        Fail(Lease("f", 1), _error(6), None, "discarded", _record(6, 0.01)),   # dead
+        Fail(Lease("g", 1), _error(7), None, attempt=_record(
+            7, 0.5, fingerprint="abc", error_message="scrubbed", error_traceback="tb2",
+            error_sealed="sealed")),
+        Complete(Lease("h", 1), b"{}", _record(8, 0.001, error_message="odd",
+                                                 error_traceback="t")),
+        Complete(Lease("i", 1), b"{}"),                                       # no record
+        Release(Lease("j", 1)),
+        _MyComplete(Lease("k", 1), b"{}", _record(9, 0.004)),
+        Complete(Lease("l", 1), b"{}", _record(10, 0.004)),                   # refused below
+    ]
+    applied = [True] * (len(items) - 1) + [False]
+    for given in (applied, None):
+        expected = [(*row, bucket(row[10])) for row in attempt_rows(items, given)]
+        got = pending_rows(items, given)
+        assert got == expected
+        assert [type(v) for row in got for v in row] == [
+            type(v) for row in expected for v in row]
+    assert [row[0] for row in pending_rows(items, applied)] == list("abcdefghk")
+    assert pending_rows(items, applied)[1][10] == 0.0
