@@ -43,19 +43,25 @@ async def _migrate(store: PostgresStore) -> None:
         await store.close()
 
 
-@pytest.fixture(scope="module")
-def filled() -> Iterator[PostgresStore]:
-    """One schema filled once for the whole module (filling takes a few seconds)."""
+def filled_schema(fill: str) -> Iterator[PostgresStore]:
+    """A fresh schema, migrated, filled by `fill` and analysed; dropped afterwards (the
+    module fixtures of the EXPLAIN tests: filling takes a few seconds, so once a module)."""
     schema = f"conveyor_pgtest_{secrets.token_hex(6)}"
     store = PostgresStore(f"{BASE_URL}?schema={schema}")
     with admin_connect() as conn:
         asyncio.run(_migrate(store))
         try:
-            conn.execute(store.statement(FILL))
+            conn.execute(store.statement(fill))
             conn.execute(store.statement("ANALYZE {schema}.conveyor_jobs"))
             yield store
         finally:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def filled() -> Iterator[PostgresStore]:
+    """One schema filled once for the whole module (filling takes a few seconds)."""
+    yield from filled_schema(FILL)
 
 
 def explain(store: PostgresStore, template: str, params: dict[str, Any],

@@ -5,8 +5,6 @@ one of the tenant's index ranges), never from a scan of every job."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +13,7 @@ import pytest
 from conveyor.store.postgres import queries as q
 from conveyor.store.postgres.store import PostgresStore
 
-from .conftest import BASE_URL, admin_connect
-from .test_explain import explain, scans_of_jobs
+from .test_explain import explain, filled_schema, scans_of_jobs
 
 pytestmark = pytest.mark.postgres
 
@@ -33,25 +30,9 @@ FROM generate_series(1, 200000) AS n"""
 NOW = 1_700_200_000.0  # the last job finished then: the hour before holds 3,600 jobs
 
 
-async def _migrate(store: PostgresStore) -> None:
-    try:
-        await store.migrate()
-    finally:
-        await store.close()
-
-
 @pytest.fixture(scope="module")
 def tenants() -> Iterator[PostgresStore]:
-    schema = f"conveyor_pgtest_{secrets.token_hex(6)}"
-    store = PostgresStore(f"{BASE_URL}?schema={schema}")
-    with admin_connect() as conn:
-        asyncio.run(_migrate(store))
-        try:
-            conn.execute(store.statement(FILL))
-            conn.execute(store.statement("ANALYZE {schema}.conveyor_jobs"))
-            yield store
-        finally:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    yield from filled_schema(FILL)
 
 
 def _scan(nodes: list[dict[str, Any]]) -> dict[str, Any]:
