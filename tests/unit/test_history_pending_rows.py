@@ -52,3 +52,35 @@ def test_pending_rows_are_attempt_rows_with_their_bucket() -> None:
             type(v) for row in expected for v in row]
     assert [row[0] for row in pending_rows(items, applied)] == list("abcdefghk")
     assert pending_rows(items, applied)[1][10] == 0.0
+
+
+def test_pending_row_sets_split_the_same_rows_by_whether_they_carry_an_error() -> None:
+    """The SQLite settle's two inserts (history_rows.pending_row_sets): a row with no error
+    leaves out exactly the error columns, which are all None in its full row; together the
+    two lists are pending_rows, each in the items' order."""
+    from conveyor.store.history_fold_sql import PENDING_COLUMNS
+    from conveyor.store.history_rows import PLAIN_COLUMNS, pending_row_sets
+
+    items: list[Settle] = [
+        Complete(Lease("a", 1), b"{}", _record(1, 0.003)),
+        Fail(Lease("b", 1), _error(2), 3.0, attempt=_record(2, 0.01)),
+        Complete(Lease("c", 1), None, _record(3, -1.0)),
+        Complete(Lease("d", 1), b"{}", _record(4, 0.001, fingerprint="fp")),  # no message
+        Snooze(Lease("e", 1), 5.0, _record(5, 0.2)),
+        Complete(Lease("f", 1), b"{}", _record(6, 0.001, error_message="odd")),
+        Release(Lease("g", 1)),
+        Complete(Lease("h", 1), b"{}", _record(8, 0.004)),                   # refused below
+    ]
+    applied = [True] * (len(items) - 1) + [False]
+    expected = {row[0]: row for row in pending_rows(items, applied)}
+    plain, full = pending_row_sets(items, applied)
+    assert [row[0] for row in plain] == ["a", "c", "e"]
+    assert [row[0] for row in full] == ["b", "d", "f"]
+    assert all(row == expected[row[0]] for row in full)
+    for row in plain:
+        widened = dict(zip(PLAIN_COLUMNS, row, strict=True))
+        want = dict(zip(PENDING_COLUMNS, expected[row[0]], strict=True))
+        assert {c: want.get(c) for c in PENDING_COLUMNS} == {
+            c: widened.get(c) for c in PENDING_COLUMNS}
+        assert [type(widened.get(c)) for c in PENDING_COLUMNS] == [
+            type(want[c]) for c in PENDING_COLUMNS]

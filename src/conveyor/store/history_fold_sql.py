@@ -48,13 +48,27 @@ def keys_statement(source: str, floor: Callable[[str], str]) -> str:
             f"FROM {source} WHERE true GROUP BY 1, 2, 3, 4, 5, 6")
 
 
-def fold_statements(source: str, floor: Callable[[str], str], keys: str | None = None
-                    ) -> tuple[str, ...]:
+def worker_keys_statement(source: str, floor: Callable[[str], str]) -> str:
+    """keys_statement's rows counted per worker too, with what the worker rollups add up
+    (columns minute, task, queue, tenant, outcome, bucket, n, duration, worker_id, host,
+    pid, failures, cpu, rss): the `keys` fold_statements' task rollups and, with
+    `worker_keys`, its worker rollups can all share."""
+    return keys_statement(source, floor).replace(
+        " AS duration ",
+        " AS duration, a.worker_id, max(a.host) AS host, max(a.pid) AS pid, "
+        f"CAST(count(*) FILTER (WHERE {_FAILED}) AS INTEGER) AS failures, "
+        "sum(coalesce(a.cpu, 0)) AS cpu, max(a.rss) AS rss ").replace(
+        "GROUP BY 1, 2, 3, 4, 5, 6", "GROUP BY 1, 2, 3, 4, 5, 6, 9")
+
+
+def fold_statements(source: str, floor: Callable[[str], str], keys: str | None = None,
+                    worker_keys: bool = False) -> tuple[str, ...]:
     """(attempts insert, task rollups, worker rollups, error-group rollups, all tenants' task
     rollups), each over the rows of `source` (a table expression aliased `a`). Every SELECT
     has a WHERE: SQLite needs one before an upsert's ON CONFLICT. With `keys` (a table
     holding keys_statement's rows of the same `source`), the two task rollups read those
-    few counted rows instead of grouping every row of `source` twice."""
+    few counted rows instead of grouping every row of `source` twice; with `worker_keys`
+    too (`keys` holding worker_keys_statement's rows), so do the worker rollups."""
     at = f"{floor('a.ended_at / w.width')} * w.width / 60"  # a width's first minute
     counted = f"({keys_statement(source, floor)})" if keys is None else keys
     every_tenant = (
@@ -71,6 +85,12 @@ def fold_statements(source: str, floor: Callable[[str], str], keys: str | None =
         f"k.task, k.queue, k.tenant, {_SUMS} FROM {counted} AS k "
         f"CROSS JOIN {_widths(60, 3600, 86400)} WHERE true "
         f"GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 {_tail(hq.UPSERT_ROLLUP)}",
+        f"{_head(hq.UPSERT_WORKER_ROLLUP)} SELECT k.minute / 60, k.worker_id, k.tenant, "
+        "max(k.host), max(k.pid), CAST(sum(k.n) AS INTEGER), CAST(sum(k.failures) AS INTEGER), "
+        f"sum(k.duration), sum(k.cpu), max(k.rss) FROM {keys} AS k "
+        "WHERE k.worker_id IS NOT NULL "
+        f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 {_tail(hq.UPSERT_WORKER_ROLLUP)}"
+        if worker_keys else
         f"{_head(hq.UPSERT_WORKER_ROLLUP)} SELECT {floor('a.ended_at / 3600')}, "
         "a.worker_id, coalesce(a.tenant, ''), max(a.host), max(a.pid), count(*), "
         f"count(*) FILTER (WHERE {_FAILED}), sum(a.duration), sum(coalesce(a.cpu, 0)), "

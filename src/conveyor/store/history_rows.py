@@ -93,6 +93,40 @@ def pending_rows(items: Sequence[Settle], applied: Sequence[bool] | None = None
     return rows
 
 
+# The pending columns of an attempt that carries no error (no error columns, no fingerprint)
+PLAIN_COLUMNS = ("job_id", "attempt", "task", "queue", "tenant", "worker_id", "host", "pid",
+                 "started_at", "ended_at", "duration", "outcome", "cpu", "rss", "bucket")
+
+
+def pending_row_sets(items: Sequence[Settle], applied: Sequence[bool] | None = None
+                     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """pending_rows(items, applied) in two lists: the rows of attempts with no error and no
+    fingerprint (most of a drain's) in PLAIN_COLUMNS, the five error columns left out (so
+    an insert binds 15 values, not 20: they stay NULL), and every other row in full
+    (PENDING_COLUMNS). Each list keeps the items' order."""
+    plain: list[tuple[Any, ...]] = []
+    full: list[tuple[Any, ...]] = []
+    for i, item in enumerate(items):
+        record = getattr(item, "attempt", None)
+        if record is None or (applied is not None and not applied[i]):
+            continue
+        outcome = _OUTCOME_OF_TYPE.get(type(item))
+        if outcome is None or record.error_message is not None or (
+                record.fingerprint is not None):
+            outcome = outcome or outcome_of(item)
+            if outcome is None:
+                continue
+            row = attempt_row(item, record, outcome)
+            full.append((*row, bucket(row[10])))
+            continue
+        started, ended = record.started_at, record.ended_at
+        duration = ended - started if ended > started else 0.0
+        plain.append((item.lease.job_id, record.number, record.task, record.queue,
+                      record.tenant, record.worker_id, record.host, record.pid, started,
+                      ended, duration, outcome, record.cpu, record.rss, bucket(duration)))
+    return plain, full
+
+
 def history_rows(items: Sequence[Settle], applied: Sequence[bool]
                  ) -> tuple[list[tuple[Any, ...]], list[RollupRow]]:
     """The attempt rows and rollup increments of the applied items that carry a record."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from ...errors import StoreUnavailable
-from ..history_fold_sql import fold_statements, keys_statement
+from ..history_fold_sql import fold_statements, worker_keys_statement
 from ..history_sql import for_sqlite
 from .connection import Connections
 
@@ -31,12 +31,16 @@ _FLOOR = lambda x: f"CAST({x} AS INTEGER)"  # noqa: E731
 # connection; its rows go in the fold's transaction and are deleted before it commits), so
 # the two task rollups (per tenant, all tenants) read those few rows instead of grouping
 # every pending row twice. No declared types: the values stay as the SELECT made them.
-KEYS = "temp.conveyor_fold_keys"
-CREATE_KEYS = ("CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_keys "
-               "(minute, task, queue, tenant, outcome, bucket, n, duration)")
-FILL_KEYS = for_sqlite(f"INSERT INTO {KEYS} {keys_statement(_SOURCE, _FLOOR)}")
+# Counted per worker too (worker_keys_statement), the worker rollups read them as well. A
+# new name: a connection from before keeps its narrower table under the old one.
+KEYS = "temp.conveyor_fold_worker_keys"
+CREATE_KEYS = ("CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_worker_keys (minute, task, "
+               "queue, tenant, outcome, bucket, n, duration, worker_id, host, pid, failures, "
+               "cpu, rss)")
+FILL_KEYS = for_sqlite(f"INSERT INTO {KEYS} {worker_keys_statement(_SOURCE, _FLOOR)}")
 CLEAR_KEYS = f"DELETE FROM {KEYS}"
-FOLD = tuple(for_sqlite(sql) for sql in fold_statements(_SOURCE, _FLOOR, keys=KEYS))
+FOLD = tuple(for_sqlite(sql) for sql in fold_statements(_SOURCE, _FLOOR, keys=KEYS,
+                                                        worker_keys=True))
 DROP_PENDING = "DELETE FROM conveyor_attempts_pending WHERE rowid <= :watermark"
 
 
