@@ -17,7 +17,7 @@ from conveyor.store.postgres import counters
 from conveyor.store.postgres.store import PostgresStore
 
 from .conftest import admin_connect
-from .test_explain import filled_schema, plan_nodes, scans_of_jobs
+from .test_explain import explain, filled_schema, plan_nodes, scans_of_jobs
 
 pytestmark = pytest.mark.postgres
 
@@ -91,3 +91,45 @@ def test_the_queues_read_switches_jit_off_before_the_lookup(
     asyncio.run(read())
     assert counters.NO_JIT in sent and counters.OLDEST_QUEUED in sent, sent
     assert sent.index(counters.NO_JIT) < sent.index(counters.OLDEST_QUEUED)
+
+
+# 3 days of minute rows (and their hours) for 20 queues, and 20,000 pending attempts
+ROLLUPS = """
+INSERT INTO {schema}.conveyor_rollups_all (width, minute, task, queue, completed)
+SELECT w, m, 't', 'q' || q, 1
+FROM generate_series(0, 19) AS q, (VALUES (60), (3600)) AS widths(w),
+     generate_series(28333000, 28333000 + 3 * 1440 - 1) AS m
+WHERE m % (w / 60) = 0;
+INSERT INTO {schema}.conveyor_attempts_pending (job_id, attempt, task, queue, started_at,
+                                                ended_at, duration, outcome, bucket)
+SELECT 'j' || n, 1, 't', 'q' || (n % 20), 1700000000 + n * 0.01, 1700000000 + n * 0.01,
+       0.01, 'completed', 4
+FROM generate_series(1, 20000) AS n;
+ANALYZE {schema}.conveyor_rollups_all;
+ANALYZE {schema}.conveyor_attempts_pending"""
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+@pytest.mark.parametrize("span", [3600.0, 86400.0], ids=["hour", "day"])
+def test_the_charts_read_is_a_key_range_and_a_limited_tail(
+        tenants: PostgresStore, generic: bool, span: float) -> None:
+    """queue_analytics (the overview's charts): the folded minutes or hours are a range of
+    the rollups' key, and the pending rows a scan cut at PENDING_READ rows."""
+    from conveyor.history.records import TimeRange
+    from conveyor.store.history_reads import PENDING_READ, _points
+    from conveyor.store.postgres.history import PostgresHistory
+
+    with admin_connect() as conn:
+        if not conn.execute(tenants.statement(
+                "SELECT 1 FROM {schema}.conveyor_rollups_all LIMIT 1")).fetchone():
+            conn.execute(tenants.statement(ROLLUPS))
+    end = 28333000 * 60 + 3 * 86400.0
+    params, _ = _points(TimeRange(end - span, end + 60), 61 if span == 3600 else 30)
+    nodes = explain(tenants, PostgresHistory._queue_rollups[1],
+                    {**params, "pending_limit": PENDING_READ}, generic)
+    [rollups] = [n for n in nodes if n.get("Relation Name") == "conveyor_rollups_all"]
+    assert rollups["Node Type"] != "Seq Scan", rollups
+    assert "minute >=" in json.dumps(nodes), nodes
+    limits = [n for n in nodes if n["Node Type"] == "Limit"]
+    assert limits and any(p.get("Relation Name") == "conveyor_attempts_pending"
+                          for n in limits for p in plan_nodes(n)), nodes
