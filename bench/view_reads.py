@@ -70,7 +70,7 @@ def history_sqlite(path: Path, span: float, limit: int | None) -> int:
     conn = sqlite3.connect(path, isolation_level=None)
     sql = (f"INSERT INTO conveyor_attempts_pending ({_PENDING_COLUMNS}) "
            + _HISTORY_SELECT.format(now=now, span=span)
-           + " FROM (SELECT *, rowid AS n, (abs(random()) % 1000000) / 1e6 AS r "
+           + " FROM (SELECT *, abs(random()) % 1000000 AS n, (abs(random()) % 1000000) / 1e6 AS r "
            "FROM conveyor_jobs WHERE state IN ('completed', 'dead', 'cancelled')"
            + (f" LIMIT {limit}" if limit else "") + ")")
     count = conn.execute(sql).rowcount
