@@ -15,6 +15,7 @@ import pytest
 from conveyor.history.fingerprint import fingerprint
 from conveyor.history.records import AttemptRecord, TimeRange
 from conveyor.job import ClaimedJob
+from conveyor.store import history_reads
 from conveyor.store import history_rows as hr
 from conveyor.store.base import Complete, Fail, Settle, Store
 from conveyor.store.history_sql import ROLLUP_COLUMNS
@@ -204,6 +205,26 @@ async def test_queue_analytics_is_task_analytics_summed_per_queue(store: Store) 
     [q1] = [s for s in await store.queue_analytics(ALL, 120) if s.queue == "q1"]
     assert (q1.total, q1.failed, q1.series[60]) == (5, 2, 5)
     assert await rows_in(store, PENDING) == 5, "a read, not a fold"
+
+async def test_the_charts_read_sums_a_bounded_tail_of_pending_rows(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """queue_analytics (the charts', every refresh) sums at most PENDING_READ pending rows
+    beside the folded rollups: its cost stays bounded when maintenance falls behind, and the
+    rows past the limit show once folded. task_analytics (the API's) stays exact."""
+    monkeypatch.setattr(history_reads, "PENDING_READ", 4)
+    await settle_many(store, 3)
+    await fold_all(store)
+    await settle_many(store, 10, at=T0 + 60)          # pending, past the limit
+    [every] = await store.task_analytics(ALL)
+    assert every.total == 13
+    [charted] = await store.queue_analytics(ALL, 120)
+    assert charted.total == 3 + 4, "the folded rows and at most 4 pending"
+    assert sum(charted.series) == charted.total
+    assert await rows_in(store, PENDING) == 10, "a read, not a fold"
+    await fold_all(store)
+    [charted] = await store.queue_analytics(ALL, 120)
+    assert charted.total == 13
+
 
 async def test_a_rescued_attempt_is_pending_then_folded(store: Store) -> None:
     await enqueue(store, max_attempts=2)

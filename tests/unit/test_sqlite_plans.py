@@ -187,3 +187,26 @@ def test_the_stats_durations_read_the_finished_index_alone(tmp_path: Path) -> No
             assert "COVERING INDEX conveyor_jobs_finished" in found, found
     finally:
         conn.close()
+
+
+def test_the_charts_rollup_read_searches_the_rollups_by_minute(tmp_path: Path) -> None:
+    """queue_analytics (the overview's and queues page's charts): the folded rollups are a
+    SEARCH of their key by width and minute, and the pending rows a LIMITed scan
+    (history_reads.PENDING_READ)."""
+    from conveyor.history.records import TimeRange
+    from conveyor.store.history_reads import PENDING_READ, _points
+    from conveyor.store.sqlite.history import SQLiteHistory, _statement
+
+    conn = migrated(tmp_path / "charts.db")
+    try:
+        for every_tenant, tenant in ((True, None), (False, "acme")):
+            hour = TimeRange(1_700_000_000.0, 1_700_003_660.0, tenant=tenant)
+            params, _ = _points(hour, 61)
+            sql = _statement(SQLiteHistory._queue_rollups[every_tenant])
+            found = plan(conn, sql, {**params, "pending_limit": PENDING_READ})
+            table = "conveyor_rollups_all" if every_tenant else "conveyor_rollups"
+            assert f"SEARCH main.{table} USING" in found and "minute>?" in found, found
+            assert not any(step.startswith(f"SCAN main.{table}") for step in found.split(" | "))
+            assert "LIMIT %(pending_limit)s" in SQLiteHistory._queue_rollups[every_tenant]
+    finally:
+        conn.close()

@@ -107,17 +107,24 @@ def queue_rollups(floor: Callable[[str], str], every_tenant: bool = False) -> st
     rollups and the pending attempts (as task_rollups, in one statement). What the charts
     of the overview and the queues page draw: at most points x queues rows, where
     task_rollups returns one per point, task and queue with the histogram's columns too
-    (an hour of 200 task/queue pairs: 12,000 rows of 30 values, summed again in Python)."""
+    (an hour of 200 task/queue pairs: 12,000 rows of 30 values, summed again in Python).
+
+    The charts' read sums at most %(pending_limit)s pending rows (history_reads.PENDING_READ):
+    exact while maintenance keeps up (it folds about every second), bounded when it falls
+    behind (the rows past the limit show once folded). They are counted per minute and queue
+    first, so the outer sum sees a few rows per minute, not one per attempt."""
     minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
     scope = _TASK_SCOPE
     if every_tenant:
         scope = "\n".join(line for line in _TASK_SCOPE.splitlines() if "tenant" not in line)
+    taken = ("SELECT a.ended_at, a.queue, a.outcome FROM {schema}.conveyor_attempts_pending AS a "
+             f"WHERE {minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
+             + scope.replace("tenant =", "coalesce(a.tenant, '') =")
+             .replace(" task =", " a.task =").replace(" queue =", " a.queue =")
+             + " LIMIT %(pending_limit)s")
     pending = (f"SELECT {minute} AS minute, a.queue, "
-               + ", ".join(f"CASE WHEN a.outcome = '{o}' THEN 1 ELSE 0 END" for o in OUTCOMES)
-               + " FROM {schema}.conveyor_attempts_pending AS a "
-               f"WHERE {minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
-               + scope.replace("tenant =", "coalesce(a.tenant, '') =")
-               .replace(" task =", " a.task =").replace(" queue =", " a.queue ="))
+               + ", ".join(f"count(*) FILTER (WHERE a.outcome = '{o}')" for o in OUTCOMES)
+               + f" FROM ({taken}) AS a WHERE true GROUP BY 1, 2")
     folded = (f"SELECT minute, queue, {', '.join(OUTCOMES)} FROM {{schema}}."
               f"{'conveyor_rollups_all' if every_tenant else 'conveyor_rollups'} "
               "WHERE width = %(width)s AND minute >= %(first_minute)s "
@@ -125,6 +132,7 @@ def queue_rollups(floor: Callable[[str], str], every_tenant: bool = False) -> st
     return ("SELECT (minute - %(first_minute)s) / %(minutes_per_point)s AS point, queue, "
             + ", ".join(f"CAST(sum({o}) AS BIGINT)" for o in OUTCOMES)
             + f" FROM ({folded} UNION ALL {pending}) AS r GROUP BY 1, queue")
+
 
 _INFO = ("job_id, attempt, task, queue, tenant, worker_id, started_at, duration, outcome, cpu, "
          "rss, host, error_type, error_message, fingerprint")

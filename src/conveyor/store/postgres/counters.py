@@ -164,6 +164,11 @@ SELECT named.queue, (
                 ORDER BY priority DESC, run_at LIMIT 1))
     FROM level WHERE level.priority IS NOT NULL)
 FROM unnest(%(queues)s::text[]) AS named(queue)"""
+# Sent first in the queues read's transaction: no JIT compilation for what follows in it. For
+# a tenant, OLDEST_QUEUED's estimate (its index probes filtered by tenant, per queue named)
+# passes jit_above_cost at a million jobs: 2 ms of execution behind ~480 ms of compiling
+# (bench/results/2026-12-06-views.md). set_config(..., true): this transaction only.
+NO_JIT = "SELECT set_config('jit', 'off', true)"
 
 
 class Sessions(Protocol):

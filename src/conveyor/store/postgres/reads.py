@@ -31,6 +31,7 @@ from .counters import (
     FINISHED_TENANT,
     KEPT_ALL,
     KEPT_TENANT,
+    NO_JIT,
     OLDEST_QUEUED,
     OUTCOMES_ALL,
     OUTCOMES_TENANT,
@@ -146,6 +147,7 @@ class Reads(Counters):
         params = {"tenant": tenant, "now": now}
         # two round trips: the kept counts (which queues have queued jobs), then the rest
         async with self._session(tenant, atomic=True) as conn:
+            await _send(self, conn, NO_JIT, {})  # counters.NO_JIT: for OLDEST_QUEUED
             kept = await self._kept_rows(conn, tenant)
             queued = queued_queues(kept)
             sent = [await _send(self, conn, OLDEST_QUEUED, {"queues": queued, "tenant": tenant})

@@ -1,0 +1,192 @@
+"""The store reads behind the overview (`/`) and `/metrics`, each timed alone (issue 16), on a
+store of many jobs plus an attempt history: folded attempts and rollups over the last day,
+and a tail of pending (not yet folded) attempt rows, as a drain leaves between folds.
+
+1. Load N jobs as bench/reads.py does (mixed states, 20 queues, 10 tasks, 50 tenants).
+2. Attempt history: one attempt per finished job, ended over the last 24 hours, inserted as
+   pending rows and folded (the rollups the charts read); then --pending more pending rows
+   in the last minutes, left unfolded.
+3. Time each read alone, in interleaved rounds (every read once per round, rotated): stats,
+   queues, the 5 newest dead letters, workers, the overview's two rollup reads (24 h in 30
+   points; the last hour per minute), all tenants and one tenant. p50/p95 ms and client
+   CPU ms per call.
+
+    .venv/bin/python bench/view_reads.py --store postgres --jobs 1000000 --pending 20000
+    .venv/bin/python bench/view_reads.py --store sqlite --jobs 1000000 --keep /tmp/v.db
+
+`--url` times an already loaded store (--jobs 0: nothing loaded), so two trees can be
+compared on the same data: PYTHONPATH selects the tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from reads import PG, load_postgres, load_sqlite  # noqa: E402
+
+# one attempt per finished job (completed, dead, cancelled), ended over the last day; the
+# outcome follows the job's state, 10 % of completed ones had a retried attempt before
+_PENDING_COLUMNS = """job_id, attempt, task, queue, tenant, worker_id, host, pid, started_at,
+    ended_at, duration, outcome, error_type, error_message, fingerprint, cpu, rss, bucket"""
+_HISTORY_SELECT = """SELECT id, attempt, task, queue, tenant, 'w' || (n % 4), 'host', 100 + n % 4,
+    {now} - {span} * r - 0.05, {now} - {span} * r, 0.05,
+    CASE state WHEN 'dead' THEN 'dead' WHEN 'cancelled' THEN 'cancelled'
+         ELSE CASE WHEN n % 10 = 0 THEN 'retried' ELSE 'completed' END END,
+    CASE WHEN state = 'dead' OR n % 10 = 0 THEN 'ValueError' END,
+    CASE WHEN state = 'dead' OR n % 10 = 0 THEN 'bad input' END,
+    CASE WHEN state = 'dead' OR n % 10 = 0 THEN 'f' || (n % 7) || '0123456789abcde' END,
+    0.01, 1000000, 6"""
+
+
+def history_pg(url: str, schema: str, span: float, limit: int | None, pending_only: bool
+               ) -> int:
+    import psycopg
+
+    now = time.time()
+    sql = (f'INSERT INTO "{schema}".conveyor_attempts_pending ({_PENDING_COLUMNS}) '
+           + _HISTORY_SELECT.format(now=now, span=span)
+           + ' FROM (SELECT *, row_number() OVER () AS n, random() AS r FROM "'
+           + schema + "\".conveyor_jobs WHERE state IN ('completed', 'dead', 'cancelled')"
+           + (f" LIMIT {limit}" if limit else "") + ") AS j")
+    with psycopg.connect(url.split("?")[0], autocommit=True) as conn:
+        return conn.execute(sql).rowcount
+
+
+def history_sqlite(path: Path, span: float, limit: int | None) -> int:
+    import sqlite3
+
+    now = time.time()
+    conn = sqlite3.connect(path, isolation_level=None)
+    sql = (f"INSERT INTO conveyor_attempts_pending ({_PENDING_COLUMNS}) "
+           + _HISTORY_SELECT.format(now=now, span=span)
+           + " FROM (SELECT *, abs(random()) % 1000000 AS n, (abs(random()) % 1000000) / 1e6 AS r "
+           "FROM conveyor_jobs WHERE state IN ('completed', 'dead', 'cancelled')"
+           + (f" LIMIT {limit}" if limit else "") + ")")
+    count = conn.execute(sql).rowcount
+    conn.close()
+    return count
+
+
+def fold_all(app: Any) -> int:
+    total = 0
+    while True:
+        moved = app.call(lambda s: s.fold_history(10_000))
+        total += moved
+        if moved < 10_000:
+            return total
+
+
+def reads(app: Any, tenant: str | None) -> dict[str, Any]:
+    """label: a no-argument call of one store read, as the overview and /metrics make it."""
+    from conveyor.job import JobFilter, JobState
+
+    analytics = app.analytics
+    hour = analytics.window(3600.0, tenant=tenant)
+    first = int(hour.start // 60)
+    minutes = max(1, -(-int(hour.end) // 60) - first)
+    day = analytics.window("24h", tenant=tenant)
+    suffix = "" if tenant is None else f" ({tenant})"
+    found = {
+        f"stats{suffix}": lambda: app.stats(tenant=tenant),
+        f"queues{suffix}": lambda: app.queues(tenant=tenant),
+        f"dead 5{suffix}": lambda: app.list_jobs(
+            JobFilter(states=(JobState.DEAD,), tenant=tenant), limit=5, redacted=True),
+        f"rollups 24h/30{suffix}": lambda: analytics.queues(day, 30),
+        f"rollups 1h/min{suffix}": lambda: analytics.queues(hour, minutes),
+    }
+    if tenant is None:
+        found["workers"] = app.workers
+    return found
+
+
+def time_reads(app: Any, rounds: int, tenant: str | None) -> dict[str, dict[str, float]]:
+    calls = {**reads(app, None), **(reads(app, tenant) if tenant else {})}
+    labels = list(calls)
+    wall: dict[str, list[float]] = {label: [] for label in labels}
+    cpu: dict[str, list[float]] = {label: [] for label in labels}
+    for label in labels:  # warm: prepared statements, caches
+        calls[label]()
+    for n in range(rounds):
+        for label in labels[n % len(labels):] + labels[:n % len(labels)]:
+            began, began_cpu = time.perf_counter(), time.process_time()
+            calls[label]()
+            wall[label].append((time.perf_counter() - began) * 1000)
+            cpu[label].append((time.process_time() - began_cpu) * 1000)
+    out = {}
+    for label in labels:
+        took = sorted(wall[label])
+        out[label] = {"p50_ms": round(statistics.median(took), 2),
+                      "p95_ms": round(took[max(0, round(0.95 * len(took)) - 1)], 2),
+                      "cpu_ms": round(statistics.median(cpu[label]), 2)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="postgres")
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--load-budget", type=float, default=300.0)
+    parser.add_argument("--pending", type=int, default=20_000,
+                        help="pending attempt rows left unfolded")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--tenant", default="org-17")
+    parser.add_argument("--url", default=None, help="time this loaded store (no load)")
+    parser.add_argument("--keep", default=None, help="SQLite: the file to load (kept)")
+    parser.add_argument("--json", default=None, metavar="PATH")
+    args = parser.parse_args()
+    if args.url:
+        url = args.url
+    elif args.store == "sqlite":
+        path = Path(args.keep or Path(tempfile.mkdtemp(prefix="conveyor-views-")) / "v.db")
+        url = f"sqlite:///{path}"
+    else:
+        url = f"{PG}?schema=bench_views_{os.getpid()}"
+    os.environ["CONVEYOR_URL"] = url
+    from conveyor import Conveyor
+
+    app = Conveyor()
+    if not args.url:
+        app.migrate()
+        schema = url.split("schema=")[-1]
+        if args.store == "sqlite":
+            loaded, took = load_sqlite(Path(url[len("sqlite:///"):]), args.jobs)
+        else:
+            loaded, took = load_postgres(url, schema, args.jobs, args.load_budget)
+        print(f"loaded {loaded:,} jobs in {took:.0f} s", flush=True)
+        app.call(lambda s: s.fold_counts())
+        began = time.perf_counter()
+        added = (history_sqlite(Path(url[len("sqlite:///"):]), 86400.0, None)
+                 if args.store == "sqlite" else history_pg(url, schema, 86400.0, None, False))
+        folded = fold_all(app)
+        print(f"history: {added:,} attempts over the day, {folded:,} folded in "
+              f"{time.perf_counter() - began:.0f} s", flush=True)
+        if args.pending:
+            tail = (history_sqlite(Path(url[len("sqlite:///"):]), 300.0, args.pending)
+                    if args.store == "sqlite"
+                    else history_pg(url, schema, 300.0, args.pending, True))
+            print(f"pending (unfolded): {tail:,} attempts in the last 5 minutes", flush=True)
+        print(f"store: {url}")
+    timed = time_reads(app, args.rounds, args.tenant)
+    print(f"\n{args.rounds} interleaved rounds; wall ms p50 / p95, client CPU ms p50\n")
+    print("| read | p50 ms | p95 ms | CPU ms |\n| --- | --: | --: | --: |")
+    for label, f in timed.items():
+        print(f"| {label} | {f['p50_ms']} | {f['p95_ms']} | {f['cpu_ms']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"store": args.store, "url": url,
+                                               "reads": timed}, indent=2) + "\n")
+    app.close()
+
+
+if __name__ == "__main__":
+    main()
