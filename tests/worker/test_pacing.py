@@ -76,29 +76,3 @@ async def test_a_job_booked_ahead_starts_no_sooner_than_its_booked_time(
     finally:
         worker.threads.shutdown(wait=True)
         worker.close()
-
-
-async def test_a_worker_under_a_rate_claims_only_for_its_free_slots(
-        app: Conveyor, worker: Worker) -> None:
-    """A job claimed ahead would start when a slot frees, after the store counted its start:
-    under a rate a worker claims no prefetch; without one (or a rate of another queue) it
-    keeps it."""
-    worker.queues = worker.pacing.queues = ("rated",)
-    worker.slots.average_duration = 0.01  # short jobs: the prefetch applies
-    await worker.pacing.before_claim(T0)
-    assert (worker.pacing.rated, worker.intake.wanted()) == (False, 4 + 4)
-    await app.store.set_limit(Limit("queue", "other", rate=5, period=1.0), now=T0)
-    worker.pacing.read_at = float("-inf")
-    await worker.pacing.before_claim(T0)
-    assert (worker.pacing.rated, worker.intake.wanted()) == (False, 8)  # not its queue
-    await app.store.set_limit(Limit("queue", "rated", rate=5, period=1.0), now=T0)
-    await worker.pacing.before_claim(T0)
-    assert worker.intake.wanted() == 8  # read at most every REFRESH
-    worker.pacing.read_at = float("-inf")
-    await worker.pacing.before_claim(T0)
-    assert (worker.pacing.rated, worker.intake.wanted()) == (True, 4)  # free slots only
-    await app.store.set_limit(Limit("queue", "rated"), now=T0)  # the rate removed
-    await app.store.set_limit(Limit("task", "t", rate=5, period=1.0), now=T0)
-    worker.pacing.read_at = float("-inf")
-    await worker.pacing.before_claim(T0)
-    assert worker.intake.wanted() == 4  # a task's rate may count any queue's jobs

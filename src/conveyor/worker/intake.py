@@ -3,7 +3,6 @@
 Each round the loop claims the free slots plus a prefetch, while recent jobs are short:
 prefetched jobs wait in this process holding their lease, worth it for short jobs (a freed
 slot starts its next job at once), unfair for long ones, which other workers could start.
-Never under a rate (pacing.py): a job claimed ahead starts later than the store counted it.
 Between rounds it waits for a wake-up (worker.py), or at most a jittered poll, less when a
 scheduled job is due (then it promotes first) or a rate has room again (pacing.py).
 """
@@ -43,11 +42,10 @@ class Intake:
         self.schedule_dirty = True
 
     def wanted(self) -> int:
-        """Free slots, and the prefetch while recent jobs are short and no rate counts
-        this worker's claims (a rate counts a start at the claim: pacing.py)."""
+        """Free slots, and the prefetch while recent jobs are short."""
         average = self.slots.average_duration
         short = average is not None and average < self.prefetch_below
-        return self.slots.free + (self.prefetch if short and not self.pacing.rated else 0)
+        return self.slots.free + (self.prefetch if short else 0)
 
     def schedule_due(self) -> bool:
         """Promote now? When a scheduled job may be due: one we know of is, or a producer or

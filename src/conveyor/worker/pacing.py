@@ -17,22 +17,14 @@ latency of a wake-up, a trip and a claim (which let 50/s for 60 s start 2,833-2,
 The store answers in its own time (the database's clock on PostgreSQL); the wait is
 measured on this host's clock, close to the database's in any sane cluster (NTP). A skew
 only moves the wake-up: a claim that comes too early finds no room and asks again.
-
-A worker whose claims answer to a rate claims only for its free slots (`rated`; intake.py):
-a job claimed ahead would start when a slot frees, after the store counted its start, and
-bunch with the next window's starts at the body's clock (what an outside service sees). The
-rates it answers to are read from the store at most every REFRESH seconds, in the claim
-loop's own trip to the store.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 
-from ..limits.claiming import BOOK_AHEAD, REFRESH
-from ..limits.model import Limit
+from ..limits.claiming import BOOK_AHEAD
 from ..store.base import Store
 
 # Before the room time: a claim's trip, even on a loaded host (a wake-up, a queue at the
@@ -50,26 +42,6 @@ class Pacing:
         self.store = store
         self.queues = queues
         self.room_at: float | None = None
-        self.rated = False  # a rate answers to this worker's claims: no prefetch
-        self.read_at = float("-inf")  # time.monotonic()
-
-    def _answers_to(self, limit: Limit) -> bool:
-        """A rate that may count this worker's claims: its queues', any task's or key's."""
-        return limit.rate is not None and (
-            limit.kind != "queue" or self.queues is None or limit.name in self.queues)
-
-    async def before_claim(self, now: float | None) -> None:
-        """Read which rates answer to this worker again when stale (in the claim loop's
-        trip to the store). A failed read keeps the last answer."""
-        if time.monotonic() - self.read_at < REFRESH:
-            return
-        self.read_at = time.monotonic()
-        try:
-            usages = await self.store.limits(now)
-        except Exception as exc:
-            log.debug("could not read the limits: %s", exc)
-            return
-        self.rated = any(self._answers_to(usage.limit) for usage in usages)
 
     async def after_claim(self, got: int, wanted: int, now: float | None,
                           host_now: float) -> None:

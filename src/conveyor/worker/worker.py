@@ -158,7 +158,6 @@ class Worker:
         await self.app.check_schema()
         await self.declare_limits()
         await self._off_loop(self.caps.before_claim(self.clock.store_now()))  # for the 1st claim
-        await self._off_loop(self.pacing.before_claim(self.clock.store_now()))  # rated: no prefetch
         if self.maintenance is not None:
             self.maintenance.scheduler.check()
         stop_listening = await self.store.listen(self._on_notify, self.id, self._on_job)
@@ -270,7 +269,6 @@ class Worker:
             try:
                 if want > 0 and not self._stopping:
                     await self.caps.before_claim(now)
-                    await self.pacing.before_claim(now)  # a rate: no prefetch (pacing.py)
                 jobs = (await store.claim(self.queues, self.id, want, self.lease, now,
                                           offer=self.handoffs.offer(self._stopping))
                         if want > 0 and not self._stopping else [])
