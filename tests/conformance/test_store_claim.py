@@ -36,6 +36,23 @@ async def test_claim_marks_the_job_running_under_a_lease(store: Store) -> None:
     assert got.worker_host  # the claiming host, for the dashboard
 
 
+async def test_a_claim_returns_the_store_start_time_limited_or_not(store: Store) -> None:
+    """ClaimedJob.starts_at is the store's started_at of the run (JobContext.started_at):
+    from a plain claim of one queue, of several, of every queue, and from a limited one."""
+    from conveyor.limits.model import Limit
+
+    for queues in (["q1"], ["q1", "q2"], None):
+        job_id = await enqueue(store, queue="q1")
+        [claimed] = await store.claim(queues, "w-1", 5, LEASE, now=T0 + 7)
+        assert claimed.id == job_id
+        assert claimed.starts_at == pytest.approx(T0 + 7)
+        assert claimed.starts_at == (await store.get(job_id)).started_at
+    await store.set_limit(Limit("queue", "q1", concurrency=10, rate=10, period=1.0), now=T0)
+    job_id = await enqueue(store, queue="q1")
+    [claimed] = await store.claim(["q1"], "w-1", 5, LEASE, now=T0 + 9)
+    assert (claimed.id, claimed.starts_at) == (job_id, pytest.approx(T0 + 9))
+
+
 async def test_claim_takes_priority_then_run_at_then_id(store: Store) -> None:
     low_old = await enqueue(store, now=T0, priority=0)
     high_late = await enqueue(store, now=T0 + 1, priority=5, run_at=T0 + 3)

@@ -295,7 +295,7 @@ async def test_slowing_a_key_keeps_the_longer_wait_and_needs_a_key(store: Store)
     a = await _keyed(store, "a", 3)
     [plain] = await _enqueue(store, None, 1)
     assert await store.slow_key(a[0], 60.0, now=T0)
-    assert await store.slow_key(a[1], 10.0, now=T0)  # the later end stays
+    assert not await store.slow_key(a[1], 10.0, now=T0)  # the later end stays: no change
     assert not await store.slow_key(plain, 10.0, now=T0)  # no key: nothing slowed
     assert await claim_ids(store, now=T0 + 59) == [plain]
     assert len(await claim_ids(store, now=T0 + 60)) == 3

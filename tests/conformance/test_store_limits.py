@@ -270,11 +270,39 @@ async def test_a_slow_down_keeps_the_caps_and_the_longer_wait(store: Store) -> N
     await store.set_limit(Limit("task", "t.api", concurrency=2))
     await _enqueue(store, 4, task="t.api")
     assert await store.slow_down("task", "t.api", 60.0, now=T0)
-    assert await store.slow_down("task", "t.api", 10.0, now=T0)  # the later end stays
+    assert not await store.slow_down("task", "t.api", 10.0, now=T0)  # the later end stays
     [usage] = await store.limits(now=T0)
     assert usage.limit == Limit("task", "t.api", concurrency=2)
     assert await claim_ids(store, now=T0 + 59) == []
     assert len(await claim_ids(store, now=T0 + 60)) == 2
+
+
+async def test_a_slow_down_says_whether_it_changed_and_wakes_only_when_it_begins(
+        store_setup: StoreSetup, store: Store) -> None:
+    """A storm of 429s (RateLimited(slow=...)) within one slow-down: each reports whether it
+    moved the end later, and only the one that began it wakes the workers (the others change
+    nothing they must hear: a worker holding back learns the later end when it asks)."""
+    if not store_setup.shared:
+        pytest.skip("the in-memory store cannot be shared between store instances")
+    other: Store = store_setup.make()  # type: ignore[misc]
+    await other.open()
+    heard: list[str] = []
+    stop = await other.listen(lambda queue: heard.append(queue) if queue == "*" else None)
+    try:
+        assert await store.slow_down("queue", "ai", 10.0, now=T0)  # begins: created
+        for step in range(1, 6):  # within it: the end moves later, no wake
+            assert await store.slow_down("queue", "ai", 10.0, now=T0 + step)
+        assert not await store.slow_down("queue", "ai", 1.0, now=T0 + 6)  # ends sooner
+        await asyncio.sleep(1.0)
+        assert len(heard) == 1
+        [usage] = await store.limits(now=T0 + 6)
+        assert usage.blocked_until == T0 + 15
+        assert await store.slow_down("queue", "ai", 5.0, now=T0 + 20)  # the last one ended
+        await asyncio.sleep(1.0)
+        assert len(heard) == 2
+    finally:
+        await stop()
+        await other.close()
 
 
 async def test_claimers_together_never_exceed_a_queue_limit_alone(store_setup: StoreSetup,

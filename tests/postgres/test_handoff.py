@@ -95,6 +95,8 @@ async def test_a_waiting_worker_is_handed_a_plain_job_without_a_claim(
         assert (handed.id, handed.task, handed.queue, handed.payload, handed.attempt,
                 handed.token) == (result.id, "handoff.task", "mail", b'{"n":1}', 1, token)
         assert offer_row(schema, "w1")[0] == 9  # type: ignore[index]
+        running = await store.get(result.id)  # its start time, as every claim gives it
+        assert running is not None and handed.starts_at == running.started_at is not None
         await asyncio.sleep(0.1)
         assert worker.woken == []  # no wake-up: nobody else needs to look
         assert await store.settle([Complete(handed.lease, b"{}")]) == [True]

@@ -221,5 +221,6 @@ def parse(body: str) -> ClaimedJob:
     fields: list[Any] = orjson.loads(body)
     job_id, task, queue, payload, max_attempts, token, priority, created_at, run_at = fields[:9]
     correlation_id = fields[9] if len(fields) > 9 else None  # later fields: a newer release's
+    # a handed-off job starts in its enqueue's statement: started_at is its created_at
     return ClaimedJob(job_id, task, queue, base64.b64decode(payload), 1, max_attempts, token,
-                      None, correlation_id, priority, created_at, None, run_at)
+                      None, correlation_id, priority, created_at, None, run_at, created_at)

@@ -18,7 +18,7 @@ import orjson
 import psycopg
 
 from ...job import EnqueueResult, JobState, NewJob
-from ...limits import keys
+from ...limits import keys, slowing
 from ...limits.claiming import Budget, LimitedNames
 from ...limits.model import Limit
 from ..base import Progress, Settle
@@ -219,6 +219,9 @@ SLOW_KEY = """
 WITH job AS (
     SELECT task, limit_key, queue FROM {schema}.conveyor_jobs
     WHERE id = %(id)s AND limit_key IS NOT NULL),
+old AS (
+    SELECT k.slowed_until FROM {schema}.conveyor_limit_keys AS k, job
+    WHERE k.task = job.task AND k.limit_key = job.limit_key),
 created AS (
     INSERT INTO {schema}.conveyor_limits (kind, name, source, updated_at)
     SELECT 'key', task, 'code', {now} FROM job
@@ -233,7 +236,8 @@ slowed AS (
         parked_until = greatest(coalesce(k.parked_until, 0), excluded.slowed_until),
         at_limit = true
     RETURNING 1)
-SELECT (SELECT count(*) FROM slowed), (SELECT count(*) FROM created)"""
+SELECT (SELECT count(*) FROM slowed), (SELECT count(*) FROM created),
+       (SELECT slowed_until FROM old), {now} + %(seconds)s, {now}"""
 
 
 class KeyLimits:
@@ -249,12 +253,13 @@ class KeyLimits:
 
     async def slow_key(self: Any, job_id: str, seconds: float,
                        now: float | None = None) -> bool:
-        """No job of this job's key starts before now + seconds (False: it has no key)."""
-        [(slowed, created)] = await self._one(SLOW_KEY, {"id": job_id, "seconds": seconds,
-                                                         "now": now})
+        """No job of this job's key starts before now + seconds. True when that began the
+        key's slow-down or moved its end later (False too when the job has no key)."""
+        [(slowed, created, before, until, at)] = await self._one(SLOW_KEY, {
+            "id": job_id, "seconds": seconds, "now": now})
         if created:
             await self._limits_changed()
-        return bool(slowed)
+        return bool(slowed) and slowing.change(before, max(before or 0.0, until), at).moved
 
     def _keyed_ended(self, items: Sequence[Settle]) -> list[str]:
         """The settled jobs that this store claimed under a key limit, whose run ends."""

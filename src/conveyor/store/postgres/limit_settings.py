@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from ...limits import slowing
 from ...limits.claiming import LimitedNames
 from ...limits.model import Limit, declared_once
 from ..base import LIMITS_HINT
@@ -62,11 +63,19 @@ WITH gone AS (DELETE FROM {schema}.conveyor_limits WHERE kind = %(kind)s AND nam
 DELETE FROM {schema}.conveyor_limit_starts WHERE kind = %(kind)s AND name = %(name)s"""
 # A slow-down on a name without a limit makes a row with no caps (listed, removable with
 # set_limit of no caps); claims of that name then take the limited way.
+# As (the end before, or NULL; the end now; the clock; whether the row was there).
 SLOW_DOWN = """
-INSERT INTO {schema}.conveyor_limits AS lim (kind, name, source, blocked_until, updated_at)
-VALUES (%(kind)s, %(name)s, 'code', {now} + %(seconds)s, {now})
-ON CONFLICT (kind, name) DO UPDATE
-SET blocked_until = greatest(coalesce(lim.blocked_until, 0), excluded.blocked_until)"""
+WITH old AS (
+    SELECT blocked_until FROM {schema}.conveyor_limits
+    WHERE kind = %(kind)s AND name = %(name)s),
+up AS (
+    INSERT INTO {schema}.conveyor_limits AS lim (kind, name, source, blocked_until, updated_at)
+    VALUES (%(kind)s, %(name)s, 'code', {now} + %(seconds)s, {now})
+    ON CONFLICT (kind, name) DO UPDATE
+    SET blocked_until = greatest(coalesce(lim.blocked_until, 0), excluded.blocked_until)
+    RETURNING lim.blocked_until)
+SELECT (SELECT blocked_until FROM old), (SELECT blocked_until FROM up), {now},
+       EXISTS (SELECT FROM old)"""
 # Sent after the change committed, and awaited: a CLI that exits at once still sends it.
 LIMITS_CHANGED = "SELECT pg_notify(%(channel)s, %(hint)s)"
 
@@ -108,11 +117,15 @@ class LimitSettings:
 
     async def slow_down(self: Any, kind: str, name: str, seconds: float,
                         now: float | None = None) -> bool:
-        """No starts under this limit for `seconds` (a RateLimited with slow=True)."""
-        changed: int = await self._count(SLOW_DOWN, {"kind": kind, "name": name,
-                                                     "seconds": seconds, "now": now})
-        await self._limits_changed()
-        return changed == 1
+        """No starts under this limit for `seconds` (a RateLimited with slow=...). True when
+        that began a slow-down or moved its end later; only a beginning wakes the workers
+        (limits/slowing.py)."""
+        [(before, after, at, existed)] = await self._one(SLOW_DOWN, {
+            "kind": kind, "name": name, "seconds": seconds, "now": now})
+        change = slowing.change(before if existed else None, after, at)
+        if change.began:
+            await self._limits_changed()
+        return change.moved
 
 
 def _params(limit: Limit, now: float | None) -> dict[str, Any]:

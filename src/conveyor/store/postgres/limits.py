@@ -124,9 +124,9 @@ WHERE wanted.room > 0
   AND wanted.queue NOT IN (SELECT name FROM {schema}.conveyor_queues WHERE paused)
 ORDER BY candidate.priority DESC, candidate.run_at, candidate.id"""
 
-# A limited claim returns each job's started_at too (ClaimedJob.starts_at).
-_BOOKED = _CLAIMED + ", job.started_at"
-_BOOKED_COLUMNS = _CLAIMED_COLUMNS + ", started_at"
+# A limited claim returns each job's started_at too (ClaimedJob.starts_at), as every claim.
+_BOOKED = _CLAIMED
+_BOOKED_COLUMNS = _CLAIMED_COLUMNS
 CLAIM_IDS = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
 SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,

@@ -240,11 +240,12 @@ SET_TENANT = "SELECT set_config('conveyor.tenant', %(tenant)s, true)"
 # FOR UPDATE SKIP LOCKED: concurrent claimers each lock different rows and never wait on one
 # another; a row another claimer holds is simply not this claimer's. The ORDER BY matches a
 # partial index over queued rows, so the scan reads only the first `limit` claimable entries.
+# started_at last: the store's start time of the run (ClaimedJob.starts_at, JobContext).
 _CLAIMED = """job.id, job.task, job.queue, job.payload, job.attempt, job.max_attempts,
           job.lease_token, job.tenant, job.correlation_id, job.priority, job.created_at,
-          job.expires_at, job.run_at, job.state, job.progress"""
+          job.expires_at, job.run_at, job.state, job.progress, job.started_at"""
 _CLAIMED_COLUMNS = """id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
-    correlation_id, priority, created_at, expires_at, run_at"""
+    correlation_id, priority, created_at, expires_at, run_at, started_at"""
 
 _CLAIM = """
 WITH picked AS (

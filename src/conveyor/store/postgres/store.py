@@ -262,7 +262,7 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, KeepByCount, Post
         else:
             rows = await self.cursors.claim_any(fetch, params, worker_id)
         return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
-                           r[9], r[10], r[11]) for r in rows]
+                           r[9], r[10], r[11], r[12], r[13]) for r in rows]
 
     async def _offering(self, template: str, params: dict[str, Any]) -> Rows:
         return await self._one(handoff.OFFERING[template], params)

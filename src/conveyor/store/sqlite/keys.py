@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ...job import EnqueueResult, JobEvent, JobState, NewJob
-from ...limits import keys
+from ...limits import keys, slowing
 from ...limits.claiming import Budget, LimitedNames
 from ...limits.model import Limit
 from ..base import SCHEDULED_HINT, Progress, Settle
@@ -121,6 +121,8 @@ SELECT task, limit_key, queue FROM conveyor_jobs WHERE id = :id AND limit_key IS
 KEY_LIMIT_FOR_SLOW = """
 INSERT INTO conveyor_limits (kind, name, source, updated_at) VALUES ('key', :task, 'code', :now)
 ON CONFLICT (kind, name) DO NOTHING"""
+KEY_SLOWED_UNTIL = """
+SELECT slowed_until FROM conveyor_limit_keys WHERE task = :task AND limit_key = :key"""
 SLOW_KEY = """
 INSERT INTO conveyor_limit_keys (task, limit_key, queue, turn, slowed_until, parked_until,
                                  at_limit)
@@ -175,18 +177,21 @@ class KeyLimits:
                                                     row[3])
 
     async def slow_key(self, job_id: str, seconds: float, now: float | None = None) -> bool:
-        """No job of this job's key starts before now + seconds (False: it has no key)."""
+        """No job of this job's key starts before now + seconds. True when that began the
+        key's slow-down or moved its end later (False too when the job has no key)."""
         now = time.time() if now is None else now
         with self.db.write() as conn:
             row = conn.execute(KEY_OF_SLOWED, {"id": job_id}).fetchone()
             if row is None:
                 return False
             created = conn.execute(KEY_LIMIT_FOR_SLOW, {"task": row[0], "now": now}).rowcount
+            before = conn.execute(KEY_SLOWED_UNTIL, {"task": row[0], "key": row[1]}).fetchone()
             conn.execute(SLOW_KEY, {"task": row[0], "key": row[1], "queue": row[2],
                                     "now": now, "until": now + seconds})
         if created:
             self._limits_changed()  # type: ignore[attr-defined]
-        return True
+        ended = None if before is None else before[0]
+        return slowing.change(ended, max(ended or 0.0, now + seconds), now).moved
 
     def _unpark_settled(self, conn: sqlite3.Connection, items: Sequence[Settle]) -> None:
         """A settled job of a key freed its slot: the next claim looks at the key. Only the

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from ...limits import slowing
 from ...limits.claiming import Budget, Candidate, LimitedNames, claim_time, earliest_room
 from ...limits.model import Limit, LimitUsage, declared_once
 from ..base import LIMITS_HINT
@@ -76,6 +77,7 @@ DELETE_LIMIT = "DELETE FROM conveyor_limits WHERE kind = :kind AND name = :name"
 DELETE_STARTS = "DELETE FROM conveyor_limit_starts WHERE kind = :kind AND name = :name"
 # A slow-down on a name without a limit makes a row with no caps (listed, removable with
 # set_limit of no caps); claims of that name then take the limited way.
+SLOWED_UNTIL = "SELECT blocked_until FROM conveyor_limits WHERE kind = :kind AND name = :name"
 SLOW_DOWN = """
 INSERT INTO conveyor_limits (kind, name, source, blocked_until, updated_at)
 VALUES (:kind, :name, 'code', :until, :now)
@@ -159,13 +161,19 @@ class Limits(KeyLimits):
 
     async def slow_down(self, kind: str, name: str, seconds: float,
                         now: float | None = None) -> bool:
-        """No starts under this limit for `seconds` (a RateLimited with slow=True)."""
+        """No starts under this limit for `seconds` (a RateLimited with slow=...). True when
+        that began a slow-down or moved its end later; only a beginning wakes the workers
+        (limits/slowing.py)."""
         now = time.time() if now is None else now
         with self.db.write() as conn:
-            changed = conn.execute(SLOW_DOWN, {"kind": kind, "name": name,
-                                               "until": now + seconds, "now": now})
-        self._limits_changed()
-        return changed.rowcount == 1
+            row = conn.execute(SLOWED_UNTIL, {"kind": kind, "name": name}).fetchone()
+            conn.execute(SLOW_DOWN, {"kind": kind, "name": name, "until": now + seconds,
+                                     "now": now})
+        before = None if row is None else row[0]
+        change = slowing.change(before, max(before or 0.0, now + seconds), now)
+        if change.began:
+            self._limits_changed()
+        return change.moved
 
     async def limits(self, now: float | None = None) -> list[LimitUsage]:
         now = time.time() if now is None else now
