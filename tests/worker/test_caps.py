@@ -1,6 +1,6 @@
-"""A worker whose claim a full concurrency cap cut short retries soon instead of waiting its
-poll (worker/caps.py, issue 14). A real SQLite file; two workers are two apps on it, as two
-processes would be."""
+"""A worker whose claim a full concurrency cap cut short (the store's answer says so) retries
+soon instead of waiting its poll (worker/caps.py, issue 14). A real SQLite file; two workers
+are two apps on it, as two processes would be."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from conveyor import Conveyor, FakeClock, JobContext, JobState, Settings
 from conveyor.job import new_id
 from conveyor.limits.model import Limit
-from conveyor.store.base import NewJob, Release
+from conveyor.store.base import ClaimAsk, Exchange, NewJob, Release
 from conveyor.worker.caps import CAPPED_RETRY, Caps
 from conveyor.worker.worker import Worker
 
@@ -24,26 +24,14 @@ from .conftest import T0
 pytestmark = pytest.mark.anyio
 
 
-async def test_caps_answering_to_a_worker(app: Conveyor) -> None:
-    store = app.store
-    caps = Caps(store, ["mail"])
-    await caps.before_claim(T0)
-    assert not caps.capped  # no limit at all
-    await store.set_limit(Limit("queue", "other", concurrency=3), now=T0)
-    await store.set_limit(Limit("queue", "mail", rate=5, period=1.0), now=T0)
-    caps.read_at = float("-inf")
-    await caps.before_claim(T0)
-    assert not caps.capped  # another queue's cap, and a rate only
-    await store.set_limit(Limit("task", "send", concurrency=2), now=T0)
-    await caps.before_claim(T0)
-    assert not caps.capped  # read at most every REFRESH seconds
-    caps.read_at = float("-inf")
-    await caps.before_claim(T0)
-    assert caps.capped  # a task's cap: its jobs may be in any queue
-    every = Caps(store, None)
-    await store.set_limit(Limit("task", "send"), now=T0)  # removed
-    await every.before_claim(T0)
-    assert every.capped  # "other" answers to a worker of every queue
+def test_the_retry_follows_the_store_answer() -> None:
+    caps = Caps()
+    assert caps.delay(1.0) == 1.0  # nothing said yet: the poll
+    caps.after_claim(Exchange([], [], cut_short=True))
+    assert caps.delay(1.0) <= 1.5 * CAPPED_RETRY
+    assert caps.delay(0.001) == 0.001  # never later than the poll
+    caps.after_claim(Exchange([True], []))  # a round that was not cut short
+    assert (caps.full, caps.delay(1.0)) == (False, 1.0)
 
 
 async def test_a_claim_cut_short_by_a_full_cap_retries_soon(app: Conveyor) -> None:
@@ -51,25 +39,23 @@ async def test_a_claim_cut_short_by_a_full_cap_retries_soon(app: Conveyor) -> No
     await store.set_limit(Limit("queue", "capped", concurrency=2), now=T0)
     await store.enqueue_many([NewJob(new_id(), "t", "capped", b"{}") for _ in range(3)],
                              now=T0)
-    caps = Caps(store, ["capped"])
-    await caps.before_claim(T0)
-    jobs = await store.claim(["capped"], "w", 4, 30, now=T0)
-    await caps.after_claim(len(jobs), 4, T0)
-    assert (len(jobs), caps.full) == (2, True)
+    caps = Caps()
+    answer = await store.settle_and_claim([], ClaimAsk(["capped"], "w", 4, 30), now=T0)
+    caps.after_claim(answer)
+    assert (len(answer.jobs), caps.full) == (2, True)
     assert caps.delay(1.0) <= 1.5 * CAPPED_RETRY
-    assert caps.delay(0.001) == 0.001  # never later than the poll
-    await caps.after_claim(0, 0, T0)  # a round that claimed nothing (no free slot)
+    answer = await store.settle_and_claim([], ClaimAsk(["capped"], "w", 0, 30), now=T0)
+    caps.after_claim(answer)  # a round that claimed nothing (no free slot)
     assert (caps.full, caps.delay(1.0)) == (False, 1.0)
 
 
 async def test_an_empty_capped_queue_waits_its_poll(app: Conveyor) -> None:
     store = app.store
     await store.set_limit(Limit("queue", "capped", concurrency=5), now=T0)
-    caps = Caps(store, ["capped"])
-    await caps.before_claim(T0)
-    jobs = await store.claim(["capped"], "w", 4, 30, now=T0)
-    await caps.after_claim(len(jobs), 4, T0)
-    assert (len(jobs), caps.capped, caps.full, caps.delay(1.0)) == (0, True, False, 1.0)
+    caps = Caps()
+    answer = await store.settle_and_claim([], ClaimAsk(["capped"], "w", 4, 30), now=T0)
+    caps.after_claim(answer)
+    assert (len(answer.jobs), caps.full, caps.delay(1.0)) == (0, False, 1.0)
 
 
 @pytest.fixture

@@ -115,6 +115,30 @@ class Offer:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimAsk:
+    """A claim carried with a settle (Store.settle_and_claim): up to `limit` jobs of `queues`
+    (None: every queue) for `worker_id`, leased for `lease_for` seconds."""
+    queues: Sequence[str] | None
+    worker_id: str
+    limit: int
+    lease_for: float
+    offer: Offer | None = None
+
+
+@dataclass(slots=True)
+class Exchange:
+    """The answer to Store.settle_and_claim. `applied`: settle's answer, item by item (the
+    outcomes are written). `jobs`: the claim's. `cut_short`: the claim came back with fewer
+    jobs than asked and a concurrency cap it answers to (of one of its queues, or of a task)
+    is full: slots free up only when that cap's jobs end, so ask again soon rather than at
+    the poll. `claim_failed`: the outcomes were written but the claim failed (no jobs)."""
+    applied: list[bool]
+    jobs: list[ClaimedJob] = field(default_factory=list)
+    cut_short: bool = False
+    claim_failed: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     listen_notify: bool
     skip_locked: bool
@@ -235,6 +259,11 @@ class Store(Protocol):
     async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
                         now: float | None = None) -> HeartbeatReply: ...
     async def settle(self, items: Sequence[Settle], now: float | None = None) -> list[bool]: ...
+    # settle, then claim for the slots the settle freed, in one trip to the store: a freed
+    # slot of a concurrency cap is taken again by the trip that frees it. Raises when the
+    # outcomes were not written (then nothing was claimed).
+    async def settle_and_claim(self, items: Sequence[Settle], ask: ClaimAsk,
+                               now: float | None = None) -> Exchange: ...
     async def deregister_worker(self, worker_id: str) -> None: ...
     # hand-off (a store may lease a new job to a waiting worker in the enqueue itself): a
     # waiting worker passes claim(offer=its capacity), listens with its id and on_job, and

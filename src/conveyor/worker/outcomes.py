@@ -1,6 +1,7 @@
 """What a worker has to write back: the outcomes of finished jobs and the newest progress of
 running ones. They wait here until the claim loop's next trip to the store takes them all
-(one settle call, then the claim), and go back in front when that trip fails.
+(Store.settle_and_claim: the settle and the claim for the slots it frees, one trip), and go
+back in front when that trip did not write them.
 
     outcomes = Outcomes()
     outcomes.add(Complete(lease, result))

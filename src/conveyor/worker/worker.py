@@ -23,6 +23,7 @@ from ..job import ClaimedJob, Lease, WorkerInfo
 from ..observability.logs import apply_log_settings
 from ..store.base import (
     SCHEDULED_HINT,
+    ClaimAsk,
     Fail,
     Release,
     Settle,
@@ -94,7 +95,7 @@ class Worker:
         self._stopping = False
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
         self.pacing = Pacing(self.store, self.queues)  # wake when a rate has room again
-        self.caps = Caps(self.store, self.queues)  # retry soon when a full cap cut a claim
+        self.caps = Caps()  # retry soon when a full cap cut a claim short
         self.intake = Intake(self.slots, self.pacing, self.clock,
                              self.concurrency if prefetch is None else prefetch,
                              self.poll_interval, self.maintenance)  # how much, and when
@@ -157,7 +158,6 @@ class Worker:
         loop = asyncio.get_running_loop()
         await self.app.check_schema()
         await self.declare_limits()
-        await self._off_loop(self.caps.before_claim(self.clock.store_now()))  # for the 1st claim
         if self.maintenance is not None:
             self.maintenance.scheduler.check()
         stop_listening = await self.store.listen(self._on_notify, self.id, self._on_job)
@@ -257,28 +257,33 @@ class Worker:
 
     async def _exchange(self, items: list[Settle], want: int, pace: bool = False
                         ) -> tuple[list[bool] | None, list[ClaimedJob], Exception | None]:
-        """Settle `items`, then claim. A failure of either is returned, not raised, so that a
-        settle that succeeded is never written twice because the claim after it failed."""
+        """Settle `items` and claim up to `want` jobs in one store call (settle_and_claim: the
+        slots the settle frees are claimed again in the same trip). A failure is returned,
+        not raised, so that a settle that succeeded is never written twice because the
+        claim after it failed."""
         store, now = self.store, self.clock.store_now()
+        claiming = want > 0 and not self._stopping
+        if not items and not claiming:
+            return [], [], None
+        ask = ClaimAsk(self.queues, self.id, want if claiming else 0, self.lease,
+                       self.handoffs.offer(self._stopping) if claiming else None)
 
         async def both() -> tuple[list[bool] | None, list[ClaimedJob], Exception | None]:
             try:
-                applied = await store.settle(items, now) if items else []
+                answer = await store.settle_and_claim(items, ask, now)
             except Exception as exc:
                 return None, [], exc
+            if pace:
+                self.caps.after_claim(answer)  # cut short by a full cap: ask again soon
+            if answer.claim_failed is not None:
+                return answer.applied, [], answer.claim_failed
             try:
-                if want > 0 and not self._stopping:
-                    await self.caps.before_claim(now)
-                jobs = (await store.claim(self.queues, self.id, want, self.lease, now,
-                                          offer=self.handoffs.offer(self._stopping))
-                        if want > 0 and not self._stopping else [])
-                if pace and want > 0:
-                    await self.pacing.after_claim(len(jobs), want, now, self.clock.now())
-                if pace:
-                    await self.caps.after_claim(len(jobs), want, now)
+                if pace and claiming:
+                    await self.pacing.after_claim(len(answer.jobs), want, now,
+                                                  self.clock.now())
             except Exception as exc:
-                return applied, [], exc
-            return applied, jobs, None
+                return answer.applied, answer.jobs, exc
+            return answer.applied, answer.jobs, None
 
         return await self._off_loop(both())
 

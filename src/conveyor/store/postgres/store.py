@@ -61,6 +61,7 @@ from .enqueue import (
     scope,
     stream_blocking,
 )
+from .exchange import Exchanging
 from .history import PostgresHistory, settled_rows, with_history, write_lost
 from .limits import LimitedNames, Limits
 from .listener import Listener
@@ -83,8 +84,8 @@ SETTLE_WITH_HISTORY: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore(Reads, Catalog, Control, Sessions, Limits, KeepByCount, PostgresHistory,
-                    Traces):
+class PostgresStore(Reads, Catalog, Control, Sessions, Limits, Exchanging, KeepByCount,
+                    PostgresHistory, Traces):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import sqlite3
 import time
@@ -31,6 +30,7 @@ from ..base import (
     LIMITS_HINT,
     SCHEDULED_HINT,
     Capabilities,
+    ClaimAsk,
     HeartbeatReply,
     Offer,
     Retention,
@@ -40,16 +40,15 @@ from ..base import (
 from ..migrate import load_migrations
 from . import queries as q
 from .catalog import Catalog
-from .claims import claim_rows
 from .connection import Connections, parse_url
 from .durability import Durability
+from .exchange import Exchanging
 from .history import SQLiteHistory, write_history, write_lost
 from .limits import LimitedNames, Limits
 from .reads import Reads
 from .retention import KeepByCount, events_of
 from .rows import (
     apply,
-    claim_order,
     insert_row,
     state_or_missing,
 )
@@ -67,7 +66,8 @@ class _InsertOneByOne(Exception):
     """Roll the batch back and insert row by row, to learn which rows already exist."""
 
 
-class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, Traces):
+class SQLiteStore(Reads, Catalog, Sessions, Limits, Exchanging, KeepByCount, SQLiteHistory,
+                  Traces):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str | None = None, durability: str = "auto",
@@ -200,29 +200,9 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, KeepByCount, SQLiteHistory, 
     async def claim(self, queues: Sequence[str] | None, worker_id: str, limit: int,
                     lease_for: float, now: float | None = None,
                     offer: Offer | None = None) -> list[ClaimedJob]:
-        now = self._now(now)  # no hand-off here (sqlite/migrations/0002): `offer` is unused
-        params = {"token": random.getrandbits(62), "now": now, "lease_for": lease_for,
-                  "worker_id": worker_id, "host": self._host}
-        with self.db.read() as conn:  # outside the write lock: an idle poll takes no lock
-            paused = {r[0] for r in conn.execute(q.PAUSED_QUEUES)}
-            names = list(queues) if queues else [r[0] for r in conn.execute(q.QUEUED_QUEUES)]
-        names = [n for n in names if n not in paused]
-        if not names:
-            return []
-        limited = self._limits_touch(names)
-        with self.db.write() as conn:
-            if limited:
-                rows = self._claim_limited(conn, names, params, limit)
-            else:
-                rows = claim_rows(conn, names, params, limit)  # count_sums.py
-        if rows and self.wake.has_subscribers():
-            self.wake.publish([JobEvent(r[0], "running", r[2], r[1], r[7] or None)
-                               for r in rows])
-        jobs = [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
-                           r[10], r[11], r[12], r[13]) for r in rows]
-        if len(jobs) > 1:
-            jobs.sort(key=claim_order)
-        return jobs
+        """No hand-off here (sqlite/migrations/0002): `offer` is unused (exchange.py)."""
+        return self._claim_flagged(ClaimAsk(queues, worker_id, limit, lease_for),
+                                   self._now(now))[0]
 
     async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
                         now: float | None = None) -> HeartbeatReply:

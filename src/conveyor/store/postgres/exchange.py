@@ -1,0 +1,122 @@
+"""Settle and claim in one round trip on PostgreSQL (Store.settle_and_claim).
+
+Under a concurrency cap each slot is held from the claim's commit to the settle's commit, so
+the time between a job's settle and the next claim for its slot is time the cap runs below
+its size. A worker used to settle (one trip) and then claim (a second trip, after its answer
+came back): ~4.4 ms per slot-hold for a no-op job, a capped drain at ~60 % of the unlimited
+rate (bench/results/2026-12-06-limit20.md). Here, when the claim answers to a limit, the
+settle's transaction and the limited claim's go out in ONE pipeline (trip.py): BEGIN, the
+settle's fenced UPDATEs, COMMIT; BEGIN, the limit lock, the claim, CAP_FULL, COMMIT; one sync.
+The server runs the claim right after the settle's commit, so the slots it freed are taken
+again without a round trip between. Two transactions, not one: the settle stays durable and
+the claim keeps its own commit without a WAL flush (trip.LIMITED_CLAIM), so the limit rows'
+lock is never held through the settle's flush.
+
+An error in the settle skips everything after it in the pipeline: nothing is written and it
+is raised. An error in the claim (after the settle's COMMIT) leaves the outcomes written: the
+answer carries their `applied` and the failure. A claim no limit touches is the plain
+settle, then the plain claim (it may offer hand-off; nothing can cut it short).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from ...job import ClaimedJob
+from ..base import ClaimAsk, Exchange, Settle
+from .cursor import in_claim_order
+from .rows import group_settles, settle_results
+from .trip import BEGIN, COMMIT, _roll_back
+
+# Is a concurrency cap this claim answers to full (its queues', any task's)? Read in the
+# claim's transaction after its UPDATE, so the jobs just claimed count.
+CAP_FULL = """
+SELECT EXISTS (
+    SELECT FROM {schema}.conveyor_limits AS lim
+    WHERE lim.concurrency IS NOT NULL
+      AND (lim.kind = 'task' OR lim.kind = 'queue' AND lim.name = ANY(%(queues)s::text[]))
+      AND lim.concurrency <= (
+          SELECT count(*) FROM {schema}.conveyor_jobs AS job
+          WHERE job.state = 'running' AND job.lease_expires_at > {now}
+            AND CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name))"""
+# queues=None: every queue's cap answers
+CAP_FULL_ANY = CAP_FULL.replace("lim.name = ANY(%(queues)s::text[])", "true")
+
+
+def claimed_jobs(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedJob]:
+    """A limited claim's rows (with started_at) as jobs, in claim order."""
+    return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
+                       r[10], r[11], r[12], r[13]) for r in in_claim_order(list(rows))]
+
+
+class Exchanging:
+    """PostgresStore.settle_and_claim."""
+
+    async def settle_and_claim(self: Any, items: Sequence[Settle], ask: ClaimAsk,
+                               now: float | None = None) -> Exchange:
+        if ask.limit <= 0 or not await self._limits_touch(ask.queues):
+            applied: list[bool] = await self.settle(items, now) if items else []
+            if ask.limit <= 0:
+                return Exchange(applied)
+            try:
+                jobs = await self.claim(ask.queues, ask.worker_id, ask.limit, ask.lease_for,
+                                        now, offer=ask.offer)
+            except Exception as exc:
+                return Exchange(applied, claim_failed=exc)
+            return Exchange(applied, jobs)
+        return await self._exchange_limited(items, ask, now)
+
+    async def _exchange_limited(self: Any, items: Sequence[Settle], ask: ClaimAsk,
+                                now: float | None) -> Exchange:
+        groups = group_settles(items)
+        keyed = self._keyed_ended(items)  # keys.py: only these may unpark a key
+        params: dict[str, Any] = {"token": random.getrandbits(62), "now": now, "limit": ask.limit,
+                                  "lease_for": ask.lease_for, "worker_id": ask.worker_id,
+                                  "host": self._host}
+        settled: list[psycopg.AsyncCursor[Any]] = []
+        committed: psycopg.AsyncCursor[Any] | None = None
+        claimed: psycopg.AsyncCursor[Any] | None = None
+        full: psycopg.AsyncCursor[Any] | None = None
+        async with self.pools.connection() as conn:
+            try:
+                async with conn.pipeline():
+                    if groups:
+                        await conn.execute(BEGIN)
+                        settled = [await conn.execute(*self._settle_statement(g, items, now))
+                                   for g in groups]
+                        await self._unpark_settled(conn, keyed)
+                        committed = await conn.execute(COMMIT)
+                    await conn.execute(BEGIN)
+                    claimed = await self._claim_in(conn, ask.queues, params, ask.limit)
+                    full = await conn.execute(
+                        self.statement(CAP_FULL if ask.queues else CAP_FULL_ANY),
+                        {"queues": list(ask.queues or ()), "now": now})
+                    await conn.execute(COMMIT)
+            except Exception as exc:
+                await _roll_back(conn)
+                if groups and not _done(committed):
+                    raise  # the settle was not written: neither was anything after it
+                return Exchange(await _applied(items, groups, settled), claim_failed=exc)
+            applied = await _applied(items, groups, settled)
+            rows = [] if claimed is None else await claimed.fetchall()
+            assert full is not None
+            cap_full = bool((await full.fetchone() or (False,))[0])
+        return Exchange(applied, claimed_jobs(rows), cut_short=cap_full and len(rows) < ask.limit)
+
+
+def _done(commit: psycopg.AsyncCursor[Any] | None) -> bool:
+    """Did this COMMIT run (its result came back before the pipeline failed)?"""
+    return commit is not None and commit.pgresult is not None and \
+        commit.statusmessage == "COMMIT"
+
+
+async def _applied(items: Sequence[Settle], groups: Any,
+                   settled: list[psycopg.AsyncCursor[Any]]) -> list[bool]:
+    if not groups:
+        return []
+    returned = [await cursor.fetchall() for cursor in settled]
+    return settle_results(items, groups, [{(r[0], r[1]) for r in rows} for rows in returned])

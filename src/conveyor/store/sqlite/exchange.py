@@ -1,0 +1,123 @@
+"""The claim on SQLite, and settle and claim in one transaction (Store.settle_and_claim).
+
+settle_and_claim writes the outcomes and claims in one BEGIN IMMEDIATE transaction (one
+commit, one hop to the store thread), so the slots a settle frees under a concurrency cap are
+taken again by the commit that frees them. The claim runs under a savepoint: when it fails,
+only it is undone and the outcomes are still committed (the answer carries the failure).
+A claim that answers to a limit and comes back short also reads whether a concurrency cap it
+answers to is full (CAP_FULL, in the same transaction): then the answer says `cut_short`.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ...job import ClaimedJob, JobEvent
+from ..base import ClaimAsk, Exchange, Settle
+from . import queries as q
+from .claims import claim_rows
+from .history import write_history
+from .rows import claim_order
+from .settling import settle_rows
+
+# Is a concurrency cap this claim answers to full (its queues', any task's)? The jobs just
+# claimed count: the same transaction.
+CAP_FULL = """
+SELECT EXISTS (
+    SELECT 1 FROM conveyor_limits AS lim
+    WHERE lim.concurrency IS NOT NULL
+      AND (lim.kind = 'task' OR lim.kind = 'queue'
+           AND (:queues IS NULL OR lim.name IN (SELECT value FROM json_each(:queues))))
+      AND lim.concurrency <= (
+          SELECT count(*) FROM conveyor_jobs AS job INDEXED BY conveyor_jobs_lease
+          WHERE job.state = 'running' AND job.lease_expires_at > :now
+            AND CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name))"""
+
+
+class Exchanging:
+    """SQLiteStore's claim and settle_and_claim."""
+
+    def _claim_names(self: Any, queues: Sequence[str] | None) -> list[str]:
+        """The queues to claim from, paused ones left out (outside the write lock: an idle
+        poll takes no lock)."""
+        with self.db.read() as conn:
+            paused = {r[0] for r in conn.execute(q.PAUSED_QUEUES)}
+            names = list(queues) if queues else [r[0] for r in conn.execute(q.QUEUED_QUEUES)]
+        return [n for n in names if n not in paused]
+
+    def _claim_in(self: Any, conn: sqlite3.Connection, queues: Sequence[str] | None,
+                  names: list[str], ask: ClaimAsk, now: float,
+                  limited: bool) -> tuple[list[Any], bool]:
+        """In the caller's write transaction: the claimed rows, and whether a full
+        concurrency cap cut the claim short."""
+        params = {"token": random.getrandbits(62), "now": now, "lease_for": ask.lease_for,
+                  "worker_id": ask.worker_id, "host": self._host}
+        if not names:
+            rows: list[Any] = []
+        elif limited:
+            rows = self._claim_limited(conn, names, params, ask.limit)
+        else:
+            rows = claim_rows(conn, names, params, ask.limit)  # count_sums.py
+        cut_short = False
+        if limited and len(rows) < ask.limit:
+            cut_short = bool(conn.execute(CAP_FULL, {
+                "now": now, "queues": orjson.dumps(list(queues)).decode() if queues else None,
+            }).fetchone()[0])
+        return rows, cut_short
+
+    def _claimed(self: Any, rows: list[Any]) -> list[ClaimedJob]:
+        """Publish the claimed jobs' start (after the commit); the jobs in claim order."""
+        if rows and self.wake.has_subscribers():
+            self.wake.publish([JobEvent(r[0], "running", r[2], r[1], r[7] or None)
+                               for r in rows])
+        jobs = [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
+                           r[10], r[11], r[12], r[13]) for r in rows]
+        if len(jobs) > 1:
+            jobs.sort(key=claim_order)
+        return jobs
+
+    def _claim_flagged(self: Any, ask: ClaimAsk, now: float) -> tuple[list[ClaimedJob], bool]:
+        """Store.claim, with whether a full cap cut it short."""
+        names = self._claim_names(ask.queues)
+        if not names or ask.limit <= 0:
+            return [], False
+        limited = self._limits_touch(names)
+        with self.db.write() as conn:
+            rows, cut_short = self._claim_in(conn, ask.queues, names, ask, now, limited)
+        return self._claimed(rows), cut_short
+
+    async def settle_and_claim(self: Any, items: Sequence[Settle], ask: ClaimAsk,
+                               now: float | None = None) -> Exchange:
+        now = self._now(now)
+        if not items:
+            try:
+                jobs, cut_short = self._claim_flagged(ask, now)
+            except Exception as exc:
+                return Exchange([], claim_failed=exc)
+            return Exchange([], jobs, cut_short)
+        names = self._claim_names(ask.queues) if ask.limit > 0 else []
+        limited = bool(names) and self._limits_touch(names)
+        failure: Exception | None = None
+        rows: list[Any] = []
+        cut_short = False
+        with self.db.write() as conn:
+            settled = settle_rows(conn, items, now)  # settling.py: completions at once
+            write_history(conn, items, [row is not None for row in settled])
+            self._unpark_settled(conn, items)  # keys.py
+            if names:
+                conn.execute("SAVEPOINT claim")
+                try:
+                    rows, cut_short = self._claim_in(conn, ask.queues, names, ask, now,
+                                                     limited)
+                except Exception as exc:  # undo the claim only: the outcomes stay
+                    conn.execute("ROLLBACK TO claim")
+                    failure, rows, cut_short = exc, [], False
+                conn.execute("RELEASE claim")
+        self._publish(settled)
+        return Exchange([row is not None for row in settled], self._claimed(rows), cut_short,
+                        failure)

@@ -1,0 +1,95 @@
+"""settle_and_claim on PostgreSQL (store/postgres/exchange.py): under a limit, the settle's
+transaction and the claim's go out in one round trip; a claim that fails after the settle's
+commit leaves the outcomes written (and says so), a settle that fails writes and claims
+nothing; either way the connection goes back clean."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.pq import TransactionStatus
+
+from conveyor.job import ClaimedJob, NewJob, new_id
+from conveyor.limits.model import Limit
+from conveyor.store.base import ClaimAsk, Complete
+from conveyor.store.postgres.store import PostgresStore
+
+from .test_trip import syncs
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+ASK = ClaimAsk(["q"], "w", 2, 30)
+
+
+@pytest.fixture
+async def lone(url: str) -> AsyncIterator[PostgresStore]:
+    """A store whose pool has one connection: the one the trace is set on."""
+    instance = PostgresStore(url + "&pool_size=1")
+    await instance.open()
+    await instance.migrate()
+    await instance.set_limit(Limit("queue", "q", concurrency=2))
+    await instance.enqueue_many([NewJob(new_id(), "t", "q", b"{}") for _ in range(5)])
+    try:
+        yield instance
+    finally:
+        await instance.close()
+
+
+async def _state(store: PostgresStore, job: ClaimedJob) -> str:
+    found = await store.get(job.id)
+    assert found is not None
+    return found.state.value
+
+
+async def _clean(store: PostgresStore) -> None:
+    async with store.pools.connection() as conn:
+        assert conn.info.transaction_status == TransactionStatus.IDLE
+
+
+async def test_settle_and_the_limited_claim_are_one_trip(lone: PostgresStore) -> None:
+    held = (await lone.settle_and_claim([], ASK)).jobs  # the limited names are read, cached
+    async with lone.pools.connection() as conn:
+        pass
+    answers = []
+
+    async def exchange() -> None:
+        answers.append(await lone.settle_and_claim([Complete(j.lease) for j in held], ASK))
+
+    assert await syncs(conn, exchange) == 1  # was two: the settle's, then the claim's
+    [answer] = answers
+    assert (answer.applied, len(answer.jobs), answer.cut_short) == ([True, True], 2, False)
+    assert {await _state(lone, job) for job in held} == {"completed"}
+
+
+async def test_a_claim_failing_after_the_settle_keeps_the_outcomes(
+        lone: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    held = (await lone.settle_and_claim([], ASK)).jobs
+
+    async def failing(conn: psycopg.AsyncConnection[Any], *args: object) -> None:
+        await conn.execute("SELECT 1 / 0")
+
+    monkeypatch.setattr(lone, "_claim_in", failing)
+    answer = await lone.settle_and_claim([Complete(held[0].lease)], ASK)
+    assert answer.applied == [True] and answer.jobs == []
+    assert isinstance(answer.claim_failed, psycopg.errors.DivisionByZero)
+    assert await _state(lone, held[0]) == "completed"
+    await _clean(lone)
+    monkeypatch.undo()
+    again = await lone.settle_and_claim([Complete(held[1].lease)], ASK)
+    assert (again.applied, len(again.jobs)) == ([True], 2)
+
+
+async def test_a_failing_settle_writes_and_claims_nothing(
+        lone: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    held = (await lone.settle_and_claim([], ASK)).jobs
+    monkeypatch.setattr(lone, "_settle_statement", lambda *args: ("SELECT 1 / 0", None))
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        await lone.settle_and_claim([Complete(held[0].lease)], ASK)
+    assert await _state(lone, held[0]) == "running"
+    await _clean(lone)
+    monkeypatch.undo()
+    usage = {u.limit.name: u.running for u in await lone.limits()}
+    assert usage == {"q": 2}  # nothing claimed
