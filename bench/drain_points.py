@@ -44,7 +44,7 @@ PYTHON = sys.executable
 HERE = Path(__file__).resolve()
 REPO = Path("/work/main")
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_DATABASE = "bench_drain_points"
+PG_DATABASE = os.environ.get("DRAIN_PG_DATABASE", "bench_drain_points")  # one per concurrent run
 MARK = 18  # bytes per job start in the marks file: b"%.6f\n"
 
 APP = '''
