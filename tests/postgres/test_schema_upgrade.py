@@ -74,7 +74,6 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             conn.execute(f'DROP TABLE "{schema}".conveyor_tenant_counts')
             conn.execute(f'DROP TABLE "{schema}".conveyor_count_deltas')
             conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_retrying')
-            conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_running_ids')
             conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_tenant_fields')
             conn.execute(f'ALTER TABLE "{schema}".conveyor_workers DROP COLUMN claimed_queues')
             conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_tenant')

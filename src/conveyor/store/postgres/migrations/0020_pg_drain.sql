@@ -68,3 +68,10 @@ BEGIN
     DELETE FROM {schema}.conveyor_job_tails;
     RETURN NULL;
 END $$;
+
+-- The running jobs' list (version 15) had an index of its own, conveyor_jobs_running_ids:
+-- a third partial index over the running rows, beside conveyor_jobs_running and
+-- conveyor_jobs_lease, and so an entry more that every claim wrote. Those two already hold
+-- exactly the running rows (the jobs workers hold, never the finished millions): a page of
+-- them reads one of them whole and sorts it, as cheap at any table size.
+DROP INDEX {schema}.conveyor_jobs_running_ids;
