@@ -7,7 +7,8 @@
 -- changes. The tails now live in a table of their own, written once when a job is inserted
 -- and deleted with it, each by the statement that inserts or deletes the jobs (the count
 -- triggers of version 11 already run once per such statement with its rows: they write the
--- tails too), so every write path keeps them exact and a claim or a settle never touches them.
+-- tails too, in the same statement as the counts), so every write path keeps them exact and
+-- a claim or a settle never touches them.
 -- Dropping the old index first takes conveyor_jobs' exclusive lock until this migration
 -- commits: no job is inserted or deleted between the copy of the tails below and the new
 -- triggers.
@@ -33,26 +34,26 @@ SELECT reverse(id), tenant FROM {schema}.conveyor_jobs;
 CREATE OR REPLACE FUNCTION {schema}.conveyor_count_inserted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    WITH tails AS (INSERT INTO {schema}.conveyor_job_tails (tail, tenant)
+                   SELECT reverse(id), tenant FROM inserted)
     INSERT INTO {schema}.conveyor_count_deltas (queue, task, tenant, state, n)
     SELECT queue, task, tenant,
            CASE WHEN state = 'scheduled' AND attempt > 0 THEN 'retrying' ELSE state END,
            count(*)
     FROM inserted GROUP BY 1, 2, 3, 4;
-    INSERT INTO {schema}.conveyor_job_tails (tail, tenant)
-    SELECT reverse(id), tenant FROM inserted;
     RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION {schema}.conveyor_count_deleted() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    WITH tails AS (DELETE FROM {schema}.conveyor_job_tails
+                   WHERE tail IN (SELECT reverse(id) FROM deleted))
     INSERT INTO {schema}.conveyor_count_deltas (queue, task, tenant, state, n)
     SELECT queue, task, tenant,
            CASE WHEN state = 'scheduled' AND attempt > 0 THEN 'retrying' ELSE state END,
            -count(*)
     FROM deleted GROUP BY 1, 2, 3, 4;
-    DELETE FROM {schema}.conveyor_job_tails
-    WHERE tail IN (SELECT reverse(id) FROM deleted);
     RETURN NULL;
 END $$;
 
