@@ -21,6 +21,9 @@ share; write `;` as `%3B` and `,` as `%2C` inside a variant).
         --stores postgres --jobs 20000 --singles 3000 --json /tmp/points.json
     .venv/bin/python bench/drain_points.py --trees . --rounds 1 --profile /tmp/prof
 
+DRAIN_PG_DATABASE=name in the environment: the PostgreSQL database to use (dropped and made
+anew; default bench_drain_points), so that two runs at once do not drop each other's.
+
 Besides the rates: the worker process's CPU per job over the drain (from /proc) and, on
 PostgreSQL, the CPU of the server backends of the drain's database (what bounds the drain on a
 two-core machine, and far steadier than wall time). Figures only: it asserts nothing.
@@ -44,7 +47,7 @@ PYTHON = sys.executable
 HERE = Path(__file__).resolve()
 REPO = Path("/work/main")
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_DATABASE = "bench_drain_points"
+PG_DATABASE = os.environ.get("DRAIN_PG_DATABASE", "bench_drain_points")  # one per concurrent run
 MARK = 18  # bytes per job start in the marks file: b"%.6f\n"
 
 APP = '''

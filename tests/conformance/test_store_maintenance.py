@@ -183,3 +183,18 @@ async def test_prune_is_bounded_by_its_limit(store: Store) -> None:
         await _finish(store, "completed", T0)
     assert await store.prune(RETENTION, now=T0 + 2 * DAY, limit=2) == 2
     assert await store.prune(RETENTION, now=T0 + 2 * DAY, limit=10) == 3
+
+
+async def test_a_pruned_job_is_found_by_no_part_of_its_id(store: Store) -> None:
+    completed = await _finish(store, "completed", T0)
+    kept = await enqueue(store, now=T0)
+    assert await store.find_ids(completed[-12:]) == [completed]
+    assert await store.find_ids(completed) == [completed]
+
+    assert await store.prune(RETENTION, now=T0 + DAY + 1) == 1
+    assert await store.find_ids(completed[-12:]) == []      # by its end, too (PostgreSQL
+    assert await store.find_ids(completed) == []       # keeps the tails beside the jobs)
+    assert await store.find_ids(kept[-12:]) == [kept]
+    # the same id enqueued again (a producer's own id) is found once
+    await store.enqueue_many([new_job(id=completed)], now=T0 + DAY + 2)
+    assert await store.find_ids(completed[-12:]) == [completed]

@@ -21,12 +21,15 @@ from .test_explain import explain, filled, scans_of_jobs  # noqa: F401 - the mod
 
 pytestmark = pytest.mark.postgres
 
-FILTERS = {
+# the running rows' own partial indexes (migration 0020 dropped a third, by id, that every
+# claim wrote): a page of them reads the few running rows, never the finished ones
+RUNNING = ("conveyor_jobs_running", "conveyor_jobs_lease")
+FILTERS: dict[str, tuple[JobFilter, str | tuple[str, ...] | None]] = {
     "none": (JobFilter(), None),
     "queued": (JobFilter(states=(JobState.QUEUED,)), None),
     "scheduled": (JobFilter(states=(JobState.SCHEDULED,)), None),
     "retrying": (JobFilter(retrying=True), "conveyor_jobs_retrying"),
-    "running": (JobFilter(states=(JobState.RUNNING,)), "conveyor_jobs_running_ids"),
+    "running": (JobFilter(states=(JobState.RUNNING,)), RUNNING),
     "completed": (JobFilter(states=(JobState.COMPLETED,)), None),
     "dead": (JobFilter(states=(JobState.DEAD,)), None),
     "cancelled": (JobFilter(states=(JobState.CANCELLED,)), None),
@@ -37,9 +40,9 @@ FILTERS = {
     "correlation id": (JobFilter(correlation_id="req-42"), "conveyor_jobs_correlation"),
     "task and state": (JobFilter(task="fill.task", states=(JobState.DEAD,)), None),
     "queue and state": (JobFilter(queue="queue-3", states=(JobState.RUNNING,)),
-                        "conveyor_jobs_running_ids"),
+                        RUNNING),
     "task and running": (JobFilter(task="fill.task", states=(JobState.RUNNING,)),
-                         "conveyor_jobs_running_ids"),
+                         RUNNING),
     "every field": (JobFilter(queue="queue-3", task="fill.task", tenant="org-1",
                               states=(JobState.COMPLETED,)), "conveyor_jobs_tenant_fields"),
 }
@@ -59,7 +62,8 @@ def test_each_list_filter_reads_an_index(filled: PostgresStore, name: str,  # no
     scans = scans_of_jobs(list_plan(filled, where, after, False))
     assert scans and all(kind != "Seq Scan" for kind, _ in scans), scans
     if index is not None:
-        assert any(found == index for _, found in scans), scans
+        assert any(found in (index if isinstance(index, tuple) else (index,))
+                   for _, found in scans), scans
 
 
 @pytest.mark.parametrize("name", ["none", "queued", "running", "dead", "queue", "retrying",
@@ -72,7 +76,8 @@ def test_a_prepared_list_reads_an_index_too(filled: PostgresStore, name: str  # 
     # the state is a literal in the statement (filters.states_clause), so even a generic
     # plan proves a partial index's predicate
     if index is not None:
-        assert any(found == index for _, found in scans), scans
+        assert any(found in (index if isinstance(index, tuple) else (index,))
+                   for _, found in scans), scans
 
 
 def test_counts_read_the_counters_and_never_the_jobs(filled: PostgresStore  # noqa: F811
@@ -106,12 +111,15 @@ def test_a_page_with_a_byte_budget_is_one_bounded_walk(filled: PostgresStore,  #
     scans = scans_of_jobs(nodes)
     assert scans and all(kind != "Seq Scan" for kind, _ in scans), scans
     if index is not None:
-        assert any(found == index for _, found in scans), scans
+        assert any(found in (index if isinstance(index, tuple) else (index,))
+                   for _, found in scans), scans
     kinds = [n["Node Type"] for n in nodes]
     assert "WindowAgg" in kinds and "Limit" in kinds, kinds
     # the limit sits above the window, which streams along the scan: a walk that stops
     assert kinds.index("Limit") < kinds.index("WindowAgg"), kinds
-    if name != "dead":  # (this table has no dead rows: the planner may sort none of them)
+    # (this table has no dead rows: the planner may sort none of them; the running rows are
+    # read whole from their partial index and sorted: the few jobs workers hold, since 0020)
+    if name not in ("dead", "running", "queue and state"):
         assert "Sort" not in kinds, kinds
 
 

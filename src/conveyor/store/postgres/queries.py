@@ -624,15 +624,15 @@ SELECT id FROM {schema}.conveyor_jobs
 WHERE id >= %(low)s AND id < %(high)s AND left(id, length(%(fragment)s)) = %(fragment)s
   AND """ + _TENANT + """
 ORDER BY id LIMIT %(limit)s"""
-# the suffix: index conveyor_jobs_id_tail (migration 0008), reverse(id) text_pattern_ops
-# in the tail index's own order (USING ~<~: text_pattern_ops), so that the planner walks it
-# and stops at the limit; walking the primary key in id order instead, filtering every row,
-# was the plan it sometimes chose
+# the suffix: the jobs' reversed ids, kept beside them (conveyor_job_tails, migration 0020:
+# written when a job is inserted, deleted with it, never by a claim or a settle), index
+# conveyor_jobs_id_tail (tail text_pattern_ops), in that index's own order (USING ~<~), so
+# that the planner walks it and stops at the limit
 FIND_BY_SUFFIX = """
 SELECT id FROM (
-    SELECT id FROM {schema}.conveyor_jobs
-    WHERE reverse(id) LIKE %(reversed)s AND """ + _TENANT + """
-    ORDER BY reverse(id) USING ~<~ LIMIT %(limit)s) AS found
+    SELECT reverse(tail) AS id FROM {schema}.conveyor_job_tails
+    WHERE tail LIKE %(reversed)s AND """ + _TENANT + """
+    ORDER BY tail USING ~<~ LIMIT %(limit)s) AS found
 ORDER BY id"""
 
 # --- dead letters by time of death (index conveyor_jobs_dead, migration 0009) ---------------
