@@ -1,0 +1,153 @@
+"""Single enqueue's cost, source trees A/B: `app.enqueue("job", {"ms": 0})` one call at a time
+on a fresh store, as the peer harness's enqueue phase does it (bench/peers/conveyor_sqlite.py:
+SQLite WAL, synchronous=NORMAL; or PostgreSQL with `--url`), in a child process per tree and
+round, trees rotated round by round (A B, B A, ...); medians per tree. Each child reports wall
+µs per enqueue and its own CPU µs per enqueue (from /proc, via os.times): CPU is steadier on
+a shared machine. `--bulk`: also enqueue_many of 1,000 (µs per job).
+
+A tree is a directory holding src/conveyor (`/tmp/enq-base` from
+`git archive 0303058 src | tar -x -C /tmp/enq-base`) or `.` for this checkout; `@SQL` after a
+tree runs that SQL on the fresh store after its migrations (a knock-out: `@DROP INDEX
+conveyor_jobs_id_tail`; write a comma inside the SQL as `%2C`).
+
+    PYTHONPATH= /work/main/.venv/bin/python bench/enqueue_cost.py --trees /tmp/enq-base,. \
+        --rounds 5 --singles 5000
+    ... --url postgresql://postgres@127.0.0.1:5432/postgres  (a fresh database per child)
+    ... --trees . --profile /tmp/enq.prof   (cProfile of the single enqueues, one child)
+
+Figures only: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PYTHON = sys.executable
+PG_DATABASE = "bench_enqueue_cost"
+
+CHILD = r'''
+import json, os, sys, time
+from conveyor import Conveyor, Settings
+
+url, singles, bulk, sql, profile = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
+                                    sys.argv[4], sys.argv[5])
+extra = {"sqlite_synchronous": "NORMAL"} if url.startswith("sqlite") else {}
+app = Conveyor(settings=Settings.load(url=url, log_level="WARNING", **extra))
+
+
+@app.task()
+async def job(ctx, payload):
+    return None
+
+
+app.migrate()
+if sql:
+    if url.startswith("sqlite"):
+        import sqlite3
+        conn = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+        conn.executescript(sql)
+        conn.close()
+for _ in range(200):  # warm-up: connections, prepared statements, caches
+    app.enqueue("job", {"ms": 0})
+
+
+def timed(fn, n):
+    c0, t0 = os.times(), time.perf_counter()
+    fn()
+    t1, c1 = time.perf_counter(), os.times()
+    cpu = (c1.user - c0.user) + (c1.system - c0.system)
+    return round((t1 - t0) / n * 1e6, 2), round(cpu / n * 1e6, 2)
+
+
+def singles_loop():
+    enqueue = app.enqueue
+    for _ in range(singles):
+        enqueue("job", {"ms": 0})
+
+
+out = {}
+if profile:
+    import cProfile
+    prof = cProfile.Profile()
+    prof.enable()
+    out["single"] = timed(singles_loop, singles)
+    prof.disable()
+    prof.dump_stats(profile)
+else:
+    out["single"] = timed(singles_loop, singles)
+if bulk:
+    items = [{"task": "job", "payload": {"ms": 0}}] * 1000
+    out["bulk"] = timed(lambda: [app.enqueue_many(items) for _ in range(bulk // 1000)], bulk)
+app.close()
+print(json.dumps(out))
+'''
+
+
+def fresh_url(base: str | None, workdir: str, index: int) -> str:
+    if base is None:
+        return f"sqlite:///{workdir}/enqueue-{index}.db"
+    import psycopg
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PG_DATABASE}")
+    return base.rsplit("/", 1)[0] + "/" + PG_DATABASE
+
+
+def run_child(tree: str, url: str, args: argparse.Namespace, profile: str = "") -> dict:
+    path, _, sql = tree.partition("@")
+    sql = sql.replace("%2C", ",")  # a comma inside a variant's SQL
+    env = {**os.environ, "PYTHONPATH": str(Path(path).resolve() / "src")}
+    done = subprocess.run([PYTHON, "-c", CHILD, url, str(args.singles),
+                           str(args.bulk), sql, profile],
+                          env=env, capture_output=True, text=True, check=False, timeout=900)
+    if done.returncode != 0:
+        raise SystemExit(f"{tree}: {done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trees", default="/tmp/enq-base,.")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--singles", type=int, default=5000)
+    parser.add_argument("--bulk", type=int, default=0, help="jobs enqueued 1,000 a call")
+    parser.add_argument("--url", default=None, help="a PostgreSQL admin URL (default: SQLite)")
+    parser.add_argument("--profile", default="", help="cProfile the first tree's singles")
+    parser.add_argument("--json", default="")
+    args = parser.parse_args()
+    trees = args.trees.split(",")
+    with tempfile.TemporaryDirectory() as workdir:
+        if args.profile:
+            print(run_child(trees[0], fresh_url(args.url, workdir, 0), args, args.profile))
+            return
+        runs: dict[str, list[dict]] = {t: [] for t in trees}
+        index = 0
+        for r in range(args.rounds):
+            for tree in trees[r % len(trees):] + trees[:r % len(trees)]:
+                index += 1
+                result = run_child(tree, fresh_url(args.url, workdir, index), args)
+                runs[tree].append(result)
+                print(f"round {r + 1} {tree}: {result}", flush=True)
+    print("\nmedians (wall µs, CPU µs) per enqueue:")
+    summary = {}
+    for tree, results in runs.items():
+        row = {kind: (statistics.median(x[kind][0] for x in results),
+                      statistics.median(x[kind][1] for x in results))
+               for kind in results[0]}
+        summary[tree] = row
+        shown = "  ".join(f"{k}: {w:.1f} wall ({1e6 / w:,.0f}/s), {c:.1f} CPU"
+                          for k, (w, c) in row.items())
+        print(f"  {tree}: {shown}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": runs, "medians": summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
