@@ -14,6 +14,8 @@ conveyor_jobs_id_tail`; write a comma inside the SQL as `%2C`).
         --rounds 5 --singles 5000
     ... --url postgresql://postgres@127.0.0.1:5432/postgres  (a fresh database per child)
     ... --trees . --profile /tmp/enq.prof   (cProfile of the single enqueues, one child)
+    ... --statements   (the same transactions from a bare sqlite3 loop: BEGIN IMMEDIATE,
+        INSERT, the count upsert, COMMIT timed apart; app.enqueue's CPU less this = Python)
 
 Figures only: it asserts nothing.
 """
@@ -90,6 +92,55 @@ print(json.dumps(out))
 '''
 
 
+STATEMENTS = r'''
+import json, os, sqlite3, sys, time
+from conveyor import Conveyor, Settings
+from conveyor.store.sqlite import queries as q
+
+url, n, sql = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+app = Conveyor(settings=Settings.load(url=url, log_level="WARNING"))
+app.migrate()
+app.close()
+conn = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None, cached_statements=256)
+for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "cache_size = -16000"):
+    conn.execute("PRAGMA " + pragma)
+conn.executescript(sql)
+counted = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'conveyor_counts'").fetchone()
+COUNT = """INSERT INTO conveyor_counts (queue, task, state, n) VALUES (?, ?, ?, ?)
+ON CONFLICT (queue, task, state) DO UPDATE SET n = n + excluded.n"""
+width = q.INSERT_JOB.count("?")
+ids = [os.urandom(16).hex() for _ in range(n + 200)]
+rows = [(f"{i[:8]}-{i[8:12]}-7{i[13:16]}-8{i[17:20]}-{i[20:]}", "job", "default", "queued", 0,
+         b'{"ms":0}', "", None, None, None, None, 3, 1e9 + k, 1e9 + k, None, None, None, None,
+         None)[:width] for k, i in enumerate(sorted(ids))]
+spent = {"begin": 0, "insert": 0, "count": 0, "commit": 0}
+clock = time.perf_counter_ns
+c0 = None
+for k, row in enumerate(rows):
+    if k == 200:
+        c0, spent = os.times(), dict.fromkeys(spent, 0)
+    a = clock()
+    conn.execute("BEGIN IMMEDIATE")
+    b = clock()
+    conn.execute(q.INSERT_JOB, row)
+    c = clock()
+    if counted:
+        conn.execute(COUNT, ("default", "job", "queued", 1))
+    d = clock()
+    conn.execute("COMMIT")
+    e = clock()
+    spent["begin"] += b - a
+    spent["insert"] += c - b
+    spent["count"] += d - c
+    spent["commit"] += e - d
+c1 = os.times()
+out = {k: round(v / n / 1000, 2) for k, v in spent.items()}
+out["wall"] = round(sum(spent.values()) / n / 1000, 2)
+out["cpu"] = round((c1.user - c0.user + c1.system - c0.system) / n * 1e6, 2)
+print(json.dumps({"statements": out}))
+'''
+
+
 def fresh_url(base: str | None, workdir: str, index: int) -> str:
     if base is None:
         return f"sqlite:///{workdir}/enqueue-{index}.db"
@@ -104,8 +155,9 @@ def run_child(tree: str, url: str, args: argparse.Namespace, profile: str = "") 
     path, _, sql = tree.partition("@")
     sql = sql.replace("%2C", ",")  # a comma inside a variant's SQL
     env = {**os.environ, "PYTHONPATH": str(Path(path).resolve() / "src")}
-    done = subprocess.run([PYTHON, "-c", CHILD, url, str(args.singles),
-                           str(args.bulk), sql, profile],
+    argv = ([PYTHON, "-c", STATEMENTS, url, str(args.singles), sql] if args.statements else
+            [PYTHON, "-c", CHILD, url, str(args.singles), str(args.bulk), sql, profile])
+    done = subprocess.run(argv,
                           env=env, capture_output=True, text=True, check=False, timeout=900)
     if done.returncode != 0:
         raise SystemExit(f"{tree}: {done.stderr[-2000:]}")
@@ -121,6 +173,9 @@ def main() -> None:
     parser.add_argument("--url", default=None, help="a PostgreSQL admin URL (default: SQLite)")
     parser.add_argument("--profile", default="", help="cProfile the first tree's singles")
     parser.add_argument("--json", default="")
+    parser.add_argument("--statements", action="store_true",
+                        help="SQLite: the enqueue's statements alone (BEGIN IMMEDIATE, INSERT, "
+                             "the count upsert when the tree counts, COMMIT), timed apart")
     args = parser.parse_args()
     trees = args.trees.split(",")
     with tempfile.TemporaryDirectory() as workdir:
@@ -136,8 +191,13 @@ def main() -> None:
                 runs[tree].append(result)
                 print(f"round {r + 1} {tree}: {result}", flush=True)
     print("\nmedians (wall µs, CPU µs) per enqueue:")
-    summary = {}
+    summary: dict[str, dict] = {}
     for tree, results in runs.items():
+        if args.statements:
+            summary[tree] = {k: statistics.median(x["statements"][k] for x in results)
+                             for k in results[0]["statements"]}
+            print(f"  {tree}: {summary[tree]}")
+            continue
         row = {kind: (statistics.median(x[kind][0] for x in results),
                       statistics.median(x[kind][1] for x in results))
                for kind in results[0]}
