@@ -3,8 +3,9 @@ in one write transaction, then wake the workers. Keyed jobs go through keys.py.
 
 A single enqueue is the common call and its Python is a share of its cost next to a commit
 (bench/enqueue_cost.py): one job takes a path of its own (one execute, no lists built, no
-generator checks), and the wake-up reuses the folder listing that the event check read
-inside the transaction.
+generator checks). The wake-up still reads the folder after the commit, not reusing the
+listing the event check read inside the transaction: a worker that binds in between would
+otherwise miss the job's wake-up (its first poll ran before the commit) and wait a poll.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Enqueues:
         queues = {job.queue for job in jobs}
         if any(r.state == JobState.SCHEDULED for r in results):
             queues.add(SCHEDULED_HINT)
-        self.wake.notify(queues, listed=True)  # _enqueued read the folder
+        self.wake.notify(queues)
         return results
 
     def _enqueue_one(self, job: NewJob, now: float) -> EnqueueResult:
@@ -84,7 +85,7 @@ class Enqueues:
         except _InsertOneByOne:
             [result] = self._insert_each((job,), [row], [result], now)
         self.wake.notify({job.queue, SCHEDULED_HINT} if result.state is JobState.SCHEDULED
-                         else {job.queue}, listed=True)
+                         else {job.queue})
         return result
 
     def _insert_each(self, jobs: Sequence[NewJob], rows: list[tuple[Any, ...]],

@@ -163,7 +163,7 @@ class KeyLimits:
         queues = {job.queue for job, _ in stored}
         if any(r.state == JobState.SCHEDULED for _, r in stored):
             queues.add(SCHEDULED_HINT)
-        self.wake.notify(queues, listed=True)  # _enqueued read the folder
+        self.wake.notify(queues)
         return results
 
     async def key_use(self, job_id: str, now: float | None = None) -> keys.KeyUse | None:

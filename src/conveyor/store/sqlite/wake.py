@@ -75,15 +75,12 @@ class WakeChannel:
 
     # --- sending --------------------------------------------------------------------------
 
-    def notify(self, queues: set[str], listed: bool = False) -> None:
-        """Wake the listeners of `queues`. `listed`: the caller read the folder (by
-        has_subscribers) a moment ago, in the same call: its list of sockets is used as it
-        is (one stat less per enqueue; a worker that binds in between polls first anyway)."""
+    def notify(self, queues: set[str]) -> None:
         for listener in list(self._local):
             self._deliver_local(listener, queues)
         if self.folder is None:
             return
-        targets = self._targets if listed else self._current_targets()
+        targets = self._current_targets()
         if targets:
             self._send_all(targets, "\n".join(sorted(queues)).encode()[:512])
 
