@@ -14,6 +14,7 @@ conveyor_jobs_id_tail`; write a comma inside the SQL as `%2C`).
         --rounds 5 --singles 5000
     ... --url postgresql://postgres@127.0.0.1:5432/postgres  (a fresh database per child)
     ... --trees . --profile /tmp/enq.prof   (cProfile of the single enqueues, one child)
+    ... --lookup 1000000 --rounds 1   (suffix lookups' p50/p95 at a million jobs)
     ... --statements   (the same transactions from a bare sqlite3 loop: BEGIN IMMEDIATE,
         INSERT, the count upsert, COMMIT timed apart; app.enqueue's CPU less this = Python)
 
@@ -141,6 +142,44 @@ print(json.dumps({"statements": out}))
 '''
 
 
+LOOKUP = r'''
+import asyncio, json, os, random, sqlite3, statistics, sys, time
+from conveyor import Conveyor, Settings
+from conveyor.job import new_id
+
+url, n = sys.argv[1], int(sys.argv[2])
+app = Conveyor(settings=Settings.load(url=url, log_level="WARNING"))
+app.migrate()
+app.close()
+conn = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+conn.execute("PRAGMA journal_mode = WAL")
+conn.execute("PRAGMA synchronous = OFF")
+ids = []
+for start in range(0, n, 10_000):
+    batch = new_id.many(min(10_000, n - start))
+    ids += batch
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO conveyor_jobs (id, task, queue, state, priority, payload, "
+                     "tenant, max_attempts, created_at, run_at) VALUES "
+                     "(?, 'job', 'default', 'queued', 0, '{}', '', 3, 1e9, 1e9)",
+                     [(i,) for i in batch])
+    conn.execute("COMMIT")
+conn.close()
+store = Conveyor(settings=Settings.load(url=url, log_level="WARNING")).store
+out = {}
+for width in (4, 6, 12):
+    took = []
+    for job_id in random.sample(ids, 300):
+        t = time.perf_counter()
+        asyncio.run(store.find_ids(job_id[-width:]))
+        took.append(time.perf_counter() - t)
+    took.sort()
+    out[f"suffix {width}"] = {"p50_ms": round(took[150] * 1e3, 2),
+                              "p95_ms": round(took[284] * 1e3, 2)}
+print(json.dumps({"lookup": out}))
+'''
+
+
 def fresh_url(base: str | None, workdir: str, index: int) -> str:
     if base is None:
         return f"sqlite:///{workdir}/enqueue-{index}.db"
@@ -155,8 +194,12 @@ def run_child(tree: str, url: str, args: argparse.Namespace, profile: str = "") 
     path, _, sql = tree.partition("@")
     sql = sql.replace("%2C", ",")  # a comma inside a variant's SQL
     env = {**os.environ, "PYTHONPATH": str(Path(path).resolve() / "src")}
-    argv = ([PYTHON, "-c", STATEMENTS, url, str(args.singles), sql] if args.statements else
-            [PYTHON, "-c", CHILD, url, str(args.singles), str(args.bulk), sql, profile])
+    if args.lookup:
+        argv = [PYTHON, "-c", LOOKUP, url, str(args.lookup)]
+    elif args.statements:
+        argv = [PYTHON, "-c", STATEMENTS, url, str(args.singles), sql]
+    else:
+        argv = [PYTHON, "-c", CHILD, url, str(args.singles), str(args.bulk), sql, profile]
     done = subprocess.run(argv,
                           env=env, capture_output=True, text=True, check=False, timeout=900)
     if done.returncode != 0:
@@ -173,6 +216,9 @@ def main() -> None:
     parser.add_argument("--url", default=None, help="a PostgreSQL admin URL (default: SQLite)")
     parser.add_argument("--profile", default="", help="cProfile the first tree's singles")
     parser.add_argument("--json", default="")
+    parser.add_argument("--lookup", type=int, default=0,
+                        help="SQLite: fill a store with this many jobs, then time find_ids "
+                             "by suffixes of 4, 6 and 12 characters (p50, p95 ms)")
     parser.add_argument("--statements", action="store_true",
                         help="SQLite: the enqueue's statements alone (BEGIN IMMEDIATE, INSERT, "
                              "the count upsert when the tree counts, COMMIT), timed apart")
@@ -193,6 +239,10 @@ def main() -> None:
     print("\nmedians (wall µs, CPU µs) per enqueue:")
     summary: dict[str, dict] = {}
     for tree, results in runs.items():
+        if args.lookup:
+            summary[tree] = results[-1]["lookup"]
+            print(f"  {tree}: {summary[tree]}")
+            continue
         if args.statements:
             summary[tree] = {k: statistics.median(x["statements"][k] for x in results)
                              for k in results[0]["statements"]}
