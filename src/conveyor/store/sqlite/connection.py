@@ -69,16 +69,19 @@ class Connections:
                 except sqlite3.Error as exc:
                     raise unavailable(exc) from exc
             return
-        conn = getattr(self._local, "conn", None)
+        try:
+            yield self._thread_conn()
+        except sqlite3.Error as exc:  # e.g. "file is not a database": say so, plainly
+            raise unavailable(exc) from exc
+
+    def _thread_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
                 conn = self._local.conn = self._connect()
             except sqlite3.Error as exc:
                 raise unavailable(exc) from exc
-        try:
-            yield conn
-        except sqlite3.Error as exc:  # e.g. "file is not a database": say so, plainly
-            raise unavailable(exc) from exc
+        return conn
 
     @contextmanager
     def write(self, promise: bool = False, wait: float | None = None
@@ -86,23 +89,32 @@ class Connections:
         """A `BEGIN IMMEDIATE` transaction, committed on exit. `promise`: commit at the
         durability level of writes made for a caller; `wait`: seconds to wait for the write
         lock (default: the busy timeout)."""
-        with self.read() as conn:
-            try:
-                if not self.memory:
-                    self._tune(conn, self.durability.level(promise),
-                               self.busy_timeout if wait is None else wait)
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise unavailable(exc) from exc
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(conn)
-                raise unavailable(exc) from exc
-            except BaseException:
-                _rollback(conn)
-                raise
+        if self.memory:
+            with self.read() as conn:
+                yield from self._transaction(conn, promise, wait)
+            return
+        # a file's connection: this thread's own, taken directly (not through read(): one
+        # context manager less per write, a few µs of a single enqueue)
+        yield from self._transaction(self._thread_conn(), promise, wait)
+
+    def _transaction(self, conn: sqlite3.Connection, promise: bool, wait: float | None
+                     ) -> Iterator[sqlite3.Connection]:
+        try:
+            if not self.memory:
+                self._tune(conn, self.durability.level(promise),
+                           self.busy_timeout if wait is None else wait)
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise unavailable(exc) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise unavailable(exc) from exc
+        except BaseException:
+            _rollback(conn)
+            raise
 
     def _tune(self, conn: sqlite3.Connection, level: str, wait: float) -> None:
         tuning: Tuning | None = getattr(self._local, "tuning", None)

@@ -358,9 +358,10 @@ WHERE id = :id AND state IN ('completed', 'dead', 'cancelled')
   AND (:tenant IS NULL OR tenant = :tenant)"""
 
 # --- find a job by the start or the end of its id (lookup.py) -------------------------------
-# the expression of index conveyor_jobs_id_tail (migration 0008): the last 12 characters
-# of the id, reversed
-ID_TAIL = "||".join(f"substr(id, {i}, 1)" for i in range(36, 24, -1))
+# the expression of index conveyor_jobs_id_tail (migration 0021): the last 4 characters
+# of the id, reversed (ID_TAIL_WIDTH; the fragment's own check follows)
+ID_TAIL_WIDTH = 4
+ID_TAIL = "||".join(f"substr(id, {i}, 1)" for i in range(36, 36 - ID_TAIL_WIDTH, -1))
 FIND_BY_PREFIX = """
 SELECT id FROM conveyor_jobs
 WHERE id >= :low AND id < :high AND (:tenant IS NULL OR tenant = :tenant)

@@ -66,7 +66,7 @@ class Reads(Counters):
                        limit: int = 5) -> list[str]:
         """Ids that start with `fragment`, then ids that end with it (lookup.py)."""
         prefix, suffix = fragment.rstrip("-"), fragment.lstrip("-")[::-1]
-        key = suffix[:12]
+        key = suffix[:q.ID_TAIL_WIDTH]  # the index's key: the id's last characters, reversed
         with self.db.read() as conn:
             found = [r[0] for r in conn.execute(q.FIND_BY_PREFIX, {
                 "low": prefix, "high": after_prefix(prefix), "tenant": tenant,

@@ -10,25 +10,19 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConfigError
 from ...job import (
     ClaimedJob,
-    EnqueueResult,
     JobEvent,
-    JobState,
     Lease,
-    NewJob,
     WorkerInfo,
 )
 from ..base import (
     LIMITS_HINT,
-    SCHEDULED_HINT,
     Capabilities,
     ClaimAsk,
     HeartbeatReply,
@@ -42,6 +36,7 @@ from . import queries as q
 from .catalog import Catalog
 from .connection import Connections, parse_url
 from .durability import Durability
+from .enqueue import Enqueues
 from .exchange import Exchanging
 from .history import SQLiteHistory, write_history, write_lost
 from .limits import LimitedNames, Limits
@@ -49,7 +44,6 @@ from .reads import Reads
 from .retention import KeepByCount, events_of
 from .rows import (
     apply,
-    insert_row,
     state_or_missing,
 )
 from .sessions import Sessions
@@ -62,12 +56,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _TERMINAL_SQL = ("completed", "dead", "cancelled")
 
 
-class _InsertOneByOne(Exception):
-    """Roll the batch back and insert row by row, to learn which rows already exist."""
-
-
-class SQLiteStore(Reads, Catalog, Sessions, Limits, Exchanging, KeepByCount, SQLiteHistory,
-                  Traces):
+class SQLiteStore(Reads, Catalog, Sessions, Limits, Enqueues, Exchanging, KeepByCount,
+                  SQLiteHistory, Traces):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str | None = None, durability: str = "auto",
@@ -133,67 +123,6 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, Exchanging, KeepByCount, SQL
                 conn.execute(q.RECORD_VERSION, (migration.version, time.time()))
                 applied += 1
         return applied
-
-    # --- producing ------------------------------------------------------------------------
-
-    async def enqueue_many(self, jobs: Sequence[NewJob], now: float | None = None,
-                           tx: Any = None) -> list[EnqueueResult]:
-        if tx is not None:
-            raise ConfigError("transactional enqueue (connection=...) needs the PostgreSQL store")
-        now = self._now(now)
-        if any(job.limit_key is not None for job in jobs):
-            return self._enqueue_keyed(jobs, now)  # keys.py: strategies, the keys' rows
-        built = [insert_row(job, now) for job in jobs]
-        rows, results = [b[0] for b in built], [b[1] for b in built]
-        try:
-            with self.db.write(promise=True, wait=self.enqueue_wait) as conn:
-                if any(job.idempotency_key is not None for job in jobs):
-                    raise _InsertOneByOne
-                before = conn.total_changes
-                conn.executemany(q.INSERT_JOB, rows)
-                if conn.total_changes - before != len(rows):
-                    raise _InsertOneByOne  # an id that already exists: roll back, look closer
-                self._enqueued(conn, jobs, results)
-        except _InsertOneByOne:
-            with self.db.write(promise=True, wait=self.enqueue_wait) as conn:
-                results = [self._insert_one(conn, row, res, now)
-                           for row, res in zip(rows, results, strict=True)]
-                self._enqueued(conn, jobs, results)
-        queues = {job.queue for job in jobs}
-        if any(r.state == JobState.SCHEDULED for r in results):
-            queues.add(SCHEDULED_HINT)
-        self.wake.notify(queues)
-        return results
-
-    def _enqueued(self, conn: sqlite3.Connection, jobs: Sequence[NewJob],
-                  results: list[EnqueueResult]) -> None:
-        """Count the new jobs (counters.py), then publish `queued`/`scheduled` while the write
-        lock is still held: no worker can claim them (and publish `running`) before their
-        first event is on its way. A commit that then fails leaves an event for a job that is
-        not there; events are a live feed, never the record (rare: a disk error at COMMIT).
-        Nor may the feed fail the enqueue: a socket error is logged, the jobs stored."""
-        self._count_inserted(conn, jobs, results)
-        if not self.wake.has_subscribers():
-            return
-        try:
-            self.wake.publish([JobEvent(r.id, r.state, j.queue, j.task, j.tenant)
-                               for j, r in zip(jobs, results, strict=True) if not r.duplicate])
-        except OSError as exc:
-            log.warning("could not publish enqueue events: %s", exc)
-
-    @staticmethod
-    def _insert_one(conn: sqlite3.Connection, row: tuple[Any, ...], result: EnqueueResult,
-                    now: float) -> EnqueueResult:
-        """Insert one row; if its key (or its id) is taken, report the job that holds it."""
-        key, tenant = row[9], row[6]
-        if key is not None:
-            conn.execute(q.FREE_EXPIRED_KEY, (tenant, key, now))
-        if conn.execute(q.INSERT_JOB, row).rowcount == 1:
-            return result
-        found = conn.execute(q.FIND_BY_ID, (row[0],)).fetchone()
-        if found is None and key is not None:
-            found = conn.execute(q.FIND_BY_KEY, (tenant, key)).fetchone()
-        return EnqueueResult(found[0], True, JobState(found[1]), found[2], found[3])
 
     # --- consuming ------------------------------------------------------------------------
 
