@@ -200,18 +200,19 @@ PENDING_NEWEST = _tail(
 _DEAD_OF = "fingerprint = %(fingerprint)s AND outcome = 'dead'"
 
 # A group's dead jobs still stored whose final attempt failed in it: the group's failed
-# attempts (the errors index: only the group's), then each one's job by id
+# attempts (the errors index: only the group's), then each one's job by its key. A scalar
+# subquery, not a join: a join to 14,000 attempts hashes every job (a scan of all of them).
 GROUP_DEAD_COUNT = """
-SELECT count(DISTINCT job.id) FROM (
+SELECT count(DISTINCT a.job_id) FROM (
 SELECT job_id, attempt FROM {schema}.conveyor_attempts WHERE """ + _DEAD_OF + """
 UNION ALL """ + _tail("job_id, attempt", _DEAD_OF) + """) AS a
-CROSS JOIN {schema}.conveyor_jobs AS job
-WHERE job.id = a.job_id AND job.attempt = a.attempt AND job.state = 'dead'
-  AND (CAST(%(tenant)s AS TEXT) IS NULL OR job.tenant = %(tenant)s)"""
+WHERE (SELECT 1 FROM {schema}.conveyor_jobs AS job
+       WHERE job.id = a.job_id AND job.attempt = a.attempt AND job.state = 'dead'
+         AND (CAST(%(tenant)s AS TEXT) IS NULL OR job.tenant = %(tenant)s)) = 1"""
 
 # Dead jobs still stored whose final attempt failed with this fingerprint
-GROUP_DEAD_JOBS = GROUP_DEAD_COUNT.replace("SELECT count(DISTINCT job.id)",
-                                           "SELECT DISTINCT job.id", 1) + """
+GROUP_DEAD_JOBS = GROUP_DEAD_COUNT.replace("SELECT count(DISTINCT a.job_id)",
+                                           "SELECT DISTINCT a.job_id", 1) + """
 LIMIT %(limit)s"""
 
 _WORKER_COLUMNS = ("worker_id, host, pid, CASE WHEN outcome IN ('retried', 'dead', 'lost') "
