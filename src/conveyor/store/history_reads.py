@@ -162,13 +162,15 @@ class HistoryReads:
 
     async def _dead_counts(self, fingerprints: list[str],
                            tenant: str | None) -> dict[str, int]:
-        """Per group: its dead jobs still stored whose final attempt failed in it (each
-        group's failed attempts by the errors index, not every dead job's)."""
-        counts = {}
-        for fingerprint in fingerprints:
-            [(count,)] = await self._history_rows(hq.GROUP_DEAD_COUNT, {
-                "fingerprint": fingerprint, "tenant": tenant, "pending_limit": PENDING_READ})
-            counts[fingerprint] = int(count)
+        """Per group: its dead jobs still stored whose final attempt failed in it, folded
+        or in the pending tail (two statements: a fold between them may count one twice)."""
+        wanted = set(fingerprints)
+        counts: dict[str, int] = {}
+        for template in (hq.DEAD_BY_GROUP, hq.DEAD_BY_GROUP_PENDING):
+            for fingerprint, count in await self._history_rows(template, {
+                    "tenant": tenant, "pending_limit": PENDING_READ}):
+                if fingerprint in wanted:
+                    counts[fingerprint] = counts.get(fingerprint, 0) + int(count)
         return counts
 
     async def group_dead_jobs(self, fingerprint: str, tenant: str | None = None,
