@@ -14,8 +14,9 @@ and a tail of pending (not yet folded) attempt rows, as a drain leaves between f
     .venv/bin/python bench/view_reads.py --store postgres --jobs 1000000 --pending 20000
     .venv/bin/python bench/view_reads.py --store sqlite --jobs 1000000 --keep /tmp/v.db
 
-`--url` times an already loaded store (--jobs 0: nothing loaded), so two trees can be
-compared on the same data: PYTHONPATH selects the tree.
+`--analytics` times the analytics API's reads instead (errors, workers, slow attempts, a
+group's dead jobs; issue 15). `--url` times an already loaded store (--jobs 0: nothing
+loaded), so two trees can be compared on the same data: PYTHONPATH selects the tree.
 """
 
 from __future__ import annotations
@@ -110,8 +111,27 @@ def reads(app: Any, tenant: str | None) -> dict[str, Any]:
     return found
 
 
-def time_reads(app: Any, rounds: int, tenant: str | None) -> dict[str, dict[str, float]]:
-    calls = {**reads(app, None), **(reads(app, tenant) if tenant else {})}
+def analytics_reads(app: Any, tenant: str | None) -> dict[str, Any]:
+    """label: a no-argument call of one analytics API read (issue 15: errors, workers, slow
+    attempts, a group's dead jobs), over the last hour and day."""
+    analytics = app.analytics
+    suffix = "" if tenant is None else f" ({tenant})"
+    found: dict[str, Any] = {}
+    for span in ("1h", "24h"):
+        window = analytics.window(span, tenant=tenant)
+        found[f"errors {span}{suffix}"] = lambda w=window: analytics.errors(w)
+        found[f"workers {span}{suffix}"] = lambda w=window: analytics.workers(w)
+        found[f"slow {span}{suffix}"] = lambda w=window: analytics.slow(w)
+    group = "f00123456789abcde"  # the bench history's fingerprints: f{n % 7}0123456789abcde
+    found[f"group dead jobs{suffix}"] = lambda: app.call(
+        lambda s: s.group_dead_jobs(group, tenant))
+    return found
+
+
+def time_reads(app: Any, rounds: int, tenant: str | None, which: Any = None
+               ) -> dict[str, dict[str, float]]:
+    which = which or reads
+    calls = {**which(app, None), **(which(app, tenant) if tenant else {})}
     labels = list(calls)
     wall: dict[str, list[float]] = {label: [] for label in labels}
     cpu: dict[str, list[float]] = {label: [] for label in labels}
@@ -144,6 +164,10 @@ def main() -> None:
     parser.add_argument("--url", default=None, help="time this loaded store (no load)")
     parser.add_argument("--keep", default=None, help="SQLite: the file to load (kept)")
     parser.add_argument("--json", default=None, metavar="PATH")
+    parser.add_argument("--analytics", action="store_true",
+                        help="time the analytics API's reads (errors, workers, slow, a group's "
+                        "dead jobs) instead of the overview's")
+    parser.add_argument("--schema", default=None, help="PostgreSQL: the schema to load")
     args = parser.parse_args()
     if args.url:
         url = args.url
@@ -151,7 +175,7 @@ def main() -> None:
         path = Path(args.keep or Path(tempfile.mkdtemp(prefix="conveyor-views-")) / "v.db")
         url = f"sqlite:///{path}"
     else:
-        url = f"{PG}?schema=bench_views_{os.getpid()}"
+        url = f"{PG}?schema={args.schema or f'bench_views_{os.getpid()}'}"
     os.environ["CONVEYOR_URL"] = url
     from conveyor import Conveyor
 
@@ -177,7 +201,8 @@ def main() -> None:
                     else history_pg(url, schema, 300.0, args.pending, True))
             print(f"pending (unfolded): {tail:,} attempts in the last 5 minutes", flush=True)
         print(f"store: {url}")
-    timed = time_reads(app, args.rounds, args.tenant)
+    timed = time_reads(app, args.rounds, args.tenant,
+                       analytics_reads if args.analytics else reads)
     print(f"\n{args.rounds} interleaved rounds; wall ms p50 / p95, client CPU ms p50\n")
     print("| read | p50 ms | p95 ms | CPU ms |\n| --- | --: | --: | --: |")
     for label, f in timed.items():

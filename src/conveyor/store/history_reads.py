@@ -2,10 +2,12 @@
 attempts), a job's attempts, the dead jobs of an error group, and history pruning. The
 logic lives here once; each store supplies `_history_rows` (run one statement of
 history_sql.py, return its rows) and `_history_count` (run one, return the rows changed),
-and `fold_history` (a settle writes pending rows only; every read here folds them first,
-so each read is exact, however long ago maintenance last folded), but task_analytics, which
-the dashboard's charts read every refresh: it sums the pending rows beside the rollups in
-one statement (`_task_rollups`, history_sql.task_rollups), exact without a write."""
+and `fold_history`. A settle writes pending rows only; the reads do not fold them (a write,
+and 20,000 pending rows cost seconds) but read them beside the folded ones in the same
+statement: task_analytics every pending row (exact), the others (charts, errors, workers,
+slow attempts, a group's dead jobs) at most PENDING_READ of them (history_sql._tail):
+exact while maintenance keeps up, bounded when it falls behind. job_attempts and pruning
+fold first."""
 
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def _points(window: TimeRange, points: int) -> tuple[dict[str, Any], int]:
 
 def _scope(window: TimeRange) -> dict[str, Any]:
     return {"start": window.start, "end": window.end, "tenant": window.tenant,
-            "task": window.task, "queue": window.queue}
+            "task": window.task, "queue": window.queue, "pending_limit": PENDING_READ}
 
 
 class HistoryReads:
@@ -96,13 +98,11 @@ class HistoryReads:
         return queue_summaries(rows, points)
 
     async def slow_attempts(self, window: TimeRange, limit: int = 20) -> list[AttemptInfo]:
-        await self._fold_pending()
         rows = await self._history_rows(hq.SLOW, {**_scope(window), "limit": limit})
         return [attempt_info(r) for r in rows]
 
     async def error_groups(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]:
         """Failed attempts grouped by fingerprint, most frequent first."""
-        await self._fold_pending()
         groups: dict[str, list[Any]] = {}   # fingerprint: [count, first, last, tasks]
         for fingerprint, task, count, first, last in await self._error_rows(window):
             group = groups.setdefault(fingerprint, [0, first, last, set()])
@@ -113,8 +113,7 @@ class HistoryReads:
         if not ranked:
             return []
         newest = await self._newest([(f, g[2]) for f, g in ranked], window.tenant)
-        dead: dict[str, int] = {r[0]: int(r[1]) for r in await self._history_rows(
-            hq.DEAD_BY_GROUP, {"tenant": window.tenant})}
+        dead = await self._dead_counts([f for f, _ in ranked], window.tenant)
         return [ErrorGroup(
             fingerprint=fingerprint, type=newest[fingerprint][1] or "",
             message=newest[fingerprint][2] or "", count=count, first_seen=first,
@@ -133,26 +132,53 @@ class HistoryReads:
         return await self._history_rows(hq.ERROR_GROUP_ROLLUPS, {
             **_scope(window), "width": width,
             "first_minute": int(window.start // width) * width // 60,
-            "end_minute": int(-(-window.end // 60))})
+            "end_minute": int(-(-window.end // 60)),  # the pending rows of its last row too
+            "pending_end": -(-int(-(-window.end // 60)) * 60 // width) * width})
 
     async def _newest(self, groups: list[tuple[str, float]],
                       tenant: str | None) -> dict[str, tuple[Any, ...]]:
         """Each group's attempt at its last-seen time, by fingerprint (one index lookup
-        each; PostgreSQL does them in one statement)."""
+        each; PostgreSQL does them in one statement); then those still pending."""
         found = {}
         for fingerprint, last in groups:
             rows = await self._history_rows(hq.GROUP_NEWEST, {
                 "fingerprint": fingerprint, "last": last, "tenant": tenant})
             if rows:
                 found[fingerprint] = rows[0]
+        return await self._pending_newest(groups, found, tenant)
+
+    async def _pending_newest(self, groups: list[tuple[str, float]],
+                              found: dict[str, tuple[Any, ...]],
+                              tenant: str | None) -> dict[str, tuple[Any, ...]]:
+        """`found` and the groups not in it whose newest attempt is pending (one read of the
+        pending tail, when any group is missing)."""
+        missing = {f: last for f, last in groups if f not in found}
+        if missing:
+            for row in await self._history_rows(hq.PENDING_NEWEST, {
+                    "tenant": tenant, "pending_limit": PENDING_READ}):
+                if missing.get(row[0]) == row[4] and row[0] not in found:
+                    found[row[0]] = tuple(row[:4])
         return found
+
+    async def _dead_counts(self, fingerprints: list[str],
+                           tenant: str | None) -> dict[str, int]:
+        """Per group: its dead jobs still stored whose final attempt failed in it, folded
+        or in the pending tail (two statements: a fold between them may count one twice)."""
+        wanted = set(fingerprints)
+        counts: dict[str, int] = {}
+        for template in (hq.DEAD_BY_GROUP, hq.DEAD_BY_GROUP_PENDING):
+            for fingerprint, count in await self._history_rows(template, {
+                    "tenant": tenant, "pending_limit": PENDING_READ}):
+                if fingerprint in wanted:
+                    counts[fingerprint] = counts.get(fingerprint, 0) + int(count)
+        return counts
 
     async def group_dead_jobs(self, fingerprint: str, tenant: str | None = None,
                               limit: int = 10_000) -> list[str]:
         """Ids of the dead jobs still stored whose final attempt is in the error group."""
-        await self._fold_pending()
         rows = await self._history_rows(hq.GROUP_DEAD_JOBS, {
-            "fingerprint": fingerprint, "tenant": tenant, "limit": limit})
+            "fingerprint": fingerprint, "tenant": tenant, "limit": limit,
+            "pending_limit": PENDING_READ})
         return sorted(r[0] for r in rows)
 
     async def worker_analytics(self, window: TimeRange,
@@ -160,11 +186,10 @@ class HistoryReads:
         """Per worker over the range: attempts, failures, busy time and share, CPU, peak RSS;
         with what each live worker runs now. From 6 hours on, read from the hour rollups
         (the range then starts at its first whole hour)."""
-        await self._fold_pending()
         if window.end - window.start >= 6 * 3600 and not (window.task or window.queue):
             rows = await self._history_rows(hq.WORKER_HOURS, {  # whole hours from the start
                 "first_hour": int(window.start // 3600), "tenant": window.tenant,
-                "end_hour": int(-(-window.end // 3600))})
+                "end_hour": int(-(-window.end // 3600)), "pending_limit": PENDING_READ})
         else:
             rows = await self._history_rows(hq.WORKER_ATTEMPTS, _scope(window))
         running: dict[str, list[str]] = {}

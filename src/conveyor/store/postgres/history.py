@@ -114,4 +114,4 @@ class PostgresHistory(HistoryFold, HistoryReads):
         rows = await self._one(GROUPS_NEWEST, {"fingerprints": [g[0] for g in groups],
                                                "lasts": [g[1] for g in groups],
                                                "tenant": tenant})
-        return {row[0]: row for row in rows}
+        return await self._pending_newest(groups, {row[0]: row for row in rows}, tenant)
