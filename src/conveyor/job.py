@@ -10,12 +10,13 @@ States (SPEC section 2):
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
+
+from . import _rng
 
 
 class JobState(StrEnum):
@@ -342,11 +343,11 @@ class _IdGenerator:
         if ms != self._last_ms or not self._prefix:
             self._prefix = f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7"
         self._last_ms = ms
-        # random's generator is seeded from os.urandom and reseeded in a forked child.
+        # _rng's generator is seeded from os.urandom and reseeded in a forked child.
         # 12 bits of counter, the variant bits (10) and 62 random bits, as 19 hex digits.
         tail = (self._seq << 64 | 0x8000000000000000 | _random_bits(62)).to_bytes(10).hex()
         return f"{self._prefix}{tail[1:4]}-{tail[4:8]}-{tail[8:]}"
 
 
-_random_bits = random.getrandbits
+_random_bits = _rng.getrandbits
 new_id = _IdGenerator()

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
+from . import _rng
 from .outcome import Snooze
 
 Backoff = Literal["exponential", "fixed", "linear"]
@@ -54,7 +55,7 @@ def next_delay(policy: Retry, failures: int, rng: random.Random | None = None) -
     else:
         delay = policy.base * (2.0 ** min(failures - 1, 60))
         if policy.jitter:
-            delay *= (rng or random).uniform(1 - policy.jitter, 1 + policy.jitter)
+            delay *= (rng or _rng.RNG).uniform(1 - policy.jitter, 1 + policy.jitter)
     return min(delay, policy.max_delay)
 
 

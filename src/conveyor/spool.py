@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import random
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from . import _rng
 from .errors import StoreUnavailable
 from .job import NewJob
 
@@ -114,7 +114,7 @@ class Forwarder:
                          len(self.spool.files()), exc)
             except Exception:
                 log.exception("forwarding the spool failed; will retry")
-            self._stop.wait(self.pause * random.uniform(0.8, 1.2))
+            self._stop.wait(self.pause * _rng.uniform(0.8, 1.2))
 
     def stop(self) -> None:
         self._stop.set()

@@ -20,8 +20,7 @@ to the settle's: the settle and the claim for the slots it frees go in one trip
 
 from __future__ import annotations
 
-import random
-
+from .. import _rng
 from ..store.base import Exchange
 
 CAPPED_RETRY = 0.02  # seconds (jittered): the next claim after one a full cap cut short
@@ -41,5 +40,5 @@ class Caps:
         """How long to wait before the next claim: a short jittered retry when a full cap
         cut the last claim short, else the poll's delay."""
         if self.full:
-            return min(poll_delay, CAPPED_RETRY * random.uniform(0.5, 1.5))
+            return min(poll_delay, CAPPED_RETRY * _rng.uniform(0.5, 1.5))
         return poll_delay

@@ -10,9 +10,9 @@ scheduled job is due (then it promotes first) or a rate has room again (pacing.p
 from __future__ import annotations
 
 import logging
-import random
 from typing import TYPE_CHECKING
 
+from .. import _rng
 from ..clock import Clock
 from .pacing import Pacing
 from .slots import Slots
@@ -71,7 +71,7 @@ class Intake:
     def _poll_delay(self) -> float:
         if self.schedule_dirty:
             return 0.0
-        delay = self.poll_interval * random.uniform(0.8, 1.2)
+        delay = self.poll_interval * _rng.uniform(0.8, 1.2)
         if self.maintenance is not None and self.maintenance.next_due is not None:
             delay = min(delay, max(0.001, self.maintenance.next_due - self.clock.now()))
         return delay

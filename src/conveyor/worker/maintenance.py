@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import _rng
 from ..alerts import enqueue_wait_alerts
 from ..hooks import dead_events
 from ..retention import KeepCounts, enforce
@@ -199,4 +199,4 @@ async def _every(interval: float, action: object, name: str) -> None:
             raise
         except Exception as exc:
             log.warning("maintenance %s failed: %s", name, exc)
-        await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+        await asyncio.sleep(interval * _rng.uniform(0.8, 1.2))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import psycopg
 from psycopg import pq
 
+from ... import _rng
 from ...errors import ConfigError, ConveyorError
 from ...job import EnqueueResult, JobState, NewJob
 from ..base import drive_inline
@@ -280,7 +280,7 @@ async def _insert_one(session: Session, render: Render, job: NewJob,
         [(clock, state, waiting)] = await session.fetch(render(handoff.INSERT_ONE_HANDOFF), (
             job.queue, job.queue, job.queue, job.queue, job.task, job.id, job.task, job.queue,
             job.priority, job.payload, job.unique_for, job.max_attempts, job.batch_id,
-            job.correlation_id, job.parent_id, job.sensitive, random.getrandbits(62), channels.wake,
+            job.correlation_id, job.parent_id, job.sensitive, _rng.getrandbits(62), channels.wake,
             channels.events, channels.events))
     except psycopg.errors.UndefinedTable:  # a schema before 0002: autocommit, nothing stored
         log.warning("this schema has no hand-off table (conveyor migrate adds it): enqueue "

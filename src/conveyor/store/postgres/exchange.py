@@ -20,12 +20,12 @@ settle, then the plain claim (it may offer hand-off; nothing can cut it short).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 
+from ... import _rng
 from ...job import ClaimedJob
 from ..base import ClaimAsk, Exchange, Settle
 from .cursor import in_claim_order
@@ -74,7 +74,7 @@ class Exchanging:
                                 now: float | None) -> Exchange:
         groups = group_settles(items)
         keyed = self._keyed_ended(items)  # keys.py: only these may unpark a key
-        params: dict[str, Any] = {"token": random.getrandbits(62), "now": now, "limit": ask.limit,
+        params: dict[str, Any] = {"token": _rng.getrandbits(62), "now": now, "limit": ask.limit,
                                   "lease_for": ask.lease_for, "worker_id": ask.worker_id,
                                   "host": self._host}
         settled: list[psycopg.AsyncCursor[Any]] = []

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from ... import _rng
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -92,7 +93,7 @@ class Listener:
                 log.warning("LISTEN %s connection lost, reconnecting in %.1fs: %s",
                             self.channel, backoff, exc)
                 await self._disconnect()
-                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                await asyncio.sleep(backoff * _rng.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, _MAX_BACKOFF)
 
     async def _listen_then_ping(self) -> None:

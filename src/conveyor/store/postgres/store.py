@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from ... import _rng
 from ...job import (
     ClaimedJob,
     EnqueueResult,
@@ -240,7 +240,7 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, Exchanging, KeepB
         """Claim up to `limit` jobs. A waiting worker that listens with its id passes
         `offer`, its capacity: the claim then also offers its free slots for hand-off
         (handoff.py)."""
-        params: dict[str, Any] = {"token": random.getrandbits(62), "now": now, "limit": limit,
+        params: dict[str, Any] = {"token": _rng.getrandbits(62), "now": now, "limit": limit,
                                   "lease_for": lease_for, "worker_id": worker_id,
                                   "host": self._host}
         if await self._limits_touch(queues):  # limits.py; a limited claim offers nothing

@@ -10,13 +10,13 @@ answers to is full (CAP_FULL, in the same transaction): then the answer says `cu
 
 from __future__ import annotations
 
-import random
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from ... import _rng
 from ...job import ClaimedJob, JobEvent
 from ..base import ClaimAsk, Exchange, Settle
 from . import queries as q
@@ -55,7 +55,7 @@ class Exchanging:
                   limited: bool) -> tuple[list[Any], bool]:
         """In the caller's write transaction: the claimed rows, and whether a full
         concurrency cap cut the claim short."""
-        params = {"token": random.getrandbits(62), "now": now, "lease_for": ask.lease_for,
+        params = {"token": _rng.getrandbits(62), "now": now, "lease_for": ask.lease_for,
                   "worker_id": ask.worker_id, "host": self._host}
         if not names:
             rows: list[Any] = []
