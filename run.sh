@@ -47,14 +47,14 @@ ensure_faketime() {  # libfaketime, for the multi-host test of a worker whose cl
   compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null
 }
 
-run_split() {  # the minute-long tests (mostly waiting) in a second pytest beside the rest
+run_split() {  # the tests that mostly wait (long, subprocess and browser ones) in a second pytest beside the rest
   local long_log rc=0 long_rc=0 long_pid
   long_log="$(mktemp)"
-  "$venv/bin/python" -m pytest "$here/tests" -m long -p no:cacheprovider >"$long_log" 2>&1 &
+  "$venv/bin/python" -m pytest "$here/tests" -m "long or beside" --durations=25 -p no:cacheprovider >"$long_log" 2>&1 &
   long_pid=$!
-  "$venv/bin/python" -m pytest "$here/tests" -m "not long" || rc=$?
+  "$venv/bin/python" -m pytest "$here/tests" -m "not long and not beside" --durations=25 || rc=$?
   wait "$long_pid" || long_rc=$?
-  echo "---- the long tests (run beside the rest) ----"
+  echo "---- the long, subprocess and browser tests (run beside the rest) ----"
   cat "$long_log"; rm -f "$long_log"
   [ "$rc" -eq 0 ] && [ "$long_rc" -eq 0 ]
 }
