@@ -48,17 +48,35 @@ def keys_statement(source: str, floor: Callable[[str], str]) -> str:
             f"FROM {source} WHERE true GROUP BY 1, 2, 3, 4, 5, 6")
 
 
-def worker_keys_statement(source: str, floor: Callable[[str], str]) -> str:
-    """keys_statement's rows counted per worker too, with what the worker rollups add up
-    (columns minute, task, queue, tenant, outcome, bucket, n, duration, worker_id, host,
-    pid, failures, cpu, rss): the `keys` fold_statements' task rollups and, with
-    `worker_keys`, its worker rollups can all share."""
-    return keys_statement(source, floor).replace(
-        " AS duration ",
-        " AS duration, a.worker_id, max(a.host) AS host, max(a.pid) AS pid, "
-        f"CAST(count(*) FILTER (WHERE {_FAILED}) AS INTEGER) AS failures, "
-        "sum(coalesce(a.cpu, 0)) AS cpu, max(a.rss) AS rss ").replace(
-        "GROUP BY 1, 2, 3, 4, 5, 6", "GROUP BY 1, 2, 3, 4, 5, 6, 9")
+# What worker_keys_upsert's rows are keyed by (one row per key: its table's UNIQUE key)
+WORKER_KEY = ("minute", "task", "queue", "tenant", "outcome", "bucket", "worker_id")
+WORKER_KEY_COLUMNS = (*WORKER_KEY[:6], "n", "duration", "worker_id", "host", "pid",
+                      "failures", "cpu", "rss")
+
+
+def _larger(column: str) -> str:
+    """max() of two values as the aggregate counts it: NULL only when both are."""
+    return (f"{column} = CASE WHEN k.{column} IS NULL OR excluded.{column} > k.{column} "
+            f"THEN excluded.{column} ELSE k.{column} END")
+
+
+def worker_keys_upsert(source: str, floor: Callable[[str], str], keys: str) -> str:
+    """Fills `keys` (a table of WORKER_KEY_COLUMNS, unique on WORKER_KEY) with the rows of
+    `source` counted per (minute, task, queue, tenant, outcome, bucket, worker), and what
+    the worker rollups add up (host, pid and rss their largest, failures, cpu): the `keys`
+    fold_statements' task rollups and, with `worker_keys`, its worker rollups all share.
+    Each row is added to its key's row by an upsert, not grouped: the few keys' rows are
+    looked up in their unique index, where a GROUP BY sorts every row first."""
+    columns = ", ".join(WORKER_KEY_COLUMNS)
+    return (f"INSERT INTO {keys} AS k ({columns}) "
+            f"SELECT {floor('a.ended_at / 60')}, a.task, a.queue, coalesce(a.tenant, ''), "
+            "a.outcome, a.bucket, 1, a.duration, a.worker_id, a.host, a.pid, "
+            f"CASE WHEN {_FAILED} THEN 1 ELSE 0 END, coalesce(a.cpu, 0), a.rss "
+            f"FROM {source} WHERE true "
+            f"ON CONFLICT ({', '.join(WORKER_KEY)}) DO UPDATE SET n = k.n + 1, "
+            "duration = k.duration + excluded.duration, "
+            f"{_larger('host')}, {_larger('pid')}, failures = k.failures + excluded.failures, "
+            f"cpu = k.cpu + excluded.cpu, {_larger('rss')}")
 
 
 def fold_statements(source: str, floor: Callable[[str], str], keys: str | None = None,
@@ -68,7 +86,7 @@ def fold_statements(source: str, floor: Callable[[str], str], keys: str | None =
     has a WHERE: SQLite needs one before an upsert's ON CONFLICT. With `keys` (a table
     holding keys_statement's rows of the same `source`), the two task rollups read those
     few counted rows instead of grouping every row of `source` twice; with `worker_keys`
-    too (`keys` holding worker_keys_statement's rows), so do the worker rollups."""
+    too (`keys` holding worker_keys_upsert's rows), so do the worker rollups."""
     at = f"{floor('a.ended_at / w.width')} * w.width / 60"  # a width's first minute
     counted = f"({keys_statement(source, floor)})" if keys is None else keys
     every_tenant = (
