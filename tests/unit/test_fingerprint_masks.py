@@ -1,16 +1,25 @@
 """mask_message skips the masks that cannot match (no digit, no quote, no '@'...): its output
 stays what running all seven masks in order gave, checked against that reference on many
-generated messages built from the pieces the masks look for."""
+generated messages built from the pieces the masks look for. top_frame and
+top_frame_from_text find the libraries' frames by one search: the same frame as before, on
+tracebacks raised through generated chains of files."""
 
 from __future__ import annotations
 
 import random
 import re
+import traceback
+from types import TracebackType
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conveyor.history.fingerprint import mask_message
+from conveyor.history.fingerprint import (
+    _CONVEYOR,
+    mask_message,
+    top_frame,
+    top_frame_from_text,
+)
 
 # The masking as it was before the pre-checks: every pattern, in order, on every message
 _REFERENCE = (
@@ -65,3 +74,52 @@ def test_masking_matches_the_reference_past_the_500_character_cut() -> None:
 def test_masking_matches_the_reference_on_any_text_of_the_masks_characters(
         message: str) -> None:
     assert mask_message(message) == reference_mask(message)
+
+
+# The top frame as it was found before: every library part looked for by a generator, the
+# name formatted at every frame of the user's
+_LIBRARIES = ("/site-packages/", "/dist-packages/", "/lib/python", "<frozen")
+
+
+def reference_top_frame(tb: TracebackType | None) -> str:
+    found = ""
+    for frame, _line in traceback.walk_tb(tb):
+        code = frame.f_code
+        name = code.co_filename.replace("\\", "/")
+        if any(part in name for part in _LIBRARIES) or name.startswith(_CONVEYOR):
+            continue
+        found = f"{name.rsplit('/', 1)[-1]}:{code.co_name}"
+    return found
+
+
+FILES = ("/srv/app/tasks.py", "/srv/app/billing/charge.py", "C:\\app\\jobs.py",
+         "C:\\Python312\\Lib\\site-packages\\httpx\\_client.py",
+         "/opt/dist-packages/requests/api.py",
+         "/usr/lib/python3.11/asyncio/events.py", "<frozen runpy>", "<string>",
+         "/home/me/lib/pythonic/app.py", "/srv/site-packages-not/app.py")
+
+
+def _raised_through(files: list[str]) -> BaseException:
+    """An exception raised in a chain of functions, each compiled as from one of `files`
+    (the outermost first)."""
+    namespace: dict[str, object] = {}
+    for i, file in reversed(list(enumerate(files))):
+        call = f"step{i + 1}()" if i + 1 < len(files) else "raise ValueError('x 1')"
+        exec(compile(f"def step{i}():\n    {call}\n", file, "exec"), namespace)
+    try:
+        namespace["step0"]()  # type: ignore[operator]
+    except ValueError as exc:
+        return exc
+    raise AssertionError("not raised")
+
+
+def test_top_frame_matches_the_reference_on_generated_tracebacks() -> None:
+    rng = random.Random(17)
+    conveyors = (_CONVEYOR + "worker/executor.py", _CONVEYOR + "app.py")
+    for _ in range(500):
+        files = [rng.choice(FILES + conveyors) for _ in range(rng.randint(1, 7))]
+        exc = _raised_through(files)
+        expected = reference_top_frame(exc.__traceback__)
+        assert top_frame(exc.__traceback__) == expected, files
+        text = "".join(traceback.format_exception(exc))
+        assert top_frame_from_text(text) == expected, files

@@ -36,6 +36,8 @@ _MASKS: tuple[tuple[re.Pattern[str], str, str], ...] = (
 )
 _CONVEYOR = str(Path(__file__).resolve().parents[1]).replace("\\", "/") + "/"
 _LIBRARIES = ("/site-packages/", "/dist-packages/", "/lib/python", "<frozen")
+# Does a file name hold any of _LIBRARIES: one search, not a generator per frame
+_IN_LIBRARY = re.compile("|".join(re.escape(part) for part in _LIBRARIES)).search
 
 
 def mask_message(message: str) -> str:
@@ -59,14 +61,14 @@ def mask_message(message: str) -> str:
 def top_frame(tb: TracebackType | None) -> str:
     """`file:function` of the innermost frame in the user's own code (not Conveyor's,
     not the standard library's or an installed package's); '' when there is none."""
-    found = ""
+    found = None
     for frame, _line in traceback.walk_tb(tb):  # no source lines read: codes only
         code = frame.f_code
         name = code.co_filename.replace("\\", "/")
-        if any(part in name for part in _LIBRARIES) or name.startswith(_CONVEYOR):
+        if name.startswith(_CONVEYOR) or _IN_LIBRARY(name) is not None:
             continue
-        found = f"{name.rsplit('/', 1)[-1]}:{code.co_name}"
-    return found
+        found = (name, code.co_name)
+    return "" if found is None else f"{found[0].rsplit('/', 1)[-1]}:{found[1]}"
 
 
 def top_frame_from_text(text: str | None) -> str:
@@ -74,7 +76,7 @@ def top_frame_from_text(text: str | None) -> str:
     found = ""
     for match in re.finditer(r'File "([^"]+)", line \d+, in (\S+)', text or ""):
         name = match.group(1).replace("\\", "/")
-        if any(part in name for part in _LIBRARIES) or name.startswith(_CONVEYOR):
+        if name.startswith(_CONVEYOR) or _IN_LIBRARY(name) is not None:
             continue
         found = f"{name.rsplit('/', 1)[-1]}:{match.group(2)}"
     return found
