@@ -31,15 +31,16 @@ SELECT max(rowid), count(*) FROM (
     SELECT rowid FROM conveyor_attempts_pending ORDER BY rowid LIMIT :limit)"""
 _SOURCE = "(SELECT * FROM main.conveyor_attempts_pending WHERE rowid <= %(watermark)s) AS a"
 _FLOOR = lambda x: f"CAST({x} AS INTEGER)"  # noqa: E731
-# The pending rows counted once per (minute, task, queue, tenant, outcome, bucket, worker)
-# into a table of this connection's own (temp: never written to the file, gone with the
-# connection; its rows go in the fold's transaction and are deleted before it commits), so
-# the two task rollups (per tenant, all tenants) and the worker rollups read those few rows
-# instead of grouping every pending row three times. Counted by an upsert on the key
-# (worker_keys_upsert): no declared types, the values stay as the SELECT made them. A new
-# name whenever the table's shape changes: a connection from before keeps its table.
-KEYS = "temp.conveyor_fold_keys_unique"
-CREATE_KEYS = (f"CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_keys_unique "
+# The pending rows counted once per (minute, task, queue, tenant, outcome, bucket, worker,
+# error group) into a table of this connection's own (temp: never written to the file,
+# gone with the connection; its rows go in the fold's transaction and are deleted before
+# it commits), so the two task rollups (per tenant, all tenants), the worker and the error
+# rollups read those few rows instead of grouping every pending row four times. Counted by
+# an upsert on the key (worker_keys_upsert): no declared types, the values stay as the
+# SELECT made them. A new name whenever the table's shape changes: a connection from
+# before keeps its table.
+KEYS = "temp.conveyor_fold_keys_by_group"
+CREATE_KEYS = (f"CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_keys_by_group "
                f"({', '.join(WORKER_KEY_COLUMNS)}, UNIQUE ({', '.join(WORKER_KEY)}))")
 FILL_KEYS = for_sqlite(worker_keys_upsert(_SOURCE, _FLOOR, KEYS))
 CLEAR_KEYS = f"DELETE FROM {KEYS}"
