@@ -364,3 +364,49 @@ async def test_attempts_after_pruning_every_row_are_counted(store: Store) -> Non
     assert sum(s.total for s in await store.task_analytics(wide)) == 5
     assert len(await store.job_attempts(ids[0])) == 1
 
+
+
+async def test_attempts_sharing_a_key_are_counted_together_in_one_fold(store: Store) -> None:
+    """Many attempts of one minute, task, queue, tenant, outcome, bucket and worker, folded
+    in one batch (SQLite counts them into one row per key first): the rollups and the
+    worker rollups are still the Python fold of the attempts, a peak RSS the largest of
+    the ones known (None where none is), CPU summed with the unknown as 0."""
+    rss = [None, 500, 2000, None, 100, 2000, 7, None]
+    cpu = [None, 0.5, 0.25, None, 1.0, 0.125, None, 2.0]
+    items: list[Settle] = []
+    for tenant in (None, "acme"):
+        await store.enqueue_many([new_job(max_attempts=1, tenant=tenant)
+                                  for _ in range(24)], now=T0)
+    jobs = await store.claim(None, "worker-1", 48, LEASE, now=T0)
+    assert len(jobs) == 48
+    for i, job in enumerate(jobs):
+        worker = ("worker-1", "worker-2")[i % 3 == 2] if i < 46 else "worker-3"
+        attempt = AttemptRecord(task=job.task, queue=job.queue, tenant=job.tenant,
+                                number=job.attempt, started_at=T0 + i / 100,
+                                ended_at=T0 + i / 100 + (0.003 if i % 4 else 0.5),
+                                worker_id=worker, host=f"host-{worker[-1]}", pid=4242,
+                                cpu=cpu[i % 8], rss=rss[i % 8] if i < 40 else None)
+        if i >= 46:  # worker-3: two attempts of one key, the first with no RSS known
+            attempt.ended_at, attempt.rss = attempt.started_at + 0.003, (None, 300)[i - 46]
+        if i % 5 == 1 and i < 46:
+            attempt.fingerprint = FP
+            items.append(Fail(job.lease, error(1), None, attempt=attempt))
+        else:
+            items.append(Complete(job.lease, attempt=attempt))
+    assert await store.settle(items, now=T0 + 1) == [True] * 48
+    assert await store.fold_history(1000) == 48
+    attempts = await _select(store, f"SELECT {', '.join(hr.ATTEMPT_COLUMNS)} "
+                                    "FROM {schema}.conveyor_attempts")
+    assert len(attempts) == 48
+    stored = await _select(store, f"SELECT {', '.join(ROLLUP_COLUMNS)} "
+                                  "FROM {schema}.conveyor_rollups")
+    assert _rounded(stored) == _rounded([r.params() for r in hr.rollups_of(attempts)])
+    workers = await _select(store, "SELECT hour, worker_id, tenant, host, pid, attempts, "
+                                   "failures, busy, cpu, peak_rss "
+                                   "FROM {schema}.conveyor_worker_rollups")
+    assert _rounded(workers) == _rounded(hr.worker_rollups(attempts))
+    assert [row[-1] for row in workers if row[1] == "worker-3"] == [300]
+    errors = await _select(store, "SELECT width, minute, fingerprint, task, queue, tenant, "
+                                  "failures, first_seen, last_seen "
+                                  "FROM {schema}.conveyor_error_rollups")
+    assert _rounded(errors) == _rounded(hr.error_rollups(attempts))

@@ -17,24 +17,43 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
-_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+"), "<url>"),
+# Each mask with what every match of it contains ("digit": a \d; "quote": ' or "; else that
+# text), so a mask that cannot match is not run: a typical message ("order 12 gone") runs
+# three of the seven patterns. Digits and quotes are looked for once, in the message as it
+# came: a placeholder ("<url>", "<n>"...) adds neither, so a mask they rule out there cannot
+# match after the earlier masks either. The others are looked for in the text the mask runs
+# on. tests/unit/test_fingerprint_masks.py compares with running all seven every time.
+_DIGIT = re.compile(r"\d")  # the same notion of digit as the patterns' \d (any Unicode digit)
+_MASKS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+"), "<url>", "://"),
     (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                r"[0-9a-fA-F]{12}\b"), "<uuid>"),
-    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "<email>"),
-    (re.compile(r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{12,}\b"), "<id>"),
-    (re.compile(r"\b(?=\w*\d)[A-Za-z0-9_-]{16,}\b"), "<id>"),
-    (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>"),
-    (re.compile(r"(?<![A-Za-z])[-+]?\d+(?:[.,:]\d+)*"), "<n>"),
+                r"[0-9a-fA-F]{12}\b"), "<uuid>", "-"),
+    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "<email>", "@"),
+    (re.compile(r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{12,}\b"), "<id>", "digit"),
+    (re.compile(r"\b(?=\w*\d)[A-Za-z0-9_-]{16,}\b"), "<id>", "digit"),
+    (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>", "quote"),
+    (re.compile(r"(?<![A-Za-z])[-+]?\d+(?:[.,:]\d+)*"), "<n>", "digit"),
 )
 _CONVEYOR = str(Path(__file__).resolve().parents[1]).replace("\\", "/") + "/"
 _LIBRARIES = ("/site-packages/", "/dist-packages/", "/lib/python", "<frozen")
+# Does a file name hold any of _LIBRARIES: one search, not a generator per frame
+_IN_LIBRARY = re.compile("|".join(re.escape(part) for part in _LIBRARIES)).search
 
 
 def mask_message(message: str) -> str:
     """The message with what varies between occurrences replaced by placeholders."""
     text = message[:500]
-    for pattern, placeholder in _MASKS:
+    digit = _DIGIT.search(text) is not None
+    quote = "'" in text or '"' in text
+    for pattern, placeholder, needs in _MASKS:
+        if needs == "digit":
+            if not digit:
+                continue
+        elif needs == "quote":
+            if not quote:
+                continue
+        elif needs not in text:
+            continue
         text = pattern.sub(placeholder, text)
     return text
 
@@ -42,14 +61,14 @@ def mask_message(message: str) -> str:
 def top_frame(tb: TracebackType | None) -> str:
     """`file:function` of the innermost frame in the user's own code (not Conveyor's,
     not the standard library's or an installed package's); '' when there is none."""
-    found = ""
+    found = None
     for frame, _line in traceback.walk_tb(tb):  # no source lines read: codes only
         code = frame.f_code
         name = code.co_filename.replace("\\", "/")
-        if any(part in name for part in _LIBRARIES) or name.startswith(_CONVEYOR):
+        if name.startswith(_CONVEYOR) or _IN_LIBRARY(name) is not None:
             continue
-        found = f"{name.rsplit('/', 1)[-1]}:{code.co_name}"
-    return found
+        found = (name, code.co_name)
+    return "" if found is None else f"{found[0].rsplit('/', 1)[-1]}:{found[1]}"
 
 
 def top_frame_from_text(text: str | None) -> str:
@@ -57,7 +76,7 @@ def top_frame_from_text(text: str | None) -> str:
     found = ""
     for match in re.finditer(r'File "([^"]+)", line \d+, in (\S+)', text or ""):
         name = match.group(1).replace("\\", "/")
-        if any(part in name for part in _LIBRARIES) or name.startswith(_CONVEYOR):
+        if name.startswith(_CONVEYOR) or _IN_LIBRARY(name) is not None:
             continue
         found = f"{name.rsplit('/', 1)[-1]}:{match.group(2)}"
     return found

@@ -48,17 +48,46 @@ def keys_statement(source: str, floor: Callable[[str], str]) -> str:
             f"FROM {source} WHERE true GROUP BY 1, 2, 3, 4, 5, 6")
 
 
-def worker_keys_statement(source: str, floor: Callable[[str], str]) -> str:
-    """keys_statement's rows counted per worker too, with what the worker rollups add up
-    (columns minute, task, queue, tenant, outcome, bucket, n, duration, worker_id, host,
-    pid, failures, cpu, rss): the `keys` fold_statements' task rollups and, with
-    `worker_keys`, its worker rollups can all share."""
-    return keys_statement(source, floor).replace(
-        " AS duration ",
-        " AS duration, a.worker_id, max(a.host) AS host, max(a.pid) AS pid, "
-        f"CAST(count(*) FILTER (WHERE {_FAILED}) AS INTEGER) AS failures, "
-        "sum(coalesce(a.cpu, 0)) AS cpu, max(a.rss) AS rss ").replace(
-        "GROUP BY 1, 2, 3, 4, 5, 6", "GROUP BY 1, 2, 3, 4, 5, 6, 9")
+# What worker_keys_upsert's rows are keyed by (one row per key: its table's UNIQUE key); an
+# attempt with no fingerprint has '' there (NULLs would never be equal: a row each)
+WORKER_KEY = ("minute", "task", "queue", "tenant", "outcome", "bucket", "worker_id",
+              "fingerprint")
+WORKER_KEY_COLUMNS = (*WORKER_KEY[:6], "n", "duration", "worker_id", "host", "pid",
+                      "failures", "cpu", "rss", "fingerprint", "first_seen", "last_seen")
+
+
+def _larger(column: str) -> str:
+    """max() of two values as the aggregate counts it: NULL only when both are."""
+    return (f"{column} = CASE WHEN k.{column} IS NULL OR excluded.{column} > k.{column} "
+            f"THEN excluded.{column} ELSE k.{column} END")
+
+
+def _smaller(column: str) -> str:
+    """min() of two values that are never NULL."""
+    return (f"{column} = CASE WHEN excluded.{column} < k.{column} "
+            f"THEN excluded.{column} ELSE k.{column} END")
+
+
+def worker_keys_upsert(source: str, floor: Callable[[str], str], keys: str) -> str:
+    """Fills `keys` (a table of WORKER_KEY_COLUMNS, unique on WORKER_KEY) with the rows of
+    `source` counted per (minute, task, queue, tenant, outcome, bucket, worker, error
+    group), and what the worker rollups add up (host, pid and rss their largest, failures,
+    cpu) and the error rollups (first and last seen): the `keys` fold_statements' task
+    rollups and, with `worker_keys`, its worker and error rollups all share. Each row is
+    added to its key's row by an upsert, not grouped: the few keys' rows are looked up in
+    their unique index, where a GROUP BY sorts every row first."""
+    columns = ", ".join(WORKER_KEY_COLUMNS)
+    return (f"INSERT INTO {keys} AS k ({columns}) "
+            f"SELECT {floor('a.ended_at / 60')}, a.task, a.queue, coalesce(a.tenant, ''), "
+            "a.outcome, a.bucket, 1, a.duration, a.worker_id, a.host, a.pid, "
+            f"CASE WHEN {_FAILED} THEN 1 ELSE 0 END, coalesce(a.cpu, 0), a.rss, "
+            "coalesce(a.fingerprint, ''), a.ended_at, a.ended_at "
+            f"FROM {source} WHERE true "
+            f"ON CONFLICT ({', '.join(WORKER_KEY)}) DO UPDATE SET n = k.n + 1, "
+            "duration = k.duration + excluded.duration, "
+            f"{_larger('host')}, {_larger('pid')}, failures = k.failures + excluded.failures, "
+            f"cpu = k.cpu + excluded.cpu, {_larger('rss')}, {_smaller('first_seen')}, "
+            f"{_larger('last_seen')}")
 
 
 def fold_statements(source: str, floor: Callable[[str], str], keys: str | None = None,
@@ -68,7 +97,7 @@ def fold_statements(source: str, floor: Callable[[str], str], keys: str | None =
     has a WHERE: SQLite needs one before an upsert's ON CONFLICT. With `keys` (a table
     holding keys_statement's rows of the same `source`), the two task rollups read those
     few counted rows instead of grouping every row of `source` twice; with `worker_keys`
-    too (`keys` holding worker_keys_statement's rows), so do the worker rollups."""
+    too (`keys` holding worker_keys_upsert's rows), so do the worker and error rollups."""
     at = f"{floor('a.ended_at / w.width')} * w.width / 60"  # a width's first minute
     counted = f"({keys_statement(source, floor)})" if keys is None else keys
     every_tenant = (
@@ -96,6 +125,12 @@ def fold_statements(source: str, floor: Callable[[str], str], keys: str | None =
         f"count(*) FILTER (WHERE {_FAILED}), sum(a.duration), sum(coalesce(a.cpu, 0)), "
         f"max(a.rss) FROM {source} WHERE a.worker_id IS NOT NULL "
         f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 {_tail(hq.UPSERT_WORKER_ROLLUP)}",
+        f"{_head(hq.UPSERT_ERROR_ROLLUP)} SELECT w.width, "
+        "k.minute * 60 / w.width * w.width / 60, k.fingerprint, k.task, k.queue, k.tenant, "
+        "CAST(sum(k.n) AS INTEGER), min(k.first_seen), max(k.last_seen) "
+        f"FROM {keys} AS k CROSS JOIN {_widths(3600, 86400)} WHERE k.fingerprint <> '' "
+        f"GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {_tail(hq.UPSERT_ERROR_ROLLUP)}"
+        if worker_keys else
         f"{_head(hq.UPSERT_ERROR_ROLLUP)} SELECT w.width, {at}, a.fingerprint, "
         "a.task, a.queue, coalesce(a.tenant, ''), count(*), min(a.ended_at), max(a.ended_at) "
         f"FROM {source} CROSS JOIN {_widths(3600, 86400)} WHERE a.fingerprint IS NOT NULL "

@@ -14,7 +14,12 @@ from __future__ import annotations
 import logging
 
 from ...errors import StoreUnavailable
-from ..history_fold_sql import fold_statements, worker_keys_statement
+from ..history_fold_sql import (
+    WORKER_KEY,
+    WORKER_KEY_COLUMNS,
+    fold_statements,
+    worker_keys_upsert,
+)
 from ..history_sql import for_sqlite
 from .connection import Connections
 
@@ -26,18 +31,18 @@ SELECT max(rowid), count(*) FROM (
     SELECT rowid FROM conveyor_attempts_pending ORDER BY rowid LIMIT :limit)"""
 _SOURCE = "(SELECT * FROM main.conveyor_attempts_pending WHERE rowid <= %(watermark)s) AS a"
 _FLOOR = lambda x: f"CAST({x} AS INTEGER)"  # noqa: E731
-# The pending rows counted once per (minute, task, queue, tenant, outcome, bucket), into a
-# table of this connection's own (temp: never written to the file, gone with the
-# connection; its rows go in the fold's transaction and are deleted before it commits), so
-# the two task rollups (per tenant, all tenants) read those few rows instead of grouping
-# every pending row twice. No declared types: the values stay as the SELECT made them.
-# Counted per worker too (worker_keys_statement), the worker rollups read them as well. A
-# new name: a connection from before keeps its narrower table under the old one.
-KEYS = "temp.conveyor_fold_worker_keys"
-CREATE_KEYS = ("CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_worker_keys (minute, task, "
-               "queue, tenant, outcome, bucket, n, duration, worker_id, host, pid, failures, "
-               "cpu, rss)")
-FILL_KEYS = for_sqlite(f"INSERT INTO {KEYS} {worker_keys_statement(_SOURCE, _FLOOR)}")
+# The pending rows counted once per (minute, task, queue, tenant, outcome, bucket, worker,
+# error group) into a table of this connection's own (temp: never written to the file,
+# gone with the connection; its rows go in the fold's transaction and are deleted before
+# it commits), so the two task rollups (per tenant, all tenants), the worker and the error
+# rollups read those few rows instead of grouping every pending row four times. Counted by
+# an upsert on the key (worker_keys_upsert): no declared types, the values stay as the
+# SELECT made them. A new name whenever the table's shape changes: a connection from
+# before keeps its table.
+KEYS = "temp.conveyor_fold_keys_by_group"
+CREATE_KEYS = (f"CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_keys_by_group "
+               f"({', '.join(WORKER_KEY_COLUMNS)}, UNIQUE ({', '.join(WORKER_KEY)}))")
+FILL_KEYS = for_sqlite(worker_keys_upsert(_SOURCE, _FLOOR, KEYS))
 CLEAR_KEYS = f"DELETE FROM {KEYS}"
 FOLD = tuple(for_sqlite(sql) for sql in fold_statements(_SOURCE, _FLOOR, keys=KEYS,
                                                         worker_keys=True))
