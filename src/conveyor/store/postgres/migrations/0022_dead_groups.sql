@@ -11,6 +11,8 @@
 -- few beside a drain's completions, and a read then needs no fold. Concurrent statements that
 -- kill jobs of one group wait on its row until the first commits; each statement upserts its
 -- keys in (tenant, fingerprint) order, so two of them never lock two rows in opposite orders.
+-- The insert trigger is left as it was: no write path inserts a job that is already dead with
+-- a fingerprint (it dies by a settle), and an enqueue pays nothing for this.
 -- The ALTER TABLE holds conveyor_jobs' exclusive lock until this migration commits: no job
 -- changes between the backfill below and the new triggers.
 ALTER TABLE {schema}.conveyor_jobs ADD COLUMN dead_fingerprint text;

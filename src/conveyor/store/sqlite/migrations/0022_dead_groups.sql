@@ -18,14 +18,8 @@ CREATE TABLE conveyor_dead_groups (
 CREATE INDEX conveyor_jobs_dead_groups ON conveyor_jobs (dead_fingerprint, id)
 WHERE dead_fingerprint IS NOT NULL;
 
-CREATE TRIGGER conveyor_dead_groups_inserted AFTER INSERT ON conveyor_jobs
-WHEN new.state = 'dead' AND new.dead_fingerprint IS NOT NULL
-BEGIN
-    INSERT INTO conveyor_dead_groups (tenant, fingerprint, n)
-    VALUES (new.tenant, new.dead_fingerprint, 1)
-    ON CONFLICT (tenant, fingerprint) DO UPDATE SET n = n + 1;
-END;
-
+-- No insert trigger (none on PostgreSQL either): no write path inserts a job that is already
+-- dead with a fingerprint (it dies by a settle), and every enqueue would evaluate its WHEN.
 CREATE TRIGGER conveyor_dead_groups_updated AFTER UPDATE OF state, tenant, dead_fingerprint
 ON conveyor_jobs
 WHEN (old.state = 'dead' AND old.dead_fingerprint IS NOT NULL)
