@@ -213,23 +213,21 @@ def test_the_charts_rollup_read_searches_the_rollups_by_minute(tmp_path: Path) -
 
 
 def test_a_groups_dead_jobs_are_read_from_the_group(tmp_path: Path) -> None:
-    """group_dead_jobs: the group's failed attempts are a SEARCH of the errors index by
-    fingerprint and each one's job a probe by its key; the pending rows a LIMITed scan."""
-    from conveyor.store import history_sql as hq
-    from conveyor.store.history_reads import PENDING_READ
+    """group_dead_jobs: a SEARCH of the partial index of the jobs that died in a group
+    (migration 0022), by fingerprint in id order, never a scan of the jobs or a sort; the
+    counts a read of conveyor_dead_groups alone."""
+    from conveyor.store import dead_groups as dg
     from conveyor.store.sqlite.history import _statement
 
     conn = migrated(tmp_path / "dead.db")
     try:
-        for template in (hq.GROUP_DEAD_JOBS,):
-            for tenant in (None, "acme"):
-                found = plan(conn, _statement(template), {
-                    "fingerprint": "0123456789abcdef", "tenant": tenant, "limit": 10,
-                    "pending_limit": PENDING_READ})
-                assert "conveyor_attempts_errors (fingerprint=?" in found, found
-                assert "SEARCH job USING" in found, found
-                assert not any(step.startswith(("SCAN job", "SCAN main.conveyor_attempts "))
-                               for step in found.split(" | ")), found
-            assert "LIMIT %(pending_limit)s" in template
+        for tenant in (None, "acme"):
+            found = plan(conn, _statement(dg.GROUP_DEAD_JOBS), {
+                "fingerprint": "0123456789abcdef", "tenant": tenant, "limit": 10})
+            assert "conveyor_jobs_dead_groups (dead_fingerprint=?)" in found, found
+            assert "TEMP B-TREE" not in found, found
+            assert not any(step.startswith("SCAN") for step in found.split(" | ")), found
+            counts = plan(conn, _statement(dg.DEAD_GROUP_COUNTS), {"tenant": tenant})
+            assert "conveyor_dead_groups" in counts and "conveyor_jobs" not in counts, counts
     finally:
         conn.close()

@@ -5,15 +5,16 @@ history_sql.py, return its rows) and `_history_count` (run one, return the rows 
 and `fold_history`. A settle writes pending rows only; the reads do not fold them (a write,
 and 20,000 pending rows cost seconds) but read them beside the folded ones in the same
 statement: task_analytics every pending row (exact), the others (charts, errors, workers,
-slow attempts, a group's dead jobs) at most PENDING_READ of them (history_sql._tail):
+slow attempts) at most PENDING_READ of them (history_sql._tail):
 exact while maintenance keeps up, bounded when it falls behind. job_attempts and pruning
-fold first."""
+fold first. A group's dead jobs are not read from the history: dead_groups.py."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from ..history.records import AttemptInfo, ErrorGroup, TaskSummary, TimeRange, WorkerSummary
+from . import dead_groups as dg
 from . import history_sql as hq
 from .history_rows import attempt_info, queue_summaries, task_summaries
 
@@ -162,24 +163,18 @@ class HistoryReads:
 
     async def _dead_counts(self, fingerprints: list[str],
                            tenant: str | None) -> dict[str, int]:
-        """Per group: its dead jobs still stored whose final attempt failed in it, folded
-        or in the pending tail (two statements: a fold between them may count one twice)."""
+        """Per group: its dead jobs still stored, from the counts kept as jobs die and
+        leave the dead state (dead_groups.py): exact, and a read of a few rows."""
         wanted = set(fingerprints)
-        counts: dict[str, int] = {}
-        for template in (hq.DEAD_BY_GROUP, hq.DEAD_BY_GROUP_PENDING):
-            for fingerprint, count in await self._history_rows(template, {
-                    "tenant": tenant, "pending_limit": PENDING_READ}):
-                if fingerprint in wanted:
-                    counts[fingerprint] = counts.get(fingerprint, 0) + int(count)
-        return counts
+        rows = await self._history_rows(dg.DEAD_GROUP_COUNTS, {"tenant": tenant})
+        return {fingerprint: int(n) for fingerprint, n in rows if fingerprint in wanted}
 
     async def group_dead_jobs(self, fingerprint: str, tenant: str | None = None,
                               limit: int = 10_000) -> list[str]:
-        """Ids of the dead jobs still stored whose final attempt is in the error group."""
-        rows = await self._history_rows(hq.GROUP_DEAD_JOBS, {
-            "fingerprint": fingerprint, "tenant": tenant, "limit": limit,
-            "pending_limit": PENDING_READ})
-        return sorted(r[0] for r in rows)
+        """Ids of the dead jobs still stored that died in the error group, in id order."""
+        rows = await self._history_rows(dg.GROUP_DEAD_JOBS, {
+            "fingerprint": fingerprint, "tenant": tenant, "limit": limit})
+        return [r[0] for r in rows]
 
     async def worker_analytics(self, window: TimeRange,
                                now: float | None = None) -> list[WorkerSummary]:

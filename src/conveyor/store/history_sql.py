@@ -197,41 +197,7 @@ PENDING_NEWEST = _tail(
     "fingerprint, error_type, error_message, job_id, ended_at",
     "fingerprint IS NOT NULL AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)")
 
-_DEAD_OF = "fingerprint = %(fingerprint)s AND outcome = 'dead'"
-
-# Per group: the dead jobs still stored whose final attempt failed in it. From the dead jobs
-# (bounded by their retention) to their attempts: CROSS JOIN fixes that order on SQLite.
-# (Per ranked group through the errors index was tried: 2.3 s against this 1.0 s for 7
-# groups of 14,000 dead jobs on PostgreSQL; a count kept per group is what would bound it.)
-DEAD_BY_GROUP = """
-SELECT a.fingerprint, count(DISTINCT job.id)
-FROM {schema}.conveyor_jobs AS job
-CROSS JOIN {schema}.conveyor_attempts AS a
-WHERE a.job_id = job.id AND a.attempt = job.attempt
-  AND job.state = 'dead' AND a.outcome = 'dead' AND a.fingerprint IS NOT NULL
-  AND (CAST(%(tenant)s AS TEXT) IS NULL OR job.tenant = %(tenant)s)
-GROUP BY a.fingerprint"""
-
-# The same of the pending tail (history_reads adds the two)
-DEAD_BY_GROUP_PENDING = """
-SELECT a.fingerprint, count(DISTINCT a.job_id) FROM (""" + _tail(
-    "job_id, attempt, fingerprint", "outcome = 'dead' AND fingerprint IS NOT NULL") + """) AS a
-WHERE (SELECT 1 FROM {schema}.conveyor_jobs AS job
-       WHERE job.id = a.job_id AND job.attempt = a.attempt AND job.state = 'dead'
-         AND (CAST(%(tenant)s AS TEXT) IS NULL OR job.tenant = %(tenant)s)) = 1
-GROUP BY a.fingerprint"""
-
-# Dead jobs still stored whose final attempt failed with this fingerprint: the group's failed
-# attempts (the errors index: only the group's), then each one's job by its key (a scalar
-# subquery, so never a scan of every job to hash)
-GROUP_DEAD_JOBS = """
-SELECT DISTINCT a.job_id FROM (
-SELECT job_id, attempt FROM {schema}.conveyor_attempts WHERE """ + _DEAD_OF + """
-UNION ALL """ + _tail("job_id, attempt", _DEAD_OF) + """) AS a
-WHERE (SELECT 1 FROM {schema}.conveyor_jobs AS job
-       WHERE job.id = a.job_id AND job.attempt = a.attempt AND job.state = 'dead'
-         AND (CAST(%(tenant)s AS TEXT) IS NULL OR job.tenant = %(tenant)s)) = 1
-LIMIT %(limit)s"""
+# A group's dead jobs: dead_groups.py (kept as jobs change, not read from the history)
 
 _WORKER_COLUMNS = ("worker_id, host, pid, CASE WHEN outcome IN ('retried', 'dead', 'lost') "
                    "THEN 1 ELSE 0 END AS failed, duration, coalesce(cpu, 0) AS cpu, rss")

@@ -370,13 +370,15 @@ SET state = CASE WHEN item.retry_in IS NULL THEN 'dead'
     errors = job.errors || jsonb_build_array(item.error),
     finished_at = CASE WHEN item.retry_in IS NULL THEN {now} END,
     dead_reason = CASE WHEN item.retry_in IS NULL THEN item.reason END,
+    dead_fingerprint = CASE WHEN item.retry_in IS NULL THEN item.fingerprint END,
     lease_expires_at = NULL,
     dedupe_key = CASE WHEN item.retry_in IS NOT NULL OR job.unique_for IS NOT NULL
                       THEN job.dedupe_key END,
     unique_until = CASE WHEN item.retry_in IS NULL AND job.unique_for IS NOT NULL
                         THEN {now} + job.unique_for END
 FROM unnest(%(ids)s::text[], %(tokens)s::bigint[], %(errors)s::jsonb[], %(retry_ins)s::float8[],
-            %(reasons)s::text[]) AS item(id, token, error, retry_in, reason)""" + _FENCE, _SETTLED)
+            %(reasons)s::text[], %(fingerprints)s::text[])
+     AS item(id, token, error, retry_in, reason, fingerprint)""" + _FENCE, _SETTLED)
 
 SNOOZE = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
@@ -438,6 +440,7 @@ WHERE id = ANY(%(ids)s::text[]) AND """ + _TENANT
 REQUEUE = with_feed("""
 UPDATE {schema}.conveyor_jobs AS job
 SET state = 'queued', run_at = {now}, finished_at = NULL, dead_reason = NULL, result = NULL,
+    dead_fingerprint = NULL,
     expires_at = NULL, cancel_requested = false, lease_expires_at = NULL, unique_until = NULL,
     dedupe_key = coalesce(job.dedupe_key, CASE WHEN NOT EXISTS (
         SELECT 1 FROM {schema}.conveyor_jobs AS other

@@ -13,6 +13,7 @@ import orjson
 
 from ...job import ErrorInfo, Job, JobState, NewJob, WorkerInfo
 from ..base import Cancelled, Complete, Fail, Progress, Release, Settle, Snooze
+from ..dead_groups import dead_fingerprint
 
 # --- enqueue --------------------------------------------------------------------------------
 
@@ -121,9 +122,9 @@ def settle_values(item: Settle) -> dict[str, Any]:
     match item:
         case Complete(result=result):
             return {"results": result}
-        case Fail(error=error, retry_in=retry_in, dead_reason=reason):
+        case Fail(error=error, retry_in=retry_in, dead_reason=reason, attempt=attempt):
             return {"errors": orjson.dumps(error.to_dict()).decode(), "retry_ins": retry_in,
-                    "reasons": reason}
+                    "reasons": reason, "fingerprints": dead_fingerprint(attempt)}
         case Snooze(seconds=seconds):
             return {"seconds": float(seconds)}
         case Cancelled(reason=reason):

@@ -127,6 +127,7 @@ SET state = CASE WHEN :retry_at IS NULL THEN 'dead'
     errors = json_insert(errors, '$[#]', json(:error)),
     finished_at = CASE WHEN :retry_at IS NULL THEN :now END,
     dead_reason = CASE WHEN :retry_at IS NULL THEN :reason END,
+    dead_fingerprint = CASE WHEN :retry_at IS NULL THEN :fingerprint END,
     lease_expires_at = NULL,
     dedupe_key = CASE WHEN :retry_at IS NOT NULL OR unique_for IS NOT NULL THEN dedupe_key END,
     unique_until = CASE WHEN :retry_at IS NULL AND unique_for IS NOT NULL
@@ -135,10 +136,10 @@ SET state = CASE WHEN :retry_at IS NULL THEN 'dead'
 RETURNING id, state, queue, task, tenant, progress"""
 
 # A trip's failures in one statement (settling.py): the same write as FAIL, each row fenced by
-# its own lease. {rows} is one "(?, ?, ?, ?, ?)" per failure (its id, token, error, retry_at,
-# reason), after ?1, the time. Its counts are written as sums by state (settling.py): a retry
-# due now is queued, a later one scheduled (counted as retrying: a claimed job has an
-# attempt), a failure without one dead.
+# its own lease. {rows} is one "(?, ?, ?, ?, ?, ?)" per failure (its id, token, error,
+# retry_at, reason, the attempt's error fingerprint), after ?1, the time. Its counts are
+# written as sums by state (settling.py): a retry due now is queued, a later one scheduled
+# (counted as retrying: a claimed job has an attempt), a failure without one dead.
 FAIL_MANY = """
 UPDATE conveyor_jobs
 SET state = CASE WHEN item.column4 IS NULL THEN 'dead'
@@ -147,6 +148,7 @@ SET state = CASE WHEN item.column4 IS NULL THEN 'dead'
     errors = json_insert(errors, '$[#]', json(item.column3)),
     finished_at = CASE WHEN item.column4 IS NULL THEN ?1 END,
     dead_reason = CASE WHEN item.column4 IS NULL THEN item.column5 END,
+    dead_fingerprint = CASE WHEN item.column4 IS NULL THEN item.column6 END,
     lease_expires_at = NULL,
     dedupe_key = CASE WHEN item.column4 IS NOT NULL OR unique_for IS NOT NULL
                       THEN dedupe_key END,
@@ -201,6 +203,7 @@ SELECT state FROM conveyor_jobs WHERE id = :id AND (:tenant IS NULL OR tenant = 
 REQUEUE = """
 UPDATE conveyor_jobs
 SET state = 'queued', run_at = :now, finished_at = NULL, dead_reason = NULL, result = NULL,
+    dead_fingerprint = NULL,
     expires_at = NULL, cancel_requested = 0, lease_expires_at = NULL, unique_until = NULL,
     dedupe_key = CASE WHEN idempotency_key IS NULL OR EXISTS (
                           SELECT 1 FROM conveyor_jobs AS other

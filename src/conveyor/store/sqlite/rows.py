@@ -11,6 +11,7 @@ import orjson
 
 from ...job import ClaimedJob, EnqueueResult, ErrorInfo, Job, JobState, NewJob
 from ..base import Cancelled, Complete, Fail, Progress, Release, Settle, Snooze
+from ..dead_groups import dead_fingerprint
 from ..migrate import Migration
 from . import queries as q
 
@@ -52,10 +53,10 @@ def settle_statement(item: Settle, now: float) -> tuple[str, dict[str, Any]]:
     match item:
         case Complete(result=result):
             return q.COMPLETE, {**fence, "result": result}
-        case Fail(error=error, retry_in=retry_in, dead_reason=reason):
+        case Fail(error=error, retry_in=retry_in, dead_reason=reason, attempt=attempt):
             return q.FAIL, {**fence, "error": orjson.dumps(error.to_dict()).decode(),
                             "retry_at": None if retry_in is None else now + retry_in,
-                            "reason": reason}
+                            "reason": reason, "fingerprint": dead_fingerprint(attempt)}
         case Snooze(seconds=seconds):
             return q.SNOOZE, {**fence, "until": now + seconds}
         case Cancelled(reason=reason):

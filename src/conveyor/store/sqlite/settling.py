@@ -16,11 +16,12 @@ from typing import Any
 import orjson
 
 from ..base import Complete, Fail, Settle
+from ..dead_groups import dead_fingerprint
 from . import queries as q
 from .count_sums import deferred, move
 from .rows import settle_statement
 
-# items per statement: at most 5 parameters each, well under SQLite's 32,766
+# items per statement: at most 6 parameters each, well under SQLite's 32,766
 _CHUNK = 500
 
 
@@ -70,9 +71,10 @@ def _fail_many(conn: sqlite3.Connection, failed: Sequence[Settle], now: float) -
         assert isinstance(item, Fail)
         params += (item.lease.job_id, item.lease.token,
                    orjson.dumps(item.error.to_dict()).decode(),
-                   None if item.retry_in is None else now + item.retry_in, item.dead_reason)
+                   None if item.retry_in is None else now + item.retry_in, item.dead_reason,
+                   dead_fingerprint(item.attempt))
     with deferred(conn):
-        rows = conn.execute(_many(q.FAIL_MANY, 5, len(failed)), params).fetchall()
+        rows = conn.execute(_many(q.FAIL_MANY, 6, len(failed)), params).fetchall()
         for state, counted in (("queued", "queued"), ("scheduled", "retrying")):
             move(conn, [(r[2], r[3], r[4]) for r in rows if r[1] == state], "running",
                  counted)

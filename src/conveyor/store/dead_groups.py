@@ -1,0 +1,38 @@
+"""An error group's dead jobs, kept as jobs change (issue 15; migration 0022 on both stores).
+
+A job that dies in a failed attempt carries that attempt's error fingerprint in
+`conveyor_jobs.dead_fingerprint`: the settle that kills it writes it (FAIL in each dialect's
+queries.py), a requeue clears it, and deleting the job takes it away. The table
+`conveyor_dead_groups (tenant, fingerprint, n)` counts the dead jobs carrying each
+fingerprint, per tenant; the store's count triggers keep it in the same transaction as the
+job's change (on PostgreSQL the statement triggers of version 11, on SQLite row triggers), so
+a read is a few rows of that table, not a join of the attempt history with the jobs.
+
+Before this, the reads joined each dead job with its final attempt: a job retried by hand
+and dead again in another group was counted in both (its old attempt row had the same
+number), and a dead job left its group once its attempts were pruned."""
+
+from __future__ import annotations
+
+from ..history.records import AttemptRecord
+
+_TENANT = "(CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)"
+
+# Per fingerprint: its dead jobs (every tenant's summed when no tenant is given)
+DEAD_GROUP_COUNTS = """
+SELECT fingerprint, CAST(sum(n) AS BIGINT) FROM {schema}.conveyor_dead_groups
+WHERE """ + _TENANT + """
+GROUP BY fingerprint HAVING sum(n) > 0"""
+
+# A group's dead jobs, in id order: the partial index conveyor_jobs_dead_groups
+# (dead_fingerprint, id) over the jobs that carry one
+GROUP_DEAD_JOBS = """
+SELECT id FROM {schema}.conveyor_jobs
+WHERE dead_fingerprint = %(fingerprint)s AND state = 'dead' AND """ + _TENANT + """
+ORDER BY id LIMIT %(limit)s"""
+
+
+def dead_fingerprint(attempt: AttemptRecord | None) -> str | None:
+    """The fingerprint a failed attempt gives its job when the failure kills it (none when
+    no history is recorded, or the error carries none)."""
+    return None if attempt is None else attempt.fingerprint
