@@ -18,15 +18,18 @@ from .conftest import BASE_URL, admin_connect
 
 pytestmark = pytest.mark.postgres
 
+# 1 % queued, 1 % scheduled, 0.1 % running (with 1 % running, spread evenly over the ids, a
+# primary-key walk finds a page of 51 in ~5,100 rows, close enough in cost to reading the
+# running index and sorting that ANALYZE's sample tipped the choice in one CI run)
 FILL = """
 INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, payload, created_at, run_at,
                                     finished_at, lease_expires_at, priority)
 SELECT lpad(n::text, 12, '0'), 'fill.task', 'queue-' || (n % 7),
        CASE WHEN n % 100 = 0 THEN 'queued' WHEN n % 100 = 1 THEN 'scheduled'
-            WHEN n % 100 = 2 THEN 'running' ELSE 'completed' END,
+            WHEN n % 1000 = 2 THEN 'running' ELSE 'completed' END,
        '\\x7b7d', 1700000000 + n, 1700000000 + n,
-       CASE WHEN n % 100 > 2 THEN 1700000000 + n END,
-       CASE WHEN n % 100 = 2 THEN 1700000000 + n END, n % 3
+       CASE WHEN n % 100 > 1 AND n % 1000 <> 2 THEN 1700000000 + n END,
+       CASE WHEN n % 1000 = 2 THEN 1700000000 + n END, n % 3
 FROM generate_series(1, 200000) AS n"""
 
 
