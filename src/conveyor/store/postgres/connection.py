@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
+from ... import _rng
 from ...errors import ConfigError, SchemaOutdated, StoreUnavailable
 
 log = logging.getLogger("conveyor.store.postgres")
@@ -123,6 +124,26 @@ def unavailable(exc: BaseException, where: str) -> StoreUnavailable:
     return StoreUnavailable(f"the PostgreSQL store at {where} is unavailable: {detail}")
 
 
+class _OwnJitter:
+    """psycopg_pool spreads each connection's lifetime by a draw from the random module's
+    shared generator; a Conveyor pool draws from Conveyor's own (conveyor/_rng.py), so an
+    application's seeded sequence, or a Hypothesis draw in another thread, is never moved
+    by a connection opening. (Its reconnect backoff still draws from the shared one: it runs
+    only while the server is unreachable.)"""
+
+    @classmethod
+    def _jitter(cls, value: float, min_pc: float, max_pc: float) -> float:
+        return value * (1.0 + (max_pc - min_pc) * _rng.RNG.random() + min_pc)
+
+
+class _AsyncPool(_OwnJitter, AsyncConnectionPool):
+    pass
+
+
+class _Pool(_OwnJitter, ConnectionPool):
+    pass
+
+
 class LoopPools:
     """One AsyncConnectionPool per event loop, opened on first use on that loop."""
 
@@ -183,7 +204,7 @@ class LoopPools:
 
     async def _open_pool(self) -> AsyncConnectionPool:
         await self._probe()
-        pool = AsyncConnectionPool(
+        pool = _AsyncPool(
             self.url.conninfo, min_size=1,
             kwargs={"autocommit": True, "prepare_threshold": 5 if self.url.prepare else None},
             max_size=self.url.pool_size, open=False, timeout=_GETCONN_TIMEOUT,
@@ -316,7 +337,7 @@ class BlockingPool:
             if self._pool is not None:
                 return self._pool
             self._probe()  # a wrong URL or a server that is down fails at once, with its reason
-            pool = ConnectionPool(
+            pool = _Pool(
                 self.url.conninfo, min_size=1, max_size=self.url.pool_size, open=False,
                 kwargs={"autocommit": True, "prepare_threshold": 2 if self.url.prepare else None},
                 timeout=_GETCONN_TIMEOUT, name=f"conveyor-{self.url.schema}-sync",
