@@ -15,8 +15,7 @@ number), and a dead job left its group once its attempts were pruned."""
 from __future__ import annotations
 
 from ..history.records import AttemptRecord
-
-_TENANT = "(CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)"
+from .history_sql import _TENANT  # the history reads' tenant filter (none: every tenant)
 
 # Per fingerprint: its dead jobs (every tenant's summed when no tenant is given)
 DEAD_GROUP_COUNTS = """
