@@ -9,6 +9,7 @@ retry or discard every dead job of an error group.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
@@ -76,20 +77,31 @@ class Analytics:
     def attempts(self, job_id: str, tenant: str | None = None) -> list[AttemptInfo]:
         return self.app.call(lambda s: s.job_attempts(job_id, tenant))
 
-    def group_jobs(self, fingerprint: str, tenant: str | None = None) -> list[str]:
-        """The dead jobs still stored whose last attempt failed in this group."""
+    def group_jobs(self, fingerprint: str, tenant: str | None = None, limit: int = 1_000,
+                   after: str | None = None) -> list[str]:
+        """The dead jobs still stored whose last attempt failed in this group: a page of
+        at most `limit` ids in id order, after `after` (the previous page's last id)."""
         check_fingerprint(fingerprint)
-        return self.app.call(lambda s: s.group_dead_jobs(fingerprint, tenant))
+        return self.app.call(lambda s: s.group_dead_jobs(fingerprint, tenant, limit, after))
+
+    def _each_page(self, fingerprint: str, tenant: str | None) -> Iterator[list[str]]:
+        """Every dead job of the group, a page at a time: the next page is read after the
+        last id acted on, so jobs leaving the group meanwhile do not shift it."""
+        after = None
+        while page := self.group_jobs(fingerprint, tenant, after=after):
+            yield page
+            after = page[-1]
 
     def retry_group(self, fingerprint: str, tenant: str | None = None) -> int:
         """Requeue every dead job of the group; returns how many went back in the queue."""
-        ids = self.group_jobs(fingerprint, tenant)
-        if not ids:
-            return 0
-        outcomes = self.app.call(lambda s: s.requeue(ids, tenant, self.app.clock.store_now()))
-        return sum(1 for outcome in outcomes.values() if outcome == "queued")
+        queued = 0
+        for ids in self._each_page(fingerprint, tenant):
+            outcomes = self.app.call(
+                lambda s, ids=ids: s.requeue(ids, tenant, self.app.clock.store_now()))
+            queued += sum(1 for outcome in outcomes.values() if outcome == "queued")
+        return queued
 
     def discard_group(self, fingerprint: str, tenant: str | None = None) -> int:
         """Delete every dead job of the group (their attempts stay in the history)."""
-        ids = self.group_jobs(fingerprint, tenant)
-        return self.app.call(lambda s: s.discard(ids, tenant)) if ids else 0
+        return sum(self.app.call(lambda s, ids=ids: s.discard(ids, tenant))
+                   for ids in self._each_page(fingerprint, tenant))
