@@ -28,11 +28,19 @@ GROUP BY fingerprint HAVING sum(n) > 0"""
 # one. A page, not the whole group: a group of this size held 14,000 dead jobs at 1M jobs,
 # and moving 10,000 ids cost 33 ms p50 (127 ms p95 on PostgreSQL); whoever wants them all
 # (retry_group, discard_group) reads page after page.
+#
+# Written as a range of (dead_fingerprint, id) from (group, after) up to the group's last,
+# in that order, which means `dead_fingerprint = group AND id > after ORDER BY id`: with an
+# equality PostgreSQL may walk the primary key in id order instead and filter (it costs that
+# low, the ids being in insertion order), reading every job from `after` until a page of the
+# group's is found (14 ms at 200,000 jobs for 1,000 ids; the group's index: 1 ms). Only the
+# group's index gives this order.
 PAGE = 1_000
 GROUP_DEAD_JOBS = """
 SELECT id FROM {schema}.conveyor_jobs
-WHERE dead_fingerprint = %(fingerprint)s AND state = 'dead' AND id > %(after)s
-ORDER BY id LIMIT %(limit)s"""
+WHERE (dead_fingerprint, id) > (%(fingerprint)s, %(after)s)
+  AND dead_fingerprint <= %(fingerprint)s AND state = 'dead'
+ORDER BY dead_fingerprint, id LIMIT %(limit)s"""
 
 # The same of one tenant, from conveyor_jobs_dead_tenants (tenant, dead_fingerprint, id;
 # 0023): the group's entries of that tenant alone, where the index above holds every

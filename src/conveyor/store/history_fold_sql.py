@@ -93,11 +93,12 @@ def worker_keys_upsert(source: str, floor: Callable[[str], str], keys: str) -> s
 def fold_statements(source: str, floor: Callable[[str], str], keys: str | None = None,
                     worker_keys: bool = False) -> tuple[str, ...]:
     """(attempts insert, task rollups, worker rollups, error-group rollups, all tenants' task
-    rollups, all tenants' error-group rollups), each over the rows of `source` (a table expression aliased `a`). Every SELECT
-    has a WHERE: SQLite needs one before an upsert's ON CONFLICT. With `keys` (a table
-    holding keys_statement's rows of the same `source`), the two task rollups read those
-    few counted rows instead of grouping every row of `source` twice; with `worker_keys`
-    too (`keys` holding worker_keys_upsert's rows), so do the worker and error rollups."""
+    rollups, all tenants' error-group rollups: 0023), each over the rows of `source` (a table
+    expression aliased `a`). Every SELECT has a WHERE: SQLite needs one before an upsert's
+    ON CONFLICT. With `keys` (a table holding keys_statement's rows of the same `source`),
+    the two task rollups read those few counted rows instead of grouping every row of
+    `source` twice; with `worker_keys` too (`keys` holding worker_keys_upsert's rows), so do
+    the worker and error rollups."""
     at = f"{floor('a.ended_at / w.width')} * w.width / 60"  # a width's first minute
     counted = f"({keys_statement(source, floor)})" if keys is None else keys
     every_tenant = (

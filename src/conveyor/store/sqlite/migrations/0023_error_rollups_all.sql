@@ -25,8 +25,10 @@ FROM conveyor_error_rollups GROUP BY width, minute, fingerprint, task;
 
 -- 2. One tenant's error groups of a day: its rows of the range (history_sql.
 -- ERROR_GROUP_ROLLUPS_TENANT), not every tenant's rows of the range filtered.
+-- Covering (with the key's columns an index of a WITHOUT ROWID table carries): a lookup of
+-- each row in the key made SQLite's planner prefer the key's range of every tenant.
 CREATE INDEX conveyor_error_rollups_tenant ON conveyor_error_rollups
-    (tenant, width, minute);
+    (tenant, width, minute, failures, first_seen, last_seen);
 
 -- 3. The error groups of an hour (history_sql.ERROR_GROUPS): the range's failed attempts
 -- alone. conveyor_attempts_errors leads with the fingerprint (a group's newest attempt), and
