@@ -79,6 +79,38 @@ def history_sqlite(path: Path, span: float, limit: int | None) -> int:
     return count
 
 
+# The loaded dead jobs carry the fingerprint of their newest dead attempt (as a settle that
+# kills a job writes it, migration 0022; the loader inserts jobs, not settles them): without
+# it every group has no dead jobs, and a group's dead jobs read nothing
+_DEAD_GROUPS = """UPDATE {schema}conveyor_jobs SET dead_fingerprint = (
+    SELECT fingerprint FROM {schema}conveyor_attempts WHERE job_id = conveyor_jobs.id
+      AND outcome = 'dead' AND fingerprint IS NOT NULL ORDER BY ended_at DESC LIMIT 1)
+WHERE state = 'dead'"""
+
+
+def dead_groups(url: str, schema: str | None) -> int:
+    """Mark the dead jobs' groups (a store of version 22 on; 0 before it)."""
+    if schema is None:
+        import sqlite3
+
+        conn = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+        try:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(conveyor_jobs)")}
+            if "dead_fingerprint" not in columns:
+                return 0
+            return conn.execute(_DEAD_GROUPS.format(schema="")).rowcount
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(url.split("?")[0], autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+                        "AND table_name = 'conveyor_jobs' AND column_name = "
+                        "'dead_fingerprint'", (schema,)).fetchone() is None:
+            return 0
+        return conn.execute(_DEAD_GROUPS.format(schema=f'"{schema}".')).rowcount
+
+
 def fold_all(app: Any) -> int:
     total = 0
     while True:
@@ -198,6 +230,8 @@ def main() -> None:
         folded = fold_all(app)
         print(f"history: {added:,} attempts over the day, {folded:,} folded in "
               f"{time.perf_counter() - began:.0f} s", flush=True)
+        marked = dead_groups(url, None if args.store == "sqlite" else schema)
+        print(f"dead jobs in an error group: {marked:,}", flush=True)
         if args.pending:
             tail = (history_sqlite(Path(url[len("sqlite:///"):]), 300.0, args.pending)
                     if args.store == "sqlite"

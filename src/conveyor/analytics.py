@@ -8,7 +8,9 @@ retry or discard every dead job of an error group.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
@@ -16,6 +18,9 @@ from .history.records import AttemptInfo, ErrorGroup, TaskSummary, TimeRange, Wo
 
 if TYPE_CHECKING:
     from .app import Conveyor
+    from .store.base import Store
+
+GROUP_PAGE = 1_000  # a group's dead jobs read (and retried, discarded) at a time
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|w)\s*$")
 _UNIT = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -76,20 +81,42 @@ class Analytics:
     def attempts(self, job_id: str, tenant: str | None = None) -> list[AttemptInfo]:
         return self.app.call(lambda s: s.job_attempts(job_id, tenant))
 
-    def group_jobs(self, fingerprint: str, tenant: str | None = None) -> list[str]:
-        """The dead jobs still stored whose last attempt failed in this group."""
+    def group_jobs(self, fingerprint: str, tenant: str | None = None,
+                   limit: int | None = None, after: str | None = None) -> list[str]:
+        """The dead jobs still stored whose last attempt failed in this group: a page of
+        at most `limit` ids in id order, after `after` (the previous page's last id)."""
         check_fingerprint(fingerprint)
-        return self.app.call(lambda s: s.group_dead_jobs(fingerprint, tenant))
+        page = GROUP_PAGE if limit is None else limit
+        return self.app.call(lambda s: s.group_dead_jobs(fingerprint, tenant, page, after))
+
+    def _each_page(self, fingerprint: str, tenant: str | None) -> Iterator[list[str]]:
+        """Every dead job of the group, a page at a time: the next page is read after the
+        last id acted on, so jobs leaving the group meanwhile do not shift it."""
+        after = None
+        while page := self.group_jobs(fingerprint, tenant, after=after):
+            yield page
+            after = page[-1]
 
     def retry_group(self, fingerprint: str, tenant: str | None = None) -> int:
         """Requeue every dead job of the group; returns how many went back in the queue."""
-        ids = self.group_jobs(fingerprint, tenant)
-        if not ids:
-            return 0
-        outcomes = self.app.call(lambda s: s.requeue(ids, tenant, self.app.clock.store_now()))
-        return sum(1 for outcome in outcomes.values() if outcome == "queued")
+        queued = 0
+        for ids in self._each_page(fingerprint, tenant):
+            now = self.app.clock.store_now()
+            outcomes = self.app.call(functools.partial(_requeue, ids=ids, tenant=tenant,
+                                                       now=now))
+            queued += sum(1 for outcome in outcomes.values() if outcome == "queued")
+        return queued
 
     def discard_group(self, fingerprint: str, tenant: str | None = None) -> int:
         """Delete every dead job of the group (their attempts stay in the history)."""
-        ids = self.group_jobs(fingerprint, tenant)
-        return self.app.call(lambda s: s.discard(ids, tenant)) if ids else 0
+        return sum(self.app.call(functools.partial(_discard, ids=ids, tenant=tenant))
+                   for ids in self._each_page(fingerprint, tenant))
+
+
+async def _requeue(store: Store, ids: list[str], tenant: str | None,
+                   now: float | None) -> dict[str, str]:
+    return await store.requeue(ids, tenant, now)
+
+
+async def _discard(store: Store, ids: list[str], tenant: str | None) -> int:
+    return await store.discard(ids, tenant)

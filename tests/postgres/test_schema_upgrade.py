@@ -62,6 +62,7 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             conn.execute(f'DROP TABLE "{schema}".conveyor_rollups_all')
             conn.execute(f'DROP TABLE "{schema}".conveyor_worker_rollups')
             conn.execute(f'DROP TABLE "{schema}".conveyor_error_rollups')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_error_rollups_all')
             conn.execute(f'DROP TABLE "{schema}".conveyor_job_tails')  # and its id_tail index
             conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_dead')
             conn.execute(f'DROP TABLE "{schema}".conveyor_traces')

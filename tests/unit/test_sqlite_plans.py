@@ -214,20 +214,54 @@ def test_the_charts_rollup_read_searches_the_rollups_by_minute(tmp_path: Path) -
 
 def test_a_groups_dead_jobs_are_read_from_the_group(tmp_path: Path) -> None:
     """group_dead_jobs: a SEARCH of the partial index of the jobs that died in a group
-    (migration 0022), by fingerprint in id order, never a scan of the jobs or a sort; the
-    counts a read of conveyor_dead_groups alone."""
+    (migration 0022; a tenant's: 0023's, that leads with the tenant), by fingerprint from
+    the page's first id in id order, never a scan of the jobs or a sort; the counts a read
+    of conveyor_dead_groups alone."""
     from conveyor.store import dead_groups as dg
     from conveyor.store.sqlite.history import _statement
 
     conn = migrated(tmp_path / "dead.db")
     try:
-        for tenant in (None, "acme"):
-            found = plan(conn, _statement(dg.GROUP_DEAD_JOBS), {
-                "fingerprint": "0123456789abcdef", "tenant": tenant, "limit": 10})
-            assert "conveyor_jobs_dead_groups (dead_fingerprint=?)" in found, found
+        for tenant, statement, index in (
+                (None, dg.GROUP_DEAD_JOBS, "conveyor_jobs_dead_groups ("),
+                ("acme", dg.TENANT_GROUP_DEAD_JOBS, "conveyor_jobs_dead_tenants (tenant=? AND ")):
+            found = plan(conn, _statement(statement), {
+                "fingerprint": "0123456789abcdef", "tenant": tenant, "limit": 10,
+                "after": "01a"})
+            assert f"{index}(dead_fingerprint,id)>(?,?) AND dead_fingerprint<?)" in found, found
             assert "TEMP B-TREE" not in found, found
             assert not any(step.startswith("SCAN") for step in found.split(" | ")), found
             counts = plan(conn, _statement(dg.DEAD_GROUP_COUNTS), {"tenant": tenant})
             assert "conveyor_dead_groups" in counts and "conveyor_jobs" not in counts, counts
+    finally:
+        conn.close()
+
+
+def test_the_error_reads_search_their_range(tmp_path: Path) -> None:
+    """error_groups (0023): an hour's failed attempts are a SEARCH of the partial ended index
+    of failed attempts (covering), not a walk of every failed attempt's errors index; a
+    day of every tenant a SEARCH of conveyor_error_rollups_all by width and minute; a day
+    of one tenant a SEARCH of the error rollups' tenant index."""
+    from conveyor.store import history_sql as hq
+    from conveyor.store.history_reads import PENDING_READ
+    from conveyor.store.sqlite.history import _statement
+
+    conn = migrated(tmp_path / "errors.db")
+    try:
+        for tenant in (None, "acme"):
+            scope = {"start": 1.0, "end": 2.0, "tenant": tenant, "task": None, "queue": None,
+                     "pending_limit": PENDING_READ}
+            hour = plan(conn, _statement(hq.ERROR_GROUPS), scope)
+            assert "COVERING INDEX conveyor_attempts_failed_ended (ended_at>? AND " \
+                "ended_at<?)" in hour, hour
+            day = plan(conn, _statement(hq.ERROR_GROUP_ROLLUPS_TENANT if tenant
+                                        else hq.ERROR_GROUP_ROLLUPS_ALL),
+                       {**scope, "width": 3600, "first_minute": 1, "end_minute": 2,
+                        "pending_end": 3600})
+            index = ("conveyor_error_rollups USING COVERING INDEX conveyor_error_rollups_tenant "
+                     "(tenant=? AND width=? AND minute>? AND minute<?)" if tenant else
+                     "conveyor_error_rollups_all USING PRIMARY KEY (width=? AND minute>? "
+                     "AND minute<?)")
+            assert f"SEARCH main.{index}" in day, day
     finally:
         conn.close()

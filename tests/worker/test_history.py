@@ -95,8 +95,11 @@ async def test_sensitive_values_never_reach_the_history(app: Conveyor, worker: W
     assert "4111111111111111" not in repr(stored)
 
 
-async def test_retry_and_discard_every_dead_job_of_a_group(app: Conveyor,
-                                                           worker: Worker) -> None:
+@pytest.mark.parametrize("page", [1_000, 2])
+async def test_retry_and_discard_every_dead_job_of_a_group(
+        app: Conveyor, worker: Worker, page: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every dead job of the group, however many pages it takes (a page of 2: 3 jobs)."""
+    monkeypatch.setattr("conveyor.analytics.GROUP_PAGE", page)
     @app.task(retry=Retry(attempts=1))
     def broken(ctx: JobContext, payload: dict[str, Any]) -> None:
         raise RuntimeError(f"upstream {payload['n']} refused")

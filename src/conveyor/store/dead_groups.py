@@ -23,12 +23,30 @@ SELECT fingerprint, CAST(sum(n) AS BIGINT) FROM {schema}.conveyor_dead_groups
 WHERE """ + _TENANT + """
 GROUP BY fingerprint HAVING sum(n) > 0"""
 
-# A group's dead jobs, in id order: the partial index conveyor_jobs_dead_groups
-# (dead_fingerprint, id) over the jobs that carry one
+# A page of a group's dead jobs, in id order after %(after)s ('' for the first page): the
+# partial index conveyor_jobs_dead_groups (dead_fingerprint, id) over the jobs that carry
+# one. A page, not the whole group: a group of this size held 14,000 dead jobs at 1M jobs,
+# and moving 10,000 ids cost 33 ms p50 (127 ms p95 on PostgreSQL); whoever wants them all
+# (retry_group, discard_group) reads page after page.
+#
+# Written as a range of (dead_fingerprint, id) from (group, after) up to the group's last,
+# in that order, which means `dead_fingerprint = group AND id > after ORDER BY id`: with an
+# equality PostgreSQL may walk the primary key in id order instead and filter (it costs that
+# low, the ids being in insertion order), reading every job from `after` until a page of the
+# group's is found (14 ms at 200,000 jobs for 1,000 ids; the group's index: 1 ms). Only the
+# group's index gives this order.
+PAGE = 1_000
 GROUP_DEAD_JOBS = """
 SELECT id FROM {schema}.conveyor_jobs
-WHERE dead_fingerprint = %(fingerprint)s AND state = 'dead' AND """ + _TENANT + """
-ORDER BY id LIMIT %(limit)s"""
+WHERE (dead_fingerprint, id) > (%(fingerprint)s, %(after)s)
+  AND dead_fingerprint <= %(fingerprint)s AND state = 'dead'
+ORDER BY dead_fingerprint, id LIMIT %(limit)s"""
+
+# The same of one tenant, from conveyor_jobs_dead_tenants (tenant, dead_fingerprint, id;
+# 0023): the group's entries of that tenant alone, where the index above holds every
+# tenant's (org-17's 2,000 of a group among 14,000)
+TENANT_GROUP_DEAD_JOBS = GROUP_DEAD_JOBS.replace(
+    "AND state = 'dead'", "AND tenant = %(tenant)s AND state = 'dead'")
 
 
 def dead_fingerprint(attempt: AttemptRecord | None) -> str | None:

@@ -93,11 +93,12 @@ def worker_keys_upsert(source: str, floor: Callable[[str], str], keys: str) -> s
 def fold_statements(source: str, floor: Callable[[str], str], keys: str | None = None,
                     worker_keys: bool = False) -> tuple[str, ...]:
     """(attempts insert, task rollups, worker rollups, error-group rollups, all tenants' task
-    rollups), each over the rows of `source` (a table expression aliased `a`). Every SELECT
-    has a WHERE: SQLite needs one before an upsert's ON CONFLICT. With `keys` (a table
-    holding keys_statement's rows of the same `source`), the two task rollups read those
-    few counted rows instead of grouping every row of `source` twice; with `worker_keys`
-    too (`keys` holding worker_keys_upsert's rows), so do the worker and error rollups."""
+    rollups, all tenants' error-group rollups: 0023), each over the rows of `source` (a table
+    expression aliased `a`). Every SELECT has a WHERE: SQLite needs one before an upsert's
+    ON CONFLICT. With `keys` (a table holding keys_statement's rows of the same `source`),
+    the two task rollups read those few counted rows instead of grouping every row of
+    `source` twice; with `worker_keys` too (`keys` holding worker_keys_upsert's rows), so do
+    the worker and error rollups."""
     at = f"{floor('a.ended_at / w.width')} * w.width / 60"  # a width's first minute
     counted = f"({keys_statement(source, floor)})" if keys is None else keys
     every_tenant = (
@@ -139,4 +140,14 @@ def fold_statements(source: str, floor: Callable[[str], str], keys: str | None =
         f"k.task, k.queue, {_SUMS} FROM {every_tenant} AS k "
         f"CROSS JOIN {_widths(60, 3600, 86400)} WHERE true "
         f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 {_tail(hq.UPSERT_ALL_ROLLUP)}",
+        f"{_head(hq.UPSERT_ERROR_ROLLUP_ALL)} SELECT w.width, "
+        "k.minute * 60 / w.width * w.width / 60, k.fingerprint, k.task, "
+        "CAST(sum(k.n) AS INTEGER), min(k.first_seen), max(k.last_seen) "
+        f"FROM {keys} AS k CROSS JOIN {_widths(3600, 86400)} WHERE k.fingerprint <> '' "
+        f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 {_tail(hq.UPSERT_ERROR_ROLLUP_ALL)}"
+        if worker_keys else
+        f"{_head(hq.UPSERT_ERROR_ROLLUP_ALL)} SELECT w.width, {at}, a.fingerprint, a.task, "
+        "count(*), min(a.ended_at), max(a.ended_at) "
+        f"FROM {source} CROSS JOIN {_widths(3600, 86400)} WHERE a.fingerprint IS NOT NULL "
+        f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 {_tail(hq.UPSERT_ERROR_ROLLUP_ALL)}",
     )

@@ -130,7 +130,12 @@ class HistoryReads:
         if span < 12 * 3600:
             return await self._history_rows(hq.ERROR_GROUPS, _scope(window))
         width = 86400 if span >= 20 * 86400 else 3600
-        return await self._history_rows(hq.ERROR_GROUP_ROLLUPS, {
+        # every tenant's (and queue's): the rollups summed over them (0023); one tenant's:
+        # its rows, by the tenant's index
+        template = (hq.ERROR_GROUP_ROLLUPS if window.queue is not None
+                    else hq.ERROR_GROUP_ROLLUPS_ALL if window.tenant is None
+                    else hq.ERROR_GROUP_ROLLUPS_TENANT)
+        return await self._history_rows(template, {
             **_scope(window), "width": width,
             "first_minute": int(window.start // width) * width // 60,
             "end_minute": int(-(-window.end // 60)),  # the pending rows of its last row too
@@ -170,10 +175,13 @@ class HistoryReads:
         return {fingerprint: int(n) for fingerprint, n in rows if fingerprint in wanted}
 
     async def group_dead_jobs(self, fingerprint: str, tenant: str | None = None,
-                              limit: int = 10_000) -> list[str]:
-        """Ids of the dead jobs still stored that died in the error group, in id order."""
-        rows = await self._history_rows(dg.GROUP_DEAD_JOBS, {
-            "fingerprint": fingerprint, "tenant": tenant, "limit": limit})
+                              limit: int = dg.PAGE, after: str | None = None) -> list[str]:
+        """Ids of the dead jobs still stored that died in the error group, in id order: a
+        page of at most `limit`, of the ids after `after` (the last page's last)."""
+        rows = await self._history_rows(
+            dg.GROUP_DEAD_JOBS if tenant is None else dg.TENANT_GROUP_DEAD_JOBS,
+            {"fingerprint": fingerprint, "tenant": tenant, "limit": limit,
+             "after": after or ""})
         return [r[0] for r in rows]
 
     async def worker_analytics(self, window: TimeRange,
@@ -223,6 +231,6 @@ class HistoryReads:
         count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
                                                               "limit": limit})
         for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_ALL_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS,
-                         hq.PRUNE_ERROR_ROLLUPS):
+                         hq.PRUNE_ERROR_ROLLUPS, hq.PRUNE_ERROR_ROLLUPS_ALL):
             await self._history_count(template, {"before_minute": int(rollups_before // 60)})
         return count

@@ -1,6 +1,7 @@
 """The PostgreSQL store's history fold: pending attempt rows (a settle's only history write,
 history.py) moved into conveyor_attempts and added to the minute/hour/day, worker and
-error-group rollups, in one statement.
+error-group rollups (per tenant and queue, and all tenants' per task: 0023), in one
+statement.
 
 Exactly once, whoever folds: the rows are taken by `FOR UPDATE SKIP LOCKED` (a concurrent
 fold skips them) and deleted by ctid with `RETURNING`, and only what this DELETE returned
@@ -23,7 +24,7 @@ log = logging.getLogger("conveyor.store")
 Rows = list[tuple[Any, ...]]
 
 _PENDING = "{schema}.conveyor_attempts_pending"
-_ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS, _ALL_ROLLUPS = fold_statements(
+_ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS, _ALL_ROLLUPS, _ALL_ERRORS = fold_statements(
     "a", lambda x: f"floor({x})::int8")
 
 # One statement: the rows taken (by ctid, a TID scan) feed every insert and upsert
@@ -31,7 +32,8 @@ FOLD_HISTORY = (
     f"WITH a AS (DELETE FROM {_PENDING} WHERE ctid = ANY(ARRAY("
     f"SELECT ctid FROM {_PENDING} LIMIT %(limit)s FOR UPDATE SKIP LOCKED)) RETURNING *),\n"
     f"attempts AS ({_ATTEMPTS}),\nrollups AS ({_ROLLUPS}),\nworkers AS ({_WORKERS}),\n"
-    f"errors AS ({_ERRORS}),\nall_rollups AS ({_ALL_ROLLUPS})\nSELECT count(*) FROM a")
+    f"errors AS ({_ERRORS}),\nall_rollups AS ({_ALL_ROLLUPS}),\n"
+    f"all_errors AS ({_ALL_ERRORS})\nSELECT count(*) FROM a")
 
 
 class HistoryFold:

@@ -1,0 +1,87 @@
+"""Migration 0023 on a store with history (both stores): all tenants' error rollups start as
+the sums of the error rollups already folded (per width, minute, group and task, over every
+queue and tenant: count summed, first seen the smallest, last seen the largest)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from conveyor.store.sqlite.store import SQLiteStore
+
+COLUMNS = "width, minute, fingerprint, task, queue, tenant, failures, first_seen, last_seen"
+ROWS = [(3600, 60, "f1", "t", "q1", "", 2, 3600.5, 3650.0),
+        (3600, 60, "f1", "t", "q2", "acme", 3, 3601.0, 3700.0),
+        (3600, 60, "f1", "u", "q1", "acme", 1, 3602.0, 3602.0),
+        (86400, 0, "f1", "t", "q1", "", 5, 3600.5, 3700.0)]
+WANT = [(3600, 60, "f1", "t", 5, 3600.5, 3700.0), (3600, 60, "f1", "u", 1, 3602.0, 3602.0),
+        (86400, 0, "f1", "t", 5, 3600.5, 3700.0)]
+
+
+def upgraded(store: Any, execute: Callable[[str, list[tuple[Any, ...]] | None], list[Any]]
+             ) -> list[tuple[Any, ...]]:
+    newest = store._migrations
+
+    async def migrate() -> None:
+        store._migrations = [m for m in newest if m.version < 23]
+        await store.migrate()
+        execute(f"INSERT INTO {{schema}}conveyor_error_rollups ({COLUMNS}) VALUES "
+                f"({', '.join(['%s'] * 9)})", ROWS)
+        store._migrations = newest
+        assert await store.migrate() == 1  # 0023 alone
+        await store.close()
+
+    asyncio.run(migrate())
+    return [tuple(r) for r in execute(
+        "SELECT width, minute, fingerprint, task, failures, first_seen, last_seen FROM "
+        "{schema}conveyor_error_rollups_all ORDER BY 1, 2, 3, 4", None)]
+
+
+def test_0023_sums_the_error_rollups_already_folded_sqlite(tmp_path: Any) -> None:
+    import sqlite3
+
+    path = tmp_path / "upgrade.db"
+
+    def execute(sql: str, rows: list[tuple[Any, ...]] | None) -> list[Any]:
+        with sqlite3.connect(path) as conn:
+            sql = sql.replace("{schema}", "").replace("%s", "?")
+            if rows is not None:
+                conn.executemany(sql, rows)
+                return []
+            return conn.execute(sql).fetchall()
+
+    assert upgraded(SQLiteStore(f"sqlite:///{path}"), execute) == WANT
+
+
+@pytest.mark.postgres
+def test_0023_sums_the_error_rollups_already_folded_postgres() -> None:
+    import os
+    import secrets
+
+    import psycopg
+
+    from conveyor.store.postgres.store import PostgresStore
+
+    base = os.environ.get("CONVEYOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        psycopg.connect(base, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    schema = f"t_errroll_{secrets.token_hex(4)}"
+
+    def execute(sql: str, rows: list[tuple[Any, ...]] | None) -> list[Any]:
+        with psycopg.connect(base, autocommit=True) as conn:
+            sql = sql.replace("{schema}", f'"{schema}".')
+            if rows is not None:
+                conn.cursor().executemany(sql, rows)
+                return []
+            return conn.execute(sql).fetchall()
+
+    try:
+        assert upgraded(PostgresStore(f"{base}?schema={schema}"), execute) == WANT
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
