@@ -102,3 +102,20 @@ async def test_the_fold_takes_its_rows_by_tid(store: PostgresStore, schema: str)
         cursor = await conn.execute("EXPLAIN " + store.statement(FOLD_HISTORY), {"limit": 100})
         plan = "\n".join(str(r[0]) for r in await cursor.fetchall())
     assert "Tid Scan" in plan, plan
+
+
+async def test_a_fold_vacuums_the_pending_rows_it_left_dead(store: PostgresStore,
+                                                            schema: str) -> None:
+    """A fold deletes the rows it takes; the store vacuums them itself (autovacuum may lag, or
+    be off, as on this project's test server), so the pending table gives its pages back and
+    the pending-tail reads of analytics walk no dead rows."""
+    await settle(store, 2000)
+    with admin_connect() as conn:
+        [(pages,)] = conn.execute("SELECT pg_relation_size(%s)",
+                                  (f'"{schema}".conveyor_attempts_pending',)).fetchall()
+    assert pages > 0
+    assert await store.fold_history() == 2000
+    with admin_connect() as conn:
+        [(pages,)] = conn.execute("SELECT pg_relation_size(%s)",
+                                  (f'"{schema}".conveyor_attempts_pending',)).fetchall()
+    assert pages == 0  # vacuumed, empty, truncated: without the vacuum its pages stay

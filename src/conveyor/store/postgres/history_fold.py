@@ -14,6 +14,7 @@ folds lock rollup rows in one order (no deadlock).
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -35,6 +36,15 @@ FOLD_HISTORY = (
     f"errors AS ({_ERRORS}),\nall_rollups AS ({_ALL_ROLLUPS}),\n"
     f"all_errors AS ({_ALL_ERRORS})\nSELECT count(*) FROM a")
 
+# Every fold leaves the rows it took dead in the pending table, and a read of the pending tail
+# (every analytics read sums it) walks them until a vacuum: 1.09M folded rows cost such reads
+# 60-95 ms to find nothing (bench/results/2026-12-06-errroll.md). Autovacuum may be slower, or
+# off (it is on this project's test server). So the store vacuums the table itself after a
+# fold that moved anything, at most every VACUUM_PENDING_EVERY seconds; a vacuum that would
+# wait for a lock is skipped, and one that finds the table empty gives its pages back.
+VACUUM_PENDING_EVERY = 2.0
+VACUUM_PENDING = f"VACUUM (SKIP_LOCKED) {_PENDING}"
+
 
 class HistoryFold:
     """A part of PostgresStore (store.py)."""
@@ -44,6 +54,8 @@ class HistoryFold:
     if TYPE_CHECKING:  # PostgresStore's own
         async def _one(self, template: str, params: dict[str, Any] | None = None,
                        tenant: str | None = None) -> Rows: ...
+
+        async def _count(self, template: str, params: dict[str, Any]) -> int: ...
 
     async def fold_history(self, limit: int = 10_000) -> int:
         """Move up to `limit` pending attempt rows into the attempts and the rollups; how
@@ -58,4 +70,9 @@ class HistoryFold:
             log.info("this role cannot fold the attempt history (%s): reads show what the "
                      "workers' maintenance folded", str(exc).strip())
             return 0
+        now = time.monotonic()
+        if moved and now - getattr(self, "_pending_vacuumed", -VACUUM_PENDING_EVERY) \
+                >= VACUUM_PENDING_EVERY:
+            self._pending_vacuumed = now
+            await self._count(VACUUM_PENDING, {})
         return int(moved)
