@@ -119,3 +119,7 @@ async def test_a_fold_vacuums_the_pending_rows_it_left_dead(store: PostgresStore
         [(pages,)] = conn.execute("SELECT pg_relation_size(%s)",
                                   (f'"{schema}".conveyor_attempts_pending',)).fetchall()
     assert pages == 0  # vacuumed, empty, truncated: without the vacuum its pages stay
+    with admin_connect() as conn:  # and the attempts' new pages are marked all-visible
+        [(visible,)] = conn.execute("SELECT relallvisible FROM pg_class WHERE oid = %s::regclass",
+                                    (f'"{schema}".conveyor_attempts',)).fetchall()
+    assert visible > 0
