@@ -208,8 +208,8 @@ def tracker_bench(n: int = 200_000) -> None:
         if i % 100 == 99:
             stamp()
     per = (time.perf_counter() - began) / n * 1e6
-    print(f"## Worker-side tracking CPU\n\nTracker.attach (record + peak RSS per 100 + attach to the "
-          f"settle item): {per:.1f} µs per job ({n} runs)\n")
+    print(f"## Worker-side tracking CPU\n\nTracker.attach (record + peak RSS per 100 + attach to "
+          f"the settle item): {per:.1f} µs per job ({n} runs)\n")
 
 
 def settle_bench(rounds: int = 3) -> None:
