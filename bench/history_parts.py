@@ -2,8 +2,9 @@
 jobs (one in ten dead) with history on or off, and the store thread's and the loop thread's
 CPU in each part is summed by wrapping it (time.thread_time): the settle and claim
 (settle_and_claim, the worker's one trip for both; settle and claim alone), write_history
-(the attempt rows' insert, inside the settle), the fold, Tracker.attach. "history parts"
-sums write_history, fold and attach: what history costs the drain on its own.
+(the attempt rows' insert, inside the settle), the fold, Tracker.attach and
+Tracker.stamp (the peak RSS read per settle trip, where the tree has it). "history parts"
+sums write_history, fold, attach and stamp: what history costs the drain on its own.
 
     PYTHONPATH=src .venv/bin/python bench/history_parts.py on 5000
     PYTHONPATH=src .venv/bin/python bench/history_parts.py off 5000
@@ -63,6 +64,8 @@ def main(history: bool, jobs: int) -> None:
                       ("fold_history", "fold"), ("claim", "claim")):
         setattr(SQLiteStore, name, _timed_async(getattr(SQLiteStore, name), key))
     tracking.Tracker.attach = _timed(tracking.Tracker.attach, "attach")  # type: ignore[method-assign]
+    if hasattr(tracking.Tracker, "stamp"):  # the peak RSS read once per settle trip
+        tracking.Tracker.stamp = _timed(tracking.Tracker.stamp, "stamp")  # type: ignore[method-assign]
     url = f"sqlite:///{tempfile.mkdtemp()}/parts.db"
     app, worker, _ran = live_drain(url, jobs, history)
 
@@ -80,7 +83,7 @@ def main(history: bool, jobs: int) -> None:
           f"µs/job, process CPU {cpu / jobs * 1e6:.1f} µs/job")
     for key in sorted(spent):
         print(f"  {key}: {spent[key] / jobs * 1e6:.1f} µs/job ({calls[key]} calls)")
-    parts = sum(spent[key] for key in ("write_history", "fold", "attach"))
+    parts = sum(spent[key] for key in ("write_history", "fold", "attach", "stamp"))
     print(f"  history parts: {parts / jobs * 1e6:.1f} µs/job")
 
 

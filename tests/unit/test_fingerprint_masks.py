@@ -123,3 +123,18 @@ def test_top_frame_matches_the_reference_on_generated_tracebacks() -> None:
         assert top_frame(exc.__traceback__) == expected, files
         text = "".join(traceback.format_exception(exc))
         assert top_frame_from_text(text) == expected, files
+
+
+def test_the_id_masks_pre_check_finds_the_shortest_ids_and_those_split_by_dash_or_underscore(
+        ) -> None:
+    """The id masks run only when the message has 12 of [A-Za-z0-9_-] in a row: ids of
+    exactly 12 hex digits, and ids whose every 12-long window holds a '_' or '-', still
+    masked as the reference does (fails with a pre-check of 13, or one without '_' or '-')."""
+    messages = ("order deadbeef0042 gone", "deadbeef0042", "(deadbeef0042)",
+                "deadbeef004", "key abc1_defghi_jklm here", "key abc1-defghi-jklm here",
+                "x-ab12-cd34-ef56-gh7 y", "a_b_c_d_e_f_1_2_3_4 z", "ab1_" * 5,
+                "token_ABCDEFGHIJKLMNOP1 at ada@example.com",
+                "0f8fad5b-d9cb-469f-a165-70867728950e1",
+                "é" + "deadbeefcafe1", "٣deadbeefcafe1٣")
+    for message in messages:
+        assert mask_message(message) == reference_mask(message), message

@@ -61,6 +61,11 @@ class JobRunner:
         self.tracker = Tracker(app.codec, worker_id, host) if app.settings.history else None
         self._meters: dict[str, Meter] = {}
 
+    def stamp(self) -> None:
+        """History's peak RSS of the attempts a settle trip is about to write."""
+        if self.tracker is not None:
+            self.tracker.stamp()
+
     def context(self, job: ClaimedJob) -> JobContext:
         return JobContext(self.app, job, self.worker_id, self.log, self.on_progress)
 

@@ -22,9 +22,10 @@ log = logging.getLogger("conveyor.worker")
 
 
 class Outcomes:
-    def __init__(self, on_written: Callable[[list[Settle], list[bool]], None] | None = None
-                 ) -> None:
+    def __init__(self, on_written: Callable[[list[Settle], list[bool]], None] | None = None,
+                 on_take: Callable[[], None] | None = None) -> None:
         self.on_written = on_written  # told what each settle trip wrote (lifecycle hooks)
+        self.on_take = on_take  # told before a trip takes them (history's RSS: Tracker.stamp)
         self._items: list[Settle] = []
         self._progress: dict[str, Progress] = {}  # job id: its newest progress
         self._progress_lock = threading.Lock()  # sync tasks report progress from their threads
@@ -47,6 +48,8 @@ class Outcomes:
 
     def take(self) -> list[Settle]:
         """Everything to write, progress first (it is fenced on the job still running)."""
+        if self.on_take is not None:
+            self.on_take()
         items, self._items = self._items, []
         with self._progress_lock:
             progress, self._progress = list(self._progress.values()), {}

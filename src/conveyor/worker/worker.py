@@ -85,7 +85,7 @@ class Worker:
         self._off_loop = self.store_calls.run
         self.runner = JobRunner(app, self.id, self.host, self.threads, self.clock,
                                 logging.getLogger("conveyor.task"), self._on_progress)
-        self.outcomes = Outcomes(self.runner.lifecycle.written)
+        self.outcomes = Outcomes(self.runner.lifecycle.written, self.runner.stamp)
         self.slots = Slots(self.concurrency, self.runner, self.outcomes, self._wake_up)
         self.maintenance = (Maintenance(app, self.clock, run=self._off_loop) if maintenance
                             else None)
