@@ -11,9 +11,11 @@ from collections import Counter
 
 import pytest
 
-from conveyor.job import JobFilter, JobState, NewJob, new_id
+from conveyor.history.records import AttemptRecord, TimeRange
+from conveyor.job import ClaimedJob, JobFilter, JobState, NewJob, new_id
 from conveyor.store.base import (
     Cancelled,
+    ClaimAsk,
     Complete,
     Fail,
     JobCount,
@@ -365,3 +367,122 @@ async def test_a_claim_and_a_trip_of_many_completions_count_exactly_with_stale_l
         totals[count.state] += count.count
     assert totals == {"completed": 17, "dead": 3, "running": 10}
     await assert_exact(store)
+
+
+def _attempt(job: ClaimedJob, fingerprint: str, at: float) -> AttemptRecord:
+    """A failed attempt's record (its fingerprint names the error group a death joins)."""
+    return AttemptRecord(task=job.task, queue=job.queue, tenant=job.tenant,
+                         number=job.attempt, started_at=at, ended_at=at + 0.5,
+                         worker_id="w1", host="host-a", pid=4242, cpu=0.1, rss=None,
+                         fingerprint=fingerprint, error_message="boom", error_traceback=None)
+
+
+async def _dead_groups(store: Store, tenant: str | None = None) -> dict[str, int]:
+    groups = await store.error_groups(TimeRange(0, 2e10, tenant=tenant))
+    return {g.fingerprint: g.dead_jobs for g in groups if g.dead_jobs}
+
+
+async def test_every_claim_and_settle_statement_keeps_counts_finished_and_dead_groups_exact(
+        store: Store) -> None:
+    """Issue 14: PostgreSQL's claims and settles write their own count deltas (migration
+    0024) instead of leaving them to the update trigger. Each kind of claim (one queue, one
+    queue continuing after its cursor, several queues, any queue, one that finds nothing) and
+    each kind of settle (complete, fail to retry, fail to dead in an error group, snooze to
+    scheduled, to retrying and to queued, cancelled, release, a stale lease that touches
+    nothing, a settle and a claim in one trip), for several queues, tasks and tenants: after
+    each, the counts, the jobs finished per minute and the dead jobs per error group are
+    exact, for all tenants and for each."""
+    start = math.floor(time.time() / 60) * 60.0 - 600  # a minute's first second, of late
+    fp_a, fp_b = "a" * 16, "b" * 16
+    await store.enqueue_many([NewJob(id=new_id(), task=TASKS[n % 2], queue=QUEUES[n % 3],
+                                     payload=PAYLOAD, tenant=TENANTS[n % 3], max_attempts=3)
+                              for n in range(36)], now=start)
+    finished, dead = 0, 0
+
+    async def check() -> set[str]:
+        stats = await store.stats(now=start + 30)
+        assert stats.completed_last_minute == finished
+        assert stats.failure_rate == (dead / (finished + dead) if finished + dead else None)
+        return await assert_exact(store)
+
+    # claims: one queue, then the same queue after its cursor, several queues, any queue
+    mail = await store.claim(["mail"], "w1", 3, 30.0, now=start + 1)
+    mail += await store.claim(["mail"], "w1", 3, 30.0, now=start + 1)
+    assert len(mail) == 6 and await check() == {"queued", "running"}
+    two = await store.claim(["sms", "bulk"], "w2", 8, 30.0, now=start + 1)
+    anyq = await store.claim(None, "w3", 10, 30.0, now=start + 1)
+    assert len(two) == 8 and len(anyq) == 10
+    await check()
+    assert await store.claim(["nothing-here"], "w1", 5, 30.0, now=start + 1) == []
+    await check()
+
+    # settles: completes, retries, deaths in two error groups, in one trip
+    assert await store.settle(
+        [Complete(c.lease, b"1") for c in mail[:3]]
+        + [Fail(c.lease, error(1), retry_in=60) for c in mail[3:]]
+        + [Fail(c.lease, error(1), attempt=_attempt(c, fp_a, start + 2)) for c in two[:2]]
+        + [Fail(c.lease, error(1), attempt=_attempt(two[2], fp_b, start + 2))
+           for c in two[2:3]], now=start + 2) == [True] * 9
+    finished, dead = 3, 3
+    assert await check() == {"queued", "running", "completed", "retrying", "dead"}
+    assert await _dead_groups(store) == {fp_a: 2, fp_b: 1}
+    for tenant in TENANTS[1:]:
+        mine = [c for c in two[:3] if c.tenant == tenant]
+        assert sum((await _dead_groups(store, tenant)).values()) == len(mine)
+
+    # snoozes: first attempt to scheduled, to queued at once; releases; a cancel of a running
+    # job settled as cancelled
+    assert await store.settle([Snooze(two[3].lease, 60), Snooze(two[4].lease, 0),
+                               Release(two[5].lease), Release(two[6].lease)],
+                              now=start + 3) == [True] * 4
+    assert await check() >= {"scheduled", "queued"}
+    await store.cancel([two[7].id], now=start + 3)
+    assert await store.settle([Cancelled(two[7].lease)], now=start + 3) == [True]
+    assert await check() >= {"cancelled"}
+
+    # stale leases: settled already, and released (claimable again): they touch nothing
+    assert await store.settle([Complete(mail[0].lease), Fail(two[0].lease, error(2)),
+                               Snooze(two[3].lease, 5), Release(two[5].lease),
+                               Cancelled(mail[1].lease)], now=start + 4) == [False] * 5
+    await check()
+    assert await _dead_groups(store) == {fp_a: 2, fp_b: 1}
+
+    # the retried jobs come back on their second attempt: snoozed there they are retrying
+    # (scheduled, attempt 1 again); a settle and a claim in one trip
+    await store.promote_scheduled(now=start + 70)
+    mailed = await store.claim(["mail"], "w1", 100, 30.0, now=start + 70)
+    retried = {c.id for c in mail[3:]}
+    again = [c for c in mailed if c.id in retried]
+    assert len(again) == 3 and all(c.attempt == 2 for c in again)
+    assert await store.settle([Snooze(again[0].lease, 60)], now=start + 70) == [True]
+    assert "retrying" in await check()
+    trip = await store.settle_and_claim(
+        [Complete(again[1].lease, b"1"), Fail(again[2].lease, error(2),
+                                              attempt=_attempt(again[2], fp_b, start + 71)),
+         Complete(mail[2].lease)],
+        ClaimAsk(None, "w1", 4, 30.0), now=start + 71)
+    assert trip.applied == [True, True, False] and len(trip.jobs) == 4
+    finished, dead = finished + 1, dead + 1
+    await check()
+    assert await _dead_groups(store) == {fp_a: 2, fp_b: 2}
+    trip = await store.settle_and_claim([Complete(c.lease) for c in trip.jobs],
+                                        ClaimAsk(["nothing-here"], "w1", 4, 30.0),
+                                        now=start + 72)
+    assert trip.applied == [True] * 4 and trip.jobs == []
+    finished += 4
+    await check()
+
+    # everything left drained: claimed, and completed or killed
+    rest = [c for c in mailed if c.id not in retried]
+    rest += await store.claim(None, "w2", 100, 30.0, now=start + 200)
+    await check()
+    assert await store.settle(
+        [Complete(c.lease) for c in rest[::2]]
+        + [Fail(c.lease, error(c.attempt), attempt=_attempt(c, fp_a, start + 201))
+           for c in rest[1::2]], now=start + 201) == [True] * len(rest)
+    finished, dead = finished + len(rest[::2]), dead + len(rest[1::2])
+    await check()
+    assert await _dead_groups(store) == {fp_a: 2 + len(rest[1::2]), fp_b: 2}
+    await store.fold_counts()
+    await check()
+    assert await _dead_groups(store) == {fp_a: 2 + len(rest[1::2]), fp_b: 2}
