@@ -104,22 +104,27 @@ async def test_the_fold_takes_its_rows_by_tid(store: PostgresStore, schema: str)
     assert "Tid Scan" in plan, plan
 
 
+def manual_vacuums(schema: str) -> dict[str, int]:
+    """How many times each history table was vacuumed by a VACUUM statement (not by
+    autovacuum: vacuum_count). A vacuum reports to the shared statistics at once."""
+    with admin_connect() as conn:
+        return {name: int(n) for name, n in conn.execute(
+            "SELECT relname, vacuum_count FROM pg_stat_user_tables WHERE schemaname = %s "
+            "AND relname IN ('conveyor_attempts_pending', 'conveyor_attempts')", (schema,))}
+
+
 async def test_a_fold_vacuums_the_pending_rows_it_left_dead(store: PostgresStore,
                                                             schema: str) -> None:
     """A fold deletes the rows it takes; the store vacuums them itself (autovacuum may lag, or
-    be off, as on this project's test server), so the pending table gives its pages back and
-    the pending-tail reads of analytics walk no dead rows."""
-    await settle(store, 2000)
-    with admin_connect() as conn:
-        [(pages,)] = conn.execute("SELECT pg_relation_size(%s)",
-                                  (f'"{schema}".conveyor_attempts_pending',)).fetchall()
-    assert pages > 0
-    assert await store.fold_history() == 2000
-    with admin_connect() as conn:
-        [(pages,)] = conn.execute("SELECT pg_relation_size(%s)",
-                                  (f'"{schema}".conveyor_attempts_pending',)).fetchall()
-    assert pages == 0  # vacuumed, empty, truncated: without the vacuum its pages stay
-    with admin_connect() as conn:  # and the attempts' new pages are marked all-visible
-        [(visible,)] = conn.execute("SELECT relallvisible FROM pg_class WHERE oid = %s::regclass",
-                                    (f'"{schema}".conveyor_attempts',)).fetchall()
-    assert visible > 0
+    be off, as on this project's test server), so the pending-tail reads of analytics walk
+    no dead rows, and it vacuums the attempts (insert-only: autovacuum waits for 20 % more
+    rows) so that the newest hour's pages are marked all-visible. What a vacuum can remove
+    depends on the oldest snapshot of the whole server (other tests' transactions), so the
+    test asserts that the vacuums ran, not what they freed."""
+    await settle(store, 200)
+    assert manual_vacuums(schema) == {"conveyor_attempts_pending": 0, "conveyor_attempts": 0}
+    assert await store.fold_history() == 200
+    assert manual_vacuums(schema) == {"conveyor_attempts_pending": 1, "conveyor_attempts": 1}
+    await settle(store, 10)
+    assert await store.fold_history() == 10  # within a minute: the attempts not again
+    assert manual_vacuums(schema)["conveyor_attempts"] == 1
