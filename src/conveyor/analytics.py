@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .history.records import AttemptInfo, ErrorGroup, TaskSummary, TimeRange, WorkerSummary
+from .store.dead_groups import PAGE as DEAD_GROUP_PAGE
 
 if TYPE_CHECKING:
     from .app import Conveyor
     from .store.base import Store
 
-GROUP_PAGE = 1_000  # a group's dead jobs read (and retried, discarded) at a time
+GROUP_PAGE = DEAD_GROUP_PAGE  # a group's dead jobs read (and retried, discarded) at a time
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|w)\s*$")
 _UNIT = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}

@@ -10,7 +10,6 @@ or already in the second, never in both, so a read is exact whenever it runs.
 
 from __future__ import annotations
 
-import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -20,6 +19,7 @@ from ...job import JobFilter
 from ..base import JobCount
 from ..counting import KEEP_MINUTES, counted_states, filter_countable
 from ..counting import job_counts as counts_of
+from .vacuums import vacuum_at_most_every
 
 Rows = list[tuple[Any, ...]]
 
@@ -209,10 +209,8 @@ class Counters:
         folded += await self._count(FOLD_FINISHED, {})
         for template in (DROP_FINISHED, DROP_TENANT_FINISHED):
             await self._count(template, {"keep": KEEP_MINUTES, "now": None})
-        now = time.monotonic()
-        if folded and now - getattr(self, "_deltas_vacuumed", 0.0) >= VACUUM_EVERY:
-            self._deltas_vacuumed = now
-            await self._count(VACUUM_DELTAS, {})
+        if folded:
+            await vacuum_at_most_every(self, VACUUM_DELTAS, VACUUM_EVERY)
         return folded
 
     async def _kept_count(self: Sessions, where: JobFilter) -> int | None:

@@ -14,12 +14,12 @@ folds lock rollup rows in one order (no deadlock).
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from ..history_fold_sql import fold_statements
+from .vacuums import vacuum_at_most_every
 
 log = logging.getLogger("conveyor.store")
 Rows = list[tuple[Any, ...]]
@@ -62,8 +62,6 @@ class HistoryFold:
         async def _one(self, template: str, params: dict[str, Any] | None = None,
                        tenant: str | None = None) -> Rows: ...
 
-        async def _count(self, template: str, params: dict[str, Any]) -> int: ...
-
     async def fold_history(self, limit: int = 10_000) -> int:
         """Move up to `limit` pending attempt rows into the attempts and the rollups; how
         many moved. A role that may not write them (a read-only one) folds nothing: the
@@ -77,13 +75,7 @@ class HistoryFold:
             log.info("this role cannot fold the attempt history (%s): reads show what the "
                      "workers' maintenance folded", str(exc).strip())
             return 0
-        now = time.monotonic()
-        if moved and now - getattr(self, "_pending_vacuumed", -VACUUM_PENDING_EVERY) \
-                >= VACUUM_PENDING_EVERY:
-            self._pending_vacuumed = now
-            await self._count(VACUUM_PENDING, {})
-        if moved and now - getattr(self, "_attempts_vacuumed", -VACUUM_ATTEMPTS_EVERY) \
-                >= VACUUM_ATTEMPTS_EVERY:
-            self._attempts_vacuumed = now
-            await self._count(VACUUM_ATTEMPTS, {})
+        if moved:
+            await vacuum_at_most_every(self, VACUUM_PENDING, VACUUM_PENDING_EVERY)
+            await vacuum_at_most_every(self, VACUUM_ATTEMPTS, VACUUM_ATTEMPTS_EVERY)
         return int(moved)
