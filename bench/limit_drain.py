@@ -33,7 +33,8 @@ from pathlib import Path
 
 PYTHON = sys.executable
 HERE = Path(__file__).resolve()
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# DRAIN_PG_ADMIN: another server (a private one, away from other benches' WAL and locks)
+PG_ADMIN = os.environ.get("DRAIN_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_DATABASE = "bench_limit_drain"
 MARK = 26  # bytes per job start in the marks file: b"%.6f %07d\n"
 

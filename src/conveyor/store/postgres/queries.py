@@ -58,6 +58,27 @@ def with_feed(change: str, columns: str) -> str:
             "SELECT " + columns + " FROM changed WHERE (SELECT count(*) FROM feed) >= 0")
 
 
+# An unlimited claim's commit does not wait for its WAL flush either (trip.LIMITED_CLAIM says
+# why a limited one's does not). Each claim's statement publishes to the event feed
+# (pg_notify), and PostgreSQL serialises the commits of every transaction that notifies behind
+# one lock of the database, held until the commit's flush is done: with a flush in each claim
+# and each settle, two worker processes' commits went one flush at a time, never grouped, and
+# the claims' flushes were half of them (bench/results/2026-12-07-pgscale.md). The job's
+# settle is durable and flushes its claim with it; a claim lost in a server crash leaves its
+# job queued, to run again as after a lost lease (at least once, as always).
+UNFLUSHED = "SELECT set_config('synchronous_commit', 'off', true)"
+
+
+def unflushed(claim: str) -> str:
+    """`claim` (a with_feed statement) committing without waiting for its WAL flush. The
+    setting is the transaction's own (set_config's `true`): a claim is a transaction alone."""
+    head, sep, tail = claim.rpartition(")\nSELECT ")
+    if not sep:
+        raise ValueError("not a with_feed statement")
+    return (head + "),\nunflushed AS (" + UNFLUSHED + ")\nSELECT " + tail
+            + " AND (SELECT count(*) FROM unflushed) = 1")
+
+
 # --- schema ----------------------------------------------------------------------------------
 
 # Every node may run migrate at boot: one advisory lock per schema serialises them, so
@@ -263,15 +284,16 @@ SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
 FROM picked WHERE job.id = picked.id
 RETURNING """ + _CLAIMED
 
-CLAIM_QUEUE = with_feed(_CLAIM.replace("{queue_filter}", "queue = %(queue)s"), _CLAIMED_COLUMNS)
+CLAIM_QUEUE = unflushed(with_feed(_CLAIM.replace("{queue_filter}", "queue = %(queue)s"),
+                                  _CLAIMED_COLUMNS))
 
 # The same, continuing after this claimer's last claimed job at the same priority: the index
 # range starts there, so the scan skips the entries of jobs claimed before it, which a
 # transaction held open elsewhere keeps from being vacuumed (store.ClaimCursor).
-CLAIM_QUEUE_AFTER = with_feed(_CLAIM.replace(
+CLAIM_QUEUE_AFTER = unflushed(with_feed(_CLAIM.replace(
     "{queue_filter}", "queue = %(queue)s AND priority = %(after_priority)s "
                       "AND (run_at, id) > (%(after_run_at)s::float8, %(after_id)s::text)"),
-    _CLAIMED_COLUMNS)
+    _CLAIMED_COLUMNS))
 
 # Several queues: the best `limit` of each queue from its own index range (a LATERAL per
 # queue, locked with SKIP LOCKED there), then the best `limit` of those. A worker on a few
@@ -300,28 +322,28 @@ SET state = 'running', attempt = job.attempt + 1, lease_token = %(token)s,
 FROM picked WHERE job.id = picked.id
 RETURNING """ + _CLAIMED
 
-CLAIM_QUEUES = with_feed(_CLAIM_FROM.replace(
+CLAIM_QUEUES = unflushed(with_feed(_CLAIM_FROM.replace(
     "{queues}", "wanted(queue) AS (SELECT unnest(%(queues)s::text[]))").replace("{after}", ""),
-    _CLAIMED_COLUMNS)
+    _CLAIMED_COLUMNS))
 
 # The same, each queue continuing after this claimer's cursor on it (CLAIM_QUEUE_AFTER).
-CLAIM_QUEUES_AFTER = with_feed(_CLAIM_FROM.replace(
+CLAIM_QUEUES_AFTER = unflushed(with_feed(_CLAIM_FROM.replace(
     "{queues}", """wanted(queue, after_priority, after_run_at, after_id) AS (
     SELECT * FROM unnest(%(queues)s::text[], %(after_priorities)s::integer[],
                          %(after_run_ats)s::float8[], %(after_ids)s::text[]))""").replace(
     "{after}", """
           AND priority = wanted.after_priority
-          AND (run_at, id) > (wanted.after_run_at, wanted.after_id)"""), _CLAIMED_COLUMNS)
+          AND (run_at, id) > (wanted.after_run_at, wanted.after_id)"""), _CLAIMED_COLUMNS))
 
 # Any queue: the queues that have queued jobs, found by skipping through the claim index
 # (one short descent per queue, however deep each backlog), then as for several queues.
-CLAIM_ANY = with_feed(_CLAIM_FROM.replace("{queues}", """wanted(queue) AS (
+CLAIM_ANY = unflushed(with_feed(_CLAIM_FROM.replace("{queues}", """wanted(queue) AS (
     (SELECT queue FROM {schema}.conveyor_jobs WHERE state = 'queued' ORDER BY queue LIMIT 1)
     UNION ALL
     SELECT (SELECT next.queue FROM {schema}.conveyor_jobs AS next
             WHERE next.state = 'queued' AND next.queue > wanted.queue
             ORDER BY next.queue LIMIT 1)
-    FROM wanted WHERE wanted.queue IS NOT NULL)""").replace("{after}", ""), _CLAIMED_COLUMNS)
+    FROM wanted WHERE wanted.queue IS NOT NULL)""").replace("{after}", ""), _CLAIMED_COLUMNS))
 
 # One round trip: record the worker, extend every lease it holds, report what it still holds.
 HEARTBEAT = """
