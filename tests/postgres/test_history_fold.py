@@ -5,6 +5,7 @@ table per batch)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 
@@ -165,3 +166,22 @@ async def test_the_fold_locks_no_row_it_takes(store: PostgresStore, schema: str)
                                     {"limit": 100})
         plan = "\n".join(str(r[0]) for r in await cursor.fetchall())
     assert "LockRows" not in plan, plan
+
+
+async def test_a_read_that_folds_first_waits_for_a_fold_under_way(
+        store: PostgresStore, schema: str) -> None:
+    """job_attempts folds first: while another fold's transaction holds rows, it waits for
+    that commit rather than skip (the rows in flight are in neither table it can read)."""
+    await settle(store, 3)
+    fold = store.statement(FOLD_HISTORY)
+    with admin_connect() as conn:
+        conn.execute("BEGIN")
+        assert conn.execute(fold, {"limit": 2}).fetchall() == [(2,)]
+        [(taken,)] = conn.execute(
+            f'SELECT job_id FROM "{schema}".conveyor_attempts LIMIT 1').fetchall()
+        read = asyncio.create_task(store.job_attempts(str(taken)))
+        await asyncio.sleep(0.3)
+        assert not read.done()  # waiting for the fold under way
+        conn.execute("COMMIT")
+        assert len(await read) == 1
+    assert pending(schema) == 0 and attempts(schema) == 3

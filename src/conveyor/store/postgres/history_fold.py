@@ -15,11 +15,13 @@ lock rollup rows in one order (no deadlock).
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from ..history_fold_sql import fold_statements, worker_keys_select
+from ..history_reads import FOLD_BATCH
 from .vacuums import vacuum_at_most_every
 
 log = logging.getLogger("conveyor.store")
@@ -33,6 +35,9 @@ def _floor(x: str) -> str:
 
 
 _PENDING = "{schema}.conveyor_attempts_pending"
+# the fold's advisory lock: (FOLD_LOCK_KEY, the pending table's oid); the schema is letters,
+# digits and _ (connection.py): safe inside the literal
+_LOCK = f"{FOLD_LOCK_KEY}, CAST(CAST('{_PENDING}' AS regclass) AS oid)::int4"
 _ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS, _ALL_ROLLUPS, _ALL_ERRORS = fold_statements(
     "a", _floor, keys="k", worker_keys=True)
 
@@ -47,14 +52,18 @@ _ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS, _ALL_ROLLUPS, _ALL_ERRORS = fold_stateme
 # per worker key (a few rows), not every row once per rollup.
 FOLD_HISTORY = (
     f"WITH a AS (DELETE FROM {_PENDING} WHERE ctid = ANY(ARRAY("
-    # the schema is letters, digits and _ (connection.py): safe inside the literal
-    f"SELECT ctid FROM {_PENDING} WHERE (SELECT pg_try_advisory_xact_lock("
-    f"{FOLD_LOCK_KEY}, CAST(CAST('{_PENDING}' AS regclass) AS oid)::int4)) "
+    f"SELECT ctid FROM {_PENDING} WHERE (SELECT pg_try_advisory_xact_lock({_LOCK})) "
     f"LIMIT %(limit)s)) RETURNING *),\n"
     f"attempts AS ({_ATTEMPTS}),\nk AS ({worker_keys_select('a', _floor)}),\n"
     f"rollups AS ({_ROLLUPS}),\nworkers AS ({_WORKERS}),\n"
     f"errors AS ({_ERRORS}),\nall_rollups AS ({_ALL_ROLLUPS}),\n"
     f"all_errors AS ({_ALL_ERRORS})\nSELECT count(*) FROM a")
+
+# A fold that must not skip (before a read that must see every attempt): wait for the fold
+# under way, in the transaction of the fold that follows. That fold's statement then starts
+# (and takes its snapshot) after the other's commit, and its try of the lock succeeds: the
+# session holds it already.
+WAIT_FOR_FOLD = f"SELECT pg_advisory_xact_lock({_LOCK})"
 
 # Every fold leaves the rows it took dead in the pending table, and a read of the pending tail
 # (every analytics read sums it) walks them until a vacuum: 1.09M folded rows cost such reads
@@ -82,14 +91,39 @@ class HistoryFold:
         async def _one(self, template: str, params: dict[str, Any] | None = None,
                        tenant: str | None = None) -> Rows: ...
 
-    async def fold_history(self, limit: int = 10_000) -> int:
+        def _session(self, tenant: str | None = None, atomic: bool = False
+                     ) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
+
+        async def _run(self, conn: psycopg.AsyncConnection[Any], template: str,
+                       params: dict[str, Any] | None = None) -> None: ...
+
+        async def _fetch(self, conn: psycopg.AsyncConnection[Any], template: str,
+                         params: dict[str, Any] | None = None) -> Rows: ...
+
+    async def fold_history(self, limit: int = FOLD_BATCH) -> int:
         """Move up to `limit` pending attempt rows into the attempts and the rollups; how
-        many moved. A role that may not write them (a read-only one) folds nothing: the
-        workers' maintenance does it, and this store's reads skip it from then on."""
+        many moved (0 while another fold is under way). A role that may not write them (a
+        read-only one) folds nothing: the workers' maintenance does it, and this store's
+        reads skip it from then on."""
+        return await self._fold(limit, wait=False)
+
+    async def _fold_pending(self) -> None:
+        """Fold every pending row before a read that must see every attempt (job_attempts,
+        pruning): each batch waits for a fold under way (maintenance's) to commit rather
+        than skip, so the read misses none of the rows that fold took."""
+        while await self._fold(FOLD_BATCH, wait=True) >= FOLD_BATCH:
+            pass
+
+    async def _fold(self, limit: int, wait: bool) -> int:
         if self._history_fold_refused:
             return 0
         try:
-            [(moved,)] = await self._one(FOLD_HISTORY, {"limit": limit})
+            if wait:
+                async with self._session(atomic=True) as conn:
+                    await self._run(conn, WAIT_FOR_FOLD)
+                    [(moved,)] = await self._fetch(conn, FOLD_HISTORY, {"limit": limit})
+            else:
+                [(moved,)] = await self._one(FOLD_HISTORY, {"limit": limit})
         except psycopg.errors.InsufficientPrivilege as exc:
             self._history_fold_refused = True
             log.info("this role cannot fold the attempt history (%s): reads show what the "
