@@ -5,6 +5,7 @@ table per batch)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 
@@ -128,3 +129,59 @@ async def test_a_fold_vacuums_the_pending_rows_it_left_dead(store: PostgresStore
     await settle(store, 10)
     assert await store.fold_history() == 10  # within a minute: the attempts not again
     assert manual_vacuums(schema)["conveyor_attempts"] == 1
+
+
+def attempts(schema: str) -> int:
+    with admin_connect() as conn:
+        [(count,)] = conn.execute(
+            f'SELECT count(*) FROM "{schema}".conveyor_attempts').fetchall()
+        return int(count)
+
+
+async def test_one_fold_at_a_time_and_a_fold_rolled_back_leaves_its_rows(
+        store: PostgresStore, schema: str) -> None:
+    """While one fold's transaction is open, another moves nothing and returns at once (it
+    does not wait, nor take other rows); rolled back, the first fold's rows stay pending
+    and the next fold counts each once."""
+    await settle(store, 300)
+    fold = store.statement(FOLD_HISTORY)
+    with admin_connect() as conn:
+        conn.execute("BEGIN")
+        [(moved,)] = conn.execute(fold, {"limit": 100}).fetchall()
+        assert moved == 100
+        assert await store.fold_history() == 0  # the lock is held: nothing, at once
+        conn.execute("ROLLBACK")
+    assert pending(schema) == 300 and attempts(schema) == 0
+    assert await store.fold_history() == 300
+    assert pending(schema) == 0 and attempts(schema) == 300
+    [summary] = await store.task_analytics(ALL)
+    assert summary.total == 300
+
+
+async def test_the_fold_locks_no_row_it_takes(store: PostgresStore, schema: str) -> None:
+    """The fold takes its rows under one advisory lock, not a row lock each (FOR UPDATE
+    wrote a WAL record per row before the DELETE wrote another)."""
+    async with store._session() as conn:
+        cursor = await conn.execute("EXPLAIN " + store.statement(FOLD_HISTORY),
+                                    {"limit": 100})
+        plan = "\n".join(str(r[0]) for r in await cursor.fetchall())
+    assert "LockRows" not in plan, plan
+
+
+async def test_a_read_that_folds_first_waits_for_a_fold_under_way(
+        store: PostgresStore, schema: str) -> None:
+    """job_attempts folds first: while another fold's transaction holds rows, it waits for
+    that commit rather than skip (the rows in flight are in neither table it can read)."""
+    await settle(store, 3)
+    fold = store.statement(FOLD_HISTORY)
+    with admin_connect() as conn:
+        conn.execute("BEGIN")
+        assert conn.execute(fold, {"limit": 2}).fetchall() == [(2,)]
+        [(taken,)] = conn.execute(
+            f'SELECT job_id FROM "{schema}".conveyor_attempts LIMIT 1').fetchall()
+        read = asyncio.create_task(store.job_attempts(str(taken)))
+        await asyncio.sleep(0.3)
+        assert not read.done()  # waiting for the fold under way
+        conn.execute("COMMIT")
+        assert len(await read) == 1
+    assert pending(schema) == 0 and attempts(schema) == 3

@@ -56,6 +56,22 @@ WORKER_KEY_COLUMNS = (*WORKER_KEY[:6], "n", "duration", "worker_id", "host", "pi
                       "failures", "cpu", "rss", "fingerprint", "first_seen", "last_seen")
 
 
+def worker_keys_select(source: str, floor: Callable[[str], str]) -> str:
+    """The rows of `source` counted per WORKER_KEY, as one SELECT of WORKER_KEY_COLUMNS
+    (GROUP BY): what worker_keys_upsert fills its table with, in one statement that a
+    PostgreSQL fold can hold as a CTE, so that its six rollups read these few rows rather
+    than group every row of `source` once each."""
+    return (f"SELECT {floor('a.ended_at / 60')} AS minute, a.task, a.queue, "
+            "coalesce(a.tenant, '') AS tenant, a.outcome, a.bucket, "
+            "CAST(count(*) AS INTEGER) AS n, sum(a.duration) AS duration, a.worker_id, "
+            "max(a.host) AS host, max(a.pid) AS pid, "
+            f"CAST(count(*) FILTER (WHERE {_FAILED}) AS INTEGER) AS failures, "
+            "sum(coalesce(a.cpu, 0)) AS cpu, max(a.rss) AS rss, "
+            "coalesce(a.fingerprint, '') AS fingerprint, min(a.ended_at) AS first_seen, "
+            f"max(a.ended_at) AS last_seen FROM {source} "
+            "GROUP BY 1, 2, 3, 4, 5, 6, a.worker_id, 15")
+
+
 def _larger(column: str) -> str:
     """max() of two values as the aggregate counts it: NULL only when both are."""
     return (f"{column} = CASE WHEN k.{column} IS NULL OR excluded.{column} > k.{column} "
