@@ -8,14 +8,17 @@
 --
 -- Each index on the running rows costs every claim, heartbeat and settle an entry (they
 -- change indexed columns, so none is a HOT update: version 20 dropped a third such index for
--- that), so this one REPLACES the lease index rather than joining it. Its users:
+-- that), so this one REPLACES the lease index rather than joining it:
 -- - a queue's running list, newest first: one range of (queue, id), walked backwards to the
---   page's LIMIT;
--- - the stale-lease rescue (lease_expires_at < now): lease_expires_at is a key column, so the
---   whole index is walked but each entry is tested in the index, and only expired rows are
---   read from the table (a few pages: the index holds only the rows workers hold);
--- - the concurrency caps' count of a queue's live leases (limits.py): the queue's range.
--- The heartbeat and a worker's own jobs keep conveyor_jobs_running (worker_id, ...).
-CREATE INDEX conveyor_jobs_running_queue ON {schema}.conveyor_jobs (queue, id, lease_expires_at)
-    WHERE state = 'running';
+--   page's LIMIT; a queue's concurrency cap counts the same range (limits.py);
+-- - the stale-lease rescue (lease_expires_at < now) reads conveyor_jobs_running instead,
+--   whose second key is the lease: each lease is tested in the index, and only expired rows
+--   are read from the table.
+-- `queue <> ''` (always true: a queue name has 1 to 100 characters, names.py) keeps a
+-- statement that does not name the queue off this index: a settle's `id = item.id AND
+-- state = 'running'` would otherwise walk it whole for each job of the batch, the planner
+-- taking it for a small index (before ANALYZE, as in a fresh drain). The statements that
+-- name a queue write that predicate out, as the tenants' do (filters.py, limits.py).
+CREATE INDEX conveyor_jobs_running_queue ON {schema}.conveyor_jobs (queue, id)
+    WHERE state = 'running' AND queue <> '';
 DROP INDEX {schema}.conveyor_jobs_lease;
