@@ -29,7 +29,9 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 import limit_drain  # noqa: E402  (bench/: the drain itself)
 
-limit_drain.PG_DATABASE = "bench_self_counted"
+# its own database; BENCH_DATABASE names another, so that two runs on one server do not drop
+# each other's (DROP DATABASE ... WITH (FORCE) at each drain)
+limit_drain.PG_DATABASE = os.environ.get("BENCH_DATABASE", "bench_self_counted")
 
 
 def one(tree: Path, processes: int, args: argparse.Namespace, workdir: Path

@@ -46,7 +46,7 @@ async def _migrate(store: PostgresStore) -> None:
         await store.close()
 
 
-def filled_schema(fill: str) -> Iterator[PostgresStore]:
+def filled_schema(fill: str, analyze: bool = True) -> Iterator[PostgresStore]:
     """A fresh schema, migrated, filled by `fill` and analysed; dropped afterwards (the
     module fixtures of the EXPLAIN tests: filling takes a few seconds, so once a module)."""
     schema = f"conveyor_pgtest_{secrets.token_hex(6)}"
@@ -55,7 +55,8 @@ def filled_schema(fill: str) -> Iterator[PostgresStore]:
         asyncio.run(_migrate(store))
         try:
             conn.execute(store.statement(fill))
-            conn.execute(store.statement("ANALYZE {schema}.conveyor_jobs"))
+            if analyze:  # (not: the planner's guesses in a fresh drain, autovacuum behind)
+                conn.execute(store.statement("ANALYZE {schema}.conveyor_jobs"))
             yield store
         finally:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -116,14 +117,15 @@ def test_claim_from_several_queues_reads_each_queue_range(filled: PostgresStore,
 
 
 @pytest.mark.parametrize(("template", "index"), [
-    (q.RESCUE_EXPIRED, "conveyor_jobs_lease"),
-    (q.PROMOTE_SCHEDULED, "conveyor_jobs_scheduled"),
+    # 0024 dropped the lease index: the heartbeat's, whose second key is the lease
+    (q.RESCUE_EXPIRED, ("conveyor_jobs_running",)),
+    (q.PROMOTE_SCHEDULED, ("conveyor_jobs_scheduled",)),
 ])
 def test_maintenance_reads_its_partial_index(filled: PostgresStore, template: str,
-                                                   index: str) -> None:
+                                                   index: tuple[str, ...]) -> None:
     scans = scans_of_jobs(explain(filled, template, {"now": 1_700_000_100.0, "limit": 1000,
                                                     "events": None}))
-    assert any(name == index for _, name in scans), scans
+    assert any(name in index for _, name in scans), scans
     assert all(kind != "Seq Scan" for kind, _ in scans), scans
 
 
@@ -222,3 +224,4 @@ def test_a_keyed_claim_reads_only_the_keys_it_picked(filled: PostgresStore,
         scans = scans_of_jobs(nodes)
         assert scans and all(name == "conveyor_jobs_limit_key" for _, name in scans), scans
     assert any(n.get("Index Name") == "conveyor_limit_keys_ready" for n in ready), ready
+

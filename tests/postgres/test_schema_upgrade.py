@@ -82,6 +82,10 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
                 conn.execute(f'DROP TABLE "{schema}".conveyor_{table}')
             conn.execute(f'DROP TABLE "{schema}".conveyor_dead_groups')
             conn.execute(f'ALTER TABLE "{schema}".conveyor_jobs DROP COLUMN dead_fingerprint')
+            # version 24 put the queue's running index in place of version 1's lease index
+            conn.execute(f'DROP INDEX "{schema}".conveyor_jobs_running_queue')
+            conn.execute(f'CREATE INDEX conveyor_jobs_lease ON "{schema}".conveyor_jobs '
+                         "(lease_expires_at) WHERE state = 'running'")
             conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 2')
         # a producer of this release needs the column of version 3: a clear error that says
         # what to run, and nothing stored

@@ -152,6 +152,7 @@ room(n) AS (
             %(limit)s,
             lim.concurrency - (SELECT count(*) FROM {schema}.conveyor_jobs AS job
                                WHERE job.state = 'running' AND job.queue = %(queue)s
+                                 AND job.queue <> ''  -- conveyor_jobs_running_queue (0024)
                                  AND job.lease_expires_at > clock.now),
             CASE WHEN lim.rate IS NOT NULL THEN
                 lim.rate - (SELECT count(*) FROM {schema}.conveyor_limit_starts AS start

@@ -573,10 +573,11 @@ LIST_SELECT_LIGHT = ("SELECT " + JOB_COLUMNS.replace("payload,", "NULL,", 1)
                      + " FROM {schema}.conveyor_jobs")
 LIST_CLAUSES = {
     # literals from the JobState enum, in this place (filters.states_clause): a single state
-    # is the very predicate of its partial index (conveyor_jobs_running_ids, 0015)
+    # is the very predicate of its partial index (running: conveyor_jobs_running_queue, 0024)
     "states": "state",
     "retrying": "(state = 'scheduled' AND attempt > 0)",
-    "queue": "queue = %(queue)s",
+    # the partial index of a queue's running jobs (0024), its predicate written out
+    "queue": "queue = %(queue)s AND queue <> ''",
     "task": "task = %(task)s",
     "queues": "queue = ANY(%(queues)s::text[])",
     "tasks": "task = ANY(%(tasks)s::text[])",

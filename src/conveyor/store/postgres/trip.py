@@ -31,8 +31,9 @@ COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 
 # A limited claim's transaction (limits.py) sets, for itself only:
-# - no bitmap scans: it counts each limited queue's running jobs (a few rows of the partial
-#   index conveyor_jobs_lease), and with bitmap scans allowed the planner often built a bitmap
+# - no bitmap scans: it counts each limited queue's running jobs (a few rows of a partial
+#   index: conveyor_jobs_lease until 0024, now the queue's range of
+#   conveyor_jobs_running_queue), and with bitmap scans allowed the planner often built a bitmap
 #   for that count instead of walking the index, at a measured cost (2026-12-05-flow.md);
 # - a commit that does not wait for its WAL flush. Claimers on one limit wait for each other's
 #   commit (the limit rows' lock), so a flush in each commit capped a limited queue at one claim
