@@ -82,6 +82,7 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
                 conn.execute(f'DROP TABLE "{schema}".conveyor_{table}')
             conn.execute(f'DROP TABLE "{schema}".conveyor_dead_groups')
             conn.execute(f'ALTER TABLE "{schema}".conveyor_jobs DROP COLUMN dead_fingerprint')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_event_subscribers')
             conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 2')
         # a producer of this release needs the column of version 3: a clear error that says
         # what to run, and nothing stored

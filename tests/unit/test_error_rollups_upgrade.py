@@ -23,7 +23,7 @@ WANT = [(3600, 60, "f1", "t", 5, 3600.5, 3700.0), (3600, 60, "f1", "u", 1, 3602.
 
 def upgraded(store: Any, execute: Callable[[str, list[tuple[Any, ...]] | None], list[Any]]
              ) -> list[tuple[Any, ...]]:
-    newest = store._migrations
+    newest = [m for m in store._migrations if m.version <= 23]  # up to 0023
 
     async def migrate() -> None:
         store._migrations = [m for m in newest if m.version < 23]
