@@ -1,4 +1,4 @@
-"""The event feed is sent only while someone subscribes (migration 0024): a claim or a settle
+"""The event feed is sent only while someone subscribes (migration 0025): a claim or a settle
 that nobody watches sends no NOTIFY, because a notifying commit holds a database-wide lock
 until its WAL flush (two workers' commits would flush one at a time for an unread feed).
 A raw LISTEN on the feed's channel, which registers nothing, tells what was sent."""

@@ -29,7 +29,7 @@ SUBSCRIBER_REFRESH = 15
 # Ten rows per payload keeps each one under NOTIFY's 8000-byte limit even with 255-character
 # tenants and 200-character task names. %(events)s is NULL when the feed is switched off.
 # A statement publishes only while someone subscribes (a fresh row in
-# conveyor_event_subscribers, version 24): a notifying commit holds a database-wide lock until
+# conveyor_event_subscribers, version 25): a notifying commit holds a database-wide lock until
 # its WAL flush, so an unread feed would serialise every worker's commits for nothing.
 SUBSCRIBER_FRESH = """EXISTS (
         SELECT FROM {schema}.conveyor_event_subscribers

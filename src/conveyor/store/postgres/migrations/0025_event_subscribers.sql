@@ -1,4 +1,4 @@
--- Conveyor schema, version 24: who reads the event feed. Every claim and settle used to NOTIFY
+-- Conveyor schema, version 25: who reads the event feed. Every claim and settle used to NOTIFY
 -- the feed whether or not anyone listened, and a notifying commit holds one database-wide lock
 -- until its WAL flush, so two workers' commits flushed one at a time (bench/results/
 -- 2026-12-07-pgscale.md: +19 % drain at 2 processes with the feed off). A subscriber (the
