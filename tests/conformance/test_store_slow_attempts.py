@@ -121,3 +121,20 @@ async def test_ties_go_newest_end_first_then_by_job(store: Store) -> None:
     """Equal durations: the newest end first, then the job id and attempt, descending (so
     the order does not depend on the plan, nor on whether a row is folded yet)."""
     await check(store, tied=True, limits=(1, 5, 20, 100))
+
+
+async def test_equal_durations_over_many_parts_go_newest_first(store: Store) -> None:
+    """One attempt per 10 minutes, all of one duration: the slowest are the newest, so the
+    cut (the limit-th highest of the parts' tops, by duration then end) must order the
+    parts' tops as the read does, and keep every part down to it."""
+    attempts = [(None, "demo.task", "default", BASE + 600.0 * i + 7.0, 1.0) for i in range(30)]
+    made = await settle(store, attempts[::2])
+    while await store.fold_history(1000):
+        pass
+    made += await settle(store, attempts[1::2])
+    while await store.fold_history(1000):
+        pass
+    window = TimeRange(BASE - HOUR, BASE + 30 * 600.0)
+    for limit in (1, 5, 16, 20, 29, 30, 40):
+        found = await store.slow_attempts(window, limit=limit)
+        assert [(a.job_id, a.duration) for a in found] == expected(made, window, limit), limit
