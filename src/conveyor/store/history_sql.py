@@ -179,8 +179,9 @@ def _slow_filter(part: str, of: str, every_tenant: bool) -> str:
     PostgreSQL guesses that a range of an expression keeps 0.5 % of a part's rows
     (`+ended_at` keeps the planner off the ended index), and then reads and sorts the whole
     part (a bitmap scan) rather than walk to the limit. The tenant a plain `tenant = ...`
-    (or none), not _SCOPE's OR: the index's last column, so a tenant's entries are picked
-    in the index (PostgreSQL: an index condition, not a row fetched for each entry)."""
+    (or none), not _SCOPE's OR: one tenant's read takes conveyor_attempts_slow_10min_tenant
+    (the part, then the tenant), one step to a part's top rather than a walk past the other
+    tenants' entries."""
     scope = _SCOPE.replace("(CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)",
                            "true" if every_tenant else "tenant = %(tenant)s")
     return (f"{part} = {of} AND CASE WHEN {of} > %(first_part)s AND {of} < %(last_part)s "
@@ -222,8 +223,8 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
        the cut, at most %(limit)s; with the pending tail, the top %(limit)s of those. No
        cut (fewer parts with an attempt than the limit): every part is walked.
     `lateral` (PostgreSQL): a LATERAL per part of a generate_series; else (SQLite) a
-    recursive CTE of the parts, each part's top found by id and its rows picked by id from
-    a correlated IN. `every_tenant`: the read of all tenants (%(tenant)s None), else of
+    recursive CTE of the parts, each part's top by two steps in the index alone (its
+    duration, then its end: no row read), its rows picked by id from a correlated IN. `every_tenant`: the read of all tenants (%(tenant)s None), else of
     %(tenant)s alone. Columns: _INFO's, then ended_at."""
     part = floor(f"ended_at / {SLOW_PART}")
     # the range's parts within those of the stored attempts (two ends of the ended index):
@@ -231,7 +232,9 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
     first, last = (f"CAST(%({p})s AS BIGINT), " + floor(
         f"(SELECT {f}(ended_at) FROM {{schema}}.conveyor_attempts) / {SLOW_PART}")
         for p, f in (("first_part", "min"), ("last_part", "max")))
-    # no cut (fewer parts than the limit): (-1, -1) is below every attempt
+    # no cut (fewer parts than the limit): (-1, -1) is below every attempt. SQLite's tops
+    # of parts with no attempt are NULL: last in the descending order, never kept
+    # (a comparison with NULL is not true)
     cut = "cut(d, e) AS MATERIALIZED (SELECT " + ", ".join(
         f"coalesce((SELECT {c} FROM tops ORDER BY top DESC, top_end DESC "
         "LIMIT 1 OFFSET %(limit)s - 1), -1)" for c in ("top", "top_end")) + ") "
@@ -247,10 +250,10 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
     else:  # max and min of a NULL are NULL: no part matches (none is stored)
         head = (f"WITH RECURSIVE parts(part) AS (SELECT max({first}) UNION ALL "
                 f"SELECT part + 1 FROM parts WHERE part < min({last})), "
-                "tops AS MATERIALIZED (SELECT parts.part, t.duration AS top, "
-                "t.ended_at AS top_end FROM parts, {schema}.conveyor_attempts AS t "
-                "WHERE t.id = (" + _top_of_part(part, "id", "parts.part", every_tenant)
-                + ")), " + cut)
+                "tops AS MATERIALIZED (SELECT part, ("  # a part with no attempt: NULL, NULL
+                + _top_of_part(part, "duration", "parts.part", every_tenant) + ") AS top, ("
+                + _top_of_part(part, "ended_at", "parts.part", every_tenant)
+                + ") AS top_end FROM parts), " + cut)
         folded = ("SELECT " + ", ".join(f"a.{c}" for c in _INFO.split(", "))
                   + ", a.ended_at FROM tops, cut, {schema}.conveyor_attempts AS a "
                   "WHERE (tops.top, tops.top_end) >= (cut.d, cut.e) AND a.id IN ("
