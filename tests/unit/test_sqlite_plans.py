@@ -272,8 +272,9 @@ def test_the_slow_read_walks_the_10_minute_index_by_part(tmp_path: Path) -> None
     conveyor_attempts_slow_10min by its part expression (one tenant's: of
     conveyor_attempts_slow_10min_tenant by part and tenant): two steps for the part's
     slowest (duration, end), then a walk from the top of the parts that reach the cut,
-    each row taken by id; never a scan of the attempts. And no index of the attempts leads with the duration any more:
-    a fold's insert no longer lands on a random leaf of one."""
+    each row taken by id; never a scan of the attempts. And no index of the attempts
+    leads with the duration any more: a fold's insert no longer lands on a random leaf of
+    one."""
     from conveyor.store.history_reads import PENDING_READ
     from conveyor.store.sqlite.history import SQLiteHistory, _statement
 
