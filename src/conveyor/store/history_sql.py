@@ -225,7 +225,8 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
     `lateral` (PostgreSQL): a LATERAL per part of a generate_series; else (SQLite) a
     recursive CTE of the parts, each part's top by two steps in the index alone (its
     duration, then its end: no row read), its rows picked by id from a correlated IN.
-    `every_tenant`: the read of all tenants (%(tenant)s None), else of %(tenant)s alone. Columns: _INFO's, then ended_at."""
+    `every_tenant`: the read of all tenants (%(tenant)s None), else of %(tenant)s alone.
+    Columns: _INFO's, then ended_at."""
     part = floor(f"ended_at / {SLOW_PART}")
     # the range's parts within those of the stored attempts (two ends of the ended index):
     # a range from 1970 walks the parts of the retention, not millions of empty ones
