@@ -3,7 +3,7 @@ rows, with each of its full indexes dropped in turn: a migrated file gets `store
 (a recursive CTE: random durations, ended_at rising, one every `every` seconds: 0.01 s,
 360,000 an hour, by default) and 16,000 pending rows (one in ten failed); a store folds
 2,000 twice (warm-up), then `limit` rows, timed (thread CPU). The duration index dropped is
-whichever the schema has: conveyor_attempts_slow (before 0027) or _slow_10min (0027 on).
+whichever the schema has: conveyor_attempts_slow (before 0027) or both _slow_10min ones.
 
     PYTHONPATH=src .venv/bin/python bench/history_fold_scale.py 500000 [every] [--short]
 
@@ -49,12 +49,11 @@ def _base(folder: str, stored: int, every: float) -> str:
 
 def _pending(path: str, drop: str | None, after: float) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
-    if drop == "duration":
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        drop = next(n for n in ("conveyor_attempts_slow", "conveyor_attempts_slow_10min")
-                    if n in names)
-    if drop:
-        conn.execute(f"DROP INDEX {drop}")
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    for name in ({"conveyor_attempts_slow", "conveyor_attempts_slow_10min",
+                  "conveyor_attempts_slow_10min_tenant"} & names if drop == "duration"
+                 else [drop] if drop else []):
+        conn.execute(f"DROP INDEX {name}")
     rows = []
     for n, job_id in enumerate(new_id.many(PENDING)):
         ended, took, failed = after + n * 0.003, random.uniform(0.0001, 0.004), n % 10 == 0
