@@ -1,7 +1,7 @@
 """What the SQLite history fold costs per row when conveyor_attempts already holds many
 rows, with each of its full indexes dropped in turn: a migrated file gets `stored` attempts
 (a recursive CTE: random durations, ended_at rising, one every `every` seconds: 0.01 s,
-360,000 an hour, by default) and 16,000 pending rows (one in ten failed); a store folds
+360,000 an hour, by default; 50 tenants) and 16,000 pending rows (one in ten failed); a store folds
 2,000 twice (warm-up), then `limit` rows, timed (thread CPU). The duration index dropped is
 whichever the schema has: conveyor_attempts_slow (before 0027) or both _slow_10min ones.
 
@@ -36,11 +36,12 @@ def _base(folder: str, stored: int, every: float) -> str:
     app.close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(
-        "INSERT INTO conveyor_attempts (job_id, attempt, task, queue, worker_id, host, pid, "
-        "started_at, ended_at, duration, outcome, rss) "
+        "INSERT INTO conveyor_attempts (job_id, attempt, task, queue, tenant, worker_id, host, "
+        "pid, started_at, ended_at, duration, outcome, rss) "
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :stored) "
         "SELECT printf('%08x-0000-7000-8000-%012x', i / 1000, i), 1, 'work', 'default', "
-        "'w', 'h', 1, 1.7e9 + i * :every, 1.7e9 + i * :every + abs(random() % 4000) / 1e6, "
+        "'org-' || (i % 50), 'w', 'h', 1, 1.7e9 + i * :every, "
+        "1.7e9 + i * :every + abs(random() % 4000) / 1e6, "
         "abs(random() % 4000) / 1e6, 'completed', 5e7 FROM n",
         {"stored": stored, "every": every})
     conn.close()
@@ -57,8 +58,8 @@ def _pending(path: str, drop: str | None, after: float) -> None:
     rows = []
     for n, job_id in enumerate(new_id.many(PENDING)):
         ended, took, failed = after + n * 0.003, random.uniform(0.0001, 0.004), n % 10 == 0
-        rows.append((job_id, 1, "work", "default", None, "w", "h", 1, ended - took, ended,
-                     took, "dead" if failed else "completed",
+        rows.append((job_id, 1, "work", "default", f"org-{n % 50}", "w", "h", 1, ended - took,
+                     ended, took, "dead" if failed else "completed",
                      "ValueError" if failed else None, "boom" if failed else None,
                      "tb" if failed else None, None,
                      "abcdef0123456789" if failed else None, None, 5e7, 2))
