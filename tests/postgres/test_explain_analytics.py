@@ -93,8 +93,7 @@ def test_the_slow_read_walks_the_10_minute_index_by_part(
         dead: PostgresStore, generic: bool, tenant: str | None, hours: int) -> None:
     """slow_attempts (0027): per 10-minute part of the range (within the stored attempts'
     first and last parts: two ends of the ended index) a LATERAL step down
-    conveyor_attempts_slow_10min (one tenant's: conveyor_attempts_slow_10min_tenant, by part
-    and tenant) for the part's slowest, then a LATERAL walk from the top
+    conveyor_attempts_slow_10min for the part's slowest, then a LATERAL walk from the top
     of the parts that reach the cut (index scans, backward, stopped at the limit); never a
     scan of every attempt, nor a sort of a part's rows: only the parts' tops (the cut) and
     the merge are sorted. And no index of the attempts leads with the duration: a fold's
@@ -109,14 +108,14 @@ def test_the_slow_read_walks_the_10_minute_index_by_part(
         "last_part": int(end // hq.SLOW_PART)}, generic)
     scans = {(n.get("Relation Name"), n["Node Type"], n.get("Index Name")) for n in nodes
              if n.get("Relation Name") == "conveyor_attempts"}
-    index = "conveyor_attempts_slow_10min" + ("" if tenant is None else "_tenant")
+    index = "conveyor_attempts_slow_10min"
     walks = [n for n in nodes if n.get("Index Name") == index]
     # the parts' tops and walks; and the two ends of the ended index (the stored parts)
     assert scans - {("conveyor_attempts", "Index Only Scan", index)} == {
         ("conveyor_attempts", "Index Scan", index),
         ("conveyor_attempts", "Index Only Scan", "conveyor_attempts_ended")}, scans
     assert len(walks) == 2 and all(n["Scan Direction"] == "Backward" for n in walks), walks
-    # one tenant's entries by the part and the tenant (the index's second column)
+    # one tenant's entries picked in the index (its last column), not by a row fetched each
     assert tenant is None or all("tenant = " in n["Index Cond"] for n in walks), walks
     sorts = [n for n in nodes if n["Node Type"] == "Sort"]
     assert len(sorts) == 3, sorts  # the parts' tops for the cut (two columns), the merge

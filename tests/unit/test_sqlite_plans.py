@@ -269,9 +269,8 @@ def test_the_error_reads_search_their_range(tmp_path: Path) -> None:
 
 def test_the_slow_read_walks_the_10_minute_index_by_part(tmp_path: Path) -> None:
     """slow_attempts (0027): each 10-minute part of the range is a SEARCH of
-    conveyor_attempts_slow_10min by its part expression (one tenant's: of
-    conveyor_attempts_slow_10min_tenant by part and tenant): two steps for the part's
-    slowest (duration, end), then a walk from the top of the parts that reach the cut,
+    conveyor_attempts_slow_10min by its part expression: two steps for the part's slowest
+    (duration, end), then a walk from the top of the parts that reach the cut,
     each row taken by id; never a scan of the attempts. And no index of the attempts
     leads with the duration any more: a fold's insert no longer lands on a random leaf of
     one."""
@@ -286,8 +285,7 @@ def test_the_slow_read_walks_the_10_minute_index_by_part(tmp_path: Path) -> None
                 "queue": None, "pending_limit": PENDING_READ, "limit": 20, "first_part": 1,
                 "last_part": 1 + parts})
             steps = found.split(" | ")
-            index = ("INDEX conveyor_attempts_slow_10min (<expr>=?" if tenant is None
-                     else "INDEX conveyor_attempts_slow_10min_tenant (<expr>=? AND tenant=?")
+            index = "INDEX conveyor_attempts_slow_10min (<expr>=?"
             # the parts' tops (their duration, then their end), in the index alone
             assert sum(f"{index})" in step for step in steps) == 2, found
             # the walks down to the cut

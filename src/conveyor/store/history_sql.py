@@ -179,9 +179,8 @@ def _slow_filter(part: str, of: str, every_tenant: bool) -> str:
     PostgreSQL guesses that a range of an expression keeps 0.5 % of a part's rows
     (`+ended_at` keeps the planner off the ended index), and then reads and sorts the whole
     part (a bitmap scan) rather than walk to the limit. The tenant a plain `tenant = ...`
-    (or none), not _SCOPE's OR: one tenant's read takes conveyor_attempts_slow_10min_tenant
-    (the part, then the tenant), one step to a part's top rather than a walk past the other
-    tenants' entries."""
+    (or none), not _SCOPE's OR: the index's last column, so a tenant's entries are picked
+    in the index (PostgreSQL: an index condition, not a row fetched for each entry)."""
     scope = _SCOPE.replace("(CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)",
                            "true" if every_tenant else "tenant = %(tenant)s")
     return (f"{part} = {of} AND CASE WHEN {of} > %(first_part)s AND {of} < %(last_part)s "
