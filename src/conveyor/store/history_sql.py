@@ -223,7 +223,8 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
        cut (fewer parts with an attempt than the limit): every part is walked.
     `lateral` (PostgreSQL): a LATERAL per part of a generate_series; else (SQLite) a
     recursive CTE of the parts, each part's top by two steps in the index alone (its
-    duration, then its end: no row read), its rows picked by id from a correlated IN.
+    duration; then its end, a step to that duration: no row read, and one tenant's walk
+    past the others' entries made once), its rows picked by id from a correlated IN.
     `every_tenant`: the read of all tenants (%(tenant)s None), else of %(tenant)s alone.
     Columns: _INFO's, then ended_at."""
     part = floor(f"ended_at / {SLOW_PART}")
@@ -232,9 +233,7 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
     first, last = (f"CAST(%({p})s AS BIGINT), " + floor(
         f"(SELECT {f}(ended_at) FROM {{schema}}.conveyor_attempts) / {SLOW_PART}")
         for p, f in (("first_part", "min"), ("last_part", "max")))
-    # no cut (fewer parts than the limit): (-1, -1) is below every attempt. SQLite's tops
-    # of parts with no attempt are NULL: last in the descending order, never kept
-    # (a comparison with NULL is not true)
+    # no cut (fewer parts than the limit): (-1, -1) is below every attempt
     cut = "cut(d, e) AS MATERIALIZED (SELECT " + ", ".join(
         f"coalesce((SELECT {c} FROM tops ORDER BY top DESC, top_end DESC "
         "LIMIT 1 OFFSET %(limit)s - 1), -1)" for c in ("top", "top_end")) + ") "
@@ -250,10 +249,12 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
     else:  # max and min of a NULL are NULL: no part matches (none is stored)
         head = (f"WITH RECURSIVE parts(part) AS (SELECT max({first}) UNION ALL "
                 f"SELECT part + 1 FROM parts WHERE part < min({last})), "
-                "tops AS MATERIALIZED (SELECT part, ("  # a part with no attempt: NULL, NULL
-                + _top_of_part(part, "duration", "parts.part", every_tenant) + ") AS top, ("
-                + _top_of_part(part, "ended_at", "parts.part", every_tenant)
-                + ") AS top_end FROM parts), " + cut)
+                "durations AS MATERIALIZED (SELECT part, ("
+                + _top_of_part(part, "duration", "parts.part", every_tenant)
+                + ") AS top FROM parts), tops AS MATERIALIZED (SELECT part, top, ("
+                + _top_of_part(part, "ended_at", "durations.part", every_tenant).replace(
+                    " ORDER BY", " AND duration = durations.top ORDER BY")
+                + ") AS top_end FROM durations WHERE top IS NOT NULL), " + cut)
         folded = ("SELECT " + ", ".join(f"a.{c}" for c in _INFO.split(", "))
                   + ", a.ended_at FROM tops, cut, {schema}.conveyor_attempts AS a "
                   "WHERE (tops.top, tops.top_end) >= (cut.d, cut.e) AND a.id IN ("
