@@ -1,9 +1,13 @@
 """What the SQLite history fold costs per row when conveyor_attempts already holds many
 rows, with each of its full indexes dropped in turn: a migrated file gets `stored` attempts
-(a recursive CTE: random durations, ended_at rising) and 16,000 pending rows (one in ten
-failed); a store folds 2,000 twice (warm-up), then `limit` rows, timed (thread CPU).
+(a recursive CTE: random durations, ended_at rising, one every `every` seconds: 0.01 s,
+360,000 an hour, by default; 50 tenants) and 16,000 pending rows (one in ten failed); a store folds
+2,000 twice (warm-up), then `limit` rows, timed (thread CPU). The duration index dropped is
+whichever the schema has: conveyor_attempts_slow (before 0027) or _slow_10min (0027 on).
 
-    PYTHONPATH=src .venv/bin/python bench/history_fold_scale.py 500000
+    PYTHONPATH=src .venv/bin/python bench/history_fold_scale.py 500000 [every] [--short]
+
+(--short: the folds of 2,000 with all indexes and without the duration index only.)
 
 Figures only: it asserts nothing.
 """
@@ -24,7 +28,7 @@ from conveyor.job import new_id
 PENDING = 16_000
 
 
-def _base(folder: str, stored: int) -> str:
+def _base(folder: str, stored: int, every: float) -> str:
     path = f"{folder}/base.db"
     app = Conveyor(settings=Settings.load(url=f"sqlite:///{path}", history=True,
                                           log_level="CRITICAL"), auto_migrate=True)
@@ -32,25 +36,30 @@ def _base(folder: str, stored: int) -> str:
     app.close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(
-        "INSERT INTO conveyor_attempts (job_id, attempt, task, queue, worker_id, host, pid, "
-        "started_at, ended_at, duration, outcome, rss) "
+        "INSERT INTO conveyor_attempts (job_id, attempt, task, queue, tenant, worker_id, host, "
+        "pid, started_at, ended_at, duration, outcome, rss) "
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :stored) "
         "SELECT printf('%08x-0000-7000-8000-%012x', i / 1000, i), 1, 'work', 'default', "
-        "'w', 'h', 1, 1.7e9 + i * 0.01, 1.7e9 + i * 0.01 + abs(random() % 4000) / 1e6, "
-        "abs(random() % 4000) / 1e6, 'completed', 5e7 FROM n", {"stored": stored})
+        "'org-' || (i % 50), 'w', 'h', 1, 1.7e9 + i * :every, "
+        "1.7e9 + i * :every + abs(random() % 4000) / 1e6, "
+        "abs(random() % 4000) / 1e6, 'completed', 5e7 FROM n",
+        {"stored": stored, "every": every})
     conn.close()
     return path
 
 
 def _pending(path: str, drop: str | None, after: float) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
-    if drop:
-        conn.execute(f"DROP INDEX {drop}")
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    for name in ({"conveyor_attempts_slow", "conveyor_attempts_slow_10min",
+                  "conveyor_attempts_slow_10min_tenant"} & names if drop == "duration"
+                 else [drop] if drop else []):
+        conn.execute(f"DROP INDEX {name}")
     rows = []
     for n, job_id in enumerate(new_id.many(PENDING)):
         ended, took, failed = after + n * 0.003, random.uniform(0.0001, 0.004), n % 10 == 0
-        rows.append((job_id, 1, "work", "default", None, "w", "h", 1, ended - took, ended,
-                     took, "dead" if failed else "completed",
+        rows.append((job_id, 1, "work", "default", f"org-{n % 50}", "w", "h", 1, ended - took,
+                     ended, took, "dead" if failed else "completed",
                      "ValueError" if failed else None, "boom" if failed else None,
                      "tb" if failed else None, None,
                      "abcdef0123456789" if failed else None, None, 5e7, 2))
@@ -76,26 +85,29 @@ def _fold(path: str, limit: int) -> float:
         app.close()
 
 
-def main(stored: int, rounds: int = 2) -> None:
+def main(stored: int, every: float = 0.01, rounds: int = 2, short: bool = False) -> None:
     folder = tempfile.mkdtemp()
-    base = _base(folder, stored)
-    after = 1.7e9 + stored * 0.01 + 10
-    cases = [(None, 2000), (None, 10_000), ("conveyor_attempts_slow", 2000),
-             ("conveyor_attempts_slow", 10_000), ("conveyor_attempts_ended", 2000),
-             ("conveyor_attempts_job", 2000)]
+    base = _base(folder, stored, every)
+    after = 1.7e9 + stored * every + 10
+    cases = [(None, 2000), (None, 10_000), ("duration", 2000), ("duration", 10_000),
+             ("conveyor_attempts_ended", 2000), ("conveyor_attempts_job", 2000)]
+    if short:  # a fold of 2,000 with and without the duration index
+        cases = [(None, 2000), ("duration", 2000)]
     spent: dict[str, list[float]] = {}
     for _ in range(rounds):
         for drop, limit in cases:
             path = f"{folder}/t.db"
             shutil.copy(base, path)
             _pending(path, drop, after)
-            case = f"{'without ' + drop if drop else 'all indexes'}, fold of {limit}"
+            case = (f"{'without the ' + drop + ' index' if drop else 'all indexes'}, "
+                    f"fold of {limit}")
             spent.setdefault(case, []).append(_fold(path, limit))
-    print(f"fold µs/row with {stored} attempts stored:")
+    print(f"fold µs/row with {stored} attempts stored, one every {every} s:")
     for case, figures in spent.items():
         print(f"  {case}: {' '.join(f'{x:.2f}' for x in figures)}")
     shutil.rmtree(folder)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 500_000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 500_000,
+         float(sys.argv[2]) if len(sys.argv) > 2 else 0.01, short="--short" in sys.argv)

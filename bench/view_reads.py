@@ -41,7 +41,7 @@ from reads import PG, load_postgres, load_sqlite  # noqa: E402
 _PENDING_COLUMNS = """job_id, attempt, task, queue, tenant, worker_id, host, pid, started_at,
     ended_at, duration, outcome, error_type, error_message, fingerprint, cpu, rss, bucket"""
 _HISTORY_SELECT = """SELECT id, attempt, task, queue, tenant, 'w' || (n % 4), 'host', 100 + n % 4,
-    {now} - {span} * r - 0.05, {now} - {span} * r, 0.05,
+    {now} - {span} * r - {took}, {now} - {span} * r, {took},
     CASE state WHEN 'dead' THEN 'dead' WHEN 'cancelled' THEN 'cancelled'
          ELSE CASE WHEN n % 10 = 0 THEN 'retried' ELSE 'completed' END END,
     CASE WHEN state = 'dead' OR n % 10 = 0 THEN 'ValueError' END,
@@ -50,13 +50,18 @@ _HISTORY_SELECT = """SELECT id, attempt, task, queue, tenant, 'w' || (n % 4), 'h
     0.01, 1000000, 6"""
 
 
-def history_pg(url: str, schema: str, span: float, limit: int | None, pending_only: bool
-               ) -> int:
+# --spread: durations over 50-64 ms (all in the histogram bucket the rows carry, 6), not
+# all 50 ms, so that the slowest attempts are not every attempt tied
+SPREAD = {False: "0.05", True: "(0.05 + (n % 13997) / 1e6)"}
+
+
+def history_pg(url: str, schema: str, span: float, limit: int | None, pending_only: bool,
+               spread: bool = False) -> int:
     import psycopg
 
     now = time.time()
     sql = (f'INSERT INTO "{schema}".conveyor_attempts_pending ({_PENDING_COLUMNS}) '
-           + _HISTORY_SELECT.format(now=now, span=span)
+           + _HISTORY_SELECT.format(now=now, span=span, took=SPREAD[spread])
            + ' FROM (SELECT *, row_number() OVER () AS n, random() AS r FROM "'
            + schema + "\".conveyor_jobs WHERE state IN ('completed', 'dead', 'cancelled')"
            + (f" LIMIT {limit}" if limit else "") + ") AS j")
@@ -64,13 +69,13 @@ def history_pg(url: str, schema: str, span: float, limit: int | None, pending_on
         return conn.execute(sql).rowcount
 
 
-def history_sqlite(path: Path, span: float, limit: int | None) -> int:
+def history_sqlite(path: Path, span: float, limit: int | None, spread: bool = False) -> int:
     import sqlite3
 
     now = time.time()
     conn = sqlite3.connect(path, isolation_level=None)
     sql = (f"INSERT INTO conveyor_attempts_pending ({_PENDING_COLUMNS}) "
-           + _HISTORY_SELECT.format(now=now, span=span)
+           + _HISTORY_SELECT.format(now=now, span=span, took=SPREAD[spread])
            + " FROM (SELECT *, abs(random()) % 1000000 AS n, (abs(random()) % 1000000) / 1e6 AS r "
            "FROM conveyor_jobs WHERE state IN ('completed', 'dead', 'cancelled')"
            + (f" LIMIT {limit}" if limit else "") + ")")
@@ -154,16 +159,20 @@ def analytics_reads(app: Any, tenant: str | None) -> dict[str, Any]:
         found[f"errors {span}{suffix}"] = lambda w=window: analytics.errors(w)
         found[f"workers {span}{suffix}"] = lambda w=window: analytics.workers(w)
         found[f"slow {span}{suffix}"] = lambda w=window: analytics.slow(w)
+    month = analytics.window("30d", tenant=tenant)  # 4,320 10-minute parts
+    found[f"slow 30d{suffix}"] = lambda: analytics.slow(month)
     group = "f00123456789abcde"  # the bench history's fingerprints: f{n % 7}0123456789abcde
     found[f"group dead jobs{suffix}"] = lambda: app.call(
         lambda s: s.group_dead_jobs(group, tenant))
     return found
 
 
-def time_reads(app: Any, rounds: int, tenant: str | None, which: Any = None
-               ) -> dict[str, dict[str, float]]:
+def time_reads(app: Any, rounds: int, tenant: str | None, which: Any = None,
+               only: str | None = None) -> dict[str, dict[str, float]]:
     which = which or reads
     calls = {**which(app, None), **(which(app, tenant) if tenant else {})}
+    calls = {label: call for label, call in calls.items()
+             if only is None or label.startswith(only)}
     labels = list(calls)
     wall: dict[str, list[float]] = {label: [] for label in labels}
     cpu: dict[str, list[float]] = {label: [] for label in labels}
@@ -200,6 +209,15 @@ def main() -> None:
                         help="time the analytics API's reads (errors, workers, slow, a group's "
                         "dead jobs) instead of the overview's")
     parser.add_argument("--schema", default=None, help="PostgreSQL: the schema to load")
+    parser.add_argument("--spread", action="store_true",
+                        help="attempt durations spread over 50-64 ms, not all 50 ms")
+    parser.add_argument("--only", default=None, metavar="PREFIX",
+                        help="time only the reads whose label starts so ('slow')")
+    parser.add_argument("--days", type=float, default=1.0,
+                        help="the days the folded attempts span (1: the last day)")
+    parser.add_argument("--no-dead-groups", action="store_true",
+                        help="skip marking the dead jobs' groups (PostgreSQL: over 10 "
+                        "minutes at 1M jobs; only 'group dead jobs' reads them)")
     parser.add_argument("--passes", type=int, default=1,
                         help="attempt rows per finished job (2: ~1.09M attempts at 1M jobs)")
     args = parser.parse_args()
@@ -224,22 +242,26 @@ def main() -> None:
         print(f"loaded {loaded:,} jobs in {took:.0f} s", flush=True)
         app.call(lambda s: s.fold_counts())
         began = time.perf_counter()
-        added = sum(history_sqlite(Path(url[len("sqlite:///"):]), 86400.0, None)
-                    if args.store == "sqlite" else history_pg(url, schema, 86400.0, None, False)
+        span = 86400.0 * args.days
+        added = sum(history_sqlite(Path(url[len("sqlite:///"):]), span, None, args.spread)
+                    if args.store == "sqlite"
+                    else history_pg(url, schema, span, None, False, args.spread)
                     for _ in range(args.passes))
         folded = fold_all(app)
-        print(f"history: {added:,} attempts over the day, {folded:,} folded in "
+        print(f"history: {added:,} attempts over {args.days:g} days, {folded:,} folded in "
               f"{time.perf_counter() - began:.0f} s", flush=True)
-        marked = dead_groups(url, None if args.store == "sqlite" else schema)
+        marked = 0 if args.no_dead_groups else dead_groups(
+            url, None if args.store == "sqlite" else schema)
         print(f"dead jobs in an error group: {marked:,}", flush=True)
         if args.pending:
-            tail = (history_sqlite(Path(url[len("sqlite:///"):]), 300.0, args.pending)
+            tail = (history_sqlite(Path(url[len("sqlite:///"):]), 300.0, args.pending,
+                                   args.spread)
                     if args.store == "sqlite"
-                    else history_pg(url, schema, 300.0, args.pending, True))
+                    else history_pg(url, schema, 300.0, args.pending, True, args.spread))
             print(f"pending (unfolded): {tail:,} attempts in the last 5 minutes", flush=True)
         print(f"store: {url}")
     timed = time_reads(app, args.rounds, args.tenant,
-                       analytics_reads if args.analytics else reads)
+                       analytics_reads if args.analytics else reads, args.only)
     print(f"\n{args.rounds} interleaved rounds; wall ms p50 / p95, client CPU ms p50\n")
     print("| read | p50 ms | p95 ms | CPU ms |\n| --- | --: | --: | --: |")
     for label, f in timed.items():

@@ -84,3 +84,46 @@ def test_an_hours_error_groups_read_the_hours_failed_attempts(
 def test_dead_counts_never_read_the_jobs(dead: PostgresStore, tenant: str | None) -> None:
     nodes = explain(dead, dg.DEAD_GROUP_COUNTS, {"tenant": tenant}, False)
     assert {n.get("Relation Name") for n in nodes} - {None} == {"conveyor_dead_groups"}
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+@pytest.mark.parametrize("tenant", [None, "org-8"], ids=["all", "tenant"])
+@pytest.mark.parametrize("hours", [1, 24, 720], ids=["1h", "24h", "30d"])
+def test_the_slow_read_walks_the_10_minute_index_by_part(
+        dead: PostgresStore, generic: bool, tenant: str | None, hours: int) -> None:
+    """slow_attempts (0027): per 10-minute part of the range (within the stored attempts'
+    first and last parts: two ends of the ended index) a LATERAL step down
+    conveyor_attempts_slow_10min for the part's slowest, then a LATERAL walk from the top
+    of the parts that reach the cut (index scans, backward, stopped at the limit); never a
+    scan of every attempt, nor a sort of a part's rows: only the parts' tops (the cut) and
+    the merge are sorted. And no index of the attempts leads with the duration: a fold's
+    insert no longer lands on a random leaf of one."""
+    from conveyor.store.postgres.history import PostgresHistory
+
+    end = 1_700_100_000.0
+    start = end - 3600 * hours
+    nodes = explain(dead, PostgresHistory._slow[tenant is None], {
+        "start": start, "end": end, "tenant": tenant, "task": None, "queue": None,
+        "pending_limit": PENDING_READ, "limit": 20, "first_part": int(start // hq.SLOW_PART),
+        "last_part": int(end // hq.SLOW_PART)}, generic)
+    scans = {(n.get("Relation Name"), n["Node Type"], n.get("Index Name")) for n in nodes
+             if n.get("Relation Name") == "conveyor_attempts"}
+    index = "conveyor_attempts_slow_10min"
+    walks = [n for n in nodes if n.get("Index Name") == index]
+    # the parts' tops and walks; and the two ends of the ended index (the stored parts)
+    assert scans - {("conveyor_attempts", "Index Only Scan", index)} == {
+        ("conveyor_attempts", "Index Scan", index),
+        ("conveyor_attempts", "Index Only Scan", "conveyor_attempts_ended")}, scans
+    assert len(walks) == 2 and all(n["Scan Direction"] == "Backward" for n in walks), walks
+    # one tenant's entries picked in the index (its last column), not by a row fetched each
+    assert tenant is None or all("tenant = " in n["Index Cond"] for n in walks), walks
+    sorts = [n for n in nodes if n["Node Type"] == "Sort"]
+    assert len(sorts) == 3, sorts  # the parts' tops for the cut (two columns), the merge
+    with admin_connect() as conn:
+        leading = {row[0] for row in conn.execute(
+            "SELECT a.attname FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indrelid "
+            "JOIN pg_namespace AS s ON s.oid = c.relnamespace LEFT JOIN pg_attribute AS a "
+            "ON a.attrelid = c.oid AND a.attnum = i.indkey[0] "
+            "WHERE c.relname = 'conveyor_attempts' AND s.nspname = %s",
+            (dead.statement("{schema}").strip('"'),))}
+    assert "duration" not in leading, leading

@@ -30,7 +30,7 @@ def upgraded(store: Any, execute: Callable[[str, list[tuple[Any, ...]] | None], 
         await store.migrate()
         execute(f"INSERT INTO {{schema}}conveyor_error_rollups ({COLUMNS}) VALUES "
                 f"({', '.join(['%s'] * 9)})", ROWS)
-        store._migrations = newest
+        store._migrations = [m for m in newest if m.version <= 23]
         assert await store.migrate() == 1  # 0023 alone
         await store.close()
 

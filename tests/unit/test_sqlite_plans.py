@@ -265,3 +265,40 @@ def test_the_error_reads_search_their_range(tmp_path: Path) -> None:
             assert f"SEARCH main.{index}" in day, day
     finally:
         conn.close()
+
+
+def test_the_slow_read_walks_the_10_minute_index_by_part(tmp_path: Path) -> None:
+    """slow_attempts (0027): each 10-minute part of the range is a SEARCH of
+    conveyor_attempts_slow_10min by its part expression: two steps for the part's slowest
+    (duration, end), then a walk from the top of the parts that reach the cut,
+    each row taken by id; never a scan of the attempts. And no index of the attempts
+    leads with the duration any more: a fold's insert no longer lands on a random leaf of
+    one."""
+    from conveyor.store.history_reads import PENDING_READ
+    from conveyor.store.sqlite.history import SQLiteHistory, _statement
+
+    conn = migrated(tmp_path / "slow.db")
+    try:
+        for tenant, parts in ((None, 6), (None, 4320), ("acme", 144)):
+            found = plan(conn, _statement(SQLiteHistory._slow[tenant is None]), {
+                "start": 600.0, "end": 600.0 * (1 + parts), "tenant": tenant, "task": None,
+                "queue": None, "pending_limit": PENDING_READ, "limit": 20, "first_part": 1,
+                "last_part": 1 + parts})
+            steps = found.split(" | ")
+            index = "INDEX conveyor_attempts_slow_10min (<expr>=?"
+            # the parts' tops: their duration, then a step to it for their end
+            assert sum(f"{index})" in step for step in steps) == 1, found
+            assert sum(f"{index} AND duration=?)" in step for step in steps) == 1, found
+            # the walks down to the cut
+            walk = f"{index} AND (duration,ended_at)>(?,?))"
+            assert sum(walk in step for step in steps) == 1, found
+            assert "SEARCH a USING INTEGER PRIMARY KEY (rowid=?)" in found, found
+            assert not any(step.startswith("SCAN main.conveyor_attempts ")
+                           or step == "SCAN main.conveyor_attempts" for step in steps), found
+        leading = {conn.execute(f"PRAGMA index_xinfo('{name}')").fetchone()[2]
+                   for (name,) in conn.execute(
+                       "SELECT name FROM sqlite_master WHERE type = 'index' "
+                       "AND tbl_name = 'conveyor_attempts'")}
+        assert "duration" not in leading, leading
+    finally:
+        conn.close()

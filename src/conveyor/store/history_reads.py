@@ -11,6 +11,7 @@ fold first. A group's dead jobs are not read from the history: dead_groups.py.""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ..history.records import AttemptInfo, ErrorGroup, TaskSummary, TimeRange, WorkerSummary
@@ -52,6 +53,7 @@ class HistoryReads:
     # tenants')
     _task_rollups: tuple[str, str]
     _queue_rollups: tuple[str, str]
+    _slow: tuple[str, str]  # history_sql.slow in the store's dialect (one tenant's, all tenants')
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> Rows:
         raise NotImplementedError
@@ -99,8 +101,19 @@ class HistoryReads:
         return queue_summaries(rows, points)
 
     async def slow_attempts(self, window: TimeRange, limit: int = 20) -> list[AttemptInfo]:
-        rows = await self._history_rows(hq.SLOW, {**_scope(window), "limit": limit})
+        """The range's slowest attempts, slowest first (equal durations: the newest end
+        first, then job id and attempt, descending). Read by 10-minute parts, down to a cut
+        found from each part's slowest (history_sql.slow); the parts are the SQL's own floor
+        of ended_at / SLOW_PART (a float division as the SQL's, so an attempt at the range's
+        edge is in one of them; an end on a part's start adds an empty part)."""
+        rows = await self._slow_rows({
+            **_scope(window), "limit": limit,
+            "first_part": math.floor(window.start / hq.SLOW_PART),
+            "last_part": math.floor(window.end / hq.SLOW_PART)})
         return [attempt_info(r) for r in rows]
+
+    async def _slow_rows(self, params: dict[str, Any]) -> Rows:
+        return await self._history_rows(self._slow[params["tenant"] is None], params)
 
     async def error_groups(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]:
         """Failed attempts grouped by fingerprint, most frequent first."""

@@ -163,11 +163,106 @@ def _tail(columns: str, where: str) -> str:
 
 _RANGE = "ended_at >= %(start)s AND ended_at < %(end)s"
 
-# `+ended_at`: walk the duration index from the top rather than sort the whole range
-SLOW = ("SELECT " + _INFO + " FROM (SELECT " + _INFO + " FROM {schema}.conveyor_attempts "
-        "WHERE +ended_at >= %(start)s AND +ended_at < %(end)s" + _SCOPE
-        + " ORDER BY duration DESC LIMIT %(limit)s) AS f UNION ALL "
-        + _tail(_INFO, _RANGE + _SCOPE) + " ORDER BY 8 DESC LIMIT %(limit)s")
+# The slowest attempts' order: duration, then the newest end, then job and attempt (a total
+# order, so a row's place does not hang on the plan, nor on whether it is folded yet)
+_SLOW_ORDER = "duration DESC, ended_at DESC, job_id DESC, attempt DESC"
+# The width of a part of conveyor_attempts_slow_10min (0027), in seconds: a fold's rows go to
+# the current part only, cheap while a part holds up to ~60,000 attempts (100/s for 10
+# minutes); the read takes one step per part of its range (bench/results/2026-12-07-slow10.md)
+SLOW_PART = 600
+
+
+def _slow_filter(part: str, of: str, every_tenant: bool) -> str:
+    """The range and scope of one part (`part`: the dialect's expression of
+    conveyor_attempts_slow_10min; `of`: that part). The range's filter applies to its first
+    and last parts only: every attempt of a part between is in it. A CASE, not an OR:
+    PostgreSQL guesses that a range of an expression keeps 0.5 % of a part's rows
+    (`+ended_at` keeps the planner off the ended index), and then reads and sorts the whole
+    part (a bitmap scan) rather than walk to the limit. The tenant a plain `tenant = ...`
+    (or none), not _SCOPE's OR: the index's last column, so a tenant's entries are picked
+    in the index (PostgreSQL: an index condition, not a row fetched for each entry)."""
+    scope = _SCOPE.replace("(CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s)",
+                           "true" if every_tenant else "tenant = %(tenant)s")
+    return (f"{part} = {of} AND CASE WHEN {of} > %(first_part)s AND {of} < %(last_part)s "
+            "THEN true ELSE +ended_at >= %(start)s AND +ended_at < %(end)s END" + scope)
+
+
+def _slowest_of_part(part: str, columns: str, of: str, ties: bool, every_tenant: bool) -> str:
+    """The range's slowest attempts of one part down to the cut (slow()), walked from the
+    top of the index's part for it. `ties` (PostgreSQL): the index's own order (duration,
+    end) and every row tied with the last (FETCH ... WITH TIES), so the walk needs no sort;
+    the merge orders the ties by job and attempt."""
+    order = ("ORDER BY duration DESC, ended_at DESC FETCH FIRST %(limit)s ROWS WITH TIES"
+             if ties else f"ORDER BY {_SLOW_ORDER} LIMIT %(limit)s")
+    return (f"SELECT {columns} FROM {{schema}}.conveyor_attempts WHERE "
+            f"{_slow_filter(part, of, every_tenant)} AND (duration, ended_at) >= (cut.d, cut.e) "
+            + order)
+
+
+def _top_of_part(part: str, columns: str, of: str, every_tenant: bool) -> str:
+    """The slowest attempt of the range in one part (then the newest): one step down the
+    index."""
+    return (f"SELECT {columns} FROM {{schema}}.conveyor_attempts "
+            f"WHERE {_slow_filter(part, of, every_tenant)} "
+            "ORDER BY duration DESC, ended_at DESC LIMIT 1")
+
+
+def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
+    """The slowest attempts of a range, in a dialect, from conveyor_attempts_slow_10min: a
+    fold's rows land in the current 10 minutes' part of it, not all over an index of every
+    duration. Two steps over the range's parts (%(first_part)s to %(last_part)s, within
+    those of the stored attempts):
+    1. each part's slowest attempt, (duration, end) (`tops`: one index step a part; parts
+       with no attempt in range and scope drop out). The %(limit)s-th highest of those is
+       the cut: that many attempts are at least that high, so no attempt below the cut can
+       be among the slowest %(limit)s (the read's order is the index's, then job and
+       attempt: rows equal to the cut are kept).
+    2. the parts whose top reaches the cut (%(limit)s of them, more only on ties of both
+       duration and end: not one per part of a month), each walked from its top down to
+       the cut, at most %(limit)s; with the pending tail, the top %(limit)s of those. No
+       cut (fewer parts with an attempt than the limit): every part is walked.
+    `lateral` (PostgreSQL): a LATERAL per part of a generate_series; else (SQLite) a
+    recursive CTE of the parts, each part's top by two steps in the index alone (its
+    duration; then its end, a step to that duration: no row read, and one tenant's walk
+    past the others' entries made once), its rows picked by id from a correlated IN.
+    `every_tenant`: the read of all tenants (%(tenant)s None), else of %(tenant)s alone.
+    Columns: _INFO's, then ended_at."""
+    part = floor(f"ended_at / {SLOW_PART}")
+    # the range's parts within those of the stored attempts (two ends of the ended index):
+    # a range from 1970 walks the parts of the retention, not millions of empty ones
+    first, last = (f"CAST(%({p})s AS BIGINT), " + floor(
+        f"(SELECT {f}(ended_at) FROM {{schema}}.conveyor_attempts) / {SLOW_PART}")
+        for p, f in (("first_part", "min"), ("last_part", "max")))
+    # no cut (fewer parts than the limit): (-1, -1) is below every attempt
+    cut = "cut(d, e) AS MATERIALIZED (SELECT " + ", ".join(
+        f"coalesce((SELECT {c} FROM tops ORDER BY top DESC, top_end DESC "
+        "LIMIT 1 OFFSET %(limit)s - 1), -1)" for c in ("top", "top_end")) + ") "
+    if lateral:  # greatest and least ignore a NULL (no attempt stored: the range's parts)
+        head = (f"WITH tops AS MATERIALIZED (SELECT p.part, t.top, t.top_end FROM "
+                f"generate_series(greatest({first}), least({last})) AS p(part) "
+                "CROSS JOIN LATERAL ("
+                + _top_of_part(part, "duration AS top, ended_at AS top_end", "p.part", every_tenant)
+                + ") AS t), " + cut)
+        folded = ("SELECT f.* FROM tops CROSS JOIN cut CROSS JOIN LATERAL ("
+                  + _slowest_of_part(part, _INFO + ", ended_at", "tops.part", True, every_tenant)
+                  + ") AS f WHERE (tops.top, tops.top_end) >= (cut.d, cut.e)")
+    else:  # max and min of a NULL are NULL: no part matches (none is stored)
+        head = (f"WITH RECURSIVE parts(part) AS (SELECT max({first}) UNION ALL "
+                f"SELECT part + 1 FROM parts WHERE part < min({last})), "
+                "durations AS MATERIALIZED (SELECT part, ("
+                + _top_of_part(part, "duration", "parts.part", every_tenant)
+                + ") AS top FROM parts), tops AS MATERIALIZED (SELECT part, top, ("
+                + _top_of_part(part, "ended_at", "durations.part", every_tenant).replace(
+                    " ORDER BY", " AND duration = durations.top ORDER BY")
+                + ") AS top_end FROM durations WHERE top IS NOT NULL), " + cut)
+        folded = ("SELECT " + ", ".join(f"a.{c}" for c in _INFO.split(", "))
+                  + ", a.ended_at FROM tops, cut, {schema}.conveyor_attempts AS a "
+                  "WHERE (tops.top, tops.top_end) >= (cut.d, cut.e) AND a.id IN ("
+                  + _slowest_of_part(part, "id", "tops.part", False, every_tenant) + ")")
+    return (head + f"SELECT * FROM ({folded} UNION ALL "
+            + _tail(_INFO + ", ended_at", _RANGE + _SCOPE)
+            + ") AS s ORDER BY 8 DESC, 16 DESC, 1 DESC, 2 DESC LIMIT %(limit)s")
+
 
 JOB_ATTEMPTS = ("SELECT " + _INFO + " FROM {schema}.conveyor_attempts WHERE job_id = %(id)s "
                 "AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = %(tenant)s) "

@@ -7,6 +7,7 @@ statements the shared reads (store/history_reads.py) run."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -18,6 +19,7 @@ from ..base import Settle
 from ..history_fold_sql import PENDING_COLUMNS
 from ..history_reads import HistoryReads
 from ..history_rows import lost_rows, pending_rows
+from .counters import NO_JIT
 from .history_fold import HistoryFold
 
 Rows = list[tuple[Any, ...]]
@@ -95,11 +97,29 @@ class PostgresHistory(HistoryFold, HistoryReads):
                      hq.task_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
     _queue_rollups = (hq.queue_rollups(lambda x: f"floor({x})::int8"),
                       hq.queue_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
+    _slow = (hq.slow(lambda x: f"floor({x})::int8", lateral=True, every_tenant=False),
+             hq.slow(lambda x: f"floor({x})::int8", lateral=True, every_tenant=True))
     if TYPE_CHECKING:  # PostgresStore's own
         async def _one(self, template: str, params: dict[str, Any] | None = None,
                        tenant: str | None = None) -> Rows: ...
 
         async def _count(self, template: str, params: dict[str, Any]) -> int: ...
+
+        def _session(self, tenant: str | None = None, atomic: bool = False
+                     ) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
+
+        async def _fetch(self, conn: psycopg.AsyncConnection[Any], template: str,
+                         params: dict[str, Any] | None = None) -> Rows: ...
+
+    async def _slow_rows(self, params: dict[str, Any]) -> Rows:
+        """The slow read with no JIT compilation (counters.NO_JIT, this transaction only):
+        the planner guesses 1,000 parts for a generate_series whose ends are not constants,
+        so a tenant's read passes jit_above_cost however short the range: 1-5 ms of
+        execution behind 220-350 ms of compiling (slowidx's hourly read, 200,000 attempts,
+        tests/postgres/test_explain_analytics.py's)."""
+        async with self._session(None, atomic=True) as conn:
+            await self._fetch(conn, NO_JIT, {})
+            return await self._fetch(conn, self._slow[params["tenant"] is None], params)
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> Rows:
         return await self._one(template, params)

@@ -80,6 +80,8 @@ class SQLiteHistory(SQLiteHistoryFold, HistoryReads):
                      hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
     _queue_rollups = (hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)"),
                       hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
+    _slow = (hq.slow(lambda x: f"CAST({x} AS INTEGER)", lateral=False, every_tenant=False),
+             hq.slow(lambda x: f"CAST({x} AS INTEGER)", lateral=False, every_tenant=True))
     db: Connections
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> list[Any]:
