@@ -80,8 +80,9 @@ def with_feed(change: str, columns: str) -> str:
 
 # An unlimited claim's commit does not wait for its WAL flush either (trip.LIMITED_CLAIM says
 # why a limited one's does not). Each claim's statement publishes to the event feed
-# (pg_notify), and PostgreSQL serialises the commits of every transaction that notifies behind
-# one lock of the database, held until the commit's flush is done: with a flush in each claim
+# (pg_notify, while someone subscribes: SUBSCRIBED), and PostgreSQL serialises the commits of
+# every transaction that notifies behind one lock of the database, held until the commit's
+# flush is done: with a flush in each claim
 # and each settle, two worker processes' commits went one flush at a time, never grouped, and
 # the claims' flushes were half of them (bench/results/2026-12-07-pgscale.md). The job's
 # settle is durable and flushes its claim with it; a claim lost in a server crash leaves its
