@@ -3,7 +3,7 @@ rows, with each of its full indexes dropped in turn: a migrated file gets `store
 (a recursive CTE: random durations, ended_at rising, one every `every` seconds: 0.01 s,
 360,000 an hour, by default; 50 tenants) and 16,000 pending rows (one in ten failed); a store folds
 2,000 twice (warm-up), then `limit` rows, timed (thread CPU). The duration index dropped is
-whichever the schema has: conveyor_attempts_slow (before 0026) or _slow_10min (0026 on).
+whichever the schema has: conveyor_attempts_slow (before 0025) or _slow_10min (0025 on).
 
     PYTHONPATH=src .venv/bin/python bench/history_fold_scale.py 500000 [every] [--short]
 

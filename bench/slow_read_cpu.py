@@ -1,7 +1,7 @@
 """The slowest-attempts read on a loaded PostgreSQL schema, with the server's CPU per read:
 the backend's utime + stime from /proc/<pid>/stat (the server is on this machine) over
 `rounds` runs of each range, beside the wall time. PYTHONPATH selects the tree: a tree
-before 0026 runs history_sql.SLOW (the duration index of every attempt), one from 0026 on
+before 0025 runs history_sql.SLOW (the duration index of every attempt), one from 0025 on
 its store's two statements (the 10-minute index, with JIT off in the transaction as the
 store runs it). Run trees alternately on one schema holding both indexes.
 

@@ -91,7 +91,7 @@ def test_dead_counts_never_read_the_jobs(dead: PostgresStore, tenant: str | None
 @pytest.mark.parametrize("hours", [1, 24, 720], ids=["1h", "24h", "30d"])
 def test_the_slow_read_walks_the_10_minute_index_by_part(
         dead: PostgresStore, generic: bool, tenant: str | None, hours: int) -> None:
-    """slow_attempts (0026): per 10-minute part of the range (within the stored attempts'
+    """slow_attempts (0025): per 10-minute part of the range (within the stored attempts'
     first and last parts: two ends of the ended index) a LATERAL step down
     conveyor_attempts_slow_10min for the part's slowest, then a LATERAL walk from the top
     of the parts that reach the cut (index scans, backward, stopped at the limit); never a

@@ -1,4 +1,4 @@
-"""Migration 0026 on a store with history (both stores): the duration index of every attempt
+"""Migration 0025 on a store with history (both stores): the duration index of every attempt
 (conveyor_attempts_slow) is gone, the 10-minute one (conveyor_attempts_slow_10min) holds the
 attempts already folded, and the slowest-attempts read finds them through it."""
 
@@ -35,13 +35,13 @@ def upgraded(make: Callable[[], Any],
              indexes: str) -> None:
     async def migrate() -> None:
         store = make()
-        newest = [m for m in store._migrations if m.version <= 26]  # up to 0026
-        store._migrations = [m for m in newest if m.version < 26]
+        newest = [m for m in store._migrations if m.version <= 25]  # up to 0025
+        store._migrations = [m for m in newest if m.version < 25]
         await store.migrate()
         execute(f"INSERT INTO {{schema}}conveyor_attempts ({COLUMNS}) VALUES "
                 f"({', '.join(['%s'] * 9)})", ROWS)
         store._migrations = newest
-        assert await store.migrate() == 1  # 0026 alone
+        assert await store.migrate() == 1  # 0025 alone
         for window in WINDOWS:
             for limit in (3, 50):
                 found = await store.slow_attempts(window, limit=limit)
@@ -54,7 +54,7 @@ def upgraded(make: Callable[[], Any],
     assert "conveyor_attempts_slow" not in names
 
 
-def test_0026_replaces_the_duration_index_sqlite(tmp_path: Any) -> None:
+def test_0025_replaces_the_duration_index_sqlite(tmp_path: Any) -> None:
     import sqlite3
 
     path = tmp_path / "upgrade.db"
@@ -73,7 +73,7 @@ def test_0026_replaces_the_duration_index_sqlite(tmp_path: Any) -> None:
 
 
 @pytest.mark.postgres
-def test_0026_replaces_the_duration_index_postgres() -> None:
+def test_0025_replaces_the_duration_index_postgres() -> None:
     import os
     import secrets
 

@@ -268,7 +268,7 @@ def test_the_error_reads_search_their_range(tmp_path: Path) -> None:
 
 
 def test_the_slow_read_walks_the_10_minute_index_by_part(tmp_path: Path) -> None:
-    """slow_attempts (0026): each 10-minute part of the range is a SEARCH of
+    """slow_attempts (0025): each 10-minute part of the range is a SEARCH of
     conveyor_attempts_slow_10min by its part expression: two steps for the part's slowest
     (duration, end), then a walk from the top of the parts that reach the cut,
     each row taken by id; never a scan of the attempts. And no index of the attempts

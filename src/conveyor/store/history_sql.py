@@ -166,7 +166,7 @@ _RANGE = "ended_at >= %(start)s AND ended_at < %(end)s"
 # The slowest attempts' order: duration, then the newest end, then job and attempt (a total
 # order, so a row's place does not hang on the plan, nor on whether it is folded yet)
 _SLOW_ORDER = "duration DESC, ended_at DESC, job_id DESC, attempt DESC"
-# The width of a part of conveyor_attempts_slow_10min (0026), in seconds: a fold's rows go to
+# The width of a part of conveyor_attempts_slow_10min (0025), in seconds: a fold's rows go to
 # the current part only, cheap while a part holds up to ~60,000 attempts (100/s for 10
 # minutes); the read takes one step per part of its range (bench/results/2026-12-07-slow10.md)
 SLOW_PART = 600

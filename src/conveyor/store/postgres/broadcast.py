@@ -3,18 +3,13 @@
 Sending: wake-ups and events that belong to a write go out inside that write's transaction
 (queries.py); a bare `notify` is sent here, in the background on the caller's loop, because
 it is a hint and must not hold the caller up. Receiving: every
-`listen` or `subscribe` gets its own Listener (a dedicated connection on its loop). A
-subscriber also keeps a row in conveyor_event_subscribers while it listens (refreshed every
-queries.SUBSCRIBER_REFRESH seconds): the writes publish events only while such a row is
-fresh, so a cluster nobody watches pays no NOTIFY for its claims and settles.
+`listen` or `subscribe` gets its own Listener (a dedicated connection on its loop).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -36,8 +31,6 @@ class Broadcaster:
         self.pools = pools
         self.target = pools.url
         self.notify_sql = render(q.NOTIFY)
-        self.subscribe_sql = render(q.SUBSCRIBE)
-        self.unsubscribe_sql = render(q.UNSUBSCRIBE)
         self._listeners: list[tuple[asyncio.AbstractEventLoop, Listener]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -73,44 +66,8 @@ class Broadcaster:
         return await self._start(self.target.channel, callback)
 
     async def subscribe(self, callback: Callable[[list[JobEvent]], None]) -> Stopper:
-        """Listen to the feed, then say so (the writes publish only to a known subscriber);
-        the stopper removes the row and stops listening."""
-        stop_listening, _ = await self._start(self.target.events_channel,
-                                              event_callback(callback))
-        params = {"id": uuid.uuid4().hex}
-        try:
-            await self._register(params)
-        except BaseException:
-            await stop_listening()
-            raise
-        refresher = asyncio.get_running_loop().create_task(self._refresh(params))
-
-        async def stop() -> None:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
-            try:
-                async with self.pools.connection() as conn:
-                    await conn.execute(self.unsubscribe_sql, params)
-            except Exception as exc:  # its row goes stale in SUBSCRIBER_TTL seconds anyway
-                log.warning("could not remove an event subscriber: %s", exc)
-            await stop_listening()
-
+        stop, _ = await self._start(self.target.events_channel, event_callback(callback))
         return stop
-
-    async def _register(self, params: dict[str, Any]) -> None:
-        async with self.pools.connection() as conn:
-            await conn.execute(self.subscribe_sql, params)
-
-    async def _refresh(self, params: dict[str, Any]) -> None:
-        """Keep the subscriber's row fresh (and make it again after a crash emptied the
-        unlogged table) while it listens."""
-        while True:
-            await asyncio.sleep(q.SUBSCRIBER_REFRESH)
-            try:
-                await self._register(params)
-            except Exception as exc:  # the database is away: the next round tries again
-                log.warning("could not refresh an event subscriber: %s", exc)
 
     async def _start(self, channel: str, callback: Callable[[str], None]
                      ) -> tuple[Stopper, Listener]:

@@ -138,7 +138,7 @@ feed AS (  -- a handed-off job was queued, then started: both events, in that or
                json_build_array(id, 'running', queue, task, NULL, NULL))
            ELSE json_build_array(json_build_array(id, 'queued', queue, task, NULL, NULL))
            END::text)
-    FROM inserted WHERE %s::text IS NOT NULL AND """ + q.SUBSCRIBER_FRESH + """)
+    FROM inserted WHERE %s::text IS NOT NULL)
 SELECT created_at, state, EXISTS (
     SELECT FROM {schema}.conveyor_offers
     WHERE slots > 0 AND expires_at > date_part('epoch', now())) AS waiting

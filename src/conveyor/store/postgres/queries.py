@@ -18,31 +18,11 @@ def render(template: str, quoted_schema: str) -> str:
     return template.replace("{schema}", quoted_schema).replace("{now}", NOW)
 
 
-# A subscriber refreshes its row every SUBSCRIBER_REFRESH seconds; a row older than
-# SUBSCRIBER_TTL (its process died without removing it) no longer counts.
-SUBSCRIBER_TTL = 60
-SUBSCRIBER_REFRESH = 15
-
 # --- the event feed --------------------------------------------------------------------------
 # Job state changes ride in the statement that makes them: pg_notify inside the transaction is
 # delivered at commit, in commit order across sessions, and never for a rolled-back change.
 # Ten rows per payload keeps each one under NOTIFY's 8000-byte limit even with 255-character
 # tenants and 200-character task names. %(events)s is NULL when the feed is switched off.
-# A statement publishes only while someone subscribes (a fresh row in
-# conveyor_event_subscribers, version 25): a notifying commit holds a database-wide lock until
-# its WAL flush, so an unread feed would serialise every worker's commits for nothing.
-SUBSCRIBER_FRESH = """EXISTS (
-        SELECT FROM {schema}.conveyor_event_subscribers
-        WHERE seen_at > date_part('epoch', clock_timestamp()) - """ + str(SUBSCRIBER_TTL) + ")"
-SUBSCRIBED = "%(events)s::text IS NOT NULL AND " + SUBSCRIBER_FRESH
-
-# A subscriber's row: made or refreshed by the database's clock; removed with the stale ones.
-SUBSCRIBE = """INSERT INTO {schema}.conveyor_event_subscribers (id, seen_at)
-VALUES (%(id)s, date_part('epoch', clock_timestamp()))
-ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at"""
-UNSUBSCRIBE = """DELETE FROM {schema}.conveyor_event_subscribers
-WHERE id = %(id)s OR seen_at <= date_part('epoch', clock_timestamp()) - """ + str(SUBSCRIBER_TTL)
-
 
 def feed(source: str) -> str:
     """A CTE body that publishes `source`'s (id, state, queue, task, tenant, progress) rows."""
@@ -50,7 +30,7 @@ def feed(source: str) -> str:
     SELECT pg_notify(%(events)s, json_agg(json_build_array(
                id, state, queue, task, nullif(tenant, ''), progress))::text)
     FROM (SELECT *, (row_number() OVER () - 1) / 10 AS chunk FROM """ + source + """) AS rows
-    WHERE """ + SUBSCRIBED + """
+    WHERE %(events)s::text IS NOT NULL
     GROUP BY chunk"""
 
 
@@ -68,7 +48,7 @@ def grouped_feed(source: str, state: str = "state") -> str:
                  (row_number() OVER (PARTITION BY """ + state + """, queue, task, tenant) - 1)
                  / 100 AS chunk
           FROM """ + source + """) AS rows
-    WHERE """ + SUBSCRIBED + """
+    WHERE %(events)s::text IS NOT NULL
     GROUP BY state, queue, task, tenant, chunk"""
 
 
@@ -80,9 +60,8 @@ def with_feed(change: str, columns: str) -> str:
 
 # An unlimited claim's commit does not wait for its WAL flush either (trip.LIMITED_CLAIM says
 # why a limited one's does not). Each claim's statement publishes to the event feed
-# (pg_notify, while someone subscribes: SUBSCRIBED), and PostgreSQL serialises the commits of
-# every transaction that notifies behind one lock of the database, held until the commit's
-# flush is done: with a flush in each claim
+# (pg_notify), and PostgreSQL serialises the commits of every transaction that notifies behind
+# one lock of the database, held until the commit's flush is done: with a flush in each claim
 # and each settle, two worker processes' commits went one flush at a time, never grouped, and
 # the claims' flushes were half of them (bench/results/2026-12-07-pgscale.md). The job's
 # settle is durable and flushes its claim with it; a claim lost in a server crash leaves its
@@ -214,7 +193,7 @@ SELECT {now}, (SELECT count(*) FROM (
     SELECT pg_notify(%(channel)s, queue) FROM unnest(%(queues)b::text[]) AS queue
     UNION ALL
     SELECT pg_notify(%(events)s, item) FROM unnest(%(feed)b::text[]) AS item
-    WHERE """ + SUBSCRIBED + """) AS sent)"""
+    WHERE %(events)s::text IS NOT NULL) AS sent)"""
 
 # One job (the common `enqueue` call): scalar parameters, no arrays to build or unnest, and one
 # feed payload. Same columns, states and conflict handling as INSERT_JOBS.
@@ -238,7 +217,7 @@ notified AS (SELECT pg_notify(%(channel)s, """ + _WAKE + """) FROM inserted),
 feed AS (
     SELECT pg_notify(%(events)s, json_build_array(json_build_array(
                id, state, queue, task, nullif(tenant, ''), progress))::text)
-    FROM inserted WHERE """ + SUBSCRIBED + """)
+    FROM inserted WHERE %(events)s::text IS NOT NULL)
 SELECT id, state, created_at, run_at FROM inserted
 WHERE (SELECT count(*) FROM notified) >= 0 AND (SELECT count(*) FROM feed) >= 0"""
 

@@ -1,4 +1,4 @@
--- Conveyor schema, version 26 (PostgreSQL): the slowest attempts' index keyed by 10 minutes
+-- Conveyor schema, version 25 (PostgreSQL): the slowest attempts' index keyed by 10 minutes
 -- (issue 15), as on SQLite: conveyor_attempts_slow (0006) held every attempt by duration
 -- alone, so each attempt a fold inserts landed on a random leaf of an index as large as the
 -- table. Keyed by the attempt's 10 minutes first, a fold's rows land in the current part.

@@ -1,4 +1,4 @@
--- Conveyor schema, version 26: the slowest attempts' index keyed by 10 minutes (issue 15).
+-- Conveyor schema, version 25: the slowest attempts' index keyed by 10 minutes (issue 15).
 --
 -- conveyor_attempts_slow (0006) held every attempt by duration alone. Durations come in no
 -- order, so each attempt a fold inserts lands on a random leaf of an index as large as the
