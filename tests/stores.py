@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -33,3 +35,37 @@ def store_url_for(kind: str, folder: Path, prefix: str) -> Iterator[str]:
     yield f"{PG_URL}?schema={schema}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def schema_of(url: str) -> str:
+    """The PostgreSQL schema of a store_url_for URL ('' for SQLite)."""
+    return url.split("?schema=", 1)[1] if "?schema=" in url else ""
+
+
+def raw_execute(url: str) -> Callable[[str, list[tuple[Any, ...]] | None], list[Any]]:
+    """SQL on the store at a store_url_for URL, outside Conveyor: `{schema}` in it becomes the
+    tables' prefix ('' on SQLite, '"schema".' on PostgreSQL) and `%s` SQLite's `?`; with rows,
+    one executemany and no result, else the statement's rows."""
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+
+        def on_sqlite(sql: str, rows: list[tuple[Any, ...]] | None) -> list[Any]:
+            with sqlite3.connect(path) as conn:
+                sql = sql.replace("{schema}", "").replace("%s", "?")
+                if rows is not None:
+                    conn.executemany(sql, rows)
+                    return []
+                return conn.execute(sql).fetchall()
+
+        return on_sqlite
+    prefix = f'"{schema_of(url)}".'
+
+    def on_postgres(sql: str, rows: list[tuple[Any, ...]] | None) -> list[Any]:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            sql = sql.replace("{schema}", prefix)
+            if rows is not None:
+                conn.cursor().executemany(sql, rows)
+                return []
+            return conn.execute(sql).fetchall()
+
+    return on_postgres

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.stores import BOTH, raw_execute, store_url_for
 
-from conveyor.store.sqlite.store import SQLiteStore
+from conveyor.store.base import open_store
 
 COLUMNS = "width, minute, fingerprint, task, queue, tenant, failures, first_seen, last_seen"
 ROWS = [(3600, 60, "f1", "t", "q1", "", 2, 3600.5, 3650.0),
@@ -40,48 +42,7 @@ def upgraded(store: Any, execute: Callable[[str, list[tuple[Any, ...]] | None], 
         "{schema}conveyor_error_rollups_all ORDER BY 1, 2, 3, 4", None)]
 
 
-def test_0023_sums_the_error_rollups_already_folded_sqlite(tmp_path: Any) -> None:
-    import sqlite3
-
-    path = tmp_path / "upgrade.db"
-
-    def execute(sql: str, rows: list[tuple[Any, ...]] | None) -> list[Any]:
-        with sqlite3.connect(path) as conn:
-            sql = sql.replace("{schema}", "").replace("%s", "?")
-            if rows is not None:
-                conn.executemany(sql, rows)
-                return []
-            return conn.execute(sql).fetchall()
-
-    assert upgraded(SQLiteStore(f"sqlite:///{path}"), execute) == WANT
-
-
-@pytest.mark.postgres
-def test_0023_sums_the_error_rollups_already_folded_postgres() -> None:
-    import os
-    import secrets
-
-    import psycopg
-
-    from conveyor.store.postgres.store import PostgresStore
-
-    base = os.environ.get("CONVEYOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-    try:
-        psycopg.connect(base, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    schema = f"t_errroll_{secrets.token_hex(4)}"
-
-    def execute(sql: str, rows: list[tuple[Any, ...]] | None) -> list[Any]:
-        with psycopg.connect(base, autocommit=True) as conn:
-            sql = sql.replace("{schema}", f'"{schema}".')
-            if rows is not None:
-                conn.cursor().executemany(sql, rows)
-                return []
-            return conn.execute(sql).fetchall()
-
-    try:
-        assert upgraded(PostgresStore(f"{base}?schema={schema}"), execute) == WANT
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+@pytest.mark.parametrize("kind", BOTH)
+def test_0023_sums_the_error_rollups_already_folded(kind: str, tmp_path: Path) -> None:
+    with store_url_for(kind, tmp_path, "t_errroll") as url:
+        assert upgraded(open_store(url), raw_execute(url)) == WANT

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.stores import BOTH, raw_execute, schema_of, store_url_for
 
 from conveyor.history.records import TimeRange
-from conveyor.store.sqlite.store import SQLiteStore
+from conveyor.store.base import open_store
 
 COLUMNS = "job_id, attempt, task, queue, tenant, started_at, ended_at, duration, outcome"
 HOUR = 3600.0
@@ -54,52 +56,13 @@ def upgraded(make: Callable[[], Any],
     assert "conveyor_attempts_slow" not in names
 
 
-def test_0025_replaces_the_duration_index_sqlite(tmp_path: Any) -> None:
-    import sqlite3
-
-    path = tmp_path / "upgrade.db"
-
-    def execute(sql: str, rows: list[tuple[Any, ...]] | None) -> list[Any]:
-        with sqlite3.connect(path) as conn:
-            sql = sql.replace("{schema}", "").replace("%s", "?")
-            if rows is not None:
-                conn.executemany(sql, rows)
-                return []
-            return conn.execute(sql).fetchall()
-
-    upgraded(lambda: SQLiteStore(f"sqlite:///{path}"), execute,
-             "SELECT name FROM sqlite_master WHERE type = 'index' "
-             "AND tbl_name = 'conveyor_attempts'")
-
-
-@pytest.mark.postgres
-def test_0025_replaces_the_duration_index_postgres() -> None:
-    import os
-    import secrets
-
-    import psycopg
-
-    from conveyor.store.postgres.store import PostgresStore
-
-    base = os.environ.get("CONVEYOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-    try:
-        psycopg.connect(base, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    schema = f"t_slow10_{secrets.token_hex(4)}"
-
-    def execute(sql: str, rows: list[tuple[Any, ...]] | None) -> list[Any]:
-        with psycopg.connect(base, autocommit=True) as conn:
-            sql = sql.replace("{schema}", f'"{schema}".')
-            if rows is not None:
-                conn.cursor().executemany(sql, rows)
-                return []
-            return conn.execute(sql).fetchall()
-
-    try:
-        upgraded(lambda: PostgresStore(f"{base}?schema={schema}"), execute,
-                 f"SELECT indexname FROM pg_indexes WHERE schemaname = '{schema}' "
-                 "AND tablename = 'conveyor_attempts'")
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+@pytest.mark.parametrize("kind", BOTH)
+def test_0025_replaces_the_duration_index(kind: str, tmp_path: Path) -> None:
+    with store_url_for(kind, tmp_path, "t_slow10") as url:
+        if kind == "sqlite":
+            indexes = ("SELECT name FROM sqlite_master WHERE type = 'index' "
+                       "AND tbl_name = 'conveyor_attempts'")
+        else:
+            indexes = (f"SELECT indexname FROM pg_indexes WHERE schemaname = "
+                       f"'{schema_of(url)}' AND tablename = 'conveyor_attempts'")
+        upgraded(lambda: open_store(url), raw_execute(url), indexes)
