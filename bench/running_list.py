@@ -50,7 +50,7 @@ WHERE state = 'completed' AND ('x' || substr(md5(id), 1, 8))::bit(32)::bigint %%
       < %(per_mille)s"""
 RESCUE_PICK = """SELECT id FROM "{schema}".conveyor_jobs
     WHERE state = 'running' AND lease_expires_at < %(now)s
-    ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED"""
+    LIMIT 1000 FOR UPDATE SKIP LOCKED"""
 CAP = """SELECT count(*) FROM "{schema}".conveyor_jobs AS job
     WHERE job.state = 'running' AND job.queue = %(queue)s AND job.queue <> ''
       AND job.lease_expires_at > %(now)s"""
