@@ -167,3 +167,25 @@ def fold_statements(source: str, floor: Callable[[str], str], keys: str | None =
         f"FROM {source} CROSS JOIN {_widths(3600, 86400)} WHERE a.fingerprint IS NOT NULL "
         f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 {_tail(hq.UPSERT_ERROR_ROLLUP_ALL)}",
     )
+
+
+def slow_tops_statements(source: str, floor: Callable[[str], str]) -> tuple[str, str]:
+    """(per tenant, of every tenant): each 10-minute part's slowest row of `source` by
+    (duration, end), the order of the slow read's cut (history_sql.slow), upserted into the
+    tops kept (0026) where it is higher than the part's kept one. A row per part (and
+    tenant) of the fold: a window's sort of the fold's rows, no index of them."""
+    part = floor(f"a.ended_at / {hq.SLOW_PART}")
+    out = []
+    for table, key, by in (("conveyor_slow_tops", "tenant, part",
+                            f"coalesce(a.tenant, ''), {part}"),
+                           ("conveyor_slow_tops_all", "part", part)):
+        tenant = "coalesce(a.tenant, '') AS tenant, " if table == "conveyor_slow_tops" else ""
+        out.append(
+            f"INSERT INTO {{schema}}.{table} AS s ({key}, duration, ended_at) "
+            f"SELECT {key}, duration, ended_at FROM (SELECT {tenant}{part} AS part, "
+            f"a.duration, a.ended_at, row_number() OVER (PARTITION BY {by} "
+            f"ORDER BY a.duration DESC, a.ended_at DESC) AS n FROM {source}) AS t "
+            f"WHERE n = 1 ORDER BY {key} ON CONFLICT ({key}) DO UPDATE SET "
+            "duration = excluded.duration, ended_at = excluded.ended_at "
+            "WHERE (excluded.duration, excluded.ended_at) > (s.duration, s.ended_at)")
+    return out[0], out[1]
