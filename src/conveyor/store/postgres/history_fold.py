@@ -40,7 +40,7 @@ _PENDING = "{schema}.conveyor_attempts_pending"
 _LOCK = f"{FOLD_LOCK_KEY}, CAST(CAST('{_PENDING}' AS regclass) AS oid)::int4"
 _ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS, _ALL_ROLLUPS, _ALL_ERRORS = fold_statements(
     "a", _floor, keys="k", worker_keys=True)
-_SLOW_TOPS, _SLOW_TOPS_ALL = slow_tops_statements("a", _floor)
+_SLOW_TOPS, _SLOW_TOPS_ALL = slow_tops_statements("a", _floor, distinct_on=True)
 
 # One statement. One fold at a time per pending table: a transaction-scoped advisory lock
 # on the table (tried once, as the scan's one-time filter), not a lock on every row it
