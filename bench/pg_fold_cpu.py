@@ -1,7 +1,7 @@
 """What the PostgreSQL history fold costs per row, in the server's CPU, with many attempts
 stored: a migrated schema gets `stored` attempts (random durations, ended_at rising, one
-every `every` seconds, 50 tenants; as history_fold_scale.py does on SQLite) and 16,000
-pending rows after them (one in ten failed); the store's fold statement (FOLD_HISTORY, as
+every `every` seconds, 50 tenants; as history_fold_scale.py does on SQLite) and 2,000
+pending rows per fold after them (one in ten failed); the store's fold statement (FOLD_HISTORY, as
 the tree at PYTHONPATH renders it) folds 2,000 twice (warm-up), then `folds` times 2,000,
 timed: the backend's utime + stime from /proc (the server is on this machine) per row,
 and the wall time. The schema is dropped afterwards.
@@ -25,12 +25,11 @@ from conveyor.store.postgres.history_fold import FOLD_HISTORY
 from conveyor.store.postgres.store import PostgresStore
 
 URL = os.environ.get("BENCH_DATABASE", "postgresql://postgres@127.0.0.1:5432/test")
-PENDING = 16_000
 
 STORED = """
 INSERT INTO {schema}.conveyor_attempts (job_id, attempt, task, queue, tenant, worker_id, host,
     pid, started_at, ended_at, duration, outcome, rss)
-SELECT 'job-' || i, 1, 'work', 'default', 'org-' || (i % 50), 'w', 'h', 1,
+SELECT 'job-' || i, 1, 'work', 'default', 'org-' || mod(i, 50), 'w', 'h', 1,
        1.7e9 + i * %(every)s, 1.7e9 + i * %(every)s + d, d, 'completed', 5e7
 FROM (SELECT i, floor(random() * 4000) / 1e6 AS d
       FROM generate_series(1, %(stored)s) AS i) AS s"""
@@ -38,12 +37,12 @@ PENDING_ROWS = """
 INSERT INTO {schema}.conveyor_attempts_pending (job_id, attempt, task, queue, tenant,
     worker_id, host, pid, started_at, ended_at, duration, outcome, error_type,
     error_message, error_traceback, fingerprint, rss, bucket)
-SELECT 'p-' || n, 1, 'work', 'default', 'org-' || (n % 50), 'w', 'h', 1,
+SELECT 'p-' || n, 1, 'work', 'default', 'org-' || mod(n, 50), 'w', 'h', 1,
        %(after)s + n * 0.003 - d, %(after)s + n * 0.003, d,
-       CASE WHEN n % 10 = 0 THEN 'dead' ELSE 'completed' END,
-       CASE WHEN n % 10 = 0 THEN 'ValueError' END, CASE WHEN n % 10 = 0 THEN 'boom' END,
-       CASE WHEN n % 10 = 0 THEN 'tb' END,
-       CASE WHEN n % 10 = 0 THEN 'abcdef0123456789' END, 5e7, 2
+       CASE WHEN mod(n, 10) = 0 THEN 'dead' ELSE 'completed' END,
+       CASE WHEN mod(n, 10) = 0 THEN 'ValueError' END, CASE WHEN mod(n, 10) = 0 THEN 'boom' END,
+       CASE WHEN mod(n, 10) = 0 THEN 'tb' END,
+       CASE WHEN mod(n, 10) = 0 THEN 'abcdef0123456789' END, 5e7, 2
 FROM (SELECT n, 0.0001 + floor(random() * 3900) / 1e6 AS d
       FROM generate_series(0, %(pending)s - 1) AS n) AS s"""
 
@@ -56,7 +55,7 @@ def main(schema: str, stored: int, every: float, folds: int) -> None:
         with psycopg.connect(URL, autocommit=True) as conn:
             conn.execute(store.statement(STORED), {"every": every, "stored": stored})
             conn.execute(store.statement(PENDING_ROWS), {
-                "after": 1.7e9 + stored * every + 10, "pending": PENDING})
+                "after": 1.7e9 + stored * every + 10, "pending": (folds + 2) * 2000})
             conn.execute(store.statement("VACUUM ANALYZE {schema}.conveyor_attempts"))
             pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
             fold = store.statement(FOLD_HISTORY)

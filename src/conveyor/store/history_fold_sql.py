@@ -169,29 +169,45 @@ def fold_statements(source: str, floor: Callable[[str], str], keys: str | None =
     )
 
 
-def slow_tops_statements(source: str, floor: Callable[[str], str],
-                         distinct_on: bool) -> tuple[str, str]:
-    """(per tenant, of every tenant): each 10-minute part's slowest row of `source`, upserted
-    into the tops kept (0026) where it is higher, by (duration, end), than the part's kept
-    one. A row per part (and tenant) of the fold. `distinct_on` (PostgreSQL): the slowest
-    and newest by DISTINCT ON; else (SQLite) by max(duration) with the end of a row that
-    has it (SQLite's bare column of a max(): a group, not a window's sort, which cost the
-    fold ~4 µs a row). Of equal durations in one part, which end is kept does not change
-    the read: its cut is another part's top or this one's, and an end between two of this
-    part's is in this part (history_sql.slow)."""
+_UPSERT_TOP = ("ON CONFLICT ({key}) DO UPDATE SET duration = excluded.duration, "
+               "ended_at = excluded.ended_at "
+               "WHERE (excluded.duration, excluded.ended_at) > (s.duration, s.ended_at)")
+
+
+def slow_tops_statements(source: str, floor: Callable[[str], str]) -> tuple[str, str]:
+    """(per tenant, of every tenant), SQLite's: each 10-minute part's slowest row of
+    `source` upserted into the tops kept (0026) where it is higher, by (duration, end),
+    than the part's kept one; a row per part (and tenant) of the fold. The slowest by
+    max(duration), with the end of a row that has it (SQLite's bare column of a max(): a
+    group, not a window's sort, which cost the fold ~4 µs a row). Of equal durations in one
+    part, which end is kept does not change the read: its cut is another part's top or this
+    one's, and an end between two of this part's is in this part (history_sql.slow)."""
     part = floor(f"a.ended_at / {hq.SLOW_PART}")
-    out = []
-    for table, key, by in (("conveyor_slow_tops", "tenant, part",
-                            f"coalesce(a.tenant, ''), {part}"),
-                           ("conveyor_slow_tops_all", "part", part)):
-        keys = "1, 2" if table == "conveyor_slow_tops" else "1"
-        top = (f"SELECT DISTINCT ON ({keys}) {by}, a.duration, a.ended_at FROM {source} "
-               f"ORDER BY {keys}, a.duration DESC, a.ended_at DESC" if distinct_on else
-               f"SELECT {by}, max(a.duration), a.ended_at FROM {source} WHERE true "
-               f"GROUP BY {keys} ORDER BY {keys}")
-        out.append(
-            f"INSERT INTO {{schema}}.{table} AS s ({key}, duration, ended_at) {top} "
-            f"ON CONFLICT ({key}) DO UPDATE SET "
-            "duration = excluded.duration, ended_at = excluded.ended_at "
-            "WHERE (excluded.duration, excluded.ended_at) > (s.duration, s.ended_at)")
-    return out[0], out[1]
+    return (
+        "INSERT INTO {schema}.conveyor_slow_tops AS s (tenant, part, duration, ended_at) "
+        f"SELECT coalesce(a.tenant, ''), {part}, max(a.duration), a.ended_at FROM {source} "
+        "WHERE true GROUP BY 1, 2 ORDER BY 1, 2 " + _UPSERT_TOP.format(key="tenant, part"),
+        "INSERT INTO {schema}.conveyor_slow_tops_all AS s (part, duration, ended_at) "
+        f"SELECT {part}, max(a.duration), a.ended_at FROM {source} WHERE true "
+        "GROUP BY 1 ORDER BY 1 " + _UPSERT_TOP.format(key="part"))
+
+
+def slow_top_rows(source: str, floor: Callable[[str], str]) -> str:
+    """PostgreSQL's: each (tenant, 10-minute part)'s slowest and newest row of `source`, by
+    DISTINCT ON (columns tenant, part, duration, ended_at): what slow_tops_from upserts."""
+    return (f"SELECT DISTINCT ON (1, 2) coalesce(a.tenant, '') AS tenant, "
+            f"{floor(f'a.ended_at / {hq.SLOW_PART}')} AS part, a.duration, a.ended_at "
+            f"FROM {source} ORDER BY 1, 2, a.duration DESC, a.ended_at DESC")
+
+
+def slow_tops_from(rows: str) -> tuple[str, str]:
+    """(per tenant, of every tenant), PostgreSQL's: slow_top_rows' rows (named `rows`)
+    upserted into the tops kept (0026); every tenant's top of a part is the highest of its
+    tenants' (a few rows sorted, not the fold's every row again)."""
+    return (
+        "INSERT INTO {schema}.conveyor_slow_tops AS s (tenant, part, duration, ended_at) "
+        f"SELECT tenant, part, duration, ended_at FROM {rows} ORDER BY 1, 2 "
+        + _UPSERT_TOP.format(key="tenant, part"),
+        "INSERT INTO {schema}.conveyor_slow_tops_all AS s (part, duration, ended_at) "
+        f"SELECT DISTINCT ON (part) part, duration, ended_at FROM {rows} "
+        "ORDER BY part, duration DESC, ended_at DESC " + _UPSERT_TOP.format(key="part"))

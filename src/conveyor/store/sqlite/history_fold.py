@@ -47,7 +47,7 @@ FILL_KEYS = for_sqlite(worker_keys_upsert(_SOURCE, _FLOOR, KEYS))
 CLEAR_KEYS = f"DELETE FROM {KEYS}"
 FOLD = tuple(for_sqlite(sql) for sql in (
     *fold_statements(_SOURCE, _FLOOR, keys=KEYS, worker_keys=True),
-    *slow_tops_statements(_SOURCE, _FLOOR, distinct_on=False)))
+    *slow_tops_statements(_SOURCE, _FLOOR)))
 DROP_PENDING = "DELETE FROM conveyor_attempts_pending WHERE rowid <= :watermark"
 # When the watermark's read found fewer rows than its limit, every pending row is at or below
 # it (no settle can add one inside this transaction): a DELETE with no WHERE empties the
