@@ -3,7 +3,8 @@ the backend's utime + stime from /proc/<pid>/stat (the server is on this machine
 `rounds` runs of each range, beside the wall time. PYTHONPATH selects the tree: a tree
 before 0025 runs history_sql.SLOW (the duration index of every attempt), one from 0025 on
 its store's two statements (the 10-minute index, with JIT off in the transaction as the
-store runs it). Run trees alternately on one schema holding both indexes.
+store runs it), one from 0026 on the statement its store picks (the tops the fold kept).
+Run trees alternately on one schema holding both indexes.
 
     PYTHONPATH=src .venv/bin/python bench/slow_read_cpu.py URL SCHEMA [rounds]
 
@@ -43,6 +44,8 @@ def statement(store: PostgresStore, window: TimeRange) -> tuple[str, dict[str, A
 
         params |= {"first_part": math.floor(window.start / hq.SLOW_PART),
                    "last_part": math.floor(window.end / hq.SLOW_PART)}
+        if hasattr(PostgresHistory, "_slow_statement"):  # 0026: the tops kept by the fold
+            return store.statement(store._slow_statement(params)), params
         return store.statement(PostgresHistory._slow[window.tenant is None]), params
     return store.statement(hq.SLOW), params
 

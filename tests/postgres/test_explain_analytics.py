@@ -34,7 +34,13 @@ SELECT lpad(n::text, 12, '0'), 1, 'fill.task', 'q' || (n % 20), 'org-' || (n % 5
        CASE WHEN n % 2 = 0 THEN 'dead' ELSE 'completed' END,
        CASE WHEN n % 2 = 0 THEN 'ValueError' END, CASE WHEN n % 2 = 0 THEN 'boom' END,
        CASE WHEN n % 2 = 0 THEN 'fp' || (n % 7) END, 0.01, 1000
-FROM generate_series(1, 200000) AS n"""
+FROM generate_series(1, 200000) AS n;
+INSERT INTO {schema}.conveyor_slow_tops (tenant, part, duration, ended_at)
+SELECT DISTINCT ON (1, 2) tenant, floor(ended_at / 600)::int8, duration, ended_at
+FROM {schema}.conveyor_attempts ORDER BY 1, 2, duration DESC, ended_at DESC;
+INSERT INTO {schema}.conveyor_slow_tops_all (part, duration, ended_at)
+SELECT DISTINCT ON (part) part, duration, ended_at FROM {schema}.conveyor_slow_tops
+ORDER BY part, duration DESC, ended_at DESC"""
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +133,32 @@ def test_the_slow_read_walks_the_10_minute_index_by_part(
             "WHERE c.relname = 'conveyor_attempts' AND s.nspname = %s",
             (dead.statement("{schema}").strip('"'),))}
     assert "duration" not in leading, leading
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+@pytest.mark.parametrize("tenant", [None, "org-8"], ids=["all", "tenant"])
+@pytest.mark.parametrize("hours", [1, 24, 720], ids=["1h", "24h", "30d"])
+def test_the_slow_read_starts_from_the_kept_tops(
+        dead: PostgresStore, generic: bool, tenant: str | None, hours: int) -> None:
+    """slow_attempts with no task or queue filter (0026): the parts' tops of the parts wholly
+    in range read from the tops the fold kept (of every tenant, or the tenant's), the
+    10-minute index stepped for the first and last parts and walked for the parts that
+    reach the cut (backward); never a scan of every attempt."""
+    from conveyor.store.postgres.history import PostgresHistory
+
+    end = 1_700_100_000.0
+    start = end - 3600 * hours
+    nodes = explain(dead, PostgresHistory._slow[2 + (tenant is None)], {
+        "start": start, "end": end, "tenant": tenant, "task": None, "queue": None,
+        "pending_limit": PENDING_READ, "limit": 20, "first_part": int(start // hq.SLOW_PART),
+        "last_part": int(end // hq.SLOW_PART)}, generic)
+    relations = {n.get("Relation Name") for n in nodes} - {None}
+    kept = "conveyor_slow_tops_all" if tenant is None else "conveyor_slow_tops"
+    assert kept in relations, relations
+    scans = {(n["Node Type"], n.get("Index Name")) for n in nodes
+             if n.get("Relation Name") == "conveyor_attempts"}
+    index = "conveyor_attempts_slow_10min"
+    assert {kind for kind, name in scans if name != index} <= {"Index Only Scan"}, scans
+    walks = [n for n in nodes if n.get("Index Name") == index]
+    assert walks and all(n["Scan Direction"] == "Backward" for n in walks), walks
+    assert tenant is None or all("tenant = " in n["Index Cond"] for n in walks), walks

@@ -302,3 +302,33 @@ def test_the_slow_read_walks_the_10_minute_index_by_part(tmp_path: Path) -> None
         assert "duration" not in leading, leading
     finally:
         conn.close()
+
+
+def test_the_slow_read_starts_from_the_kept_tops(tmp_path: Path) -> None:
+    """slow_attempts with no task or queue filter (0026): the tops of the parts wholly in
+    range are a SEARCH of the tops the fold kept (every tenant's by part, a tenant's by
+    tenant and part), the 10-minute index stepped for the rest (the first and last parts,
+    those at or below the prune's mark) and walked down to the cut; never a scan."""
+    from conveyor.store.history_reads import PENDING_READ
+    from conveyor.store.sqlite.history import SQLiteHistory, _statement
+
+    conn = migrated(tmp_path / "slowtop.db")
+    try:
+        for tenant, parts in ((None, 6), (None, 4320), ("acme", 4320)):
+            found = plan(conn, _statement(SQLiteHistory._slow[2 + (tenant is None)]), {
+                "start": 600.0, "end": 600.0 * (1 + parts), "tenant": tenant, "task": None,
+                "queue": None, "pending_limit": PENDING_READ, "limit": 20, "first_part": 1,
+                "last_part": 1 + parts})
+            steps = found.split(" | ")
+            kept = ("SEARCH main.conveyor_slow_tops_all USING PRIMARY KEY (part>? AND part<?)"
+                    if tenant is None else "SEARCH main.conveyor_slow_tops USING PRIMARY KEY "
+                    "(tenant=? AND part>? AND part<?)")
+            assert kept in steps, found
+            index = "INDEX conveyor_attempts_slow_10min (<expr>=?"
+            assert sum(f"{index})" in step for step in steps) == 1, found
+            assert sum(f"{index} AND (duration,ended_at)>(?,?))" in step
+                       for step in steps) == 1, found
+            assert not any(step.startswith("SCAN main.conveyor_attempts ")
+                           or step == "SCAN main.conveyor_attempts" for step in steps), found
+    finally:
+        conn.close()

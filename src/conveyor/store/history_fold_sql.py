@@ -167,3 +167,47 @@ def fold_statements(source: str, floor: Callable[[str], str], keys: str | None =
         f"FROM {source} CROSS JOIN {_widths(3600, 86400)} WHERE a.fingerprint IS NOT NULL "
         f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 {_tail(hq.UPSERT_ERROR_ROLLUP_ALL)}",
     )
+
+
+_UPSERT_TOP = ("ON CONFLICT ({key}) DO UPDATE SET duration = excluded.duration, "
+               "ended_at = excluded.ended_at "
+               "WHERE (excluded.duration, excluded.ended_at) > (s.duration, s.ended_at)")
+
+
+def slow_tops_statements(source: str, floor: Callable[[str], str]) -> tuple[str, str]:
+    """(per tenant, of every tenant), SQLite's: each 10-minute part's slowest row of
+    `source` upserted into the tops kept (0026) where it is higher, by (duration, end),
+    than the part's kept one; a row per part (and tenant) of the fold. The slowest by
+    max(duration), with the end of a row that has it (SQLite's bare column of a max(): a
+    group, not a window's sort, which cost the fold ~4 µs a row). Of equal durations in one
+    part, which end is kept does not change the read: its cut is another part's top or this
+    one's, and an end between two of this part's is in this part (history_sql.slow)."""
+    part = floor(f"a.ended_at / {hq.SLOW_PART}")
+    return (
+        "INSERT INTO {schema}.conveyor_slow_tops AS s (tenant, part, duration, ended_at) "
+        f"SELECT coalesce(a.tenant, ''), {part}, max(a.duration), a.ended_at FROM {source} "
+        "WHERE true GROUP BY 1, 2 ORDER BY 1, 2 " + _UPSERT_TOP.format(key="tenant, part"),
+        "INSERT INTO {schema}.conveyor_slow_tops_all AS s (part, duration, ended_at) "
+        f"SELECT {part}, max(a.duration), a.ended_at FROM {source} WHERE true "
+        "GROUP BY 1 ORDER BY 1 " + _UPSERT_TOP.format(key="part"))
+
+
+def slow_top_rows(source: str, floor: Callable[[str], str]) -> str:
+    """PostgreSQL's: each (tenant, 10-minute part)'s slowest and newest row of `source`, by
+    DISTINCT ON (columns tenant, part, duration, ended_at): what slow_tops_from upserts."""
+    return (f"SELECT DISTINCT ON (1, 2) coalesce(a.tenant, '') AS tenant, "
+            f"{floor(f'a.ended_at / {hq.SLOW_PART}')} AS part, a.duration, a.ended_at "
+            f"FROM {source} ORDER BY 1, 2, a.duration DESC, a.ended_at DESC")
+
+
+def slow_tops_from(rows: str) -> tuple[str, str]:
+    """(per tenant, of every tenant), PostgreSQL's: slow_top_rows' rows (named `rows`)
+    upserted into the tops kept (0026); every tenant's top of a part is the highest of its
+    tenants' (a few rows sorted, not the fold's every row again)."""
+    return (
+        "INSERT INTO {schema}.conveyor_slow_tops AS s (tenant, part, duration, ended_at) "
+        f"SELECT tenant, part, duration, ended_at FROM {rows} ORDER BY 1, 2 "
+        + _UPSERT_TOP.format(key="tenant, part"),
+        "INSERT INTO {schema}.conveyor_slow_tops_all AS s (part, duration, ended_at) "
+        f"SELECT DISTINCT ON (part) part, duration, ended_at FROM {rows} "
+        "ORDER BY part, duration DESC, ended_at DESC " + _UPSERT_TOP.format(key="part"))

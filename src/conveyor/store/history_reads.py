@@ -53,7 +53,9 @@ class HistoryReads:
     # tenants')
     _task_rollups: tuple[str, str]
     _queue_rollups: tuple[str, str]
-    _slow: tuple[str, str]  # history_sql.slow in the store's dialect (one tenant's, all tenants')
+    # history_sql.slow in the store's dialect: (one tenant's, all tenants') stepping every
+    # part (a task or queue filter), then (one tenant's, all tenants') from the tops kept
+    _slow: tuple[str, ...]
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> Rows:
         raise NotImplementedError
@@ -112,8 +114,15 @@ class HistoryReads:
             "last_part": math.floor(window.end / hq.SLOW_PART)})
         return [attempt_info(r) for r in rows]
 
+    def _slow_statement(self, params: dict[str, Any]) -> str:
+        """The slow read's statement for these parameters: from the tops the fold kept per
+        tenant and of every tenant (0026) unless a task or queue filters the read (their tops
+        are not kept; a tenant '' is the kept tops' name for none, so it steps too)."""
+        kept = params["task"] is None and params["queue"] is None and params["tenant"] != ""
+        return self._slow[2 * kept + (params["tenant"] is None)]
+
     async def _slow_rows(self, params: dict[str, Any]) -> Rows:
-        return await self._history_rows(self._slow[params["tenant"] is None], params)
+        return await self._history_rows(self._slow_statement(params), params)
 
     async def error_groups(self, window: TimeRange, limit: int = 50) -> list[ErrorGroup]:
         """Failed attempts grouped by fingerprint, most frequent first."""
@@ -241,6 +250,11 @@ class HistoryReads:
         """Delete attempts that ended and rollup minutes that began before the cut-offs,
         independent of the jobs' own retention. Returns the attempts deleted."""
         await self._fold_pending()
+        # the slow read's mark first (the parts this prune may delete from: the read steps
+        # down the index for those), then the tops kept of those parts
+        part = {"part": math.floor(attempts_before / hq.SLOW_PART)}
+        for template in (hq.PRUNE_SLOW_MARK, hq.PRUNE_SLOW_TOPS, hq.PRUNE_SLOW_TOPS_ALL):
+            await self._history_count(template, part)
         count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
                                                               "limit": limit})
         for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_ALL_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS,

@@ -207,7 +207,22 @@ def _top_of_part(part: str, columns: str, of: str, every_tenant: bool) -> str:
             "ORDER BY duration DESC, ended_at DESC LIMIT 1")
 
 
-def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
+# The prune's mark (0026): the newest part it may have deleted attempts from
+_PRUNED = "(SELECT part FROM {schema}.conveyor_slow_tops_pruned)"
+
+
+def _kept_tops(every_tenant: bool) -> str:
+    """The tops the fold kept (conveyor_slow_tops, 0026) of the range's parts between its
+    first and last (wholly in range) above the prune's mark: exact, since none of their
+    attempts was deleted after the fold kept their top. Columns part, top, top_end."""
+    return ("SELECT part, duration, ended_at FROM "
+            + ("{schema}.conveyor_slow_tops_all WHERE true" if every_tenant
+               else "{schema}.conveyor_slow_tops WHERE tenant = %(tenant)s")
+            + f" AND part > %(first_part)s AND part < %(last_part)s AND part > {_PRUNED}")
+
+
+def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool,
+         kept: bool = False) -> str:
     """The slowest attempts of a range, in a dialect, from conveyor_attempts_slow_10min: a
     fold's rows land in the current 10 minutes' part of it, not all over an index of every
     duration. Two steps over the range's parts (%(first_part)s to %(last_part)s, within
@@ -221,6 +236,11 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
        duration and end: not one per part of a month), each walked from its top down to
        the cut, at most %(limit)s; with the pending tail, the top %(limit)s of those. No
        cut (fewer parts with an attempt than the limit): every part is walked.
+    `kept` (no task or queue filter): step 1 reads the tops the fold kept (_kept_tops) of
+    the parts wholly in range above the prune's mark (a month: ~4,320 short rows), and
+    steps down the index only for the range's first and last parts and the parts at or
+    below the mark (partly pruned, or with pruned tops); a part above it with no kept top
+    has no attempt. Else (a task or queue filter) every part is stepped.
     `lateral` (PostgreSQL): a LATERAL per part of a generate_series; else (SQLite) a
     recursive CTE of the parts, each part's top by two steps in the index alone (its
     duration; then its end, a step to that duration: no row read, and one tenant's walk
@@ -233,28 +253,40 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool) -> str:
     first, last = (f"CAST(%({p})s AS BIGINT), " + floor(
         f"(SELECT {f}(ended_at) FROM {{schema}}.conveyor_attempts) / {SLOW_PART}")
         for p, f in (("first_part", "min"), ("last_part", "max")))
+    if kept:  # stepped: the parts up to the prune's mark (or the first), then the last
+        last += (f", {'greatest' if lateral else 'max'}(CAST(%(first_part)s AS BIGINT), "
+                 f"{_PRUNED})")
     # no cut (fewer parts than the limit): (-1, -1) is below every attempt
     cut = "cut(d, e) AS MATERIALIZED (SELECT " + ", ".join(
         f"coalesce((SELECT {c} FROM tops ORDER BY top DESC, top_end DESC "
         "LIMIT 1 OFFSET %(limit)s - 1), -1)" for c in ("top", "top_end")) + ") "
     if lateral:  # greatest and least ignore a NULL (no attempt stored: the range's parts)
+        parts = f"generate_series(greatest({first}), least({last}))"
+        if kept:
+            parts = f"(SELECT * FROM {parts} UNION SELECT CAST(%(last_part)s AS BIGINT))"
         head = (f"WITH tops AS MATERIALIZED (SELECT p.part, t.top, t.top_end FROM "
-                f"generate_series(greatest({first}), least({last})) AS p(part) "
-                "CROSS JOIN LATERAL ("
+                f"{parts} AS p(part) CROSS JOIN LATERAL ("
                 + _top_of_part(part, "duration AS top, ended_at AS top_end", "p.part", every_tenant)
-                + ") AS t), " + cut)
+                + ") AS t" + (f" UNION ALL {_kept_tops(every_tenant)}" if kept else "")
+                + "), " + cut)
         folded = ("SELECT f.* FROM tops CROSS JOIN cut CROSS JOIN LATERAL ("
                   + _slowest_of_part(part, _INFO + ", ended_at", "tops.part", True, every_tenant)
                   + ") AS f WHERE (tops.top, tops.top_end) >= (cut.d, cut.e)")
     else:  # max and min of a NULL are NULL: no part matches (none is stored)
+        stepped = "stepped" if kept else "parts"
         head = (f"WITH RECURSIVE parts(part) AS (SELECT max({first}) UNION ALL "
                 f"SELECT part + 1 FROM parts WHERE part < min({last})), "
-                "durations AS MATERIALIZED (SELECT part, ("
-                + _top_of_part(part, "duration", "parts.part", every_tenant)
-                + ") AS top FROM parts), tops AS MATERIALIZED (SELECT part, top, ("
+                # (the seed is a part even above the mark: the first stored one)
+                + ("stepped(part) AS (SELECT part FROM parts WHERE part <= max(CAST("
+                   f"%(first_part)s AS BIGINT), {_PRUNED}) UNION "
+                   "SELECT CAST(%(last_part)s AS BIGINT)), " if kept else "")
+                + "durations AS MATERIALIZED (SELECT part, ("
+                + _top_of_part(part, "duration", f"{stepped}.part", every_tenant)
+                + f") AS top FROM {stepped}), tops AS MATERIALIZED (SELECT part, top, ("
                 + _top_of_part(part, "ended_at", "durations.part", every_tenant).replace(
                     " ORDER BY", " AND duration = durations.top ORDER BY")
-                + ") AS top_end FROM durations WHERE top IS NOT NULL), " + cut)
+                + ") AS top_end FROM durations WHERE top IS NOT NULL"
+                + (f" UNION ALL {_kept_tops(every_tenant)}" if kept else "") + "), " + cut)
         folded = ("SELECT " + ", ".join(f"a.{c}" for c in _INFO.split(", "))
                   + ", a.ended_at FROM tops, cut, {schema}.conveyor_attempts AS a "
                   "WHERE (tops.top, tops.top_end) >= (cut.d, cut.e) AND a.id IN ("
@@ -355,6 +387,14 @@ WHERE state = 'running' AND worker_id IS NOT NULL
 PRUNE_ATTEMPTS = """
 DELETE FROM {schema}.conveyor_attempts WHERE id IN (
     SELECT id FROM {schema}.conveyor_attempts WHERE ended_at < %(before)s LIMIT %(limit)s)"""
+
+# Before the attempts of a prune are deleted: its mark raised to the newest part it may
+# delete from (%(part)s, of its cut-off), and the tops kept of the parts up to it deleted
+# (the slow read steps down the index for those parts: history_sql.slow)
+PRUNE_SLOW_MARK = ("UPDATE {schema}.conveyor_slow_tops_pruned SET part = %(part)s "
+                   "WHERE part < %(part)s")
+PRUNE_SLOW_TOPS = "DELETE FROM {schema}.conveyor_slow_tops WHERE part <= %(part)s"
+PRUNE_SLOW_TOPS_ALL = "DELETE FROM {schema}.conveyor_slow_tops_all WHERE part <= %(part)s"
 
 PRUNE_ROLLUPS = "DELETE FROM {schema}.conveyor_rollups WHERE minute < %(before_minute)s"
 PRUNE_ALL_ROLLUPS = ("DELETE FROM {schema}.conveyor_rollups_all "

@@ -97,8 +97,10 @@ class PostgresHistory(HistoryFold, HistoryReads):
                      hq.task_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
     _queue_rollups = (hq.queue_rollups(lambda x: f"floor({x})::int8"),
                       hq.queue_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
-    _slow = (hq.slow(lambda x: f"floor({x})::int8", lateral=True, every_tenant=False),
-             hq.slow(lambda x: f"floor({x})::int8", lateral=True, every_tenant=True))
+    # history_sql.slow: (one tenant's, all tenants') stepping every part, then reading the
+    # tops the fold kept
+    _slow = tuple(hq.slow(lambda x: f"floor({x})::int8", lateral=True, every_tenant=every,
+                          kept=kept) for kept in (False, True) for every in (False, True))
     if TYPE_CHECKING:  # PostgresStore's own
         async def _one(self, template: str, params: dict[str, Any] | None = None,
                        tenant: str | None = None) -> Rows: ...
@@ -119,7 +121,7 @@ class PostgresHistory(HistoryFold, HistoryReads):
         tests/postgres/test_explain_analytics.py's)."""
         async with self._session(None, atomic=True) as conn:
             await self._fetch(conn, NO_JIT, {})
-            return await self._fetch(conn, self._slow[params["tenant"] is None], params)
+            return await self._fetch(conn, self._slow_statement(params), params)
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> Rows:
         return await self._one(template, params)

@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from ..history_fold_sql import fold_statements, worker_keys_select
+from ..history_fold_sql import (
+    fold_statements,
+    slow_top_rows,
+    slow_tops_from,
+    worker_keys_select,
+)
 from ..history_reads import FOLD_BATCH
 from .vacuums import vacuum_at_most_every
 
@@ -40,6 +45,7 @@ _PENDING = "{schema}.conveyor_attempts_pending"
 _LOCK = f"{FOLD_LOCK_KEY}, CAST(CAST('{_PENDING}' AS regclass) AS oid)::int4"
 _ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS, _ALL_ROLLUPS, _ALL_ERRORS = fold_statements(
     "a", _floor, keys="k", worker_keys=True)
+_SLOW_TOPS, _SLOW_TOPS_ALL = slow_tops_from("top_rows")
 
 # One statement. One fold at a time per pending table: a transaction-scoped advisory lock
 # on the table (tried once, as the scan's one-time filter), not a lock on every row it
@@ -57,7 +63,9 @@ FOLD_HISTORY = (
     f"attempts AS ({_ATTEMPTS}),\nk AS ({worker_keys_select('a', _floor)}),\n"
     f"rollups AS ({_ROLLUPS}),\nworkers AS ({_WORKERS}),\n"
     f"errors AS ({_ERRORS}),\nall_rollups AS ({_ALL_ROLLUPS}),\n"
-    f"all_errors AS ({_ALL_ERRORS})\nSELECT count(*) FROM a")
+    f"all_errors AS ({_ALL_ERRORS}),\ntop_rows AS ({slow_top_rows('a', _floor)}),\n"
+    f"slow_tops AS ({_SLOW_TOPS}),\n"
+    f"slow_tops_all AS ({_SLOW_TOPS_ALL})\nSELECT count(*) FROM a")
 
 # A fold that must not skip (before a read that must see every attempt): wait for the fold
 # under way, in the transaction of the fold that follows. That fold's statement then starts

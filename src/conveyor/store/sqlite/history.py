@@ -80,8 +80,10 @@ class SQLiteHistory(SQLiteHistoryFold, HistoryReads):
                      hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
     _queue_rollups = (hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)"),
                       hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
-    _slow = (hq.slow(lambda x: f"CAST({x} AS INTEGER)", lateral=False, every_tenant=False),
-             hq.slow(lambda x: f"CAST({x} AS INTEGER)", lateral=False, every_tenant=True))
+    # history_sql.slow: (one tenant's, all tenants') stepping every part, then reading the
+    # tops the fold kept
+    _slow = tuple(hq.slow(lambda x: f"CAST({x} AS INTEGER)", lateral=False, every_tenant=every,
+                          kept=kept) for kept in (False, True) for every in (False, True))
     db: Connections
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> list[Any]:
