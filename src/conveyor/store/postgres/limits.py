@@ -146,11 +146,12 @@ lim AS (
     SELECT kind, name, concurrency, rate, period, blocked_until FROM {schema}.conveyor_limits
     WHERE kind = 'queue' AND name = %(queue)s),
 """ + BOOKED_CLOCK + """,
-used(n) AS (
-    SELECT count(*) FROM {schema}.conveyor_jobs AS job, clock
-    WHERE job.state = 'running' AND job.queue = %(queue)s
-      AND job.queue <> ''  -- conveyor_jobs_running_queue (0024)
-      AND job.lease_expires_at > clock.now),
+used(n) AS (  -- a subquery per clock row: its time bounds the index walk (a join would not)
+    SELECT (SELECT count(*) FROM {schema}.conveyor_jobs AS job
+            WHERE job.state = 'running' AND job.queue = %(queue)s
+              AND job.queue <> ''  -- conveyor_jobs_running_queue (0024)
+              AND job.lease_expires_at > clock.now)
+    FROM clock),
 cap(room) AS (  -- NULL: no cap (greatest() would skip a NULL concurrency)
     SELECT (SELECT lim.concurrency - used.n FROM lim, used WHERE lim.concurrency IS NOT NULL)),
 room(n) AS (
