@@ -35,7 +35,7 @@ PYTHON = sys.executable
 HERE = Path(__file__).resolve()
 # DRAIN_PG_ADMIN: another server (a private one, away from other benches' WAL and locks)
 PG_ADMIN = os.environ.get("DRAIN_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_DATABASE = "bench_limit_drain"
+PG_DATABASE = os.environ.get("DRAIN_PG_DATABASE", "bench_limit_drain")  # another: parallel runs
 MARK = 26  # bytes per job start in the marks file: b"%.6f %07d\n"
 
 APP = '''

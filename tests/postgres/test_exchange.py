@@ -5,6 +5,7 @@ nothing; either way the connection goes back clean."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -93,3 +94,49 @@ async def test_a_failing_settle_writes_and_claims_nothing(
     monkeypatch.undo()
     usage = {u.limit.name: u.running for u in await lone.limits()}
     assert usage == {"q": 2}  # nothing claimed
+
+
+async def test_a_claim_a_full_cap_cut_short_says_so_while_others_settle(url: str) -> None:
+    """Issue 14: a worker shut out of a full cap retries soon only if its answer says a full
+    cap cut it short (worker/caps.py); otherwise it waits its poll, about a second. Another
+    worker settling and claiming again the whole time, a short claim must say so every time:
+    the answer is read in the claim's own statement. (Read by a second statement, a settle
+    that committed between the two made it say "not full" in ~10 % of the short claims.)"""
+    holder, waiter = PostgresStore(url), PostgresStore(url)
+    for store in (holder, waiter):
+        await store.open()
+    try:
+        await holder.migrate()
+        await holder.set_limit(Limit("queue", "q", concurrency=4))
+        for _ in range(4):
+            await holder.enqueue_many([NewJob(new_id(), "t", "q", b"{}") for _ in range(1000)])
+        done = False
+
+        async def hold() -> None:  # settles its jobs and takes the slots again, in one trip
+            held: list[ClaimedJob] = []
+            while not done:
+                held = (await holder.settle_and_claim(
+                    [Complete(j.lease) for j in held], ClaimAsk(["q"], "holder", 4, 30))).jobs
+
+        async def wait() -> list[tuple[int, bool]]:
+            answers, mine = [], []
+            for _ in range(300):
+                answer = await waiter.settle_and_claim(
+                    [Complete(j.lease) for j in mine], ClaimAsk(["q"], "waiter", 4, 30))
+                mine = answer.jobs
+                answers.append((len(answer.jobs), answer.cut_short))
+            return answers
+
+        holding = asyncio.ensure_future(hold())
+        try:
+            answers = await wait()
+        finally:
+            done = True
+            await holding
+        # the queue never ran dry: every short claim was one the full cap cut short
+        assert (await holder.stats()).by_state.get("queued", 0) >= 100
+        short = [cut for got, cut in answers if got < 4]
+        assert len(short) > 100 and all(short), f"{short.count(False)} of {len(short)} not cut"
+    finally:
+        for store in (holder, waiter):
+            await store.close()

@@ -16,6 +16,15 @@ cost ~50 % more worker CPU per job (trips of 10 jobs, not ~15-20), and drained s
 stays. What bounds a capped no-op drain is how long each slot is held, from the claim's commit
 to the settle's: the settle and the claim for the slots it frees go in one trip
 (store/postgres/exchange.py, 2026-12-06-limitpg.md).
+
+At 2 processes the workers still hold the whole cap in turn (2026-12-07-limit2p.md): one
+holds its 10 slots and 10 prefetched, and its settle-and-claim takes back what its settle
+frees before another worker's claim can. A claim shut out that way used to answer "not full"
+8-15 % of the time on PostgreSQL (the cap was read by a second statement, after the settle
+had committed), and its worker waited its whole poll; the store now reads the cap's room in
+the claim's own statement. Tried and measured against it: sharing a full cap (no prefetch
+for 0.25 s after a claim a full cap cut short, 2026-12-07-limit2p-caps-share.patch): an even
+split, no faster drain, more worker CPU per job.
 """
 
 from __future__ import annotations

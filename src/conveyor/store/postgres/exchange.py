@@ -29,11 +29,19 @@ from ... import _rng
 from ...job import ClaimedJob
 from ..base import ClaimAsk, Exchange, Settle
 from .cursor import in_claim_order
+from .limits import Claimed
 from .rows import group_settles, settle_results
 from .trip import BEGIN, COMMIT, _roll_back
 
 # Is a concurrency cap this claim answers to full (its queues', any task's)? Read in the
-# claim's transaction after its UPDATE, so the jobs just claimed count.
+# claim's transaction after its UPDATE, so the jobs just claimed count. Only for the claims
+# with task or key limits: one queue limited by its own caps (CLAIM_ROOM, the common case)
+# answers with its cap's room, read in the claim's own statement. A second statement had a
+# snapshot of its own: a settle that committed between the two made a claim the full cap had
+# shut out answer "not full" (its worker then waited its poll, ~1 s: 8-15 % of the shut-out
+# claims in the PostgreSQL limit-20 drain), and it walked every running-index entry of the
+# last lease period again, live or not (~4.7 ms a claim 4,500 jobs into a drain; a walk
+# bench/results/2026-12-07-limit2p.md measured).
 CAP_FULL = """
 SELECT EXISTS (
     SELECT FROM {schema}.conveyor_limits AS lim
@@ -79,7 +87,7 @@ class Exchanging:
                                   "host": self._host}
         settled: list[psycopg.AsyncCursor[Any]] = []
         committed: psycopg.AsyncCursor[Any] | None = None
-        claimed: psycopg.AsyncCursor[Any] | None = None
+        claimed: Claimed | None = None
         full: psycopg.AsyncCursor[Any] | None = None
         async with self.pools.connection() as conn:
             try:
@@ -92,9 +100,10 @@ class Exchanging:
                         committed = await conn.execute(COMMIT)
                     await conn.execute(BEGIN)
                     claimed = await self._claim_in(conn, ask.queues, params, ask.limit)
-                    full = await conn.execute(
-                        self.statement(CAP_FULL if ask.queues else CAP_FULL_ANY),
-                        {"queues": list(ask.queues or ()), "now": now})
+                    if claimed is None or not claimed.roomed:  # CLAIM_ROOM's rows: its room
+                        full = await conn.execute(
+                            self.statement(CAP_FULL if ask.queues else CAP_FULL_ANY),
+                            {"queues": list(ask.queues or ()), "now": now})
                     await conn.execute(COMMIT)
             except Exception as exc:
                 await _roll_back(conn)
@@ -102,9 +111,12 @@ class Exchanging:
                     raise  # the settle was not written: neither was anything after it
                 return Exchange(await _applied(items, groups, settled), claim_failed=exc)
             applied = await _applied(items, groups, settled)
-            rows = [] if claimed is None else await claimed.fetchall()
-            assert full is not None
-            cap_full = bool((await full.fetchone() or (False,))[0])
+            assert claimed is not None
+            room, rows = await claimed.read()
+            if full is not None:
+                cap_full = bool((await full.fetchone() or (False,))[0])
+            else:  # the cap's room, read in the claim's own statement, is used up
+                cap_full = room is not None and len(rows) >= room
         return Exchange(applied, claimed_jobs(rows), cut_short=cap_full and len(rows) < ask.limit)
 
 

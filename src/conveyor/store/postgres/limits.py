@@ -146,14 +146,19 @@ lim AS (
     SELECT kind, name, concurrency, rate, period, blocked_until FROM {schema}.conveyor_limits
     WHERE kind = 'queue' AND name = %(queue)s),
 """ + BOOKED_CLOCK + """,
+used(n) AS (  -- a subquery per clock row: its time bounds the index walk (a join would not)
+    SELECT (SELECT count(*) FROM {schema}.conveyor_jobs AS job
+            WHERE job.state = 'running' AND job.queue = %(queue)s
+              AND job.queue <> ''  -- conveyor_jobs_running_queue (0024)
+              AND job.lease_expires_at > clock.now)
+    FROM clock),
+cap(room) AS (  -- NULL: no cap (greatest() would skip a NULL concurrency)
+    SELECT (SELECT lim.concurrency - used.n FROM lim, used WHERE lim.concurrency IS NOT NULL)),
 room(n) AS (
     SELECT coalesce((
         SELECT CASE WHEN lim.blocked_until > clock.now THEN 0 ELSE greatest(0, least(
             %(limit)s,
-            lim.concurrency - (SELECT count(*) FROM {schema}.conveyor_jobs AS job
-                               WHERE job.state = 'running' AND job.queue = %(queue)s
-                                 AND job.queue <> ''  -- conveyor_jobs_running_queue (0024)
-                                 AND job.lease_expires_at > clock.now),
+            lim.concurrency - (SELECT n FROM used),
             CASE WHEN lim.rate IS NOT NULL THEN
                 lim.rate - (SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
                             WHERE start.kind = 'queue' AND start.name = %(queue)s
@@ -184,7 +189,8 @@ forgotten AS (
     WHERE lim.rate IS NOT NULL AND start.kind = 'queue' AND start.name = %(queue)s
       AND start.started_at <= clock.wall - lim.period),
 feed AS (""" + feed("changed") + """)
-SELECT """ + _BOOKED_COLUMNS + """ FROM changed WHERE (SELECT count(*) FROM feed) >= 0"""
+SELECT cap.room, """ + ", ".join(f"changed.{c.strip()}" for c in _BOOKED_COLUMNS.split(",")) + """
+FROM cap LEFT JOIN changed ON true WHERE (SELECT count(*) FROM feed) >= 0"""
 
 # The same at the claim's clock: a claim none of whose limits has a rate or a slow-down (as
 # the store last read them: LimitedNames.paces) cannot book ahead, and reads no start for
@@ -222,6 +228,25 @@ FROM clock, {schema}.conveyor_limits AS lim
 WHERE (lim.rate IS NOT NULL OR lim.blocked_until > clock.now)
   AND (lim.kind = 'task' OR lim.kind = 'queue'
        AND (%(queues)s::text[] IS NULL OR lim.name = ANY(%(queues)s::text[])))"""
+
+class Claimed:
+    """A limited claim queued in a pipeline: its cursor (None: nothing to claim), and whether
+    its rows lead with the queue's cap room (CLAIM_ROOM: `roomed`)."""
+
+    def __init__(self, cursor: psycopg.AsyncCursor[Any] | None, roomed: bool = False) -> None:
+        self.cursor = cursor
+        self.roomed = roomed
+
+    async def read(self) -> tuple[int | None, Rows]:
+        """(the cap's room before the claim, None: unknown or no cap; the claimed rows)."""
+        if self.cursor is None:
+            return None, []
+        rows: Rows = await self.cursor.fetchall()
+        if not self.roomed:
+            return None, rows
+        room = rows[0][0] if rows else None
+        return room, [r[1:] for r in rows if r[1] is not None]
+
 
 def usage_from_row(row: tuple[Any, ...]) -> LimitUsage:
     limit = Limit(row[0], row[1], row[2], row[3], row[4], row[5], row[9])
@@ -268,26 +293,26 @@ class Limits(LimitSettings, KeyLimits):
         async with self.pools.connection() as conn:
             async with one_trip(conn):
                 claimed = await self._claim_in(conn, queues, params, limit)
-            rows: Rows = [] if claimed is None else await claimed.fetchall()
+            rows = (await claimed.read())[1]
         return rows
 
     async def _claim_in(self: Any, conn: psycopg.AsyncConnection[Any],
                         queues: Sequence[str] | None, params: dict[str, Any],
-                        limit: int) -> psycopg.AsyncCursor[Any] | None:
-        """Queue a limited claim in the caller's transaction: its cursor (read after the
-        commit), or None when there is nothing to claim."""
+                        limit: int) -> Claimed:
+        """Queue a limited claim in the caller's transaction: its cursor, read after the
+        commit (Claimed.read)."""
         await conn.execute(LIMITED_CLAIM)
         names = list(queues) if queues else [
             r[0] for r in await self._fetch(conn, QUEUED_QUEUES, {})]
         if not names:
-            return None
+            return Claimed(None)
         await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
         paced = self._limited.paces(names)
         if not (self._limited.tasks or self._limited.keys) and len(names) == 1:
-            return await conn.execute(self.statement(CLAIM_ROOM if paced else
-                                                     CLAIM_ROOM_AT_WALL), {
+            return Claimed(await conn.execute(self.statement(CLAIM_ROOM if paced else
+                                                             CLAIM_ROOM_AT_WALL), {
                 "events": self._events, **params, "queue": names[0], "limit": limit,
-                "ahead": BOOK_AHEAD})
+                "ahead": BOOK_AHEAD}), roomed=True)
         found = await self._fetch(conn, USAGE_AT_CLOCK if paced else USAGE_AT_WALL, {
             "now": params["now"], "queues": names, "ahead": BOOK_AHEAD})
         now, wall = found[0][0], found[0][-1]  # the claim's (booked) time, its clock
@@ -306,11 +331,11 @@ class Limits(LimitSettings, KeyLimits):
             (t[0], t[1], t[2], keys_of.get(t[0])) for t in taken], now, params["lease_for"],
             names)
         if not taken:
-            return None
+            return Claimed(None)
         claimed: psycopg.AsyncCursor[Any] = await conn.execute(self.statement(CLAIM_IDS), {
             "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
         await self._log_starts(conn, budget, taken, now, wall)
-        return claimed
+        return Claimed(claimed)
 
     async def _send_candidates(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
                                names: list[str], limit: int, now: float
@@ -340,10 +365,10 @@ class Limits(LimitSettings, KeyLimits):
                 await conn.execute(LIMITED_CLAIM)
                 await conn.execute(self.statement(LOCK_LIMITS), {"queues": [queue]})
                 room = CLAIM_ROOM if self._limited.paces([queue]) else CLAIM_ROOM_AT_WALL
-                claimed = await conn.execute(self.statement(room), {
+                claimed = Claimed(await conn.execute(self.statement(room), {
                     "events": self._events, **params, "queue": queue, "limit": limit,
-                    "ahead": BOOK_AHEAD})
-            rows: Rows = await claimed.fetchall()
+                    "ahead": BOOK_AHEAD}), roomed=True)
+            rows = (await claimed.read())[1]
         return rows
 
     async def _log_starts(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
