@@ -3,7 +3,7 @@ does (settle_and_claim for 4 slots, then Store.room_at pacing) while a noise pro
 write lock for 1-80 ms at random. Prints the busiest one-second window of the jobs' started_at
 (the store's booked start times): more than 50 is an over-start. Run it beside CPU load (the
 stale clock it catches needs a claim descheduled or held between reading its clock and taking
-the lock): before the claim read its clock under the write lock, 1 run in 9 showed 54.
+the lock): before the claim read its clock under the write lock, 2 runs in 17 showed 54.
 
     PYTHONPATH=src /work/main/.venv/bin/python bench/rate_contention.py /tmp/r.db 2 8
 
