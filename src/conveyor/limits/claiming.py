@@ -19,7 +19,10 @@ little before a window has room (worker/pacing.py) so starts its jobs at the exa
 time, and each window's starts follow the last window's by exactly the period, not by the
 period plus the claims' latency. Still exact: a claim at time t counts every logged start
 after t - period, later ones too, so every window holding t holds at most the rate
-(whatever order starts are booked in).
+(whatever order starts are booked in). A claim forgets the starts that left the window by its
+own clock, so each store reads that clock once it holds the limits (PostgreSQL after their
+row locks, SQLite under the write lock): the claims' clocks then follow their commit order,
+and no claim counts a window whose starts a claim with a later clock already forgot.
 """
 
 from __future__ import annotations

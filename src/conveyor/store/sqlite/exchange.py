@@ -6,6 +6,13 @@ taken again by the commit that frees them. The claim runs under a savepoint: whe
 only it is undone and the outcomes are still committed (the answer carries the failure).
 A claim that answers to a limit and comes back short also reads whether a concurrency cap it
 answers to is full (CAP_FULL, in the same transaction): then the answer says `cut_short`.
+
+Without a given `now`, a claim reads the clock once it holds the write lock, as PostgreSQL
+reads clock_timestamp() after the limits' lock. The claims' times then follow their commit
+order, which a rate's window needs: a claim forgets the starts that left the window by its
+own clock (limits.FORGET_STARTS), so a claim that read the clock before waiting for the lock,
+and committed after one that forgot by a later clock, counted its window without the starts
+just forgotten and started more than the rate (50/s: 54 in a second, 2 workers).
 """
 
 from __future__ import annotations
@@ -81,19 +88,20 @@ class Exchanging:
             jobs.sort(key=claim_order)
         return jobs
 
-    def _claim_flagged(self: Any, ask: ClaimAsk, now: float) -> tuple[list[ClaimedJob], bool]:
+    def _claim_flagged(self: Any, ask: ClaimAsk,
+                       now: float | None) -> tuple[list[ClaimedJob], bool]:
         """Store.claim, with whether a full cap cut it short."""
         names = self._claim_names(ask.queues)
         if not names or ask.limit <= 0:
             return [], False
         limited = self._limits_touch(names)
         with self.db.write() as conn:
-            rows, cut_short = self._claim_in(conn, ask.queues, names, ask, now, limited)
+            rows, cut_short = self._claim_in(conn, ask.queues, names, ask, self._now(now),
+                                             limited)
         return self._claimed(rows), cut_short
 
     async def settle_and_claim(self: Any, items: Sequence[Settle], ask: ClaimAsk,
                                now: float | None = None) -> Exchange:
-        now = self._now(now)
         if not items:
             try:
                 jobs, cut_short = self._claim_flagged(ask, now)
@@ -106,6 +114,7 @@ class Exchanging:
         rows: list[Any] = []
         cut_short = False
         with self.db.write() as conn:
+            now = self._now(now)  # the clock under the write lock (see the module's doc)
             settled = settle_rows(conn, items, now)  # settling.py: completions at once
             write_history(conn, items, [row is not None for row in settled])
             self._unpark_settled(conn, items)  # keys.py

@@ -130,8 +130,7 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, Enqueues, Exchanging, KeepBy
                     lease_for: float, now: float | None = None,
                     offer: Offer | None = None) -> list[ClaimedJob]:
         """No hand-off here (sqlite/migrations/0002): `offer` is unused (exchange.py)."""
-        return self._claim_flagged(ClaimAsk(queues, worker_id, limit, lease_for),
-                                   self._now(now))[0]
+        return self._claim_flagged(ClaimAsk(queues, worker_id, limit, lease_for), now)[0]
 
     async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
                         now: float | None = None) -> HeartbeatReply:
