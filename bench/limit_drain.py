@@ -122,7 +122,7 @@ def child(args: argparse.Namespace) -> None:
     marks.write_bytes(b"")
     env = {**os.environ, "DRAIN_MARKS": str(marks)}
     command = [PYTHON, "-m", "conveyor", "worker", "--app", "limit_drain_app:app",
-               "--concurrency", "10", "--processes", str(args.processes)]
+               "--concurrency", str(args.concurrency), "--processes", str(args.processes)]
     worker = subprocess.Popen(command, env=env, cwd=workdir, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     workers0: dict[int, float] = {}
@@ -163,6 +163,7 @@ def one(tree: Path, store: str, limit: int, args: argparse.Namespace, workdir: P
     out = subprocess.run(
         [PYTHON, str(HERE), "--child", "--store", store, "--limit", str(limit),
          "--jobs", str(args.jobs), "--processes", str(args.processes),
+         "--concurrency", str(args.concurrency),
          "--timeout", str(args.timeout), "--workdir", str(workdir)],
         env=env, check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -176,6 +177,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=10,
+                        help="each worker process's slots (it prefetches as many)")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--json", help="write every drain here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
