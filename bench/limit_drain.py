@@ -157,6 +157,13 @@ def child(args: argparse.Namespace) -> None:
                       "worker_us": worker_cpu / done * 1e6, "server_us": server_cpu / done * 1e6}))
 
 
+def unlimited_pg_child(workdir: str, jobs: int, processes: int) -> None:
+    """`child` for the benches that drain PostgreSQL unlimited at the harness's 10 slots
+    (self_counted_ab.py, pg_waits.py)."""
+    child(argparse.Namespace(workdir=workdir, store="postgres", limit=0, jobs=jobs,
+                             processes=processes, concurrency=10, timeout=300.0))
+
+
 def one(tree: Path, store: str, limit: int, args: argparse.Namespace, workdir: Path
         ) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}

@@ -55,9 +55,7 @@ def main() -> None:
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        limit_drain.child(argparse.Namespace(
-            workdir=args.workdir, store="postgres", limit=0, jobs=args.jobs,
-            processes=int(args.processes), timeout=300.0))
+        limit_drain.unlimited_pg_child(args.workdir, args.jobs, int(args.processes))
         return
     if not args.trees:
         parser.error("--trees base,branch[,...]")

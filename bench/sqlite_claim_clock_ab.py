@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--json", help="write every drain here")
     args = parser.parse_args()
-    drain = argparse.Namespace(jobs=args.jobs, processes=2, timeout=120.0)
+    drain = argparse.Namespace(jobs=args.jobs, processes=2, concurrency=10,
+                               timeout=120.0)
     trees = [Path(t).resolve() for t in args.trees.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="claim-clock-ab-"))
     (workdir / "limit_drain_app.py").write_text(limit_drain.APP)

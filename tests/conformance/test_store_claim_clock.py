@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from tests.windows import busiest
 
 from conveyor.job import ClaimedJob
 from conveyor.limits.model import Limit
@@ -108,13 +109,4 @@ async def test_a_claim_that_waited_never_starts_more_than_the_rate_in_a_window(
     starts = sorted(job.starts_at or 0.0 for job in [*old, *after, *await waiting])
     assert busiest(starts, 1.0) <= 4, [round(at - now, 3) for at in starts]
 
-
-def busiest(times: list[float], window: float) -> int:
-    """The most of `times` (sorted) in any window (t - window, t]."""
-    low, most = 0, 0
-    for high, at in enumerate(times):
-        while times[low] <= at - window:
-            low += 1
-        most = max(most, high - low + 1)
-    return most
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.windows import busiest
 
 from conveyor import Conveyor, JobFilter, JobState, KeyLimit
 
@@ -226,16 +227,6 @@ def test_a_limit_changed_at_run_time_reaches_every_worker_within_a_second(
     assert starts[-1] - changed < 1.0
     assert len(pids) >= 2  # more than one worker took the change
     app.close()
-
-
-def busiest(times: list[float], window: float = 1.0) -> int:
-    """The most of `times` (sorted) in any window (t - window, t]."""
-    low, most = 0, 0
-    for high, at in enumerate(times):
-        while times[low] <= at - window:
-            low += 1
-        most = max(most, high - low + 1)
-    return most
 
 
 @pytest.mark.long
