@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,3 +30,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if top in _BESIDE:
             item.add_marker(pytest.mark.beside)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start tests/reaper.py: once this pytest exits, however, it SIGKILLs every process
+    the run started and left running (a killed run's `conveyor worker`s, say)."""
+    mark = uuid.uuid4().hex
+    os.environ["CVTEST_REAP"] = mark   # every child inherits it in its environment
+    subprocess.run([sys.executable, str(_TESTS / "reaper.py"), str(os.getpid()), mark],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
