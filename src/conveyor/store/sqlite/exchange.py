@@ -50,9 +50,8 @@ class Exchanging:
     """SQLiteStore's claim and settle_and_claim."""
 
     def _claim_names(self: Any, queues: Sequence[str] | None) -> list[str]:
-        """The queues to claim from, paused ones left out: a claim alone reads them
-        outside the write lock (an idle poll takes no lock), a settle inside the write
-        transaction it takes anyway."""
+        """The queues to claim from, paused ones left out (outside the write lock: an idle
+        poll takes no lock)."""
         with self.db.read() as conn:
             paused = {r[0] for r in conn.execute(q.PAUSED_QUEUES)}
             names = list(queues) if queues else [r[0] for r in conn.execute(q.QUEUED_QUEUES)]
@@ -109,14 +108,12 @@ class Exchanging:
             except Exception as exc:
                 return Exchange([], claim_failed=exc)
             return Exchange([], jobs, cut_short)
+        names = self._claim_names(ask.queues) if ask.limit > 0 else []
+        limited = bool(names) and self._limits_touch(names)
         failure: Exception | None = None
         rows: list[Any] = []
         cut_short = False
         with self.db.write() as conn:
-            # read in the write transaction the settle takes anyway, not in a read
-            # transaction of their own before it (one snapshot less per trip)
-            names = self._claim_names(ask.queues) if ask.limit > 0 else []
-            limited = bool(names) and self._limits_touch(names)
             now = self._now(now)  # the clock under the write lock (see the module's doc)
             settled = settle_rows(conn, items, now)  # settling.py: completions at once
             write_history(conn, items, [row is not None for row in settled])
