@@ -8,6 +8,7 @@ one more drain under cProfile, its top functions by own time.
     .venv/bin/python bench/worker_cpu.py --jobs 20000 --rounds 3
     .venv/bin/python bench/worker_cpu.py --jobs 20000 --rounds 0 --profile 25
     .venv/bin/python bench/worker_cpu.py --base /tmp/base/src     # A/B: another tree's src
+    .venv/bin/python bench/worker_cpu.py --base /tmp/main/src --base /tmp/base/src  # three
     CONVEYOR_HISTORY=false .venv/bin/python bench/worker_cpu.py --concurrency 10 \
         --base /tmp/base/src     # the harness's slots; the attempt history knocked out
 
@@ -103,7 +104,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=50,
                         help="the worker's slots (the peer harness runs 10: smaller trips)")
-    parser.add_argument("--base", help="another tree's src/ to drain with too, interleaved")
+    parser.add_argument("--base", action="append", default=[],
+                        help="another tree's src/ to drain with too, interleaved (repeatable: "
+                             "base, base2, ...; the trees' order rotates round by round)")
     parser.add_argument("--profile", type=int, default=0, help="show this many functions")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -112,10 +115,14 @@ def main() -> None:
             print(*drain(os.path.join(folder, "drain.db"), args.jobs,
                          concurrency=args.concurrency))
             return
-        trees = {"this": str(ROOT / "src")} | ({"base": args.base} if args.base else {})
+        trees = {"this": str(ROOT / "src")} | {
+            "base" + (str(i + 1) if i else ""): src for i, src in enumerate(args.base)}
         figures: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
         for round_ in range(args.rounds):
-            names = list(trees) if round_ % 2 == 0 else list(reversed(trees))
+            shift = round_ % len(trees)
+            names = list(trees)[shift:] + list(trees)[:shift]
+            if round_ // len(trees) % 2:
+                names.reverse()
             for name in names:
                 figures[name].append(child(trees[name], args.jobs, args.concurrency))
         print(f"{args.jobs} no-op jobs, one worker of {args.concurrency} slots, SQLite: "
@@ -124,7 +131,7 @@ def main() -> None:
             for which, label in ((0, "process"), (1, "loop thread")):
                 column = [run[which] for run in runs]
                 if column:
-                    print(f"  {name:>4} {label:>11}: {' '.join(f'{f:.1f}' for f in column)}"
+                    print(f"  {name:>5} {label:>11}: {' '.join(f'{f:.1f}' for f in column)}"
                           f"  median {statistics.median(column):.1f}")
         if args.profile:
             figure = drain(os.path.join(folder, "profiled.db"), args.jobs, args.profile,

@@ -81,3 +81,47 @@ def test_sums_move_each_key_once_and_finished_minutes_by_retry(tmp_path: Path) -
     assert sorted(conn.execute("SELECT * FROM conveyor_tenant_finished")) == [
         ("acme", 2, "mail", "completed", 0, 1), ("acme", 2, "mail", "completed", 1, 1)]
     conn.close()
+
+
+def test_sums_match_one_count_per_job_for_any_mix_of_keys_tenants_and_flags(
+        tmp_path: Path) -> None:
+    """move's sums (one Counter pass, summed per distinct key) against counting job by job,
+    as 0011's triggers did: every mix of queues, tasks, tenants and retried flags."""
+    import random
+
+    path = tmp_path / "mix.db"
+    asyncio.run(SQLiteStore(f"sqlite:///{path}").migrate())
+    conn = sqlite3.connect(path, isolation_level=None)
+    rng = random.Random(7)
+    jobs = [(rng.choice(["mail", "sms", "push"]), rng.choice(["send", "retry"]),
+             rng.choice(["", "", "acme", "globex"])) for _ in range(300)]
+    flags = [rng.random() < 0.3 for _ in jobs]
+    for queue, task, tenant in set(jobs):
+        conn.execute("INSERT OR IGNORE INTO conveyor_counts VALUES (?, ?, 'running', 1000)",
+                     (queue, task))
+        if tenant:
+            conn.execute("INSERT OR IGNORE INTO conveyor_tenant_counts VALUES "
+                         "(?, ?, ?, 'running', 1000)", (tenant, queue, task))
+    move(conn, jobs, "running", "dead", finished_at=600.0, retried=flags)
+
+    counts: dict[tuple[str, ...], int] = {}
+    tenants: dict[tuple[str, ...], int] = {}
+    finished: dict[tuple[object, ...], int] = {}
+    tenant_finished: dict[tuple[object, ...], int] = {}
+    for (queue, task, tenant), flag in zip(jobs, flags, strict=True):  # one job at a time
+        for key, n in (((queue, task, "running"), -1), ((queue, task, "dead"), 1)):
+            counts[key] = counts.get(key, 1000 if key[2] == "running" else 0) + n
+        finished[10, queue, "dead", int(flag)] = finished.get(
+            (10, queue, "dead", int(flag)), 0) + 1
+        if tenant:
+            for key, n in (((tenant, queue, task, "running"), -1),
+                           ((tenant, queue, task, "dead"), 1)):
+                tenants[key] = tenants.get(key, 1000 if key[3] == "running" else 0) + n
+            key = (tenant, 10, queue, "dead", int(flag))
+            tenant_finished[key] = tenant_finished.get(key, 0) + 1
+    assert {r[:3]: r[3] for r in conn.execute("SELECT * FROM conveyor_counts")} == counts
+    assert {r[:4]: r[4] for r in conn.execute("SELECT * FROM conveyor_tenant_counts")} == tenants
+    assert {r[:4]: r[4] for r in conn.execute("SELECT * FROM conveyor_finished")} == finished
+    assert {r[:5]: r[5] for r in conn.execute(
+        "SELECT * FROM conveyor_tenant_finished")} == tenant_finished
+    conn.close()

@@ -61,7 +61,10 @@ class KeyedClaims:
             del self.ids[next(iter(self.ids))]
 
     def ended(self, ids: Iterable[str]) -> list[str]:
-        """The ids among these that this store claimed under a key limit (now forgotten)."""
+        """The ids among these that this store claimed under a key limit (now forgotten).
+        With none held (no key limit in use, the common case) `ids` is not even walked."""
+        if not self.ids:
+            return []
         return [job_id for job_id in ids if self.ids.pop(job_id, 0) is None]
 
 

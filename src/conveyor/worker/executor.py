@@ -107,6 +107,8 @@ class JobRunner:
         try:
             if self.app.hooks.middleware:
                 result = await self.app.hooks.wrap(ctx, lambda: self._call(task, ctx, payload))
+            elif task.is_async and task.timeout is None and task.isolation != "process":
+                result = await task.fn(ctx, payload)  # _call's own path for it, one coroutine less
             else:
                 result = await self._call(task, ctx, payload)
         except asyncio.CancelledError:

@@ -69,25 +69,23 @@ class Lifecycle:
 
     def ended(self, job: ClaimedJob, ctx: JobContext, outcome: Settle | None,
               seconds: float) -> None:
-        try:
-            self._ended_now(job, ctx, outcome, seconds)
+        try:  # one call per job, not two: a no-op drain's end costs little else
+            kept = self._kept.pop(job.id, False) if self._kept else False
+            if type(outcome) is Complete:  # most ends: no error to open, no match to walk
+                if kept:  # a completion whose start was not logged logs no end (JobLog.ended)
+                    self.job_log.ended(job, "completed", seconds, kept, None, ctx.logger.hide)
+            else:
+                error = None
+                if isinstance(outcome, Fail):
+                    opened = self._opened(job, outcome.error)
+                    error = (opened.type, opened.message)
+                self.job_log.ended(job, outcome_name(outcome), seconds, kept, error,
+                                   ctx.logger.hide)
+            if (self.hooks.after_settle and outcome is not None
+                    and not isinstance(outcome, Release)):
+                self._ended[outcome.lease] = job
         except Exception:
             log.exception("could not log the end of job %s", job.id)
-
-    def _ended_now(self, job: ClaimedJob, ctx: JobContext, outcome: Settle | None,
-                   seconds: float) -> None:
-        kept = self._kept.pop(job.id, False) if self._kept else False
-        if type(outcome) is Complete:  # most ends: no error to open, no match to walk
-            self.job_log.ended(job, "completed", seconds, kept, None, ctx.logger.hide)
-        else:
-            error = None
-            if isinstance(outcome, Fail):
-                opened = self._opened(job, outcome.error)
-                error = (opened.type, opened.message)
-            self.job_log.ended(job, outcome_name(outcome), seconds, kept, error,
-                               ctx.logger.hide)
-        if self.hooks.after_settle and outcome is not None and not isinstance(outcome, Release):
-            self._ended[outcome.lease] = job
 
     def written(self, items: Sequence[Settle], applied: Sequence[bool]) -> None:
         """The settle trip returned: fire the hooks of what it wrote."""

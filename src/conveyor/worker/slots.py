@@ -116,7 +116,9 @@ class Slots:
 
     async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
         loop = asyncio.get_running_loop()
-        if job.starts_at is not None:  # most jobs were not booked ahead: no wait to await
+        # every claim says when it starts (its started_at); only a start booked ahead waits,
+        # and the others create and await no coroutine for it
+        if job.starts_at is not None and job.starts_at > self.runner.clock.now():
             await self._until_booked(job)
         started = loop.time()
         self.runner.lifecycle.started(job)

@@ -55,27 +55,37 @@ def move(conn: sqlite3.Connection, moved: Iterable[tuple[str, str, str]], old: s
     state `old` to counted state `new` (the caller maps a scheduled job with an attempt to
     'retrying', as 0011's triggers do), as 0011's triggers would;
     with `finished_at`, each also counts as finished in that minute, `retried` (one flag per
-    job: attempt > 1) telling which bucket."""
+    job: attempt > 1) telling which bucket.
+
+    The jobs are counted once each, by Counter in C (a trip's jobs share a few keys); the
+    sums per key are then added up over those few distinct keys, not per job."""
     jobs = list(moved)
     if not jobs:
         return
-    keys = Counter((queue, task) for queue, task, _ in jobs)
+    each = Counter(jobs)  # (queue, task, tenant): n
+    keys: dict[tuple[str, str], int] = {}
+    for (queue, task, _), n in each.items():
+        keys[queue, task] = keys.get((queue, task), 0) + n
     conn.executemany(_LEAVE, [(n, queue, task, old) for (queue, task), n in keys.items()])
     conn.executemany(_ENTER, [(queue, task, new, n) for (queue, task), n in keys.items()])
-    tenants = Counter(job for job in jobs if job[2])
+    tenants = [(key, n) for key, n in each.items() if key[2]]
     if tenants:
         conn.executemany(_TENANT_LEAVE, [(n, tenant, queue, task, old)
-                                         for (queue, task, tenant), n in tenants.items()])
+                                         for (queue, task, tenant), n in tenants])
         conn.executemany(_TENANT_ENTER, [(tenant, queue, task, new, n)
-                                         for (queue, task, tenant), n in tenants.items()])
+                                         for (queue, task, tenant), n in tenants])
     if finished_at is None:
         return
     flags = list(retried) if retried is not None else [False] * len(jobs)
-    finished = Counter((job[0], int(flag)) for job, flag in zip(jobs, flags, strict=True))
+    finished: dict[tuple[str, int], int] = {}
+    tenant_finished: dict[tuple[str, str, int], int] = {}
+    for ((queue, _, tenant), flag), n in Counter(zip(jobs, flags, strict=True)).items():
+        finished[queue, int(flag)] = finished.get((queue, int(flag)), 0) + n
+        if tenant:
+            key = (tenant, queue, int(flag))
+            tenant_finished[key] = tenant_finished.get(key, 0) + n
     conn.executemany(_FINISHED, [(finished_at, queue, new, flag, n)
                                  for (queue, flag), n in finished.items()])
-    tenant_finished = Counter((job[2], job[0], int(flag))
-                              for job, flag in zip(jobs, flags, strict=True) if job[2])
     if tenant_finished:
         conn.executemany(_TENANT_FINISHED, [(tenant, finished_at, queue, new, flag, n)
                                             for (tenant, queue, flag), n
