@@ -211,3 +211,53 @@ def slow_tops_from(rows: str) -> tuple[str, str]:
         "INSERT INTO {schema}.conveyor_slow_tops_all AS s (part, duration, ended_at) "
         f"SELECT DISTINCT ON (part) part, duration, ended_at FROM {rows} "
         "ORDER BY part, duration DESC, ended_at DESC " + _UPSERT_TOP.format(key="part"))
+
+
+def _named(source: str, floor: Callable[[str], str]) -> str:
+    """The rows of `source` once as a task's, once as a queue's (0027): kind, name,
+    tenant, part, duration, ended_at."""
+    part = floor(f"a.ended_at / {hq.SLOW_PART}")
+    return " UNION ALL ".join(
+        f"SELECT '{kind}' AS kind, a.{kind} AS name, coalesce(a.tenant, '') AS tenant, "
+        f"{part} AS part, a.duration, a.ended_at FROM {source}" for kind in ("task", "queue"))
+
+
+def named_tops_statements(source: str, floor: Callable[[str], str]) -> tuple[str, str]:
+    """(per tenant, of every tenant), SQLite's: slow_tops_statements per task and per
+    queue (conveyor_slow_tops_named, 0027): each 10-minute part's slowest row of each task
+    and each queue of `source`, by max(duration) and the end of a row that has it."""
+    named = f"({_named(source, floor)}) AS n"
+    return (
+        "INSERT INTO {schema}.conveyor_slow_tops_named AS s "
+        "(kind, name, tenant, part, duration, ended_at) "
+        f"SELECT kind, name, tenant, part, max(duration), ended_at FROM {named} "
+        "WHERE true GROUP BY 1, 2, 3, 4 "
+        + _UPSERT_TOP.format(key="kind, name, tenant, part"),
+        "INSERT INTO {schema}.conveyor_slow_tops_named_all AS s "
+        "(kind, name, part, duration, ended_at) "
+        f"SELECT kind, name, part, max(duration), ended_at FROM {named} "
+        "WHERE true GROUP BY 1, 2, 3 " + _UPSERT_TOP.format(key="kind, name, part"))
+
+
+def named_top_rows(source: str, floor: Callable[[str], str]) -> str:
+    """PostgreSQL's: each (task or queue, tenant, 10-minute part)'s slowest and newest row
+    of `source`, by DISTINCT ON (columns kind, name, tenant, part, duration, ended_at):
+    what named_tops_from upserts."""
+    return (f"SELECT DISTINCT ON (1, 2, 3, 4) * FROM ({_named(source, floor)}) AS n "
+            "ORDER BY 1, 2, 3, 4, duration DESC, ended_at DESC")
+
+
+def named_tops_from(rows: str) -> tuple[str, str]:
+    """(per tenant, of every tenant), PostgreSQL's: named_top_rows' rows (named `rows`)
+    upserted into the tops kept per task and queue (0027); every tenant's from its
+    tenants' (as slow_tops_from)."""
+    return (
+        "INSERT INTO {schema}.conveyor_slow_tops_named AS s "
+        "(kind, name, tenant, part, duration, ended_at) "
+        f"SELECT kind, name, tenant, part, duration, ended_at FROM {rows} "
+        "ORDER BY 1, 2, 3, 4 " + _UPSERT_TOP.format(key="kind, name, tenant, part"),
+        "INSERT INTO {schema}.conveyor_slow_tops_named_all AS s "
+        "(kind, name, part, duration, ended_at) "
+        f"SELECT DISTINCT ON (kind, name, part) kind, name, part, duration, ended_at "
+        f"FROM {rows} ORDER BY kind, name, part, duration DESC, ended_at DESC "
+        + _UPSERT_TOP.format(key="kind, name, part"))

@@ -18,6 +18,7 @@ from ..history_fold_sql import (
     WORKER_KEY,
     WORKER_KEY_COLUMNS,
     fold_statements,
+    named_tops_statements,
     slow_tops_statements,
     worker_keys_upsert,
 )
@@ -47,7 +48,7 @@ FILL_KEYS = for_sqlite(worker_keys_upsert(_SOURCE, _FLOOR, KEYS))
 CLEAR_KEYS = f"DELETE FROM {KEYS}"
 FOLD = tuple(for_sqlite(sql) for sql in (
     *fold_statements(_SOURCE, _FLOOR, keys=KEYS, worker_keys=True),
-    *slow_tops_statements(_SOURCE, _FLOOR)))
+    *slow_tops_statements(_SOURCE, _FLOOR), *named_tops_statements(_SOURCE, _FLOOR)))
 DROP_PENDING = "DELETE FROM conveyor_attempts_pending WHERE rowid <= :watermark"
 # When the watermark's read found fewer rows than its limit, every pending row is at or below
 # it (no settle can add one inside this transaction): a DELETE with no WHERE empties the
