@@ -7,7 +7,10 @@ whichever the schema has: conveyor_attempts_slow (before 0025) or _slow_10min (0
 
     PYTHONPATH=src .venv/bin/python bench/history_fold_scale.py 500000 [every] [--short]
 
-(--short: the folds of 2,000 with all indexes and without the duration index only.)
+(--short: the folds of 2,000 with all indexes and without the duration index only.
+--keys: the pending rows of 10 tasks and 20 queues, as view_reads.py's, not all one task
+and queue: what the slow tops per task and queue (0027) cost, a row per part, tenant and
+task or queue.)
 
 Figures only: it asserts nothing.
 """
@@ -48,7 +51,7 @@ def _base(folder: str, stored: int, every: float) -> str:
     return path
 
 
-def _pending(path: str, drop: str | None, after: float) -> None:
+def _pending(path: str, drop: str | None, after: float, keys: bool = False) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     for name in ({"conveyor_attempts_slow", "conveyor_attempts_slow_10min",
@@ -58,7 +61,8 @@ def _pending(path: str, drop: str | None, after: float) -> None:
     rows = []
     for n, job_id in enumerate(new_id.many(PENDING)):
         ended, took, failed = after + n * 0.003, random.uniform(0.0001, 0.004), n % 10 == 0
-        rows.append((job_id, 1, "work", "default", f"org-{n % 50}", "w", "h", 1, ended - took,
+        task, queue = (f"work-{n % 10}", f"q{n % 20}") if keys else ("work", "default")
+        rows.append((job_id, 1, task, queue, f"org-{n % 50}", "w", "h", 1, ended - took,
                      ended, took, "dead" if failed else "completed",
                      "ValueError" if failed else None, "boom" if failed else None,
                      "tb" if failed else None, None,
@@ -85,7 +89,8 @@ def _fold(path: str, limit: int) -> float:
         app.close()
 
 
-def main(stored: int, every: float = 0.01, rounds: int = 2, short: bool = False) -> None:
+def main(stored: int, every: float = 0.01, rounds: int = 2, short: bool = False,
+         keys: bool = False) -> None:
     folder = tempfile.mkdtemp()
     base = _base(folder, stored, every)
     after = 1.7e9 + stored * every + 10
@@ -98,11 +103,12 @@ def main(stored: int, every: float = 0.01, rounds: int = 2, short: bool = False)
         for drop, limit in cases:
             path = f"{folder}/t.db"
             shutil.copy(base, path)
-            _pending(path, drop, after)
+            _pending(path, drop, after, keys)
             case = (f"{'without the ' + drop + ' index' if drop else 'all indexes'}, "
                     f"fold of {limit}")
             spent.setdefault(case, []).append(_fold(path, limit))
-    print(f"fold µs/row with {stored} attempts stored, one every {every} s:")
+    print(f"fold µs/row with {stored} attempts stored, one every {every} s"
+          f"{', 10 tasks and 20 queues' if keys else ''}:")
     for case, figures in spent.items():
         print(f"  {case}: {' '.join(f'{x:.2f}' for x in figures)}")
     shutil.rmtree(folder)
@@ -110,4 +116,5 @@ def main(stored: int, every: float = 0.01, rounds: int = 2, short: bool = False)
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 500_000,
-         float(sys.argv[2]) if len(sys.argv) > 2 else 0.01, short="--short" in sys.argv)
+         float(sys.argv[2]) if len(sys.argv) > 2 and not sys.argv[2].startswith("--")
+         else 0.01, short="--short" in sys.argv, keys="--keys" in sys.argv)

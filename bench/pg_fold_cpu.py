@@ -6,7 +6,10 @@ the tree at PYTHONPATH renders it) folds 2,000 twice (warm-up), then `folds` tim
 timed: the backend's utime + stime from /proc (the server is on this machine) per row,
 and the wall time. The schema is dropped afterwards.
 
-    PYTHONPATH=src .venv/bin/python bench/pg_fold_cpu.py SCHEMA [stored] [every] [folds]
+    PYTHONPATH=src .venv/bin/python bench/pg_fold_cpu.py SCHEMA [stored] [every] [folds] \
+        [--keys]
+
+(--keys: the pending rows of 10 tasks and 20 queues, not all one: history_fold_scale.py's.)
 
 Figures only: it asserts nothing.
 """
@@ -37,7 +40,7 @@ PENDING_ROWS = """
 INSERT INTO {schema}.conveyor_attempts_pending (job_id, attempt, task, queue, tenant,
     worker_id, host, pid, started_at, ended_at, duration, outcome, error_type,
     error_message, error_traceback, fingerprint, rss, bucket)
-SELECT 'p-' || n, 1, 'work', 'default', 'org-' || mod(n, 50), 'w', 'h', 1,
+SELECT 'p-' || n, 1, {task}, {queue}, 'org-' || mod(n, 50), 'w', 'h', 1,
        %(after)s + n * 0.003 - d, %(after)s + n * 0.003, d,
        CASE WHEN mod(n, 10) = 0 THEN 'dead' ELSE 'completed' END,
        CASE WHEN mod(n, 10) = 0 THEN 'ValueError' END, CASE WHEN mod(n, 10) = 0 THEN 'boom' END,
@@ -47,14 +50,19 @@ FROM (SELECT n, 0.0001 + floor(random() * 3900) / 1e6 AS d
       FROM generate_series(0, %(pending)s - 1) AS n) AS s"""
 
 
-def main(schema: str, stored: int, every: float, folds: int) -> None:
+KEYS = {False: {"task": "'work'", "queue": "'default'"},
+        True: {"task": "'work-' || mod(n, 10)", "queue": "'q' || mod(n, 20)"}}
+
+
+def main(schema: str, stored: int, every: float, folds: int, keys: bool = False) -> None:
     store = PostgresStore(f"{URL}?schema={schema}")
     asyncio.run(store.migrate())
     asyncio.run(store.close())
     try:
         with psycopg.connect(URL, autocommit=True) as conn:
             conn.execute(store.statement(STORED), {"every": every, "stored": stored})
-            conn.execute(store.statement(PENDING_ROWS), {
+            conn.execute(store.statement(PENDING_ROWS.format_map(KEYS[keys] | {
+                "schema": "{schema}"})), {
                 "after": 1.7e9 + stored * every + 10, "pending": (folds + 2) * 2000})
             conn.execute(store.statement("VACUUM ANALYZE {schema}.conveyor_attempts"))
             pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
@@ -74,6 +82,7 @@ def main(schema: str, stored: int, every: float, folds: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 500_000,
-         float(sys.argv[3]) if len(sys.argv) > 3 else 0.01,
-         int(sys.argv[4]) if len(sys.argv) > 4 else 6)
+    args = [a for a in sys.argv[1:] if a != "--keys"]
+    main(args[0], int(args[1]) if len(args) > 1 else 500_000,
+         float(args[2]) if len(args) > 2 else 0.01,
+         int(args[3]) if len(args) > 3 else 6, keys="--keys" in sys.argv)

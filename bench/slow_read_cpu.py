@@ -6,7 +6,11 @@ its store's two statements (the 10-minute index, with JIT off in the transaction
 store runs it), one from 0026 on the statement its store picks (the tops the fold kept).
 Run trees alternately on one schema holding both indexes.
 
-    PYTHONPATH=src .venv/bin/python bench/slow_read_cpu.py URL SCHEMA [rounds]
+    PYTHONPATH=src .venv/bin/python bench/slow_read_cpu.py URL SCHEMA [rounds] [json] \
+        [--filtered]
+
+--filtered: instead, the 30-day reads of a task and of a queue (of every tenant and of
+org-17), and a day's of a task.
 
 Figures only: it asserts nothing.
 """
@@ -28,7 +32,12 @@ from conveyor.store import history_sql as hq
 from conveyor.store.history_reads import _scope
 from conveyor.store.postgres.store import PostgresStore
 
-READS = [(span, tenant) for tenant in (None, "org-17") for span in (3600, 86400, 30 * 86400)]
+READS: list[tuple[int, str | None, dict[str, str]]] = [
+    (span, tenant, {}) for tenant in (None, "org-17") for span in (3600, 86400, 30 * 86400)]
+FILTERED: list[tuple[int, str | None, dict[str, str]]] = [
+    (86400, None, {"task": "bench.t3"}),
+    *((30 * 86400, tenant, scope) for tenant in (None, "org-17")
+      for scope in ({"task": "bench.t3"}, {"queue": "q7"}))]
 
 
 def backend_cpu(pid: int) -> float:
@@ -51,13 +60,15 @@ def statement(store: PostgresStore, window: TimeRange) -> tuple[str, dict[str, A
 
 
 def main(url: str, schema: str, rounds: int) -> None:
+    args = [a for a in sys.argv[1:] if a != "--filtered"]
     store = PostgresStore(f"{url}?schema={schema}")
     out = {}
     with psycopg.connect(url, autocommit=True) as conn:
         pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
-        for span, tenant in READS:
+        for span, tenant, scope in FILTERED if "--filtered" in sys.argv else READS:
             now = time.time()
-            sql, params = statement(store, TimeRange(now - span, now + 60, tenant=tenant))
+            sql, params = statement(store, TimeRange(now - span, now + 60, tenant=tenant,
+                                                     **scope))
             walls = []
             for n in range(rounds + 2):
                 if n == 2:
@@ -68,7 +79,8 @@ def main(url: str, schema: str, rounds: int) -> None:
                     conn.execute(sql, params, prepare=True).fetchall()
                 if n >= 2:
                     walls.append((time.perf_counter() - began) * 1000)
-            label = f"slow {span // 3600}h" + (f" ({tenant})" if tenant else "")
+            label = (f"slow {span // 3600}h" + "".join(f" {k}" for k in scope)
+                     + (f" ({tenant})" if tenant else ""))
             walls.sort()
             out[label] = {"wall_p50_ms": round(statistics.median(walls), 2),
                           "wall_p95_ms": round(walls[max(0, round(0.95 * len(walls)) - 1)], 2),
@@ -76,10 +88,11 @@ def main(url: str, schema: str, rounds: int) -> None:
                                                  / rounds * 1000, 2)}
             print(f"| {label} | {out[label]['wall_p50_ms']} | {out[label]['wall_p95_ms']} | "
                   f"{out[label]['server_cpu_ms']} |", flush=True)
-    if len(sys.argv) > 4:
-        with open(sys.argv[4], "w") as f:
+    if len(args) > 3:
+        with open(args[3], "w") as f:
             json.dump(out, f, indent=2)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 20)
+    args = [a for a in sys.argv[1:] if a != "--filtered"]
+    main(args[0], args[1], int(args[2]) if len(args) > 2 else 20)

@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +149,10 @@ def reads(app: Any, tenant: str | None) -> dict[str, Any]:
     return found
 
 
-def analytics_reads(app: Any, tenant: str | None) -> dict[str, Any]:
+def analytics_reads(app: Any, tenant: str | None, filters: bool = False) -> dict[str, Any]:
     """label: a no-argument call of one analytics API read (issue 15: errors, workers, slow
-    attempts, a group's dead jobs), over the last hour and day."""
+    attempts, a group's dead jobs), over the last hour and day. `filters`: the slow reads
+    of a task and of a queue too (FILTERS), over the last day and month."""
     analytics = app.analytics
     suffix = "" if tenant is None else f" ({tenant})"
     found: dict[str, Any] = {}
@@ -161,10 +163,18 @@ def analytics_reads(app: Any, tenant: str | None) -> dict[str, Any]:
         found[f"slow {span}{suffix}"] = lambda w=window: analytics.slow(w)
     month = analytics.window("30d", tenant=tenant)  # 4,320 10-minute parts
     found[f"slow 30d{suffix}"] = lambda: analytics.slow(month)
+    for span in ("24h", "30d") if filters else ():
+        for name, scope in FILTERS.items():
+            window = analytics.window(span, tenant=tenant, **scope)
+            found[f"slow {span} {name}{suffix}"] = lambda w=window: analytics.slow(w)
     group = "f00123456789abcde"  # the bench history's fingerprints: f{n % 7}0123456789abcde
     found[f"group dead jobs{suffix}"] = lambda: app.call(
         lambda s: s.group_dead_jobs(group, tenant))
     return found
+
+
+# --filters: the slow reads of one task and one queue (the bench's 10 tasks and 20 queues)
+FILTERS = {"task": {"task": "bench.t3"}, "queue": {"queue": "q7"}}
 
 
 def time_reads(app: Any, rounds: int, tenant: str | None, which: Any = None,
@@ -218,6 +228,8 @@ def main() -> None:
     parser.add_argument("--no-dead-groups", action="store_true",
                         help="skip marking the dead jobs' groups (PostgreSQL: over 10 "
                         "minutes at 1M jobs; only 'group dead jobs' reads them)")
+    parser.add_argument("--filters", action="store_true",
+                        help="--analytics: the slow reads of a task and of a queue too")
     parser.add_argument("--passes", type=int, default=1,
                         help="attempt rows per finished job (2: ~1.09M attempts at 1M jobs)")
     args = parser.parse_args()
@@ -261,7 +273,8 @@ def main() -> None:
             print(f"pending (unfolded): {tail:,} attempts in the last 5 minutes", flush=True)
         print(f"store: {url}")
     timed = time_reads(app, args.rounds, args.tenant,
-                       analytics_reads if args.analytics else reads, args.only)
+                       partial(analytics_reads, filters=args.filters) if args.analytics
+                       else reads, args.only)
     print(f"\n{args.rounds} interleaved rounds; wall ms p50 / p95, client CPU ms p50\n")
     print("| read | p50 ms | p95 ms | CPU ms |\n| --- | --: | --: | --: |")
     for label, f in timed.items():

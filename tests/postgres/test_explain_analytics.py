@@ -40,7 +40,16 @@ SELECT DISTINCT ON (1, 2) tenant, floor(ended_at / 600)::int8, duration, ended_a
 FROM {schema}.conveyor_attempts ORDER BY 1, 2, duration DESC, ended_at DESC;
 INSERT INTO {schema}.conveyor_slow_tops_all (part, duration, ended_at)
 SELECT DISTINCT ON (part) part, duration, ended_at FROM {schema}.conveyor_slow_tops
-ORDER BY part, duration DESC, ended_at DESC"""
+ORDER BY part, duration DESC, ended_at DESC;
+INSERT INTO {schema}.conveyor_slow_tops_named (kind, name, tenant, part, duration, ended_at)
+SELECT DISTINCT ON (1, 2, 3, 4) * FROM (
+    SELECT 'task', task, tenant, floor(ended_at / 600)::int8, duration, ended_at
+    FROM {schema}.conveyor_attempts UNION ALL
+    SELECT 'queue', queue, tenant, floor(ended_at / 600)::int8, duration, ended_at
+    FROM {schema}.conveyor_attempts) AS n ORDER BY 1, 2, 3, 4, 5 DESC, 6 DESC;
+INSERT INTO {schema}.conveyor_slow_tops_named_all (kind, name, part, duration, ended_at)
+SELECT DISTINCT ON (kind, name, part) kind, name, part, duration, ended_at
+FROM {schema}.conveyor_slow_tops_named ORDER BY kind, name, part, duration DESC, ended_at DESC"""
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +171,40 @@ def test_the_slow_read_starts_from_the_kept_tops(
     walks = [n for n in nodes if n.get("Index Name") == index]
     assert walks and all(n["Scan Direction"] == "Backward" for n in walks), walks
     assert tenant is None or all("tenant = " in n["Index Cond"] for n in walks), walks
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+@pytest.mark.parametrize("filter", ["task", "queue"])
+@pytest.mark.parametrize("tenant", [None, "org-8"], ids=["all", "tenant"])
+@pytest.mark.parametrize("hours", [24, 720], ids=["24h", "30d"])
+def test_a_task_or_queue_slow_read_starts_from_the_tops_kept_of_it(
+        dead: PostgresStore, generic: bool, filter: str, tenant: str | None,
+        hours: int) -> None:
+    """slow_attempts of a task or a queue (0027): the parts' tops of the parts wholly in
+    range read from the tops the fold kept of that task or queue (of every tenant, or the
+    tenant's), the 10-minute index stepped for the first and last parts and walked for the
+    parts that reach the cut (backward); never a scan of every attempt. (Before 0027 such
+    a read stepped every part.)"""
+    from conveyor.store.postgres.history import PostgresHistory
+
+    end = 1_700_100_000.0
+    start = end - 3600 * hours
+    params = {"start": start, "end": end, "tenant": tenant, "task": None, "queue": None,
+              "pending_limit": PENDING_READ, "limit": 20,
+              "first_part": int(start // hq.SLOW_PART), "last_part": int(end // hq.SLOW_PART)}
+    params[filter] = "fill.task" if filter == "task" else "q3"
+    statement = PostgresHistory.__new__(PostgresHistory)._slow_statement(params)
+    nodes = explain(dead, statement, params, generic)
+    relations = {n.get("Relation Name") for n in nodes} - {None}
+    kept = "conveyor_slow_tops_named_all" if tenant is None else "conveyor_slow_tops_named"
+    assert kept in relations, relations
+    assert {"conveyor_slow_tops", "conveyor_slow_tops_all"}.isdisjoint(relations), relations
+    kept_scans = [n for n in nodes if n.get("Relation Name") == kept]
+    assert all(n["Node Type"] in ("Index Scan", "Index Only Scan") for n in kept_scans), (
+        kept_scans)
+    scans = {(n["Node Type"], n.get("Index Name")) for n in nodes
+             if n.get("Relation Name") == "conveyor_attempts"}
+    index = "conveyor_attempts_slow_10min"
+    assert {kind for kind, name in scans if name != index} <= {"Index Only Scan"}, scans
+    walks = [n for n in nodes if n.get("Index Name") == index]
+    assert walks and all(n["Scan Direction"] == "Backward" for n in walks), walks

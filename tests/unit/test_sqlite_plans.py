@@ -332,3 +332,36 @@ def test_the_slow_read_starts_from_the_kept_tops(tmp_path: Path) -> None:
                            or step == "SCAN main.conveyor_attempts" for step in steps), found
     finally:
         conn.close()
+
+
+def test_a_task_or_queue_slow_read_starts_from_the_tops_kept_of_it(tmp_path: Path) -> None:
+    """slow_attempts of a task or a queue (0027), of every tenant or one: the tops of the
+    parts wholly in range are a SEARCH of the tops the fold kept of that task or queue (by
+    kind, name, the tenant and part), the 10-minute index stepped for the rest and walked
+    down to the cut; never a scan. (Before 0027 such a read stepped every part.)"""
+    from conveyor.store.history_reads import PENDING_READ
+    from conveyor.store.sqlite.history import SQLiteHistory, _statement
+
+    reads = SQLiteHistory.__new__(SQLiteHistory)
+    conn = migrated(tmp_path / "slownamed.db")
+    try:
+        for tenant in (None, "acme"):
+            for task, queue in (("demo.task", None), (None, "default")):
+                params: dict[str, object] = {
+                    "start": 600.0, "end": 600.0 * 4321, "tenant": tenant, "task": task,
+                    "queue": queue, "pending_limit": PENDING_READ, "limit": 20,
+                    "first_part": 1, "last_part": 4321}
+                found = plan(conn, _statement(reads._slow_statement(params)), params)
+                steps = found.split(" | ")
+                kept = ("SEARCH main.conveyor_slow_tops_named_all USING PRIMARY KEY "
+                        "(kind=? AND name=? AND part>? AND part<?)" if tenant is None else
+                        "SEARCH main.conveyor_slow_tops_named USING PRIMARY KEY "
+                        "(kind=? AND name=? AND tenant=? AND part>? AND part<?)")
+                assert kept in steps, found
+                index = "INDEX conveyor_attempts_slow_10min (<expr>=?"
+                assert sum(f"{index} AND (duration,ended_at)>(?,?))" in step
+                           for step in steps) == 1, found
+                assert not any(step.startswith("SCAN main.conveyor_attempts ")
+                               or step == "SCAN main.conveyor_attempts" for step in steps), found
+    finally:
+        conn.close()

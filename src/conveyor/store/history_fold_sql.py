@@ -174,40 +174,87 @@ _UPSERT_TOP = ("ON CONFLICT ({key}) DO UPDATE SET duration = excluded.duration, 
                "WHERE (excluded.duration, excluded.ended_at) > (s.duration, s.ended_at)")
 
 
-def slow_tops_statements(source: str, floor: Callable[[str], str]) -> tuple[str, str]:
-    """(per tenant, of every tenant), SQLite's: each 10-minute part's slowest row of
-    `source` upserted into the tops kept (0026) where it is higher, by (duration, end),
-    than the part's kept one; a row per part (and tenant) of the fold. The slowest by
-    max(duration), with the end of a row that has it (SQLite's bare column of a max(): a
-    group, not a window's sort, which cost the fold ~4 µs a row). Of equal durations in one
-    part, which end is kept does not change the read: its cut is another part's top or this
-    one's, and an end between two of this part's is in this part (history_sql.slow)."""
-    part = floor(f"a.ended_at / {hq.SLOW_PART}")
+# The fold's rows' tops per (tenant, 10-minute part, task, queue): every kept top (0026's
+# per tenant and of every tenant, 0027's per task and queue) is the highest of some of
+# these, so the fold groups (SQLite) or sorts (PostgreSQL) its rows once, and the four
+# upserts read these few rows.
+FINE_COLUMNS = ("tenant", "part", "task", "queue", "duration", "ended_at")
+
+
+def _named(fine: str) -> str:
+    """The rows of `fine` (FINE_COLUMNS) once as their task's, once as their queue's
+    (0027): kind, name, tenant, part, duration, ended_at."""
+    return " UNION ALL ".join(
+        f"SELECT '{kind}' AS kind, f.{kind} AS name, f.tenant, f.part, f.duration, "
+        f"f.ended_at FROM {fine} AS f" for kind in ("task", "queue"))
+
+
+def fine_tops_insert(source: str, floor: Callable[[str], str], fine: str) -> str:
+    """SQLite's: `fine` (a table of FINE_COLUMNS) filled with each (tenant, part, task,
+    queue)'s slowest row of `source`: max(duration), with the end of a row that has it
+    (SQLite's bare column of a max())."""
+    return (f"INSERT INTO {fine} ({', '.join(FINE_COLUMNS)}) SELECT coalesce(a.tenant, ''), "
+            f"{floor(f'a.ended_at / {hq.SLOW_PART}')}, a.task, a.queue, max(a.duration), "
+            f"a.ended_at FROM {source} WHERE true GROUP BY 1, 2, 3, 4")
+
+
+def slow_tops_statements(fine: str) -> tuple[str, str, str, str]:
+    """(per tenant, of every tenant, per task and queue and tenant, per task and queue),
+    SQLite's: each 10-minute part's slowest row of the fold, read from `fine`
+    (fine_tops_insert's), upserted into the tops kept (0026, 0027) where it is higher, by
+    (duration, end), than the part's kept one. The slowest by max(duration), with the end
+    of a row that has it (a group, not a window's sort, which cost the fold ~4 µs a row).
+    Of equal durations in one part, which end is kept does not change the read: its cut is
+    another part's top or this one's, and an end between two of this part's is in this
+    part (history_sql.slow)."""
+    named = f"({_named(fine)}) AS n"
     return (
         "INSERT INTO {schema}.conveyor_slow_tops AS s (tenant, part, duration, ended_at) "
-        f"SELECT coalesce(a.tenant, ''), {part}, max(a.duration), a.ended_at FROM {source} "
-        "WHERE true GROUP BY 1, 2 ORDER BY 1, 2 " + _UPSERT_TOP.format(key="tenant, part"),
+        f"SELECT tenant, part, max(duration), ended_at FROM {fine} "
+        "WHERE true GROUP BY 1, 2 " + _UPSERT_TOP.format(key="tenant, part"),
         "INSERT INTO {schema}.conveyor_slow_tops_all AS s (part, duration, ended_at) "
-        f"SELECT {part}, max(a.duration), a.ended_at FROM {source} WHERE true "
-        "GROUP BY 1 ORDER BY 1 " + _UPSERT_TOP.format(key="part"))
+        f"SELECT part, max(duration), ended_at FROM {fine} WHERE true "
+        "GROUP BY 1 " + _UPSERT_TOP.format(key="part"),
+        "INSERT INTO {schema}.conveyor_slow_tops_named AS s "
+        "(kind, name, tenant, part, duration, ended_at) "
+        f"SELECT kind, name, tenant, part, max(duration), ended_at FROM {named} "
+        "WHERE true GROUP BY 1, 2, 3, 4 "
+        + _UPSERT_TOP.format(key="kind, name, tenant, part"),
+        "INSERT INTO {schema}.conveyor_slow_tops_named_all AS s "
+        "(kind, name, part, duration, ended_at) "
+        f"SELECT kind, name, part, max(duration), ended_at FROM {named} "
+        "WHERE true GROUP BY 1, 2, 3 " + _UPSERT_TOP.format(key="kind, name, part"))
 
 
-def slow_top_rows(source: str, floor: Callable[[str], str]) -> str:
-    """PostgreSQL's: each (tenant, 10-minute part)'s slowest and newest row of `source`, by
-    DISTINCT ON (columns tenant, part, duration, ended_at): what slow_tops_from upserts."""
-    return (f"SELECT DISTINCT ON (1, 2) coalesce(a.tenant, '') AS tenant, "
-            f"{floor(f'a.ended_at / {hq.SLOW_PART}')} AS part, a.duration, a.ended_at "
-            f"FROM {source} ORDER BY 1, 2, a.duration DESC, a.ended_at DESC")
+def fine_top_rows(source: str, floor: Callable[[str], str]) -> str:
+    """PostgreSQL's: each (tenant, 10-minute part, task, queue)'s slowest and newest row of
+    `source`, by one DISTINCT ON (FINE_COLUMNS): what slow_tops_from upserts from."""
+    return (f"SELECT DISTINCT ON (1, 2, 3, 4) coalesce(a.tenant, '') AS tenant, "
+            f"{floor(f'a.ended_at / {hq.SLOW_PART}')} AS part, a.task, a.queue, a.duration, "
+            f"a.ended_at FROM {source} ORDER BY 1, 2, 3, 4, a.duration DESC, a.ended_at DESC")
 
 
-def slow_tops_from(rows: str) -> tuple[str, str]:
-    """(per tenant, of every tenant), PostgreSQL's: slow_top_rows' rows (named `rows`)
-    upserted into the tops kept (0026); every tenant's top of a part is the highest of its
-    tenants' (a few rows sorted, not the fold's every row again)."""
+def slow_tops_from(fine: str) -> tuple[str, str, str, str]:
+    """(per tenant, of every tenant, per task and queue and tenant, per task and queue),
+    PostgreSQL's: fine_top_rows' rows (named `fine`) upserted into the tops kept (0026,
+    0027), each key's highest of them by DISTINCT ON (a few rows sorted, not the fold's
+    every row again), in key order."""
+    named = f"({_named(fine)}) AS n"
+    order = "duration DESC, ended_at DESC"
     return (
         "INSERT INTO {schema}.conveyor_slow_tops AS s (tenant, part, duration, ended_at) "
-        f"SELECT tenant, part, duration, ended_at FROM {rows} ORDER BY 1, 2 "
-        + _UPSERT_TOP.format(key="tenant, part"),
+        f"SELECT DISTINCT ON (tenant, part) tenant, part, duration, ended_at FROM {fine} "
+        f"ORDER BY tenant, part, {order} " + _UPSERT_TOP.format(key="tenant, part"),
         "INSERT INTO {schema}.conveyor_slow_tops_all AS s (part, duration, ended_at) "
-        f"SELECT DISTINCT ON (part) part, duration, ended_at FROM {rows} "
-        "ORDER BY part, duration DESC, ended_at DESC " + _UPSERT_TOP.format(key="part"))
+        f"SELECT DISTINCT ON (part) part, duration, ended_at FROM {fine} "
+        f"ORDER BY part, {order} " + _UPSERT_TOP.format(key="part"),
+        "INSERT INTO {schema}.conveyor_slow_tops_named AS s "
+        "(kind, name, tenant, part, duration, ended_at) "
+        "SELECT DISTINCT ON (kind, name, tenant, part) kind, name, tenant, part, duration, "
+        f"ended_at FROM {named} ORDER BY kind, name, tenant, part, {order} "
+        + _UPSERT_TOP.format(key="kind, name, tenant, part"),
+        "INSERT INTO {schema}.conveyor_slow_tops_named_all AS s "
+        "(kind, name, part, duration, ended_at) "
+        "SELECT DISTINCT ON (kind, name, part) kind, name, part, duration, ended_at "
+        f"FROM {named} ORDER BY kind, name, part, {order} "
+        + _UPSERT_TOP.format(key="kind, name, part"))

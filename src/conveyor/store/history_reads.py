@@ -28,6 +28,10 @@ FOLD_BATCH = 10_000  # pending rows moved per fold statement (one short transact
 # second, so this is some seconds of a fast drain; past it the read stays bounded and the
 # rows past the limit show once folded (history_sql.queue_rollups)
 PENDING_READ = 5_000
+# the slow read's statements (HistoryReads._slow): (kept, named) per kind, each for one
+# tenant, then for all tenants
+SLOW_KINDS: tuple[tuple[bool, str | None], ...] = (
+    (False, None), (True, None), (True, "task"), (True, "queue"))
 
 
 def _points(window: TimeRange, points: int) -> tuple[dict[str, Any], int]:
@@ -53,8 +57,9 @@ class HistoryReads:
     # tenants')
     _task_rollups: tuple[str, str]
     _queue_rollups: tuple[str, str]
-    # history_sql.slow in the store's dialect: (one tenant's, all tenants') stepping every
-    # part (a task or queue filter), then (one tenant's, all tenants') from the tops kept
+    # history_sql.slow in the store's dialect, each as (one tenant's, all tenants'): stepping
+    # every part (a task and a queue, or a tenant ''), from the tops kept (0026), from the
+    # tops kept of a task, of a queue (0027): SLOW_KINDS' order
     _slow: tuple[str, ...]
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> Rows:
@@ -116,10 +121,14 @@ class HistoryReads:
 
     def _slow_statement(self, params: dict[str, Any]) -> str:
         """The slow read's statement for these parameters: from the tops the fold kept per
-        tenant and of every tenant (0026) unless a task or queue filters the read (their tops
-        are not kept; a tenant '' is the kept tops' name for none, so it steps too)."""
-        kept = params["task"] is None and params["queue"] is None and params["tenant"] != ""
-        return self._slow[2 * kept + (params["tenant"] is None)]
+        tenant and of every tenant (0026), or of the read's task or queue (0027), unless it
+        filters by both a task and a queue (their tops are not kept) or by a tenant '' (the
+        kept tops' name for none): those step every part."""
+        every = params["tenant"] is None
+        task, queue = params["task"] is not None, params["queue"] is not None
+        if params["tenant"] == "" or (task and queue):
+            return self._slow[every]
+        return self._slow[2 * (1 + task + 2 * queue) + every]
 
     async def _slow_rows(self, params: dict[str, Any]) -> Rows:
         return await self._history_rows(self._slow_statement(params), params)
@@ -253,7 +262,8 @@ class HistoryReads:
         # the slow read's mark first (the parts this prune may delete from: the read steps
         # down the index for those), then the tops kept of those parts
         part = {"part": math.floor(attempts_before / hq.SLOW_PART)}
-        for template in (hq.PRUNE_SLOW_MARK, hq.PRUNE_SLOW_TOPS, hq.PRUNE_SLOW_TOPS_ALL):
+        for template in (hq.PRUNE_SLOW_MARK, hq.PRUNE_SLOW_TOPS, hq.PRUNE_SLOW_TOPS_ALL,
+                         hq.PRUNE_SLOW_TOPS_NAMED, hq.PRUNE_SLOW_TOPS_NAMED_ALL):
             await self._history_count(template, part)
         count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
                                                               "limit": limit})

@@ -211,18 +211,23 @@ def _top_of_part(part: str, columns: str, of: str, every_tenant: bool) -> str:
 _PRUNED = "(SELECT part FROM {schema}.conveyor_slow_tops_pruned)"
 
 
-def _kept_tops(every_tenant: bool) -> str:
+def _kept_tops(every_tenant: bool, named: str | None = None) -> str:
     """The tops the fold kept (conveyor_slow_tops, 0026) of the range's parts between its
     first and last (wholly in range) above the prune's mark: exact, since none of their
-    attempts was deleted after the fold kept their top. Columns part, top, top_end."""
-    return ("SELECT part, duration, ended_at FROM "
-            + ("{schema}.conveyor_slow_tops_all WHERE true" if every_tenant
-               else "{schema}.conveyor_slow_tops WHERE tenant = %(tenant)s")
-            + f" AND part > %(first_part)s AND part < %(last_part)s AND part > {_PRUNED}")
+    attempts was deleted after the fold kept their top. `named` ('task' or 'queue'): the
+    tops of the read's task or queue (conveyor_slow_tops_named, 0027). Columns part, top,
+    top_end."""
+    tenant = "WHERE true" if every_tenant else "WHERE tenant = %(tenant)s"
+    table = ("{schema}.conveyor_slow_tops" + ("_all" if every_tenant else "")
+             if named is None else
+             "{schema}.conveyor_slow_tops_named" + ("_all" if every_tenant else ""))
+    name = "" if named is None else f" AND kind = '{named}' AND name = %({named})s"
+    return (f"SELECT part, duration, ended_at FROM {table} {tenant}{name}"
+            f" AND part > %(first_part)s AND part < %(last_part)s AND part > {_PRUNED}")
 
 
 def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool,
-         kept: bool = False) -> str:
+         kept: bool = False, named: str | None = None) -> str:
     """The slowest attempts of a range, in a dialect, from conveyor_attempts_slow_10min: a
     fold's rows land in the current 10 minutes' part of it, not all over an index of every
     duration. Two steps over the range's parts (%(first_part)s to %(last_part)s, within
@@ -240,7 +245,9 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool,
     the parts wholly in range above the prune's mark (a month: ~4,320 short rows), and
     steps down the index only for the range's first and last parts and the parts at or
     below the mark (partly pruned, or with pruned tops); a part above it with no kept top
-    has no attempt. Else (a task or queue filter) every part is stepped.
+    has no attempt. With `named` too ('task' or 'queue': the read's filter, not both), the
+    tops kept of that task or queue (per tenant, and of every tenant: 0027). Else (a task
+    and a queue, or a tenant '') every part is stepped.
     `lateral` (PostgreSQL): a LATERAL per part of a generate_series; else (SQLite) a
     recursive CTE of the parts, each part's top by two steps in the index alone (its
     duration; then its end, a step to that duration: no row read, and one tenant's walk
@@ -267,7 +274,7 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool,
         head = (f"WITH tops AS MATERIALIZED (SELECT p.part, t.top, t.top_end FROM "
                 f"{parts} AS p(part) CROSS JOIN LATERAL ("
                 + _top_of_part(part, "duration AS top, ended_at AS top_end", "p.part", every_tenant)
-                + ") AS t" + (f" UNION ALL {_kept_tops(every_tenant)}" if kept else "")
+                + ") AS t" + (f" UNION ALL {_kept_tops(every_tenant, named)}" if kept else "")
                 + "), " + cut)
         folded = ("SELECT f.* FROM tops CROSS JOIN cut CROSS JOIN LATERAL ("
                   + _slowest_of_part(part, _INFO + ", ended_at", "tops.part", True, every_tenant)
@@ -286,7 +293,7 @@ def slow(floor: Callable[[str], str], lateral: bool, every_tenant: bool,
                 + _top_of_part(part, "ended_at", "durations.part", every_tenant).replace(
                     " ORDER BY", " AND duration = durations.top ORDER BY")
                 + ") AS top_end FROM durations WHERE top IS NOT NULL"
-                + (f" UNION ALL {_kept_tops(every_tenant)}" if kept else "") + "), " + cut)
+                + (f" UNION ALL {_kept_tops(every_tenant, named)}" if kept else "") + "), " + cut)
         folded = ("SELECT " + ", ".join(f"a.{c}" for c in _INFO.split(", "))
                   + ", a.ended_at FROM tops, cut, {schema}.conveyor_attempts AS a "
                   "WHERE (tops.top, tops.top_end) >= (cut.d, cut.e) AND a.id IN ("
@@ -395,6 +402,10 @@ PRUNE_SLOW_MARK = ("UPDATE {schema}.conveyor_slow_tops_pruned SET part = %(part)
                    "WHERE part < %(part)s")
 PRUNE_SLOW_TOPS = "DELETE FROM {schema}.conveyor_slow_tops WHERE part <= %(part)s"
 PRUNE_SLOW_TOPS_ALL = "DELETE FROM {schema}.conveyor_slow_tops_all WHERE part <= %(part)s"
+PRUNE_SLOW_TOPS_NAMED = ("DELETE FROM {schema}.conveyor_slow_tops_named "
+                         "WHERE part <= %(part)s")
+PRUNE_SLOW_TOPS_NAMED_ALL = ("DELETE FROM {schema}.conveyor_slow_tops_named_all "
+                             "WHERE part <= %(part)s")
 
 PRUNE_ROLLUPS = "DELETE FROM {schema}.conveyor_rollups WHERE minute < %(before_minute)s"
 PRUNE_ALL_ROLLUPS = ("DELETE FROM {schema}.conveyor_rollups_all "

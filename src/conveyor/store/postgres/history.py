@@ -17,7 +17,7 @@ from ...history.rollup import bucket
 from .. import history_sql as hq
 from ..base import Settle
 from ..history_fold_sql import PENDING_COLUMNS
-from ..history_reads import HistoryReads
+from ..history_reads import SLOW_KINDS, HistoryReads
 from ..history_rows import lost_rows, pending_rows
 from .counters import NO_JIT
 from .history_fold import HistoryFold
@@ -97,10 +97,10 @@ class PostgresHistory(HistoryFold, HistoryReads):
                      hq.task_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
     _queue_rollups = (hq.queue_rollups(lambda x: f"floor({x})::int8"),
                       hq.queue_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
-    # history_sql.slow: (one tenant's, all tenants') stepping every part, then reading the
-    # tops the fold kept
+    # history_sql.slow per history_reads.SLOW_KINDS: (one tenant's, all tenants') each
     _slow = tuple(hq.slow(lambda x: f"floor({x})::int8", lateral=True, every_tenant=every,
-                          kept=kept) for kept in (False, True) for every in (False, True))
+                          kept=kept, named=named)
+                  for kept, named in SLOW_KINDS for every in (False, True))
     if TYPE_CHECKING:  # PostgresStore's own
         async def _one(self, template: str, params: dict[str, Any] | None = None,
                        tenant: str | None = None) -> Rows: ...

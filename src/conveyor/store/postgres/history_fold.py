@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from ..history_fold_sql import (
+    fine_top_rows,
     fold_statements,
-    slow_top_rows,
     slow_tops_from,
     worker_keys_select,
 )
@@ -45,7 +45,7 @@ _PENDING = "{schema}.conveyor_attempts_pending"
 _LOCK = f"{FOLD_LOCK_KEY}, CAST(CAST('{_PENDING}' AS regclass) AS oid)::int4"
 _ATTEMPTS, _ROLLUPS, _WORKERS, _ERRORS, _ALL_ROLLUPS, _ALL_ERRORS = fold_statements(
     "a", _floor, keys="k", worker_keys=True)
-_SLOW_TOPS, _SLOW_TOPS_ALL = slow_tops_from("top_rows")
+_SLOW_TOPS, _SLOW_TOPS_ALL, _NAMED_TOPS, _NAMED_TOPS_ALL = slow_tops_from("top_rows")
 
 # One statement. One fold at a time per pending table: a transaction-scoped advisory lock
 # on the table (tried once, as the scan's one-time filter), not a lock on every row it
@@ -63,9 +63,11 @@ FOLD_HISTORY = (
     f"attempts AS ({_ATTEMPTS}),\nk AS ({worker_keys_select('a', _floor)}),\n"
     f"rollups AS ({_ROLLUPS}),\nworkers AS ({_WORKERS}),\n"
     f"errors AS ({_ERRORS}),\nall_rollups AS ({_ALL_ROLLUPS}),\n"
-    f"all_errors AS ({_ALL_ERRORS}),\ntop_rows AS ({slow_top_rows('a', _floor)}),\n"
+    f"all_errors AS ({_ALL_ERRORS}),\ntop_rows AS ({fine_top_rows('a', _floor)}),\n"
     f"slow_tops AS ({_SLOW_TOPS}),\n"
-    f"slow_tops_all AS ({_SLOW_TOPS_ALL})\nSELECT count(*) FROM a")
+    f"slow_tops_all AS ({_SLOW_TOPS_ALL}),\n"
+    f"named_tops AS ({_NAMED_TOPS}),\nnamed_tops_all AS ({_NAMED_TOPS_ALL})\n"
+    "SELECT count(*) FROM a")
 
 # A fold that must not skip (before a read that must see every attempt): wait for the fold
 # under way, in the transaction of the fold that follows. That fold's statement then starts

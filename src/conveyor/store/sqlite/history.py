@@ -14,7 +14,7 @@ from ...history.rollup import bucket
 from .. import history_sql as hq
 from ..base import Settle
 from ..history_fold_sql import PENDING_COLUMNS
-from ..history_reads import HistoryReads
+from ..history_reads import SLOW_KINDS, HistoryReads
 from ..history_rows import PLAIN_COLUMNS, lost_rows, pending_row_sets
 from .connection import Connections
 from .history_fold import SQLiteHistoryFold
@@ -80,10 +80,10 @@ class SQLiteHistory(SQLiteHistoryFold, HistoryReads):
                      hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
     _queue_rollups = (hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)"),
                       hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
-    # history_sql.slow: (one tenant's, all tenants') stepping every part, then reading the
-    # tops the fold kept
+    # history_sql.slow per history_reads.SLOW_KINDS: (one tenant's, all tenants') each
     _slow = tuple(hq.slow(lambda x: f"CAST({x} AS INTEGER)", lateral=False, every_tenant=every,
-                          kept=kept) for kept in (False, True) for every in (False, True))
+                          kept=kept, named=named)
+                  for kept, named in SLOW_KINDS for every in (False, True))
     db: Connections
 
     async def _history_rows(self, template: str, params: dict[str, Any]) -> list[Any]:
