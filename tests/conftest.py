@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import reaper
+
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
@@ -37,5 +39,17 @@ def pytest_configure(config: pytest.Config) -> None:
     the run started and left running (a killed run's `conveyor worker`s, say)."""
     mark = uuid.uuid4().hex
     os.environ["CVTEST_REAP"] = mark   # every child inherits it in its environment
+    unmarked = {k: v for k, v in os.environ.items() if k != "CVTEST_REAP"}
     subprocess.run([sys.executable, str(_TESTS / "reaper.py"), str(os.getpid()), mark],
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=unmarked,
+                   check=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A run that ends normally kills what it left running itself, and says so in its own
+    output (the reaper's report would come after ./run.sh has printed this run's log)."""
+    mark = os.environ.get("CVTEST_REAP")
+    if mark:
+        killed = reaper.reap(mark, {os.getpid()})
+        if killed:
+            print("\n" + reaper.report(killed, "at its end"), file=sys.stderr)

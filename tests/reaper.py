@@ -10,13 +10,14 @@ every process whose environment carries the mark, and says which, so a leak is s
 
 Only single processes are killed, never process groups: a child left in pytest's own group
 shares it with the shell that started pytest (and, under ./run.sh test, the other pytest).
+A run that ends normally sweeps the same way itself, at its end (`tests/conftest.py`), so its
+report lands in the run's own output; this script is for the runs that cannot.
 
     python tests/reaper.py PYTEST_PID MARK
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
@@ -72,21 +73,55 @@ def command_of(pid: int) -> str:
         return "?"
 
 
+def kill(pid: int, wanted: bytes) -> bool:
+    """SIGKILL `pid` if it still carries the mark, and wait (briefly) for it to go. Through
+    a pidfd where there is one: the environment is checked again once the process is
+    pinned, so a pid reused since the scan is never signalled."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = None
+    try:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as env:
+                if wanted not in env.read().split(b"\0"):
+                    return False
+        except OSError:
+            return False
+        try:
+            if fd is None:
+                os.kill(pid, signal.SIGKILL)
+            else:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                select.select([fd], [], [], 2.0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def reap(mark: str, skip: set[int]) -> list[str]:
     """SIGKILL every marked process, again until none is left (a supervisor may have forked
-    between two passes); returns what was killed."""
-    killed: list[str] = []
+    between two passes); returns what was killed, each once."""
+    killed: dict[int, str] = {}
+    wanted = f"{VARIABLE}={mark}".encode()
     for _ in range(5):
-        found = list(marked(mark, skip))
+        found = [pid for pid in marked(mark, skip) if pid not in killed]
         if not found:
             break
         for pid in found:
             what = command_of(pid)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(f"{pid} {what}")
+            if kill(pid, wanted):
+                killed[pid] = f"{pid} {what}"
         time.sleep(0.2)
-    return killed
+    return list(killed.values())
+
+
+def report(killed: list[str], when: str) -> str:
+    return (f"tests/reaper.py: the test run left {len(killed)} process(es) running {when}; "
+            "killed:\n  " + "\n  ".join(killed))
 
 
 def main(argv: list[str]) -> int:
@@ -98,8 +133,7 @@ def main(argv: list[str]) -> int:
     wait_for_exit(parent)
     killed = reap(mark, {os.getpid(), parent})
     if killed:
-        print(f"tests/reaper.py: the test run left {len(killed)} process(es) running; "
-              "killed:\n  " + "\n  ".join(killed), file=sys.stderr)
+        print(report(killed, "once it had exited"), file=sys.stderr)
     return 0
 
 

@@ -59,10 +59,35 @@ def test_a_sigkilled_runs_workers_are_killed_and_others_left_alone(tmp_path: Pat
         wait_until(lambda: not _alive(worker), 10, "the reaper to kill the run's worker")
         assert unmarked.poll() is None, "a process without the run's mark was killed"
         wait_until(lambda: f"{worker} " in report.read_text(), 10, "the reaper's report")
-        assert "left 1 process(es) running" in report.read_text()
+        assert "left 1 process(es) running once it had exited" in report.read_text()
     finally:
         for proc in (run, unmarked):
             proc.kill()
             proc.wait(10)
         if run.stdout is not None:
             run.stdout.close()
+
+
+LEAKY = textwrap.dedent("""
+    import subprocess, sys
+
+    def test_leaks_a_worker():
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
+                                start_new_session=True)
+        open("leaked.pid", "w").write(str(proc.pid))
+""")
+
+
+def test_a_run_that_ends_kills_what_it_left_and_says_so(tmp_path: Path) -> None:
+    (tmp_path / "test_leaky.py").write_text(LEAKY)
+    tests = str(REAPER.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH",
+                                                                               "")])}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-q",
+                           "-p", "no:cacheprovider", str(tmp_path / "test_leaky.py")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    leaked = int((tmp_path / "leaked.pid").read_text())
+    assert not _alive(leaked), "the run's leaked process outlived it"
+    assert f"left 1 process(es) running at its end; killed:\n  {leaked} " in done.stderr, (
+        done.stderr)
