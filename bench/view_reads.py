@@ -150,23 +150,25 @@ def reads(app: Any, tenant: str | None) -> dict[str, Any]:
 
 
 def analytics_reads(app: Any, tenant: str | None, filters: bool = False) -> dict[str, Any]:
-    """label: a no-argument call of one analytics API read (issue 15: errors, workers, slow
-    attempts, a group's dead jobs), over the last hour and day. `filters`: the slow reads
-    of a task and of a queue too (FILTERS), over the last day and month."""
+    """label: a no-argument call of one analytics API read (issue 15: tasks, errors,
+    workers, slow attempts, a group's dead jobs), over the last hour, day and month.
+    `filters`: the slow, tasks and errors reads of a task and of a queue too (FILTERS), over
+    the last day and month."""
     analytics = app.analytics
     suffix = "" if tenant is None else f" ({tenant})"
     found: dict[str, Any] = {}
-    for span in ("1h", "24h"):
+    for span in ("1h", "24h", "30d"):  # 30d: 4,320 10-minute parts
         window = analytics.window(span, tenant=tenant)
+        found[f"tasks {span}{suffix}"] = lambda w=window: analytics.tasks(w, 30)
         found[f"errors {span}{suffix}"] = lambda w=window: analytics.errors(w)
         found[f"workers {span}{suffix}"] = lambda w=window: analytics.workers(w)
         found[f"slow {span}{suffix}"] = lambda w=window: analytics.slow(w)
-    month = analytics.window("30d", tenant=tenant)  # 4,320 10-minute parts
-    found[f"slow 30d{suffix}"] = lambda: analytics.slow(month)
     for span in ("24h", "30d") if filters else ():
         for name, scope in FILTERS.items():
             window = analytics.window(span, tenant=tenant, **scope)
             found[f"slow {span} {name}{suffix}"] = lambda w=window: analytics.slow(w)
+            found[f"tasks {span} {name}{suffix}"] = lambda w=window: analytics.tasks(w, 30)
+            found[f"errors {span} {name}{suffix}"] = lambda w=window: analytics.errors(w)
     group = "f00123456789abcde"  # the bench history's fingerprints: f{n % 7}0123456789abcde
     found[f"group dead jobs{suffix}"] = lambda: app.call(
         lambda s: s.group_dead_jobs(group, tenant))
