@@ -196,25 +196,28 @@ def lost_rows(rescued: Sequence[tuple[Any, ...]], now: float) -> list[tuple[Any,
 
 
 def task_summaries(rows: Sequence[tuple[Any, ...]], points: int) -> list[TaskSummary]:
-    """Rollup rows (point, task, queue, outcome counts..., duration_sum, buckets...) summed
-    per (task, queue), with `points` buckets of attempts and failures."""
+    """Rollup rows summed per (task, queue), with `points` buckets of attempts and failures:
+    (None, task, queue, zeros..., duration_sum, the histogram as comma-separated counts),
+    one per task and queue, and (point, task, queue, outcome counts..., None, None)."""
     totals: dict[tuple[str, str], list[Any]] = {}
     n_out = len(OUTCOMES)
+    failed = [Outcome(o).failed for o in OUTCOMES]
     for row in rows:
         key = (row[1], row[2])
         acc = totals.get(key)
         if acc is None:
             acc = totals[key] = [[0] * n_out, 0.0, [0] * BUCKETS, [0] * points, [0] * points]
+        if row[0] is None:
+            acc[1] += row[3 + n_out] or 0.0
+            for i, n in enumerate(str(row[4 + n_out]).split(",")):
+                acc[2][i] += int(n)
+            continue
         counts = row[3:3 + n_out]
         slot = min(points - 1, max(0, int(row[0])))
         for i, n in enumerate(counts):
             acc[0][i] += n
-        acc[1] += row[3 + n_out]
-        for i, n in enumerate(row[4 + n_out:4 + n_out + BUCKETS]):
-            acc[2][i] += n
         acc[3][slot] += sum(counts)
-        acc[4][slot] += sum(n for o, n in zip(OUTCOMES, counts, strict=True)
-                            if Outcome(o).failed)
+        acc[4][slot] += sum(n for n, f in zip(counts, failed, strict=True) if f)
     out = []
     for (task, queue), (counts, total_time, buckets, series, failures) in sorted(totals.items()):
         timed = sum(buckets)
