@@ -143,29 +143,49 @@ DELETE FROM {schema}.conveyor_finished WHERE minute < floor({now} / 60) - %(keep
 DROP_TENANT_FINISHED = """
 DELETE FROM {schema}.conveyor_tenant_finished WHERE minute < floor({now} / 60) - %(keep)s"""
 
-# The oldest queued job of each queue named: the minimum of each priority's first run_at, found
-# by skipping from priority to priority through the claim index (a few index probes per queue,
-# whatever its backlog); every queue in one statement (one trip, not one a queue).
-OLDEST_QUEUED = """
-SELECT named.queue, (
-    WITH RECURSIVE level AS (
-        (SELECT priority FROM {schema}.conveyor_jobs
-         WHERE queue = named.queue AND state = 'queued' AND """ + _TENANT + """
-         ORDER BY priority DESC LIMIT 1)
+# The queues the kept counts say hold queued jobs (totals plus unfolded deltas, as KEPT_ALL
+# and KEPT_TENANT net them): the ones OLDEST_QUEUED looks into.
+_QUEUED_ALL = """
+    SELECT queue FROM (
+        SELECT queue, n FROM {schema}.conveyor_counts WHERE state = 'queued'
         UNION ALL
-        SELECT (SELECT priority FROM {schema}.conveyor_jobs
-                WHERE queue = named.queue AND state = 'queued' AND priority < level.priority
-                  AND """ + _TENANT + """
-                ORDER BY priority DESC LIMIT 1)
-        FROM level WHERE level.priority IS NOT NULL)
-    SELECT min((SELECT run_at FROM {schema}.conveyor_jobs
-                WHERE queue = named.queue AND state = 'queued' AND priority = level.priority
-                  AND """ + _TENANT + """
-                ORDER BY priority DESC, run_at LIMIT 1))
-    FROM level WHERE level.priority IS NOT NULL)
-FROM unnest(%(queues)s::text[]) AS named(queue)"""
+        SELECT queue, n FROM {schema}.conveyor_count_deltas WHERE state = 'queued') AS kept
+    GROUP BY queue HAVING sum(n) > 0"""
+_QUEUED_TENANT = """
+    SELECT queue FROM (
+        SELECT queue, n FROM {schema}.conveyor_tenant_counts
+        WHERE tenant = %(tenant)s AND state = 'queued'
+        UNION ALL
+        SELECT queue, n FROM {schema}.conveyor_count_deltas
+        WHERE tenant = %(tenant)s AND state = 'queued') AS kept
+    GROUP BY queue HAVING sum(n) > 0"""
+# The oldest queued job of each of those queues: the minimum over the priorities of each one's
+# first run_at, found by skipping from priority to priority through the claim index, each step
+# taking the next priority's first (priority, run_at) entry: one probe per priority a queue
+# holds, whatever its backlog. One probe, not two: while workers drain, the head of a queue's
+# index range holds the entries of jobs claimed since the last vacuum (dead or not yet dead to
+# every snapshot), and a probe walks them, a heap visit each (2M jobs, 2 workers draining: 4,580
+# visits per read over 20 queues); the earlier read found each priority, then probed it again
+# for its first run_at, walking them twice. Every queue in one statement, sent in the same
+# trip as the counts it starts from (issue 16, bench/results/2026-12-08-q16.md).
+_OLDEST_OF = """
+SELECT named.queue, (
+    WITH RECURSIVE level(priority, run_at) AS (
+        (SELECT priority, run_at FROM {schema}.conveyor_jobs
+         WHERE queue = named.queue AND state = 'queued' AND """ + _TENANT + """
+         ORDER BY priority DESC, run_at LIMIT 1)
+        UNION ALL
+        SELECT next.priority, next.run_at FROM level CROSS JOIN LATERAL (
+            SELECT priority, run_at FROM {schema}.conveyor_jobs
+            WHERE queue = named.queue AND state = 'queued' AND priority < level.priority
+              AND """ + _TENANT + """
+            ORDER BY priority DESC, run_at LIMIT 1) AS next)
+    SELECT min(run_at) FROM level)
+FROM ("""
+OLDEST_QUEUED_ALL = _OLDEST_OF + _QUEUED_ALL + ") AS named(queue)"
+OLDEST_QUEUED_TENANT = _OLDEST_OF + _QUEUED_TENANT + ") AS named(queue)"
 # Sent first in the queues read's transaction: no JIT compilation for what follows in it. For
-# a tenant, OLDEST_QUEUED's estimate (its index probes filtered by tenant, per queue named)
+# a tenant, OLDEST_QUEUED_TENANT's estimate (its index probes filtered by tenant, per queue named)
 # passes jit_above_cost at a million jobs: 2 ms of execution behind ~480 ms of compiling
 # (bench/results/2026-12-06-views.md). set_config(..., true): this transaction only.
 NO_JIT = "SELECT set_config('jit', 'off', true)"
