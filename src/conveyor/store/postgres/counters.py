@@ -135,9 +135,17 @@ ON CONFLICT (minute, queue, state, retried) DO UPDATE SET n = total.n + excluded
 # not at autovacuum's pace; a vacuum that would wait for a lock is skipped. Every 2 s, not
 # 10: 2 workers draining 2M jobs left 18,000-50,000 dead delta rows for every counter read
 # to walk at 10 s (bench/counter_reads.py, 2026-12-05 stop 24).
+# The all-tenant totals too (conveyor_counts, conveyor_finished): a few hundred or thousand
+# rows, each rewritten by every fold that touches its key, and read whole by every counter
+# read (a sequential scan: the overview, the queues page, /metrics). Left to autovacuum (a
+# minute at best; off on the bench server) they grow with the drain, and the space stays:
+# 2 workers draining 2M jobs, 1,400 rows of conveyor_counts took 1,817 pages (14 MB) and
+# every read of the counts walked them (5-15 ms; bench/results/2026-12-08-q16.md). The
+# tenants' totals (many more rows, read by key range) stay with autovacuum.
 VACUUM_EVERY = 2.0
 VACUUM_DELTAS = ("VACUUM (SKIP_LOCKED) {schema}.conveyor_count_deltas, "
-                 "{schema}.conveyor_finished_deltas")
+                 "{schema}.conveyor_finished_deltas, {schema}.conveyor_counts, "
+                 "{schema}.conveyor_finished")
 DROP_FINISHED = """
 DELETE FROM {schema}.conveyor_finished WHERE minute < floor({now} / 60) - %(keep)s"""
 DROP_TENANT_FINISHED = """
