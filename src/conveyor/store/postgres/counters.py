@@ -152,7 +152,7 @@ DROP_TENANT_FINISHED = """
 DELETE FROM {schema}.conveyor_tenant_finished WHERE minute < floor({now} / 60) - %(keep)s"""
 
 # The queues the kept counts say hold queued jobs (totals plus unfolded deltas, as KEPT_ALL
-# and KEPT_TENANT net them): the ones OLDEST_QUEUED looks into.
+# and KEPT_TENANT net them): the ones OLDEST_QUEUED_ALL and _TENANT look into.
 _QUEUED_ALL = """
     SELECT queue FROM (
         SELECT queue, n FROM {schema}.conveyor_counts WHERE state = 'queued'
