@@ -140,12 +140,15 @@ ON CONFLICT (minute, queue, state, retried) DO UPDATE SET n = total.n + excluded
 # read (a sequential scan: the overview, the queues page, /metrics). Left to autovacuum (a
 # minute at best; off on the bench server) they grow with the drain, and the space stays:
 # 2 workers draining 2M jobs, 1,400 rows of conveyor_counts took 1,817 pages (14 MB) and
-# every read of the counts walked them (5-15 ms; bench/results/2026-12-08-q16.md). The
+# every read of the counts walked them (5-15 ms; bench/results/2026-12-08-q16.md). Every
+# VACUUM_TOTALS_EVERY seconds, not 2: they grow a few pages a minute (so a few pages between
+# two), and a drain-only A/B with them vacuumed every 2 s was not clear of a cost. The
 # tenants' totals (many more rows, read by key range) stay with autovacuum.
 VACUUM_EVERY = 2.0
 VACUUM_DELTAS = ("VACUUM (SKIP_LOCKED) {schema}.conveyor_count_deltas, "
-                 "{schema}.conveyor_finished_deltas, {schema}.conveyor_counts, "
-                 "{schema}.conveyor_finished")
+                 "{schema}.conveyor_finished_deltas")
+VACUUM_TOTALS_EVERY = 30.0
+VACUUM_TOTALS = "VACUUM (SKIP_LOCKED) {schema}.conveyor_counts, {schema}.conveyor_finished"
 DROP_FINISHED = """
 DELETE FROM {schema}.conveyor_finished WHERE minute < floor({now} / 60) - %(keep)s"""
 DROP_TENANT_FINISHED = """
@@ -239,6 +242,7 @@ class Counters:
             await self._count(template, {"keep": KEEP_MINUTES, "now": None})
         if folded:
             await vacuum_at_most_every(self, VACUUM_DELTAS, VACUUM_EVERY)
+            await vacuum_at_most_every(self, VACUUM_TOTALS, VACUUM_TOTALS_EVERY)
         return folded
 
     async def _kept_count(self: Sessions, where: JobFilter) -> int | None:
