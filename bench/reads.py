@@ -218,15 +218,18 @@ def completed(client: httpx.Client) -> int:
     return int(client.get("/api/v1/stats").json()["by_state"]["completed"])
 
 
-def drain_rate(client: httpx.Client, window: float, refresh: bool) -> float:
-    """Completed jobs/s over `window`; with a GET / every second alongside when `refresh`."""
+def drain_rate(client: httpx.Client, window: float, refresh: bool,
+               paths: tuple[str, ...] = ("/",)) -> float:
+    """Completed jobs/s over `window`; with a GET of each of `paths` every second alongside
+    when `refresh`."""
     stop = threading.Event()
 
     def dashboard() -> None:
         with httpx.Client(base_url=client.base_url, timeout=30) as own:
             while not stop.is_set():
                 began = time.perf_counter()
-                own.get("/")
+                for path in paths:
+                    own.get(path)
                 stop.wait(max(0.0, 1.0 - (time.perf_counter() - began)))
 
     refresher = threading.Thread(target=dashboard, daemon=True)
@@ -298,6 +301,8 @@ def main() -> None:
                         "of 10,000,000 jobs takes longer than the reads)")
     parser.add_argument("--load-only", action="store_true",
                         help="load (with --schema: keep) and stop, timing nothing")
+    parser.add_argument("--refresh", default="/", help="comma-separated paths the dashboard "
+                        "of the drain-rate rounds GETs every second (default: '/')")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="also write the figures to PATH as JSON")
     args = parser.parse_args()
@@ -346,7 +351,8 @@ def main() -> None:
             rates: dict[bool, list[float]] = {False: [], True: []}
             for _ in range(args.rounds):
                 for refresh in (False, True):
-                    rates[refresh].append(drain_rate(client, args.window, refresh))
+                    rates[refresh].append(drain_rate(client, args.window, refresh,
+                                                     tuple(args.refresh.split(","))))
             print(f"uptime: {uptime()}")
             print(f"\n{args.requests} requests per read idle, {max(5, args.requests // 2)} while "
                   "2 workers (concurrency 20 each) drain\n")
@@ -354,7 +360,8 @@ def main() -> None:
             plain, refreshed = (statistics.median(rates[r]) for r in (False, True))
             print(f"\ndrain, jobs/s over {args.window:.0f} s windows, alternating, median of "
                   f"{args.rounds}: without a dashboard {plain:,.0f} "
-                  f"({', '.join(f'{r:,.0f}' for r in rates[False])}); with GET / every second "
+                  f"({', '.join(f'{r:,.0f}' for r in rates[False])}); with GET "
+                  f"{args.refresh} every second "
                   f"{refreshed:,.0f} ({', '.join(f'{r:,.0f}' for r in rates[True])}): "
                   f"{(refreshed / plain - 1) * 100 if plain else float('nan'):+.1f} %")
             if args.json:
@@ -362,7 +369,7 @@ def main() -> None:
                     "store": args.store, "jobs": args.jobs, "loaded": loaded,
                     "started": started, "uptime": uptime(), "requests_idle": args.requests,
                     "requests_draining": max(5, args.requests // 2),
-                    "snapshot": args.snapshot}, idle, busy, rates)
+                    "snapshot": args.snapshot, "refresh": args.refresh}, idle, busy, rates)
     finally:
         processes.stop(*list(processes.procs))
         if args.store == "postgres" and args.schema is None:

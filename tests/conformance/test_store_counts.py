@@ -203,6 +203,33 @@ async def test_the_oldest_queued_job_is_found_across_priorities(store: Store) ->
     assert mail.counts == {"queued": 1, "running": 1, "completed": 1}
 
 
+async def test_the_oldest_queued_job_of_each_queue_in_one_read(store: Store) -> None:
+    """Every queue's oldest queued job at once: each queue's own, a tenant's own (another
+    tenant's older job in the same queue is not its), none for a queue with no queued job
+    left, whatever the priorities (the oldest in the middle one of three), and a job folded
+    into the counts or not yet (fold_counts between the reads)."""
+    def job(queue: str, priority: int, tenant: str | None = None) -> NewJob:
+        return NewJob(id=new_id(), task="send", queue=queue, payload=PAYLOAD,
+                      priority=priority, tenant=tenant)
+
+    await store.enqueue_many([job("mail", 9), job("mail", -2, "org-b")], now=T0 + 30)
+    await store.enqueue_many([job("mail", 0, "org-b"), job("sms", 1, "org-a")], now=T0 + 20)
+    await store.enqueue_many([job("mail", 4, "org-a"), job("bulk", 0)], now=T0 + 40)
+    await store.enqueue_many([job("mail", 0, "org-a"), job("bulk", 3)], now=T0 + 50)
+    for fold in (False, True):
+        if fold:
+            await store.fold_counts()
+        ages = {q.name: q.oldest_queued_age for q in await store.queues(now=T0 + 100)}
+        assert ages == pytest.approx({"mail": 80, "sms": 80, "bulk": 60}), fold
+        mine = {q.name: q.oldest_queued_age for q in await store.queues("org-a", now=T0 + 100)}
+        assert mine == pytest.approx({"mail": 60, "sms": 80}), fold
+    claimed = await store.claim(["sms"], "w1", 5, 30.0, now=T0 + 100)
+    await store.settle([Complete(c.lease) for c in claimed], now=T0 + 100)
+    found = {q.name: (q.oldest_queued_age, q.counts) for q in await store.queues(now=T0 + 100)}
+    assert found["sms"] == (None, {"completed": 1}), found
+    assert found["bulk"][0] == pytest.approx(60), found
+
+
 async def test_finished_jobs_are_counted_per_minute_for_the_rates(store: Store) -> None:
     """The last minute's throughput and the last hour's rates come from jobs finished per
     minute: this minute's, and the part of the previous minute the window still covers."""

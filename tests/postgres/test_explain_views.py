@@ -39,15 +39,15 @@ def tenants() -> Iterator[PostgresStore]:
 
 
 def _analyzed(store: PostgresStore, before: list[str]) -> dict[str, Any]:
-    """EXPLAIN ANALYZE of a tenant's OLDEST_QUEUED over every queue, in one transaction
+    """EXPLAIN ANALYZE of a tenant's OLDEST_QUEUED_TENANT (every queue), in one transaction
     after `before`, with JIT as cheap to reach as it gets (jit_above_cost 0)."""
     with admin_connect() as conn, conn.transaction():
         conn.execute("SET LOCAL jit_above_cost = 0")
         for statement in before:
             conn.execute(statement)
         row = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) "
-                           + store.statement(counters.OLDEST_QUEUED),
-                           {"queues": QUEUES, "tenant": "org-7"}).fetchone()
+                           + store.statement(counters.OLDEST_QUEUED_TENANT),
+                           {"tenant": "org-7"}).fetchone()
     assert row is not None
     return dict(row[0][0] if isinstance(row[0], list) else json.loads(row[0])[0])
 
@@ -71,7 +71,7 @@ def test_jit_would_compile_it(tenants: PostgresStore) -> None:
 
 def test_the_queues_read_switches_jit_off_before_the_lookup(
         tenants: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """store.queues() sends NO_JIT in its transaction, before OLDEST_QUEUED."""
+    """store.queues() sends NO_JIT in its transaction, before OLDEST_QUEUED_TENANT."""
     sent: list[str] = []
     statement = PostgresStore.statement
 
@@ -89,8 +89,8 @@ def test_the_queues_read_switches_jit_off_before_the_lookup(
             await tenants.close()
 
     asyncio.run(read())
-    assert counters.NO_JIT in sent and counters.OLDEST_QUEUED in sent, sent
-    assert sent.index(counters.NO_JIT) < sent.index(counters.OLDEST_QUEUED)
+    assert counters.NO_JIT in sent and counters.OLDEST_QUEUED_TENANT in sent, sent
+    assert sent.index(counters.NO_JIT) < sent.index(counters.OLDEST_QUEUED_TENANT)
 
 
 # 3 days of minute rows (and their hours) for 20 queues, and 20,000 pending attempts

@@ -135,37 +135,68 @@ ON CONFLICT (minute, queue, state, retried) DO UPDATE SET n = total.n + excluded
 # not at autovacuum's pace; a vacuum that would wait for a lock is skipped. Every 2 s, not
 # 10: 2 workers draining 2M jobs left 18,000-50,000 dead delta rows for every counter read
 # to walk at 10 s (bench/counter_reads.py, 2026-12-05 stop 24).
+# The all-tenant totals too (conveyor_counts, conveyor_finished): a few hundred or thousand
+# rows, each rewritten by every fold that touches its key, and read whole by every counter
+# read (a sequential scan: the overview, the queues page, /metrics). Left to autovacuum (a
+# minute at best; off on the bench server) they grow with the drain, and the space stays:
+# 2 workers draining 2M jobs, 1,400 rows of conveyor_counts took 1,817 pages (14 MB) and
+# every read of the counts walked them (5-15 ms; bench/results/2026-12-08-q16.md). Every
+# VACUUM_TOTALS_EVERY seconds, not 2: they grow a few pages a minute (so a few pages between
+# two), and a drain-only A/B with them vacuumed every 2 s was not clear of a cost. The
+# tenants' totals (many more rows, read by key range) stay with autovacuum.
 VACUUM_EVERY = 2.0
 VACUUM_DELTAS = ("VACUUM (SKIP_LOCKED) {schema}.conveyor_count_deltas, "
                  "{schema}.conveyor_finished_deltas")
+VACUUM_TOTALS_EVERY = 30.0
+VACUUM_TOTALS = "VACUUM (SKIP_LOCKED) {schema}.conveyor_counts, {schema}.conveyor_finished"
 DROP_FINISHED = """
 DELETE FROM {schema}.conveyor_finished WHERE minute < floor({now} / 60) - %(keep)s"""
 DROP_TENANT_FINISHED = """
 DELETE FROM {schema}.conveyor_tenant_finished WHERE minute < floor({now} / 60) - %(keep)s"""
 
-# The oldest queued job of each queue named: the minimum of each priority's first run_at, found
-# by skipping from priority to priority through the claim index (a few index probes per queue,
-# whatever its backlog); every queue in one statement (one trip, not one a queue).
-OLDEST_QUEUED = """
-SELECT named.queue, (
-    WITH RECURSIVE level AS (
-        (SELECT priority FROM {schema}.conveyor_jobs
-         WHERE queue = named.queue AND state = 'queued' AND """ + _TENANT + """
-         ORDER BY priority DESC LIMIT 1)
+# The queues the kept counts say hold queued jobs (totals plus unfolded deltas, as KEPT_ALL
+# and KEPT_TENANT net them): the ones OLDEST_QUEUED_ALL and _TENANT look into.
+_QUEUED_ALL = """
+    SELECT queue FROM (
+        SELECT queue, n FROM {schema}.conveyor_counts WHERE state = 'queued'
         UNION ALL
-        SELECT (SELECT priority FROM {schema}.conveyor_jobs
-                WHERE queue = named.queue AND state = 'queued' AND priority < level.priority
-                  AND """ + _TENANT + """
-                ORDER BY priority DESC LIMIT 1)
-        FROM level WHERE level.priority IS NOT NULL)
-    SELECT min((SELECT run_at FROM {schema}.conveyor_jobs
-                WHERE queue = named.queue AND state = 'queued' AND priority = level.priority
-                  AND """ + _TENANT + """
-                ORDER BY priority DESC, run_at LIMIT 1))
-    FROM level WHERE level.priority IS NOT NULL)
-FROM unnest(%(queues)s::text[]) AS named(queue)"""
+        SELECT queue, n FROM {schema}.conveyor_count_deltas WHERE state = 'queued') AS kept
+    GROUP BY queue HAVING sum(n) > 0"""
+_QUEUED_TENANT = """
+    SELECT queue FROM (
+        SELECT queue, n FROM {schema}.conveyor_tenant_counts
+        WHERE tenant = %(tenant)s AND state = 'queued'
+        UNION ALL
+        SELECT queue, n FROM {schema}.conveyor_count_deltas
+        WHERE tenant = %(tenant)s AND state = 'queued') AS kept
+    GROUP BY queue HAVING sum(n) > 0"""
+# The oldest queued job of each of those queues: the minimum over the priorities of each one's
+# first run_at, found by skipping from priority to priority through the claim index, each step
+# taking the next priority's first (priority, run_at) entry: one probe per priority a queue
+# holds, whatever its backlog. One probe, not two: while workers drain, the head of a queue's
+# index range holds the entries of jobs claimed since the last vacuum (dead or not yet dead to
+# every snapshot), and a probe walks them, a heap visit each (2M jobs, 2 workers draining: 4,580
+# visits per read over 20 queues); the earlier read found each priority, then probed it again
+# for its first run_at, walking them twice. Every queue in one statement, sent in the same
+# trip as the counts it starts from (issue 16, bench/results/2026-12-08-q16.md).
+_OLDEST_OF = """
+SELECT named.queue, (
+    WITH RECURSIVE level(priority, run_at) AS (
+        (SELECT priority, run_at FROM {schema}.conveyor_jobs
+         WHERE queue = named.queue AND state = 'queued' AND """ + _TENANT + """
+         ORDER BY priority DESC, run_at LIMIT 1)
+        UNION ALL
+        SELECT next.priority, next.run_at FROM level CROSS JOIN LATERAL (
+            SELECT priority, run_at FROM {schema}.conveyor_jobs
+            WHERE queue = named.queue AND state = 'queued' AND priority < level.priority
+              AND """ + _TENANT + """
+            ORDER BY priority DESC, run_at LIMIT 1) AS next)
+    SELECT min(run_at) FROM level)
+FROM ("""
+OLDEST_QUEUED_ALL = _OLDEST_OF + _QUEUED_ALL + ") AS named(queue)"
+OLDEST_QUEUED_TENANT = _OLDEST_OF + _QUEUED_TENANT + ") AS named(queue)"
 # Sent first in the queues read's transaction: no JIT compilation for what follows in it. For
-# a tenant, OLDEST_QUEUED's estimate (its index probes filtered by tenant, per queue named)
+# a tenant, OLDEST_QUEUED_TENANT's estimate (its index probes filtered by tenant, per queue named)
 # passes jit_above_cost at a million jobs: 2 ms of execution behind ~480 ms of compiling
 # (bench/results/2026-12-06-views.md). set_config(..., true): this transaction only.
 NO_JIT = "SELECT set_config('jit', 'off', true)"
@@ -211,6 +242,7 @@ class Counters:
             await self._count(template, {"keep": KEEP_MINUTES, "now": None})
         if folded:
             await vacuum_at_most_every(self, VACUUM_DELTAS, VACUUM_EVERY)
+            await vacuum_at_most_every(self, VACUUM_TOTALS, VACUUM_TOTALS_EVERY)
         return folded
 
     async def _kept_count(self: Sessions, where: JobFilter) -> int | None:

@@ -20,6 +20,7 @@ import psycopg
 
 from ...limits.claiming import BOOK_AHEAD, Budget, Candidate, LimitedNames, earliest_room
 from ...limits.model import Limit, LimitUsage
+from .counters import NO_JIT
 from .keys import KeyLimits
 from .limit_settings import LimitSettings
 from .queries import _CLAIMED, _CLAIMED_COLUMNS, feed, with_feed
@@ -268,8 +269,16 @@ class Limits(LimitSettings, KeyLimits):
         return touches
 
     async def limits(self: Any, now: float | None = None) -> list[LimitUsage]:
+        """Every limit with its use, read with JIT off (counters.NO_JIT, in one trip): a
+        conveyor_limits never analysed (a few rows, or none: autovacuum's analyse waits for
+        50 changes) is guessed at hundreds of rows, each with its subqueries, past
+        jit_above_cost; compiling then cost a millisecond of server CPU or more for each read
+        of the queues page, to read no rows (issue 16, bench/results/2026-12-08-q16.md)."""
         try:
-            return [usage_from_row(r) for r in await self._one(USAGE_ALL, {"now": now})]
+            async with self._session(atomic=True) as conn:
+                await conn.execute(self.statement(NO_JIT))
+                usage = await conn.execute(self.statement(USAGE_ALL), {"now": now})
+            return [usage_from_row(r) for r in await usage.fetchall()]
         except psycopg.errors.UndefinedTable:  # a schema before 0005
             return []
 

@@ -20,7 +20,6 @@ from ..counting import (
     completed_last_minute,
     dead_queues,
     queue_rows,
-    queued_queues,
     stats_rows,
 )
 from ..filters import where_clause
@@ -32,7 +31,8 @@ from .counters import (
     KEPT_ALL,
     KEPT_TENANT,
     NO_JIT,
-    OLDEST_QUEUED,
+    OLDEST_QUEUED_ALL,
+    OLDEST_QUEUED_TENANT,
     OUTCOMES_ALL,
     OUTCOMES_TENANT,
     Counters,
@@ -145,19 +145,20 @@ class Reads(Counters):
     async def queues(self: Sessions, tenant: str | None = None,
                      now: float | None = None) -> list[QueueInfo]:
         params = {"tenant": tenant, "now": now}
-        # two round trips: the kept counts (which queues have queued jobs), then the rest
+        # one round trip: the oldest queued job's lookup finds its queues from the kept
+        # counts itself (counters.OLDEST_QUEUED_ALL), so nothing waits for the counts' rows
         async with self._session(tenant, atomic=True) as conn:
-            await _send(self, conn, NO_JIT, {})  # counters.NO_JIT: for OLDEST_QUEUED
-            kept = await self._kept_rows(conn, tenant)
-            queued = queued_queues(kept)
-            sent = [await _send(self, conn, OLDEST_QUEUED, {"queues": queued, "tenant": tenant})
-                    if queued else None,
+            sent = [await _send(self, conn, NO_JIT, {}),  # counters.NO_JIT: for the lookup
+                    await _send(self, conn, KEPT_ALL if tenant is None else KEPT_TENANT,
+                                params),
+                    await _send(self, conn, OLDEST_QUEUED_ALL if tenant is None
+                                else OLDEST_QUEUED_TENANT, params),
                     await _send(self, conn, q.QUEUE_FLAGS, params),
                     await _send(self, conn, q.CLOCK, params),
                     await _send(self, conn, FINISHED_ALL if tenant is None else FINISHED_TENANT,
                                 {**params, "window": 60}),
                     await _send_claimed(self, conn, tenant, now)]
-        oldest, flags, [(clock,)], finished, claimed = [await _rows(c) for c in sent]
+        _, kept, oldest, flags, [(clock,)], finished, claimed = [await _rows(c) for c in sent]
         return build_queue_infos(
             queue_rows(kept, {name: float(first) for name, first in oldest if first is not None}),
             completed_last_minute(finished, clock), {r[0]: r[1] for r in flags}, clock,
