@@ -26,6 +26,11 @@ async def _drain(store: Store, worker_id: str, batch: int) -> list[str]:
     while jobs := await store.claim(None, worker_id, batch, LEASE, now=T0 + 1):
         taken.extend(j.id for j in jobs)
         await store.settle([Complete(j.lease) for j in jobs], now=T0 + 1)
+        # a pause between trips, as a worker running its jobs has: SQLite's busy waiters
+        # poll, so a claimer that never lets go can take every job before the others' next
+        # try (the CI flake "only one thread got any work"); what is tested is that no job
+        # is claimed twice while they contend, not SQLite's lock fairness
+        await asyncio.sleep(0.001)
     return taken
 
 
