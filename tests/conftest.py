@@ -50,6 +50,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     output (the reaper's report would come after ./run.sh has printed this run's log)."""
     mark = os.environ.get("CVTEST_REAP")
     if mark:
-        killed = reaper.reap(mark, {os.getpid()})
+        killed = reaper.reap(mark, {os.getpid()}, helpers_of=os.getpid())
         if killed:
             print("\n" + reaper.report(killed, "at its end"), file=sys.stderr)

@@ -102,11 +102,22 @@ def kill(pid: int, wanted: bytes) -> bool:
             os.close(fd)
 
 
-def reap(mark: str, skip: set[int]) -> list[str]:
+# multiprocessing's own helpers of the pytest process (a test used a forkserver context):
+# they end with it, so they are not leaks, and the sweep at the run's end leaves them
+_OWN_HELPERS = ("from multiprocessing.resource_tracker import",
+                "from multiprocessing.forkserver import")
+
+
+def reap(mark: str, skip: set[int], helpers_of: int | None = None) -> list[str]:
     """SIGKILL every marked process, again until none is left (a supervisor may have forked
-    between two passes); returns what was killed, each once."""
+    between two passes); returns what was killed, each once. `helpers_of`: a live process
+    whose multiprocessing helpers are left alone."""
     killed: dict[int, str] = {}
     wanted = f"{VARIABLE}={mark}".encode()
+    if helpers_of is not None:
+        skip = skip | {pid for pid in marked(mark, skip)
+                       if _parent(pid) == helpers_of
+                       and any(h in command_of(pid) for h in _OWN_HELPERS)}
     for _ in range(5):
         found = [pid for pid in marked(mark, skip) if pid not in killed]
         if not found:
@@ -117,6 +128,14 @@ def reap(mark: str, skip: set[int]) -> list[str]:
                 killed[pid] = f"{pid} {what}"
         time.sleep(0.2)
     return list(killed.values())
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def report(killed: list[str], when: str) -> str:
@@ -131,6 +150,7 @@ def main(argv: list[str]) -> int:
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C is for pytest, not for us
     wait_for_exit(parent)
+    time.sleep(1.0)   # what ends with the run (multiprocessing's helpers) ends by itself
     killed = reap(mark, {os.getpid(), parent})
     if killed:
         print(report(killed, "once it had exited"), file=sys.stderr)

@@ -91,3 +91,31 @@ def test_a_run_that_ends_kills_what_it_left_and_says_so(tmp_path: Path) -> None:
     assert not _alive(leaked), "the run's leaked process outlived it"
     assert f"left 1 process(es) running at its end; killed:\n  {leaked} " in done.stderr, (
         done.stderr)
+
+
+HELPED = textwrap.dedent("""
+    import multiprocessing, subprocess, sys
+
+    def test_uses_a_forkserver_and_leaks_a_worker():
+        ctx = multiprocessing.get_context("forkserver")
+        with ctx.Pool(1) as pool:
+            assert pool.apply(abs, (-1,)) == 1
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
+                                start_new_session=True)
+        open("leaked.pid", "w").write(str(proc.pid))
+""")
+
+
+def test_the_runs_own_multiprocessing_helpers_are_not_reported(tmp_path: Path) -> None:
+    """The forkserver and resource tracker end with the run: not leaks, not in the report."""
+    (tmp_path / "test_helped.py").write_text(HELPED)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REAPER.parent),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-q",
+                           "-p", "no:cacheprovider", str(tmp_path / "test_helped.py")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    leaked = int((tmp_path / "leaked.pid").read_text())
+    assert not _alive(leaked)
+    assert "left 1 process(es) running at its end" in done.stderr, done.stderr
+    assert "multiprocessing" not in done.stderr, done.stderr
