@@ -12,10 +12,18 @@ import pytest
 from .harness import (
     Live,
     WorkerThread,
+    drop_made_schemas,
     make_url,
     serving,
     store_urls,
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_schemas_at_the_end() -> Iterator[None]:
+    """The PostgreSQL schemas the API tests made, dropped once they are done with them."""
+    yield
+    drop_made_schemas()
 
 
 @pytest.fixture(params=store_urls(), scope="module")

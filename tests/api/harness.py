@@ -103,7 +103,24 @@ def make_url(kind: str, tmp_path: Any) -> str:
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"PostgreSQL store not importable: {exc}")
-    return f"{PG_URL}?schema=web_{uuid.uuid4().hex[:10]}"
+    schema = f"web_{uuid.uuid4().hex[:10]}"
+    MADE_SCHEMAS.append(schema)
+    return f"{PG_URL}?schema={schema}"
+
+
+MADE_SCHEMAS: list[str] = []  # make_url's, dropped at the session's end (drop_made_schemas)
+
+
+def drop_made_schemas() -> None:
+    """Drop every schema make_url handed out (its servers are closed by then)."""
+    if not MADE_SCHEMAS:
+        return
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '10s'")
+        while MADE_SCHEMAS:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{MADE_SCHEMAS.pop()}" CASCADE')
 
 
 
