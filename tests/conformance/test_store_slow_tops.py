@@ -8,6 +8,9 @@ would raise the cut above attempts that belong in the answer."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import pytest
 
 from conveyor.history.records import TimeRange
@@ -58,8 +61,12 @@ async def fold(store: Store) -> None:
         pass
 
 
-async def test_the_kept_tops_read_as_the_attempts_after_folds_and_prunes(store: Store) -> None:
-    attempts = plan()
+async def folds_and_prunes(store: Store, attempts: list[Any], late: list[Any],
+                           check: Callable[[Store, list[Made], str], Awaitable[None]]
+                           ) -> None:
+    """The history every kept-tops test reads through, checked after each step: `attempts`
+    folded in three batches (tops raised, kept, tied), pruned inside part 5 then up to it,
+    `late` ones folded (into pruned parts and above), pruned again inside part 10 and past."""
     made: list[Made] = []
     for batch in (attempts[1::3], attempts[2::3], attempts[0::3]):  # tops raised, kept, tied
         made += await settle(store, batch)
@@ -73,10 +80,6 @@ async def test_the_kept_tops_read_as_the_attempts_after_folds_and_prunes(store: 
         pass
     await check(store, made, "pruned")
 
-    late = [("acme", "demo.task", "default", BASE + PART * 3 + 9.0, 40.0),  # a pruned part
-            ("acme", "demo.task", "default", BASE + PART * 5 + 49.0, 39.0),  # the boundary
-            (None, "demo.task", "default", BASE + PART * 10 + 2.0, 8.0),  # ties part 10's top
-            ("globex", "demo.task", "default", BASE + PART * 12 + 3.0, 38.0)]
     made += await settle(store, late)
     await fold(store)
     await check(store, made, "folded late")
@@ -86,6 +89,14 @@ async def test_the_kept_tops_read_as_the_attempts_after_folds_and_prunes(store: 
     while await store.prune_history(BASE + PART * 10 + 5, BASE - 86400, limit=50):
         pass
     await check(store, made, "pruned again")
+
+
+async def test_the_kept_tops_read_as_the_attempts_after_folds_and_prunes(store: Store) -> None:
+    late = [("acme", "demo.task", "default", BASE + PART * 3 + 9.0, 40.0),  # a pruned part
+            ("acme", "demo.task", "default", BASE + PART * 5 + 49.0, 39.0),  # the boundary
+            (None, "demo.task", "default", BASE + PART * 10 + 2.0, 8.0),  # ties part 10's top
+            ("globex", "demo.task", "default", BASE + PART * 12 + 3.0, 38.0)]
+    await folds_and_prunes(store, plan(), late, check)
 
 
 async def test_a_read_with_no_attempt_left(store: Store) -> None:

@@ -15,7 +15,7 @@ from conveyor.history.records import TimeRange
 from conveyor.store.base import Store
 
 from .test_store_slow_attempts import BASE, Made, expected, settle
-from .test_store_slow_tops import fold, stored
+from .test_store_slow_tops import fold, folds_and_prunes, stored
 
 pytestmark = pytest.mark.anyio
 
@@ -59,33 +59,11 @@ async def check(store: Store, made: list[Made], step: str) -> None:
 
 async def test_the_named_tops_read_as_the_attempts_after_folds_and_prunes(store: Store
                                                                           ) -> None:
-    attempts = plan()
-    made: list[Made] = []
-    for batch in (attempts[1::3], attempts[2::3], attempts[0::3]):  # tops raised, kept, tied
-        made += await settle(store, batch)
-        await fold(store)
-    await check(store, made, "folded")
-
-    before = BASE + PART * 5 + 50  # inside part 5
-    await store.prune_history(before, BASE - 86400, limit=3)  # some of the older attempts
-    await check(store, made, "pruned in part")
-    while await store.prune_history(before, BASE - 86400, limit=3):
-        pass
-    await check(store, made, "pruned")
-
     late = [("acme", "a.task", "q2", BASE + PART * 3 + 9.0, 40.0),  # a pruned part
             ("acme", "b.task", "q1", BASE + PART * 5 + 49.0, 39.0),  # the boundary
             (None, "a.task", "q1", BASE + PART * 10 + 2.0, 8.0),  # ties part 10's top
             ("globex", "b.task", "q2", BASE + PART * 12 + 3.0, 38.0)]
-    made += await settle(store, late)
-    await fold(store)
-    await check(store, made, "folded late")
-
-    await store.prune_history(BASE + PART * 10 + 5, BASE - 86400, limit=2)
-    await check(store, made, "pruned again, in part")
-    while await store.prune_history(BASE + PART * 10 + 5, BASE - 86400, limit=50):
-        pass
-    await check(store, made, "pruned again")
+    await folds_and_prunes(store, plan(), late, check)
 
 
 async def test_equal_durations_of_one_task_over_many_parts(store: Store) -> None:

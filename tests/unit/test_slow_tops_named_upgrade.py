@@ -5,7 +5,6 @@ read of a task or a queue from them equals a brute force over the attempts."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from tests.stores import BOTH, raw_execute, store_url_for
 
 from conveyor.history.records import TimeRange
 from conveyor.store.base import open_store
+
+from .test_slow_tops_upgrade import migrated_alone
 
 COLUMNS = "job_id, attempt, task, queue, tenant, started_at, ended_at, duration, outcome"
 BASE = 2_833_333 * 600.0  # a 10-minute part's start
@@ -51,22 +52,7 @@ WINDOWS = [TimeRange(BASE - 86400, BASE + 86400, task="t1"),
 
 def upgraded(make: Callable[[], Any],
              execute: Callable[[str, list[tuple[Any, ...]] | None], list[Any]]) -> None:
-    async def migrate() -> None:
-        store = make()
-        newest = [m for m in store._migrations if m.version <= 27]  # up to 0027
-        store._migrations = [m for m in newest if m.version < 27]
-        await store.migrate()
-        execute(f"INSERT INTO {{schema}}conveyor_attempts ({COLUMNS}) VALUES "
-                f"({', '.join(['%s'] * 9)})", ROWS)
-        store._migrations = newest
-        assert await store.migrate() == 1  # 0027 alone
-        for window in WINDOWS:
-            for limit in (1, 4, 13, 100):
-                found = await store.slow_attempts(window, limit=limit)
-                assert [(a.job_id, a.duration) for a in found] == want(window, limit)
-        await store.close()
-
-    asyncio.run(migrate())
+    migrated_alone(make, execute, 27, ROWS, WINDOWS, want)
     assert {tuple(r) for r in execute(
         "SELECT kind, name, tenant, part, duration, ended_at "
         "FROM {schema}conveyor_slow_tops_named", None)} == tops(lambda r: (r[4] or "",))

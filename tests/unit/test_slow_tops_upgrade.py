@@ -44,24 +44,33 @@ WINDOWS = [TimeRange(BASE - 86400, BASE + 86400), TimeRange(BASE + 650, BASE + 6
            TimeRange(BASE - 86400, BASE + 86400, tenant="globex")]
 
 
-def upgraded(make: Callable[[], Any],
-             execute: Callable[[str, list[tuple[Any, ...]] | None], list[Any]]) -> None:
+def migrated_alone(make: Callable[[], Any],
+                   execute: Callable[[str, list[tuple[Any, ...]] | None], list[Any]],
+                   version: int, rows: list[tuple[Any, ...]], windows: list[TimeRange],
+                   want: Callable[[TimeRange, int], list[tuple[str, float]]]) -> None:
+    """A store migrated up to just before `version`, holding `rows` as folded attempts, then
+    migrated by `version` alone: its slow reads over `windows` are `want`'s."""
     async def migrate() -> None:
         store = make()
-        newest = [m for m in store._migrations if m.version <= 26]  # up to 0026
-        store._migrations = [m for m in newest if m.version < 26]
+        newest = [m for m in store._migrations if m.version <= version]
+        store._migrations = [m for m in newest if m.version < version]
         await store.migrate()
         execute(f"INSERT INTO {{schema}}conveyor_attempts ({COLUMNS}) VALUES "
-                f"({', '.join(['%s'] * 9)})", ROWS)
+                f"({', '.join(['%s'] * 9)})", rows)
         store._migrations = newest
-        assert await store.migrate() == 1  # 0026 alone
-        for window in WINDOWS:
+        assert await store.migrate() == 1  # `version` alone
+        for window in windows:
             for limit in (1, 4, 13, 100):
                 found = await store.slow_attempts(window, limit=limit)
                 assert [(a.job_id, a.duration) for a in found] == want(window, limit)
         await store.close()
 
     asyncio.run(migrate())
+
+
+def upgraded(make: Callable[[], Any],
+             execute: Callable[[str, list[tuple[Any, ...]] | None], list[Any]]) -> None:
+    migrated_alone(make, execute, 26, ROWS, WINDOWS, want)
     assert {tuple(r) for r in execute(
         "SELECT tenant, part, duration, ended_at FROM {schema}conveyor_slow_tops", None)} \
         == tops(lambda t: t or "")
