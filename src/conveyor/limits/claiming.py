@@ -22,7 +22,10 @@ after t - period, later ones too, so every window holding t holds at most the ra
 (whatever order starts are booked in). A claim forgets the starts that left the window by its
 own clock, so each store reads that clock once it holds the limits (PostgreSQL after their
 row locks, SQLite under the write lock): the claims' clocks then follow their commit order,
-and no claim counts a window whose starts a claim with a later clock already forgot.
+and no claim counts a window whose starts a claim with a later clock already forgot. And a
+start is forgotten a margin after it leaves its window (FORGET_AFTER: the period again, at
+least FORGET_MARGIN), so a claim whose clock reads earlier than the last one's (a host's
+clock stepped back, a caller's `now`) still counts every start of its own window.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ from typing import Any
 from .model import Limit, LimitUsage
 
 REFRESH = 1.0  # seconds: how stale a store's set of limited names may be
+
+# How long after it started a rate's start is forgotten (SQL over a limit's `period`, both
+# stores): twice the period, and at least the period plus FORGET_MARGIN seconds. Counting
+# reads only the window (started_at > now - period), so kept starts cost rows, not answers.
+FORGET_MARGIN = 60.0
+FORGET_AFTER = ("(CASE WHEN {period} > " + str(FORGET_MARGIN) + " THEN 2 * {period} "
+                "ELSE {period} + " + str(FORGET_MARGIN) + " END)")
 UNCAPPED = 1 << 30
 BOOK_AHEAD = 0.08  # seconds: how far ahead a claim may book its starts (claim_time)
 WALK = 256  # claim-index entries a claim reads past its room while keyed jobs may fill them

@@ -18,7 +18,14 @@ from typing import Any
 
 import psycopg
 
-from ...limits.claiming import BOOK_AHEAD, Budget, Candidate, LimitedNames, earliest_room
+from ...limits.claiming import (
+    BOOK_AHEAD,
+    FORGET_AFTER,
+    Budget,
+    Candidate,
+    LimitedNames,
+    earliest_room,
+)
 from ...limits.model import Limit, LimitUsage
 from .counters import NO_JIT
 from .keys import KeyLimits
@@ -188,7 +195,7 @@ forgotten AS (
     DELETE FROM {schema}.conveyor_limit_starts AS start
     USING lim, clock
     WHERE lim.rate IS NOT NULL AND start.kind = 'queue' AND start.name = %(queue)s
-      AND start.started_at <= clock.wall - lim.period),
+      AND start.started_at <= clock.wall - """ + FORGET_AFTER.format(period="lim.period") + """),
 feed AS (""" + feed("changed") + """)
 SELECT cap.room, """ + ", ".join(f"changed.{c.strip()}" for c in _BOOKED_COLUMNS.split(",")) + """
 FROM cap LEFT JOIN changed ON true WHERE (SELECT count(*) FROM feed) >= 0"""
@@ -212,7 +219,7 @@ DELETE FROM {schema}.conveyor_limit_starts AS start
 USING {schema}.conveyor_limits AS lim
 WHERE start.kind = lim.kind AND start.name = lim.name
   AND (lim.kind, lim.name) IN (SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[]))
-  AND start.started_at <= %(wall)s - lim.period"""
+  AND start.started_at <= %(wall)s - """ + FORGET_AFTER.format(period="lim.period")
 
 # For each rate or slow-down the claim answers to: until when it is slowed down, and when
 # its full window has room again (its rate-th newest start leaves the window). See

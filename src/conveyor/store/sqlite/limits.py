@@ -12,7 +12,14 @@ from typing import Any
 import orjson
 
 from ...limits import slowing
-from ...limits.claiming import Budget, Candidate, LimitedNames, claim_time, earliest_room
+from ...limits.claiming import (
+    FORGET_AFTER,
+    Budget,
+    Candidate,
+    LimitedNames,
+    claim_time,
+    earliest_room,
+)
 from ...limits.model import Limit, LimitUsage, declared_once
 from ..base import LIMITS_HINT
 from . import queries as q
@@ -103,7 +110,8 @@ LOG_START = "INSERT INTO conveyor_limit_starts (kind, name, started_at) VALUES (
 FORGET_STARTS = """
 DELETE FROM conveyor_limit_starts
 WHERE kind = :kind AND name = :name AND started_at <= :now - (
-    SELECT period FROM conveyor_limits WHERE kind = :kind AND name = :name)"""
+    SELECT """ + FORGET_AFTER.format(period="period") + """
+    FROM conveyor_limits WHERE kind = :kind AND name = :name)"""
 
 
 def usage_from_row(row: tuple[Any, ...]) -> LimitUsage:
