@@ -76,7 +76,8 @@ def _statement(template: str) -> str:
 
 
 class SQLiteHistory(SQLiteHistoryFold, HistoryReads):
-    _task_rollups = (hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)"),
+    _task_rollups = (hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)",
+                                     tenant_index=" INDEXED BY conveyor_rollups_tenant"),
                      hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
     _queue_rollups = (hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)"),
                       hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
