@@ -40,6 +40,10 @@ _PLAIN_ROWS = _inserts(PLAIN_COLUMNS)
 _SQLITE: dict[str, str] = {}
 
 
+def _JOINED(text: str) -> str:
+    return f"group_concat({text}, ',')"
+
+
 def insert_rows(conn: sqlite3.Connection, inserts: tuple[str, ...],
                 rows: Sequence[tuple[Any, ...]]) -> None:
     """`rows` by `inserts` (_inserts' statements), CHUNK rows per statement."""
@@ -77,8 +81,10 @@ def _statement(template: str) -> str:
 
 class SQLiteHistory(SQLiteHistoryFold, HistoryReads):
     _task_rollups = (hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)",
-                                     tenant_index=" INDEXED BY conveyor_rollups_tenant"),
-                     hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
+                                     tenant_index=" INDEXED BY conveyor_rollups_tenant",
+                                     joined=_JOINED),
+                     hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True,
+                                     joined=_JOINED))
     _queue_rollups = (hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)"),
                       hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
     # history_sql.slow per history_reads.SLOW_KINDS: (one tenant's, all tenants') each

@@ -3,9 +3,11 @@
 --
 -- 1. One tenant's task rollups of a range (history_sql.task_rollups, queue_rollups): its
 -- rows, not the range's rows of every tenant walked in the key (width, minute, task,
--- queue, tenant) and filtered (30 days: ~6,000 of 310,000). The index carries the key's
--- other columns (task, queue): each row is then one lookup in the key.
-CREATE INDEX conveyor_rollups_tenant ON conveyor_rollups (tenant, width, minute);
+-- queue, tenant) and filtered (30 days: ~6,000 of 310,000). With the key's other columns
+-- (task, queue; a WITHOUT ROWID table's index carries them anyway): a read of one tenant's
+-- task or queue filters the entries, then each row is one lookup in the key. A new row (a
+-- new minute, hour or day of a key) adds one entry; an upsert of its sums none.
+CREATE INDEX conveyor_rollups_tenant ON conveyor_rollups (tenant, width, minute, task, queue);
 
 -- 2. One tenant's worker hours (history_sql.WORKER_HOURS_TENANT): its rows of the range
 -- (30 days: 2,880 of 144,000).
