@@ -44,7 +44,9 @@ def _points(window: TimeRange, points: int) -> tuple[dict[str, Any], int]:
     step = width // 60  # a point is a whole number of rollup rows
     per = step * max(1, round((end - first) / step / points))
     return ({**_scope(window), "first_minute": first, "end_minute": end,
-             "minutes_per_point": per, "width": width}, -(-(end - first) // per))
+             "minutes_per_point": per, "width": width,
+             "pending_end": -(-end * 60 // width) * width},  # the last row's end
+            -(-(end - first) // per))
 
 
 def _scope(window: TimeRange) -> dict[str, Any]:
@@ -93,8 +95,12 @@ class HistoryReads:
         its first whole hour (day, UTC), and a point is a whole number of them. The
         pending attempts are summed with the rollups, not folded first (a write)."""
         params, points = _points(window, points)
-        rows = await self._history_rows(self._task_rollups[window.tenant is None], params)
+        rows = await self._task_rows(self._task_rollups[window.tenant is None], params)
         return task_summaries(rows, points)
+
+    async def _task_rows(self, template: str, params: dict[str, Any]) -> Rows:
+        """task_analytics' statement run (PostgreSQL: with no sort, see its own)."""
+        return await self._history_rows(template, params)
 
     async def queue_analytics(self, window: TimeRange, points: int = 30
                               ) -> list[TaskSummary]:

@@ -124,10 +124,13 @@ def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
     group_concat)."""
     minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
     scope = _tenant_scope(every_tenant)
+    # the pending rows of the range's rollup rows: ended from its first minute to the end of
+    # its last row (%(pending_end)s, in seconds): their row's minute is in range exactly
+    # then, and a range of ended_at is cheaper than that minute's expression (twice a row)
     pending = (f"SELECT k.minute, k.task, k.queue, {_PENDING_SUMS} FROM (SELECT {minute} AS "
                "minute, a.task, a.queue, a.outcome, a.bucket, count(*) AS n, "
                "sum(a.duration) AS duration FROM {schema}.conveyor_attempts_pending AS a "
-               f"WHERE {minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
+               "WHERE a.ended_at >= %(first_minute)s * 60 AND a.ended_at < %(pending_end)s"
                + scope.replace("tenant =", "coalesce(a.tenant, '') =")
                .replace(" task =", " a.task =").replace(" queue =", " a.queue =")
                + " GROUP BY 1, 2, 3, 4, 5) AS k GROUP BY 1, 2, 3")
