@@ -93,10 +93,15 @@ _SCOPE = """
 # maintenance folds), in one statement, so one snapshot: a row is pending or folded, never
 # both. Exact without a fold (a write, waiting for the write lock) before each read.
 _TASK_SCOPE = _SCOPE.replace("tenant = %(tenant)s", "tenant = coalesce(%(tenant)s, '')")
-_PENDING_SUMS = ", ".join(  # over `k`: pending rows first counted per minute, key, outcome, bucket
-    [f"sum(CASE WHEN k.outcome = '{o}' THEN k.n ELSE 0 END)" for o in OUTCOMES]
+# over `k`: pending rows first counted per minute, key, outcome, bucket. The counts as
+# INTEGER, the rollups' type: in their UNION a bigint (PostgreSQL's count) or numeric (a sum
+# of it) would make every folded row's 32 counts numeric, summed as such: 70 ms of server
+# CPU in a 30-day read of 6,200 rows, against ~15 as integers.
+_PENDING_SUMS = ", ".join(
+    [f"CAST(sum(CASE WHEN k.outcome = '{o}' THEN k.n ELSE 0 END) AS INTEGER)" for o in OUTCOMES]
     + ["sum(k.duration)"]
-    + [f"sum(CASE WHEN k.bucket = {i} THEN k.n ELSE 0 END)" for i in range(len(BUCKET_COLUMNS))])
+    + [f"CAST(sum(CASE WHEN k.bucket = {i} THEN k.n ELSE 0 END) AS INTEGER)"
+       for i in range(len(BUCKET_COLUMNS))])
 
 
 def _tenant_scope(every_tenant: bool) -> str:
