@@ -14,10 +14,11 @@ CREATE INDEX conveyor_rollups_tenant ON conveyor_rollups (tenant, width, minute,
 CREATE INDEX conveyor_worker_rollups_tenant ON conveyor_worker_rollups (tenant, hour);
 
 -- 3. A queue's error groups of a day or more (history_sql.ERROR_GROUP_ROLLUPS_QUEUE): its
--- rows of the range, not every tenant's and queue's rows of the range. Covering, as 0023's
--- tenant index (the key's columns come with it).
-CREATE INDEX conveyor_error_rollups_queue ON conveyor_error_rollups
-    (queue, width, minute, failures, first_seen, last_seen);
+-- rows of the range, not every tenant's and queue's rows of the range. Not covering (as
+-- 0023's tenant index is): an upsert of a row's failures and times would rewrite its entry,
+-- ~10 % of the fold's CPU; a lookup in the key per row instead (30 days of a queue: 13,323
+-- rows, ~30 ms, against ~18 covering and ~47 before).
+CREATE INDEX conveyor_error_rollups_queue ON conveyor_error_rollups (queue, width, minute);
 
 -- 4. All tenants' worker hours: the same figures as conveyor_worker_rollups without the
 -- tenant (a row per hour and worker, not per tenant too: 30 days of 4 workers and 50
