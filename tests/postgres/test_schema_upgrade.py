@@ -87,7 +87,8 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
             conn.execute(f'CREATE INDEX conveyor_jobs_lease ON "{schema}".conveyor_jobs '
                          "(lease_expires_at) WHERE state = 'running'")
             for table in ("slow_tops", "slow_tops_all", "slow_tops_pruned",  # version 26
-                          "slow_tops_named", "slow_tops_named_all"):  # version 27
+                          "slow_tops_named", "slow_tops_named_all",  # version 27
+                          "worker_rollups_all"):  # version 28
                 conn.execute(f'DROP TABLE "{schema}".conveyor_{table}')
             conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 2')
         # a producer of this release needs the column of version 3: a clear error that says

@@ -365,3 +365,39 @@ def test_a_task_or_queue_slow_read_starts_from_the_tops_kept_of_it(tmp_path: Pat
                                or step == "SCAN main.conveyor_attempts" for step in steps), found
     finally:
         conn.close()
+
+
+def test_the_rollup_reads_of_a_tenant_or_a_queue_search_their_index(tmp_path: Path) -> None:
+    """0028: one tenant's task rollups over 30 days are a SEARCH of conveyor_rollups_tenant
+    (pinned: SQLite's planner took the key's range of every tenant); one tenant's worker
+    hours a SEARCH of conveyor_worker_rollups_tenant, every tenant's a SEARCH of
+    conveyor_worker_rollups_all's key (never the worker rollups of every tenant); a
+    queue's error groups over a day a SEARCH of conveyor_error_rollups_queue (pinned; not
+    covering: the fold's upserts of a row's failures leave its entry)."""
+    from conveyor.history.records import TimeRange
+    from conveyor.store import history_sql as hq
+    from conveyor.store.history_reads import PENDING_READ, _points
+    from conveyor.store.sqlite.history import SQLiteHistory, _statement
+
+    conn = migrated(tmp_path / "rollups.db")
+    try:
+        month = TimeRange(1_700_000_000.0 - 30 * 86400, 1_700_000_000.0, tenant="acme")
+        params, _ = _points(month, 30)
+        found = plan(conn, _statement(SQLiteHistory._task_rollups[0]), params)
+        assert "SEARCH main.conveyor_rollups USING INDEX conveyor_rollups_tenant (tenant=? " \
+            "AND width=? AND minute>? AND minute<?)" in found, found
+        hours = {"first_hour": 1, "end_hour": 2, "tenant": "acme", "pending_limit": PENDING_READ}
+        found = plan(conn, _statement(hq.WORKER_HOURS_TENANT), hours)
+        assert "SEARCH main.conveyor_worker_rollups USING INDEX conveyor_worker_rollups_tenant " \
+            "(tenant=? AND hour>? AND hour<?)" in found, found
+        found = plan(conn, _statement(hq.WORKER_HOURS_ALL), {**hours, "tenant": None})
+        assert "SEARCH main.conveyor_worker_rollups_all USING PRIMARY KEY (hour>? AND " \
+            "hour<?)" in found and "main.conveyor_worker_rollups " not in found, found
+        scope = {"start": 1.0, "end": 2.0, "tenant": None, "task": None, "queue": "q1",
+                 "pending_limit": PENDING_READ, "width": 86400, "first_minute": 1,
+                 "end_minute": 2, "pending_end": 86400}
+        found = plan(conn, _statement(hq.ERROR_GROUP_ROLLUPS_QUEUE), scope)
+        assert "SEARCH main.conveyor_error_rollups USING INDEX conveyor_error_rollups_queue " \
+            "(queue=? AND width=? AND minute>? AND minute<?)" in found, found
+    finally:
+        conn.close()

@@ -169,6 +169,17 @@ def fold_statements(source: str, floor: Callable[[str], str], keys: str | None =
     )
 
 
+def worker_rollups_all(keys: str) -> str:
+    """All tenants' worker hours (0028), from `keys` (worker_keys_upsert's rows, as the
+    worker rollups of fold_statements read them): the same sums per hour and worker,
+    without the tenant, in key order."""
+    return (f"{_head(hq.UPSERT_WORKER_ROLLUP_ALL)} SELECT k.minute / 60, k.worker_id, "
+            "max(k.host), max(k.pid), CAST(sum(k.n) AS INTEGER), "
+            "CAST(sum(k.failures) AS INTEGER), sum(k.duration), sum(k.cpu), max(k.rss) "
+            f"FROM {keys} AS k WHERE k.worker_id IS NOT NULL "
+            f"GROUP BY 1, 2 ORDER BY 1, 2 {_tail(hq.UPSERT_WORKER_ROLLUP_ALL)}")
+
+
 _UPSERT_TOP = ("ON CONFLICT ({key}) DO UPDATE SET duration = excluded.duration, "
                "ended_at = excluded.ended_at "
                "WHERE (excluded.duration, excluded.ended_at) > (s.duration, s.ended_at)")

@@ -44,7 +44,9 @@ def _points(window: TimeRange, points: int) -> tuple[dict[str, Any], int]:
     step = width // 60  # a point is a whole number of rollup rows
     per = step * max(1, round((end - first) / step / points))
     return ({**_scope(window), "first_minute": first, "end_minute": end,
-             "minutes_per_point": per, "width": width}, -(-(end - first) // per))
+             "minutes_per_point": per, "width": width,
+             "pending_end": -(-end * 60 // width) * width},  # the last row's end
+            -(-(end - first) // per))
 
 
 def _scope(window: TimeRange) -> dict[str, Any]:
@@ -93,8 +95,12 @@ class HistoryReads:
         its first whole hour (day, UTC), and a point is a whole number of them. The
         pending attempts are summed with the rollups, not folded first (a write)."""
         params, points = _points(window, points)
-        rows = await self._history_rows(self._task_rollups[window.tenant is None], params)
+        rows = await self._task_rows(self._task_rollups[window.tenant is None], params)
         return task_summaries(rows, points)
+
+    async def _task_rows(self, template: str, params: dict[str, Any]) -> Rows:
+        """task_analytics' statement run (PostgreSQL: with no sort, see its own)."""
+        return await self._history_rows(template, params)
 
     async def queue_analytics(self, window: TimeRange, points: int = 30
                               ) -> list[TaskSummary]:
@@ -162,10 +168,11 @@ class HistoryReads:
             return await self._history_rows(hq.ERROR_GROUPS, _scope(window))
         width = 86400 if span >= 20 * 86400 else 3600
         # every tenant's (and queue's): the rollups summed over them (0023); one tenant's:
-        # its rows, by the tenant's index
-        template = (hq.ERROR_GROUP_ROLLUPS if window.queue is not None
-                    else hq.ERROR_GROUP_ROLLUPS_ALL if window.tenant is None
-                    else hq.ERROR_GROUP_ROLLUPS_TENANT)
+        # its rows, by the tenant's index (a queue's too); a queue's of every tenant: its
+        # rows, by the queue's index (0028)
+        template = (hq.ERROR_GROUP_ROLLUPS_TENANT if window.tenant is not None
+                    else hq.ERROR_GROUP_ROLLUPS_QUEUE if window.queue is not None
+                    else hq.ERROR_GROUP_ROLLUPS_ALL)
         return await self._history_rows(template, {
             **_scope(window), "width": width,
             "first_minute": int(window.start // width) * width // 60,
@@ -219,9 +226,11 @@ class HistoryReads:
                                now: float | None = None) -> list[WorkerSummary]:
         """Per worker over the range: attempts, failures, busy time and share, CPU, peak RSS;
         with what each live worker runs now. From 6 hours on, read from the hour rollups
-        (the range then starts at its first whole hour)."""
+        (the range then starts at its first whole hour): of every tenant their sums per
+        worker (0028), of one tenant its rows by the tenant's index."""
         if window.end - window.start >= 6 * 3600 and not (window.task or window.queue):
-            rows = await self._history_rows(hq.WORKER_HOURS, {  # whole hours from the start
+            rows = await self._history_rows(  # whole hours from the start
+                hq.WORKER_HOURS_ALL if window.tenant is None else hq.WORKER_HOURS_TENANT, {
                 "first_hour": int(window.start // 3600), "tenant": window.tenant,
                 "end_hour": int(-(-window.end // 3600)), "pending_limit": PENDING_READ})
         else:
@@ -268,6 +277,7 @@ class HistoryReads:
         count = await self._history_count(hq.PRUNE_ATTEMPTS, {"before": attempts_before,
                                                               "limit": limit})
         for template in (hq.PRUNE_ROLLUPS, hq.PRUNE_ALL_ROLLUPS, hq.PRUNE_WORKER_ROLLUPS,
-                         hq.PRUNE_ERROR_ROLLUPS, hq.PRUNE_ERROR_ROLLUPS_ALL):
+                         hq.PRUNE_WORKER_ROLLUPS_ALL, hq.PRUNE_ERROR_ROLLUPS,
+                         hq.PRUNE_ERROR_ROLLUPS_ALL):
             await self._history_count(template, {"before_minute": int(rollups_before // 60)})
         return count

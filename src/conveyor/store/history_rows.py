@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..history.records import AttemptInfo, AttemptRecord, Outcome, TaskSummary
-from ..history.rollup import BUCKETS, OUTCOMES, RollupRow, bucket, fold, quantile
+from ..history.rollup import OUTCOMES, RollupRow, bucket, fold, quantile
 from .base import Cancelled, Complete, Fail, Settle, Snooze
 
 # The attempts table's columns, in the order attempt_row gives them
@@ -196,38 +196,29 @@ def lost_rows(rescued: Sequence[tuple[Any, ...]], now: float) -> list[tuple[Any,
 
 
 def task_summaries(rows: Sequence[tuple[Any, ...]], points: int) -> list[TaskSummary]:
-    """Rollup rows summed per (task, queue), with `points` buckets of attempts and failures:
-    (None, task, queue, zeros..., duration_sum, the histogram as comma-separated counts),
-    one per task and queue, and (point, task, queue, outcome counts..., None, None)."""
-    totals: dict[tuple[str, str], list[Any]] = {}
+    """history_sql.task_rollups' rows, one per (task, queue): (task, queue, outcome
+    counts..., duration sum, the histogram as comma-separated counts, the points as
+    comma-separated `point:attempts:failures`), with `points` buckets of attempts and
+    failures."""
     n_out = len(OUTCOMES)
-    failed = [Outcome(o).failed for o in OUTCOMES]
-    for row in rows:
-        key = (row[1], row[2])
-        acc = totals.get(key)
-        if acc is None:
-            acc = totals[key] = [[0] * n_out, 0.0, [0] * BUCKETS, [0] * points, [0] * points]
-        if row[0] is None:
-            acc[1] += row[3 + n_out] or 0.0
-            for i, n in enumerate(str(row[4 + n_out]).split(",")):
-                acc[2][i] += int(n)
-            continue
-        counts = row[3:3 + n_out]
-        slot = min(points - 1, max(0, int(row[0])))
-        for i, n in enumerate(counts):
-            acc[0][i] += n
-        acc[3][slot] += sum(counts)
-        acc[4][slot] += sum(n for n, f in zip(counts, failed, strict=True) if f)
     out = []
-    for (task, queue), (counts, total_time, buckets, series, failures) in sorted(totals.items()):
+    for row in sorted(rows, key=lambda r: (r[0], r[1])):
+        buckets = [int(n) for n in str(row[3 + n_out]).split(",")]
+        series, failures = [0] * points, [0] * points
+        for item in str(row[4 + n_out] or "").split(","):
+            if item:
+                at, attempts, failed = item.split(":")
+                slot = min(points - 1, max(0, int(at)))
+                series[slot] += int(attempts)
+                failures[slot] += int(failed)
         timed = sum(buckets)
         out.append(TaskSummary(
-            task=task, queue=queue, counts=dict(zip(OUTCOMES, counts, strict=True)),
+            task=row[0], queue=row[1], counts=dict(zip(OUTCOMES, row[2:2 + n_out], strict=True)),
             p50=quantile(buckets, 0.5), p95=quantile(buckets, 0.95),
-            p99=quantile(buckets, 0.99), mean=(total_time / timed) if timed else None,
+            p99=quantile(buckets, 0.99),
+            mean=((row[2 + n_out] or 0.0) / timed) if timed else None,
             series=tuple(series), failures=tuple(failures)))
     return out
-
 
 
 def queue_summaries(rows: Sequence[tuple[Any, ...]], points: int) -> list[TaskSummary]:

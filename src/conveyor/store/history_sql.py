@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ..history.records import Outcome
 from ..history.rollup import BUCKET_COLUMNS, OUTCOMES
 from .history_rows import ATTEMPT_COLUMNS
 
@@ -48,6 +49,15 @@ UPSERT_WORKER_ROLLUP = (
     "cpu = r.cpu + excluded.cpu, peak_rss = CASE WHEN r.peak_rss IS NULL "
     "OR excluded.peak_rss > r.peak_rss THEN excluded.peak_rss ELSE r.peak_rss END")
 
+# all tenants' worker hours (migration 0028): the same, without the tenant
+WORKER_ROLLUP_ALL_COLUMNS = tuple(c for c in WORKER_ROLLUP_COLUMNS if c != "tenant")
+UPSERT_WORKER_ROLLUP_ALL = (
+    UPSERT_WORKER_ROLLUP.replace("conveyor_worker_rollups AS", "conveyor_worker_rollups_all AS")
+    .replace(", ".join(WORKER_ROLLUP_COLUMNS), ", ".join(WORKER_ROLLUP_ALL_COLUMNS))
+    .replace(", ".join(f"%({c})s" for c in WORKER_ROLLUP_COLUMNS),
+             ", ".join(f"%({c})s" for c in WORKER_ROLLUP_ALL_COLUMNS))
+    .replace("(hour, worker_id, tenant)", "(hour, worker_id)"))
+
 ERROR_ROLLUP_COLUMNS = ("width", "minute", "fingerprint", "task", "queue", "tenant",
                         "failures", "first_seen", "last_seen")
 UPSERT_ERROR_ROLLUP = (
@@ -83,44 +93,75 @@ _SCOPE = """
 # maintenance folds), in one statement, so one snapshot: a row is pending or folded, never
 # both. Exact without a fold (a write, waiting for the write lock) before each read.
 _TASK_SCOPE = _SCOPE.replace("tenant = %(tenant)s", "tenant = coalesce(%(tenant)s, '')")
-_PENDING_SUMS = ", ".join(  # over `k`: pending rows first counted per minute, key, outcome, bucket
-    [f"sum(CASE WHEN k.outcome = '{o}' THEN k.n ELSE 0 END)" for o in OUTCOMES]
+# over `k`: pending rows first counted per minute, key, outcome, bucket. The counts as
+# INTEGER, the rollups' type: in their UNION a bigint (PostgreSQL's count) or numeric (a sum
+# of it) would make every folded row's 32 counts numeric, summed as such: 70 ms of server
+# CPU in a 30-day read of 6,200 rows, against ~15 as integers.
+_PENDING_SUMS = ", ".join(
+    [f"CAST(sum(CASE WHEN k.outcome = '{o}' THEN k.n ELSE 0 END) AS INTEGER)" for o in OUTCOMES]
     + ["sum(k.duration)"]
-    + [f"sum(CASE WHEN k.bucket = {i} THEN k.n ELSE 0 END)" for i in range(len(BUCKET_COLUMNS))])
+    + [f"CAST(sum(CASE WHEN k.bucket = {i} THEN k.n ELSE 0 END) AS INTEGER)"
+       for i in range(len(BUCKET_COLUMNS))])
 
 
-def task_rollups(floor: Callable[[str], str], every_tenant: bool = False) -> str:
+def _tenant_scope(every_tenant: bool) -> str:
+    """_TASK_SCOPE of all tenants (no tenant line), or of one: a plain `tenant =` (the read
+    of one tenant always names it; '' for none), not the scope's `IS NULL OR`, so both
+    stores seek conveyor_rollups_tenant (0028) to the tenant's rows of the range, not walk
+    the key's range of every tenant (30 days: 5,956 rows of 310,000)."""
+    if every_tenant:
+        return "\n".join(line for line in _TASK_SCOPE.splitlines() if "tenant" not in line)
+    return _TASK_SCOPE.replace(
+        "(CAST(%(tenant)s AS TEXT) IS NULL OR tenant = coalesce(%(tenant)s, ''))",
+        "tenant = %(tenant)s")
+
+
+def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
+                 tenant_index: str = "",
+                 joined: Callable[[str], str] = lambda x: f"string_agg({x}, ',')") -> str:
     """TASK_ROLLUPS in a dialect (`floor` truncates a positive number to an integer): of the
     range's tenant, or, `every_tenant`, of all tenants summed (conveyor_rollups_all, 0016:
-    a row per minute, task and queue, not one per tenant too)."""
+    a row per minute, task and queue, not one per tenant too). `tenant_index` (SQLite's
+    ` INDEXED BY conveyor_rollups_tenant`) follows the tenant's table: SQLite's planner,
+    with no statistics, prefers the key's range of every tenant (no lookup per row) to the
+    tenant's index (0028: a lookup in the key per row), 2-3x slower over 30 days. `joined`:
+    the dialect's aggregate joining texts with commas (PostgreSQL's string_agg, SQLite's
+    group_concat)."""
     minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
-    scope = _TASK_SCOPE
-    if every_tenant:
-        scope = "\n".join(line for line in _TASK_SCOPE.splitlines() if "tenant" not in line)
+    scope = _tenant_scope(every_tenant)
+    # the pending rows of the range's rollup rows: ended from its first minute to the end of
+    # its last row (%(pending_end)s, in seconds): their row's minute is in range exactly
+    # then, and a range of ended_at is cheaper than that minute's expression (twice a row)
     pending = (f"SELECT k.minute, k.task, k.queue, {_PENDING_SUMS} FROM (SELECT {minute} AS "
                "minute, a.task, a.queue, a.outcome, a.bucket, count(*) AS n, "
                "sum(a.duration) AS duration FROM {schema}.conveyor_attempts_pending AS a "
-               f"WHERE {minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
+               "WHERE a.ended_at >= %(first_minute)s * 60 AND a.ended_at < %(pending_end)s"
                + scope.replace("tenant =", "coalesce(a.tenant, '') =")
                .replace(" task =", " a.task =").replace(" queue =", " a.queue =")
                + " GROUP BY 1, 2, 3, 4, 5) AS k GROUP BY 1, 2, 3")
     folded = (f"SELECT minute, task, queue, {', '.join(_ADDED)} FROM {{schema}}."
-              f"{'conveyor_rollups_all' if every_tenant else 'conveyor_rollups'} "
+              f"{'conveyor_rollups_all' if every_tenant else 'conveyor_rollups' + tenant_index} "
               "WHERE width = %(width)s AND minute >= %(first_minute)s "
               "AND minute < %(end_minute)s" + scope)
-    counts = ", ".join(f"CAST(sum({o}) AS BIGINT)" for o in OUTCOMES)
-    zeros = ", ".join("0" for _ in OUTCOMES)
+    counts = ", ".join(f"CAST(sum({o}) AS BIGINT) AS {o}" for o in OUTCOMES)
     histogram = " || ',' || ".join(f"sum({c})" for c in BUCKET_COLUMNS)
-    # (NULL point) one row per task and queue with the range's duration sum and histogram,
-    # as text; then one per point, task and queue with the outcome counts only: a month of
-    # 200 task/queue pairs sends 6,000 rows of 9 values, not of 36 (the client's decoding
-    # of those was most of a 30-day read)
+    attempts = " + ".join(OUTCOMES)
+    failures = " + ".join(o for o in OUTCOMES if Outcome(o).failed)
+    points = joined("CAST(point AS TEXT) || ':' || CAST(n AS TEXT) || ':' || CAST(f AS TEXT)")
+    # one row per task and queue: the range's outcome counts, duration sum and histogram,
+    # and its points as text (`point:attempts:failures`, comma-separated): a month of 200
+    # task/queue pairs sends 200 rows, not 6,200 (the client's decoding of those was a
+    # third of a 30-day read), and a point's row sums two columns, not six
     return (f"WITH r AS ({folded} UNION ALL {pending}) "
-            f"SELECT NULL AS point, task, queue, {zeros}, sum(duration_sum), {histogram} "
-            "FROM r GROUP BY task, queue UNION ALL "
-            "SELECT (minute - %(first_minute)s) / %(minutes_per_point)s, task, queue, "
-            f"{counts}, NULL, NULL FROM r GROUP BY 1, task, queue")
-
+            f"SELECT t.task, t.queue, {', '.join(f't.{o}' for o in OUTCOMES)}, t.duration, "
+            "t.histogram, p.points FROM ("
+            f"SELECT task, queue, {counts}, "
+            f"sum(duration_sum) AS duration, {histogram} AS histogram FROM r GROUP BY task, queue"
+            f") AS t JOIN (SELECT task, queue, {points} AS points FROM ("
+            "SELECT (minute - %(first_minute)s) / %(minutes_per_point)s AS point, task, queue, "
+            f"CAST(sum({attempts}) AS BIGINT) AS n, CAST(sum({failures}) AS BIGINT) AS f "
+            "FROM r GROUP BY 1, task, queue) AS q GROUP BY task, queue) AS p "
+            "ON p.task = t.task AND p.queue = t.queue")
 
 
 def queue_rollups(floor: Callable[[str], str], every_tenant: bool = False) -> str:
@@ -135,9 +176,7 @@ def queue_rollups(floor: Callable[[str], str], every_tenant: bool = False) -> st
     behind (the rows past the limit show once folded). They are counted per minute and queue
     first, so the outer sum sees a few rows per minute, not one per attempt."""
     minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
-    scope = _TASK_SCOPE
-    if every_tenant:
-        scope = "\n".join(line for line in _TASK_SCOPE.splitlines() if "tenant" not in line)
+    scope = _tenant_scope(every_tenant)
     taken = ("SELECT a.ended_at, a.queue, a.outcome FROM {schema}.conveyor_attempts_pending AS a "
              f"WHERE {minute} >= %(first_minute)s AND {minute} < %(end_minute)s"
              + scope.replace("tenant =", "coalesce(a.tenant, '') =")
@@ -355,6 +394,13 @@ ERROR_GROUP_ROLLUPS_TENANT = ERROR_GROUP_ROLLUPS.replace(
     "AND (CAST(%(tenant)s AS TEXT) IS NULL OR tenant = coalesce(%(tenant)s, ''))",
     "AND tenant = %(tenant)s", 1)
 
+# The same of a queue (every tenant): a plain `queue =`, so both stores seek
+# conveyor_error_rollups_queue (0028) to the queue's rows of the range, not scan every
+# queue's (a month: 13,323 of 555,000 rows, a parallel seq scan on PostgreSQL)
+ERROR_GROUP_ROLLUPS_QUEUE = ERROR_GROUP_ROLLUPS.replace(
+    "AND (CAST(%(queue)s AS TEXT) IS NULL OR queue = %(queue)s)\nUNION ALL",
+    "AND queue = %(queue)s\nUNION ALL", 1)
+
 # A group's newest attempt (its type, message and sample job), found by the errors index
 GROUP_NEWEST = """
 SELECT fingerprint, error_type, error_message, job_id FROM {schema}.conveyor_attempts
@@ -394,6 +440,19 @@ UNION ALL """ + _tail(
     "AND worker_id IS NOT NULL AND " + _TENANT) + """) AS a
 GROUP BY worker_id"""
 
+# The same of one tenant, a plain `tenant =`: its rows by conveyor_worker_rollups_tenant (0028)
+WORKER_HOURS_TENANT = WORKER_HOURS.replace(
+    "AND " + _TENANT + "\nUNION ALL", "AND tenant = %(tenant)s\nUNION ALL", 1)
+
+# The same of every tenant, from conveyor_worker_rollups_all (0028): a row per hour and
+# worker, not one per tenant too (a month of 4 workers and 50 tenants: 2,880 rows, not
+# 144,000)
+WORKER_HOURS_ALL = WORKER_HOURS.replace(
+    "FROM {schema}.conveyor_worker_rollups\nWHERE hour >= %(first_hour)s AND hour < "
+    "%(end_hour)s AND " + _TENANT,
+    "FROM {schema}.conveyor_worker_rollups_all\nWHERE hour >= %(first_hour)s AND hour < "
+    "%(end_hour)s", 1)
+
 RUNNING_NOW = """
 SELECT worker_id, task FROM {schema}.conveyor_jobs
 WHERE state = 'running' AND worker_id IS NOT NULL
@@ -424,3 +483,4 @@ PRUNE_ERROR_ROLLUPS_ALL = ("DELETE FROM {schema}.conveyor_error_rollups_all "
                            "WHERE minute < %(before_minute)s")
 PRUNE_WORKER_ROLLUPS = ("DELETE FROM {schema}.conveyor_worker_rollups "
                         "WHERE hour < %(before_minute)s / 60")
+PRUNE_WORKER_ROLLUPS_ALL = PRUNE_WORKER_ROLLUPS.replace("_rollups ", "_rollups_all ")

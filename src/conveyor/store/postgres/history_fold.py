@@ -25,6 +25,7 @@ from ..history_fold_sql import (
     fold_statements,
     slow_tops_from,
     worker_keys_select,
+    worker_rollups_all,
 )
 from ..history_reads import FOLD_BATCH
 from .vacuums import vacuum_at_most_every
@@ -63,7 +64,8 @@ FOLD_HISTORY = (
     f"attempts AS ({_ATTEMPTS}),\nk AS ({worker_keys_select('a', _floor)}),\n"
     f"rollups AS ({_ROLLUPS}),\nworkers AS ({_WORKERS}),\n"
     f"errors AS ({_ERRORS}),\nall_rollups AS ({_ALL_ROLLUPS}),\n"
-    f"all_errors AS ({_ALL_ERRORS}),\ntop_rows AS ({fine_top_rows('a', _floor)}),\n"
+    f"all_errors AS ({_ALL_ERRORS}),\nall_workers AS ({worker_rollups_all('k')}),\n"
+    f"top_rows AS ({fine_top_rows('a', _floor)}),\n"
     f"slow_tops AS ({_SLOW_TOPS}),\n"
     f"slow_tops_all AS ({_SLOW_TOPS_ALL}),\n"
     f"named_tops AS ({_NAMED_TOPS}),\nnamed_tops_all AS ({_NAMED_TOPS_ALL})\n"

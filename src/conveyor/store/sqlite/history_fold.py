@@ -22,6 +22,7 @@ from ..history_fold_sql import (
     fold_statements,
     slow_tops_statements,
     worker_keys_upsert,
+    worker_rollups_all,
 )
 from ..history_sql import for_sqlite
 from .connection import Connections
@@ -56,7 +57,7 @@ CREATE_FINE = (f"CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_slow_tops "
                f"({', '.join(FINE_COLUMNS)})")
 CLEAR_FINE = f"DELETE FROM {FINE}"
 FOLD = tuple(for_sqlite(sql) for sql in (
-    *fold_statements(_SOURCE, _FLOOR, keys=KEYS, worker_keys=True),
+    *fold_statements(_SOURCE, _FLOOR, keys=KEYS, worker_keys=True), worker_rollups_all(KEYS),
     fine_tops_insert(_SOURCE, _FLOOR, FINE), *slow_tops_statements(FINE)))
 DROP_PENDING = "DELETE FROM conveyor_attempts_pending WHERE rowid <= :watermark"
 # When the watermark's read found fewer rows than its limit, every pending row is at or below
