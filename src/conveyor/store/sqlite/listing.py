@@ -1,0 +1,108 @@
+"""How the SQLite store lists jobs (list_jobs): the page's statement, chosen from the kept counts.
+
+A list is newest first, a page at a time. Two plans, each bounded by what it reads:
+
+- the walk: the primary key (or a tenant's range of conveyor_jobs_tenant, a batch's, the
+  running jobs') in id order, each row tested, stopping at the page's end. It reads about
+  `limit * scope / matches` rows: a few when the filter matches often, the whole scope when
+  it rarely does (a tenant's 20,000 jobs for 40 matches: 220 ms at 1M jobs, issue 16).
+- the keyed read (migration 0030): the counted keys (queue, task, state) the filter selects,
+  from the kept counts, and each key's range of conveyor_jobs_listed (with the tenant's part
+  of it when the filter names one), in the index alone; the page's ids sorted there, then only
+  those rows read. It reads the matches and the keys, never a row that does not match.
+
+Every filter of queue, task, tenant and states (one or several) that the counts answer takes
+the cheaper of the two by the costs below; so a page costs at most about
+min(limit * scope / matches, matches + keys) steps, whatever the combination: at most
+sqrt(limit * jobs) (7,100 entries at 1M jobs, a page of 51) plus the keys. Other filters
+(a batch, a correlation id, a search's names, jobs waiting to retry, the running jobs: each
+with an index of the few rows it selects) keep the walk of list_statement.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from ...job import JobFilter, JobState
+from ..counting import counted_states, filter_countable
+from ..filters import where_clause
+from . import queries as q
+
+# The relative cost of one step of each plan, measured at 1M jobs (bench/results/
+# 2026-12-07-jobs4f.md): a row of the primary key's walk ~0.15 µs; a row of a tenant's walk,
+# its entry then the row looked up by id, ~3 µs; an entry of conveyor_jobs_listed read in the
+# index ~0.3 µs; a key's probe of it ~1.5 µs.
+WALK_ROW = 1
+TENANT_WALK_ROW = 20
+KEYED_ENTRY = 2
+KEYED_KEY = 10
+# the keyed read's upper bound of ids when there is no cursor: above every id (ids are ASCII)
+NO_CURSOR = "\U0010ffff"
+
+
+def keyed_applies(where: JobFilter) -> bool:
+    """Whether the filter names only counted keys (queue, task, tenant, stored states): the
+    keyed read can serve it. Not the running jobs alone (their own index is a few rows,
+    the workers' slots), nor jobs waiting to retry (a count apart, stored `scheduled`)."""
+    return (filter_countable(where) and not where.retrying
+            and tuple(where.states) != (JobState.RUNNING,))
+
+
+def planned_list(conn: sqlite3.Connection, where: JobFilter, after: str | None, limit: int,
+                 bodies: bool = True) -> tuple[str, dict[str, Any]] | None:
+    """The page's statement and parameters for a filter keyed_applies to; None when the
+    counts say nothing matches."""
+    params = _key_params(where)
+    plan = q.LIST_PLAN_TENANT if where.tenant else q.LIST_PLAN_ALL
+    matches, keys, scope = conn.execute(plan, params).fetchone()
+    if not matches:
+        return None
+    if prefer_keyed(where, limit, matches, keys, scope):
+        return keyed_statement(where, after, limit, bodies)
+    return list_statement(where, after, limit, bodies)
+
+
+def prefer_keyed(where: JobFilter, limit: int, matches: int, keys: int, scope: int) -> bool:
+    """The keyed read when it costs less than the walk, the matches taken as spread evenly
+    over the ids (the walk passes `scope / matches` rows per row of the page)."""
+    walked = min(scope, limit * scope / matches)
+    walk = walked * (TENANT_WALK_ROW if where.tenant else WALK_ROW)
+    return matches * KEYED_ENTRY + keys * KEYED_KEY < walk
+
+
+def keyed_statement(where: JobFilter, after: str | None, limit: int,
+                    bodies: bool = True) -> tuple[str, dict[str, Any]]:
+    select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
+    keyed = q.LIST_KEYED_TENANT if where.tenant else q.LIST_KEYED_ALL
+    return select + keyed, {**_key_params(where), "after": after or NO_CURSOR, "limit": limit}
+
+
+def list_statement(where: JobFilter, after: str | None, limit: int,
+                   bodies: bool = True) -> tuple[str, dict[str, Any]]:
+    """The walk: a page's SELECT and its parameters, its plan pinned where the planner would
+    guess wrong without statistics of the moment: a batch's jobs from their index (0015), not
+    a walk of the key; running jobs (only as many as the workers' slots) from their own index
+    (0015), newest first, not a walk of the key past millions of finished jobs."""
+    where_sql, params = list_where(where, after, limit)
+    select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
+    if where.batch_id:
+        select += " INDEXED BY conveyor_jobs_batch"
+    elif tuple(where.states) == (JobState.RUNNING,) and not where.retrying:
+        select += " INDEXED BY conveyor_jobs_running_ids"  # its predicate: state = 'running'
+
+    return f"{select}{where_sql} {q.LIST_ORDER}", params
+
+
+def list_where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of a walk or a count, and its parameters."""
+    return where_clause(where, after, limit, q.LIST_CLAUSES,
+                        lambda values: orjson.dumps(values).decode())
+
+
+def _key_params(where: JobFilter) -> dict[str, Any]:
+    return {"tenant": where.tenant, "queue": where.queue, "task": where.task,
+            "states": orjson.dumps(counted_states(where)).decode()}
+
