@@ -15,8 +15,10 @@ Every filter of queue, task, tenant and states (one or several) that the counts 
 the cheaper of the two by the costs below; so a page costs at most about
 min(limit * scope / matches, matches + keys) steps, whatever the combination: at most
 sqrt(limit * jobs) (7,100 entries at 1M jobs, a page of 51) plus the keys. Other filters
-(a batch, a correlation id, a search's names, jobs waiting to retry, the running jobs: each
-with an index of the few rows it selects) keep the walk of list_statement.
+(a batch, a correlation id, a search's names, jobs waiting to retry: each with an index of
+the few rows it selects) keep the walk of list_statement. The running jobs' walk is of their
+own index (every tenant's running jobs, with a look at each row): the keyed read when the
+filter leaves few of them.
 """
 
 from __future__ import annotations
@@ -45,21 +47,26 @@ NO_CURSOR = "\U0010ffff"
 
 def keyed_applies(where: JobFilter) -> bool:
     """Whether the filter names only counted keys (queue, task, tenant, stored states): the
-    keyed read can serve it. Not the running jobs alone (their own index is a few rows,
-    the workers' slots), nor jobs waiting to retry (a count apart, stored `scheduled`)."""
-    return (filter_countable(where) and not where.retrying
-            and tuple(where.states) != (JobState.RUNNING,))
+    keyed read can serve it. Not jobs waiting to retry (a count apart, stored `scheduled`:
+    their own index, conveyor_jobs_retrying, is walked)."""
+    return filter_countable(where) and not where.retrying
 
 
 def planned_list(conn: sqlite3.Connection, where: JobFilter, after: str | None, limit: int,
                  bodies: bool = True) -> tuple[str, dict[str, Any]] | None:
     """The page's statement and parameters for a filter keyed_applies to; None when the
     counts say nothing matches."""
+    if not (where.queue or where.task or where.states):
+        # every job of the walk's scope (all, or the tenant's range) matches: the walk stops
+        # at the page's end, and finds nothing at once when there is nothing
+        return list_statement(where, after, limit, bodies)
     params = _key_params(where)
     plan = q.LIST_PLAN_TENANT if where.tenant else q.LIST_PLAN_ALL
     matches, keys, scope = conn.execute(plan, params).fetchone()
     if not matches:
         return None
+    if running_only(where):  # the walk of conveyor_jobs_running_ids: every tenant's
+        scope = conn.execute(q.LIST_RUNNING).fetchone()[0]
     if prefer_keyed(where, limit, matches, keys, scope):
         return keyed_statement(where, after, limit, bodies)
     return list_statement(where, after, limit, bodies)
@@ -69,7 +76,7 @@ def prefer_keyed(where: JobFilter, limit: int, matches: int, keys: int, scope: i
     """The keyed read when it costs less than the walk, the matches taken as spread evenly
     over the ids (the walk passes `scope / matches` rows per row of the page)."""
     walked = min(scope, limit * scope / matches)
-    walk = walked * (TENANT_WALK_ROW if where.tenant else WALK_ROW)
+    walk = walked * (TENANT_WALK_ROW if where.tenant or running_only(where) else WALK_ROW)
     return matches * KEYED_ENTRY + keys * KEYED_KEY < walk
 
 
@@ -90,7 +97,7 @@ def list_statement(where: JobFilter, after: str | None, limit: int,
     select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
     if where.batch_id:
         select += " INDEXED BY conveyor_jobs_batch"
-    elif tuple(where.states) == (JobState.RUNNING,) and not where.retrying:
+    elif running_only(where):
         select += " INDEXED BY conveyor_jobs_running_ids"  # its predicate: state = 'running'
 
     return f"{select}{where_sql} {q.LIST_ORDER}", params
@@ -100,6 +107,10 @@ def list_where(where: JobFilter, after: str | None, limit: int) -> tuple[str, di
     """The WHERE clause of a walk or a count, and its parameters."""
     return where_clause(where, after, limit, q.LIST_CLAUSES,
                         lambda values: orjson.dumps(values).decode())
+
+
+def running_only(where: JobFilter) -> bool:
+    return tuple(where.states) == (JobState.RUNNING,) and not where.retrying
 
 
 def _key_params(where: JobFilter) -> dict[str, Any]:

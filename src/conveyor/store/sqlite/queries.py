@@ -333,8 +333,10 @@ LIST_PLAN_ALL = """
 SELECT coalesce(sum(n) FILTER (WHERE """ + _MATCHING_KEYS + """), 0),
        count(*) FILTER (WHERE """ + _MATCHING_KEYS + """), coalesce(sum(n), 0)
 FROM conveyor_counts WHERE n > 0"""
-LIST_PLAN_TENANT = LIST_PLAN_ALL.replace("conveyor_counts WHERE", "conveyor_tenant_counts "
-                                         "WHERE tenant = :tenant AND", 1)
+LIST_PLAN_TENANT = LIST_PLAN_ALL.replace("conveyor_counts WHERE n", "conveyor_tenant_counts "
+                                         "WHERE tenant = :tenant AND n", 1)
+# a running list's walk passes every tenant's running jobs (conveyor_jobs_running_ids)
+LIST_RUNNING = "SELECT coalesce(sum(n), 0) FROM conveyor_counts WHERE state = 'running'"
 
 DURATIONS = """
 SELECT finished_at - started_at FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
