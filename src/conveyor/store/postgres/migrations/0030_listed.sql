@@ -1,0 +1,22 @@
+-- Conveyor schema, version 30 (PostgreSQL): the finished jobs of a queue and task, newest
+-- first, in one range (issue 16).
+--
+-- Every combination of the jobs list's filters was checked by EXPLAIN (ANALYZE) at 1M jobs
+-- (bench/results/2026-12-07-jobs4f.md). A tenant's are one range, or a few, of
+-- conveyor_jobs_tenant_fields (0015); the running jobs' are their own few rows (0024). What
+-- was left: a queue and task without a tenant, in a state they rarely hold, walked the
+-- primary key newest first testing every row until the page was full
+-- (`queue=q7&task=bench.t3&state=dead`: 47-62 ms, 8,600 buffers, ~100,000 rows for 51, and
+-- as many at 10M: the walk grows with the filter's rarity, not the table), and two such
+-- states read every match of both. Here a queue's task's finished jobs by state, then id:
+-- one state is one range walked backwards to the page's LIMIT; several are a few ranges,
+-- their matches sorted.
+--
+-- Only finished rows (completed, dead, cancelled): a job gets its entry once, when it
+-- finishes; claims, heartbeats and the other updates of live jobs write none (their rows
+-- change indexed columns, so each of them would add an entry to a full index). The queued
+-- and scheduled lists were walks of ~900 buffers at most at 1M. `queue <> ''` (always true)
+-- as 0024: the lists write it out (queries.LIST_CLAUSES), statements that do not name a queue
+-- stay off this index.
+CREATE INDEX conveyor_jobs_listed ON {schema}.conveyor_jobs (queue, task, state, id)
+    WHERE queue <> '' AND state IN ('completed', 'dead', 'cancelled');
