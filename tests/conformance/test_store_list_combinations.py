@@ -83,6 +83,25 @@ async def test_every_filter_combination_lists_exactly_its_jobs(store: Store) -> 
             assert tenant in (None, job.tenant) and (not states or job.state in states), where
 
 
+async def test_a_search_of_several_names_lists_exactly_its_jobs(store: Store) -> None:
+    """A search resolves a name fragment to the tasks or queues it matches (search.py): the
+    same, for lists of them, with or without an exact name too."""
+    made = await stored_jobs(store)
+    newest_first = sorted(made, reverse=True)
+    for queues, tasks, extra, states in itertools.product(
+            ((), ("rare", "mail")), ((), ("t.sync",), ("t.sync", "t.send")),
+            ({}, {"tenant": "org-b"}, {"queue": "rare"}), STATES[:4]):
+        where = JobFilter(queues=queues, tasks=tasks, states=states, **extra)
+        want = [job_id for job_id in newest_first
+                if (not queues or made[job_id][0]["queue"] in queues)
+                and (not tasks or made[job_id][0]["task"] in tasks)
+                and all(made[job_id][0][field] == value for field, value in extra.items())
+                and (not states or made[job_id][1] in states)]
+        first = await store.list_jobs(where, limit=PAGE)
+        rest = await store.list_jobs(where, after=first[-1].id, limit=PAGE) if first else []
+        assert [j.id for j in first + rest] == want[:2 * PAGE], where
+
+
 async def test_a_list_without_bodies_takes_the_same_jobs(store: Store) -> None:
     made = await stored_jobs(store)
     for states in STATES[1:4]:

@@ -34,6 +34,8 @@ COMBINATIONS = {
     "queue, task, two states": JobFilter(queue="rare", task="t.rare", states=SCHEDULED),
     "task, state": JobFilter(task="t.rare", states=QUEUED),
     "queue, tenant": JobFilter(queue="rare", tenant="org-a"),
+    "a search's tasks, tenant": JobFilter(tasks=("t.rare", "t.none"), tenant="org-a"),
+    "a search's queues, state": JobFilter(queues=("rare", "none"), states=QUEUED),
 }
 
 

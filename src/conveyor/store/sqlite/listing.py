@@ -11,7 +11,8 @@ A list is newest first, a page at a time. Two plans, each bounded by what it rea
   of it when the filter names one), in the index alone; the page's ids sorted there, then only
   those rows read. It reads the matches and the keys, never a row that does not match.
 
-Every filter of queue, task, tenant and states (one or several) that the counts answer takes
+Every filter of queue, task (or a search's lists of them), tenant and states (one or several)
+takes
 the cheaper of the two by the costs below; so a page costs at most about
 min(limit * scope / matches, matches + keys) steps, whatever the combination: at most
 sqrt(limit * jobs) (7,100 entries at 1M jobs, a page of 51) plus the keys. Other filters
@@ -29,7 +30,7 @@ from typing import Any
 import orjson
 
 from ...job import JobFilter, JobState
-from ..counting import counted_states, filter_countable
+from ..counting import counted_states
 from ..filters import where_clause
 from . import queries as q
 
@@ -46,17 +47,19 @@ NO_CURSOR = "\U0010ffff"
 
 
 def keyed_applies(where: JobFilter) -> bool:
-    """Whether the filter names only counted keys (queue, task, tenant, stored states): the
-    keyed read can serve it. Not jobs waiting to retry (a count apart, stored `scheduled`:
-    their own index, conveyor_jobs_retrying, is walked)."""
-    return filter_countable(where) and not where.retrying
+    """Whether the filter names only counted keys (queues, tasks, tenant, stored states;
+    a search's names too, search.py): the keyed read can serve it. Not jobs waiting to
+    retry (a count apart, stored `scheduled`: their own index, conveyor_jobs_retrying, is
+    walked), nor a filter of a field the counts do not hold."""
+    return not (where.retrying or where.correlation_id or where.idempotency_key
+                or where.batch_id or where.with_errors)
 
 
 def planned_list(conn: sqlite3.Connection, where: JobFilter, after: str | None, limit: int,
                  bodies: bool = True) -> tuple[str, dict[str, Any]] | None:
     """The page's statement and parameters for a filter keyed_applies to; None when the
     counts say nothing matches."""
-    if not (where.queue or where.task or where.states):
+    if not (where.queue or where.task or where.states or where.queues or where.tasks):
         # every job of the walk's scope (all, or the tenant's range) matches: the walk stops
         # at the page's end, and finds nothing at once when there is nothing
         return list_statement(where, after, limit, bodies)
@@ -115,5 +118,10 @@ def running_only(where: JobFilter) -> bool:
 
 def _key_params(where: JobFilter) -> dict[str, Any]:
     return {"tenant": where.tenant, "queue": where.queue, "task": where.task,
+            "queues": _listed(where.queues), "tasks": _listed(where.tasks),
             "states": orjson.dumps(counted_states(where)).decode()}
+
+
+def _listed(names: tuple[str, ...]) -> str | None:
+    return orjson.dumps(names).decode() if names else None
 

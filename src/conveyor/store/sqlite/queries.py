@@ -312,6 +312,8 @@ COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM conveyor_jobs{where} LIMIT :l
 # each key's range of conveyor_jobs_listed read in the index alone, the page's ids sorted
 # there, and only those rows read. A retrying job is counted apart but stored `scheduled`.
 _MATCHING_KEYS = """(:queue IS NULL OR queue = :queue) AND (:task IS NULL OR task = :task)
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND (:tasks IS NULL OR task IN (SELECT value FROM json_each(:tasks)))
   AND state IN (SELECT value FROM json_each(:states))"""
 _KEYS_ALL = """SELECT DISTINCT queue, task,
        CASE state WHEN 'retrying' THEN 'scheduled' ELSE state END AS state
