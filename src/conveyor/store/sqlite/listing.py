@@ -45,6 +45,39 @@ KEYED_KEY = 10
 # the keyed read's upper bound of ids when there is no cursor: above every id (ids are ASCII)
 NO_CURSOR = "\U0010ffff"
 
+# The keyed read (migration 0030): the counted keys a filter selects, read from
+# the kept counts in the same statement (one snapshot: a key the jobs hold is in the counts),
+# each key's range of conveyor_jobs_listed read in the index alone, the page's ids sorted
+# there, and only those rows read. A retrying job is counted apart but stored `scheduled`.
+_MATCHING_KEYS = """(:queue IS NULL OR queue = :queue) AND (:task IS NULL OR task = :task)
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND (:tasks IS NULL OR task IN (SELECT value FROM json_each(:tasks)))
+  AND state IN (SELECT value FROM json_each(:states))"""
+_KEYS_ALL = """SELECT DISTINCT queue, task,
+       CASE state WHEN 'retrying' THEN 'scheduled' ELSE state END AS state
+FROM conveyor_counts WHERE n > 0 AND """ + _MATCHING_KEYS
+_KEYS_TENANT = _KEYS_ALL.replace("conveyor_counts WHERE", "conveyor_tenant_counts WHERE "
+                                 "tenant = :tenant AND", 1)
+_KEYED = """ WHERE id IN (
+  SELECT listed.id FROM ({keys}) AS counted
+  CROSS JOIN conveyor_jobs AS listed INDEXED BY conveyor_jobs_listed
+    ON listed.queue = counted.queue AND listed.task = counted.task
+   AND listed.state = counted.state AND listed.queue <> ''{tenant}
+  WHERE listed.id < :after ORDER BY listed.id DESC LIMIT :limit)
+ORDER BY id DESC LIMIT :limit"""
+LIST_KEYED_ALL = _KEYED.format(keys=_KEYS_ALL, tenant="")
+LIST_KEYED_TENANT = _KEYED.format(keys=_KEYS_TENANT, tenant=" AND listed.tenant = :tenant")
+# what planned_list chooses by: the jobs the filter matches, the keys they are kept under, and
+# the jobs a walk would pass (every job; a tenant's: the tenant's range of conveyor_jobs_tenant)
+LIST_PLAN_ALL = """
+SELECT coalesce(sum(n) FILTER (WHERE """ + _MATCHING_KEYS + """), 0),
+       count(*) FILTER (WHERE """ + _MATCHING_KEYS + """), coalesce(sum(n), 0)
+FROM conveyor_counts WHERE n > 0"""
+LIST_PLAN_TENANT = LIST_PLAN_ALL.replace("conveyor_counts WHERE n", "conveyor_tenant_counts "
+                                         "WHERE tenant = :tenant AND n", 1)
+# a running list's walk passes every tenant's running jobs (conveyor_jobs_running_ids)
+LIST_RUNNING = "SELECT coalesce(sum(n), 0) FROM conveyor_counts WHERE state = 'running'"
+
 
 def keyed_applies(where: JobFilter) -> bool:
     """Whether the filter names only counted keys (queues, tasks, tenant, stored states;
@@ -64,12 +97,12 @@ def planned_list(conn: sqlite3.Connection, where: JobFilter, after: str | None, 
         # at the page's end, and finds nothing at once when there is nothing
         return list_statement(where, after, limit, bodies)
     params = _key_params(where)
-    plan = q.LIST_PLAN_TENANT if where.tenant else q.LIST_PLAN_ALL
+    plan = LIST_PLAN_TENANT if where.tenant else LIST_PLAN_ALL
     matches, keys, scope = conn.execute(plan, params).fetchone()
     if not matches:
         return None
     if running_only(where):  # the walk of conveyor_jobs_running_ids: every tenant's
-        scope = conn.execute(q.LIST_RUNNING).fetchone()[0]
+        scope = conn.execute(LIST_RUNNING).fetchone()[0]
     if prefer_keyed(where, limit, matches, keys, scope):
         return keyed_statement(where, after, limit, bodies)
     return list_statement(where, after, limit, bodies)
@@ -86,7 +119,7 @@ def prefer_keyed(where: JobFilter, limit: int, matches: int, keys: int, scope: i
 def keyed_statement(where: JobFilter, after: str | None, limit: int,
                     bodies: bool = True) -> tuple[str, dict[str, Any]]:
     select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
-    keyed = q.LIST_KEYED_TENANT if where.tenant else q.LIST_KEYED_ALL
+    keyed = LIST_KEYED_TENANT if where.tenant else LIST_KEYED_ALL
     return select + keyed, {**_key_params(where), "after": after or NO_CURSOR, "limit": limit}
 
 

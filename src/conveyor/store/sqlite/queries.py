@@ -307,39 +307,6 @@ LIST_CLAUSES = {
 LIST_ORDER = "ORDER BY id DESC LIMIT :limit"
 COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM conveyor_jobs{where} LIMIT :limit)"
 
-# The keyed list (listing.py, migration 0030): the counted keys a filter selects, read from
-# the kept counts in the same statement (one snapshot: a key the jobs hold is in the counts),
-# each key's range of conveyor_jobs_listed read in the index alone, the page's ids sorted
-# there, and only those rows read. A retrying job is counted apart but stored `scheduled`.
-_MATCHING_KEYS = """(:queue IS NULL OR queue = :queue) AND (:task IS NULL OR task = :task)
-  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
-  AND (:tasks IS NULL OR task IN (SELECT value FROM json_each(:tasks)))
-  AND state IN (SELECT value FROM json_each(:states))"""
-_KEYS_ALL = """SELECT DISTINCT queue, task,
-       CASE state WHEN 'retrying' THEN 'scheduled' ELSE state END AS state
-FROM conveyor_counts WHERE n > 0 AND """ + _MATCHING_KEYS
-_KEYS_TENANT = _KEYS_ALL.replace("conveyor_counts WHERE", "conveyor_tenant_counts WHERE "
-                                 "tenant = :tenant AND", 1)
-_KEYED = """ WHERE id IN (
-  SELECT listed.id FROM ({keys}) AS counted
-  CROSS JOIN conveyor_jobs AS listed INDEXED BY conveyor_jobs_listed
-    ON listed.queue = counted.queue AND listed.task = counted.task
-   AND listed.state = counted.state AND listed.queue <> ''{tenant}
-  WHERE listed.id < :after ORDER BY listed.id DESC LIMIT :limit)
-ORDER BY id DESC LIMIT :limit"""
-LIST_KEYED_ALL = _KEYED.format(keys=_KEYS_ALL, tenant="")
-LIST_KEYED_TENANT = _KEYED.format(keys=_KEYS_TENANT, tenant=" AND listed.tenant = :tenant")
-# what listing.py chooses by: the jobs the filter matches, the keys they are kept under, and
-# the jobs a walk would pass (every job; a tenant's: the tenant's range of conveyor_jobs_tenant)
-LIST_PLAN_ALL = """
-SELECT coalesce(sum(n) FILTER (WHERE """ + _MATCHING_KEYS + """), 0),
-       count(*) FILTER (WHERE """ + _MATCHING_KEYS + """), coalesce(sum(n), 0)
-FROM conveyor_counts WHERE n > 0"""
-LIST_PLAN_TENANT = LIST_PLAN_ALL.replace("conveyor_counts WHERE n", "conveyor_tenant_counts "
-                                         "WHERE tenant = :tenant AND n", 1)
-# a running list's walk passes every tenant's running jobs (conveyor_jobs_running_ids)
-LIST_RUNNING = "SELECT coalesce(sum(n), 0) FROM conveyor_counts WHERE state = 'running'"
-
 DURATIONS = """
 SELECT finished_at - started_at FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
 WHERE finished_at IS NOT NULL AND finished_at > :since AND state = 'completed'
