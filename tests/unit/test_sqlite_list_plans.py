@@ -13,7 +13,7 @@ import pytest
 from conveyor.job import JobFilter, JobState
 from conveyor.store.sqlite import counters
 from conveyor.store.sqlite import queries as q
-from conveyor.store.sqlite.reads import _where
+from conveyor.store.sqlite.listing import list_where as _where
 
 from .test_sqlite_plans import migrated, plan
 

@@ -63,7 +63,7 @@ def test_dead_letters_search_the_index_of_dead_rows(tmp_path: Path) -> None:
 
 
 def _list_sql(where: object, after: str | None = None) -> tuple[str, dict[str, object]]:
-    from conveyor.store.sqlite.reads import _where
+    from conveyor.store.sqlite.listing import list_where as _where
 
     where_sql, params = _where(where, after, 200)  # type: ignore[arg-type]
     return f"{q.LIST_SELECT}{where_sql} {q.LIST_ORDER}", params
@@ -160,7 +160,7 @@ def test_list_filters_take_their_pinned_plans(tmp_path: Path) -> None:
     conn = migrated(tmp_path / "lists.db")
     try:
         conn.execute("ANALYZE")
-        from conveyor.store.sqlite.reads import list_statement
+        from conveyor.store.sqlite.listing import list_statement
 
         batch = plan(conn, *list_statement(JobFilter(batch_id="b-1", tenant="t"), "01b", 51))
         assert batch == "SEARCH conveyor_jobs USING INDEX conveyor_jobs_batch " \

@@ -88,6 +88,19 @@ ON CONFLICT (queue, task, state) DO UPDATE SET n = total.n + excluded.n"""
 # for the delete and then inserts afresh
 DROP_ZEROS = "DELETE FROM {schema}.conveyor_counts WHERE n = 0"
 DROP_TENANT_ZEROS = "DELETE FROM {schema}.conveyor_tenant_counts WHERE n = 0"
+# One fold at a time per store: a transaction-scoped advisory lock on the deltas table, tried
+# once; a fold that finds it held folds nothing (the next fold takes the deltas). Each worker's
+# maintenance folds every second or so, and two folds at once deadlocked: one's DROP_ZEROS
+# (deleting the keys at zero in the table's physical order) and the other's FOLD (upserting
+# the totals in its hash aggregate's order, reviving some of those keys) locked the same rows
+# of conveyor_counts / conveyor_tenant_counts in opposite orders ("deadlock detected" 3 times
+# in the first minute of a 2M-job drain, bench/results/2026-12-08-q16.md). A fixed row order
+# in every statement would also do, but two folds at once only contend: nothing is gained by
+# letting the second run. The schema is letters, digits and _ (connection.py): safe inside
+# the literal. The first key differs from the history fold's (history_fold.FOLD_LOCK_KEY).
+FOLD_LOCK_KEY = 0x636F756E  # "coun"
+FOLD_LOCK = (f"SELECT pg_try_advisory_xact_lock({FOLD_LOCK_KEY}, "
+             "CAST(CAST('{schema}.conveyor_count_deltas' AS regclass) AS oid)::int4)")
 
 # jobs finished per minute, from the minute that holds `window` seconds before now on (the
 # database's clock: counting.first_minute), buckets and unfolded deltas
@@ -231,16 +244,19 @@ class Counters:
 
     async def fold_counts(self: Sessions) -> int:
         """Fold the deltas into the totals, drop the keys at zero and the minutes of finished
-        jobs past KEEP_MINUTES; how many keys changed. Each statement stands alone (a fold
-        is whole in one), so none waits for another's locks."""
-        folded = await self._count(FOLD, {})
-        if folded:
-            await self._count(DROP_ZEROS, {})
-            await self._count(DROP_TENANT_ZEROS, {})
-        folded += await self._count(FOLD_FINISHED, {})
-        for template in (DROP_FINISHED, DROP_TENANT_FINISHED):
-            await self._count(template, {"keep": KEEP_MINUTES, "now": None})
-        if folded:
+        jobs past KEEP_MINUTES; how many keys changed (0 when another fold is under way: the
+        next one takes what this one would have). One transaction under FOLD_LOCK."""
+        async with self._session() as conn, conn.transaction():
+            if not (await self._fetch(conn, FOLD_LOCK, {}))[0][0]:
+                return 0
+            folded = await _changed(self, conn, FOLD)
+            if folded:
+                await _changed(self, conn, DROP_ZEROS)
+                await _changed(self, conn, DROP_TENANT_ZEROS)
+            folded += await _changed(self, conn, FOLD_FINISHED)
+            for template in (DROP_FINISHED, DROP_TENANT_FINISHED):
+                await _changed(self, conn, template, {"keep": KEEP_MINUTES, "now": None})
+        if folded:  # VACUUM runs outside a transaction, after the fold's commit
             await vacuum_at_most_every(self, VACUUM_DELTAS, VACUUM_EVERY)
             await vacuum_at_most_every(self, VACUUM_TOTALS, VACUUM_TOTALS_EVERY)
         return folded
@@ -259,3 +275,10 @@ class Counters:
                          tenant: str | None) -> Rows:
         return await self._fetch(conn, KEPT_ALL if tenant is None else KEPT_TENANT,
                                  {"tenant": tenant})
+
+
+async def _changed(store: Sessions, conn: psycopg.AsyncConnection[Any], template: str,
+                   params: dict[str, Any] | None = None) -> int:
+    """The rows one statement of the fold changed, on the fold's connection."""
+    cursor = await conn.execute(store.statement(template), params or {})
+    return max(cursor.rowcount, 0)

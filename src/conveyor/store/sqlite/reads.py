@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ...job import Job, JobFilter, JobState, QueueInfo, WorkerInfo
+from ...job import Job, JobFilter, QueueInfo, WorkerInfo
 from ...lookup import after_prefix
 from ..base import Sealable, Stats
 from ..budget import within_budget
@@ -26,11 +26,11 @@ from ..counting import (
     queued_queues,
     stats_rows,
 )
-from ..filters import where_clause
 from ..summaries import build_queue_infos, build_stats, duration_percentiles
 from . import queries as q
 from .connection import Connections
 from .counters import Counters
+from .listing import keyed_applies, list_statement, list_where, planned_list
 from .rows import job_from_row
 
 
@@ -93,19 +93,25 @@ class Reads(Counters):
     async def list_jobs(self: Database, where: JobFilter, after: str | None = None,
                         limit: int = 50, *, bodies: bool = True,
                         budget: int | None = None) -> list[Job]:
-        sql, params = list_statement(where, after, limit, bodies)
         with self.db.read() as conn:
-            # the counters know a filter that matches nothing: no walk of every id for it
-            # (asked on the first page: a page after it has a job that matched)
-            if after is None and self._kept_count(conn, where) == 0:
-                return []
+            # the counters choose the plan (listing.py), and know a filter that matches
+            # nothing: no walk of every id for it
+            if keyed_applies(where):
+                chosen = planned_list(conn, where, after, limit, bodies)
+                if chosen is None:
+                    return []
+                sql, params = chosen
+            elif after is None and self._kept_count(conn, where) == 0:
+                return []  # (a page after the first has a job that matched)
+            else:
+                sql, params = list_statement(where, after, limit, bodies)
             # stepped row by row: the rows past the budget are never read
             rows = within_budget(conn.execute(sql, params), budget if bodies else None,
                                  _body_bytes)
         return [job_from_row(r) for r in rows]
 
     async def count_jobs(self: Database, where: JobFilter, cap: int = 10_000) -> int:
-        where_sql, params = _where(where, None, cap)
+        where_sql, params = list_where(where, None, cap)
         with self.db.read() as conn:
             kept = self._kept_count(conn, where)
             if kept is not None:  # capped as the scan below is: the same answer, without it
@@ -163,28 +169,6 @@ class Reads(Counters):
                 "old_result": old.result, "new_result": new.result,
                 "old_errors": old.errors, "new_errors": new.errors}).fetchone())
                 for old, new in swaps)
-
-
-def list_statement(where: JobFilter, after: str | None, limit: int,
-                   bodies: bool = True) -> tuple[str, dict[str, Any]]:
-    """A page's SELECT and its parameters, its plan pinned where the planner would guess
-    wrong without statistics of the moment: a batch's jobs from their index (0015), not a
-    walk of the key; running jobs (only as many as the workers' slots) from their own index
-    (0015), newest first, not a walk of the key past millions of finished jobs."""
-    where_sql, params = _where(where, after, limit)
-    select = q.LIST_SELECT if bodies else q.LIST_SELECT_LIGHT
-    if where.batch_id:
-        select += " INDEXED BY conveyor_jobs_batch"
-    elif tuple(where.states) == (JobState.RUNNING,) and not where.retrying:
-        select += " INDEXED BY conveyor_jobs_running_ids"  # its predicate: state = 'running'
-
-    return f"{select}{where_sql} {q.LIST_ORDER}", params
-
-
-def _where(where: JobFilter, after: str | None, limit: int) -> tuple[str, dict[str, Any]]:
-    """The WHERE clause of a list or count, and its parameters."""
-    return where_clause(where, after, limit, q.LIST_CLAUSES,
-                        lambda values: orjson.dumps(values).decode())
 
 
 def _claimed(conn: sqlite3.Connection, tenant: str | None, now: float) -> dict[str, int]:

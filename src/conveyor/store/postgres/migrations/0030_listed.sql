@@ -1,0 +1,22 @@
+-- Conveyor schema, version 30 (PostgreSQL): a queue's task's jobs in one state, newest first,
+-- in one range (issue 16).
+--
+-- Every combination of the jobs list's filters was checked by EXPLAIN (ANALYZE) at 1M jobs
+-- (bench/results/2026-12-07-jobs4f.md). A tenant's are one range, or a few, of
+-- conveyor_jobs_tenant_fields (0015); the running jobs' are their own few rows (0024). What
+-- was left: a queue and task without a tenant, in a state they rarely hold, walked the
+-- primary key newest first testing every row until the page was full
+-- (`queue=q7&task=bench.t3&state=cancelled`: 216 ms, 20,162 buffers; `state=scheduled`:
+-- 130 ms, 16,580; and as many at 10M: the walk grows with the filter's rarity, not with the
+-- table), and two such states read every match of both. Here a queue's task's jobs by state,
+-- then id: one state is one range walked backwards to the page's LIMIT; several are a few
+-- ranges, their matches sorted.
+--
+-- Not the running rows: every heartbeat writes a new version of each (they change indexed
+-- columns, so none is a HOT update) and each version would take an entry here; their lists
+-- have their own index (0024). Every other row version takes one: a job's enqueue, its
+-- promotion, its settle (a few per job's life, none per heartbeat). `queue <> ''` (always
+-- true) as 0024: the lists write it out (queries.LIST_CLAUSES), statements that do not name
+-- a queue stay off this index.
+CREATE INDEX conveyor_jobs_listed ON {schema}.conveyor_jobs (queue, task, state, id)
+    WHERE queue <> '' AND state <> 'running';
