@@ -117,7 +117,7 @@ def _tenant_scope(every_tenant: bool) -> str:
 
 
 def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
-                 tenant_index: str = "",
+                 tenant_index: str = "", pending_index: str = "",
                  joined: Callable[[str], str] = lambda x: f"string_agg({x}, ',')") -> str:
     """TASK_ROLLUPS in a dialect (`floor` truncates a positive number to an integer): of the
     range's tenant, or, `every_tenant`, of all tenants summed (conveyor_rollups_all, 0016:
@@ -126,15 +126,20 @@ def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
     with no statistics, prefers the key's range of every tenant (no lookup per row) to the
     tenant's index (0028: a lookup in the key per row), 2-3x slower over 30 days. `joined`:
     the dialect's aggregate joining texts with commas (PostgreSQL's string_agg, SQLite's
-    group_concat)."""
-    minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
+    group_concat). `pending_index`: SQLite's ` INDEXED BY conveyor_attempts_pending_tasks`
+    (0031), whose order groups the pending rows with no sort."""
     scope = _tenant_scope(every_tenant)
     # the pending rows of the range's rollup rows: ended from its first minute to the end of
     # its last row (%(pending_end)s, in seconds): their row's minute is in range exactly
     # then, and a range of ended_at is cheaper than that minute's expression (twice a row)
-    pending = (f"SELECT k.minute, k.task, k.queue, {_PENDING_SUMS} FROM (SELECT {minute} AS "
-               "minute, a.task, a.queue, a.outcome, a.bucket, count(*) AS n, "
-               "sum(a.duration) AS duration FROM {schema}.conveyor_attempts_pending AS a "
+    # They are grouped first per (task, queue, outcome, bucket, minute of its end): SQLite's index of
+    # the pending rows (0031, `pending_index`) holds them in that order, the minute as this
+    # same expression, so the rows are grouped as walked, not sorted (20,000: ~25 -> ~5 ms);
+    # then per row (the minute's row of the width), task and queue
+    pending = (f"SELECT k.m * 60 / %(width)s * %(width)s / 60 AS minute, k.task, k.queue, "
+               f"{_PENDING_SUMS} FROM (SELECT a.task, a.queue, a.outcome, a.bucket, "
+               f"{floor('a.ended_at / 60')} AS m, count(*) AS n, sum(a.duration) AS duration "
+               f"FROM {{schema}}.conveyor_attempts_pending AS a{pending_index} "
                "WHERE a.ended_at >= %(first_minute)s * 60 AND a.ended_at < %(pending_end)s"
                + scope.replace("tenant =", "coalesce(a.tenant, '') =")
                .replace(" task =", " a.task =").replace(" queue =", " a.queue =")
