@@ -21,28 +21,32 @@ pytestmark = pytest.mark.anyio
 
 TASKS, QUEUES, TENANTS = ("a", "b"), ("q1", "q2"), (None, "acme", "globex")
 TOOK = (0.0004, 0.003, 0.05, 0.7, 3.0)  # five histogram buckets
-# seconds before T0: within the last hour (several minutes), the last day, the last month,
-# and older than the month
-AGO = (5, 65, 125, 610, 3000, 4000, 7300, 40_000, 86_000, 90_000, 5 * 86400 + 17,
+# seconds before T0: after the ranges' end (T0 + 60) in their last hour or day row (T0 is
+# 800 s into its hour, 80,000 into its day), within the last hour (several minutes), the
+# last day, the last month, and older than the month
+AGO = (-300, -4000, 5, 65, 125, 610, 3000, 4000, 7300, 40_000, 86_000, 90_000, 5 * 86400 + 17,
        20 * 86400 + 3, 29 * 86400 + 600, 31 * 86400, 40 * 86400)
 Attempt = tuple[str, str, str | None, float, str, float]  # task, queue, tenant, end, outcome, took
 
 
 async def settle_batch(store: Store, first: int, count: int) -> list[Attempt]:
-    """`count` attempts, the n-th (from `first`) of a task, queue, tenant, end, outcome and
-    duration picked by n: completed, dead or retried."""
+    """`count` attempts, the n-th (from `first`) of a task, queue, tenant, end and outcome
+    (completed, dead or retried) picked by n // 5, so that five in a row share them, and
+    of a duration picked by n: several buckets in one minute's group."""
     made: list[Attempt] = []
     jobs = []
     for n in range(first, first + count):
-        task, queue, tenant = TASKS[n % 2], QUEUES[n // 2 % 2], TENANTS[n % 3]
+        key = n // 5
+        task, queue, tenant = TASKS[key % 2], QUEUES[key // 2 % 2], TENANTS[key % 3]
         await store.enqueue_many([new_job(task=task, queue=queue, tenant=tenant,
                                           max_attempts=1)], now=T0 - 50 * 86400)
         [job] = await store.claim([queue], "worker-1", 1, LEASE, now=T0 - 50 * 86400)
         jobs.append((n, job))
     items: list[Settle] = []
     for n, job in jobs:
-        ended, took = T0 - AGO[n % len(AGO)] - n % 7, TOOK[n % len(TOOK)]
-        outcome = ("completed", "completed", "dead", "retried")[n // 3 % 4]
+        key = n // 5
+        ended, took = T0 - AGO[key % len(AGO)] - key % 7, TOOK[n % 5 // (1 + key % 2)]
+        outcome = ("completed", "completed", "dead", "retried")[key // 3 % 4]
         attempt = AttemptRecord(task=job.task, queue=job.queue, tenant=job.tenant, number=1,
                                 started_at=ended - took, ended_at=ended, worker_id="worker-1",
                                 host="h", pid=1, cpu=0.0, rss=None, fingerprint=None)
@@ -100,15 +104,15 @@ WINDOWS = [TimeRange(T0 - 3600, T0 + 60), TimeRange(T0 - 86400, T0 + 60),
 
 
 async def test_the_tasks_read_is_the_python_count_folded_or_pending(store: Store) -> None:
-    folded = await settle_batch(store, 0, 90)
+    folded = await settle_batch(store, 0, 170)
     while await store.fold_history(1000):
         pass
-    pending = await settle_batch(store, 90, 90)
-    assert await rows_in(store, "conveyor_attempts_pending") == 90
+    pending = await settle_batch(store, 170, 170)
+    assert await rows_in(store, "conveyor_attempts_pending") == 170
     for window in WINDOWS:
         for points in (30, 7):
             want = rounded(counted(folded + pending, window, points))
             assert want, window
             got = rounded(await store.task_analytics(window, points))
             assert got == want, (window, points)
-    assert await rows_in(store, "conveyor_attempts_pending") == 90, "reads, not folds"
+    assert await rows_in(store, "conveyor_attempts_pending") == 170, "reads, not folds"
