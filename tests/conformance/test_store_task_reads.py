@@ -25,7 +25,8 @@ TOOK = (0.0004, 0.003, 0.05, 0.7, 3.0)  # five histogram buckets
 # 800 s into its hour, 80,000 into its day), within the last hour (several minutes), the
 # last day, the last month, and older than the month
 AGO = (-300, -4000, 5, 65, 125, 610, 3000, 4000, 7300, 40_000, 86_000, 90_000, 5 * 86400 + 17,
-       20 * 86400 + 3, 29 * 86400 + 600, 31 * 86400, 40 * 86400)
+       20 * 86400 + 3, 29 * 86400 + 600, 30 * 86400 - 100, 30 * 86400 + 3600, 31 * 86400,
+       40 * 86400)
 Attempt = tuple[str, str, str | None, float, str, float]  # task, queue, tenant, end, outcome, took
 
 
