@@ -131,13 +131,13 @@ def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
     scope = _tenant_scope(every_tenant)
     # the pending rows of the range's rollup rows: ended from its first minute to the end of
     # its last row (%(pending_end)s, in seconds): their row's minute is in range exactly
-    # then, and a range of ended_at is cheaper than that minute's expression (twice a row)
-    # They are grouped first per (task, queue, outcome, bucket, minute of its end): SQLite's index of
-    # the pending rows (0031, `pending_index`) holds them in that order, the minute as this
-    # same expression, so the rows are grouped as walked, not sorted (20,000: ~25 -> ~5 ms);
-    # then per row (the minute's row of the width), task and queue. The count an INTEGER:
-    # PostgreSQL sums a bigint (its count's type) as numeric, 33 sums a row (~8 -> ~3 ms
-    # for 4,000 rows)
+    # then, and a range of ended_at is cheaper than that minute's expression (twice a row).
+    # They are grouped first per (task, queue, outcome, bucket, minute of its end): SQLite's
+    # index of the pending rows (0031, `pending_index`) holds them in that order, the minute
+    # as this same expression, so the rows are grouped as walked, not sorted (20,000: ~25 ->
+    # ~5 ms); then per row (the minute's row of the width), task and queue. The count an
+    # INTEGER: PostgreSQL sums a bigint (its count's type) as numeric, 33 sums a row (~8 ->
+    # ~5 ms for 4,000 rows)
     pending = (f"SELECT k.m * 60 / %(width)s * %(width)s / 60 AS minute, k.task, k.queue, "
                f"{_PENDING_SUMS} FROM (SELECT a.task, a.queue, a.outcome, a.bucket, "
                f"{floor('a.ended_at / 60')} AS m, CAST(count(*) AS INTEGER) AS n, "
