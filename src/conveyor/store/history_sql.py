@@ -128,6 +128,7 @@ def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
     the dialect's aggregate joining texts with commas (PostgreSQL's string_agg, SQLite's
     group_concat). `pending_index`: SQLite's ` INDEXED BY conveyor_attempts_pending_tasks`
     (0031), whose order groups the pending rows with no sort."""
+    minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
     scope = _tenant_scope(every_tenant)
     # the pending rows of the range's rollup rows: ended from its first minute to the end of
     # its last row (%(pending_end)s, in seconds): their row's minute is in range exactly
@@ -137,10 +138,12 @@ def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
     # as this same expression, so the rows are grouped as walked, not sorted (20,000: ~25 ->
     # ~5 ms); then per row (the minute's row of the width), task and queue. The count an
     # INTEGER: PostgreSQL sums a bigint (its count's type) as numeric, 33 sums a row (~8 ->
-    # ~5 ms for 4,000 rows)
+    # ~5 ms for 4,000 rows). With no such index (PostgreSQL: it hashes), grouped by their
+    # row's minute at once: over hour or day rows fewer groups (30 days: 800, not 4,000)
     pending = (f"SELECT k.m * 60 / %(width)s * %(width)s / 60 AS minute, k.task, k.queue, "
                f"{_PENDING_SUMS} FROM (SELECT a.task, a.queue, a.outcome, a.bucket, "
-               f"{floor('a.ended_at / 60')} AS m, CAST(count(*) AS INTEGER) AS n, "
+               f"{minute if not pending_index else floor('a.ended_at / 60')} AS m, "
+               "CAST(count(*) AS INTEGER) AS n, "
                "sum(a.duration) AS duration "
                f"FROM {{schema}}.conveyor_attempts_pending AS a{pending_index} "
                "WHERE a.ended_at >= %(first_minute)s * 60 AND a.ended_at < %(pending_end)s"
