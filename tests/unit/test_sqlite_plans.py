@@ -401,3 +401,34 @@ def test_the_rollup_reads_of_a_tenant_or_a_queue_search_their_index(tmp_path: Pa
             "(queue=? AND width=? AND minute>? AND minute<?)" in found, found
     finally:
         conn.close()
+
+
+def test_the_tasks_read_groups_its_pending_rows_in_their_index_order(tmp_path: Path) -> None:
+    """0031: the tasks read (every tenant, one tenant; an hour and a month) walks the pending
+    rows in conveyor_attempts_pending_tasks, covering, and groups them as it walks: no temp
+    b-tree right after the pending rows' scan (before: SCAN a, then a sort of every
+    pending row by five keys); a tenant's day rows by conveyor_rollups_tenant_days,
+    covering (before: a lookup in the key per entry of conveyor_rollups_tenant)."""
+    from conveyor.history.records import TimeRange
+    from conveyor.store.history_reads import _points
+    from conveyor.store.sqlite.history import SQLiteHistory, _statement
+
+    conn = migrated(tmp_path / "pending.db")
+    try:
+        for span in (3600.0, 30 * 86400.0):
+            for tenant in (None, "acme"):
+                params, _ = _points(TimeRange(1_700_000_000.0 - span, 1_700_000_000.0,
+                                              tenant=tenant), 30)
+                steps = plan(conn, _statement(SQLiteHistory._task_rollups[tenant is None]),
+                             params).split(" | ")
+                walk = "SCAN a USING COVERING INDEX conveyor_attempts_pending_tasks"
+                assert walk in steps, steps
+                assert "TEMP B-TREE" not in steps[steps.index(walk) + 1], steps
+        # a tenant's month (day rows): their covering index, no lookup in the table's key
+        params, _ = _points(TimeRange(1_700_000_000.0 - 30 * 86400, 1_700_000_000.0,
+                                      tenant="acme", task="t"), 30)
+        found = plan(conn, _statement(SQLiteHistory._task_rollups[2]), params)
+        assert "SEARCH main.conveyor_rollups USING COVERING INDEX conveyor_rollups_tenant_days" \
+            " (tenant=? AND minute>? AND minute<?)" in found, found
+    finally:
+        conn.close()

@@ -198,8 +198,8 @@ def lost_rows(rescued: Sequence[tuple[Any, ...]], now: float) -> list[tuple[Any,
 def task_summaries(rows: Sequence[tuple[Any, ...]], points: int) -> list[TaskSummary]:
     """history_sql.task_rollups' rows, one per (task, queue): (task, queue, outcome
     counts..., duration sum, the histogram as comma-separated counts, the points as
-    comma-separated `point:attempts:failures`), with `points` buckets of attempts and
-    failures."""
+    comma-separated `point:attempts:failures`, a point in several entries when several
+    rollup rows make it: added up), with `points` buckets of attempts and failures."""
     n_out = len(OUTCOMES)
     out = []
     for row in sorted(rows, key=lambda r: (r[0], r[1])):

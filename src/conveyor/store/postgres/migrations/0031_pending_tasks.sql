@@ -1,0 +1,4 @@
+-- Conveyor schema, version 31 (PostgreSQL): nothing. SQLite's 0031 indexes the pending
+-- attempt rows for the tasks read, which groups them by sorting; PostgreSQL groups them by
+-- hashing (postgres/history.py NO_SORT), and an index would cost every settle's insert
+-- for no gain there. The number is kept so both stores' versions stay one sequence.
