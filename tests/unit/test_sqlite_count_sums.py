@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,83 @@ def test_sums_match_one_count_per_job_for_any_mix_of_keys_tenants_and_flags(
     assert {r[:5]: r[5] for r in conn.execute(
         "SELECT * FROM conveyor_tenant_finished")} == tenant_finished
     conn.close()
+
+
+def _kept(path: Path) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """The kept counts (all tenants, per tenant), and the jobs' own count by state."""
+    with sqlite3.connect(path) as conn:
+        counts = dict(conn.execute("SELECT state, n FROM conveyor_counts WHERE n <> 0"))
+        tenant = dict(conn.execute("SELECT state, sum(n) FROM conveyor_tenant_counts "
+                                   "WHERE n <> 0 GROUP BY state"))
+        jobs = dict(conn.execute("SELECT state, count(*) FROM conveyor_jobs GROUP BY state"))
+    return counts, tenant, jobs
+
+
+def test_a_trip_writes_its_net_count_changes_once(tmp_path: Path) -> None:
+    """A steady trip (as many claimed as completed, one key) writes the queued key's
+    decrement, the completed key's increment and the finished minute's: nothing for
+    'running', whose jobs came and went in equal numbers (the old code wrote five count
+    statements a trip: each move's leave and enter, and the minute)."""
+    from conveyor.store.base import ClaimAsk
+
+    path = tmp_path / "trip.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+    written: list[str] = []
+
+    async def drain() -> None:
+        await store.migrate()
+        await store.enqueue_many([NewJob(id=new_id(), task="send", queue="mail",
+                                         payload=b"{}") for _ in range(12)], now=T0)
+        ask = ClaimAsk(("mail",), "w1", 4, 30.0)
+        held = (await store.settle_and_claim([], ask, now=T0 + 1)).jobs
+        with store.db.write() as conn:
+            conn.set_trace_callback(written.append)
+        answer = await store.settle_and_claim([Complete(c.lease) for c in held], ask,
+                                              now=T0 + 2)
+        with store.db.write() as conn:
+            conn.set_trace_callback(None)
+        assert answer.applied == [True] * 4 and len(answer.jobs) == 4
+        await store.close()
+
+    asyncio.run(drain())
+    counted = [s for s in written if "conveyor_counts" in s or "conveyor_finished" in s]
+    assert len(counted) == 3, counted
+    assert not any("'running'" in s for s in counted), counted
+    counts, _, jobs = _kept(path)
+    assert counts == jobs == {"queued": 4, "running": 4, "completed": 4}
+
+
+def test_a_failed_claim_leaves_its_counts_out_and_the_settle_s_in(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """settle_and_claim's claim fails after its UPDATE (undone by its savepoint): the
+    trip's count changes are the settle's alone, exactly the jobs' states."""
+    from contextlib import contextmanager
+
+    from conveyor.store.base import ClaimAsk
+    from conveyor.store.sqlite import claims
+
+    path = tmp_path / "failed.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+
+    @contextmanager
+    def failing(conn: sqlite3.Connection) -> Iterator[None]:
+        with deferred(conn):
+            yield  # the claim's UPDATE
+        raise RuntimeError("the claim failed after its update")
+
+    async def drain() -> None:
+        await store.migrate()
+        await store.enqueue_many(_jobs(10), now=T0)
+        ask = ClaimAsk(("mail",), "w1", 4, 30.0)
+        held = (await store.settle_and_claim([], ask, now=T0 + 1)).jobs
+        monkeypatch.setattr(claims, "deferred", failing)
+        answer = await store.settle_and_claim([Complete(c.lease) for c in held], ask,
+                                              now=T0 + 2)
+        assert answer.applied == [True] * 4 and not answer.jobs
+        assert isinstance(answer.claim_failed, RuntimeError)
+        await store.close()
+
+    asyncio.run(drain())
+    counts, tenant, jobs = _kept(path)
+    assert counts == jobs == {"queued": 6, "completed": 4}
+    assert tenant == {"queued": 3, "completed": 2}
