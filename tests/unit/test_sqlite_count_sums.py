@@ -206,3 +206,58 @@ def test_a_failed_claim_leaves_its_counts_out_and_the_settle_s_in(
     counts, tenant, jobs = _kept(path)
     assert counts == jobs == {"queued": 6, "completed": 4}
     assert tenant == {"queued": 3, "completed": 2}
+
+
+def test_one_update_trigger_counts_every_writer_as_the_two_did(tmp_path: Path) -> None:
+    """Migration 0032: 0019's two update triggers as one (one WHEN per updated row). Writers
+    behind the store's back (state, tenant, queue, task, attempt changes, finishing, a retry)
+    are counted exactly: the kept counts equal the jobs recounted, for every tenant and each,
+    and the finished minutes the finished jobs."""
+    path = tmp_path / "triggers.db"
+
+    async def fill() -> None:
+        store = SQLiteStore(f"sqlite:///{path}")
+        await store.migrate()
+        await store.enqueue_many(_jobs(40), now=T0)
+        claimed = await store.claim(None, "w1", 20, 30.0, now=T0 + 1)
+        await store.settle([Complete(c.lease) for c in claimed[:5]], now=T0 + 2)
+        await store.close()
+
+    asyncio.run(fill())
+    with sqlite3.connect(path) as conn:
+        names = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'conveyor_count%' "
+            "AND sql LIKE '%UPDATE OF%'")}
+        assert names == {"conveyor_count_updated"}, names
+        for sql in (
+                "UPDATE conveyor_jobs SET state = 'dead', finished_at = 1700000100 "
+                "WHERE id IN (SELECT id FROM conveyor_jobs WHERE state = 'running' "
+                "LIMIT 4)",
+                "UPDATE conveyor_jobs SET state = 'scheduled', run_at = 1700009999 "
+                "WHERE id IN (SELECT id FROM conveyor_jobs WHERE state = 'running' "
+                "LIMIT 3)",
+                "UPDATE conveyor_jobs SET tenant = 'other' WHERE unicode(substr(id, -1)) % 7 = 0",
+                "UPDATE conveyor_jobs SET tenant = '' WHERE unicode(substr(id, -1)) % 11 = 0",
+                "UPDATE conveyor_jobs SET queue = 'moved', task = 'other' "
+                "WHERE unicode(substr(id, -1)) % 5 = 0",
+                "UPDATE conveyor_jobs SET attempt = attempt + 1 WHERE state = 'queued'",
+                "UPDATE conveyor_jobs SET state = 'completed', finished_at = 1700000200 "
+                "WHERE state = 'running'",
+                "UPDATE conveyor_jobs SET state = 'cancelled', finished_at = 1700000300 "
+                "WHERE state = 'queued' AND unicode(substr(id, -1)) % 2 = 0"):
+            conn.execute(sql)
+        kept = sorted(conn.execute("SELECT queue, task, state, n FROM conveyor_counts "
+                                   "WHERE n <> 0"))
+        counted = "CASE WHEN state = 'scheduled' AND attempt > 0 THEN 'retrying' ELSE state END"
+        recount = sorted(conn.execute(f"SELECT queue, task, {counted}, count(*) "
+                                      "FROM conveyor_jobs GROUP BY 1, 2, 3"))
+        assert kept == recount
+        kept_tenants = sorted(conn.execute("SELECT tenant, queue, task, state, n "
+                                           "FROM conveyor_tenant_counts WHERE n <> 0"))
+        tenants = sorted(conn.execute(f"SELECT tenant, queue, task, {counted}, count(*) "
+                                      "FROM conveyor_jobs WHERE tenant <> '' "
+                                      "GROUP BY 1, 2, 3, 4"))
+        assert kept_tenants == tenants
+        finished = conn.execute("SELECT sum(n) FROM conveyor_finished").fetchone()[0]
+        assert finished == conn.execute("SELECT count(*) FROM conveyor_jobs "
+                                        "WHERE state IN ('completed', 'dead')").fetchone()[0]
