@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -142,7 +141,8 @@ def test_a_trip_writes_its_net_count_changes_once(tmp_path: Path) -> None:
     """A steady trip (as many claimed as completed, one key) writes the queued key's
     decrement, the completed key's increment and the finished minute's: nothing for
     'running', whose jobs came and went in equal numbers (the old code wrote five count
-    statements a trip: each move's leave and enter, and the minute)."""
+    statements a trip: each move's leave and enter, and the minute), and defers the
+    triggers once (one DEFER, one RESUME)."""
     from conveyor.store.base import ClaimAsk
 
     path = tmp_path / "trip.db"
@@ -167,6 +167,8 @@ def test_a_trip_writes_its_net_count_changes_once(tmp_path: Path) -> None:
     asyncio.run(drain())
     counted = [s for s in written if "conveyor_counts" in s or "conveyor_finished" in s]
     assert len(counted) == 3, counted
+    # one deferral for the trip's two summed statements (the old code: one each)
+    assert sum("conveyor_count_deferred" in s for s in written) == 2, written
     assert not any("'running'" in s for s in counted), counted
     counts, _, jobs = _kept(path)
     assert counts == jobs == {"queued": 4, "running": 4, "completed": 4}
@@ -174,28 +176,27 @@ def test_a_trip_writes_its_net_count_changes_once(tmp_path: Path) -> None:
 
 def test_a_failed_claim_leaves_its_counts_out_and_the_settle_s_in(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """settle_and_claim's claim fails after its UPDATE (undone by its savepoint): the
-    trip's count changes are the settle's alone, exactly the jobs' states."""
-    from contextlib import contextmanager
-
+    """settle_and_claim's claim fails after its UPDATE (undone by its savepoint), the
+    deferral the settle began still in: the trip's count changes are the settle's alone,
+    exactly the jobs' states, and no deferral outlives the transaction."""
     from conveyor.store.base import ClaimAsk
-    from conveyor.store.sqlite import claims
+    from conveyor.store.sqlite.count_sums import Sums
 
     path = tmp_path / "failed.db"
     store = SQLiteStore(f"sqlite:///{path}")
+    real = Sums.move
 
-    @contextmanager
-    def failing(conn: sqlite3.Connection) -> Iterator[None]:
-        with deferred(conn):
-            yield  # the claim's UPDATE
-        raise RuntimeError("the claim failed after its update")
+    def failing(self: Sums, moved: object, old: str, *args: object, **kwargs: object) -> None:
+        if old == "queued":  # the claim's, after its UPDATE
+            raise RuntimeError("the claim failed after its update")
+        real(self, moved, old, *args, **kwargs)  # type: ignore[arg-type]
 
     async def drain() -> None:
         await store.migrate()
         await store.enqueue_many(_jobs(10), now=T0)
         ask = ClaimAsk(("mail",), "w1", 4, 30.0)
         held = (await store.settle_and_claim([], ask, now=T0 + 1)).jobs
-        monkeypatch.setattr(claims, "deferred", failing)
+        monkeypatch.setattr(Sums, "move", failing)
         answer = await store.settle_and_claim([Complete(c.lease) for c in held], ask,
                                               now=T0 + 2)
         assert answer.applied == [True] * 4 and not answer.jobs
@@ -206,6 +207,8 @@ def test_a_failed_claim_leaves_its_counts_out_and_the_settle_s_in(
     counts, tenant, jobs = _kept(path)
     assert counts == jobs == {"queued": 6, "completed": 4}
     assert tenant == {"queued": 3, "completed": 2}
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM conveyor_count_deferred").fetchone() == (0,)
 
 
 def test_one_update_trigger_counts_every_writer_as_the_two_did(tmp_path: Path) -> None:
@@ -261,3 +264,31 @@ def test_one_update_trigger_counts_every_writer_as_the_two_did(tmp_path: Path) -
         finished = conn.execute("SELECT sum(n) FROM conveyor_finished").fetchone()[0]
         assert finished == conn.execute("SELECT count(*) FROM conveyor_jobs "
                                         "WHERE state IN ('completed', 'dead')").fetchone()[0]
+
+
+def test_a_limited_claim_after_a_deferred_settle_is_counted_by_the_triggers(
+        tmp_path: Path) -> None:
+    """A trip whose settle is summed (the triggers deferred) and whose claim answers to a
+    concurrency limit (written row by row, counted by the triggers): the deferral ends
+    before the claim, so the claim's jobs are counted, exactly."""
+    from conveyor.limits import Limit
+    from conveyor.store.base import ClaimAsk
+
+    path = tmp_path / "limited.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+
+    async def drain() -> None:
+        await store.migrate()
+        await store.enqueue_many(_jobs(12), now=T0)
+        await store.set_limit(Limit("queue", "mail", concurrency=5))
+        ask = ClaimAsk(("mail",), "w1", 4, 30.0)
+        held = (await store.settle_and_claim([], ask, now=T0 + 1)).jobs
+        answer = await store.settle_and_claim([Complete(c.lease) for c in held], ask,
+                                              now=T0 + 2)
+        assert answer.applied == [True] * 4 and len(answer.jobs) == 4
+        await store.close()
+
+    asyncio.run(drain())
+    counts, tenant, jobs = _kept(path)
+    assert counts == jobs == {"queued": 4, "running": 4, "completed": 4}
+    assert tenant == {"queued": 2, "running": 2, "completed": 2}

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from . import queries as q
-from .count_sums import Sums, deferred
+from .count_sums import Sums
 from .rows import best_candidates
 
 
@@ -27,7 +27,7 @@ def claim_rows(conn: sqlite3.Connection, names: Sequence[str], params: dict[str,
         if not ids:
             return []
         statement, values = q.CLAIM_IDS, {**params, "ids": orjson.dumps(ids).decode()}
-    with deferred(conn):
-        rows = conn.execute(statement, values).fetchall()
+    sums.defer(conn)
+    rows = conn.execute(statement, values).fetchall()
     sums.move([(r[2], r[1], r[7]) for r in rows], "queued", "running")
     return rows

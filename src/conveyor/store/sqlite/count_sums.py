@@ -9,7 +9,10 @@ Everything happens inside the caller's write transaction, as the triggers' write
 A transaction's moves are summed in a Sums and written once, before it commits: a trip's
 claim (queued -> running) and its settle (running -> completed) write one upsert per key of
 their net change, and a key whose jobs came and went in equal numbers (a steady drain's
-'running') none. A trip writes 2 to 3 count statements, not 5 (7 with tenants)."""
+'running') none. A trip writes 2 to 3 count statements, not 5 (7 with tenants). The Sums
+also holds the transaction's deferral: the triggers stand aside from the first summed
+statement (Sums.defer) to the write (or Sums.resume, before a statement they must count),
+one DEFER and one RESUME a trip, not one pair per summed statement."""
 
 from __future__ import annotations
 
@@ -55,9 +58,10 @@ def deferred(conn: sqlite3.Connection) -> Iterator[None]:
 class Sums:
     """One write transaction's count changes, summed per key (move), written by write()."""
 
-    __slots__ = ("counts", "finished", "tenant_finished", "tenants")
+    __slots__ = ("counts", "deferring", "finished", "tenant_finished", "tenants")
 
     def __init__(self) -> None:
+        self.deferring = False  # this transaction's deferral row is in
         self.counts: dict[tuple[str, str, str], int] = {}  # (queue, task, state): change
         self.tenants: dict[tuple[str, str, str, str], int] = {}  # (tenant, queue, ...)
         self.finished: dict[tuple[float, str, str, int], int] = {}  # (at, queue, ...)
@@ -98,10 +102,25 @@ class Sums:
                 kept = (tenant, finished_at, queue, new, int(flag))
                 tenant_finished[kept] = tenant_finished.get(kept, 0) + n
 
+    def defer(self, conn: sqlite3.Connection) -> None:
+        """The update triggers stand aside from here (for a statement whose count changes
+        go to move), until resume or write. A rollback of the transaction removes the row;
+        one to a savepoint taken after it keeps it (resume deletes it all the same)."""
+        if not self.deferring:
+            conn.execute(_DEFER)
+            self.deferring = True
+
+    def resume(self, conn: sqlite3.Connection) -> None:
+        """The update triggers count again (before a statement they must count)."""
+        if self.deferring:
+            conn.execute(_RESUME)
+            self.deferring = False
+
     def write(self, conn: sqlite3.Connection) -> None:
-        """The summed changes, in the caller's write transaction: a key's net decrease as
-        the triggers' decrement (an UPDATE of its row), its net increase as their upsert, a
-        key that netted to nothing not at all."""
+        """The deferral ended and the summed changes written, in the caller's write
+        transaction: a key's net decrease as the triggers' decrement (an UPDATE of its
+        row), its net increase as their upsert, a key that netted to nothing not at all."""
+        self.resume(conn)
         for leave, enter, kept in ((_LEAVE, _ENTER, self.counts),
                                    (_TENANT_LEAVE, _TENANT_ENTER, self.tenants)):
             if not kept:
