@@ -129,3 +129,64 @@ def test_no_other_statement_takes_the_keyed_index(tmp_path: Path) -> None:
             assert "conveyor_jobs_listed" not in found and "TEMP B-TREE" not in found, found
     finally:
         conn.close()
+
+
+def running_store(path: Path) -> SQLiteStore:
+    """A store with running jobs of several keys (the busy key's and rare ones, two tenants),
+    finished and queued ones beside them."""
+    store = SQLiteStore(f"sqlite:///{path}")
+
+    async def fill() -> None:
+        await store.migrate()
+        await store.enqueue_many(jobs(200))
+        await store.enqueue_many([NewJob(id=new_id(), payload=b"{}", tenant=tenant, **RARE)
+                                  for tenant in ("org-b", None, "org-b", "org-a")])
+        claimed = await store.claim(None, "w", 150, 60.0)
+        from conveyor.store.base import Complete
+
+        await store.settle([Complete(c.lease) for c in claimed[::3]])
+
+    asyncio.run(fill())
+    return store
+
+
+def test_a_running_job_has_no_entry_in_the_keyed_index(tmp_path: Path) -> None:
+    """Migration 0032: conveyor_jobs_listed holds every job but the running ones (a claim
+    removes the job's entry, its settle writes one), as PostgreSQL's."""
+    store = running_store(tmp_path / "entries.db")
+    asyncio.run(store.close())
+    conn = sqlite3.connect(tmp_path / "entries.db")
+    try:
+        # an index's entries: the cells of its every page (interior pages hold entries too)
+        entries = conn.execute("SELECT sum(ncell) FROM dbstat "
+                               "WHERE name = 'conveyor_jobs_listed'").fetchone()[0]
+        running, every = conn.execute("SELECT count(*) FILTER (WHERE state = 'running'), "
+                                      "count(*) FROM conveyor_jobs").fetchone()
+        assert running == 100 and entries == every - running, (entries, running, every)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("states", [(), (JobState.RUNNING,), (JobState.RUNNING,
+                                                              JobState.COMPLETED),
+                                    (JobState.COMPLETED, JobState.QUEUED)],
+                         ids=lambda s: ",".join(s) or "every")
+def test_the_keyed_read_lists_the_running_jobs_as_the_walk_does(
+        tmp_path: Path, states: tuple[JobState, ...]) -> None:
+    """The running jobs, not in conveyor_jobs_listed, are read from their own index by the
+    keyed read: every filter with them lists what the walk lists, page after page."""
+    from conveyor.store.sqlite.listing import keyed_statement, list_statement
+
+    store = running_store(tmp_path / "running.db")
+    try:
+        with store.db.read() as conn:
+            for queue, task, tenant in itertools.product((None, "rare", "busy"),
+                                                         (None, "t.rare"),
+                                                         (None, "org-a", "org-b")):
+                where = JobFilter(queue=queue, task=task, tenant=tenant, states=states)
+                for after in (None, "0", "z"):
+                    walked = [r[0] for r in conn.execute(*list_statement(where, after, 7))]
+                    keyed = [r[0] for r in conn.execute(*keyed_statement(where, after, 7))]
+                    assert keyed == walked, (where, after)
+    finally:
+        asyncio.run(store.close())

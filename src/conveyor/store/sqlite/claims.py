@@ -11,14 +11,15 @@ from typing import Any
 import orjson
 
 from . import queries as q
-from .count_sums import deferred, move
+from .count_sums import Sums
 from .rows import best_candidates
 
 
 def claim_rows(conn: sqlite3.Connection, names: Sequence[str], params: dict[str, Any],
-               limit: int) -> list[Any]:
+               limit: int, sums: Sums) -> list[Any]:
     """The claimed jobs' rows (queries.CLAIM_ONE_QUEUE's columns), in the caller's write
-    transaction."""
+    transaction; their count changes go to `sums`, which the caller writes. Adding them is
+    the claim's last step: a claim that fails (its savepoint undone) has added nothing."""
     if len(names) == 1:
         statement, values = q.CLAIM_ONE_QUEUE, {**params, "queue": names[0], "limit": limit}
     else:
@@ -26,7 +27,7 @@ def claim_rows(conn: sqlite3.Connection, names: Sequence[str], params: dict[str,
         if not ids:
             return []
         statement, values = q.CLAIM_IDS, {**params, "ids": orjson.dumps(ids).decode()}
-    with deferred(conn):
-        rows = conn.execute(statement, values).fetchall()
-        move(conn, [(r[2], r[1], r[7]) for r in rows], "queued", "running")
+    sums.defer(conn)
+    rows = conn.execute(statement, values).fetchall()
+    sums.move([(r[2], r[1], r[7]) for r in rows], "queued", "running")
     return rows

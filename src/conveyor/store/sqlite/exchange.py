@@ -28,6 +28,7 @@ from ...job import ClaimedJob, JobEvent
 from ..base import ClaimAsk, Exchange, Settle
 from . import queries as q
 from .claims import claim_rows
+from .count_sums import Sums
 from .history import write_history
 from .rows import claim_order
 from .settling import settle_rows
@@ -59,17 +60,19 @@ class Exchanging:
 
     def _claim_in(self: Any, conn: sqlite3.Connection, queues: Sequence[str] | None,
                   names: list[str], ask: ClaimAsk, now: float,
-                  limited: bool) -> tuple[list[Any], bool]:
+                  limited: bool, sums: Sums) -> tuple[list[Any], bool]:
         """In the caller's write transaction: the claimed rows, and whether a full
-        concurrency cap cut the claim short."""
+        concurrency cap cut the claim short; an unlimited claim's count changes go to
+        `sums` (count_sums.py), which the caller writes."""
         params = {"token": _rng.getrandbits(62), "now": now, "lease_for": ask.lease_for,
                   "worker_id": ask.worker_id, "host": self._host}
         if not names:
             rows: list[Any] = []
         elif limited:
+            sums.resume(conn)  # its writes are counted by the triggers
             rows = self._claim_limited(conn, names, params, ask.limit)
         else:
-            rows = claim_rows(conn, names, params, ask.limit)  # count_sums.py
+            rows = claim_rows(conn, names, params, ask.limit, sums)
         cut_short = False
         if limited and len(rows) < ask.limit:
             cut_short = bool(conn.execute(CAP_FULL, {
@@ -96,8 +99,10 @@ class Exchanging:
             return [], False
         limited = self._limits_touch(names)
         with self.db.write() as conn:
+            sums = Sums()
             rows, cut_short = self._claim_in(conn, ask.queues, names, ask, self._now(now),
-                                             limited)
+                                             limited, sums)
+            sums.write(conn)
         return self._claimed(rows), cut_short
 
     async def settle_and_claim(self: Any, items: Sequence[Settle], ask: ClaimAsk,
@@ -115,18 +120,20 @@ class Exchanging:
         cut_short = False
         with self.db.write() as conn:
             now = self._now(now)  # the clock under the write lock (see the module's doc)
-            settled = settle_rows(conn, items, now)  # settling.py: completions at once
+            sums = Sums()  # the trip's count changes, netted per key and written once
+            settled = settle_rows(conn, items, now, sums)  # settling.py: completions at once
             write_history(conn, items, [row is not None for row in settled])
             self._unpark_settled(conn, items)  # keys.py
             if names:
                 conn.execute("SAVEPOINT claim")
-                try:
+                try:  # the claim's counts join `sums` at its last step (claims.py)
                     rows, cut_short = self._claim_in(conn, ask.queues, names, ask, now,
-                                                     limited)
+                                                     limited, sums)
                 except Exception as exc:  # undo the claim only: the outcomes stay
                     conn.execute("ROLLBACK TO claim")
                     failure, rows, cut_short = exc, [], False
                 conn.execute("RELEASE claim")
+            sums.write(conn)
         self._publish(settled)
         return Exchange([row is not None for row in settled], self._claimed(rows), cut_short,
                         failure)

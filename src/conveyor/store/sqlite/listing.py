@@ -9,7 +9,10 @@ A list is newest first, a page at a time. Two plans, each bounded by what it rea
 - the keyed read (migration 0030): the counted keys (queue, task, state) the filter selects,
   from the kept counts, and each key's range of conveyor_jobs_listed (with the tenant's part
   of it when the filter names one), in the index alone; the page's ids sorted there, then only
-  those rows read. It reads the matches and the keys, never a row that does not match.
+  those rows read. It reads the matches and the keys, never a row that does not match. The
+  running jobs are not in that index (0032: a job only passes through 'running'): when the
+  filter's running keys hold jobs, the keyed read takes them from the running jobs' own index,
+  every running row looked at (a few: the workers' slots).
 
 Every filter of queue, task (or a search's lists of them), tenant and states (one or several)
 takes
@@ -17,9 +20,9 @@ the cheaper of the two by the costs below; so a page costs at most about
 min(limit * scope / matches, matches + keys) steps, whatever the combination: at most
 sqrt(limit * jobs) (7,100 entries at 1M jobs, a page of 51) plus the keys. Other filters
 (a batch, a correlation id, a search's names, jobs waiting to retry: each with an index of
-the few rows it selects) keep the walk of list_statement. The running jobs' walk is of their
-own index (every tenant's running jobs, with a look at each row): the keyed read when the
-filter leaves few of them.
+the few rows it selects) keep the walk of list_statement. The running jobs' list is always
+the walk of their own index (every tenant's running jobs, with a look at each row, newest
+first to the page's end): the keyed read would look at all of them.
 """
 
 from __future__ import annotations
@@ -58,20 +61,35 @@ _KEYS_ALL = """SELECT DISTINCT queue, task,
 FROM conveyor_counts WHERE n > 0 AND """ + _MATCHING_KEYS
 _KEYS_TENANT = _KEYS_ALL.replace("conveyor_counts WHERE", "conveyor_tenant_counts WHERE "
                                  "tenant = :tenant AND", 1)
+# The running rows are not in conveyor_jobs_listed (0032): the matching running keys' jobs
+# are read from conveyor_jobs_running_ids, and only when such a key holds jobs (EXISTS: a
+# constant of the statement, so no running row is read otherwise).
 _KEYED = """ WHERE id IN (
-  SELECT listed.id FROM ({keys}) AS counted
+  WITH counted AS ({keys})
+  SELECT listed.id FROM counted
   CROSS JOIN conveyor_jobs AS listed INDEXED BY conveyor_jobs_listed
     ON listed.queue = counted.queue AND listed.task = counted.task
-   AND listed.state = counted.state AND listed.queue <> ''{tenant}
-  WHERE listed.id < :after ORDER BY listed.id DESC LIMIT :limit)
+   AND listed.state = counted.state AND listed.queue <> '' AND listed.state <> 'running'{tenant}
+  WHERE listed.id < :after AND counted.state <> 'running'
+  UNION ALL
+  SELECT running.id FROM conveyor_jobs AS running INDEXED BY conveyor_jobs_running_ids
+  WHERE running.state = 'running' AND running.id < :after{running_tenant}
+    AND EXISTS (SELECT 1 FROM counted WHERE state = 'running')
+    AND (running.queue, running.task) IN (
+        SELECT queue, task FROM counted WHERE state = 'running')
+  ORDER BY 1 DESC LIMIT :limit)
 ORDER BY id DESC LIMIT :limit"""
-LIST_KEYED_ALL = _KEYED.format(keys=_KEYS_ALL, tenant="")
-LIST_KEYED_TENANT = _KEYED.format(keys=_KEYS_TENANT, tenant=" AND listed.tenant = :tenant")
-# what planned_list chooses by: the jobs the filter matches, the keys they are kept under, and
-# the jobs a walk would pass (every job; a tenant's: the tenant's range of conveyor_jobs_tenant)
+LIST_KEYED_ALL = _KEYED.format(keys=_KEYS_ALL, tenant="", running_tenant="")
+LIST_KEYED_TENANT = _KEYED.format(keys=_KEYS_TENANT, tenant=" AND listed.tenant = :tenant",
+                                  running_tenant=" AND running.tenant = :tenant")
+# what planned_list chooses by: the jobs the filter matches, the keys they are kept under,
+# the jobs a walk would pass (every job; a tenant's: the tenant's range of
+# conveyor_jobs_tenant), and of the matches, the running ones (the keyed read reads them
+# from every running row)
 LIST_PLAN_ALL = """
 SELECT coalesce(sum(n) FILTER (WHERE """ + _MATCHING_KEYS + """), 0),
-       count(*) FILTER (WHERE """ + _MATCHING_KEYS + """), coalesce(sum(n), 0)
+       count(*) FILTER (WHERE """ + _MATCHING_KEYS + """), coalesce(sum(n), 0),
+       coalesce(sum(n) FILTER (WHERE state = 'running' AND """ + _MATCHING_KEYS + """), 0)
 FROM conveyor_counts WHERE n > 0"""
 LIST_PLAN_TENANT = LIST_PLAN_ALL.replace("conveyor_counts WHERE n", "conveyor_tenant_counts "
                                          "WHERE tenant = :tenant AND n", 1)
@@ -98,22 +116,27 @@ def planned_list(conn: sqlite3.Connection, where: JobFilter, after: str | None, 
         return list_statement(where, after, limit, bodies)
     params = _key_params(where)
     plan = LIST_PLAN_TENANT if where.tenant else LIST_PLAN_ALL
-    matches, keys, scope = conn.execute(plan, params).fetchone()
+    matches, keys, scope, running = conn.execute(plan, params).fetchone()
     if not matches:
         return None
-    if running_only(where):  # the walk of conveyor_jobs_running_ids: every tenant's
-        scope = conn.execute(LIST_RUNNING).fetchone()[0]
-    if prefer_keyed(where, limit, matches, keys, scope):
+    if running_only(where):  # the walk of conveyor_jobs_running_ids is the keyed read's too
+        return list_statement(where, after, limit, bodies)
+    running_rows = conn.execute(LIST_RUNNING).fetchone()[0] if running else 0
+    if prefer_keyed(where, limit, matches, keys, scope, running_rows):
         return keyed_statement(where, after, limit, bodies)
     return list_statement(where, after, limit, bodies)
 
 
-def prefer_keyed(where: JobFilter, limit: int, matches: int, keys: int, scope: int) -> bool:
+def prefer_keyed(where: JobFilter, limit: int, matches: int, keys: int, scope: int,
+                 running_rows: int = 0) -> bool:
     """The keyed read when it costs less than the walk, the matches taken as spread evenly
-    over the ids (the walk passes `scope / matches` rows per row of the page)."""
+    over the ids (the walk passes `scope / matches` rows per row of the page); the keyed
+    read looks at every running row (`running_rows`) when the filter's running keys hold
+    jobs."""
     walked = min(scope, limit * scope / matches)
-    walk = walked * (TENANT_WALK_ROW if where.tenant or running_only(where) else WALK_ROW)
-    return matches * KEYED_ENTRY + keys * KEYED_KEY < walk
+    walk = walked * (TENANT_WALK_ROW if where.tenant else WALK_ROW)
+    keyed = matches * KEYED_ENTRY + keys * KEYED_KEY + running_rows * TENANT_WALK_ROW
+    return keyed < walk
 
 
 def keyed_statement(where: JobFilter, after: str | None, limit: int,

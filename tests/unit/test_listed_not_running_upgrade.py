@@ -1,0 +1,63 @@
+"""Migration 0032 on a store that holds jobs in every state (both stores): after it alone,
+every list by queue, task, tenant and states is the jobs that match, newest first, the
+running ones too (on SQLite the keyed read takes them from conveyor_jobs_running_ids, as
+conveyor_jobs_listed no longer holds them: sqlite/listing.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.stores import BOTH, raw_execute, store_url_for
+
+from conveyor.job import JobFilter, JobState, NewJob, new_id
+from conveyor.store.base import Complete, open_store
+
+VERSION = 32
+SHAPES = [("bulk", "t.send", "org-a")] * 9 + [("rare", "t.sync", "org-b"), ("rare", "t.send", None),
+                                                ("bulk", "t.sync", None)]
+
+
+def upgraded(make: Callable[[], Any]) -> None:
+    async def migrate() -> None:
+        store = make()
+        newest = [m for m in store._migrations if m.version <= VERSION]
+        store._migrations = [m for m in newest if m.version < VERSION]
+        await store.migrate()
+        made = [NewJob(id=new_id(), payload=b"{}", queue=q, task=t, tenant=tenant)
+                for q, t, tenant in SHAPES * 10]
+        await store.enqueue_many(made)
+        claimed = await store.claim(None, "w", 80, 60.0)
+        await store.settle([Complete(c.lease) for c in claimed[::2]])
+        state = {j.id: JobState.QUEUED for j in made}
+        for n, c in enumerate(claimed):
+            state[c.id] = JobState.COMPLETED if n % 2 == 0 else JobState.RUNNING
+        store._migrations = newest
+        assert await store.migrate() == 1  # 0032 alone
+        for queue, task, tenant, states in itertools.product(
+                (None, "bulk", "rare"), (None, "t.send", "t.sync"), (None, "org-a", "org-b"),
+                ((), (JobState.RUNNING,), (JobState.RUNNING, JobState.COMPLETED),
+                 (JobState.QUEUED, JobState.COMPLETED))):
+            want = [j.id for j in sorted(made, key=lambda j: j.id, reverse=True)
+                    if queue in (None, j.queue) and task in (None, j.task)
+                    and tenant in (None, j.tenant)
+                    and (not states or state[j.id] in states)][:7]
+            where = JobFilter(queue=queue, task=task, tenant=tenant, states=states)
+            assert [j.id for j in await store.list_jobs(where, limit=7)] == want, where
+        await store.close()
+
+    asyncio.run(migrate())
+
+
+@pytest.mark.parametrize("kind", BOTH)
+def test_0032_lists_the_jobs_stored_before_it(kind: str, tmp_path: Path) -> None:
+    with store_url_for(kind, tmp_path, "t_listed32") as url:
+        upgraded(lambda: open_store(url))
+        if kind == "sqlite":
+            sql = raw_execute(url)("SELECT sql FROM sqlite_master "
+                                   "WHERE name = 'conveyor_jobs_listed'", None)
+            assert "state <> 'running'" in str(sql), sql
