@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 GRANT_RENEW = 1.0  # seconds between a worker's renewals of its grants, when settled
-GRANT_SOON = 0.2  # ... while a grant is below its fair share or giving slots back
+GRANT_SOON = 0.2  # ... while a grant is 0, below its fair share or giving slots back
 HOLDER_AHEAD = 2  # a holder claims at most this many times its share (its running + prefetch)
 GRANTED = ("queue", "task")  # the kinds of limit whose concurrency is granted
 
@@ -80,8 +80,9 @@ class Grant:
 
     @property
     def settled(self) -> bool:
-        """Nothing to do at the next renewal but extend it."""
-        return self.booked == self.slots and self.slots >= self.fair
+        """Nothing to do at the next renewal but extend it: not giving slots back, not below
+        its fair share, not shut out (a grant of 0 waits for slots to free)."""
+        return self.booked == self.slots and self.slots >= self.fair and self.slots > 0
 
 
 @dataclass(frozen=True, slots=True)
