@@ -23,9 +23,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..job import ClaimedJob
 from ..limits.grants import GRANT_RENEW, GRANT_SOON, HOLDER_AHEAD, Grant, GrantAsk
+
+if TYPE_CHECKING:
+    from .slots import Slots
 
 log = logging.getLogger("conveyor.worker")
 
@@ -42,8 +46,11 @@ class Held:
 class WorkerGrants:
     """The grants this worker holds, and how many of each cap's jobs it runs."""
 
-    def __init__(self, renew: Renew, lease_for: float) -> None:
+    def __init__(self, renew: Renew, lease_for: float, slots: Slots | None = None) -> None:
         self._renew = renew
+        self.slots = slots
+        if slots is not None:
+            slots.gate = self  # a job starts only if the grants allow
         self.lease_for = lease_for
         self.margin = min(1.0, lease_for / 4)
         self.held: dict[Key, Held] = {}
@@ -87,18 +94,27 @@ class WorkerGrants:
             if count > 0:
                 self.running[key] = count - 1
 
-    def claim_room(self, want: int, queues: tuple[str, ...] | None,
-                   held_jobs: Iterable[ClaimedJob]) -> int:
+    def claim_room(self, want: int, queues: tuple[str, ...] | None) -> int:
         """At most what the store lets a holder claim (HOLDER_AHEAD times each queue's
         grant, less what it holds), when every queue of this worker has a grant."""
-        if not queues or not all(("queue", q) in self.held for q in queues):
+        if not self.held or self.slots is None or not queues or \
+                not all(("queue", q) in self.held for q in queues):
             return want
-        holding = [job.queue for job in held_jobs]
+        holding = [job.queue for job in self.slots.held_jobs()]
         room = sum(max(0, HOLDER_AHEAD * self.held[("queue", q)].slots - holding.count(q))
                    for q in queues)
         return min(want, room)
 
     # --- renewing ---------------------------------------------------------------------------
+
+    async def renew_round(self) -> bool:
+        """Renew (on the claim loop), give back held jobs of a cap whose grant is 0 here, and
+        start what a larger grant allows. True: jobs were given back (releases to write)."""
+        assert self.slots is not None
+        zero = await self.renew([r.job for r in list(self.slots.running.values())])
+        given = bool(zero) and self.slots.give_back(zero) > 0
+        self.slots.fill()
+        return given
 
     async def renew(self, running: Iterable[ClaimedJob]) -> list[Key]:
         """Renew every grant (and take the first of a cap new to this worker); the caps

@@ -78,6 +78,10 @@ class Slots:
             queues = [job.queue for job in self.buffer]
         return {queue: queues.count(queue) for queue in set(queues)}
 
+    def held_jobs(self) -> list[ClaimedJob]:
+        """The jobs running and held claimed (on the loop)."""
+        return [r.job for r in self.running.values()] + list(self.buffer)
+
     def known(self) -> set[str]:
         """Jobs this worker runs, holds, or has an outcome to write for."""
         return set(self.running) | {job.id for job in self.buffer} | self.outcomes.job_ids()

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
-from ..limits.grants import Grant, GrantAsk
 from ..observability.logs import apply_log_settings
 from ..store.base import (
+    LIMITS_HINT,
     SCHEDULED_HINT,
     ClaimAsk,
     Fail,
@@ -98,8 +98,9 @@ class Worker:
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
         self.pacing = Pacing(self.store, self.queues)  # wake when a rate has room again
         self.caps = Caps()  # retry soon when a full cap cut a claim short
-        self.grants = WorkerGrants(self._renew_grants, self.lease)  # shares of caps: grants.py
-        self.slots.gate = self.grants
+        self.grants = WorkerGrants(lambda asks: self._off_loop(self.store.renew_grants(
+            self.id, self.queues, self.concurrency, asks, self.lease, self.clock.store_now())),
+            self.lease, self.slots)  # shares of queue and task caps, leased (grants.py)
         self.intake = Intake(self.slots, self.pacing, self.clock,
                              self.concurrency if prefetch is None else prefetch,
                              self.poll_interval, self.maintenance)  # how much, and when
@@ -228,11 +229,10 @@ class Worker:
             self._wake.clear()
             if self.intake.schedule_due():
                 await self.intake.promote()
-            if self.grants.due():
-                await self._renew_grants_now()
-            want = self.intake.wanted()
-            if self.grants.active:  # a holder claims ahead of its grants, so far
-                want = self.grants.claim_room(want, self.queues, self._held_jobs())
+            if self.grants.due() and await self.grants.renew_round():
+                self._wake_up()  # held jobs given back: write their releases
+            # a holder claims ahead of its grants, so far (grants.py)
+            want = self.grants.claim_room(self.intake.wanted(), self.queues)
             self.handoffs.claiming = True  # until the claimed jobs are held
             try:
                 jobs = await self._settle_and_claim(max(want, 0), pace=True)
@@ -248,21 +248,6 @@ class Worker:
             await self._wait(min(self.caps.delay(self.intake.delay()),
                                  self.grants.until_due()))
 
-    async def _renew_grants(self, asks: list[GrantAsk]) -> list[Grant]:
-        return await self._off_loop(self.store.renew_grants(
-            self.id, self.queues, self.concurrency, asks, self.lease, self.clock.store_now()))
-
-    async def _renew_grants_now(self) -> None:
-        """Renew the cap grants (worker/grants.py); give back held jobs of a cap whose grant
-        is 0 here, and start what a larger grant allows."""
-        zero = await self.grants.renew([r.job for r in list(self.slots.running.values())])
-        if zero and self.slots.give_back(zero):
-            self._wake_up()  # write the releases
-        self.slots.fill()
-
-    def _held_jobs(self) -> list[ClaimedJob]:
-        """The jobs this worker runs and holds claimed (on the loop)."""
-        return [r.job for r in self.slots.running.values()] + list(self.slots.buffer)
 
     async def _settle_and_claim(self, want: int, pace: bool = False) -> list[ClaimedJob]:
         """Write finished outcomes, then claim up to `want` jobs: one trip to the store
@@ -336,6 +321,9 @@ class Worker:
             return
         if queue == SCHEDULED_HINT:
             self.intake.schedule_dirty = True
+            self._wake.set()
+        elif queue == LIMITS_HINT:  # a limit changed: claim at once, with grants renewed
+            self.grants.next_at = 0.0
             self._wake.set()
         elif queue == "*" or self.queues is None or queue in self.queues:
             self._wake.set()

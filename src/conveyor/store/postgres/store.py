@@ -384,6 +384,7 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, CapGrants, Exchan
         def deliver(payload: str) -> None:
             if payload == LIMITS_HINT:  # a limit changed: read them again, claim at once
                 limited.forget()
+                callback(LIMITS_HINT)  # a worker renews its cap grants (then wakes as "*")
                 payload = "*"
             if payload.startswith(handoff.MARK):
                 target, _, body = payload[len(handoff.MARK):].partition("\n")

@@ -301,12 +301,14 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, CapGrants, Enqueues, Exchang
                      on_job: Callable[[ClaimedJob], None] | None = None
                      ) -> Callable[[], Awaitable[None]]:
         """Wake-ups only: a SQLite store hands no jobs off (`worker_id`, `on_job` unused).
-        A change of limits (LIMITS_HINT) is read again at the next claim, and wakes all."""
+        A change of limits (LIMITS_HINT) is read again at the next claim, and wakes all: the
+        callback hears LIMITS_HINT, then "*"."""
         limited = self._limited
 
         def deliver(queue: str) -> None:
             if queue == LIMITS_HINT:
                 limited.forget()
+                callback(LIMITS_HINT)  # a worker renews its cap grants (then wakes as "*")
                 queue = "*"
             callback(queue)
 
