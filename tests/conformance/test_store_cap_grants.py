@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from conveyor.job import WorkerInfo
 from conveyor.limits.grants import Grant, GrantAsk
-from conveyor.limits.model import Limit
+from conveyor.limits.model import Limit, usage_json
 from conveyor.store.base import Complete, Store
 
 from .support import LEASE, T0, new_job
@@ -114,3 +115,21 @@ async def test_a_removed_cap_drops_its_grants(store: Store) -> None:
     asks = [GrantAsk("queue", "ai", a.slots, 0)]
     assert await store.renew_grants("a", ["ai"], 10, asks, LEASE, now=T0 + 1) == []
     assert await store.renew_grants("a", ["other"], 10, [], LEASE, now=T0 + 1) == []
+
+
+async def test_the_operator_sees_started_jobs_and_the_grants(store: Store) -> None:
+    await store.set_limit(Limit("queue", "ai", concurrency=4))
+    await _enqueue(store, 10)
+    assert (await _renew(store, "a", 2, T0)).slots == 2
+    jobs = await store.claim(["ai"], "a", 10, LEASE, now=T0 + 1)  # 2 to run, 2 ahead
+    assert len(jobs) == 4
+    info = WorkerInfo("a", "host", 1, ("ai",), 2, claimed=2, claimed_queues={"ai": 2})
+    await store.heartbeat(info, [j.lease for j in jobs], LEASE, now=T0 + 1)
+    [usage] = await store.limits(now=T0 + 2)
+    assert (usage.running, usage.claimed, usage.granted, usage.grants) == (2, 4, 2, (("a", 2),))
+    shown = usage_json(usage, T0 + 2)
+    assert (shown["running"], shown["claimed"], shown["granted"]) == (2, 4, 2)
+    assert shown["grants"] == [{"worker": "a", "slots": 2}]
+    await store.deregister_worker("a")
+    [usage] = await store.limits(now=T0 + 2)
+    assert (usage.granted, usage.grants) == (None, ())

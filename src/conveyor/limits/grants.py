@@ -43,8 +43,11 @@ until A confirms it runs no more than 6); A's renewal after that books 6; B's ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .model import LimitUsage
 
 GRANT_RENEW = 1.0  # seconds between a worker's renewals of its grants, when settled
 GRANT_SOON = 0.2  # ... while a grant is 0, below its fair share or giving slots back
@@ -94,16 +97,6 @@ class GrantRow:
     wanted: int
 
 
-@dataclass(frozen=True, slots=True)
-class GrantUse:
-    """A worker's live grant, for the operator: booked slots, and how many of the cap's jobs
-    it runs (started, not prefetched)."""
-
-    worker_id: str
-    slots: int
-    running: int
-
-
 def fair_shares(available: int, wanted: Mapping[str, int]) -> dict[str, int]:
     """A max-min fair split of `available` slots among workers wanting `wanted` each; the
     slots left over from an even split go one each in worker id order.
@@ -149,3 +142,26 @@ def decide(cap: int, claimed_outside: int, others: Sequence[GrantRow], worker_id
     free = available - sum(r.booked for r in others)
     slots = max(0, min(shares[worker_id], free))
     return slots, max(slots, ask.in_force, ask.started), shares[worker_id]
+
+
+def with_grants(usages: Iterable[LimitUsage], grants: Iterable[Sequence[Any]],
+                ahead: Mapping[str, int]) -> list[LimitUsage]:
+    """The operator's view of caps (Store.limits): each queue's or task's `running` without
+    the jobs held prefetched (`ahead`: live workers' by queue; a task's are not reported, so
+    its `running` stays every claimed job), `claimed` with them, and its live grants
+    (`grants`: rows of kind, name, worker id, booked slots)."""
+    found: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for kind, name, worker, slots in grants:
+        found.setdefault((kind, name), []).append((str(worker), int(slots)))
+    out = []
+    for usage in usages:
+        limit = usage.limit
+        if limit.kind not in GRANTED:
+            out.append(usage)
+            continue
+        held = found.get((limit.kind, limit.name), [])
+        prefetched = ahead.get(limit.name, 0) if limit.kind == "queue" else 0
+        out.append(replace(usage, running=max(0, usage.running - prefetched),
+                           claimed=usage.running, grants=tuple(held),
+                           granted=sum(s for _, s in held) if held else None))
+    return out

@@ -69,6 +69,10 @@ DELETE FROM {schema}.conveyor_cap_grants
 WHERE worker_id = %(worker_id)s
   AND (kind, name) NOT IN (SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[]))"""
 DROP_WORKER = "DELETE FROM {schema}.conveyor_cap_grants WHERE worker_id = %(id)s"
+# Every live grant, for the operator (limits.grants.with_grants).
+GRANT_USES = """
+SELECT kind, name, worker_id, slots FROM {schema}.conveyor_cap_grants
+WHERE expires_at > {now} ORDER BY kind, name, worker_id"""
 
 
 class CapGrants:

@@ -26,12 +26,14 @@ from ...limits.claiming import (
     LimitedNames,
     earliest_room,
 )
+from ...limits.grants import with_grants
 from ...limits.model import Limit, LimitUsage
+from ..counting import CLAIMED_FRESH, claimed_ahead
 from .counters import NO_JIT
-from .grants import used
+from .grants import GRANT_USES, used
 from .keys import KeyLimits
 from .limit_settings import LimitSettings
-from .queries import _CLAIMED, _CLAIMED_COLUMNS, feed, with_feed
+from .queries import _CLAIMED, _CLAIMED_COLUMNS, CLAIMED_AHEAD, feed, with_feed
 from .trip import LIMITED_CLAIM, one_trip
 
 Rows = list[tuple[Any, ...]]
@@ -283,7 +285,12 @@ class Limits(LimitSettings, KeyLimits):
             async with self._session(atomic=True) as conn:
                 await conn.execute(self.statement(NO_JIT))
                 usage = await conn.execute(self.statement(USAGE_ALL), {"now": now})
-            return [usage_from_row(r) for r in await usage.fetchall()]
+                grants = await conn.execute(self.statement(GRANT_USES), {"now": now})
+                ahead = await conn.execute(self.statement(CLAIMED_AHEAD), {
+                    "now": now, "fresh": CLAIMED_FRESH})
+                usages = [usage_from_row(r) for r in await usage.fetchall()]
+                return with_grants(usages, await grants.fetchall(),
+                                   claimed_ahead(await ahead.fetchall()))
         except psycopg.errors.UndefinedTable:  # a schema before 0005
             return []
 

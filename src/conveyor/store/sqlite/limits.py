@@ -20,11 +20,13 @@ from ...limits.claiming import (
     claim_time,
     earliest_room,
 )
+from ...limits.grants import with_grants
 from ...limits.model import Limit, LimitUsage, declared_once
 from ..base import LIMITS_HINT
+from ..counting import CLAIMED_FRESH, claimed_ahead
 from . import queries as q
 from .connection import Connections
-from .grants import USED
+from .grants import GRANT_USES, USED
 from .keys import UNPARK_TASK, KeyLimits
 
 # With each name: may a rate or a slow-down hold its jobs back (room_at asks only then)?
@@ -185,12 +187,17 @@ class Limits(KeyLimits):
         return change.moved
 
     async def limits(self, now: float | None = None) -> list[LimitUsage]:
+        """Every limit and its use; a cap's as started jobs and grants (grants.with_grants)."""
         now = time.time() if now is None else now
         try:
             with self.db.read() as conn:
-                return [usage_from_row(r) for r in conn.execute(USAGE_ALL, {"now": now})]
+                usages = [usage_from_row(r) for r in conn.execute(USAGE_ALL, {"now": now})]
+                grants = conn.execute(GRANT_USES, {"now": now}).fetchall()
+                ahead = claimed_ahead(conn.execute(q.CLAIMED_AHEAD, {
+                    "since": now - CLAIMED_FRESH}).fetchall())
         except sqlite3.OperationalError:  # a schema before 0005
             return []
+        return with_grants(usages, grants, ahead)
 
     async def room_at(self, queues: Sequence[str] | None,
                       now: float | None = None) -> float | None:
