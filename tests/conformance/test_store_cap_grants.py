@@ -65,10 +65,15 @@ async def test_a_second_worker_gets_its_share_as_the_first_gives_slots_back(
 
 async def test_an_expired_grant_frees_its_slots(store: Store) -> None:
     await store.set_limit(Limit("queue", "ai", concurrency=20))
+    await _enqueue(store, 30)
     a = await _renew(store, "a", 20, T0)
     assert a.slots == 20 and a.expires_at == T0 + LEASE
+    assert await store.claim(["ai"], "loner", 30, LEASE, now=T0 + 1) == []  # all granted
+    # a is killed: its grant runs out with its lease, and a claim without a grant has room
+    assert len(await store.claim(["ai"], "loner", 30, LEASE, now=T0 + LEASE)) == 20
+    await store.deregister_worker("loner")  # its claimed jobs still count, as before
     assert (await _renew(store, "b", 20, T0 + LEASE - 1)).slots == 0  # a's still live
-    assert (await _renew(store, "b", 20, T0 + LEASE)).slots == 20  # a is killed: it ran out
+    assert (await _renew(store, "b", 20, T0 + 2 * LEASE + 1)).slots == 20  # loner's too
 
 
 async def test_deregister_releases_a_workers_grants(store: Store) -> None:
