@@ -138,3 +138,15 @@ async def test_the_operator_sees_started_jobs_and_the_grants(store: Store) -> No
     await store.deregister_worker("a")
     [usage] = await store.limits(now=T0 + 2)
     assert (usage.granted, usage.grants) == (None, ())
+
+
+async def test_a_task_cap_is_granted_to_the_workers_that_run_the_task(store: Store) -> None:
+    await store.set_limit(Limit("task", "report", concurrency=3))
+    await store.enqueue_many([new_job(queue="mixed", task="report") for _ in range(10)], now=T0)
+    assert await store.renew_grants("other", ["mixed"], 5, [], LEASE, now=T0,
+                                    tasks=["send"]) == []  # it runs no report
+    [grant] = await store.renew_grants("w", ["mixed"], 5, [], LEASE, now=T0,
+                                       tasks=["report", "send"])
+    assert (grant.kind, grant.name, grant.slots) == ("task", "report", 3)
+    assert len(await store.claim(["mixed"], "w", 10, LEASE, now=T0 + 1)) == 6  # ahead of 3
+    assert await store.claim(["mixed"], "loner", 10, LEASE, now=T0 + 1) == []

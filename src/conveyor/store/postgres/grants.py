@@ -35,7 +35,8 @@ def used(now: str, match: str) -> str:
 CAPPED = """
 SELECT kind, name, concurrency FROM {schema}.conveyor_limits
 WHERE concurrency IS NOT NULL
-  AND (kind = 'task' OR kind = 'queue'
+  AND (kind = 'task' AND (%(tasks)s::text[] IS NULL OR name = ANY(%(tasks)s::text[]))
+       OR kind = 'queue'
        AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))
 ORDER BY kind, name"""
 LOCK_CAPPED = CAPPED + " FOR UPDATE"
@@ -80,11 +81,13 @@ class CapGrants:
 
     async def renew_grants(self: Any, worker_id: str, queues: Sequence[str] | None,
                            wanted: int, asks: Sequence[GrantAsk], lease_for: float,
-                           now: float | None = None) -> list[Grant]:
+                           now: float | None = None,
+                           tasks: Sequence[str] | None = None) -> list[Grant]:
         """Book this worker's grant under each cap it claims under (limits/grants.decide),
         drop those whose cap is gone; its grants as booked."""
         params: dict[str, Any] = {"worker_id": worker_id,
-                                  "queues": None if queues is None else list(queues)}
+                                  "queues": None if queues is None else list(queues),
+                                  "tasks": None if tasks is None else list(tasks)}
         if not asks and not await self._one(CAPPED, params):
             return []  # no cap, no grant: no lock
         async with self._session(atomic=True) as conn:

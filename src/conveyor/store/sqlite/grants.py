@@ -33,11 +33,12 @@ USED = ("""CASE WHEN lim.concurrency IS NULL OR lim.kind = 'key' THEN 0 ELSE coa
          AND coalesce(job.worker_id, '') NOT IN (
              SELECT g.worker_id FROM conveyor_cap_grants AS g WHERE """ + _LIVE + """))) END""")
 
-# The caps a worker claiming from :queues (NULL: every queue) answers to.
+# The caps of a worker's :queues and :tasks (NULL: every queue, every task).
 CAPPED = """
 SELECT kind, name, concurrency FROM conveyor_limits
 WHERE concurrency IS NOT NULL
-  AND (kind = 'task' OR kind = 'queue'
+  AND (kind = 'task' AND (:tasks IS NULL OR name IN (SELECT value FROM json_each(:tasks)))
+       OR kind = 'queue'
        AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues))))
 ORDER BY kind, name"""
 OTHERS = """
@@ -79,11 +80,14 @@ class CapGrants:
 
     async def renew_grants(self, worker_id: str, queues: Sequence[str] | None, wanted: int,
                            asks: Sequence[GrantAsk], lease_for: float,
-                           now: float | None = None) -> list[Grant]:
+                           now: float | None = None,
+                           tasks: Sequence[str] | None = None) -> list[Grant]:
         """Book this worker's grant under each cap it claims under (limits/grants.decide),
         drop those whose cap is gone; its grants as booked."""
-        params: dict[str, Any] = {"worker_id": worker_id, "queues": None if queues is None
-                                  else orjson.dumps(list(queues)).decode()}
+        params: dict[str, Any] = {
+            "worker_id": worker_id,
+            "queues": None if queues is None else orjson.dumps(list(queues)).decode(),
+            "tasks": None if tasks is None else orjson.dumps(list(tasks)).decode()}
         with self.db.read() as conn:
             capped = conn.execute(CAPPED, params).fetchall()
         if not capped and not asks:
