@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conveyor import Conveyor, JobContext, JobState
+from conveyor import Conveyor, JobContext, JobState, Settings
 from conveyor.job import ClaimedJob
 from conveyor.limits.grants import Grant, GrantAsk
 from conveyor.limits.model import Limit
@@ -81,3 +83,45 @@ async def test_a_grant_that_ran_out_by_the_workers_clock_starts_nothing() -> Non
     grants.held[("queue", "q")] = Held(2, time.monotonic())  # its end by this host's clock
     assert not grants.allows(job) and grants.slots_of(("queue", "q")) == 0
     assert grants.allows(_job("other"))  # an uncapped queue's job is no matter
+
+
+async def test_a_second_worker_gets_its_share_within_two_seconds(tmp_path: Path) -> None:
+    """Cap 12, a worker of 10 slots draining alone, then a second of 10: the first gives
+    slots back at its renewals, the second runs its fair share (6) within 2 s, and the two
+    never run more than 12 at once."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    running: Counter[str] = Counter()
+    most = 0
+    apps = [Conveyor(url, settings=Settings()) for _ in range(2)]
+    workers = [app.worker(concurrency=10, queues=["capped"], poll_interval=0.2, grace=0,
+                          worker_id=name) for app, name in zip(apps, "ab", strict=True)]
+    for app in apps:
+        @app.task(queue="capped", name="short")
+        async def short(ctx: JobContext, payload: dict[str, Any]) -> None:
+            nonlocal most
+            running[ctx.worker_id] += 1
+            most = max(most, sum(running.values()))
+            await asyncio.sleep(0.02)
+            running[ctx.worker_id] -= 1
+
+    await apps[0].store.set_limit(Limit("queue", "capped", concurrency=12))
+    for _ in range(3):
+        apps[0].enqueue_many([{"task": "short", "payload": {}}] * 1000)
+    runs = [asyncio.create_task(workers[0].run(install_signals=False))]
+    try:
+        while running["a"] < 10:
+            await asyncio.sleep(0.01)
+        runs.append(asyncio.create_task(workers[1].run(install_signals=False)))
+        began = time.monotonic()
+        while running["b"] < 6:
+            assert time.monotonic() - began < 2.0, f"b runs {running['b']} after 2 s"
+            await asyncio.sleep(0.005)
+    finally:
+        for worker in workers:
+            worker.stop()
+        await asyncio.wait_for(asyncio.gather(*runs), 10)
+        for app, worker in zip(apps, workers, strict=True):
+            worker.threads.shutdown(wait=True)
+            worker.close()
+            app.close()
+    assert most <= 12

@@ -32,6 +32,12 @@ under a cap holds a GRANT of slots, leased like a job and renewed about every se
 - A holder claims at most HOLDER_AHEAD times its share, less what it holds already, so a
   worker with a small grant does not take the queue's jobs away from the others.
 
+- A cap changed at run time: each holder renews at once on the change's wake-up (else within
+  GRANT_RENEW) and is told its new grant; under a lowered cap it starts nothing more until it
+  runs below it (the jobs started under the old cap run on, as before grants).
+- A task's cap is granted to the workers whose app has the task (renew_grants `tasks`);
+  a worker takes a queue's cap's grant when it claims from the queue.
+
 Rate limits and per-key limits are not granted: they count claims as before.
 
 Example: cap 20, worker A (10 slots) alone: A is granted 10 (it wants no more than its slots).
