@@ -93,7 +93,8 @@ def _limit_cells(usage: LimitUsage | None, now: float) -> tuple[str, str, str]:
         return "", "", ""
     limit = usage.limit
     concurrency = ("" if limit.concurrency is None
-                   else f"{usage.running} / {limit.concurrency}")
+                   else f"{usage.running} / {limit.concurrency}" + (
+                       "" if usage.granted is None else f", {usage.granted} granted"))
     rate = ("" if limit.rate is None or limit.period is None
             else f"{usage.started} / {format_rate(limit.rate, limit.period)}")
     holding = usage.holding(now) or ""

@@ -98,8 +98,8 @@ async def test_two_workers_waiting_on_a_full_cap_both_run_its_freed_slots(
     assert len(other) == 4
     runs = [asyncio.create_task(worker.run(install_signals=False)) for _, worker in pair]
     try:
-        for _, worker in pair:  # each has claimed, found the cap full, and waits
-            while not worker.caps.full:
+        for _, worker in pair:  # each has found the cap full (a grant of 0: grants.py), waits
+            while not (worker.caps.full or worker.grants.slots_of(("queue", "capped")) == 0):
                 await asyncio.sleep(0.01)
         await store.settle([Release(job.lease) for job in other], now=T0)  # no wake-up
         await asyncio.wait_for(four.wait(), 10)  # well before either worker's poll

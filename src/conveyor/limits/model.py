@@ -99,6 +99,13 @@ class LimitUsage:
     started: int
     blocked_until: float | None = None  # a RateLimited(..., slow=...) pause: no starts before
     keys_at_limit: int = 0  # kind "key": how many keys the last claims found at their limit
+    # A queue's or task's cap shared by grants (limits/grants.py): `running` is the jobs
+    # started (claimed less those its workers' last heartbeats said they hold prefetched:
+    # of a queue only, a worker reports those by queue), `claimed` every job with a live
+    # lease; `granted` the live grants' slots in total, `grants` (worker id, slots) each.
+    claimed: int | None = None
+    granted: int | None = None
+    grants: tuple[tuple[str, int], ...] = ()
 
     def allowance(self, now: float) -> int:
         """How many more may start now (0: held back)."""
@@ -134,6 +141,9 @@ def usage_json(usage: LimitUsage, now: float) -> dict[str, object]:
             "strategy": limit.strategy if limit.kind == "key" else None,
             "keys_at_limit": usage.keys_at_limit if limit.kind == "key" else None,
             "running": usage.running, "started_in_window": usage.started,
+            "claimed": usage.running if usage.claimed is None else usage.claimed,
+            "granted": usage.granted,
+            "grants": [{"worker": worker, "slots": slots} for worker, slots in usage.grants],
             "slowed_until": usage.blocked_until if usage.blocked_until is not None
             and usage.blocked_until > now else None,
             "holding": usage.holding(now)}

@@ -1,5 +1,9 @@
 """A worker whose claim a full concurrency cap cut short retries soon, not at its next poll.
 
+Since cap grants (limits/grants.py, worker/grants.py) a worker holding a grant of the cap
+claims ahead of it and its prefetched jobs count against no one; what follows is the claim
+of a worker without a grant (before its first renewal, a grant of 0, an older release).
+
 Under a queue's or a task's concurrency limit, nothing wakes a worker when another worker
 frees one of the limit's slots: a settle is no event it hears. Waiting its poll (about a
 second), it lost the race for every freed slot to the worker that freed it, which settles

@@ -28,6 +28,7 @@ from .outcomes import Outcomes
 
 if TYPE_CHECKING:
     from ..context import JobContext
+    from .grants import WorkerGrants
 
 log = logging.getLogger("conveyor.worker")
 
@@ -52,6 +53,7 @@ class Slots:
         self.running: dict[str, Running] = {}
         self.lock = threading.Lock()
         self.closed = False  # the worker is stopping: start nothing more
+        self.gate: WorkerGrants | None = None  # cap grants: a job starts only if they allow
         self.average_duration: float | None = None  # seconds, smoothed over recent jobs
         self.processed = 0
         # Running jobs being stopped, and why; an id leaves when its job ends, so a later
@@ -76,6 +78,10 @@ class Slots:
             queues = [job.queue for job in self.buffer]
         return {queue: queues.count(queue) for queue in set(queues)}
 
+    def held_jobs(self) -> list[ClaimedJob]:
+        """The jobs running and held claimed (on the loop)."""
+        return [r.job for r in self.running.values()] + list(self.buffer)
+
     def known(self) -> set[str]:
         """Jobs this worker runs, holds, or has an outcome to write for."""
         return set(self.running) | {job.id for job in self.buffer} | self.outcomes.job_ids()
@@ -89,12 +95,40 @@ class Slots:
         self.fill()
 
     def fill(self) -> None:
+        if self.gate is not None and self.gate.active:
+            self._fill_gated(self.gate)
+            return
         while self.buffer and len(self.running) < self.concurrency and not self.closed:
             with self.lock:
                 job = self.buffer.popleft()
             self.start(job)
 
+    def _fill_gated(self, gate: WorkerGrants) -> None:
+        """Start held jobs in order, passing over those whose cap grant is full here."""
+        while self.buffer and len(self.running) < self.concurrency and not self.closed:
+            with self.lock:
+                job = next((j for j in self.buffer if gate.allows(j)), None)
+                if job is None:
+                    return
+                self.buffer.remove(job)
+            self.start(job)
+
+    def give_back(self, keys: list[tuple[str, str]]) -> int:
+        """Give back the held jobs of these caps (their grant here is 0: worker/grants.py)."""
+        kinds = set(keys)
+        with self.lock:
+            back = [j for j in self.buffer if ("queue", j.queue) in kinds
+                    or ("task", j.task) in kinds]
+            if back:
+                ids = {j.id for j in back}
+                self.buffer = deque(j for j in self.buffer if j.id not in ids)
+        for job in back:
+            self.outcomes.add(Release(job.lease))
+        return len(back)
+
     def start(self, job: ClaimedJob) -> None:
+        if self.gate is not None and self.gate.active:
+            self.gate.started(job)
         ctx = self.runner.context(job)
         task = asyncio.get_running_loop().create_task(self._execute(job, ctx))
         with self.lock:
@@ -131,6 +165,8 @@ class Slots:
             outcome = self.runner.failed(job, exc)
         with self.lock:
             self.running.pop(job.id, None)
+        if self.gate is not None and self.gate.active:
+            self.gate.ended(job)
         took = loop.time() - started
         self.runner.lifecycle.ended(job, ctx, outcome, took)
         average = self.average_duration
@@ -142,7 +178,10 @@ class Slots:
             self.outcomes.add(outcome)
         self.processed += 1
         self.fill()
-        if not self.buffer or len(self.outcomes) >= self.concurrency:
+        # a slot left free with jobs held: their cap grant is full here (worker/grants.py),
+        # so claim for the slot (without grants, fill() leaves none free while jobs wait)
+        if not self.buffer or len(self.outcomes) >= self.concurrency or \
+                len(self.running) < self.concurrency:
             self.on_done()
 
     def _interrupted(self, job: ClaimedJob) -> Settle | None:

@@ -22,6 +22,7 @@ from ..clock import Clock
 from ..job import ClaimedJob, Lease, WorkerInfo
 from ..observability.logs import apply_log_settings
 from ..store.base import (
+    LIMITS_HINT,
     SCHEDULED_HINT,
     ClaimAsk,
     Fail,
@@ -31,6 +32,7 @@ from ..store.base import (
 )
 from .caps import Caps
 from .executor import JobRunner
+from .grants import WorkerGrants
 from .handoffs import HandOffs
 from .heartbeat import Heartbeat
 from .intake import Intake
@@ -96,6 +98,10 @@ class Worker:
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
         self.pacing = Pacing(self.store, self.queues)  # wake when a rate has room again
         self.caps = Caps()  # retry soon when a full cap cut a claim short
+        tasks = tuple(app.registry.names()) or None  # the caps of the tasks it can run
+        self.grants = WorkerGrants(lambda asks: self._off_loop(self.store.renew_grants(
+            self.id, self.queues, self.concurrency, asks, self.lease, self.clock.store_now(),
+            tasks)), self.lease, self.slots)  # shares of queue and task caps (grants.py)
         self.intake = Intake(self.slots, self.pacing, self.clock,
                              self.concurrency if prefetch is None else prefetch,
                              self.poll_interval, self.maintenance)  # how much, and when
@@ -224,7 +230,10 @@ class Worker:
             self._wake.clear()
             if self.intake.schedule_due():
                 await self.intake.promote()
-            want = self.intake.wanted()
+            if self.grants.due() and await self.grants.renew_round():
+                self._wake_up()  # held jobs given back: write their releases
+            # a holder claims ahead of its grants, so far (grants.py)
+            want = self.grants.claim_room(self.intake.wanted(), self.queues)
             self.handoffs.claiming = True  # until the claimed jobs are held
             try:
                 jobs = await self._settle_and_claim(max(want, 0), pace=True)
@@ -237,7 +246,9 @@ class Worker:
                 await asyncio.sleep(0)  # let the slots run, then come back for more
                 continue
             # a claim a full concurrency cap cut short retries soon, not at the poll (caps.py)
-            await self._wait(self.caps.delay(self.intake.delay()))
+            await self._wait(min(self.caps.delay(self.intake.delay()),
+                                 self.grants.until_due()))
+
 
     async def _settle_and_claim(self, want: int, pace: bool = False) -> list[ClaimedJob]:
         """Write finished outcomes, then claim up to `want` jobs: one trip to the store
@@ -311,6 +322,9 @@ class Worker:
             return
         if queue == SCHEDULED_HINT:
             self.intake.schedule_dirty = True
+            self._wake.set()
+        elif queue == LIMITS_HINT:  # a limit changed: claim at once, with grants renewed
+            self.grants.next_at = 0.0
             self._wake.set()
         elif queue == "*" or self.queues is None or queue in self.queues:
             self._wake.set()

@@ -26,11 +26,14 @@ from ...limits.claiming import (
     LimitedNames,
     earliest_room,
 )
+from ...limits.grants import with_grants
 from ...limits.model import Limit, LimitUsage
+from ..counting import CLAIMED_FRESH, claimed_ahead
 from .counters import NO_JIT
+from .grants import GRANT_USES, used
 from .keys import KeyLimits
 from .limit_settings import LimitSettings
-from .queries import _CLAIMED, _CLAIMED_COLUMNS, feed, with_feed
+from .queries import _CLAIMED, _CLAIMED_COLUMNS, CLAIMED_AHEAD, feed, with_feed
 from .trip import LIMITED_CLAIM, one_trip
 
 Rows = list[tuple[Any, ...]]
@@ -76,6 +79,7 @@ clock(now, wall) AS (
             ORDER BY start.started_at DESC LIMIT 1 OFFSET lim.rate - 1) AS nth
         WHERE lim.rate > 0 AND lim.kind IN ('queue', 'task') AND nth.at > wall.now) AS room)"""
 WALL = "wall(now) AS (SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp())))"
+_MATCH = "CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name"
 # The claim's time, each limit it answers to and its use then (a NULL limit: none); wall last.
 USAGE_AT_CLOCK = """
 WITH """ + WALL + """,
@@ -84,10 +88,8 @@ lim AS (SELECT * FROM {schema}.conveyor_limits
 """ + BOOKED_CLOCK + """
 SELECT clock.now, lim.kind, lim.name, lim.concurrency, lim.rate, lim.period, lim.source,
     lim.blocked_until,
-    CASE WHEN lim.kind = 'key' THEN 0 ELSE (  -- a key limit: each key's own, in keys.py
-    SELECT count(*) FROM {schema}.conveyor_jobs AS job
-     WHERE job.state = 'running' AND job.lease_expires_at > clock.now
-       AND CASE WHEN lim.kind = 'queue' THEN job.queue ELSE job.task END = lim.name) END,
+    -- a cap's use as this claimer counts it (grants.used); a key's: its own, in keys.py
+    """ + used("clock.now", _MATCH) + """,
     CASE WHEN lim.rate IS NULL THEN 0 ELSE (
         SELECT count(*) FROM {schema}.conveyor_limit_starts AS start
         WHERE start.kind = lim.kind AND start.name = lim.name
@@ -155,10 +157,8 @@ lim AS (
     WHERE kind = 'queue' AND name = %(queue)s),
 """ + BOOKED_CLOCK + """,
 used(n) AS (  -- a subquery per clock row: its time bounds the index walk (a join would not)
-    SELECT (SELECT count(*) FROM {schema}.conveyor_jobs AS job
-            WHERE job.state = 'running' AND job.queue = %(queue)s
-              AND job.queue <> ''  -- conveyor_jobs_running_queue (0024)
-              AND job.lease_expires_at > clock.now)
+    SELECT (SELECT """ + used("clock.now", "job.queue = %(queue)s AND job.queue <> ''") + """
+            FROM lim)  -- the cap as this claimer counts it (grants.used); 0024's index
     FROM clock),
 cap(room) AS (  -- NULL: no cap (greatest() would skip a NULL concurrency)
     SELECT (SELECT lim.concurrency - used.n FROM lim, used WHERE lim.concurrency IS NOT NULL)),
@@ -285,7 +285,12 @@ class Limits(LimitSettings, KeyLimits):
             async with self._session(atomic=True) as conn:
                 await conn.execute(self.statement(NO_JIT))
                 usage = await conn.execute(self.statement(USAGE_ALL), {"now": now})
-            return [usage_from_row(r) for r in await usage.fetchall()]
+                grants = await conn.execute(self.statement(GRANT_USES), {"now": now})
+                ahead = await conn.execute(self.statement(CLAIMED_AHEAD), {
+                    "now": now, "fresh": CLAIMED_FRESH})
+                usages = [usage_from_row(r) for r in await usage.fetchall()]
+                return with_grants(usages, await grants.fetchall(),
+                                   claimed_ahead(await ahead.fetchall()))
         except psycopg.errors.UndefinedTable:  # a schema before 0005
             return []
 
@@ -330,7 +335,8 @@ class Limits(LimitSettings, KeyLimits):
                 "events": self._events, **params, "queue": names[0], "limit": limit,
                 "ahead": BOOK_AHEAD}), roomed=True)
         found = await self._fetch(conn, USAGE_AT_CLOCK if paced else USAGE_AT_WALL, {
-            "now": params["now"], "queues": names, "ahead": BOOK_AHEAD})
+            "now": params["now"], "queues": names, "ahead": BOOK_AHEAD,
+            "worker_id": params["worker_id"]})
         now, wall = found[0][0], found[0][-1]  # the claim's (booked) time, its clock
         budget = Budget.of([usage_from_row(r[1:]) for r in found if r[1] is not None], now)
         # CANDIDATES goes out first, and comes back with the keys' reads (one trip)

@@ -62,6 +62,7 @@ from .enqueue import (
     stream_blocking,
 )
 from .exchange import Exchanging
+from .grants import CapGrants
 from .history import PostgresHistory, settled_rows, with_history, write_lost
 from .limits import LimitedNames, Limits
 from .listener import Listener
@@ -84,8 +85,8 @@ SETTLE_WITH_HISTORY: dict[type, str] = {
 Rows = list[tuple[Any, ...]]
 
 
-class PostgresStore(Reads, Catalog, Control, Sessions, Limits, Exchanging, KeepByCount,
-                    PostgresHistory, Traces):
+class PostgresStore(Reads, Catalog, Control, Sessions, Limits, CapGrants, Exchanging,
+                    KeepByCount, PostgresHistory, Traces):
     inline = False  # methods await the network: the sync door runs them on its portal loop
 
     def __init__(self, url: str) -> None:
@@ -317,6 +318,7 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, Exchanging, KeepB
             log.info("released %d jobs handed off to worker %s after it stopped",
                      released[0][0], worker_id)
         await self._count(q.DELETE_WORKER, {"id": worker_id})
+        await self._drop_grants(worker_id)  # its cap grants free at once
 
     async def withdraw_offer(self, worker_id: str) -> None:
         """No more hand-offs to this worker (it is stopping)."""
@@ -382,6 +384,7 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, Exchanging, KeepB
         def deliver(payload: str) -> None:
             if payload == LIMITS_HINT:  # a limit changed: read them again, claim at once
                 limited.forget()
+                callback(LIMITS_HINT)  # a worker renews its cap grants (then wakes as "*")
                 payload = "*"
             if payload.startswith(handoff.MARK):
                 target, _, body = payload[len(handoff.MARK):].partition("\n")

@@ -20,10 +20,13 @@ from ...limits.claiming import (
     claim_time,
     earliest_room,
 )
+from ...limits.grants import with_grants
 from ...limits.model import Limit, LimitUsage, declared_once
 from ..base import LIMITS_HINT
+from ..counting import CLAIMED_FRESH, claimed_ahead
 from . import queries as q
 from .connection import Connections
+from .grants import GRANT_USES, USED
 from .keys import UNPARK_TASK, KeyLimits
 
 # With each name: may a rate or a slow-down hold its jobs back (room_at asks only then)?
@@ -49,8 +52,8 @@ FROM conveyor_limits AS lim"""
 USAGE_ALL = _USAGE + " ORDER BY kind, name"
 # The limits a claim from these queues answers to: theirs, and every task's. A key limit's
 # running jobs and full keys are for the operator only: the claim counts each key's own.
-USAGE_FOR_QUEUES = _USAGE.replace(_RUNNING, "CASE WHEN lim.kind = 'key' THEN 0 ELSE "
-                                  + _RUNNING + " END").replace(_KEYS_AT_LIMIT, "0") + """
+# A cap's use counts live grants (grants.USED: what the claimer :worker_id may claim).
+USAGE_FOR_QUEUES = _USAGE.replace(_RUNNING, USED).replace(_KEYS_AT_LIMIT, "0") + """
 WHERE lim.kind IN ('task', 'key') OR lim.name IN (SELECT value FROM json_each(:queues))"""
 
 # The rates and slow-downs a claim answers to, then for each rate its rate-th newest start
@@ -184,12 +187,17 @@ class Limits(KeyLimits):
         return change.moved
 
     async def limits(self, now: float | None = None) -> list[LimitUsage]:
+        """Every limit and its use; a cap's as started jobs and grants (grants.with_grants)."""
         now = time.time() if now is None else now
         try:
             with self.db.read() as conn:
-                return [usage_from_row(r) for r in conn.execute(USAGE_ALL, {"now": now})]
+                usages = [usage_from_row(r) for r in conn.execute(USAGE_ALL, {"now": now})]
+                grants = conn.execute(GRANT_USES, {"now": now}).fetchall()
+                ahead = claimed_ahead(conn.execute(q.CLAIMED_AHEAD, {
+                    "since": now - CLAIMED_FRESH}).fetchall())
         except sqlite3.OperationalError:  # a schema before 0005
             return []
+        return with_grants(usages, grants, ahead)
 
     async def room_at(self, queues: Sequence[str] | None,
                       now: float | None = None) -> float | None:
@@ -206,7 +214,7 @@ class Limits(KeyLimits):
         """Inside the claim's write transaction: claim what the limits have room for, at
         the claim's time (claiming.claim_time: now, or booked a little ahead)."""
         wall = params["now"]
-        budget, now = _at_claim_time(conn, queues, wall)
+        budget, now = _at_claim_time(conn, queues, wall, params["worker_id"])
         params = {**params, "now": now}
         if not budget.tasks and not budget.keys and len(queues) == 1:  # the queue's room
             room = budget.queue_room(queues[0], limit)
@@ -262,22 +270,25 @@ class Limits(KeyLimits):
                 conn.execute(FORGET_STARTS, {"kind": kind, "name": name, "now": wall})
 
 
-def _usages(conn: sqlite3.Connection, queues: Sequence[str], now: float) -> list[LimitUsage]:
-    """Every limit a claim from `queues` answers to, with its use at `now`."""
-    return [usage_from_row(r) for r in conn.execute(
-        USAGE_FOR_QUEUES, {"now": now, "queues": orjson.dumps(list(queues)).decode()})]
+def _usages(conn: sqlite3.Connection, queues: Sequence[str], now: float,
+            worker_id: str) -> list[LimitUsage]:
+    """Every limit a claim from `queues` by `worker_id` answers to, with its use at `now`
+    (a cap's as that claimer counts it: grants.USED)."""
+    return [usage_from_row(r) for r in conn.execute(USAGE_FOR_QUEUES, {
+        "now": now, "queues": orjson.dumps(list(queues)).decode(), "worker_id": worker_id})]
 
 
 def _at_claim_time(conn: sqlite3.Connection, queues: Sequence[str],
-                   wall: float) -> tuple[Budget, float]:
+                   wall: float, worker_id: str) -> tuple[Budget, float]:
     """The claim's time (claiming.claim_time: `wall`, the clock, or booked a little ahead)
     and the room of its limits then. Only a rate or a slow-down of a queue or task may book
     ahead, and none when a key limit has a rate: without one, no rate is read at all."""
-    usages = _usages(conn, queues, wall)
+    usages = _usages(conn, queues, wall, worker_id)
     if not _may_book_ahead(usages, wall):
         return Budget.of(usages, wall), wall
     now = claim_time(wall, [at for _, at in _held(conn, queues, wall)], keyed=False)
-    return Budget.of(usages if now == wall else _usages(conn, queues, now), now), now
+    return Budget.of(usages if now == wall else _usages(conn, queues, now, worker_id),
+                     now), now
 
 
 def _may_book_ahead(usages: list[LimitUsage], wall: float) -> bool:

@@ -38,6 +38,7 @@ from .connection import Connections, parse_url
 from .durability import Durability
 from .enqueue import Enqueues
 from .exchange import Exchanging
+from .grants import CapGrants
 from .history import SQLiteHistory, write_history, write_lost
 from .limits import LimitedNames, Limits
 from .reads import Reads
@@ -56,8 +57,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _TERMINAL_SQL = ("completed", "dead", "cancelled")
 
 
-class SQLiteStore(Reads, Catalog, Sessions, Limits, Enqueues, Exchanging, KeepByCount,
-                  SQLiteHistory, Traces):
+class SQLiteStore(Reads, Catalog, Sessions, Limits, CapGrants, Enqueues, Exchanging,
+                  KeepByCount, SQLiteHistory, Traces):
     inline = True  # methods never suspend: the sync door drives them without a loop
 
     def __init__(self, url: str, *, synchronous: str | None = None, durability: str = "auto",
@@ -160,6 +161,7 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, Enqueues, Exchanging, KeepBy
     async def deregister_worker(self, worker_id: str) -> None:
         with self.db.write() as conn:
             conn.execute(q.DELETE_WORKER, (worker_id,))
+            self._drop_grants(conn, worker_id)  # its cap grants free at once
 
     async def withdraw_offer(self, worker_id: str) -> None:
         """No hand-off on SQLite: nothing was offered."""
@@ -299,12 +301,14 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, Enqueues, Exchanging, KeepBy
                      on_job: Callable[[ClaimedJob], None] | None = None
                      ) -> Callable[[], Awaitable[None]]:
         """Wake-ups only: a SQLite store hands no jobs off (`worker_id`, `on_job` unused).
-        A change of limits (LIMITS_HINT) is read again at the next claim, and wakes all."""
+        A change of limits (LIMITS_HINT) is read again at the next claim, and wakes all: the
+        callback hears LIMITS_HINT, then "*"."""
         limited = self._limited
 
         def deliver(queue: str) -> None:
             if queue == LIMITS_HINT:
                 limited.forget()
+                callback(LIMITS_HINT)  # a worker renews its cap grants (then wakes as "*")
                 queue = "*"
             callback(queue)
 

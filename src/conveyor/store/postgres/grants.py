@@ -1,0 +1,116 @@
+"""Cap grants on PostgreSQL (limits/grants.py): renewing a worker's grants in one transaction
+that holds the caps' limit rows FOR UPDATE (the lock every limited claim takes first, in the
+same (kind, name) order), and how a claim counts a cap's use with grants (used())."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from ...limits.grants import HOLDER_AHEAD, Grant, GrantAsk, GrantRow, decide
+
+Rows = list[tuple[Any, ...]]
+
+
+def used(now: str, match: str) -> str:
+    """A cap's use as a claim by %(worker_id)s counts it (its LimitUsage's `running`, so that
+    cap - used is its room), `lim` the limit, `now` the claim's time, `match` a job's
+    belonging to the limit: for a holder of a live grant, the cap less its room to claim
+    ahead (HOLDER_AHEAD times its share, less what it holds); for any other claimer, every
+    live grant's booked slots and the jobs claimed by workers without one."""
+    live = f"g.kind = lim.kind AND g.name = lim.name AND g.expires_at > {now}"
+    jobs = f"""FROM {{schema}}.conveyor_jobs AS job
+        WHERE job.state = 'running' AND job.lease_expires_at > {now} AND {match}"""
+    return f"""CASE WHEN lim.concurrency IS NULL OR lim.kind = 'key' THEN 0 ELSE coalesce(
+    (SELECT lim.concurrency - greatest(0, {HOLDER_AHEAD} * g.share - (
+         SELECT count(*) {jobs} AND job.worker_id = %(worker_id)s))
+     FROM {{schema}}.conveyor_cap_grants AS g WHERE {live} AND g.worker_id = %(worker_id)s),
+    (SELECT coalesce(sum(g.slots), 0) FROM {{schema}}.conveyor_cap_grants AS g WHERE {live})
+    + (SELECT count(*) {jobs} AND coalesce(job.worker_id, '') NOT IN (
+           SELECT g.worker_id FROM {{schema}}.conveyor_cap_grants AS g WHERE {live}))) END"""
+
+
+CAPPED = """
+SELECT kind, name, concurrency FROM {schema}.conveyor_limits
+WHERE concurrency IS NOT NULL
+  AND (kind = 'task' AND (%(tasks)s::text[] IS NULL OR name = ANY(%(tasks)s::text[]))
+       OR kind = 'queue'
+       AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))
+ORDER BY kind, name"""
+LOCK_CAPPED = CAPPED + " FOR UPDATE"
+CLOCK = "SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp()))"
+# Per cap: the jobs claimed by workers without a live grant (this one left out), this
+# worker's, and the other workers' live grants (after the expired ones are forgotten).
+READ = """
+WITH forgotten AS (
+    DELETE FROM {schema}.conveyor_cap_grants
+    WHERE kind = %(kind)s AND name = %(name)s AND expires_at <= %(now)s),
+live AS (
+    SELECT worker_id, slots, wanted FROM {schema}.conveyor_cap_grants
+    WHERE kind = %(kind)s AND name = %(name)s AND expires_at > %(now)s)
+SELECT count(*) FILTER (WHERE coalesce(job.worker_id, '') <> %(worker_id)s
+                        AND coalesce(job.worker_id, '') NOT IN (SELECT worker_id FROM live)),
+       count(*) FILTER (WHERE job.worker_id = %(worker_id)s),
+       (SELECT coalesce(json_agg(json_build_array(worker_id, slots, wanted)), '[]')
+        FROM live WHERE worker_id <> %(worker_id)s)
+FROM {schema}.conveyor_jobs AS job
+WHERE job.state = 'running' AND job.lease_expires_at > %(now)s
+  AND CASE WHEN %(kind)s = 'queue' THEN job.queue ELSE job.task END = %(name)s"""
+BOOK = """
+INSERT INTO {schema}.conveyor_cap_grants
+    (kind, name, worker_id, slots, share, wanted, expires_at)
+VALUES (%(kind)s, %(name)s, %(worker_id)s, %(slots)s, %(share)s, %(wanted)s, %(expires_at)s)
+ON CONFLICT (kind, name, worker_id) DO UPDATE
+SET slots = excluded.slots, share = excluded.share, wanted = excluded.wanted,
+    expires_at = excluded.expires_at"""
+DROP_OTHERS = """
+DELETE FROM {schema}.conveyor_cap_grants
+WHERE worker_id = %(worker_id)s
+  AND (kind, name) NOT IN (SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[]))"""
+DROP_WORKER = "DELETE FROM {schema}.conveyor_cap_grants WHERE worker_id = %(id)s"
+# Every live grant, for the operator (limits.grants.with_grants).
+GRANT_USES = """
+SELECT kind, name, worker_id, slots FROM {schema}.conveyor_cap_grants
+WHERE expires_at > {now} ORDER BY kind, name, worker_id"""
+
+
+class CapGrants:
+    """PostgresStore's grants."""
+
+    async def renew_grants(self: Any, worker_id: str, queues: Sequence[str] | None,
+                           wanted: int, asks: Sequence[GrantAsk], lease_for: float,
+                           now: float | None = None,
+                           tasks: Sequence[str] | None = None) -> list[Grant]:
+        """Book this worker's grant under each cap it claims under (limits/grants.decide),
+        drop those whose cap is gone; its grants as booked."""
+        params: dict[str, Any] = {"worker_id": worker_id,
+                                  "queues": None if queues is None else list(queues),
+                                  "tasks": None if tasks is None else list(tasks)}
+        if not asks and not await self._one(CAPPED, params):
+            return []  # no cap, no grant: no lock
+        async with self._session(atomic=True) as conn:
+            capped = await self._fetch(conn, LOCK_CAPPED, params)
+            [(at,)] = await self._fetch(conn, CLOCK, {"now": now})
+            told = {(a.kind, a.name): a for a in asks}
+            grants = [await self._book(conn, {**params, "now": at, "kind": kind,
+                                              "name": name}, cap, wanted,
+                                       told.get((kind, name)), at + lease_for)
+                      for kind, name, cap in capped]
+            await self._fetch(conn, DROP_OTHERS + " RETURNING 1", {
+                **params, "kinds": [g.kind for g in grants], "names": [g.name for g in grants]})
+        return grants
+
+    async def _book(self: Any, conn: psycopg.AsyncConnection[Any], at: dict[str, Any],
+                    cap: int, wanted: int, ask: GrantAsk | None, expires_at: float) -> Grant:
+        [(outside, mine, others)] = await self._fetch(conn, READ, at)
+        ask = ask or GrantAsk(at["kind"], at["name"], mine, mine)  # its first: all it holds
+        rows = [GrantRow(*r) for r in others]
+        slots, booked, fair = decide(cap, outside, rows, at["worker_id"], wanted, ask)
+        await self._fetch(conn, BOOK + " RETURNING 1", {
+            **at, "slots": booked, "share": slots, "wanted": wanted, "expires_at": expires_at})
+        return Grant(at["kind"], at["name"], cap, slots, booked, fair, expires_at)
+
+    async def _drop_grants(self: Any, worker_id: str) -> None:
+        await self._count(DROP_WORKER, {"id": worker_id})

@@ -1,3 +1,0 @@
--- Conveyor schema, version 29: a PLACEHOLDER on branch jobs4f only, holding a number assigned
--- to another change so that this branch's migration 0030 can be applied and tested (migrate.py
--- wants 1..n). It changes nothing. At merge, the real 0029 replaces this file: drop it.
