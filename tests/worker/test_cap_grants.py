@@ -125,3 +125,74 @@ async def test_a_second_worker_gets_its_share_within_two_seconds(tmp_path: Path)
             worker.close()
             app.close()
     assert most <= 12
+
+
+async def test_a_task_cap_is_not_shared_with_workers_whose_queues_never_carry_it(
+        tmp_path: Path) -> None:
+    """Cap 1 on a task whose jobs go to queue `emails`; three workers of one app, one queue
+    each, the `emails` one's id last: the task's jobs all run (the other two take no share
+    of a cap they could never use: split 1, 0, 0 by id they shut the `emails` worker out),
+    never two at once, and only the `emails` worker ever holds a grant of the cap."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    running = 0
+    most = 0
+    apps = [Conveyor(url, settings=Settings()) for _ in range(3)]
+    names = [("a", "critical"), ("b", "default"), ("c", "emails")]
+    workers = [app.worker(concurrency=5, queues=[queue], poll_interval=0.1, grace=0,
+                          worker_id=name) for app, (name, queue) in zip(apps, names, strict=True)]
+    for app in apps:
+        @app.task(queue="emails", name="send", concurrency=1)
+        async def send(ctx: JobContext, payload: dict[str, Any]) -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.01)
+            running -= 1
+
+        @app.task(queue="critical", name="other")
+        async def other(ctx: JobContext, payload: dict[str, Any]) -> None:
+            await asyncio.sleep(0.01)
+
+    await apps[0].store.set_limit(Limit("task", "send", concurrency=1))
+    runs = [asyncio.create_task(w.run(install_signals=False)) for w in workers[:2]]
+    try:
+        await asyncio.sleep(1.5)  # the two others renew first (their ids sort first)
+        ids = [j.id for j in apps[0].enqueue_many([{"task": "send", "payload": {}}] * 200)]
+        runs.append(asyncio.create_task(workers[2].run(install_signals=False)))
+        deadline = time.monotonic() + 30
+        holders: set[str] = set()
+        while any(apps[0].get(i).state != JobState.COMPLETED for i in ids):
+            assert time.monotonic() < deadline, "the capped task's jobs stalled"
+            usage = next(u for u in await apps[0].store.limits() if u.limit.kind == "task")
+            holders |= {worker for worker, _ in usage.grants}
+            await asyncio.sleep(0.05)
+    finally:
+        for worker in workers:
+            worker.stop()
+        await asyncio.wait_for(asyncio.gather(*runs), 10)
+        for app, worker in zip(apps, workers, strict=True):
+            worker.threads.shutdown(wait=True)
+            worker.close()
+            app.close()
+    assert most == 1
+    assert holders == {"c"}
+
+
+async def test_a_first_grant_counts_the_jobs_running_when_its_answer_arrives() -> None:
+    """A job that ends while the worker's first renewal is out (no grant held yet, so no
+    `ended` takes it off) is not counted as running when the grant arrives: counted from the
+    slots' jobs when it was sent, the worker would count 1 of 1 forever and start nothing."""
+    from types import SimpleNamespace
+
+    ended, going = _job("q"), _job("q")
+    slots = SimpleNamespace(running={j.id: SimpleNamespace(job=j) for j in (ended, going)},
+                            gate=None, give_back=lambda caps: 0, fill=lambda: None)
+
+    async def renew(asks: list[GrantAsk]) -> list[Grant]:
+        del slots.running[ended.id]  # it ends while the renewal is out
+        return [Grant("queue", "q", 2, 2, 2, 2, T0 + 30)]
+
+    grants = WorkerGrants(renew, lease_for=30.0, slots=slots)  # type: ignore[arg-type]
+    await grants.renew_round()
+    assert grants.running[("queue", "q")] == 1
+    assert grants.allows(_job("q"))  # 1 of 2 runs: one more may start

@@ -35,7 +35,9 @@ under a cap holds a GRANT of slots, leased like a job and renewed about every se
 - A cap changed at run time: each holder renews at once on the change's wake-up (else within
   GRANT_RENEW) and is told its new grant; under a lowered cap it starts nothing more until it
   runs below it (the jobs started under the old cap run on, as before grants).
-- A task's cap is granted to the workers whose app has the task (renew_grants `tasks`);
+- A task's cap is granted to the workers that hold the task's jobs, now or within seconds
+  (renew_grants `tasks`: worker/grants.tasks_wanted), not to every worker whose app has the
+  task: one whose queues never carry the task would take a share it could never use;
   a worker takes a queue's cap's grant when it claims from the queue.
 
 Rate limits and per-key limits are not granted: they count claims as before.

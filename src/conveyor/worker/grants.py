@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conveyor.worker")
 
+TASK_MEMORY = 10.0  # seconds a task seen here keeps its cap's grant asked for (tasks_wanted)
 Key = tuple[str, str]  # (kind, name): ("queue", "ai"), ("task", "send_email")
 Renew = Callable[[list[GrantAsk]], Awaitable[list[Grant]]]
 
@@ -56,6 +57,7 @@ class WorkerGrants:
         self.held: dict[Key, Held] = {}
         self.running: dict[Key, int] = {}  # kept while any grant is held
         self.next_at = 0.0  # time.monotonic() of the next renewal
+        self.seen: dict[str, float] = {}  # task -> time.monotonic() it was last held here
 
     @property
     def active(self) -> bool:
@@ -105,21 +107,39 @@ class WorkerGrants:
                    for q in queues)
         return min(want, room)
 
+    def tasks_wanted(self, registered: Iterable[str] | None) -> list[str]:
+        """The tasks whose caps this worker asks a grant of: those whose jobs it holds now or
+        held within TASK_MEMORY seconds (of the tasks its app registers). A worker whose
+        queues never carry a task's jobs takes no share of its cap (a share it could never
+        use would shut out the workers that can: a cap of 2 split 1, 1, 0 between three
+        workers of three queues); until its first grant it claims that task's jobs the
+        counted way (limits/grants.py), and it keeps the grant while it holds any of them."""
+        now = time.monotonic()
+        if self.slots is not None:
+            for job in self.slots.held_jobs():
+                self.seen[job.task] = now
+        for task in [t for t, at in self.seen.items() if now - at > TASK_MEMORY]:
+            del self.seen[task]
+        known = None if registered is None else set(registered)
+        return sorted(t for t in self.seen if known is None or t in known)
+
     # --- renewing ---------------------------------------------------------------------------
 
     async def renew_round(self) -> bool:
         """Renew (on the claim loop), give back held jobs of a cap whose grant is 0 here, and
         start what a larger grant allows. True: jobs were given back (releases to write)."""
         assert self.slots is not None
-        zero = await self.renew([r.job for r in list(self.slots.running.values())])
+        zero = await self.renew()
         given = bool(zero) and self.slots.give_back(zero) > 0
         self.slots.fill()
         return given
 
-    async def renew(self, running: Iterable[ClaimedJob]) -> list[Key]:
+    async def renew(self, running: Iterable[ClaimedJob] | None = None) -> list[Key]:
         """Renew every grant (and take the first of a cap new to this worker); the caps
         whose grant is now 0 (their held jobs are to be given back). `running`: the jobs
-        running now, counted again when a first grant arrives."""
+        running now, counted again when a first grant arrives (default: the slots' running
+        jobs as the answer arrives: a job that ends while the renewal is out is not counted,
+        as no `ended` takes it off while no grant is held)."""
         sent = time.monotonic()
         asks = [GrantAsk(kind, name, self.slots_of((kind, name), sent) or 0,
                          self.running.get((kind, name), 0)) for kind, name in self.held]
@@ -132,7 +152,7 @@ class WorkerGrants:
         return self._apply(grants, sent, running)
 
     def _apply(self, grants: list[Grant], sent: float,
-               running: Iterable[ClaimedJob]) -> list[Key]:
+               running: Iterable[ClaimedJob] | None) -> list[Key]:
         first = not self.held
         until = sent + self.lease_for - self.margin
         self.held = {(g.kind, g.name): Held(g.slots, until) for g in grants}
@@ -140,6 +160,9 @@ class WorkerGrants:
             self.running.clear()
         elif first:  # count what runs already: it started before any grant
             self.running.clear()
+            if running is None:
+                running = [] if self.slots is None else \
+                    [r.job for r in self.slots.running.values()]
             for job in running:
                 self.started(job)
         unsettled = any(not g.settled for g in grants)

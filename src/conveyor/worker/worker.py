@@ -98,10 +98,10 @@ class Worker:
         self.handoffs = HandOffs(self.concurrency, 2 * self.poll_interval + 1.0)
         self.pacing = Pacing(self.store, self.queues)  # wake when a rate has room again
         self.caps = Caps()  # retry soon when a full cap cut a claim short
-        tasks = tuple(app.registry.names()) or None  # the caps of the tasks it can run
+        tasks = tuple(app.registry.names())  # the caps of the tasks it runs, as it holds them
         self.grants = WorkerGrants(lambda asks: self._off_loop(self.store.renew_grants(
             self.id, self.queues, self.concurrency, asks, self.lease, self.clock.store_now(),
-            tasks)), self.lease, self.slots)  # shares of queue and task caps (grants.py)
+            self.grants.tasks_wanted(tasks or None))), self.lease, self.slots)  # grants.py
         self.intake = Intake(self.slots, self.pacing, self.clock,
                              self.concurrency if prefetch is None else prefetch,
                              self.poll_interval, self.maintenance)  # how much, and when
