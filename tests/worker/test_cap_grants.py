@@ -196,3 +196,26 @@ async def test_a_first_grant_counts_the_jobs_running_when_its_answer_arrives() -
     await grants.renew_round()
     assert grants.running[("queue", "q")] == 1
     assert grants.allows(_job("q"))  # 1 of 2 runs: one more may start
+
+
+async def test_after_a_failed_renewal_the_worker_claims_nothing_until_one_answers() -> None:
+    """A renewal whose answer is lost may still have been booked (PostgreSQL committed, the
+    reply never came): the store then answers this worker's claims as a holder's while the
+    worker, holding no grant it knows of, would not gate its starts. So after a failed
+    renewal the worker claims nothing until a renewal answers."""
+    answers: list[list[Grant]] = [[]]
+
+    async def renew(asks: list[GrantAsk]) -> list[Grant]:
+        if answers and answers[-1] is None:
+            answers.pop()
+            raise ConnectionError("the reply was lost")
+        return answers.pop() if answers else []
+
+    grants = WorkerGrants(renew, lease_for=30.0)
+    assert grants.claim_room(10, ("q",)) == 10
+    answers.append(None)  # type: ignore[arg-type]
+    assert await grants.renew([]) == []
+    assert grants.claim_room(10, ("q",)) == 0
+    assert grants.until_due() <= 0.25  # and it tries again soon
+    await grants.renew([])  # answers (no cap): claims again
+    assert grants.claim_room(10, ("q",)) == 10

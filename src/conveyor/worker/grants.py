@@ -57,6 +57,7 @@ class WorkerGrants:
         self.held: dict[Key, Held] = {}
         self.running: dict[Key, int] = {}  # kept while any grant is held
         self.next_at = 0.0  # time.monotonic() of the next renewal
+        self.unsure = False  # the last renewal failed: the store may hold what we never heard
         self.seen: dict[str, float] = {}  # task -> time.monotonic() it was last held here
 
     @property
@@ -99,6 +100,8 @@ class WorkerGrants:
     def claim_room(self, want: int, queues: tuple[str, ...] | None) -> int:
         """At most what the store lets a holder claim (HOLDER_AHEAD times each queue's
         grant, less what it holds), when every queue of this worker has a grant."""
+        if self.unsure:  # the store may have booked a grant whose answer was lost: until a
+            return 0     # renewal answers, this worker claims nothing (it would not gate it)
         if not self.held or self.slots is None or not queues or \
                 not all(("queue", q) in self.held for q in queues):
             return want
@@ -147,13 +150,15 @@ class WorkerGrants:
             grants = await self._renew(asks)
         except Exception as exc:  # the store is down: the grants run out by our clock
             log.warning("could not renew cap grants: %s", exc)
-            self.next_at = sent + GRANT_RENEW
+            self.unsure = True
+            self.next_at = sent + GRANT_SOON
             return []
         return self._apply(grants, sent, running)
 
     def _apply(self, grants: list[Grant], sent: float,
                running: Iterable[ClaimedJob] | None) -> list[Key]:
         first = not self.held
+        self.unsure = False
         until = sent + self.lease_for - self.margin
         self.held = {(g.kind, g.name): Held(g.slots, until) for g in grants}
         if not self.held:
