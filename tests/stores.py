@@ -5,10 +5,11 @@ unreachable, except in CI, where that fails)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,24 @@ def raw_execute(url: str) -> Callable[[str, list[tuple[Any, ...]] | None], list[
             return conn.execute(sql).fetchall()
 
     return on_postgres
+
+
+# Jobs of an upgrade test of the list indexes (0030, 0032): many of one combination, a few rare.
+LIST_SHAPES = [("bulk", "t.send", "org-a")] * 9 + [
+    ("rare", "t.sync", "org-b"), ("rare", "t.send", None), ("bulk", "t.sync", None)]
+
+
+async def assert_every_list(store: Any, made: Sequence[Any], state_of: Callable[[Any], Any],
+                            state_sets: Iterable[tuple[Any, ...]]) -> None:
+    """Every list by queue, task, tenant (each of LIST_SHAPES' or none) and each of
+    `state_sets` is the first 7 of the matching jobs, newest first."""
+    from conveyor.job import JobFilter
+
+    for queue, task, tenant, states in itertools.product(
+            (None, "bulk", "rare"), (None, "t.send", "t.sync"), (None, "org-a", "org-b"),
+            state_sets):
+        want = [j.id for j in sorted(made, key=lambda j: j.id, reverse=True)
+                if queue in (None, j.queue) and task in (None, j.task)
+                and tenant in (None, j.tenant) and (not states or state_of(j) in states)][:7]
+        where = JobFilter(queue=queue, task=task, tenant=tenant, states=states)
+        assert [j.id for j in await store.list_jobs(where, limit=7)] == want, where

@@ -6,20 +6,17 @@ conveyor_jobs_listed no longer holds them: sqlite/listing.py)."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.stores import BOTH, raw_execute, store_url_for
+from tests.stores import BOTH, LIST_SHAPES, assert_every_list, raw_execute, store_url_for
 
-from conveyor.job import JobFilter, JobState, NewJob, new_id
+from conveyor.job import JobState, NewJob, new_id
 from conveyor.store.base import Complete, open_store
 
 VERSION = 32
-SHAPES = [("bulk", "t.send", "org-a")] * 9 + [("rare", "t.sync", "org-b"), ("rare", "t.send", None),
-                                                ("bulk", "t.sync", None)]
 
 
 def upgraded(make: Callable[[], Any]) -> None:
@@ -29,7 +26,7 @@ def upgraded(make: Callable[[], Any]) -> None:
         store._migrations = [m for m in newest if m.version < VERSION]
         await store.migrate()
         made = [NewJob(id=new_id(), payload=b"{}", queue=q, task=t, tenant=tenant)
-                for q, t, tenant in SHAPES * 10]
+                for q, t, tenant in LIST_SHAPES * 10]
         await store.enqueue_many(made)
         claimed = await store.claim(None, "w", 80, 60.0)
         await store.settle([Complete(c.lease) for c in claimed[::2]])
@@ -38,16 +35,10 @@ def upgraded(make: Callable[[], Any]) -> None:
             state[c.id] = JobState.COMPLETED if n % 2 == 0 else JobState.RUNNING
         store._migrations = newest
         assert await store.migrate() == 1  # 0032 alone
-        for queue, task, tenant, states in itertools.product(
-                (None, "bulk", "rare"), (None, "t.send", "t.sync"), (None, "org-a", "org-b"),
-                ((), (JobState.RUNNING,), (JobState.RUNNING, JobState.COMPLETED),
-                 (JobState.QUEUED, JobState.COMPLETED))):
-            want = [j.id for j in sorted(made, key=lambda j: j.id, reverse=True)
-                    if queue in (None, j.queue) and task in (None, j.task)
-                    and tenant in (None, j.tenant)
-                    and (not states or state[j.id] in states)][:7]
-            where = JobFilter(queue=queue, task=task, tenant=tenant, states=states)
-            assert [j.id for j in await store.list_jobs(where, limit=7)] == want, where
+        await assert_every_list(
+            store, made, lambda j: state[j.id],
+            ((), (JobState.RUNNING,), (JobState.RUNNING, JobState.COMPLETED),
+             (JobState.QUEUED, JobState.COMPLETED)))
         await store.close()
 
     asyncio.run(migrate())

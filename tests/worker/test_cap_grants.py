@@ -85,6 +85,17 @@ async def test_a_grant_that_ran_out_by_the_workers_clock_starts_nothing() -> Non
     assert grants.allows(_job("other"))  # an uncapped queue's job is no matter
 
 
+async def _stop_all(apps: list[Conveyor], workers: list[Any], runs: list[Any]) -> None:
+    """Stop the workers, wait for their runs, and close them and their apps."""
+    for worker in workers:
+        worker.stop()
+    await asyncio.wait_for(asyncio.gather(*runs), 10)
+    for app, worker in zip(apps, workers, strict=True):
+        worker.threads.shutdown(wait=True)
+        worker.close()
+        app.close()
+
+
 async def test_a_second_worker_gets_its_share_within_two_seconds(tmp_path: Path) -> None:
     """Cap 12, a worker of 10 slots draining alone, then a second of 10: the first gives
     slots back at its renewals, the second runs its fair share (6) within 2 s, and the two
@@ -117,13 +128,7 @@ async def test_a_second_worker_gets_its_share_within_two_seconds(tmp_path: Path)
             assert time.monotonic() - began < 2.0, f"b runs {running['b']} after 2 s"
             await asyncio.sleep(0.005)
     finally:
-        for worker in workers:
-            worker.stop()
-        await asyncio.wait_for(asyncio.gather(*runs), 10)
-        for app, worker in zip(apps, workers, strict=True):
-            worker.threads.shutdown(wait=True)
-            worker.close()
-            app.close()
+        await _stop_all(apps, workers, runs)
     assert most <= 12
 
 
@@ -167,13 +172,7 @@ async def test_a_task_cap_is_not_shared_with_workers_whose_queues_never_carry_it
             holders |= {worker for worker, _ in usage.grants}
             await asyncio.sleep(0.05)
     finally:
-        for worker in workers:
-            worker.stop()
-        await asyncio.wait_for(asyncio.gather(*runs), 10)
-        for app, worker in zip(apps, workers, strict=True):
-            worker.threads.shutdown(wait=True)
-            worker.close()
-            app.close()
+        await _stop_all(apps, workers, runs)
     assert most == 1
     assert holders == {"c"}
 

@@ -249,7 +249,6 @@ class Worker:
             await self._wait(min(self.caps.delay(self.intake.delay()),
                                  self.grants.until_due()))
 
-
     async def _settle_and_claim(self, want: int, pace: bool = False) -> list[ClaimedJob]:
         """Write finished outcomes, then claim up to `want` jobs: one trip to the store
         (`pace`: and after a short claim, when a rate has room again: pacing.py)."""
