@@ -165,7 +165,8 @@ def main() -> None:
             rs = [r for r in mine if r["tree"] == str(tree)]
             ratio_rate = [r["rate"] / first[r["round"]]["rate"] for r in rs]
             ratio_server = [r["server_us"] / first[r["round"]]["server_us"] for r in rs]
-            print(f"P{processes} {tree.name:14} rate {statistics.median(r['rate'] for r in rs):6.0f}/s"
+            rate = statistics.median(r["rate"] for r in rs)
+            print(f"P{processes} {tree.name:14} rate {rate:6.0f}/s"
                   f" (x{statistics.median(ratio_rate):.3f}) worker "
                   f"{statistics.median(r['worker_us'] for r in rs):5.1f} server "
                   f"{statistics.median(r['server_us'] for r in rs):5.1f} us/job "

@@ -221,7 +221,7 @@ def test_a_rewind_during_a_full_claim_is_kept(always_slow: None) -> None:
     cursor = cursor_module.ClaimCursor()
     began = time.monotonic()
     cursor.rewind()                 # a marked wake-up while the claim is in flight
-    cursor.timed_full(began)
+    cursor.timed_full(began, cursor_module.since(began))
     assert cursor.slow and not cursor.continues()   # the next claim is full again
-    cursor.timed_full(time.monotonic())
+    cursor.timed_full(time.monotonic(), 0.0)
     assert cursor.continues()

@@ -38,6 +38,8 @@ from . import queries as q
 
 Rows = list[tuple[Any, ...]]
 Fetch = Callable[[str, dict[str, Any]], Awaitable[Rows]]  # a template, its params: its rows
+# how long a full claim that began at time.monotonic() `began` took, in seconds
+Timer = Callable[[float], float]
 
 SLOW = 0.005       # seconds: a full claim slower than this turns continuing on
 FULL_EVERY = 5.0   # seconds: the longest a job sorting before a cursor waits if its wake-up
@@ -77,12 +79,18 @@ class ClaimCursor:
         """Make the next claim a full one."""
         self.full_at, self.rewound_at = 0.0, time.monotonic()
 
-    def timed_full(self, began: float) -> None:
-        """A full claim that began at `began` has ended. A rewind while it was in flight
-        still holds: the jobs it announced may have come after the claim's snapshot."""
+    def timed_full(self, began: float, took: float) -> None:
+        """A full claim that began at `began` has ended, after `took` seconds. A rewind while
+        it was in flight still holds: the jobs it announced may have come after the claim's
+        snapshot."""
         now = time.monotonic()
-        self.slow = now - began > SLOW
+        self.slow = took > SLOW
         self.full_at = 0.0 if self.rewound_at >= began else now
+
+
+def since(began: float) -> float:
+    """A claim's time as its caller saw it: its round trip."""
+    return time.monotonic() - began
 
 
 class Cursors:
@@ -95,7 +103,7 @@ class Cursors:
         self._any_at = 0.0                 # time.monotonic() of the last CLAIM_ANY
 
     async def claim_queue(self, fetch: Fetch, params: dict[str, Any], worker_id: str,
-                          queue: str) -> Rows:
+                          queue: str, timer: Timer = since) -> Rows:
         """A full claim from one queue, or while full claims are slow a continuation."""
         cursor = self._cursor(worker_id, queue)
         if self.listeners and cursor.continues():
@@ -106,12 +114,12 @@ class Cursors:
                 return rows
         began = time.monotonic()
         rows = in_claim_order(await fetch(q.CLAIM_QUEUE, params))
-        cursor.timed_full(began)
+        cursor.timed_full(began, timer(began))
         cursor.moved(rows)
         return rows
 
     async def claim_queues(self, fetch: Fetch, params: dict[str, Any], worker_id: str,
-                           queues: list[str]) -> Rows:
+                           queues: list[str], timer: Timer = since) -> Rows:
         """The same for several queues: continuing when every queue's cursor does; each
         cursor moves to its queue's last claimed job."""
         cursors = [self._cursor(worker_id, queue) for queue in queues]
@@ -125,12 +133,14 @@ class Cursors:
                 return rows
         began = time.monotonic()
         rows = in_claim_order(await fetch(q.CLAIM_QUEUES, params))
+        took = timer(began)
         for cursor in cursors:
-            cursor.timed_full(began)
+            cursor.timed_full(began, took)
         self._move(worker_id, rows)
         return rows
 
-    async def claim_any(self, fetch: Fetch, params: dict[str, Any], worker_id: str) -> Rows:
+    async def claim_any(self, fetch: Fetch, params: dict[str, Any], worker_id: str,
+                        timer: Timer = since) -> Rows:
         """A claim from every queue: from the queues known to have had jobs lately while
         this store listens, else (and when those have none) a CLAIM_ANY that finds them."""
         now = time.monotonic()
@@ -138,9 +148,9 @@ class Cursors:
         if (self.listeners and known and len(known) <= MAX_KNOWN
                 and now - self._any_at < FULL_EVERY):
             rows = await (self.claim_queue(fetch, {**params, "queue": known[0]}, worker_id,
-                                           known[0]) if len(known) == 1 else
+                                           known[0], timer) if len(known) == 1 else
                           self.claim_queues(fetch, {**params, "queues": known}, worker_id,
-                                            known))
+                                            known, timer))
             if rows:
                 self._seen(rows)  # a long backlog stays known without new wake-ups
                 return rows

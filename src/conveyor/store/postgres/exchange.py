@@ -1,4 +1,5 @@
-"""Settle and claim in one round trip on PostgreSQL (Store.settle_and_claim).
+"""Settle and claim in one round trip on PostgreSQL (Store.settle_and_claim), and the plain
+claim's statements (Store.claim without limits).
 
 Under a concurrency cap each slot is held from the claim's commit to the settle's commit, so
 the time between a job's settle and the next claim for its slot is time the cap runs below
@@ -14,24 +15,35 @@ lock is never held through the settle's flush.
 
 An error in the settle skips everything after it in the pipeline: nothing is written and it
 is raised. An error in the claim (after the settle's COMMIT) leaves the outcomes written: the
-answer carries their `applied` and the failure. A claim no limit touches is the plain
-settle, then the plain claim (it may offer hand-off; nothing can cut it short).
+answer carries their `applied` and the failure.
+
+A claim no limit touches goes the same way (`_exchange`): BEGIN, the settle, COMMIT, then the
+plain claim (the cursors' statement, with its hand-off offer) in a transaction of its own, all
+in one pipeline. It was the plain settle (one trip) and then the plain claim (a second, after
+the first came back): each worker round waited for two trips, the second behind the settle's
+WAL flush (bench/results/2026-12-08-pgdrain.md). The claim's cursor times a full claim to
+know whether claims have become slow (cursor.py); here its trip carries the settle and its
+flush too, so the claim is timed by the server instead (CLAIM_TOOK, in its transaction).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import psycopg
 
 from ... import _rng
 from ...job import ClaimedJob
-from ..base import ClaimAsk, Exchange, Settle
-from .cursor import in_claim_order
+from ..base import ClaimAsk, Exchange, Offer, Settle
+from . import handoff
+from .cursor import Fetch, Timer, in_claim_order, since
 from .limits import Claimed
 from .rows import group_settles, settle_results
 from .trip import BEGIN, COMMIT, _roll_back
+
+Rows = list[tuple[Any, ...]]
 
 # Is a concurrency cap this claim answers to full (its queues', any task's)? Read in the
 # claim's transaction after its UPDATE, so the jobs just claimed count. Only for the claims
@@ -55,10 +67,59 @@ SELECT EXISTS (
 CAP_FULL_ANY = CAP_FULL.replace("lim.name = ANY(%(queues)s::text[])", "true")
 
 
+# The plain claim's own time on the server, read in its transaction right after it: now() is
+# that transaction's start, the claim's (the settle's COMMIT ended the one before).
+CLAIM_TOOK = "SELECT extract(epoch FROM clock_timestamp() - now())::float8"
+
+
+def jobs_of(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedJob]:
+    """Claimed rows (with started_at), in the order given, as jobs."""
+    return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
+                       r[10], r[11], r[12], r[13]) for r in rows]
+
+
 def claimed_jobs(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedJob]:
     """A limited claim's rows (with started_at) as jobs, in claim order."""
-    return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
-                       r[10], r[11], r[12], r[13]) for r in in_claim_order(list(rows))]
+    return jobs_of(in_claim_order(list(rows)))
+
+
+class _Trip:
+    """The unlimited exchange's pipeline: what is queued on it goes out with the first claim
+    statement, whose fetch ends the pipeline (its one sync: one round trip); a later claim
+    statement (a cursor's full claim after a continuation found nothing) is a trip of its
+    own. The first one is timed by the server (CLAIM_TOOK), the others as the cursor times
+    them (their trip)."""
+
+    def __init__(self, store: Any, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.store, self.conn = store, conn
+        self.pipeline: AbstractAsyncContextManager[Any] | None = None
+        self.took: float | None = None
+
+    async def open(self) -> None:
+        self.pipeline = self.conn.pipeline()
+        await self.pipeline.__aenter__()
+
+    async def end(self, exc: BaseException | None = None) -> None:
+        """Sync and leave the pipeline (if still in it). With `exc`, the error that ends it
+        early: the pipeline's own error is then logged by psycopg, not raised."""
+        pipeline, self.pipeline = self.pipeline, None
+        if pipeline is not None:
+            await pipeline.__aexit__(type(exc) if exc else None, exc,
+                                     exc.__traceback__ if exc else None)
+
+    async def fetch(self, template: str, params: dict[str, Any]) -> Rows:
+        cursor = await self.conn.execute(self.store.statement(template),
+                                         {"events": self.store._events, **params})
+        if self.pipeline is not None:
+            timed = await self.conn.execute(CLAIM_TOOK)
+            await self.end()  # the trip: BEGIN, the settle, COMMIT, the claim, its time
+            row = await timed.fetchone()
+            self.took = float(row[0]) if row else None
+        return await cursor.fetchall()
+
+    def timer(self, began: float) -> float:
+        took, self.took = self.took, None
+        return since(began) if took is None else took
 
 
 class Exchanging:
@@ -66,17 +127,78 @@ class Exchanging:
 
     async def settle_and_claim(self: Any, items: Sequence[Settle], ask: ClaimAsk,
                                now: float | None = None) -> Exchange:
-        if ask.limit <= 0 or not await self._limits_touch(ask.queues):
-            applied: list[bool] = await self.settle(items, now) if items else []
-            if ask.limit <= 0:
-                return Exchange(applied)
+        if ask.limit <= 0:
+            return Exchange(await self.settle(items, now) if items else [])
+        if await self._limits_touch(ask.queues):
+            return await self._exchange_limited(items, ask, now)
+        if not group_settles(items):
             try:
                 jobs = await self.claim(ask.queues, ask.worker_id, ask.limit, ask.lease_for,
                                         now, offer=ask.offer)
             except Exception as exc:
-                return Exchange(applied, claim_failed=exc)
-            return Exchange(applied, jobs)
-        return await self._exchange_limited(items, ask, now)
+                return Exchange([], claim_failed=exc)
+            return Exchange([], jobs)
+        return await self._exchange(items, ask, now)
+
+    async def _exchange(self: Any, items: Sequence[Settle], ask: ClaimAsk,
+                        now: float | None) -> Exchange:
+        """No limit answers to the claim: BEGIN, the settle's UPDATEs, COMMIT, then the plain
+        claim in its own (implicit) transaction, as one pipeline."""
+        groups = group_settles(items)
+        keyed = self._keyed_ended(items)  # keys.py: only these may unpark a key
+        params: dict[str, Any] = {"token": _rng.getrandbits(62), "now": now, "limit": ask.limit,
+                                  "lease_for": ask.lease_for, "worker_id": ask.worker_id,
+                                  "host": self._host}
+        settled: list[psycopg.AsyncCursor[Any]] = []
+        committed: psycopg.AsyncCursor[Any] | None = None
+        async with self.pools.connection() as conn:
+            trip = _Trip(self, conn)
+            try:
+                await trip.open()
+                await conn.execute(BEGIN)
+                settled = [await conn.execute(*self._settle_statement(g, items, now))
+                           for g in groups]
+                await self._unpark_settled(conn, keyed)
+                committed = await conn.execute(COMMIT)
+                rows = await self._claim_rows(trip.fetch, ask.queues, params, ask.offer,
+                                              trip.timer)
+                await trip.end()
+            except Exception as exc:
+                await trip.end(exc)
+                await _roll_back(conn)
+                if not _done(committed):
+                    raise  # the settle was not written: neither was anything after it
+                return Exchange(await _applied(items, groups, settled), claim_failed=exc)
+            applied = await _applied(items, groups, settled)
+        return Exchange(applied, jobs_of(rows))
+
+    async def _claim_rows(self: Any, fetch: Fetch, queues: Sequence[str] | None,
+                          params: dict[str, Any], offer: Offer | None,
+                          timer: Timer = since) -> Rows:
+        """A claim no limit touches, through the cursors (cursor.py), its rows in claim order.
+        A waiting worker that listens with its id passes `offer`, its capacity: the claim
+        then also offers its free slots for hand-off (handoff.py)."""
+        worker_id = params["worker_id"]
+        listener = self._takers.get(worker_id) if offer is not None else None
+        pid = listener.backend_pid if listener is not None else None
+        if pid is not None and offer is not None:
+            params.update(offer=offer.slots, offer_for=offer.lapse, listener_pid=pid,
+                          offer_queues=list(queues) if queues else None)
+            plain = fetch
+
+            async def offering(template: str, params: dict[str, Any]) -> Rows:
+                return await plain(handoff.OFFERING[template], params)
+
+            fetch = offering
+        if queues and len(queues) == 1:
+            params["queue"] = queues[0]
+            return await self.cursors.claim_queue(fetch, params, worker_id, queues[0], timer)
+        if queues:
+            params["queues"] = list(queues)
+            return await self.cursors.claim_queues(fetch, params, worker_id, list(queues),
+                                                   timer)
+        rows: Rows = await self.cursors.claim_any(fetch, params, worker_id, timer)
+        return rows
 
     async def _exchange_limited(self: Any, items: Sequence[Settle], ask: ClaimAsk,
                                 now: float | None) -> Exchange:

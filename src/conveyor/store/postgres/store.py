@@ -51,7 +51,7 @@ from .broadcast import Broadcaster, Stopper
 from .catalog import Catalog
 from .connection import BlockingPool, LoopPools, parse_url
 from .control import Control
-from .cursor import Cursors, Fetch, in_claim_order
+from .cursor import Cursors, in_claim_order
 from .enqueue import (
     AsyncSession,
     Channels,
@@ -61,7 +61,7 @@ from .enqueue import (
     scope,
     stream_blocking,
 )
-from .exchange import Exchanging
+from .exchange import Exchanging, jobs_of
 from .grants import CapGrants
 from .history import PostgresHistory, settled_rows, with_history, write_lost
 from .limits import LimitedNames, Limits
@@ -248,26 +248,7 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, CapGrants, Exchan
             return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
                                r[9], r[10], r[11], r[12], r[13])
                     for r in in_claim_order(await self._claim_limited(queues, params, limit))]
-        fetch: Fetch = self._one
-        listener = self._takers.get(worker_id) if offer is not None else None
-        pid = listener.backend_pid if listener is not None else None
-        if pid is not None and offer is not None:
-            params.update(offer=offer.slots, offer_for=offer.lapse, listener_pid=pid,
-                          offer_queues=list(queues) if queues else None)
-            fetch = self._offering
-        if queues and len(queues) == 1:
-            params["queue"] = queues[0]
-            rows = await self.cursors.claim_queue(fetch, params, worker_id, queues[0])
-        elif queues:
-            params["queues"] = list(queues)
-            rows = await self.cursors.claim_queues(fetch, params, worker_id, list(queues))
-        else:
-            rows = await self.cursors.claim_any(fetch, params, worker_id)
-        return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8],
-                           r[9], r[10], r[11], r[12], r[13]) for r in rows]
-
-    async def _offering(self, template: str, params: dict[str, Any]) -> Rows:
-        return await self._one(handoff.OFFERING[template], params)
+        return jobs_of(await self._claim_rows(self._one, queues, params, offer))
 
     async def heartbeat(self, worker: WorkerInfo, leases: Sequence[Lease], lease_for: float,
                         now: float | None = None) -> HeartbeatReply:
