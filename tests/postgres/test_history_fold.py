@@ -185,3 +185,39 @@ async def test_a_read_that_folds_first_waits_for_a_fold_under_way(
         conn.execute("COMMIT")
         assert len(await read) == 1
     assert pending(schema) == 0 and attempts(schema) == 3
+
+
+async def test_the_fold_is_prepared_and_planned_once_on_its_connection(url: str) -> None:
+    """The fold is a plan of some 200 nodes: planned at every fold, its planning cost more
+    server time than its work at a drain's ~1,000 rows a fold. Prepared at its first use on a
+    connection (no parameters: a generic plan), the next folds there only run it."""
+    store = PostgresStore(url + "&pool_size=1")
+    await store.open()
+    try:
+        await store.migrate()
+        for _ in range(2):
+            await settle(store, 3)
+            assert await store.fold_history() == 3
+        async with store._session() as conn:
+            cursor = await conn.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE '%conveyor_attempts_pending WHERE ctid%'")
+            assert await cursor.fetchall() == [(2, 0)]
+    finally:
+        await store.close()
+
+
+async def test_a_store_that_prepares_nothing_folds(url: str) -> None:
+    """prepare=off (behind PgBouncer's transaction pooling): the fold is not prepared."""
+    store = PostgresStore(url + "&pool_size=1&prepare=off")
+    await store.open()
+    try:
+        await store.migrate()
+        for _ in range(6):
+            await settle(store, 2)
+            assert await store.fold_history() == 2
+        async with store._session() as conn:
+            cursor = await conn.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert await cursor.fetchall() == [(0,)]
+    finally:
+        await store.close()

@@ -28,6 +28,7 @@ from ..history_fold_sql import (
     worker_rollups_all,
 )
 from ..history_reads import FOLD_BATCH
+from .connection import LoopPools
 from .vacuums import vacuum_at_most_every
 
 log = logging.getLogger("conveyor.store")
@@ -71,6 +72,19 @@ FOLD_HISTORY = (
     f"named_tops AS ({_NAMED_TOPS}),\nnamed_tops_all AS ({_NAMED_TOPS_ALL})\n"
     "SELECT count(*) FROM a")
 
+
+
+def fold_of(limit: int) -> str:
+    """FOLD_HISTORY with its limit written in: a statement with no parameters, prepared on
+    each connection the first time it folds (`prepare=True`) and planned once there, a
+    generic plan (the server plans a custom plan only for a statement with parameters). It
+    was sent unprepared (psycopg prepares a statement at its fifth use on a connection, and
+    folds come about once a second on any of the pool's): parsed and planned at every fold,
+    a plan of some 200 nodes, which cost more server time than the fold's work at a drain's
+    fold of ~1,000 rows (bench/results/2026-12-08-pgdrain.md)."""
+    return FOLD_HISTORY.replace("%(limit)s", str(int(limit)))
+
+
 # A fold that must not skip (before a read that must see every attempt): wait for the fold
 # under way, in the transaction of the fold that follows. That fold's statement then starts
 # (and takes its snapshot) after the other's commit, and its try of the lock succeeds: the
@@ -100,6 +114,10 @@ class HistoryFold:
     _history_fold_refused = False  # set on the instance when its role may not write
 
     if TYPE_CHECKING:  # PostgresStore's own
+        pools: LoopPools
+
+        def statement(self, template: str) -> str: ...
+
         async def _one(self, template: str, params: dict[str, Any] | None = None,
                        tenant: str | None = None) -> Rows: ...
 
@@ -129,13 +147,14 @@ class HistoryFold:
     async def _fold(self, limit: int, wait: bool) -> int:
         if self._history_fold_refused:
             return 0
+        fold = self.statement(fold_of(limit))
+        prepare = True if self.pools.url.prepare else None  # not behind PgBouncer's pooling
         try:
-            if wait:
-                async with self._session(atomic=True) as conn:
+            async with self._session(atomic=wait) as conn:
+                if wait:
                     await self._run(conn, WAIT_FOR_FOLD)
-                    [(moved,)] = await self._fetch(conn, FOLD_HISTORY, {"limit": limit})
-            else:
-                [(moved,)] = await self._one(FOLD_HISTORY, {"limit": limit})
+                cursor = await conn.execute(fold, prepare=prepare)
+                [(moved,)] = await cursor.fetchall()
         except psycopg.errors.InsufficientPrivilege as exc:
             self._history_fold_refused = True
             log.info("this role cannot fold the attempt history (%s): reads show what the "
