@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
@@ -121,7 +122,8 @@ def one(tree: Path, processes: int, args: argparse.Namespace, workdir: Path
         [sys.executable, str(HERE), "--child", "--jobs", str(args.jobs), "--processes",
          str(processes), "--workdir", str(workdir), *extra],
         env=env, check=True, stdout=subprocess.PIPE, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    got: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return got
 
 
 def load() -> float:
@@ -146,7 +148,7 @@ def main() -> None:
     trees = [Path(t).resolve() for t in args.trees.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="pg-drain-cpu-"))
     (workdir / "limit_drain_app.py").write_text(limit_drain.APP)
-    results = []
+    results: list[dict[str, Any]] = []
     for round_no in range(args.rounds):
         for processes in map(int, args.processes.split(",")):
             order = trees if round_no % 2 == 0 else trees[::-1]
