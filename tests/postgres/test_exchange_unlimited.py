@@ -6,6 +6,7 @@ cursor is timed by the server's clock, not by the trip that carried the settle t
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from psycopg.pq import TransactionStatus
 from conveyor.job import ClaimedJob, NewJob, new_id
 from conveyor.store.base import ClaimAsk, Complete
 from conveyor.store.postgres import cursor as cursor_module
+from conveyor.store.postgres.exchange import _Trip
 from conveyor.store.postgres.store import PostgresStore
 
 from .test_trip import syncs
@@ -112,3 +114,15 @@ async def test_the_claim_is_timed_without_the_settle_before_it(
     assert len(answer.jobs) == 2
     cursor = lone.cursors.get("w", "q")
     assert cursor is not None and not cursor.slow
+
+
+async def test_a_claim_after_the_trip_is_timed_by_its_own_trip(lone: PostgresStore) -> None:
+    """A cursor's continuation that finds nothing is followed by a full claim, a trip of its
+    own: that one is timed as it took, not by the first statement's server time."""
+    async with lone.pools.connection() as conn:
+        trip = _Trip(lone, conn)
+        await trip.open()
+        assert await trip.fetch("SELECT 1", {}) == [(1,)]  # the pipelined one: timed
+        began = time.monotonic()
+        await trip.fetch("SELECT pg_sleep(0.05)", {})
+        assert trip.timer(began) >= 0.05

@@ -110,6 +110,7 @@ class _Trip:
     async def fetch(self, template: str, params: dict[str, Any]) -> Rows:
         cursor = await self.conn.execute(self.store.statement(template),
                                          {"events": self.store._events, **params})
+        self.took = None  # a later statement (its own trip): timed by its trip
         if self.pipeline is not None:
             timed = await self.conn.execute(CLAIM_TOOK)
             await self.end()  # the trip: BEGIN, the settle, COMMIT, the claim, its time
