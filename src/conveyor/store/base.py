@@ -7,7 +7,7 @@ with the same lease token, and reports whether it did. A lost lease is a normal 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -118,12 +118,16 @@ class Offer:
 @dataclass(frozen=True, slots=True)
 class ClaimAsk:
     """A claim carried with a settle (Store.settle_and_claim): up to `limit` jobs of `queues`
-    (None: every queue) for `worker_id`, leased for `lease_for` seconds."""
+    (None: every queue) for `worker_id`, leased for `lease_for` seconds. `holding`: the
+    jobs of each queue the worker holds now (running and claimed ahead), as it knows them: a
+    holder of a cap's grant claims ahead of it less these (limits/grants.py), and a store
+    may take them from here rather than count them (None: it counts)."""
     queues: Sequence[str] | None
     worker_id: str
     limit: int
     lease_for: float
     offer: Offer | None = None
+    holding: Mapping[str, int] | None = None
 
 
 @dataclass(slots=True)

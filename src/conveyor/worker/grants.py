@@ -110,6 +110,18 @@ class WorkerGrants:
                    for q in queues)
         return min(want, room)
 
+    def holding(self) -> dict[str, int] | None:
+        """The jobs this worker holds (running and claimed ahead) of each queue it holds a
+        grant of, for its claim to carry (ClaimAsk.holding): the store takes them off its
+        room to claim ahead rather than count them (a walk of the running index)."""
+        if not self.held or self.slots is None or self.unsure:
+            return None
+        holding = dict.fromkeys((name for kind, name in self.held if kind == "queue"), 0)
+        for job in self.slots.held_jobs():
+            if job.queue in holding:
+                holding[job.queue] += 1
+        return holding
+
     def tasks_wanted(self, registered: Iterable[str] | None) -> list[str]:
         """The tasks whose caps this worker asks a grant of: those whose jobs it holds now or
         held within TASK_MEMORY seconds (of the tasks its app registers). A worker whose

@@ -276,7 +276,8 @@ class Worker:
         if not items and not claiming:
             return [], [], None
         ask = ClaimAsk(self.queues, self.id, want if claiming else 0, self.lease,
-                       self.handoffs.offer(self._stopping) if claiming else None)
+                       self.handoffs.offer(self._stopping) if claiming else None,
+                       self.grants.holding() if claiming else None)
 
         async def both() -> tuple[list[bool] | None, list[ClaimedJob], Exception | None]:
             try:

@@ -14,18 +14,23 @@ from ...limits.grants import HOLDER_AHEAD, Grant, GrantAsk, GrantRow, decide
 Rows = list[tuple[Any, ...]]
 
 
-def used(now: str, match: str) -> str:
+def used(now: str, match: str, held: str = "NULL::bigint") -> str:
     """A cap's use as a claim by %(worker_id)s counts it (its LimitUsage's `running`, so that
     cap - used is its room), `lim` the limit, `now` the claim's time, `match` a job's
     belonging to the limit: for a holder of a live grant, the cap less its room to claim
     ahead (HOLDER_AHEAD times its share, less what it holds); for any other claimer, every
-    live grant's booked slots and the jobs claimed by workers without one."""
+    live grant's booked slots and the jobs claimed by workers without one.
+
+    `held`: what the holder holds as its worker says (ClaimAsk.holding), else NULL: counted
+    here, a walk of every running-index entry of the last lease period, live or not (their
+    heap rows are fetched: bench/results/2026-12-08-pgcap.md), ~40 % of a capped drain's
+    server CPU. coalesce() leaves the count unrun when the worker says."""
     live = f"g.kind = lim.kind AND g.name = lim.name AND g.expires_at > {now}"
     jobs = f"""FROM {{schema}}.conveyor_jobs AS job
         WHERE job.state = 'running' AND job.lease_expires_at > {now} AND {match}"""
     return f"""CASE WHEN lim.concurrency IS NULL OR lim.kind = 'key' THEN 0 ELSE coalesce(
-    (SELECT lim.concurrency - greatest(0, {HOLDER_AHEAD} * g.share - (
-         SELECT count(*) {jobs} AND job.worker_id = %(worker_id)s))
+    (SELECT lim.concurrency - greatest(0, {HOLDER_AHEAD} * g.share - coalesce({held}, (
+         SELECT count(*) {jobs} AND job.worker_id = %(worker_id)s)))
      FROM {{schema}}.conveyor_cap_grants AS g WHERE {live} AND g.worker_id = %(worker_id)s),
     (SELECT coalesce(sum(g.slots), 0) FROM {{schema}}.conveyor_cap_grants AS g WHERE {live})
     + (SELECT count(*) {jobs} AND coalesce(job.worker_id, '') NOT IN (
