@@ -37,14 +37,22 @@ def used(now: str, match: str, held: str = "NULL::bigint") -> str:
            SELECT g.worker_id FROM {{schema}}.conveyor_cap_grants AS g WHERE {live}))) END"""
 
 
-CAPPED = """
-SELECT kind, name, concurrency FROM {schema}.conveyor_limits
-WHERE concurrency IS NOT NULL
+_IS_CAPPED = """concurrency IS NOT NULL
   AND (kind = 'task' AND (%(tasks)s::text[] IS NULL OR name = ANY(%(tasks)s::text[]))
        OR kind = 'queue'
-       AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))
+       AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))"""
+CAPPED = """
+SELECT kind, name, concurrency FROM {schema}.conveyor_limits WHERE """ + _IS_CAPPED + """
 ORDER BY kind, name"""
-LOCK_CAPPED = CAPPED + " FOR UPDATE"
+# The caps a renewal books, and those of the worker's grants it drops (DROP_OTHERS), locked
+# in (kind, name) order: dropping a grant without its limit's lock could wait for a renewal
+# that forgets it (expired) and waits in turn for a limit this one holds.
+LOCK_CAPPED = """
+SELECT kind, name, concurrency, """ + _IS_CAPPED + """ FROM {schema}.conveyor_limits
+WHERE """ + _IS_CAPPED + """
+   OR (kind, name) IN (SELECT kind, name FROM {schema}.conveyor_cap_grants
+                       WHERE worker_id = %(worker_id)s)
+ORDER BY kind, name FOR UPDATE"""
 CLOCK = "SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp()))"
 # Per cap: the jobs claimed by workers without a live grant (this one left out), this
 # worker's, and the other workers' live grants (after the expired ones are forgotten).
@@ -74,6 +82,16 @@ DROP_OTHERS = """
 DELETE FROM {schema}.conveyor_cap_grants
 WHERE worker_id = %(worker_id)s
   AND (kind, name) NOT IN (SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[]))"""
+# A worker's grants dropped (it deregisters) under the limit rows of their caps, locked FOR
+# UPDATE in (kind, name) order first, as a renewal locks them: a renewal forgets expired
+# grants cap by cap, so a bare DELETE of the worker's rows across two caps could lock one
+# row a renewal is about to forget and wait for another the renewal has forgotten already
+# (a deadlock: one of them fails).
+LOCK_WORKER_CAPS = """
+SELECT 1 FROM {schema}.conveyor_limits
+WHERE (kind, name) IN (SELECT kind, name FROM {schema}.conveyor_cap_grants
+                       WHERE worker_id = %(id)s)
+ORDER BY kind, name FOR UPDATE"""
 DROP_WORKER = "DELETE FROM {schema}.conveyor_cap_grants WHERE worker_id = %(id)s"
 # Every live grant, for the operator (limits.grants.with_grants).
 GRANT_USES = """
@@ -96,7 +114,8 @@ class CapGrants:
         if not asks and not await self._one(CAPPED, params):
             return []  # no cap, no grant: no lock
         async with self._session(atomic=True) as conn:
-            capped = await self._fetch(conn, LOCK_CAPPED, params)
+            capped = [(kind, name, cap) for kind, name, cap, booked
+                      in await self._fetch(conn, LOCK_CAPPED, params) if booked]
             [(at,)] = await self._fetch(conn, CLOCK, {"now": now})
             told = {(a.kind, a.name): a for a in asks}
             grants = [await self._book(conn, {**params, "now": at, "kind": kind,
@@ -118,4 +137,6 @@ class CapGrants:
         return Grant(at["kind"], at["name"], cap, slots, booked, fair, expires_at)
 
     async def _drop_grants(self: Any, worker_id: str) -> None:
-        await self._count(DROP_WORKER, {"id": worker_id})
+        async with self._session(atomic=True) as conn:
+            await self._fetch(conn, LOCK_WORKER_CAPS, {"id": worker_id})
+            await self._fetch(conn, DROP_WORKER + " RETURNING 1", {"id": worker_id})
