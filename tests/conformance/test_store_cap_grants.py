@@ -169,3 +169,14 @@ async def test_a_dead_workers_prefetched_jobs_stop_counting_when_their_leases_en
     assert len(await store.claim(["ai"], "b", 2, LEASE, now=later)) == 2
     [usage] = await store.limits(now=later + 1)
     assert (usage.running, usage.claimed) == (2, 2)
+
+
+async def test_a_worker_asks_each_cap_for_the_slots_it_could_use(store: Store) -> None:
+    """renew_grants `wants`: a worker whose slots another queue keeps busy asks the cap for
+    what it could use (3 of its 10): it is granted 3, and the others' fair shares count 3."""
+    await store.set_limit(Limit("queue", "ai", concurrency=12))
+    [a] = await store.renew_grants("a", ["ai", "busy"], 10, [], LEASE, now=T0,
+                                   wants={("queue", "ai"): 3, ("queue", "busy"): 3})
+    assert (a.slots, a.fair) == (3, 3)
+    b = await _renew(store, "b", 10, T0 + 0.1)
+    assert (b.slots, b.fair) == (9, 9)

@@ -300,12 +300,16 @@ class Store(Protocol):
     async def limits(self, now: float | None = None) -> list[LimitUsage]: ...
     # cap grants (limits/grants.py): book this worker's grant under each concurrency cap of
     # its `queues` and of its `tasks` (None: every queue, every task), wanting `wanted`
-    # slots each; renew those in `asks`, drop those whose cap is gone; a worker's grants go
-    # with deregister_worker, or when they expire (`lease_for` after their last renewal)
+    # slots each, or what `wants` says for a cap ((kind, name): the slots it could use,
+    # those not busy with other caps' jobs); renew those in `asks`, drop those whose cap is
+    # gone; a worker's grants go with deregister_worker, or when they expire (`lease_for`
+    # after their last renewal)
     async def renew_grants(self, worker_id: str, queues: Sequence[str] | None, wanted: int,
                            asks: Sequence[GrantAsk], lease_for: float,
                            now: float | None = None,
-                           tasks: Sequence[str] | None = None) -> list[Grant]: ...
+                           tasks: Sequence[str] | None = None,
+                           wants: Mapping[tuple[str, str], int] | None = None
+                           ) -> list[Grant]: ...
     async def room_at(self, queues: Sequence[str] | None,
                       now: float | None = None) -> float | None:
         """The earliest store time at which a rate of these queues (None: every queue) or of

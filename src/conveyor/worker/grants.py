@@ -59,6 +59,7 @@ class WorkerGrants:
         self.next_at = 0.0  # time.monotonic() of the next renewal
         self.unsure = False  # the last renewal failed: the store may hold what we never heard
         self.seen: dict[str, float] = {}  # task -> time.monotonic() it was last held here
+        self.wanted: dict[Key, int] = {}  # the slots each cap was last asked for (wants)
 
     @property
     def active(self) -> bool:
@@ -138,6 +139,29 @@ class WorkerGrants:
         known = None if registered is None else set(registered)
         return sorted(t for t in self.seen if known is None or t in known)
 
+    def wants(self, concurrency: int, queues: Iterable[str] | None,
+              tasks: Iterable[str] | None) -> dict[Key, int]:
+        """The slots this worker could use of each cap it may claim under (its grants', its
+        queues', its `tasks`'): its concurrency less the slots busy with other queues' jobs
+        (a queue's cap) or other tasks' (a task's). Asking each cap for all its slots, a
+        worker whose slots another queue keeps busy took a share it could not use, and the
+        workers that could were shut out of it. A cap not named here (queues None: every
+        queue) is asked for `wanted` (renew_grants)."""
+        running = [] if self.slots is None else [r.job for r in self.slots.running.values()]
+        keys = set(self.held) | {("queue", q) for q in queues or ()} | \
+            {("task", t) for t in tasks or ()}
+        self.wanted = {
+            (kind, name): max(0, concurrency - sum(
+                1 for job in running if (job.queue if kind == "queue" else job.task) != name))
+            for kind, name in keys}
+        return self.wanted
+
+    def ask_for(self, concurrency: int, queues: Iterable[str] | None,
+                registered: Iterable[str] | None) -> tuple[list[str], dict[Key, int]]:
+        """A renewal's `tasks` and `wants` (renew_grants)."""
+        tasks = self.tasks_wanted(registered)
+        return tasks, self.wants(concurrency, queues, tasks)
+
     # --- renewing ---------------------------------------------------------------------------
 
     async def renew_round(self) -> bool:
@@ -182,6 +206,11 @@ class WorkerGrants:
                     [r.job for r in self.slots.running.values()]
             for job in running:
                 self.started(job)
-        unsettled = any(not g.settled for g in grants)
+        unsettled = any(not g.settled and not self._unwanted(g) for g in grants)
         self.next_at = sent + (GRANT_SOON if unsettled else GRANT_RENEW)
         return [(g.kind, g.name) for g in grants if g.slots == 0]
+
+    def _unwanted(self, grant: Grant) -> bool:
+        """A grant of 0 this worker asked 0 of (its slots are busy with other caps' jobs):
+        settled, not waiting for slots to free."""
+        return grant.booked == 0 and self.wanted.get((grant.kind, grant.name)) == 0

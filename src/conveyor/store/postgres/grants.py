@@ -4,7 +4,7 @@ same (kind, name) order), and how a claim counts a cap's use with grants (used()
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -105,7 +105,9 @@ class CapGrants:
     async def renew_grants(self: Any, worker_id: str, queues: Sequence[str] | None,
                            wanted: int, asks: Sequence[GrantAsk], lease_for: float,
                            now: float | None = None,
-                           tasks: Sequence[str] | None = None) -> list[Grant]:
+                           tasks: Sequence[str] | None = None,
+                           wants: Mapping[tuple[str, str], int] | None = None
+                           ) -> list[Grant]:
         """Book this worker's grant under each cap it claims under (limits/grants.decide),
         drop those whose cap is gone; its grants as booked."""
         params: dict[str, Any] = {"worker_id": worker_id,
@@ -119,7 +121,8 @@ class CapGrants:
             [(at,)] = await self._fetch(conn, CLOCK, {"now": now})
             told = {(a.kind, a.name): a for a in asks}
             grants = [await self._book(conn, {**params, "now": at, "kind": kind,
-                                              "name": name}, cap, wanted,
+                                              "name": name}, cap,
+                                       (wants or {}).get((kind, name), wanted),
                                        told.get((kind, name)), at + lease_for)
                       for kind, name, cap in capped]
             await self._fetch(conn, DROP_OTHERS + " RETURNING 1", {
