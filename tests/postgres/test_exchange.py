@@ -18,8 +18,6 @@ from conveyor.limits.model import Limit
 from conveyor.store.base import ClaimAsk, Complete
 from conveyor.store.postgres.store import PostgresStore
 
-from .conftest import BASE_URL
-from .test_limits_lock_order import _until_waiting
 from .test_trip import syncs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -142,27 +140,3 @@ async def test_a_claim_a_full_cap_cut_short_says_so_while_others_settle(url: str
     finally:
         for store in (holder, waiter):
             await store.close()
-
-
-async def test_a_holders_claim_takes_no_limit_lock_and_a_non_holders_does(
-        store: PostgresStore, schema: str) -> None:
-    """A worker that holds a live grant of a queue's cap (no rate) claims from it without the
-    limit row's lock (limits.LOCK_ROOM): its room is its own. A claim without a grant, or
-    without what the worker holds (Store.claim: the store counts it), still waits for it."""
-    await store.set_limit(Limit("queue", "q", concurrency=4))
-    await store.enqueue_many([NewJob(new_id(), "t", "q", b"{}") for _ in range(20)])
-    [grant] = await store.renew_grants("holder", ["q"], 2, [], 30.0)
-    assert grant.slots == 2
-    lock = f'SELECT 1 FROM "{schema}".conveyor_limits FOR UPDATE'
-    async with await psycopg.AsyncConnection.connect(BASE_URL) as other:  # a renewal, say
-        await other.execute(lock)
-        answer = await asyncio.wait_for(store.settle_and_claim(
-            [], ClaimAsk(["q"], "holder", 4, 30.0, holding={"q": 0})), 2.0)
-        assert len(answer.jobs) == 4  # twice its grant, at once
-        await other.rollback()
-        for ask in (ClaimAsk(["q"], "loner", 1, 30.0), ClaimAsk(["q"], "holder", 1, 30.0)):
-            await other.execute(lock)
-            claiming = asyncio.ensure_future(store.settle_and_claim([], ask))
-            await _until_waiting(schema)  # for the limit row
-            await other.rollback()
-            await claiming

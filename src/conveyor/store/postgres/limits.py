@@ -61,20 +61,6 @@ _ANSWERS_TO = "(kind IN ('task', 'key') OR name = ANY(%(queues)s::text[]))"
 USAGE_FOR_QUEUES = _USAGE + " WHERE " + _ANSWERS_TO
 LOCK_LIMITS = ("SELECT kind, name FROM {schema}.conveyor_limits WHERE " + _ANSWERS_TO +
                " ORDER BY kind, name FOR UPDATE")
-# The lock of a claim from one queue by its worker (CLAIM_ROOM with `held`), but for a queue
-# with no rate whose cap this worker holds a grant of, live for a second more at least: such
-# a claim's room is its own (HOLDER_AHEAD times its share, less what it holds: grants.used),
-# which no other claim and no other worker's renewal changes, and its claims write nothing
-# another claim or renewal counts (they count the grant's booked slots, not its jobs). Its
-# own renewal never runs beside its claim (worker/grants.py). Without the lock, the holders'
-# claims no longer queue on the limit row (and wake each other) at every claim. The second
-# keeps CLAIM_ROOM's test of the grant (at its clock, a moment later) on the same side.
-LOCK_ROOM = LOCK_LIMITS.replace(" ORDER BY", """
-  AND NOT (kind = 'queue' AND rate IS NULL AND %(held)s::bigint IS NOT NULL AND EXISTS (
-      SELECT FROM {schema}.conveyor_cap_grants AS g
-      WHERE g.kind = 'queue' AND g.name = conveyor_limits.name
-        AND g.worker_id = %(worker_id)s AND g.expires_at > {now} + 1))
- ORDER BY""")
 # When a claim happens (claiming.claim_time), from `wall` (its clock, read once after the
 # lock: a volatile CTE is evaluated once) and `lim` (the limits it answers to): at the
 # earliest time within %(ahead)s s a full rate has room again, else at once; at once when a
@@ -342,17 +328,14 @@ class Limits(LimitSettings, KeyLimits):
             r[0] for r in await self._fetch(conn, QUEUED_QUEUES, {})]
         if not names:
             return Claimed(None)
+        await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
         paced = self._limited.paces(names)
         if not (self._limited.tasks or self._limited.keys) and len(names) == 1:
             holding = params.get("holding") or {}
-            await conn.execute(self.statement(LOCK_ROOM), {
-                "queues": names, "held": holding.get(names[0]), "now": params["now"],
-                "worker_id": params["worker_id"]})
             return Claimed(await conn.execute(self.statement(CLAIM_ROOM if paced else
                                                              CLAIM_ROOM_AT_WALL), {
                 "events": self._events, **params, "queue": names[0], "limit": limit,
                 "ahead": BOOK_AHEAD, "held": holding.get(names[0])}), roomed=True)
-        await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
         found = await self._fetch(conn, USAGE_AT_CLOCK if paced else USAGE_AT_WALL, {
             "now": params["now"], "queues": names, "ahead": BOOK_AHEAD,
             "worker_id": params["worker_id"]})
