@@ -22,9 +22,10 @@ def used(now: str, match: str, held: str = "NULL::bigint") -> str:
     live grant's booked slots and the jobs claimed by workers without one.
 
     `held`: what the holder holds as its worker says (ClaimAsk.holding), else NULL: counted
-    here, a walk of every running-index entry of the last lease period, live or not (their
-    heap rows are fetched: bench/results/2026-12-08-pgcap.md), ~40 % of a capped drain's
-    server CPU. coalesce() leaves the count unrun when the worker says."""
+    here, a walk of every running-index entry of the last lease period, live or not, each
+    heap row fetched (~6,600 a claim mid-drain: half the index scanning of a capped drain's
+    backends, bench/results/2026-12-08-pgcap.md). coalesce() leaves the count unrun when
+    the worker says. A claim from several queues (USAGE_AT_CLOCK) still counts."""
     live = f"g.kind = lim.kind AND g.name = lim.name AND g.expires_at > {now}"
     jobs = f"""FROM {{schema}}.conveyor_jobs AS job
         WHERE job.state = 'running' AND job.lease_expires_at > {now} AND {match}"""
