@@ -103,6 +103,19 @@ def backend_pids(url: str) -> list[int]:
     return [r[0] for r in rows]
 
 
+def db_counters(url: str) -> dict[str, int]:
+    """The drain database's buffer hits and reads, and rows fetched (pg_stat_database: each
+    backend flushes its counts at most once a second, so a drain's are within a second's)."""
+    if not url.startswith("postgres"):
+        return {}
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        row = conn.execute("SELECT blks_hit + blks_read, tup_fetched FROM pg_stat_database"
+                           " WHERE datname = %s", (PG_DATABASE,)).fetchone()
+    return {"buffers": int(row[0]), "fetched": int(row[1])} if row else {}
+
+
 def child(args: argparse.Namespace) -> None:
     """In a process with PYTHONPATH=<tree>/src: one drain, printed as JSON."""
     workdir = Path(args.workdir)
@@ -127,18 +140,22 @@ def child(args: argparse.Namespace) -> None:
                               start_new_session=True)
     workers0: dict[int, float] = {}
     server0: dict[int, float] = {}
+    db0: dict[str, int] = {}
+    db1: dict[str, int] = {}
     try:
         deadline = time.time() + args.timeout
         while (size := marks.stat().st_size) < args.jobs * MARK:
             if size and not workers0:  # the drain began: its CPU from here on
                 workers0 = cpu_of(worker_pids(worker.pid))
                 server0 = cpu_of(backend_pids(url))
+                db0 = db_counters(url)
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker exited with {worker.returncode}")
             if time.time() > deadline:
                 break
             time.sleep(0.005)
         workers1, server1 = cpu_of(list(workers0)), cpu_of(list(server0))
+        db1 = db_counters(url)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         try:
@@ -154,7 +171,8 @@ def child(args: argparse.Namespace) -> None:
     worker_cpu = sum(workers1[p] - workers0[p] for p in workers1)
     server_cpu = sum(server1[p] - server0[p] for p in server1)
     print(json.dumps({"rate": rate, "done": done, "per_process": per_process,
-                      "worker_us": worker_cpu / done * 1e6, "server_us": server_cpu / done * 1e6}))
+                      "worker_us": worker_cpu / done * 1e6, "server_us": server_cpu / done * 1e6,
+                      **{f"{k}_per_job": (db1[k] - db0[k]) / done for k in db1 if k in db0}}))
 
 
 def unlimited_pg_child(workdir: str, jobs: int, processes: int) -> None:
@@ -213,6 +231,8 @@ def main() -> None:
                 print(f"round {round_no} {store:8} {tree.name:10} ratio {ratio:.2f}  " + "  ".join(
                     f"{name} {d['rate']:5.0f}/s {d['per_process']} cpu/job worker "
                     f"{d['worker_us']:.0f} + server {d['server_us']:.0f} us"
+                    f" buf/job {d.get('buffers_per_job', 0):.0f}"
+                    f" fetched/job {d.get('fetched_per_job', 0):.0f}"
                     for name, d in (("unlimited", got[0]), (f"limit {args.limit}",
                                                             got[args.limit]))), flush=True)
     for (tree, store), values in ratios.items():

@@ -150,3 +150,33 @@ async def test_a_task_cap_is_granted_to_the_workers_that_run_the_task(store: Sto
     assert (grant.kind, grant.name, grant.slots) == ("task", "report", 3)
     assert len(await store.claim(["mixed"], "w", 10, LEASE, now=T0 + 1)) == 6  # ahead of 3
     assert await store.claim(["mixed"], "loner", 10, LEASE, now=T0 + 1) == []
+
+
+async def test_a_dead_workers_prefetched_jobs_stop_counting_when_their_leases_end(
+        store: Store) -> None:
+    """The operator's `running` is the claimed jobs less those the live workers hold ahead,
+    as their heartbeats say: a worker's report holds while the jobs it counts are leased (its
+    heartbeat's lease), not for 60 s. Worker a dies holding 2 prefetched; once their leases
+    have run out, b's 2 running jobs are 2 running, not 2 less a's 2."""
+    await store.set_limit(Limit("queue", "ai", concurrency=10))
+    await _enqueue(store, 10)
+    held = await store.claim(["ai"], "a", 2, LEASE, now=T0)
+    info = WorkerInfo("a", "host", 1, ("ai",), 2, claimed=2, claimed_queues={"ai": 2})
+    await store.heartbeat(info, [j.lease for j in held], LEASE, now=T0 + 1)
+    [usage] = await store.limits(now=T0 + 2)
+    assert (usage.running, usage.claimed) == (0, 2)  # a's 2 are claimed ahead
+    later = T0 + 1 + LEASE + 5  # a's leases ended (within 60 s of its last heartbeat)
+    assert len(await store.claim(["ai"], "b", 2, LEASE, now=later)) == 2
+    [usage] = await store.limits(now=later + 1)
+    assert (usage.running, usage.claimed) == (2, 2)
+
+
+async def test_a_worker_asks_each_cap_for_the_slots_it_could_use(store: Store) -> None:
+    """renew_grants `wants`: a worker whose slots another queue keeps busy asks the cap for
+    what it could use (3 of its 10): it is granted 3, and the others' fair shares count 3."""
+    await store.set_limit(Limit("queue", "ai", concurrency=12))
+    [a] = await store.renew_grants("a", ["ai", "busy"], 10, [], LEASE, now=T0,
+                                   wants={("queue", "ai"): 3, ("queue", "busy"): 3})
+    assert (a.slots, a.fair) == (3, 3)
+    b = await _renew(store, "b", 10, T0 + 0.1)
+    assert (b.slots, b.fair) == (9, 9)

@@ -21,7 +21,8 @@ from conveyor.store.postgres import queries as q
 from conveyor.store.postgres.reads import _where
 from conveyor.store.postgres.store import PostgresStore
 
-from .test_explain import explain, filled_schema, scans_of_jobs
+from .conftest import admin_connect
+from .test_explain import explain, filled_schema, plan_nodes, scans_of_jobs
 
 pytestmark = pytest.mark.postgres
 
@@ -103,7 +104,7 @@ def test_the_rescue_of_many_expired_leases_stops_at_its_limit(running: PostgresS
 HEARTBEAT = {"id": "w", "host": "h", "pid": 1, "queues": None, "concurrency": 10,
              "running": 0, "claimed": 0, "claimed_queues": "{}", "lease_for": 30.0, "now": NOW}
 CLAIM = {"now": None, "limit": 10, "token": 1, "lease_for": 30.0, "worker_id": "w",
-         "host": "h", "events": None, "queue": "q7"}
+         "host": "h", "events": None, "queue": "q7", "held": None}
 
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
@@ -142,3 +143,28 @@ def test_a_settle_never_walks_the_queues_index(running: PostgresStore,
     store = running if table == "analyzed" else unanalyzed
     nodes = explain(store, q.COMPLETE, SETTLE)
     assert "conveyor_jobs_running_queue" not in indexes_read(nodes), nodes
+
+
+@pytest.mark.parametrize("held", [None, 0], ids=["counted", "told"])
+def test_a_holders_claim_told_what_it_holds_reads_no_running_row(running: PostgresStore,
+                                                                 held: int | None) -> None:
+    """A claim by a worker with a live grant of the queue's cap, told what it holds
+    (ClaimAsk.holding), never reads the running rows to count its own jobs (mid-drain a walk
+    of every entry of the last lease period, each heap row fetched: ~6,600 a claim,
+    bench/results/2026-12-08-pgcap.md); without it the store counts them."""
+    schema = running.target.quoted_schema
+    with admin_connect() as conn, conn.transaction(force_rollback=True):
+        conn.execute(f"INSERT INTO {schema}.conveyor_limits"
+                     " (kind, name, concurrency, updated_at) VALUES ('queue', 'q7', 20, 0)")
+        conn.execute(f"INSERT INTO {schema}.conveyor_cap_grants"
+                     " (kind, name, worker_id, slots, share, wanted, expires_at)"
+                     " VALUES ('queue', 'q7', 'w', 10, 10, 10, 4e9)")
+        row = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " +
+                           running.statement(limits.CLAIM_ROOM_AT_WALL),
+                           {**CLAIM, "held": held}).fetchone()
+    assert row is not None
+    # the count reads either running index (by queue, or by worker_id), as planned
+    walks = [n["Actual Loops"] for n in plan_nodes(row[0][0]["Plan"])
+             if n.get("Index Name") in ("conveyor_jobs_running_queue", "conveyor_jobs_running")]
+    assert walks, row
+    assert (max(walks) == 0) == (held is not None), walks

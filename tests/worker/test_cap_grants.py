@@ -218,3 +218,50 @@ async def test_after_a_failed_renewal_the_worker_claims_nothing_until_one_answer
     assert grants.until_due() <= 0.25  # and it tries again soon
     await grants.renew([])  # answers (no cap): claims again
     assert grants.claim_room(10, ("q",)) == 10
+
+
+async def test_a_worker_asks_a_cap_only_for_the_slots_another_queue_leaves_it(
+        tmp_path: Path) -> None:
+    """A worker of 10 slots serving a capped queue and a busy one: while 8 of its slots run
+    the busy queue's jobs, it asks the cap (20) for the 2 it could use, and is granted 2,
+    not 10 (a share it could not use, that the cap's other workers could); once they end,
+    it asks for all 10 again."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    app = Conveyor(url, settings=Settings())
+    release = asyncio.Event()
+    busy_running = 0
+    worker = app.worker(concurrency=10, queues=["capped", "busy"], poll_interval=0.05,
+                        grace=0, worker_id="w")
+
+    @app.task(queue="busy", name="long")
+    async def long(ctx: JobContext, payload: dict[str, Any]) -> None:
+        nonlocal busy_running
+        busy_running += 1
+        await release.wait()
+
+    @app.task(queue="capped", name="quick")
+    async def quick(ctx: JobContext, payload: dict[str, Any]) -> None:
+        await asyncio.sleep(0.001)
+
+    async def granted(slots: int) -> None:
+        deadline = time.monotonic() + 5
+        while True:
+            [usage] = await app.store.limits()
+            if usage.grants == (("w", slots),):
+                return
+            assert time.monotonic() < deadline, f"granted {usage.grants}, not {slots}"
+            await asyncio.sleep(0.05)
+
+    await app.store.set_limit(Limit("queue", "capped", concurrency=20))
+    app.enqueue_many([{"task": "long", "payload": {}}] * 8)
+    run = asyncio.create_task(worker.run(install_signals=False))
+    try:
+        while busy_running < 8:
+            await asyncio.sleep(0.01)
+        await granted(2)
+        app.enqueue_many([{"task": "quick", "payload": {}}] * 20)  # it runs them, 2 at once
+        release.set()
+        await granted(10)
+    finally:
+        release.set()
+        await _stop_all([app], [worker], [run])

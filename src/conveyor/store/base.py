@@ -7,7 +7,7 @@ with the same lease token, and reports whether it did. A lost lease is a normal 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -118,12 +118,16 @@ class Offer:
 @dataclass(frozen=True, slots=True)
 class ClaimAsk:
     """A claim carried with a settle (Store.settle_and_claim): up to `limit` jobs of `queues`
-    (None: every queue) for `worker_id`, leased for `lease_for` seconds."""
+    (None: every queue) for `worker_id`, leased for `lease_for` seconds. `holding`: the
+    jobs of each queue the worker holds now (running and claimed ahead), as it knows them: a
+    holder of a cap's grant claims ahead of it less these (limits/grants.py), and a store
+    may take them from here rather than count them (None: it counts)."""
     queues: Sequence[str] | None
     worker_id: str
     limit: int
     lease_for: float
     offer: Offer | None = None
+    holding: Mapping[str, int] | None = None
 
 
 @dataclass(slots=True)
@@ -296,12 +300,16 @@ class Store(Protocol):
     async def limits(self, now: float | None = None) -> list[LimitUsage]: ...
     # cap grants (limits/grants.py): book this worker's grant under each concurrency cap of
     # its `queues` and of its `tasks` (None: every queue, every task), wanting `wanted`
-    # slots each; renew those in `asks`, drop those whose cap is gone; a worker's grants go
-    # with deregister_worker, or when they expire (`lease_for` after their last renewal)
+    # slots each, or what `wants` says for a cap ((kind, name): the slots it could use,
+    # those not busy with other caps' jobs); renew those in `asks`, drop those whose cap is
+    # gone; a worker's grants go with deregister_worker, or when they expire (`lease_for`
+    # after their last renewal)
     async def renew_grants(self, worker_id: str, queues: Sequence[str] | None, wanted: int,
                            asks: Sequence[GrantAsk], lease_for: float,
                            now: float | None = None,
-                           tasks: Sequence[str] | None = None) -> list[Grant]: ...
+                           tasks: Sequence[str] | None = None,
+                           wants: Mapping[tuple[str, str], int] | None = None
+                           ) -> list[Grant]: ...
     async def room_at(self, queues: Sequence[str] | None,
                       now: float | None = None) -> float | None:
         """The earliest store time at which a rate of these queues (None: every queue) or of

@@ -114,8 +114,11 @@ def outcomes(finished: Iterable[tuple[Any, ...]]) -> tuple[int, int, int, int]:
             counted[dead, True])
 
 
-# A worker's claimed-ahead counts are believed while it heartbeats: a worker that died with
-# jobs prefetched no longer holds them once their leases run out and they are rescued.
+# A worker's claimed-ahead counts are believed while the leases of the jobs they count may
+# live: until its heartbeat's time plus the lease that heartbeat extends them by (0036:
+# conveyor_workers.claimed_until). A worker that died with jobs prefetched no longer holds
+# them once their leases run out and they are rescued. A row an older release wrote (no
+# claimed_until) is believed for CLAIMED_FRESH seconds after its heartbeat, as before.
 CLAIMED_FRESH = 60.0
 
 

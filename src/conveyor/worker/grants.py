@@ -59,6 +59,7 @@ class WorkerGrants:
         self.next_at = 0.0  # time.monotonic() of the next renewal
         self.unsure = False  # the last renewal failed: the store may hold what we never heard
         self.seen: dict[str, float] = {}  # task -> time.monotonic() it was last held here
+        self.wanted: dict[Key, int] = {}  # the slots each cap was last asked for (wants)
 
     @property
     def active(self) -> bool:
@@ -110,6 +111,18 @@ class WorkerGrants:
                    for q in queues)
         return min(want, room)
 
+    def holding(self) -> dict[str, int] | None:
+        """The jobs this worker holds (running and claimed ahead) of each queue it holds a
+        grant of, for its claim to carry (ClaimAsk.holding): the store takes them off its
+        room to claim ahead rather than count them (a walk of the running index)."""
+        if not self.held or self.slots is None or self.unsure:
+            return None
+        holding = dict.fromkeys((name for kind, name in self.held if kind == "queue"), 0)
+        for job in self.slots.held_jobs():
+            if job.queue in holding:
+                holding[job.queue] += 1
+        return holding
+
     def tasks_wanted(self, registered: Iterable[str] | None) -> list[str]:
         """The tasks whose caps this worker asks a grant of: those whose jobs it holds now or
         held within TASK_MEMORY seconds (of the tasks its app registers). A worker whose
@@ -125,6 +138,29 @@ class WorkerGrants:
             del self.seen[task]
         known = None if registered is None else set(registered)
         return sorted(t for t in self.seen if known is None or t in known)
+
+    def wants(self, concurrency: int, queues: Iterable[str] | None,
+              tasks: Iterable[str] | None) -> dict[Key, int]:
+        """The slots this worker could use of each cap it may claim under (its grants', its
+        queues', its `tasks`'): its concurrency less the slots busy with other queues' jobs
+        (a queue's cap) or other tasks' (a task's). Asking each cap for all its slots, a
+        worker whose slots another queue keeps busy took a share it could not use, and the
+        workers that could were shut out of it. A cap not named here (queues None: every
+        queue) is asked for `wanted` (renew_grants)."""
+        running = [] if self.slots is None else [r.job for r in self.slots.running.values()]
+        keys = set(self.held) | {("queue", q) for q in queues or ()} | \
+            {("task", t) for t in tasks or ()}
+        self.wanted = {
+            (kind, name): max(0, concurrency - sum(
+                1 for job in running if (job.queue if kind == "queue" else job.task) != name))
+            for kind, name in keys}
+        return self.wanted
+
+    def ask_for(self, concurrency: int, queues: Iterable[str] | None,
+                registered: Iterable[str] | None) -> tuple[list[str], dict[Key, int]]:
+        """A renewal's `tasks` and `wants` (renew_grants)."""
+        tasks = self.tasks_wanted(registered)
+        return tasks, self.wants(concurrency, queues, tasks)
 
     # --- renewing ---------------------------------------------------------------------------
 
@@ -170,6 +206,11 @@ class WorkerGrants:
                     [r.job for r in self.slots.running.values()]
             for job in running:
                 self.started(job)
-        unsettled = any(not g.settled for g in grants)
+        unsettled = any(not g.settled and not self._unwanted(g) for g in grants)
         self.next_at = sent + (GRANT_SOON if unsettled else GRANT_RENEW)
         return [(g.kind, g.name) for g in grants if g.slots == 0]
+
+    def _unwanted(self, grant: Grant) -> bool:
+        """A grant of 0 this worker asked 0 of (its slots are busy with other caps' jobs):
+        settled, not waiting for slots to free."""
+        return grant.booked == 0 and self.wanted.get((grant.kind, grant.name)) == 0

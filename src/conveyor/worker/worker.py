@@ -101,7 +101,8 @@ class Worker:
         tasks = tuple(app.registry.names())  # the caps of the tasks it runs, as it holds them
         self.grants = WorkerGrants(lambda asks: self._off_loop(self.store.renew_grants(
             self.id, self.queues, self.concurrency, asks, self.lease, self.clock.store_now(),
-            self.grants.tasks_wanted(tasks or None))), self.lease, self.slots)  # grants.py
+            *self.grants.ask_for(self.concurrency, self.queues, tasks or None))),
+            self.lease, self.slots)  # grants.py: each cap asked for the slots it could use
         self.intake = Intake(self.slots, self.pacing, self.clock,
                              self.concurrency if prefetch is None else prefetch,
                              self.poll_interval, self.maintenance)  # how much, and when
@@ -276,7 +277,8 @@ class Worker:
         if not items and not claiming:
             return [], [], None
         ask = ClaimAsk(self.queues, self.id, want if claiming else 0, self.lease,
-                       self.handoffs.offer(self._stopping) if claiming else None)
+                       self.handoffs.offer(self._stopping) if claiming else None,
+                       self.grants.holding() if claiming else None)
 
         async def both() -> tuple[list[bool] | None, list[ClaimedJob], Exception | None]:
             try:

@@ -207,7 +207,7 @@ class Exchanging:
         keyed = self._keyed_ended(items)  # keys.py: only these may unpark a key
         params: dict[str, Any] = {"token": _rng.getrandbits(62), "now": now, "limit": ask.limit,
                                   "lease_for": ask.lease_for, "worker_id": ask.worker_id,
-                                  "host": self._host}
+                                  "host": self._host, "holding": ask.holding}
         settled: list[psycopg.AsyncCursor[Any]] = []
         committed: psycopg.AsyncCursor[Any] | None = None
         claimed: Claimed | None = None

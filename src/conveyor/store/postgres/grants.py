@@ -4,7 +4,7 @@ same (kind, name) order), and how a claim counts a cap's use with grants (used()
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -14,32 +14,46 @@ from ...limits.grants import HOLDER_AHEAD, Grant, GrantAsk, GrantRow, decide
 Rows = list[tuple[Any, ...]]
 
 
-def used(now: str, match: str) -> str:
+def used(now: str, match: str, held: str = "NULL::bigint") -> str:
     """A cap's use as a claim by %(worker_id)s counts it (its LimitUsage's `running`, so that
     cap - used is its room), `lim` the limit, `now` the claim's time, `match` a job's
     belonging to the limit: for a holder of a live grant, the cap less its room to claim
     ahead (HOLDER_AHEAD times its share, less what it holds); for any other claimer, every
-    live grant's booked slots and the jobs claimed by workers without one."""
+    live grant's booked slots and the jobs claimed by workers without one.
+
+    `held`: what the holder holds as its worker says (ClaimAsk.holding), else NULL: counted
+    here, a walk of every running-index entry of the last lease period, live or not, each
+    heap row fetched (~6,600 a claim mid-drain: half the index scanning of a capped drain's
+    backends, bench/results/2026-12-08-pgcap.md). coalesce() leaves the count unrun when
+    the worker says. A claim from several queues (USAGE_AT_CLOCK) still counts."""
     live = f"g.kind = lim.kind AND g.name = lim.name AND g.expires_at > {now}"
     jobs = f"""FROM {{schema}}.conveyor_jobs AS job
         WHERE job.state = 'running' AND job.lease_expires_at > {now} AND {match}"""
     return f"""CASE WHEN lim.concurrency IS NULL OR lim.kind = 'key' THEN 0 ELSE coalesce(
-    (SELECT lim.concurrency - greatest(0, {HOLDER_AHEAD} * g.share - (
-         SELECT count(*) {jobs} AND job.worker_id = %(worker_id)s))
+    (SELECT lim.concurrency - greatest(0, {HOLDER_AHEAD} * g.share - coalesce({held}, (
+         SELECT count(*) {jobs} AND job.worker_id = %(worker_id)s)))
      FROM {{schema}}.conveyor_cap_grants AS g WHERE {live} AND g.worker_id = %(worker_id)s),
     (SELECT coalesce(sum(g.slots), 0) FROM {{schema}}.conveyor_cap_grants AS g WHERE {live})
     + (SELECT count(*) {jobs} AND coalesce(job.worker_id, '') NOT IN (
            SELECT g.worker_id FROM {{schema}}.conveyor_cap_grants AS g WHERE {live}))) END"""
 
 
-CAPPED = """
-SELECT kind, name, concurrency FROM {schema}.conveyor_limits
-WHERE concurrency IS NOT NULL
+_IS_CAPPED = """concurrency IS NOT NULL
   AND (kind = 'task' AND (%(tasks)s::text[] IS NULL OR name = ANY(%(tasks)s::text[]))
        OR kind = 'queue'
-       AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))
+       AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))"""
+CAPPED = """
+SELECT kind, name, concurrency FROM {schema}.conveyor_limits WHERE """ + _IS_CAPPED + """
 ORDER BY kind, name"""
-LOCK_CAPPED = CAPPED + " FOR UPDATE"
+# The caps a renewal books, and those of the worker's grants it drops (DROP_OTHERS), locked
+# in (kind, name) order: dropping a grant without its limit's lock could wait for a renewal
+# that forgets it (expired) and waits in turn for a limit this one holds.
+LOCK_CAPPED = """
+SELECT kind, name, concurrency, """ + _IS_CAPPED + """ FROM {schema}.conveyor_limits
+WHERE """ + _IS_CAPPED + """
+   OR (kind, name) IN (SELECT kind, name FROM {schema}.conveyor_cap_grants
+                       WHERE worker_id = %(worker_id)s)
+ORDER BY kind, name FOR UPDATE"""
 CLOCK = "SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp()))"
 # Per cap: the jobs claimed by workers without a live grant (this one left out), this
 # worker's, and the other workers' live grants (after the expired ones are forgotten).
@@ -69,6 +83,16 @@ DROP_OTHERS = """
 DELETE FROM {schema}.conveyor_cap_grants
 WHERE worker_id = %(worker_id)s
   AND (kind, name) NOT IN (SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[]))"""
+# A worker's grants dropped (it deregisters) under the limit rows of their caps, locked FOR
+# UPDATE in (kind, name) order first, as a renewal locks them: a renewal forgets expired
+# grants cap by cap, so a bare DELETE of the worker's rows across two caps could lock one
+# row a renewal is about to forget and wait for another the renewal has forgotten already
+# (a deadlock: one of them fails).
+LOCK_WORKER_CAPS = """
+SELECT 1 FROM {schema}.conveyor_limits
+WHERE (kind, name) IN (SELECT kind, name FROM {schema}.conveyor_cap_grants
+                       WHERE worker_id = %(id)s)
+ORDER BY kind, name FOR UPDATE"""
 DROP_WORKER = "DELETE FROM {schema}.conveyor_cap_grants WHERE worker_id = %(id)s"
 # Every live grant, for the operator (limits.grants.with_grants).
 GRANT_USES = """
@@ -82,7 +106,9 @@ class CapGrants:
     async def renew_grants(self: Any, worker_id: str, queues: Sequence[str] | None,
                            wanted: int, asks: Sequence[GrantAsk], lease_for: float,
                            now: float | None = None,
-                           tasks: Sequence[str] | None = None) -> list[Grant]:
+                           tasks: Sequence[str] | None = None,
+                           wants: Mapping[tuple[str, str], int] | None = None
+                           ) -> list[Grant]:
         """Book this worker's grant under each cap it claims under (limits/grants.decide),
         drop those whose cap is gone; its grants as booked."""
         params: dict[str, Any] = {"worker_id": worker_id,
@@ -91,11 +117,13 @@ class CapGrants:
         if not asks and not await self._one(CAPPED, params):
             return []  # no cap, no grant: no lock
         async with self._session(atomic=True) as conn:
-            capped = await self._fetch(conn, LOCK_CAPPED, params)
+            capped = [(kind, name, cap) for kind, name, cap, booked
+                      in await self._fetch(conn, LOCK_CAPPED, params) if booked]
             [(at,)] = await self._fetch(conn, CLOCK, {"now": now})
             told = {(a.kind, a.name): a for a in asks}
             grants = [await self._book(conn, {**params, "now": at, "kind": kind,
-                                              "name": name}, cap, wanted,
+                                              "name": name}, cap,
+                                       (wants or {}).get((kind, name), wanted),
                                        told.get((kind, name)), at + lease_for)
                       for kind, name, cap in capped]
             await self._fetch(conn, DROP_OTHERS + " RETURNING 1", {
@@ -113,4 +141,6 @@ class CapGrants:
         return Grant(at["kind"], at["name"], cap, slots, booked, fair, expires_at)
 
     async def _drop_grants(self: Any, worker_id: str) -> None:
-        await self._count(DROP_WORKER, {"id": worker_id})
+        async with self._session(atomic=True) as conn:
+            await self._fetch(conn, LOCK_WORKER_CAPS, {"id": worker_id})
+            await self._fetch(conn, DROP_WORKER + " RETURNING 1", {"id": worker_id})

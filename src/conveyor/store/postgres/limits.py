@@ -157,7 +157,8 @@ lim AS (
     WHERE kind = 'queue' AND name = %(queue)s),
 """ + BOOKED_CLOCK + """,
 used(n) AS (  -- a subquery per clock row: its time bounds the index walk (a join would not)
-    SELECT (SELECT """ + used("clock.now", "job.queue = %(queue)s AND job.queue <> ''") + """
+    SELECT (SELECT """ + used("clock.now", "job.queue = %(queue)s AND job.queue <> ''",
+                              "%(held)s::bigint") + """
             FROM lim)  -- the cap as this claimer counts it (grants.used); 0024's index
     FROM clock),
 cap(room) AS (  -- NULL: no cap (greatest() would skip a NULL concurrency)
@@ -330,10 +331,11 @@ class Limits(LimitSettings, KeyLimits):
         await conn.execute(self.statement(LOCK_LIMITS), {"queues": names})
         paced = self._limited.paces(names)
         if not (self._limited.tasks or self._limited.keys) and len(names) == 1:
+            holding = params.get("holding") or {}
             return Claimed(await conn.execute(self.statement(CLAIM_ROOM if paced else
                                                              CLAIM_ROOM_AT_WALL), {
                 "events": self._events, **params, "queue": names[0], "limit": limit,
-                "ahead": BOOK_AHEAD}), roomed=True)
+                "ahead": BOOK_AHEAD, "held": holding.get(names[0])}), roomed=True)
         found = await self._fetch(conn, USAGE_AT_CLOCK if paced else USAGE_AT_WALL, {
             "now": params["now"], "queues": names, "ahead": BOOK_AHEAD,
             "worker_id": params["worker_id"]})
@@ -389,7 +391,7 @@ class Limits(LimitSettings, KeyLimits):
                 room = CLAIM_ROOM if self._limited.paces([queue]) else CLAIM_ROOM_AT_WALL
                 claimed = Claimed(await conn.execute(self.statement(room), {
                     "events": self._events, **params, "queue": queue, "limit": limit,
-                    "ahead": BOOK_AHEAD}), roomed=True)
+                    "ahead": BOOK_AHEAD, "held": None}), roomed=True)
             rows = (await claimed.read())[1]
         return rows
 

@@ -349,12 +349,14 @@ CLAIM_ANY = unflushed(with_feed(_CLAIM_FROM.replace("{queues}", """wanted(queue)
 HEARTBEAT = """
 WITH worker AS (
     INSERT INTO {schema}.conveyor_workers (id, host, pid, queues, concurrency, started_at,
-                                           heartbeat_at, running, claimed, claimed_queues)
+                                           heartbeat_at, running, claimed, claimed_queues,
+                                           claimed_until)
     VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, {now}, {now}, %(running)s,
-            %(claimed)s, %(claimed_queues)s::jsonb)
+            %(claimed)s, %(claimed_queues)s::jsonb, {now} + %(lease_for)s)
     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
                                    running = excluded.running, claimed = excluded.claimed,
-                                   claimed_queues = excluded.claimed_queues)
+                                   claimed_queues = excluded.claimed_queues,
+                                   claimed_until = excluded.claimed_until)
 UPDATE {schema}.conveyor_jobs SET lease_expires_at = {now} + %(lease_for)s
 WHERE worker_id = %(id)s AND state = 'running'
 RETURNING id, lease_token, cancel_requested"""
@@ -554,9 +556,10 @@ WITH picked AS MATERIALIZED (
 DELETE FROM {schema}.conveyor_jobs AS job USING picked WHERE job.id = picked.id"""
 
 CLOCK = "SELECT {now}"
-# live workers' claimed-ahead jobs by queue (counting.claimed_ahead): a few rows, one a worker
+# live workers' claimed-ahead jobs by queue (counting.claimed_ahead): a few rows, one a worker,
+# each while the leases of the jobs it counts may live (0036: its heartbeat's lease)
 CLAIMED_AHEAD = """SELECT claimed_queues FROM {schema}.conveyor_workers
-WHERE claimed > 0 AND heartbeat_at > {now} - %(fresh)s"""
+WHERE claimed > 0 AND coalesce(claimed_until, heartbeat_at + %(fresh)s) > {now}"""
 
 # --- reading ---------------------------------------------------------------------------------
 

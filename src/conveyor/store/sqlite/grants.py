@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -81,7 +81,9 @@ class CapGrants:
     async def renew_grants(self, worker_id: str, queues: Sequence[str] | None, wanted: int,
                            asks: Sequence[GrantAsk], lease_for: float,
                            now: float | None = None,
-                           tasks: Sequence[str] | None = None) -> list[Grant]:
+                           tasks: Sequence[str] | None = None,
+                           wants: Mapping[tuple[str, str], int] | None = None
+                           ) -> list[Grant]:
         """Book this worker's grant under each cap it claims under (limits/grants.decide),
         drop those whose cap is gone; its grants as booked."""
         params: dict[str, Any] = {
@@ -94,20 +96,22 @@ class CapGrants:
             return []  # no cap, no grant: no write lock
         with self.db.write() as conn:
             now = time.time() if now is None else now
-            return _renew(conn, {**params, "now": now}, wanted, asks, lease_for)
+            return _renew(conn, {**params, "now": now}, wanted, asks, lease_for, wants or {})
 
     def _drop_grants(self, conn: sqlite3.Connection, worker_id: str) -> None:
         conn.execute(DROP_WORKER, (worker_id,))
 
 
-def _renew(conn: sqlite3.Connection, params: dict[str, Any], wanted: int,
-           asks: Sequence[GrantAsk], lease_for: float) -> list[Grant]:
+def _renew(conn: sqlite3.Connection, params: dict[str, Any], default_wanted: int,
+           asks: Sequence[GrantAsk], lease_for: float,
+           wants: Mapping[tuple[str, str], int]) -> list[Grant]:
     """In the write transaction: read the caps again (under the lock) and book each."""
     capped = conn.execute(CAPPED, params).fetchall()
     told = {(a.kind, a.name): a for a in asks}
     grants = []
     for kind, name, cap in capped:
         at = {**params, "kind": kind, "name": name}
+        wanted = wants.get((kind, name), default_wanted)
         conn.execute(FORGET_EXPIRED, at)
         outside, mine = conn.execute(CLAIMED, at).fetchone()
         ask = told.get((kind, name)) or GrantAsk(kind, name, mine, mine)

@@ -194,7 +194,7 @@ class Limits(KeyLimits):
                 usages = [usage_from_row(r) for r in conn.execute(USAGE_ALL, {"now": now})]
                 grants = conn.execute(GRANT_USES, {"now": now}).fetchall()
                 ahead = claimed_ahead(conn.execute(q.CLAIMED_AHEAD, {
-                    "since": now - CLAIMED_FRESH}).fetchall())
+                    "now": now, "fresh": CLAIMED_FRESH}).fetchall())
         except sqlite3.OperationalError:  # a schema before 0005
             return []
         return with_grants(usages, grants, ahead)

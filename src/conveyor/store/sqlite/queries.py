@@ -80,12 +80,13 @@ PAUSED_QUEUES = "SELECT name FROM conveyor_queues WHERE paused = 1"
 
 UPSERT_WORKER = """
 INSERT INTO conveyor_workers (id, host, pid, queues, concurrency, started_at, heartbeat_at,
-                              running, claimed, claimed_queues)
+                              running, claimed, claimed_queues, claimed_until)
 VALUES (:id, :host, :pid, :queues, :concurrency, :now, :now, :running, :claimed,
-        :claimed_queues)
+        :claimed_queues, :now + :lease_for)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
                                running = excluded.running, claimed = excluded.claimed,
-                               claimed_queues = excluded.claimed_queues"""
+                               claimed_queues = excluded.claimed_queues,
+                               claimed_until = excluded.claimed_until"""
 
 EXTEND_LEASES = """
 UPDATE conveyor_jobs SET lease_expires_at = :now + :lease_for
@@ -316,8 +317,9 @@ ORDER BY finished_at DESC LIMIT 5000"""
 QUEUE_FLAGS = "SELECT name, paused FROM conveyor_queues"
 
 # live workers' claimed-ahead jobs by queue (counting.claimed_ahead): a few rows, one a worker
+# ... each while the leases of the jobs it counts may live (0036: its heartbeat's lease)
 CLAIMED_AHEAD = """SELECT claimed_queues FROM conveyor_workers
-WHERE claimed > 0 AND heartbeat_at > :since"""
+WHERE claimed > 0 AND coalesce(claimed_until, heartbeat_at + :fresh) > :now"""
 
 WORKERS = """
 SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, running, claimed,

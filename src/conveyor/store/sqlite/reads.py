@@ -176,7 +176,7 @@ def _claimed(conn: sqlite3.Connection, tenant: str | None, now: float) -> dict[s
     them by queue, not by tenant)."""
     if tenant is not None:
         return {}
-    return claimed_ahead(conn.execute(q.CLAIMED_AHEAD, {"since": now - CLAIMED_FRESH})
+    return claimed_ahead(conn.execute(q.CLAIMED_AHEAD, {"now": now, "fresh": CLAIMED_FRESH})
                          .fetchall())
 
 

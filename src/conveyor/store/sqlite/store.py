@@ -140,7 +140,7 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, CapGrants, Enqueues, Exchang
             conn.execute(q.UPSERT_WORKER, {
                 "id": worker.id, "host": worker.host, "pid": worker.pid,
                 "queues": ",".join(worker.queues), "concurrency": worker.concurrency,
-                "now": now, **held_counts(worker, leases)})
+                "now": now, "lease_for": lease_for, **held_counts(worker, leases)})
             rows = conn.execute(q.EXTEND_LEASES, {"now": now, "lease_for": lease_for,
                                                   "worker_id": worker.id}).fetchall()
             conn.execute(q.DELETE_STALE_WORKERS, (now - 3600,))
