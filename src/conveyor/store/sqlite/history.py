@@ -18,6 +18,7 @@ from ..history_reads import SLOW_KINDS, HistoryReads
 from ..history_rows import PLAIN_COLUMNS, lost_rows, pending_row_sets
 from .connection import Connections
 from .history_fold import SQLiteHistoryFold
+from .history_tasks import every_tenant_days
 
 _PENDING = ("INSERT INTO conveyor_attempts_pending (" + ", ".join(PENDING_COLUMNS)
             + ") VALUES (" + ", ".join("?" * len(PENDING_COLUMNS)) + ")")
@@ -103,7 +104,9 @@ class SQLiteHistory(SQLiteHistoryFold, HistoryReads):
                      hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)",
                                      tenant_index=" INDEXED BY conveyor_rollups_tenant_days",
                                      pending_index=_PENDING_INDEX, joined=_JOINED).replace(
-                         "WHERE width = %(width)s AND", "WHERE width = 86400 AND", 1))
+                         "WHERE width = %(width)s AND", "WHERE width = 86400 AND", 1),
+                     # every tenant's day rows summed per pair in their index's order (0033)
+                     every_tenant_days(_PENDING_INDEX))
     _queue_rollups = (hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)"),
                       hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
     # history_sql.slow per history_reads.SLOW_KINDS: (one tenant's, all tenants') each
