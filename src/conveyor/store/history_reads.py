@@ -57,8 +57,9 @@ def _scope(window: TimeRange) -> dict[str, Any]:
 class HistoryReads:
     # history_sql.queue_rollups in the store's dialect: (a tenant's, all tenants')
     # history_sql.task_rollups in the store's dialect: (a tenant's, all tenants', a tenant's
-    # over day rows: SQLite's by their own index, 0031)
-    _task_rollups: tuple[str, str, str]
+    # over day rows: SQLite's by their own index, 0031; all tenants' over day rows: SQLite's
+    # summed per pair in their own index's order, 0033)
+    _task_rollups: tuple[str, str, str, str]
     _queue_rollups: tuple[str, str]
     # history_sql.slow in the store's dialect, each as (one tenant's, all tenants'): stepping
     # every part (a task and a queue, or a tenant ''), from the tops kept (0026), from the
@@ -96,9 +97,9 @@ class HistoryReads:
         its first whole hour (day, UTC), and a point is a whole number of them. The
         pending attempts are summed with the rollups, not folded first (a write)."""
         params, points = _points(window, points)
+        days = params["width"] == 86400
         rows = await self._task_rows(
-            self._task_rollups[1] if window.tenant is None
-            else self._task_rollups[2 if params["width"] == 86400 else 0], params)
+            self._task_rollups[(window.tenant is None) + 2 * days], params)
         return task_summaries(rows, points)
 
     async def _task_rows(self, template: str, params: dict[str, Any]) -> Rows:

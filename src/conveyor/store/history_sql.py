@@ -23,6 +23,7 @@ INSERT_ATTEMPT = (f"INSERT INTO {{schema}}.conveyor_attempts ({', '.join(ATTEMPT
                   f"VALUES ({', '.join(f'%({c})s' for c in ATTEMPT_COLUMNS)})")
 
 _ADDED = (*OUTCOMES, "duration_sum", *BUCKET_COLUMNS)
+ROLLUP_FIGURES = _ADDED  # what a rollup row adds up
 ROLLUP_COLUMNS = ("width", "minute", "task", "queue", "tenant", *_ADDED)
 UPSERT_ROLLUP = (
     f"INSERT INTO {{schema}}.conveyor_rollups AS r ({', '.join(ROLLUP_COLUMNS)}) "
@@ -97,11 +98,13 @@ _TASK_SCOPE = _SCOPE.replace("tenant = %(tenant)s", "tenant = coalesce(%(tenant)
 # INTEGER, the rollups' type: in their UNION a bigint (PostgreSQL's count) or numeric (a sum
 # of it) would make every folded row's 32 counts numeric, summed as such: 70 ms of server
 # CPU in a 30-day read of 6,200 rows, against ~15 as integers.
+# (named as the rollups' columns, so a statement can read them from the pending rows' own)
 _PENDING_SUMS = ", ".join(
-    [f"CAST(sum(CASE WHEN k.outcome = '{o}' THEN k.n ELSE 0 END) AS INTEGER)" for o in OUTCOMES]
-    + ["sum(k.duration)"]
-    + [f"CAST(sum(CASE WHEN k.bucket = {i} THEN k.n ELSE 0 END) AS INTEGER)"
-       for i in range(len(BUCKET_COLUMNS))])
+    [f"CAST(sum(CASE WHEN k.outcome = '{o}' THEN k.n ELSE 0 END) AS INTEGER) AS {o}"
+     for o in OUTCOMES]
+    + ["sum(k.duration) AS duration_sum"]
+    + [f"CAST(sum(CASE WHEN k.bucket = {i} THEN k.n ELSE 0 END) AS INTEGER) AS {c}"
+       for i, c in enumerate(BUCKET_COLUMNS)])
 
 
 def _tenant_scope(every_tenant: bool) -> str:
@@ -116,18 +119,13 @@ def _tenant_scope(every_tenant: bool) -> str:
         "tenant = %(tenant)s")
 
 
-def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
-                 tenant_index: str = "", pending_index: str = "",
-                 joined: Callable[[str], str] = lambda x: f"string_agg({x}, ',')") -> str:
-    """TASK_ROLLUPS in a dialect (`floor` truncates a positive number to an integer): of the
-    range's tenant, or, `every_tenant`, of all tenants summed (conveyor_rollups_all, 0016:
-    a row per minute, task and queue, not one per tenant too). `tenant_index` (SQLite's
-    ` INDEXED BY conveyor_rollups_tenant`) follows the tenant's table: SQLite's planner,
-    with no statistics, prefers the key's range of every tenant (no lookup per row) to the
-    tenant's index (0028: a lookup in the key per row), 2-3x slower over 30 days. `joined`:
-    the dialect's aggregate joining texts with commas (PostgreSQL's string_agg, SQLite's
-    group_concat). `pending_index`: SQLite's ` INDEXED BY conveyor_attempts_pending_tasks`
-    (0031), whose order groups the pending rows with no sort."""
+EVERY_TENANT_SCOPE = _tenant_scope(True)  # a task and a queue filter
+
+
+def task_pending(floor: Callable[[str], str], every_tenant: bool = False,
+                 pending_index: str = "") -> str:
+    """The tasks read's pending rows (task_rollups), summed per rollup row of the range
+    (its minute), task and queue: columns minute, task, queue and _ADDED's."""
     minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
     scope = _tenant_scope(every_tenant)
     # the pending rows of the range's rollup rows: ended from its first minute to the end of
@@ -140,26 +138,48 @@ def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
     # INTEGER: PostgreSQL sums a bigint (its count's type) as numeric, 33 sums a row (~8 ->
     # ~5 ms for 4,000 rows). With no such index (PostgreSQL: it hashes), grouped by their
     # row's minute at once: over hour or day rows fewer groups (30 days: 800, not 4,000)
-    pending = (f"SELECT k.m * 60 / %(width)s * %(width)s / 60 AS minute, k.task, k.queue, "
-               f"{_PENDING_SUMS} FROM (SELECT a.task, a.queue, a.outcome, a.bucket, "
-               f"{minute if not pending_index else floor('a.ended_at / 60')} AS m, "
-               "CAST(count(*) AS INTEGER) AS n, "
-               "sum(a.duration) AS duration "
-               f"FROM {{schema}}.conveyor_attempts_pending AS a{pending_index} "
-               "WHERE a.ended_at >= %(first_minute)s * 60 AND a.ended_at < %(pending_end)s"
-               + scope.replace("tenant =", "coalesce(a.tenant, '') =")
-               .replace(" task =", " a.task =").replace(" queue =", " a.queue =")
-               + " GROUP BY 1, 2, 3, 4, 5) AS k GROUP BY 1, 2, 3")
+    return (f"SELECT k.m * 60 / %(width)s * %(width)s / 60 AS minute, k.task, k.queue, "
+            f"{_PENDING_SUMS} FROM (SELECT a.task, a.queue, a.outcome, a.bucket, "
+            f"{minute if not pending_index else floor('a.ended_at / 60')} AS m, "
+            "CAST(count(*) AS INTEGER) AS n, "
+            "sum(a.duration) AS duration "
+            f"FROM {{schema}}.conveyor_attempts_pending AS a{pending_index} "
+            "WHERE a.ended_at >= %(first_minute)s * 60 AND a.ended_at < %(pending_end)s"
+            + scope.replace("tenant =", "coalesce(a.tenant, '') =")
+            .replace(" task =", " a.task =").replace(" queue =", " a.queue =")
+            + " GROUP BY 1, 2, 3, 4, 5) AS k GROUP BY 1, 2, 3")
+
+
+# A rollup row's (or a pending row's minute's) entry in the tasks read's points:
+# `point:attempts:failures` (history_rows.task_summaries adds up a point's entries)
+POINT_ENTRY = ("CAST((minute - %(first_minute)s) / %(minutes_per_point)s AS TEXT) || ':' "
+               f"|| CAST({' + '.join(OUTCOMES)} AS TEXT) || ':' || "
+               f"CAST({' + '.join(o for o in OUTCOMES if Outcome(o).failed)} AS TEXT)")
+# the tasks read's figures of a (task, queue) from rows of _ADDED's columns: the counts by
+# outcome, the duration's sum, the histogram as comma-separated counts
+TASK_TOTALS = (", ".join(f"CAST(sum({o}) AS BIGINT) AS {o}" for o in OUTCOMES)
+               + ", sum(duration_sum) AS duration, "
+               + " || ',' || ".join(f"sum({c})" for c in BUCKET_COLUMNS) + " AS histogram")
+
+
+def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
+                 tenant_index: str = "", pending_index: str = "",
+                 joined: Callable[[str], str] = lambda x: f"string_agg({x}, ',')") -> str:
+    """TASK_ROLLUPS in a dialect (`floor` truncates a positive number to an integer): of the
+    range's tenant, or, `every_tenant`, of all tenants summed (conveyor_rollups_all, 0016:
+    a row per minute, task and queue, not one per tenant too). `tenant_index` (SQLite's
+    ` INDEXED BY conveyor_rollups_tenant`) follows the tenant's table: SQLite's planner,
+    with no statistics, prefers the key's range of every tenant (no lookup per row) to the
+    tenant's index (0028: a lookup in the key per row), 2-3x slower over 30 days. `joined`:
+    the dialect's aggregate joining texts with commas (PostgreSQL's string_agg, SQLite's
+    group_concat). `pending_index`: SQLite's ` INDEXED BY conveyor_attempts_pending_tasks`
+    (0031), whose order groups the pending rows with no sort (task_pending)."""
+    scope = _tenant_scope(every_tenant)
+    pending = task_pending(floor, every_tenant, pending_index)
     folded = (f"SELECT minute, task, queue, {', '.join(_ADDED)} FROM {{schema}}."
               f"{'conveyor_rollups_all' if every_tenant else 'conveyor_rollups' + tenant_index} "
               "WHERE width = %(width)s AND minute >= %(first_minute)s "
               "AND minute < %(end_minute)s" + scope)
-    counts = ", ".join(f"CAST(sum({o}) AS BIGINT) AS {o}" for o in OUTCOMES)
-    histogram = " || ',' || ".join(f"sum({c})" for c in BUCKET_COLUMNS)
-    attempts = " + ".join(OUTCOMES)
-    failures = " + ".join(o for o in OUTCOMES if Outcome(o).failed)
-    points = joined("CAST((minute - %(first_minute)s) / %(minutes_per_point)s AS TEXT) || ':' "
-                    f"|| CAST({attempts} AS TEXT) || ':' || CAST({failures} AS TEXT)")
     # one row per task and queue: the range's outcome counts, duration sum and histogram,
     # and its points as text (`point:attempts:failures`, comma-separated): a month of 200
     # task/queue pairs sends 200 rows, not 6,200 (the client's decoding of those was a
@@ -169,8 +189,7 @@ def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
     # a second time per point and joined (over an hour or a day rollup row is a point
     # anyway): one pass over the rows, no table of them kept for two (SQLite's CPU of a
     # 30-day read -20 %, PostgreSQL's server time -20 %)
-    return (f"SELECT task, queue, {counts}, sum(duration_sum) AS duration, "
-            f"{histogram} AS histogram, {points} AS points "
+    return (f"SELECT task, queue, {TASK_TOTALS}, {joined(POINT_ENTRY)} AS points "
             f"FROM ({folded} UNION ALL {pending}) AS r GROUP BY task, queue")
 
 

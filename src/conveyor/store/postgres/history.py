@@ -100,7 +100,8 @@ NO_SORT = "SELECT set_config('enable_sort', 'off', true)"
 class PostgresHistory(HistoryFold, HistoryReads):
     _task_rollups = (hq.task_rollups(lambda x: f"floor({x})::int8"),
                      hq.task_rollups(lambda x: f"floor({x})::int8", every_tenant=True),
-                     hq.task_rollups(lambda x: f"floor({x})::int8"))
+                     hq.task_rollups(lambda x: f"floor({x})::int8"),
+                     hq.task_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
     _queue_rollups = (hq.queue_rollups(lambda x: f"floor({x})::int8"),
                       hq.queue_rollups(lambda x: f"floor({x})::int8", every_tenant=True))
     # history_sql.slow per history_reads.SLOW_KINDS: (one tenant's, all tenants') each

@@ -18,6 +18,7 @@ from ..history_reads import SLOW_KINDS, HistoryReads
 from ..history_rows import PLAIN_COLUMNS, lost_rows, pending_row_sets
 from .connection import Connections
 from .history_fold import SQLiteHistoryFold
+from .history_tasks import every_tenant_days
 
 _PENDING = ("INSERT INTO conveyor_attempts_pending (" + ", ".join(PENDING_COLUMNS)
             + ") VALUES (" + ", ".join("?" * len(PENDING_COLUMNS)) + ")")
@@ -74,10 +75,15 @@ def write_lost(conn: sqlite3.Connection, rescued: Sequence[tuple[Any, ...]],
 
 # Shared statements SQLite runs pinned to an index: with no statistics its planner takes
 # the key's range of every queue (no lookup per row) over conveyor_error_rollups_queue
-# (0028: not covering, a lookup in the key per row), 2-3x slower over 30 days
-_PINNED = {hq.ERROR_GROUP_ROLLUPS_QUEUE: hq.ERROR_GROUP_ROLLUPS_QUEUE.replace(
-    "FROM {schema}.conveyor_error_rollups\n",
-    "FROM {schema}.conveyor_error_rollups INDEXED BY conveyor_error_rollups_queue\n", 1)}
+# (0028: not covering, a lookup in the key per row), 2-3x slower over 30 days; the workers
+# read's running jobs by their covering index (0033), not conveyor_jobs_lease (a lookup each)
+_PINNED = {
+    hq.ERROR_GROUP_ROLLUPS_QUEUE: hq.ERROR_GROUP_ROLLUPS_QUEUE.replace(
+        "FROM {schema}.conveyor_error_rollups\n",
+        "FROM {schema}.conveyor_error_rollups INDEXED BY conveyor_error_rollups_queue\n", 1),
+    hq.RUNNING_NOW: hq.RUNNING_NOW.replace(
+        "FROM {schema}.conveyor_jobs\n",
+        "FROM {schema}.conveyor_jobs INDEXED BY conveyor_jobs_running_ids\n", 1)}
 
 
 # The tasks read's pending rows by their index (0031): in its order they are grouped as
@@ -103,7 +109,9 @@ class SQLiteHistory(SQLiteHistoryFold, HistoryReads):
                      hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)",
                                      tenant_index=" INDEXED BY conveyor_rollups_tenant_days",
                                      pending_index=_PENDING_INDEX, joined=_JOINED).replace(
-                         "WHERE width = %(width)s AND", "WHERE width = 86400 AND", 1))
+                         "WHERE width = %(width)s AND", "WHERE width = 86400 AND", 1),
+                     # every tenant's day rows summed per pair in their index's order (0033)
+                     every_tenant_days(_PENDING_INDEX))
     _queue_rollups = (hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)"),
                       hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
     # history_sql.slow per history_reads.SLOW_KINDS: (one tenant's, all tenants') each
