@@ -54,9 +54,7 @@ class Exchanging:
         """The queues to claim from, paused ones left out (outside the write lock: an idle
         poll takes no lock)."""
         with self.db.read() as conn:
-            paused = {r[0] for r in conn.execute(q.PAUSED_QUEUES)}
-            names = list(queues) if queues else [r[0] for r in conn.execute(q.QUEUED_QUEUES)]
-        return [n for n in names if n not in paused]
+            return _names(conn, queues)
 
     def _claim_in(self: Any, conn: sqlite3.Connection, queues: Sequence[str] | None,
                   names: list[str], ask: ClaimAsk, now: float,
@@ -113,8 +111,6 @@ class Exchanging:
             except Exception as exc:
                 return Exchange([], claim_failed=exc)
             return Exchange([], jobs, cut_short)
-        names = self._claim_names(ask.queues) if ask.limit > 0 else []
-        limited = bool(names) and self._limits_touch(names)
         failure: Exception | None = None
         rows: list[Any] = []
         cut_short = False
@@ -124,9 +120,13 @@ class Exchanging:
             settled = settle_rows(conn, items, now, sums)  # settling.py: completions at once
             write_history(conn, items, [row is not None for row in settled])
             self._unpark_settled(conn, items)  # keys.py
-            if names:
+            if ask.limit > 0:
                 conn.execute("SAVEPOINT claim")
                 try:  # the claim's counts join `sums` at its last step (claims.py)
+                    # its queues read in this transaction, not in a read transaction of
+                    # their own before it (~21 µs a trip): a pause committed before it holds
+                    names = _names(conn, ask.queues)
+                    limited = bool(names) and self._limits_touch(names)  # a read: 1/s
                     rows, cut_short = self._claim_in(conn, ask.queues, names, ask, now,
                                                      limited, sums)
                 except Exception as exc:  # undo the claim only: the outcomes stay
@@ -137,3 +137,11 @@ class Exchanging:
         self._publish(settled)
         return Exchange([row is not None for row in settled], self._claimed(rows), cut_short,
                         failure)
+
+
+def _names(conn: sqlite3.Connection, queues: Sequence[str] | None) -> list[str]:
+    """The queues to claim from (`queues`, or every queue with queued jobs), paused ones
+    left out."""
+    paused = {r[0] for r in conn.execute(q.PAUSED_QUEUES)}
+    names = list(queues) if queues else [r[0] for r in conn.execute(q.QUEUED_QUEUES)]
+    return [n for n in names if n not in paused] if paused else names
