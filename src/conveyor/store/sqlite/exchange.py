@@ -78,9 +78,10 @@ class Exchanging:
             }).fetchone()[0])
         return rows, cut_short
 
-    def _claimed(self: Any, rows: list[Any]) -> list[ClaimedJob]:
-        """Publish the claimed jobs' start (after the commit); the jobs in claim order."""
-        if rows and self.wake.has_subscribers():
+    def _claimed(self: Any, rows: list[Any], feed: bool | None = None) -> list[ClaimedJob]:
+        """Publish the claimed jobs' start (after the commit); the jobs in claim order.
+        `feed`: whether the event feed has subscribers, if the caller knows."""
+        if rows and (self.wake.has_subscribers() if feed is None else feed):
             self.wake.publish([JobEvent(r[0], "running", r[2], r[1], r[7] or None)
                                for r in rows])
         jobs = [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
@@ -134,9 +135,11 @@ class Exchanging:
                     failure, rows, cut_short = exc, [], False
                 conn.execute("RELEASE claim")
             sums.write(conn)
-        self._publish(settled)
-        return Exchange([row is not None for row in settled], self._claimed(rows), cut_short,
-                        failure)
+        feed = self.wake.has_subscribers()  # once a trip, for its settles and its claims
+        if feed:
+            self._publish(settled)
+        return Exchange([row is not None for row in settled], self._claimed(rows, feed),
+                        cut_short, failure)
 
 
 def _names(conn: sqlite3.Connection, queues: Sequence[str] | None) -> list[str]:

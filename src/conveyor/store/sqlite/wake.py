@@ -37,7 +37,14 @@ _EVENTS_PER_DATAGRAM = 200
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin for the file name
 EVENT_WAIT = 0.05  # seconds a publish waits for a subscriber's queue to have room
 SLOW_FOR = 1.0  # ... after which that subscriber is sent to without waiting for this long
-_RELIST_NS = 2_000_000_000  # re-read the folder while its mtime is younger than this
+# Re-read the folder while its mtime is younger than this: a socket bound in the mtime's
+# tick after the last read leaves the mtime as it was. A filesystem whose times have whole
+# seconds only (an mtime with no fraction) is given 2 s; one with finer times (ext4, tmpfs,
+# xfs, btrfs: the kernel's coarse clock, a tick of 1-10 ms) 50 ms. Not 2 s for every one: a
+# drain's trips read the folder in each (twice each, ~8 µs a read) for the first 2 s after
+# a worker started, most of a 20,000-job drain.
+_RELIST_NS = 2_000_000_000
+_RELIST_FINE_NS = 50_000_000
 
 
 def wake_folder(db_path: str) -> str:
@@ -129,7 +136,8 @@ class WakeChannel:
             mtime = os.stat(self.folder).st_mtime_ns
         except FileNotFoundError:
             return []
-        if mtime != self._folder_mtime or time.time_ns() - mtime < _RELIST_NS:
+        if mtime != self._folder_mtime or time.time_ns() - mtime < (
+                _RELIST_NS if mtime % 1_000_000_000 == 0 else _RELIST_FINE_NS):
             with self._lock:
                 try:
                     names = os.listdir(self.folder)
