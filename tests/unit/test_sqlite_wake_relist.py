@@ -50,11 +50,27 @@ def test_a_fine_grained_folder_is_listed_again_only_while_its_mtime_is_that_youn
         assert not channel.has_subscribers()
     assert len(listed) == 3  # each call lists: a bind in the same tick must be seen
     now += wake._RELIST_FINE_NS  # past the fine window (old code: 2 s, listed each time)
-    for _ in range(3):
+    for _ in range(3):  # the first lists (the last read was young), then none
         assert not channel.has_subscribers()
-    assert len(listed) == 3
+    assert len(listed) == 4
     (Path(str(channel.folder)) / "b.events").touch()  # a subscriber binds: the mtime moves
-    assert channel.has_subscribers() and len(listed) == 4
+    assert channel.has_subscribers() and len(listed) == 5
+
+
+def test_a_socket_bound_after_a_young_read_is_found_however_late_the_next_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read at 10 ms after the mtime; a socket bound in the same tick (the mtime unchanged);
+    no read until 3 s later: that read lists the folder (old code: the mtime was 'old' by
+    then, and the socket was missed until the folder changed again)."""
+    now = 1_800_000_000_000_000_000
+    clock = [now + 10_000_000]
+    monkeypatch.setattr(wake.time, "time_ns", lambda: clock[0])
+    channel = _folder_with_mtime(tmp_path, now + 123)
+    assert not channel.has_subscribers()
+    (Path(str(channel.folder)) / "b.events").touch()
+    os.utime(str(channel.folder), ns=(now + 123, now + 123))  # the same tick
+    clock[0] = now + 3_000_000_000
+    assert channel.has_subscribers()
 
 
 def test_a_whole_second_folder_is_listed_again_for_two_seconds(
