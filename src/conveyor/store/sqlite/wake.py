@@ -39,11 +39,11 @@ EVENT_WAIT = 0.05  # seconds a publish waits for a subscriber's queue to have ro
 SLOW_FOR = 1.0  # ... after which that subscriber is sent to without waiting for this long
 # Read the folder again until a read comes this long after its mtime: a socket bound in the
 # mtime's tick after the last read leaves the mtime as it was (was: while the mtime is
-# younger than 2 s by the clock, which missed such a socket when no read came meanwhile). A filesystem whose times have whole
-# seconds only (an mtime with no fraction) is given 2 s; one with finer times (ext4, tmpfs,
-# xfs, btrfs: the kernel's coarse clock, a tick of 1-10 ms) 50 ms. Not 2 s for every one: a
-# drain's trips read the folder in each (twice each, ~8 µs a read) for the first 2 s after
-# a worker started, most of a 20,000-job drain.
+# younger than 2 s by the clock, which missed such a socket when no read came meanwhile).
+# A filesystem whose times have whole seconds only (an mtime with no fraction) is given 2 s;
+# one with finer times (ext4, tmpfs, xfs, btrfs: the kernel's coarse clock, a tick of 1-10
+# ms) 50 ms. Not 2 s for every one: a drain's trips read the folder in each (twice each, ~8
+# µs a read) for the first 2 s after a worker started, most of a 20,000-job drain.
 _RELIST_NS = 2_000_000_000
 _RELIST_FINE_NS = 50_000_000
 
