@@ -94,3 +94,15 @@ def test_keyed_claims_name_the_settles_that_unpark_a_key_once_and_stay_bounded()
     claims.claimed(["c", "d", "e"])  # "b" is the oldest: forgotten at the bound
     assert claims.ended(["b", "c", "d", "e"]) == ["c", "d", "e"]
     assert claims.ids == {}
+
+
+def test_limited_names_say_whether_a_cap_concerns_a_worker() -> None:
+    names = LimitedNames()
+    names.update([("queue", "ai", False, True), ("queue", "mail", True, False),
+                  ("task", "t", False, True), ("key", "k", False, True)])
+    assert names.caps(["ai"], []) and names.caps(None, [])  # a capped queue of its own
+    assert not names.caps(["mail"], [])  # a rate is not granted
+    assert names.caps(["mail"], ["t"]) and names.caps(["mail"], None)  # a capped task
+    assert not names.caps(["other"], ["u"])  # a key limit is not granted either
+    names.update([("queue", "x")])  # rows without the flag: taken as capped
+    assert names.caps(["x"], [])

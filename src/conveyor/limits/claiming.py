@@ -38,6 +38,9 @@ from typing import Any
 from .model import Limit, LimitUsage
 
 REFRESH = 1.0  # seconds: how stale a store's set of limited names may be
+# ... when a worker's grant renewal holding no grant asks whether a cap concerns it: its
+# renewal (every GRANT_RENEW seconds) reads the names then, and the claims use what it read
+CAPS_FRESH = REFRESH / 2
 
 # How long after it started a rate's start is forgotten (SQL over a limit's `period`, both
 # stores): twice the period, and at least the period plus FORGET_MARGIN seconds. Counting
@@ -86,17 +89,20 @@ class LimitedNames:
     tasks: frozenset[str] = frozenset()
     keys: frozenset[str] = frozenset()  # tasks with a limit per key (limits/keys.py)
     paced: frozenset[tuple[str, str]] = frozenset()  # (kind, name) with a rate or slow-down
+    capped: frozenset[tuple[str, str]] = frozenset()  # (kind, name) with a concurrency cap
     read_at: float = float("-inf")  # time.monotonic()
     deep_at: float = float("-inf")  # the last unbounded walk (walk, deep_walk)
     keyed_claims: KeyedClaims = field(default_factory=KeyedClaims)
 
-    def stale(self) -> bool:
-        return time.monotonic() - self.read_at >= REFRESH
+    def stale(self, fresh: float = REFRESH) -> bool:
+        return time.monotonic() - self.read_at >= fresh
 
     def update(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """From rows of (kind, name) or (kind, name, has a rate or slow-down)."""
+        """From rows of (kind, name), (kind, name, has a rate or slow-down) or (kind, name,
+        has a rate or slow-down, has a concurrency cap); a row without the last is capped."""
         rows = list(rows)
         self.paced = frozenset((row[0], row[1]) for row in rows if len(row) > 2 and row[2])
+        self.capped = frozenset((row[0], row[1]) for row in rows if len(row) < 4 or row[3])
         self.queues = frozenset(name for kind, name, *_ in rows if kind == "queue")
         self.tasks = frozenset(name for kind, name, *_ in rows if kind == "task")
         self.keys = frozenset(name for kind, name, *_ in rows if kind == "key")
@@ -125,6 +131,13 @@ class LimitedNames:
         """May a rate or a slow-down hold back a claim from `queues` (None: every queue)?"""
         return any(kind == "task" or queues is None or name in queues
                    for kind, name in self.paced if kind in ("queue", "task"))
+
+    def caps(self, queues: Sequence[str] | None, tasks: Sequence[str] | None) -> bool:
+        """Is there a concurrency cap on one of `queues` or of `tasks` (None: every one)?
+        Without one a worker holding no grant has none to renew (worker/grants.py)."""
+        return any(queues is None or name in queues if kind == "queue" else
+                   kind == "task" and (tasks is None or name in tasks)
+                   for kind, name in self.capped)
 
     def touches(self, queues: Sequence[str] | None) -> bool:
         """Must a claim from `queues` (None: every queue) go the limited way?"""

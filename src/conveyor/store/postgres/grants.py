@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from ...limits.claiming import CAPS_FRESH
 from ...limits.grants import HOLDER_AHEAD, Grant, GrantAsk, GrantRow, decide
 
 Rows = list[tuple[Any, ...]]
@@ -110,7 +111,13 @@ class CapGrants:
                            wants: Mapping[tuple[str, str], int] | None = None
                            ) -> list[Grant]:
         """Book this worker's grant under each cap it claims under (limits/grants.decide),
-        drop those whose cap is gone; its grants as booked."""
+        drop those whose cap is gone; its grants as booked. A worker holding no grant
+        while no cap concerns it reads nothing but the limited names, which the claims read
+        anyway (claiming.LimitedNames: one read a second for both, at most CAPS_FRESH old)."""
+        if not asks:
+            await self._read_limited(CAPS_FRESH)
+            if not self._limited.caps(queues, tasks):
+                return []
         params: dict[str, Any] = {"worker_id": worker_id,
                                   "queues": None if queues is None else list(queues),
                                   "tasks": None if tasks is None else list(tasks)}

@@ -21,6 +21,7 @@ import psycopg
 from ...limits.claiming import (
     BOOK_AHEAD,
     FORGET_AFTER,
+    REFRESH,
     Budget,
     Candidate,
     LimitedNames,
@@ -39,7 +40,8 @@ from .trip import LIMITED_CLAIM, one_trip
 Rows = list[tuple[Any, ...]]
 
 # With each name: may a rate or a slow-down hold its jobs back (room_at asks only then)?
-LIMITED_NAMES = """SELECT kind, name, rate IS NOT NULL OR blocked_until IS NOT NULL
+LIMITED_NAMES = """SELECT kind, name, rate IS NOT NULL OR blocked_until IS NOT NULL,
+    concurrency IS NOT NULL
 FROM {schema}.conveyor_limits"""
 
 _USAGE = """
@@ -268,13 +270,17 @@ class Limits(LimitSettings, KeyLimits):
     _limited: LimitedNames
 
     async def _limits_touch(self: Any, queues: Sequence[str] | None) -> bool:
-        if self._limited.stale():
+        await self._read_limited(REFRESH)
+        touches: bool = self._limited.touches(queues)
+        return touches
+
+    async def _read_limited(self: Any, fresh: float) -> None:
+        """Read the limited names again if this store's are `fresh` seconds old or more."""
+        if self._limited.stale(fresh):
             try:
                 self._limited.update(await self._one(LIMITED_NAMES, {}))
             except psycopg.errors.UndefinedTable:  # a schema before 0005: nothing is limited
                 self._limited.update([])
-        touches: bool = self._limited.touches(queues)
-        return touches
 
     async def limits(self: Any, now: float | None = None) -> list[LimitUsage]:
         """Every limit with its use, read with JIT off (counters.NO_JIT, in one trip): a

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from ...limits.claiming import CAPS_FRESH, LimitedNames
 from ...limits.grants import HOLDER_AHEAD, Grant, GrantAsk, GrantRow, decide
 from .connection import Connections
 
@@ -77,6 +78,8 @@ class CapGrants:
     """SQLiteStore's grants."""
 
     db: Connections
+    _limited: LimitedNames
+    _read_limited: Callable[[float], None]  # limits.py
 
     async def renew_grants(self, worker_id: str, queues: Sequence[str] | None, wanted: int,
                            asks: Sequence[GrantAsk], lease_for: float,
@@ -85,7 +88,13 @@ class CapGrants:
                            wants: Mapping[tuple[str, str], int] | None = None
                            ) -> list[Grant]:
         """Book this worker's grant under each cap it claims under (limits/grants.decide),
-        drop those whose cap is gone; its grants as booked."""
+        drop those whose cap is gone; its grants as booked. A worker holding no grant
+        while no cap concerns it reads nothing but the limited names, which the claims read
+        anyway (claiming.LimitedNames: one read a second for both, at most CAPS_FRESH old)."""
+        if not asks:
+            self._read_limited(CAPS_FRESH)
+            if not self._limited.caps(queues, tasks):
+                return []
         params: dict[str, Any] = {
             "worker_id": worker_id,
             "queues": None if queues is None else orjson.dumps(list(queues)).decode(),

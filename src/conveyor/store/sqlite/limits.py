@@ -14,6 +14,7 @@ import orjson
 from ...limits import slowing
 from ...limits.claiming import (
     FORGET_AFTER,
+    REFRESH,
     Budget,
     Candidate,
     LimitedNames,
@@ -30,7 +31,8 @@ from .grants import GRANT_USES, USED
 from .keys import UNPARK_TASK, KeyLimits
 
 # With each name: may a rate or a slow-down hold its jobs back (room_at asks only then)?
-LIMITED_NAMES = """SELECT kind, name, rate IS NOT NULL OR blocked_until IS NOT NULL
+LIMITED_NAMES = """SELECT kind, name, rate IS NOT NULL OR blocked_until IS NOT NULL,
+    concurrency IS NOT NULL
 FROM conveyor_limits"""
 
 _RUNNING = """(SELECT count(*) FROM conveyor_jobs AS job INDEXED BY conveyor_jobs_lease
@@ -129,13 +131,17 @@ class Limits(KeyLimits):
     _limited: LimitedNames
 
     def _limits_touch(self, queues: Sequence[str] | None) -> bool:
-        if self._limited.stale():
+        self._read_limited(REFRESH)
+        return self._limited.touches(queues)
+
+    def _read_limited(self, fresh: float) -> None:
+        """Read the limited names again if this store's are `fresh` seconds old or more."""
+        if self._limited.stale(fresh):
             try:
                 with self.db.read() as conn:
                     self._limited.update(conn.execute(LIMITED_NAMES).fetchall())
             except sqlite3.OperationalError:  # a schema before 0005: nothing is limited
                 self._limited.update([])
-        return self._limited.touches(queues)
 
     async def set_limit(self, limit: Limit, now: float | None = None) -> None:
         """Set (or with no caps, remove) an operator's limit."""

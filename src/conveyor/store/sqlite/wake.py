@@ -37,7 +37,15 @@ _EVENTS_PER_DATAGRAM = 200
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin for the file name
 EVENT_WAIT = 0.05  # seconds a publish waits for a subscriber's queue to have room
 SLOW_FOR = 1.0  # ... after which that subscriber is sent to without waiting for this long
-_RELIST_NS = 2_000_000_000  # re-read the folder while its mtime is younger than this
+# Read the folder again until a read comes this long after its mtime: a socket bound in the
+# mtime's tick after the last read leaves the mtime as it was (was: while the mtime is
+# younger than 2 s by the clock, which missed such a socket when no read came meanwhile).
+# A filesystem whose times have whole seconds only (an mtime with no fraction) is given 2 s;
+# one with finer times (ext4, tmpfs, xfs, btrfs: the kernel's coarse clock, a tick of 1-10
+# ms) 50 ms. Not 2 s for every one: a drain's trips read the folder in each (twice each, ~8
+# µs a read) for the first 2 s after a worker started, most of a 20,000-job drain.
+_RELIST_NS = 2_000_000_000
+_RELIST_FINE_NS = 50_000_000
 
 
 def wake_folder(db_path: str) -> str:
@@ -67,6 +75,7 @@ class WakeChannel:
         self._targets: list[str] = []
         self._event_targets: list[str] = []
         self._folder_mtime = -1
+        self._listed_ns = 0  # time.time_ns() of the folder's last read
         self._slow: dict[str, float] = {}  # event socket -> monotonic time it may wait again
         self._own: set[str] = set()
         self._local: list[_Listener] = []
@@ -129,8 +138,10 @@ class WakeChannel:
             mtime = os.stat(self.folder).st_mtime_ns
         except FileNotFoundError:
             return []
-        if mtime != self._folder_mtime or time.time_ns() - mtime < _RELIST_NS:
+        if mtime != self._folder_mtime or self._listed_ns - mtime < (
+                _RELIST_NS if mtime % 1_000_000_000 == 0 else _RELIST_FINE_NS):
             with self._lock:
+                self._listed_ns = time.time_ns()  # (before the read: what it surely saw)
                 try:
                     names = os.listdir(self.folder)
                 except FileNotFoundError:
