@@ -1,4 +1,4 @@
-"""Migration 0036 (both stores): a worker row an older release wrote (no claimed_until) is
+"""Migration 0034 (both stores): a worker row an older release wrote (no claimed_until) is
 believed for 60 s after its heartbeat, as before; a heartbeat from this release says until
 when its claimed-ahead counts hold: its time plus the lease it extends its jobs by."""
 
@@ -14,7 +14,7 @@ from conveyor.job import NewJob, WorkerInfo, new_id
 from conveyor.limits.model import Limit
 from conveyor.store.base import open_store
 
-VERSION = 36
+VERSION = 34
 T = 1_700_000_000.0
 OLD_ROW = ("INSERT INTO {schema}conveyor_workers (id, host, pid, queues, concurrency, "
            "started_at, heartbeat_at, running, claimed, claimed_queues) "
@@ -22,9 +22,9 @@ OLD_ROW = ("INSERT INTO {schema}conveyor_workers (id, host, pid, queues, concurr
 
 
 @pytest.mark.parametrize("kind", BOTH)
-def test_0036_keeps_an_old_rows_counts_and_dates_a_new_heartbeats(
+def test_0034_keeps_an_old_rows_counts_and_dates_a_new_heartbeats(
         kind: str, tmp_path: Path) -> None:
-    with store_url_for(kind, tmp_path, "t_claimed36") as url:
+    with store_url_for(kind, tmp_path, "t_claimed34") as url:
         raw = raw_execute(url)
         prefix = "" if kind == "sqlite" else f'"{url.split("?schema=")[1]}".'
 
@@ -39,7 +39,7 @@ def test_0036_keeps_an_old_rows_counts_and_dates_a_new_heartbeats(
             claimed = await store.claim(["q"], "old", 3, 100.0, now=T)
             raw(OLD_ROW.replace("{schema}", prefix), [(T, T)])
             store._migrations = newest
-            assert await store.migrate() == 1  # 0036 alone
+            assert await store.migrate() == 1  # 0034 alone
 
             async def running(at: float) -> int:
                 [usage] = await store.limits(now=at)

@@ -115,7 +115,7 @@ def outcomes(finished: Iterable[tuple[Any, ...]]) -> tuple[int, int, int, int]:
 
 
 # A worker's claimed-ahead counts are believed while the leases of the jobs they count may
-# live: until its heartbeat's time plus the lease that heartbeat extends them by (0036:
+# live: until its heartbeat's time plus the lease that heartbeat extends them by (0034:
 # conveyor_workers.claimed_until). A worker that died with jobs prefetched no longer holds
 # them once their leases run out and they are rescued. A row an older release wrote (no
 # claimed_until) is believed for CLAIMED_FRESH seconds after its heartbeat, as before.

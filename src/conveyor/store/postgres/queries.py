@@ -557,7 +557,7 @@ DELETE FROM {schema}.conveyor_jobs AS job USING picked WHERE job.id = picked.id"
 
 CLOCK = "SELECT {now}"
 # live workers' claimed-ahead jobs by queue (counting.claimed_ahead): a few rows, one a worker,
-# each while the leases of the jobs it counts may live (0036: its heartbeat's lease)
+# each while the leases of the jobs it counts may live (0034: its heartbeat's lease)
 CLAIMED_AHEAD = """SELECT claimed_queues FROM {schema}.conveyor_workers
 WHERE claimed > 0 AND coalesce(claimed_until, heartbeat_at + %(fresh)s) > {now}"""
 

@@ -317,7 +317,7 @@ ORDER BY finished_at DESC LIMIT 5000"""
 QUEUE_FLAGS = "SELECT name, paused FROM conveyor_queues"
 
 # live workers' claimed-ahead jobs by queue (counting.claimed_ahead): a few rows, one a worker
-# ... each while the leases of the jobs it counts may live (0036: its heartbeat's lease)
+# ... each while the leases of the jobs it counts may live (0034: its heartbeat's lease)
 CLAIMED_AHEAD = """SELECT claimed_queues FROM conveyor_workers
 WHERE claimed > 0 AND coalesce(claimed_until, heartbeat_at + :fresh) > :now"""
 
