@@ -265,3 +265,39 @@ async def test_a_worker_asks_a_cap_only_for_the_slots_another_queue_leaves_it(
     finally:
         release.set()
         await _stop_all([app], [worker], [run])
+
+
+async def test_a_worker_whose_every_slot_runs_another_queue_still_asks_a_cap_for_one(
+        tmp_path: Path) -> None:
+    """What runs depends on the grant: a worker asking a cap for 0 while another queue's
+    jobs filled its slots was granted 0, and with that queue's backlog refilling each freed
+    slot it claimed the capped queue no more until the backlog ran dry. It asks for 1."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    app = Conveyor(url, settings=Settings())
+    release = asyncio.Event()
+    busy_running = 0
+    worker = app.worker(concurrency=2, queues=["capped", "busy"], poll_interval=0.05,
+                        grace=0, worker_id="w")
+
+    @app.task(queue="busy", name="long")
+    async def long(ctx: JobContext, payload: dict[str, Any]) -> None:
+        nonlocal busy_running
+        busy_running += 1
+        await release.wait()
+
+    await app.store.set_limit(Limit("queue", "capped", concurrency=20))
+    app.enqueue_many([{"task": "long", "payload": {}}] * 2)
+    run = asyncio.create_task(worker.run(install_signals=False))
+    try:
+        while busy_running < 2:
+            await asyncio.sleep(0.01)
+        deadline = time.monotonic() + 5
+        while True:
+            await asyncio.sleep(0.3)
+            [usage] = await app.store.limits()
+            if usage.grants == (("w", 1),):
+                break
+            assert time.monotonic() < deadline, f"granted {usage.grants}, not 1"
+    finally:
+        release.set()
+        await _stop_all([app], [worker], [run])

@@ -145,13 +145,18 @@ class WorkerGrants:
         queues', its `tasks`'): its concurrency less the slots busy with other queues' jobs
         (a queue's cap) or other tasks' (a task's). Asking each cap for all its slots, a
         worker whose slots another queue keeps busy took a share it could not use, and the
-        workers that could were shut out of it. A cap not named here (queues None: every
-        queue) is asked for `wanted` (renew_grants)."""
+        workers that could were shut out of it. At least 1 while it has a slot at all: what
+        runs depends on the grant, so asking 0 while another queue's backlog kept every slot
+        busy was granted 0, and the cap's queue was claimed by this worker no more until that
+        backlog ran dry (its slots, freed one by one, went on to the next buffered job of the
+        busy queue). A cap not named here (queues None: every queue) is asked for `wanted`
+        (renew_grants)."""
         running = [] if self.slots is None else [r.job for r in self.slots.running.values()]
         keys = set(self.held) | {("queue", q) for q in queues or ()} | \
             {("task", t) for t in tasks or ()}
+        floor = min(1, concurrency)
         self.wanted = {
-            (kind, name): max(0, concurrency - sum(
+            (kind, name): max(floor, concurrency - sum(
                 1 for job in running if (job.queue if kind == "queue" else job.task) != name))
             for kind, name in keys}
         return self.wanted
@@ -211,6 +216,6 @@ class WorkerGrants:
         return [(g.kind, g.name) for g in grants if g.slots == 0]
 
     def _unwanted(self, grant: Grant) -> bool:
-        """A grant of 0 this worker asked 0 of (its slots are busy with other caps' jobs):
-        settled, not waiting for slots to free."""
+        """A grant of 0 this worker asked 0 of (it has no slot: wants asks at least 1
+        otherwise): settled, not waiting for slots to free."""
         return grant.booked == 0 and self.wanted.get((grant.kind, grant.name)) == 0
