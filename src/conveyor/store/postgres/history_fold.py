@@ -90,6 +90,11 @@ def fold_of(limit: int) -> str:
 # (and takes its snapshot) after the other's commit, and its try of the lock succeeds: the
 # session holds it already.
 WAIT_FOR_FOLD = f"SELECT pg_advisory_xact_lock({_LOCK})"
+# A fold that may skip tries the lock in a statement of its own first, for the same reason: a
+# fold statement that took its snapshot while another fold held the lock, and then found it
+# free (that fold committed in between), took the rows that fold had just deleted (still
+# there in its snapshot), deleted none of them and moved nothing while rows were pending.
+TRY_FOLD = f"SELECT pg_try_advisory_xact_lock({_LOCK})"
 
 # Every fold leaves the rows it took dead in the pending table, and a read of the pending tail
 # (every analytics read sums it) walks them until a vacuum: 1.09M folded rows cost such reads
@@ -150,9 +155,12 @@ class HistoryFold:
         fold = self.statement(fold_of(limit))
         prepare = True if self.pools.url.prepare else None  # not behind PgBouncer's pooling
         try:
-            async with self._session(atomic=wait) as conn:
+            async with self._session(atomic=True) as conn:
                 if wait:
                     await self._run(conn, WAIT_FOR_FOLD)
+                elif not (await (await conn.execute(self.statement(TRY_FOLD))).fetchall()
+                          )[0][0]:
+                    return 0  # another fold is under way
                 cursor = await conn.execute(fold, prepare=prepare)
                 [(moved,)] = await cursor.fetchall()
         except psycopg.errors.InsufficientPrivilege as exc:
