@@ -170,6 +170,10 @@ class Exchanging:
                 if not _done(committed):
                     raise  # the settle was not written: neither was anything after it
                 return Exchange(await _applied(items, groups, settled), claim_failed=exc)
+            except BaseException as exc:  # cancelled: leave the pipeline, as `async with` does
+                await trip.end(exc)
+                await _roll_back(conn)
+                raise
             applied = await _applied(items, groups, settled)
         return Exchange(applied, jobs_of(rows))
 
