@@ -12,14 +12,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.pq import TransactionStatus
 
-from conveyor.job import ClaimedJob, NewJob, new_id
 from conveyor.store.base import ClaimAsk, Complete
 from conveyor.store.postgres import cursor as cursor_module
 from conveyor.store.postgres.exchange import _Trip
 from conveyor.store.postgres.store import PostgresStore
 
+from .exchanges import assert_clean, lone_store, state_of
 from .test_trip import syncs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -30,25 +29,8 @@ ASK = ClaimAsk(["q"], "w", 2, 30)
 @pytest.fixture
 async def lone(url: str) -> AsyncIterator[PostgresStore]:
     """A store whose pool has one connection (the one the trace is set on); no limits."""
-    instance = PostgresStore(url + "&pool_size=1")
-    await instance.open()
-    await instance.migrate()
-    await instance.enqueue_many([NewJob(new_id(), "t", "q", b"{}") for _ in range(6)])
-    try:
-        yield instance
-    finally:
-        await instance.close()
-
-
-async def _state(store: PostgresStore, job: ClaimedJob) -> str:
-    found = await store.get(job.id)
-    assert found is not None
-    return found.state.value
-
-
-async def _clean(store: PostgresStore) -> None:
-    async with store.pools.connection() as conn:
-        assert conn.info.transaction_status == TransactionStatus.IDLE
+    async for store in lone_store(url, 6):
+        yield store
 
 
 async def test_settle_and_the_unlimited_claim_are_one_trip(lone: PostgresStore) -> None:
@@ -63,9 +45,9 @@ async def test_settle_and_the_unlimited_claim_are_one_trip(lone: PostgresStore) 
     assert await syncs(conn, exchange) == 1  # was two: the settle's, then the claim's
     [answer] = answers
     assert (answer.applied, len(answer.jobs), answer.claim_failed) == ([True, True], 2, None)
-    assert {await _state(lone, job) for job in held} == {"completed"}
-    assert {await _state(lone, job) for job in answer.jobs} == {"running"}
-    await _clean(lone)
+    assert {await state_of(lone, job) for job in held} == {"completed"}
+    assert {await state_of(lone, job) for job in answer.jobs} == {"running"}
+    await assert_clean(lone)
 
 
 async def test_a_claim_failing_after_the_settle_keeps_the_outcomes(
@@ -79,12 +61,12 @@ async def test_a_claim_failing_after_the_settle_keeps_the_outcomes(
     answer = await lone.settle_and_claim([Complete(held[0].lease)], ASK)
     assert answer.applied == [True] and answer.jobs == []
     assert isinstance(answer.claim_failed, psycopg.errors.DivisionByZero)
-    assert await _state(lone, held[0]) == "completed"
-    await _clean(lone)
+    assert await state_of(lone, held[0]) == "completed"
+    await assert_clean(lone)
     monkeypatch.undo()
     again = await lone.settle_and_claim([Complete(held[1].lease)], ASK)
     assert (again.applied, len(again.jobs)) == ([True], 2)
-    await _clean(lone)
+    await assert_clean(lone)
 
 
 async def test_a_failing_settle_writes_and_claims_nothing(
@@ -93,8 +75,8 @@ async def test_a_failing_settle_writes_and_claims_nothing(
     monkeypatch.setattr(lone, "_settle_statement", lambda *args: ("SELECT 1 / 0", None))
     with pytest.raises(psycopg.errors.DivisionByZero):
         await lone.settle_and_claim([Complete(held[0].lease)], ASK)
-    assert await _state(lone, held[0]) == "running"
-    await _clean(lone)
+    assert await state_of(lone, held[0]) == "running"
+    await assert_clean(lone)
     by_state = (await lone.stats()).by_state
     assert (by_state["running"], by_state["queued"]) == (2, 4)  # nothing claimed
 

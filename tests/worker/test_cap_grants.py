@@ -5,8 +5,10 @@ of it (its prefetched jobs count against no one). A real SQLite file."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -220,18 +222,28 @@ async def test_after_a_failed_renewal_the_worker_claims_nothing_until_one_answer
     assert grants.claim_room(10, ("q",)) == 10
 
 
-async def test_a_worker_asks_a_cap_only_for_the_slots_another_queue_leaves_it(
-        tmp_path: Path) -> None:
-    """A worker of 10 slots serving a capped queue and a busy one: while 8 of its slots run
-    the busy queue's jobs, it asks the cap (20) for the 2 it could use, and is granted 2,
-    not 10 (a share it could not use, that the cap's other workers could); once they end,
-    it asks for all 10 again."""
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    app = Conveyor(url, settings=Settings())
+async def _granted(app: Conveyor, slots: int) -> None:
+    """Wait (up to 5 s) until worker 'w' alone holds a grant of `slots`."""
+    deadline = time.monotonic() + 5
+    while True:
+        [usage] = await app.store.limits()
+        if usage.grants == (("w", slots),):
+            return
+        assert time.monotonic() < deadline, f"granted {usage.grants}, not {slots}"
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def _busy_worker(tmp_path: Path, concurrency: int, busy: int
+                       ) -> AsyncIterator[tuple[Conveyor, asyncio.Event]]:
+    """Worker 'w' of `concurrency` slots serving queue 'capped' (a cap of 20) and 'busy',
+    with `busy` of its slots running the busy queue's jobs until the event is set; its app.
+    Its task 'quick' runs on 'capped'."""
+    app = Conveyor(f"sqlite:///{tmp_path / 'jobs.db'}", settings=Settings())
     release = asyncio.Event()
     busy_running = 0
-    worker = app.worker(concurrency=10, queues=["capped", "busy"], poll_interval=0.05,
-                        grace=0, worker_id="w")
+    worker = app.worker(concurrency=concurrency, queues=["capped", "busy"],
+                        poll_interval=0.05, grace=0, worker_id="w")
 
     @app.task(queue="busy", name="long")
     async def long(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -243,28 +255,29 @@ async def test_a_worker_asks_a_cap_only_for_the_slots_another_queue_leaves_it(
     async def quick(ctx: JobContext, payload: dict[str, Any]) -> None:
         await asyncio.sleep(0.001)
 
-    async def granted(slots: int) -> None:
-        deadline = time.monotonic() + 5
-        while True:
-            [usage] = await app.store.limits()
-            if usage.grants == (("w", slots),):
-                return
-            assert time.monotonic() < deadline, f"granted {usage.grants}, not {slots}"
-            await asyncio.sleep(0.05)
-
     await app.store.set_limit(Limit("queue", "capped", concurrency=20))
-    app.enqueue_many([{"task": "long", "payload": {}}] * 8)
+    app.enqueue_many([{"task": "long", "payload": {}}] * busy)
     run = asyncio.create_task(worker.run(install_signals=False))
     try:
-        while busy_running < 8:
+        while busy_running < busy:
             await asyncio.sleep(0.01)
-        await granted(2)
-        app.enqueue_many([{"task": "quick", "payload": {}}] * 20)  # it runs them, 2 at once
-        release.set()
-        await granted(10)
+        yield app, release
     finally:
         release.set()
         await _stop_all([app], [worker], [run])
+
+
+async def test_a_worker_asks_a_cap_only_for_the_slots_another_queue_leaves_it(
+        tmp_path: Path) -> None:
+    """A worker of 10 slots serving a capped queue and a busy one: while 8 of its slots run
+    the busy queue's jobs, it asks the cap (20) for the 2 it could use, and is granted 2,
+    not 10 (a share it could not use, that the cap's other workers could); once they end,
+    it asks for all 10 again."""
+    async with _busy_worker(tmp_path, 10, 8) as (app, release):
+        await _granted(app, 2)
+        app.enqueue_many([{"task": "quick", "payload": {}}] * 20)  # it runs them, 2 at once
+        release.set()
+        await _granted(app, 10)
 
 
 async def test_a_worker_whose_every_slot_runs_another_queue_still_asks_a_cap_for_one(
@@ -272,32 +285,5 @@ async def test_a_worker_whose_every_slot_runs_another_queue_still_asks_a_cap_for
     """What runs depends on the grant: a worker asking a cap for 0 while another queue's
     jobs filled its slots was granted 0, and with that queue's backlog refilling each freed
     slot it claimed the capped queue no more until the backlog ran dry. It asks for 1."""
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    app = Conveyor(url, settings=Settings())
-    release = asyncio.Event()
-    busy_running = 0
-    worker = app.worker(concurrency=2, queues=["capped", "busy"], poll_interval=0.05,
-                        grace=0, worker_id="w")
-
-    @app.task(queue="busy", name="long")
-    async def long(ctx: JobContext, payload: dict[str, Any]) -> None:
-        nonlocal busy_running
-        busy_running += 1
-        await release.wait()
-
-    await app.store.set_limit(Limit("queue", "capped", concurrency=20))
-    app.enqueue_many([{"task": "long", "payload": {}}] * 2)
-    run = asyncio.create_task(worker.run(install_signals=False))
-    try:
-        while busy_running < 2:
-            await asyncio.sleep(0.01)
-        deadline = time.monotonic() + 5
-        while True:
-            await asyncio.sleep(0.3)
-            [usage] = await app.store.limits()
-            if usage.grants == (("w", 1),):
-                break
-            assert time.monotonic() < deadline, f"granted {usage.grants}, not 1"
-    finally:
-        release.set()
-        await _stop_all([app], [worker], [run])
+    async with _busy_worker(tmp_path, 2, 2) as (app, _):
+        await _granted(app, 1)
