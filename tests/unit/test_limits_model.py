@@ -106,3 +106,15 @@ def test_limited_names_say_whether_a_cap_concerns_a_worker() -> None:
     assert not names.caps(["other"], ["u"])  # a key limit is not granted either
     names.update([("queue", "x")])  # rows without the flag: taken as capped
     assert names.caps(["x"], [])
+
+
+def test_limited_names_read_before_a_forget_stay_stale() -> None:
+    names = LimitedNames()
+    began = names.forgotten
+    names.forget()  # a limit changed while the read was out
+    names.update([("queue", "ai")], began)
+    assert names.touches(["ai"]) and names.stale()  # kept, but read again at the next claim
+    names.update([("queue", "ai")], names.forgotten)
+    assert not names.stale()
+    names.update([])  # no read in flight to compare: fresh
+    assert not names.stale()

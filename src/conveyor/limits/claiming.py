@@ -91,22 +91,28 @@ class LimitedNames:
     paced: frozenset[tuple[str, str]] = frozenset()  # (kind, name) with a rate or slow-down
     capped: frozenset[tuple[str, str]] = frozenset()  # (kind, name) with a concurrency cap
     read_at: float = float("-inf")  # time.monotonic()
+    # forget()s so far: a read that began before the last one (its rows may predate the
+    # change that hinted it) keeps its names but leaves them stale, so the next claim reads
+    # again rather than claiming under the old names for another REFRESH
+    forgotten: int = 0
     deep_at: float = float("-inf")  # the last unbounded walk (walk, deep_walk)
     keyed_claims: KeyedClaims = field(default_factory=KeyedClaims)
 
     def stale(self, fresh: float = REFRESH) -> bool:
         return time.monotonic() - self.read_at >= fresh
 
-    def update(self, rows: Iterable[tuple[Any, ...]]) -> None:
+    def update(self, rows: Iterable[tuple[Any, ...]], began: int | None = None) -> None:
         """From rows of (kind, name), (kind, name, has a rate or slow-down) or (kind, name,
-        has a rate or slow-down, has a concurrency cap); a row without the last is capped."""
+        has a rate or slow-down, has a concurrency cap); a row without the last is capped.
+        `began`: `forgotten` when the read of these rows began (None: nothing came between)."""
         rows = list(rows)
         self.paced = frozenset((row[0], row[1]) for row in rows if len(row) > 2 and row[2])
         self.capped = frozenset((row[0], row[1]) for row in rows if len(row) < 4 or row[3])
         self.queues = frozenset(name for kind, name, *_ in rows if kind == "queue")
         self.tasks = frozenset(name for kind, name, *_ in rows if kind == "task")
         self.keys = frozenset(name for kind, name, *_ in rows if kind == "key")
-        self.read_at = time.monotonic()
+        if began is None or began == self.forgotten:
+            self.read_at = time.monotonic()
 
     @staticmethod
     def walk(room: int, keyed: bool) -> int:
@@ -124,8 +130,10 @@ class LimitedNames:
         return True
 
     def forget(self) -> None:
-        """This process changed a limit: read them again at the next claim."""
+        """A limit changed (here, or another process's hint): read them again at the next
+        claim, even if a read in flight now ends first."""
         self.read_at = float("-inf")
+        self.forgotten += 1
 
     def paces(self, queues: Sequence[str] | None) -> bool:
         """May a rate or a slow-down hold back a claim from `queues` (None: every queue)?"""

@@ -277,8 +277,9 @@ class Limits(LimitSettings, KeyLimits):
     async def _read_limited(self: Any, fresh: float) -> None:
         """Read the limited names again if this store's are `fresh` seconds old or more."""
         if self._limited.stale(fresh):
+            began = self._limited.forgotten  # a hint while the read is out: stale again
             try:
-                self._limited.update(await self._one(LIMITED_NAMES, {}))
+                self._limited.update(await self._one(LIMITED_NAMES, {}), began)
             except psycopg.errors.UndefinedTable:  # a schema before 0005: nothing is limited
                 self._limited.update([])
 

@@ -137,9 +137,10 @@ class Limits(KeyLimits):
     def _read_limited(self, fresh: float) -> None:
         """Read the limited names again if this store's are `fresh` seconds old or more."""
         if self._limited.stale(fresh):
+            began = self._limited.forgotten  # a hint while the read is out: stale again
             try:
                 with self.db.read() as conn:
-                    self._limited.update(conn.execute(LIMITED_NAMES).fetchall())
+                    self._limited.update(conn.execute(LIMITED_NAMES).fetchall(), began)
             except sqlite3.OperationalError:  # a schema before 0005: nothing is limited
                 self._limited.update([])
 
