@@ -102,7 +102,7 @@ async def test_a_claim_after_the_trip_is_timed_by_its_own_trip(lone: PostgresSto
     """A cursor's continuation that finds nothing is followed by a full claim, a trip of its
     own: that one is timed as it took, not by the first statement's server time."""
     async with lone.pools.connection() as conn:
-        trip = _Trip(lone, conn)
+        trip = _Trip(lone, conn, True)
         await trip.open()
         assert await trip.fetch("SELECT 1", {}) == [(1,)]  # the pipelined one: timed
         began = time.monotonic()

@@ -67,6 +67,13 @@ SELECT EXISTS (
 CAP_FULL_ANY = CAP_FULL.replace("lim.name = ANY(%(queues)s::text[])", "true")
 
 
+# The unlimited exchange's statements (BEGIN, the settles, COMMIT, the claim, CLAIM_TOOK: a
+# few fixed texts, each run every worker round) are prepared on a connection at their first
+# use there (`prepare=True`; not with prepare=off URLs, behind PgBouncer's pooling). By
+# default psycopg prepares a statement at its fifth use on a connection, and a drain's pool
+# grows to 6-7 connections per worker process, each sending its first four settles and claims
+# unprepared: parsed, analysed and planned every time (bench/results/2026-12-09-pgplan.md).
+
 # The plain claim's own time on the server, read in its transaction right after it: now() is
 # that transaction's start, the claim's (the settle's COMMIT ended the one before).
 CLAIM_TOOK = "SELECT extract(epoch FROM clock_timestamp() - now())::float8"
@@ -90,8 +97,9 @@ class _Trip:
     own. The first one is timed by the server (CLAIM_TOOK), the others as the cursor times
     them (their trip)."""
 
-    def __init__(self, store: Any, conn: psycopg.AsyncConnection[Any]) -> None:
-        self.store, self.conn = store, conn
+    def __init__(self, store: Any, conn: psycopg.AsyncConnection[Any],
+                 prepare: bool | None) -> None:
+        self.store, self.conn, self.prepare = store, conn, prepare
         self.pipeline: AbstractAsyncContextManager[Any] | None = None
         self.took: float | None = None
 
@@ -109,10 +117,11 @@ class _Trip:
 
     async def fetch(self, template: str, params: dict[str, Any]) -> Rows:
         cursor = await self.conn.execute(self.store.statement(template),
-                                         {"events": self.store._events, **params})
+                                         {"events": self.store._events, **params},
+                                         prepare=self.prepare)
         self.took = None  # a later statement (its own trip): timed by its trip
         if self.pipeline is not None:
-            timed = await self.conn.execute(CLAIM_TOOK)
+            timed = await self.conn.execute(CLAIM_TOOK, prepare=self.prepare)
             await self.end()  # the trip: BEGIN, the settle, COMMIT, the claim, its time
             row = await timed.fetchone()
             self.took = float(row[0]) if row else None
@@ -152,15 +161,16 @@ class Exchanging:
                                   "host": self._host}
         settled: list[psycopg.AsyncCursor[Any]] = []
         committed: psycopg.AsyncCursor[Any] | None = None
+        prepare = True if self.target.prepare else None  # the note above CLAIM_TOOK
         async with self.pools.connection() as conn:
-            trip = _Trip(self, conn)
+            trip = _Trip(self, conn, prepare)
             try:
                 await trip.open()
-                await conn.execute(BEGIN)
-                settled = [await conn.execute(*self._settle_statement(g, items, now))
-                           for g in groups]
+                await conn.execute(BEGIN, prepare=prepare)
+                settled = [await conn.execute(*self._settle_statement(g, items, now),
+                                              prepare=prepare) for g in groups]
                 await self._unpark_settled(conn, keyed)
-                committed = await conn.execute(COMMIT)
+                committed = await conn.execute(COMMIT, prepare=prepare)
                 rows = await self._claim_rows(trip.fetch, ask.queues, params, ask.offer,
                                               trip.timer)
                 await trip.end()

@@ -318,6 +318,9 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, CapGrants, Exchan
 
     async def promote_scheduled(self, now: float | None = None,
                                 limit: int = 1000) -> tuple[int, float | None]:
+        [(next_due, due)] = await self._one(q.NEXT_DUE, {"now": now})  # nothing due: done
+        if not due:
+            return 0, next_due
         async with self._session(atomic=True) as conn:
             promoted = await self._fetch(conn, q.PROMOTE_SCHEDULED, {"now": now, "limit": limit})
             if promoted:
