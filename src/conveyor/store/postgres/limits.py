@@ -63,6 +63,10 @@ _ANSWERS_TO = "(kind IN ('task', 'key') OR name = ANY(%(queues)s::text[]))"
 USAGE_FOR_QUEUES = _USAGE + " WHERE " + _ANSWERS_TO
 LOCK_LIMITS = ("SELECT kind, name FROM {schema}.conveyor_limits WHERE " + _ANSWERS_TO +
                " ORDER BY kind, name FOR UPDATE")
+# LOCK_LIMITS with the limited claim's settings (trip.LIMITED_CLAIM) in one statement, for a
+# claim in an implicit transaction (Limits._claim_room_in): the settings come first in the
+# select list, then the subquery takes the same locks in the same order.
+LOCK_LIMITS_SET = (LIMITED_CLAIM + ", (SELECT count(*) FROM (" + LOCK_LIMITS + ") AS locked)")
 # When a claim happens (claiming.claim_time), from `wall` (its clock, read once after the
 # lock: a volatile CTE is evaluated once) and `lim` (the limits it answers to): at the
 # earliest time within %(ahead)s s a full rate has room again, else at once; at once when a
@@ -366,6 +370,29 @@ class Limits(LimitSettings, KeyLimits):
             "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
         await self._log_starts(conn, budget, taken, now, wall)
         return Claimed(claimed)
+
+    def _rooms(self: Any, queues: Sequence[str] | None) -> bool:
+        """Does a claim from these queues answer to one queue's own caps only (CLAIM_ROOM)?"""
+        return bool(queues) and len(queues or ()) == 1 and \
+            not (self._limited.tasks or self._limited.keys)
+
+    async def _claim_room_in(self: Any, conn: psycopg.AsyncConnection[Any], queue: str,
+                             params: dict[str, Any], limit: int) -> Claimed:
+        """Queue one queue's capped claim (`_rooms`) in the caller's pipeline, in the
+        implicit transaction its sync ends (no BEGIN, no COMMIT: two statements, the lock
+        with the claim's settings, then CLAIM_ROOM). In pipeline mode the statements up to a
+        sync are one transaction, so CLAIM_ROOM still runs after the lock, with a snapshot
+        of its own (READ COMMITTED) that sees every claim committed before the lock was
+        granted; the settings are this transaction's (set_config's `true`). It was BEGIN,
+        LIMITED_CLAIM, LOCK_LIMITS, CLAIM_ROOM and COMMIT: each statement is an execute of
+        its own on the client (a cursor, its parameters, a send), ~4 more a capped exchange
+        than the unlimited one's (bench/results/2026-12-09-pgcap20.md)."""
+        holding = params.get("holding") or {}
+        await conn.execute(self.statement(LOCK_LIMITS_SET), {"queues": [queue]})
+        room = CLAIM_ROOM if self._limited.paces([queue]) else CLAIM_ROOM_AT_WALL
+        return Claimed(await conn.execute(self.statement(room), {
+            "events": self._events, **params, "queue": queue, "limit": limit,
+            "ahead": BOOK_AHEAD, "held": holding.get(queue)}), roomed=True)
 
     async def _send_candidates(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
                                names: list[str], limit: int, now: float
