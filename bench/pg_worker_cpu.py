@@ -53,7 +53,6 @@ def drain(jobs: int, cap: int, profile: int) -> dict[str, float]:
         setattr(PostgresStore, name, counted)
     app = Conveyor(settings=Settings.load(url=url, log_level="CRITICAL"), auto_migrate=True)
     admin = psycopg.connect(BASE, autocommit=True)
-    worker = app.worker(concurrency=10, worker_id="bench-cpu")
     ran = [0]
 
     @app.task(name="noop")
@@ -61,6 +60,9 @@ def drain(jobs: int, cap: int, profile: int) -> dict[str, float]:
         ran[0] += 1
         if ran[0] == jobs:
             worker.stop()
+
+    # after the task: a worker serves its app's tasks' queues ("default"), as `conveyor worker`
+    worker = app.worker(concurrency=10, worker_id="bench-cpu")
 
     try:
         app.migrate()

@@ -34,7 +34,7 @@ from .counters import NO_JIT
 from .grants import GRANT_USES, used
 from .keys import KeyLimits
 from .limit_settings import LimitSettings
-from .queries import _CLAIMED, _CLAIMED_COLUMNS, CLAIMED_AHEAD, feed, with_feed
+from .queries import _CLAIMED, _CLAIMED_COLUMNS, CLAIMED_AHEAD, compact, feed, with_feed
 from .trip import LIMITED_CLAIM, one_trip
 
 Rows = list[tuple[Any, ...]]
@@ -155,19 +155,22 @@ RETURNING """ + _BOOKED, _BOOKED_COLUMNS)
 # One queue limited by its own caps only (no task limits anywhere): its room, the claim and
 # the start log in one statement. It runs after LOCK_LIMITS in the same transaction, so its
 # snapshot sees every claim committed before the lock was granted. least() skips a cap that
-# is NULL; a limit removed meanwhile leaves the plain `limit`.
+# is NULL; a limit removed meanwhile leaves the plain `limit`. `used` is a subquery per clock
+# row: its time bounds the index walk (a join would not); it is the cap as this claimer counts
+# it (grants.used; 0024's index). `cap` is NULL when there is no cap (greatest() would skip a
+# NULL concurrency). The statement is sent compacted (queries.compact): see there.
 CLAIM_ROOM = """
 WITH """ + WALL + """,
 lim AS (
     SELECT kind, name, concurrency, rate, period, blocked_until FROM {schema}.conveyor_limits
     WHERE kind = 'queue' AND name = %(queue)s),
 """ + BOOKED_CLOCK + """,
-used(n) AS (  -- a subquery per clock row: its time bounds the index walk (a join would not)
+used(n) AS (
     SELECT (SELECT """ + used("clock.now", "job.queue = %(queue)s AND job.queue <> ''",
                               "%(held)s::bigint") + """
-            FROM lim)  -- the cap as this claimer counts it (grants.used); 0024's index
+            FROM lim)
     FROM clock),
-cap(room) AS (  -- NULL: no cap (greatest() would skip a NULL concurrency)
+cap(room) AS (
     SELECT (SELECT lim.concurrency - used.n FROM lim, used WHERE lim.concurrency IS NOT NULL)),
 room(n) AS (
     SELECT coalesce((
@@ -213,7 +216,8 @@ FROM cap LEFT JOIN changed ON true WHERE (SELECT count(*) FROM feed) >= 0"""
 # starts logged, at the clock's time.
 WALL_CLOCK = "\nclock(now, wall) AS (SELECT wall.now, wall.now FROM wall)"
 USAGE_AT_WALL = USAGE_AT_CLOCK.replace(BOOKED_CLOCK, WALL_CLOCK)
-CLAIM_ROOM_AT_WALL = CLAIM_ROOM.replace(BOOKED_CLOCK, WALL_CLOCK)
+CLAIM_ROOM_AT_WALL = compact(CLAIM_ROOM.replace(BOOKED_CLOCK, WALL_CLOCK))
+CLAIM_ROOM = compact(CLAIM_ROOM)
 
 # Log the starts (at the claim's time), and forget those that have left their limit's window
 # by its clock (`wall`: a claim booked before `now` may still count them).
