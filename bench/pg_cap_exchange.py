@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import secrets
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
+from psycopg import _queries as psycopg_queries
 
 from conveyor.job import ClaimedJob, NewJob, new_id
 from conveyor.limits.model import Limit
@@ -34,6 +37,26 @@ from conveyor.store.postgres.store import PostgresStore
 BASE = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PLANS = """SELECT generic_plans, custom_plans, left(regexp_replace(statement, '\\s+', ' ', 'g'), 60)
 FROM pg_prepared_statements ORDER BY 2 DESC, 1 DESC"""
+
+
+COUNTS = {"executes": 0, "parses": 0}  # psycopg's executes; its uncached placeholder parses
+
+
+def _counting() -> None:
+    plain_execute = psycopg.AsyncCursor.execute
+    plain_parse = psycopg_queries._query2pg_nocache
+
+    async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        COUNTS["executes"] += 1
+        return await plain_execute(self, *args, **kwargs)
+
+    def parse(*args: Any) -> Any:
+        COUNTS["parses"] += 1
+        return plain_parse(*args)
+
+    psycopg.AsyncCursor.execute = execute  # type: ignore[method-assign]
+    psycopg_queries._query2pg_nocache = parse
+    psycopg_queries._query2pg = functools.lru_cache(parse)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -65,6 +88,7 @@ async def drain(jobs: int, capped: bool, plans: bool) -> dict[str, object]:
             for worker in held:
                 await store.renew_grants(worker, ["q"], 10, [], 30.0)
         cpu0, own0 = backends(admin, schema), time.process_time()
+        executes0, parses0 = COUNTS["executes"], COUNTS["parses"]
         done = trips = 0
         while True:
             claimed = 0
@@ -87,7 +111,9 @@ async def drain(jobs: int, capped: bool, plans: bool) -> dict[str, object]:
             async with store.pools.connection() as conn:
                 found = [tuple(r) for r in await (await conn.execute(PLANS)).fetchall()]
         return {"jobs": done, "trips": trips, "server_us": spent / done * 1e6,
-                "client_us": own / done * 1e6, "plans": found}
+                "client_us": own / done * 1e6, "plans": found,
+                "executes_per_trip": (COUNTS["executes"] - executes0) / trips,
+                "parses_per_trip": (COUNTS["parses"] - parses0) / trips}
     finally:
         await store.close()
         admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -101,6 +127,7 @@ def main() -> None:
     parser.add_argument("--plans", action="store_true", help="print one connection's plans")
     parser.add_argument("--json", help="write every drain here")
     args = parser.parse_args()
+    _counting()
     results: list[dict[str, object]] = []
     for round_no in range(args.rounds):
         modes = [False, True] if round_no % 2 == 0 else [True, False]
@@ -110,7 +137,8 @@ def main() -> None:
             results.append({"round": round_no, "capped": capped, "load": load, **got})
             print(f"round {round_no} {'capped   ' if capped else 'unlimited'} "
                   f"server {got['server_us']:6.0f} us/job  client {got['client_us']:6.0f} us/job"
-                  f"  trips {got['trips']}  (load {load:.1f})", flush=True)
+                  f"  trips {got['trips']}  executes/trip {got['executes_per_trip']:.2f}"
+                  f"  parses/trip {got['parses_per_trip']:.2f}  (load {load:.1f})", flush=True)
             for row in got["plans"]:  # type: ignore[union-attr]
                 print("    ", row)
     for capped in (False, True):

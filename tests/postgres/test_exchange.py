@@ -67,6 +67,9 @@ async def test_a_capped_exchange_runs_as_few_statements_as_an_unlimited_one(
     assert (answer.applied, len(answer.jobs)) == ([True, True], 2)
     assert {await state_of(lone, job) for job in held} == {"completed"}
     await assert_clean(lone)
+    async with lone.pools.connection() as conn:  # the claim's settings were its own
+        for setting in ("synchronous_commit", "enable_bitmapscan"):
+            assert (await (await conn.execute(f"SHOW {setting}")).fetchone()) == ("on",)
     usage = {u.limit.name: u.running for u in await lone.limits()}
     assert usage == {"q": 2}  # the claim committed
 
