@@ -175,10 +175,10 @@ def child(args: argparse.Namespace) -> None:
                       **{f"{k}_per_job": (db1[k] - db0[k]) / done for k in db1 if k in db0}}))
 
 
-def unlimited_pg_child(workdir: str, jobs: int, processes: int) -> None:
-    """`child` for the benches that drain PostgreSQL unlimited at the harness's 10 slots
-    (self_counted_ab.py, pg_waits.py)."""
-    child(argparse.Namespace(workdir=workdir, store="postgres", limit=0, jobs=jobs,
+def unlimited_pg_child(workdir: str, jobs: int, processes: int, limit: int = 0) -> None:
+    """`child` for the benches that drain PostgreSQL at the harness's 10 slots, unlimited
+    unless `limit` (self_counted_ab.py, pg_waits.py)."""
+    child(argparse.Namespace(workdir=workdir, store="postgres", limit=limit, jobs=jobs,
                              processes=processes, concurrency=10, timeout=300.0))
 
 

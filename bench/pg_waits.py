@@ -143,7 +143,8 @@ def one(tree: Path, processes: int, args: argparse.Namespace, workdir: Path
     try:
         out = subprocess.run(
             [sys.executable, str(HERE), "--child", "--jobs", str(args.jobs),
-             "--processes", str(processes), "--workdir", str(workdir)],
+             "--processes", str(processes), "--limit", str(args.limit),
+             "--workdir", str(workdir)],
             env=env, check=True, stdout=subprocess.PIPE, text=True)
     finally:
         sampler.stop.set()
@@ -200,12 +201,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--interval", type=float, default=0.01)
+    parser.add_argument("--limit", type=int, default=0, help="the queue's cap (0: none)")
     parser.add_argument("--json", help="write every drain here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        limit_drain.unlimited_pg_child(args.workdir, args.jobs, int(args.processes))
+        limit_drain.unlimited_pg_child(args.workdir, args.jobs, int(args.processes),
+                                       args.limit)
         return
     if not args.trees:
         parser.error("--trees a,b[,...]")

@@ -18,7 +18,7 @@ from conveyor.store.base import ClaimAsk, Complete
 from conveyor.store.postgres.store import PostgresStore
 
 from .exchanges import assert_clean, lone_store, state_of
-from .test_trip import syncs
+from .test_trip import executes, syncs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -47,6 +47,33 @@ async def test_settle_and_the_limited_claim_are_one_trip(lone: PostgresStore) ->
     assert {await state_of(lone, job) for job in held} == {"completed"}
 
 
+async def test_a_capped_exchange_runs_as_few_statements_as_an_unlimited_one(
+        lone: PostgresStore) -> None:
+    """One queue under its own cap: BEGIN, the settle, COMMIT, the lock with the claim's
+    settings, the claim (in the implicit transaction the pipeline's sync ends), as the
+    unlimited exchange's BEGIN, settle, COMMIT, claim and its timing. It was 8: BEGIN and
+    COMMIT around the claim and its settings in a statement of their own (each statement
+    an execute of the worker's CPU: bench/results/2026-12-09-pgcap20.md)."""
+    held = (await lone.settle_and_claim([], ASK)).jobs
+    async with lone.pools.connection() as conn:
+        pass
+    answers = []
+
+    async def exchange() -> None:
+        answers.append(await lone.settle_and_claim([Complete(j.lease) for j in held], ASK))
+
+    assert await executes(conn, exchange) == 5
+    [answer] = answers
+    assert (answer.applied, len(answer.jobs)) == ([True, True], 2)
+    assert {await state_of(lone, job) for job in held} == {"completed"}
+    await assert_clean(lone)
+    async with lone.pools.connection() as conn:  # the claim's settings were its own
+        for setting in ("synchronous_commit", "enable_bitmapscan"):
+            assert (await (await conn.execute(f"SHOW {setting}")).fetchone()) == ("on",)
+    usage = {u.limit.name: u.running for u in await lone.limits()}
+    assert usage == {"q": 2}  # the claim committed
+
+
 async def test_a_claim_failing_after_the_settle_keeps_the_outcomes(
         lone: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
     held = (await lone.settle_and_claim([], ASK)).jobs
@@ -55,6 +82,7 @@ async def test_a_claim_failing_after_the_settle_keeps_the_outcomes(
         await conn.execute("SELECT 1 / 0")
 
     monkeypatch.setattr(lone, "_claim_in", failing)
+    monkeypatch.setattr(lone, "_claim_room_in", failing)  # one queue's caps: this path
     answer = await lone.settle_and_claim([Complete(held[0].lease)], ASK)
     assert answer.applied == [True] and answer.jobs == []
     assert isinstance(answer.claim_failed, psycopg.errors.DivisionByZero)

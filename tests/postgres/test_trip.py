@@ -62,6 +62,23 @@ async def syncs(conn: psycopg.AsyncConnection[tuple[object, ...]],
                if (sent, answer) == ("F", "B"))
 
 
+async def executes(conn: psycopg.AsyncConnection[tuple[object, ...]],
+                   work: Callable[[], Awaitable[object]]) -> int:
+    """How many statements `work` ran: in libpq's trace, the Execute messages the client
+    sent (one a statement, prepared or not)."""
+    descriptor, path = tempfile.mkstemp()
+    conn.pgconn.trace(descriptor)
+    try:
+        await work()
+    finally:
+        conn.pgconn.untrace()
+        os.close(descriptor)
+    with open(path) as trace:
+        parts = [line.split("\t") for line in trace]
+    os.unlink(path)
+    return sum(1 for part in parts if len(part) > 3 and part[1] == "F" and part[3] == "Execute")
+
+
 async def test_a_transaction_with_a_result_read_after_it_is_one_trip(
         conn: psycopg.AsyncConnection[tuple[object, ...]], schema: str) -> None:
     async def work() -> None:

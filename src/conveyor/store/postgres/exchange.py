@@ -8,6 +8,8 @@ came back): ~4.4 ms per slot-hold for a no-op job, a capped drain at ~60 % of th
 rate (bench/results/2026-12-06-limit20.md). Here, when the claim answers to a limit, the
 settle's transaction and the limited claim's go out in ONE pipeline (trip.py): BEGIN, the
 settle's fenced UPDATEs, COMMIT; BEGIN, the limit lock, the claim, CAP_FULL, COMMIT; one sync.
+One queue under its own caps (the common case) claims in the implicit transaction the sync
+ends instead: the lock with the claim's settings, then CLAIM_ROOM (limits._claim_room_in).
 The server runs the claim right after the settle's commit, so the slots it freed are taken
 again without a round trip between. Two transactions, not one: the settle stays durable and
 the claim keeps its own commit without a WAL flush (trip.LIMITED_CLAIM), so the limit rows'
@@ -235,13 +237,17 @@ class Exchanging:
                                    for g in groups]
                         await self._unpark_settled(conn, keyed)
                         committed = await conn.execute(COMMIT)
-                    await conn.execute(BEGIN)
-                    claimed = await self._claim_in(conn, ask.queues, params, ask.limit)
-                    if claimed is None or not claimed.roomed:  # CLAIM_ROOM's rows: its room
-                        full = await conn.execute(
-                            self.statement(CAP_FULL if ask.queues else CAP_FULL_ANY),
-                            {"queues": list(ask.queues or ()), "now": now})
-                    await conn.execute(COMMIT)
+                    if ask.queues and self._rooms(ask.queues):  # implicit: the sync ends it
+                        claimed = await self._claim_room_in(conn, ask.queues[0], params,
+                                                            ask.limit)
+                    else:
+                        await conn.execute(BEGIN)
+                        claimed = await self._claim_in(conn, ask.queues, params, ask.limit)
+                        if not claimed.roomed:  # CLAIM_ROOM's rows: its room
+                            full = await conn.execute(
+                                self.statement(CAP_FULL if ask.queues else CAP_FULL_ANY),
+                                {"queues": list(ask.queues or ()), "now": now})
+                        await conn.execute(COMMIT)
             except Exception as exc:
                 await _roll_back(conn)
                 if groups and not _done(committed):

@@ -34,7 +34,7 @@ from .counters import NO_JIT
 from .grants import GRANT_USES, used
 from .keys import KeyLimits
 from .limit_settings import LimitSettings
-from .queries import _CLAIMED, _CLAIMED_COLUMNS, CLAIMED_AHEAD, feed, with_feed
+from .queries import _CLAIMED, _CLAIMED_COLUMNS, CLAIMED_AHEAD, compact, feed, with_feed
 from .trip import LIMITED_CLAIM, one_trip
 
 Rows = list[tuple[Any, ...]]
@@ -63,6 +63,10 @@ _ANSWERS_TO = "(kind IN ('task', 'key') OR name = ANY(%(queues)s::text[]))"
 USAGE_FOR_QUEUES = _USAGE + " WHERE " + _ANSWERS_TO
 LOCK_LIMITS = ("SELECT kind, name FROM {schema}.conveyor_limits WHERE " + _ANSWERS_TO +
                " ORDER BY kind, name FOR UPDATE")
+# LOCK_LIMITS with the limited claim's settings (trip.LIMITED_CLAIM) in one statement, for a
+# claim in an implicit transaction (Limits._claim_room_in): the settings come first in the
+# select list, then the subquery takes the same locks in the same order.
+LOCK_LIMITS_SET = (LIMITED_CLAIM + ", (SELECT count(*) FROM (" + LOCK_LIMITS + ") AS locked)")
 # When a claim happens (claiming.claim_time), from `wall` (its clock, read once after the
 # lock: a volatile CTE is evaluated once) and `lim` (the limits it answers to): at the
 # earliest time within %(ahead)s s a full rate has room again, else at once; at once when a
@@ -151,19 +155,22 @@ RETURNING """ + _BOOKED, _BOOKED_COLUMNS)
 # One queue limited by its own caps only (no task limits anywhere): its room, the claim and
 # the start log in one statement. It runs after LOCK_LIMITS in the same transaction, so its
 # snapshot sees every claim committed before the lock was granted. least() skips a cap that
-# is NULL; a limit removed meanwhile leaves the plain `limit`.
+# is NULL; a limit removed meanwhile leaves the plain `limit`. `used` is a subquery per clock
+# row: its time bounds the index walk (a join would not); it is the cap as this claimer counts
+# it (grants.used; 0024's index). `cap` is NULL when there is no cap (greatest() would skip a
+# NULL concurrency). The statement is sent compacted (queries.compact): see there.
 CLAIM_ROOM = """
 WITH """ + WALL + """,
 lim AS (
     SELECT kind, name, concurrency, rate, period, blocked_until FROM {schema}.conveyor_limits
     WHERE kind = 'queue' AND name = %(queue)s),
 """ + BOOKED_CLOCK + """,
-used(n) AS (  -- a subquery per clock row: its time bounds the index walk (a join would not)
+used(n) AS (
     SELECT (SELECT """ + used("clock.now", "job.queue = %(queue)s AND job.queue <> ''",
                               "%(held)s::bigint") + """
-            FROM lim)  -- the cap as this claimer counts it (grants.used); 0024's index
+            FROM lim)
     FROM clock),
-cap(room) AS (  -- NULL: no cap (greatest() would skip a NULL concurrency)
+cap(room) AS (
     SELECT (SELECT lim.concurrency - used.n FROM lim, used WHERE lim.concurrency IS NOT NULL)),
 room(n) AS (
     SELECT coalesce((
@@ -209,7 +216,8 @@ FROM cap LEFT JOIN changed ON true WHERE (SELECT count(*) FROM feed) >= 0"""
 # starts logged, at the clock's time.
 WALL_CLOCK = "\nclock(now, wall) AS (SELECT wall.now, wall.now FROM wall)"
 USAGE_AT_WALL = USAGE_AT_CLOCK.replace(BOOKED_CLOCK, WALL_CLOCK)
-CLAIM_ROOM_AT_WALL = CLAIM_ROOM.replace(BOOKED_CLOCK, WALL_CLOCK)
+CLAIM_ROOM_AT_WALL = compact(CLAIM_ROOM.replace(BOOKED_CLOCK, WALL_CLOCK))
+CLAIM_ROOM = compact(CLAIM_ROOM)
 
 # Log the starts (at the claim's time), and forget those that have left their limit's window
 # by its clock (`wall`: a claim booked before `now` may still count them).
@@ -367,6 +375,29 @@ class Limits(LimitSettings, KeyLimits):
             "events": self._events, **params, "now": now, "ids": [t[0] for t in taken]})
         await self._log_starts(conn, budget, taken, now, wall)
         return Claimed(claimed)
+
+    def _rooms(self: Any, queues: Sequence[str] | None) -> bool:
+        """Does a claim from these queues answer to one queue's own caps only (CLAIM_ROOM)?"""
+        return bool(queues) and len(queues or ()) == 1 and \
+            not (self._limited.tasks or self._limited.keys)
+
+    async def _claim_room_in(self: Any, conn: psycopg.AsyncConnection[Any], queue: str,
+                             params: dict[str, Any], limit: int) -> Claimed:
+        """Queue one queue's capped claim (`_rooms`) in the caller's pipeline, in the
+        implicit transaction its sync ends (no BEGIN, no COMMIT: two statements, the lock
+        with the claim's settings, then CLAIM_ROOM). In pipeline mode the statements up to a
+        sync are one transaction, so CLAIM_ROOM still runs after the lock, with a snapshot
+        of its own (READ COMMITTED) that sees every claim committed before the lock was
+        granted; the settings are this transaction's (set_config's `true`). It was BEGIN,
+        LIMITED_CLAIM, LOCK_LIMITS, CLAIM_ROOM and COMMIT: each statement is an execute of
+        its own on the client (a cursor, its parameters, a send), ~4 more a capped exchange
+        than the unlimited one's (bench/results/2026-12-09-pgcap20.md)."""
+        holding = params.get("holding") or {}
+        await conn.execute(self.statement(LOCK_LIMITS_SET), {"queues": [queue]})
+        room = CLAIM_ROOM if self._limited.paces([queue]) else CLAIM_ROOM_AT_WALL
+        return Claimed(await conn.execute(self.statement(room), {
+            "events": self._events, **params, "queue": queue, "limit": limit,
+            "ahead": BOOK_AHEAD, "held": holding.get(queue)}), roomed=True)
 
     async def _send_candidates(self: Any, conn: psycopg.AsyncConnection[Any], budget: Budget,
                                names: list[str], limit: int, now: float
