@@ -2,8 +2,9 @@
 
 A head may only move past jobs that are not queued in any snapshot a reader can take: a job
 queued by a transaction still open while a fold moves the heads carries its own start in its
-count delta, which the fold cannot see and so leaves for the readers. And a schema upgraded
-with jobs already queued starts with heads that cover them."""
+count delta, which the fold cannot see and so leaves for the readers. A schema upgraded with jobs
+already queued starts with heads that cover them, and a fold of the release before (its
+workers not restarted yet) does not lose the starts it takes."""
 
 from __future__ import annotations
 
@@ -77,3 +78,34 @@ async def test_an_upgraded_schema_starts_with_heads_for_the_jobs_it_holds(url: s
         assert await oldest(store, T0 + 100) is None
     finally:
         await store.close()
+
+
+# the FOLD of the release before migration 0036, as its workers still send it after
+# `conveyor migrate` until they restart: it takes the deltas, starts and all
+OLD_FOLD = """
+WITH moved AS (DELETE FROM {schema}.conveyor_count_deltas
+               RETURNING queue, task, tenant, state, n),
+each_tenant AS (
+    INSERT INTO {schema}.conveyor_tenant_counts AS total (tenant, queue, task, state, n)
+    SELECT tenant, queue, task, state, sum(n) FROM moved GROUP BY 1, 2, 3, 4
+    ON CONFLICT (tenant, queue, task, state) DO UPDATE SET n = total.n + excluded.n)
+INSERT INTO {schema}.conveyor_counts AS total (queue, task, state, n)
+SELECT queue, task, state, sum(n) FROM moved GROUP BY 1, 2, 3
+ON CONFLICT (queue, task, state) DO UPDATE SET n = total.n + excluded.n"""
+
+
+async def test_a_fold_of_the_release_before_keeps_the_starts(store: PostgresStore) -> None:
+    """Workers of the previous release fold too until they restart: the deltas they take
+    still lower the heads (the trigger on the deltas), so no job is lost to the lookup."""
+    await store.enqueue_many([job() for _ in range(4)], now=T0 + 100)
+    await store.claim(None, "w1", 2, 30.0, now=T0 + 100)
+    await store.fold_counts()  # the head moves past the 2 claimed
+    await store.enqueue_many([job(run_at=T0 + 30)], now=T0 + 120)  # before it
+    await store.enqueue_many([job(run_at=T0 + 40, priority=3)], now=T0 + 120)
+    with psycopg.connect(BASE_URL, autocommit=True) as conn:
+        conn.execute(store.statement(OLD_FOLD))
+    assert await oldest(store, T0 + 200) == pytest.approx(170)
+    await store.fold_counts()
+    assert await oldest(store, T0 + 200) == pytest.approx(170)
+    await store.claim(None, "w1", 1, 30.0, now=T0 + 200)  # the priority 3 one
+    assert await oldest(store, T0 + 200) == pytest.approx(170)

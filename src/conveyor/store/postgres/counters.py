@@ -126,8 +126,12 @@ DROP_TENANT_ZEROS = "DELETE FROM {schema}.conveyor_tenant_counts WHERE n = 0"
 # letting the second run. The schema is letters, digits and _ (connection.py): safe inside
 # the literal. The first key differs from the history fold's (history_fold.FOLD_LOCK_KEY).
 FOLD_LOCK_KEY = 0x636F756E  # "coun"
+# The same statement tells migration 0036's trigger on the deltas (conveyor_queue_heads_kept)
+# that this fold moves the queues' heads itself (FOLD): set_config(..., true), this
+# transaction only; a fold of a release before 0036 leaves it to the trigger.
 FOLD_LOCK = (f"SELECT pg_try_advisory_xact_lock({FOLD_LOCK_KEY}, "
-             "CAST(CAST('{schema}.conveyor_count_deltas' AS regclass) AS oid)::int4)")
+             "CAST(CAST('{schema}.conveyor_count_deltas' AS regclass) AS oid)::int4), "
+             "set_config('conveyor.fold', 'heads', true)")
 
 # jobs finished per minute, from the minute that holds `window` seconds before now on (the
 # database's clock: counting.first_minute), buckets and unfolded deltas

@@ -100,6 +100,26 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- A fold of a release before this one (a worker not restarted yet after `conveyor migrate`)
+-- deletes the deltas without moving their starts into the heads: this trigger does, so no
+-- start is lost whichever release folds. This release's FOLD moves them itself, in the same
+-- statement as it moves the heads on, and says so first (counters.FOLD_LOCK).
+CREATE FUNCTION {schema}.conveyor_queue_heads_kept() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF current_setting('conveyor.fold', true) = 'heads' THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO {schema}.conveyor_queue_heads AS head (queue, priority, run_at)
+    SELECT queue, priority, min(run_at) FROM folded WHERE priority IS NOT NULL
+    GROUP BY queue, priority ORDER BY queue, priority
+    ON CONFLICT (queue, priority) DO UPDATE SET run_at = least(head.run_at, excluded.run_at);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER conveyor_queue_heads_kept AFTER DELETE ON {schema}.conveyor_count_deltas
+    REFERENCING OLD TABLE AS folded FOR EACH STATEMENT
+    EXECUTE FUNCTION {schema}.conveyor_queue_heads_kept();
+
 -- The heads of the jobs queued now. SHARE: the writers in flight (their deltas carry no
 -- start: the functions above were not theirs) finish first, and none begins until this
 -- commits; so every queued job is either counted here or writes its start.
