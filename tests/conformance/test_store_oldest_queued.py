@@ -4,7 +4,7 @@ settles of every kind (retry, snooze, release), rescues, promotions, cancels, re
 discards and prunes, with the counts folded at any point in between, each queue's
 oldest_queued_age is that of its queued job with the least run_at, read back one by one; for
 all tenants and for each. (PostgreSQL starts its lookup at each queue's kept heads,
-migration 0036: a head left past a queued job would show a younger age or none.)"""
+migration 0035: a head left past a queued job would show a younger age or none.)"""
 
 from __future__ import annotations
 

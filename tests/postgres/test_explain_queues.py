@@ -3,7 +3,7 @@ each queue's range of the claim index then holds the entries of jobs claimed sin
 vacuum, and a lookup from the front of the range walks them, a heap visit each. These tests
 hold such entries in place (a snapshot older than the claims keeps them from being dead to
 everyone, as a drain's own transactions, or any long transaction, do) and read the plan of
-the lookup the store sends after a fold has moved the queues' kept heads (migration 0036):
+the lookup the store sends after a fold has moved the queues' kept heads (migration 0035):
 one descent per queue and priority, past the claimed entries, none walked; and the whole read
 in one round trip. And the page's limits read, with JIT off."""
 

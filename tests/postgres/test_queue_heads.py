@@ -1,4 +1,4 @@
-"""The queues' kept heads (migration 0036, issue 16): where the oldest-queued lookup starts.
+"""The queues' kept heads (migration 0035, issue 16): where the oldest-queued lookup starts.
 
 A head may only move past jobs that are not queued in any snapshot a reader can take: a job
 queued by a transaction still open while a fold moves the heads carries its own start in its
@@ -60,7 +60,7 @@ async def test_a_job_queued_by_a_transaction_open_across_a_fold_stays_the_oldest
 async def test_an_upgraded_schema_starts_with_heads_for_the_jobs_it_holds(url: str) -> None:
     store = PostgresStore(url)
     every = list(store._migrations)
-    store._migrations = [m for m in every if m.version < 36]
+    store._migrations = [m for m in every if m.version < 35]
     await store.open()
     try:
         await store.migrate()
@@ -80,7 +80,7 @@ async def test_an_upgraded_schema_starts_with_heads_for_the_jobs_it_holds(url: s
         await store.close()
 
 
-# the FOLD of the release before migration 0036, as its workers still send it after
+# the FOLD of the release before migration 0035, as its workers still send it after
 # `conveyor migrate` until they restart: it takes the deltas, starts and all
 OLD_FOLD = """
 WITH moved AS (DELETE FROM {schema}.conveyor_count_deltas

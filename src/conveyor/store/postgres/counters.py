@@ -75,7 +75,7 @@ GROUP BY 1, 2, 3, 4"""
 # Move every delta into both totals: rows a concurrent fold already took are skipped (DELETE
 # waits for it and finds them gone), so each delta is added exactly once, to each.
 # In the same statement (one snapshot: the deltas it takes are those of the jobs it sees), the
-# queues' heads (migration 0036): for each queue with a 'queued' delta among them, each
+# queues' heads (migration 0035): for each queue with a 'queued' delta among them, each
 # priority's start (its head, or a delta's start if earlier) moves to the first queued job at
 # or after it, or goes when none is left. A queued job the snapshot does not see has its
 # delta left for readers and the next fold. The probes walk only the claim-index entries of
@@ -126,9 +126,9 @@ DROP_TENANT_ZEROS = "DELETE FROM {schema}.conveyor_tenant_counts WHERE n = 0"
 # letting the second run. The schema is letters, digits and _ (connection.py): safe inside
 # the literal. The first key differs from the history fold's (history_fold.FOLD_LOCK_KEY).
 FOLD_LOCK_KEY = 0x636F756E  # "coun"
-# The same statement tells migration 0036's trigger on the deltas (conveyor_queue_heads_kept)
+# The same statement tells migration 0035's trigger on the deltas (conveyor_queue_heads_kept)
 # that this fold moves the queues' heads itself (FOLD): set_config(..., true), this
-# transaction only; a fold of a release before 0036 leaves it to the trigger.
+# transaction only; a fold of a release before 0035 leaves it to the trigger.
 FOLD_LOCK = (f"SELECT pg_try_advisory_xact_lock({FOLD_LOCK_KEY}, "
              "CAST(CAST('{schema}.conveyor_count_deltas' AS regclass) AS oid)::int4), "
              "set_config('conveyor.fold', 'heads', true)")
@@ -202,7 +202,7 @@ DELETE FROM {schema}.conveyor_tenant_finished WHERE minute < floor({now} / 60) -
 # The oldest queued job of each queue the kept counts say holds queued jobs (totals plus
 # unfolded deltas, as KEPT_ALL and KEPT_TENANT net them): the least over its priorities of
 # each one's first run_at, each found by one descent of the claim index from where that
-# priority's queued jobs begin: the least of its head (conveyor_queue_heads, migration 0036)
+# priority's queued jobs begin: the least of its head (conveyor_queue_heads, migration 0035)
 # and the starts of the deltas not folded yet (in this snapshot, every queued job runs at or
 # after one of them). Not from the front of the queue's index range: while workers drain,
 # that front holds the entries of every job claimed since the last VACUUM of conveyor_jobs,

@@ -1,4 +1,4 @@
--- Conveyor schema, version 36 (PostgreSQL): where each queue's queued jobs begin, kept so that
+-- Conveyor schema, version 35 (PostgreSQL): where each queue's queued jobs begin, kept so that
 -- the queues page's oldest-queued lookup (counters.OLDEST_QUEUED_ALL, _TENANT) starts its
 -- index probes there instead of at the front of the queue's claim-index range (issue 16).
 -- While workers drain, that front holds the entries of every job claimed since the last
