@@ -74,13 +74,40 @@ GROUP BY 1, 2, 3, 4"""
 
 # Move every delta into both totals: rows a concurrent fold already took are skipped (DELETE
 # waits for it and finds them gone), so each delta is added exactly once, to each.
+# In the same statement (one snapshot: the deltas it takes are those of the jobs it sees), the
+# queues' heads (migration 0035): for each queue with a 'queued' delta among them, each
+# priority's start (its head, or a delta's start if earlier) moves to the first queued job at
+# or after it, or goes when none is left. A queued job the snapshot does not see has its
+# delta left for readers and the next fold. The probes walk only the claim-index entries of
+# the jobs claimed since the last fold (a second or so), once per store, not per read.
 FOLD = """
 WITH moved AS (DELETE FROM {schema}.conveyor_count_deltas
-               RETURNING queue, task, tenant, state, n),
+               RETURNING queue, task, tenant, state, n, priority, run_at),
 each_tenant AS (
     INSERT INTO {schema}.conveyor_tenant_counts AS total (tenant, queue, task, state, n)
     SELECT tenant, queue, task, state, sum(n) FROM moved GROUP BY 1, 2, 3, 4
-    ON CONFLICT (tenant, queue, task, state) DO UPDATE SET n = total.n + excluded.n)
+    ON CONFLICT (tenant, queue, task, state) DO UPDATE SET n = total.n + excluded.n),
+started AS (
+    SELECT start.queue, start.priority, (
+        SELECT job.run_at FROM {schema}.conveyor_jobs AS job
+        WHERE job.queue = start.queue AND job.state = 'queued'
+          AND job.priority = start.priority AND job.run_at >= start.run_at
+        ORDER BY job.run_at LIMIT 1) AS first
+    FROM (SELECT queue, priority, min(run_at) AS run_at FROM (
+              SELECT queue, priority, run_at FROM moved WHERE priority IS NOT NULL
+              UNION ALL
+              SELECT head.queue, head.priority, head.run_at
+              FROM {schema}.conveyor_queue_heads AS head
+              WHERE head.queue IN (SELECT queue FROM moved WHERE state = 'queued')) AS starts
+          GROUP BY queue, priority) AS start),
+heads_gone AS (
+    DELETE FROM {schema}.conveyor_queue_heads AS head USING started
+    WHERE head.queue = started.queue AND head.priority = started.priority
+      AND started.first IS NULL),
+heads_moved AS (
+    INSERT INTO {schema}.conveyor_queue_heads AS head (queue, priority, run_at)
+    SELECT queue, priority, first FROM started WHERE first IS NOT NULL
+    ON CONFLICT (queue, priority) DO UPDATE SET run_at = excluded.run_at)
 INSERT INTO {schema}.conveyor_counts AS total (queue, task, state, n)
 SELECT queue, task, state, sum(n) FROM moved GROUP BY 1, 2, 3
 ON CONFLICT (queue, task, state) DO UPDATE SET n = total.n + excluded.n"""
@@ -99,8 +126,12 @@ DROP_TENANT_ZEROS = "DELETE FROM {schema}.conveyor_tenant_counts WHERE n = 0"
 # letting the second run. The schema is letters, digits and _ (connection.py): safe inside
 # the literal. The first key differs from the history fold's (history_fold.FOLD_LOCK_KEY).
 FOLD_LOCK_KEY = 0x636F756E  # "coun"
+# The same statement tells migration 0035's trigger on the deltas (conveyor_queue_heads_kept)
+# that this fold moves the queues' heads itself (FOLD): set_config(..., true), this
+# transaction only; a fold of a release before 0035 leaves it to the trigger.
 FOLD_LOCK = (f"SELECT pg_try_advisory_xact_lock({FOLD_LOCK_KEY}, "
-             "CAST(CAST('{schema}.conveyor_count_deltas' AS regclass) AS oid)::int4)")
+             "CAST(CAST('{schema}.conveyor_count_deltas' AS regclass) AS oid)::int4), "
+             "set_config('conveyor.fold', 'heads', true)")
 
 # jobs finished per minute, from the minute that holds `window` seconds before now on (the
 # database's clock: counting.first_minute), buckets and unfolded deltas
@@ -161,53 +192,58 @@ VACUUM_EVERY = 2.0
 VACUUM_DELTAS = ("VACUUM (SKIP_LOCKED) {schema}.conveyor_count_deltas, "
                  "{schema}.conveyor_finished_deltas")
 VACUUM_TOTALS_EVERY = 30.0
-VACUUM_TOTALS = "VACUUM (SKIP_LOCKED) {schema}.conveyor_counts, {schema}.conveyor_finished"
+VACUUM_TOTALS = ("VACUUM (SKIP_LOCKED) {schema}.conveyor_counts, {schema}.conveyor_finished, "
+                 "{schema}.conveyor_queue_heads")
 DROP_FINISHED = """
 DELETE FROM {schema}.conveyor_finished WHERE minute < floor({now} / 60) - %(keep)s"""
 DROP_TENANT_FINISHED = """
 DELETE FROM {schema}.conveyor_tenant_finished WHERE minute < floor({now} / 60) - %(keep)s"""
 
-# The queues the kept counts say hold queued jobs (totals plus unfolded deltas, as KEPT_ALL
-# and KEPT_TENANT net them): the ones OLDEST_QUEUED_ALL and _TENANT look into.
-_QUEUED_ALL = """
-    SELECT queue FROM (
-        SELECT queue, n FROM {schema}.conveyor_counts WHERE state = 'queued'
-        UNION ALL
-        SELECT queue, n FROM {schema}.conveyor_count_deltas WHERE state = 'queued') AS kept
-    GROUP BY queue HAVING sum(n) > 0"""
-_QUEUED_TENANT = """
-    SELECT queue FROM (
-        SELECT queue, n FROM {schema}.conveyor_tenant_counts
-        WHERE tenant = %(tenant)s AND state = 'queued'
-        UNION ALL
-        SELECT queue, n FROM {schema}.conveyor_count_deltas
-        WHERE tenant = %(tenant)s AND state = 'queued') AS kept
-    GROUP BY queue HAVING sum(n) > 0"""
-# The oldest queued job of each of those queues: the minimum over the priorities of each one's
-# first run_at, found by skipping from priority to priority through the claim index, each step
-# taking the next priority's first (priority, run_at) entry: one probe per priority a queue
-# holds, whatever its backlog. One probe, not two: while workers drain, the head of a queue's
-# index range holds the entries of jobs claimed since the last vacuum (dead or not yet dead to
-# every snapshot), and a probe walks them, a heap visit each (2M jobs, 2 workers draining: 4,580
-# visits per read over 20 queues); the earlier read found each priority, then probed it again
-# for its first run_at, walking them twice. Every queue in one statement, sent in the same
-# trip as the counts it starts from (issue 16, bench/results/2026-12-08-q16.md).
+# The oldest queued job of each queue the kept counts say holds queued jobs (totals plus
+# unfolded deltas, as KEPT_ALL and KEPT_TENANT net them): the least over its priorities of
+# each one's first run_at, each found by one descent of the claim index from where that
+# priority's queued jobs begin: the least of its head (conveyor_queue_heads, migration 0035)
+# and the starts of the deltas not folded yet (in this snapshot, every queued job runs at or
+# after one of them). Not from the front of the queue's index range: while workers drain,
+# that front holds the entries of every job claimed since the last VACUUM of conveyor_jobs,
+# and a probe from it walks them all, a heap visit for each not yet dead to every snapshot
+# (2M jobs, 2 workers draining: 30,000-60,000 heap visits and 0.1-1.5 s per read, loaded;
+# bench/results/2026-12-08-q16.md, 2026-12-09-pgq.md). Every queue in one statement, sent
+# in the same trip as the counts (issue 16); the deltas (no index, read whole) scanned once.
+# A tenant's: its own counts and deltas, the heads of all (a lower bound for its jobs too).
 _OLDEST_OF = """
-SELECT named.queue, (
-    WITH RECURSIVE level(priority, run_at) AS (
-        (SELECT priority, run_at FROM {schema}.conveyor_jobs
-         WHERE queue = named.queue AND state = 'queued' AND """ + _TENANT + """
-         ORDER BY priority DESC, run_at LIMIT 1)
+WITH delta AS MATERIALIZED (
+    SELECT queue, n, priority, run_at FROM {schema}.conveyor_count_deltas
+    WHERE state = 'queued' AND {tenant}),
+named(queue) AS (
+    SELECT queue FROM (
+        SELECT queue, n FROM {totals} WHERE {queued} AND {tenant}
         UNION ALL
-        SELECT next.priority, next.run_at FROM level CROSS JOIN LATERAL (
-            SELECT priority, run_at FROM {schema}.conveyor_jobs
-            WHERE queue = named.queue AND state = 'queued' AND priority < level.priority
-              AND """ + _TENANT + """
-            ORDER BY priority DESC, run_at LIMIT 1) AS next)
-    SELECT min(run_at) FROM level)
-FROM ("""
-OLDEST_QUEUED_ALL = _OLDEST_OF + _QUEUED_ALL + ") AS named(queue)"
-OLDEST_QUEUED_TENANT = _OLDEST_OF + _QUEUED_TENANT + ") AS named(queue)"
+        SELECT queue, n FROM delta) AS kept
+    GROUP BY queue HAVING sum(n) > 0),
+start AS (
+    SELECT queue, priority, min(run_at) AS run_at FROM (
+        SELECT queue, priority, run_at FROM {schema}.conveyor_queue_heads
+        UNION ALL
+        SELECT queue, priority, run_at FROM delta WHERE priority IS NOT NULL) AS starts
+    GROUP BY queue, priority)
+SELECT named.queue, min(first.run_at)
+FROM named LEFT JOIN start ON start.queue = named.queue
+LEFT JOIN LATERAL (
+    SELECT job.run_at FROM {schema}.conveyor_jobs AS job
+    WHERE job.queue = start.queue AND job.state = 'queued' AND job.priority = start.priority
+      AND job.run_at >= start.run_at AND """ + _TENANT + """
+    ORDER BY job.run_at LIMIT 1) AS first ON true
+GROUP BY named.queue"""
+# All tenants' totals are read whole (`state || ''`: not by their primary key, which cannot
+# seek on state and visits the heap for each entry: with a long transaction holding the
+# rows every fold rewrites, 11,000-19,000 buffers for 200 rows against a 586-page table;
+# 2026-12-09-pgq.md); a tenant's by its key range.
+OLDEST_QUEUED_ALL = _OLDEST_OF.replace("{totals}", "{schema}.conveyor_counts").replace(
+    "{queued}", "state || '' = 'queued'").replace("{tenant}", "true")
+OLDEST_QUEUED_TENANT = _OLDEST_OF.replace(
+    "{totals}", "{schema}.conveyor_tenant_counts").replace(
+    "{queued}", "state = 'queued'").replace("{tenant}", "tenant = %(tenant)s")
 # Sent first in the queues read's transaction: no JIT compilation for what follows in it. For
 # a tenant, OLDEST_QUEUED_TENANT's estimate (its index probes filtered by tenant, per queue named)
 # passes jit_above_cost at a million jobs: 2 ms of execution behind ~480 ms of compiling
