@@ -87,3 +87,19 @@ async def test_a_store_on_the_tenant_role_is_scoped_per_call(store: PostgresStor
         assert await scoped.get(added.id, tenant="org-a") is not None
     finally:
         await scoped.close()
+
+
+async def test_a_tenant_role_reads_its_oldest_queued_job_after_a_fold(
+        store: PostgresStore, schema: str, tenant_role: str) -> None:
+    """The queues read's oldest-queued age on a tenant's role, once a fold has taken the
+    deltas: the queues' kept heads are the owner's alone, so a tenant's lookup does not
+    start from them (a start read from them found none: no age at all)."""
+    await store.enqueue_many([job("org-a"), job("org-b")])
+    await store.fold_counts()
+    scoped = PostgresStore(role_url(tenant_role, schema))
+    await scoped.open()
+    try:
+        [queue] = await scoped.queues(tenant="org-a")
+        assert queue.name == "default" and queue.oldest_queued_age is not None
+    finally:
+        await scoped.close()

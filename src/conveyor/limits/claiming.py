@@ -111,8 +111,12 @@ class LimitedNames:
         self.queues = frozenset(name for kind, name, *_ in rows if kind == "queue")
         self.tasks = frozenset(name for kind, name, *_ in rows if kind == "task")
         self.keys = frozenset(name for kind, name, *_ in rows if kind == "key")
-        if began is None or began == self.forgotten:
-            self.read_at = time.monotonic()
+        # fresh first, then stale again if a forget() came since the read began: forget()
+        # counts first, then marks stale, so one on another thread (SQLite's listener) is
+        # never lost between the check and the mark whichever way the two interleave
+        self.read_at = time.monotonic()
+        if began is not None and began != self.forgotten:
+            self.read_at = float("-inf")
 
     @staticmethod
     def walk(room: int, keyed: bool) -> int:
@@ -132,8 +136,8 @@ class LimitedNames:
     def forget(self) -> None:
         """A limit changed (here, or another process's hint): read them again at the next
         claim, even if a read in flight now ends first."""
-        self.read_at = float("-inf")
         self.forgotten += 1
+        self.read_at = float("-inf")
 
     def paces(self, queues: Sequence[str] | None) -> bool:
         """May a rate or a slow-down hold back a claim from `queues` (None: every queue)?"""

@@ -210,7 +210,6 @@ DELETE FROM {schema}.conveyor_tenant_finished WHERE minute < floor({now} / 60) -
 # (2M jobs, 2 workers draining: 30,000-60,000 heap visits and 0.1-1.5 s per read, loaded;
 # bench/results/2026-12-08-q16.md, 2026-12-09-pgq.md). Every queue in one statement, sent
 # in the same trip as the counts (issue 16); the deltas (no index, read whole) scanned once.
-# A tenant's: its own counts and deltas, the heads of all (a lower bound for its jobs too).
 _OLDEST_OF = """
 WITH delta AS MATERIALIZED (
     SELECT queue, n, priority, run_at FROM {schema}.conveyor_count_deltas
@@ -241,9 +240,32 @@ GROUP BY named.queue"""
 # 2026-12-09-pgq.md); a tenant's by its key range.
 OLDEST_QUEUED_ALL = _OLDEST_OF.replace("{totals}", "{schema}.conveyor_counts").replace(
     "{queued}", "state || '' = 'queued'").replace("{tenant}", "true")
-OLDEST_QUEUED_TENANT = _OLDEST_OF.replace(
-    "{totals}", "{schema}.conveyor_tenant_counts").replace(
-    "{queued}", "state = 'queued'").replace("{tenant}", "tenant = %(tenant)s")
+# A tenant's: from the front of each queue's claim index, skipping from priority to priority
+# (one probe per priority), over its own counts and deltas. Not from the heads: those are
+# the owner's alone (row security: a tenant's role reads no head and, once a fold has taken
+# its deltas, would find no start at all), and would start its probes at every tenant's jobs.
+_QUEUED_TENANT = """
+    SELECT queue FROM (
+        SELECT queue, n FROM {schema}.conveyor_tenant_counts
+        WHERE tenant = %(tenant)s AND state = 'queued'
+        UNION ALL
+        SELECT queue, n FROM {schema}.conveyor_count_deltas
+        WHERE tenant = %(tenant)s AND state = 'queued') AS kept
+    GROUP BY queue HAVING sum(n) > 0"""
+OLDEST_QUEUED_TENANT = """
+SELECT named.queue, (
+    WITH RECURSIVE level(priority, run_at) AS (
+        (SELECT priority, run_at FROM {schema}.conveyor_jobs
+         WHERE queue = named.queue AND state = 'queued' AND """ + _TENANT + """
+         ORDER BY priority DESC, run_at LIMIT 1)
+        UNION ALL
+        SELECT next.priority, next.run_at FROM level CROSS JOIN LATERAL (
+            SELECT priority, run_at FROM {schema}.conveyor_jobs
+            WHERE queue = named.queue AND state = 'queued' AND priority < level.priority
+              AND """ + _TENANT + """
+            ORDER BY priority DESC, run_at LIMIT 1) AS next)
+    SELECT min(run_at) FROM level)
+FROM (""" + _QUEUED_TENANT + ") AS named(queue)"
 # Sent first in the queues read's transaction: no JIT compilation for what follows in it. For
 # a tenant, OLDEST_QUEUED_TENANT's estimate (its index probes filtered by tenant, per queue named)
 # passes jit_above_cost at a million jobs: 2 ms of execution behind ~480 ms of compiling

@@ -19,6 +19,13 @@
 -- same statement (one snapshot), moves each head of a queue the deltas touched to its first
 -- queued job (deleting heads with none left). Only folds write the heads, one at a time
 -- (counters.FOLD_LOCK). Claims and settles write nothing more: their delta rows carry NULLs.
+-- First, before any other table: SHARE on the jobs. The writers in flight (their deltas
+-- carry no start: the functions below are not theirs) finish first, and none begins until
+-- this commits, so every queued job is either in the heads filled at the end or writes its
+-- start. Taken before the deltas' ALTER: writers lock the jobs, then the deltas (their
+-- triggers), and the other order deadlocked a live writer or this migration.
+LOCK TABLE {schema}.conveyor_jobs IN SHARE MODE;
+
 CREATE TABLE {schema}.conveyor_queue_heads (
     queue    text             NOT NULL,
     priority integer          NOT NULL,
@@ -120,10 +127,21 @@ CREATE TRIGGER conveyor_queue_heads_kept AFTER DELETE ON {schema}.conveyor_count
     REFERENCING OLD TABLE AS folded FOR EACH STATEMENT
     EXECUTE FUNCTION {schema}.conveyor_queue_heads_kept();
 
--- The heads of the jobs queued now. SHARE: the writers in flight (their deltas carry no
--- start: the functions above were not theirs) finish first, and none begins until this
--- commits; so every queued job is either counted here or writes its start.
-LOCK TABLE {schema}.conveyor_jobs IN SHARE MODE;
+-- The heads of the jobs queued now: each (queue, priority)'s first entry in the claim index,
+-- skipping from one to the next (one descent each: milliseconds, where grouping every queued
+-- job held the lock for seconds at millions of jobs).
+WITH RECURSIVE head(queue, priority, run_at) AS (
+    (SELECT queue, priority, run_at FROM {schema}.conveyor_jobs WHERE state = 'queued'
+     ORDER BY queue, priority DESC, run_at LIMIT 1)
+    UNION ALL
+    SELECT next.queue, next.priority, next.run_at FROM head CROSS JOIN LATERAL (
+        (SELECT queue, priority, run_at FROM {schema}.conveyor_jobs
+         WHERE state = 'queued' AND queue = head.queue AND priority < head.priority
+         ORDER BY priority DESC, run_at LIMIT 1)
+        UNION ALL
+        (SELECT queue, priority, run_at FROM {schema}.conveyor_jobs
+         WHERE state = 'queued' AND queue > head.queue
+         ORDER BY queue, priority DESC, run_at LIMIT 1)
+        LIMIT 1) AS next)
 INSERT INTO {schema}.conveyor_queue_heads (queue, priority, run_at)
-SELECT queue, priority, min(run_at) FROM {schema}.conveyor_jobs WHERE state = 'queued'
-GROUP BY queue, priority;
+SELECT queue, priority, run_at FROM head;
