@@ -95,8 +95,9 @@ class Slots:
         self.fill()
 
     def fill(self) -> None:
-        if self.gate is not None and self.gate.active:
-            self._fill_gated(self.gate)
+        # `gate.held`, not its `active` property: three checks a job, a call each
+        if (gate := self.gate) is not None and gate.held:
+            self._fill_gated(gate)
             return
         while self.buffer and len(self.running) < self.concurrency and not self.closed:
             with self.lock:
@@ -127,8 +128,8 @@ class Slots:
         return len(back)
 
     def start(self, job: ClaimedJob) -> None:
-        if self.gate is not None and self.gate.active:
-            self.gate.started(job)
+        if (gate := self.gate) is not None and gate.held:  # gate.active, without its call
+            gate.started(job)
         ctx = self.runner.context(job)
         task = asyncio.get_running_loop().create_task(self._execute(job, ctx))
         with self.lock:
@@ -165,8 +166,8 @@ class Slots:
             outcome = self.runner.failed(job, exc)
         with self.lock:
             self.running.pop(job.id, None)
-        if self.gate is not None and self.gate.active:
-            self.gate.ended(job)
+        if (gate := self.gate) is not None and gate.held:  # gate.active, without its call
+            gate.ended(job)
         took = loop.time() - started
         self.runner.lifecycle.ended(job, ctx, outcome, took)
         average = self.average_duration
