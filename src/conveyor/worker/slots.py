@@ -152,13 +152,18 @@ class Slots:
     async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
         loop = asyncio.get_running_loop()
         # every claim says when it starts (its started_at); only a start booked ahead waits,
-        # and the others create and await no coroutine for it
-        if job.starts_at is not None and job.starts_at > self.runner.clock.now():
-            await self._until_booked(job)
+        # and the others create and await no coroutine for it. The clock read here is the
+        # attempt's start (one read a job, not one here and one in run)
+        now: float | None = None
+        if job.starts_at is not None:
+            now = self.runner.clock.now()
+            if job.starts_at > now:
+                await self._until_booked(job)
+                now = None  # it waited: run reads the clock again
         started = loop.time()
         self.runner.lifecycle.started(job)
         try:
-            outcome: Settle | None = await self.runner.run(job, ctx)
+            outcome: Settle | None = await self.runner.run(job, ctx, now)
         except asyncio.CancelledError:
             outcome = self._interrupted(job)
         except Exception as exc:  # a bug of ours: never lose the job over it
