@@ -195,6 +195,9 @@ class Lease(NamedTuple):
     token: int
 
 
+_tuple_new = tuple.__new__
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
     """What a worker needs to run one claimed job."""
@@ -218,7 +221,9 @@ class ClaimedJob:
 
     @property
     def lease(self) -> Lease:
-        return Lease(self.id, self.token)
+        # tuple.__new__, not Lease(...): a NamedTuple's __new__ is a Python function, one
+        # call more per job for the same value
+        return _tuple_new(Lease, (self.id, self.token))
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,8 @@ class JobRunner:
             not_json = TypeError(f"the result of task {job.task!r} is not JSON-serialisable: "
                                  f"{exc}")
             return self._failed(job, not_json, task.retry, DeadReason.FAILED, final=True)
+        if encoded is None:  # nothing to seal (seal_result's own first test, without a call)
+            return Complete(job.lease)
         return Complete(job.lease, seal_result(self.app.codec, encoded, job.id, job.tenant))
 
     async def _slow_down(self, job: ClaimedJob, limited: RateLimited) -> None:
