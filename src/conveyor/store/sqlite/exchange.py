@@ -119,7 +119,8 @@ class Exchanging:
             now = self._now(now)  # the clock under the write lock (see the module's doc)
             sums = Sums()  # the trip's count changes, netted per key and written once
             settled = settle_rows(conn, items, now, sums)  # settling.py: completions at once
-            write_history(conn, items, [row is not None for row in settled])
+            applied = [row is not None for row in settled]  # for the history and the answer
+            write_history(conn, items, applied)
             self._unpark_settled(conn, items)  # keys.py
             if ask.limit > 0:
                 conn.execute("SAVEPOINT claim")
@@ -139,7 +140,7 @@ class Exchanging:
         feed = self.wake.has_subscribers()  # once a trip, for its settles and its claims
         if feed:
             self._publish(settled)
-        return Exchange([row is not None for row in settled], self._claimed(rows, feed),
+        return Exchange(applied, self._claimed(rows, feed),
                         cut_short, failure)
 
 
