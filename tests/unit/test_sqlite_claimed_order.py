@@ -26,3 +26,13 @@ def test_claimed_jobs_are_in_claim_order() -> None:
                       key=lambda j: (-j.priority, j.run_at or 0.0, j.id))
         assert jobs == want
         assert [j.tenant for j in jobs] == [None] * size
+
+
+def test_claimed_jobs_are_hashable_values() -> None:
+    """ClaimedJob is not frozen (its __init__ per claimed job), but still a value: equal and
+    of one hash by its fields, so usable in sets and as keys as before."""
+    rng = random.Random(3)
+    row = _row(1, rng)
+    one, two = (ClaimedJob(*row[:7], None, *row[8:]) for _ in range(2))  # type: ignore[arg-type]
+    assert one == two and hash(one) == hash(two) and len({one, two}) == 1
+    assert one != ClaimedJob(*row[:6], 99, None, *row[8:])  # type: ignore[arg-type]
