@@ -83,10 +83,11 @@ class Exchanging:
         if rows and (self.wake.has_subscribers() if feed is None else feed):
             self.wake.publish([JobEvent(r[0], "running", r[2], r[1], r[7] or None)
                                for r in rows])
-        if len(rows) > 1:  # in claim order (priority, run_at, id), its keys built in one
-            # pass and sorted with their rows: no call per job (ids differ: keys never tie)
-            rows = [row for _, row in sorted(zip(
-                [(-r[9], r[12] or 0.0, r[0]) for r in rows], rows, strict=True))]
+        if len(rows) > 1:  # in claim order (priority, run_at, id): flat keys built in one
+            # pass, each with its row's index (never compared: ids differ), sorted as
+            # list.sort(key=...) sorts its keys, without a call per job
+            order = sorted([(-r[9], r[12] or 0.0, r[0], i) for i, r in enumerate(rows)])
+            rows = [rows[key[3]] for key in order]
         return [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or None, r[8], r[9],
                            r[10], r[11], r[12], r[13]) for r in rows]
 
