@@ -24,9 +24,9 @@ class JobContext:
     ...     return {"ok": True}
     """
 
-    __slots__ = ("_app", "_cancelled", "_last_progress", "_on_progress", "attempt",
-                 "correlation_id", "job_id", "logger", "max_attempts", "queue", "started_at",
-                 "task", "tenant", "worker_id")
+    __slots__ = ("_app", "_base_logger", "_cancelled", "_job", "_last_progress", "_logger",
+                 "_on_progress", "attempt", "correlation_id", "job_id", "max_attempts", "queue",
+                 "started_at", "task", "tenant", "worker_id")
 
     def __init__(self, app: Conveyor, job: ClaimedJob, worker_id: str,
                  logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
@@ -44,10 +44,20 @@ class JobContext:
         # book it a moment ahead): always on SQLite, on PostgreSQL for a claim under a limit
         # (its plain claims do not return it: None)
         self.started_at: float | None = job.starts_at
-        self.logger = _JobLogger(logger, job, worker_id)
+        # ctx.logger is made at its first use: most jobs never log (two calls a job less)
+        self._job, self._base_logger = job, logger
+        self._logger: _JobLogger | None = None
         self._on_progress = on_progress
         self._cancelled = False  # set from the loop; read by the task (a bool is GIL-atomic)
         self._last_progress = 0.0
+
+    @property
+    def logger(self) -> _JobLogger:
+        """A logger whose records carry the job's id, task, queue, tenant and correlation id."""
+        made = self._logger
+        if made is None:
+            made = self._logger = _JobLogger(self._base_logger, self._job, self.worker_id)
+        return made
 
     @property
     def cancelled(self) -> bool:

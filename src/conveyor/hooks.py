@@ -97,6 +97,10 @@ class Hooks:
     def wanted(self, event: str) -> bool:
         return bool(self._hooks[event])
 
+    def registered(self, event: str) -> list[Hook]:
+        """The hooks of `event`: the live list (`on` adds to it), to test without a call."""
+        return self._hooks[event]
+
     # --- firing -------------------------------------------------------------------------------
 
     def fire(self, event: HookEvent) -> None:

@@ -195,9 +195,15 @@ class Lease(NamedTuple):
     token: int
 
 
-@dataclass(frozen=True, slots=True)
+_tuple_new = tuple.__new__
+
+
+@dataclass(slots=True, unsafe_hash=True)
 class ClaimedJob:
-    """What a worker needs to run one claimed job."""
+    """What a worker needs to run one claimed job. Treated as a value (never changed after
+    it is made; hashable by its fields), but not frozen: a frozen dataclass's __init__ sets
+    each of its 14 fields by a call (object.__setattr__), ~6x the plain one's cost, once
+    per claimed job (as AttemptRecord, history/records.py)."""
 
     id: str
     task: str
@@ -218,7 +224,9 @@ class ClaimedJob:
 
     @property
     def lease(self) -> Lease:
-        return Lease(self.id, self.token)
+        # tuple.__new__, not Lease(...): a NamedTuple's __new__ is a Python function, one
+        # call more per job for the same value
+        return _tuple_new(Lease, (self.id, self.token))
 
 
 @dataclass(frozen=True, slots=True)

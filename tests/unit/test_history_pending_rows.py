@@ -54,12 +54,13 @@ def test_pending_rows_are_attempt_rows_with_their_bucket() -> None:
     assert pending_rows(items, applied)[1][10] == 0.0
 
 
-def test_pending_row_sets_split_the_same_rows_by_whether_they_carry_an_error() -> None:
-    """The SQLite settle's two inserts (history_rows.pending_row_sets): a row with no error
+def test_plain_params_split_the_same_rows_by_whether_they_carry_an_error() -> None:
+    """The SQLite settle's two inserts (history_rows.plain_params): a row with no error
     leaves out exactly the error columns, which are all None in its full row; together the
-    two lists are pending_rows, each in the items' order."""
+    two sets are pending_rows, each in the items' order; the plain rows' values come flat,
+    row after row, their buckets as rollup.bucket gives them (at and around 1 ms too)."""
     from conveyor.store.history_fold_sql import PENDING_COLUMNS
-    from conveyor.store.history_rows import PLAIN_COLUMNS, pending_row_sets
+    from conveyor.store.history_rows import PLAIN_COLUMNS, plain_params
 
     items: list[Settle] = [
         Complete(Lease("a", 1), b"{}", _record(1, 0.003)),
@@ -69,12 +70,20 @@ def test_pending_row_sets_split_the_same_rows_by_whether_they_carry_an_error() -
         Snooze(Lease("e", 1), 5.0, _record(5, 0.2)),
         Complete(Lease("f", 1), b"{}", _record(6, 0.001, error_message="odd")),
         Release(Lease("g", 1)),
+        Complete(Lease("i", 1), b"{}", _record(9, 0.001)),      # bucket 0's bound
+        Complete(Lease("j", 1), b"{}", _record(10, 0.0011)),    # just past it: bucket 1
+        Complete(Lease("k", 1), b"{}", _record(11, 0.0)),
         Complete(Lease("h", 1), b"{}", _record(8, 0.004)),                   # refused below
     ]
     applied = [True] * (len(items) - 1) + [False]
     expected = {row[0]: row for row in pending_rows(items, applied)}
-    plain, full = pending_row_sets(items, applied)
-    assert [row[0] for row in plain] == ["a", "c", "e"]
+    flat, count, full = plain_params(items, applied)
+    assert len(flat) == count * len(PLAIN_COLUMNS)
+    plain = [tuple(flat[i:i + len(PLAIN_COLUMNS)]) for i in range(0, len(flat),
+                                                                  len(PLAIN_COLUMNS))]
+    assert [row[0] for row in plain] == ["a", "c", "e", "i", "j", "k"]
+    assert [row[-1] for row in plain] == [bucket(row[10]) for row in plain]
+    assert [row[-1] for row in plain][3:] == [0, 1, 0]
     assert [row[0] for row in full] == ["b", "d", "f"]
     assert all(row == expected[row[0]] for row in full)
     for row in plain:

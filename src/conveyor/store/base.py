@@ -50,16 +50,20 @@ SCHEDULED_HINT = "*scheduled"
 LIMITS_HINT = "*limits"
 
 # --- what a worker writes back: one batch of these per call to `settle` ----------------------
+# The four that end an attempt are made once per job: treated as values (never changed once
+# the worker's tracker has attached the attempt's record; hashable by their fields), but
+# not frozen: a frozen dataclass's __init__ sets each field by object.__setattr__, ~1,300
+# instructions a field under callgrind.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Complete:
     lease: Lease
     result: bytes | None = None          # JSON
     attempt: AttemptRecord | None = None  # history: written in the same trip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Fail:
     lease: Lease
     error: ErrorInfo
@@ -68,14 +72,14 @@ class Fail:
     attempt: AttemptRecord | None = None  # history: written in the same trip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Snooze:
     lease: Lease
     seconds: float                       # run again this long from now (store clock)
     attempt: AttemptRecord | None = None  # history: written in the same trip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Cancelled:
     lease: Lease
     reason: str = "cancelled"

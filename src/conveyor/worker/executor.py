@@ -69,14 +69,17 @@ class JobRunner:
     def context(self, job: ClaimedJob) -> JobContext:
         return JobContext(self.app, job, self.worker_id, self.log, self.on_progress)
 
-    async def run(self, job: ClaimedJob, ctx: JobContext) -> Settle:
+    async def run(self, job: ClaimedJob, ctx: JobContext, now: float | None = None
+                  ) -> Settle:
         """Run `job` to its outcome. Never raises, except CancelledError (shutdown, lost
         lease or cancel request), which the caller maps. With history on, the outcome
-        carries the attempt's record."""
+        carries the attempt's record, started at `now` (the clock's, if the caller has just
+        read it: read here when None)."""
         if self.tracker is None:
             return await self._run(job, ctx)
         meter = self._meters[job.id] = Meter()
-        started_at, start = self.clock.now(), time.perf_counter()
+        started_at = self.clock.now() if now is None else now
+        start = time.perf_counter()
         try:
             outcome = await self._run(job, ctx)
         finally:
@@ -129,6 +132,8 @@ class JobRunner:
             not_json = TypeError(f"the result of task {job.task!r} is not JSON-serialisable: "
                                  f"{exc}")
             return self._failed(job, not_json, task.retry, DeadReason.FAILED, final=True)
+        if encoded is None:  # nothing to seal (seal_result's own first test, without a call)
+            return Complete(job.lease)
         return Complete(job.lease, seal_result(self.app.codec, encoded, job.id, job.tenant))
 
     async def _slow_down(self, job: ClaimedJob, limited: RateLimited) -> None:

@@ -62,7 +62,7 @@ class WorkerGrants:
         self.wanted: dict[Key, int] = {}  # the slots each cap was last asked for (wants)
 
     @property
-    def active(self) -> bool:
+    def active(self) -> bool:  # Slots reads `held` itself (three checks a job, no call)
         return bool(self.held)
 
     def due(self) -> bool:

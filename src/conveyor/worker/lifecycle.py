@@ -57,12 +57,15 @@ class Lifecycle:
         self.job_log = JobLog(logging.getLogger("conveyor.jobs"), app.settings, worker_id)
         self._kept: dict[str, bool] = {}  # job id: its lines survived sampling
         self._ended: dict[Lease, ClaimedJob] = {}  # outcomes waiting for their settle
+        self._started_hooks = app.hooks.registered("started")  # live: hooks added later count
 
     def started(self, job: ClaimedJob) -> None:
         try:  # telling must never cost a job (a log handler that raises, say)
-            if self.job_log.started(job):  # only the kept: a quiet log keeps no entry
+            job_log = self.job_log  # JobLog.started's own first test, without its call
+            if job_log.enabled and job_log.log.isEnabledFor(logging.INFO) and \
+                    job_log.started(job):  # only the kept: a quiet log keeps no entry
                 self._kept[job.id] = True
-            if self.hooks.wanted("started"):
+            if self._started_hooks:  # hooks.wanted("started"), without its call
                 self.hooks.fire(self._event("started", job))
         except Exception:
             log.exception("could not log the start of job %s", job.id)

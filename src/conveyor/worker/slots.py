@@ -95,8 +95,9 @@ class Slots:
         self.fill()
 
     def fill(self) -> None:
-        if self.gate is not None and self.gate.active:
-            self._fill_gated(self.gate)
+        # `gate.held`, not its `active` property: three checks a job, a call each
+        if (gate := self.gate) is not None and gate.held:
+            self._fill_gated(gate)
             return
         while self.buffer and len(self.running) < self.concurrency and not self.closed:
             with self.lock:
@@ -127,8 +128,8 @@ class Slots:
         return len(back)
 
     def start(self, job: ClaimedJob) -> None:
-        if self.gate is not None and self.gate.active:
-            self.gate.started(job)
+        if (gate := self.gate) is not None and gate.held:  # gate.active, without its call
+            gate.started(job)
         ctx = self.runner.context(job)
         task = asyncio.get_running_loop().create_task(self._execute(job, ctx))
         with self.lock:
@@ -151,13 +152,18 @@ class Slots:
     async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
         loop = asyncio.get_running_loop()
         # every claim says when it starts (its started_at); only a start booked ahead waits,
-        # and the others create and await no coroutine for it
-        if job.starts_at is not None and job.starts_at > self.runner.clock.now():
-            await self._until_booked(job)
+        # and the others create and await no coroutine for it. The clock read here is the
+        # attempt's start (one read a job, not one here and one in run)
+        now: float | None = None
+        if job.starts_at is not None:
+            now = self.runner.clock.now()
+            if job.starts_at > now:
+                await self._until_booked(job)
+                now = None  # it waited: run reads the clock again
         started = loop.time()
         self.runner.lifecycle.started(job)
         try:
-            outcome: Settle | None = await self.runner.run(job, ctx)
+            outcome: Settle | None = await self.runner.run(job, ctx, now)
         except asyncio.CancelledError:
             outcome = self._interrupted(job)
         except Exception as exc:  # a bug of ours: never lose the job over it
@@ -165,8 +171,8 @@ class Slots:
             outcome = self.runner.failed(job, exc)
         with self.lock:
             self.running.pop(job.id, None)
-        if self.gate is not None and self.gate.active:
-            self.gate.ended(job)
+        if (gate := self.gate) is not None and gate.held:  # gate.active, without its call
+            gate.ended(job)
         took = loop.time() - started
         self.runner.lifecycle.ended(job, ctx, outcome, took)
         average = self.average_duration

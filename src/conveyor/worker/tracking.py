@@ -92,7 +92,6 @@ class Meter:
 
 
 _RECORDED = (Complete, Fail, Snooze, Cancelled)  # the outcomes that end an attempt
-_set_attempt = object.__setattr__  # what a frozen dataclass's own __init__ sets fields by
 
 
 class Tracker:
@@ -117,10 +116,10 @@ class Tracker:
             self._unstamped.append(record)
         if meter.error is not None and isinstance(outcome, Fail):
             self._with_error(job, record, meter)
-        # Set on the outcome itself, not a copy (a frozen dataclass's __init__ was most of
-        # attach's cost): this attempt's run made it for this attempt alone, and nothing has
-        # seen it yet (the lifecycle and the settle get it from here on).
-        _set_attempt(outcome, "attempt", record)
+        # Set on the outcome itself, not a copy (a copy's __init__ was most of attach's
+        # cost): this attempt's run made it for this attempt alone, and nothing has seen it
+        # yet (the lifecycle and the settle get it from here on).
+        outcome.attempt = record
         return outcome
 
     def stamp(self) -> None:

@@ -15,7 +15,7 @@ from .. import history_sql as hq
 from ..base import Settle
 from ..history_fold_sql import PENDING_COLUMNS
 from ..history_reads import SLOW_KINDS, HistoryReads
-from ..history_rows import PLAIN_COLUMNS, lost_rows, pending_row_sets
+from ..history_rows import PLAIN_COLUMNS, lost_rows, plain_params
 from .connection import Connections
 from .history_fold import SQLiteHistoryFold
 from .history_tasks import every_tenant_days
@@ -57,10 +57,15 @@ def write_history(conn: sqlite3.Connection, items: Sequence[Settle],
                   applied: Sequence[bool]) -> None:
     """The attempts that `items` end, in the caller's (the settle's) transaction: pending
     rows only (no index, no rollup: the fold adds those). Attempts with no error go by a
-    narrower insert (pending_row_sets): binding the values is most of this insert's cost."""
-    plain, full = pending_row_sets(items, applied)
+    narrower insert (plain_params): binding
+    the values is most of this insert's cost."""
+    flat, plain, full = plain_params(items, applied)
     if plain:
-        insert_rows(conn, _PLAIN_ROWS, plain)
+        width = len(PLAIN_COLUMNS)
+        for start in range(0, plain, CHUNK):  # insert_rows' chunks, from the flat values
+            rows = min(CHUNK, plain - start)
+            conn.execute(_PLAIN_ROWS[rows], flat[start * width:(start + rows) * width]
+                         if plain > CHUNK else flat)
     if full:
         insert_rows(conn, _PENDING_ROWS, full)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from ...job import ClaimedJob, EnqueueResult, ErrorInfo, Job, JobState, NewJob
+from ...job import EnqueueResult, ErrorInfo, Job, JobState, NewJob
 from ..base import Cancelled, Complete, Fail, Progress, Release, Settle, Snooze
 from ..dead_groups import dead_fingerprint
 from ..migrate import Migration
@@ -42,10 +42,6 @@ def insert_row(job: NewJob, now: float) -> tuple[tuple[Any, ...], EnqueueResult]
            job.max_attempts, now, run_at, None if job.ttl is None else now + job.ttl,
            job.batch_id, job.parent_id, job.sensitive, job.limit_key)
     return row, EnqueueResult(job.id, False, state, now, run_at)
-
-
-def claim_order(job: ClaimedJob) -> tuple[int, float, str]:
-    return (-job.priority, job.run_at or 0.0, job.id)
 
 
 def settle_statement(item: Settle, now: float) -> tuple[str, dict[str, Any]]:
