@@ -1,16 +1,37 @@
 """What the settle_and_claim tests (test_exchange.py, limited; test_exchange_unlimited.py)
 share: a store whose pool has one connection (the one a trace is set on), a job's state, and
-the check that the connection went back clean."""
+the check that the connection went back clean; and libpq's trace of what a connection sent
+(test_trip.py, test_planning.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import psycopg
 from psycopg.pq import TransactionStatus
 
 from conveyor.job import ClaimedJob, NewJob, new_id
 from conveyor.limits.model import Limit
 from conveyor.store.postgres.store import PostgresStore
+
+
+async def traced(conn: psycopg.AsyncConnection[Any],
+                 work: Callable[[], Awaitable[object]]) -> str:
+    """libpq's trace of the messages on `conn` while `work` ran."""
+    descriptor, path = tempfile.mkstemp()
+    conn.pgconn.trace(descriptor)
+    try:
+        await work()
+    finally:
+        conn.pgconn.untrace()
+        os.close(descriptor)
+    with open(path) as trace:
+        text = trace.read()
+    os.unlink(path)
+    return text
 
 
 async def lone_store(url: str, jobs: int, limit: Limit | None = None

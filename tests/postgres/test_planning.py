@@ -6,8 +6,6 @@ mostly finds nothing due, sends its big statement only when something is."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -16,7 +14,7 @@ from conveyor.job import NewJob, new_id
 from conveyor.store.base import ClaimAsk, Complete
 from conveyor.store.postgres.store import PostgresStore
 
-from .exchanges import lone_store
+from .exchanges import lone_store, traced
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -66,17 +64,7 @@ async def sent(store: PostgresStore, work: Callable[[], Awaitable[object]]) -> s
     """What the client sent on the store's one connection while `work` ran (libpq's trace)."""
     async with store.pools.connection() as conn:
         pass
-    descriptor, path = tempfile.mkstemp()
-    conn.pgconn.trace(descriptor)
-    try:
-        await work()
-    finally:
-        conn.pgconn.untrace()
-        os.close(descriptor)
-    with open(path) as trace:
-        text = trace.read()
-    os.unlink(path)
-    return text
+    return await traced(conn, work)
 
 
 async def test_promoting_with_nothing_due_sends_no_promotion(lone: PostgresStore) -> None:

@@ -5,8 +5,6 @@ tenant-scoped session) take one trip each."""
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
@@ -20,6 +18,7 @@ from conveyor.store.postgres.store import PostgresStore
 from conveyor.store.postgres.trip import one_trip
 
 from .conftest import BASE_URL
+from .exchanges import traced
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -47,17 +46,8 @@ async def syncs(conn: psycopg.AsyncConnection[tuple[object, ...]],
                 work: Callable[[], Awaitable[object]]) -> int:
     """How many round trips `work` made: in libpq's trace of the messages, each run of
     messages the client sent (F) that the server then answered (B)."""
-    descriptor, path = tempfile.mkstemp()
-    conn.pgconn.trace(descriptor)
-    try:
-        await work()
-    finally:
-        conn.pgconn.untrace()
-        os.close(descriptor)
-    with open(path) as trace:
-        parts = [line.split("\t") for line in trace]  # a statement's newlines split some
+    parts = [line.split("\t") for line in (await traced(conn, work)).splitlines()]
     sides = [part[1] for part in parts if len(part) > 2 and part[1] in ("F", "B")]
-    os.unlink(path)
     return sum(1 for sent, answer in itertools.pairwise(sides)
                if (sent, answer) == ("F", "B"))
 
@@ -66,16 +56,7 @@ async def executes(conn: psycopg.AsyncConnection[tuple[object, ...]],
                    work: Callable[[], Awaitable[object]]) -> int:
     """How many statements `work` ran: in libpq's trace, the Execute messages the client
     sent (one a statement, prepared or not)."""
-    descriptor, path = tempfile.mkstemp()
-    conn.pgconn.trace(descriptor)
-    try:
-        await work()
-    finally:
-        conn.pgconn.untrace()
-        os.close(descriptor)
-    with open(path) as trace:
-        parts = [line.split("\t") for line in trace]
-    os.unlink(path)
+    parts = [line.split("\t") for line in (await traced(conn, work)).splitlines()]
     return sum(1 for part in parts if len(part) > 3 and part[1] == "F" and part[3] == "Execute")
 
 
@@ -186,17 +167,7 @@ async def test_only_a_settle_of_a_keyed_job_is_a_transaction(lone: PostgresStore
         pass
 
     async def sent(job: ClaimedJob) -> str:
-        descriptor, path = tempfile.mkstemp()
-        conn.pgconn.trace(descriptor)
-        try:
-            await lone.settle([Complete(job.lease)])
-        finally:
-            conn.pgconn.untrace()
-            os.close(descriptor)
-        with open(path) as trace:
-            text = trace.read()
-        os.unlink(path)
-        return text
+        return await traced(conn, lambda: lone.settle([Complete(job.lease)]))
 
     plain = await sent(claimed["plain"])
     assert "BEGIN" not in plain and "conveyor_limit_keys" not in plain
