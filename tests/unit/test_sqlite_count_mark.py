@@ -150,3 +150,29 @@ def test_a_worker_killed_in_the_middle_of_its_trip_leaves_nothing_standing_aside
     with sqlite3.connect(path) as conn:
         kept, recount = _kept_and_recounted(conn)
         assert kept == recount
+
+
+def test_jobs_stored_before_0036_are_counted_once_by_the_next_trips(tmp_path: Path) -> None:
+    """Rows written before the column existed read its default (0): the store's first flip
+    of them stands the trigger aside all the same, and the counts stay the jobs'."""
+    path = tmp_path / "upgraded.db"
+
+    async def before_and_after() -> None:
+        store = SQLiteStore(f"sqlite:///{path}")
+        newest = store._migrations
+        store._migrations = [m for m in newest if m.version < 36]
+        await store.migrate()
+        await store.enqueue_many(_jobs(9), now=T0)
+        store._migrations = newest
+        assert await store.migrate() == 1  # 0036 alone
+        ask = ClaimAsk(("mail",), "w1", 6, 30.0)
+        held = (await store.settle_and_claim([], ask, now=T0 + 1)).jobs
+        await store.settle_and_claim([Complete(c.lease) for c in held], ask, now=T0 + 2)
+        await store.close()
+
+    asyncio.run(before_and_after())
+    with sqlite3.connect(path) as conn:
+        assert dict(conn.execute("SELECT state, count(*) FROM conveyor_jobs GROUP BY state")
+                    ) == {"running": 3, "completed": 6}
+        kept, recount = _kept_and_recounted(conn)
+        assert kept == recount
