@@ -15,6 +15,7 @@ from tests.stores import BOTH, LIST_SHAPES, assert_every_list, raw_execute, stor
 
 from conveyor.job import JobState, NewJob, new_id
 from conveyor.store.base import Complete, open_store
+from conveyor.store.sqlite.store import SQLiteStore
 
 VERSION = 32
 
@@ -25,11 +26,22 @@ def upgraded(make: Callable[[], Any]) -> None:
         newest = [m for m in store._migrations if m.version <= VERSION]
         store._migrations = [m for m in newest if m.version < VERSION]
         await store.migrate()
+        sqlite = isinstance(store, SQLiteStore)
+        if sqlite:  # today's claim and settle flip count_mark (0036): the column comes
+            # ahead of its migration, and the 0019 trigger stands aside for them as it did
+            # for the releases before 0036, by a deferral row (removed after the fill)
+            with store.db.write() as conn:
+                conn.execute("ALTER TABLE conveyor_jobs ADD COLUMN count_mark "
+                             "INTEGER NOT NULL DEFAULT 0")
+                conn.execute("INSERT INTO conveyor_count_deferred VALUES (1)")
         made = [NewJob(id=new_id(), payload=b"{}", queue=q, task=t, tenant=tenant)
                 for q, t, tenant in LIST_SHAPES * 10]
         await store.enqueue_many(made)
         claimed = await store.claim(None, "w", 80, 60.0)
         await store.settle([Complete(c.lease) for c in claimed[::2]])
+        if sqlite:
+            with store.db.write() as conn:
+                conn.execute("DELETE FROM conveyor_count_deferred")
         state = {j.id: JobState.QUEUED for j in made}
         for n, c in enumerate(claimed):
             state[c.id] = JobState.COMPLETED if n % 2 == 0 else JobState.RUNNING

@@ -1,6 +1,7 @@
 """Migration 0019 (SQLite): the store writes the counts of its claims and of a trip's
-completions as sums while the update triggers stand aside; the row that tells them so never
-outlives the store's transaction, so any other writer is counted by the triggers as before."""
+completions as sums while the update trigger stands aside (since 0036 for the rows those
+statements flip count_mark on: tests/unit/test_sqlite_count_mark.py), so any other writer is
+counted by the trigger as before."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from conveyor.job import NewJob, new_id
 from conveyor.store.base import Complete
-from conveyor.store.sqlite.count_sums import deferred, move
+from conveyor.store.sqlite.count_sums import move
 from conveyor.store.sqlite.store import SQLiteStore
 
 T0 = 1_700_000_000.0
@@ -45,19 +46,6 @@ def test_the_deferral_lasts_one_transaction_and_others_are_counted_by_the_trigge
         tenant = dict(conn.execute("SELECT state, n FROM conveyor_tenant_counts WHERE n <> 0"))
     assert counts == {"completed": 4, "cancelled": 2}
     assert tenant == {"completed": 2, "cancelled": 1}
-
-
-def test_a_statement_that_fails_while_deferred_leaves_no_deferral_behind(
-        tmp_path: Path) -> None:
-    path = tmp_path / "failing.db"
-    asyncio.run(SQLiteStore(f"sqlite:///{path}").migrate())
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    with pytest.raises(sqlite3.OperationalError), deferred(conn):
-        conn.execute("UPDATE no_such_table SET x = 1")
-    assert conn.execute("SELECT count(*) FROM conveyor_count_deferred").fetchone() == (0,)
-    conn.execute("ROLLBACK")
-    conn.close()
 
 
 def test_sums_move_each_key_once_and_finished_minutes_by_retry(tmp_path: Path) -> None:
@@ -141,8 +129,8 @@ def test_a_trip_writes_its_net_count_changes_once(tmp_path: Path) -> None:
     """A steady trip (as many claimed as completed, one key) writes the queued key's
     decrement, the completed key's increment and the finished minute's: nothing for
     'running', whose jobs came and went in equal numbers (the old code wrote five count
-    statements a trip: each move's leave and enter, and the minute), and defers the
-    triggers once (one DEFER, one RESUME)."""
+    statements a trip: each move's leave and enter, and the minute), and no deferral row
+    (0036: its two statements flip count_mark instead; until then one DEFER, one RESUME)."""
     from conveyor.store.base import ClaimAsk
 
     path = tmp_path / "trip.db"
@@ -167,8 +155,9 @@ def test_a_trip_writes_its_net_count_changes_once(tmp_path: Path) -> None:
     asyncio.run(drain())
     counted = [s for s in written if "conveyor_counts" in s or "conveyor_finished" in s]
     assert len(counted) == 3, counted
-    # one deferral for the trip's two summed statements (the old code: one each)
-    assert sum("conveyor_count_deferred" in s for s in written) == 2, written
+    assert not any("conveyor_count_deferred" in s for s in written), written
+    # (the trace repeats a statement for each trigger program its rows run)
+    assert len({s for s in written if "count_mark = 1 - count_mark" in s}) == 2, written
     assert not any("'running'" in s for s in counted), counted
     counts, _, jobs = _kept(path)
     assert counts == jobs == {"queued": 4, "running": 4, "completed": 4}
@@ -176,9 +165,9 @@ def test_a_trip_writes_its_net_count_changes_once(tmp_path: Path) -> None:
 
 def test_a_failed_claim_leaves_its_counts_out_and_the_settle_s_in(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """settle_and_claim's claim fails after its UPDATE (undone by its savepoint), the
-    deferral the settle began still in: the trip's count changes are the settle's alone,
-    exactly the jobs' states, and no deferral outlives the transaction."""
+    """settle_and_claim's claim fails after its UPDATE (undone by its savepoint, and its
+    marks with it): the trip's count changes are the settle's alone, exactly the jobs'
+    states, and no deferral outlives the transaction."""
     from conveyor.store.base import ClaimAsk
     from conveyor.store.sqlite.count_sums import Sums
 

@@ -2,27 +2,25 @@
 row; a claim (queued -> running), a trip's completions (running -> completed) or its failures
 (running -> queued, retrying or dead, as each returned row tells) move many jobs in one
 statement, each row from a known state to another, so the store runs that statement with the
-triggers standing aside (`deferred`) and writes what they would have written, summed per key:
-the counts of all tenants and each tenant's and, for finished jobs, their minute.
-Everything happens inside the caller's write transaction, as the triggers' writes did.
+trigger standing aside and writes what it would have written, summed per key: the counts of
+all tenants and each tenant's and, for finished jobs, their minute. Everything happens
+inside the caller's write transaction, as the trigger's writes did.
+
+The trigger stands aside for a row whose count_mark the statement flipped (migration 0036:
+queries' *_SUMMED claims, COMPLETE_MANY, FAIL_MANY), and for nothing else: no flag to set
+before the statement or to clear after it, nothing left behind if the writer dies, and every
+other statement, in this transaction or any other, counted by the trigger.
 
 A transaction's moves are summed in a Sums and written once, before it commits: a trip's
 claim (queued -> running) and its settle (running -> completed) write one upsert per key of
 their net change, and a key whose jobs came and went in equal numbers (a steady drain's
-'running') none. A trip writes 2 to 3 count statements, not 5 (7 with tenants). The Sums
-also holds the transaction's deferral: the triggers stand aside from the first summed
-statement (Sums.defer) to the write (or Sums.resume, before a statement they must count),
-one DEFER and one RESUME a trip, not one pair per summed statement."""
+'running') none. A trip writes 2 to 3 count statements, not 5 (7 with tenants)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-
-_DEFER = "INSERT INTO conveyor_count_deferred (one) VALUES (1)"
-_RESUME = "DELETE FROM conveyor_count_deferred"
+from collections.abc import Iterable
 
 _LEAVE = "UPDATE conveyor_counts SET n = n - ? WHERE queue = ? AND task = ? AND state = ?"
 _ENTER = """
@@ -44,24 +42,12 @@ VALUES (?1, CAST(?2 / 60 AS INTEGER), ?3, ?4, ?5, ?6)
 ON CONFLICT (tenant, minute, queue, state, retried) DO UPDATE SET n = n + excluded.n"""
 
 
-@contextmanager
-def deferred(conn: sqlite3.Connection) -> Iterator[None]:
-    """The update triggers stand aside for what runs inside (this transaction only: the row
-    that tells them so is gone before it commits, and a rollback removes it too)."""
-    conn.execute(_DEFER)
-    try:
-        yield
-    finally:
-        conn.execute(_RESUME)
-
-
 class Sums:
     """One write transaction's count changes, summed per key (move), written by write()."""
 
-    __slots__ = ("counts", "deferring", "finished", "tenant_finished", "tenants")
+    __slots__ = ("counts", "finished", "tenant_finished", "tenants")
 
     def __init__(self) -> None:
-        self.deferring = False  # this transaction's deferral row is in
         self.counts: dict[tuple[str, str, str], int] = {}  # (queue, task, state): change
         self.tenants: dict[tuple[str, str, str, str], int] = {}  # (tenant, queue, ...)
         self.finished: dict[tuple[float, str, str, int], int] = {}  # (at, queue, ...)
@@ -102,25 +88,10 @@ class Sums:
                 kept = (tenant, finished_at, queue, new, int(flag))
                 tenant_finished[kept] = tenant_finished.get(kept, 0) + n
 
-    def defer(self, conn: sqlite3.Connection) -> None:
-        """The update triggers stand aside from here (for a statement whose count changes
-        go to move), until resume or write. A rollback of the transaction removes the row;
-        one to a savepoint taken after it keeps it (resume deletes it all the same)."""
-        if not self.deferring:
-            conn.execute(_DEFER)
-            self.deferring = True
-
-    def resume(self, conn: sqlite3.Connection) -> None:
-        """The update triggers count again (before a statement they must count)."""
-        if self.deferring:
-            conn.execute(_RESUME)
-            self.deferring = False
-
     def write(self, conn: sqlite3.Connection) -> None:
-        """The deferral ended and the summed changes written, in the caller's write
-        transaction: a key's net decrease as the triggers' decrement (an UPDATE of its
-        row), its net increase as their upsert, a key that netted to nothing not at all."""
-        self.resume(conn)
+        """The summed changes written, in the caller's write transaction: a key's net
+        decrease as the trigger's decrement (an UPDATE of its row), its net increase as its
+        upsert, a key that netted to nothing not at all."""
         for leave, enter, kept in ((_LEAVE, _ENTER, self.counts),
                                    (_TENANT_LEAVE, _TENANT_ENTER, self.tenants)):
             if not kept:

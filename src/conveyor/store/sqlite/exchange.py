@@ -66,7 +66,6 @@ class Exchanging:
         if not names:
             rows: list[Any] = []
         elif limited:
-            sums.resume(conn)  # its writes are counted by the triggers
             rows = self._claim_limited(conn, names, params, ask.limit)
         else:
             rows = claim_rows(conn, names, params, ask.limit, sums)

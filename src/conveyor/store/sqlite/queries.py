@@ -38,18 +38,29 @@ SELECT id, state, created_at, run_at FROM conveyor_jobs WHERE tenant = ? AND ded
 
 # Claims read one queue at a time from conveyor_jobs_claim (queue, priority DESC, run_at, id),
 # so a worker on one queue never walks past another queue's backlog.
-CLAIM_ONE_QUEUE = """
+# The claim's columns; CLAIM_ONE_QUEUE and CLAIM_IDS are counted by the count trigger (a
+# limited claim), their _SUMMED twins flip count_mark (0036): the store writes their counts
+# as sums (count_sums.py) and the trigger stands aside for each row they move.
+_CLAIMED = """
 UPDATE conveyor_jobs
 SET state = 'running', attempt = attempt + 1, lease_token = :token,
     lease_expires_at = :now + :lease_for, started_at = :now, worker_id = :worker_id,
-    worker_host = :host, cancel_requested = 0
+    worker_host = :host, cancel_requested = 0{mark}"""
+_CLAIM_RETURNING = """
+RETURNING id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
+          correlation_id, priority, created_at, expires_at, run_at, started_at"""
+_FROM_ONE_QUEUE = """
 WHERE id IN (
     SELECT id FROM conveyor_jobs INDEXED BY conveyor_jobs_claim
     WHERE state = 'queued' AND queue = :queue AND (expires_at IS NULL OR expires_at > :now)
     ORDER BY priority DESC, run_at, id
-    LIMIT :limit)
-RETURNING id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
-          correlation_id, priority, created_at, expires_at, run_at, started_at"""
+    LIMIT :limit)"""
+_FROM_IDS = """
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'queued'"""
+_MARK = ", count_mark = 1 - count_mark"  # 0036: counted by the store, not the trigger
+
+CLAIM_ONE_QUEUE = _CLAIMED.format(mark="") + _FROM_ONE_QUEUE + _CLAIM_RETURNING
+CLAIM_ONE_QUEUE_SUMMED = _CLAIMED.format(mark=_MARK) + _FROM_ONE_QUEUE + _CLAIM_RETURNING
 
 # Several queues: the best `limit` candidates of each, merged by the store, then one UPDATE.
 CLAIM_CANDIDATES = """
@@ -58,14 +69,8 @@ WHERE state = 'queued' AND queue = :queue AND (expires_at IS NULL OR expires_at 
 ORDER BY priority DESC, run_at, id
 LIMIT :limit"""
 
-CLAIM_IDS = """
-UPDATE conveyor_jobs
-SET state = 'running', attempt = attempt + 1, lease_token = :token,
-    lease_expires_at = :now + :lease_for, started_at = :now, worker_id = :worker_id,
-    worker_host = :host, cancel_requested = 0
-WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'queued'
-RETURNING id, task, queue, payload, attempt, max_attempts, lease_token, tenant,
-          correlation_id, priority, created_at, expires_at, run_at, started_at"""
+CLAIM_IDS = _CLAIMED.format(mark="") + _FROM_IDS + _CLAIM_RETURNING
+CLAIM_IDS_SUMMED = _CLAIMED.format(mark=_MARK) + _FROM_IDS + _CLAIM_RETURNING
 
 # The queues that have queued jobs: a skip-scan over the claim index, one seek per queue.
 QUEUED_QUEUES = """
@@ -107,10 +112,12 @@ RETURNING id, state, queue, task, tenant, progress"""
 
 # A trip's completions in one statement (settling.py): the same write as COMPLETE, each row
 # fenced by its own lease. {rows} is one "(?, ?, ?)" per completion (its id, token, result),
-# after ?1, the time; RETURNING gives each written row once, matched back by id.
+# after ?1, the time; RETURNING gives each written row once, matched back by id. It flips
+# count_mark: its counts are the store's sums (0036), the count trigger stands aside.
 COMPLETE_MANY = """
 UPDATE conveyor_jobs
 SET state = 'completed', result = item.column3, finished_at = ?1, lease_expires_at = NULL,
+    count_mark = 1 - count_mark,
     progress = CASE WHEN progress IS NULL THEN NULL ELSE 100 END,
     dedupe_key = CASE WHEN unique_for IS NULL THEN NULL ELSE dedupe_key END,
     unique_until = CASE WHEN unique_for IS NULL THEN NULL ELSE ?1 + unique_for END
@@ -140,11 +147,13 @@ RETURNING id, state, queue, task, tenant, progress"""
 # its own lease. {rows} is one "(?, ?, ?, ?, ?, ?)" per failure (its id, token, error,
 # retry_at, reason, the attempt's error fingerprint), after ?1, the time. Its counts are
 # written as sums by state (settling.py): a retry due now is queued, a later one scheduled
-# (counted as retrying: a claimed job has an attempt), a failure without one dead.
+# (counted as retrying: a claimed job has an attempt), a failure without one dead; the
+# count trigger stands aside for its rows, whose count_mark it flips (0036).
 FAIL_MANY = """
 UPDATE conveyor_jobs
 SET state = CASE WHEN item.column4 IS NULL THEN 'dead'
                  WHEN item.column4 <= ?1 THEN 'queued' ELSE 'scheduled' END,
+    count_mark = 1 - count_mark,
     run_at = coalesce(item.column4, run_at),
     errors = json_insert(errors, '$[#]', json(item.column3)),
     finished_at = CASE WHEN item.column4 IS NULL THEN ?1 END,

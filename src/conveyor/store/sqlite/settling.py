@@ -37,7 +37,6 @@ def settle_rows(conn: sqlite3.Connection, items: Sequence[Settle], now: float,
         sums.write(conn)
         return answered
     if len(items) < 2 or len({item.lease.job_id for item in items}) != len(items):
-        sums.resume(conn)  # item by item: counted by the triggers
         return [conn.execute(*settle_statement(item, now)).fetchone() for item in items]
     rows: list[Any] = [None] * len(items)
     batched: dict[type, list[int]] = {Complete: [], Fail: []}
@@ -47,7 +46,6 @@ def settle_rows(conn: sqlite3.Connection, items: Sequence[Settle], now: float,
             same.append(i)
     for single in [kind for kind, same in batched.items() if len(same) < 2]:
         del batched[single]
-    sums.resume(conn)  # the items written one by one: counted by the triggers
     for i, item in enumerate(items):
         if type(item) not in batched:
             rows[i] = conn.execute(*settle_statement(item, now)).fetchone()
@@ -68,7 +66,6 @@ def _complete_many(conn: sqlite3.Connection, done: Sequence[Settle], now: float,
     for item in done:
         assert isinstance(item, Complete)
         params += (item.lease.job_id, item.lease.token, item.result)
-    sums.defer(conn)
     rows = conn.execute(_many(q.COMPLETE_MANY, 3, len(done)), params).fetchall()
     sums.move([(r[2], r[3], r[4]) for r in rows], "running", "completed", finished_at=now,
               retried=[r[6] > 1 for r in rows])
@@ -84,7 +81,6 @@ def _fail_many(conn: sqlite3.Connection, failed: Sequence[Settle], now: float,
                    orjson.dumps(item.error.to_dict()).decode(),
                    None if item.retry_in is None else now + item.retry_in, item.dead_reason,
                    dead_fingerprint(item.attempt))
-    sums.defer(conn)
     rows = conn.execute(_many(q.FAIL_MANY, 6, len(failed)), params).fetchall()
     for state, counted in (("queued", "queued"), ("scheduled", "retrying")):
         sums.move([(r[2], r[3], r[4]) for r in rows if r[1] == state], "running", counted)
