@@ -5,6 +5,7 @@ server (a retry, a discard: fresh.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..job import Job, JobFilter, JobState
@@ -34,9 +35,10 @@ async def read_store(ctx: WebContext, principal: Principal, queue: str | None,
         return [conveyor.decode(job, redacted=redacted) for job in jobs]
 
     # the latest to die first, from an index of dead rows only (migration 0009), read off the
-    # loop, a byte budget of bodies per read (bodies.py); the queues that hold dead jobs from
-    # the kept counts (migration 0011)
-    found = await jobs_in_pieces(dead_letters, where, cursor, PAGE + 1)
-    queues = await ctx.call(conveyor.call, lambda store: store.dead_queues(principal.scope))
+    # loop, a byte budget of bodies per read (bodies.py); beside it (on PostgreSQL on a pooled
+    # connection of its own), the queues that hold dead jobs from the kept counts (0011)
+    found, queues = await asyncio.gather(
+        jobs_in_pieces(dead_letters, where, cursor, PAGE + 1),
+        ctx.call(conveyor.call, lambda store: store.dead_queues(principal.scope)))
     return {"jobs": found[:PAGE], "where": where, "queues": queues,
             "next_cursor": found[PAGE - 1].id if len(found) > PAGE else None}
