@@ -1,5 +1,6 @@
-"""A shared, short-lived copy of a read, for the dashboard overview and the gauges of
-/metrics (not for the API's job lists or a job's page, which are always read fresh).
+"""A shared, short-lived copy of a read, for the dashboard overview, the gauges of /metrics,
+the queues page and the dead page (not for the API's job lists or a job's page, which are
+always read fresh).
 
     overview = Snapshot(max_age=1.0)
     data, age = await overview.get(tenant, lambda: read_overview(tenant))
