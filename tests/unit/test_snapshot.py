@@ -105,3 +105,46 @@ async def test_no_copies_at_zero_but_concurrent_requests_still_share() -> None:
 def test_a_negative_max_age_is_refused() -> None:
     with pytest.raises(ValueError, match="0 seconds or more"):
         Snapshot(-1.0)
+
+
+async def test_a_drop_makes_the_next_request_read_again() -> None:
+    clock = Clock()
+    shared: Snapshot[int] = Snapshot(60.0, clock=clock)
+    version = 1
+
+    async def read() -> int:
+        return version
+
+    assert (await shared.get(None, read))[0] == 1
+    version = 2
+    assert (await shared.get(None, read))[0] == 1  # the copy, 0 s old
+    shared.drop()
+    assert (await shared.get(None, read))[0] == 2
+    assert shared.reads == 2
+
+
+async def test_a_read_under_way_when_dropped_answers_its_own_but_is_not_kept() -> None:
+    shared: Snapshot[str] = Snapshot(60.0)
+    release = asyncio.Event()
+    made: list[str] = []
+
+    async def read_before() -> str:
+        made.append("before")
+        await release.wait()
+        return "before the change"
+
+    async def read_after() -> str:
+        made.append("after")
+        return "after the change"
+
+    early = asyncio.ensure_future(shared.get("all", read_before))
+    await asyncio.sleep(0)
+    shared.drop()  # a change while the read runs: it may have missed it
+    late = asyncio.ensure_future(shared.get("all", read_after))  # does not join that read
+    await asyncio.sleep(0)
+    release.set()
+    assert (await early)[0] == "before the change"
+    assert (await late)[0] == "after the change"
+    assert made == ["before", "after"]
+    assert (await shared.get("all", read_before))[0] == "after the change"  # kept
+    assert shared.reads == 2 and not shared.reading

@@ -36,6 +36,15 @@ class WebContext:
         # overview's store reads per scope, and the gauges of /metrics
         self.overview: Snapshot[Any] = Snapshot(conveyor.settings.dashboard_snapshot)
         self.gauges: Snapshot[Any] = Snapshot(conveyor.settings.dashboard_snapshot)
+        # the queues page's and the dead page's store reads, dropped by every change made
+        # through this server (fresh.py)
+        self.queues_page: Snapshot[Any] = Snapshot(conveyor.settings.dashboard_snapshot)
+        self.dead_page: Snapshot[Any] = Snapshot(conveyor.settings.dashboard_snapshot)
+
+    def changed(self) -> None:
+        """Something may have changed through this server: the pages' copies go."""
+        self.queues_page.drop()
+        self.dead_page.drop()
 
     def _observe(self, events: list[JobEvent]) -> None:
         """Metrics and chart history both count transitions, worked out once per batch."""

@@ -3,7 +3,6 @@ each page asks the app for what it shows, scoped to the signed-in tenant."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 from urllib.parse import quote
@@ -14,26 +13,24 @@ from starlette.routing import BaseRoute, Route
 
 from .. import lookup
 from ..errors import ConveyorError, JobNotFound
-from ..job import Job, JobFilter, JobState
+from ..job import Job
 from ..search import Search
 from . import (
     actions,
     analytics_pages,
     bulk,
-    charts,
+    dead_view,
     overview,
-    queue_limits,
+    queues_view,
     search_view,
-    throughput,
 )
 from .auth import Principal
 from .bodies import jobs_in_pieces
-from .consumers import consumers_of, starving
 from .context import WebContext
 from .inputs import cursor_of, job_filter, trail_of
 from .problems import ApiError, from_conveyor
 from .search_api import search_of
-from .serialize import queue_json, worker_json
+from .serialize import worker_json
 from .views import fragment, redirect, render, render_off_loop
 
 PAGE = 50
@@ -112,28 +109,11 @@ async def dead_page(request: Request) -> Response:
     principal = await signed_in(request)
     if principal is None:
         return to_login(request)
-    ctx = ctx_of(request)
     queue = request.query_params.get("queue") or None
-    where = JobFilter(states=(JobState.DEAD,), queue=queue, tenant=principal.scope)
     cursor = cursor_of(request.query_params)
-    conveyor = ctx.conveyor
-
-    def dead_letters(where: JobFilter, *, after: str | None, limit: int,
-                     redacted: bool, budget: int | None = None) -> list[Job]:
-        jobs = conveyor.call(lambda store: store.dead_letters(queue, principal.scope, after,
-                                                              limit, budget=budget))
-        return [conveyor.decode(job, redacted=redacted) for job in jobs]
-
-    # the latest to die first, from an index of dead rows only (migration 0009), read off the
-    # loop, a byte budget of bodies per read (bodies.py); the queues that hold dead jobs from
-    # the kept counts (migration 0011)
-    found = await jobs_in_pieces(dead_letters, where, cursor, PAGE + 1)
-    queues = await ctx.call(conveyor.call, lambda store: store.dead_queues(principal.scope))
-    return await render_off_loop(
-        request, "dead.html", principal, jobs=found[:PAGE], where=where,
-        params=dict(request.query_params), cursor=cursor,
-        next_cursor=found[PAGE - 1].id if len(found) > PAGE else None,
-        queues=queues, title="Dead letters")
+    data = await dead_view.gather(ctx_of(request), principal, queue, cursor)
+    return await render_off_loop(request, "dead.html", principal, **data, cursor=cursor,
+                                 params=dict(request.query_params), title="Dead letters")
 
 
 async def job_page(request: Request) -> Response:
@@ -171,21 +151,8 @@ async def queues_page(request: Request) -> Response:
     principal = await signed_in(request)
     if principal is None:
         return to_login(request)
-    ctx = ctx_of(request)
-    # the page's reads at once (on PostgreSQL each on its own pooled connection)
-    found, workers, (found_hour, hour, first), limits = await asyncio.gather(
-        ctx.call(ctx.conveyor.queues, tenant=principal.scope), ctx.call(ctx.conveyor.workers),
-        throughput.last_hour(ctx, principal), queue_limits.limits_view(ctx))
-    samples = ctx.history.samples(principal.scope)[-120:]
-    trends = {q.name: charts.sparkline(f"backlog of {q.name}",
-                                       [float(s.backlog.get(q.name, 0)) for s in samples])
-              for q in found}
-    shown = [queue_json(q) for q in found]
-    takers = consumers_of([q.name for q in found], workers, ctx.conveyor.settings.lease)
-    minutes = throughput.queue_sparklines(found_hour, [q.name for q in found], hour, first)
-    return render(request, "queues.html", principal, queues=shown, consumers=takers,
-                  starving=starving(shown, takers), trends=trends, minutes=minutes,
-                  title="Queues", limits=limits)
+    data = await queues_view.gather(ctx_of(request), principal)
+    return render(request, "queues.html", principal, **data)
 
 
 async def workers_page(request: Request) -> Response:

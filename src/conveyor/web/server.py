@@ -44,6 +44,7 @@ from . import (
 from .auth import Authenticator, parse_tokens
 from .bodies import tune_allocator
 from .context import WebContext
+from .fresh import DropOnChange
 from .guard import RequestGuard
 from .headers import SecurityHeaders
 from .openapi import openapi_document
@@ -79,7 +80,8 @@ def create_app(conveyor: Conveyor, *, tokens: str | None = None,
                     middleware=[Middleware(SecurityHeaders),
                                 Middleware(RequestGuard, open_access=auth.open,
                                            behind_tls=conveyor.settings.behind_tls),
-                                Middleware(CatchAll)],
+                                Middleware(CatchAll),
+                                Middleware(DropOnChange, drop=ctx.changed)],
                     exception_handlers={HTTPException: _on_http,
                                         ApiError: _on_api_error,
                                         ConveyorError: _on_conveyor_error})

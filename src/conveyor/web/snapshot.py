@@ -1,5 +1,6 @@
-"""A shared, short-lived copy of a read, for the dashboard overview and the gauges of
-/metrics (not for the API's job lists or a job's page, which are always read fresh).
+"""A shared, short-lived copy of a read, for the dashboard overview, the gauges of /metrics,
+the queues page and the dead page (not for the API's job lists or a job's page, which are
+always read fresh).
 
     overview = Snapshot(max_age=1.0)
     data, age = await overview.get(tenant, lambda: read_overview(tenant))
@@ -13,6 +14,9 @@
   again.
 - Keys (a tenant's scope, or None for all tenants) whose copy is stale are dropped as new
   copies are made, so the copies held stay a handful.
+- `drop()` forgets every copy, and every read under way as a copy to share: a request after
+  it reads again (a change made through this server shows at once, web/fresh.py). A read
+  that began before the drop still answers its own waiters, but is not kept.
 
 It runs on the server's event loop only (no locks: nothing here awaits between a check and
 the write that depends on it).
@@ -42,8 +46,15 @@ class Snapshot(Generic[T]):
         self.max_age = max_age
         self.clock = clock
         self.copies: dict[Hashable, Copy[T]] = {}
-        self.reading: dict[Hashable, asyncio.Future[Copy[T]]] = {}  # reads under way
+        # reads under way, by key: (the generation they began in, the read)
+        self.reading: dict[Hashable, tuple[int, asyncio.Future[Copy[T]]]] = {}
+        self.generation = 0  # one more with every drop()
         self.reads = 0  # store reads made (tests, and the dashboard's age line)
+
+    def drop(self) -> None:
+        """Forget every copy and the reads under way: the next request of each key reads."""
+        self.generation += 1
+        self.copies.clear()
 
     async def get(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> tuple[T, float]:
         """(value, age in seconds): the kept copy if fresh enough, else one read shared by
@@ -53,21 +64,28 @@ class Snapshot(Generic[T]):
         kept = self.copies.get(key)
         if kept is not None and asked - kept.began <= self.max_age:
             return kept.value, asked - kept.began
-        task = self.reading.get(key)
-        if task is None:
-            task = self.reading[key] = asyncio.ensure_future(self._read(key, read))
+        under_way = self.reading.get(key)
+        if under_way is not None and under_way[0] == self.generation:
+            task = under_way[1]
+        else:
+            task = asyncio.ensure_future(self._read(key, read, self.generation))
             task.add_done_callback(_retrieved)
+            self.reading[key] = (self.generation, task)
         made = await asyncio.shield(task)
         return made.value, self.clock() - made.began
 
-    async def _read(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> Copy[T]:
+    async def _read(self, key: Hashable, read: Callable[[], Awaitable[T]],
+                    generation: int) -> Copy[T]:
         began = self.clock()
         self.reads += 1
         try:
             made = Copy(await read(), began)
         finally:
-            del self.reading[key]
-        self._keep(key, made)
+            under_way = self.reading.get(key)
+            if under_way is not None and under_way[0] == generation:
+                del self.reading[key]
+        if generation == self.generation:  # else dropped while it read: it may miss a change
+            self._keep(key, made)
         return made
 
     def _keep(self, key: Hashable, made: Copy[T]) -> None:
