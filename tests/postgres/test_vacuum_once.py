@@ -82,3 +82,25 @@ async def test_a_store_does_not_vacuum_a_table_another_is_vacuuming(
     await churn(store)  # the lock released with the holder's session
     assert await store.fold_counts() > 0
     assert manual_vacuums(schema)["conveyor_count_deltas"] == 1
+
+
+async def test_behind_pgbouncer_a_store_asks_the_statistics_only(
+        url: str, store: PostgresStore, schema: str) -> None:
+    """prepare=off (PgBouncer's transaction pooling): a session lock taken through one server
+    connection could be released through another, and so held for good; none is taken (a
+    lock held elsewhere does not stop it), and the statistics alone keep a second store from
+    vacuuming again within the interval."""
+    deltas = f'"{schema}".conveyor_count_deltas'
+    pooled = [PostgresStore(url + "&prepare=off") for _ in range(2)]
+    try:
+        with admin_connect() as holder:
+            holder.execute("SELECT pg_advisory_lock(%s, CAST(CAST(%s AS regclass) AS oid)"
+                           "::int4)", (0x63766163, deltas))
+            for each in pooled:
+                await each.open()
+                await churn(each)
+                assert await each.fold_counts() > 0
+            assert manual_vacuums(schema)["conveyor_count_deltas"] == 1
+    finally:
+        for each in pooled:
+            await each.close()

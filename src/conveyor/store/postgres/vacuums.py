@@ -13,7 +13,10 @@ statement's or autovacuum's time in the cumulative statistics, which PostgreSQL 
 vacuum ends) within the interval, and only while holding a session advisory lock on the table,
 tried and never waited for, so no two stores vacuum it at once, nor one just after another.
 A store still asks at most once per interval itself (its own clock), so the ask costs a
-statement per interval per process, not one per fold.
+statement per interval per process, not one per fold. Behind PgBouncer's transaction pooling
+(the URL's prepare=off) a session lock could be taken on one server connection and released
+on another (and so never): there the store asks the statistics only, and two stores that ask
+at the same moment may both vacuum (SKIP_LOCKED: never one waiting for the other).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ SELECT CASE WHEN greatest(pg_stat_get_last_vacuum_time(vacuumed.oid),
             THEN false
             ELSE pg_try_advisory_lock(%(key)s, vacuumed.oid::int4) END
 FROM (SELECT CAST(CAST(%(table)s AS regclass) AS oid) AS oid) AS vacuumed"""
+_DUE = _CLAIM.replace("pg_try_advisory_lock(%(key)s, vacuumed.oid::int4)", "true")
 _RELEASE = """
 SELECT pg_advisory_unlock(%(key)s, CAST(CAST(%(table)s AS regclass) AS oid)::int4)"""
 
@@ -53,12 +57,15 @@ async def vacuum_at_most_every(store: Any, statement: str, every: float) -> bool
     last[statement] = now
     params = {"key": VACUUM_LOCK_KEY, "table": store.statement(first_table(statement)),
               "every": every}
+    locks = bool(store.pools.url.prepare)  # not behind PgBouncer's transaction pooling
     async with store._session() as conn:  # the lock is the session's: one connection
-        [(claimed,)] = await (await conn.execute(_CLAIM, params)).fetchall()
+        [(claimed,)] = await (await conn.execute(_CLAIM if locks else _DUE, params)).fetchall()
         if not claimed:
             return False
         try:
             await conn.execute(store.statement(statement))
         finally:
-            await conn.execute(_RELEASE, {"key": VACUUM_LOCK_KEY, "table": params["table"]})
+            if locks:
+                await conn.execute(_RELEASE, {"key": VACUUM_LOCK_KEY,
+                                              "table": params["table"]})
     return True
