@@ -13,8 +13,12 @@ tasks started under it, so every call maintenance makes (and only those) carries
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import contextvars
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from typing import TypeVar
+
+T = TypeVar("T")
 
 UPKEEP: ContextVar[bool] = ContextVar("conveyor_store_upkeep", default=False)
 
@@ -27,3 +31,14 @@ def upkeep() -> Iterator[None]:
         yield
     finally:
         UPKEEP.reset(token)
+
+
+def outside_upkeep(function: Callable[[T], None], argument: T) -> None:
+    """`function(argument)` outside the upkeep lane, and so every task it starts: hooks that
+    maintenance fires (a rescue's dead events) may be many at once, each with its own store
+    calls, which the upkeep lane's few connections must not queue behind one another."""
+    def call() -> None:
+        UPKEEP.set(False)
+        function(argument)
+
+    contextvars.copy_context().run(call)

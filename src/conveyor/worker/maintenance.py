@@ -15,7 +15,7 @@ from ..alerts import enqueue_wait_alerts
 from ..hooks import dead_events
 from ..retention import KeepCounts, enforce
 from ..scheduler import Scheduler
-from ..store.lanes import UPKEEP, upkeep
+from ..store.lanes import UPKEEP, outside_upkeep, upkeep
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -101,14 +101,14 @@ class Maintenance:
                                                                      1000))
         if changed:
             log.warning("rescued %d jobs whose worker stopped heartbeating", len(changed))
-            self.app.hooks.fire_all(dead_events(changed, "worker_lost"))
+            outside_upkeep(self.app.hooks.fire_all, dead_events(changed, "worker_lost"))
         return len(changed)
 
     async def expire(self) -> int:
         changed = await self._run(self.app.store.expire_jobs(self.clock.store_now(), 1000))
         if changed:
             log.info("expired %d jobs past their TTL", len(changed))
-            self.app.hooks.fire_all(dead_events(changed, "expired"))
+            outside_upkeep(self.app.hooks.fire_all, dead_events(changed, "expired"))
         return len(changed)
 
     async def prune(self) -> int:
