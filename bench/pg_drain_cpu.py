@@ -111,7 +111,19 @@ def child(args: argparse.Namespace) -> None:
     server_cpu = sum(server1[p] - server0[p] for p in server1)
     print(json.dumps({"rate": rate, "done": done, "per_process": per_process,
                       "worker_us": worker_cpu / done * 1e6,
-                      "server_us": server_cpu / done * 1e6, "backends": len(server1)}))
+                      "server_us": server_cpu / done * 1e6, "backends": len(server1),
+                      "vacuums": vacuums(url)}))
+
+
+def vacuums(url: str) -> int:
+    """VACUUM statements run on the drain database's tables (pg_stat_user_tables'
+    vacuum_count, written as each vacuum ends): the store's own, after its folds."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        [(count,)] = conn.execute(
+            "SELECT coalesce(sum(vacuum_count), 0) FROM pg_stat_user_tables").fetchall()
+    return int(count)
 
 
 def one(tree: Path, processes: int, args: argparse.Namespace, workdir: Path
@@ -159,7 +171,8 @@ def main() -> None:
                                 "load": before, **got})
                 print(f"round {round_no} P{processes} {tree.name:14} {got['rate']:6.0f}/s "
                       f"worker {got['worker_us']:5.1f} server {got['server_us']:5.1f} us/job "
-                      f"({got['backends']} backends, load {before:.1f})", flush=True)
+                      f"({got['backends']} backends, {got.get('vacuums', '?')} vacuums, "
+                      f"load {before:.1f})", flush=True)
     for processes in map(int, args.processes.split(",")):
         mine = [r for r in results if r["processes"] == processes]
         first = {r["round"]: r for r in mine if r["tree"] == str(trees[0])}

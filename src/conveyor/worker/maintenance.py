@@ -15,6 +15,7 @@ from ..alerts import enqueue_wait_alerts
 from ..hooks import dead_events
 from ..retention import KeepCounts, enforce
 from ..scheduler import Scheduler
+from ..store.lanes import UPKEEP, outside_upkeep, upkeep
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -35,13 +36,34 @@ class Maintenance:
         self.app = app
         self.clock = clock
         # the worker runs store calls off its event loop
-        self._run: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]] = run or _await
+        self._run_store: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]] = run or _await
+        self._turn: asyncio.Lock | None = None  # run()'s: its store calls one at a time
         self.promote_every = promote_every
         self.rescue_every = rescue_every
         self.prune_every = prune_every
         self.next_due: float | None = None  # earliest scheduled job, so the claim loop wakes
         self._skew_warned = False
         self.scheduler = Scheduler(app, clock)
+
+    async def _run(self, call: Coroutine[Any, Any, T]) -> T:
+        """One store call; under run(), one at a time (each concern waits its turn between
+        two calls, never for a whole prune), so upkeep needs one connection, not seven: the
+        PostgreSQL store serves it from a pool of its own (store/lanes.py), each connection
+        a server backend that plans every statement again (issue 15). A promotion the claim
+        loop asks for (intake.py, outside the upkeep lane) never waits for upkeep's turn."""
+        if self._turn is None or not UPKEEP.get():
+            result: T = await self._run_store(call)
+            return result
+        try:
+            await self._turn.acquire()
+        except asyncio.CancelledError:
+            call.close()  # stopped while waiting its turn: the call never started
+            raise
+        try:
+            result = await self._run_store(call)
+            return result
+        finally:
+            self._turn.release()
 
     async def promote(self) -> int:
         store = self.app.store
@@ -79,14 +101,14 @@ class Maintenance:
                                                                      1000))
         if changed:
             log.warning("rescued %d jobs whose worker stopped heartbeating", len(changed))
-            self.app.hooks.fire_all(dead_events(changed, "worker_lost"))
+            outside_upkeep(self.app.hooks.fire_all, dead_events(changed, "worker_lost"))
         return len(changed)
 
     async def expire(self) -> int:
         changed = await self._run(self.app.store.expire_jobs(self.clock.store_now(), 1000))
         if changed:
             log.info("expired %d jobs past their TTL", len(changed))
-            self.app.hooks.fire_all(dead_events(changed, "expired"))
+            outside_upkeep(self.app.hooks.fire_all, dead_events(changed, "expired"))
         return len(changed)
 
     async def prune(self) -> int:
@@ -157,7 +179,16 @@ class Maintenance:
                 "alerted": await self.alert_waits()}
 
     async def run(self) -> None:
-        """Each concern on its own jittered interval (one shared runner, no logic inside it)."""
+        """Each concern on its own jittered interval (one shared runner, no logic inside it),
+        their store calls one at a time, in the store's upkeep lane."""
+        self._turn = asyncio.Lock()
+        try:
+            with upkeep():
+                await self._gather()
+        finally:
+            self._turn = None
+
+    async def _gather(self) -> None:
         await asyncio.gather(
             _every(self.promote_every, self.promote, "promote"),
             _every(self.promote_every, self.fold_counts, "fold counts"),

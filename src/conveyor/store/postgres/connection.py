@@ -4,7 +4,11 @@ Why a pool per event loop: the app's sync door runs this store on a private "por
 a background thread, while a worker uses the same store object from its own main loop (and
 its heartbeat thread goes through the portal). An asyncio pool and its connections belong to
 the loop that opened them, so each loop that touches the store gets its own small pool,
-opened on first use and closed with the store.
+opened on first use and closed with the store. And each loop's upkeep (a worker's
+maintenance, store/lanes.py) gets a pool of its own of at most UPKEEP_POOL_SIZE connections,
+so the exchange's pool grows only with the exchange, and upkeep's statements (run over and
+over on one connection) are prepared there once rather than planned on whichever connection
+of the shared pool came next.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ... import _rng
 from ...errors import ConfigError, SchemaOutdated, StoreUnavailable
+from ..lanes import UPKEEP
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -36,6 +41,9 @@ _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _OWN_OPTIONS = ("schema", "pool_size", "events", "prepare")
 _CHECK_AFTER_IDLE = 2.0   # seconds: a connection idle longer is pinged before use
 _GETCONN_TIMEOUT = 10.0   # seconds a call waits for a connection before StoreUnavailable
+# Maintenance sends one store call at a time (worker/maintenance.py); the second connection is
+# for what it starts without waiting its turn (an alert's enqueue, a hook's store call).
+UPKEEP_POOL_SIZE = 2
 # libpq's TCP options (ignored on Unix sockets). Without them a connection to a host that went
 # away hangs a read until the kernel gives up (15 minutes): keepalives find an idle one dead
 # within 10 + 3 * 5 s, and tcp_user_timeout fails a call whose data goes unacknowledged 15 s.
@@ -149,16 +157,20 @@ class LoopPools:
 
     def __init__(self, url: PostgresURL) -> None:
         self.url = url
-        self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
-        self._opening: dict[asyncio.AbstractEventLoop, asyncio.Future[AsyncConnectionPool]] = {}
+        # keyed by (loop, upkeep lane?)
+        self._pools: dict[tuple[asyncio.AbstractEventLoop, bool], AsyncConnectionPool] = {}
+        self._opening: dict[tuple[asyncio.AbstractEventLoop, bool],
+                            asyncio.Future[AsyncConnectionPool]] = {}
         self._lock = threading.Lock()  # the dicts are shared between loops (threads)
         self._handed_out: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         atexit.register(_close_at_exit, weakref.ref(self))
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """An autocommit connection of this loop's pool; outages become StoreUnavailable."""
-        pool = self._pools.get(asyncio.get_running_loop()) or await self._pool()
+        """An autocommit connection of this loop's pool (its upkeep pool for upkeep's
+        calls); outages become StoreUnavailable."""
+        key = (asyncio.get_running_loop(), UPKEEP.get())
+        pool = self._pools.get(key) or await self._pool(key)
         try:
             async with pool.connection() as conn:
                 yield conn
@@ -167,23 +179,23 @@ class LoopPools:
         except psycopg.errors.UndefinedColumn as exc:
             raise outdated(exc) from exc
 
-    async def _pool(self) -> AsyncConnectionPool:
-        loop = asyncio.get_running_loop()
+    async def _pool(self, key: tuple[asyncio.AbstractEventLoop, bool]) -> AsyncConnectionPool:
+        loop, upkeep = key
         with self._lock:
             self._forget_closed_loops()
-            pending = self._opening.get(loop)
+            pending = self._opening.get(key)
             if pending is None:
-                pending = self._opening[loop] = loop.create_future()
+                pending = self._opening[key] = loop.create_future()
                 owner = True
             else:
                 owner = False
         if not owner:
             return await asyncio.shield(pending)
         try:
-            pool = await self._open_pool()
+            pool = await self._open_pool(UPKEEP_POOL_SIZE if upkeep else self.url.pool_size)
         except BaseException as exc:
             with self._lock:
-                self._opening.pop(loop, None)
+                self._opening.pop(key, None)
             if isinstance(exc, Exception):
                 pending.set_exception(exc)
                 pending.exception()  # mark it retrieved: waiters (if any) re-raise it
@@ -191,23 +203,23 @@ class LoopPools:
                 pending.cancel()
             raise
         with self._lock:
-            self._pools[loop] = pool
+            self._pools[key] = pool
         pending.set_result(pool)
         return pool
 
     def _forget_closed_loops(self) -> None:
         """A pool whose loop has ended cannot be closed any more; drop it (its sockets close
         when its connections are collected). Caller holds the lock."""
-        for loop in [loop for loop in self._pools if loop.is_closed()]:
-            del self._pools[loop]
-            self._opening.pop(loop, None)
+        for key in [key for key in self._pools if key[0].is_closed()]:
+            del self._pools[key]
+            self._opening.pop(key, None)
 
-    async def _open_pool(self) -> AsyncConnectionPool:
+    async def _open_pool(self, size: int) -> AsyncConnectionPool:
         await self._probe()
         pool = _AsyncPool(
             self.url.conninfo, min_size=1,
             kwargs={"autocommit": True, "prepare_threshold": 5 if self.url.prepare else None},
-            max_size=self.url.pool_size, open=False, timeout=_GETCONN_TIMEOUT,
+            max_size=size, open=False, timeout=_GETCONN_TIMEOUT,
             check=self._check, name=f"conveyor-{self.url.schema}",
             max_idle=300.0, reconnect_timeout=3600.0)
         try:
@@ -239,7 +251,8 @@ class LoopPools:
         """From plain sync code: close the pools whose loops still run in other threads (the
         sync door's portal), waiting a moment for each."""
         with self._lock:
-            pools = [(loop, pool) for loop, pool in self._pools.items() if loop.is_running()]
+            pools = [(loop, pool) for (loop, _), pool in self._pools.items()
+                     if loop.is_running()]
         for loop, pool in pools:
             future = asyncio.run_coroutine_threadsafe(pool.close(timeout=1.0), loop)
             with contextlib.suppress(Exception):
@@ -251,7 +264,7 @@ class LoopPools:
         with self._lock:
             pools, self._pools, self._opening = self._pools, {}, {}
         current = asyncio.get_running_loop()
-        for loop, pool in pools.items():
+        for (loop, _), pool in pools.items():
             if loop is current:
                 await pool.close()
             elif loop.is_running():

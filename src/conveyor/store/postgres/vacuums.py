@@ -1,19 +1,71 @@
 """VACUUMs of the tables Conveyor itself churns (count deltas, pending attempts, attempts),
-each at most every so often per store: after a fold that moved rows, not at autovacuum's
+each at most every so often per database: after a fold that moved rows, not at autovacuum's
 pace (which may lag, or be off). A vacuum that would wait for a lock is skipped (the
-statements say SKIP_LOCKED)."""
+statements say SKIP_LOCKED).
+
+Once per interval for the whole database, not per store: every store (each worker process
+has one) folds, and each vacuum of a table updates its pg_class row, which invalidates every
+cached plan that reads or writes the table in every backend (the settle, the fold, the count
+triggers' inserts), each then planned again at its next run there (issue 15,
+bench/results/2026-12-09-pgplan.md). With P worker processes the tables were vacuumed P times
+per interval. Now a store asks the server first: it vacuums only when nobody has (a VACUUM
+statement's or autovacuum's time in the cumulative statistics, which PostgreSQL writes as a
+vacuum ends) within the interval, and only while holding a session advisory lock on the table,
+tried and never waited for, so no two stores vacuum it at once, nor one just after another.
+A store still asks at most once per interval itself (its own clock), so the ask costs a
+statement per interval per process, not one per fold. Behind PgBouncer's transaction pooling
+(the URL's prepare=off) a session lock could be taken on one server connection and released
+on another (and so never): there the store asks the statistics only, and two stores that ask
+at the same moment may both vacuum (SKIP_LOCKED: never one waiting for the other).
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+# the first key of the vacuums' advisory locks (the second: the first table's oid)
+VACUUM_LOCK_KEY = 0x63766163  # "cvac"
+# Due when no vacuum of the table (the first the statement names) ended within `every`
+# seconds by the server's clock; then the lock, tried. greatest() skips a NULL (never
+# vacuumed, or statistics off): due.
+_CLAIM = """
+SELECT CASE WHEN greatest(pg_stat_get_last_vacuum_time(vacuumed.oid),
+                          pg_stat_get_last_autovacuum_time(vacuumed.oid))
+                 > statement_timestamp() - make_interval(secs => %(every)s)
+            THEN false
+            ELSE pg_try_advisory_lock(%(key)s, vacuumed.oid::int4) END
+FROM (SELECT CAST(CAST(%(table)s AS regclass) AS oid) AS oid) AS vacuumed"""
+_DUE = _CLAIM.replace("pg_try_advisory_lock(%(key)s, vacuumed.oid::int4)", "true")
+_RELEASE = """
+SELECT pg_advisory_unlock(%(key)s, CAST(CAST(%(table)s AS regclass) AS oid)::int4)"""
 
-async def vacuum_at_most_every(store: Any, statement: str, every: float) -> None:
-    """Run `statement` (a VACUUM template) through `store._count` unless this store ran it
-    less than `every` seconds ago; the first call runs it."""
+
+def first_table(statement: str) -> str:
+    """The first table a `VACUUM (options) a, b` statement names."""
+    return statement.split(")", 1)[1].split(",", 1)[0].strip()
+
+
+async def vacuum_at_most_every(store: Any, statement: str, every: float) -> bool:
+    """Run `statement` (a VACUUM template) unless this store asked less than `every` seconds
+    ago, or the server says the table was vacuumed within `every` seconds, or another store
+    holds the table's vacuum lock (vacuuming it now). Whether it ran."""
     now = time.monotonic()
     last: dict[str, float] = store.__dict__.setdefault("_vacuumed_at", {})
-    if now - last.get(statement, now - every) >= every:
-        last[statement] = now
-        await store._count(statement, {})
+    if now - last.get(statement, now - every) < every:
+        return False
+    last[statement] = now
+    params = {"key": VACUUM_LOCK_KEY, "table": store.statement(first_table(statement)),
+              "every": every}
+    locks = bool(store.pools.url.prepare)  # not behind PgBouncer's transaction pooling
+    async with store._session() as conn:  # the lock is the session's: one connection
+        [(claimed,)] = await (await conn.execute(_CLAIM if locks else _DUE, params)).fetchall()
+        if not claimed:
+            return False
+        try:
+            await conn.execute(store.statement(statement))
+        finally:
+            if locks:
+                await conn.execute(_RELEASE, {"key": VACUUM_LOCK_KEY,
+                                              "table": params["table"]})
+    return True
