@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import psycopg
-
 from ...limits.claiming import CAPS_FRESH
 from ...limits.grants import HOLDER_AHEAD, Grant, GrantAsk, GrantRow, decide
 
@@ -55,35 +53,57 @@ WHERE """ + _IS_CAPPED + """
    OR (kind, name) IN (SELECT kind, name FROM {schema}.conveyor_cap_grants
                        WHERE worker_id = %(worker_id)s)
 ORDER BY kind, name FOR UPDATE"""
-CLOCK = "SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp()))"
-# Per cap: the jobs claimed by workers without a live grant (this one left out), this
-# worker's, and the other workers' live grants (after the expired ones are forgotten).
-READ = """
-WITH forgotten AS (
+# Per cap the renewal may book (_IS_CAPPED; the renewal keeps those it locked): the clock,
+# read after the lock; the jobs claimed by workers without a live grant (this one left out);
+# this worker's; the other workers' live grants. One statement for every cap, sent with the
+# lock (its own statement, so its snapshot sees what committed before the lock was granted).
+# A cap's running jobs are read from its queue's or its task's rows only (one branch runs).
+READ_ALL = """
+WITH clock(now) AS (SELECT coalesce(%(now)s::float8, date_part('epoch', clock_timestamp())))
+SELECT lim.kind, lim.name, clock.now,
+    count(held.n) FILTER (WHERE coalesce(held.worker_id, '') <> %(worker_id)s
+        AND coalesce(held.worker_id, '') NOT IN (
+            SELECT g.worker_id FROM {schema}.conveyor_cap_grants AS g
+            WHERE g.kind = lim.kind AND g.name = lim.name AND g.expires_at > clock.now)),
+    count(held.n) FILTER (WHERE held.worker_id = %(worker_id)s),
+    (SELECT coalesce(json_agg(json_build_array(g.worker_id, g.slots, g.wanted)), '[]')
+     FROM {schema}.conveyor_cap_grants AS g
+     WHERE g.kind = lim.kind AND g.name = lim.name AND g.expires_at > clock.now
+       AND g.worker_id <> %(worker_id)s)
+FROM clock CROSS JOIN {schema}.conveyor_limits AS lim
+LEFT JOIN LATERAL (
+    SELECT 1, job.worker_id FROM {schema}.conveyor_jobs AS job
+    WHERE lim.kind = 'queue' AND job.queue = lim.name
+      AND job.state = 'running' AND job.lease_expires_at > clock.now
+    UNION ALL
+    SELECT 1, job.worker_id FROM {schema}.conveyor_jobs AS job
+    WHERE lim.kind = 'task' AND job.task = lim.name
+      AND job.state = 'running' AND job.lease_expires_at > clock.now) AS held(n, worker_id)
+  ON true
+WHERE """ + _IS_CAPPED.replace("concurrency", "lim.concurrency").replace(
+    "kind =", "lim.kind =").replace("name =", "lim.name =") + """
+GROUP BY lim.kind, lim.name, clock.now"""
+# The renewal's writes, sent with its COMMIT: each cap's expired grants forgotten (not this
+# worker's: it is booked again), this worker's grants booked, its others dropped. The three
+# touch disjoint rows, so one statement holds them.
+BOOK_ALL = """
+WITH booked(kind, name, slots, share, wanted) AS (
+    SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[], %(slots)s::integer[],
+                         %(shares)s::integer[], %(wanteds)s::integer[])),
+forgotten AS (
+    DELETE FROM {schema}.conveyor_cap_grants AS g USING booked
+    WHERE g.kind = booked.kind AND g.name = booked.name AND g.expires_at <= %(now)s
+      AND g.worker_id <> %(worker_id)s),
+dropped AS (
     DELETE FROM {schema}.conveyor_cap_grants
-    WHERE kind = %(kind)s AND name = %(name)s AND expires_at <= %(now)s),
-live AS (
-    SELECT worker_id, slots, wanted FROM {schema}.conveyor_cap_grants
-    WHERE kind = %(kind)s AND name = %(name)s AND expires_at > %(now)s)
-SELECT count(*) FILTER (WHERE coalesce(job.worker_id, '') <> %(worker_id)s
-                        AND coalesce(job.worker_id, '') NOT IN (SELECT worker_id FROM live)),
-       count(*) FILTER (WHERE job.worker_id = %(worker_id)s),
-       (SELECT coalesce(json_agg(json_build_array(worker_id, slots, wanted)), '[]')
-        FROM live WHERE worker_id <> %(worker_id)s)
-FROM {schema}.conveyor_jobs AS job
-WHERE job.state = 'running' AND job.lease_expires_at > %(now)s
-  AND CASE WHEN %(kind)s = 'queue' THEN job.queue ELSE job.task END = %(name)s"""
-BOOK = """
+    WHERE worker_id = %(worker_id)s
+      AND (kind, name) NOT IN (SELECT kind, name FROM booked))
 INSERT INTO {schema}.conveyor_cap_grants
     (kind, name, worker_id, slots, share, wanted, expires_at)
-VALUES (%(kind)s, %(name)s, %(worker_id)s, %(slots)s, %(share)s, %(wanted)s, %(expires_at)s)
+SELECT kind, name, %(worker_id)s, slots, share, wanted, %(expires_at)s FROM booked
 ON CONFLICT (kind, name, worker_id) DO UPDATE
 SET slots = excluded.slots, share = excluded.share, wanted = excluded.wanted,
     expires_at = excluded.expires_at"""
-DROP_OTHERS = """
-DELETE FROM {schema}.conveyor_cap_grants
-WHERE worker_id = %(worker_id)s
-  AND (kind, name) NOT IN (SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[]))"""
 # A worker's grants dropped (it deregisters) under the limit rows of their caps, locked FOR
 # UPDATE in (kind, name) order first, as a renewal locks them: a renewal forgets expired
 # grants cap by cap, so a bare DELETE of the worker's rows across two caps could lock one
@@ -123,29 +143,38 @@ class CapGrants:
                                   "tasks": None if tasks is None else list(tasks)}
         if not asks and not await self._one(CAPPED, params):
             return []  # no cap, no grant: no lock
+        # Two round trips under the caps' lock: BEGIN, the lock and READ_ALL; then BOOK_ALL
+        # with the COMMIT (trip.one_trip). It was LOCK_CAPPED, CLOCK, READ and BOOK per
+        # cap, DROP_OTHERS and COMMIT: ~5 trips a renewal, each claim on the caps waiting
+        # behind them (bench/results/2026-12-10-capresume.md).
         async with self._session(atomic=True) as conn:
+            locked = await conn.execute(self.statement(LOCK_CAPPED), params)
+            read = {(r[0], r[1]): r[2:] for r in await self._fetch(conn, READ_ALL, {
+                **params, "now": now})}
             capped = [(kind, name, cap) for kind, name, cap, booked
-                      in await self._fetch(conn, LOCK_CAPPED, params) if booked]
-            [(at,)] = await self._fetch(conn, CLOCK, {"now": now})
+                      in await locked.fetchall() if booked and (kind, name) in read]
+            at = next(iter(read.values()))[0] if read else 0.0
             told = {(a.kind, a.name): a for a in asks}
-            grants = [await self._book(conn, {**params, "now": at, "kind": kind,
-                                              "name": name}, cap,
-                                       (wants or {}).get((kind, name), wanted),
-                                       told.get((kind, name)), at + lease_for)
+            grants = [self._book(read[(kind, name)], worker_id, kind, name, cap,
+                                 (wants or {}).get((kind, name), wanted),
+                                 told.get((kind, name)), at + lease_for)
                       for kind, name, cap in capped]
-            await self._fetch(conn, DROP_OTHERS + " RETURNING 1", {
-                **params, "kinds": [g.kind for g in grants], "names": [g.name for g in grants]})
+            await self._run(conn, BOOK_ALL, {
+                "worker_id": worker_id, "now": at, "expires_at": at + lease_for,
+                "kinds": [g.kind for g in grants], "names": [g.name for g in grants],
+                "slots": [g.booked for g in grants], "shares": [g.slots for g in grants],
+                "wanteds": [(wants or {}).get((g.kind, g.name), wanted) for g in grants]})
         return grants
 
-    async def _book(self: Any, conn: psycopg.AsyncConnection[Any], at: dict[str, Any],
-                    cap: int, wanted: int, ask: GrantAsk | None, expires_at: float) -> Grant:
-        [(outside, mine, others)] = await self._fetch(conn, READ, at)
-        ask = ask or GrantAsk(at["kind"], at["name"], mine, mine)  # its first: all it holds
+    @staticmethod
+    def _book(read: Sequence[Any], worker_id: str, kind: str, name: str, cap: int,
+              wanted: int, ask: GrantAsk | None, expires_at: float) -> Grant:
+        """One cap's grant from its READ_ALL row (the clock, outside, mine, others)."""
+        _, outside, mine, others = read
+        ask = ask or GrantAsk(kind, name, mine, mine)  # its first: all it holds
         rows = [GrantRow(*r) for r in others]
-        slots, booked, fair = decide(cap, outside, rows, at["worker_id"], wanted, ask)
-        await self._fetch(conn, BOOK + " RETURNING 1", {
-            **at, "slots": booked, "share": slots, "wanted": wanted, "expires_at": expires_at})
-        return Grant(at["kind"], at["name"], cap, slots, booked, fair, expires_at)
+        slots, booked, fair = decide(cap, outside, rows, worker_id, wanted, ask)
+        return Grant(kind, name, cap, slots, booked, fair, expires_at)
 
     async def _drop_grants(self: Any, worker_id: str) -> None:
         async with self._session(atomic=True) as conn:
