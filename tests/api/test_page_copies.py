@@ -146,3 +146,25 @@ def test_a_tenant_never_sees_another_scopes_copy(kept: Live) -> None:
             assert f'data-queue="{foreign}"' not in queues
             assert own_job in dead and foreign_job not in dead
             assert f">{foreign}<" not in dead  # nor in the queue filter's choices
+
+
+def test_a_refused_request_keeps_the_copies_and_later_dead_pages_are_not_kept(
+        kept: Live) -> None:
+    copies = web(kept).queues_page
+    dead = web(kept).dead_page
+    with signed(kept, "admin-token") as page, httpx.Client(base_url=kept.url,
+                                                           timeout=10.0) as anonymous:
+        page.get("/queues")
+        before = copies.reads
+        refused = anonymous.post("/api/v1/jobs", json={"task": "echo", "payload": {}})
+        assert refused.status_code == 401
+        with api(kept, "admin-token") as admin:
+            malformed = admin.post("/api/v1/jobs", content=b"{not json",
+                                   headers={"Content-Type": "application/json"})
+        assert malformed.status_code in (400, 422)
+        page.get("/queues")
+        assert copies.reads == before  # nothing changed: the copy still serves
+        kept_before = len(dead.copies)
+        for cursor in ("a" * 26, "b" * 26, "c" * 26):
+            assert page.get("/dead", params={"cursor": cursor}).status_code in (200, 400)
+        assert len(dead.copies) == kept_before  # pages after the first are read, not kept

@@ -104,3 +104,27 @@ async def test_behind_pgbouncer_a_store_asks_the_statistics_only(
     finally:
         for each in pooled:
             await each.close()
+
+
+
+async def test_a_vacuum_whose_release_fails_leaves_no_lock_held(
+        store: PostgresStore, schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's advisory lock must not stay held on a pooled connection when its release
+    does not go through (cancelled at shutdown, an error): every other store would skip the
+    table for good. The connection is closed rather than given back to the pool."""
+    import psycopg
+
+    from conveyor.store.postgres import counters, vacuums
+
+    deltas = f'"{schema}".conveyor_count_deltas'
+    held = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+            "AND objid = CAST(CAST(%s AS regclass) AS oid)")
+    monkeypatch.setattr(vacuums, "_RELEASE", "SELECT 1 / 0 WHERE CAST(%(key)s AS int) IS NOT NULL "
+                                             "AND CAST(%(table)s AS text) IS NOT NULL")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        await vacuums.vacuum_at_most_every(store, counters.VACUUM_DELTAS, 0.0)
+    with admin_connect() as watcher:
+        assert watcher.execute(held, (vacuums.VACUUM_LOCK_KEY, deltas)).fetchone()[0] == 0
+    monkeypatch.undo()
+    store.__dict__.pop("_vacuumed_at", None)
+    assert await vacuums.vacuum_at_most_every(store, counters.VACUUM_DELTAS, 0.0)

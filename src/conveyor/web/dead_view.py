@@ -18,6 +18,10 @@ PAGE = 50
 
 async def gather(ctx: WebContext, principal: Principal, queue: str | None,
                  cursor: str | None) -> dict[str, Any]:
+    if cursor is not None:  # later pages are read as asked: only first pages are shared (a
+        # viewer walking cursors must not fill the server's memory with copies)
+        return {**await read_store(ctx, principal, queue, cursor), "snapshot_age": 0.0,
+                "snapshot_max": 0.0}
     key = (principal.scope, queue, cursor)
     read, age = await ctx.dead_page.get(key, lambda: read_store(ctx, principal, queue, cursor))
     return {**read, "snapshot_age": age, "snapshot_max": ctx.dead_page.max_age}

@@ -45,13 +45,13 @@ class Maintenance:
         self._skew_warned = False
         self.scheduler = Scheduler(app, clock)
 
-    async def _run(self, call: Coroutine[Any, Any, T]) -> T:
+    async def _run(self, call: Coroutine[Any, Any, T], *, waits: bool = True) -> T:
         """One store call; under run(), one at a time (each concern waits its turn between
         two calls, never for a whole prune), so upkeep needs one connection, not seven: the
         PostgreSQL store serves it from a pool of its own (store/lanes.py), each connection
         a server backend that plans every statement again (issue 15). A promotion the claim
         loop asks for (intake.py, outside the upkeep lane) never waits for upkeep's turn."""
-        if self._turn is None or not UPKEEP.get():
+        if self._turn is None or not waits or not UPKEEP.get():
             result: T = await self._run_store(call)
             return result
         try:
@@ -72,8 +72,10 @@ class Maintenance:
             count: int
             next_due: float | None
             before = self.clock.now()
+            # not behind upkeep's turn: a job due now must not wait for a prune or a fold
+            # batch (upkeep's pool has a second connection for it)
             count, next_due = await self._run(store.promote_scheduled(self.clock.store_now(),
-                                                                      1000))
+                                                                      1000), waits=False)
             total += count
             if count < 1000:
                 break

@@ -59,13 +59,22 @@ async def vacuum_at_most_every(store: Any, statement: str, every: float) -> bool
               "every": every}
     locks = bool(store.pools.url.prepare)  # not behind PgBouncer's transaction pooling
     async with store._session() as conn:  # the lock is the session's: one connection
-        [(claimed,)] = await (await conn.execute(_CLAIM if locks else _DUE, params)).fetchall()
-        if not claimed:
-            return False
         try:
-            await conn.execute(store.statement(statement))
-        finally:
+            [(claimed,)] = await (await conn.execute(_CLAIM if locks else _DUE,
+                                                     params)).fetchall()
+            if not claimed:
+                return False
+            try:
+                await conn.execute(store.statement(statement))
+            finally:
+                if locks:
+                    await conn.execute(_RELEASE, {"key": VACUUM_LOCK_KEY,
+                                                  "table": params["table"]})
+        except BaseException:
+            # cancelled or failed between asking for the lock and its release: the session
+            # may hold it still, and a pooled connection would keep it from every other
+            # store for good; a closed connection's session lock ends with it
             if locks:
-                await conn.execute(_RELEASE, {"key": VACUUM_LOCK_KEY,
-                                              "table": params["table"]})
+                await conn.close()
+            raise
     return True

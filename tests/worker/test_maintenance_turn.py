@@ -1,0 +1,54 @@
+"""Upkeep's store calls take turns (one connection's worth), but the periodic promotion does
+not wait for the turn: a job due now must not start late behind a prune or a fold batch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.store.lanes import upkeep
+from conveyor.worker.maintenance import Maintenance
+
+pytestmark = pytest.mark.anyio
+
+
+class HostClock:
+    def now(self) -> float:
+        return time.time()
+
+    def store_now(self) -> float | None:
+        return None
+
+
+async def test_the_promotion_does_not_wait_for_upkeeps_turn(tmp_path: object) -> None:
+    app = Conveyor(f"sqlite:///{tmp_path}/jobs.db")
+
+    @app.task
+    def noop(payload: object) -> None:
+        return None
+
+    app.migrate()
+    app.enqueue("noop", {}, delay=0.05)
+    await asyncio.sleep(0.1)
+    maintenance = Maintenance(app, HostClock())
+    maintenance._turn = asyncio.Lock()  # as run() makes it
+    try:
+        with upkeep():
+            await maintenance._turn.acquire()  # another concern's long call holds the turn
+            try:
+                promoted = await asyncio.wait_for(maintenance.promote(), 5.0)
+            finally:
+                maintenance._turn.release()
+            assert promoted == 1
+            # any other concern's call does wait its turn
+            await maintenance._turn.acquire()
+            try:
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(maintenance.rescue(), 0.3)
+            finally:
+                maintenance._turn.release()
+    finally:
+        app.close()
