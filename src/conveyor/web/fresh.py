@@ -3,8 +3,9 @@
 The queues page and the dead page come from copies at most CONVEYOR_DASHBOARD_SNAPSHOT
 seconds old, one per scope (snapshot.py). A request that may change something (any method
 but GET, HEAD and OPTIONS: a pause, a resume, a purge, a limit, a retry, a discard, an
-enqueue, from a dashboard form or the API) drops those copies as its response starts (unless it was refused: 4xx, 5xx), so the
-page the browser is sent to next, or the API client's next read, reads the store again.
+enqueue, from a dashboard form or the API) drops those copies as its response starts
+(unless it was refused: 4xx, 5xx), so the page the browser is sent to next, or the API
+client's next read, reads the store again.
 Changes made elsewhere (workers, other servers, the CLI) show within the copy's age.
 
 The overview and /metrics' gauges are not dropped: their copies are what keeps a dashboard
