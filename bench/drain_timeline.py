@@ -15,6 +15,7 @@ Run it with another tree's python (the harness's base venv above) to compare tre
 from __future__ import annotations
 
 import argparse
+import atexit
 import collections
 import os
 import shutil
@@ -58,6 +59,7 @@ def main() -> None:
             conn.execute(f"DROP DATABASE IF EXISTS {database}")
             conn.execute(f"CREATE DATABASE {database}")
         url = f"{PG}/{database}"
+        atexit.register(_drop_database, database)  # also when a step fails
     else:
         url = f"sqlite:///{work}/jobs.db"
     marks = work / "marks"
@@ -98,12 +100,14 @@ def main() -> None:
     buckets = collections.Counter(int((t - first) / 0.25) for t, _ in starts)
     line = " ".join(f"{buckets.get(i, 0)}" for i in range(max(buckets) + 1))
     print(f"  jobs per 250 ms: {line}")
-    if args.store == "postgres":
-        import psycopg
-
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _drop_database(database: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 if __name__ == "__main__":

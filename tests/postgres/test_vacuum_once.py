@@ -128,3 +128,19 @@ async def test_a_vacuum_whose_release_fails_leaves_no_lock_held(
     monkeypatch.undo()
     store.__dict__.pop("_vacuumed_at", None)
     assert await vacuums.vacuum_at_most_every(store, counters.VACUUM_DELTAS, 0.0)
+
+
+async def test_a_vacuum_of_one_table_alone_does_not_make_the_others_wait(
+        store: PostgresStore, schema: str) -> None:
+    """VACUUM_DELTAS names the count deltas and the finished deltas: an autovacuum (here a
+    VACUUM by hand) of the first alone must not count as a vacuum of both."""
+    from conveyor.store.postgres import counters, vacuums
+
+    with admin_connect() as conn:
+        conn.execute(f'VACUUM "{schema}".conveyor_count_deltas')
+    before = manual_vacuums(schema)["conveyor_count_deltas"]
+    assert await vacuums.vacuum_at_most_every(store, counters.VACUUM_DELTAS, 3600.0)
+    assert manual_vacuums(schema)["conveyor_count_deltas"] == before + 1
+    store.__dict__.pop("_vacuumed_at", None)  # its own clock: due again
+    # now both were vacuumed within the hour: not again
+    assert not await vacuums.vacuum_at_most_every(store, counters.VACUUM_DELTAS, 3600.0)

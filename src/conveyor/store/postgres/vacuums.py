@@ -26,13 +26,17 @@ from typing import Any
 
 # the first key of the vacuums' advisory locks (the second: the first table's oid)
 VACUUM_LOCK_KEY = 0x63766163  # "cvac"
-# Due when no vacuum of the table (the first the statement names) ended within `every`
-# seconds by the server's clock; then the lock, tried. greatest() skips a NULL (never
-# vacuumed, or statistics off): due.
+# Due unless every table the statement names was vacuumed (a VACUUM statement or autovacuum)
+# within `every` seconds by the server's clock (an autovacuum of one table alone must not
+# let the others wait another interval); then the lock on the first table, tried. A table
+# never vacuumed, or with statistics off, has no time (NULL): due.
 _CLAIM = """
-SELECT CASE WHEN greatest(pg_stat_get_last_vacuum_time(vacuumed.oid),
-                          pg_stat_get_last_autovacuum_time(vacuumed.oid))
-                 > statement_timestamp() - make_interval(secs => %(every)s)
+SELECT CASE WHEN (SELECT bool_and(coalesce(
+                      greatest(pg_stat_get_last_vacuum_time(CAST(CAST(named AS regclass) AS oid)),
+                               pg_stat_get_last_autovacuum_time(CAST(CAST(named AS regclass)
+                                                                     AS oid)))
+                      > statement_timestamp() - make_interval(secs => %(every)s), false))
+                  FROM unnest(CAST(%(tables)s AS text[])) AS named)
             THEN false
             ELSE pg_try_advisory_lock(%(key)s, vacuumed.oid::int4) END
 FROM (SELECT CAST(CAST(%(table)s AS regclass) AS oid) AS oid) AS vacuumed"""
@@ -41,9 +45,9 @@ _RELEASE = """
 SELECT pg_advisory_unlock(%(key)s, CAST(CAST(%(table)s AS regclass) AS oid)::int4)"""
 
 
-def first_table(statement: str) -> str:
-    """The first table a `VACUUM (options) a, b` statement names."""
-    return statement.split(")", 1)[1].split(",", 1)[0].strip()
+def tables_of(statement: str) -> list[str]:
+    """The tables a `VACUUM (options) a, b` statement names, in order."""
+    return [name.strip() for name in statement.split(")", 1)[1].split(",")]
 
 
 async def vacuum_at_most_every(store: Any, statement: str, every: float) -> bool:
@@ -55,8 +59,8 @@ async def vacuum_at_most_every(store: Any, statement: str, every: float) -> bool
     if now - last.get(statement, now - every) < every:
         return False
     last[statement] = now
-    params = {"key": VACUUM_LOCK_KEY, "table": store.statement(first_table(statement)),
-              "every": every}
+    tables = [store.statement(name) for name in tables_of(statement)]
+    params = {"key": VACUUM_LOCK_KEY, "table": tables[0], "tables": tables, "every": every}
     locks = bool(store.pools.url.prepare)  # not behind PgBouncer's transaction pooling
     async with store._session() as conn:  # the lock is the session's: one connection
         try:
