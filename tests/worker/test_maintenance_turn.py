@@ -52,3 +52,27 @@ async def test_the_promotion_does_not_wait_for_upkeeps_turn(tmp_path: object) ->
                 maintenance._turn.release()
     finally:
         app.close()
+
+
+async def test_no_concern_outlives_run_when_one_ends_on_its_own(tmp_path: object) -> None:
+    """A concern that ends with a CancelledError of its own (a driver's, not a shutdown's)
+    ended gather while the others ran on; run() then forgot the turn under them, a release
+    failed on None, swallowed the shutdown's cancellation, and the worker never stopped."""
+    app = Conveyor(f"sqlite:///{tmp_path}/jobs.db")
+    app.migrate()
+    maintenance = Maintenance(app, HostClock(), promote_every=0.01)
+
+    async def interrupted() -> int:
+        await asyncio.sleep(0.05)
+        raise asyncio.CancelledError  # as psycopg's "query cancellation interrupted"
+
+    maintenance.prune = interrupted  # type: ignore[method-assign]
+    before = asyncio.all_tasks()
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(maintenance.run(), 5.0)
+        await asyncio.sleep(0.05)
+        left = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+        assert left == [], left
+    finally:
+        app.close()

@@ -51,11 +51,12 @@ class Maintenance:
         PostgreSQL store serves it from a pool of its own (store/lanes.py), each connection
         a server backend that plans every statement again (issue 15). A promotion the claim
         loop asks for (intake.py, outside the upkeep lane) never waits for upkeep's turn."""
-        if self._turn is None or not waits or not UPKEEP.get():
+        turn = self._turn  # this call's: run() ends by forgetting it, maybe before we do
+        if turn is None or not waits or not UPKEEP.get():
             result: T = await self._run_store(call)
             return result
         try:
-            await self._turn.acquire()
+            await turn.acquire()
         except asyncio.CancelledError:
             call.close()  # stopped while waiting its turn: the call never started
             raise
@@ -63,7 +64,10 @@ class Maintenance:
             result = await self._run_store(call)
             return result
         finally:
-            self._turn.release()
+            # the lock taken, not self._turn: a release that failed on None here replaced a
+            # shutdown's CancelledError, and the concern's loop went on for ever (a worker
+            # that never stopped)
+            turn.release()
 
     async def promote(self) -> int:
         store = self.app.store
@@ -191,7 +195,8 @@ class Maintenance:
             self._turn = None
 
     async def _gather(self) -> None:
-        await asyncio.gather(
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(concern) for concern in (
             _every(self.promote_every, self.promote, "promote"),
             _every(self.promote_every, self.fold_counts, "fold counts"),
             _every(self.promote_every, self.fold_history, "fold history"),
@@ -199,8 +204,15 @@ class Maintenance:
             _every(self.rescue_every, self.expire, "expire"),
             _every(self.prune_every, self.prune, "prune"),
             _every(self.rescue_every, self.alert_waits, "alerts"),
-            self._cron_loop(),
-        )
+            self._cron_loop())]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # gather ends as soon as one concern raises (a CancelledError from inside a
+            # driver included) and leaves the others running: none may outlive run()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _cron_loop(self) -> None:
         """The scheduler at each slot as it falls due (and at least every 5 s, as schedules
