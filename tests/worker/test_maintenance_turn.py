@@ -1,5 +1,6 @@
-"""Upkeep's store calls take turns (one connection's worth), but the periodic promotion does
-not wait for the turn: a job due now must not start late behind a prune or a fold batch."""
+"""Upkeep's store calls take turns (one connection's worth), but the periodic promotion, the
+rescue and the expiry do not wait for the turn: a job due now must not start late behind a
+prune or a fold batch, nor a frozen worker's jobs wait for a fold blocked on its rows."""
 
 from __future__ import annotations
 
@@ -43,11 +44,14 @@ async def test_the_promotion_does_not_wait_for_upkeeps_turn(tmp_path: object) ->
             finally:
                 maintenance._turn.release()
             assert promoted == 1
-            # any other concern's call does wait its turn
+            # nor does the rescue (a frozen worker's jobs) or the expiry
             await maintenance._turn.acquire()
             try:
+                assert await asyncio.wait_for(maintenance.rescue(), 5.0) == 0
+                assert await asyncio.wait_for(maintenance.expire(), 5.0) == 0
+                # the long concerns do wait their turn
                 with pytest.raises(TimeoutError):
-                    await asyncio.wait_for(maintenance.rescue(), 0.3)
+                    await asyncio.wait_for(maintenance.fold_counts(), 0.3)
             finally:
                 maintenance._turn.release()
     finally:

@@ -103,15 +103,19 @@ class Maintenance:
         return self.clock.now() + min(self.promote_every, max(ahead, 0.05))
 
     async def rescue(self) -> int:
+        # not behind upkeep's turn either: rescue is how jobs get back from a worker that
+        # froze, and a frozen worker may hold rows that another upkeep call (a fold's
+        # upsert) waits for, holding the turn as long as it stays frozen
         changed = await self._run(self.app.store.rescue_expired_jobs(self.clock.store_now(),
-                                                                     1000))
+                                                                     1000), waits=False)
         if changed:
             log.warning("rescued %d jobs whose worker stopped heartbeating", len(changed))
             outside_upkeep(self.app.hooks.fire_all, dead_events(changed, "worker_lost"))
         return len(changed)
 
     async def expire(self) -> int:
-        changed = await self._run(self.app.store.expire_jobs(self.clock.store_now(), 1000))
+        changed = await self._run(self.app.store.expire_jobs(self.clock.store_now(), 1000),
+                                  waits=False)
         if changed:
             log.info("expired %d jobs past their TTL", len(changed))
             outside_upkeep(self.app.hooks.fire_all, dead_events(changed, "expired"))
