@@ -15,6 +15,7 @@ queue outranks another). Only the first worker runs maintenance.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -92,7 +93,13 @@ class WorkerGroup:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        await asyncio.gather(*(worker.run(install_signals=False) for worker in self.workers))
+        try:
+            await asyncio.gather(*(worker.run(install_signals=False, release_loop=False)
+                                   for worker in self.workers))
+        finally:
+            if self.workers:
+                with contextlib.suppress(Exception):
+                    await self.workers[0].store.release_loop()  # the app's, shared
 
     def _on_signal(self, sig: signal.Signals) -> None:
         now = self._stopping and sig == signal.SIGINT

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _rng
+from .._cancel import raise_if_cancelled
 from ..alerts import enqueue_wait_alerts
 from ..hooks import dead_events
 from ..retention import KeepCounts, enforce
@@ -225,8 +226,11 @@ class Maintenance:
         finally:
             # gather ends as soon as one concern raises (a CancelledError from inside a
             # driver included) and leaves the others running: none may outlive run()
+            # (once: gather's own cancel already reached them when run() was cancelled, and
+            # a second one interrupts psycopg's cancel of the query, closing its connection)
             for task in tasks:
-                task.cancel()
+                if not task.done() and not task.cancelling():
+                    task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _cron_loop(self) -> None:
@@ -245,6 +249,7 @@ class Maintenance:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                raise_if_cancelled(exc)
                 log.warning("maintenance cron failed: %s", exc)
             await asyncio.sleep(wait + 0.002)  # just past the slot: it is then due
 
@@ -258,5 +263,6 @@ async def _every(interval: float, action: object, name: str) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            raise_if_cancelled(exc)  # an error that stands in for shutdown's cancel
             log.warning("maintenance %s failed: %s", name, exc)
         await asyncio.sleep(interval * _rng.uniform(0.8, 1.2))

@@ -158,8 +158,10 @@ class Worker:
 
     # --- the real loop --------------------------------------------------------------------
 
-    async def run(self, install_signals: bool = True) -> None:
-        """Run until stop() (or SIGTERM/SIGINT when `install_signals`)."""
+    async def run(self, install_signals: bool = True, release_loop: bool = True) -> None:
+        """Run until stop() (or SIGTERM/SIGINT when `install_signals`); then let go of the
+        store's connections on this loop (unless `release_loop` is False: a group's workers
+        share the loop, and the group does it once they have all stopped)."""
         self._ensure_loop_state()
         apply_log_settings(self.app.settings)  # embedded too, not only `conveyor worker`
         loop = asyncio.get_running_loop()
@@ -181,11 +183,16 @@ class Worker:
             for task in background:
                 task.cancel()
             await self._shutdown()
+            # they end before the loop does (a query they were in is cancelled on the server)
+            await asyncio.wait(background, timeout=5.0)
             await self.app.hooks.drain()
             await stop_listening()
             self.heartbeat.stop()
             with contextlib.suppress(Exception):
                 await self.store.deregister_worker(self.id)
+            if release_loop:
+                with contextlib.suppress(Exception):
+                    await self.store.release_loop()
             self.close()
             log.info("worker %s stopped after %d jobs", self.id, self.processed)
 

@@ -32,6 +32,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ... import _rng
+from ..._cancel import raise_if_cancelled
 from ...errors import ConfigError, SchemaOutdated, StoreUnavailable
 from ..lanes import UPKEEP
 
@@ -175,6 +176,7 @@ class LoopPools:
             async with pool.connection() as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise_if_cancelled(exc)  # the closed connection's error hid a cancel (_cancel.py)
             raise unavailable(exc, self.url.where) from exc
         except psycopg.errors.UndefinedColumn as exc:
             raise outdated(exc) from exc
@@ -257,6 +259,17 @@ class LoopPools:
             future = asyncio.run_coroutine_threadsafe(pool.close(timeout=1.0), loop)
             with contextlib.suppress(Exception):
                 future.result(timeout=2.0)
+
+    async def close_loop(self) -> None:
+        """Close the running loop's pools (both lanes'); the next call on it opens new ones."""
+        current = asyncio.get_running_loop()
+        with self._lock:
+            keys = [key for key in self._pools if key[0] is current]
+            pools = [self._pools.pop(key) for key in keys]
+            for key in keys:
+                self._opening.pop(key, None)
+        for pool in pools:
+            await pool.close()
 
     async def close(self) -> None:
         """Close every loop's pool: this loop's here, a running loop's on that loop, and a

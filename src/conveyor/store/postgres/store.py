@@ -161,6 +161,13 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, CapGrants, Exchan
         async with self.pools.connection():
             pass
 
+    async def release_loop(self) -> None:
+        """Close this loop's pools before the loop ends: left open, the pool's own tasks
+        outlive it (psycopg_pool takes the cancel of a reconnect for a failed connect and
+        tries again), and asyncio.run waits for them for ever (a worker that did not exit
+        after SIGTERM)."""
+        await self.pools.close_loop()
+
     async def close(self) -> None:
         await self.broadcast.close()
         await self.pools.close()

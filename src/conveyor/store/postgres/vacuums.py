@@ -68,16 +68,16 @@ async def vacuum_at_most_every(store: Any, statement: str, every: float) -> bool
                                                      params)).fetchall()
             if not claimed:
                 return False
-            try:
-                await conn.execute(store.statement(statement))
-            finally:
-                if locks:
-                    await conn.execute(_RELEASE, {"key": VACUUM_LOCK_KEY,
-                                                  "table": params["table"]})
+            await conn.execute(store.statement(statement))
+            if locks:
+                await conn.execute(_RELEASE, {"key": VACUUM_LOCK_KEY, "table": params["table"]})
         except BaseException:
             # cancelled or failed between asking for the lock and its release: the session
             # may hold it still, and a pooled connection would keep it from every other
-            # store for good; a closed connection's session lock ends with it
+            # store for good; a closed connection's session lock ends with it. (No release
+            # in a `finally`: on a connection psycopg closed when a cancel was interrupted,
+            # its error replaced the CancelledError, and a shutdown's maintenance concern
+            # went on for ever: workers that did not exit after SIGTERM.)
             if locks:
                 await conn.close()
             raise

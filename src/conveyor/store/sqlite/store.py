@@ -94,6 +94,9 @@ class SQLiteStore(Reads, Catalog, Sessions, Limits, CapGrants, Enqueues, Exchang
         self.wake.close()
         self.db.close()
 
+    async def release_loop(self) -> None:
+        """Nothing is held on a loop (the connections are per thread)."""
+
     def release_thread(self) -> None:
         self.db.release_thread()
 
