@@ -49,8 +49,6 @@ def completed(schema: str) -> int:
         return int(count)
 
 
-@pytest.mark.skip(reason="the upkeep lane is off (worker/maintenance.py UPKEEP_LANE): CI saw "
-                         "workers that did not exit after SIGTERM with it on")
 async def test_a_drain_holds_a_few_backends_per_worker_process(
         store: PostgresStore, schema: str, url: str, tmp_path: Path) -> None:
     await store.enqueue_many([NewJob(id=new_id(), task="record", queue="default",

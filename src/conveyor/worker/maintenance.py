@@ -30,9 +30,6 @@ async def _await(coro: Coroutine[Any, Any, T]) -> T:
     return await coro
 
 
-# see Maintenance.run
-UPKEEP_LANE = False
-
 class Maintenance:
     def __init__(self, app: Conveyor, clock: Clock, *, promote_every: float = 1.0,
                  rescue_every: float = 5.0, prune_every: float = 60.0,
@@ -193,16 +190,8 @@ class Maintenance:
                 "alerted": await self.alert_waits()}
 
     async def run(self) -> None:
-        """Each concern on its own jittered interval (one shared runner, no logic inside it).
-
-        UPKEEP_LANE (off): their store calls one at a time, in the store's upkeep lane (its
-        own pool of 2 connections on PostgreSQL; fewer backends a worker process, issue 15).
-        Off since CI saw workers that did not exit after SIGTERM with it on (a maintenance
-        call cancelled at shutdown on the upkeep pool; cause not found yet): concurrent on
-        the store's pool as before, until that is understood."""
-        if not UPKEEP_LANE:
-            await self._gather()
-            return
+        """Each concern on its own jittered interval (one shared runner, no logic inside it),
+        their store calls one at a time, in the store's upkeep lane."""
         self._turn = asyncio.Lock()
         try:
             with upkeep():
