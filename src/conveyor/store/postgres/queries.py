@@ -615,7 +615,12 @@ LIST_CLAUSES = {
     "tenant": "tenant = %(tenant)s AND tenant <> ''",
     "correlation_id": "correlation_id = %(correlation_id)s",
     "idempotency_key": "idempotency_key = %(idempotency_key)s",
-    "batch_id": "batch_id = %(batch_id)s",
+    # a batch's jobs: its range of conveyor_job_batches' key, newest id first (0037), each
+    # job then read by its own key; the page's cursor bounds that range too (the planner
+    # carries `id = job_id` across, not `id < after`)
+    "batch_id": ("id IN (SELECT job_id FROM {schema}.conveyor_job_batches"
+                 " WHERE batch_id = %(batch_id)s"
+                 " AND (%(after)s::text IS NULL OR job_id < %(after)s))"),
     "after": "id < %(after)s",
 }
 LIST_ORDER = "ORDER BY id DESC LIMIT %(limit)s"
