@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,9 @@ def run(args: argparse.Namespace) -> None:
         for name in names[round_ % 2:] + names[:round_ % 2]:
             app, schema = apps[name], "old" if name.startswith("v36") else "new"
             conn.execute(f"TRUNCATE {schema}.conveyor_jobs")
-            for kind, count, call in (("batch", args.batches, lambda: app.enqueue_many(items)),
+            for kind, count, call in (("batch", args.batches, partial(app.enqueue_many, items)),
                                       ("single", args.singles,
-                                       lambda: app.enqueue("job", {"ms": 0}))):
+                                       partial(app.enqueue, "job", {"ms": 0}))):
                 spent = times.setdefault((name, kind), [])
                 for _ in range(count):
                     started = time.perf_counter()

@@ -18,11 +18,12 @@ from conveyor.store.postgres.reads import _where
 from conveyor.store.postgres.store import PostgresStore
 
 from .conftest import admin_connect
-from .test_explain import explain, filled_schema
+from .test_explain import explain, filled_schema, plan_nodes
 
 pytestmark = pytest.mark.postgres
 
-# 200,000 jobs, one in ten of a batch of 500 spread over 5,000 ids (bench/reads.py's shape)
+# 200,000 jobs, one in ten of a batch of 500 spread over 5,000 ids (bench/reads.py's shape),
+# and one in two of the oldest 50,000 of one large batch
 FILL = """
 INSERT INTO {schema}.conveyor_jobs (id, task, queue, state, payload, created_at, run_at,
                                     finished_at, batch_id)
@@ -30,7 +31,8 @@ SELECT lpad(n::text, 12, '0'), 'fill.task', 'queue-' || (n % 7),
        CASE WHEN n % 100 = 0 THEN 'queued' ELSE 'completed' END,
        '\\x7b7d', 1700000000 + n, 1700000000 + n,
        CASE WHEN n % 100 <> 0 THEN 1700000000 + n END,
-       CASE WHEN n % 10 = 0 THEN 'batch-' || (n / 5000) END
+       CASE WHEN n % 10 = 0 THEN 'batch-' || (n / 5000)
+            WHEN n <= 50000 AND n % 2 = 1 THEN 'old-large' END
 FROM generate_series(1, 200000) AS n;
 ANALYZE {schema}.conveyor_job_batches"""
 
@@ -121,3 +123,24 @@ async def test_version_37_copies_the_batches_of_the_jobs_already_stored(
         [NewJob(id=new_id(), task="t", queue="q", payload=b"{}", batch_id=batch)])
     assert batch_rows(schema) == 4
     assert (await store.list_jobs(JobFilter(batch_id=batch)))[0].id == later[0].id
+
+
+def rows_read(store: PostgresStore, where: JobFilter) -> int:
+    """How many rows of conveyor_jobs the page's plan read (EXPLAIN ANALYZE)."""
+    where_sql, params = _where(where, None, 51)
+    with admin_connect() as conn:
+        row = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + store.statement(
+            f"{q.LIST_SELECT_LIGHT}{where_sql} {q.LIST_ORDER}"), params).fetchone()
+    assert row is not None
+    nodes = list(plan_nodes(row[0][0]["Plan"]))
+    return sum(int(n["Actual Rows"]) * int(n["Actual Loops"]) for n in nodes
+               if n.get("Relation Name") == "conveyor_jobs")
+
+
+@pytest.mark.parametrize("batch", ["batch-20", "old-large"])
+def test_a_page_of_an_old_large_batch_does_not_walk_the_newer_jobs(
+        batched: PostgresStore, batch: str) -> None:
+    # a merge of the batch's range with a walk of the jobs' key from the newest job read
+    # the 150,000 jobs newer than the large batch before its first; bounded, it reads from
+    # the batch's newest job to the page's end (51 jobs of batch-20: one id in ten is its)
+    assert rows_read(batched, JobFilter(batch_id=batch)) <= 1000
