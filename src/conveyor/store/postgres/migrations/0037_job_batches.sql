@@ -18,11 +18,15 @@
 -- touches it: a job's batch never changes. The list reads the batch's range of its primary
 -- key, newest id first, and fetches each job by the jobs' primary key.
 --
--- First, before any other table: SHARE on the jobs (as version 35). The writers in flight
--- (whose triggers do not write batches yet) finish first, and none begins until this commits,
--- so every job with a batch is either copied below or written by the new trigger. Readers go
--- on; the copy is one scan of the jobs (10M jobs: bench/results/2026-12-11-pgbatch.md).
-LOCK TABLE {schema}.conveyor_jobs IN SHARE MODE;
+-- First, before any other table: the BRIN goes (no read uses it now, and every insert and
+-- every non-HOT update paid for it), and its drop holds conveyor_jobs' ACCESS EXCLUSIVE lock
+-- until this commits, as version 20's did: the writers in flight (whose triggers do not write
+-- batches yet) finish first and none begins, so every job with a batch is either copied below
+-- or written by the new trigger. Readers wait too, for one scan of the jobs (10M jobs: 3.2 s
+-- warm, bench/results/2026-12-11-pgbatch.md). SHARE would let them read on, but the drop
+-- would then upgrade it, and a transaction that had read the jobs and then waited to write
+-- them would deadlock with this one.
+DROP INDEX {schema}.conveyor_jobs_batch;
 
 -- the tenant: the row policy's column, as the tails'. Insert-only, as the tails.
 CREATE TABLE {schema}.conveyor_job_batches (
@@ -102,7 +106,3 @@ BEGIN
     DELETE FROM {schema}.conveyor_job_batches;
     RETURN NULL;
 END $$;
-
--- the BRIN goes: no read uses it now, and every insert and every non-HOT update paid for it
--- (last: its ACCESS EXCLUSIVE lock for the moment of the drop, not for the copy above)
-DROP INDEX {schema}.conveyor_jobs_batch;
