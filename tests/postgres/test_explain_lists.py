@@ -1,9 +1,8 @@
 """EXPLAIN tests of the job lists and the counts (200,000 rows, most of them finished): every
 filter of /api/v1/jobs and the dashboard's lists reads an index, never the whole table (the
 primary key backwards, newest first, stopping at the page's end; or the index of the few rows
-a filter selects). (A batch's jobs are found through its BRIN index or the primary key, as
-the planner judges the batch ids it has seen: not pinned here.) The counts read the
-counters, never the jobs; the oldest queued job is a few probes of the claim index."""
+a filter selects; a batch's jobs: test_batches.py). The counts read the counters, never the
+jobs; the oldest queued job is a few probes of the claim index."""
 
 from __future__ import annotations
 

@@ -96,6 +96,9 @@ def test_a_worker_refuses_an_old_schema_until_it_is_migrated(schema: str, url: s
                          ' DROP COLUMN claimed_until')  # version 34
             conn.execute(f'DROP TABLE "{schema}".conveyor_queue_heads')  # version 35
             conn.execute(f'DROP FUNCTION "{schema}".conveyor_queue_heads_kept() CASCADE')
+            conn.execute(f'DROP TABLE "{schema}".conveyor_job_batches')  # version 37
+            conn.execute(f'CREATE INDEX conveyor_jobs_batch ON "{schema}".conveyor_jobs'
+                         ' USING brin (batch_id) WHERE batch_id IS NOT NULL')
             conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 2')
         # a producer of this release needs the column of version 3: a clear error that says
         # what to run, and nothing stored
