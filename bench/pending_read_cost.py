@@ -1,7 +1,8 @@
 """The SQLite tasks read's cost in its pending rows: `--rows` pending attempt rows (not
 folded) over the last 5 minutes, 10 tasks x 20 queues x 50 tenants, mixed outcomes and
 durations, then store.task_analytics over the last hour (every tenant, and one tenant)
-`--rounds` times; the median CPU ms of each. `--unpinned`: the read without the pending
+`--rounds` times, and the charts' read (queue_analytics, every tenant); the median CPU
+ms of each. `--unpinned`: the read without the pending
 rows' index pin (INDEXED BY conveyor_attempts_pending_tasks taken out of the statements),
 and with `--drop-index` the index itself dropped (what a store without 0031's pending index
 would run). Figures only.
@@ -59,16 +60,17 @@ def main() -> None:
             store._task_rollups = tuple(  # type: ignore[attr-defined]
                 sql.replace(" INDEXED BY conveyor_attempts_pending_tasks", "")
                 for sql in store._task_rollups)  # type: ignore[attr-defined]
-        for tenant in (None, "org-17"):
+        for read, tenant in (("tasks", None), ("tasks", "org-17"), ("charts", None)):
             window = TimeRange(now - 3600, now + 60, tenant=tenant)
             spent = []
             for _ in range(args.rounds):
                 cpu = time.process_time()
-                result = asyncio.run(store.task_analytics(window))
+                result = asyncio.run(store.task_analytics(window) if read == "tasks" else
+                                     store.queue_analytics(window))
                 spent.append((time.process_time() - cpu) * 1e3)
-            print(f"rows {args.rows} drop_index {args.drop_index} tenant {tenant}: "
+            print(f"{read} read: rows {args.rows} drop_index {args.drop_index} tenant {tenant}: "
                   f"{statistics.median(spent):.2f} CPU ms median, {min(spent):.2f} min "
-                  f"({len(result)} pairs)")
+                  f"({len(result)} rows)")
         app.close()
 
 
