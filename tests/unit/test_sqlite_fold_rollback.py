@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from tests.unit.test_pending_unindexed_upgrade import pending_row
+from tests.unit.test_pending_tasks_upgrade import pending_row
 
 from conveyor.errors import StoreUnavailable
 from conveyor.store.base import open_store
