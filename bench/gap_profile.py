@@ -39,6 +39,11 @@ def main() -> None:
                         help="after the drain, fold what it left (store.fold_history until "
                              "empty, store.fold_counts: interval work a short drain skips) "
                              "and print that CPU per job apart")
+    parser.add_argument("--no-interval-fold", action="store_true",
+                        help="maintenance's interval fold of the history off during the drain "
+                             "(with --fold every row is folded once after it, in batches of "
+                             "10,000: a figure that repeats, where the interval folds' count "
+                             "follows the wall clock)")
     parser.add_argument("--drop-index", action="append", default=[],
                         help="drop this index after the migrations (a knock-out; repeatable)")
     args = parser.parse_args()
@@ -92,6 +97,14 @@ def main() -> None:
 
         sqlite3.connect = timed_connect  # type: ignore[assignment]
     from conveyor import Conveyor, Settings
+
+    if args.no_interval_fold:
+        from conveyor.worker.maintenance import Maintenance
+
+        async def no_fold(self: Maintenance) -> int:
+            return 0
+
+        Maintenance.fold_history = no_fold  # type: ignore[method-assign]
 
     with tempfile.TemporaryDirectory() as folder:
         app = Conveyor(settings=Settings.load(url=f"sqlite:///{folder}/gap.db",

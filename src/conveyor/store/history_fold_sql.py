@@ -53,7 +53,8 @@ def keys_statement(source: str, floor: Callable[[str], str]) -> str:
 WORKER_KEY = ("minute", "task", "queue", "tenant", "outcome", "bucket", "worker_id",
               "fingerprint")
 WORKER_KEY_COLUMNS = (*WORKER_KEY[:6], "n", "duration", "worker_id", "host", "pid",
-                      "failures", "cpu", "rss", "fingerprint", "first_seen", "last_seen")
+                      "failures", "cpu", "rss", "fingerprint", "first_seen", "last_seen",
+                      "slowest", "slowest_end")
 
 
 def worker_keys_select(source: str, floor: Callable[[str], str]) -> str:
@@ -88,22 +89,29 @@ def worker_keys_upsert(source: str, floor: Callable[[str], str], keys: str) -> s
     """Fills `keys` (a table of WORKER_KEY_COLUMNS, unique on WORKER_KEY) with the rows of
     `source` counted per (minute, task, queue, tenant, outcome, bucket, worker, error
     group), and what the worker rollups add up (host, pid and rss their largest, failures,
-    cpu) and the error rollups (first and last seen): the `keys` fold_statements' task
-    rollups and, with `worker_keys`, its worker and error rollups all share. Each row is
-    added to its key's row by an upsert, not grouped: the few keys' rows are looked up in
-    their unique index, where a GROUP BY sorts every row first."""
+    cpu), the error rollups (first and last seen) and the slow tops (the key's slowest
+    row's duration and end, the highest by (duration, end): fine_tops_from_keys): the
+    `keys` fold_statements' task rollups and, with `worker_keys`, its worker and error
+    rollups and the slow tops all share. Each row is added to its key's row by an upsert,
+    not grouped: the few keys' rows are looked up in their unique index, where a GROUP BY
+    sorts every row first."""
+    slower = ("(excluded.slowest, excluded.slowest_end) > (k.slowest, k.slowest_end)")
     columns = ", ".join(WORKER_KEY_COLUMNS)
     return (f"INSERT INTO {keys} AS k ({columns}) "
             f"SELECT {floor('a.ended_at / 60')}, a.task, a.queue, coalesce(a.tenant, ''), "
             "a.outcome, a.bucket, 1, a.duration, a.worker_id, a.host, a.pid, "
             f"CASE WHEN {_FAILED} THEN 1 ELSE 0 END, coalesce(a.cpu, 0), a.rss, "
-            "coalesce(a.fingerprint, ''), a.ended_at, a.ended_at "
+            "coalesce(a.fingerprint, ''), a.ended_at, a.ended_at, a.duration, a.ended_at "
             f"FROM {source} WHERE true "
             f"ON CONFLICT ({', '.join(WORKER_KEY)}) DO UPDATE SET n = k.n + 1, "
             "duration = k.duration + excluded.duration, "
             f"{_larger('host')}, {_larger('pid')}, failures = k.failures + excluded.failures, "
             f"cpu = k.cpu + excluded.cpu, {_larger('rss')}, {_smaller('first_seen')}, "
-            f"{_larger('last_seen')}")
+            f"{_larger('last_seen')}, "
+            # both from the row before this update (an upsert's SET reads k's old values)
+            f"slowest = CASE WHEN {slower} THEN excluded.slowest ELSE k.slowest END, "
+            f"slowest_end = CASE WHEN {slower} THEN excluded.slowest_end "
+            "ELSE k.slowest_end END")
 
 
 def fold_statements(source: str, floor: Callable[[str], str], keys: str | None = None,
@@ -200,19 +208,22 @@ def _named(fine: str) -> str:
         f"f.ended_at FROM {fine} AS f" for kind in ("task", "queue"))
 
 
-def fine_tops_insert(source: str, floor: Callable[[str], str], fine: str) -> str:
-    """SQLite's: `fine` (a table of FINE_COLUMNS) filled with each (tenant, part, task,
-    queue)'s slowest row of `source`: max(duration), with the end of a row that has it
-    (SQLite's bare column of a max())."""
-    return (f"INSERT INTO {fine} ({', '.join(FINE_COLUMNS)}) SELECT coalesce(a.tenant, ''), "
-            f"{floor(f'a.ended_at / {hq.SLOW_PART}')}, a.task, a.queue, max(a.duration), "
-            f"a.ended_at FROM {source} WHERE true GROUP BY 1, 2, 3, 4")
+def fine_tops_from_keys(keys: str, fine: str) -> str:
+    """SQLite's: `fine` (a table of FINE_COLUMNS) filled from `keys` (worker_keys_upsert's
+    rows, each with its key's slowest row): each (tenant, part, task, queue)'s slowest,
+    with the end of a key's row that has it (SQLite's bare column of a max()). A part is
+    whole minutes (SLOW_PART), so a key's minute says its part: the fold groups its few
+    keys' rows here, not every pending row a second time."""
+    assert hq.SLOW_PART % 60 == 0
+    return (f"INSERT INTO {fine} ({', '.join(FINE_COLUMNS)}) SELECT k.tenant, "
+            f"k.minute / {hq.SLOW_PART // 60}, k.task, k.queue, max(k.slowest), "
+            f"k.slowest_end FROM {keys} AS k WHERE true GROUP BY 1, 2, 3, 4")
 
 
 def slow_tops_statements(fine: str) -> tuple[str, str, str, str]:
     """(per tenant, of every tenant, per task and queue and tenant, per task and queue),
     SQLite's: each 10-minute part's slowest row of the fold, read from `fine`
-    (fine_tops_insert's), upserted into the tops kept (0026, 0027) where it is higher, by
+    (fine_tops_from_keys'), upserted into the tops kept (0026, 0027) where it is higher, by
     (duration, end), than the part's kept one. The slowest by max(duration), with the end
     of a row that has it (a group, not a window's sort, which cost the fold ~4 µs a row).
     Of equal durations in one part, which end is kept does not change the read: its cut is

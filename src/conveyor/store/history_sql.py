@@ -122,8 +122,7 @@ def _tenant_scope(every_tenant: bool) -> str:
 EVERY_TENANT_SCOPE = _tenant_scope(True)  # a task and a queue filter
 
 
-def task_pending(floor: Callable[[str], str], every_tenant: bool = False,
-                 pending_index: str = "") -> str:
+def task_pending(floor: Callable[[str], str], every_tenant: bool = False) -> str:
     """The tasks read's pending rows (task_rollups), summed per rollup row of the range
     (its minute), task and queue: columns minute, task, queue and _ADDED's."""
     minute = f"{floor('a.ended_at / 60')} * 60 / %(width)s * %(width)s / 60"  # its row's
@@ -131,19 +130,18 @@ def task_pending(floor: Callable[[str], str], every_tenant: bool = False,
     # the pending rows of the range's rollup rows: ended from its first minute to the end of
     # its last row (%(pending_end)s, in seconds): their row's minute is in range exactly
     # then, and a range of ended_at is cheaper than that minute's expression (twice a row).
-    # They are grouped first per (task, queue, outcome, bucket, minute of its end): SQLite's
-    # index of the pending rows (0031, `pending_index`) holds them in that order, the minute
-    # as this same expression, so the rows are grouped as walked, not sorted (20,000: ~25 ->
-    # ~5 ms); then per row (the minute's row of the width), task and queue. The count an
-    # INTEGER: PostgreSQL sums a bigint (its count's type) as numeric, 33 sums a row (~8 ->
-    # ~5 ms for 4,000 rows). With no such index (PostgreSQL: it hashes), grouped by their
-    # row's minute at once: over hour or day rows fewer groups (30 days: 800, not 4,000)
+    # They are grouped first per (task, queue, outcome, bucket, their row's minute), then
+    # per row, task and queue. The count an INTEGER: PostgreSQL sums a bigint (its count's
+    # type) as numeric, 33 sums a row (~8 -> ~5 ms for 4,000 rows). No index orders them
+    # (PostgreSQL hashes; SQLite sorts: its 0031 index, which grouped them as walked, cost
+    # every settle's insert more than it saved a read of a second's pending rows, and 0037
+    # dropped it: bench/results/2026-12-11-sqhist.md)
     return (f"SELECT k.m * 60 / %(width)s * %(width)s / 60 AS minute, k.task, k.queue, "
             f"{_PENDING_SUMS} FROM (SELECT a.task, a.queue, a.outcome, a.bucket, "
-            f"{minute if not pending_index else floor('a.ended_at / 60')} AS m, "
+            f"{minute} AS m, "
             "CAST(count(*) AS INTEGER) AS n, "
             "sum(a.duration) AS duration "
-            f"FROM {{schema}}.conveyor_attempts_pending AS a{pending_index} "
+            "FROM {schema}.conveyor_attempts_pending AS a "
             "WHERE a.ended_at >= %(first_minute)s * 60 AND a.ended_at < %(pending_end)s"
             + scope.replace("tenant =", "coalesce(a.tenant, '') =")
             .replace(" task =", " a.task =").replace(" queue =", " a.queue =")
@@ -163,7 +161,7 @@ TASK_TOTALS = (", ".join(f"CAST(sum({o}) AS BIGINT) AS {o}" for o in OUTCOMES)
 
 
 def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
-                 tenant_index: str = "", pending_index: str = "",
+                 tenant_index: str = "",
                  joined: Callable[[str], str] = lambda x: f"string_agg({x}, ',')") -> str:
     """TASK_ROLLUPS in a dialect (`floor` truncates a positive number to an integer): of the
     range's tenant, or, `every_tenant`, of all tenants summed (conveyor_rollups_all, 0016:
@@ -172,10 +170,9 @@ def task_rollups(floor: Callable[[str], str], every_tenant: bool = False,
     with no statistics, prefers the key's range of every tenant (no lookup per row) to the
     tenant's index (0028: a lookup in the key per row), 2-3x slower over 30 days. `joined`:
     the dialect's aggregate joining texts with commas (PostgreSQL's string_agg, SQLite's
-    group_concat). `pending_index`: SQLite's ` INDEXED BY conveyor_attempts_pending_tasks`
-    (0031), whose order groups the pending rows with no sort (task_pending)."""
+    group_concat)."""
     scope = _tenant_scope(every_tenant)
-    pending = task_pending(floor, every_tenant, pending_index)
+    pending = task_pending(floor, every_tenant)
     folded = (f"SELECT minute, task, queue, {', '.join(_ADDED)} FROM {{schema}}."
               f"{'conveyor_rollups_all' if every_tenant else 'conveyor_rollups' + tenant_index} "
               "WHERE width = %(width)s AND minute >= %(first_minute)s "

@@ -91,11 +91,6 @@ _PINNED = {
         "FROM {schema}.conveyor_jobs INDEXED BY conveyor_jobs_running_ids\n", 1)}
 
 
-# The tasks read's pending rows by their index (0031): in its order they are grouped as
-# walked; SQLite's planner, with no statistics, would scan the table and sort them
-_PENDING_INDEX = " INDEXED BY conveyor_attempts_pending_tasks"
-
-
 def _statement(template: str) -> str:
     sql = _SQLITE.get(template)
     if sql is None:
@@ -106,17 +101,17 @@ def _statement(template: str) -> str:
 class SQLiteHistory(SQLiteHistoryFold, HistoryReads):
     _task_rollups = (hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)",
                                      tenant_index=" INDEXED BY conveyor_rollups_tenant",
-                                     pending_index=_PENDING_INDEX, joined=_JOINED),
+                                     joined=_JOINED),
                      hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True,
-                                     pending_index=_PENDING_INDEX, joined=_JOINED),
+                                     joined=_JOINED),
                      # a tenant's day rows by their covering index (0031), partial: the
                      # statement names their width, not a parameter's
                      hq.task_rollups(lambda x: f"CAST({x} AS INTEGER)",
                                      tenant_index=" INDEXED BY conveyor_rollups_tenant_days",
-                                     pending_index=_PENDING_INDEX, joined=_JOINED).replace(
+                                     joined=_JOINED).replace(
                          "WHERE width = %(width)s AND", "WHERE width = 86400 AND", 1),
                      # every tenant's day rows summed per pair in their index's order (0033)
-                     every_tenant_days(_PENDING_INDEX))
+                     every_tenant_days())
     _queue_rollups = (hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)"),
                       hq.queue_rollups(lambda x: f"CAST({x} AS INTEGER)", every_tenant=True))
     # history_sql.slow per history_reads.SLOW_KINDS: (one tenant's, all tenants') each

@@ -18,7 +18,7 @@ from ..history_fold_sql import (
     FINE_COLUMNS,
     WORKER_KEY,
     WORKER_KEY_COLUMNS,
-    fine_tops_insert,
+    fine_tops_from_keys,
     fold_statements,
     slow_tops_statements,
     worker_keys_upsert,
@@ -43,22 +43,25 @@ _FLOOR = lambda x: f"CAST({x} AS INTEGER)"  # noqa: E731
 # an upsert on the key (worker_keys_upsert): no declared types, the values stay as the
 # SELECT made them. A new name whenever the table's shape changes: a connection from
 # before keeps its table.
-KEYS = "temp.conveyor_fold_keys_by_group"
-CREATE_KEYS = (f"CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_keys_by_group "
+KEYS = "temp.conveyor_fold_keys_tops"
+CREATE_KEYS = (f"CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_keys_tops "
                f"({', '.join(WORKER_KEY_COLUMNS)}, UNIQUE ({', '.join(WORKER_KEY)}))")
 FILL_KEYS = for_sqlite(worker_keys_upsert(_SOURCE, _FLOOR, KEYS))
 CLEAR_KEYS = f"DELETE FROM {KEYS}"
 # The pending rows' tops per (tenant, 10-minute part, task, queue), grouped once into a
 # table of this connection's own as KEYS, so the four upserts of the slow tops kept (0026
 # per tenant and of every tenant, 0027 per task and queue) read those few rows instead of
-# grouping every pending row four times (history_fold_sql.slow_tops_statements)
+# grouping every pending row four times (history_fold_sql.slow_tops_statements). Grouped
+# from KEYS' rows (each with its key's slowest row), not from the pending rows: a second
+# pass over every pending row (a sort of them all) was ~22 % of the fold's instructions
+# (bench/results/2026-12-11-sqhist.md)
 FINE = "temp.conveyor_fold_slow_tops"
 CREATE_FINE = (f"CREATE TEMP TABLE IF NOT EXISTS conveyor_fold_slow_tops "
                f"({', '.join(FINE_COLUMNS)})")
 CLEAR_FINE = f"DELETE FROM {FINE}"
 FOLD = tuple(for_sqlite(sql) for sql in (
     *fold_statements(_SOURCE, _FLOOR, keys=KEYS, worker_keys=True), worker_rollups_all(KEYS),
-    fine_tops_insert(_SOURCE, _FLOOR, FINE), *slow_tops_statements(FINE)))
+    fine_tops_from_keys(KEYS, FINE), *slow_tops_statements(FINE)))
 DROP_PENDING = "DELETE FROM conveyor_attempts_pending WHERE rowid <= :watermark"
 # When the watermark's read found fewer rows than its limit, every pending row is at or below
 # it (no settle can add one inside this transaction): a DELETE with no WHERE empties the

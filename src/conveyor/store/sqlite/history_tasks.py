@@ -28,7 +28,7 @@ _SUMMED = ", ".join(f"sum({c}) AS {c}" for c in ROLLUP_FIGURES)
 _TAKEN = ", ".join(ROLLUP_FIGURES)
 
 
-def every_tenant_days(pending_index: str) -> str:
+def every_tenant_days() -> str:
     """The tasks read of every tenant over day rows (history_sql.task_rollups' rows), in
     SQLite's dialect. The width is written out: the index is partial (day rows only)."""
     floor = lambda x: f"CAST({x} AS INTEGER)"  # noqa: E731
@@ -37,6 +37,6 @@ def every_tenant_days(pending_index: str) -> str:
               "WHERE width = 86400 AND minute >= %(first_minute)s "
               "AND minute < %(end_minute)s" + EVERY_TENANT_SCOPE + " GROUP BY task, queue")
     pending = (f"SELECT task, queue, {_TAKEN}, {POINT_ENTRY} AS points "
-               f"FROM ({task_pending(floor, True, pending_index)}) AS p")
+               f"FROM ({task_pending(floor, True)}) AS p")
     return for_sqlite(f"SELECT task, queue, {TASK_TOTALS}, group_concat(points, ',') AS points "
                       f"FROM ({folded} UNION ALL {pending}) AS r GROUP BY task, queue")

@@ -1,0 +1,13 @@
+-- Conveyor schema, version 37 (SQLite): the pending attempt rows without 0031's index
+-- (issues 14/15: the drain's per-job cost).
+--
+-- conveyor_attempts_pending_tasks put an entry of 8 columns (one an expression) beside every
+-- pending row, written in the settle's own transaction: ~6,100 instructions a job of a
+-- drain of one task, ~16,200 over 8 tasks and 2 queues (the entries of a trip's rows land
+-- on a page per task and queue, each written to the WAL at the commit), of a settle insert
+-- of ~35,000-45,000 (bench/results/2026-12-11-sqhist.md, bench/fold_cost.py). The fold
+-- never used it (it takes the rows by rowid up to a watermark). Only the tasks read did:
+-- its pending rows grouped as walked, not sorted. Without it the read sorts them: the
+-- pending rows are the second or so that maintenance has not folded yet (~2,000 rows of a
+-- drain: +0.8 ms of a ~15 ms read); 20,000 rows (a fold ~10 s behind): +18 ms of ~35.
+DROP INDEX IF EXISTS conveyor_attempts_pending_tasks;
