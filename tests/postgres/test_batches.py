@@ -114,8 +114,8 @@ async def test_version_37_copies_the_batches_of_the_jobs_already_stored(
         conn.execute(f'DROP TABLE "{schema}".conveyor_job_batches')
         conn.execute(f'CREATE INDEX conveyor_jobs_batch ON "{schema}".conveyor_jobs'
                      ' USING brin (batch_id) WHERE batch_id IS NOT NULL')
-        conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version = 37')
-    assert await store.migrate() == 1
+        conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 37')
+    assert await store.migrate() == store.latest_version - 36  # 0037 and what follows it
     assert batch_rows(schema) == 3
     assert [j.id for j in await store.list_jobs(JobFilter(batch_id=batch))] == [
         ids[2], ids[1], ids[0]]

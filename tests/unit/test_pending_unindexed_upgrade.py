@@ -1,4 +1,4 @@
-"""Migration 0037 on a store with pending attempt rows and day rollups (both stores): SQLite
+"""Migration 0038 on a store with pending attempt rows and day rollups (both stores): SQLite
 drops the pending rows' index (0031's conveyor_attempts_pending_tasks: every settle's insert
 paid for it), PostgreSQL changes nothing; the tasks read of the rows already pending then
 sums every one of them, as version 36's read did (there by the index, here by a sort)."""
@@ -36,14 +36,14 @@ def pending_row(n: int, task: str, queue: str, tenant: str | None, ended: float,
 
 def upgraded(url: str) -> list[list[Any]]:
     """The tasks read over a day of every tenant, of acme, and over 30 days of acme, at
-    version 37."""
+    version 38."""
     execute = raw_execute(url)
     store = open_store(url)
-    newest = [m for m in store._migrations if m.version <= 37]
+    newest = [m for m in store._migrations if m.version <= 38]
     found: list[Any] = []
 
     async def migrate() -> None:
-        store._migrations = [m for m in newest if m.version < 37]
+        store._migrations = [m for m in newest if m.version < 38]
         await store.migrate()
         execute(f"INSERT INTO {{schema}}conveyor_attempts_pending ({', '.join(PENDING_COLUMNS)}) "
                 f"VALUES ({', '.join(['%s'] * len(PENDING_COLUMNS))})",
@@ -55,7 +55,7 @@ def upgraded(url: str) -> list[list[Any]]:
                 f"VALUES ({', '.join(['%s'] * len(ROLLUP_COLUMNS))})",
                 [tuple(day.get(c, 0) for c in ROLLUP_COLUMNS)])
         store._migrations = newest
-        assert await store.migrate() == 1  # 0037 alone
+        assert await store.migrate() == 1  # 0038 alone
         for tenant, span in ((None, 86400), ("acme", 86400), ("acme", 30 * 86400)):
             found.append(sorted((s.task, s.queue, s.total, s.failed, sum(s.series))
                                 for s in await store.task_analytics(
@@ -67,7 +67,7 @@ def upgraded(url: str) -> list[list[Any]]:
 
 
 @pytest.mark.parametrize("kind", BOTH)
-def test_0037_keeps_the_tasks_read_of_the_rows_already_pending(kind: str,
+def test_0038_keeps_the_tasks_read_of_the_rows_already_pending(kind: str,
                                                                tmp_path: Path) -> None:
     with store_url_for(kind, tmp_path, "t_pendunidx") as url:
         every, acme, month = upgraded(url)

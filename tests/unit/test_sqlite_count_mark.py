@@ -159,7 +159,7 @@ def test_jobs_stored_before_0036_are_counted_once_by_the_next_trips(tmp_path: Pa
 
     async def before_and_after() -> None:
         store = SQLiteStore(f"sqlite:///{path}")
-        newest = store._migrations
+        newest = [m for m in store._migrations if m.version <= 36]
         store._migrations = [m for m in newest if m.version < 36]
         await store.migrate()
         await store.enqueue_many(_jobs(9), now=T0)

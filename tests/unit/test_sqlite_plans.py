@@ -405,9 +405,9 @@ def test_the_rollup_reads_of_a_tenant_or_a_queue_search_their_index(tmp_path: Pa
 
 def test_the_tasks_read_sorts_its_pending_rows_and_a_tenants_days_by_index(
         tmp_path: Path) -> None:
-    """0037: the tasks read (every tenant, one tenant; an hour and a month) scans the pending
+    """0038: the tasks read (every tenant, one tenant; an hour and a month) scans the pending
     rows and sorts them to group them (0031's index of them, which it walked instead, cost
-    every settle's insert more than it saved a read of a second's pending rows: 0037
+    every settle's insert more than it saved a read of a second's pending rows: 0038
     dropped it); a tenant's day rows by conveyor_rollups_tenant_days (0031), covering (not
     a lookup in the key per entry of conveyor_rollups_tenant)."""
     from conveyor.history.records import TimeRange

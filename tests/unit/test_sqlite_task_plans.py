@@ -56,7 +56,7 @@ def test_a_month_of_every_tenant_sums_its_day_rows_as_walked(tmp_path: Path) -> 
             # grouped as walked: the next step is the pending rows' arm, not a sort
             assert "TEMP B-TREE" not in steps[steps.index(walk) + 1], steps
             assert not any("conveyor_rollups_all USING PRIMARY KEY" in s for s in steps), steps
-            # the pending rows (a second or so of them) scanned and sorted: 0037 dropped
+            # the pending rows (a second or so of them) scanned and sorted: 0038 dropped
             # their index (0031's), which every settle's insert paid for
             assert "SCAN a" in steps, steps
             assert not any("conveyor_attempts_pending_tasks" in s for s in steps), steps

@@ -134,7 +134,7 @@ def task_pending(floor: Callable[[str], str], every_tenant: bool = False) -> str
     # per row, task and queue. The count an INTEGER: PostgreSQL sums a bigint (its count's
     # type) as numeric, 33 sums a row (~8 -> ~5 ms for 4,000 rows). No index orders them
     # (PostgreSQL hashes; SQLite sorts: its 0031 index, which grouped them as walked, cost
-    # every settle's insert more than it saved a read of a second's pending rows, and 0037
+    # every settle's insert more than it saved a read of a second's pending rows, and 0038
     # dropped it: bench/results/2026-12-11-sqhist.md)
     return (f"SELECT k.m * 60 / %(width)s * %(width)s / 60 AS minute, k.task, k.queue, "
             f"{_PENDING_SUMS} FROM (SELECT a.task, a.queue, a.outcome, a.bucket, "

@@ -1,4 +1,4 @@
--- Conveyor schema, version 37 (SQLite): the pending attempt rows without 0031's index
+-- Conveyor schema, version 38 (SQLite): the pending attempt rows without 0031's index
 -- (issues 14/15: the drain's per-job cost).
 --
 -- conveyor_attempts_pending_tasks put an entry of 8 columns (one an expression) beside every
