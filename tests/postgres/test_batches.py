@@ -144,3 +144,30 @@ def test_a_page_of_an_old_large_batch_does_not_walk_the_newer_jobs(
     # the 150,000 jobs newer than the large batch before its first; bounded, it reads from
     # the batch's newest job to the page's end (51 jobs of batch-20: one id in ten is its)
     assert rows_read(batched, JobFilter(batch_id=batch)) <= 1000
+
+
+@pytest.mark.anyio
+async def test_version_37_lets_the_roles_that_read_the_jobs_read_the_batches(
+        store: PostgresStore, schema: str) -> None:
+    """A tenant role granted the schema's tables before 0037 keeps the batch filter: the
+    filter reads conveyor_job_batches as the caller (review MEDIUM)."""
+    role = f"conveyor_batch_reader_{new_id()[-8:]}"
+    with admin_connect() as conn:  # granted at version 36, then the upgrade
+        conn.execute(f'CREATE ROLE "{role}" NOLOGIN')
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        conn.execute(f'DROP TABLE "{schema}".conveyor_job_batches')
+        conn.execute(f'CREATE INDEX conveyor_jobs_batch ON "{schema}".conveyor_jobs'
+                     ' USING brin (batch_id) WHERE batch_id IS NOT NULL')
+        conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+        conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 37')
+    try:
+        await store.migrate()
+        with admin_connect() as conn:
+            [(allowed,)] = conn.execute(
+                "SELECT has_table_privilege(%s, %s, 'SELECT')",
+                (role, f'"{schema}".conveyor_job_batches')).fetchall()
+        assert allowed
+    finally:
+        with admin_connect() as conn:
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')

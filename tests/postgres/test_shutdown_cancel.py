@@ -7,6 +7,7 @@ the CancelledError. The concern, which logs errors and goes on, must stop all th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -14,6 +15,7 @@ import pytest
 
 from conveyor import Conveyor
 from conveyor.errors import StoreUnavailable
+from conveyor.store.postgres.connection import LoopPools
 from conveyor.store.postgres.store import PostgresStore
 from conveyor.store.postgres.vacuums import vacuum_at_most_every
 from conveyor.worker.loop import run as run_loop
@@ -117,3 +119,80 @@ def test_a_worker_lets_go_of_its_loops_connections_as_it_stops(url: str, schema:
     assert ended.wait(20), "the worker's loop did not end"
     assert not [key for key in app.store.pools._pools if key[0] is loops[0]]
     app.close()
+
+
+async def test_a_task_that_swallowed_a_cancel_still_meets_an_outage_as_one(
+        store: PostgresStore) -> None:
+    """Only an error that replaced a CancelledError stands for one: a task that once caught a
+    cancel and went on (it still counts it) gets StoreUnavailable for a real outage."""
+    async def body() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, not uncancelled
+            await asyncio.sleep(10)
+        with pytest.raises(StoreUnavailable):
+            async with store.pools.connection() as conn:
+                await conn.close()
+                await conn.execute("SELECT 1")
+
+    task = asyncio.get_running_loop().create_task(body())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await task
+
+
+async def test_a_call_waiting_for_a_connection_as_the_loop_is_released_gets_one(
+        url: str) -> None:
+    """release_loop() closes the loop's pools while the loop goes on (a worker stopped beside
+    the demo's dashboard): a call already waiting for a connection gets one of a new pool."""
+    store = PostgresStore(url + "&pool_size=1")
+    await store.open()
+    await store.migrate()
+    try:
+        async with store.pools.connection() as held:
+            async def wait_for_one() -> int:
+                async with store.pools.connection() as conn:
+                    [(one,)] = await (await conn.execute("SELECT 1")).fetchall()
+                    return int(one)
+
+            waiter = asyncio.get_running_loop().create_task(wait_for_one())
+            await asyncio.sleep(0.1)  # waiting for the one connection
+            await store.release_loop()
+            await held.execute("SELECT 1")  # the held one works on until given back
+        assert await asyncio.wait_for(waiter, 10) == 1
+    finally:
+        await store.close()
+
+
+def test_a_pool_cancelled_as_it_opens_is_closed(url: str) -> None:
+    """A cancel while the loop's pool opens (SIGTERM in a worker's first moments) leaves no
+    pool task behind: nobody else could close that pool, and the loop's end would wait for
+    its tasks for ever."""
+    async def main() -> list[asyncio.Task[object]]:
+        stores = []
+        for delay_ms in (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30):
+            pools = PostgresStore(url).pools  # each its own first use: a pool opening
+            stores.append(pools)
+
+            async def use(pools: LoopPools = pools) -> None:
+                async with pools.connection() as conn:
+                    await conn.execute("SELECT 1")
+
+            task = asyncio.get_running_loop().create_task(use())
+            await asyncio.sleep(delay_ms / 1000)
+            task.cancel()
+            await asyncio.wait([task])
+        for pools in stores:
+            await pools.close_loop()
+        await asyncio.sleep(0.1)
+        return [task for task in asyncio.all_tasks()
+                if "psycopg_pool" in task.get_coro().cr_code.co_filename]  # type: ignore[union-attr]
+
+    left: list[list[asyncio.Task[object]]] = []
+    ended = threading.Event()
+
+    def in_thread() -> None:
+        left.append(run_loop(main()))
+        ended.set()
+
+    threading.Thread(target=in_thread, daemon=True).start()
+    assert ended.wait(30), "the loop did not end"
+    assert left == [[]]

@@ -93,10 +93,17 @@ class WorkerGroup:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        runs = [loop.create_task(worker.run(install_signals=False, release_loop=False))
+                for worker in self.workers]
         try:
-            await asyncio.gather(*(worker.run(install_signals=False, release_loop=False)
-                                   for worker in self.workers))
+            await asyncio.gather(*runs)
         finally:
+            # one worker's failure ends the gather: the others stop too, and all have
+            # stopped before the pools they share close (else they open new ones that
+            # nobody closes, and the loop's end waits for those for ever)
+            for worker in self.workers:
+                worker.stop()
+            await asyncio.gather(*runs, return_exceptions=True)
             if self.workers:
                 with contextlib.suppress(Exception):
                     await self.workers[0].store.release_loop()  # the app's, shared

@@ -180,20 +180,26 @@ class Worker:
         try:
             await self._claim_loop()
         finally:
-            for task in background:
-                task.cancel()
-            await self._shutdown()
-            # they end before the loop does (a query they were in is cancelled on the server)
-            await asyncio.wait(background, timeout=5.0)
-            await self.app.hooks.drain()
-            await stop_listening()
-            self.heartbeat.stop()
-            with contextlib.suppress(Exception):
-                await self.store.deregister_worker(self.id)
-            if release_loop:
-                with contextlib.suppress(Exception):
-                    await self.store.release_loop()
-            self.close()
+            try:
+                for task in background:
+                    task.cancel()
+                await self._shutdown()
+                # they end before the loop does (a query they were in is cancelled)
+                await asyncio.wait(background, timeout=5.0)
+                await self.app.hooks.drain()
+                await stop_listening()
+            finally:
+                # also when a second cancel cut the steps above short: a heartbeat left
+                # running would renew the given-up jobs' leases, and no rescue would come
+                self.heartbeat.stop()
+                try:
+                    with contextlib.suppress(Exception):
+                        await self.store.deregister_worker(self.id)
+                    if release_loop:
+                        with contextlib.suppress(Exception):
+                            await self.store.release_loop()
+                finally:
+                    self.close()
             log.info("worker %s stopped after %d jobs", self.id, self.processed)
 
     async def declare_limits(self) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
 
 from ... import _rng
 from ..._cancel import raise_if_cancelled
@@ -173,8 +173,20 @@ class LoopPools:
         key = (asyncio.get_running_loop(), UPKEEP.get())
         pool = self._pools.get(key) or await self._pool(key)
         try:
-            async with pool.connection() as conn:
-                yield conn
+            try:
+                conn = await pool.getconn()
+            except PoolClosed:
+                if self._pools.get(key) is pool:
+                    raise
+                # close_loop() closed it as this call waited (a worker stopping on a loop
+                # that goes on, as the demo's dashboard's): the loop's next pool serves it
+                pool = self._pools.get(key) or await self._pool(key)
+                conn = await pool.getconn()
+            try:  # as pool.connection() does
+                async with conn:
+                    yield conn
+            finally:
+                await pool.putconn(conn)  # a closed pool's: the connection is closed
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise_if_cancelled(exc)  # the closed connection's error hid a cancel (_cancel.py)
             raise unavailable(exc, self.url.where) from exc
@@ -229,6 +241,11 @@ class LoopPools:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             await pool.close()
             raise unavailable(exc, self.url.where) from exc
+        except BaseException:
+            # cancelled while it opened (a shutdown in a worker's first moments): nobody
+            # else can reach this pool, and its tasks would outlive the loop
+            await asyncio.shield(pool.close())
+            raise
         return pool
 
     async def _probe(self) -> None:

@@ -56,12 +56,18 @@ class Listener:
                                                             name=f"listen-{self.channel}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self._disconnect()
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                try:
+                    await self._task
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise  # a cancel of the caller's own, not the listener's end
+                self._task = None
+        finally:
+            await self._disconnect()
 
     async def _subscribe(self) -> None:
         conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)

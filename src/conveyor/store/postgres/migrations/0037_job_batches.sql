@@ -38,6 +38,23 @@ CREATE TABLE {schema}.conveyor_job_batches (
 ALTER TABLE {schema}.conveyor_job_batches ENABLE ROW LEVEL SECURITY;
 CREATE POLICY conveyor_job_batches_tenant ON {schema}.conveyor_job_batches
     USING (tenant = nullif(current_setting('conveyor.tenant', true), ''));
+-- The batch filter reads it as the caller (the tails are only read inside the triggers):
+-- every role that may read the jobs may read it, as a tenant role granted the schema's
+-- tables before this version (README) would otherwise fail the filtered list.
+DO $grant$
+DECLARE
+    grantee_name text;
+BEGIN
+    FOR grantee_name IN
+        SELECT DISTINCT CASE WHEN granted.grantee = 0 THEN 'PUBLIC'
+                             ELSE quote_ident(pg_get_userbyid(granted.grantee)) END
+        FROM pg_class AS jobs, aclexplode(jobs.relacl) AS granted
+        WHERE jobs.oid = '{schema}.conveyor_jobs'::regclass
+          AND granted.privilege_type = 'SELECT'
+    LOOP
+        EXECUTE 'GRANT SELECT ON {schema}.conveyor_job_batches TO ' || grantee_name;
+    END LOOP;
+END $grant$;
 
 -- copied before the key is built: one sort of the rows, not an index insert per row
 INSERT INTO {schema}.conveyor_job_batches (batch_id, job_id, tenant)
