@@ -171,3 +171,32 @@ async def test_version_37_lets_the_roles_that_read_the_jobs_read_the_batches(
         with admin_connect() as conn:
             conn.execute(f'DROP OWNED BY "{role}"')
             conn.execute(f'DROP ROLE "{role}"')
+
+
+@pytest.mark.anyio
+async def test_a_later_page_of_a_batch_keeps_its_bound_under_a_generic_plan(
+        store: PostgresStore) -> None:
+    """A page after a cursor reads the batch's key range from the cursor down, also once the
+    statement is prepared with a generic plan (psycopg prepares it after 5 runs): its text
+    has the bound as a real parameter, not `(after IS NULL OR job_id < after)`."""
+    batch = "batch-generic"
+    ids = sorted(r.id for r in await store.enqueue_many(
+        [NewJob(id=new_id(), task="t", queue="q", payload=b"{}", batch_id=batch)
+         for _ in range(2_000)]))
+    after = ids[100]  # a page deep in the batch: 100 older jobs left
+    where_sql, params = _where(JobFilter(batch_id=batch), after, 51)
+    text = store.statement(f"{q.LIST_SELECT_LIGHT}{where_sql} {q.LIST_ORDER}")
+    names = list(dict.fromkeys(name for name in params if f"%({name})s" in text))
+    for at, name in enumerate(names, 1):
+        text = text.replace(f"%({name})s", f"${at}")
+    with admin_connect() as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE page AS {text}")
+        arguments = ", ".join(f"'{params[name]}'" for name in names)
+        [(plan,)] = conn.execute(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE page({arguments})").fetchall()
+    nodes = list(plan_nodes(plan[0]["Plan"]))
+    read = sum(int(n["Actual Rows"]) * int(n["Actual Loops"]) for n in nodes
+               if n.get("Index Name") == "conveyor_job_batches_pkey"
+               and "job_id <" in str(n.get("Index Cond", "")))
+    assert 0 < read <= 101, f"the page read {read} of the batch's entries"

@@ -37,7 +37,7 @@ def where_clause(where: JobFilter, after: str | None, limit: int, clauses: Mappi
     params: dict[str, Any] = {"limit": limit, "after": after}
     chosen = []
     for name, clause in clauses.items():
-        if name.startswith("state:"):
+        if ":" in name:  # a variant ("state:queued", "batch_id:after"), chosen below
             continue
         value = after if name == "after" else getattr(where, name)
         if not value or name == "retrying":
@@ -45,7 +45,10 @@ def where_clause(where: JobFilter, after: str | None, limit: int, clauses: Mappi
         if name == "states":
             chosen.append(states_clause(value, clauses))
             continue
-        chosen.append(clause)
+        # a clause may have a text of its own for a page after a cursor: each text is then
+        # prepared with a plan whose bounds are real parameters (a prepared statement's
+        # generic plan cannot narrow an index range by `(%(after)s IS NULL OR ...)`)
+        chosen.append(clauses.get(f"{name}:after", clause) if after else clause)
         params.setdefault(name, listed([str(v) for v in value])
                           if isinstance(value, tuple) else value)
     if where.retrying:

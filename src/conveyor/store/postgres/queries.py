@@ -616,18 +616,22 @@ LIST_CLAUSES = {
     "correlation_id": "correlation_id = %(correlation_id)s",
     "idempotency_key": "idempotency_key = %(idempotency_key)s",
     # a batch's jobs: its range of conveyor_job_batches' key, newest id first (0037), each
-    # job then read by its own key. The page's cursor bounds that range too (the planner
-    # carries `id = job_id` across, not `id < after`). For a large batch the planner may
+    # job then read by its own key. A page after a cursor bounds that range too, in a text of
+    # its own ("batch_id:after": a prepared statement's generic plan keeps the bound; the
+    # planner carries `id = job_id` across, not `id < after`). For a large batch the planner may
     # merge that range with a backward walk of the jobs' key instead, and it cannot see
     # where the batch's ids end: the batch's newest id bounds that walk (without it, a page
     # of an old batch of 125,000 jobs walked the 8M newer jobs first: 12.4 s at 10M). A
     # batch's ids are those of one enqueue_many, made together (preparing.py): the walk
     # then crosses only what other producers enqueued meanwhile.
     "batch_id": ("id IN (SELECT job_id FROM {schema}.conveyor_job_batches"
-                 " WHERE batch_id = %(batch_id)s"
-                 " AND (%(after)s::text IS NULL OR job_id < %(after)s))"
+                 " WHERE batch_id = %(batch_id)s)"
                  " AND id <= (SELECT max(job_id) FROM {schema}.conveyor_job_batches"
                  " WHERE batch_id = %(batch_id)s)"),
+    "batch_id:after": ("id IN (SELECT job_id FROM {schema}.conveyor_job_batches"
+                       " WHERE batch_id = %(batch_id)s AND job_id < %(after)s)"
+                       " AND id <= (SELECT max(job_id) FROM {schema}.conveyor_job_batches"
+                       " WHERE batch_id = %(batch_id)s)"),
     "after": "id < %(after)s",
 }
 LIST_ORDER = "ORDER BY id DESC LIMIT %(limit)s"
