@@ -26,6 +26,12 @@ ROWS = [("a", "q1", None, T0 - 30, 0.003, "completed"), ("a", "q1", "acme", T0 -
                                                           "retried")]
 
 
+# the tasks read of ROWS and the day row: a day of every tenant, of acme, 30 days of acme
+EXPECTED = [[("a", "q1", 3, 1, 3), ("b", "q2", 1, 1, 1)],
+            [("a", "q1", 1, 1, 1), ("b", "q2", 1, 1, 1)],
+            [("a", "q1", 1, 1, 1), ("b", "q2", 5, 1, 5)]]
+
+
 def pending_row(n: int, task: str, queue: str, tenant: str | None, ended: float,
                 took: float, outcome: str) -> tuple[Any, ...]:
     values = {"job_id": f"job-{n}", "attempt": 1, "task": task, "queue": queue,
@@ -34,16 +40,16 @@ def pending_row(n: int, task: str, queue: str, tenant: str | None, ended: float,
     return tuple(values.get(c) for c in PENDING_COLUMNS)
 
 
-def upgraded(url: str) -> list[list[Any]]:
+def upgraded(url: str, version: int = 31) -> list[list[Any]]:
     """The tasks read over a day of every tenant, of acme, and over 30 days of acme, at
-    version 31."""
+    `version`, of rows pending (and a day row) at the version before it."""
     execute = raw_execute(url)
     store = open_store(url)
-    newest = [m for m in store._migrations if m.version <= 31]
+    newest = [m for m in store._migrations if m.version <= version]
     found: list[Any] = []
 
     async def migrate() -> None:
-        store._migrations = [m for m in newest if m.version < 31]
+        store._migrations = [m for m in newest if m.version < version]
         await store.migrate()
         execute(f"INSERT INTO {{schema}}conveyor_attempts_pending ({', '.join(PENDING_COLUMNS)}) "
                 f"VALUES ({', '.join(['%s'] * len(PENDING_COLUMNS))})",
@@ -55,7 +61,7 @@ def upgraded(url: str) -> list[list[Any]]:
                 f"VALUES ({', '.join(['%s'] * len(ROLLUP_COLUMNS))})",
                 [tuple(day.get(c, 0) for c in ROLLUP_COLUMNS)])
         store._migrations = newest
-        assert await store.migrate() == 1  # 0031 alone
+        assert await store.migrate() == 1  # `version` alone
         for tenant, span in ((None, 86400), ("acme", 86400), ("acme", 30 * 86400)):
             found.append(sorted((s.task, s.queue, s.total, s.failed, sum(s.series))
                                 for s in await store.task_analytics(
@@ -70,10 +76,7 @@ def upgraded(url: str) -> list[list[Any]]:
 def test_0031_keeps_the_tasks_read_of_the_rows_already_pending(kind: str,
                                                                tmp_path: Path) -> None:
     with store_url_for(kind, tmp_path, "t_pendtasks") as url:
-        every, acme, month = upgraded(url)
-        assert every == [("a", "q1", 3, 1, 3), ("b", "q2", 1, 1, 1)]
-        assert acme == [("a", "q1", 1, 1, 1), ("b", "q2", 1, 1, 1)]
-        assert month == [("a", "q1", 1, 1, 1), ("b", "q2", 5, 1, 5)]
+        assert upgraded(url) == EXPECTED
         if kind == "sqlite":
             [entries] = raw_execute(url)(
                 "SELECT count(*) FROM conveyor_attempts_pending "

@@ -1,79 +1,22 @@
 """Migration 0038 on a store with pending attempt rows and day rollups (both stores): SQLite
 drops the pending rows' index (0031's conveyor_attempts_pending_tasks: every settle's insert
 paid for it), PostgreSQL changes nothing; the tasks read of the rows already pending then
-sums every one of them, as version 36's read did (there by the index, here by a sort)."""
+sums every one of them, as version 37's read did (there by the index, here by a sort)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.stores import BOTH, raw_execute, store_url_for
-
-from conveyor.history.records import TimeRange
-from conveyor.history.rollup import bucket
-from conveyor.store.base import open_store
-from conveyor.store.history_fold_sql import PENDING_COLUMNS
-from conveyor.store.history_sql import ROLLUP_COLUMNS
-
-T0 = 1_700_000_000.0
-# (task, queue, tenant, ended, duration, outcome) of pending rows written at version 36
-ROWS = [("a", "q1", None, T0 - 30, 0.003, "completed"), ("a", "q1", "acme", T0 - 30, 0.5,
-                                                          "dead"),
-        ("a", "q1", None, T0 - 90, 0.003, "completed"), ("b", "q2", "acme", T0 - 4000, 2.0,
-                                                          "retried")]
-
-
-def pending_row(n: int, task: str, queue: str, tenant: str | None, ended: float,
-                took: float, outcome: str) -> tuple[Any, ...]:
-    values = {"job_id": f"job-{n}", "attempt": 1, "task": task, "queue": queue,
-              "tenant": tenant, "started_at": ended - took, "ended_at": ended,
-              "duration": took, "outcome": outcome, "bucket": bucket(took)}
-    return tuple(values.get(c) for c in PENDING_COLUMNS)
-
-
-def upgraded(url: str) -> list[list[Any]]:
-    """The tasks read over a day of every tenant, of acme, and over 30 days of acme, at
-    version 38."""
-    execute = raw_execute(url)
-    store = open_store(url)
-    newest = [m for m in store._migrations if m.version <= 38]
-    found: list[Any] = []
-
-    async def migrate() -> None:
-        store._migrations = [m for m in newest if m.version < 38]
-        await store.migrate()
-        execute(f"INSERT INTO {{schema}}conveyor_attempts_pending ({', '.join(PENDING_COLUMNS)}) "
-                f"VALUES ({', '.join(['%s'] * len(PENDING_COLUMNS))})",
-                [pending_row(n, *row) for n, row in enumerate(ROWS)])
-        # a day row of acme's, folded 10 days ago: 4 completed, in bucket 3
-        day = {"width": 86400, "minute": int(T0 - 10 * 86400) // 86400 * 1440, "task": "b",
-               "queue": "q2", "tenant": "acme", "completed": 4, "duration_sum": 0.02, "b3": 4}
-        execute(f"INSERT INTO {{schema}}conveyor_rollups ({', '.join(ROLLUP_COLUMNS)}) "
-                f"VALUES ({', '.join(['%s'] * len(ROLLUP_COLUMNS))})",
-                [tuple(day.get(c, 0) for c in ROLLUP_COLUMNS)])
-        store._migrations = newest
-        assert await store.migrate() == 1  # 0038 alone
-        for tenant, span in ((None, 86400), ("acme", 86400), ("acme", 30 * 86400)):
-            found.append(sorted((s.task, s.queue, s.total, s.failed, sum(s.series))
-                                for s in await store.task_analytics(
-                                    TimeRange(T0 - span, T0 + 60, tenant=tenant))))
-        await store.close()
-
-    asyncio.run(migrate())
-    return found
+from tests.unit.test_pending_tasks_upgrade import EXPECTED, upgraded
 
 
 @pytest.mark.parametrize("kind", BOTH)
 def test_0038_keeps_the_tasks_read_of_the_rows_already_pending(kind: str,
                                                                tmp_path: Path) -> None:
     with store_url_for(kind, tmp_path, "t_pendunidx") as url:
-        every, acme, month = upgraded(url)
-        assert every == [("a", "q1", 3, 1, 3), ("b", "q2", 1, 1, 1)]
-        assert acme == [("a", "q1", 1, 1, 1), ("b", "q2", 1, 1, 1)]
-        assert month == [("a", "q1", 1, 1, 1), ("b", "q2", 5, 1, 5)]
+        assert upgraded(url, 38) == EXPECTED
         if kind == "sqlite":
             assert raw_execute(url)(
                 "SELECT name FROM sqlite_master WHERE type = 'index' "
