@@ -37,6 +37,23 @@ FROM generate_series(1, 200000) AS n;
 ANALYZE {schema}.conveyor_job_batches"""
 
 
+async def three_in_a_batch_and_one_alone(store: PostgresStore) -> tuple[str, list[str]]:
+    """Enqueues 3 jobs of a new batch and 1 of none: (the batch id, the 4 ids in order)."""
+    batch = new_id()
+    ids = [r.id for r in await store.enqueue_many(
+        [NewJob(id=new_id(), task="t", queue="q", payload=b"{}", batch_id=batch)
+         for _ in range(3)] + [NewJob(id=new_id(), task="t", queue="q", payload=b"{}")])]
+    return batch, ids
+
+
+def back_to_version_36(conn: Any, schema: str) -> None:
+    """The schema as version 36 left it: no batches' table, the BRIN, 0037 on unapplied."""
+    conn.execute(f'DROP TABLE "{schema}".conveyor_job_batches')
+    conn.execute(f'CREATE INDEX conveyor_jobs_batch ON "{schema}".conveyor_jobs'
+                 ' USING brin (batch_id) WHERE batch_id IS NOT NULL')
+    conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 37')
+
+
 @pytest.fixture(scope="module")
 def batched() -> Iterator[PostgresStore]:
     yield from filled_schema(FILL)
@@ -68,10 +85,7 @@ async def test_a_copied_batch_is_listed_and_a_truncate_forgets_it(store: Postgre
 @pytest.mark.anyio
 async def test_only_jobs_with_a_batch_take_a_row_and_deletes_take_theirs(
         store: PostgresStore, schema: str) -> None:
-    batch = new_id()
-    ids = [r.id for r in await store.enqueue_many(
-        [NewJob(id=new_id(), task="t", queue="q", payload=b"{}", batch_id=batch)
-         for _ in range(3)] + [NewJob(id=new_id(), task="t", queue="q", payload=b"{}")])]
+    batch, ids = await three_in_a_batch_and_one_alone(store)
     assert batch_rows(schema) == 3
     claimed = await store.claim(["q"], "w", 4, 30.0)
     assert await store.settle([Complete(c.lease) for c in claimed]) == [True] * 4
@@ -106,15 +120,9 @@ def test_a_batch_page_reads_its_key_range_and_each_job_by_id(
 @pytest.mark.anyio
 async def test_version_37_copies_the_batches_of_the_jobs_already_stored(
         store: PostgresStore, schema: str) -> None:
-    batch = new_id()
-    ids = [r.id for r in await store.enqueue_many(
-        [NewJob(id=new_id(), task="t", queue="q", payload=b"{}", batch_id=batch)
-         for _ in range(3)] + [NewJob(id=new_id(), task="t", queue="q", payload=b"{}")])]
+    batch, ids = await three_in_a_batch_and_one_alone(store)
     with admin_connect() as conn:  # the schema as version 36 left it
-        conn.execute(f'DROP TABLE "{schema}".conveyor_job_batches')
-        conn.execute(f'CREATE INDEX conveyor_jobs_batch ON "{schema}".conveyor_jobs'
-                     ' USING brin (batch_id) WHERE batch_id IS NOT NULL')
-        conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 37')
+        back_to_version_36(conn, schema)
     assert await store.migrate() == store.latest_version - 36  # 0037 and what follows it
     assert batch_rows(schema) == 3
     assert [j.id for j in await store.list_jobs(JobFilter(batch_id=batch))] == [
@@ -155,11 +163,8 @@ async def test_version_37_lets_the_roles_that_read_the_jobs_read_the_batches(
     with admin_connect() as conn:  # granted at version 36, then the upgrade
         conn.execute(f'CREATE ROLE "{role}" NOLOGIN')
         conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
-        conn.execute(f'DROP TABLE "{schema}".conveyor_job_batches')
-        conn.execute(f'CREATE INDEX conveyor_jobs_batch ON "{schema}".conveyor_jobs'
-                     ' USING brin (batch_id) WHERE batch_id IS NOT NULL')
+        back_to_version_36(conn, schema)
         conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
-        conn.execute(f'DELETE FROM "{schema}".conveyor_schema WHERE version >= 37')
     try:
         await store.migrate()
         with admin_connect() as conn:
