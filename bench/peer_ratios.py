@@ -16,6 +16,8 @@ from pathlib import Path
 RATIOS = (
     ("SQLite main / base", "conveyor_sqlite", "conveyor_base_sqlite"),
     ("PostgreSQL main / base", "conveyor_pg", "conveyor_base_pg"),
+    ("SQLite history off / base", "conveyor_nohist_sqlite", "conveyor_base_sqlite"),
+    ("PostgreSQL history off / base", "conveyor_nohist_pg", "conveyor_base_pg"),
     ("SQLite limit 20 / unlimited", "conveyor_limit20_sqlite", "conveyor_sqlite"),
     ("PostgreSQL limit 20 / unlimited", "conveyor_limit20_pg", "conveyor_pg"),
     ("SQLite main / Huey", "conveyor_sqlite", "huey_sqlite"),
