@@ -87,6 +87,11 @@ class StoreUnavailable(ConveyorError):
     """The store cannot be reached (database down, disk full, locked for too long)."""
 
 
+class MigrationBlocked(StoreUnavailable):
+    """A migration could not take the table locks it needs within its wait: another
+    transaction holds them (nothing of that migration was applied)."""
+
+
 class WaitTimeout(ConveyorError):
     def __init__(self, job_id: str, timeout: float, state: str) -> None:
         super().__init__(f"job {job_id} still {state} after waiting {timeout:g}s")

@@ -39,7 +39,8 @@ from ..lanes import UPKEEP
 log = logging.getLogger("conveyor.store.postgres")
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_OWN_OPTIONS = ("schema", "pool_size", "events", "prepare")
+_OWN_OPTIONS = ("schema", "pool_size", "events", "prepare", "migrate_lock_timeout",
+                "migrate_wait")
 _CHECK_AFTER_IDLE = 2.0   # seconds: a connection idle longer is pinged before use
 _GETCONN_TIMEOUT = 10.0   # seconds a call waits for a connection before StoreUnavailable
 # Maintenance sends one store call at a time (worker/maintenance.py); the second connection is
@@ -61,6 +62,10 @@ class PostgresURL:
     prepare: bool        # server-side prepared statements (off behind PgBouncer's
                          # transaction pooling)
     where: str           # host:port/database for messages (never the password)
+    # a migration's statements wait this long for a table lock, then it rolls back and
+    # tries again (upgrade.py), for at most migrate_wait seconds in all; 0: wait for ever
+    migrate_lock_timeout: float = 2.0
+    migrate_wait: float = 600.0
 
     @property
     def quoted_schema(self) -> str:
@@ -86,8 +91,9 @@ def _channel(prefix: str, schema: str) -> str:
 
 
 def parse_url(url: str) -> PostgresURL:
-    """postgresql://user@host:5432/db?schema=NAME&pool_size=10&events=on&prepare=on (any
-    other option goes to libpq, e.g. sslmode=require)."""
+    """postgresql://user@host:5432/db?schema=NAME&pool_size=10&events=on&prepare=on
+    &migrate_lock_timeout=2&migrate_wait=600 (any other option goes to libpq, e.g.
+    sslmode=require)."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
         raise ConfigError(f"not a PostgreSQL URL: {url!r}")
@@ -104,6 +110,8 @@ def parse_url(url: str) -> PostgresURL:
         raise ConfigError("pool_size in the store URL must be at least 1")
     events = _switch(options.get("events", "on"))
     prepare = _switch(options.get("prepare", "on"))
+    lock_timeout = _seconds(options, "migrate_lock_timeout", 2.0)
+    wait = _seconds(options, "migrate_wait", 600.0)
     passed = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
     passed.setdefault("connect_timeout", "5")
     for option, value in _NETWORK_DEFAULTS.items():  # a host cut off fails, never hangs
@@ -112,7 +120,17 @@ def parse_url(url: str) -> PostgresURL:
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(passed), ""))
     host = parts.hostname or "localhost"
     where = f"{host}:{parts.port or 5432}{parts.path or '/'}"
-    return PostgresURL(conninfo, schema, pool_size, events, prepare, where)
+    return PostgresURL(conninfo, schema, pool_size, events, prepare, where, lock_timeout, wait)
+
+
+def _seconds(options: dict[str, str], name: str, default: float) -> float:
+    try:
+        value = float(options.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} in the store URL must be a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"{name} in the store URL must be 0 or more seconds")
+    return value
 
 
 def _switch(value: str) -> bool:

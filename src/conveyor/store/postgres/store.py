@@ -72,6 +72,7 @@ from .rows import SettleGroup, group_settles, settle_results
 from .sessions import Sessions
 from .traces import Traces
 from .trip import one_trip
+from .upgrade import LOCK_TIMEOUT, apply_in_tries, lock_timeout
 
 log = logging.getLogger("conveyor.store.postgres")
 
@@ -199,9 +200,15 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, CapGrants, Exchan
         return applied
 
     async def _apply(self, migration: Migration) -> int:
+        return await apply_in_tries(lambda: self._apply_once(migration), migration,
+                                    self.target)
+
+    async def _apply_once(self, migration: Migration) -> int:
         async with self.pools.connection() as conn, conn.transaction():
             await self._fetch(conn, q.MIGRATE_LOCK,
                               {"lock": f"conveyor.migrate.{self.target.schema}"})
+            if (timeout := lock_timeout(self.target)) is not None:  # upgrade.py
+                await self._fetch(conn, LOCK_TIMEOUT, {"timeout": timeout})
             if self.target.schema != "public":
                 await self._run(conn, q.CREATE_SCHEMA)
             await self._run(conn, q.SCHEMA_TABLE)
