@@ -7,6 +7,7 @@ PostgreSQL, against the real server."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conveyor.web import dead_view
 from conveyor.web.context import PAGE_WAIT
 
 from .harness import Live, sign_in
@@ -131,3 +133,25 @@ def test_a_slow_read_does_not_hold_the_overview(live: Live, monkeypatch: pytest.
         time.sleep(slow_for + 0.2)  # the slow read has finished and is kept
         html = viewer.get("/").text
         assert age_of(html) < slow_for + 0.5, age_of(html)  # its copy or newer, not the first
+
+
+def test_a_slow_read_does_not_hold_the_dead_page(live: Live, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    """The dead page's copy the same way; its read delayed without blocking the loop (so on
+    SQLite too: the page's wiring, not the store's threads)."""
+    read_store = dead_view.read_store
+
+    async def slow_read(*args: Any) -> Any:
+        await asyncio.sleep(1.0)
+        return await read_store(*args)
+
+    with page(live, "admin-token") as viewer:
+        assert viewer.get("/dead").status_code == 200
+        time.sleep(MAX_AGE + 0.1)
+        monkeypatch.setattr(dead_view, "read_store", slow_read)
+        began = time.monotonic()
+        html = viewer.get("/dead").text
+        took = time.monotonic() - began
+        monkeypatch.undo()
+        assert took < 0.5, took  # main: 1 s and more
+        assert age_of(html) > MAX_AGE and 'class="rereading"' in html
