@@ -51,6 +51,7 @@ class Settings:
     session_lifetime: float = 12 * 3600.0  # ... and this long after it began, in any case
     metrics_max_labels: int = 100  # distinct queues (and tasks) with series of their own
     dashboard_snapshot: float = 1.0  # seconds the overview and /metrics' gauges may be old
+    dashboard_stale: float = 30.0  # ... past that, a page's older copy while a slow read runs
     job_logs: bool = True  # a line per attempt start and end (logger conveyor.jobs)
     log_sample: str = "60/min,100"  # after 60 attempts a minute per task, log every 100th
     log_hash_key: str = ""  # the key of the hash that replaces Sensitive values in logs
@@ -170,6 +171,9 @@ def _check_web_limits(s: Settings) -> None:
     if not (math.isfinite(s.dashboard_snapshot) and 0 <= s.dashboard_snapshot <= 60):
         raise ConfigError("CONVEYOR_DASHBOARD_SNAPSHOT must be 0 (every request reads) to 60 "
                           "seconds")
+    if not (math.isfinite(s.dashboard_stale) and 0 <= s.dashboard_stale <= 3600):
+        raise ConfigError("CONVEYOR_DASHBOARD_STALE must be 0 (a page waits for every read) to "
+                          "3600 seconds")
     for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
         value = getattr(s, name)
         if not (math.isfinite(value) and value > 0):

@@ -123,6 +123,7 @@ def test_a_lease_that_is_not_a_finite_number_is_refused(tmp_path: Path, value: s
     ("CONVEYOR_HTTP_MAX_CONNECTIONS", "0"), ("CONVEYOR_MAX_BODY_BYTES", "-5"),
     ("CONVEYOR_HTTP_HEADER_TIMEOUT", "0"), ("CONVEYOR_HTTP_BODY_TIMEOUT", "inf"),
     ("CONVEYOR_HTTP_IDLE_TIMEOUT", "-1"), ("CONVEYOR_HTTP_IDLE_TIMEOUT", "nan"),
+    ("CONVEYOR_DASHBOARD_STALE", "-1"), ("CONVEYOR_DASHBOARD_STALE", "inf"),
 ])
 def test_web_limits_must_be_sensible(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):

@@ -148,3 +148,68 @@ async def test_a_read_under_way_when_dropped_answers_its_own_but_is_not_kept() -
     assert made == ["before", "after"]
     assert (await shared.get("all", read_before))[0] == "after the change"  # kept
     assert shared.reads == 2 and not shared.reading
+
+
+def test_a_negative_stale_or_wait_is_refused() -> None:
+    with pytest.raises(ValueError, match="stale is 0 seconds or more"):
+        Snapshot(1.0, stale=-1.0)
+    with pytest.raises(ValueError, match="wait is 0 seconds or more"):
+        Snapshot(1.0, wait=float("nan"))
+
+
+async def test_a_slow_read_serves_the_older_copy_and_replaces_it_when_done() -> None:
+    clock = Clock()
+    shared: Snapshot[str] = Snapshot(1.0, clock=clock, stale=30.0, wait=0.01)
+    release = asyncio.Event()
+    answers = ["first"]
+
+    async def read() -> str:
+        if answers[0] == "second":
+            await release.wait()  # the store is busy: slower than `wait`
+        return answers[0]
+
+    assert await shared.get(None, read) == ("first", 0.0)
+    clock.now += 20.0  # stale, within 1 + 30 s
+    answers[0] = "second"
+    assert await shared.get(None, read) == ("first", 20.0)  # not held by the read
+    assert await shared.get(None, read) == ("first", 20.0)  # joins it, does not start another
+    assert shared.reads == 2 and shared.reading
+    release.set()
+    await asyncio.sleep(0.01)
+    assert await shared.get(None, read) == ("second", 0.0)  # kept when it finished
+    assert shared.reads == 2 and not shared.reading
+
+
+async def test_a_quick_read_is_waited_for() -> None:
+    clock = Clock()
+    shared: Snapshot[int] = Snapshot(1.0, clock=clock, stale=30.0, wait=5.0)
+    version = 1
+
+    async def read() -> int:
+        await asyncio.sleep(0.001)  # within `wait`
+        return version
+
+    assert (await shared.get(None, read))[0] == 1
+    clock.now += 2.0
+    version = 2
+    assert (await shared.get(None, read))[0] == 2
+
+
+async def test_no_older_copy_past_stale_nor_after_a_drop() -> None:
+    clock = Clock()
+    shared: Snapshot[int] = Snapshot(1.0, clock=clock, stale=30.0, wait=0.0)
+    version = 1
+
+    async def read() -> int:
+        await asyncio.sleep(0.01)  # slower than `wait`
+        return version
+
+    assert (await shared.get(None, read))[0] == 1
+    clock.now += 31.5  # older than 1 + 30 s: not handed out, the request waits
+    version = 2
+    assert (await shared.get(None, read))[0] == 2
+    clock.now += 2.0  # usable, but dropped: a change made through the server shows at once
+    version = 3
+    shared.drop()
+    assert (await shared.get(None, read))[0] == 3
+    assert shared.reads == 3

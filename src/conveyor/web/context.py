@@ -19,6 +19,14 @@ from .snapshot import Snapshot
 
 T = TypeVar("T")
 
+# how long a page's request waits for a new read of its figures when it has an older copy to
+# show: a small store's reads take a few ms and are waited for; one slowed by draining workers
+# (60-150 ms at 10,000,000 jobs on PostgreSQL) must not hold the page (issue 16: p95 <= 50
+# ms). Past the wait, the page still renders while the read's threads hold the GIL: a request
+# served the older copy took 33-52 ms with 25 ms here, 14-29 ms with 10
+# (bench/results/2026-12-12-pgfresh.md)
+PAGE_WAIT = 0.010
+
 
 class WebContext:
     def __init__(self, conveyor: Conveyor, auth: Authenticator, *,
@@ -33,13 +41,22 @@ class WebContext:
         self.hub.add_listener(self._observe)
         self.body_slots = BodySlots(conveyor.settings.max_large_bodies)
         # shared reads, at most CONVEYOR_DASHBOARD_SNAPSHOT seconds old (snapshot.py): the
-        # overview's store reads per scope, and the gauges of /metrics
-        self.overview: Snapshot[Any] = Snapshot(conveyor.settings.dashboard_snapshot)
-        self.gauges: Snapshot[Any] = Snapshot(conveyor.settings.dashboard_snapshot)
-        # the queues page's and the dead page's store reads, dropped by every change made
-        # through this server (fresh.py)
-        self.queues_page: Snapshot[Any] = Snapshot(conveyor.settings.dashboard_snapshot)
-        self.dead_page: Snapshot[Any] = Snapshot(conveyor.settings.dashboard_snapshot)
+        # overview's store reads per scope, and the gauges of /metrics (a scrape always waits
+        # for its read: its samples are stamped with the scrape's time)
+        settings = conveyor.settings
+        self.gauges: Snapshot[Any] = Snapshot(settings.dashboard_snapshot)
+        # the pages' copies: past that age a page's request starts a new read, and gets the
+        # older copy (up to CONVEYOR_DASHBOARD_STALE more seconds old, its age shown) when the
+        # read takes longer than PAGE_WAIT; the queues page's and the dead page's are dropped
+        # by every change made through this server (fresh.py)
+        self.overview: Snapshot[Any] = self._page_copies()
+        self.queues_page: Snapshot[Any] = self._page_copies()
+        self.dead_page: Snapshot[Any] = self._page_copies()
+
+    def _page_copies(self) -> Snapshot[Any]:
+        settings = self.conveyor.settings
+        return Snapshot(settings.dashboard_snapshot, stale=settings.dashboard_stale,
+                        wait=PAGE_WAIT)
 
     def changed(self) -> None:
         """Something may have changed through this server: the pages' copies go."""

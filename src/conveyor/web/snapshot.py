@@ -8,12 +8,19 @@ always read fresh).
 - **Never older than `max_age`:** a copy is handed out only while its read began at most
   `max_age` seconds before the request came in; its age (seconds since that read began) goes
   with it, shown on the page and as a metric.
+- **Never waiting long on a slow read while a usable copy exists** (`stale` and `wait`, both
+  0 by default: off): a request for a copy older than `max_age` but at most `max_age + stale`
+  old starts a read (or joins the one under way) and waits for it at most `wait` seconds;
+  if the read is not done by then, the request gets the older copy, with its age (the page
+  says a newer read is under way), and the read goes on to replace it. A dashboard refreshed
+  while the store is busy answers in `wait` plus its rendering, not in the slowest read.
 - **Single-flight:** requests that come in while a read of the same key is under way wait
   for that read and share its result: N dashboards refreshing together cost one read.
 - A read that fails is not kept: each of its waiters gets the error, the next request reads
   again.
-- Keys (a tenant's scope, or None for all tenants) whose copy is stale are dropped as new
-  copies are made, so the copies held stay a handful.
+- Keys (a tenant's scope, or None for all tenants) whose copy is too old to be handed out
+  (older than `max_age + stale`) are dropped as new copies are made, so the copies held stay
+  a handful.
 - `drop()` forgets every copy, and every read under way as a copy to share: a request after
   it reads again (a change made through this server shows at once, web/fresh.py). A read
   that began before the drop still answers its own waiters, but is not kept.
@@ -40,10 +47,14 @@ class Copy(Generic[T]):
 
 
 class Snapshot(Generic[T]):
-    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
-        if max_age < 0:
-            raise ValueError(f"a snapshot's max_age is 0 seconds or more; got {max_age!r}")
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic, *,
+                 stale: float = 0.0, wait: float = 0.0) -> None:
+        for name, seconds in (("max_age", max_age), ("stale", stale), ("wait", wait)):
+            if not seconds >= 0:
+                raise ValueError(f"a snapshot's {name} is 0 seconds or more; got {seconds!r}")
         self.max_age = max_age
+        self.stale = stale  # seconds past max_age a copy may be handed out while a read runs
+        self.wait = wait  # seconds a request with such a copy waits for the read first
         self.clock = clock
         self.copies: dict[Hashable, Copy[T]] = {}
         # reads under way, by key: (the generation they began in, the read)
@@ -64,15 +75,25 @@ class Snapshot(Generic[T]):
         kept = self.copies.get(key)
         if kept is not None and asked - kept.began <= self.max_age:
             return kept.value, asked - kept.began
-        under_way = self.reading.get(key)
-        if under_way is not None and under_way[0] == self.generation:
-            task = under_way[1]
-        else:
-            task = asyncio.ensure_future(self._read(key, read, self.generation))
-            task.add_done_callback(_retrieved)
-            self.reading[key] = (self.generation, task)
+        task = self._reading(key, read)
+        if kept is not None and self.stale > 0 and asked - kept.began <= self.max_age + self.stale:
+            # a usable older copy: the read's answer if it comes within `wait`, else that copy
+            # (asyncio.wait cancels nothing: the read goes on and is kept for the next request)
+            await asyncio.wait((task,), timeout=self.wait)
+            if not task.done():
+                return kept.value, self.clock() - kept.began
         made = await asyncio.shield(task)
         return made.value, self.clock() - made.began
+
+    def _reading(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> asyncio.Future[Copy[T]]:
+        """The read of `key` under way since the last drop, or a new one."""
+        under_way = self.reading.get(key)
+        if under_way is not None and under_way[0] == self.generation:
+            return under_way[1]
+        task = asyncio.ensure_future(self._read(key, read, self.generation))
+        task.add_done_callback(_retrieved)
+        self.reading[key] = (self.generation, task)
+        return task
 
     async def _read(self, key: Hashable, read: Callable[[], Awaitable[T]],
                     generation: int) -> Copy[T]:
@@ -90,8 +111,9 @@ class Snapshot(Generic[T]):
 
     def _keep(self, key: Hashable, made: Copy[T]) -> None:
         now = self.clock()
-        for stale in [k for k, c in self.copies.items() if now - c.began > self.max_age]:
-            del self.copies[stale]
+        usable = self.max_age + self.stale
+        for old in [k for k, c in self.copies.items() if now - c.began > usable]:
+            del self.copies[old]
         if self.max_age > 0:
             self.copies[key] = made
 
