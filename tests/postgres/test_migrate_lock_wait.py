@@ -119,11 +119,15 @@ async def test_a_migration_that_cannot_get_its_lock_in_time_fails_clearly_and_ap
 @pytest.mark.anyio
 async def test_no_lock_timeout_waits_as_long_as_the_transaction_lasts(
         store: PostgresStore, url: str, schema: str,
-        long_reader: psycopg.Connection[Any]) -> None:
-    upgrade = upgrading(url, "migrate_lock_timeout=0", store.latest_version)
+        long_reader: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="conveyor.store")
+    upgrade = upgrading(url, "migrate_lock_timeout=0&options=-c%20lock_timeout%3D500",
+                        store.latest_version)  # a connection's own setting, overridden
     try:
         migration = asyncio.create_task(upgrade.migrate())
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(3.0)  # past the default try (2 s) and the connection's (0.5 s)
+        assert "waits for a table lock" not in caplog.text
+        assert not migration.done(), migration.exception()
         with admin_connect() as conn:  # one wait, on the lock, in the migration's session
             waiting = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
@@ -136,7 +140,8 @@ async def test_no_lock_timeout_waits_as_long_as_the_transaction_lasts(
 
 
 @pytest.mark.parametrize("option", ["migrate_lock_timeout=-1", "migrate_wait=soon",
-                                    "migrate_lock_timeout=nan", "migrate_wait=inf"])
+                                    "migrate_lock_timeout=nan", "migrate_wait=inf",
+                                    "migrate_lock_timeout=2147484"])
 def test_the_url_refuses_a_wait_that_is_not_a_number_of_seconds(option: str) -> None:
     with pytest.raises(ConfigError, match=option.split("=")[0]):
         parse_url(f"postgresql://u@h/db?{option}")
@@ -146,5 +151,11 @@ def test_the_url_takes_the_waits_and_keeps_them_from_libpq() -> None:
     target = parse_url("postgresql://u@h/db?migrate_lock_timeout=0.5&migrate_wait=30")
     assert (target.migrate_lock_timeout, target.migrate_wait) == (0.5, 30.0)
     assert "migrate" not in target.conninfo
+
+
+def test_an_option_with_a_space_reaches_libpq_as_a_space() -> None:
+    # libpq's URIs decode %20, not "+": options=-c lock_timeout=500 must stay one setting
+    target = parse_url("postgresql://u@h/db?options=-c%20lock_timeout%3D500")
+    assert "options=-c%20lock_timeout%3D500" in target.conninfo
     assert (parse_url("postgresql://u@h/db").migrate_lock_timeout,
             parse_url("postgresql://u@h/db").migrate_wait) == (2.0, 600.0)

@@ -213,3 +213,45 @@ async def test_no_older_copy_past_stale_nor_after_a_drop() -> None:
     shared.drop()
     assert (await shared.get(None, read))[0] == 3
     assert shared.reads == 3
+
+
+async def test_after_a_change_a_copy_from_before_it_lasts_its_max_age_not_its_stale_time(
+        ) -> None:
+    clock = Clock()
+    shared: Snapshot[int] = Snapshot(1.0, clock=clock, stale=30.0, wait=0.0)
+    version = 1
+
+    async def read() -> int:
+        await asyncio.sleep(0.01)  # slower than `wait`
+        return version
+
+    assert (await shared.get(None, read))[0] == 1
+    clock.now += 0.5
+    shared.changed()  # the overview's copy stays for its max age (a second)...
+    version = 2
+    assert await shared.get(None, read) == (1, 0.5)
+    clock.now += 1.0  # ...but is not served stale: the request waits for the new read
+    assert (await shared.get(None, read))[0] == 2
+    clock.now += 2.0  # a copy read after the change is served stale as before
+    version = 3
+    assert (await shared.get(None, read))[0] == 2
+    assert shared.reads == 3
+
+
+async def test_a_failed_background_read_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    shared: Snapshot[int] = Snapshot(1.0, clock=clock, stale=30.0, wait=0.0)
+    failing = False
+
+    async def read() -> int:
+        await asyncio.sleep(0.01)
+        if failing:
+            raise RuntimeError("the store is down")
+        return 1
+
+    assert (await shared.get(None, read))[0] == 1
+    clock.now += 2.0
+    failing = True
+    assert (await shared.get(None, read))[0] == 1  # the older copy, the read goes on
+    await asyncio.sleep(0.05)
+    assert "a dashboard read failed" in caplog.text and "the store is down" in caplog.text

@@ -59,9 +59,12 @@ class WebContext:
                         wait=PAGE_WAIT)
 
     def changed(self) -> None:
-        """Something may have changed through this server: the pages' copies go."""
+        """Something may have changed through this server: the queues and dead pages'
+        copies go; the overview's stay for what CONVEYOR_DASHBOARD_SNAPSHOT allows (as
+        before the older copies), never past it."""
         self.queues_page.drop()
         self.dead_page.drop()
+        self.overview.changed()
 
     def _observe(self, events: list[JobEvent]) -> None:
         """Metrics and chart history both count transitions, worked out once per batch."""

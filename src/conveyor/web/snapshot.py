@@ -21,6 +21,9 @@ always read fresh).
 - Keys (a tenant's scope, or None for all tenants) whose copy is too old to be handed out
   (older than `max_age + stale`) are dropped as new copies are made, so the copies held stay
   a handful.
+- `changed()` (a change made through this server) keeps the copies for what `max_age`
+  allows, but none made before it is handed out past `max_age` any more: the change shows
+  within `max_age`, never `max_age + stale`, later.
 - `drop()` forgets every copy, and every read under way as a copy to share: a request after
   it reads again (a change made through this server shows at once, web/fresh.py). A read
   that began before the drop still answers its own waiters, but is not kept.
@@ -32,12 +35,14 @@ the write that depends on it).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("conveyor.web")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +66,16 @@ class Snapshot(Generic[T]):
         self.reading: dict[Hashable, tuple[int, asyncio.Future[Copy[T]]]] = {}
         self.generation = 0  # one more with every drop()
         self.reads = 0  # store reads made (tests, and the dashboard's age line)
+        self.changed_at = float("-inf")  # no copy whose read began before it is served stale
 
     def drop(self) -> None:
         """Forget every copy and the reads under way: the next request of each key reads."""
         self.generation += 1
         self.copies.clear()
+
+    def changed(self) -> None:
+        """A change was made: copies read before it are served only while `max_age` lasts."""
+        self.changed_at = self.clock()
 
     async def get(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> tuple[T, float]:
         """(value, age in seconds): the kept copy if fresh enough, else one read shared by
@@ -76,7 +86,8 @@ class Snapshot(Generic[T]):
         if kept is not None and asked - kept.began <= self.max_age:
             return kept.value, asked - kept.began
         task = self._reading(key, read)
-        if kept is not None and self.stale > 0 and asked - kept.began <= self.max_age + self.stale:
+        if (kept is not None and self.stale > 0 and kept.began >= self.changed_at
+                and asked - kept.began <= self.max_age + self.stale):
             # a usable older copy: the read's answer if it comes within `wait`, else that copy
             # (asyncio.wait cancels nothing: the read goes on and is kept for the next request)
             await asyncio.wait((task,), timeout=self.wait)
@@ -119,6 +130,8 @@ class Snapshot(Generic[T]):
 
 
 def _retrieved(task: asyncio.Future[Any]) -> None:
-    """Mark a failed read's error as seen (its waiters got it; there may be none left)."""
-    if not task.cancelled():
-        task.exception()
+    """Mark a failed read's error as seen, and log it: its waiters got it, but a page served
+    an older copy meanwhile did not (there may be no waiter left)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("a dashboard read failed (pages show their older copy, with its age, "
+                    "until a read succeeds): %s", exc)

@@ -26,7 +26,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
@@ -117,7 +117,8 @@ def parse_url(url: str) -> PostgresURL:
     for option, value in _NETWORK_DEFAULTS.items():  # a host cut off fails, never hangs
         passed.setdefault(option, value)
     passed.setdefault("application_name", "conveyor")
-    conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(passed), ""))
+    query = urlencode(passed, quote_via=quote)  # %20, not "+": libpq's URIs decode only %XX
+    conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
     host = parts.hostname or "localhost"
     where = f"{host}:{parts.port or 5432}{parts.path or '/'}"
     return PostgresURL(conninfo, schema, pool_size, events, prepare, where, lock_timeout, wait)
@@ -128,9 +129,12 @@ def _seconds(options: dict[str, str], name: str, default: float) -> float:
         value = float(options.get(name, default))
     except ValueError:
         raise ConfigError(f"{name} in the store URL must be a number of seconds") from None
-    if not 0 <= value < float("inf"):
-        raise ConfigError(f"{name} in the store URL must be 0 or more seconds")
+    if not 0 <= value <= _LONGEST_TIMEOUT:  # the server's lock_timeout is an int of ms
+        raise ConfigError(f"{name} in the store URL must be 0 to {_LONGEST_TIMEOUT:g} seconds")
     return value
+
+
+_LONGEST_TIMEOUT = (2**31 - 1) / 1000
 
 
 def _switch(value: str) -> bool:

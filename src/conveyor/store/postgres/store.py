@@ -207,8 +207,7 @@ class PostgresStore(Reads, Catalog, Control, Sessions, Limits, CapGrants, Exchan
         async with self.pools.connection() as conn, conn.transaction():
             await self._fetch(conn, q.MIGRATE_LOCK,
                               {"lock": f"conveyor.migrate.{self.target.schema}"})
-            if (timeout := lock_timeout(self.target)) is not None:  # upgrade.py
-                await self._fetch(conn, LOCK_TIMEOUT, {"timeout": timeout})
+            await self._fetch(conn, LOCK_TIMEOUT, {"timeout": lock_timeout(self.target)})
             if self.target.schema != "public":
                 await self._run(conn, q.CREATE_SCHEMA)
             await self._run(conn, q.SCHEMA_TABLE)

@@ -10,8 +10,10 @@ lock; a statement that cannot get its lock in time fails the try, whose transact
 back (nothing of the migration stays, and the locks it did take are released, so the
 queued workers go on), and the migration tries again after a pause that doubles up to
 5 s, for at most migrate_wait seconds in all (600 by default). Then it fails with
-MigrationBlocked, naming the statement that waited. migrate_lock_timeout=0 waits for
-ever, as before.
+MigrationBlocked, naming the migration. So a migration holds the others up for at most
+migrate_lock_timeout at a time, not for as long as the long transaction lasts.
+migrate_lock_timeout=0 waits for ever, as before (lock_timeout 0 for the try, whatever the
+role's or the server's setting).
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ FIRST_PAUSE = 0.25
 LONGEST_PAUSE = 5.0
 
 
-def lock_timeout(url: PostgresURL) -> str | None:
-    """The try's lock_timeout as the server reads it (milliseconds), None: no limit."""
+def lock_timeout(url: PostgresURL) -> str:
+    """The try's lock_timeout as the server reads it (milliseconds; "0": no limit)."""
     if url.migrate_lock_timeout <= 0:
-        return None
+        return "0"
     return f"{max(1, round(url.migrate_lock_timeout * 1000))}ms"
 
 
