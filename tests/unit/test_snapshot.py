@@ -195,21 +195,28 @@ async def test_a_quick_read_is_waited_for() -> None:
     assert (await shared.get(None, read))[0] == 2
 
 
+class Versions:
+    """A store whose read answers the current version, slower than a `wait` of 0."""
+
+    def __init__(self) -> None:
+        self.version = 1
+
+    async def read(self) -> int:
+        await asyncio.sleep(0.01)
+        return self.version
+
+
 async def test_no_older_copy_past_stale_nor_after_a_drop() -> None:
     clock = Clock()
     shared: Snapshot[int] = Snapshot(1.0, clock=clock, stale=30.0, wait=0.0)
-    version = 1
-
-    async def read() -> int:
-        await asyncio.sleep(0.01)  # slower than `wait`
-        return version
-
+    store = Versions()
+    read = store.read
     assert (await shared.get(None, read))[0] == 1
     clock.now += 31.5  # older than 1 + 30 s: not handed out, the request waits
-    version = 2
+    store.version = 2
     assert (await shared.get(None, read))[0] == 2
     clock.now += 2.0  # usable, but dropped: a change made through the server shows at once
-    version = 3
+    store.version = 3
     shared.drop()
     assert (await shared.get(None, read))[0] == 3
     assert shared.reads == 3
@@ -219,21 +226,17 @@ async def test_after_a_change_a_copy_from_before_it_lasts_its_max_age_not_its_st
         ) -> None:
     clock = Clock()
     shared: Snapshot[int] = Snapshot(1.0, clock=clock, stale=30.0, wait=0.0)
-    version = 1
-
-    async def read() -> int:
-        await asyncio.sleep(0.01)  # slower than `wait`
-        return version
-
+    store = Versions()
+    read = store.read
     assert (await shared.get(None, read))[0] == 1
     clock.now += 0.5
     shared.changed()  # the overview's copy stays for its max age (a second)...
-    version = 2
+    store.version = 2
     assert await shared.get(None, read) == (1, 0.5)
     clock.now += 1.0  # ...but is not served stale: the request waits for the new read
     assert (await shared.get(None, read))[0] == 2
     clock.now += 2.0  # a copy read after the change is served stale as before
-    version = 3
+    store.version = 3
     assert (await shared.get(None, read))[0] == 2
     assert shared.reads == 3
 
