@@ -51,7 +51,7 @@ class Settings:
     session_lifetime: float = 12 * 3600.0  # ... and this long after it began, in any case
     metrics_max_labels: int = 100  # distinct queues (and tasks) with series of their own
     dashboard_snapshot: float = 1.0  # seconds the overview and /metrics' gauges may be old
-    dashboard_stale: float = 5.0  # ... past that, a page's older copy while a slow read runs
+    dashboard_stale: float = 30.0  # ... past that, a page's older copy while a slow read runs
     job_logs: bool = True  # a line per attempt start and end (logger conveyor.jobs)
     log_sample: str = "60/min,100"  # after 60 attempts a minute per task, log every 100th
     log_hash_key: str = ""  # the key of the hash that replaces Sensitive values in logs
