@@ -258,3 +258,18 @@ async def test_a_failed_background_read_is_logged(caplog: pytest.LogCaptureFixtu
     assert (await shared.get(None, read))[0] == 1  # the older copy, the read goes on
     await asyncio.sleep(0.05)
     assert "a dashboard read failed" in caplog.text and "the store is down" in caplog.text
+
+
+async def test_settle_waits_for_the_reads_no_request_waits_for_any_more() -> None:
+    clock = Clock()
+    shared: Snapshot[int] = Snapshot(1.0, clock=clock, stale=30.0, wait=0.0)
+    store = Versions()
+    assert (await shared.get(None, store.read))[0] == 1
+    clock.now += 2.0
+    assert (await shared.get(None, store.read))[0] == 1  # the older copy; the read goes on
+    assert shared.reading
+    await shared.settle(timeout=5.0)
+    assert not shared.reading  # it ended (and was kept)
+    clock.now += 0.5
+    assert await shared.get(None, store.read) == (1, 0.5)
+    await shared.settle(timeout=5.0)  # nothing under way: returns at once

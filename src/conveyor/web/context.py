@@ -58,6 +58,11 @@ class WebContext:
         return Snapshot(settings.dashboard_snapshot, stale=settings.dashboard_stale,
                         wait=PAGE_WAIT)
 
+    async def settle_reads(self, timeout: float = 5.0) -> None:
+        """Let the shared reads under way end before the server stops (server.py)."""
+        for shared in (self.overview, self.queues_page, self.dead_page, self.gauges):
+            await shared.settle(timeout)
+
     def changed(self) -> None:
         """Something may have changed through this server: the queues and dead pages'
         copies go; the overview's stay for what CONVEYOR_DASHBOARD_SNAPSHOT allows (as

@@ -74,6 +74,7 @@ def create_app(conveyor: Conveyor, *, tokens: str | None = None,
             yield
         finally:
             sampler.cancel()
+            await ctx.settle_reads()  # a page's read it no longer waits for (snapshot.py)
             await ctx.hub.stop()
 
     app = Starlette(routes=_routes(), lifespan=lifespan,

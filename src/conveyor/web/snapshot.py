@@ -73,6 +73,13 @@ class Snapshot(Generic[T]):
         self.generation += 1
         self.copies.clear()
 
+    async def settle(self, timeout: float) -> None:
+        """Wait up to `timeout` for the reads under way (the server stopping: a read that a
+        request no longer waits for must not be cut off holding a store connection)."""
+        tasks = [task for _, task in self.reading.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
     def changed(self) -> None:
         """A change was made: copies read before it are served only while `max_age` lasts."""
         self.changed_at = self.clock()
