@@ -27,14 +27,6 @@ from conveyor.store.migrate import Migration
 from conveyor.store.postgres.connection import parse_url
 from conveyor.store.postgres.store import PostgresStore
 
-
-def version(schema: str) -> int:
-    with admin_connect() as conn:
-        row = conn.execute(f'SELECT max(version) FROM "{schema}".conveyor_schema').fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 NAME = "{:04d}_lock_test"
 
 
@@ -82,12 +74,12 @@ async def test_an_enqueue_is_not_held_up_while_a_migration_waits_for_a_long_tran
         # more here; without the tries the enqueue waits for all of it)
         took = await enqueue_seconds(store)
         assert took < 1.5, took
-        assert version(schema) == latest
+        assert await store.schema_version() == latest
         await asyncio.sleep(2.5)
         assert not migration.done()
         long_reader.rollback()  # the long transaction ends
         assert await asyncio.wait_for(migration, timeout=30) == 1
-        assert version(schema) == latest + 1
+        assert await store.schema_version() == latest + 1
         assert f"migration {NAME.format(latest + 1)} waits for a table lock" in caplog.text
     finally:
         await upgrade.close()
@@ -106,7 +98,7 @@ async def test_a_migration_that_cannot_get_its_lock_in_time_fails_clearly_and_ap
             await upgrade.migrate()
         assert time.monotonic() - began < 5
         assert "conveyor migrate" in str(failed.value)
-        assert version(schema) == latest  # nothing of it stayed
+        assert await store.schema_version() == latest  # nothing of it stayed
         with admin_connect() as conn:
             row = conn.execute("SELECT count(*) FROM information_schema.columns WHERE "
                                "table_schema = %s AND column_name = 'lock_test'",

@@ -268,8 +268,8 @@ async def test_settle_waits_for_the_reads_no_request_waits_for_any_more() -> Non
     clock.now += 2.0
     assert (await shared.get(None, store.read))[0] == 1  # the older copy; the read goes on
     assert shared.reading
-    await shared.settle(timeout=5.0)
+    await Snapshot.settle(shared, timeout=5.0)
     assert not shared.reading  # it ended (and was kept)
     clock.now += 0.5
     assert await shared.get(None, store.read) == (1, 0.5)
-    await shared.settle(timeout=5.0)  # nothing under way: returns at once
+    await Snapshot.settle(shared, timeout=5.0)  # nothing under way: returns at once

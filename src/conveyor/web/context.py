@@ -60,8 +60,8 @@ class WebContext:
 
     async def settle_reads(self, timeout: float = 5.0) -> None:
         """Let the shared reads under way end before the server stops (server.py)."""
-        for shared in (self.overview, self.queues_page, self.dead_page, self.gauges):
-            await shared.settle(timeout)
+        await Snapshot.settle(self.overview, self.queues_page, self.dead_page, self.gauges,
+                              timeout=timeout)
 
     def changed(self) -> None:
         """Something may have changed through this server: the queues and dead pages'

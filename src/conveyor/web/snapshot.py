@@ -73,10 +73,12 @@ class Snapshot(Generic[T]):
         self.generation += 1
         self.copies.clear()
 
-    async def settle(self, timeout: float) -> None:
-        """Wait up to `timeout` for the reads under way (the server stopping: a read that a
-        request no longer waits for must not be cut off holding a store connection)."""
-        tasks = [task for _, task in self.reading.values()]
+    @staticmethod
+    async def settle(*snapshots: Snapshot[Any], timeout: float) -> None:
+        """Wait up to `timeout` in all for the reads under way of `snapshots` (the server
+        stopping: a read that a request no longer waits for must not be cut off holding a
+        store connection)."""
+        tasks = [task for shared in snapshots for _, task in shared.reading.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
